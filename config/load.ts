@@ -1,0 +1,159 @@
+// Reading a config: YAML → zod → cross-field checks, every problem reported at once with its key path.
+import { resolve } from "node:path";
+import { isMap, parseDocument } from "yaml";
+import { type core, z } from "zod";
+import type { Host } from "../src/host/host.js";
+import { UsageError } from "../src/runner/errors.js";
+import { inSubnet, intToIp, ipToInt, parseCidr } from "./ip.js";
+import { type Config, configSchema } from "./schema.js";
+
+/** A config file that failed to load: each problem with its key path. */
+export class ConfigError extends UsageError {
+  override name = "ConfigError";
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`Invalid config ${file}:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  }
+}
+
+/** Parse and validate config text; throws ConfigError listing every problem. */
+export function parseConfig(text: string, file: string): Config {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0)
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => `YAML syntax${e.linePos ? ` (line ${e.linePos[0].line}, column ${e.linePos[0].col})` : ""}: ${e.message.split("\n")[0]}`),
+    );
+  const raw: unknown = doc.contents === null ? {} : doc.toJS();
+  if (doc.contents !== null && !isMap(doc.contents))
+    throw new ConfigError(file, ["top level: must be a mapping of keys (lab, network, image, containers, inventory, …)"]);
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(file, parsed.error.issues.flatMap(formatIssue));
+  const problems = crossChecks(parsed.data);
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  return parsed.data;
+}
+
+/** Find and load the config: -c FILE, else ./aplspawn.yaml, else the packaged config/aplspawn.yaml. */
+export async function loadConfig(host: Host, file: string | undefined, packageDir: string): Promise<{ config: Config; file: string }> {
+  const candidates = file ? [resolve(file)] : [resolve("aplspawn.yaml"), resolve(packageDir, "config/aplspawn.yaml")];
+  for (const c of candidates) {
+    if (await host.fs.exists(c)) return { config: parseConfig(await host.fs.readFile(c), c), file: c };
+  }
+  throw new UsageError(`Config file not found: ${candidates.join(" or ")}`);
+}
+
+function keyPath(path: readonly PropertyKey[]): string {
+  return path.length === 0 ? "top level" : path.map(String).join(".");
+}
+
+function formatIssue(issue: core.$ZodIssue): string[] {
+  if (issue.code === "unrecognized_keys") {
+    const known = knownKeys(issue.path);
+    return issue.keys.map((k) => {
+      const hint = closest(k, known);
+      const at = issue.path.length ? `${keyPath(issue.path)}.${k}` : k;
+      return `${at}: unknown key${hint ? ` (did you mean "${hint}"?)` : ""}`;
+    });
+  }
+  if (issue.code === "invalid_type" && issue.message.includes("received undefined"))
+    return [`${keyPath(issue.path)}: required`];
+  return [`${keyPath(issue.path)}: ${issue.message}`];
+}
+
+/** The keys the schema allows at a path (for "did you mean"). */
+function knownKeys(path: readonly PropertyKey[]): string[] {
+  let s: z.ZodType = configSchema;
+  for (const p of path) {
+    s = unwrap(s);
+    if (!(s instanceof z.ZodObject)) return [];
+    const next = (s.shape as Record<string, z.ZodType>)[String(p)];
+    if (!next) return [];
+    s = next;
+  }
+  s = unwrap(s);
+  return s instanceof z.ZodObject ? Object.keys(s.shape) : [];
+}
+
+function unwrap(s: z.ZodType): z.ZodType {
+  let cur = s;
+  for (let i = 0; i < 5; i++) {
+    const inner = (cur as unknown as { def: { innerType?: z.ZodType } }).def.innerType;
+    if (!inner) break;
+    cur = inner;
+  }
+  return cur;
+}
+
+function closest(word: string, options: string[]): string | undefined {
+  let best: { o: string; d: number } | undefined;
+  for (const o of options) {
+    const d = levenshtein(word.toLowerCase(), o.toLowerCase());
+    if (!best || d < best.d) best = { o, d };
+  }
+  return best && best.d <= Math.max(2, Math.floor(word.length / 3)) ? best.o : undefined;
+}
+
+function levenshtein(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+function crossChecks(c: Config): string[] {
+  const problems: string[] = [];
+  const net = parseCidr(c.network.address);
+  if (net.prefix > 30) problems.push("network.address: the prefix must be /30 or shorter to leave room for containers");
+  if (ipToInt(net.address) === net.network || ipToInt(net.address) === net.broadcast)
+    problems.push(`network.address: ${net.address} is the subnet's network or broadcast address, not a host address`);
+  const [first, last] = c.containers.ipRange;
+  for (const [i, ip] of c.containers.ipRange.entries())
+    if (!inSubnet(ip, net)) problems.push(`containers.ipRange.${i}: ${ip} is not a host address in ${c.network.address}`);
+  const a = ipToInt(first);
+  const b = ipToInt(last);
+  if (a > b) problems.push(`containers.ipRange: ${first} comes after ${last}`);
+  else {
+    const gw = ipToInt(net.address);
+    if (gw >= a && gw <= b) problems.push(`containers.ipRange: contains the bridge address ${net.address}`);
+    const size = b - a + 1 - (gw >= a && gw <= b ? 1 : 0);
+    if (c.containers.count > size)
+      problems.push(`containers.count: ${c.containers.count} containers do not fit in ipRange ${first}–${last} (${size} addresses)`);
+  }
+  if (problems.length === 0) {
+    const names = containerSpecs(c).map((s) => s.name);
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup) problems.push(`containers.ipRange: two containers would both be named ${dup} (names use the last octet)`);
+  }
+  if (c.image.sha256 && c.image.checksums) problems.push("image: give image.sha256 or image.checksums, not both");
+  return problems;
+}
+
+/** One container of the lab, derived from the config. */
+export interface ContainerSpec {
+  name: string;
+  ip: string;
+  index: number;
+}
+
+/** The lab's containers: names are prefix + the IP's last octet, IPs taken from ipRange in order. */
+export function containerSpecs(c: Config): ContainerSpec[] {
+  const gw = ipToInt(parseCidr(c.network.address).address);
+  const out: ContainerSpec[] = [];
+  for (let n = ipToInt(c.containers.ipRange[0]); out.length < c.containers.count; n++) {
+    if (n === gw) continue;
+    const ip = intToIp(n);
+    out.push({ name: `${c.containers.prefix}${ip.split(".")[3]}`, ip, index: out.length });
+  }
+  return out;
+}
+

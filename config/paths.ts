@@ -1,0 +1,23 @@
+// Where a lab keeps things on the host, derived from the config in one place.
+import { basename } from "node:path";
+import type { Config } from "./schema.js";
+
+/** The lab's state directory (journal, lock, keys, known_hosts, container layers). */
+export const labDir = (c: Config) => `${c.workdir}/${c.lab}`;
+/** Downloaded and built images (a cache shared by labs). */
+export const imageStore = (c: Config) => `${c.workdir}/images`;
+/** The image file: a file:// URL is used where it is; a download lands in the image store. */
+export function imagePath(c: Config): string {
+  const u = new URL(c.image.url);
+  return u.protocol === "file:" ? decodeURIComponent(u.pathname) : `${imageStore(c)}/${basename(decodeURIComponent(u.pathname)) || "image.img"}`;
+}
+/** The read-only lower layer shared by the lab's containers. */
+export const lowerDir = (c: Config) => `${labDir(c)}/lower`;
+/** A container's own directory: upper and work layers, host keys, log. */
+export const containerDir = (c: Config, name: string) => `${labDir(c)}/containers/${name}`;
+/** A container's merged root, where systemd-nspawn runs it. */
+export const mergedDir = (c: Config, name: string) => `${c.containers.machinesDir}/${name}`;
+/** The private key used to reach containers (its .pub beside it). */
+export const sshKeyPath = (c: Config) => c.containers.sshKey ?? `${labDir(c)}/id_ed25519`;
+/** The lab's known_hosts, holding every container's pinned host keys. */
+export const knownHostsPath = (c: Config) => `${labDir(c)}/known_hosts`;

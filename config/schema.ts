@@ -1,0 +1,118 @@
+// The config schema: the one source of the config's types. Defaults fill everything optional.
+import { z } from "zod";
+
+// What the kernel and the filesystem accept for names that become paths, interfaces or chains.
+const safeName = (what: string, max: number, pattern = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/) =>
+  z
+    .string()
+    .min(1)
+    .max(max, `${what} must be at most ${max} characters`)
+    .regex(pattern, `${what} may use only letters, digits, "_", "." and "-", and must start with a letter or digit`)
+    .refine((s) => !s.includes(".."), `${what} must not contain ".."`);
+
+const absPath = z
+  .string()
+  .min(1)
+  .refine((p) => p.startsWith("/"), "must be an absolute path")
+  .refine((p) => !p.split("/").includes(".."), 'must not contain ".."');
+
+const anyPath = z
+  .string()
+  .min(1)
+  .refine((p) => !p.includes("\0"), "must not contain NUL");
+
+const url = z
+  .string()
+  .refine((u) => {
+    try {
+      return ["http:", "https:", "file:"].includes(new URL(u).protocol);
+    } catch {
+      return false;
+    }
+  }, "must be an http://, https:// or file:// URL");
+
+const sha256 = z
+  .string()
+  .regex(/^[0-9a-fA-F]{64}$/, "must be 64 hexadecimal digits (a SHA-256 digest)")
+  .transform((s) => s.toLowerCase());
+
+const packageName = z.string().regex(/^[a-z0-9][a-z0-9+.-]*$/, "must be a Debian package name");
+
+export const DEFAULT_PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "python3", "sudo"];
+
+const buildSchema = z.strictObject({
+  /** Debian suite given to debootstrap. */
+  suite: safeName("image.build.suite", 32).default("bookworm"),
+  mirror: url.default("http://deb.debian.org/debian"),
+  /** Packages installed besides debootstrap's minbase. */
+  packages: z.array(packageName).default(DEFAULT_PACKAGES),
+  /** Root filesystem inside the GPT image. */
+  filesystem: z.enum(["squashfs"]).default("squashfs"),
+});
+
+const userName = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a valid user name (lower case, digits, _ and -, at most 32)");
+
+export const configSchema = z.strictObject({
+  /** The lab's name: its state lives in <workdir>/<lab>. */
+  lab: safeName("lab", 32).default("default"),
+  workdir: absPath.default("/var/lib/aplspawn"),
+  network: z
+    .strictObject({
+      /** Linux interface names are at most 15 characters. */
+      bridge: safeName("network.bridge", 15).default("nspawnd0"),
+      address: z.cidrv4("must be an IPv4 address with a prefix length, e.g. 10.10.12.1/26").default("10.10.12.1/26"),
+      /** iptables chain names are at most 28 characters. */
+      chain: safeName("network.chain", 28, /^[A-Za-z0-9][A-Za-z0-9_-]*$/).default("NSPAWN"),
+      nat: z.boolean().default(true),
+    })
+    .prefault({}),
+  image: z
+    .strictObject({
+      url: url.default("file:///var/lib/aplspawn/images/debian-bookworm.img"),
+      sha256: sha256.optional(),
+      checksums: url.optional(),
+      build: buildSchema.optional(),
+      /** Pin the loop device (e.g. /dev/loop6); by default a free one is found. */
+      loopDevice: z
+        .string()
+        .regex(/^\/dev\/loop[0-9]+$/, "must be a loop device such as /dev/loop6")
+        .optional(),
+    })
+    .prefault({ build: {} }),
+  containers: z
+    .strictObject({
+      count: z.number().int().min(1).max(250).default(3),
+      prefix: z
+        .string()
+        .regex(/^[a-z][a-z0-9-]{0,39}$/, "must start with a lower-case letter and use only a-z, 0-9 and -, at most 40")
+        .default("aplspawn"),
+      ipRange: z.tuple([z.ipv4(), z.ipv4()]).default(["10.10.12.10", "10.10.12.60"]),
+      machinesDir: absPath.default("/var/lib/machines"),
+      init: z.enum(["boot", "script"]).default("boot"),
+      user: userName.default("test"),
+      group: userName.default("test"),
+      /** Private key; its .pub beside it. Generated in the lab dir when absent. */
+      sshKey: anyPath.optional(),
+      concurrency: z.number().int().min(1).max(250).default(10),
+      /** Seconds to wait for a container's sshd. */
+      readyTimeout: z.number().positive().max(3600).default(120),
+    })
+    .prefault({}),
+  inventory: z
+    .strictObject({
+      file: anyPath.default("inventory.txt"),
+      format: z.enum(["ini", "yaml"]).default("ini"),
+      group: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a valid Ansible group name")
+        .default("aplspawned"),
+      /** After `run up`, check the lab with `ansible -m ping` when ansible is installed. */
+      ping: z.boolean().default(true),
+    })
+    .prefault({}),
+});
+
+/** A validated config with every default filled in. */
+export type Config = z.infer<typeof configSchema>;

@@ -1,0 +1,192 @@
+#!/usr/bin/env node
+// The CLI entry: parses argv (given as a parameter, so tests call it directly), dispatches, and
+// maps every error to an exit code in exactly one place.
+import { readFileSync, realpathSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command, CommanderError, Option } from "commander";
+import { loadConfig } from "../../config/load.js";
+import { labDir } from "../../config/paths.js";
+import type { Config } from "../../config/schema.js";
+import { taskRegistry } from "../../tasks/index.js";
+import { workflows } from "../../workflows/index.js";
+import { CommandError, type Host } from "../host/host.js";
+import { realHost } from "../host/real-host.js";
+import { errorMessage, InterruptedError, TaskFailedError, UsageError } from "../runner/errors.js";
+import { type OutputMode, renderEvent } from "../runner/report.js";
+import { runWorkflow } from "../runner/runner.js";
+import { listTaskIds } from "../runner/task.js";
+import { extraCommands } from "./commands.js";
+
+/** Where the package lives (for the default config and the version). */
+export const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+
+/** What the CLI writes to and runs against; tests pass their own. */
+export interface CliIo {
+  host: Host;
+  out(text: string): void;
+  err(text: string): void;
+  isTTY: boolean;
+  env: Record<string, string | undefined>;
+  /** Install SIGINT/SIGTERM handlers for runs (the real process does). */
+  handleSignals: boolean;
+}
+
+/** Global options every command accepts. */
+export interface GlobalOptions {
+  config?: string;
+  json?: boolean;
+  verbose?: boolean;
+}
+
+/** Shared helpers handed to commands. */
+export interface CliContext {
+  io: CliIo;
+  load(g: GlobalOptions): Promise<Config>;
+  mode(g: GlobalOptions): OutputMode;
+}
+
+// The original tool's `-o OPERATION`: report commands keep their names, the rest are workflows.
+const REPORTS = new Set(["status", "pids", "names", "inventory"]);
+function rewriteLegacy(argv: string[]): string[] {
+  const i = argv.findIndex((a) => a === "-o" || a === "--operation");
+  if (i < 0) return argv;
+  const op = argv[i + 1];
+  if (!op) throw new UsageError("-o needs an operation, e.g. -o netup");
+  const rest = [...argv.slice(0, i), ...argv.slice(i + 2)];
+  return REPORTS.has(op) ? [op, ...rest] : ["run", op, ...rest];
+}
+
+function version(): string {
+  return (JSON.parse(readFileSync(resolve(packageDir, "package.json"), "utf8")) as { version: string }).version;
+}
+
+/** Run the CLI; returns the exit code. */
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  const program = new Command("aplspawn");
+  const cli: CliContext = {
+    io,
+    load: async (g) => (await loadConfig(io.host, g.config, packageDir)).config,
+    mode: (g) => (g.json ? "json" : io.isTTY ? "tty" : "plain"),
+  };
+  program
+    .description("A lab of systemd-nspawn containers on one host, for testing Ansible playbooks over SSH")
+    .version(version(), "-V, --version")
+    .option("-c, --config <file>", "config file (default ./aplspawn.yaml, else the packaged config/aplspawn.yaml)")
+    .option("--json", "print one JSON object per line")
+    .option("-v, --verbose", "print full command errors")
+    .addOption(new Option("-o, --operation <op>", "the original tool's form: -o netup is `run netup`, -o status is `status`"))
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .showHelpAfterError(false);
+
+  program
+    .command("run")
+    .description(`run a workflow: ${Object.keys(workflows).join(", ")}`)
+    .argument("<workflow>", "workflow name")
+    .option("--dry-run", "only check; print what would change and the commands")
+    .option("--no-rollback", "on failure, keep what was created (run again to resume)")
+    .option("--list-tasks", "print the task ids the workflow would run, one per line")
+    .option("--concurrency <n>", "containers started at once (overrides containers.concurrency)", (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new UsageError(`--concurrency must be a positive integer, not "${v}"`);
+      return n;
+    })
+    .option("--only <names>", "limit per-container work to these containers (comma-separated)")
+    .option("--purge", "down: also delete upper layers, keys and the downloaded image")
+    .action(async (name: string, o: Record<string, unknown>, cmd: Command) => {
+      const g = cmd.optsWithGlobals() as GlobalOptions;
+      const wf = workflows[name];
+      if (!wf) throw new UsageError(`Unknown workflow "${name}"; workflows: ${Object.keys(workflows).join(", ")}`);
+      const config = await cli.load(g);
+      const only = typeof o.only === "string" ? o.only.split(",").filter(Boolean) : undefined;
+      const workflow = wf.build(config, {
+        only,
+        concurrency: o.concurrency as number | undefined,
+        purge: o.purge === true,
+      });
+      if (o.listTasks) {
+        io.out(`${listTaskIds(workflow.steps).join("\n")}\n`);
+        return;
+      }
+      const mode = cli.mode(g);
+      await runWorkflow(workflow, {
+        host: io.host,
+        lab: config.lab,
+        labDir: labDir(config),
+        registry: taskRegistry(),
+        mode,
+        emit: (e) => {
+          const line = renderEvent(mode, e);
+          if (line !== undefined) io.out(`${line}\n`);
+        },
+        dryRun: o.dryRun === true,
+        noRollback: o.rollback === false,
+        failAfter: io.env.APLSPAWN_FAIL_AFTER || undefined,
+        command: `aplspawn run ${name}`,
+        handleSignals: io.handleSignals,
+      });
+    });
+
+  program
+    .command("validate")
+    .description("check a config file and print every problem")
+    .argument("[file]", "config file (default: as for -c)")
+    .action(async (file: string | undefined, _o: unknown, cmd: Command) => {
+      const g = cmd.optsWithGlobals() as GlobalOptions;
+      const { file: used } = await loadConfig(io.host, file ?? g.config, packageDir);
+      io.out(g.json ? `${JSON.stringify({ ok: true, file: used })}\n` : `${used}: valid\n`);
+    });
+
+  for (const add of extraCommands) add(program, cli);
+
+  try {
+    await program.parseAsync(rewriteLegacy(argv), { from: "user" });
+    return 0;
+  } catch (e) {
+    return reportError(e, io, program.opts<GlobalOptions>());
+  }
+}
+
+// The one top-level catch: every error becomes a message and an exit code.
+function reportError(e: unknown, io: CliIo, g: GlobalOptions): number {
+  if (e instanceof CommanderError) {
+    if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return 0;
+    return 2;
+  }
+  const code = typeof (e as { exitCode?: unknown }).exitCode === "number" ? (e as { exitCode: number }).exitCode : 1;
+  if (e instanceof InterruptedError) {
+    io.err("aplspawn: interrupted\n");
+    return 130;
+  }
+  if (e instanceof TaskFailedError) {
+    const cause = e.cause;
+    io.err(`aplspawn: task ${e.taskId} failed: ${errorMessage(cause)}\n`);
+    if (g.verbose && cause instanceof CommandError) io.err(`${cause.detail}\n`);
+    if (e.rollbackFailures > 0)
+      io.err(`aplspawn: ${e.rollbackFailures} rollback step(s) failed; they stay in the journal: run \`aplspawn run down\` to retry\n`);
+    return 1;
+  }
+  if (code !== 1 || (e instanceof Error && e.name !== "Error")) {
+    io.err(`aplspawn: ${errorMessage(e)}\n`);
+    if (g.verbose && e instanceof CommandError) io.err(`${e.detail}\n`);
+    return code;
+  }
+  io.err(`aplspawn: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  return 1;
+}
+
+// Run when executed as the `aplspawn` command (not when imported by tests).
+const invoked = process.argv[1] ? realpathSync(process.argv[1]) : "";
+if (invoked === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2), {
+    host: realHost(),
+    out: (s) => process.stdout.write(s),
+    err: (s) => process.stderr.write(s),
+    isTTY: process.stdout.isTTY === true,
+    env: process.env,
+    handleSignals: true,
+  }).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,140 @@
+// The one door to the outside world: every process, file and HTTP call a task makes goes through
+// a Host, so tests can hand tasks a recording fake and the real host stays a thin layer.
+
+/** Options for one command. Commands never go through a shell: argv arrays only. */
+export interface ExecOptions {
+  /** Milliseconds before the command is killed; every command has one (default 60 s). */
+  timeoutMs?: number;
+  /** Aborting this kills the command (SIGTERM, then SIGKILL). */
+  signal?: AbortSignal;
+  /** Data written to stdin. */
+  input?: string;
+  /** Return a non-zero exit as a result instead of throwing. */
+  allowFail?: boolean;
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+  /** True for commands that only read; a dry run executes only these. */
+  readOnly?: boolean;
+}
+
+/** What a finished command returned. */
+export interface ExecResult {
+  command: string;
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options for a process that must outlive aplspawn (systemd-nspawn). */
+export interface DetachedOptions {
+  /** stdout and stderr are appended to this file. */
+  logFile: string;
+  cwd?: string;
+  env?: Record<string, string>;
+}
+
+/** Small file API: what tasks need of node:fs, nothing more. */
+export interface HostFs {
+  readFile(path: string): Promise<string>;
+  readBytes(path: string, position: number, length: number): Promise<Buffer>;
+  /** Write atomically (temp file, fsync, rename); mode applies to the new file. */
+  writeFile(path: string, data: string | Uint8Array, mode?: number): Promise<void>;
+  appendFile(path: string, data: string): Promise<void>;
+  /** Create a file that must not exist yet (O_EXCL); false when it already exists. */
+  createExclusive(path: string, data: string, mode?: number): Promise<boolean>;
+  exists(path: string): Promise<boolean>;
+  stat(path: string): Promise<{ size: number; isDirectory: boolean; isFile: boolean; mode: number } | undefined>;
+  mkdir(path: string, mode?: number): Promise<void>;
+  readdir(path: string): Promise<string[]>;
+  /** Remove a file or a tree; absent is fine. */
+  rm(path: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  chmod(path: string, mode: number): Promise<void>;
+  chown(path: string, uid: number, gid: number): Promise<void>;
+  /** Bytes free for an unprivileged writer in the filesystem holding path. */
+  freeBytes(path: string): Promise<number>;
+  /** Open a file for streaming writes (appending when append is true). */
+  openWrite(path: string, append: boolean): Promise<WritableFile>;
+}
+
+/** A file being written piece by piece (downloads). */
+export interface WritableFile {
+  write(chunk: Uint8Array): Promise<void>;
+  /** fsync and close. */
+  close(): Promise<void>;
+}
+
+/** An HTTP response with its body as a stream of chunks. */
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | undefined>;
+  body: AsyncIterable<Uint8Array>;
+}
+
+/** Small HTTP API over undici. */
+export interface HostHttp {
+  request(
+    url: string,
+    opts: { method?: "GET" | "HEAD"; headers?: Record<string, string>; signal?: AbortSignal; timeoutMs?: number },
+  ): Promise<HttpResponse>;
+}
+
+/** Everything with a side effect that a task may do. */
+export interface Host {
+  exec(cmd: string, args: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
+  /** Start a process in its own session, detached from ours; returns its PID. */
+  spawnDetached(cmd: string, args: readonly string[], opts: DetachedOptions): Promise<number>;
+  /** Send a signal; false when the process does not exist. */
+  kill(pid: number, signal: NodeJS.Signals | 0): boolean;
+  fs: HostFs;
+  http: HostHttp;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /** Whether `cmd` is on PATH. */
+  which(cmd: string): Promise<string | undefined>;
+}
+
+/** A command that failed: keeps the command line, exit code and the end of stderr. */
+export class CommandError extends Error {
+  override name = "CommandError";
+  constructor(
+    readonly command: string,
+    readonly exitCode: number | undefined,
+    readonly stderr: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${reason}: ${command}${stderr ? `: ${lastLines(stderr, 1)}` : ""}`, options);
+  }
+  /** Multi-line text for verbose output. */
+  get detail(): string {
+    return `${this.reason}\n  command: ${this.command}\n  exit code: ${this.exitCode ?? "none"}\n${
+      this.stderr ? `  stderr:\n${indent(lastLines(this.stderr, 20), "    ")}` : ""
+    }`;
+  }
+}
+
+/** The last n non-empty lines of a text. */
+export function lastLines(text: string, n: number): string {
+  return text
+    .split("\n")
+    .map((l) => l.trimEnd())
+    .filter((l) => l.length > 0)
+    .slice(-n)
+    .join("\n");
+}
+
+function indent(text: string, pad: string): string {
+  return text
+    .split("\n")
+    .map((l) => pad + l)
+    .join("\n");
+}
+
+/** Render argv as a copy-pasteable command line (for messages and dry runs, never executed). */
+export function formatCommand(cmd: string, args: readonly string[]): string {
+  return [cmd, ...args].map(quoteArg).join(" ");
+}
+
+function quoteArg(a: string): string {
+  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`;
+}

@@ -1,0 +1,215 @@
+// The real host: a thin layer over execa, node:fs and undici.
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs/promises";
+import { constants as fsConstants } from "node:fs";
+import { dirname, basename, join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { execa } from "execa";
+import { Agent, interceptors, request as undiciRequest } from "undici";
+import {
+  CommandError,
+  type DetachedOptions,
+  type ExecOptions,
+  type ExecResult,
+  formatCommand,
+  type Host,
+  type HostFs,
+  type HostHttp,
+  type WritableFile,
+} from "./host.js";
+
+const DEFAULT_TIMEOUT_MS = 60_000;
+
+/** Run a command with execa: argv only, a timeout, cancellable, errors with stderr. */
+async function exec(cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  const command = formatCommand(cmd, args);
+  const r = await execa(cmd, args, {
+    reject: false,
+    timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    cancelSignal: opts.signal,
+    forceKillAfterDelay: 3000,
+    input: opts.input,
+    stdin: opts.input === undefined ? "ignore" : "pipe",
+    env: opts.env,
+    stripFinalNewline: false,
+  });
+  const stdout = String(r.stdout ?? "");
+  const stderr = String(r.stderr ?? "");
+  if (r.isCanceled) throw new CommandError(command, r.exitCode, stderr, "Command cancelled", { cause: r.cause });
+  if (r.timedOut)
+    throw new CommandError(command, r.exitCode, stderr, `Command timed out after ${opts.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms`);
+  if (r.failed && r.exitCode === undefined) {
+    const reason = r.code === "ENOENT" ? `Command not found: ${cmd}` : (r.shortMessage ?? "Command failed");
+    throw new CommandError(command, undefined, stderr, reason, { cause: r.cause });
+  }
+  const exitCode = r.exitCode ?? 0;
+  if (exitCode !== 0 && !opts.allowFail)
+    throw new CommandError(command, exitCode, stderr, `Command failed with exit code ${exitCode}`);
+  return { command, exitCode, stdout, stderr };
+}
+
+async function spawnDetached(cmd: string, args: readonly string[], opts: DetachedOptions): Promise<number> {
+  const log = await fs.open(opts.logFile, "a", 0o600);
+  try {
+    const child = spawn(cmd, args, {
+      detached: true, // own session: the CLI's Ctrl-C does not reach it
+      stdio: ["ignore", log.fd, log.fd],
+      cwd: opts.cwd,
+      env: { ...process.env, ...opts.env },
+    });
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("spawn", () => resolve(child.pid ?? -1));
+    });
+    child.unref();
+    return pid;
+  } finally {
+    await log.close();
+  }
+}
+
+async function writeAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString("hex")}.tmp`);
+  const fh = await fs.open(tmp, "w", mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fs.chmod(tmp, mode);
+  await fs.rename(tmp, path);
+  const dir = await fs.open(dirname(path), fsConstants.O_RDONLY);
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
+const realFs: HostFs = {
+  readFile: (p) => fs.readFile(p, "utf8"),
+  async readBytes(p, position, length) {
+    const fh = await fs.open(p, "r");
+    try {
+      const buf = Buffer.alloc(length);
+      const { bytesRead } = await fh.read(buf, 0, length, position);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  },
+  writeFile: writeAtomic,
+  appendFile: (p, d) => fs.appendFile(p, d),
+  async createExclusive(p, data, mode = 0o600) {
+    let fh: fs.FileHandle;
+    try {
+      fh = await fs.open(p, "wx", mode);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+      throw e;
+    }
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    return true;
+  },
+  async exists(p) {
+    try {
+      await fs.lstat(p);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  async stat(p) {
+    try {
+      const s = await fs.stat(p);
+      return { size: s.size, isDirectory: s.isDirectory(), isFile: s.isFile(), mode: s.mode };
+    } catch {
+      return undefined;
+    }
+  },
+  async mkdir(p, mode) {
+    await fs.mkdir(p, { recursive: true, mode });
+  },
+  readdir: (p) => fs.readdir(p),
+  rm: (p) => fs.rm(p, { recursive: true, force: true }),
+  rename: (a, b) => fs.rename(a, b),
+  chmod: (p, m) => fs.chmod(p, m),
+  chown: (p, u, g) => fs.lchown(p, u, g),
+  async freeBytes(p) {
+    const s = await fs.statfs(p);
+    return Number(s.bavail) * Number(s.bsize);
+  },
+  async openWrite(p, append): Promise<WritableFile> {
+    const fh = await fs.open(p, append ? "a" : "w", 0o600);
+    return {
+      async write(chunk) {
+        await fh.write(chunk);
+      },
+      async close() {
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+      },
+    };
+  },
+};
+
+let agent: ReturnType<Agent["compose"]> | undefined;
+function redirectingAgent() {
+  agent ??= new Agent().compose(interceptors.redirect({ maxRedirections: 5 }));
+  return agent;
+}
+
+const realHttp: HostHttp = {
+  async request(url, opts) {
+    const res = await undiciRequest(url, {
+      method: opts.method ?? "GET",
+      headers: opts.headers,
+      signal: opts.signal,
+      headersTimeout: opts.timeoutMs ?? 30_000,
+      bodyTimeout: opts.timeoutMs ?? 30_000,
+      dispatcher: redirectingAgent(),
+    });
+    const headers: Record<string, string | undefined> = {};
+    for (const [k, v] of Object.entries(res.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(", ") : v;
+    return { status: res.statusCode, headers, body: res.body };
+  },
+};
+
+/** The host aplspawn runs on. */
+export function realHost(): Host {
+  return {
+    exec,
+    spawnDetached,
+    kill(pid, signal) {
+      try {
+        process.kill(pid, signal);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    fs: realFs,
+    http: realHttp,
+    sleep: (ms, signal) => delay(ms, undefined, { signal }),
+    async which(cmd) {
+      for (const dir of (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":")) {
+        const p = join(dir, cmd);
+        try {
+          await fs.access(p, fsConstants.X_OK);
+          return p;
+        } catch {}
+      }
+      return undefined;
+    },
+  };
+}

@@ -1,0 +1,157 @@
+// A fake host for tests and the runner benchmark: records every call, keeps files in memory,
+// and answers commands with a handler the test supplies (zx-style: replace the side effect, not the module).
+import { setTimeout as delay } from "node:timers/promises";
+import {
+  CommandError,
+  type ExecOptions,
+  type ExecResult,
+  formatCommand,
+  type Host,
+  type HttpResponse,
+} from "./host.js";
+
+/** One call the fake saw. */
+export interface RecordedCall {
+  op: string;
+  detail: string;
+}
+
+/** Answers a command; return undefined for the default (exit 0, no output). */
+export type ExecHandler = (
+  cmd: string,
+  args: readonly string[],
+  opts: ExecOptions,
+) => Partial<ExecResult> | undefined | Promise<Partial<ExecResult> | undefined>;
+
+/** A Host whose calls are recorded and whose world is in memory. */
+export interface RecordingHost extends Host {
+  calls: RecordedCall[];
+  files: Map<string, Buffer>;
+  dirs: Set<string>;
+  alive: Set<number>;
+  onExec: ExecHandler;
+  onHttp: (url: string, method: string, headers: Record<string, string>) => HttpResponse;
+}
+
+/** Make a recording host. */
+export function recordingHost(): RecordingHost {
+  const h: RecordingHost = {
+    calls: [],
+    files: new Map(),
+    dirs: new Set(["/"]),
+    alive: new Set([process.pid]),
+    onExec: () => undefined,
+    onHttp: () => ({ status: 404, headers: {}, body: (async function* () {})() }),
+    async exec(cmd, args, opts = {}) {
+      const command = formatCommand(cmd, args);
+      h.calls.push({ op: "exec", detail: command });
+      if (opts.signal?.aborted) throw new CommandError(command, undefined, "", "Command cancelled");
+      const r = { command, exitCode: 0, stdout: "", stderr: "", ...(await h.onExec(cmd, args, opts)) };
+      if (r.exitCode !== 0 && !opts.allowFail)
+        throw new CommandError(command, r.exitCode, r.stderr, `Command failed with exit code ${r.exitCode}`);
+      return r;
+    },
+    async spawnDetached(cmd, args) {
+      h.calls.push({ op: "spawn", detail: formatCommand(cmd, args) });
+      const pid = 100000 + h.calls.length;
+      h.alive.add(pid);
+      return pid;
+    },
+    kill(pid, signal) {
+      h.calls.push({ op: "kill", detail: `${signal} ${pid}` });
+      if (!h.alive.has(pid)) return false;
+      if (signal !== 0) h.alive.delete(pid);
+      return true;
+    },
+    fs: {
+      async readFile(p) {
+        const b = h.files.get(p);
+        if (!b) throw Object.assign(new Error(`ENOENT: ${p}`), { code: "ENOENT" });
+        return b.toString("utf8");
+      },
+      async readBytes(p, pos, len) {
+        const b = h.files.get(p);
+        if (!b) throw Object.assign(new Error(`ENOENT: ${p}`), { code: "ENOENT" });
+        return b.subarray(pos, pos + len);
+      },
+      async writeFile(p, d) {
+        h.calls.push({ op: "write", detail: p });
+        h.files.set(p, Buffer.from(d));
+      },
+      async appendFile(p, d) {
+        h.calls.push({ op: "append", detail: p });
+        h.files.set(p, Buffer.concat([h.files.get(p) ?? Buffer.alloc(0), Buffer.from(d)]));
+      },
+      async createExclusive(p, d) {
+        h.calls.push({ op: "create", detail: p });
+        if (h.files.has(p)) return false;
+        h.files.set(p, Buffer.from(d));
+        return true;
+      },
+      async exists(p) {
+        return h.files.has(p) || h.dirs.has(p);
+      },
+      async stat(p) {
+        const b = h.files.get(p);
+        if (b) return { size: b.length, isDirectory: false, isFile: true, mode: 0o100600 };
+        if (h.dirs.has(p)) return { size: 0, isDirectory: true, isFile: false, mode: 0o40700 };
+        return undefined;
+      },
+      async mkdir(p) {
+        h.calls.push({ op: "mkdir", detail: p });
+        let cur = "";
+        for (const part of p.split("/").filter(Boolean)) h.dirs.add((cur += `/${part}`));
+      },
+      async readdir(p) {
+        const prefix = p.endsWith("/") ? p : `${p}/`;
+        const names = new Set<string>();
+        for (const k of [...h.files.keys(), ...h.dirs])
+          if (k.startsWith(prefix)) names.add(k.slice(prefix.length).split("/")[0] ?? "");
+        names.delete("");
+        return [...names];
+      },
+      async rm(p) {
+        h.calls.push({ op: "rm", detail: p });
+        for (const k of [...h.files.keys()]) if (k === p || k.startsWith(`${p}/`)) h.files.delete(k);
+        for (const k of [...h.dirs]) if (k === p || k.startsWith(`${p}/`)) h.dirs.delete(k);
+      },
+      async rename(a, b) {
+        h.calls.push({ op: "rename", detail: `${a} ${b}` });
+        const d = h.files.get(a);
+        if (!d) throw Object.assign(new Error(`ENOENT: ${a}`), { code: "ENOENT" });
+        h.files.delete(a);
+        h.files.set(b, d);
+      },
+      async chmod(p) {
+        h.calls.push({ op: "chmod", detail: p });
+      },
+      async chown(p) {
+        h.calls.push({ op: "chown", detail: p });
+      },
+      async freeBytes() {
+        return 1e12;
+      },
+      async openWrite(p, append) {
+        h.calls.push({ op: "open", detail: p });
+        if (!append || !h.files.has(p)) h.files.set(p, Buffer.alloc(0));
+        return {
+          async write(chunk) {
+            h.files.set(p, Buffer.concat([h.files.get(p) ?? Buffer.alloc(0), chunk]));
+          },
+          async close() {},
+        };
+      },
+    },
+    http: {
+      async request(url, opts) {
+        h.calls.push({ op: "http", detail: `${opts.method ?? "GET"} ${url}` });
+        return h.onHttp(url, opts.method ?? "GET", opts.headers ?? {});
+      },
+    },
+    sleep: (ms, signal) => delay(ms, undefined, { signal }),
+    async which(cmd) {
+      return `/usr/bin/${cmd}`;
+    },
+  };
+  return h;
+}

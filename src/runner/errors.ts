@@ -1,0 +1,54 @@
+// The few error classes the CLI's one top-level catch maps to exit codes.
+
+/** Bad command line or bad config: exit 2, nothing on the host was touched. */
+export class UsageError extends Error {
+  override name = "UsageError";
+  readonly exitCode = 2;
+}
+
+/** A task failed (after rollback): exit 1. */
+export class TaskFailedError extends Error {
+  override name = "TaskFailedError";
+  readonly exitCode = 1;
+  constructor(
+    readonly taskId: string,
+    cause: unknown,
+    readonly rollbackFailures = 0,
+  ) {
+    super(`Task ${taskId} failed: ${errorMessage(cause)}`, { cause });
+  }
+}
+
+/** The run was interrupted by a signal: exit 130. */
+export class InterruptedError extends Error {
+  override name = "InterruptedError";
+  readonly exitCode = 130;
+}
+
+/** Another aplspawn process holds the lab: exit 1, names the holder. */
+export class LockedError extends Error {
+  override name = "LockedError";
+  readonly exitCode = 1;
+}
+
+/** The journal on disk cannot be trusted: exit 1, nothing is guessed or dropped. */
+export class JournalError extends Error {
+  override name = "JournalError";
+  readonly exitCode = 1;
+}
+
+/** An operation that failed for a reason the user can act on (exit 1). */
+export class ExitError extends Error {
+  override name = "ExitError";
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+/** The message of any thrown value. */
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,74 @@
+// One run per lab at a time: a lock file holding the owner's PID; a lock whose owner is dead is taken over.
+import type { Host } from "../host/host.js";
+import { LockedError } from "./errors.js";
+
+interface LockInfo {
+  pid: number;
+  /** The owner's start time in clock ticks (/proc/PID/stat field 22), against PID reuse. */
+  start: string;
+  command: string;
+  since: string;
+}
+
+async function procStart(host: Host, pid: number): Promise<string | undefined> {
+  try {
+    const stat = await host.fs.readFile(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the process that wrote a lock still runs. */
+export async function lockOwnerAlive(host: Host, info: { pid: number; start: string }): Promise<boolean> {
+  return (await procStart(host, info.pid)) === info.start;
+}
+
+/** A held lock; release() removes it. */
+export interface Lock {
+  /** Set when a lock of a dead process was taken over. */
+  tookOverFrom?: LockInfo;
+  release(): Promise<void>;
+}
+
+/** Take the lab's lock, or fail at once naming the holder. */
+export async function acquireLock(host: Host, path: string, command: string): Promise<Lock> {
+  const me: LockInfo = {
+    pid: process.pid,
+    start: (await procStart(host, process.pid)) ?? "",
+    command,
+    since: new Date().toISOString(),
+  };
+  let tookOverFrom: LockInfo | undefined;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (await host.fs.createExclusive(path, JSON.stringify(me), 0o600)) {
+      return {
+        tookOverFrom,
+        async release() {
+          const cur = await readLock(host, path);
+          if (cur?.pid === me.pid) await host.fs.rm(path);
+        },
+      };
+    }
+    const holder = await readLock(host, path);
+    if (holder && (await lockOwnerAlive(host, holder))) {
+      throw new LockedError(
+        `The lab is locked by PID ${holder.pid} (${holder.command}, since ${holder.since}); ` +
+          `wait for it to finish, or stop it. Lock file: ${path}`,
+      );
+    }
+    // Dead owner (or unreadable lock): take it over.
+    tookOverFrom = holder;
+    await host.fs.rm(path);
+  }
+  throw new LockedError(`Could not take the lock ${path}: another process keeps taking it`);
+}
+
+async function readLock(host: Host, path: string): Promise<LockInfo | undefined> {
+  try {
+    return JSON.parse(await host.fs.readFile(path)) as LockInfo;
+  } catch {
+    return undefined;
+  }
+}
+

@@ -1,0 +1,338 @@
+// Runs a workflow: checks, runs, journals, rolls back, locks, handles signals, reports.
+// It knows nothing of bridges or containers: it drives any TaskDef.
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { Listr, type ListrTask, type ListrTaskWrapper } from "listr2";
+import { dryHost } from "../host/dry-host.js";
+import type { Host } from "../host/host.js";
+import { errorMessage, InterruptedError, TaskFailedError } from "./errors.js";
+import { Journal, type JournalEntry } from "./journal.js";
+import { acquireLock } from "./lock.js";
+import type { OutputMode, RunEvent, SummaryEvent, TaskState } from "./report.js";
+import type { AnyTaskDef, GroupStep, Step, TaskContext, TaskStep, UndoStep, Workflow } from "./task.js";
+
+/** How to run a workflow. */
+export interface RunOptions {
+  host: Host;
+  lab: string;
+  /** The lab's state directory: journal and lock live here. */
+  labDir: string;
+  /** Every task kind, by kind name: rollback finds its code here from the journal alone. */
+  registry: ReadonlyMap<string, AnyTaskDef>;
+  mode: OutputMode;
+  /** Receives every event (the CLI prints them). */
+  emit(e: RunEvent): void;
+  dryRun?: boolean;
+  noRollback?: boolean;
+  /** Glob of task ids: fail right after such a task's run succeeded (fault injection). */
+  failAfter?: string;
+  /** Shown to a second process that finds the lab locked. */
+  command: string;
+  /** Install SIGINT/SIGTERM handlers (the CLI does; tests pass an `interrupt` signal instead). */
+  handleSignals?: boolean;
+  /** Aborting this acts like a first SIGINT. */
+  interrupt?: AbortSignal;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the renderer is chosen at run time
+type AnyListrTask = ListrTask<unknown, any, any>;
+// biome-ignore lint/suspicious/noExplicitAny: the renderer is chosen at run time
+type Wrapper = ListrTaskWrapper<unknown, any, any>;
+
+/** Run a workflow to the end; on failure roll back this run's changes and throw. */
+export async function runWorkflow(wf: Workflow, opts: RunOptions): Promise<SummaryEvent> {
+  const r = new Run(wf, opts);
+  return r.start();
+}
+
+const failAfterRegex = (glob: string) =>
+  new RegExp(`^(?:${glob.split(",").map((g) => g.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")).join("|")})$`);
+
+class Run {
+  private readonly runId = `${new Date().toISOString()}-${randomBytes(3).toString("hex")}`;
+  private readonly controller = new AbortController();
+  private readonly inflight = new Set<Promise<unknown>>();
+  private journal!: Journal;
+  private firstFailure: { id: string; error: unknown } | undefined;
+  private interrupted = false;
+  private readonly counts = { changed: 0, unchanged: 0, failed: 0, cancelled: 0, rolledBack: 0, rollbackFailed: 0, wouldChange: 0 };
+  private readonly t0 = performance.now();
+  private readonly failAfter: RegExp | undefined;
+
+  constructor(
+    private readonly wf: Workflow,
+    private readonly o: RunOptions,
+  ) {
+    this.failAfter = o.failAfter ? failAfterRegex(o.failAfter) : undefined;
+  }
+
+  async start(): Promise<SummaryEvent> {
+    const { host, labDir } = this.o;
+    let lock: { release(): Promise<void> } | undefined;
+    if (!this.o.dryRun) {
+      await host.fs.mkdir(labDir, 0o700);
+      await host.fs.chmod(labDir, 0o700);
+      const l = await acquireLock(host, join(labDir, "lock"), this.o.command);
+      lock = l;
+      if (l.tookOverFrom)
+        this.o.emit({ event: "warning", message: `took over the lock of PID ${l.tookOverFrom.pid}, which is no longer running` });
+    }
+    const removeSignals = this.installSignals();
+    try {
+      this.journal = await Journal.open(host, join(labDir, "journal.json"), this.o.lab, !this.o.dryRun);
+      for (const w of this.journal.warnings) this.o.emit({ event: "warning", message: w });
+      const stale = this.journal.entries().filter((e) => e.state === "running");
+      if (stale.length > 0)
+        this.o.emit({
+          event: "warning",
+          message: `an earlier run stopped in the middle of ${stale.map((e) => e.id).join(", ")}; continuing from the live state`,
+        });
+      await this.execute();
+      return this.finish();
+    } catch (e) {
+      this.finish(e);
+      throw e;
+    } finally {
+      removeSignals();
+      await lock?.release();
+    }
+  }
+
+  private installSignals(): () => void {
+    const onInterrupt = () => {
+      if (this.interrupted) {
+        this.o.emit({ event: "warning", message: "second interrupt: exiting now; the journal is consistent, `aplspawn run down` cleans up" });
+        process.exit(130);
+      }
+      this.interrupted = true;
+      this.o.emit({ event: "warning", message: "interrupted: stopping and rolling back (interrupt again to exit at once)" });
+      this.controller.abort(new InterruptedError("Interrupted"));
+    };
+    this.o.interrupt?.addEventListener("abort", onInterrupt, { once: true });
+    if (!this.o.handleSignals) return () => this.o.interrupt?.removeEventListener("abort", onInterrupt);
+    process.on("SIGINT", onInterrupt);
+    process.on("SIGTERM", onInterrupt);
+    return () => {
+      process.off("SIGINT", onInterrupt);
+      process.off("SIGTERM", onInterrupt);
+    };
+  }
+
+  private listrOptions() {
+    return this.o.mode === "tty"
+      ? ({ renderer: "default", rendererOptions: { collapseSubtasks: false, collapseErrors: false } } as const)
+      : ({ renderer: "silent" } as const);
+  }
+
+  private async execute(): Promise<void> {
+    const list = new Listr(this.wf.steps.map((s) => this.toListr(s)), {
+      ...this.listrOptions(),
+      concurrent: false,
+      exitOnError: true,
+      registerSignalListeners: false,
+    });
+    try {
+      await list.run();
+    } catch (e) {
+      this.firstFailure ??= { id: this.wf.name, error: e };
+    }
+    // Let every task that is still running settle before anything is undone.
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+    if (!this.firstFailure && !this.interrupted) return;
+    if (!this.o.noRollback && !this.o.dryRun) await this.rollback(this.journal.entries().filter((e) => e.runId === this.runId), "Rolling back this run");
+    if (this.interrupted) throw new InterruptedError("Interrupted");
+    const f = this.firstFailure!;
+    throw new TaskFailedError(f.id, f.error, this.counts.rollbackFailed);
+  }
+
+  private finish(error?: unknown): SummaryEvent {
+    const s: SummaryEvent = {
+      event: "summary",
+      workflow: this.wf.name,
+      ok: error === undefined,
+      ...this.counts,
+      durationMs: Math.round(performance.now() - this.t0),
+    };
+    if (error !== undefined) {
+      s.error = errorMessage(error);
+      if (error instanceof TaskFailedError) s.failedTask = error.taskId;
+    }
+    this.o.emit(s);
+    return s;
+  }
+
+  private toListr(step: Step): AnyListrTask {
+    switch (step.type) {
+      case "task":
+        return { title: step.def.title(step.params), task: (_c, lt) => this.track(this.execTask(step, lt)) };
+      case "group":
+        return { title: step.title, task: (_c, lt) => this.group(step, lt) };
+      case "undo":
+        return { title: step.title, task: (_c, lt) => this.undoStep(step, lt) };
+    }
+  }
+
+  private group(step: GroupStep, lt: Wrapper) {
+    this.o.emit({ event: "group", id: step.id, title: step.title });
+    const c = step.concurrency ?? 1;
+    return lt.newListr(step.steps.map((s) => this.toListr(s)), { concurrent: c > 1 ? c : false, exitOnError: true });
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p);
+    p.then(
+      () => this.inflight.delete(p),
+      () => this.inflight.delete(p),
+    );
+    return p;
+  }
+
+  private context(id: string, lt: Wrapper | undefined, host: Host, signal: AbortSignal): TaskContext {
+    return {
+      host,
+      signal,
+      tty: this.o.mode === "tty",
+      info: (message) => {
+        if (lt) lt.output = message;
+        this.o.emit({ event: "info", id, message });
+      },
+      progress: (message) => {
+        if (lt && this.o.mode === "tty") lt.output = message;
+        else this.o.emit({ event: "progress", id, message });
+      },
+    };
+  }
+
+  private emitTask(step: { id: string }, title: string, state: TaskState, t0: number, extra: Partial<RunEvent> = {}) {
+    this.o.emit({ event: "task", id: step.id, title, state, durationMs: Math.round(performance.now() - t0), ...extra } as RunEvent);
+  }
+
+  private async execTask(step: TaskStep, lt: Wrapper): Promise<void> {
+    const { def, params } = step;
+    const title = def.title(params);
+    const t0 = performance.now();
+    const signal = this.controller.signal;
+    if (signal.aborted) {
+      this.counts.cancelled++;
+      this.emitTask(step, title, "cancelled", t0);
+      throw signal.reason;
+    }
+    this.emitTask(step, title, "running", t0);
+    const ctx = this.context(step.id, lt, this.o.host, signal);
+    try {
+      if (await def.check(ctx, params)) {
+        this.counts.unchanged++;
+        lt.title = `${title} [unchanged]`;
+        this.emitTask(step, title, "ok", t0);
+        return;
+      }
+      if (this.o.dryRun) return await this.dryRunTask(step, lt, title, t0);
+      const intent = def.prepare ? await def.prepare(ctx, params) : undefined;
+      const seq = def.rollback
+        ? await this.journal.begin({ id: step.id, kind: def.kind, runId: this.runId, params, intent })
+        : undefined;
+      const result = await def.run(ctx, params, intent);
+      if (seq !== undefined) await this.journal.complete(seq, result ?? null);
+      this.counts.changed++;
+      this.emitTask(step, title, "changed", t0);
+      if (this.failAfter?.test(step.id))
+        throw new Error(`injected failure after ${step.id} (APLSPAWN_FAIL_AFTER=${this.o.failAfter})`);
+    } catch (e) {
+      const cancelled = signal.aborted && this.firstFailure !== undefined && !(e instanceof Error && e.message.startsWith("injected"));
+      if (cancelled || (this.interrupted && !this.firstFailure)) {
+        this.counts.cancelled++;
+        this.emitTask(step, title, "cancelled", t0);
+        this.firstFailure ??= { id: step.id, error: e };
+      } else {
+        this.counts.failed++;
+        this.emitTask(step, title, "failed", t0, { error: errorMessage(e) });
+        this.firstFailure ??= { id: step.id, error: e };
+        this.controller.abort(e);
+      }
+      throw e;
+    }
+  }
+
+  private async dryRunTask(step: TaskStep, lt: Wrapper, title: string, t0: number): Promise<void> {
+    const commands: string[] = [];
+    const ctx = this.context(step.id, lt, dryHost(this.o.host, (c) => commands.push(c)), this.controller.signal);
+    try {
+      const intent = step.def.prepare ? await step.def.prepare(ctx, step.params) : undefined;
+      await step.def.run(ctx, step.params, intent);
+    } catch (e) {
+      commands.push(`(preview stops here: ${errorMessage(e)})`);
+    }
+    this.counts.wouldChange++;
+    lt.title = `${title} [would change]`;
+    lt.output = commands.join("\n");
+    this.emitTask(step, title, "skipped", t0, { commands });
+  }
+
+  /** Undo entries newest first; a failing one is reported and kept, the rest still run. */
+  private async rollback(entries: readonly JournalEntry[], title: string): Promise<number> {
+    if (entries.length === 0) return 0;
+    this.o.emit({ event: "group", id: "rollback", title });
+    let failures = 0;
+    const tasks: AnyListrTask[] = [...entries].reverse().map((e) => ({
+      title: this.undoTitle(e),
+      task: async (_c, lt) => {
+        if (!(await this.undoEntry(e, lt))) failures++;
+      },
+    }));
+    await new Listr(tasks, { ...this.listrOptions(), concurrent: false, exitOnError: false, registerSignalListeners: false })
+      .run()
+      .catch(() => undefined);
+    return failures;
+  }
+
+  private undoTitle(e: JournalEntry): string {
+    const def = this.o.registry.get(e.kind);
+    if (!def) return `Undoing ${e.id}`;
+    return def.rollbackTitle ? def.rollbackTitle(e.params) : `Undoing: ${def.title(e.params)}`;
+  }
+
+  private async undoEntry(e: JournalEntry, lt: Wrapper): Promise<boolean> {
+    const t0 = performance.now();
+    const title = this.undoTitle(e);
+    const def = this.o.registry.get(e.kind);
+    // Rollback must run even after an interrupt: it gets a signal of its own.
+    const ctx = this.context(e.id, lt, this.o.host, new AbortController().signal);
+    try {
+      if (!def?.rollback) throw new Error(`no rollback is known for task kind "${e.kind}"`);
+      await def.rollback(ctx, { params: e.params, intent: e.intent, result: e.state === "done" ? e.result : undefined });
+      await this.journal.remove(e.seq);
+      this.counts.rolledBack++;
+      this.emitTask(e, title, "rolled-back", t0);
+      return true;
+    } catch (err) {
+      this.counts.rollbackFailed++;
+      this.emitTask(e, title, "rollback-failed", t0, { error: errorMessage(err) });
+      throw err;
+    }
+  }
+
+  private async undoStep(step: UndoStep, lt: Wrapper): Promise<void> {
+    const entries = this.journal.entries().filter((e) => step.select(e));
+    const t0 = performance.now();
+    if (entries.length === 0) {
+      lt.title = `${step.title} [nothing to undo]`;
+      this.emitTask(step, step.title, "ok", t0);
+      this.counts.unchanged++;
+      return;
+    }
+    if (this.o.dryRun) {
+      const commands = [...entries].reverse().map((e) => this.undoTitle(e));
+      this.counts.wouldChange++;
+      this.emitTask(step, step.title, "skipped", t0, { commands });
+      return;
+    }
+    const failures = await this.rollback(entries, step.title);
+    if (failures > 0) {
+      const e = new Error(`${failures} of ${entries.length} resources could not be undone; they stay in the journal, run again to retry`);
+      this.firstFailure ??= { id: step.id, error: e };
+      throw e;
+    }
+    this.counts.changed++;
+    this.emitTask(step, step.title, "changed", t0);
+  }
+}

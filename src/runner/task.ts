@@ -1,0 +1,106 @@
+// The task model: an operation with check/run/rollback, and the steps a workflow is made of.
+import type { Host } from "../host/host.js";
+
+/** What a task gets while it checks, runs or rolls back. */
+export interface TaskContext {
+  host: Host;
+  /** Aborted when the run is cancelled (failure elsewhere, Ctrl-C); pass it to every command. */
+  signal: AbortSignal;
+  /** True when output goes to a terminal (progress bars make sense). */
+  tty: boolean;
+  /** A note shown under the task ("[ INFO ]" off a terminal). */
+  info(message: string): void;
+  /** A transient progress line (a bar on a terminal; callers rate-limit it off one). */
+  progress(line: string): void;
+}
+
+/** What rollback gets back from the journal: enough to undo exactly what was created. */
+export interface UndoRecord<P, I, R> {
+  params: P;
+  /** From prepare(), journaled before run started. */
+  intent: I | undefined;
+  /** From run(); undefined when run never finished (crash, failure): rollback must use the live host. */
+  result: R | undefined;
+}
+
+/**
+ * One kind of host operation. `params` come from the config and are journaled, so rollback can
+ * work from the journal alone, without the config.
+ */
+export interface TaskDef<P = unknown, R = unknown, I = unknown> {
+  /** Stable kind name, e.g. `net.bridge`: the journal refers to rollbacks by it. */
+  kind: string;
+  title(params: P): string;
+  /** Does the desired state already hold on the live host? Reads only. */
+  check(ctx: TaskContext, params: P): Promise<boolean>;
+  /** Reads what run will need to remember (e.g. a sysctl's old value); journaled before run. */
+  prepare?(ctx: TaskContext, params: P): Promise<I>;
+  /** Make the state hold; return what rollback needs. */
+  run(ctx: TaskContext, params: P, intent: I): Promise<R>;
+  /** Undo what run created; must be idempotent and cope with `result` undefined. */
+  rollback?(ctx: TaskContext, rec: UndoRecord<P, I, R>): Promise<void>;
+  /** Title shown while rolling back; defaults to "Undoing: <title>". */
+  rollbackTitle?(params: P): string;
+}
+
+/** Declare a task kind (typed helper; returns its argument). */
+export function defineTask<P, R = void, I = void>(def: TaskDef<P, R, I>): TaskDef<P, R, I> {
+  return def;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: a registry holds task kinds of every parameter type
+export type AnyTaskDef = TaskDef<any, any, any>;
+
+/** A task instance in a workflow. */
+export interface TaskStep {
+  type: "task";
+  /** Unique within a workflow, e.g. `container.overlay[aplspawn10]`. */
+  id: string;
+  def: AnyTaskDef;
+  params: unknown;
+}
+
+/** Steps run one after another, or concurrently (bounded) when `concurrency` > 1. */
+export interface GroupStep {
+  type: "group";
+  id: string;
+  title: string;
+  steps: Step[];
+  concurrency?: number;
+}
+
+/** Undo journaled resources (of any earlier run) that `select` picks, newest first. */
+export interface UndoStep {
+  type: "undo";
+  id: string;
+  title: string;
+  select(entry: { id: string; kind: string }): boolean;
+}
+
+export type Step = TaskStep | GroupStep | UndoStep;
+
+/** A workflow instance: a named list of steps. */
+export interface Workflow {
+  name: string;
+  steps: Step[];
+}
+
+/** Build a task step. */
+export function task<P>(def: TaskDef<P, unknown, unknown> | AnyTaskDef, id: string, params: P): TaskStep {
+  return { type: "task", id, def, params };
+}
+
+/** Build a group step. */
+export function group(id: string, title: string, steps: Step[], concurrency?: number): GroupStep {
+  return { type: "group", id, title, steps, concurrency };
+}
+
+/** Build an undo step. */
+export function undo(id: string, title: string, select: UndoStep["select"]): UndoStep {
+  return { type: "undo", id, title, select };
+}
+
+/** Every task id a workflow would run, in order (for --list-tasks and fault injection). */
+export function listTaskIds(steps: readonly Step[]): string[] {
+  return steps.flatMap((s) => (s.type === "task" ? [s.id] : s.type === "group" ? listTaskIds(s.steps) : [s.id]));
+}

@@ -1,0 +1,15 @@
+// Every task kind, so the runner can find a rollback from the journal alone.
+import type { AnyTaskDef } from "../src/runner/task.js";
+
+/** All task kinds aplspawn has. */
+export const allTasks: AnyTaskDef[] = [];
+
+/** Task kinds by kind name. */
+export function taskRegistry(): Map<string, AnyTaskDef> {
+  const m = new Map<string, AnyTaskDef>();
+  for (const t of allTasks) {
+    if (m.has(t.kind)) throw new Error(`duplicate task kind ${t.kind}`);
+    m.set(t.kind, t);
+  }
+  return m;
+}

@@ -1,0 +1,114 @@
+// Private namespaces for real tests: a holder process owns a new network and mount namespace
+// (mount propagation private), and commands run inside it with nsenter. Bridges, iptables rules,
+// sysctls of the network stack and mounts stay private to the test; loop devices and processes do not.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { execa } from "execa";
+
+/** The compiled CLI. */
+export const CLI = resolve(import.meta.dirname, "../../src/cli/main.js");
+
+/** What a command inside the namespace returned. */
+export interface NsResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The host state a real test compares before and after (inside its namespace). */
+export interface NsSnapshot {
+  links: string;
+  addrs: string;
+  iptables: string;
+  ipForward: string;
+  mounts: string;
+}
+
+/** A private network + mount namespace for one test. */
+export class TestNamespace {
+  private constructor(
+    private readonly holder: ChildProcess,
+    readonly pid: number,
+  ) {}
+
+  /** Make the namespace; loopback is brought up inside. */
+  static async create(): Promise<TestNamespace> {
+    const holder = spawn("unshare", ["--net", "--mount", "--propagation", "private", "--", "sleep", "infinity"], {
+      stdio: "ignore",
+    });
+    const pid = await new Promise<number>((res, rej) => {
+      holder.once("error", rej);
+      holder.once("spawn", () => res(holder.pid ?? -1));
+    });
+    // unshare execs sleep once the namespaces exist: wait for that.
+    for (let i = 0; i < 200; i++) {
+      const { stdout } = await execa("readlink", [`/proc/${pid}/ns/net`], { reject: false });
+      const mine = (await execa("readlink", ["/proc/self/ns/net"])).stdout;
+      const comm = (await execa("cat", [`/proc/${pid}/comm`], { reject: false })).stdout.trim();
+      if (stdout && stdout !== mine && comm === "sleep") break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const ns = new TestNamespace(holder, pid);
+    await ns.run("ip", ["link", "set", "lo", "up"]);
+    return ns;
+  }
+
+  /** argv to run a command inside the namespace. */
+  wrap(cmd: string, args: readonly string[]): [string, string[]] {
+    return ["nsenter", ["-t", String(this.pid), "-n", "-m", "--", cmd, ...args]];
+  }
+
+  /** Run a command inside; never throws on a non-zero exit. */
+  async run(cmd: string, args: readonly string[], opts: { env?: Record<string, string>; input?: string; timeoutMs?: number; cwd?: string } = {}): Promise<NsResult> {
+    const [c, a] = this.wrap(cmd, args);
+    const r = await execa(c, a, {
+      reject: false,
+      env: opts.env,
+      input: opts.input,
+      cwd: opts.cwd,
+      timeout: opts.timeoutMs ?? 600_000,
+    });
+    return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+  }
+
+  /** Run the aplspawn CLI inside the namespace (plain output: not a terminal). */
+  cli(args: readonly string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<NsResult> {
+    return this.run(process.execPath, [CLI, ...args], opts);
+  }
+
+  /** Start a long-running process inside (a server); kill it when done. */
+  spawn(cmd: string, args: readonly string[]): ChildProcess {
+    const [c, a] = this.wrap(cmd, args);
+    return spawn(c, a, { stdio: ["ignore", "pipe", "pipe"] });
+  }
+
+  /** The namespace's network and mount state, for before/after comparisons. */
+  async snapshot(): Promise<NsSnapshot> {
+    const out = async (cmd: string, args: string[]) => (await this.run(cmd, args)).stdout;
+    const iptables = (await out("iptables-save", [])).split("\n").filter((l) => !l.startsWith("#")).join("\n");
+    return {
+      links: (await out("ip", ["-o", "link"])).replace(/\s+link\/.*$/gm, ""),
+      addrs: await out("ip", ["-o", "addr"]),
+      iptables,
+      ipForward: (await out("cat", ["/proc/sys/net/ipv4/ip_forward"])).trim(),
+      mounts: (await out("findmnt", ["-rn", "-o", "TARGET,FSTYPE"])).split("\n").sort().join("\n"),
+    };
+  }
+
+  /** Kill the holder: the namespaces go away with their bridges, rules and mounts. */
+  async destroy(): Promise<void> {
+    this.holder.kill("SIGKILL");
+    await new Promise((r) => (this.holder.exitCode !== null ? r(undefined) : this.holder.once("exit", r)));
+  }
+}
+
+/** A temporary directory removed by the returned cleanup. */
+export async function tempDir(prefix = "aplspawn-test-"): Promise<{ path: string; cleanup(): Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
+  return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** Whether we can run real tests (root with unshare). */
+export const isRoot = process.getuid?.() === 0;
