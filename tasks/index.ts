@@ -1,8 +1,11 @@
 // Every task kind, so the runner can find a rollback from the journal alone.
 import type { AnyTaskDef } from "../src/runner/task.js";
+import { containerTasks } from "./container/index.js";
+import { imageTasks } from "./image/index.js";
+import { netTasks } from "./net/index.js";
 
 /** All task kinds aplspawn has. */
-export const allTasks: AnyTaskDef[] = [];
+export const allTasks: AnyTaskDef[] = [...netTasks, ...imageTasks, ...containerTasks];
 
 /** Task kinds by kind name. */
 export function taskRegistry(): Map<string, AnyTaskDef> {

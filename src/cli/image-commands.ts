@@ -1,0 +1,5 @@
+// The image commands of the CLI.
+import type { CommandAdder } from "./commands.js";
+
+/** Commands added to the program. */
+export const imageCommands: CommandAdder[] = [];

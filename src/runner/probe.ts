@@ -1,0 +1,45 @@
+// Status probes: read-only checks of the live host that `aplspawn status` runs and reports.
+import type { Host } from "../host/host.js";
+
+/** What a probe may use. */
+export interface ProbeContext {
+  host: Host;
+  signal: AbortSignal;
+}
+
+/** One status check: what it looks at and how. Probes only read. */
+export interface Probe {
+  /** What is checked, in the original tool's words, e.g. "Checking if bridge nspawnd0 exists". */
+  name: string;
+  /** The thing looked at (bridge name, loop device, container name…). */
+  target: string;
+  run(ctx: ProbeContext): Promise<{ ok: boolean; detail?: string }>;
+}
+
+/** A probe's outcome, as `status --json` prints it. */
+export interface ProbeResult {
+  name: string;
+  target: string;
+  ok: boolean;
+  detail?: string;
+}
+
+/** Run probes with bounded concurrency; results keep the probes' order. A probe that throws fails. */
+export async function runProbes(probes: readonly Probe[], ctx: ProbeContext, concurrency = 16): Promise<ProbeResult[]> {
+  const results: ProbeResult[] = new Array(probes.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < probes.length) {
+      const i = next++;
+      const p = probes[i]!;
+      try {
+        const r = await p.run(ctx);
+        results[i] = { name: p.name, target: p.target, ok: r.ok, ...(r.detail ? { detail: r.detail } : {}) };
+      } catch (e) {
+        results[i] = { name: p.name, target: p.target, ok: false, detail: e instanceof Error ? e.message : String(e) };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, probes.length) }, worker));
+  return results;
+}
