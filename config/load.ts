@@ -24,11 +24,16 @@ export function parseConfig(text: string, file: string): Config {
   if (doc.errors.length > 0)
     throw new ConfigError(
       file,
-      doc.errors.map((e) => `YAML syntax${e.linePos ? ` (line ${e.linePos[0].line}, column ${e.linePos[0].col})` : ""}: ${e.message.split("\n")[0]}`),
+      doc.errors.map(
+        (e) =>
+          `YAML syntax${e.linePos ? ` (line ${e.linePos[0].line}, column ${e.linePos[0].col})` : ""}: ${e.message.split("\n")[0]}`,
+      ),
     );
   const raw: unknown = doc.contents === null ? {} : doc.toJS();
   if (doc.contents !== null && !isMap(doc.contents))
-    throw new ConfigError(file, ["top level: must be a mapping of keys (lab, network, image, containers, inventory, …)"]);
+    throw new ConfigError(file, [
+      "top level: must be a mapping of keys (lab, network, image, containers, inventory, …)",
+    ]);
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(file, parsed.error.issues.flatMap(formatIssue));
   const problems = crossChecks(parsed.data);
@@ -37,8 +42,14 @@ export function parseConfig(text: string, file: string): Config {
 }
 
 /** Find and load the config: -c FILE, else ./aplspawn.yaml, else the packaged config/aplspawn.yaml. */
-export async function loadConfig(host: Host, file: string | undefined, packageDir: string): Promise<{ config: Config; file: string }> {
-  const candidates = file ? [resolve(file)] : [resolve("aplspawn.yaml"), resolve(packageDir, "config/aplspawn.yaml")];
+export async function loadConfig(
+  host: Host,
+  file: string | undefined,
+  packageDir: string,
+): Promise<{ config: Config; file: string }> {
+  const candidates = file
+    ? [resolve(file)]
+    : [resolve("aplspawn.yaml"), resolve(packageDir, "config/aplspawn.yaml")];
   for (const c of candidates) {
     if (await host.fs.exists(c)) return { config: parseConfig(await host.fs.readFile(c), c), file: c };
   }
@@ -113,12 +124,16 @@ function levenshtein(a: string, b: string): number {
 function crossChecks(c: Config): string[] {
   const problems: string[] = [];
   const net = parseCidr(c.network.address);
-  if (net.prefix > 30) problems.push("network.address: the prefix must be /30 or shorter to leave room for containers");
+  if (net.prefix > 30)
+    problems.push("network.address: the prefix must be /30 or shorter to leave room for containers");
   if (ipToInt(net.address) === net.network || ipToInt(net.address) === net.broadcast)
-    problems.push(`network.address: ${net.address} is the subnet's network or broadcast address, not a host address`);
+    problems.push(
+      `network.address: ${net.address} is the subnet's network or broadcast address, not a host address`,
+    );
   const [first, last] = c.containers.ipRange;
   for (const [i, ip] of c.containers.ipRange.entries())
-    if (!inSubnet(ip, net)) problems.push(`containers.ipRange.${i}: ${ip} is not a host address in ${c.network.address}`);
+    if (!inSubnet(ip, net))
+      problems.push(`containers.ipRange.${i}: ${ip} is not a host address in ${c.network.address}`);
   const a = ipToInt(first);
   const b = ipToInt(last);
   if (a > b) problems.push(`containers.ipRange: ${first} comes after ${last}`);
@@ -127,14 +142,20 @@ function crossChecks(c: Config): string[] {
     if (gw >= a && gw <= b) problems.push(`containers.ipRange: contains the bridge address ${net.address}`);
     const size = b - a + 1 - (gw >= a && gw <= b ? 1 : 0);
     if (c.containers.count > size)
-      problems.push(`containers.count: ${c.containers.count} containers do not fit in ipRange ${first}–${last} (${size} addresses)`);
+      problems.push(
+        `containers.count: ${c.containers.count} containers do not fit in ipRange ${first}–${last} (${size} addresses)`,
+      );
   }
   if (problems.length === 0) {
     const names = containerSpecs(c).map((s) => s.name);
     const dup = names.find((n, i) => names.indexOf(n) !== i);
-    if (dup) problems.push(`containers.ipRange: two containers would both be named ${dup} (names use the last octet)`);
+    if (dup)
+      problems.push(
+        `containers.ipRange: two containers would both be named ${dup} (names use the last octet)`,
+      );
   }
-  if (c.image.sha256 && c.image.checksums) problems.push("image: give image.sha256 or image.checksums, not both");
+  if (c.image.sha256 && c.image.checksums)
+    problems.push("image: give image.sha256 or image.checksums, not both");
   return problems;
 }
 
@@ -156,4 +177,3 @@ export function containerSpecs(c: Config): ContainerSpec[] {
   }
   return out;
 }
-

@@ -9,7 +9,9 @@ export const imageStore = (c: Config) => `${c.workdir}/images`;
 /** The image file: a file:// URL is used where it is; a download lands in the image store. */
 export function imagePath(c: Config): string {
   const u = new URL(c.image.url);
-  return u.protocol === "file:" ? decodeURIComponent(u.pathname) : `${imageStore(c)}/${basename(decodeURIComponent(u.pathname)) || "image.img"}`;
+  return u.protocol === "file:"
+    ? decodeURIComponent(u.pathname)
+    : `${imageStore(c)}/${basename(decodeURIComponent(u.pathname)) || "image.img"}`;
 }
 /** The read-only lower layer shared by the lab's containers. */
 export const lowerDir = (c: Config) => `${labDir(c)}/lower`;

@@ -7,7 +7,10 @@ const safeName = (what: string, max: number, pattern = /^[A-Za-z0-9][A-Za-z0-9_.
     .string()
     .min(1)
     .max(max, `${what} must be at most ${max} characters`)
-    .regex(pattern, `${what} may use only letters, digits, "_", "." and "-", and must start with a letter or digit`)
+    .regex(
+      pattern,
+      `${what} may use only letters, digits, "_", "." and "-", and must start with a letter or digit`,
+    )
     .refine((s) => !s.includes(".."), `${what} must not contain ".."`);
 
 const absPath = z
@@ -21,15 +24,13 @@ const anyPath = z
   .min(1)
   .refine((p) => !p.includes("\0"), "must not contain NUL");
 
-const url = z
-  .string()
-  .refine((u) => {
-    try {
-      return ["http:", "https:", "file:"].includes(new URL(u).protocol);
-    } catch {
-      return false;
-    }
-  }, "must be an http://, https:// or file:// URL");
+const url = z.string().refine((u) => {
+  try {
+    return ["http:", "https:", "file:"].includes(new URL(u).protocol);
+  } catch {
+    return false;
+  }
+}, "must be an http://, https:// or file:// URL");
 
 const sha256 = z
   .string()
@@ -38,7 +39,15 @@ const sha256 = z
 
 const packageName = z.string().regex(/^[a-z0-9][a-z0-9+.-]*$/, "must be a Debian package name");
 
-export const DEFAULT_PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "python3", "sudo"];
+export const DEFAULT_PACKAGES = [
+  "systemd",
+  "systemd-sysv",
+  "dbus",
+  "openssh-server",
+  "iproute2",
+  "python3",
+  "sudo",
+];
 
 const buildSchema = z.strictObject({
   /** Debian suite given to debootstrap. */
@@ -62,7 +71,9 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Linux interface names are at most 15 characters. */
       bridge: safeName("network.bridge", 15).default("nspawnd0"),
-      address: z.cidrv4("must be an IPv4 address with a prefix length, e.g. 10.10.12.1/26").default("10.10.12.1/26"),
+      address: z
+        .cidrv4("must be an IPv4 address with a prefix length, e.g. 10.10.12.1/26")
+        .default("10.10.12.1/26"),
       /** iptables chain names are at most 28 characters. */
       chain: safeName("network.chain", 28, /^[A-Za-z0-9][A-Za-z0-9_-]*$/).default("NSPAWN"),
       nat: z.boolean().default(true),
@@ -86,7 +97,10 @@ export const configSchema = z.strictObject({
       count: z.number().int().min(1).max(250).default(3),
       prefix: z
         .string()
-        .regex(/^[a-z][a-z0-9-]{0,39}$/, "must start with a lower-case letter and use only a-z, 0-9 and -, at most 40")
+        .regex(
+          /^[a-z][a-z0-9-]{0,39}$/,
+          "must start with a lower-case letter and use only a-z, 0-9 and -, at most 40",
+        )
         .default("aplspawn"),
       ipRange: z.tuple([z.ipv4(), z.ipv4()]).default(["10.10.12.10", "10.10.12.60"]),
       machinesDir: absPath.default("/var/lib/machines"),

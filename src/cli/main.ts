@@ -58,7 +58,8 @@ function rewriteLegacy(argv: string[]): string[] {
 }
 
 function version(): string {
-  return (JSON.parse(readFileSync(resolve(packageDir, "package.json"), "utf8")) as { version: string }).version;
+  return (JSON.parse(readFileSync(resolve(packageDir, "package.json"), "utf8")) as { version: string })
+    .version;
 }
 
 /** Run the CLI; returns the exit code. */
@@ -72,10 +73,18 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   program
     .description("A lab of systemd-nspawn containers on one host, for testing Ansible playbooks over SSH")
     .version(version(), "-V, --version")
-    .option("-c, --config <file>", "config file (default ./aplspawn.yaml, else the packaged config/aplspawn.yaml)")
+    .option(
+      "-c, --config <file>",
+      "config file (default ./aplspawn.yaml, else the packaged config/aplspawn.yaml)",
+    )
     .option("--json", "print one JSON object per line")
     .option("-v, --verbose", "print full command errors")
-    .addOption(new Option("-o, --operation <op>", "the original tool's form: -o netup is `run netup`, -o status is `status`"))
+    .addOption(
+      new Option(
+        "-o, --operation <op>",
+        "the original tool's form: -o netup is `run netup`, -o status is `status`",
+      ),
+    )
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .showHelpAfterError(false);
@@ -89,7 +98,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     .option("--list-tasks", "print the task ids the workflow would run, one per line")
     .option("--concurrency <n>", "containers started at once (overrides containers.concurrency)", (v) => {
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new UsageError(`--concurrency must be a positive integer, not "${v}"`);
+      if (!Number.isInteger(n) || n < 1)
+        throw new UsageError(`--concurrency must be a positive integer, not "${v}"`);
       return n;
     })
     .option("--only <names>", "limit per-container work to these containers (comma-separated)")
@@ -97,7 +107,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     .action(async (name: string, o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals() as GlobalOptions;
       const wf = workflows[name];
-      if (!wf) throw new UsageError(`Unknown workflow "${name}"; workflows: ${Object.keys(workflows).join(", ")}`);
+      if (!wf)
+        throw new UsageError(`Unknown workflow "${name}"; workflows: ${Object.keys(workflows).join(", ")}`);
       const config = await cli.load(g);
       const only = typeof o.only === "string" ? o.only.split(",").filter(Boolean) : undefined;
       const workflow = wf.build(config, {
@@ -151,10 +162,12 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
 // The one top-level catch: every error becomes a message and an exit code.
 function reportError(e: unknown, io: CliIo, g: GlobalOptions): number {
   if (e instanceof CommanderError) {
-    if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return 0;
+    if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help")
+      return 0;
     return 2;
   }
-  const code = typeof (e as { exitCode?: unknown }).exitCode === "number" ? (e as { exitCode: number }).exitCode : 1;
+  const code =
+    typeof (e as { exitCode?: unknown }).exitCode === "number" ? (e as { exitCode: number }).exitCode : 1;
   if (e instanceof InterruptedError) {
     io.err("aplspawn: interrupted\n");
     return 130;
@@ -164,7 +177,9 @@ function reportError(e: unknown, io: CliIo, g: GlobalOptions): number {
     io.err(`aplspawn: task ${e.taskId} failed: ${errorMessage(cause)}\n`);
     if (g.verbose && cause instanceof CommandError) io.err(`${cause.detail}\n`);
     if (e.rollbackFailures > 0)
-      io.err(`aplspawn: ${e.rollbackFailures} rollback step(s) failed; they stay in the journal: run \`aplspawn run down\` to retry\n`);
+      io.err(
+        `aplspawn: ${e.rollbackFailures} rollback step(s) failed; they stay in the journal: run \`aplspawn run down\` to retry\n`,
+      );
     return 1;
   }
   if (code !== 1 || (e instanceof Error && e.name !== "Error")) {

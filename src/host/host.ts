@@ -43,7 +43,9 @@ export interface HostFs {
   /** Create a file that must not exist yet (O_EXCL); false when it already exists. */
   createExclusive(path: string, data: string, mode?: number): Promise<boolean>;
   exists(path: string): Promise<boolean>;
-  stat(path: string): Promise<{ size: number; isDirectory: boolean; isFile: boolean; mode: number } | undefined>;
+  stat(
+    path: string,
+  ): Promise<{ size: number; isDirectory: boolean; isFile: boolean; mode: number } | undefined>;
   mkdir(path: string, mode?: number): Promise<void>;
   readdir(path: string): Promise<string[]>;
   /** Remove a file or a tree; absent is fine. */
@@ -75,7 +77,12 @@ export interface HttpResponse {
 export interface HostHttp {
   request(
     url: string,
-    opts: { method?: "GET" | "HEAD"; headers?: Record<string, string>; signal?: AbortSignal; timeoutMs?: number },
+    opts: {
+      method?: "GET" | "HEAD";
+      headers?: Record<string, string>;
+      signal?: AbortSignal;
+      timeoutMs?: number;
+    },
   ): Promise<HttpResponse>;
 }
 

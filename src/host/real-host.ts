@@ -1,9 +1,9 @@
 // The real host: a thin layer over execa, node:fs and undici.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import * as fs from "node:fs/promises";
 import { constants as fsConstants } from "node:fs";
-import { dirname, basename, join } from "node:path";
+import * as fs from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { execa } from "execa";
 import { Agent, interceptors, request as undiciRequest } from "undici";
@@ -36,9 +36,15 @@ async function exec(cmd: string, args: readonly string[], opts: ExecOptions = {}
   });
   const stdout = String(r.stdout ?? "");
   const stderr = String(r.stderr ?? "");
-  if (r.isCanceled) throw new CommandError(command, r.exitCode, stderr, "Command cancelled", { cause: r.cause });
+  if (r.isCanceled)
+    throw new CommandError(command, r.exitCode, stderr, "Command cancelled", { cause: r.cause });
   if (r.timedOut)
-    throw new CommandError(command, r.exitCode, stderr, `Command timed out after ${opts.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms`);
+    throw new CommandError(
+      command,
+      r.exitCode,
+      stderr,
+      `Command timed out after ${opts.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms`,
+    );
   if (r.failed && r.exitCode === undefined) {
     const reason = r.code === "ENOENT" ? `Command not found: ${cmd}` : (r.shortMessage ?? "Command failed");
     throw new CommandError(command, undefined, stderr, reason, { cause: r.cause });
@@ -180,7 +186,8 @@ const realHttp: HostHttp = {
       dispatcher: redirectingAgent(),
     });
     const headers: Record<string, string | undefined> = {};
-    for (const [k, v] of Object.entries(res.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(", ") : v;
+    for (const [k, v] of Object.entries(res.headers))
+      headers[k.toLowerCase()] = Array.isArray(v) ? v.join(", ") : v;
     return { status: res.statusCode, headers, body: res.body };
   },
 };

@@ -71,4 +71,3 @@ async function readLock(host: Host, path: string): Promise<LockInfo | undefined>
     return undefined;
   }
 }
-

@@ -25,7 +25,11 @@ export interface ProbeResult {
 }
 
 /** Run probes with bounded concurrency; results keep the probes' order. A probe that throws fails. */
-export async function runProbes(probes: readonly Probe[], ctx: ProbeContext, concurrency = 16): Promise<ProbeResult[]> {
+export async function runProbes(
+  probes: readonly Probe[],
+  ctx: ProbeContext,
+  concurrency = 16,
+): Promise<ProbeResult[]> {
   const results: ProbeResult[] = new Array(probes.length);
   let next = 0;
   const worker = async () => {
@@ -36,7 +40,12 @@ export async function runProbes(probes: readonly Probe[], ctx: ProbeContext, con
         const r = await p.run(ctx);
         results[i] = { name: p.name, target: p.target, ok: r.ok, ...(r.detail ? { detail: r.detail } : {}) };
       } catch (e) {
-        results[i] = { name: p.name, target: p.target, ok: false, detail: e instanceof Error ? e.message : String(e) };
+        results[i] = {
+          name: p.name,
+          target: p.target,
+          ok: false,
+          detail: e instanceof Error ? e.message : String(e),
+        };
       }
     }
   };

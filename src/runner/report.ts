@@ -81,7 +81,9 @@ function taskLine(e: TaskEvent): string | undefined {
     case "changed":
       return `‣ [ OK ] ${e.title}`;
     case "skipped":
-      return [`‣ [ DRY ] ${e.title}: would change`, ...(e.commands ?? []).map((c) => `      ${c}`)].join("\n");
+      return [`‣ [ DRY ] ${e.title}: would change`, ...(e.commands ?? []).map((c) => `      ${c}`)].join(
+        "\n",
+      );
     case "failed":
       return `‣ [ FAIL ] ${e.title}: ${e.error ?? ""}`;
     case "cancelled":

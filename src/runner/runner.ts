@@ -46,7 +46,17 @@ export async function runWorkflow(wf: Workflow, opts: RunOptions): Promise<Summa
 }
 
 const failAfterRegex = (glob: string) =>
-  new RegExp(`^(?:${glob.split(",").map((g) => g.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".")).join("|")})$`);
+  new RegExp(
+    `^(?:${glob
+      .split(",")
+      .map((g) =>
+        g
+          .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+          .replaceAll("*", ".*")
+          .replaceAll("?", "."),
+      )
+      .join("|")})$`,
+  );
 
 class Run {
   private readonly runId = `${new Date().toISOString()}-${randomBytes(3).toString("hex")}`;
@@ -55,7 +65,15 @@ class Run {
   private journal!: Journal;
   private firstFailure: { id: string; error: unknown } | undefined;
   private interrupted = false;
-  private readonly counts = { changed: 0, unchanged: 0, failed: 0, cancelled: 0, rolledBack: 0, rollbackFailed: 0, wouldChange: 0 };
+  private readonly counts = {
+    changed: 0,
+    unchanged: 0,
+    failed: 0,
+    cancelled: 0,
+    rolledBack: 0,
+    rollbackFailed: 0,
+    wouldChange: 0,
+  };
   private readonly t0 = performance.now();
   private readonly failAfter: RegExp | undefined;
 
@@ -75,7 +93,10 @@ class Run {
       const l = await acquireLock(host, join(labDir, "lock"), this.o.command);
       lock = l;
       if (l.tookOverFrom)
-        this.o.emit({ event: "warning", message: `took over the lock of PID ${l.tookOverFrom.pid}, which is no longer running` });
+        this.o.emit({
+          event: "warning",
+          message: `took over the lock of PID ${l.tookOverFrom.pid}, which is no longer running`,
+        });
     }
     const removeSignals = this.installSignals();
     try {
@@ -101,11 +122,17 @@ class Run {
   private installSignals(): () => void {
     const onInterrupt = () => {
       if (this.interrupted) {
-        this.o.emit({ event: "warning", message: "second interrupt: exiting now; the journal is consistent, `aplspawn run down` cleans up" });
+        this.o.emit({
+          event: "warning",
+          message: "second interrupt: exiting now; the journal is consistent, `aplspawn run down` cleans up",
+        });
         process.exit(130);
       }
       this.interrupted = true;
-      this.o.emit({ event: "warning", message: "interrupted: stopping and rolling back (interrupt again to exit at once)" });
+      this.o.emit({
+        event: "warning",
+        message: "interrupted: stopping and rolling back (interrupt again to exit at once)",
+      });
       this.controller.abort(new InterruptedError("Interrupted"));
     };
     this.o.interrupt?.addEventListener("abort", onInterrupt, { once: true });
@@ -120,17 +147,23 @@ class Run {
 
   private listrOptions() {
     return this.o.mode === "tty"
-      ? ({ renderer: "default", rendererOptions: { collapseSubtasks: false, collapseErrors: false } } as const)
+      ? ({
+          renderer: "default",
+          rendererOptions: { collapseSubtasks: false, collapseErrors: false },
+        } as const)
       : ({ renderer: "silent" } as const);
   }
 
   private async execute(): Promise<void> {
-    const list = new Listr(this.wf.steps.map((s) => this.toListr(s)), {
-      ...this.listrOptions(),
-      concurrent: false,
-      exitOnError: true,
-      registerSignalListeners: false,
-    });
+    const list = new Listr(
+      this.wf.steps.map((s) => this.toListr(s)),
+      {
+        ...this.listrOptions(),
+        concurrent: false,
+        exitOnError: true,
+        registerSignalListeners: false,
+      },
+    );
     try {
       await list.run();
     } catch (e) {
@@ -139,7 +172,11 @@ class Run {
     // Let every task that is still running settle before anything is undone.
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
     if (!this.firstFailure && !this.interrupted) return;
-    if (!this.o.noRollback && !this.o.dryRun) await this.rollback(this.journal.entries().filter((e) => e.runId === this.runId), "Rolling back this run");
+    if (!this.o.noRollback && !this.o.dryRun)
+      await this.rollback(
+        this.journal.entries().filter((e) => e.runId === this.runId),
+        "Rolling back this run",
+      );
     if (this.interrupted) throw new InterruptedError("Interrupted");
     const f = this.firstFailure!;
     throw new TaskFailedError(f.id, f.error, this.counts.rollbackFailed);
@@ -175,7 +212,10 @@ class Run {
   private group(step: GroupStep, lt: Wrapper) {
     this.o.emit({ event: "group", id: step.id, title: step.title });
     const c = step.concurrency ?? 1;
-    return lt.newListr(step.steps.map((s) => this.toListr(s)), { concurrent: c > 1 ? c : false, exitOnError: true });
+    return lt.newListr(
+      step.steps.map((s) => this.toListr(s)),
+      { concurrent: c > 1 ? c : false, exitOnError: true },
+    );
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -203,8 +243,21 @@ class Run {
     };
   }
 
-  private emitTask(step: { id: string }, title: string, state: TaskState, t0: number, extra: Partial<RunEvent> = {}) {
-    this.o.emit({ event: "task", id: step.id, title, state, durationMs: Math.round(performance.now() - t0), ...extra } as RunEvent);
+  private emitTask(
+    step: { id: string },
+    title: string,
+    state: TaskState,
+    t0: number,
+    extra: Partial<RunEvent> = {},
+  ) {
+    this.o.emit({
+      event: "task",
+      id: step.id,
+      title,
+      state,
+      durationMs: Math.round(performance.now() - t0),
+      ...extra,
+    } as RunEvent);
   }
 
   private async execTask(step: TaskStep, lt: Wrapper): Promise<void> {
@@ -238,7 +291,10 @@ class Run {
       if (this.failAfter?.test(step.id))
         throw new Error(`injected failure after ${step.id} (APLSPAWN_FAIL_AFTER=${this.o.failAfter})`);
     } catch (e) {
-      const cancelled = signal.aborted && this.firstFailure !== undefined && !(e instanceof Error && e.message.startsWith("injected"));
+      const cancelled =
+        signal.aborted &&
+        this.firstFailure !== undefined &&
+        !(e instanceof Error && e.message.startsWith("injected"));
       if (cancelled || (this.interrupted && !this.firstFailure)) {
         this.counts.cancelled++;
         this.emitTask(step, title, "cancelled", t0);
@@ -255,7 +311,12 @@ class Run {
 
   private async dryRunTask(step: TaskStep, lt: Wrapper, title: string, t0: number): Promise<void> {
     const commands: string[] = [];
-    const ctx = this.context(step.id, lt, dryHost(this.o.host, (c) => commands.push(c)), this.controller.signal);
+    const ctx = this.context(
+      step.id,
+      lt,
+      dryHost(this.o.host, (c) => commands.push(c)),
+      this.controller.signal,
+    );
     try {
       const intent = step.def.prepare ? await step.def.prepare(ctx, step.params) : undefined;
       await step.def.run(ctx, step.params, intent);
@@ -279,7 +340,12 @@ class Run {
         if (!(await this.undoEntry(e, lt))) failures++;
       },
     }));
-    await new Listr(tasks, { ...this.listrOptions(), concurrent: false, exitOnError: false, registerSignalListeners: false })
+    await new Listr(tasks, {
+      ...this.listrOptions(),
+      concurrent: false,
+      exitOnError: false,
+      registerSignalListeners: false,
+    })
       .run()
       .catch(() => undefined);
     return failures;
@@ -299,7 +365,11 @@ class Run {
     const ctx = this.context(e.id, lt, this.o.host, new AbortController().signal);
     try {
       if (!def?.rollback) throw new Error(`no rollback is known for task kind "${e.kind}"`);
-      await def.rollback(ctx, { params: e.params, intent: e.intent, result: e.state === "done" ? e.result : undefined });
+      await def.rollback(ctx, {
+        params: e.params,
+        intent: e.intent,
+        result: e.state === "done" ? e.result : undefined,
+      });
       await this.journal.remove(e.seq);
       this.counts.rolledBack++;
       this.emitTask(e, title, "rolled-back", t0);
@@ -328,7 +398,9 @@ class Run {
     }
     const failures = await this.rollback(entries, step.title);
     if (failures > 0) {
-      const e = new Error(`${failures} of ${entries.length} resources could not be undone; they stay in the journal, run again to retry`);
+      const e = new Error(
+        `${failures} of ${entries.length} resources could not be undone; they stay in the journal, run again to retry`,
+      );
       this.firstFailure ??= { id: step.id, error: e };
       throw e;
     }

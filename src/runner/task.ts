@@ -102,5 +102,7 @@ export function undo(id: string, title: string, select: UndoStep["select"]): Und
 
 /** Every task id a workflow would run, in order (for --list-tasks and fault injection). */
 export function listTaskIds(steps: readonly Step[]): string[] {
-  return steps.flatMap((s) => (s.type === "task" ? [s.id] : s.type === "group" ? listTaskIds(s.steps) : [s.id]));
+  return steps.flatMap((s) =>
+    s.type === "task" ? [s.id] : s.type === "group" ? listTaskIds(s.steps) : [s.id],
+  );
 }

@@ -35,9 +35,13 @@ export class TestNamespace {
 
   /** Make the namespace; loopback is brought up inside. */
   static async create(): Promise<TestNamespace> {
-    const holder = spawn("unshare", ["--net", "--mount", "--propagation", "private", "--", "sleep", "infinity"], {
-      stdio: "ignore",
-    });
+    const holder = spawn(
+      "unshare",
+      ["--net", "--mount", "--propagation", "private", "--", "sleep", "infinity"],
+      {
+        stdio: "ignore",
+      },
+    );
     const pid = await new Promise<number>((res, rej) => {
       holder.once("error", rej);
       holder.once("spawn", () => res(holder.pid ?? -1));
@@ -61,7 +65,11 @@ export class TestNamespace {
   }
 
   /** Run a command inside; never throws on a non-zero exit. */
-  async run(cmd: string, args: readonly string[], opts: { env?: Record<string, string>; input?: string; timeoutMs?: number; cwd?: string } = {}): Promise<NsResult> {
+  async run(
+    cmd: string,
+    args: readonly string[],
+    opts: { env?: Record<string, string>; input?: string; timeoutMs?: number; cwd?: string } = {},
+  ): Promise<NsResult> {
     const [c, a] = this.wrap(cmd, args);
     const r = await execa(c, a, {
       reject: false,
@@ -74,7 +82,10 @@ export class TestNamespace {
   }
 
   /** Run the aplspawn CLI inside the namespace (plain output: not a terminal). */
-  cli(args: readonly string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<NsResult> {
+  cli(
+    args: readonly string[],
+    opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {},
+  ): Promise<NsResult> {
     return this.run(process.execPath, [CLI, ...args], opts);
   }
 
@@ -87,7 +98,10 @@ export class TestNamespace {
   /** The namespace's network and mount state, for before/after comparisons. */
   async snapshot(): Promise<NsSnapshot> {
     const out = async (cmd: string, args: string[]) => (await this.run(cmd, args)).stdout;
-    const iptables = (await out("iptables-save", [])).split("\n").filter((l) => !l.startsWith("#")).join("\n");
+    const iptables = (await out("iptables-save", []))
+      .split("\n")
+      .filter((l) => !l.startsWith("#"))
+      .join("\n");
     return {
       links: (await out("ip", ["-o", "link"])).replace(/\s+link\/.*$/gm, ""),
       addrs: await out("ip", ["-o", "addr"]),
@@ -105,7 +119,9 @@ export class TestNamespace {
 }
 
 /** A temporary directory removed by the returned cleanup. */
-export async function tempDir(prefix = "aplspawn-test-"): Promise<{ path: string; cleanup(): Promise<void> }> {
+export async function tempDir(
+  prefix = "aplspawn-test-",
+): Promise<{ path: string; cleanup(): Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
 }
