@@ -100,7 +100,10 @@ export function recordingHost(): RecordingHost {
       async mkdir(p) {
         h.calls.push({ op: "mkdir", detail: p });
         let cur = "";
-        for (const part of p.split("/").filter(Boolean)) h.dirs.add((cur += `/${part}`));
+        for (const part of p.split("/").filter(Boolean)) {
+          cur += `/${part}`;
+          h.dirs.add(cur);
+        }
       },
       async readdir(p) {
         const prefix = p.endsWith("/") ? p : `${p}/`;
