@@ -1,0 +1,116 @@
+// The CLI called in-process (citty-style: argv as a parameter): exit codes, config errors, aliases.
+import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { main } from "../../src/cli/main.js";
+import { realHost } from "../../src/host/real-host.js";
+import { tempDir } from "../support/ns.js";
+
+async function cli(argv: string[], env: Record<string, string> = {}) {
+  let out = "";
+  let err = "";
+  const code = await main(argv, {
+    host: realHost(),
+    out: (s) => (out += s),
+    err: (s) => (err += s),
+    isTTY: false,
+    env,
+    handleSignals: false,
+  });
+  return { code, out, err };
+}
+
+test("--help and --version exit 0", async () => {
+  const h = await cli(["--help"]);
+  assert.equal(h.code, 0);
+  assert.match(h.out, /Usage: aplspawn/);
+  const rh = await cli(["run", "--help"]);
+  assert.equal(rh.code, 0);
+  assert.match(rh.out, /--dry-run/);
+  const v = await cli(["--version"]);
+  assert.equal(v.code, 0);
+  assert.match(v.out, /^\d+\.\d+\.\d+\n$/);
+});
+
+test("unknown commands, workflows and options exit 2", async () => {
+  assert.equal((await cli(["frobnicate"])).code, 2);
+  const r = await cli(["run", "nope"]);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /Unknown workflow "nope"; workflows: up, down/);
+  assert.equal((await cli(["run", "up", "--bogus"])).code, 2);
+  assert.equal((await cli(["run", "up", "--concurrency", "zero"])).code, 2);
+});
+
+test("a bad config exits 2 and lists every problem with its key path", async () => {
+  const d = await tempDir();
+  try {
+    const f = join(d.path, "bad.yaml");
+    await writeFile(
+      f,
+      [
+        "lab: a/b",
+        "netwrk: {}",
+        "network:",
+        "  bridge: averyveryverylongbridge",
+        "  adress: 1.2.3.4/24",
+        "containers:",
+        "  count: -1",
+        "image:",
+        "  url: ftp://x",
+      ].join("\n"),
+    );
+    const r = await cli(["-c", f, "run", "up"]);
+    assert.equal(r.code, 2);
+    for (const re of [
+      /lab: /,
+      /netwrk: unknown key \(did you mean "network"\?\)/,
+      /network\.bridge: .*15 characters/,
+      /network\.adress: unknown key \(did you mean "address"\?\)/,
+      /containers\.count: /,
+      /image\.url: must be an http/,
+    ])
+      assert.match(r.err, re);
+    const v = await cli(["validate", f]);
+    assert.equal(v.code, 2);
+  } finally {
+    await d.cleanup();
+  }
+});
+
+test("cross-field problems: range outside the subnet, containing the bridge, too small", async () => {
+  const d = await tempDir();
+  try {
+    const f = join(d.path, "c.yaml");
+    await writeFile(
+      f,
+      "network: {address: 10.0.0.1/24}\ncontainers: {count: 5, ipRange: [10.0.0.1, 10.0.0.3]}\n",
+    );
+    const r = await cli(["validate", f]);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /containers\.ipRange: contains the bridge address 10\.0\.0\.1/);
+    assert.match(r.err, /containers\.count: 5 containers do not fit/);
+    await writeFile(f, "containers: {ipRange: [10.10.12.10, 10.10.13.5]}\n");
+    assert.match(
+      (await cli(["validate", f])).err,
+      /containers\.ipRange\.1: 10\.10\.13\.5 is not a host address in 10\.10\.12\.1\/26/,
+    );
+    await writeFile(f, "a: [1\n");
+    assert.match((await cli(["validate", f])).err, /YAML syntax \(line 2/);
+  } finally {
+    await d.cleanup();
+  }
+});
+
+test("the packaged default config is valid", async () => {
+  const r = await cli(["validate"]);
+  assert.equal(r.code, 0, r.err);
+});
+
+test("--list-tasks and the original -o form", async () => {
+  const r = await cli(["run", "netup", "--list-tasks"]);
+  assert.equal(r.code, 0, r.err);
+  const legacy = await cli(["-o", "netup", "--list-tasks"]);
+  assert.equal(legacy.code, 0, legacy.err);
+  assert.equal(legacy.out, r.out);
+});

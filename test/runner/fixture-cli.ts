@@ -1,0 +1,27 @@
+// A process running the synthetic workflow with real signal handling, for signal and crash tests.
+// argv: up|down WORLD LABDIR [slowMs]
+import { renderEvent } from "../../src/runner/report.js";
+import { downWorkflow, labWorkflow, run } from "./synthetic.js";
+
+const [mode, world = "", lab = "", slow = "0"] = process.argv.slice(2);
+const slowMs = Number(slow);
+const wf =
+  mode === "down"
+    ? downWorkflow
+    : labWorkflow(world, {
+        perFile: {
+          "c1.run": { delayMs: slowMs },
+          "c2.run": { delayMs: slowMs },
+          "c3.run": { delayMs: slowMs },
+        },
+      });
+const r = await run(wf, lab, {
+  mode: "plain",
+  handleSignals: true,
+  emit: (e) => {
+    const line = renderEvent("plain", e);
+    if (line) process.stdout.write(`${line}\n`);
+  },
+});
+if (r.error) process.stderr.write(`error: ${(r.error as Error).message}\n`);
+process.exitCode = r.error ? ((r.error as { exitCode?: number }).exitCode ?? 1) : 0;

@@ -1,0 +1,265 @@
+// The runner's semantics, each proven on a synthetic workflow over real files.
+import assert from "node:assert/strict";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { InterruptedError, JournalError, LockedError, TaskFailedError } from "../../src/runner/errors.js";
+import type { TaskEvent } from "../../src/runner/report.js";
+import { listTaskIds } from "../../src/runner/task.js";
+import { tempDir } from "../support/ns.js";
+import { downWorkflow, labWorkflow, run } from "./synthetic.js";
+
+async function setup() {
+  const d = await tempDir();
+  const world = join(d.path, "world");
+  const lab = join(d.path, "lab");
+  const { mkdir } = await import("node:fs/promises");
+  await mkdir(world);
+  return { ...d, world, lab, files: async () => (await readdir(world)).sort() };
+}
+const journalOf = async (lab: string) =>
+  JSON.parse(await readFile(join(lab, "journal.json"), "utf8")) as {
+    entries: { id: string; state: string; runId: string }[];
+  };
+const taskEvents = (events: unknown[]) =>
+  events.filter((e): e is TaskEvent => (e as TaskEvent).event === "task");
+
+test("a full run creates every resource, journals each, and a second run changes nothing", async () => {
+  const t = await setup();
+  try {
+    const r1 = await run(labWorkflow(t.world), t.lab);
+    assert.equal(r1.error, undefined);
+    assert.equal(r1.summary?.changed, 9);
+    assert.deepEqual(await t.files(), [
+      "a",
+      "b",
+      "c1.layer",
+      "c1.run",
+      "c2.layer",
+      "c2.run",
+      "c3.layer",
+      "c3.run",
+      "z",
+    ]);
+    const j = await journalOf(t.lab);
+    assert.equal(j.entries.length, 9);
+    assert.ok(j.entries.every((e) => e.state === "done"));
+    const r2 = await run(labWorkflow(t.world), t.lab);
+    assert.equal(r2.summary?.changed, 0);
+    assert.equal(r2.summary?.unchanged, 9);
+    assert.equal((await journalOf(t.lab)).entries.length, 9, "check-held tasks journal nothing");
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test("each intent is on disk before run starts, and each result before the next task starts", async () => {
+  const t = await setup();
+  try {
+    const jp = join(t.lab, "journal.json");
+    const all = Object.fromEntries(["a", "b", "z"].map((n) => [n, { journalPath: jp }]));
+    const r = await run(labWorkflow(t.world, { perFile: all }), t.lab);
+    assert.equal(r.error, undefined, String(r.error));
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test("a failure in one concurrent subtask cancels the others and rolls back this run in reverse order", async () => {
+  const t = await setup();
+  try {
+    await writeFile(join(t.world, "b"), "pre-existing");
+    const wf = labWorkflow(t.world, {
+      perFile: {
+        "c2.layer": { delayMs: 50, failRun: true },
+        "c1.run": { delayMs: 2000 },
+        "c3.run": { delayMs: 2000 },
+      },
+    });
+    const r = await run(wf, t.lab);
+    assert.ok(r.error instanceof TaskFailedError);
+    assert.equal(r.error.taskId, "file[c2.layer]");
+    assert.deepEqual(await t.files(), ["b"], "only the pre-existing resource is left");
+    const ev = taskEvents(r.events);
+    const undone = ev.filter((e) => e.state === "rolled-back").map((e) => e.id);
+    const created = ev.filter((e) => e.state === "changed").map((e) => e.id);
+    const started = ev.filter((e) => ["changed", "failed", "cancelled"].includes(e.state)).map((e) => e.id);
+    for (const id of created) assert.ok(undone.includes(id), `${id} created and undone`);
+    for (const id of undone) assert.ok(started.includes(id), `${id} undone only if this run started it`);
+    assert.ok(
+      undone.includes("file[c2.layer]"),
+      "the failed task's intent is undone too (it may have half-run)",
+    );
+    assert.equal(undone[undone.length - 1], "file[a]", "the first resource created is undone last");
+    assert.ok(
+      ev.some((e) => e.state === "cancelled"),
+      "running siblings were cancelled",
+    );
+    assert.equal((await journalOf(t.lab)).entries.length, 0);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test("a failing rollback step is reported, the rest still run, and its entry stays for `down`", async () => {
+  const t = await setup();
+  try {
+    const r = await run(
+      labWorkflow(t.world, { perFile: { b: { failRollback: true }, z: { failRun: true } } }),
+      t.lab,
+    );
+    assert.ok(r.error instanceof TaskFailedError);
+    assert.equal(r.error.rollbackFailures, 1);
+    assert.deepEqual(await t.files(), ["b"]);
+    const j = await journalOf(t.lab);
+    assert.deepEqual(
+      j.entries.map((e) => e.id),
+      ["file[b]"],
+    );
+    const failed = taskEvents(r.events).filter((e) => e.state === "rollback-failed");
+    assert.equal(failed.length, 1);
+    assert.match(failed[0]?.error ?? "", /rollback of .*b failed/);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test("--no-rollback keeps everything; running again resumes at the failed task", async () => {
+  const t = await setup();
+  try {
+    const r1 = await run(labWorkflow(t.world, { perFile: { "c2.run": { failRun: true } } }), t.lab, {
+      noRollback: true,
+    });
+    assert.ok(r1.error instanceof TaskFailedError);
+    assert.ok((await t.files()).includes("c2.layer"));
+    const r2 = await run(labWorkflow(t.world), t.lab);
+    assert.equal(r2.error, undefined);
+    const changed = taskEvents(r2.events)
+      .filter((e) => e.state === "changed")
+      .map((e) => e.id);
+    assert.ok(changed.includes("file[c2.run]") && changed.includes("file[z]"));
+    assert.ok(!changed.includes("file[a]") && !changed.includes("file[c2.layer]"));
+    const d = await run(downWorkflow, t.lab);
+    assert.equal(d.error, undefined);
+    assert.deepEqual(await t.files(), [], "down undoes both runs' resources");
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test("an interrupt cancels running work, rolls back exactly once, and reports InterruptedError", async () => {
+  const t = await setup();
+  try {
+    const ac = new AbortController();
+    const wf = labWorkflow(t.world, {
+      perFile: { "c1.run": { delayMs: 5000 }, "c2.run": { delayMs: 5000 }, "c3.run": { delayMs: 5000 } },
+    });
+    setTimeout(() => ac.abort(), 300);
+    const r = await run(wf, t.lab, { interrupt: ac.signal });
+    assert.ok(r.error instanceof InterruptedError);
+    assert.deepEqual(await t.files(), []);
+    const undone = taskEvents(r.events)
+      .filter((e) => e.state === "rolled-back")
+      .map((e) => e.id);
+    assert.equal(undone.length, new Set(undone).size, "each resource undone once");
+    // a, b, c1..c3.layer were created; c1..c3.run were started (intent journaled) and are undone too.
+    assert.equal(undone.length, 8);
+    assert.equal(r.summary, undefined);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test("APLSPAWN_FAIL_AFTER fails right after the named task, whose resource is then rolled back", async () => {
+  const t = await setup();
+  try {
+    const ids = listTaskIds(labWorkflow(t.world).steps);
+    assert.deepEqual(ids.slice(0, 3), ["file[a]", "file[b]", "file[c1.layer]"]);
+    for (const id of ["file[a]", "file[c3.run]", "file[z]", "file[c*.layer]"]) {
+      const r = await run(labWorkflow(t.world), t.lab, { failAfter: id });
+      assert.ok(r.error instanceof TaskFailedError, id);
+      assert.match(String(r.error.message), /injected failure/);
+      assert.deepEqual(await t.files(), [], `nothing left after failing after ${id}`);
+    }
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test("--dry-run changes nothing and says what would change", async () => {
+  const t = await setup();
+  try {
+    await writeFile(join(t.world, "a"), "x");
+    const r = await run(labWorkflow(t.world), t.lab, { dryRun: true });
+    assert.equal(r.error, undefined);
+    assert.equal(r.summary?.wouldChange, 8);
+    assert.equal(r.summary?.unchanged, 1);
+    assert.deepEqual(await t.files(), ["a"]);
+    const skipped = taskEvents(r.events).find((e) => e.id === "file[b]" && e.state === "skipped");
+    assert.ok(
+      skipped?.commands?.some((c) => c === `write ${join(t.world, "b")}`),
+      JSON.stringify(skipped),
+    );
+    const { stat } = await import("node:fs/promises");
+    await assert.rejects(stat(t.lab), "no lab dir, no journal, no lock");
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test("a second run on a locked lab fails at once naming the holder; a dead holder's lock is taken over", async () => {
+  const t = await setup();
+  try {
+    const wf = labWorkflow(t.world, { perFile: { a: { delayMs: 800 } } });
+    const first = run(wf, t.lab);
+    await new Promise((r) => setTimeout(r, 200));
+    const second = await run(labWorkflow(t.world), t.lab);
+    assert.ok(second.error instanceof LockedError);
+    assert.match(second.error.message, new RegExp(`PID ${process.pid}`));
+    assert.equal((await first).error, undefined);
+    // A lock left by a process that is gone.
+    await writeFile(
+      join(t.lab, "lock"),
+      JSON.stringify({ pid: 999999, start: "1", command: "x", since: "then" }),
+    );
+    const third = await run(downWorkflow, t.lab);
+    assert.equal(third.error, undefined);
+    assert.ok(
+      third.events.some((e) => e.event === "warning" && /took over the lock of PID 999999/.test(e.message)),
+    );
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test("a corrupt or torn journal is reported, never silently dropped", async () => {
+  const t = await setup();
+  try {
+    await run(labWorkflow(t.world), t.lab);
+    const jp = join(t.lab, "journal.json");
+    const good = await readFile(jp, "utf8");
+    await writeFile(jp, good.slice(0, good.length / 2));
+    const r = await run(downWorkflow, t.lab);
+    assert.ok(r.error instanceof JournalError);
+    assert.match(r.error.message, /journal\.json is corrupt/);
+    assert.equal((await t.files()).length, 9, "nothing was undone on a guess");
+    await writeFile(
+      jp,
+      JSON.stringify({ format: "aplspawn-journal", version: 1, lab: "t", nextSeq: 1, entries: [{ id: 3 }] }),
+    );
+    const r2 = await run(downWorkflow, t.lab);
+    assert.ok(r2.error instanceof JournalError);
+    assert.match(r2.error.message, /not a valid aplspawn journal \(entries\.0\./);
+    // A temp file left by an interrupted write: reported, the intact journal is used.
+    await writeFile(jp, good);
+    await writeFile(join(t.lab, ".journal.json.abcd1234.tmp"), good.slice(0, 10));
+    const r3 = await run(downWorkflow, t.lab);
+    assert.equal(r3.error, undefined);
+    assert.ok(
+      r3.events.some((e) => e.event === "warning" && /interrupted before it took effect/.test(e.message)),
+    );
+    assert.deepEqual(await t.files(), []);
+  } finally {
+    await t.cleanup();
+  }
+});
