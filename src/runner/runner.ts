@@ -329,18 +329,33 @@ class Run {
     this.emitTask(step, title, "skipped", t0, { commands });
   }
 
-  /** Undo entries newest first; a failing one is reported and kept, the rest still run. */
-  private async rollback(entries: readonly JournalEntry[], title: string): Promise<number> {
-    if (entries.length === 0) return 0;
-    this.o.emit({ event: "group", id: "rollback", title });
+  /** Listr tasks undoing entries newest first; a failing one is reported and kept, the rest still run. */
+  private undoTasks(entries: readonly JournalEntry[]): { tasks: AnyListrTask[]; failures(): number } {
     let failures = 0;
     const tasks: AnyListrTask[] = [...entries].reverse().map((e) => ({
       title: this.undoTitle(e),
       task: async (_c, lt) => {
-        if (!(await this.undoEntry(e, lt))) failures++;
+        try {
+          await this.undoEntry(e, lt);
+        } catch (err) {
+          failures++;
+          throw err;
+        }
       },
     }));
-    await new Listr(tasks, {
+    return { tasks, failures: () => failures };
+  }
+
+  /** Roll back this run's entries (after a failure or an interrupt), shown as a list of its own. */
+  private async rollback(entries: readonly JournalEntry[], title: string): Promise<void> {
+    if (entries.length === 0) return;
+    this.o.emit({ event: "group", id: "rollback", title });
+    const { tasks } = this.undoTasks(entries);
+    const parent: AnyListrTask = {
+      title,
+      task: (_c, lt) => lt.newListr(tasks, { concurrent: false, exitOnError: false }),
+    };
+    await new Listr([parent], {
       ...this.listrOptions(),
       concurrent: false,
       exitOnError: false,
@@ -348,7 +363,6 @@ class Run {
     })
       .run()
       .catch(() => undefined);
-    return failures;
   }
 
   private undoTitle(e: JournalEntry): string {
@@ -357,7 +371,7 @@ class Run {
     return def.rollbackTitle ? def.rollbackTitle(e.params) : `Undoing: ${def.title(e.params)}`;
   }
 
-  private async undoEntry(e: JournalEntry, lt: Wrapper): Promise<boolean> {
+  private async undoEntry(e: JournalEntry, lt: Wrapper): Promise<void> {
     const t0 = performance.now();
     const title = this.undoTitle(e);
     const def = this.o.registry.get(e.kind);
@@ -373,7 +387,6 @@ class Run {
       await this.journal.remove(e.seq);
       this.counts.rolledBack++;
       this.emitTask(e, title, "rolled-back", t0);
-      return true;
     } catch (err) {
       this.counts.rollbackFailed++;
       this.emitTask(e, title, "rollback-failed", t0, { error: errorMessage(err) });
@@ -381,7 +394,7 @@ class Run {
     }
   }
 
-  private async undoStep(step: UndoStep, lt: Wrapper): Promise<void> {
+  private undoStep(step: UndoStep, lt: Wrapper) {
     const entries = this.journal.entries().filter((e) => step.select(e));
     const t0 = performance.now();
     if (entries.length === 0) {
@@ -393,18 +406,31 @@ class Run {
     if (this.o.dryRun) {
       const commands = [...entries].reverse().map((e) => this.undoTitle(e));
       this.counts.wouldChange++;
+      lt.title = `${step.title} [would change]`;
+      lt.output = commands.join("\n");
       this.emitTask(step, step.title, "skipped", t0, { commands });
       return;
     }
-    const failures = await this.rollback(entries, step.title);
-    if (failures > 0) {
-      const e = new Error(
-        `${failures} of ${entries.length} resources could not be undone; they stay in the journal, run again to retry`,
-      );
-      this.firstFailure ??= { id: step.id, error: e };
-      throw e;
-    }
-    this.counts.changed++;
-    this.emitTask(step, step.title, "changed", t0);
+    this.emitTask(step, step.title, "running", t0);
+    const { tasks, failures } = this.undoTasks(entries);
+    // Every entry is tried even when one fails; the untitled last task (hidden by listr2) then
+    // fails the run, which stops the steps after this one.
+    const finish: AnyListrTask = {
+      task: () => {
+        if (failures() === 0) {
+          this.counts.changed++;
+          this.emitTask(step, step.title, "changed", t0);
+          return;
+        }
+        const e = new Error(
+          `${failures()} of ${entries.length} resources could not be undone; they stay in the journal, run again to retry`,
+        );
+        this.counts.failed++;
+        this.emitTask(step, step.title, "failed", t0, { error: e.message });
+        this.firstFailure ??= { id: step.id, error: e };
+        this.controller.abort(e);
+      },
+    };
+    return lt.newListr([...tasks, finish], { concurrent: false, exitOnError: false });
   }
 }

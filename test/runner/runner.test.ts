@@ -263,3 +263,35 @@ test("a corrupt or torn journal is reported, never silently dropped", async () =
     await t.cleanup();
   }
 });
+
+test("down undoes every run's resources newest first; a busy one fails the run, stays journaled, and a later down finishes", async () => {
+  const t = await setup();
+  try {
+    const busy = join(t.lab, "..", "busy");
+    await writeFile(busy, "");
+    const r = await run(labWorkflow(t.world, { perFile: { b: { busyWhile: busy } } }), t.lab);
+    assert.equal(r.error, undefined);
+    const d1 = await run(downWorkflow, t.lab);
+    assert.ok(d1.error instanceof TaskFailedError);
+    assert.match(String(d1.error.message), /1 of 9 resources could not be undone/);
+    assert.deepEqual(await t.files(), ["b"]);
+    assert.deepEqual(
+      (await journalOf(t.lab)).entries.map((e) => e.id),
+      ["file[b]"],
+    );
+    const undone = taskEvents(d1.events)
+      .filter((e) => e.state === "rolled-back")
+      .map((e) => e.id);
+    assert.equal(undone[0], "file[z]");
+    assert.equal(undone[undone.length - 1], "file[a]");
+    const { rm } = await import("node:fs/promises");
+    await rm(busy);
+    const d2 = await run(downWorkflow, t.lab);
+    assert.equal(d2.error, undefined);
+    assert.deepEqual(await t.files(), []);
+    const d3 = await run(downWorkflow, t.lab);
+    assert.equal(d3.summary?.changed, 0, "a second down changes nothing");
+  } finally {
+    await t.cleanup();
+  }
+});

@@ -25,6 +25,8 @@ export interface FileParams {
   failRun?: boolean;
   /** rollback throws. */
   failRollback?: boolean;
+  /** rollback throws while this file exists (a resource that is busy for a while). */
+  busyWhile?: string;
   /** run asserts the journal on disk has every earlier task done and its own intent. */
   journalPath?: string;
 }
@@ -55,6 +57,8 @@ export const fileTask = defineTask<FileParams, { created: string }>({
   },
   async rollback(ctx, { params, result }) {
     if (params.failRollback) throw new Error(`rollback of ${params.path} failed`);
+    if (params.busyWhile && (await ctx.host.fs.exists(params.busyWhile)))
+      throw new Error(`${params.path} is busy (held by ${params.busyWhile})`);
     // result is undefined when run never finished: find the file on the live host anyway.
     await ctx.host.fs.rm(result?.created ?? params.path);
   },
