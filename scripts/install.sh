@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what aplspawn and its tests need on Debian/Ubuntu, builds it, and puts `aplspawn` on PATH.
+# Run as root from the repository: `sudo bash scripts/install.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install.sh: run as root (sudo bash scripts/install.sh)" >&2
+  exit 2
+fi
+if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "install.sh: Node.js 20 or newer is needed (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 2
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# systemd-container: systemd-nspawn; fdisk: sfdisk; squashfs-tools, debootstrap: image build;
+# openssh-client: ssh, ssh-keygen; ansible-core: the inventory check; psmisc: fuser (who holds a mount).
+apt-get install -y -qq --no-install-recommends \
+  systemd-container iptables iproute2 util-linux mount kmod debootstrap squashfs-tools fdisk e2fsprogs \
+  openssh-client ansible-core psmisc procps curl ca-certificates >/dev/null
+npm ci --no-audit --no-fund
+npm run build
+npm link --no-audit --no-fund >/dev/null
+echo "install.sh: aplspawn $(aplspawn --version) installed at $(command -v aplspawn)"
