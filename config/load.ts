@@ -51,9 +51,27 @@ export async function loadConfig(
     ? [resolve(file)]
     : [resolve("aplspawn.yaml"), resolve(packageDir, "config/aplspawn.yaml")];
   for (const c of candidates) {
-    if (await host.fs.exists(c)) return { config: parseConfig(await host.fs.readFile(c), c), file: c };
+    if (!(await host.fs.exists(c))) continue;
+    const config = parseConfig(await host.fs.readFile(c), c);
+    const problems = await fileChecks(host, config);
+    if (problems.length > 0) throw new ConfigError(c, problems);
+    return { config, file: c };
   }
   throw new UsageError(`Config file not found: ${candidates.join(" or ")}`);
+}
+
+// Files the config names that must exist already (reads only).
+async function fileChecks(host: Host, c: Config): Promise<string[]> {
+  const problems: string[] = [];
+  const key = c.containers.sshKey;
+  if (key !== undefined) {
+    for (const f of [key, `${key}.pub`])
+      if (!(await host.fs.stat(resolve(f)))?.isFile)
+        problems.push(
+          `containers.sshKey: ${resolve(f)} does not exist (leave the key out to have one generated)`,
+        );
+  }
+  return problems;
 }
 
 function keyPath(path: readonly PropertyKey[]): string {

@@ -1,0 +1,168 @@
+// A corpus of invalid configs: each exits 2, names the key that is wrong, and touches nothing on the host.
+import assert from "node:assert/strict";
+import { stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { main } from "../../src/cli/main.js";
+import { realHost } from "../../src/host/real-host.js";
+import { tempDir } from "../support/ns.js";
+
+// [name, YAML (workdir/machinesDir are added unless the case sets them), what the message must say]
+const corpus: [string, string, RegExp][] = [
+  ["yaml syntax: unclosed flow", "lab: [a\n", /YAML syntax \(line/],
+  ["yaml syntax: bad indentation", "network:\n  bridge: a\n bridge2: b\n", /YAML syntax/],
+  ["yaml duplicate key", "lab: a\nlab: b\n", /YAML syntax.*(Map keys must be unique|unique)/],
+  ["top level is a list", "- a\n- b\n", /top level: must be a mapping/],
+  ["top level is a scalar", "hello\n", /top level: must be a mapping/],
+  ["unknown top-level key", "labb: x\n", /labb: unknown key \(did you mean "lab"\?\)/],
+  [
+    "unknown nested key",
+    "containers: {cuont: 3}\n",
+    /containers\.cuont: unknown key \(did you mean "count"\?\)/,
+  ],
+  ["unknown key, no close match", "zzzzzz: 1\n", /zzzzzz: unknown key$/m],
+  ["lab with slash", "lab: a/b\n", /lab: /],
+  ["lab with ..", "lab: a..b\n", /lab: lab must not contain "\.\."/],
+  ["lab with space", "lab: 'a b'\n", /lab: /],
+  ["lab of 100 characters", `lab: ${"a".repeat(100)}\n`, /lab: lab must be at most 32/],
+  ["lab not a string", "lab: 42\n", /lab: Invalid input: expected string/],
+  ["workdir relative", "workdir: var/lib\n", /workdir: must be an absolute path/],
+  ["workdir with ..", "workdir: /var/../etc\n", /workdir: must not contain "\.\."/],
+  [
+    "bridge too long for the kernel",
+    "network: {bridge: abcdefghijklmnop}\n",
+    /network\.bridge: .*at most 15/,
+  ],
+  ["bridge with slash", "network: {bridge: br/0}\n", /network\.bridge: /],
+  ["bridge with shell metacharacters", "network: {bridge: 'br;rm'}\n", /network\.bridge: /],
+  ["chain too long", `network: {chain: ${"C".repeat(29)}}\n`, /network\.chain: .*at most 28/],
+  ["chain with dot", "network: {chain: A.B}\n", /network\.chain: /],
+  [
+    "address without prefix",
+    "network: {address: 10.0.0.1}\n",
+    /network\.address: must be an IPv4 address with a prefix/,
+  ],
+  ["address not an IP", "network: {address: foo/24}\n", /network\.address: /],
+  [
+    "address /31",
+    "network: {address: 10.0.0.0/31}\ncontainers: {ipRange: [10.0.0.1, 10.0.0.1], count: 1}\n",
+    /network\.address: the prefix must be \/30/,
+  ],
+  [
+    "address is the network address",
+    "network: {address: 10.0.0.0/24}\ncontainers: {ipRange: [10.0.0.10, 10.0.0.20]}\n",
+    /network\.address: 10\.0\.0\.0 is the subnet's network/,
+  ],
+  ["nat not a boolean", "network: {nat: yes please}\n", /network\.nat: /],
+  [
+    "range outside the subnet",
+    "containers: {ipRange: [10.10.13.10, 10.10.13.20]}\n",
+    /containers\.ipRange\.0: 10\.10\.13\.10 is not a host address/,
+  ],
+  [
+    "range contains the bridge address",
+    "containers: {ipRange: [10.10.12.1, 10.10.12.20]}\n",
+    /containers\.ipRange: contains the bridge address/,
+  ],
+  [
+    "range reversed",
+    "containers: {ipRange: [10.10.12.20, 10.10.12.10]}\n",
+    /containers\.ipRange: 10\.10\.12\.20 comes after/,
+  ],
+  ["range of one IP element", "containers: {ipRange: [10.10.12.20]}\n", /containers\.ipRange/],
+  [
+    "range with a bad IP",
+    "containers: {ipRange: [10.10.12.300, 10.10.12.310]}\n",
+    /containers\.ipRange\.0: /,
+  ],
+  [
+    "more containers than addresses",
+    "containers: {count: 20, ipRange: [10.10.12.10, 10.10.12.19]}\n",
+    /containers\.count: 20 containers do not fit/,
+  ],
+  ["count zero", "containers: {count: 0}\n", /containers\.count: /],
+  ["count not an integer", "containers: {count: 2.5}\n", /containers\.count: /],
+  ["count a string", "containers: {count: three}\n", /containers\.count: .*expected number/],
+  ["prefix with slash", "containers: {prefix: a/b}\n", /containers\.prefix: /],
+  ["prefix with ..", "containers: {prefix: ..}\n", /containers\.prefix: /],
+  ["prefix upper case", "containers: {prefix: Apl}\n", /containers\.prefix: /],
+  ["prefix of 100 characters", `containers: {prefix: ${"a".repeat(100)}}\n`, /containers\.prefix: /],
+  [
+    "machinesDir relative",
+    "containers: {machinesDir: machines}\n",
+    /containers\.machinesDir: must be an absolute path/,
+  ],
+  ["init unknown", "containers: {init: systemd}\n", /containers\.init: /],
+  [
+    "user with shell metacharacters",
+    "containers: {user: '$(id)'}\n",
+    /containers\.user: must be a valid user name/,
+  ],
+  ["user of 100 characters", `containers: {user: ${"u".repeat(100)}}\n`, /containers\.user: /],
+  ["readyTimeout negative", "containers: {readyTimeout: -1}\n", /containers\.readyTimeout: /],
+  ["concurrency zero", "containers: {concurrency: 0}\n", /containers\.concurrency: /],
+  [
+    "ssh key that does not exist",
+    "containers: {sshKey: /nonexistent/key}\n",
+    /containers\.sshKey: \/nonexistent\/key does not exist/,
+  ],
+  [
+    "image url ftp",
+    "image: {url: 'ftp://example.invalid/x.img'}\n",
+    /image\.url: must be an http:\/\/, https:\/\/ or file:\/\/ URL/,
+  ],
+  ["image url not a URL", "image: {url: 'not a url'}\n", /image\.url: /],
+  ["checksum too short", "image: {sha256: abc123}\n", /image\.sha256: must be 64 hexadecimal digits/],
+  ["checksum not hex", `image: {sha256: ${"g".repeat(64)}}\n`, /image\.sha256: must be 64 hexadecimal/],
+  ["checksums URL bad", "image: {checksums: 'gopher://x'}\n", /image\.checksums: /],
+  [
+    "both sha256 and checksums",
+    `image: {sha256: ${"a".repeat(64)}, checksums: 'http://127.0.0.1/SHA256SUMS'}\n`,
+    /image: give image\.sha256 or image\.checksums, not both/,
+  ],
+  [
+    "build package with metacharacters",
+    "image: {build: {packages: ['sudo;reboot']}}\n",
+    /image\.build\.packages\.0: must be a Debian package name/,
+  ],
+  ["build suite with slash", "image: {build: {suite: ../etc}}\n", /image\.build\.suite: /],
+  [
+    "loop device not a loop device",
+    "image: {loopDevice: /dev/sda}\n",
+    /image\.loopDevice: must be a loop device/,
+  ],
+  ["inventory format unknown", "inventory: {format: json}\n", /inventory\.format: /],
+  [
+    "inventory group with dash",
+    "inventory: {group: my-group}\n",
+    /inventory\.group: must be a valid Ansible group/,
+  ],
+  ["network not a mapping", "network: nspawnd0\n", /network: /],
+];
+
+test(`${corpus.length} invalid configs: exit 2, the key named, nothing created`, async () => {
+  assert.ok(corpus.length >= 40);
+  const d = await tempDir();
+  try {
+    const workdir = join(d.path, "work");
+    for (const [name, yaml, expect] of corpus) {
+      const f = join(d.path, "c.yaml");
+      const isMapping = !/^(- |hello|lab: \[)/.test(yaml) && !yaml.includes("\n bridge2");
+      await writeFile(f, isMapping && !/^workdir:/m.test(yaml) ? `workdir: ${workdir}\n${yaml}` : yaml);
+      let err = "";
+      const code = await main(["-c", f, "run", "up"], {
+        host: realHost(),
+        out: () => undefined,
+        err: (s) => (err += s),
+        isTTY: false,
+        env: {},
+        handleSignals: false,
+      });
+      assert.equal(code, 2, `${name}: exit code (${err})`);
+      assert.match(err, expect, `${name}: message`);
+      await assert.rejects(stat(workdir), `${name}: nothing may be created`);
+    }
+  } finally {
+    await d.cleanup();
+  }
+});
