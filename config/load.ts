@@ -4,7 +4,8 @@ import { isMap, parseDocument } from "yaml";
 import { type core, z } from "zod";
 import type { Host } from "../src/host/host.js";
 import { UsageError } from "../src/runner/errors.js";
-import { inSubnet, intToIp, ipToInt, parseCidr } from "./ip.js";
+import { containerSpecs } from "./containers.js";
+import { inSubnet, ipToInt, parseCidr } from "./ip.js";
 import { type Config, configSchema } from "./schema.js";
 
 /** A config file that failed to load: each problem with its key path. */
@@ -177,21 +178,4 @@ function crossChecks(c: Config): string[] {
   return problems;
 }
 
-/** One container of the lab, derived from the config. */
-export interface ContainerSpec {
-  name: string;
-  ip: string;
-  index: number;
-}
-
-/** The lab's containers: names are prefix + the IP's last octet, IPs taken from ipRange in order. */
-export function containerSpecs(c: Config): ContainerSpec[] {
-  const gw = ipToInt(parseCidr(c.network.address).address);
-  const out: ContainerSpec[] = [];
-  for (let n = ipToInt(c.containers.ipRange[0]); out.length < c.containers.count; n++) {
-    if (n === gw) continue;
-    const ip = intToIp(n);
-    out.push({ name: `${c.containers.prefix}${ip.split(".")[3]}`, ip, index: out.length });
-  }
-  return out;
-}
+export { type ContainerSpec, containerSpecs } from "./containers.js";

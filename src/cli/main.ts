@@ -5,16 +5,13 @@ import { readFileSync, realpathSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
-import { loadConfig } from "../../config/load.js";
 import { labDir } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
-import { taskRegistry } from "../../tasks/index.js";
 import { workflows } from "../../workflows/index.js";
 import { CommandError, type Host } from "../host/host.js";
 import { realHost } from "../host/real-host.js";
 import { errorMessage, InterruptedError, TaskFailedError, UsageError } from "../runner/errors.js";
 import { type OutputMode, renderEvent } from "../runner/report.js";
-import { runWorkflow } from "../runner/runner.js";
 import { listTaskIds } from "../runner/task.js";
 import { extraCommands } from "./commands.js";
 
@@ -61,6 +58,10 @@ function version(): string {
   return (JSON.parse(readFileSync(resolve(packageDir, "package.json"), "utf8")) as { version: string })
     .version;
 }
+
+// zod and yaml cost ~150 ms to load: only commands that read the config pay for them.
+const loadConfig: typeof import("../../config/load.js").loadConfig = async (...a) =>
+  (await import("../../config/load.js")).loadConfig(...a);
 
 /** Run the CLI; returns the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {
@@ -121,6 +122,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         return;
       }
       const mode = cli.mode(g);
+      const { runWorkflow } = await import("../runner/runner.js");
+      const { taskRegistry } = await import("../../tasks/index.js");
       await runWorkflow(workflow, {
         host: io.host,
         lab: config.lab,

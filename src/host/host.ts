@@ -15,6 +15,8 @@ export interface ExecOptions {
   env?: Record<string, string>;
   /** True for commands that only read; a dry run executes only these. */
   readOnly?: boolean;
+  /** Called with each line of stdout and stderr as it comes (long commands show progress). */
+  onLine?: (line: string) => void;
 }
 
 /** What a finished command returned. */

@@ -5,8 +5,6 @@ import { constants as fsConstants } from "node:fs";
 import * as fs from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { execa } from "execa";
-import { Agent, interceptors, request as undiciRequest } from "undici";
 import {
   CommandError,
   type DetachedOptions,
@@ -21,9 +19,23 @@ import {
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 
+// execa and undici are loaded on first use: short commands (--version, names) start faster.
+let execaModule: Promise<typeof import("execa")> | undefined;
+let undiciModule: Promise<typeof import("undici")> | undefined;
+
+// An execa line transform that reports each line and passes it on unchanged.
+function tap(onLine: (line: string) => void) {
+  return function* (line: unknown) {
+    onLine(String(line));
+    yield line;
+  };
+}
+
 /** Run a command with execa: argv only, a timeout, cancellable, errors with stderr. */
 async function exec(cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const command = formatCommand(cmd, args);
+  execaModule ??= import("execa");
+  const { execa } = await execaModule;
   const r = await execa(cmd, args, {
     reject: false,
     timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
@@ -33,6 +45,7 @@ async function exec(cmd: string, args: readonly string[], opts: ExecOptions = {}
     stdin: opts.input === undefined ? "ignore" : "pipe",
     env: opts.env,
     stripFinalNewline: false,
+    ...(opts.onLine ? { stdout: [tap(opts.onLine)], stderr: [tap(opts.onLine)] } : {}),
   });
   const stdout = String(r.stdout ?? "");
   const stderr = String(r.stderr ?? "");
@@ -169,21 +182,20 @@ const realFs: HostFs = {
   },
 };
 
-let agent: ReturnType<Agent["compose"]> | undefined;
-function redirectingAgent() {
-  agent ??= new Agent().compose(interceptors.redirect({ maxRedirections: 5 }));
-  return agent;
-}
+let agent: import("undici").Dispatcher | undefined;
 
 const realHttp: HostHttp = {
   async request(url, opts) {
+    undiciModule ??= import("undici");
+    const { Agent, interceptors, request: undiciRequest } = await undiciModule;
+    agent ??= new Agent().compose(interceptors.redirect({ maxRedirections: 5 }));
     const res = await undiciRequest(url, {
       method: opts.method ?? "GET",
       headers: opts.headers,
       signal: opts.signal,
       headersTimeout: opts.timeoutMs ?? 30_000,
       bodyTimeout: opts.timeoutMs ?? 30_000,
-      dispatcher: redirectingAgent(),
+      dispatcher: agent,
     });
     const headers: Record<string, string | undefined> = {};
     for (const [k, v] of Object.entries(res.headers))
