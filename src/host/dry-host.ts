@@ -29,6 +29,9 @@ export function dryHost(real: Host, record: (change: string) => void): Host {
       async appendFile(p) {
         record(`append to ${p}`);
       },
+      async appendDurable(p) {
+        record(`append to ${p}`);
+      },
       async createExclusive(p) {
         record(`create ${p}`);
         return true;

@@ -99,7 +99,11 @@ async function writeAtomic(path: string, data: string | Uint8Array, mode = 0o644
   }
   await fs.chmod(tmp, mode);
   await fs.rename(tmp, path);
-  const dir = await fs.open(dirname(path), fsConstants.O_RDONLY);
+  await syncDir(dirname(path));
+}
+
+async function syncDir(path: string): Promise<void> {
+  const dir = await fs.open(path, fsConstants.O_RDONLY);
   try {
     await dir.sync();
   } finally {
@@ -121,6 +125,18 @@ const realFs: HostFs = {
   },
   writeFile: writeAtomic,
   appendFile: (p, d) => fs.appendFile(p, d),
+  async appendDurable(p, data, mode = 0o600) {
+    const fh = await fs.open(p, "a", mode);
+    let created = false;
+    try {
+      created = (await fh.stat()).size === 0;
+      await fh.write(data);
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    if (created) await syncDir(dirname(p));
+  },
   async createExclusive(p, data, mode = 0o600) {
     let fh: fs.FileHandle;
     try {

@@ -82,6 +82,10 @@ export function recordingHost(): RecordingHost {
         h.calls.push({ op: "append", detail: p });
         h.files.set(p, Buffer.concat([h.files.get(p) ?? Buffer.alloc(0), Buffer.from(d)]));
       },
+      async appendDurable(p, d) {
+        h.calls.push({ op: "append", detail: p });
+        h.files.set(p, Buffer.concat([h.files.get(p) ?? Buffer.alloc(0), Buffer.from(d)]));
+      },
       async createExclusive(p, d) {
         h.calls.push({ op: "create", detail: p });
         if (h.files.has(p)) return false;

@@ -6,7 +6,7 @@ import { Listr, type ListrTask, type ListrTaskWrapper } from "listr2";
 import { dryHost } from "../host/dry-host.js";
 import type { Host } from "../host/host.js";
 import { errorMessage, InterruptedError, TaskFailedError } from "./errors.js";
-import { Journal, type JournalEntry } from "./journal.js";
+import { Journal, type JournalEntry, journalPath } from "./journal.js";
 import { acquireLock } from "./lock.js";
 import type { OutputMode, RunEvent, SummaryEvent, TaskState } from "./report.js";
 import type { AnyTaskDef, GroupStep, Step, TaskContext, TaskStep, UndoStep, Workflow } from "./task.js";
@@ -100,7 +100,7 @@ class Run {
     }
     const removeSignals = this.installSignals();
     try {
-      this.journal = await Journal.open(host, join(labDir, "journal.json"), this.o.lab, !this.o.dryRun);
+      this.journal = await Journal.open(host, journalPath(labDir), this.o.lab, !this.o.dryRun);
       for (const w of this.journal.warnings) this.o.emit({ event: "warning", message: w });
       const stale = this.journal.entries().filter((e) => e.state === "running");
       if (stale.length > 0)

@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { realHost } from "../../src/host/real-host.js";
 import { InterruptedError, JournalError, LockedError, TaskFailedError } from "../../src/runner/errors.js";
+import { Journal, journalPath } from "../../src/runner/journal.js";
 import type { TaskEvent } from "../../src/runner/report.js";
 import { listTaskIds } from "../../src/runner/task.js";
 import { tempDir } from "../support/ns.js";
@@ -17,10 +19,9 @@ async function setup() {
   await mkdir(world);
   return { ...d, world, lab, files: async () => (await readdir(world)).sort() };
 }
-const journalOf = async (lab: string) =>
-  JSON.parse(await readFile(join(lab, "journal.json"), "utf8")) as {
-    entries: { id: string; state: string; runId: string }[];
-  };
+const journalOf = async (lab: string) => ({
+  entries: (await Journal.open(realHost(), journalPath(lab), "t", false)).entries(),
+});
 const taskEvents = (events: unknown[]) =>
   events.filter((e): e is TaskEvent => (e as TaskEvent).event === "task");
 
@@ -56,7 +57,7 @@ test("a full run creates every resource, journals each, and a second run changes
 test("each intent is on disk before run starts, and each result before the next task starts", async () => {
   const t = await setup();
   try {
-    const jp = join(t.lab, "journal.json");
+    const jp = journalPath(t.lab);
     const all = Object.fromEntries(["a", "b", "z"].map((n) => [n, { journalPath: jp }]));
     const r = await run(labWorkflow(t.world, { perFile: all }), t.lab);
     assert.equal(r.error, undefined, String(r.error));
@@ -232,33 +233,62 @@ test("a second run on a locked lab fails at once naming the holder; a dead holde
   }
 });
 
-test("a corrupt or torn journal is reported, never silently dropped", async () => {
+test("a corrupt journal is reported, never guessed at; a torn last record or a leftover temp file is reported and handled", async () => {
   const t = await setup();
   try {
     await run(labWorkflow(t.world), t.lab);
-    const jp = join(t.lab, "journal.json");
+    const jp = journalPath(t.lab);
     const good = await readFile(jp, "utf8");
-    await writeFile(jp, good.slice(0, good.length / 2));
-    const r = await run(downWorkflow, t.lab);
-    assert.ok(r.error instanceof JournalError);
-    assert.match(r.error.message, /journal\.json is corrupt/);
-    assert.equal((await t.files()).length, 9, "nothing was undone on a guess");
+    const lines = good.trimEnd().split("\n");
+    // A damaged record in the middle: nothing is undone on a guess.
     await writeFile(
       jp,
-      JSON.stringify({ format: "aplspawn-journal", version: 1, lab: "t", nextSeq: 1, entries: [{ id: 3 }] }),
+      [...lines.slice(0, 3), `${lines[3]?.slice(0, 20)}`, ...lines.slice(4)].join("\n") + "\n",
+    );
+    const r = await run(downWorkflow, t.lab);
+    assert.ok(r.error instanceof JournalError);
+    assert.match(r.error.message, /journal\.jsonl is corrupt at line 4/);
+    assert.equal((await t.files()).length, 9);
+    // A well-formed line that is not a journal record.
+    await writeFile(
+      jp,
+      [...lines.slice(0, 2), JSON.stringify({ op: "begin", entry: { id: 3 } }), ...lines.slice(2)].join(
+        "\n",
+      ) + "\n",
     );
     const r2 = await run(downWorkflow, t.lab);
     assert.ok(r2.error instanceof JournalError);
-    assert.match(r2.error.message, /not a valid aplspawn journal \(entries\.0\./);
-    // A temp file left by an interrupted write: reported, the intact journal is used.
-    await writeFile(jp, good);
-    await writeFile(join(t.lab, ".journal.json.abcd1234.tmp"), good.slice(0, 10));
+    assert.match(r2.error.message, /corrupt at line 3 \(entry\./);
+    // Not a journal at all.
+    await writeFile(jp, '{"hello":1}\n');
+    assert.ok((await run(downWorkflow, t.lab)).error instanceof JournalError);
+    // A last record cut short by a crash (never acknowledged) and a leftover compaction temp file:
+    // both reported; the rest of the journal is used.
+    await writeFile(jp, `${good}{"op":"remove","se`);
+    await writeFile(join(t.lab, ".journal.jsonl.abcd1234.tmp"), good.slice(0, 10));
     const r3 = await run(downWorkflow, t.lab);
-    assert.equal(r3.error, undefined);
+    assert.equal(r3.error, undefined, String(r3.error));
+    assert.ok(r3.events.some((e) => e.event === "warning" && /cut off by a crash/.test(e.message)));
     assert.ok(
       r3.events.some((e) => e.event === "warning" && /interrupted before it took effect/.test(e.message)),
     );
     assert.deepEqual(await t.files(), []);
+    assert.deepEqual(await readdir(t.lab), ["journal.jsonl"]);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test("the journal compacts itself: many runs leave a file proportional to what exists", async () => {
+  const t = await setup();
+  try {
+    for (let i = 0; i < 30; i++) {
+      assert.equal((await run(labWorkflow(t.world), t.lab)).error, undefined);
+      assert.equal((await run(downWorkflow, t.lab)).error, undefined);
+    }
+    const size = (await readFile(journalPath(t.lab), "utf8")).split("\n").length;
+    assert.ok(size < 600, `journal has ${size} lines after 30 up/down cycles`);
+    assert.equal((await journalOf(t.lab)).entries.length, 0);
   } finally {
     await t.cleanup();
   }

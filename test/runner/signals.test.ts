@@ -4,6 +4,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
+import { realHost } from "../../src/host/real-host.js";
+import { Journal, journalPath } from "../../src/runner/journal.js";
 import { tempDir } from "../support/ns.js";
 
 const FIXTURE = resolve(import.meta.dirname, "fixture-cli.js");
@@ -35,8 +37,9 @@ async function setup() {
   return { ...d, world, lab, files: async () => (await readdir(world)).sort() };
 }
 
-const journal = async (lab: string) =>
-  JSON.parse(await readFile(join(lab, "journal.json"), "utf8")) as { entries: unknown[] };
+const journal = async (lab: string) => ({
+  entries: (await Journal.open(realHost(), journalPath(lab), "t", false)).entries(),
+});
 
 test("SIGINT while containers start: exit 130, rolled back once, nothing left", async () => {
   const t = await setup();

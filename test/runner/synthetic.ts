@@ -2,6 +2,7 @@
 // so every runner behaviour is proven on real files, a real journal and a real lock.
 import { join } from "node:path";
 import { realHost } from "../../src/host/real-host.js";
+import { Journal } from "../../src/runner/journal.js";
 import type { RunEvent } from "../../src/runner/report.js";
 import { type RunOptions, runWorkflow } from "../../src/runner/runner.js";
 import {
@@ -40,14 +41,11 @@ export const fileTask = defineTask<FileParams, { created: string }>({
   },
   async run(ctx, p) {
     if (p.journalPath) {
-      const j = JSON.parse(await ctx.host.fs.readFile(p.journalPath)) as {
-        entries: { params: FileParams; state: string }[];
-      };
-      const mine = j.entries.find((e) => e.params.path === p.path);
+      const entries = (await Journal.open(ctx.host, p.journalPath, "t", false)).entries();
+      const mine = entries.find((e) => (e.params as FileParams).path === p.path);
       if (mine?.state !== "running") throw new Error(`intent for ${p.path} not on disk before run`);
-      const notDone = j.entries.filter((e) => e !== mine && e.state !== "done");
-      if (notDone.length)
-        throw new Error(`earlier entries not done on disk: ${notDone.map((e) => e.params.path)}`);
+      const notDone = entries.filter((e) => e !== mine && e.state !== "done");
+      if (notDone.length) throw new Error(`earlier entries not done on disk: ${notDone.map((e) => e.id)}`);
     }
     if (p.delayMs) await ctx.host.sleep(p.delayMs, ctx.signal);
     if (p.failRun) throw new Error(`run of ${p.path} failed`);
