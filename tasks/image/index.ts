@@ -1,5 +1,22 @@
 // The image task kinds, for the registry in tasks/index.ts.
 import type { AnyTaskDef } from "../../src/runner/task.js";
+import { imageBuild } from "./build.js";
+import { imageDirs } from "./dirs.js";
+import { imageDownload } from "./download.js";
+import { imageLoop } from "./loop.js";
+import { imageLower } from "./lower.js";
+import { imagePrecheck } from "./precheck.js";
+import { imagePurge } from "./purge.js";
+import { imageVerify } from "./verify.js";
 
 /** Every image task kind. */
-export const imageTasks: AnyTaskDef[] = [];
+export const imageTasks: AnyTaskDef[] = [
+  imageDirs,
+  imagePrecheck,
+  imageDownload,
+  imageVerify,
+  imageBuild,
+  imageLoop,
+  imageLower,
+  imagePurge,
+];

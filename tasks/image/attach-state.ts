@@ -1,0 +1,101 @@
+// What the live host says about the image and the lower layer: which loop devices hold the image's
+// root, and what is mounted at the lower directory. Shared by the attach tasks' checks and the probes.
+import { describeLayout, type ImageLayout, PartitionTableError } from "../../src/image/partition-table.js";
+import type { FileIdentity } from "../../src/image/stamp.js";
+import type { FsType } from "../../src/image/superblock.js";
+import type { LoopInfo, MountInfo } from "../../src/image/system-info.js";
+import { mountAt } from "../../src/image/system-info.js";
+import { ExitError } from "../../src/runner/errors.js";
+import {
+  backs,
+  blockDevNumber,
+  fileIdentity,
+  type HostCtx,
+  imageLayout,
+  listLoops,
+  listMounts,
+} from "./support.js";
+
+/** The image as attach sees it. */
+export type ImageState =
+  | { kind: "missing" }
+  | { kind: "dir"; identity: FileIdentity }
+  | { kind: "file"; identity: FileIdentity; layout: ImageLayout; fs: FsType | undefined };
+
+/** Look at the image: missing, a directory tree, or a file with a readable layout (throws on a bad table). */
+export async function inspectImage(ctx: HostCtx, image: string): Promise<ImageState> {
+  const st = await ctx.host.fs.stat(image);
+  const identity = st && (await fileIdentity(ctx, image));
+  if (!st || !identity) return { kind: "missing" };
+  if (st.isDirectory) return { kind: "dir", identity };
+  try {
+    const { layout, fs } = await imageLayout(ctx, image);
+    return { kind: "file", identity, layout, fs };
+  } catch (e) {
+    if (e instanceof PartitionTableError) throw new ExitError(`Image ${image}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** The message for a missing image (the original tool's advice). */
+export const missingImage = (image: string) =>
+  new ExitError(`Image ${image} not found: run \`aplspawn run getimage\` first`);
+
+/** An image file whose root filesystem is known, or an error saying what is wrong. */
+export function requireRoot(
+  image: string,
+  s: ImageState,
+): Extract<ImageState, { kind: "file" }> & { fs: FsType } {
+  if (s.kind === "missing") throw missingImage(image);
+  if (s.kind === "dir") throw new ExitError(`Image ${image} is a directory, not an image file`);
+  if (!s.fs)
+    throw new ExitError(
+      `Image ${image}: ${describeLayout(s.layout)} holds no known filesystem (squashfs, ext4, erofs, btrfs, xfs)`,
+    );
+  return s as Extract<ImageState, { kind: "file" }> & { fs: FsType };
+}
+
+/** Loop devices holding the image's root (read-only, right offset). */
+export async function rootLoops(ctx: HostCtx, s: Extract<ImageState, { kind: "file" }>): Promise<LoopInfo[]> {
+  return (await listLoops(ctx)).filter((l) => backs(l, s.identity, s.layout.offset) && l.ro);
+}
+
+/** Whether a mount's filesystem is that loop device. */
+export async function mountIsDevice(ctx: HostCtx, m: MountInfo, dev: string): Promise<boolean> {
+  if (m.source === dev) return true;
+  const num = await blockDevNumber(ctx, dev);
+  return num !== undefined && m.dev === num;
+}
+
+/** What is mounted at the lower directory and whether it is the image's root, read-only. */
+export interface LowerState {
+  image: ImageState;
+  mount: MountInfo | undefined;
+  /** The loop device (file image) behind the mount, when it is one of the image's. */
+  device: string | undefined;
+  /** The mount is the image's root (loop device of the image, or a bind of the image directory). */
+  isImage: boolean;
+  readOnly: boolean;
+  loops: LoopInfo[];
+}
+
+/** Inspect the image and the lower directory. */
+export async function lowerState(ctx: HostCtx, image: string, lowerDir: string): Promise<LowerState> {
+  const img = await inspectImage(ctx, image);
+  const mount = mountAt(await listMounts(ctx), lowerDir);
+  const loops = img.kind === "file" ? await rootLoops(ctx, img) : [];
+  let device: string | undefined;
+  let isImage = false;
+  if (mount && img.kind === "file") {
+    for (const l of loops)
+      if (await mountIsDevice(ctx, mount, l.name)) {
+        device = l.name;
+        isImage = true;
+        break;
+      }
+  } else if (mount && img.kind === "dir") {
+    const seen = await fileIdentity(ctx, lowerDir);
+    isImage = seen?.ino === img.identity.ino && seen.dev === img.identity.dev;
+  }
+  return { image: img, mount, device, isImage, readOnly: mount?.options.includes("ro") ?? false, loops };
+}

@@ -1,0 +1,200 @@
+// image.build: debootstrap → image files → mksquashfs → a GPT disk image (sfdisk) whose root
+// partition holds the squashfs, plus SHA256SUMS beside it. Built in a temporary directory next to
+// the target and renamed into place; the temporary tree is removed on failure. The image is a cache:
+// rollback removes the temporary tree only.
+import { randomBytes } from "node:crypto";
+import { basename, dirname } from "node:path";
+import {
+  BUILD_SPACE_NEEDED,
+  debootstrapArgs,
+  diskGeometry,
+  IMAGE_REMOVALS,
+  imageFiles,
+  matchesPattern,
+  type Recipe,
+  sfdiskScript,
+} from "../../src/image/build-plan.js";
+import { describeLayout } from "../../src/image/partition-table.js";
+import { formatBytes } from "../../src/image/progress.js";
+import { upsertSha256Sums } from "../../src/image/sha256sums.js";
+import { ExitError, errorMessage } from "../../src/runner/errors.js";
+import { defineTask, type TaskContext } from "../../src/runner/task.js";
+import { freeBytesFor, hashProgress, imageLayout, removeTree, sha256File, writeStamp } from "./support.js";
+
+/** Parameters of image.build. */
+export interface BuildParams {
+  /** The image file to make. */
+  target: string;
+  recipe: Recipe;
+  /** Use this debootstrapped tree (copied, never changed) instead of running debootstrap. */
+  rootfs?: string;
+  /** Build even when the target exists (it is replaced only once the new one is complete). */
+  force?: boolean;
+  /** Stamp file recording the new image's digest. */
+  stamp: string;
+}
+
+/** Journaled before the build starts, so a crash's temporary tree can be found and removed. */
+export interface BuildIntent {
+  tmp: string;
+}
+
+/** What image.build returns. */
+export interface BuildResult {
+  path: string;
+  sha256: string;
+}
+
+const MIN = 60_000;
+const TOOLS: Record<string, string> = {
+  debootstrap: "debootstrap",
+  mksquashfs: "squashfs-tools",
+  sfdisk: "fdisk",
+  dd: "coreutils",
+  truncate: "coreutils",
+};
+
+// Off a terminal, long tools' output becomes a line every few seconds rather than hundreds.
+function lineReporter(ctx: TaskContext, everyMs = 5000): (line: string) => void {
+  let last = 0;
+  return (line) => {
+    const l = line.trim();
+    if (!l) return;
+    const now = Date.now();
+    if (ctx.tty || now - last >= everyMs) {
+      last = now;
+      ctx.progress(l);
+    }
+  };
+}
+
+async function configureTree(ctx: TaskContext, root: string): Promise<void> {
+  for (const pattern of IMAGE_REMOVALS) {
+    const dir = `${root}/${dirname(pattern)}`;
+    const leaf = basename(pattern);
+    if (!(await ctx.host.fs.exists(dir))) continue;
+    for (const name of await ctx.host.fs.readdir(dir))
+      if (matchesPattern(leaf, name)) await ctx.host.fs.rm(`${dir}/${name}`);
+  }
+  for (const [rel, content] of Object.entries(imageFiles())) {
+    const p = `${root}/${rel}`;
+    await ctx.host.fs.mkdir(dirname(p), 0o755);
+    await ctx.host.fs.writeFile(p, content, 0o644);
+  }
+  // dbus reads /var/lib/dbus/machine-id; point it at systemd's, as current Debian does.
+  await ctx.host.exec("ln", ["-sfn", "/etc/machine-id", `${root}/var/lib/dbus/machine-id`], {
+    signal: ctx.signal,
+  });
+}
+
+/** Build the image. */
+export const imageBuild = defineTask<BuildParams, BuildResult, BuildIntent>({
+  kind: "image.build",
+  title: (p) =>
+    `Building image ${basename(p.target)} (Debian ${p.recipe.suite}: debootstrap → squashfs → GPT disk image)`,
+  async check(ctx, p) {
+    return !p.force && (await ctx.host.fs.stat(p.target))?.isFile === true;
+  },
+  async prepare(_ctx, p) {
+    return { tmp: `${dirname(p.target)}/.${basename(p.target)}.build-${randomBytes(4).toString("hex")}` };
+  },
+  async run(ctx, p, intent) {
+    const missing: string[] = [];
+    for (const [cmd, pkg] of Object.entries(TOOLS)) {
+      const needed = !(p.rootfs && cmd === "debootstrap");
+      if (needed && !(await ctx.host.which(cmd))) missing.push(pkg);
+    }
+    if (missing.length)
+      throw new ExitError(`image build needs ${[...new Set(missing)].join(", ")}: apt-get install them`);
+    if (p.rootfs && !(await ctx.host.fs.stat(`${p.rootfs}/etc`))?.isDirectory)
+      throw new ExitError(`${p.rootfs} is not a root filesystem tree (no etc/)`);
+    const dir = dirname(p.target);
+    await ctx.host.fs.mkdir(dir, 0o755);
+    const free = await freeBytesFor(ctx, dir);
+    if (free < BUILD_SPACE_NEEDED)
+      throw new ExitError(
+        `Not enough free space in ${dir} to build an image: it needs about ${formatBytes(BUILD_SPACE_NEEDED)}, and ${formatBytes(free)} is free`,
+      );
+    const { tmp } = intent;
+    const root = `${tmp}/root`;
+    const squashfs = `${tmp}/root.squashfs`;
+    const image = `${tmp}/${basename(p.target)}`;
+    try {
+      await ctx.host.fs.mkdir(tmp, 0o700);
+      if (p.rootfs) {
+        ctx.info(`Copying the root tree ${p.rootfs}`);
+        await ctx.host.exec("cp", ["-a", "--reflink=auto", "--", p.rootfs, root], {
+          signal: ctx.signal,
+          timeoutMs: 30 * MIN,
+        });
+      } else {
+        ctx.info(
+          `debootstrap ${p.recipe.suite} from ${p.recipe.mirror} with ${p.recipe.packages.join(", ")} (a few minutes)`,
+        );
+        await ctx.host.exec("debootstrap", debootstrapArgs(p.recipe, root), {
+          signal: ctx.signal,
+          timeoutMs: 60 * MIN,
+          onLine: lineReporter(ctx),
+        });
+      }
+      await configureTree(ctx, root);
+      ctx.info("Making the squashfs");
+      await ctx.host.exec(
+        "mksquashfs",
+        [root, squashfs, "-noappend", "-comp", "zstd", "-no-progress", "-quiet"],
+        { signal: ctx.signal, timeoutMs: 60 * MIN, onLine: lineReporter(ctx) },
+      );
+      const sqSize = (await ctx.host.fs.stat(squashfs))?.size;
+      if (!sqSize) throw new ExitError("mksquashfs made no output");
+      // The tree is no longer needed: free its space before the image is assembled.
+      await removeTree(ctx, root);
+      const g = diskGeometry(sqSize);
+      ctx.info(`Writing the GPT disk image (${formatBytes(g.size)})`);
+      await ctx.host.exec("truncate", ["-s", String(g.size), "--", image], { signal: ctx.signal });
+      await ctx.host.exec("sfdisk", ["--no-reread", "--no-tell-kernel", "--quiet", image], {
+        input: sfdiskScript(g, p.recipe.arch),
+        signal: ctx.signal,
+      });
+      await ctx.host.exec(
+        "dd",
+        [
+          `if=${squashfs}`,
+          `of=${image}`,
+          "bs=1M",
+          `seek=${g.partitionOffset / (1024 * 1024)}`,
+          "conv=notrunc,fsync",
+          "status=none",
+        ],
+        { signal: ctx.signal, timeoutMs: 30 * MIN },
+      );
+      // Read it back as attach will: the table must lead to the squashfs.
+      const { layout, fs } = await imageLayout(ctx, image);
+      if (fs !== "squashfs" || layout.offset !== g.partitionOffset)
+        throw new ExitError(
+          `the image just built does not read back as expected: ${describeLayout(layout, fs)}`,
+        );
+      const sha256 = await sha256File(
+        ctx,
+        image,
+        hashProgress((l) => ctx.progress(l)),
+      );
+      await ctx.host.fs.rename(image, p.target);
+      const sums = `${dir}/SHA256SUMS`;
+      const old = (await ctx.host.fs.exists(sums)) ? await ctx.host.fs.readFile(sums) : "";
+      await ctx.host.fs.writeFile(sums, upsertSha256Sums(old, sha256, basename(p.target)), 0o644);
+      await writeStamp(ctx, p.stamp, p.target, sha256);
+      ctx.info(`Built ${p.target} (${formatBytes(g.size)}), SHA-256 ${sha256}, listed in ${sums}`);
+      return { path: p.target, sha256 };
+    } finally {
+      // A cleanup failure must not hide the build's own error; the journaled intent retries it.
+      await removeTree(ctx, tmp).catch((e: unknown) =>
+        ctx.info(`Could not remove ${tmp} (\`aplspawn run down\` retries): ${errorMessage(e)}`),
+      );
+    }
+  },
+  // The built image stays (a cache); a crash's temporary tree goes.
+  async rollback(ctx, { intent }) {
+    if (intent?.tmp) await removeTree(ctx, intent.tmp);
+  },
+  rollbackTitle: (p) => `Removing the temporary build tree of ${basename(p.target)}`,
+});

@@ -1,0 +1,159 @@
+// image.download: stream the image to a .part file (resuming an earlier .part with a Range request),
+// retry network errors with backoff, verify the digest, and only then rename it into place. The
+// verified image is a cache: rollback removes the .part, never the image.
+import { createHash, type Hash } from "node:crypto";
+import {
+  backoffMs,
+  DownloadError,
+  isRetryableError,
+  isRetryableStatus,
+  resumeDecision,
+  statusLine,
+} from "../../src/image/http.js";
+import { formatBytes, TransferProgress } from "../../src/image/progress.js";
+import { ExitError, errorMessage } from "../../src/runner/errors.js";
+import { defineTask, type TaskContext } from "../../src/runner/task.js";
+import type { DownloadParams } from "./precheck.js";
+import { expectedDigest, imageVerified, writeStamp } from "./support.js";
+
+/** Consecutive network failures without progress before giving up. */
+const MAX_RETRIES = 5;
+const READ_CHUNK = 8 * 1024 * 1024;
+
+/** A running SHA-256 over the first `bytes` bytes of the .part file. */
+interface PartHash {
+  hash: Hash;
+  bytes: number;
+}
+
+/** What image.download returns (journaled). */
+export interface DownloadResult {
+  path: string;
+  sha256: string;
+}
+
+async function drain(body: AsyncIterable<Uint8Array>): Promise<void> {
+  for await (const _ of body) {
+    // discard
+  }
+}
+
+// Hash what the .part holds already, so a resumed download is verified end to end.
+async function hashPart(ctx: TaskContext, part: string, size: number): Promise<PartHash> {
+  const h: PartHash = { hash: createHash("sha256"), bytes: 0 };
+  if (size > 0) ctx.progress(`Reading the ${formatBytes(size)} downloaded earlier`);
+  while (h.bytes < size) {
+    ctx.signal.throwIfAborted();
+    const buf = await ctx.host.fs.readBytes(part, h.bytes, Math.min(READ_CHUNK, size - h.bytes));
+    if (buf.length === 0) break;
+    h.hash.update(buf);
+    h.bytes += buf.length;
+  }
+  return h;
+}
+
+// One request: resumes at `have` bytes, or restarts when the server cannot. Throws DownloadError.
+async function transferOnce(
+  ctx: TaskContext,
+  p: DownloadParams,
+  part: string,
+  have: number,
+  h: PartHash,
+  progress: TransferProgress,
+): Promise<void> {
+  const res = await ctx.host.http.request(p.url, {
+    headers: have > 0 ? { range: `bytes=${have}-` } : {},
+    signal: ctx.signal,
+    timeoutMs: 30_000,
+  });
+  if (res.status >= 400 && res.status !== 416) {
+    await drain(res.body).catch(() => undefined);
+    throw new DownloadError(`HTTP ${statusLine(res.status)} for ${p.url}`, isRetryableStatus(res.status));
+  }
+  const d = resumeDecision(res.status, res.headers, have);
+  if (d.action === "fail") {
+    await drain(res.body).catch(() => undefined);
+    throw new DownloadError(`unexpected HTTP ${statusLine(res.status)} for ${p.url}`, false);
+  }
+  if (d.action === "complete") {
+    await drain(res.body).catch(() => undefined);
+    return;
+  }
+  let start = have;
+  if (d.action === "restart") {
+    ctx.info(`${d.reason}: downloading from the start`);
+    h.hash = createHash("sha256");
+    h.bytes = 0;
+    start = 0;
+  } else if (have > 0) ctx.info(`Resuming the download at ${formatBytes(have)}`);
+  progress.setTotal(d.total);
+  progress.restart(start);
+  const file = await ctx.host.fs.openWrite(part, start > 0);
+  let n = start;
+  try {
+    for await (const chunk of res.body) {
+      await file.write(chunk);
+      h.hash.update(chunk);
+      h.bytes += chunk.length;
+      n += chunk.length;
+      progress.update(n);
+    }
+  } finally {
+    await file.close();
+  }
+  if (d.total !== undefined && n !== d.total)
+    throw new DownloadError(`the connection closed after ${n} of ${d.total} bytes`, true);
+}
+
+/** Download, verify and place the image. */
+export const imageDownload = defineTask<DownloadParams, DownloadResult>({
+  kind: "image.download",
+  title: (p) => `Downloading image ${p.name} to ${p.store}`,
+  check: (ctx, p) => imageVerified(ctx, p),
+  async run(ctx, p) {
+    const part = `${p.path}.part`;
+    const expected = await expectedDigest(ctx, p);
+    const progress = new TransferProgress({ tty: ctx.tty, emit: (l) => ctx.progress(l) });
+    let h: PartHash = { hash: createHash("sha256"), bytes: 0 };
+    let failures = 0;
+    for (;;) {
+      ctx.signal.throwIfAborted();
+      const have = (await ctx.host.fs.stat(part))?.size ?? 0;
+      if (h.bytes !== have) h = await hashPart(ctx, part, have);
+      try {
+        await transferOnce(ctx, p, part, have, h, progress);
+        break;
+      } catch (e) {
+        if (ctx.signal.aborted || !isRetryableError(e)) throw e;
+        const now = (await ctx.host.fs.stat(part))?.size ?? 0;
+        failures = now > have ? 1 : failures + 1;
+        if (failures > MAX_RETRIES)
+          throw new ExitError(
+            `Download of ${p.url} failed ${MAX_RETRIES + 1} times in a row: ${errorMessage(e)}`,
+          );
+        const wait = backoffMs(failures);
+        ctx.info(`Network error (${errorMessage(e)}); retrying in ${wait / 1000} s at ${formatBytes(now)}`);
+        await ctx.host.sleep(wait, ctx.signal);
+      }
+    }
+    const size = (await ctx.host.fs.stat(part))?.size ?? 0;
+    if (h.bytes !== size) h = await hashPart(ctx, part, size);
+    const actual = h.hash.digest("hex");
+    if (expected && actual !== expected.sha256) {
+      await ctx.host.fs.rm(part);
+      throw new ExitError(
+        `Checksum mismatch for ${p.name}: expected ${expected.sha256} (${expected.from}), got ${actual}; the download was deleted`,
+      );
+    }
+    if (expected) ctx.info(`SHA-256 verified: ${actual}`);
+    else ctx.info(`Not verified (set image.sha256 or image.checksums): SHA-256 is ${actual}`);
+    await ctx.host.fs.rename(part, p.path);
+    await writeStamp(ctx, p.stamp, p.path, actual, p.checksums);
+    return { path: p.path, sha256: actual };
+  },
+  // The verified image stays (a cache); only the partial file goes.
+  async rollback(ctx, { params }) {
+    await ctx.host.fs.rm(`${params.path}.part`);
+  },
+  rollbackTitle: (p) => `Removing the partial download of ${p.name}`,
+});

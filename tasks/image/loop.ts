@@ -1,0 +1,159 @@
+// image.loop: attach the image's root partition to a loop device, read-only, at the offset and size
+// read from the partition table (no partition scanning: not every host has it). The device is
+// journaled; rollback detaches exactly that device, and only while it still holds this image.
+
+import { dirname } from "node:path";
+import { describeLayout } from "../../src/image/partition-table.js";
+import { formatBytes } from "../../src/image/progress.js";
+import { ExitError } from "../../src/runner/errors.js";
+import { defineTask } from "../../src/runner/task.js";
+import { inspectImage, lowerState, missingImage, requireRoot } from "./attach-state.js";
+import { backs, fileIdentity, type HostCtx, listLoops, mountsOfDevice } from "./support.js";
+
+/** Parameters of image.loop. */
+export interface LoopParams {
+  image: string;
+  /** The lower directory (the attach is complete when the image's root is mounted there). */
+  lowerDir: string;
+  /** image.loopDevice: use this device rather than a free one. */
+  loopDevice?: string;
+}
+
+/** Where image.loop tells image.lower which device it attached: several labs may share one image. */
+export const loopRecordPath = (lowerDir: string) => `${lowerDir}.loop`;
+
+/** What the record holds. */
+export interface LoopRecord {
+  device: string;
+  ino: string;
+  dev: string;
+  offset: number;
+}
+
+/** The device attached (null for a directory image: nothing to attach). */
+export type LoopResult =
+  | { device: null }
+  | { device: string; offset: number; sizelimit: number; ino: string; dev: string };
+
+const ATTEMPTS = 6;
+// losetup's words when another process took the device it found (`--find` is not atomic).
+const RACE = /busy|resource temporarily unavailable|already in use|no such device|could not find any free/i;
+
+/** Detach one device if it still holds the image's root; never while it is mounted. */
+export async function detachLoop(
+  ctx: HostCtx,
+  t: { device: string; ino: string; dev: string; offset: number },
+): Promise<void> {
+  const holds = async () => (await listLoops(ctx)).some((l) => l.name === t.device && backs(l, t, t.offset));
+  if (!(await holds())) return; // already detached, or reused by someone else since: not ours
+  const mounts = await mountsOfDevice(ctx, t.device);
+  if (mounts.length > 0)
+    throw new ExitError(
+      `${t.device} is still mounted at ${mounts.map((m) => m.mountPoint).join(", ")}: unmount it first (\`aplspawn run stop\`)`,
+    );
+  await ctx.host.exec("losetup", ["--detach", t.device], { signal: ctx.signal });
+  // losetup -d only marks a device that something holds open: wait until it is really gone.
+  for (let i = 0; i < 50; i++) {
+    if (!(await holds())) return;
+    await ctx.host.sleep(100, ctx.signal);
+  }
+  throw new ExitError(
+    `${t.device} is still attached after \`losetup --detach\`: something holds it open (another mount namespace?); it is freed when released`,
+  );
+}
+
+/** The record, if there is one. */
+export async function readLoopRecord(ctx: HostCtx, lowerDir: string): Promise<LoopRecord | undefined> {
+  const f = loopRecordPath(lowerDir);
+  if (!(await ctx.host.fs.exists(f))) return undefined;
+  try {
+    return JSON.parse(await ctx.host.fs.readFile(f)) as LoopRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+// Remove the record when it names the device undone (or, after a crash, whatever it names).
+async function removeRecord(
+  ctx: HostCtx,
+  lowerDir: string,
+  device: string | null | undefined,
+): Promise<void> {
+  const rec = await readLoopRecord(ctx, lowerDir);
+  if (device === undefined || device === null || rec?.device === device || !rec)
+    await ctx.host.fs.rm(loopRecordPath(lowerDir));
+}
+
+/** Attach the image's root partition. */
+export const imageLoop = defineTask<LoopParams, LoopResult>({
+  kind: "image.loop",
+  title: () => "Mounting image root partition to loop device",
+  async check(ctx, p) {
+    const s = await lowerState(ctx, p.image, p.lowerDir);
+    return s.image.kind === "dir" || (s.isImage && s.readOnly);
+  },
+  async run(ctx, p) {
+    const s = await inspectImage(ctx, p.image);
+    if (s.kind === "missing") throw missingImage(p.image);
+    if (s.kind === "dir") {
+      ctx.info(`${p.image} is a directory tree: no loop device needed`);
+      return { device: null };
+    }
+    const img = requireRoot(p.image, s);
+    for (const n of img.layout.notes) ctx.info(n);
+    const { offset, size } = img.layout;
+    const opts = ["--show", "--read-only", "--offset", String(offset), "--sizelimit", String(size)];
+    let lastError = "";
+    for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+      const args = p.loopDevice ? [...opts, p.loopDevice, p.image] : ["--find", ...opts, p.image];
+      const r = await ctx.host.exec("losetup", args, { signal: ctx.signal, allowFail: true });
+      if (r.exitCode === 0) {
+        const device = r.stdout.trim();
+        const info = (await listLoops(ctx)).find((l) => l.name === device);
+        if (info && backs(info, img.identity, offset) && info.ro && info.sizelimit === size) {
+          ctx.info(`${p.image}: ${describeLayout(img.layout, img.fs)} → ${device}`);
+          const rec: LoopRecord = { device, ino: img.identity.ino, dev: img.identity.dev, offset };
+          await ctx.host.fs.mkdir(dirname(p.lowerDir), 0o700);
+          await ctx.host.fs.writeFile(loopRecordPath(p.lowerDir), `${JSON.stringify(rec)}\n`, 0o600);
+          return { ...rec, sizelimit: size };
+        }
+        // Someone else's device now: never detach it; try again.
+        lastError = `${device} does not hold ${p.image} after losetup (another process took it)`;
+      } else {
+        lastError = r.stderr.trim() || `losetup exited with ${r.exitCode}`;
+        if (p.loopDevice) {
+          const holder = (await listLoops(ctx)).find((l) => l.name === p.loopDevice);
+          throw new ExitError(
+            `Cannot use ${p.loopDevice} (image.loopDevice): ${holder ? `it is in use by ${holder.backFile}` : lastError}`,
+          );
+        }
+        if (!RACE.test(lastError)) throw new ExitError(`losetup failed for ${p.image}: ${lastError}`);
+      }
+      if (p.loopDevice) break;
+      await ctx.host.sleep(50 * attempt, ctx.signal);
+    }
+    throw new ExitError(
+      `Could not attach ${p.image} (${formatBytes(size)} at ${formatBytes(offset)}) to a loop device: ${lastError}`,
+    );
+  },
+  async rollback(ctx, { params, result }) {
+    if (result) {
+      if (result.device !== null) await detachLoop(ctx, result);
+      await removeRecord(ctx, params.lowerDir, result.device);
+      return;
+    }
+    await removeRecord(ctx, params.lowerDir, undefined);
+    // run never finished (crash between losetup and the journal): detach unmounted devices of the image.
+    const s = await inspectImage(ctx, params.image).catch(() => undefined);
+    if (s?.kind !== "file") return;
+    const id = await fileIdentity(ctx, params.image);
+    if (!id) return;
+    for (const l of await listLoops(ctx)) {
+      if (!backs(l, id, s.layout.offset) || !l.ro) continue;
+      if (params.loopDevice && l.name !== params.loopDevice) continue;
+      if ((await mountsOfDevice(ctx, l.name)).length > 0) continue;
+      await detachLoop(ctx, { device: l.name, ino: id.ino, dev: id.dev, offset: l.offset });
+    }
+  },
+  rollbackTitle: (p) => `Detaching loop device of image ${p.image}`,
+});

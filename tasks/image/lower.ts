@@ -1,0 +1,155 @@
+// image.lower: mount the image's root read-only at the lower directory, the overlayfs lowerdir every
+// container shares: the loop device's filesystem (type read from its superblock), or a read-only
+// bind mount of a directory image. Rollback unmounts it, never lazily: a busy lower layer is an error.
+import {
+  detectFilesystem,
+  readOnlyMountOptions,
+  SUPERBLOCK_PROBE_BYTES,
+} from "../../src/image/superblock.js";
+import { mountAt } from "../../src/image/system-info.js";
+import { ExitError } from "../../src/runner/errors.js";
+import { defineTask } from "../../src/runner/task.js";
+import {
+  inspectImage,
+  lowerState,
+  missingImage,
+  mountIsDevice,
+  requireRoot,
+  rootLoops,
+} from "./attach-state.js";
+import { readLoopRecord } from "./loop.js";
+import { backs, fileIdentity, type HostCtx, listLoops, listMounts, mountsOfDevice } from "./support.js";
+
+/** Parameters of image.lower. */
+export interface LowerParams {
+  image: string;
+  lowerDir: string;
+  /** image.loopDevice, when pinned. */
+  loopDevice?: string;
+}
+
+/** Journaled before the mount: whether the directory is ours to remove. */
+export interface LowerIntent {
+  createdDir: boolean;
+}
+
+/** What was mounted. */
+export interface LowerResult {
+  lowerDir: string;
+  /** The loop device mounted, or null for a bind-mounted directory image. */
+  device: string | null;
+  fs: string;
+}
+
+async function isBindOf(ctx: HostCtx, lowerDir: string, image: string): Promise<boolean> {
+  const [a, b] = [await fileIdentity(ctx, lowerDir), await fileIdentity(ctx, image)];
+  return !!a && !!b && a.ino === b.ino && a.dev === b.dev;
+}
+
+// Is the mount at lowerDir the one this task made (from its result, or, after a crash, the image's)?
+async function isOurs(ctx: HostCtx, p: LowerParams, result: LowerResult | undefined): Promise<boolean> {
+  const m = mountAt(await listMounts(ctx), p.lowerDir);
+  if (!m) return false;
+  if (result)
+    return result.device === null ? isBindOf(ctx, p.lowerDir, p.image) : mountIsDevice(ctx, m, result.device);
+  if (await isBindOf(ctx, p.lowerDir, p.image)) return true;
+  const id = await fileIdentity(ctx, p.image);
+  for (const l of await listLoops(ctx)) {
+    const sameFile = id ? backs(l, id, l.offset) : l.backFile === p.image;
+    if (sameFile && (await mountIsDevice(ctx, m, l.name))) return true;
+  }
+  return false;
+}
+
+/** Mount the image's root read-only at the lower directory. */
+export const imageLower = defineTask<LowerParams, LowerResult, LowerIntent>({
+  kind: "image.lower",
+  title: (p) => `Mounting image root as lower overlayFS layer ${p.lowerDir}`,
+  async check(ctx, p) {
+    const s = await lowerState(ctx, p.image, p.lowerDir);
+    return s.isImage && s.readOnly;
+  },
+  async prepare(ctx, p) {
+    return { createdDir: !(await ctx.host.fs.exists(p.lowerDir)) };
+  },
+  async run(ctx, p) {
+    const s = await inspectImage(ctx, p.image);
+    if (s.kind === "missing") throw missingImage(p.image);
+    await ctx.host.fs.mkdir(p.lowerDir, 0o755);
+    const existing = mountAt(await listMounts(ctx), p.lowerDir);
+    if (existing)
+      throw new ExitError(
+        `${p.lowerDir} is already a mount point (of ${existing.source}): run \`aplspawn run stop\` first`,
+      );
+    let result: LowerResult;
+    if (s.kind === "dir") {
+      // util-linux makes "bind,ro" a bind mount followed by a read-only remount.
+      await ctx.host.exec("mount", ["--bind", "-o", "ro", "--", p.image, p.lowerDir], { signal: ctx.signal });
+      result = { lowerDir: p.lowerDir, device: null, fs: "bind" };
+    } else {
+      const img = requireRoot(p.image, s);
+      let loops = await rootLoops(ctx, img);
+      if (p.loopDevice) loops = loops.filter((l) => l.name === p.loopDevice);
+      if (loops.length === 0)
+        throw new ExitError(
+          `No loop device holds the root partition of ${p.image}: the image.loop task attaches it (\`aplspawn run spawn\`)`,
+        );
+      // The device this lab's image.loop attached; else (its record lost in a crash) one nothing mounts.
+      const rec = await readLoopRecord(ctx, p.lowerDir);
+      let device = loops.find(
+        (l) => l.name === rec?.device && l.backIno === rec.ino && l.offset === rec.offset,
+      )?.name;
+      if (!device) {
+        device = loops[loops.length - 1]!.name;
+        for (const l of loops)
+          if ((await mountsOfDevice(ctx, l.name)).length === 0) {
+            device = l.name;
+            break;
+          }
+      }
+      const fs = detectFilesystem(await ctx.host.fs.readBytes(device, 0, SUPERBLOCK_PROBE_BYTES)) ?? img.fs;
+      await ctx.host.exec("mount", ["-t", fs, "-o", readOnlyMountOptions(fs), "--", device, p.lowerDir], {
+        signal: ctx.signal,
+      });
+      result = { lowerDir: p.lowerDir, device, fs };
+    }
+    const m = mountAt(await listMounts(ctx), p.lowerDir);
+    if (m && !m.options.includes("ro")) {
+      await ctx.host.exec("mount", ["-o", "remount,bind,ro", "--", p.lowerDir], { signal: ctx.signal });
+      const again = mountAt(await listMounts(ctx), p.lowerDir);
+      if (!again?.options.includes("ro"))
+        throw new ExitError(`${p.lowerDir} stays writable after a read-only remount`);
+    }
+    ctx.info(`${result.device ?? p.image} mounted read-only at ${p.lowerDir} (${result.fs})`);
+    return result;
+  },
+  async rollback(ctx, { params, intent, result }) {
+    if (mountAt(await listMounts(ctx), params.lowerDir)) {
+      if (!(await isOurs(ctx, params, result))) {
+        // Nothing of ours is mounted there (already undone, then something else mounted): leave it.
+        if (result === undefined) return;
+        throw new ExitError(
+          `${params.lowerDir} is mounted from something aplspawn did not mount there; leaving it`,
+        );
+      }
+      const r = await ctx.host.exec("umount", ["--", params.lowerDir], {
+        signal: ctx.signal,
+        allowFail: true,
+      });
+      if (r.exitCode !== 0)
+        throw new ExitError(
+          /busy/i.test(r.stderr)
+            ? `Cannot unmount ${params.lowerDir}: it is busy (a container or a process still uses it; \`fuser -vm ${params.lowerDir}\` shows which)`
+            : `Cannot unmount ${params.lowerDir}: ${r.stderr.trim()}`,
+        );
+    }
+    if (
+      intent?.createdDir &&
+      !mountAt(await listMounts(ctx), params.lowerDir) &&
+      (await ctx.host.fs.stat(params.lowerDir))?.isDirectory &&
+      (await ctx.host.fs.readdir(params.lowerDir)).length === 0
+    )
+      await ctx.host.fs.rm(params.lowerDir);
+  },
+  rollbackTitle: (p) => `Unmounting lower overlayFS layer ${p.lowerDir}`,
+});

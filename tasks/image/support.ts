@@ -1,0 +1,244 @@
+// Host reads shared by the image tasks: file identity, hashing, the image's layout, loop devices,
+// mounts, checksums and stamps. Everything goes through ctx.host.
+import { createHash } from "node:crypto";
+import { basename } from "node:path";
+import type { Host } from "../../src/host/host.js";
+import { type ImageLayout, readImageLayout } from "../../src/image/partition-table.js";
+import { formatBytes } from "../../src/image/progress.js";
+import { findChecksum } from "../../src/image/sha256sums.js";
+import {
+  type FileIdentity,
+  makeStamp,
+  parseIdentity,
+  parseStamp,
+  STAT_FORMAT,
+  type Stamp,
+  stampMatches,
+} from "../../src/image/stamp.js";
+import { detectFilesystem, type FsType, SUPERBLOCK_PROBE_BYTES } from "../../src/image/superblock.js";
+import {
+  LOSETUP_COLUMNS,
+  type LoopInfo,
+  type MountInfo,
+  mountsUnder,
+  parseLosetupJson,
+  parseMountinfo,
+} from "../../src/image/system-info.js";
+import { ExitError } from "../../src/runner/errors.js";
+
+/** What the helpers need of a task or probe context. */
+export interface HostCtx {
+  host: Host;
+  signal: AbortSignal;
+}
+
+/** A file's identity (size, inode, times), or undefined when it does not exist. */
+export async function fileIdentity(ctx: HostCtx, path: string): Promise<FileIdentity | undefined> {
+  const r = await ctx.host.exec("stat", ["-L", "-c", STAT_FORMAT, "--", path], {
+    readOnly: true,
+    allowFail: true,
+    signal: ctx.signal,
+  });
+  return r.exitCode === 0 ? parseIdentity(r.stdout) : undefined;
+}
+
+const HASH_CHUNK = 8 * 1024 * 1024;
+
+/** SHA-256 of a file, reporting progress (bytes hashed, total) as it goes. */
+export async function sha256File(
+  ctx: HostCtx,
+  path: string,
+  onProgress?: (done: number, total: number) => void,
+): Promise<string> {
+  const st = await ctx.host.fs.stat(path);
+  if (!st?.isFile) throw new ExitError(`${path} is not a file`);
+  const h = createHash("sha256");
+  let pos = 0;
+  for (;;) {
+    ctx.signal.throwIfAborted();
+    const buf = await ctx.host.fs.readBytes(path, pos, HASH_CHUNK);
+    if (buf.length === 0) break;
+    h.update(buf);
+    pos += buf.length;
+    onProgress?.(pos, st.size);
+  }
+  return h.digest("hex");
+}
+
+/** A hashing progress reporter that says something every 10 % (hashing is quick but not instant). */
+export function hashProgress(report: (line: string) => void): (done: number, total: number) => void {
+  let last = -1;
+  return (done, total) => {
+    const pct = total > 0 ? Math.floor((10 * done) / total) * 10 : 100;
+    if (pct !== last) {
+      last = pct;
+      report(`Computing SHA-256: ${pct} % of ${formatBytes(total)}`);
+    }
+  };
+}
+
+/** Where the root filesystem is in an image file, and which filesystem it is. */
+export async function imageLayout(
+  ctx: HostCtx,
+  image: string,
+): Promise<{ layout: ImageLayout; fs: FsType | undefined }> {
+  const st = await ctx.host.fs.stat(image);
+  if (!st) throw new ExitError(`Image ${image} not found: run \`aplspawn run getimage\` first`);
+  const layout = await readImageLayout((o, n) => ctx.host.fs.readBytes(image, o, n), st.size);
+  const fs = detectFilesystem(await ctx.host.fs.readBytes(image, layout.offset, SUPERBLOCK_PROBE_BYTES));
+  return { layout, fs };
+}
+
+/** Every loop device in use. */
+export async function listLoops(ctx: HostCtx): Promise<LoopInfo[]> {
+  const r = await ctx.host.exec("losetup", ["--list", "--json", "-O", LOSETUP_COLUMNS], {
+    readOnly: true,
+    signal: ctx.signal,
+  });
+  return parseLosetupJson(r.stdout);
+}
+
+/** Whether a loop device is backed by the file with this identity, at this offset. */
+export function backs(l: LoopInfo, id: Pick<FileIdentity, "ino" | "dev">, offset: number): boolean {
+  return l.backIno === id.ino && l.backDev === id.dev && l.offset === offset;
+}
+
+/** The mounts of our mount namespace. */
+export async function listMounts(ctx: HostCtx): Promise<MountInfo[]> {
+  return parseMountinfo(await ctx.host.fs.readFile("/proc/self/mountinfo"));
+}
+
+/** The "major:minor" of a block device (for matching mounts, whose source names may differ). */
+export async function blockDevNumber(ctx: HostCtx, dev: string): Promise<string | undefined> {
+  const r = await ctx.host.exec("stat", ["-L", "-c", "%Hr:%Lr", "--", dev], {
+    readOnly: true,
+    allowFail: true,
+    signal: ctx.signal,
+  });
+  return r.exitCode === 0 ? r.stdout.trim() : undefined;
+}
+
+/** Where a block device is mounted in our namespace. */
+export async function mountsOfDevice(ctx: HostCtx, dev: string): Promise<MountInfo[]> {
+  const num = await blockDevNumber(ctx, dev);
+  return (await listMounts(ctx)).filter((m) => m.source === dev || (num !== undefined && m.dev === num));
+}
+
+/** Unmount everything at or below dir, deepest first; never lazily (a busy mount is an error). */
+export async function unmountUnder(ctx: HostCtx, dir: string): Promise<void> {
+  for (const m of mountsUnder(await listMounts(ctx), dir))
+    await ctx.host.exec("umount", ["--", m.mountPoint], { signal: ctx.signal });
+}
+
+/** Remove a temporary tree, after unmounting anything a failed debootstrap left mounted in it. */
+export async function removeTree(ctx: HostCtx, dir: string): Promise<void> {
+  if (!(await ctx.host.fs.exists(dir))) return;
+  await unmountUnder(ctx, dir);
+  await ctx.host.fs.rm(dir);
+}
+
+/** Free bytes for the filesystem that holds (or will hold) `path`: its nearest existing ancestor's. */
+export async function freeBytesFor(ctx: HostCtx, path: string): Promise<number> {
+  let p = path;
+  while (p !== "/" && !(await ctx.host.fs.exists(p))) p = p.slice(0, p.lastIndexOf("/")) || "/";
+  return ctx.host.fs.freeBytes(p);
+}
+
+const MAX_TEXT = 1024 * 1024;
+
+/** A small text resource (a SHA256SUMS file) from an http(s) or file URL. */
+export async function fetchText(ctx: HostCtx, url: string): Promise<string> {
+  const u = new URL(url);
+  if (u.protocol === "file:") {
+    const p = decodeURIComponent(u.pathname);
+    if (!(await ctx.host.fs.exists(p))) throw new ExitError(`Checksums file ${p} not found`);
+    return ctx.host.fs.readFile(p);
+  }
+  const res = await ctx.host.http.request(url, { signal: ctx.signal, timeoutMs: 30_000 });
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res.body) {
+    if (res.status >= 200 && res.status < 300) {
+      n += c.length;
+      if (n > MAX_TEXT)
+        throw new ExitError(`${url} is larger than ${formatBytes(MAX_TEXT)}: not a SHA256SUMS file`);
+      chunks.push(Buffer.from(c));
+    }
+  }
+  if (res.status < 200 || res.status >= 300) throw new ExitError(`HTTP ${res.status} from ${url}`);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** What an image's digest should be, and where that came from. */
+export interface Expected {
+  sha256: string;
+  from: string;
+}
+
+/** The expected digest: image.sha256, or the image's line in image.checksums; undefined when neither is set. */
+export async function expectedDigest(
+  ctx: HostCtx,
+  p: { sha256?: string; checksums?: string; name: string },
+): Promise<Expected | undefined> {
+  if (p.sha256) return { sha256: p.sha256.toLowerCase(), from: "image.sha256" };
+  if (!p.checksums) return undefined;
+  const text = await fetchText(ctx, p.checksums);
+  const d = findChecksum(text, p.name);
+  if (!d) throw new ExitError(`${p.checksums} has no line for ${p.name}`);
+  return { sha256: d, from: p.checksums };
+}
+
+/** The stamp of an image, when it still describes the file. */
+export async function validStamp(ctx: HostCtx, stampFile: string, image: string): Promise<Stamp | undefined> {
+  if (!(await ctx.host.fs.exists(stampFile))) return undefined;
+  const s = parseStamp(await ctx.host.fs.readFile(stampFile));
+  const id = await fileIdentity(ctx, image);
+  return s && id && stampMatches(s, image, id) ? s : undefined;
+}
+
+/** Record that `image` (as it is now) has digest `sha256`. */
+export async function writeStamp(
+  ctx: HostCtx,
+  stampFile: string,
+  image: string,
+  sha256: string,
+  checksums?: string,
+): Promise<void> {
+  const id = await fileIdentity(ctx, image);
+  if (!id) return;
+  await ctx.host.fs.mkdir(stampFile.slice(0, stampFile.lastIndexOf("/")), 0o755);
+  await ctx.host.fs.writeFile(
+    stampFile,
+    `${JSON.stringify(makeStamp(image, id, sha256, checksums))}\n`,
+    0o644,
+  );
+}
+
+/**
+ * Whether the image at `path` is in place and verified: it exists, and when a digest is expected, its
+ * stamp holds that digest. A checksums file that cannot be fetched trusts a stamp made against it
+ * (a cached image stays usable offline).
+ */
+export async function imageVerified(
+  ctx: HostCtx,
+  p: { path: string; stamp: string; sha256?: string; checksums?: string; name: string },
+): Promise<boolean> {
+  const st = await ctx.host.fs.stat(p.path);
+  if (!st?.isFile) return false;
+  if (!p.sha256 && !p.checksums) return true;
+  const stamp = await validStamp(ctx, p.stamp, p.path);
+  if (!stamp) return false;
+  let expected: Expected | undefined;
+  try {
+    expected = await expectedDigest(ctx, p);
+  } catch (e) {
+    if (ctx.signal.aborted) throw e;
+    return stamp.checksums === p.checksums;
+  }
+  return expected?.sha256 === stamp.sha256;
+}
+
+/** The file name an image has in a SHA256SUMS file: the last part of its URL's path. */
+export function imageName(url: string): string {
+  return basename(decodeURIComponent(new URL(url).pathname)) || "image.img";
+}

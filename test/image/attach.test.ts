@@ -1,0 +1,306 @@
+// Attaching images for real, inside a private mount namespace: GPT, MBR, bare squashfs, ext4 (bare
+// and as the only Linux partition of a GPT), a directory tree. Each ends with zero loop devices and
+// the namespace's mounts as they were; failures (faults after each task, a busy lower layer, bad
+// images, a pinned device in use) roll back to the same.
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { copyFile, mkdtemp, open, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { execa } from "execa";
+import { LINUX_DATA_GUID } from "../../src/image/partition-table.js";
+import {
+  detachLoopsUnder,
+  drive,
+  loopsOf,
+  makeDisk,
+  makeExt4,
+  makeSquashfs,
+  makeTree,
+  writeConfig,
+} from "../support/image.js";
+import { isRoot, TestNamespace, tempDir } from "../support/ns.js";
+
+const ESP = "c12a7328-f81f-11d2-ba4b-00a0c93ec3b8";
+const skip = isRoot ? false : "needs root";
+
+let ns: TestNamespace;
+let tmp: { path: string; cleanup(): Promise<void> };
+const img: Record<string, string> = {};
+
+before(async () => {
+  if (!isRoot) return;
+  ns = await TestNamespace.create();
+  tmp = await tempDir("aplspawn-attach-");
+  const t = tmp.path;
+  const tree = await makeTree(join(t, "tree"), "tree-marker");
+  img.dir = tree;
+  img.squashfs = await makeSquashfs(
+    await makeTree(join(t, "t-sq"), "squashfs-marker"),
+    join(t, "bare.squashfs"),
+  );
+  img.gpt = await makeDisk(
+    await makeSquashfs(await makeTree(join(t, "t-gpt"), "gpt-marker"), join(t, "gpt.squashfs")),
+    join(t, "gpt.img"),
+    { table: "gpt", extraPartitions: [ESP] },
+  );
+  img.mbr = await makeDisk(
+    await makeSquashfs(await makeTree(join(t, "t-mbr"), "mbr-marker"), join(t, "mbr.squashfs")),
+    join(t, "mbr.img"),
+    { table: "dos", extraPartitions: ["c"] },
+  );
+  img.ext4 = await makeExt4(await makeTree(join(t, "t-ext4"), "ext4-marker"), join(t, "bare.ext4"));
+  img.ext4gpt = await makeDisk(
+    await makeExt4(await makeTree(join(t, "t-ext4gpt"), "ext4gpt-marker"), join(t, "gpt.ext4")),
+    join(t, "ext4gpt.img"),
+    { table: "gpt", type: LINUX_DATA_GUID, extraPartitions: [ESP] },
+  );
+});
+
+after(async () => {
+  if (!isRoot) return;
+  // Loop devices are global: whatever a failed test left must go, and is reported.
+  const left = await detachLoopsUnder(tmp.path);
+  await ns.destroy();
+  await tmp.cleanup();
+  assert.deepEqual(left, [], "loop devices were left behind");
+});
+
+let n = 0;
+async function lab(image: Record<string, unknown>, name = "t") {
+  const dir = await mkdtemp(join(tmp.path, `lab${n++}-`));
+  const config = await writeConfig(dir, image, name);
+  return { dir, config, lower: join(dir, "work", name, "lower") };
+}
+
+async function mountOf(path: string) {
+  const r = await ns.run("findmnt", ["-J", "-o", "SOURCE,FSTYPE,OPTIONS", "--mountpoint", path]);
+  if (r.exitCode !== 0) return undefined;
+  return (JSON.parse(r.stdout) as { filesystems: { source: string; fstype: string; options: string }[] })
+    .filesystems[0];
+}
+
+async function loopJson(dev: string) {
+  const r = await execa("losetup", ["--list", "--json", "-O", "NAME,OFFSET,RO", dev]);
+  return (JSON.parse(r.stdout) as { loopdevices: { name: string; offset: number; ro: boolean }[] })
+    .loopdevices[0];
+}
+
+async function assertClean(
+  before: Awaited<ReturnType<TestNamespace["snapshot"]>>,
+  image: string,
+  lower: string,
+) {
+  assert.deepEqual(await ns.snapshot(), before, "the namespace's mounts changed");
+  assert.deepEqual(await loopsOf(image), [], "loop devices left on the image");
+  assert.equal(existsSync(lower), false, "the lower directory was left");
+  assert.equal(existsSync(`${lower}.loop`), false, "the loop record was left");
+}
+
+const cases: [string, string, string, number][] = [
+  ["GPT disk image with a squashfs root partition (after an ESP)", "gpt", "squashfs", 2 * 1048576],
+  ["MBR disk image with a Linux partition (after a FAT one)", "mbr", "squashfs", 2 * 1048576],
+  ["bare squashfs (no partition table)", "squashfs", "squashfs", 0],
+  ["bare ext4 made with mkfs.ext4 -d", "ext4", "ext4", 0],
+  ["GPT whose only Linux data partition holds ext4", "ext4gpt", "ext4", 2 * 1048576],
+];
+
+for (const [title, key, fstype, offset] of cases) {
+  test(`attach, status, re-attach and detach: ${title}`, { skip }, async () => {
+    const image = img[key]!;
+    const { config, lower } = await lab({ url: `file://${image}` });
+    const before = await ns.snapshot();
+    const a = await drive(ns, "attach", config);
+    assert.equal(a.exitCode, 0, a.stdout + a.stderr);
+    assert.match(a.stdout, /\[ OK \] Mounting image root partition to loop device\n/);
+    const m = await mountOf(lower);
+    assert.ok(m, "nothing mounted at the lower directory");
+    assert.equal(m.fstype, fstype);
+    assert.match(m.options, /^ro,/);
+    const loops = await loopsOf(image);
+    assert.equal(loops.length, 1);
+    assert.equal(m.source, loops[0]);
+    const info = await loopJson(loops[0]!);
+    assert.equal(info?.offset, offset);
+    assert.equal(info?.ro, true);
+    assert.equal((await ns.run("cat", [join(lower, "marker")])).stdout, `${key}-marker`);
+    assert.notEqual((await ns.run("touch", [join(lower, "x")])).exitCode, 0, "the lower layer is writable");
+
+    const s = await drive(ns, "status", config);
+    assert.equal(s.exitCode, 0, s.stdout);
+    const probes = JSON.parse(s.stdout) as { ok: boolean; detail: string }[];
+    assert.deepEqual(
+      probes.map((p) => [p.ok, p.detail]),
+      [
+        [true, loops[0]],
+        [true, `${loops[0]} (${fstype}, ro)`],
+      ],
+    );
+
+    const again = await drive(ns, "attach", config);
+    assert.equal(again.exitCode, 0, again.stderr);
+    assert.match(again.stdout, /0 changed, 2 unchanged/);
+    assert.deepEqual(await loopsOf(image), loops, "a second attach made another device");
+
+    const d = await drive(ns, "detach", config);
+    assert.equal(d.exitCode, 0, d.stdout + d.stderr);
+    assert.match(d.stdout, /UNDONE \] Unmounting lower overlayFS layer/);
+    assert.match(d.stdout, /UNDONE \] Detaching loop device/);
+    await assertClean(before, image, lower);
+
+    const s2 = await drive(ns, "status", config);
+    assert.equal(s2.exitCode, 1);
+    assert.deepEqual(
+      (JSON.parse(s2.stdout) as { ok: boolean }[]).map((p) => p.ok),
+      [false, false],
+    );
+  });
+}
+
+test("a directory tree is bind-mounted read-only, with no loop device", { skip }, async () => {
+  const { config, lower } = await lab({ url: `file://${img.dir}` });
+  const before = await ns.snapshot();
+  const a = await drive(ns, "attach", config);
+  assert.equal(a.exitCode, 0, a.stdout + a.stderr);
+  // Nothing to attach for a tree: the loop step holds as it is.
+  assert.match(a.stdout, /Mounting image root partition to loop device \(unchanged\)/);
+  assert.match(a.stdout, /1 changed, 1 unchanged/);
+  const m = await mountOf(lower);
+  assert.match(m?.options ?? "", /^ro,/);
+  assert.equal((await ns.run("cat", [join(lower, "marker")])).stdout, "tree-marker");
+  assert.notEqual((await ns.run("touch", [join(lower, "x")])).exitCode, 0);
+  const s = await drive(ns, "status", config);
+  assert.equal(s.exitCode, 0, s.stdout);
+  assert.match((await drive(ns, "attach", config)).stdout, /0 changed, 2 unchanged/);
+  const d = await drive(ns, "detach", config);
+  assert.equal(d.exitCode, 0, d.stdout + d.stderr);
+  await assertClean(before, img.dir!, lower);
+  assert.equal(existsSync(join(img.dir!, "marker")), true, "the image tree itself was touched");
+});
+
+for (const id of ["image.loop", "image.lower"]) {
+  test(`a fault right after ${id} rolls back to nothing`, { skip }, async () => {
+    const { config, lower } = await lab({ url: `file://${img.gpt}` });
+    const before = await ns.snapshot();
+    const r = await drive(ns, "attach", config, { APLSPAWN_FAIL_AFTER: id });
+    assert.equal(r.exitCode, 1, r.stdout);
+    assert.match(r.stderr, new RegExp(`injected failure after ${id.replace(".", "\\.")}`));
+    assert.match(r.stdout, /UNDONE \] Detaching loop device/);
+    await assertClean(before, img.gpt!, lower);
+  });
+}
+
+test("a busy lower layer is not lazily unmounted: detach fails, keeps the device, then succeeds", {
+  skip,
+}, async () => {
+  const { config, lower } = await lab({ url: `file://${img.gpt}` });
+  const before = await ns.snapshot();
+  assert.equal((await drive(ns, "attach", config)).exitCode, 0);
+  const holder = ns.spawn("tail", ["-f", join(lower, "marker")]);
+  try {
+    // Wait until tail has the file open.
+    for (let i = 0; i < 100; i++) {
+      const fds = await execa("ls", ["-l", `/proc/${holder.pid}/fd`], { reject: false });
+      if (fds.stdout.includes("marker")) break;
+      await sleep(20);
+    }
+    const d = await drive(ns, "detach", config);
+    assert.equal(d.exitCode, 1, d.stdout);
+    assert.match(d.stdout, /Cannot unmount .*lower: it is busy/);
+    assert.match(d.stdout, /still mounted at .*lower: unmount it first/);
+    assert.equal((await loopsOf(img.gpt!)).length, 1, "the device went while still mounted");
+    assert.ok(await mountOf(lower), "the busy mount disappeared (lazy unmount?)");
+  } finally {
+    holder.kill("SIGKILL");
+    await new Promise((r) => (holder.exitCode !== null ? r(undefined) : holder.once("exit", r)));
+  }
+  const d2 = await drive(ns, "detach", config);
+  assert.equal(d2.exitCode, 0, d2.stdout + d2.stderr);
+  await assertClean(before, img.gpt!, lower);
+});
+
+test("bad images say what is wrong and leave nothing", { skip }, async () => {
+  const t = tmp.path;
+  const noRoot = await makeDisk(img.squashfs!, join(t, "noroot.img"), { table: "gpt", type: ESP });
+  const corrupt = join(t, "corrupt.img");
+  await copyFile(img.gpt!, corrupt);
+  const fh = await open(corrupt, "r+");
+  const size = (await fh.stat()).size;
+  await fh.write(Buffer.alloc(512), 0, 512, 512); // primary header
+  await fh.write(Buffer.alloc(512), 0, 512, size - 512); // backup header
+  await fh.close();
+  const noFs = join(t, "nofs.img");
+  await writeFile(join(t, "zeros"), Buffer.alloc(1048576));
+  await makeDisk(join(t, "zeros"), noFs, { table: "gpt" });
+  const cases: [string, RegExp][] = [
+    [join(t, "missing.img"), /not found: run `aplspawn run getimage` first/],
+    [noRoot, /no root partition/],
+    [corrupt, /corrupt GPT: no GPT signature/],
+    [noFs, /holds no known filesystem/],
+  ];
+  for (const [image, message] of cases) {
+    const { config, lower } = await lab({ url: `file://${image}` });
+    const before = await ns.snapshot();
+    const r = await drive(ns, "attach", config);
+    assert.equal(r.exitCode, 1, `${image}: ${r.stdout}`);
+    assert.match(r.stderr, message, image);
+    assert.deepEqual(await ns.snapshot(), before);
+    assert.equal(existsSync(lower), false);
+    if (existsSync(image)) assert.deepEqual(await loopsOf(image), []);
+  }
+});
+
+test("image.loopDevice pins the device; a pinned device in use is refused, untouched", { skip }, async () => {
+  const dummy = join(tmp.path, "dummy");
+  await writeFile(dummy, Buffer.alloc(1048576));
+  const busy = (await execa("losetup", ["--find", "--show", dummy])).stdout.trim();
+  try {
+    const { config, lower } = await lab({ url: `file://${img.gpt}`, loopDevice: busy });
+    const before = await ns.snapshot();
+    const r = await drive(ns, "attach", config);
+    assert.equal(r.exitCode, 1, r.stdout);
+    assert.match(r.stderr, new RegExp(`Cannot use ${busy} \\(image.loopDevice\\): it is in use by ${dummy}`));
+    assert.deepEqual(await loopsOf(dummy), [busy], "the other user's device was touched");
+    await assertClean(before, img.gpt!, lower);
+  } finally {
+    await execa("losetup", ["-d", busy]);
+  }
+  // A free device (we just freed it; another process may take it first, then losetup fails clearly).
+  const free = (await execa("losetup", ["--find"])).stdout.trim();
+  const { config, lower } = await lab({ url: `file://${img.gpt}`, loopDevice: free });
+  const before = await ns.snapshot();
+  const a = await drive(ns, "attach", config);
+  assert.equal(a.exitCode, 0, a.stdout + a.stderr);
+  assert.deepEqual(await loopsOf(img.gpt!), [free]);
+  assert.equal((await mountOf(lower))?.source, free);
+  assert.equal((await drive(ns, "detach", config)).exitCode, 0);
+  await assertClean(before, img.gpt!, lower);
+});
+
+test("labs attaching the same image at once each get their own device, and detach cleanly", {
+  skip,
+}, async () => {
+  const labs = await Promise.all([0, 1, 2, 3].map((i) => lab({ url: `file://${img.gpt}` }, `par${i}`)));
+  const before = await ns.snapshot();
+  const attached = await Promise.all(labs.map((l) => drive(ns, "attach", l.config)));
+  for (const a of attached) assert.equal(a.exitCode, 0, a.stdout + a.stderr);
+  const loops = await loopsOf(img.gpt!);
+  assert.equal(loops.length, 4);
+  const sources = await Promise.all(labs.map(async (l) => (await mountOf(l.lower))?.source));
+  assert.deepEqual([...sources].sort(), [...loops].sort(), "each lab mounts the device it attached");
+  const detached = await Promise.all(labs.map((l) => drive(ns, "detach", l.config)));
+  for (const d of detached) assert.equal(d.exitCode, 0, d.stdout + d.stderr);
+  assert.deepEqual(await ns.snapshot(), before);
+  assert.deepEqual(await loopsOf(img.gpt!), []);
+});
+
+test("image inspect reports where the root is", { skip }, async () => {
+  const r = await execa(process.execPath, [
+    join(import.meta.dirname, "../../src/cli/main.js"),
+    "image",
+    "inspect",
+    img.mbr!,
+  ]);
+  assert.match(r.stdout, /MBR partition 2 at 2\.0 MiB, 1\.0 MiB, squashfs/);
+});

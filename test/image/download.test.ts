@@ -1,0 +1,276 @@
+// `run getimage` for real against a loopback HTTP server started inside the test's namespace (the
+// CLI's loopback is the namespace's): full download, resume after a cut and after a crash, a server
+// that ignores Range, checksum mismatch, 404, no space (a small tmpfs store), SHA256SUMS with and
+// without the binary marker, the verified image kept as a cache.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { sha256Of, startServer, type TestServer, writeConfig } from "../support/image.js";
+import { isRoot, type NsSnapshot, TestNamespace, tempDir } from "../support/ns.js";
+
+const skip = isRoot ? false : "needs root";
+const SIZE = 4 * 1024 * 1024;
+
+let ns: TestNamespace;
+let tmp: { path: string; cleanup(): Promise<void> };
+let served: string;
+let digest: string;
+let data: Buffer;
+let start: NsSnapshot;
+
+before(async () => {
+  if (!isRoot) return;
+  ns = await TestNamespace.create();
+  start = await ns.snapshot();
+  tmp = await tempDir("aplspawn-download-");
+  served = join(tmp.path, "served");
+  await mkdir(join(served, "plain"), { recursive: true });
+  await mkdir(join(served, "wrong"), { recursive: true });
+  data = randomBytes(SIZE);
+  await writeFile(join(served, "deb.img"), data);
+  digest = await sha256Of(join(served, "deb.img"));
+  // As mkosi writes it (binary marker), as sha256sum writes it by default (text mode), and wrong.
+  await writeFile(join(served, "SHA256SUMS"), `${"0".repeat(64)} *other.img\n${digest} *deb.img\n`);
+  await writeFile(join(served, "plain/SHA256SUMS"), `${digest}  deb.img\n`);
+  await writeFile(join(served, "wrong/SHA256SUMS"), `${"f".repeat(64)}  deb.img\n`);
+});
+
+after(async () => {
+  if (!isRoot) return;
+  await ns.destroy();
+  await tmp.cleanup();
+});
+
+async function lab(image: Record<string, unknown>) {
+  const dir = await mkdtemp(join(tmp.path, "lab-"));
+  const config = await writeConfig(dir, image);
+  const store = join(dir, "work", "images");
+  return { dir, config, store, path: join(store, "deb.img"), part: join(store, "deb.img.part") };
+}
+
+const getimage = (config: string, env: Record<string, string> = {}) =>
+  ns.cli(["-c", config, "run", "getimage"], { env });
+
+async function withServer<T>(
+  o: Parameters<typeof startServer>[2],
+  f: (s: TestServer) => Promise<T>,
+): Promise<T> {
+  const s = await startServer(ns, served, o);
+  try {
+    return await f(s);
+  } finally {
+    await s.stop();
+  }
+}
+
+const gets = (s: TestServer, path = "/deb.img") =>
+  s.requests.filter((r) => r.method === "GET" && r.url === path);
+
+async function assertImage(l: { path: string; part: string }) {
+  assert.equal(await sha256Of(l.path), digest);
+  assert.equal(existsSync(l.part), false, "the .part was left");
+}
+
+test("full download from a server without Range, verified by image.sha256; a second run does nothing", {
+  skip,
+}, async () => {
+  await withServer({ range: false }, async (s) => {
+    const l = await lab({ url: s.url("deb.img"), sha256: digest });
+    const r = await getimage(l.config);
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+    await assertImage(l);
+    assert.match(r.stdout, /\[ OK \] Creating working directories/);
+    assert.match(r.stdout, /\[ INFO \] URL: http:\/\/127\.0\.0\.1:\d+\/deb\.img/);
+    assert.match(r.stdout, /Downloading image deb\.img \(size 4\.0 MiB\) to .*images \(free space/);
+    // Plain progress lines off a terminal: every 10 %.
+    // Chunks fall where they fall: one line in each 10 % band, e.g. "51 % of 4.0 MiB (2.0 MiB)".
+    assert.match(r.stdout, /\[ \.\. \] 5\d % of 4\.0 MiB \(2\.\d MiB\), .*\/s, .* left/);
+    assert.match(r.stdout, /\[ \.\. \] 100 % of 4\.0 MiB/);
+    assert.match(r.stdout, new RegExp(`SHA-256 verified: ${digest}`));
+    assert.equal(gets(s).length, 1);
+    assert.equal(gets(s)[0]?.range, undefined);
+
+    const before = s.requests.length;
+    const again = await getimage(l.config);
+    assert.equal(again.exitCode, 0, again.stderr);
+    assert.match(again.stdout, /0 changed, 3 unchanged/);
+    assert.equal(s.requests.length, before, "a verified image was fetched again");
+  });
+  assert.deepEqual(await ns.snapshot(), start);
+});
+
+test("a download cut off halfway is retried with Range and resumed; SHA256SUMS with '*'", {
+  skip,
+}, async () => {
+  await withServer({ range: true, cutAfter: SIZE / 2, cutTimes: 1 }, async (s) => {
+    const l = await lab({ url: s.url("deb.img"), checksums: s.url("SHA256SUMS") });
+    const r = await getimage(l.config);
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+    await assertImage(l);
+    assert.match(r.stdout, /Network error \(.*\); retrying in 1 s at /);
+    assert.match(r.stdout, /Resuming the download at /);
+    // Resumed where the .part ended: after the bytes the server sent before it hung up.
+    const ranges = gets(s).map((g) => g.range);
+    assert.equal(ranges.length, 2);
+    assert.equal(ranges[0], undefined);
+    const resumedAt = Number(/^bytes=(\d+)-$/.exec(ranges[1] ?? "")?.[1]);
+    assert.ok(resumedAt > 0 && resumedAt <= SIZE / 2, `resumed at ${ranges[1]}`);
+    assert.match(r.stdout, /Expected SHA-256 \(http:.*\/SHA256SUMS\)/);
+  });
+});
+
+test("a .part left by a crashed run is resumed with a Range request", { skip }, async () => {
+  await withServer({ range: true }, async (s) => {
+    const l = await lab({ url: s.url("deb.img"), checksums: s.url("plain/SHA256SUMS") });
+    await mkdir(l.store, { recursive: true });
+    await writeFile(l.part, data.subarray(0, 1048576));
+    const r = await getimage(l.config);
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+    await assertImage(l);
+    assert.match(r.stdout, /1\.0 MiB already there/);
+    assert.deepEqual(
+      gets(s).map((g) => g.range),
+      ["bytes=1048576-"],
+    );
+  });
+});
+
+test("a complete .part (crash before the rename) is only verified: the server answers 416", {
+  skip,
+}, async () => {
+  await withServer({ range: true }, async (s) => {
+    const l = await lab({ url: s.url("deb.img"), sha256: digest });
+    await mkdir(l.store, { recursive: true });
+    await writeFile(l.part, data);
+    const r = await getimage(l.config);
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+    await assertImage(l);
+    assert.deepEqual(
+      gets(s).map((g) => g.range),
+      [`bytes=${SIZE}-`],
+    );
+  });
+});
+
+test("a server that ignores Range restarts the download cleanly", { skip }, async () => {
+  await withServer({ range: false }, async (s) => {
+    const l = await lab({ url: s.url("deb.img"), checksums: s.url("plain/SHA256SUMS") });
+    await mkdir(l.store, { recursive: true });
+    // Garbage in the .part: had it been kept and appended to, the digest would not match.
+    await writeFile(l.part, Buffer.alloc(1048576, 0x55));
+    const r = await getimage(l.config);
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+    await assertImage(l);
+    assert.match(r.stdout, /the server ignores Range requests: downloading from the start/);
+    assert.equal(gets(s)[0]?.range, "bytes=1048576-");
+  });
+});
+
+test("a checksum mismatch deletes the download and names both digests", { skip }, async () => {
+  await withServer({ range: true }, async (s) => {
+    for (const image of [
+      { url: s.url("deb.img"), sha256: "e".repeat(64) },
+      { url: s.url("deb.img"), checksums: s.url("wrong/SHA256SUMS") },
+    ]) {
+      const l = await lab(image);
+      const r = await getimage(l.config);
+      assert.equal(r.exitCode, 1, r.stdout);
+      const expected = image.sha256 ?? "f".repeat(64);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `Checksum mismatch for deb\\.img: expected ${expected} \\(.*\\), got ${digest}; the download was deleted`,
+        ),
+      );
+      assert.equal(existsSync(l.path), false);
+      assert.equal(existsSync(l.part), false);
+    }
+  });
+});
+
+test("checksums that do not list the image stop before anything is downloaded", { skip }, async () => {
+  await withServer({ range: true }, async (s) => {
+    const l = await lab({ url: s.url("other.img"), checksums: s.url("plain/SHA256SUMS") });
+    const r = await getimage(l.config);
+    assert.equal(r.exitCode, 1);
+    assert.match(r.stderr, /plain\/SHA256SUMS has no line for other\.img/);
+    assert.equal(gets(s, "/other.img").length, 0);
+  });
+});
+
+test("a 404 stops at once with the URL and the status, without retrying", { skip }, async () => {
+  await withServer({ range: true }, async (s) => {
+    const l = await lab({ url: s.url("nope.img") });
+    const r = await getimage(l.config);
+    assert.equal(r.exitCode, 1, r.stdout);
+    assert.match(r.stderr, new RegExp(`HTTP 404 Not Found for ${s.url("nope.img").replaceAll(".", "\\.")}`));
+    assert.equal(s.requests.filter((q) => q.url === "/nope.img").length, 1);
+    assert.equal(existsSync(join(l.store, "nope.img.part")), false);
+  });
+});
+
+test("not enough space in the image store (a small tmpfs) stops before downloading", { skip }, async () => {
+  await withServer({ range: true }, async (s) => {
+    const l = await lab({ url: s.url("deb.img"), sha256: digest });
+    await mkdir(l.store, { recursive: true });
+    const m = await ns.run("mount", ["-t", "tmpfs", "-o", "size=8m", "aplspawn-test-store", l.store]);
+    assert.equal(m.exitCode, 0, m.stderr);
+    try {
+      const r = await getimage(l.config);
+      assert.equal(r.exitCode, 1, r.stdout);
+      assert.match(
+        r.stderr,
+        /Not enough free space in .*\/images for deb\.img: it needs 68\.0 MiB \(4\.0 MiB to download \+ 64\.0 MiB margin\), and 8\.0 MiB is free/,
+      );
+      assert.equal(gets(s).length, 0, "it downloaded anyway");
+      assert.deepEqual(await ns.run("ls", ["-A", l.store]).then((x) => x.stdout), "");
+    } finally {
+      await ns.run("umount", [l.store]);
+    }
+  });
+  assert.deepEqual(await ns.snapshot(), start);
+});
+
+test("the verified image is a cache: a fault after the download keeps it, the .part never stays", {
+  skip,
+}, async () => {
+  await withServer({ range: true }, async (s) => {
+    const l = await lab({ url: s.url("deb.img"), sha256: digest });
+    const r = await getimage(l.config, { APLSPAWN_FAIL_AFTER: "image.download" });
+    assert.equal(r.exitCode, 1, r.stdout);
+    assert.match(r.stdout, /UNDONE \] Removing the partial download of deb\.img/);
+    await assertImage(l);
+    const again = await getimage(l.config);
+    assert.match(again.stdout, /0 changed, 3 unchanged/);
+    assert.equal(gets(s).length, 1);
+
+    // A failure during the download (a mismatch) removes the .part and leaves no image.
+    const l2 = await lab({ url: s.url("deb.img"), sha256: "e".repeat(64) });
+    assert.equal((await getimage(l2.config)).exitCode, 1);
+    assert.deepEqual(await readdir(l2.store).then((f) => f.filter((n) => !n.startsWith("."))), []);
+  });
+});
+
+test("a file:// image with a digest is verified once and then trusted by its stamp", { skip }, async () => {
+  const l = await lab({
+    url: `file://${join(served, "deb.img")}`,
+    checksums: `file://${join(served, "SHA256SUMS")}`,
+  });
+  const r = await getimage(l.config);
+  assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, new RegExp(`SHA-256 verified: ${digest}`));
+  const again = await getimage(l.config);
+  assert.match(again.stdout, /Checking image .*deb\.img \(unchanged\)/);
+  const bad = await lab({ url: `file://${join(served, "deb.img")}`, sha256: "e".repeat(64) });
+  const b = await getimage(bad.config);
+  assert.equal(b.exitCode, 1);
+  assert.match(b.stderr, /Checksum mismatch for .*deb\.img: expected e{64} \(image\.sha256\), got/);
+  assert.equal(await sha256Of(join(served, "deb.img")), digest, "a local image must never be deleted");
+  const missing = await lab({ url: `file://${join(served, "missing.img")}` });
+  const m = await getimage(missing.config);
+  assert.equal(m.exitCode, 1);
+  assert.match(m.stderr, /missing\.img does not exist: set image\.url to an image, or add image\.build/);
+});
