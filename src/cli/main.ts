@@ -197,6 +197,11 @@ function reportError(e: unknown, io: CliIo, g: GlobalOptions): number {
 // Run when executed as the `aplspawn` command (not when imported by tests).
 const invoked = process.argv[1] ? realpathSync(process.argv[1]) : "";
 if (invoked === fileURLToPath(import.meta.url)) {
+  // `aplspawn pids | head -1`: a closed pipe ends output, not the process with a stack trace.
+  for (const stream of [process.stdout, process.stderr])
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EPIPE") throw e;
+    });
   main(process.argv.slice(2), {
     host: realHost(),
     out: (s) => process.stdout.write(s),

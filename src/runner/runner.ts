@@ -58,6 +58,11 @@ const failAfterRegex = (glob: string) =>
       .join("|")})$`,
   );
 
+/** The failure APLSPAWN_FAIL_AFTER injects. */
+class InjectedFault extends Error {
+  override name = "InjectedFault";
+}
+
 class Run {
   private readonly runId = `${new Date().toISOString()}-${randomBytes(3).toString("hex")}`;
   private readonly controller = new AbortController();
@@ -201,7 +206,12 @@ class Run {
   private toListr(step: Step): AnyListrTask {
     switch (step.type) {
       case "task":
-        return { title: step.def.title(step.params), task: (_c, lt) => this.track(this.execTask(step, lt)) };
+        return {
+          title: step.def.title(step.params),
+          task: (_c, lt) => this.track(this.execTask(step, lt)),
+          // A task's notes (sizes, addresses) stay under it on a terminal once it is done.
+          rendererOptions: { persistentOutput: true },
+        };
       case "group":
         return { title: step.title, task: (_c, lt) => this.group(step, lt) };
       case "undo":
@@ -227,18 +237,29 @@ class Run {
     return p;
   }
 
-  private context(id: string, lt: Wrapper | undefined, host: Host, signal: AbortSignal): TaskContext {
+  private context(
+    id: string,
+    lt: Wrapper | undefined,
+    host: Host,
+    signal: AbortSignal,
+  ): TaskContext & { done(): void } {
+    const notes: string[] = [];
     return {
       host,
       signal,
       tty: this.o.mode === "tty",
       info: (message) => {
-        if (lt) lt.output = message;
+        notes.push(message);
+        if (lt) lt.output = notes.join("\n");
         this.o.emit({ event: "info", id, message });
       },
       progress: (message) => {
-        if (lt && this.o.mode === "tty") lt.output = message;
+        if (lt && this.o.mode === "tty") lt.output = [...notes, message].join("\n");
         else this.o.emit({ event: "progress", id, message });
+      },
+      // Progress lines go when the task is done; its notes stay.
+      done: () => {
+        if (lt && this.o.mode === "tty") lt.output = notes.join("\n");
       },
     };
   }
@@ -289,12 +310,11 @@ class Run {
       this.counts.changed++;
       this.emitTask(step, title, "changed", t0);
       if (this.failAfter?.test(step.id))
-        throw new Error(`injected failure after ${step.id} (APLSPAWN_FAIL_AFTER=${this.o.failAfter})`);
+        throw new InjectedFault(
+          `injected failure after ${step.id} (APLSPAWN_FAIL_AFTER=${this.o.failAfter})`,
+        );
     } catch (e) {
-      const cancelled =
-        signal.aborted &&
-        this.firstFailure !== undefined &&
-        !(e instanceof Error && e.message.startsWith("injected"));
+      const cancelled = signal.aborted && this.firstFailure !== undefined && !(e instanceof InjectedFault);
       if (cancelled || (this.interrupted && !this.firstFailure)) {
         this.counts.cancelled++;
         this.emitTask(step, title, "cancelled", t0);
@@ -306,6 +326,8 @@ class Run {
         this.controller.abort(e);
       }
       throw e;
+    } finally {
+      ctx.done();
     }
   }
 
