@@ -2,7 +2,8 @@
 # The bare-shell floor: only the essential steps to bring N containers up (overlay mount, networkd
 # file, authorized key, systemd-nspawn --boot, wait until a command runs over ssh) and down again.
 # Run it inside a private network+mount namespace (bench/run.mjs does).
-# Usage: floor.sh LOWER_DIR N all|serial WORKDIR
+# Usage: floor.sh LOWER N all|serial WORKDIR   (LOWER: a root directory, or a GPT image whose first
+# partition is the root filesystem: it is attached read-only and mounted first, outside the timing)
 # Prints: {"n":N,"mode":"all","upMs":…,"downMs":…}
 set -euo pipefail
 lower=$1 n=$2 mode=$3 work=$4
@@ -10,6 +11,14 @@ br=flbr0 net=10.77
 ms() { date +%s%3N; }
 mkdir -p "$work"
 ssh-keygen -q -t ed25519 -N '' -f "$work/key" <<<y >/dev/null 2>&1 || true
+loop=""
+if [ -f "$lower" ]; then
+  start=$(sfdisk -J "$lower" | python3 -c 'import json,sys; p=json.load(sys.stdin)["partitiontable"]["partitions"][0]; print(p["start"]*512, p["size"]*512)')
+  loop=$(losetup --find --show --read-only --offset "${start% *}" --sizelimit "${start#* }" "$lower")
+  mkdir -p "$work/lower"
+  mount -o ro "$loop" "$work/lower"
+  lower=$work/lower
+fi
 ip link add "$br" type bridge && ip addr add "$net.0.1/16" dev "$br" && ip link set "$br" up
 
 one_up() {
@@ -49,5 +58,6 @@ for i in $(seq 1 "$n"); do one_down "$i" & done
 wait
 t2=$(ms)
 ip link del "$br"
+if [ -n "$loop" ]; then umount "$work/lower" && losetup -d "$loop"; fi
 rm -rf "$work"
 printf '{"n":%s,"mode":"%s","upMs":%s,"downMs":%s}\n' "$n" "$mode" $((t1 - t0)) $((t2 - t1))
