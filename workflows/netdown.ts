@@ -1,10 +1,17 @@
-// PLACEHOLDER: the netdown workflow is not built yet.
+// netdown: refuse while containers are attached, then undo every net.* change the journal holds,
+// newest first. Works from the journal: only what aplspawn created is removed.
 import type { Config } from "../config/schema.js";
-import type { Step } from "../src/runner/task.js";
+import { type Step, task, undo } from "../src/runner/task.js";
+import { bridgeIdleTask } from "../tasks/net/bridge-idle.js";
 import type { WorkflowBuilder } from "./index.js";
 
 /** The steps that take the network down (also composed into `down`). */
-export const netdownSteps = (_c: Config): Step[] => [];
+export const netdownSteps = (c: Config): Step[] => [
+  task(bridgeIdleTask, "net.guard", { bridge: c.network.bridge }),
+  undo("net.undo", `Undoing what netup changed (bridge ${c.network.bridge}, chain ${c.network.chain})`, (e) =>
+    e.kind.startsWith("net."),
+  ),
+];
 
 /** The netdown workflow. */
 export const netdown: WorkflowBuilder = (c) => ({ name: "netdown", steps: netdownSteps(c) });

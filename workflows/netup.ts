@@ -1,10 +1,39 @@
-// PLACEHOLDER: the netup workflow is not built yet.
+// netup: the lab's bridge, forwarding and iptables chains, in the original tool's four steps.
 import type { Config } from "../config/schema.js";
-import type { Step } from "../src/runner/task.js";
+import { group, type Step, task } from "../src/runner/task.js";
+import { bridgeTask } from "../tasks/net/bridge.js";
+import { bridgeAddressTask } from "../tasks/net/bridge-address.js";
+import { bridgeUpTask } from "../tasks/net/bridge-up.js";
+import { forwardingTask } from "../tasks/net/forwarding.js";
+import { chainTask } from "../tasks/net/iptables-chain.js";
+import { ruleTask } from "../tasks/net/iptables-rule.js";
+import { netPlan } from "../tasks/net/plan.js";
 import type { WorkflowBuilder } from "./index.js";
 
 /** The steps that bring the network up (also composed into `up`). */
-export const netupSteps = (_c: Config): Step[] => [];
+export const netupSteps = (c: Config): Step[] => {
+  const p = netPlan(c);
+  const steps: Step[] = [
+    group("net.group.bridge", `Configuring bridge ${p.bridge.bridge}`, [
+      task(bridgeTask, "net.bridge", p.bridge),
+      task(bridgeAddressTask, "net.bridge.address", p.address),
+      task(bridgeUpTask, "net.bridge.up", p.bridge),
+    ]),
+    task(forwardingTask, "net.forwarding", p.forwarding),
+    group("net.group.filter", `Configuring iptables forwarding rules for chain ${p.filterChain.chain}`, [
+      task(chainTask, "net.filter.chain", p.filterChain),
+      ...p.filterRules.map((r) => task(ruleTask, r.id, r.params)),
+    ]),
+  ];
+  if (p.nat)
+    steps.push(
+      group("net.group.nat", `Configuring iptable NAT rules for chain ${p.nat.chain.chain}`, [
+        task(chainTask, "net.nat.chain", p.nat.chain),
+        ...p.nat.rules.map((r) => task(ruleTask, r.id, r.params)),
+      ]),
+    );
+  return steps;
+};
 
 /** The netup workflow. */
 export const netup: WorkflowBuilder = (c) => ({ name: "netup", steps: netupSteps(c) });

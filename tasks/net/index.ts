@@ -1,5 +1,20 @@
-// The net task kinds, for the registry in tasks/index.ts.
+// The net task kinds, for the registry in tasks/index.ts (rollback finds them by kind).
 import type { AnyTaskDef } from "../../src/runner/task.js";
+import { bridgeTask } from "./bridge.js";
+import { bridgeAddressTask } from "./bridge-address.js";
+import { bridgeIdleTask } from "./bridge-idle.js";
+import { bridgeUpTask } from "./bridge-up.js";
+import { forwardingTask } from "./forwarding.js";
+import { chainTask } from "./iptables-chain.js";
+import { ruleTask } from "./iptables-rule.js";
 
 /** Every net task kind. */
-export const netTasks: AnyTaskDef[] = [];
+export const netTasks: AnyTaskDef[] = [
+  bridgeTask,
+  bridgeAddressTask,
+  bridgeUpTask,
+  forwardingTask,
+  chainTask,
+  ruleTask,
+  bridgeIdleTask,
+];

@@ -1,0 +1,30 @@
+// Task: the bridge carries `network.address` (the containers' gateway). Rollback removes only an
+// address this task added; a pre-existing bridge keeps the addresses it had.
+import { defineTask } from "../../src/runner/task.js";
+import { hasAddress, linkInfo } from "./links.js";
+
+/** What the address task needs. */
+export interface BridgeAddressParams {
+  bridge: string;
+  /** CIDR, e.g. 10.10.12.1/26. */
+  address: string;
+}
+
+/** Give the bridge its address. */
+export const bridgeAddressTask = defineTask<BridgeAddressParams, { added: true }>({
+  kind: "net.bridge.address",
+  title: (p) => `Adding address ${p.address} to bridge ${p.bridge}`,
+  rollbackTitle: (p) => `Removing address ${p.address} from bridge ${p.bridge}`,
+  check: (ctx, p) => hasAddress(ctx, p.bridge, p.address),
+  async run(ctx, p) {
+    // brd +: the subnet's broadcast address, as a DHCP-less host would set it.
+    await ctx.host.exec("ip", ["addr", "add", p.address, "brd", "+", "dev", p.bridge], {
+      signal: ctx.signal,
+    });
+    return { added: true };
+  },
+  async rollback(ctx, { params: p }) {
+    if (!(await linkInfo(ctx, p.bridge)) || !(await hasAddress(ctx, p.bridge, p.address))) return;
+    await ctx.host.exec("ip", ["addr", "del", p.address, "dev", p.bridge], { signal: ctx.signal });
+  },
+});

@@ -1,0 +1,27 @@
+// Task: the bridge is administratively up. Rollback brings it down again only if this task
+// brought it up (a pre-existing bridge that was already up has no journal entry).
+import { defineTask } from "../../src/runner/task.js";
+import { linkInfo } from "./links.js";
+
+/** What the link-up task needs. */
+export interface BridgeUpParams {
+  bridge: string;
+}
+
+/** Bring the bridge up. */
+export const bridgeUpTask = defineTask<BridgeUpParams, { broughtUp: true }>({
+  kind: "net.bridge.up",
+  title: (p) => `Bringing bridge ${p.bridge} up`,
+  rollbackTitle: (p) => `Bringing bridge ${p.bridge} down`,
+  async check(ctx, p) {
+    return (await linkInfo(ctx, p.bridge))?.up === true;
+  },
+  async run(ctx, p) {
+    await ctx.host.exec("ip", ["link", "set", "dev", p.bridge, "up"], { signal: ctx.signal });
+    return { broughtUp: true };
+  },
+  async rollback(ctx, { params: p }) {
+    if ((await linkInfo(ctx, p.bridge))?.up !== true) return;
+    await ctx.host.exec("ip", ["link", "set", "dev", p.bridge, "down"], { signal: ctx.signal });
+  },
+});

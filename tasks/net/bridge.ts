@@ -1,0 +1,34 @@
+// Task: the lab's bridge exists. Creates it only when missing; a bridge that was there before is
+// used as it is and, having no journal entry, is never deleted.
+import { defineTask } from "../../src/runner/task.js";
+import { bridgeInfo, containerPorts } from "./links.js";
+
+/** What the bridge task needs (journaled: rollback works from these alone). */
+export interface BridgeParams {
+  bridge: string;
+}
+
+/** Create the bridge `network.bridge` if it is missing. */
+export const bridgeTask = defineTask<BridgeParams, { created: true }>({
+  kind: "net.bridge",
+  title: (p) => `Creating bridge ${p.bridge}`,
+  rollbackTitle: (p) => `Deleting bridge ${p.bridge}`,
+  async check(ctx, p) {
+    return (await bridgeInfo(ctx, p.bridge)) !== undefined;
+  },
+  async run(ctx, p) {
+    await ctx.host.exec("ip", ["link", "add", "name", p.bridge, "type", "bridge"], { signal: ctx.signal });
+    return { created: true };
+  },
+  // A journal entry exists only when check found no bridge just before run, so a bridge of this
+  // name now is the one this task made (also after a crash, when result is undefined).
+  async rollback(ctx, { params: p }) {
+    if (!(await bridgeInfo(ctx, p.bridge))) return;
+    const busy = await containerPorts(ctx, p.bridge);
+    if (busy.length > 0)
+      throw new Error(
+        `bridge ${p.bridge} still has container interfaces attached (${busy.join(", ")}); stop the lab's containers first`,
+      );
+    await ctx.host.exec("ip", ["link", "del", "dev", p.bridge], { signal: ctx.signal });
+  },
+});

@@ -1,0 +1,44 @@
+// Task: a chain of our own exists in a table (the filter chain holding the lab's forwarding rules,
+// the nat chain holding its MASQUERADE). A chain that was already there is used and never deleted.
+import { defineTask } from "../../src/runner/task.js";
+import { type Backend, chainExists, detectBackend, ipt, iptablesFor, type Table } from "./iptables.js";
+
+/** What the chain task needs. */
+export interface ChainParams {
+  table: Table;
+  chain: string;
+}
+
+/** Create a user-defined chain if it is missing. */
+export const chainTask = defineTask<ChainParams, { created: true }, { backend: Backend }>({
+  kind: "net.iptables.chain",
+  title: (p) => `Creating chain ${p.chain} in table ${p.table}`,
+  rollbackTitle: (p) => `Deleting chain ${p.chain} from table ${p.table}`,
+  async check(ctx, p) {
+    await detectBackend(ctx);
+    return chainExists(ctx, "iptables", p.table, p.chain);
+  },
+  async prepare(ctx) {
+    return { backend: await detectBackend(ctx) };
+  },
+  async run(ctx, p) {
+    await ipt(ctx, "iptables", p.table, ["-N", p.chain]);
+    return { created: true };
+  },
+  // Only a chain this task created is journaled, so only such a chain is flushed and deleted.
+  // The jumps into it are newer journal entries and are undone first.
+  async rollback(ctx, { params: p, intent }) {
+    const bin = await iptablesFor(ctx, intent?.backend);
+    if (!(await chainExists(ctx, bin, p.table, p.chain))) return;
+    const all = await ipt(ctx, bin, p.table, ["-S"], { readOnly: true });
+    const refs = all.stdout
+      .split("\n")
+      .filter((l) => l.startsWith("-A ") && new RegExp(`\\s-[jg] ${p.chain}(\\s|$)`).test(l));
+    if (refs.length > 0)
+      throw new Error(
+        `chain ${p.chain} (table ${p.table}) is still referenced; remove these rules first: ${refs.join("; ")}`,
+      );
+    await ipt(ctx, bin, p.table, ["-F", p.chain]);
+    await ipt(ctx, bin, p.table, ["-X", p.chain]);
+  },
+});

@@ -1,0 +1,36 @@
+// Task: one iptables rule (a rule in our chain, or a jump from a built-in chain into it) is present.
+// One task per rule, so a rule deleted by hand is re-added by the next netup, and only that one.
+import { defineTask } from "../../src/runner/task.js";
+import { type Backend, detectBackend, ipt, iptablesFor, type RuleSpec, ruleExists } from "./iptables.js";
+
+/** What the rule task needs: the exact rule, so rollback deletes exactly it. */
+export interface RuleParams {
+  rule: RuleSpec;
+  /** Insert at the top of the chain (jumps from FORWARD, ahead of a host's own REJECT rules). */
+  insert: boolean;
+  /** What the rule is for, in words. */
+  title: string;
+}
+
+/** Add one rule if `iptables -C` does not find it. */
+export const ruleTask = defineTask<RuleParams, { added: true }, { backend: Backend }>({
+  kind: "net.iptables.rule",
+  title: (p) => p.title,
+  rollbackTitle: (p) => `Removing rule: ${p.title}`,
+  async check(ctx, p) {
+    await detectBackend(ctx);
+    return ruleExists(ctx, "iptables", p.rule);
+  },
+  async prepare(ctx) {
+    return { backend: await detectBackend(ctx) };
+  },
+  async run(ctx, p) {
+    await ipt(ctx, "iptables", p.rule.table, [p.insert ? "-I" : "-A", p.rule.chain, ...p.rule.args]);
+    return { added: true };
+  },
+  async rollback(ctx, { params: p, intent }) {
+    const bin = await iptablesFor(ctx, intent?.backend);
+    if (!(await ruleExists(ctx, bin, p.rule))) return;
+    await ipt(ctx, bin, p.rule.table, ["-D", p.rule.chain, ...p.rule.args]);
+  },
+});

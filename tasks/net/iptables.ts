@@ -1,0 +1,109 @@
+// iptables access shared by the net tasks: backend detection, the command to use, and the reads
+// (chain present, rule present) that checks, rollbacks and probes all ask the live host.
+import type { Host } from "../../src/host/host.js";
+
+/** The netfilter backend the iptables command drives; rules of one are invisible to the other. */
+export type Backend = "nf_tables" | "legacy";
+
+/** The part of a task or probe context iptables helpers need. */
+export interface IptContext {
+  host: Host;
+  signal: AbortSignal;
+}
+
+/** The tables aplspawn touches. */
+export type Table = "filter" | "nat";
+
+/** One rule: the chain it lives in and its match/target arguments (as for `iptables -A chain …`). */
+export interface RuleSpec {
+  table: Table;
+  chain: string;
+  args: string[];
+}
+
+/** Which backend `iptables` uses now; a clear error when iptables is not installed. */
+export async function detectBackend(ctx: IptContext): Promise<Backend> {
+  if (!(await ctx.host.which("iptables")))
+    throw new Error(
+      "iptables is not installed (or not on PATH): aplspawn needs it for the lab's forwarding and NAT rules; " +
+        "install it (Debian: apt-get install iptables)",
+    );
+  const r = await ctx.host.exec("iptables", ["-V"], { readOnly: true, signal: ctx.signal });
+  // "iptables v1.8.9 (nf_tables)" or "(legacy)"; before 1.8 there was only legacy and no suffix.
+  return /\(nf_tables\)/.test(r.stdout + r.stderr) ? "nf_tables" : "legacy";
+}
+
+/**
+ * The command that drives `backend`. Normally plain `iptables`; if the host switched backends since
+ * the rules were made (update-alternatives), the backend's own binary, so that rollback deletes the
+ * rules where they are instead of mixing backends.
+ */
+export async function iptablesFor(ctx: IptContext, backend: Backend | undefined): Promise<string> {
+  const now = await detectBackend(ctx);
+  if (backend === undefined || backend === now) return "iptables";
+  const own = backend === "nf_tables" ? "iptables-nft" : "iptables-legacy";
+  if (await ctx.host.which(own)) return own;
+  throw new Error(
+    `the rules were made with the ${backend} backend of iptables, but iptables now uses ${now} and ${own} is not installed`,
+  );
+}
+
+/** Run `<bin> -w -t <table> …args` (always -w: wait for the xtables lock rather than fail). */
+export function ipt(
+  ctx: IptContext,
+  bin: string,
+  table: Table,
+  args: readonly string[],
+  opts: { readOnly?: boolean; allowFail?: boolean } = {},
+) {
+  return ctx.host.exec(bin, ["-w", "-t", table, ...args], { signal: ctx.signal, ...opts });
+}
+
+/** Whether a user-defined chain exists in the table. */
+export async function chainExists(
+  ctx: IptContext,
+  bin: string,
+  table: Table,
+  chain: string,
+): Promise<boolean> {
+  // Listing the whole table works the same on both backends; `-S CHAIN` of a missing chain
+  // gives backend-specific errors.
+  const r = await ipt(ctx, bin, table, ["-S"], { readOnly: true });
+  return r.stdout.split("\n").some((l) => l.trim() === `-N ${chain}`);
+}
+
+/** Whether the rule exists (`iptables -C`); a missing chain or jump target means absent. */
+export async function ruleExists(ctx: IptContext, bin: string, rule: RuleSpec): Promise<boolean> {
+  const r = await ipt(ctx, bin, rule.table, ["-C", rule.chain, ...rule.args], {
+    readOnly: true,
+    allowFail: true,
+  });
+  if (r.exitCode === 0) return true;
+  // 1: no such rule (or, with nft, no such chain). 2 with these words: the chain or the jump
+  // target does not exist, so neither does the rule. Anything else is a real error.
+  if (r.exitCode === 1) return false;
+  if (r.exitCode === 2 && /does not exist|No chain|Couldn't load target/i.test(r.stderr)) return false;
+  throw new Error(`${r.command} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
+}
+
+/** The rules of a chain as `iptables -S` prints them (empty when the chain is missing). */
+export async function listRules(
+  ctx: IptContext,
+  bin: string,
+  table: Table,
+  chain: string,
+): Promise<string[]> {
+  const r = await ipt(ctx, bin, table, ["-S", chain], { readOnly: true, allowFail: true });
+  if (r.exitCode !== 0) return [];
+  return r.stdout.split("\n").filter((l) => l.startsWith("-A "));
+}
+
+/** The comment that marks every rule aplspawn adds, so a person reading iptables-save knows whose it is. */
+export const ruleComment = (lab: string) => `aplspawn:${lab}`;
+
+/** `-t table -A chain …args`, for titles, probe targets and messages. */
+export function describeRule(rule: RuleSpec): string {
+  return ["-t", rule.table, "-A", rule.chain, ...rule.args]
+    .map((a) => (/^[\w@%+=:,./!-]+$/.test(a) ? a : `"${a}"`))
+    .join(" ");
+}

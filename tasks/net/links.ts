@@ -1,0 +1,95 @@
+// Reads of network interfaces (`ip -j`), shared by the bridge tasks, the netdown guard and probes.
+import type { Host } from "../../src/host/host.js";
+
+/** The part of a task or probe context these reads need. */
+export interface LinkContext {
+  host: Host;
+  signal: AbortSignal;
+}
+
+/** What `ip -j -d link` says about one interface. */
+export interface LinkInfo {
+  name: string;
+  /** linkinfo.info_kind: "bridge", "veth", … (undefined for a plain NIC). */
+  kind: string | undefined;
+  /** Administratively up (the UP flag; an empty bridge's operstate stays DOWN). */
+  up: boolean;
+  master: string | undefined;
+}
+
+interface IpLink {
+  ifname: string;
+  flags?: string[];
+  master?: string;
+  linkinfo?: { info_kind?: string };
+}
+
+function toInfo(l: IpLink): LinkInfo {
+  return {
+    name: l.ifname,
+    kind: l.linkinfo?.info_kind,
+    up: (l.flags ?? []).includes("UP"),
+    master: l.master,
+  };
+}
+
+/** The interface, or undefined when there is none of that name. */
+export async function linkInfo(ctx: LinkContext, name: string): Promise<LinkInfo | undefined> {
+  const r = await ctx.host.exec("ip", ["-j", "-d", "link", "show", "dev", name], {
+    readOnly: true,
+    allowFail: true,
+    signal: ctx.signal,
+  });
+  if (r.exitCode !== 0) {
+    if (/does not exist/.test(r.stderr)) return undefined;
+    throw new Error(`${r.command} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
+  }
+  const l = (JSON.parse(r.stdout) as IpLink[])[0];
+  return l ? toInfo(l) : undefined;
+}
+
+/** The bridge, or undefined; throws when the name is taken by an interface that is not a bridge. */
+export async function bridgeInfo(ctx: LinkContext, name: string): Promise<LinkInfo | undefined> {
+  const l = await linkInfo(ctx, name);
+  if (l && l.kind !== "bridge")
+    throw new Error(
+      `interface ${name} exists but is ${l.kind ? `a ${l.kind}` : "not a bridge"}; choose another network.bridge`,
+    );
+  return l;
+}
+
+/** The interfaces enslaved to a bridge (empty when the bridge does not exist). */
+export async function bridgePorts(ctx: LinkContext, bridge: string): Promise<LinkInfo[]> {
+  if (!(await linkInfo(ctx, bridge))) return [];
+  const r = await ctx.host.exec("ip", ["-j", "-d", "link", "show", "master", bridge], {
+    readOnly: true,
+    signal: ctx.signal,
+  });
+  return (JSON.parse(r.stdout || "[]") as IpLink[]).map(toInfo);
+}
+
+/**
+ * Ports that belong to running containers: veth pairs (systemd-nspawn's `--network-bridge` makes
+ * `vb-<machine>`). A NIC or tap that someone enslaved to a bridge they own is not a container.
+ */
+export async function containerPorts(ctx: LinkContext, bridge: string): Promise<string[]> {
+  return (await bridgePorts(ctx, bridge)).filter((p) => p.kind === "veth").map((p) => p.name);
+}
+
+/** Whether the interface carries exactly this IPv4 address and prefix. */
+export async function hasAddress(ctx: LinkContext, name: string, cidr: string): Promise<boolean> {
+  const [local, prefix] = cidr.split("/");
+  const r = await ctx.host.exec("ip", ["-j", "-4", "addr", "show", "dev", name], {
+    readOnly: true,
+    allowFail: true,
+    signal: ctx.signal,
+  });
+  if (r.exitCode !== 0) {
+    if (/does not exist/.test(r.stderr)) return false;
+    throw new Error(`${r.command} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
+  }
+  const links = JSON.parse(r.stdout || "[]") as { addr_info?: { local?: string; prefixlen?: number }[] }[];
+  return links.some((l) =>
+    (l.addr_info ?? []).some((a) => a.local === local && String(a.prefixlen) === prefix),
+  );
+}
