@@ -1,0 +1,258 @@
+// aplspawn's benchmark: in one run, on one image, measures aplspawn against the bare-shell floor
+// (bench/floor.sh, all containers at once) and the one-at-a-time baseline, plus start-up, status,
+// the runner alone and getimage against curl. Prints medians and ratios, and writes
+// bench/results.json and bench/plot.svg.
+//
+//   npm run bench                  # N = 1, 10, 30, 50; 3 runs each
+//   npm run bench -- --n 1,10 --runs 1
+//
+// Run as root on a quiet machine. Each lab runs in its own private network+mount namespace;
+// traffic goes only to the namespace's own containers and loopback.
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { stringify } from "yaml";
+import { ensureTestImage, startServer } from "../dist/test/support/image.js";
+import { CLI, TestNamespace } from "../dist/test/support/ns.js";
+
+const here = import.meta.dirname;
+const { values } = parseArgs({
+  options: { n: { type: "string", default: "1,10,30,50" }, runs: { type: "string", default: "3" } },
+});
+const sizes = values.n.split(",").map(Number);
+const runs = Number(values.runs);
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const time = (f) => {
+  const t0 = performance.now();
+  f();
+  return performance.now() - t0;
+};
+const log = (s) => process.stderr.write(`${s}\n`);
+
+const image = await ensureTestImage();
+log(`image: ${image.path}`);
+const inotify = "/proc/sys/fs/inotify/max_user_instances";
+const inotifyBefore = readFileSync(inotify, "utf8").trim();
+
+// A lab of n containers in a fresh namespace; returns {upMs, downMs, statusMs}.
+async function aplspawnLab(n, measureStatus) {
+  const dir = mkdtempSync(join(tmpdir(), "aplspawn-bench-"));
+  const ns = await TestNamespace.create();
+  try {
+    const cfg = join(dir, "lab.yaml");
+    writeFileSync(
+      cfg,
+      stringify({
+        lab: "bench",
+        workdir: join(dir, "work"),
+        network: { bridge: "bnbr0", address: "10.10.0.1/16", chain: "BENCH" },
+        image: { url: `file://${image.path}`, sha256: image.sha256 },
+        containers: {
+          count: n,
+          ipRange: ["10.10.1.1", "10.10.1.250"],
+          machinesDir: join(dir, "machines"),
+          concurrency: n,
+        },
+        inventory: { file: join(dir, "inventory.txt"), ping: false },
+      }),
+    );
+    const t0 = performance.now();
+    const up = await ns.cli(["-c", cfg, "run", "up"]);
+    const upMs = performance.now() - t0;
+    if (up.exitCode !== 0) throw new Error(`run up failed:\n${up.stdout}\n${up.stderr}`);
+    let statusMs;
+    if (measureStatus) {
+      const ts = [];
+      for (let i = 0; i < 3; i++) {
+        const t = performance.now();
+        const s = await ns.cli(["-c", cfg, "status"]);
+        ts.push(performance.now() - t);
+        if (s.exitCode !== 0) throw new Error(`status failed:\n${s.stdout}`);
+      }
+      statusMs = median(ts);
+    }
+    const t1 = performance.now();
+    const down = await ns.cli(["-c", cfg, "run", "down"]);
+    const downMs = performance.now() - t1;
+    if (down.exitCode !== 0) throw new Error(`run down failed:\n${down.stdout}\n${down.stderr}`);
+    return { upMs, downMs, statusMs };
+  } finally {
+    await ns.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function floor(n, mode) {
+  const work = mkdtempSync(join(tmpdir(), "aplspawn-floor-"));
+  rmSync(work, { recursive: true });
+  const out = execFileSync(
+    "unshare",
+    [
+      "--net",
+      "--mount",
+      "--propagation",
+      "private",
+      "--",
+      "bash",
+      "-c",
+      'ip link set lo up && exec "$@"',
+      "x",
+      resolve(here, "floor.sh"),
+      image.path,
+      String(n),
+      mode,
+      work,
+    ],
+    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
+  );
+  return JSON.parse(out.trim().split("\n").pop());
+}
+
+const results = { date: new Date().toISOString(), runs, sizes: {}, other: {} };
+writeFileSync(inotify, "8192");
+try {
+  for (const n of sizes) {
+    const r = { floorUp: [], floorDown: [], up: [], down: [], status: [] };
+    for (let i = 0; i < runs; i++) {
+      const f = floor(n, "all");
+      r.floorUp.push(f.upMs);
+      r.floorDown.push(f.downMs);
+      const a = await aplspawnLab(n, n === 1 || n === Math.max(...sizes));
+      r.up.push(a.upMs);
+      r.down.push(a.downMs);
+      if (a.statusMs !== undefined) r.status.push(a.statusMs);
+      log(
+        `N=${n} run ${i + 1}: floor up ${f.upMs} ms, down ${f.downMs} ms; aplspawn up ${a.upMs | 0} ms, down ${a.downMs | 0} ms`,
+      );
+    }
+    if (n === 10) {
+      r.serialUp = [];
+      for (let i = 0; i < runs; i++) r.serialUp.push(floor(n, "serial").upMs);
+    }
+    results.sizes[n] = Object.fromEntries(
+      Object.entries(r)
+        .filter(([, v]) => v.length)
+        .map(([k, v]) => [k, median(v)]),
+    );
+  }
+} finally {
+  writeFileSync(inotify, inotifyBefore);
+}
+
+// Start-up: `aplspawn --version` against `node -e 0`.
+const node = process.execPath;
+const startups = (args) => median(Array.from({ length: 15 }, () => time(() => execFileSync(node, args))));
+results.other.versionMs = startups([CLI, "--version"]);
+results.other.nodeMs = startups(["-e", "0"]);
+// The runner alone.
+results.other.runner1000Ms = median(
+  Array.from(
+    { length: 3 },
+    () => JSON.parse(execFileSync(node, [resolve(here, "runner-noop.mjs"), "1000"], { encoding: "utf8" })).ms,
+  ),
+);
+// getimage over loopback HTTP against curl, same file, same namespace.
+{
+  const dir = mkdtempSync(join(tmpdir(), "aplspawn-bench-dl-"));
+  const ns = await TestNamespace.create();
+  try {
+    const srv = await startServer(ns, resolve(image.path, ".."));
+    const url = srv.url(image.path.split("/").pop());
+    const cfg = join(dir, "dl.yaml");
+    writeFileSync(
+      cfg,
+      stringify({ lab: "dl", workdir: join(dir, "work"), image: { url, sha256: image.sha256 } }),
+    );
+    const get = [];
+    const curl = [];
+    for (let i = 0; i < 3; i++) {
+      rmSync(join(dir, "work"), { recursive: true, force: true });
+      const t = performance.now();
+      const r = await ns.cli(["-c", cfg, "run", "getimage"]);
+      get.push(performance.now() - t);
+      if (r.exitCode !== 0) throw new Error(`getimage failed: ${r.stdout}${r.stderr}`);
+      const t2 = performance.now();
+      const c = await ns.run("curl", ["-sf", "-o", join(dir, "curl.img"), url]);
+      curl.push(performance.now() - t2);
+      if (c.exitCode !== 0) throw new Error(`curl failed: ${c.stderr}`);
+    }
+    const bytes = Number(spawnSync("stat", ["-c", "%s", image.path], { encoding: "utf8" }).stdout);
+    results.other.getimageMBps = bytes / 1e6 / (median(get) / 1000);
+    results.other.curlMBps = bytes / 1e6 / (median(curl) / 1000);
+    await srv.stop();
+  } finally {
+    await ns.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// Report.
+const fmt = (ms) => (ms === undefined ? "—" : `${(ms / 1000).toFixed(2)} s`);
+const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : "—");
+const rows = [
+  "| N | floor up | aplspawn up | up / floor | floor down | aplspawn down | down / floor | one at a time | one-at-a-time / aplspawn |",
+  "|---|---|---|---|---|---|---|---|---|",
+];
+for (const [n, r] of Object.entries(results.sizes))
+  rows.push(
+    `| ${n} | ${fmt(r.floorUp)} | ${fmt(r.up)} | ${ratio(r.up, r.floorUp)} | ${fmt(r.floorDown)} | ${fmt(r.down)} | ${ratio(r.down, r.floorDown)} | ${fmt(r.serialUp)} | ${ratio(r.serialUp, r.up)} |`,
+  );
+const o = results.other;
+const statusN = Object.entries(results.sizes).filter(([, r]) => r.status !== undefined);
+const lines = [
+  ...rows,
+  "",
+  `status: ${statusN.map(([n, r]) => `N=${n} ${fmt(r.status)}`).join(", ")}${statusN.length === 2 ? ` (ratio ${ratio(statusN[1][1].status, statusN[0][1].status)})` : ""}`,
+  `aplspawn --version ${o.versionMs.toFixed(0)} ms, node -e 0 ${o.nodeMs.toFixed(0)} ms: +${(o.versionMs - o.nodeMs).toFixed(0)} ms`,
+  `runner alone, 1,000 journaled no-op tasks: ${o.runner1000Ms} ms`,
+  `getimage ${o.getimageMBps.toFixed(0)} MB/s, curl ${o.curlMBps.toFixed(0)} MB/s: ${(o.getimageMBps / o.curlMBps).toFixed(2)}× curl`,
+];
+console.log(lines.join("\n"));
+writeFileSync(resolve(here, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(resolve(here, "plot.svg"), plot(results));
+
+// Time against N for the floor, aplspawn and (where measured) one at a time.
+function plot(res) {
+  const ns = Object.keys(res.sizes).map(Number);
+  const series = [
+    ["floor (all at once)", "#888", (r) => r.floorUp],
+    ["aplspawn run up", "#d33", (r) => r.up],
+    ["one at a time", "#36c", (r) => r.serialUp],
+  ];
+  const maxN = Math.max(...ns, 1);
+  const maxT = Math.max(...ns.flatMap((n) => series.map(([, , f]) => f(res.sizes[n]) ?? 0))) / 1000 || 1;
+  const W = 480;
+  const H = 300;
+  const x = (n) => 50 + (n / maxN) * (W - 70);
+  const y = (s) => H - 40 - (s / maxT) * (H - 70);
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<line x1="50" y1="${H - 40}" x2="${W - 20}" y2="${H - 40}" stroke="black"/><line x1="50" y1="30" x2="50" y2="${H - 40}" stroke="black"/>`,
+    `<text x="${W / 2}" y="${H - 10}" text-anchor="middle">containers (N)</text>`,
+    `<text x="12" y="${H / 2}" transform="rotate(-90 12 ${H / 2})" text-anchor="middle">seconds until all answer ssh</text>`,
+    ...ns.map((n) => `<text x="${x(n)}" y="${H - 26}" text-anchor="middle">${n}</text>`),
+    ...[0, maxT / 2, maxT].map(
+      (s) => `<text x="44" y="${y(s) + 4}" text-anchor="end">${s.toFixed(1)}</text>`,
+    ),
+  ];
+  series.forEach(([name, color, f], i) => {
+    const pts = ns.filter((n) => f(res.sizes[n]) !== undefined).map((n) => [x(n), y(f(res.sizes[n]) / 1000)]);
+    if (pts.length > 1)
+      parts.push(
+        `<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.map((p) => p.join(",")).join(" ")}"/>`,
+      );
+    for (const [px, py] of pts) parts.push(`<circle cx="${px}" cy="${py}" r="3" fill="${color}"/>`);
+    parts.push(
+      `<rect x="60" y="${36 + i * 16}" width="10" height="10" fill="${color}"/><text x="76" y="${45 + i * 16}">${name}</text>`,
+    );
+  });
+  parts.push("</svg>");
+  return `${parts.join("\n")}\n`;
+}
