@@ -1,6 +1,7 @@
 // Runs a workflow: checks, runs, journals, rolls back, locks, handles signals, reports.
 // It knows nothing of bridges or containers: it drives any TaskDef.
 import { randomBytes } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { join } from "node:path";
 import { Listr, type ListrTask, type ListrTaskWrapper } from "listr2";
 import { dryHost } from "../host/dry-host.js";
@@ -87,6 +88,8 @@ class Run {
     private readonly o: RunOptions,
   ) {
     this.failAfter = o.failAfter ? failAfterRegex(o.failAfter) : undefined;
+    // Every concurrent task's commands listen on this one signal (30 containers: hundreds).
+    setMaxListeners(0, this.controller.signal);
   }
 
   async start(): Promise<SummaryEvent> {
@@ -416,6 +419,40 @@ class Run {
     }
   }
 
+  // Entries of different lanes (e.g. containers) are undone concurrently; within a lane, and for
+  // entries without one, newest first.
+  private undoLanes(
+    step: UndoStep,
+    entries: readonly JournalEntry[],
+  ): { tasks: AnyListrTask[]; failures(): number } {
+    if (!step.lane) return this.undoTasks(entries);
+    const lanes = new Map<string, JournalEntry[]>();
+    const rest: JournalEntry[] = [];
+    for (const e of entries) {
+      const key = step.lane(e);
+      if (key === undefined) rest.push(e);
+      else lanes.set(key, [...(lanes.get(key) ?? []), e]);
+    }
+    const parts = [...lanes].map(([key, es]) => ({ key, ...this.undoTasks(es) }));
+    const tail = this.undoTasks(rest);
+    const laneTasks: AnyListrTask[] = parts.map((p) => ({
+      title: p.key,
+      task: (_c, lt) => lt.newListr(p.tasks, { concurrent: false, exitOnError: false }),
+    }));
+    const group: AnyListrTask = {
+      title: `${parts.length} at once`,
+      task: (_c, lt) =>
+        lt.newListr(laneTasks, {
+          concurrent: step.concurrency && step.concurrency > 1 ? step.concurrency : false,
+          exitOnError: false,
+        }),
+    };
+    return {
+      tasks: [...(laneTasks.length > 0 ? [group] : []), ...tail.tasks],
+      failures: () => parts.reduce((n, p) => n + p.failures(), tail.failures()),
+    };
+  }
+
   private undoStep(step: UndoStep, lt: Wrapper) {
     const entries = this.journal.entries().filter((e) => step.select(e));
     const t0 = performance.now();
@@ -434,7 +471,7 @@ class Run {
       return;
     }
     this.emitTask(step, step.title, "running", t0);
-    const { tasks, failures } = this.undoTasks(entries);
+    const { tasks, failures } = this.undoLanes(step, entries);
     // Every entry is tried even when one fails; the untitled last task (hidden by listr2) then
     // fails the run, which stops the steps after this one.
     const finish: AnyListrTask = {

@@ -75,6 +75,10 @@ export interface UndoStep {
   id: string;
   title: string;
   select(entry: { id: string; kind: string }): boolean;
+  /** Entries in different lanes (e.g. one per container) are undone concurrently. */
+  lane?(entry: { id: string; kind: string }): string | undefined;
+  /** Lanes undone at once (default 1). */
+  concurrency?: number;
 }
 
 export type Step = TaskStep | GroupStep | UndoStep;
@@ -95,9 +99,14 @@ export function group(id: string, title: string, steps: Step[], concurrency?: nu
   return { type: "group", id, title, steps, concurrency };
 }
 
-/** Build an undo step. */
-export function undo(id: string, title: string, select: UndoStep["select"]): UndoStep {
-  return { type: "undo", id, title, select };
+/** Build an undo step; `lanes` lets independent entries (one lane each) be undone concurrently. */
+export function undo(
+  id: string,
+  title: string,
+  select: UndoStep["select"],
+  lanes?: { lane: NonNullable<UndoStep["lane"]>; concurrency: number },
+): UndoStep {
+  return { type: "undo", id, title, select, ...lanes };
 }
 
 /** Every task id a workflow would run, in order (for --list-tasks and fault injection). */

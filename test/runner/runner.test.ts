@@ -7,7 +7,7 @@ import { realHost } from "../../src/host/real-host.js";
 import { InterruptedError, JournalError, LockedError, TaskFailedError } from "../../src/runner/errors.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import type { TaskEvent } from "../../src/runner/report.js";
-import { listTaskIds } from "../../src/runner/task.js";
+import { listTaskIds, undo } from "../../src/runner/task.js";
 import { tempDir } from "../support/ns.js";
 import { downWorkflow, labWorkflow, run } from "./synthetic.js";
 
@@ -155,8 +155,15 @@ test("an interrupt cancels running work, rolls back exactly once, and reports In
     const wf = labWorkflow(t.world, {
       perFile: { "c1.run": { delayMs: 5000 }, "c2.run": { delayMs: 5000 }, "c3.run": { delayMs: 5000 } },
     });
-    setTimeout(() => ac.abort(), 300);
-    const r = await run(wf, t.lab, { interrupt: ac.signal });
+    // Interrupt once the three slow tasks are running (their intents are journaled).
+    const running = run(wf, t.lab, { interrupt: ac.signal });
+    for (;;) {
+      const e = await journalOf(t.lab).catch(() => ({ entries: [] as { id: string; state: string }[] }));
+      if (e.entries.filter((x) => x.id.endsWith(".run]") && x.state === "running").length === 3) break;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    ac.abort();
+    const r = await running;
     assert.ok(r.error instanceof InterruptedError);
     assert.deepEqual(await t.files(), []);
     const undone = taskEvents(r.events)
@@ -211,9 +218,16 @@ test("--dry-run changes nothing and says what would change", async () => {
 test("a second run on a locked lab fails at once naming the holder; a dead holder's lock is taken over", async () => {
   const t = await setup();
   try {
-    const wf = labWorkflow(t.world, { perFile: { a: { delayMs: 800 } } });
+    const wf = labWorkflow(t.world, { perFile: { a: { delayMs: 2000 } } });
     const first = run(wf, t.lab);
-    await new Promise((r) => setTimeout(r, 200));
+    const { access } = await import("node:fs/promises");
+    while (
+      !(await access(join(t.lab, "lock")).then(
+        () => true,
+        () => false,
+      ))
+    )
+      await new Promise((r) => setTimeout(r, 10));
     const second = await run(labWorkflow(t.world), t.lab);
     assert.ok(second.error instanceof LockedError);
     assert.match(second.error.message, new RegExp(`PID ${process.pid}`));
@@ -321,6 +335,46 @@ test("down undoes every run's resources newest first; a busy one fails the run, 
     assert.deepEqual(await t.files(), []);
     const d3 = await run(downWorkflow, t.lab);
     assert.equal(d3.summary?.changed, 0, "a second down changes nothing");
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test("an undo step with lanes undoes each lane newest first, lanes at the same time", async () => {
+  const t = await setup();
+  try {
+    const slow = { rollbackDelayMs: 200 };
+    const perFile = {
+      "c1.layer": slow,
+      "c1.run": slow,
+      "c2.layer": slow,
+      "c2.run": slow,
+      "c3.layer": slow,
+      "c3.run": slow,
+    };
+    assert.equal((await run(labWorkflow(t.world, { perFile }), t.lab)).error, undefined);
+    const lane = (e: { id: string }) => /^file\[(c\d)\./.exec(e.id)?.[1];
+    const down = {
+      name: "down",
+      steps: [
+        undo("undo.containers", "Containers", (e) => lane(e) !== undefined, { lane, concurrency: 3 }),
+        undo("undo.rest", "Rest", () => true),
+      ],
+    };
+    const r = await run(down, t.lab);
+    assert.equal(r.error, undefined);
+    const undone = taskEvents(r.events)
+      .filter((e) => e.state === "rolled-back")
+      .map((e) => e.id.replace(/^file\[|\]$/g, ""));
+    assert.deepEqual(
+      new Set(undone.slice(0, 3)),
+      new Set(["c1.run", "c2.run", "c3.run"]),
+      `lanes ran together: ${undone}`,
+    );
+    for (const c of ["c1", "c2", "c3"])
+      assert.ok(undone.indexOf(`${c}.run`) < undone.indexOf(`${c}.layer`), "newest first within a lane");
+    assert.deepEqual(undone.slice(6), ["z", "b", "a"]);
+    assert.deepEqual(await t.files(), []);
   } finally {
     await t.cleanup();
   }

@@ -26,6 +26,8 @@ export interface FileParams {
   failRun?: boolean;
   /** rollback throws. */
   failRollback?: boolean;
+  /** ms spent in rollback. */
+  rollbackDelayMs?: number;
   /** rollback throws while this file exists (a resource that is busy for a while). */
   busyWhile?: string;
   /** run asserts the journal on disk has every earlier task done and its own intent. */
@@ -54,6 +56,7 @@ export const fileTask = defineTask<FileParams, { created: string }>({
     return { created: p.path };
   },
   async rollback(ctx, { params, result }) {
+    if (params.rollbackDelayMs) await ctx.host.sleep(params.rollbackDelayMs);
     if (params.failRollback) throw new Error(`rollback of ${params.path} failed`);
     if (params.busyWhile && (await ctx.host.fs.exists(params.busyWhile)))
       throw new Error(`${params.path} is busy (held by ${params.busyWhile})`);
