@@ -1,4 +1,5 @@
-// netup: the lab's bridge, forwarding and iptables chains, in the original tool's four steps.
+// netup: the lab's bridge, forwarding and iptables chains, in the original tool's four steps,
+// which run side by side.
 import type { Config } from "../config/schema.js";
 import { group, type Step, task } from "../src/runner/task.js";
 import { bridgeTask } from "../tasks/net/bridge.js";
@@ -32,7 +33,9 @@ export const netupSteps = (c: Config): Step[] => {
         ...p.nat.rules.map((r) => task(ruleTask, r.id, r.params)),
       ]),
     );
-  return steps;
+  // The four parts touch different things (bridge, sysctl, filter table, nat table): set them up
+  // at once. Within each part, order matters (a chain before its rules) and is kept.
+  return [group("net.group", "Bringing the network up", steps, steps.length)];
 };
 
 /** The netup workflow. */

@@ -21,8 +21,22 @@ export interface RuleSpec {
   args: string[];
 }
 
+// One run asks once: every iptables task checks the backend, and each `iptables -V` costs a
+// process start (13 tasks, twice each). The backend does not change under a running aplspawn.
+const backends = new WeakMap<object, Promise<Backend>>();
+
 /** Which backend `iptables` uses now; a clear error when iptables is not installed. */
-export async function detectBackend(ctx: IptContext): Promise<Backend> {
+export function detectBackend(ctx: IptContext): Promise<Backend> {
+  let b = backends.get(ctx.host);
+  if (!b) {
+    b = askBackend(ctx);
+    backends.set(ctx.host, b);
+    b.catch(() => backends.delete(ctx.host));
+  }
+  return b;
+}
+
+async function askBackend(ctx: IptContext): Promise<Backend> {
   if (!(await ctx.host.which("iptables")))
     throw new Error(
       "iptables is not installed (or not on PATH): aplspawn needs it for the lab's forwarding and NAT rules; " +

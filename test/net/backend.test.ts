@@ -68,7 +68,7 @@ test("rules made with nf_tables are removed with nf_tables after the host switch
   }
 });
 
-test("without iptables, netup fails with a clear message and undoes the bridge and forwarding", {
+test("without iptables, netup fails with a clear message and undoes whatever it made meanwhile", {
   skip,
 }, async () => {
   const ns = await Ns.create();
@@ -84,9 +84,9 @@ test("without iptables, netup fails with a clear message and undoes the bridge a
     }
     const r = await lab.cli(["run", "netup"], { PATH: bin.path });
     assert.equal(r.exitCode, 1, r.stdout + r.stderr);
-    assert.match(r.stderr, /task net\.filter\.chain failed: iptables is not installed/);
+    // The four parts of netup run side by side: whichever iptables task comes first fails.
+    assert.match(r.stderr, /task net\.(filter|nat)\.chain failed: iptables is not installed/);
     assert.match(r.stderr, /apt-get install iptables/);
-    assert.match(r.stdout, /UNDONE \] Deleting bridge nspawnd0/);
     sameSnapshot(await ns.snapshot(), before, "after the failed netup");
   } finally {
     await bin.cleanup();
