@@ -19,6 +19,14 @@ const host = recordingHost();
 const t0 = performance.now();
 await runWorkflow(
   { name: "bench", steps },
-  { host, lab: "bench", labDir: "/bench", registry: new Map([[noop.kind, noop]]), mode: "json", emit: () => undefined, command: "bench" },
+  {
+    host,
+    lab: "bench",
+    labDir: "/bench",
+    registry: new Map([[noop.kind, noop]]),
+    mode: "json",
+    emit: () => undefined,
+    command: "bench",
+  },
 );
 console.log(JSON.stringify({ tasks: n, concurrent, ms: Math.round(performance.now() - t0) }));

@@ -1,5 +1,36 @@
-// PLACEHOLDER: the down workflow is not built yet.
+// down: undo what the journal holds: containers (concurrently, each one's entries newest first),
+// then the image, then the network, then the rest (inventory, sysctls). Its undo steps read nothing
+// from the config: with the config changed or deleted, it still undoes exactly what was created.
+// The lab's lasting state (upper layers, host keys, the lab key) stays unless --purge, which also
+// deletes the downloaded image.
+import { UsageError } from "../src/runner/errors.js";
+import { undo } from "../src/runner/task.js";
+import { entries } from "./containers.js";
+import { purgeImageSteps } from "./getimage.js";
 import type { WorkflowBuilder } from "./index.js";
 
 /** The down workflow. */
-export const down: WorkflowBuilder = () => ({ name: "down", steps: [] });
+export const down: WorkflowBuilder = (c, o) => {
+  if (o.only) throw new UsageError("--only applies to spawn and stop; `run down` takes the whole lab down");
+  const keep = (kind: string) => !o.purge && entries.kept(kind);
+  return {
+    name: "down",
+    steps: [
+      undo(
+        "down.containers",
+        "Stopping containers",
+        (e) => entries.container(e) && !keep(e.kind),
+        entries.lanes(c, o),
+      ),
+      undo("down.image", "Detaching the image", (e) => e.kind.startsWith("image.") && !keep(e.kind)),
+      undo("down.network", "Taking the network down", (e) => e.kind.startsWith("net.") && !keep(e.kind)),
+      undo(
+        "down.rest",
+        o.purge ? "Removing the rest (inventory, sysctls, keys)" : "Removing the rest (inventory, sysctls)",
+        (e) => !keep(e.kind),
+      ),
+      // A downloaded image is a cache outside the journal: --purge deletes it by the config's URL.
+      ...(o.purge ? purgeImageSteps(c) : []),
+    ],
+  };
+};

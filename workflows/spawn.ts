@@ -1,5 +1,16 @@
-// PLACEHOLDER: the spawn workflow is not built yet.
+// spawn (the original operation): preflight → attach the image → lab key → containers, on a network
+// that netup brought up. --only limits it to some containers.
+import { attachSteps } from "./attach.js";
+import { containersGroup, preflightSteps, selectedSpecs, sshKeyStep } from "./containers.js";
 import type { WorkflowBuilder } from "./index.js";
 
 /** The spawn workflow. */
-export const spawn: WorkflowBuilder = () => ({ name: "spawn", steps: [] });
+export const spawn: WorkflowBuilder = (c, o) => ({
+  name: "spawn",
+  steps: [
+    ...preflightSteps(c, { bridgeMustExist: true }),
+    ...attachSteps(c),
+    sshKeyStep(c),
+    containersGroup(c, selectedSpecs(c, o), o),
+  ],
+});

@@ -1,5 +1,24 @@
-// PLACEHOLDER: the stop workflow is not built yet.
+// stop (the original operation): stop the containers and undo their mounts from the journal, then
+// detach the image. With --only, just those containers, and the image stays attached for the rest.
+// Upper layers and host keys stay (they are the containers' state).
+import { undo } from "../src/runner/task.js";
+import { detachSteps } from "./attach.js";
+import { entries, selectedSpecs } from "./containers.js";
 import type { WorkflowBuilder } from "./index.js";
 
 /** The stop workflow. */
-export const stop: WorkflowBuilder = () => ({ name: "stop", steps: [] });
+export const stop: WorkflowBuilder = (c, o) => {
+  const names = o.only ? selectedSpecs(c, o).map((s) => s.name) : undefined;
+  return {
+    name: "stop",
+    steps: [
+      undo(
+        "stop.containers",
+        names ? `Stopping containers ${names.join(", ")}` : "Stopping containers",
+        (e) => entries.container(e, names) && !entries.kept(e.kind),
+        entries.lanes(c, o),
+      ),
+      ...(names ? [] : detachSteps(c)),
+    ],
+  };
+};

@@ -1,5 +1,37 @@
-// PLACEHOLDER: the up workflow is not built yet.
+// up: the whole lab, as the user sees it on screen: preflight → network → image → attach → lab key
+// → (containers no longer in the config removed) → containers, concurrently → inventory → ansible ping.
+import { containerSpecs } from "../config/load.js";
+import { containerOfId } from "../src/lab/files.js";
+import { UsageError } from "../src/runner/errors.js";
+import { undo } from "../src/runner/task.js";
+import { attachSteps } from "./attach.js";
+import { containersGroup, entries, inventorySteps, preflightSteps, sshKeyStep } from "./containers.js";
+import { getimageSteps } from "./getimage.js";
 import type { WorkflowBuilder } from "./index.js";
+import { netupSteps } from "./netup.js";
 
 /** The up workflow. */
-export const up: WorkflowBuilder = () => ({ name: "up", steps: [] });
+export const up: WorkflowBuilder = (c, o) => {
+  if (o.only) throw new UsageError("--only applies to spawn and stop; `run up` brings up the whole lab");
+  const specs = containerSpecs(c);
+  const names = specs.map((s) => s.name);
+  return {
+    name: "up",
+    steps: [
+      ...preflightSteps(c, { bridgeMustExist: false }),
+      ...netupSteps(c),
+      ...getimageSteps(c),
+      ...attachSteps(c),
+      sshKeyStep(c),
+      // A smaller count (or another prefix or range): the containers the config no longer names go.
+      undo(
+        "containers.extra",
+        "Removing containers no longer in the config",
+        (e) => entries.container(e) && !names.includes(containerOfId(e.id) ?? ""),
+        entries.lanes(c, o),
+      ),
+      containersGroup(c, specs, o),
+      ...inventorySteps(c),
+    ],
+  };
+};

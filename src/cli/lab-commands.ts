@@ -1,5 +1,180 @@
-// The lab commands of the CLI.
+// The lab commands of the CLI: status, pids, names, inventory, ssh, exec (the original tool's
+// report operations, plus ways into a container).
+import { setMaxListeners } from "node:events";
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import { containerSpecs } from "../../config/load.js";
+import { knownHostsPath, labDir, sshKeyPath } from "../../config/paths.js";
+import type { Config } from "../../config/schema.js";
+import { containerProbes } from "../../tasks/container/probes.js";
+import { imageProbes } from "../../tasks/image/probes.js";
+import { netProbes } from "../../tasks/net/probes.js";
+import { runInteractive } from "../lab/interactive.js";
+import { controlPathDir, renderInventory } from "../lab/inventory.js";
+import { pinnedOptions } from "../lab/ssh.js";
+import { containerStates } from "../lab/state.js";
+import { ExitError, UsageError } from "../runner/errors.js";
+import { type ProbeResult, runProbes } from "../runner/probe.js";
 import type { CommandAdder } from "./commands.js";
+import type { GlobalOptions } from "./main.js";
+
+const globals = (cmd: Command) => cmd.optsWithGlobals() as GlobalOptions;
+
+/** The status table in the original tool's style; a header line before each container's checks. */
+export function renderStatus(c: Config, results: readonly ProbeResult[]): string {
+  const specs = new Map(containerSpecs(c).map((s) => [s.name, s]));
+  const prefix = c.network.address.split("/")[1];
+  const lines: string[] = [];
+  let last: string | undefined;
+  for (const r of results) {
+    const s = specs.get(r.target);
+    if (s && r.target !== last) lines.push(`‣ [ INFO ] Checking container ${s.name}, ip ${s.ip}/${prefix}`);
+    last = r.target;
+    lines.push(r.ok ? `‣ [ OK ] ${r.name}` : `‣ [ FAIL ] ${r.name}${r.detail ? `: ${r.detail}` : ""}`);
+  }
+  const failed = results.filter((r) => !r.ok).length;
+  lines.push(
+    failed === 0
+      ? `‣ [ DONE ] all ${results.length} checks passed`
+      : `‣ [ FAILED ] ${failed} of ${results.length} checks failed`,
+  );
+  return `${lines.join("\n")}\n`;
+}
+
+const status: CommandAdder = (program, cli) =>
+  program
+    .command("status")
+    .description("check the network, image and every container (exit 0 only when all pass)")
+    .action(async (_o: unknown, cmd: Command) => {
+      const g = globals(cmd);
+      const c = await cli.load(g);
+      const probes = [...netProbes(c), ...imageProbes(c), ...containerProbes(c)];
+      const signal = new AbortController().signal;
+      // Every concurrent probe's command listens on this one signal.
+      setMaxListeners(0, signal);
+      const results = await runProbes(probes, { host: cli.io.host, signal });
+      const ok = results.every((r) => r.ok);
+      if (g.json)
+        cli.io.out(
+          `${JSON.stringify({ ok, checks: results.map((r) => ({ name: r.name, target: r.target, ok: r.ok, detail: r.detail ?? "" })) })}\n`,
+        );
+      else cli.io.out(renderStatus(c, results));
+      if (!ok) throw new ExitError(`${results.filter((r) => !r.ok).length} status checks failed`);
+    });
+
+const pids: CommandAdder = (program, cli) =>
+  program
+    .command("pids")
+    .description("the leader PID of each running container, one per line")
+    .action(async (_o: unknown, cmd: Command) => {
+      const g = globals(cmd);
+      const c = await cli.load(g);
+      const states = await containerStates(cli.io.host, c);
+      const live = states.filter((s) => s.leaderPid !== undefined);
+      if (g.json) cli.io.out(`${JSON.stringify(states)}\n`);
+      else cli.io.out(live.map((s) => `${s.leaderPid}\n`).join(""));
+      const down = states.filter((s) => s.leaderPid === undefined).map((s) => s.name);
+      if (down.length > 0) throw new ExitError(`not running: ${down.join(", ")}`);
+    });
+
+const names: CommandAdder = (program, cli) =>
+  program
+    .command("names")
+    .description("the lab's container names, one per line")
+    .action(async (_o: unknown, cmd: Command) => {
+      const g = globals(cmd);
+      const c = await cli.load(g);
+      const n = containerSpecs(c).map((s) => s.name);
+      cli.io.out(g.json ? `${JSON.stringify(n)}\n` : n.map((x) => `${x}\n`).join(""));
+    });
+
+const inventory: CommandAdder = (program, cli) =>
+  program
+    .command("inventory")
+    .description("write the Ansible inventory (hosts with address, user, key and pinned host keys)")
+    .option("--format <format>", "ini or yaml (default: inventory.format)")
+    .option("--output <file>", "where to write it (default: inventory.file); - for stdout")
+    .action(async (o: { format?: string; output?: string }, cmd: Command) => {
+      const g = globals(cmd);
+      const c = await cli.load(g);
+      const format = o.format ?? c.inventory.format;
+      if (format !== "ini" && format !== "yaml")
+        throw new UsageError(`--format must be ini or yaml, not "${format}"`);
+      const text = renderInventory({
+        format,
+        group: c.inventory.group,
+        hosts: containerSpecs(c).map((s) => ({ name: s.name, ip: s.ip })),
+        user: c.containers.user,
+        key: sshKeyPath(c),
+        knownHosts: knownHostsPath(c),
+        controlPathDir: controlPathDir(labDir(c)),
+      });
+      if (o.output === "-") {
+        cli.io.out(text);
+        return;
+      }
+      const file = resolve(o.output ?? c.inventory.file);
+      await cli.io.host.fs.writeFile(file, text, 0o644);
+      cli.io.out(
+        g.json
+          ? `${JSON.stringify({ ok: true, file })}\n`
+          : `‣ [ OK ] Generated ansible inventory file ${file}\n`,
+      );
+    });
+
+function spec(c: Config, name: string) {
+  const s = containerSpecs(c).find((x) => x.name === name);
+  if (!s)
+    throw new UsageError(
+      `no container named ${name} in this lab; containers: ${containerSpecs(c)
+        .map((x) => x.name)
+        .join(", ")}`,
+    );
+  return s;
+}
+
+function passOn(what: string, code: number): void {
+  if (code !== 0) throw new ExitError(`${what} exited with code ${code}`, code);
+}
+
+const ssh: CommandAdder = (program, cli) =>
+  program
+    .command("ssh")
+    .description("ssh into a container with the lab's key and pinned host keys (ssh NAME [-- CMD…])")
+    .argument("<name>", "container name")
+    .argument("[command...]", "command to run instead of a shell")
+    .option("-l, --login <user>", "user to log in as (default: containers.user)")
+    .action(async (name: string, command: string[], o: { login?: string }, cmd: Command) => {
+      const c = await cli.load(globals(cmd));
+      const s = spec(c, name);
+      const args = [
+        "-i",
+        sshKeyPath(c),
+        "-o",
+        "IdentitiesOnly=yes",
+        ...pinnedOptions(knownHostsPath(c)),
+        "-l",
+        o.login ?? c.containers.user,
+        s.ip,
+        ...(command.length ? ["--", ...command] : []),
+      ];
+      passOn(`ssh to ${name}`, await runInteractive("ssh", args));
+    });
+
+const exec: CommandAdder = (program, cli) =>
+  program
+    .command("exec")
+    .description("run a command in a container's namespaces, without ssh (exec NAME -- CMD…)")
+    .argument("<name>", "container name")
+    .argument("<command...>", "the command and its arguments")
+    .action(async (name: string, command: string[], _o: unknown, cmd: Command) => {
+      const c = await cli.load(globals(cmd));
+      spec(c, name);
+      const st = (await containerStates(cli.io.host, c)).find((x) => x.name === name);
+      if (!st?.leaderPid) throw new ExitError(`container ${name} is not running`);
+      const args = ["-t", String(st.leaderPid), "-m", "-u", "-i", "-n", "-p", "-r", "-w", "--", ...command];
+      passOn(`${command[0]} in ${name}`, await runInteractive("nsenter", args));
+    });
 
 /** Commands added to the program. */
-export const labCommands: CommandAdder[] = [];
+export const labCommands: CommandAdder[] = [status, pids, names, inventory, ssh, exec];

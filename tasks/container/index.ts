@@ -1,5 +1,40 @@
-// The container task kinds, for the registry in tasks/index.ts.
+// The container task kinds (and the host and lab-level ones this area owns), for the registry in
+// tasks/index.ts.
 import type { AnyTaskDef } from "../../src/runner/task.js";
+import { hostInotify } from "../host/inotify.js";
+import { hostPreflight } from "../host/preflight.js";
+import { labAnsiblePing } from "./ansible-ping.js";
+import { containerDirs } from "./dirs.js";
+import { containerHostKeys } from "./hostkeys.js";
+import { containerHostname } from "./hostname.js";
+import { labIdle } from "./idle.js";
+import { labInventory } from "./inventory.js";
+import { containerNetwork } from "./network.js";
+import { containerNspawn } from "./nspawn.js";
+import { containerOverlay } from "./overlay.js";
+import { containerReady } from "./ready.js";
+import { labSshKey } from "./sshkey.js";
+import { containerUpper } from "./upper.js";
+import { containerUser } from "./user.js";
 
-/** Every container task kind. */
-export const containerTasks: AnyTaskDef[] = [];
+/** Every container, lab and host task kind. */
+export const containerTasks: AnyTaskDef[] = [
+  hostPreflight,
+  hostInotify,
+  labSshKey,
+  containerDirs,
+  containerUpper,
+  containerOverlay,
+  containerHostKeys,
+  containerHostname,
+  containerUser,
+  containerNetwork,
+  containerNspawn,
+  containerReady,
+  labInventory,
+  labAnsiblePing,
+  labIdle,
+];
+
+/** Kinds whose resources are the lab's lasting state: plain `run down` keeps them, `--purge` removes them. */
+export const KEPT_KINDS: readonly string[] = [containerUpper.kind, containerHostKeys.kind, labSshKey.kind];

@@ -1,6 +1,111 @@
-// PLACEHOLDER: the container status probes are not written yet.
+// The container checks of `aplspawn status`, in the original tool's words: per container, its
+// process, overlay mount, leader, reachability and ssh. Read-only; they look at the live host.
+import { containerSpecs } from "../../config/load.js";
+import { containerDir, knownHostsPath, labDir, mergedDir, sshKeyPath } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
-import type { Probe } from "../../src/runner/probe.js";
+import { lastLines } from "../../src/host/host.js";
+import { readOr } from "../../src/lab/files.js";
+import { mountAt, mountOption } from "../../src/lab/mounts.js";
+import { cmdline, findNspawn } from "../../src/lab/proc.js";
+import { sshBatchArgs } from "../../src/lab/ssh.js";
+import type { Probe, ProbeContext } from "../../src/runner/probe.js";
+
+const running = async (ctx: ProbeContext, name: string, merged: string) =>
+  (await findNspawn(ctx.host, name, merged)).find((n) => n.leader !== undefined);
 
 /** The container checks of `aplspawn status`. */
-export const containerProbes = (_c: Config): Probe[] => [];
+export const containerProbes = (c: Config): Probe[] => {
+  const dirs: Probe = {
+    name: "Checking if working directories exist",
+    target: labDir(c),
+    async run(ctx) {
+      const missing: string[] = [];
+      for (const d of [labDir(c), c.containers.machinesDir])
+        if (!(await ctx.host.fs.stat(d))?.isDirectory) missing.push(d);
+      return missing.length ? { ok: false, detail: `missing: ${missing.join(", ")}` } : { ok: true };
+    },
+  };
+  return [
+    dirs,
+    ...containerSpecs(c).flatMap((s): Probe[] => {
+      const merged = mergedDir(c, s.name);
+      const upper = `${containerDir(c, s.name)}/upper`;
+      const target = { ip: s.ip, user: c.containers.user, key: sshKeyPath(c), knownHosts: knownHostsPath(c) };
+      return [
+        {
+          name: `Checking nspawn process for container ${s.name} (ip ${s.ip})`,
+          target: s.name,
+          async run(ctx) {
+            const n = await running(ctx, s.name, merged);
+            if (!n) return { ok: false, detail: `no systemd-nspawn process runs ${s.name}` };
+            if (await ctx.host.fs.exists("/run/systemd/system")) {
+              const m = await ctx.host.exec("machinectl", ["show", s.name, "--property=State", "--value"], {
+                allowFail: true,
+                readOnly: true,
+                signal: ctx.signal,
+              });
+              if (m.exitCode !== 0) return { ok: false, detail: `machinectl does not know ${s.name}` };
+            }
+            return { ok: true, detail: `nspawn PID ${n.pid}` };
+          },
+        },
+        {
+          name: "Checking overlayFS mount",
+          target: s.name,
+          async run(ctx) {
+            const m = await mountAt(ctx.host, merged);
+            if (!m) return { ok: false, detail: `nothing is mounted at ${merged}` };
+            if (m.fsType !== "overlay" || mountOption(m.superOptions, "upperdir") !== upper)
+              return { ok: false, detail: `${merged} is a ${m.fsType} mount, not the container's overlay` };
+            return { ok: true, detail: merged };
+          },
+        },
+        {
+          name: "Checking leader process",
+          target: s.name,
+          async run(ctx) {
+            const n = await running(ctx, s.name, merged);
+            if (!n?.leader) return { ok: false, detail: "no leader process" };
+            const argv = await cmdline(ctx.host, n.leader);
+            return { ok: argv !== undefined, detail: `PID ${n.leader}: ${(argv ?? []).join(" ")}` };
+          },
+        },
+        {
+          name: `Checking ${s.ip} answers with its pinned host key`,
+          target: s.name,
+          async run(ctx) {
+            const r = await ctx.host.exec("ssh-keyscan", ["-T", "2", "-t", "ed25519", s.ip], {
+              allowFail: true,
+              readOnly: true,
+              signal: ctx.signal,
+            });
+            const got = r.stdout.split("\n").find((l) => l.startsWith(`${s.ip} `));
+            if (!got) return { ok: false, detail: `${s.ip} does not answer on port 22` };
+            const key = got.split(" ").slice(1, 3).join(" ");
+            const pinned = (await readOr(ctx.host, knownHostsPath(c)))
+              .split("\n")
+              .some((l) => l.endsWith(` ${key}`));
+            return pinned
+              ? { ok: true }
+              : { ok: false, detail: "its host key is not the one in known_hosts" };
+          },
+        },
+        {
+          name: `Checking ssh connection to ${s.ip}`,
+          target: s.name,
+          async run(ctx) {
+            const r = await ctx.host.exec("ssh", sshBatchArgs(target, ["sudo", "-n", "true"], 3), {
+              allowFail: true,
+              readOnly: true,
+              timeoutMs: 20_000,
+              signal: ctx.signal,
+            });
+            return r.exitCode === 0
+              ? { ok: true, detail: `${c.containers.user}@${s.ip}, sudo works` }
+              : { ok: false, detail: lastLines(r.stderr, 1) || `ssh exit code ${r.exitCode}` };
+          },
+        },
+      ];
+    }),
+  ];
+};

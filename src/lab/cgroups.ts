@@ -1,0 +1,83 @@
+// A cgroup of its own for each container, where no systemd manages cgroups (no systemd as PID 1,
+// so no machined and no scope unit). systemd-nspawn --keep-unit makes the container's cgroup a
+// subgroup ("payload") of its own cgroup: two containers started from one cgroup share it, and each
+// container's systemd then removes the other's unit cgroups ("Failed at step CGROUP"), so units
+// fail at random under load (seen with 3 to 30 containers). So nspawn is started from a cgroup
+// made for its container, in the hierarchies systemd uses: cgroup2 and the named v1 "systemd" one.
+import type { Host } from "../host/host.js";
+import { type MountEntry, mounts } from "./mounts.js";
+
+/** The mount points of the hierarchies systemd tracks processes in. */
+export function systemdHierarchies(ms: readonly MountEntry[]): string[] {
+  return ms
+    .filter(
+      (m) =>
+        m.fsType === "cgroup2" ||
+        (m.fsType === "cgroup" && m.superOptions.split(",").includes("name=systemd")),
+    )
+    .map((m) => m.mountPoint);
+}
+
+/** A container's cgroups, one per hierarchy. */
+export async function containerCgroups(host: Host, name: string): Promise<string[]> {
+  return systemdHierarchies(await mounts(host)).map((m) => `${m}/aplspawn/${name}`);
+}
+
+// The cgroup (in each hierarchy) this process is in now, to come back to.
+async function ownCgroups(host: Host): Promise<Map<string, string>> {
+  const ms = await mounts(host);
+  const own = new Map<string, string>();
+  for (const line of (await host.fs.readFile("/proc/self/cgroup")).split("\n")) {
+    const [, controllers, path] = /^\d+:([^:]*):(.*)$/.exec(line) ?? [];
+    if (path === undefined) continue;
+    const m = ms.find((x) =>
+      controllers === ""
+        ? x.fsType === "cgroup2"
+        : x.fsType === "cgroup" && x.superOptions.split(",").includes(controllers!),
+    );
+    if (m) own.set(m.mountPoint, `${m.mountPoint}${path === "/" ? "" : path}`);
+  }
+  return own;
+}
+
+let chain: Promise<unknown> = Promise.resolve();
+
+/**
+ * Run `start` (which forks the process) with this process moved into `cgroups`, then move back:
+ * the child starts in them. Serialized, since the whole process moves. Writing "0" to cgroup.procs
+ * moves the writer's own process.
+ */
+export function startInCgroups<T>(
+  host: Host,
+  cgroups: readonly string[],
+  start: () => Promise<T>,
+): Promise<T> {
+  const run = async () => {
+    const own = await ownCgroups(host);
+    for (const cg of cgroups) await host.fs.mkdir(cg, 0o755);
+    try {
+      for (const cg of cgroups) await host.fs.appendFile(`${cg}/cgroup.procs`, "0\n");
+      return await start();
+    } finally {
+      for (const cg of cgroups) {
+        const back = own.get(cg.slice(0, cg.indexOf("/aplspawn/")));
+        if (back) await host.fs.appendFile(`${back}/cgroup.procs`, "0\n");
+      }
+    }
+  };
+  const next = chain.then(run, run);
+  chain = next.catch(() => undefined);
+  return next;
+}
+
+/** Every cgroup directory under (and including) `dir`, deepest first; none when it does not exist. */
+export async function cgroupTree(host: Host, dir: string): Promise<string[]> {
+  if (!(await host.fs.stat(dir))?.isDirectory) return [];
+  const out: string[] = [];
+  for (const n of await host.fs.readdir(dir)) {
+    const sub = `${dir}/${n}`;
+    if ((await host.fs.stat(sub))?.isDirectory) out.push(...(await cgroupTree(host, sub)));
+  }
+  out.push(dir);
+  return out;
+}

@@ -1,0 +1,30 @@
+// Small file helpers over the Host that several container tasks share.
+import type { Host } from "../host/host.js";
+
+/** A file's text, or `fallback` when it cannot be read. */
+export async function readOr(host: Host, path: string, fallback = ""): Promise<string> {
+  try {
+    return await host.fs.readFile(path);
+  } catch {
+    return fallback;
+  }
+}
+
+/** Remove a directory only when it is empty (never a tree someone else put there). */
+export async function rmdirIfEmpty(host: Host, path: string): Promise<void> {
+  const st = await host.fs.stat(path);
+  if (!st?.isDirectory) return;
+  if ((await host.fs.readdir(path)).length === 0) await host.fs.rm(path);
+}
+
+/** Write a file only when its content differs; true when it wrote. */
+export async function writeIfChanged(host: Host, path: string, data: string, mode: number): Promise<boolean> {
+  if ((await readOr(host, path, "\0absent")) === data) return false;
+  await host.fs.writeFile(path, data, mode);
+  return true;
+}
+
+/** The container name in a task id such as `container.overlay[aplspawn10]`. */
+export function containerOfId(id: string): string | undefined {
+  return /^container\.[^[]+\[(.+)\]$/.exec(id)?.[1];
+}

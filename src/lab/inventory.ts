@@ -1,0 +1,54 @@
+// The Ansible inventory of a lab, as INI or YAML: each host with its address, user, key, and ssh
+// options that pin host keys to the lab's known_hosts, so `ansible -i FILE` needs no extra flags.
+import { stringify } from "yaml";
+import { pinnedOptions } from "./ssh.js";
+
+/** Everything an inventory says. */
+export interface InventorySpec {
+  format: "ini" | "yaml";
+  group: string;
+  hosts: { name: string; ip: string }[];
+  user: string;
+  key: string;
+  knownHosts: string;
+  /**
+   * Where Ansible keeps its ssh master sockets for this lab. Its default (~/.ansible/cp, named by
+   * address and user) is shared by every lab: a master left connected to a lab that is gone (same
+   * addresses) would take the next lab's connections and hang them.
+   */
+  controlPathDir: string;
+}
+
+// Ansible splits ansible_ssh_common_args with shlex: quote what it would split.
+const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'"'"'`)}'`);
+
+/** The lab's directory for Ansible's ssh master sockets. */
+export const controlPathDir = (labDir: string) => `${labDir}/ansible-cp`;
+
+/** The common ssh arguments, as one string. */
+export const sshCommonArgs = (knownHosts: string) =>
+  [...pinnedOptions(knownHosts), "-o", "IdentitiesOnly=yes"].map(shellQuote).join(" ");
+
+/** Render the inventory file. */
+export function renderInventory(s: InventorySpec): string {
+  const vars = (h: { ip: string }) => ({
+    ansible_host: h.ip,
+    ansible_user: s.user,
+    ansible_ssh_private_key_file: s.key,
+    ansible_ssh_common_args: sshCommonArgs(s.knownHosts),
+    ansible_control_path_dir: s.controlPathDir,
+  });
+  if (s.format === "yaml") {
+    const hosts = Object.fromEntries(s.hosts.map((h) => [h.name, vars(h)]));
+    return `# Written by aplspawn.\n${stringify({ all: { children: { [s.group]: { hosts } } } })}`;
+  }
+  // INI values are Python literals to Ansible: quote each one so spaces and quotes survive.
+  const lit = (v: string) => `"${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+  const lines = s.hosts.map(
+    (h) =>
+      `${h.name} ${Object.entries(vars(h))
+        .map(([k, v]) => `${k}=${lit(v)}`)
+        .join(" ")}`,
+  );
+  return `# Written by aplspawn.\n[${s.group}]\n${lines.join("\n")}\n`;
+}

@@ -1,0 +1,137 @@
+// Processes seen through /proc (via the Host, so tests can fake it): what systemd-nspawn runs
+// and who its container's leader is. Without machined, this is how aplspawn finds its containers.
+import type { Host } from "../host/host.js";
+
+/** The argv of a process, or undefined when it is gone. */
+export async function cmdline(host: Host, pid: number): Promise<string[] | undefined> {
+  try {
+    const raw = await host.fs.readFile(`/proc/${pid}/cmdline`);
+    if (raw === "") return undefined; // zombies and kernel threads have none
+    return raw.replace(/\0$/, "").split("\0");
+  } catch {
+    return undefined;
+  }
+}
+
+/** State letter and start time (clock ticks since boot) from /proc/PID/stat; undefined when gone. */
+export async function procStat(
+  host: Host,
+  pid: number,
+): Promise<{ state: string; start: number } | undefined> {
+  try {
+    const s = await host.fs.readFile(`/proc/${pid}/stat`);
+    // comm is in parentheses and may hold spaces or ")": the fields after the last ")" are fixed.
+    const rest = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return { state: rest[0] ?? "?", start: Number(rest[19]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a process runs (a zombie has finished: it is only waiting to be reaped). */
+export async function isAlive(host: Host, pid: number): Promise<boolean> {
+  const st = await procStat(host, pid);
+  return st !== undefined && st.state !== "Z" && st.state !== "X";
+}
+
+/** The children of a process, from every one of its threads. */
+export async function childrenOf(host: Host, pid: number): Promise<number[]> {
+  try {
+    const out: number[] = [];
+    for (const tid of await host.fs.readdir(`/proc/${pid}/task`)) {
+      const text = await host.fs.readFile(`/proc/${pid}/task/${tid}/children`).catch(() => "");
+      for (const w of text.split(/\s+/)) if (w) out.push(Number(w));
+    }
+    return out;
+  } catch {
+    return [];
+  }
+}
+
+/** Every PID in /proc. */
+export async function allPids(host: Host): Promise<number[]> {
+  return (await host.fs.readdir("/proc")).filter((n) => /^\d+$/.test(n)).map(Number);
+}
+
+/** A systemd-nspawn process aplspawn started, with its container's leader (PID 1 inside). */
+export interface NspawnProcess {
+  pid: number;
+  start: number;
+  leader: number | undefined;
+  argv: string[];
+}
+
+/** Whether argv is systemd-nspawn running the container `machine` from `dir`. */
+export function isNspawnFor(argv: readonly string[], machine: string, dir: string): boolean {
+  return (
+    (argv[0] ?? "").split("/").pop() === "systemd-nspawn" &&
+    argv.includes(`--machine=${machine}`) &&
+    argv.includes(`--directory=${dir}`)
+  );
+}
+
+/** The live systemd-nspawn processes of container `machine` on `dir` (normally zero or one). */
+export async function findNspawn(host: Host, machine: string, dir: string): Promise<NspawnProcess[]> {
+  return findNspawnWhere(host, (argv) => isNspawnFor(argv, machine, dir));
+}
+
+// Many containers' checks scan /proc at once. A caller shares a scan only if it started after the
+// caller asked (the one running is waited out, then one next scan serves everyone who came
+// meanwhile): each answer is as live as a scan of one's own, and 30 containers cost a few scans.
+type Scan = Promise<Map<number, string[]>>;
+const scans = new WeakMap<Host, { current?: Scan; next?: Scan }>();
+function nspawnArgvs(host: Host): Scan {
+  const s = scans.get(host) ?? {};
+  scans.set(host, s);
+  const start = (): Scan => {
+    const p: Scan = (async () => {
+      const out = new Map<number, string[]>();
+      for (const pid of await allPids(host)) {
+        const argv = await cmdline(host, pid);
+        if (argv && (argv[0] ?? "").split("/").pop() === "systemd-nspawn") out.set(pid, argv);
+      }
+      return out;
+    })().finally(() => {
+      if (s.current === p) s.current = undefined;
+    });
+    s.current = p;
+    return p;
+  };
+  if (!s.current) return start();
+  s.next ??= s.current
+    .catch(() => undefined)
+    .then(() => {
+      s.next = undefined;
+      return start();
+    });
+  return s.next;
+}
+
+/** The live systemd-nspawn processes whose argv matches. */
+export async function findNspawnWhere(
+  host: Host,
+  match: (argv: readonly string[]) => boolean,
+): Promise<NspawnProcess[]> {
+  const out: NspawnProcess[] = [];
+  for (const [pid, argv] of await nspawnArgvs(host)) {
+    if (!match(argv)) continue;
+    const st = await procStat(host, pid);
+    if (!st || st.state === "Z") continue;
+    out.push({ pid, start: st.start, leader: (await childrenOf(host, pid))[0], argv });
+  }
+  return out;
+}
+
+/** The nspawn process recorded in the journal, if that very process (same start time) still runs. */
+export async function recordedNspawn(
+  host: Host,
+  rec: { pid: number; start: number },
+  machine: string,
+  dir: string,
+): Promise<NspawnProcess | undefined> {
+  const st = await procStat(host, rec.pid);
+  if (!st || st.state === "Z" || st.start !== rec.start) return undefined;
+  const argv = await cmdline(host, rec.pid);
+  if (!argv || !isNspawnFor(argv, machine, dir)) return undefined;
+  return { pid: rec.pid, start: st.start, leader: (await childrenOf(host, rec.pid))[0], argv };
+}

@@ -1,0 +1,68 @@
+// How aplspawn reaches a container over SSH: the lab's key, the lab's known_hosts with every
+// container's host key pinned in advance, and StrictHostKeyChecking=yes (never "no", never TOFU).
+
+/** What an ssh command line needs. */
+export interface SshTarget {
+  ip: string;
+  user: string;
+  key: string;
+  knownHosts: string;
+}
+
+/** The -o options that pin host keys to the lab's known_hosts. */
+export function pinnedOptions(knownHosts: string): string[] {
+  return [
+    "-o",
+    `UserKnownHostsFile=${knownHosts}`,
+    "-o",
+    "GlobalKnownHostsFile=/dev/null",
+    "-o",
+    "StrictHostKeyChecking=yes",
+  ];
+}
+
+/** argv (after `ssh`) for a non-interactive command; `-F /dev/null` keeps the user's config out of checks. */
+export function sshBatchArgs(t: SshTarget, command: readonly string[], connectTimeoutS = 3): string[] {
+  return [
+    "-F",
+    "/dev/null",
+    "-i",
+    t.key,
+    "-o",
+    "IdentitiesOnly=yes",
+    ...pinnedOptions(t.knownHosts),
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    `ConnectTimeout=${connectTimeoutS}`,
+    "-l",
+    t.user,
+    t.ip,
+    "--",
+    ...command,
+  ];
+}
+
+/** The known_hosts line of a container: its name and IP, then its public host key ("type base64"). */
+export function knownHostsLine(name: string, ip: string, publicKey: string): string {
+  const [type, b64] = publicKey.trim().split(/\s+/);
+  return `${name},${ip} ${type} ${b64}`;
+}
+
+/** known_hosts text with `name`'s lines replaced by `line` (or removed when line is undefined). */
+export function withKnownHost(text: string, name: string, line: string | undefined): string {
+  const kept = text
+    .split("\n")
+    .filter((l) => l.trim() !== "" && (l.split(/\s+/)[0] ?? "").split(",")[0] !== name);
+  if (line !== undefined) kept.push(line);
+  return kept.length ? `${kept.join("\n")}\n` : "";
+}
+
+// Containers start concurrently in one process and all write the one known_hosts: serialize.
+let chain: Promise<unknown> = Promise.resolve();
+/** Run fn after every earlier caller's fn has finished (an in-process mutex; the lab lock covers other processes). */
+export function serialized<T>(fn: () => Promise<T>): Promise<T> {
+  const next = chain.then(fn, fn);
+  chain = next.catch(() => undefined);
+  return next;
+}

@@ -1,0 +1,46 @@
+// The last check of `run up`: real Ansible reaches every host through the generated inventory
+// (when ansible is installed and inventory.ping is on). Nothing to undo: it only reads.
+import { lastLines } from "../../src/host/host.js";
+import { defineTask, type TaskContext } from "../../src/runner/task.js";
+
+/** Parameters. */
+export interface AnsiblePingParams {
+  inventory: string;
+  group: string;
+  enabled: boolean;
+}
+
+async function ping(ctx: TaskContext, p: AnsiblePingParams) {
+  return ctx.host.exec("ansible", ["-i", p.inventory, "-m", "ping", p.group], {
+    allowFail: true,
+    readOnly: true,
+    timeoutMs: 300_000,
+    signal: ctx.signal,
+    env: { ANSIBLE_NOCOLOR: "1", ANSIBLE_FORCE_COLOR: "0" },
+  });
+}
+
+/** Checks the lab with `ansible -m ping`; fails naming the unreachable hosts. */
+export const labAnsiblePing = defineTask<AnsiblePingParams, null>({
+  kind: "lab.ansible-ping",
+  title: (p) => `Checking the lab with ansible -i ${p.inventory} -m ping ${p.group}`,
+  async check(ctx, p) {
+    if (!p.enabled) return true;
+    if (!(await ctx.host.which("ansible"))) {
+      ctx.info("ansible is not installed: skipping the ansible ping");
+      return true;
+    }
+    return (await ping(ctx, p)).exitCode === 0;
+  },
+  async run(ctx, p) {
+    const r = await ping(ctx, p);
+    if (r.exitCode === 0) return null;
+    const bad = r.stdout
+      .split("\n")
+      .filter((l) => / \| (UNREACHABLE|FAILED)/.test(l))
+      .map((l) => l.split(" | ")[0]);
+    throw new Error(
+      `ansible could not reach ${bad.length ? bad.join(", ") : "every host"} (exit code ${r.exitCode}): ${lastLines(`${r.stdout}\n${r.stderr}`, 8)}`,
+    );
+  },
+});

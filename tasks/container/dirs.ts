@@ -1,0 +1,50 @@
+// A container's directories: its own dir in the lab (work layer, log) and its merged root under
+// machinesDir. Rollback removes what did not exist before, never a mount point or a non-empty root.
+
+import { rmdirIfEmpty } from "../../src/lab/files.js";
+import { mountAt } from "../../src/lab/mounts.js";
+import { defineTask } from "../../src/runner/task.js";
+
+/** Journaled parameters: every path rollback needs. */
+export interface DirsParams {
+  name: string;
+  dir: string;
+  work: string;
+  merged: string;
+  logFile: string;
+}
+
+/** Creates the container's lab directory, overlay work directory and merged mount point. */
+export const containerDirs = defineTask<DirsParams, { created: string[] }, { existed: string[] }>({
+  kind: "container.dirs",
+  title: (p) => `Creating directories for container ${p.name}`,
+  rollbackTitle: (p) => `Removing directories of container ${p.name}`,
+  async check(ctx, p) {
+    for (const d of [p.dir, p.work, p.merged]) if (!(await ctx.host.fs.stat(d))?.isDirectory) return false;
+    return true;
+  },
+  async prepare(ctx, p) {
+    const existed: string[] = [];
+    for (const d of [p.dir, p.work, p.merged]) if (await ctx.host.fs.exists(d)) existed.push(d);
+    return { existed };
+  },
+  async run(ctx, p, intent) {
+    await ctx.host.fs.mkdir(p.dir, 0o700);
+    await ctx.host.fs.mkdir(p.work, 0o700);
+    await ctx.host.fs.mkdir(p.merged, 0o755);
+    return { created: [p.dir, p.work, p.merged].filter((d) => !intent.existed.includes(d)) };
+  },
+  async rollback(ctx, { params: p, intent }) {
+    const h = ctx.host;
+    const mine = (d: string) => !(intent?.existed ?? []).includes(d);
+    const m = await mountAt(h, p.merged);
+    if (m) throw new Error(`${p.merged} is still mounted (${m.fsType}); unmount it first`);
+    if (mine(p.merged)) await rmdirIfEmpty(h, p.merged);
+    // The overlay work dir holds only the kernel's scratch ("work/"), useless once unmounted.
+    if (mine(p.work)) await h.fs.rm(p.work);
+    await h.fs.rm(p.logFile);
+    if (mine(p.dir)) await rmdirIfEmpty(h, p.dir);
+    const parent = p.dir.slice(0, p.dir.lastIndexOf("/"));
+    await rmdirIfEmpty(h, parent);
+  },
+});

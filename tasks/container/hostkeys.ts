@@ -1,0 +1,91 @@
+// The container's SSH host key: generated on the host with ssh-keygen, written into the container
+// with an sshd drop-in that serves only it, and its public half pinned in the lab's known_hosts,
+// so the very first connection is verified. Like the upper layer, it outlives `run down`.
+import { readOr, rmdirIfEmpty, writeIfChanged } from "../../src/lab/files.js";
+import { knownHostsLine, serialized, withKnownHost } from "../../src/lab/ssh.js";
+import { defineTask, type TaskContext } from "../../src/runner/task.js";
+
+/** Journaled parameters. */
+export interface HostKeysParams {
+  name: string;
+  ip: string;
+  /** The container's lab dir, where the key pair is kept on the host. */
+  dir: string;
+  merged: string;
+  knownHosts: string;
+}
+
+const KEY = "ssh_host_ed25519_key";
+/** The sshd drop-in: serve only our key (the image's own keys are the same in every copy of it). */
+export const SSHD_DROPIN = `# Written by aplspawn: serve only this container's own host key, pinned in the lab's known_hosts.\nHostKey /etc/ssh/${KEY}\n`;
+
+async function wanted(ctx: TaskContext, p: HostKeysParams) {
+  const priv = await readOr(ctx.host, `${p.dir}/${KEY}`, "");
+  const pub = await readOr(ctx.host, `${p.dir}/${KEY}.pub`, "");
+  return { priv, pub, line: pub ? knownHostsLine(p.name, p.ip, pub) : "" };
+}
+
+/** Generates, installs and pins the container's host key. */
+export const containerHostKeys = defineTask<HostKeysParams, null, { hadKey: boolean }>({
+  kind: "container.hostkeys",
+  title: (p) => `Generating SSH host key for container ${p.name}, pinned in known_hosts`,
+  rollbackTitle: (p) => `Deleting SSH host key of container ${p.name} and its known_hosts line`,
+  async check(ctx, p) {
+    const h = ctx.host;
+    const w = await wanted(ctx, p);
+    if (!w.priv || !w.pub) return false;
+    const e = `${p.merged}/etc/ssh`;
+    return (
+      (await readOr(h, `${e}/${KEY}`)) === w.priv &&
+      (await readOr(h, `${e}/${KEY}.pub`)) === w.pub &&
+      (await readOr(h, `${e}/sshd_config.d/aplspawn.conf`)) === SSHD_DROPIN &&
+      (await readOr(h, p.knownHosts)).split("\n").includes(w.line)
+    );
+  },
+  async prepare(ctx, p) {
+    return { hadKey: await ctx.host.fs.exists(`${p.dir}/${KEY}`) };
+  },
+  async run(ctx, p) {
+    const h = ctx.host;
+    let w = await wanted(ctx, p);
+    if (!w.priv || !w.pub) {
+      await h.fs.rm(`${p.dir}/${KEY}`);
+      await h.fs.rm(`${p.dir}/${KEY}.pub`);
+      await h.exec(
+        "ssh-keygen",
+        ["-q", "-t", "ed25519", "-N", "", "-C", `root@${p.name}`, "-f", `${p.dir}/${KEY}`],
+        {
+          signal: ctx.signal,
+        },
+      );
+      w = await wanted(ctx, p);
+    }
+    const e = `${p.merged}/etc/ssh`;
+    await h.fs.mkdir(`${e}/sshd_config.d`, 0o755);
+    await writeIfChanged(h, `${e}/${KEY}`, w.priv, 0o600);
+    await writeIfChanged(h, `${e}/${KEY}.pub`, w.pub, 0o644);
+    await writeIfChanged(h, `${e}/sshd_config.d/aplspawn.conf`, SSHD_DROPIN, 0o644);
+    await serialized(async () => {
+      const text = await readOr(h, p.knownHosts);
+      const next = withKnownHost(text, p.name, w.line);
+      if (next !== text) await h.fs.writeFile(p.knownHosts, next, 0o644);
+    });
+    return null;
+  },
+  async rollback(ctx, { params: p, intent }) {
+    const h = ctx.host;
+    await serialized(async () => {
+      const text = await readOr(h, p.knownHosts);
+      const next = withKnownHost(text, p.name, undefined);
+      if (next === text) return;
+      if (next === "") await h.fs.rm(p.knownHosts);
+      else await h.fs.writeFile(p.knownHosts, next, 0o644);
+    });
+    if (!intent?.hadKey) {
+      await h.fs.rm(`${p.dir}/${KEY}`);
+      await h.fs.rm(`${p.dir}/${KEY}.pub`);
+    }
+    await rmdirIfEmpty(h, p.dir);
+    await rmdirIfEmpty(h, p.dir.slice(0, p.dir.lastIndexOf("/")));
+  },
+});

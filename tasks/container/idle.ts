@@ -1,0 +1,48 @@
+// A guard for `run cleanup`: the lab's working directories are only emptied when nothing of the lab
+// runs or is mounted (a check-only task: it changes nothing and has no rollback).
+import { mounts } from "../../src/lab/mounts.js";
+import { findNspawnWhere } from "../../src/lab/proc.js";
+import { defineTask, type TaskContext } from "../../src/runner/task.js";
+
+/** Parameters. */
+export interface IdleParams {
+  labDir: string;
+  machinesDir: string;
+  prefix: string;
+}
+
+async function busy(ctx: TaskContext, p: IdleParams): Promise<string[]> {
+  const out: string[] = [];
+  const under = (path: string, dir: string) => path.startsWith(`${dir}/`);
+  for (const n of await findNspawnWhere(
+    ctx.host,
+    (argv) =>
+      argv.some((a) => a.startsWith("--directory=") && under(a.slice(12), p.machinesDir)) &&
+      argv.some((a) => a.startsWith(`--machine=${p.prefix}`)),
+  ))
+    out.push(`container process ${n.pid} (${n.argv.find((a) => a.startsWith("--machine="))?.slice(10)})`);
+  for (const m of await mounts(ctx.host))
+    if (
+      under(m.mountPoint, p.labDir) ||
+      (m.fsType === "overlay" && m.mountPoint.startsWith(`${p.machinesDir}/${p.prefix}`))
+    )
+      out.push(`mount ${m.mountPoint} (${m.fsType})`);
+  return out;
+}
+
+/** Fails while containers of the lab run or its layers are mounted. */
+export const labIdle = defineTask<IdleParams, null>({
+  kind: "lab.idle",
+  title: () => "Checking that no container of the lab runs",
+  async check(ctx, p) {
+    return (await busy(ctx, p)).length === 0;
+  },
+  async run(ctx, p) {
+    const b = await busy(ctx, p);
+    if (b.length > 0)
+      throw new Error(
+        `the lab is in use (${b.join("; ")}): run \`aplspawn run stop\` or \`aplspawn run down\` first`,
+      );
+    return null;
+  },
+});

@@ -1,0 +1,215 @@
+// The container itself: systemd-nspawn started detached (its own session: it outlives the CLI and
+// never gets its Ctrl-C), on the lab's bridge, logging to a file in the lab. Where systemd-machined
+// runs, the machine is registered (`machinectl status NAME` works); elsewhere `--register=no
+// --keep-unit`, and the nspawn and leader PIDs are journaled. Stopping: SIGTERM (a booted
+// container powers off cleanly), SIGKILL after a timeout.
+import { lastLines } from "../../src/host/host.js";
+import { cgroupTree, containerCgroups, startInCgroups } from "../../src/lab/cgroups.js";
+import { readOr } from "../../src/lab/files.js";
+import {
+  childrenOf,
+  cmdline,
+  findNspawn,
+  isAlive,
+  type NspawnProcess,
+  procStat,
+  recordedNspawn,
+} from "../../src/lab/proc.js";
+import { defineTask, type TaskContext } from "../../src/runner/task.js";
+import { STARTUP_SCRIPT } from "./network.js";
+
+/** Journaled parameters. */
+export interface NspawnParams {
+  name: string;
+  merged: string;
+  logFile: string;
+  bridge: string;
+  init: "boot" | "script";
+  /** How long a container gets to power off after SIGTERM before SIGKILL. */
+  stopTimeoutMs: number;
+}
+
+/** What run recorded: enough to find (and not mistake) the very process later. */
+export interface NspawnResult {
+  pid: number;
+  /** Start time in clock ticks: a reused PID has another one. */
+  start: number;
+  leader: number;
+  registered: boolean;
+}
+
+/** What prepare found: whether machined runs, and else the container's own cgroups (journaled before start). */
+export interface NspawnIntent {
+  registered: boolean;
+  cgroups: string[];
+}
+
+/** The argv of systemd-nspawn for a container. */
+export function nspawnArgs(p: NspawnParams, registered: boolean): string[] {
+  return [
+    `--machine=${p.name}`,
+    `--directory=${p.merged}`,
+    `--network-bridge=${p.bridge}`,
+    // auto would bind the container's journal into the host's /var/log/journal: a residue.
+    "--link-journal=no",
+    ...(registered ? [] : ["--register=no", "--keep-unit"]),
+    ...(p.init === "boot" ? ["--boot"] : [STARTUP_SCRIPT]),
+  ];
+}
+
+// The container's console colours its status lines: not wanted in an error message.
+const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, "g");
+
+/** The end of a container's log, for error messages. */
+export async function logTail(ctx: TaskContext, logFile: string, lines = 15): Promise<string> {
+  const t = lastLines((await readOr(ctx.host, logFile, "(no log)")).replace(ANSI, ""), lines);
+  return `last lines of ${logFile}:\n${t
+    .split("\n")
+    .map((l) => `  ${l}`)
+    .join("\n")}`;
+}
+
+const running = async (ctx: TaskContext, p: NspawnParams) =>
+  (await findNspawn(ctx.host, p.name, p.merged)).filter((n) => n.leader !== undefined);
+
+/** Starts the container. */
+export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnIntent>({
+  kind: "container.nspawn",
+  title: (p) =>
+    `Starting container ${p.name} (${p.init === "boot" ? "systemd-nspawn --boot" : STARTUP_SCRIPT})`,
+  rollbackTitle: (p) => `Stopping container ${p.name}`,
+  async check(ctx, p) {
+    return (await running(ctx, p)).length > 0;
+  },
+  async prepare(ctx, p) {
+    // Where systemd is PID 1, machined registers the machine in a scope of its own.
+    const registered = await ctx.host.fs.exists("/run/systemd/system");
+    return { registered, cgroups: registered ? [] : await containerCgroups(ctx.host, p.name) };
+  },
+  async run(ctx, p, intent) {
+    const h = ctx.host;
+    const stale = await findNspawn(h, p.name, p.merged);
+    if (stale.length > 0)
+      throw new Error(
+        `systemd-nspawn for ${p.name} (PID ${stale[0]?.pid}) runs without a container; stop it first`,
+      );
+    const { registered } = intent;
+    await h.fs.appendFile(p.logFile, `--- aplspawn: starting ${p.name} at ${new Date().toISOString()}\n`);
+    const launch = () => h.spawnDetached("systemd-nspawn", nspawnArgs(p, registered), { logFile: p.logFile });
+    const pid = registered ? await launch() : await startInCgroups(h, intent.cgroups, launch);
+    // A dry run's host starts nothing (PID 0): there is no leader to wait for.
+    if (pid <= 0) return { pid, start: 0, leader: 0, registered };
+    const own = await cmdline(h, pid);
+    const start = (await procStat(h, pid))?.start ?? 0;
+    // The leader is nspawn's child once it has exec'd the container's init (before, it is a fork of nspawn).
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      if (!(await isAlive(h, pid)))
+        throw new Error(`systemd-nspawn for ${p.name} exited at once; ${await logTail(ctx, p.logFile)}`);
+      for (const child of await childrenOf(h, pid)) {
+        const argv = await cmdline(h, child);
+        if (argv && own && argv.join("\0") !== own.join("\0"))
+          return { pid, start, leader: child, registered };
+      }
+      await h.sleep(50, ctx.signal);
+    }
+    throw new Error(
+      `container ${p.name} did not start its init within 60 s; ${await logTail(ctx, p.logFile)}`,
+    );
+  },
+  async rollback(ctx, { params: p, intent, result }) {
+    const lock = await inodeLock(ctx, p.merged);
+    await stopContainer(ctx, p, result);
+    for (const cg of intent?.cgroups ?? []) await removeCgroup(ctx, cg);
+    // What nspawn removes when it exits normally, left when it had to be killed.
+    if ((await findNspawn(ctx.host, p.name, p.merged)).length === 0) {
+      const slash = p.merged.lastIndexOf("/");
+      await ctx.host.fs.rm(`${p.merged.slice(0, slash)}/.#${p.merged.slice(slash + 1)}.lck`);
+      await ctx.host.fs.rm(`/run/systemd/nspawn/propagate/${p.name}`);
+      if (lock) await ctx.host.fs.rm(lock);
+    }
+  },
+});
+
+// nspawn's lock on the root directory it runs, named after that directory's device and inode.
+async function inodeLock(ctx: TaskContext, dir: string): Promise<string | undefined> {
+  const r = await ctx.host.exec("stat", ["-c", "%d:%i", dir], {
+    allowFail: true,
+    readOnly: true,
+    signal: ctx.signal,
+  });
+  return r.exitCode === 0 ? `/run/systemd/nspawn/locks/inode-${r.stdout.trim()}` : undefined;
+}
+
+async function stopContainer(
+  ctx: TaskContext,
+  p: NspawnParams,
+  result: NspawnResult | undefined,
+): Promise<void> {
+  const h = ctx.host;
+  const found = new Map<number, NspawnProcess>();
+  if (result) {
+    const r = await recordedNspawn(h, result, p.name, p.merged);
+    if (r) found.set(r.pid, r);
+  }
+  // Also what the live host shows (a crash may have left no result).
+  for (const n of await findNspawn(h, p.name, p.merged)) found.set(n.pid, n);
+  if (found.size === 0) return;
+  const procs = [...found.values()];
+  // nspawn turns each SIGTERM into a poweroff request to the container's init, which an init still
+  // starting up ignores (PID 1 has no default actions): ask again until it is heard.
+  const askAgain = () => {
+    for (const n of procs) h.kill(n.pid, "SIGTERM");
+  };
+  askAgain();
+  if (await waitGone(ctx, procs, p.stopTimeoutMs, askAgain)) return;
+  ctx.info(`container ${p.name} did not power off within ${p.stopTimeoutMs / 1000} s: killing it`);
+  for (const n of procs) {
+    if (n.leader) h.kill(n.leader, "SIGKILL");
+    h.kill(n.pid, "SIGKILL");
+  }
+  if (!(await waitGone(ctx, procs, 10_000)))
+    throw new Error(
+      `container ${p.name} (nspawn PID ${procs.map((n) => n.pid).join(", ")}) survives SIGKILL`,
+    );
+}
+
+// Remove the container's cgroup tree, deepest first; a process still in it is killed first
+// (none should be: the container is stopped), and a cgroup that empties late is retried.
+async function removeCgroup(ctx: TaskContext, cg: string): Promise<void> {
+  const h = ctx.host;
+  for (let attempt = 0; ; attempt++) {
+    const tree = await cgroupTree(h, cg);
+    if (tree.length === 0) break;
+    let busy = "";
+    for (const dir of tree) {
+      for (const pid of (await readOr(h, `${dir}/cgroup.procs`)).split("\n").filter(Boolean))
+        h.kill(Number(pid), "SIGKILL");
+      const r = await h.exec("rmdir", [dir], { allowFail: true, signal: ctx.signal });
+      if (r.exitCode !== 0 && (await h.fs.exists(dir))) busy = `${dir}: ${lastLines(r.stderr, 1)}`;
+    }
+    if (!busy) break;
+    if (attempt >= 20) throw new Error(`cannot remove the cgroup of container: ${busy}`);
+    await h.sleep(250);
+  }
+  // The shared parent goes with the last container.
+  await h.exec("rmdir", [cg.slice(0, cg.lastIndexOf("/"))], { allowFail: true, signal: ctx.signal });
+}
+
+async function waitGone(
+  ctx: TaskContext,
+  procs: NspawnProcess[],
+  ms: number,
+  every2s?: () => void,
+): Promise<boolean> {
+  const t0 = Date.now();
+  for (let i = 1; ; i++) {
+    if (every2s && i % 20 === 0) every2s();
+    let alive = false;
+    for (const n of procs)
+      if ((await isAlive(ctx.host, n.pid)) || (n.leader && (await isAlive(ctx.host, n.leader)))) alive = true;
+    if (!alive) return true;
+    if (Date.now() - t0 > ms) return false;
+    await ctx.host.sleep(100);
+  }
+}

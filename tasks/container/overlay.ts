@@ -1,0 +1,78 @@
+// The container's root: an overlayfs of the shared read-only image root (lower) and the
+// container's own upper layer, mounted at its merged directory. Unmounting never goes lazy: a
+// busy mount is retried, then reported with the processes that hold it.
+import { lastLines } from "../../src/host/host.js";
+import { mountAt, mountOption } from "../../src/lab/mounts.js";
+import { defineTask, type TaskContext } from "../../src/runner/task.js";
+
+/** Journaled parameters. */
+export interface OverlayParams {
+  name: string;
+  lower: string;
+  upper: string;
+  work: string;
+  merged: string;
+}
+
+// overlayfs splits its options at "," and lower dirs at ":"; its whole option string must fit a page.
+function mountOptions(p: OverlayParams): string {
+  for (const d of [p.lower, p.upper, p.work])
+    if (/[,:\\\s]/.test(d))
+      throw new Error(`overlayfs cannot use the path ${JSON.stringify(d)} (it holds , : \\ or a space)`);
+  const o = `lowerdir=${p.lower},upperdir=${p.upper},workdir=${p.work}`;
+  if (o.length >= 4096) throw new Error(`overlayfs options are ${o.length} bytes; they must fit in 4095`);
+  return o;
+}
+
+async function isOurOverlay(ctx: TaskContext, p: OverlayParams): Promise<boolean> {
+  const m = await mountAt(ctx.host, p.merged);
+  return m?.fsType === "overlay" && mountOption(m.superOptions, "upperdir") === p.upper;
+}
+
+/** Mounts the container's overlayfs. */
+export const containerOverlay = defineTask<OverlayParams, null>({
+  kind: "container.overlay",
+  title: (p) => `Mounting overlayFS for container ${p.name}, merged path is ${p.merged}`,
+  rollbackTitle: (p) => `Unmounting overlayFS of container ${p.name} at ${p.merged}`,
+  async check(ctx, p) {
+    return isOurOverlay(ctx, p);
+  },
+  async run(ctx, p) {
+    const h = ctx.host;
+    const opts = mountOptions(p);
+    const there = await mountAt(h, p.merged);
+    if (there) throw new Error(`${p.merged} is already a mount point (${there.fsType} from ${there.source})`);
+    if (!(await h.fs.stat(`${p.lower}/usr`))?.isDirectory)
+      throw new Error(`the lower layer ${p.lower} holds no root tree (no usr/): is the image attached?`);
+    await h.exec("mount", ["-t", "overlay", "overlay", "-o", opts, p.merged], { signal: ctx.signal });
+    return null;
+  },
+  async rollback(ctx, { params: p }) {
+    await unmountRetrying(ctx, p.merged, () => isOurOverlay(ctx, p));
+  },
+});
+
+/** Unmount `path` while `mounted()` holds; retry a busy mount, then fail naming who holds it. */
+export async function unmountRetrying(
+  ctx: TaskContext,
+  path: string,
+  mounted: () => Promise<boolean>,
+  attempts = 10,
+): Promise<void> {
+  const h = ctx.host;
+  let last = "";
+  for (let i = 0; i < attempts; i++) {
+    if (!(await mounted())) return;
+    const r = await h.exec("umount", [path], { signal: ctx.signal, allowFail: true });
+    if (r.exitCode === 0) continue;
+    last = lastLines(r.stderr, 1);
+    if (!/busy/i.test(r.stderr)) throw new Error(`umount ${path} failed: ${last}`);
+    await h.sleep(500, ctx.signal);
+  }
+  if (!(await mounted())) return;
+  const f = (await h.which("fuser"))
+    ? await h.exec("fuser", ["-vm", path], { allowFail: true, readOnly: true, signal: ctx.signal })
+    : undefined;
+  const holders = f ? lastLines(`${f.stdout}\n${f.stderr}`, 20) : "(install psmisc for fuser to list them)";
+  throw new Error(`${path} stays busy after ${attempts} attempts (${last}); processes using it:\n${holders}`);
+}

@@ -1,0 +1,37 @@
+// A container's upper layer: everything the container changes. It outlives `run down` (the lab
+// keeps its state); `run down --purge`, `run cleanup` and a failed first run remove it.
+import { rmdirIfEmpty } from "../../src/lab/files.js";
+import { mountOption, mounts } from "../../src/lab/mounts.js";
+import { defineTask } from "../../src/runner/task.js";
+
+/** Journaled parameters. */
+export interface UpperParams {
+  name: string;
+  dir: string;
+  upper: string;
+}
+
+/** Creates the (empty) upper layer directory. */
+export const containerUpper = defineTask<UpperParams, null>({
+  kind: "container.upper",
+  title: (p) => `Creating upper layer for container ${p.name}`,
+  rollbackTitle: (p) => `Deleting upper layer of container ${p.name}`,
+  async check(ctx, p) {
+    return (await ctx.host.fs.stat(p.upper))?.isDirectory === true;
+  },
+  async run(ctx, p) {
+    await ctx.host.fs.mkdir(p.dir, 0o700);
+    await ctx.host.fs.mkdir(p.upper, 0o755);
+    return null;
+  },
+  async rollback(ctx, { params: p }) {
+    const used = (await mounts(ctx.host)).find(
+      (m) => m.fsType === "overlay" && mountOption(m.superOptions, "upperdir") === p.upper,
+    );
+    if (used)
+      throw new Error(`${p.upper} is the upper layer of the mount at ${used.mountPoint}; unmount it first`);
+    await ctx.host.fs.rm(p.upper);
+    await rmdirIfEmpty(ctx.host, p.dir);
+    await rmdirIfEmpty(ctx.host, p.dir.slice(0, p.dir.lastIndexOf("/")));
+  },
+});

@@ -1,0 +1,74 @@
+// Preflight, the first task of `run up` and `run spawn`: what must hold on the host before anything
+// is changed. It changes nothing itself (no rollback): when a check fails, "run" reports every
+// problem at once, with the apt-get line that installs what is missing.
+import { defineTask, type TaskContext } from "../../src/runner/task.js";
+
+/** Parameters. */
+export interface PreflightParams {
+  programs: string[];
+  /** A bridge that must already exist (spawn runs without netup). */
+  bridge?: string;
+}
+
+/** The Debian package of each program aplspawn runs. */
+export const PACKAGE_OF: Record<string, string> = {
+  "systemd-nspawn": "systemd-container",
+  ip: "iproute2",
+  iptables: "iptables",
+  losetup: "mount",
+  mount: "mount",
+  umount: "mount",
+  ssh: "openssh-client",
+  "ssh-keygen": "openssh-client",
+  nsenter: "util-linux",
+  readlink: "coreutils",
+  ln: "coreutils",
+};
+
+// Asked of ip, not /sys: sysfs shows the network namespace that mounted it, not ours.
+async function isBridge(ctx: TaskContext, name: string): Promise<boolean> {
+  const r = await ctx.host.exec("ip", ["-d", "-j", "link", "show", "dev", name], {
+    allowFail: true,
+    readOnly: true,
+    signal: ctx.signal,
+  });
+  if (r.exitCode !== 0) return false;
+  const links = JSON.parse(r.stdout) as { linkinfo?: { info_kind?: string } }[];
+  return links[0]?.linkinfo?.info_kind === "bridge";
+}
+
+/** Every problem found, empty when the host is ready. */
+export async function preflightProblems(ctx: TaskContext, p: PreflightParams): Promise<string[]> {
+  const h = ctx.host;
+  const problems: string[] = [];
+  const id = await h.exec("id", ["-u"], { readOnly: true, signal: ctx.signal, allowFail: true });
+  if (id.stdout.trim() !== "0") problems.push("aplspawn must run as root (mounts, bridges, systemd-nspawn)");
+  const missing: string[] = [];
+  for (const prog of p.programs) if (!(await h.which(prog))) missing.push(prog);
+  if (missing.length > 0) {
+    const pkgs = [...new Set(missing.map((m) => PACKAGE_OF[m] ?? m))];
+    problems.push(
+      `missing programs: ${missing.join(", ")}; install them with: apt-get install ${pkgs.join(" ")}`,
+    );
+  }
+  const fs = await h.fs.readFile("/proc/filesystems").catch(() => "");
+  if (!fs.split("\n").some((l) => l.split("\t").pop() === "overlay"))
+    problems.push("the kernel has no overlayfs: load it with `modprobe overlay`");
+  if (p.bridge && !(await isBridge(ctx, p.bridge)))
+    problems.push(`bridge ${p.bridge} does not exist: run \`aplspawn run netup\` first`);
+  return problems;
+}
+
+/** Checks root, programs, overlayfs (and the bridge, for spawn). */
+export const hostPreflight = defineTask<PreflightParams, null>({
+  kind: "host.preflight",
+  title: () => "Executing prechecks: root, required programs, overlayfs",
+  async check(ctx, p) {
+    return (await preflightProblems(ctx, p)).length === 0;
+  },
+  async run(ctx, p) {
+    const problems = await preflightProblems(ctx, p);
+    if (problems.length > 0) throw new Error(`the host is not ready:\n  - ${problems.join("\n  - ")}`);
+    return null;
+  },
+});

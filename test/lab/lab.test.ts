@@ -1,0 +1,308 @@
+// The whole lab, for real, as root, each test in its own namespace: up → status, pids, ssh, exec,
+// real Ansible → up again changes nothing → down leaves nothing; script mode; a killed container;
+// stop/spawn --only; down with the config deleted; a fault injected after every task of up.
+import assert from "node:assert/strict";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { test } from "node:test";
+import { stringify } from "yaml";
+import { startServer } from "../support/image.js";
+import { isRoot } from "../support/ns.js";
+import { assertNoResidue, killNspawns, nspawnPids, ok, summary, taskEvents, withLab } from "./lab-fixture.js";
+
+const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
+const INOTIFY = "/proc/sys/fs/inotify/max_user_instances";
+const inotify = async () => Number((await readFile(INOTIFY, "utf8")).trim());
+const alive = async (pid: number) =>
+  !/\) [ZX] /.test(await readFile(`/proc/${pid}/stat`, "utf8").catch(() => ") X "));
+
+interface StatusJson {
+  ok: boolean;
+  checks: { name: string; target: string; ok: boolean; detail: string }[];
+}
+
+test(
+  "run up (image over loopback HTTP): status, pids, ssh, exec and real ansible reach 3 containers; up again changes nothing; down leaves nothing",
+  { skip },
+  () =>
+    withLab("l5a", 31, async (lab) => {
+      const limitBefore = await inotify();
+      // The image `image build` made, served inside the namespace: up downloads and verifies it.
+      const server = await startServer(lab.ns, dirname(lab.image.path));
+      try {
+        await lab.writeConfig({
+          image: { url: server.url(basename(lab.image.path)), sha256: lab.image.sha256 },
+        });
+        const up = ok(await lab.cli(["--json", "run", "up"]), "run up");
+        assert.equal(summary(up).ok, true);
+        assert.ok(taskEvents(up).some((e) => e.id === "image.download" && e.state === "changed"));
+      } finally {
+        // Stopped now: later runs must use the verified download (a cache), not the network.
+        await server.stop();
+      }
+      const downloaded = join(lab.workdir, "images", basename(lab.image.path));
+      assert.ok((await inotify()) >= 128 + 3 * 40, "the inotify limit was raised for 3 containers");
+
+      const st = await lab.cli(["--json", "status"]);
+      const s = JSON.parse(st.stdout) as StatusJson;
+      assert.equal(st.exitCode, 0, st.stdout);
+      assert.equal(s.ok, true);
+      for (const n of ["l5a-10", "l5a-11", "l5a-12"])
+        assert.equal(s.checks.filter((c) => c.target === n && c.ok).length, 5, `5 passing checks for ${n}`);
+      const table = ok(await lab.cli(["status"]), "status").stdout;
+      assert.match(table, /^‣ \[ INFO \] Checking container l5a-10, ip 10\.10\.31\.10\/26$/m);
+      assert.match(table, /^‣ \[ OK \] Checking ssh connection to 10\.10\.31\.12$/m);
+
+      const pids = ok(await lab.cli(["pids"]), "pids")
+        .stdout.trim()
+        .split("\n")
+        .map(Number);
+      assert.equal(pids.length, 3);
+      assert.equal(new Set(pids).size, 3);
+      for (const pid of pids) assert.ok(await alive(pid), `leader ${pid} runs`);
+      // Each container in a cgroup of its own (shared ones make their systemds remove each other's units).
+      const cgs = await Promise.all(
+        pids.map(async (pid) => (await readFile(`/proc/${pid}/cgroup`, "utf8")).match(/^0::(.*)$/m)?.[1]),
+      );
+      for (const [i, cg] of cgs.entries()) assert.match(cg ?? "", new RegExp(`^/aplspawn/l5a-1${i}/`));
+      assert.deepEqual(ok(await lab.cli(["names"]), "names").stdout, "l5a-10\nl5a-11\nl5a-12");
+
+      assert.equal(ok(await lab.cli(["ssh", "l5a-10", "--", "hostname"]), "ssh").stdout, "l5a-10");
+      assert.equal(
+        ok(await lab.cli(["ssh", "l5a-11", "--", "sudo", "-n", "id", "-u"]), "ssh sudo").stdout,
+        "0",
+      );
+      assert.equal(ok(await lab.cli(["exec", "l5a-12", "--", "hostname"]), "exec").stdout, "l5a-12");
+      const known = await readFile(join(lab.workdir, "l5a", "known_hosts"), "utf8");
+      assert.equal(known.trim().split("\n").length, 3, "one pinned host key per container");
+
+      // Real Ansible, nothing but the generated inventory.
+      const a = await lab.ns.run("ansible", ["-i", lab.inventory, "-m", "ping", "all"], { cwd: lab.dir });
+      assert.equal(a.exitCode, 0, `${a.stdout}\n${a.stderr}`);
+      assert.equal(a.stdout.match(/ \| SUCCESS =>/g)?.length, 3, a.stdout);
+
+      const again = ok(await lab.cli(["--json", "run", "up"]), "second run up");
+      assert.equal(summary(again).changed, 0, "a second up changes nothing");
+      assert.deepEqual(
+        taskEvents(again).filter((e) => e.state === "changed"),
+        [],
+      );
+
+      ok(await lab.cli(["run", "down"]), "run down");
+      await assertNoResidue(lab, "after run down");
+      assert.equal(await inotify(), limitBefore, "inotify limit restored");
+      assert.equal(
+        await lab.ns.run("test", ["-e", lab.inventory]).then((r) => r.exitCode),
+        1,
+        "inventory removed",
+      );
+      // The lab's state stays for the next up (upper layers, keys); --purge removes it.
+      const labDir = join(lab.workdir, "l5a");
+      assert.deepEqual((await readdir(join(labDir, "containers"))).sort(), ["l5a-10", "l5a-11", "l5a-12"]);
+      assert.ok((await readdir(join(labDir, "containers", "l5a-10"))).includes("upper"));
+      assert.ok(await stat(downloaded).catch(() => undefined), "plain down keeps the downloaded image");
+      ok(await lab.cli(["run", "down", "--purge"]), "run down --purge");
+      assert.deepEqual(
+        (await readdir(labDir)).filter((f) => !f.startsWith("journal")),
+        [],
+      );
+      assert.equal(await stat(downloaded).catch(() => undefined), undefined, "--purge deletes the download");
+      assert.deepEqual(await readdir(lab.machinesDir), []);
+    }),
+);
+
+test(
+  "init: script brings up a container reachable over ssh; after down, up again finds its upper layer and keys",
+  { skip },
+  () =>
+    withLab(
+      "l5b",
+      32,
+      async (lab) => {
+        ok(await lab.cli(["run", "up"]), "run up");
+        assert.equal(ok(await lab.cli(["ssh", "l5b-10", "--", "hostname"]), "ssh").stdout, "l5b-10");
+        const s = JSON.parse((await lab.cli(["--json", "status"])).stdout) as StatusJson;
+        assert.equal(s.ok, true, JSON.stringify(s.checks.filter((c) => !c.ok)));
+        const leader = s.checks.find((c) => c.name === "Checking leader process");
+        assert.match(leader?.detail ?? "", /sshd/);
+        // Something the container itself wrote, in its upper layer: it outlives down, --purge removes it.
+        ok(await lab.cli(["ssh", "l5b-10", "--", "touch", "kept"]), "ssh touch");
+        ok(await lab.cli(["run", "down"]), "run down");
+        await assertNoResidue(lab, "after run down");
+
+        const again = ok(await lab.cli(["--json", "run", "up"]), "run up after down");
+        const changed = taskEvents(again)
+          .filter((e) => e.state === "changed")
+          .map((e) => e.id);
+        for (const kept of ["container.upper[l5b-10]", "container.hostkeys[l5b-10]", "lab.sshkey"])
+          assert.ok(!changed.includes(kept), `${kept} was kept, not made again`);
+        ok(await lab.cli(["ssh", "l5b-10", "--", "test", "-e", "kept"]), "the file is still there");
+        ok(await lab.cli(["run", "down", "--purge"]), "run down --purge");
+        await assertNoResidue(lab, "after run down --purge");
+        assert.deepEqual(await readdir(join(lab.workdir, "l5b", "containers")).catch(() => []), []);
+      },
+      { containers: { count: 1, init: "script" } },
+    ),
+);
+
+test(
+  "a container killed by hand: status names it, up restarts only it; stop/spawn --only act on one",
+  { skip },
+  () =>
+    withLab(
+      "l5c",
+      33,
+      async (lab) => {
+        ok(await lab.cli(["run", "up"]), "run up");
+        const [, victim] = ok(await lab.cli(["pids"]), "pids")
+          .stdout.trim()
+          .split("\n")
+          .map(Number);
+        assert.ok(victim);
+        process.kill(victim, "SIGKILL");
+        for (let i = 0; i < 100 && (await nspawnPids(join(lab.machinesDir, "l5c-11"))).length > 0; i++)
+          await new Promise((r) => setTimeout(r, 100));
+
+        const st = await lab.cli(["--json", "status"]);
+        assert.equal(st.exitCode, 1);
+        const failing = (JSON.parse(st.stdout) as StatusJson).checks.filter((c) => !c.ok);
+        assert.ok(failing.length > 0);
+        assert.deepEqual([...new Set(failing.map((c) => c.target))], ["l5c-11"]);
+        assert.equal((await lab.cli(["pids"])).exitCode, 1, "pids fails while a container is down");
+
+        const up = ok(await lab.cli(["--json", "run", "up"]), "run up after the kill");
+        const changed = taskEvents(up)
+          .filter((e) => e.state === "changed")
+          .map((e) => e.id);
+        // Only the killed container starts again (its ready check may already hold when it runs).
+        assert.equal(changed[0], "container.nspawn[l5c-11]", changed.join(", "));
+        assert.ok(
+          changed.every((id) => ["container.nspawn[l5c-11]", "container.ready[l5c-11]"].includes(id)),
+          changed.join(", "),
+        );
+        ok(await lab.cli(["status"]), "status after the restart");
+
+        ok(await lab.cli(["run", "stop", "--only", "l5c-10"]), "stop --only");
+        const after = JSON.parse((await lab.cli(["--json", "status"])).stdout) as StatusJson;
+        assert.deepEqual([...new Set(after.checks.filter((c) => !c.ok).map((c) => c.target))], ["l5c-10"]);
+        ok(await lab.cli(["run", "spawn", "--only", "l5c-10"]), "spawn --only");
+        ok(await lab.cli(["status"]), "status after spawn --only");
+        assert.equal(
+          (await lab.cli(["run", "stop", "--only", "nope"])).exitCode,
+          2,
+          "unknown name is a usage error",
+        );
+
+        // A smaller count removes the extra container, and only it.
+        await lab.writeConfig({ containers: { count: 1 } });
+        const smaller = ok(await lab.cli(["--json", "run", "up"]), "up with count 1");
+        const undone = taskEvents(smaller)
+          .filter((e) => e.state === "rolled-back")
+          .map((e) => e.id);
+        assert.ok(undone.length > 0 && undone.every((id) => id.endsWith("[l5c-11]")), undone.join(", "));
+        assert.equal((await nspawnPids(join(lab.machinesDir, "l5c-11"))).length, 0);
+        assert.equal((await nspawnPids(join(lab.machinesDir, "l5c-10"))).length, 1);
+        ok(await lab.cli(["run", "down"]), "run down");
+        await assertNoResidue(lab, "after run down");
+      },
+      { containers: { count: 2 } },
+    ),
+);
+
+test("run down with the config file deleted undoes everything from the journal", { skip }, () =>
+  withLab("l5d", 34, async (lab) => {
+    // The default config's workdir and machinesDir, private to this namespace: a tmpfs over /var/lib.
+    ok(await lab.ns.run("mount", ["-t", "tmpfs", "-o", "mode=0755,size=256m", "l5d", "/var/lib"]), "tmpfs");
+    ok(await lab.ns.run("mkdir", ["-p", "/var/lib/aplspawn", "/var/lib/machines"]), "mkdir");
+    lab.before = await lab.ns.snapshot();
+    const cfg = join(lab.dir, "lab.yaml");
+    const image = `file://${lab.image.path}`;
+    await writeFile(
+      cfg,
+      stringify({
+        network: { bridge: "br-l5d", address: "10.10.34.1/26" },
+        image: { url: image },
+        containers: { count: 2, prefix: "l5d-", ipRange: ["10.10.34.10", "10.10.34.60"] },
+        inventory: { file: join(lab.dir, "inv.txt") },
+      }),
+    );
+    try {
+      ok(await lab.ns.cli(["-c", cfg, "run", "up"], { cwd: lab.dir }), "run up");
+      assert.equal((await nspawnPids("/var/lib/machines/l5d-1")).length, 2);
+      await rm(cfg);
+      const empty = join(lab.dir, "empty");
+      await mkdir(empty);
+      // No -c and no ./aplspawn.yaml: the packaged default config, which names none of the lab's things.
+      const down = ok(await lab.ns.cli(["run", "down"], { cwd: empty }), "run down without the config");
+      assert.match(down.stdout, /Stopping container l5d-11/);
+      await assertNoResidue(lab, "after run down without the config");
+      assert.equal((await nspawnPids("/var/lib/machines/l5d-1")).length, 0);
+    } finally {
+      // These containers live outside the test's temp dir: the fixture's cleanup would not find them.
+      await killNspawns("/var/lib/machines/l5d-");
+    }
+  }),
+);
+
+test("a fault injected after each task of run up leaves nothing behind", { skip }, () =>
+  withLab(
+    "l5e",
+    35,
+    async (lab) => {
+      const limit = await inotify();
+      // The tasks a fresh up changes are where a fault can strike (a task whose check holds does not run).
+      const first = ok(await lab.cli(["--json", "run", "up"]), "run up");
+      const ids = taskEvents(first)
+        .filter((e) => e.state === "changed")
+        .map((e) => e.id);
+      // (container.ready is there only when its first check did not already reach sshd.)
+      assert.ok(ids.includes("container.nspawn[l5e-10]") && ids.includes("lab.inventory"), first.stdout);
+      ok(await lab.cli(["run", "down", "--purge"]), "run down --purge");
+      await assertNoResidue(lab, "after the first down");
+      const labDir = join(lab.workdir, "l5e");
+      const baseline = (await readdir(labDir)).sort();
+      for (const id of ids) {
+        const r = await lab.cli(["--json", "run", "up"], { APLSPAWN_FAIL_AFTER: id });
+        assert.equal(r.exitCode, 1, `fault after ${id}: exit ${r.exitCode}\n${r.stdout}\n${r.stderr}`);
+        assert.match(r.stderr, /injected failure/);
+        assert.equal(summary(r).error?.includes(id), true);
+        assert.ok(!taskEvents(r).some((e) => e.state === "rollback-failed"), `rollback failed after ${id}`);
+        await assertNoResidue(lab, `after a fault after ${id}`);
+        assert.deepEqual((await readdir(labDir)).sort(), baseline, `files left after a fault after ${id}`);
+        assert.deepEqual(await readdir(lab.machinesDir).catch(() => []), [], `merged dirs left after ${id}`);
+        assert.equal(await inotify(), limit, `inotify limit left raised after ${id}`);
+      }
+      assert.equal(await killNspawns(lab.dir), 0);
+    },
+    { containers: { count: 1 } },
+  ),
+);
+
+test(
+  "run up killed (SIGKILL) while containers start: run down finds them on the live host and removes everything",
+  { skip },
+  () =>
+    withLab(
+      "l5f",
+      36,
+      async (lab) => {
+        const child = lab.spawnCli(["-c", lab.config, "run", "up"], lab.dir);
+        try {
+          // Kill the CLI as soon as a container's nspawn exists: its journal entry may still say "running".
+          for (let i = 0; i < 600 && (await nspawnPids(lab.dir)).length < 2; i++)
+            await new Promise((r) => setTimeout(r, 50));
+          assert.ok((await nspawnPids(lab.dir)).length > 0, "containers were starting");
+        } finally {
+          child.kill("SIGKILL");
+          await new Promise((r) =>
+            child.exitCode !== null || child.signalCode ? r(undefined) : child.once("exit", r),
+          );
+        }
+        const down = ok(await lab.cli(["run", "down"]), "run down after the crash");
+        assert.match(down.stdout, /Stopping container l5f-1\d/);
+        await assertNoResidue(lab, "after run down following a crash");
+        assert.equal(await inotify(), lab.inotifyBefore, "inotify limit restored");
+      },
+      { containers: { count: 3 } },
+    ),
+);

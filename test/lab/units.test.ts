@@ -1,0 +1,231 @@
+// The lab's pure parts, without root: account files, known_hosts, inventories (parsed by real
+// ansible-inventory when installed), mountinfo, nspawn's argv, and what each workflow composes and
+// which journal entries its undo steps select.
+import assert from "node:assert/strict";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { execa } from "execa";
+import { parse } from "yaml";
+import { parseConfig } from "../../config/load.js";
+import { main } from "../../src/cli/main.js";
+import { realHost } from "../../src/host/real-host.js";
+import { addAccount } from "../../src/lab/accounts.js";
+import { containerOfId } from "../../src/lab/files.js";
+import { renderInventory } from "../../src/lab/inventory.js";
+import { parseMountinfo } from "../../src/lab/mounts.js";
+import { knownHostsLine, withKnownHost } from "../../src/lab/ssh.js";
+import { UsageError } from "../../src/runner/errors.js";
+import type { GroupStep, Step, UndoStep } from "../../src/runner/task.js";
+import { listTaskIds } from "../../src/runner/task.js";
+import { nspawnArgs } from "../../tasks/container/nspawn.js";
+import { inotifyFor } from "../../tasks/host/inotify.js";
+import { taskRegistry } from "../../tasks/index.js";
+import { workflows } from "../../workflows/index.js";
+import { tempDir } from "../support/ns.js";
+
+const DEBIAN = {
+  passwd: "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+  group: "root:x:0:\nshadow:x:42:\nsudo:x:27:\nnogroup:x:65534:\n",
+  shadow: "root:*:19000:0:99999:7:::\n",
+  gshadow: "root:*::\nshadow:*::\n",
+};
+
+test("addAccount adds group, user and shadow lines once, with uid = gid, and keeps what exists", () => {
+  const a = addAccount(DEBIAN, "test", "test");
+  assert.deepEqual(a.changed, ["group", "gshadow", "passwd", "shadow"]);
+  assert.equal(a.uid, 1000);
+  assert.equal(a.gid, 1000);
+  assert.equal(a.home, "/home/test");
+  assert.match(a.files.passwd, /^test:x:1000:1000::\/home\/test:\/bin\/bash$/m);
+  assert.match(a.files.group, /^test:x:1000:$/m);
+  assert.match(a.files.shadow, /^test:\*:/m);
+  assert.deepEqual(addAccount(a.files, "test", "test").changed, [], "idempotent");
+  // An existing group is used as it is; an existing user is not rewritten.
+  const b = addAccount({ ...DEBIAN, group: `${DEBIAN.group}ops:x:1500:\n` }, "ann", "ops");
+  assert.equal(b.gid, 1500);
+  assert.equal(b.uid, 1500);
+  const c = addAccount({ ...a.files }, "test", "sudo");
+  assert.deepEqual(c.changed, []);
+  assert.equal(c.gid, 1000, "the user keeps its own primary group");
+});
+
+test("known_hosts: one line per container, replaced or removed by name", () => {
+  const l10 = knownHostsLine("c10", "10.0.0.10", "ssh-ed25519 AAAA root@c10\n");
+  assert.equal(l10, "c10,10.0.0.10 ssh-ed25519 AAAA");
+  let t = withKnownHost("", "c10", l10);
+  t = withKnownHost(t, "c11", knownHostsLine("c11", "10.0.0.11", "ssh-ed25519 BBBB"));
+  t = withKnownHost(t, "c10", knownHostsLine("c10", "10.0.0.10", "ssh-ed25519 CCCC"));
+  assert.equal(t, "c11,10.0.0.11 ssh-ed25519 BBBB\nc10,10.0.0.10 ssh-ed25519 CCCC\n");
+  assert.equal(withKnownHost(withKnownHost(t, "c10", undefined), "c11", undefined), "");
+  // A container named like the prefix of another is not touched.
+  assert.equal(withKnownHost("c1,10.0.0.1 ssh-ed25519 X\n", "c10", undefined), "c1,10.0.0.1 ssh-ed25519 X\n");
+});
+
+test("mountinfo: mount points with escaped spaces, fs type and overlay options", () => {
+  const m = parseMountinfo(
+    "36 35 98:0 / /mnt/a\\040b rw,noatime master:1 - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w\n" +
+      "37 35 0:5 / /proc rw - proc proc rw\n",
+  );
+  assert.deepEqual(m[0], {
+    mountPoint: "/mnt/a b",
+    fsType: "overlay",
+    source: "overlay",
+    superOptions: "rw,lowerdir=/l,upperdir=/u,workdir=/w",
+  });
+  assert.equal(m[1]?.fsType, "proc");
+});
+
+test("nspawn argv: registered with machined where it runs, --register=no --keep-unit elsewhere", () => {
+  const p = {
+    name: "c10",
+    merged: "/m/c10",
+    logFile: "/l",
+    bridge: "br0",
+    init: "boot" as const,
+    stopTimeoutMs: 1,
+  };
+  const plain = nspawnArgs(p, false);
+  assert.deepEqual(plain, [
+    "--machine=c10",
+    "--directory=/m/c10",
+    "--network-bridge=br0",
+    "--link-journal=no",
+    "--register=no",
+    "--keep-unit",
+    "--boot",
+  ]);
+  assert.ok(!nspawnArgs(p, true).some((a) => a.startsWith("--register") || a === "--keep-unit"));
+  assert.equal(nspawnArgs({ ...p, init: "script" }, false).at(-1), "/root/starter/startup.sh");
+});
+
+test("the inotify limit grows with the lab", () => {
+  assert.deepEqual(inotifyFor(3), { minimum: 248, value: 8192 });
+  assert.equal(inotifyFor(250).value, 10128);
+});
+
+const cfg = (concurrency = 10) =>
+  parseConfig(
+    `workdir: /tmp/w\ncontainers: {count: 3, concurrency: ${concurrency}, machinesDir: /tmp/m}\n`,
+    "test.yaml",
+  );
+const flat = (steps: Step[]): Step[] =>
+  steps.flatMap((s) => (s.type === "group" ? [s, ...flat(s.steps)] : [s]));
+const undos = (steps: Step[]) => flat(steps).filter((s): s is UndoStep => s.type === "undo");
+const entry = (id: string, kind = id.replace(/\[.*$/, "")) => ({ id, kind });
+
+test("up composes preflight first, containers concurrently, inventory last; every kind is registered", () => {
+  const c = cfg(2);
+  const wf = workflows.up!.build(c, {});
+  const ids = listTaskIds(wf.steps);
+  assert.equal(ids[0], "host.preflight");
+  assert.equal(ids[1], "host.inotify");
+  assert.equal(ids.at(-2), "lab.inventory");
+  assert.equal(ids.at(-1), "lab.ansible-ping");
+  assert.ok(ids.indexOf("lab.sshkey") < ids.indexOf("container.dirs[aplspawn10]"));
+  const group = flat(wf.steps).find((s): s is GroupStep => s.type === "group" && s.id === "containers");
+  assert.equal(group?.concurrency, 2);
+  assert.equal(
+    workflows.up!.build(c, { concurrency: 7 }).steps.find((s) => s.id === "containers")?.type,
+    "group",
+  );
+  const registry = taskRegistry();
+  for (const s of flat(wf.steps)) if (s.type === "task") assert.ok(registry.has(s.def.kind), s.def.kind);
+  // A smaller count: the extra containers' entries are undone, the others kept.
+  const extra = undos(wf.steps).find((u) => u.id === "containers.extra")!;
+  assert.equal(extra.select(entry("container.nspawn[aplspawn13]")), true);
+  assert.equal(extra.select(entry("container.nspawn[aplspawn12]")), false);
+  assert.equal(extra.select(entry("net.bridge")), false);
+  assert.throws(() => workflows.up!.build(c, { only: ["aplspawn10"] }), UsageError);
+});
+
+test("down undoes containers, image, network, then the rest; the lab's state stays unless --purge", () => {
+  const c = cfg();
+  const plain = undos(workflows.down!.build(c, {}).steps);
+  assert.deepEqual(
+    plain.map((u) => u.id),
+    ["down.containers", "down.image", "down.network", "down.rest"],
+  );
+  const selected = (us: UndoStep[], e: { id: string; kind: string }) =>
+    us.filter((u) => u.select(e)).map((u) => u.id);
+  assert.deepEqual(selected(plain, entry("container.nspawn[x10]")), ["down.containers", "down.rest"]);
+  assert.deepEqual(selected(plain, entry("container.upper[x10]")), []);
+  assert.deepEqual(selected(plain, entry("lab.sshkey")), []);
+  assert.deepEqual(selected(plain, entry("image.loop")), ["down.image", "down.rest"]);
+  assert.deepEqual(selected(plain, entry("net.bridge")), ["down.network", "down.rest"]);
+  assert.deepEqual(selected(plain, entry("host.inotify")), ["down.rest"]);
+  const purge = undos(workflows.down!.build(c, { purge: true }).steps);
+  assert.deepEqual(selected(purge, entry("container.upper[x10]")), ["down.containers", "down.rest"]);
+  assert.deepEqual(selected(purge, entry("lab.sshkey")), ["down.rest"]);
+});
+
+test("stop --only undoes just those containers and keeps the image attached; unknown names are usage errors", () => {
+  const c = cfg();
+  const only = workflows.stop!.build(c, { only: ["aplspawn11"] }).steps;
+  assert.equal(only.length, 1);
+  const u = only[0] as UndoStep;
+  assert.equal(u.select(entry("container.nspawn[aplspawn11]")), true);
+  assert.equal(u.select(entry("container.nspawn[aplspawn10]")), false);
+  assert.equal(u.select(entry("container.upper[aplspawn11]")), false, "the upper layer stays");
+  assert.ok(workflows.stop!.build(c, {}).steps.length > 1, "a full stop detaches the image too");
+  assert.throws(() => workflows.stop!.build(c, { only: ["nope"] }), /no container named nope/);
+  const spawnIds = listTaskIds(workflows.spawn!.build(c, { only: ["aplspawn12"] }).steps);
+  assert.ok(spawnIds.includes("container.nspawn[aplspawn12]"));
+  assert.ok(!spawnIds.includes("container.nspawn[aplspawn10]"));
+  assert.equal(containerOfId("container.overlay[a-b10]"), "a-b10");
+  assert.equal(containerOfId("lab.inventory"), undefined);
+});
+
+test("inventory command: INI and YAML that real ansible-inventory reads, pinned host keys, no extra flags", async () => {
+  const d = await tempDir();
+  try {
+    const config = join(d.path, "lab.yaml");
+    await writeFile(config, `workdir: ${d.path}/w\nlab: inv\ncontainers: {count: 2, user: ann}\n`);
+    const out: string[] = [];
+    const io = {
+      host: realHost(),
+      out: (s: string) => out.push(s),
+      err: (s: string) => out.push(s),
+      isTTY: false,
+      env: {},
+      handleSignals: false,
+    };
+    for (const format of ["ini", "yaml"]) {
+      const file = join(d.path, `inventory.${format}`);
+      assert.equal(
+        await main(["-c", config, "inventory", "--format", format, "--output", file], io),
+        0,
+        out.join(""),
+      );
+      const text = await readFile(file, "utf8");
+      if (format === "yaml") assert.equal(Object.keys(parse(text).all.children.aplspawned.hosts).length, 2);
+      const inv = await execa("ansible-inventory", ["-i", file, "--list"], { reject: false });
+      if (inv.exitCode !== 0 && /ENOENT/.test(String(inv.message))) continue; // ansible not installed
+      assert.equal(inv.exitCode, 0, inv.stderr);
+      const meta = JSON.parse(inv.stdout)._meta.hostvars as Record<string, Record<string, string>>;
+      const h = meta.aplspawn11!;
+      assert.equal(h.ansible_host, "10.10.12.11");
+      assert.equal(h.ansible_user, "ann");
+      assert.equal(h.ansible_ssh_private_key_file, `${d.path}/w/inv/id_ed25519`);
+      assert.equal(
+        h.ansible_ssh_common_args,
+        `-o UserKnownHostsFile=${d.path}/w/inv/known_hosts -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes`,
+      );
+      assert.equal(h.ansible_control_path_dir, `${d.path}/w/inv/ansible-cp`);
+    }
+    assert.match(
+      renderInventory({
+        format: "ini",
+        group: "g",
+        hosts: [{ name: "h", ip: "1.2.3.4" }],
+        user: "u",
+        key: "/k",
+        knownHosts: "/a b/kh",
+        controlPathDir: "/cp",
+      }),
+      /ansible_ssh_common_args="-o 'UserKnownHostsFile=\/a b\/kh' /,
+    );
+  } finally {
+    await d.cleanup();
+  }
+});

@@ -1,0 +1,161 @@
+// Step builders shared by up and spawn (preflight, the lab key, one group per container, the
+// inventory) and the journal selections shared by down, stop, cleanup and up. Only composition.
+import { resolve } from "node:path";
+import { parseCidr } from "../config/ip.js";
+import { type ContainerSpec, containerSpecs } from "../config/load.js";
+import { containerDir, knownHostsPath, labDir, lowerDir, mergedDir, sshKeyPath } from "../config/paths.js";
+import type { Config } from "../config/schema.js";
+import { containerOfId } from "../src/lab/files.js";
+import { controlPathDir } from "../src/lab/inventory.js";
+import { UsageError } from "../src/runner/errors.js";
+import { group, type Step, task } from "../src/runner/task.js";
+import { labAnsiblePing } from "../tasks/container/ansible-ping.js";
+import { containerDirs } from "../tasks/container/dirs.js";
+import { containerHostKeys } from "../tasks/container/hostkeys.js";
+import { containerHostname } from "../tasks/container/hostname.js";
+import { KEPT_KINDS } from "../tasks/container/index.js";
+import { labInventory } from "../tasks/container/inventory.js";
+import { containerNetwork } from "../tasks/container/network.js";
+import { containerNspawn } from "../tasks/container/nspawn.js";
+import { containerOverlay } from "../tasks/container/overlay.js";
+import { containerReady } from "../tasks/container/ready.js";
+import { labSshKey } from "../tasks/container/sshkey.js";
+import { containerUpper } from "../tasks/container/upper.js";
+import { containerUser } from "../tasks/container/user.js";
+import { hostInotify, inotifyFor } from "../tasks/host/inotify.js";
+import { hostPreflight } from "../tasks/host/preflight.js";
+import type { WorkflowOptions } from "./index.js";
+
+/** Programs every lab needs on the host. */
+const PROGRAMS = ["systemd-nspawn", "ip", "iptables", "losetup", "mount", "umount", "ssh", "ssh-keygen"];
+
+/** Preflight, then the inotify limit for the lab's containers. */
+export const preflightSteps = (c: Config, o: { bridgeMustExist: boolean }): Step[] => [
+  task(hostPreflight, "host.preflight", {
+    programs: PROGRAMS,
+    ...(o.bridgeMustExist ? { bridge: c.network.bridge } : {}),
+  }),
+  task(hostInotify, "host.inotify", inotifyFor(c.containers.count)),
+];
+
+/** The lab's SSH key. */
+export const sshKeyStep = (c: Config): Step =>
+  task(labSshKey, "lab.sshkey", { path: sshKeyPath(c), comment: `aplspawn@${c.lab}` });
+
+/** The containers the options select (all by default); an unknown name is a usage error. */
+export function selectedSpecs(c: Config, o: WorkflowOptions): ContainerSpec[] {
+  const all = containerSpecs(c);
+  if (!o.only) return all;
+  const unknown = o.only.filter((n) => !all.some((s) => s.name === n));
+  if (unknown.length > 0)
+    throw new UsageError(
+      `--only: no container named ${unknown.join(", ")} in this lab; containers: ${all.map((s) => s.name).join(", ")}`,
+    );
+  return all.filter((s) => o.only?.includes(s.name));
+}
+
+/** The tasks of one container, in order. */
+export function containerSteps(c: Config, s: ContainerSpec): Step[] {
+  const n = s.name;
+  const dir = containerDir(c, n);
+  const merged = mergedDir(c, n);
+  const net = parseCidr(c.network.address);
+  const logFile = `${dir}/nspawn.log`;
+  const work = `${dir}/work`;
+  const upper = `${dir}/upper`;
+  const knownHosts = knownHostsPath(c);
+  const init = c.containers.init;
+  return [
+    task(containerDirs, `container.dirs[${n}]`, { name: n, dir, work, merged, logFile }),
+    task(containerUpper, `container.upper[${n}]`, { name: n, dir, upper }),
+    task(containerOverlay, `container.overlay[${n}]`, { name: n, lower: lowerDir(c), upper, work, merged }),
+    task(containerHostKeys, `container.hostkeys[${n}]`, { name: n, ip: s.ip, dir, merged, knownHosts }),
+    task(containerHostname, `container.hostname[${n}]`, { name: n, ip: s.ip, merged }),
+    task(containerUser, `container.user[${n}]`, {
+      name: n,
+      merged,
+      user: c.containers.user,
+      group: c.containers.group,
+      publicKey: `${sshKeyPath(c)}.pub`,
+    }),
+    task(containerNetwork, `container.network[${n}]`, {
+      name: n,
+      merged,
+      init,
+      address: `${s.ip}/${net.prefix}`,
+      gateway: net.address,
+    }),
+    task(containerNspawn, `container.nspawn[${n}]`, {
+      name: n,
+      merged,
+      logFile,
+      bridge: c.network.bridge,
+      init,
+      stopTimeoutMs: 30_000,
+    }),
+    task(containerReady, `container.ready[${n}]`, {
+      name: n,
+      merged,
+      logFile,
+      ip: s.ip,
+      user: c.containers.user,
+      key: sshKeyPath(c),
+      knownHosts,
+      timeoutMs: c.containers.readyTimeout * 1000,
+    }),
+  ];
+}
+
+/** One group per container, started concurrently (bounded by --concurrency or containers.concurrency). */
+export function containersGroup(c: Config, specs: ContainerSpec[], o: WorkflowOptions): Step {
+  const prefix = parseCidr(c.network.address).prefix;
+  return group(
+    "containers",
+    `Starting ${specs.length} container${specs.length === 1 ? "" : "s"}`,
+    specs.map((s) =>
+      group(`container[${s.name}]`, `Container ${s.name}, ip ${s.ip}/${prefix}`, containerSteps(c, s)),
+    ),
+    o.concurrency ?? c.containers.concurrency,
+  );
+}
+
+/** Where the inventory goes: a relative inventory.file is relative to the current directory. */
+export const inventoryPath = (c: Config) => resolve(c.inventory.file);
+
+/** The inventory, then (when enabled and ansible is installed) an ansible ping of the lab. */
+export const inventorySteps = (c: Config): Step[] => [
+  task(labInventory, "lab.inventory", {
+    path: inventoryPath(c),
+    format: c.inventory.format,
+    group: c.inventory.group,
+    hosts: containerSpecs(c).map((s) => ({ name: s.name, ip: s.ip })),
+    user: c.containers.user,
+    key: sshKeyPath(c),
+    knownHosts: knownHostsPath(c),
+    controlPathDir: controlPathDir(labDir(c)),
+  }),
+  task(labAnsiblePing, "lab.ansible-ping", {
+    inventory: inventoryPath(c),
+    group: c.inventory.group,
+    enabled: c.inventory.ping,
+  }),
+];
+
+/** Journal selections: which entries a workflow undoes. */
+export const entries = {
+  /** One lane per container: containers are undone concurrently, each one's entries newest first. */
+  lanes: (c: Config, o: WorkflowOptions) => ({
+    lane: (e: { id: string }) => containerOfId(e.id),
+    concurrency: o.concurrency ?? c.containers.concurrency,
+  }),
+  /** Kinds whose resources `run down` keeps unless --purge. */
+  kept: (kind: string) => KEPT_KINDS.includes(kind),
+  /** A container's entries (by name when names are given). */
+  container: (e: { id: string; kind: string }, names?: readonly string[]) => {
+    const n = containerOfId(e.id);
+    return n !== undefined && (names === undefined || names.includes(n));
+  },
+};
+
+/** The lab's directory, for tasks that guard it. */
+export const labPaths = (c: Config) => ({ labDir: labDir(c), machinesDir: c.containers.machinesDir });
