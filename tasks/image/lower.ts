@@ -120,6 +120,10 @@ export const imageLower = defineTask<LowerParams, LowerResult, LowerIntent>({
       if (!again?.options.includes("ro"))
         throw new ExitError(`${p.lowerDir} stays writable after a read-only remount`);
     }
+    // Mark the device autoclear: the kernel frees it when its last mount goes, even if that mount
+    // dies with its mount namespace (a killed test, a crashed host tool) and no rollback ever runs.
+    // On a mounted device `losetup --detach` only sets that flag.
+    if (result.device) await ctx.host.exec("losetup", ["--detach", result.device], { signal: ctx.signal });
     ctx.info(`${result.device ?? p.image} mounted read-only at ${p.lowerDir} (${result.fs})`);
     return result;
   },
