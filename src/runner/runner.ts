@@ -301,6 +301,8 @@ class Run {
         this.counts.unchanged++;
         lt.title = `${title} [unchanged]`;
         this.emitTask(step, title, "ok", t0);
+        // A fault may be injected after a task with nothing to do, too: every listed id can fail.
+        this.injectFault(step.id);
         return;
       }
       if (this.o.dryRun) return await this.dryRunTask(step, lt, title, t0);
@@ -312,10 +314,7 @@ class Run {
       if (seq !== undefined) await this.journal.complete(seq, result ?? null);
       this.counts.changed++;
       this.emitTask(step, title, "changed", t0);
-      if (this.failAfter?.test(step.id))
-        throw new InjectedFault(
-          `injected failure after ${step.id} (APLSPAWN_FAIL_AFTER=${this.o.failAfter})`,
-        );
+      this.injectFault(step.id);
     } catch (e) {
       const cancelled = signal.aborted && this.firstFailure !== undefined && !(e instanceof InjectedFault);
       if (cancelled || (this.interrupted && !this.firstFailure)) {
@@ -453,6 +452,24 @@ class Run {
     };
   }
 
+  /** APLSPAWN_FAIL_AFTER: fail right after the task `id` finished, changed or not. */
+  private injectFault(id: string): void {
+    if (this.failAfter?.test(id))
+      throw new InjectedFault(`injected failure after ${id} (APLSPAWN_FAIL_AFTER=${this.o.failAfter})`);
+  }
+
+  /** The same for an undo step: it fails the run as an undo that failed does (cancel, roll back). */
+  private injectUndoFault(step: UndoStep, t0: number): void {
+    if (!this.failAfter?.test(step.id)) return;
+    const e = new InjectedFault(
+      `injected failure after ${step.id} (APLSPAWN_FAIL_AFTER=${this.o.failAfter})`,
+    );
+    this.counts.failed++;
+    this.emitTask(step, step.title, "failed", t0, { error: e.message });
+    this.firstFailure ??= { id: step.id, error: e };
+    this.controller.abort(e);
+  }
+
   private undoStep(step: UndoStep, lt: Wrapper) {
     const entries = this.journal.entries().filter((e) => step.select(e));
     const t0 = performance.now();
@@ -460,6 +477,7 @@ class Run {
       lt.title = `${step.title} [nothing to undo]`;
       this.emitTask(step, step.title, "ok", t0);
       this.counts.unchanged++;
+      this.injectUndoFault(step, t0);
       return;
     }
     if (this.o.dryRun) {
@@ -479,6 +497,7 @@ class Run {
         if (failures() === 0) {
           this.counts.changed++;
           this.emitTask(step, step.title, "changed", t0);
+          this.injectUndoFault(step, t0);
           return;
         }
         const e = new Error(

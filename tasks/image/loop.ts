@@ -102,6 +102,19 @@ export const imageLoop = defineTask<LoopParams, LoopResult>({
     const img = requireRoot(p.image, s);
     for (const n of img.layout.notes) ctx.info(n);
     const { offset, size } = img.layout;
+    // A run killed after losetup (before the lower mount) left its device, named in the record:
+    // take it again rather than attach a second one.
+    const rec = await readLoopRecord(ctx, p.lowerDir);
+    if (rec && !p.loopDevice) {
+      const info = (await listLoops(ctx)).find((l) => l.name === rec.device);
+      const free = (await mountsOfDevice(ctx, rec.device)).length === 0;
+      if (info && backs(info, img.identity, offset) && info.ro && info.sizelimit === size && free) {
+        ctx.info(
+          `${p.image}: ${describeLayout(img.layout, img.fs)} → ${rec.device} (attached by an earlier run)`,
+        );
+        return { ...rec, sizelimit: size };
+      }
+    }
     const opts = ["--show", "--read-only", "--offset", String(offset), "--sizelimit", String(size)];
     let lastError = "";
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
