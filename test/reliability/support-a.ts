@@ -1,0 +1,343 @@
+// Helpers of the fault, crash, interrupt and concurrency tests: the task list of a lab, a CLI run
+// one can watch and kill midway, and the residue check every one of them ends with.
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
+import { readdir, readFile, readlink } from "node:fs/promises";
+import { join, relative } from "node:path";
+import { createInterface } from "node:readline";
+import { cgroupsOf, type Lab, nspawnPids, propagateDirs } from "../lab/lab-fixture.js";
+import { CLI, type NsResult, type NsSnapshot } from "../support/ns.js";
+
+const INOTIFY = "/proc/sys/fs/inotify/max_user_instances";
+
+/** fs.inotify.max_user_instances now. */
+export const inotify = async () => Number((await readFile(INOTIFY, "utf8")).trim());
+
+/** Wait until `cond` holds (polling); false when it never did within `tries` × `ms`. */
+export async function waitFor(
+  cond: () => Promise<boolean> | boolean,
+  tries = 1200,
+  ms = 50,
+): Promise<boolean> {
+  for (let i = 0; i < tries; i++) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, ms));
+  }
+  return false;
+}
+
+/** The task ids `run up --list-tasks` prints for the lab's current config. */
+export async function listTasks(lab: Lab): Promise<string[]> {
+  const r = await lab.cli(["run", "up", "--list-tasks"]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  const ids = r.stdout.split("\n").filter(Boolean);
+  assert.ok(ids.length > 10, `too few task ids:\n${r.stdout}`);
+  return ids;
+}
+
+/** A per-container task id split into kind and container name. */
+export const containerTask = (id: string) => /^(container\.[\w.-]+)\[([^\]]+)\]$/.exec(id);
+
+/**
+ * The task ids of a lab, grouped: lab-level ids (network, image, lab), and per-container ids by kind
+ * then by position (first, middle, last container in the order --list-tasks gives).
+ */
+export function classify(ids: string[]): {
+  labLevel: string[];
+  perContainer: { kind: string; position: "first" | "middle" | "last"; id: string }[];
+  names: string[];
+} {
+  const names: string[] = [];
+  for (const id of ids) {
+    const m = containerTask(id);
+    if (m && !names.includes(m[2]!)) names.push(m[2]!);
+  }
+  assert.ok(names.length >= 3, `a lab of at least 3 containers is needed: ${names.join(", ")}`);
+  const pos = (n: string) =>
+    n === names[0] ? "first" : n === names.at(-1) ? "last" : n === names[1] ? "middle" : undefined;
+  const perContainer: { kind: string; position: "first" | "middle" | "last"; id: string }[] = [];
+  const labLevel: string[] = [];
+  for (const id of ids) {
+    const m = containerTask(id);
+    if (!m) labLevel.push(id);
+    else {
+      const p = pos(m[2]!);
+      if (p) perContainer.push({ kind: m[1]!, position: p, id });
+    }
+  }
+  return { labLevel, perContainer, names };
+}
+
+/** Every path under `dir`, relative, sorted (files and directories; symlinks not followed). */
+export async function tree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const p = join(d, e.name);
+      out.push(relative(dir, p));
+      if (e.isDirectory()) await walk(p);
+    }
+  };
+  await walk(dir);
+  return out.sort();
+}
+
+/** The loop devices a run's output says it attached (image.loop's note: "… → /dev/loopN"). */
+export const loopsIn = (r: { stdout: string }) => [
+  ...new Set([...r.stdout.matchAll(/→ (\/dev\/loop\d+)/g)].map((m) => m[1]!)),
+];
+
+/** Whether `device` is attached to `image` (losetup's back file). */
+async function backsImage(lab: Lab, device: string, image: string): Promise<boolean> {
+  const out = (await lab.ns.run("losetup", ["--list", "--noheadings", "-O", "NAME,BACK-FILE"])).stdout;
+  return out.split("\n").some((l) => {
+    const [n, f] = l.trim().split(/\s+/);
+    return n === device && (f === image || f === `${image}`);
+  });
+}
+
+/** Whether a mount namespace other than the lab's mounts `device` (then another test reused it). */
+async function mountedElsewhere(lab: Lab, device: string): Promise<boolean> {
+  const mine = await readlink(`/proc/${lab.ns.pid}/ns/mnt`).catch(() => "");
+  const seen = new Set<string>([mine]);
+  for (const p of await readdir("/proc")) {
+    if (!/^\d+$/.test(p)) continue;
+    const ns = await readlink(`/proc/${p}/ns/mnt`).catch(() => "");
+    if (!ns || seen.has(ns)) continue;
+    seen.add(ns);
+    const info = await readFile(`/proc/${p}/mountinfo`, "utf8").catch(() => "");
+    if (info.split("\n").some((l) => l.split(" - ")[1]?.split(" ")[1] === device)) return true;
+  }
+  return false;
+}
+
+/**
+ * Assert none of `devices` (this lab's, from its output) still holds the image. Other tests attach
+ * the same cached image and `losetup --find` hands out freed numbers again: a device that holds the
+ * image but is mounted in another test's namespace is theirs now.
+ */
+export async function assertLoopsGone(lab: Lab, devices: string[], image: string, what: string) {
+  for (const d of devices) {
+    const gone = await waitFor(
+      async () => !(await backsImage(lab, d, image)) || (await mountedElsewhere(lab, d)),
+      40,
+      100,
+    );
+    assert.ok(gone, `${what}: loop device ${d} of this lab still holds ${image}`);
+  }
+}
+
+/** The image file of the lab's config (file:// URL). */
+export async function imageOf(lab: Lab): Promise<string> {
+  const url = (await readFile(lab.config, "utf8")).match(/url: file:\/\/(\S+)/)?.[1];
+  assert.ok(url, "the lab's image is a file:// URL");
+  return url;
+}
+
+/** What a residue check compares against: the namespace, the lab's files, the inotify limit. */
+export interface Baseline {
+  snap: NsSnapshot;
+  files: string[];
+  inotify: number;
+}
+
+/** Take a baseline of the lab. */
+export async function baseline(lab: Lab): Promise<Baseline> {
+  return { snap: await lab.ns.snapshot(), files: await tree(lab.dir), inotify: await inotify() };
+}
+
+/**
+ * Assert the lab is back at `b`: links, addresses, iptables-save (filter and nat), ip_forward,
+ * mounts; no systemd-nspawn, cgroup or /run dir of the lab; no loop device of the lab; the inotify
+ * limit; and no file in the lab's temp dir (workdir, machinesDir, inventory) but `allowed` ones.
+ */
+export async function assertAsBefore(
+  lab: Lab,
+  b: Baseline,
+  what: string,
+  o: { loops?: string[]; image?: string; allowed?: RegExp; ignore?: (keyof NsSnapshot)[] } = {},
+): Promise<void> {
+  const now = await lab.ns.snapshot();
+  for (const k of o.ignore ?? []) now[k] = b.snap[k];
+  // A bridge that stays (made before the run) changes by itself: IPv6 duplicate address detection
+  // ends, and its carrier goes once ports came and went (a new bridge shows none of NO-CARRIER).
+  const norm = (s: string) =>
+    s
+      .replace(/ tentative\b/g, "")
+      .replace(/NO-CARRIER,|,LOWER_UP/g, "")
+      .replace(/ state (UP|DOWN|UNKNOWN) /g, " ");
+  for (const k of Object.keys(now) as (keyof NsSnapshot)[])
+    assert.equal(norm(now[k]), norm(b.snap[k]), `${what}: ${k} differs from before`);
+  assert.deepEqual(await nspawnPids(lab.dir), [], `${what}: systemd-nspawn processes are left`);
+  assert.deepEqual(await cgroupsOf(lab.prefix), [], `${what}: container cgroups are left`);
+  assert.deepEqual(await propagateDirs(lab.prefix), [], `${what}: nspawn's /run dirs are left`);
+  if (o.loops && o.image) await assertLoopsGone(lab, o.loops, o.image, what);
+  assert.equal(await inotify(), b.inotify, `${what}: fs.inotify.max_user_instances differs from before`);
+  const allowed = o.allowed ?? /$^/;
+  const extra = (await tree(lab.dir)).filter((f) => !b.files.includes(f) && !allowed.test(f));
+  assert.deepEqual(extra, [], `${what}: files were left`);
+}
+
+/** The files a run may leave in its lab's directory after a full rollback: the journal (and its dirs). */
+export const journalOnly = (labName: string) =>
+  new RegExp(`^(work|work/${labName}|work/${labName}/journal\\.jsonl)$`);
+
+/**
+ * What `run down --purge` may leave: the journal, and the (empty) machinesDir itself, a host
+ * directory like /var/lib/machines that `run up` makes when missing and down does not remove.
+ */
+export const afterPurge = (labName: string) =>
+  new RegExp(`^(machines|work|work/${labName}|work/${labName}/journal\\.jsonl)$`);
+
+/** A CLI run in the lab's namespace that a test watches line by line and may kill midway. */
+export interface Watched {
+  child: ChildProcess;
+  /** The node process running the CLI (nsenter execs it: same PID, checked). */
+  pid: number;
+  lines: string[];
+  stderr: string[];
+  /** Resolves with the exit code (or 128 + signal number) and everything printed. */
+  done: Promise<NsResult & { signal: NodeJS.Signals | null }>;
+  /** Wait until a printed line matches (false when the run ended first or after ~timeout). */
+  until(re: RegExp, timeoutMs?: number): Promise<boolean>;
+}
+
+// Watched runs not yet ended: a failing test kills them (killWatched) so none outlives it.
+const live = new Set<Watched>();
+
+/** SIGKILL every watched run still going (cleanup in a test's finally). */
+export async function killWatched(): Promise<void> {
+  for (const w of [...live]) await crash(w);
+}
+
+/** Start `aplspawn -c <config> ARGS` inside the lab's namespace, watching its output. */
+export async function watch(
+  lab: Lab,
+  args: string[],
+  env: Record<string, string> = {},
+  config = lab.config,
+): Promise<Watched> {
+  const [c, a] = lab.ns.wrap(process.execPath, [CLI, "-c", config, ...args]);
+  const child = spawn(c, a, {
+    cwd: lab.dir,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
+  const lines: string[] = [];
+  const stderr: string[] = [];
+  let ended = false;
+  const listeners = new Set<() => void>();
+  createInterface({ input: child.stdout! }).on("line", (l) => {
+    lines.push(l);
+    for (const f of listeners) f();
+  });
+  createInterface({ input: child.stderr! }).on("line", (l) => stderr.push(l));
+  const done = new Promise<NsResult & { signal: NodeJS.Signals | null }>((res) =>
+    child.once("close", (code, signal) => {
+      ended = true;
+      for (const f of listeners) f();
+      res({
+        exitCode: code ?? 128,
+        signal,
+        stdout: lines.join("\n"),
+        stderr: stderr.join("\n"),
+      });
+    }),
+  );
+  await new Promise<void>((res, rej) => {
+    child.once("spawn", res);
+    child.once("error", rej);
+  });
+  const pid = child.pid!;
+  // nsenter without a PID namespace execs the command: wait until the PID is node itself.
+  const isNode = await waitFor(
+    async () =>
+      ended || (await readlink(`/proc/${pid}/exe`).catch(() => "")) === (await readlink("/proc/self/exe")),
+    200,
+    10,
+  );
+  assert.ok(isNode, "the CLI's PID is node");
+  const w: Watched = {
+    child,
+    pid,
+    lines,
+    stderr,
+    done,
+    until(re, timeoutMs = 300_000) {
+      return new Promise<boolean>((res) => {
+        const timer = setTimeout(() => finish(false), timeoutMs);
+        const check = () => {
+          if (lines.some((l) => re.test(l))) finish(true);
+          else if (ended) finish(false);
+        };
+        const finish = (v: boolean) => {
+          clearTimeout(timer);
+          listeners.delete(check);
+          res(v);
+        };
+        listeners.add(check);
+        check();
+      });
+    },
+  };
+  live.add(w);
+  void done.then(() => live.delete(w));
+  return w;
+}
+
+/** SIGKILL a watched run (the node process itself) and wait for it to be gone. */
+export async function crash(w: Watched): Promise<void> {
+  try {
+    process.kill(w.pid, "SIGKILL");
+  } catch {}
+  await w.done;
+}
+
+/** A `--json` task event line for `id` (a glob-free regex) in state `state`. */
+export const eventRe = (id: string, state: string) =>
+  new RegExp(`"event":"task","id":"${id.replace(/[.[\]]/g, "\\$&")}","title":"[^"]*","state":"${state}"`);
+
+/** Lines of `iptables-save` (both tables) in the namespace. */
+export async function iptablesSave(lab: Lab): Promise<string[]> {
+  return (await lab.ns.run("iptables-save", [])).stdout.split("\n").filter((l) => l && !l.startsWith("#"));
+}
+
+/** Assert no rule line of iptables-save appears twice (our rules are each made once). */
+export async function assertNoDuplicateRules(lab: Lab, chain: string, what: string): Promise<void> {
+  const rules = (await iptablesSave(lab)).filter((l) => l.startsWith("-A ") && l.includes(chain));
+  assert.ok(rules.length > 0, `${what}: no rule of chain ${chain}`);
+  const dup = rules.filter((l, i) => rules.indexOf(l) !== i);
+  assert.deepEqual(dup, [], `${what}: duplicated iptables rules`);
+}
+
+/** Overlay mounts in the namespace whose target is under `dir`. */
+export async function overlayMounts(lab: Lab, dir: string): Promise<string[]> {
+  return (await lab.ns.run("findmnt", ["-rn", "-t", "overlay", "-o", "TARGET"])).stdout
+    .split("\n")
+    .filter((l) => l.startsWith(`${dir}/`));
+}
+
+/** Loop devices attached to `image` and mounted at the lab's lower dir (this lab's). */
+export async function labLoops(lab: Lab, labName: string): Promise<string[]> {
+  const lower = join(lab.workdir, labName, "lower");
+  return (await lab.ns.run("findmnt", ["-rn", "-o", "SOURCE,TARGET"])).stdout
+    .split("\n")
+    .map((l) => l.split(" "))
+    .filter(([s, t]) => t === lower && s?.startsWith("/dev/loop"))
+    .map(([s]) => s!);
+}
+
+/**
+ * Cleanup after a failed test: detach those of `devices` that still hold `image` and are mounted in
+ * no other test's namespace (one still mounted in this lab's namespace is marked for autoclear:
+ * `losetup -d` frees it when the namespace goes). Never throws.
+ */
+export async function detachOrphans(lab: Lab, devices: string[], image: string): Promise<void> {
+  for (const d of new Set(devices)) {
+    try {
+      if ((await backsImage(lab, d, image)) && !(await mountedElsewhere(lab, d)))
+        await lab.ns.run("losetup", ["-d", d]);
+    } catch {}
+  }
+}
