@@ -17,12 +17,16 @@ const absPath = z
   .string()
   .min(1)
   .refine((p) => p.startsWith("/"), "must be an absolute path")
-  .refine((p) => !p.split("/").includes(".."), 'must not contain ".."');
+  .refine((p) => !p.split("/").includes(".."), 'must not contain ".."')
+  .refine((p) => !/[\n\r]/.test(p), "must not contain a line break");
 
+// Relative paths are allowed (resolved from the working directory), `..` and line breaks are not:
+// these paths are written into the inventory, where a line break would add lines of its own.
 const anyPath = z
   .string()
   .min(1)
-  .refine((p) => !p.includes("\0"), "must not contain NUL");
+  .refine((p) => !/[\0\n\r]/.test(p), "must not contain NUL or a line break")
+  .refine((p) => !p.split("/").includes(".."), 'must not contain ".."');
 
 const url = z.string().refine((u) => {
   try {

@@ -122,7 +122,7 @@ test(
             loops: [...loopsIn(ra), ...loopsIn(rb), ...loopsIn(downA), ...loopsIn(downB)],
             image,
             allowed: new RegExp(
-              `${afterPurge("rcc").source}|^(machines-b|work/rccb|work/rccb/journal\\.jsonl)$`,
+              `${afterPurge("rcc").source}|^(lab-b\\.yaml|machines-b|work/rccb|work/rccb/journal\\.jsonl)$`,
             ),
           });
         } finally {
