@@ -140,7 +140,11 @@ const corpus: [string, string, RegExp][] = [
   ["network not a mapping", "network: nspawnd0\n", /network: /],
   ["workdir with a line break", 'workdir: "/var/lib/a\\nb"\n', /workdir: must not contain a line break/],
   ["inventory file with ..", "inventory: {file: ../../etc/x}\n", /inventory\.file: must not contain "\.\."/],
-  ["inventory file with a line break", 'inventory: {file: "inv\\n[x]"}\n', /inventory\.file: must not contain NUL or a line break/],
+  [
+    "inventory file with a line break",
+    'inventory: {file: "inv\\n[x]"}\n',
+    /inventory\.file: must not contain NUL or a line break/,
+  ],
   ["workdir too long for ansible's sockets", `workdir: /${"w".repeat(70)}\n`, /workdir: too long/],
 ];
 

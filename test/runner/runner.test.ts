@@ -257,7 +257,7 @@ test("a corrupt journal is reported, never guessed at; a torn last record or a l
     // A damaged record in the middle: nothing is undone on a guess.
     await writeFile(
       jp,
-      [...lines.slice(0, 3), `${lines[3]?.slice(0, 20)}`, ...lines.slice(4)].join("\n") + "\n",
+      `${[...lines.slice(0, 3), `${lines[3]?.slice(0, 20)}`, ...lines.slice(4)].join("\n")}\n`,
     );
     const r = await run(downWorkflow, t.lab);
     assert.ok(r.error instanceof JournalError);
@@ -266,9 +266,9 @@ test("a corrupt journal is reported, never guessed at; a torn last record or a l
     // A well-formed line that is not a journal record.
     await writeFile(
       jp,
-      [...lines.slice(0, 2), JSON.stringify({ op: "begin", entry: { id: 3 } }), ...lines.slice(2)].join(
+      `${[...lines.slice(0, 2), JSON.stringify({ op: "begin", entry: { id: 3 } }), ...lines.slice(2)].join(
         "\n",
-      ) + "\n",
+      )}\n`,
     );
     const r2 = await run(downWorkflow, t.lab);
     assert.ok(r2.error instanceof JournalError);

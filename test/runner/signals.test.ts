@@ -1,7 +1,7 @@
 // Signals and crashes against a real process running the synthetic workflow.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdir, readdir, readFile } from "node:fs/promises";
+import { mkdir, readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
 import { realHost } from "../../src/host/real-host.js";
