@@ -173,13 +173,6 @@ function crossChecks(c: Config): string[] {
         `containers.ipRange: two containers would both be named ${dup} (names use the last octet)`,
       );
   }
-  // Ansible's ssh sockets live in <workdir>/<lab>/ansible-cp/<40-character hash>, and a Unix
-  // socket path holds at most 107 bytes.
-  const socket = Buffer.byteLength(`${c.workdir}/${c.lab}/ansible-cp/`) + 40;
-  if (socket > 107)
-    problems.push(
-      `workdir: too long: ansible's ssh socket paths under it would be ${socket} bytes, and at most 107 fit`,
-    );
   if (c.image.sha256 && c.image.checksums)
     problems.push("image: give image.sha256 or image.checksums, not both");
   return problems;
