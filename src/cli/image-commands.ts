@@ -2,7 +2,7 @@
 // journal, lock and rollback like any workflow) and `image inspect` (where an image's root is).
 // Heavy modules are imported when a command runs, so the CLI starts without them.
 import { resolve } from "node:path";
-import { imagePath, labDir } from "../../config/paths.js";
+import { imagePath } from "../../config/paths.js";
 import type { CommandAdder } from "./commands.js";
 import type { GlobalOptions } from "./main.js";
 
@@ -20,15 +20,10 @@ const image: CommandAdder = (program, cli) => {
     .action(async (o: { output?: string; rootfs?: string; force?: boolean; dryRun?: boolean }, c) => {
       const g = c.optsWithGlobals() as GlobalOptions;
       const config = await cli.load(g);
-      const mode = cli.mode(g);
-      const [{ configSchema }, { imageBuildStep }, { runWorkflow }, { taskRegistry }, { renderEvent }] =
-        await Promise.all([
-          import("../../config/schema.js"),
-          import("../../workflows/getimage.js"),
-          import("../runner/runner.js"),
-          import("../../tasks/index.js"),
-          import("../runner/report.js"),
-        ]);
+      const [{ configSchema }, { imageBuildStep }] = await Promise.all([
+        import("../../config/schema.js"),
+        import("../../workflows/getimage.js"),
+      ]);
       // Without image.build in the config, the default recipe (bookworm with systemd, sshd, python3…).
       const build = config.image.build ?? configSchema.parse({}).image.build!;
       const step = imageBuildStep(config, {
@@ -37,24 +32,10 @@ const image: CommandAdder = (program, cli) => {
         ...(o.rootfs ? { rootfs: resolve(o.rootfs) } : {}),
         ...(o.force ? { force: true } : {}),
       });
-      await runWorkflow(
-        { name: "image build", steps: [step] },
-        {
-          host: cli.io.host,
-          lab: config.lab,
-          labDir: labDir(config),
-          registry: taskRegistry(),
-          mode,
-          emit: (e) => {
-            const line = renderEvent(mode, e);
-            if (line !== undefined) cli.io.out(`${line}\n`);
-          },
-          dryRun: o.dryRun === true,
-          failAfter: cli.io.env.APLSPAWN_FAIL_AFTER || undefined,
-          command: "aplspawn image build",
-          handleSignals: cli.io.handleSignals,
-        },
-      );
+      await cli.run({ name: "image build", steps: [step] }, config, g, {
+        dryRun: o.dryRun === true,
+        command: "aplspawn image build",
+      });
     });
   cmd
     .command("inspect")

@@ -12,7 +12,7 @@ import { CommandError, type Host } from "../host/host.js";
 import { realHost } from "../host/real-host.js";
 import { errorMessage, InterruptedError, TaskFailedError, UsageError } from "../runner/errors.js";
 import { type OutputMode, renderEvent } from "../runner/report.js";
-import { listTaskIds } from "../runner/task.js";
+import { listTaskIds, type Workflow } from "../runner/task.js";
 import { extraCommands } from "./commands.js";
 
 /** Where the package lives (for the default config and the version). */
@@ -41,6 +41,13 @@ export interface CliContext {
   io: CliIo;
   load(g: GlobalOptions): Promise<Config>;
   mode(g: GlobalOptions): OutputMode;
+  /** Run a workflow of the lab, rendering its events on stdout. */
+  run(
+    workflow: Workflow,
+    config: Config,
+    g: GlobalOptions,
+    o: { dryRun?: boolean; noRollback?: boolean; command: string },
+  ): Promise<void>;
 }
 
 // The original tool's `-o OPERATION`: report commands keep their names, the rest are workflows.
@@ -70,6 +77,27 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     io,
     load: async (g) => (await loadConfig(io.host, g.config, packageDir)).config,
     mode: (g) => (g.json ? "json" : io.isTTY ? "tty" : "plain"),
+    async run(workflow, config, g, o) {
+      const mode = cli.mode(g);
+      const { runWorkflow } = await import("../runner/runner.js");
+      const { taskRegistry } = await import("../../tasks/index.js");
+      await runWorkflow(workflow, {
+        host: io.host,
+        lab: config.lab,
+        labDir: labDir(config),
+        registry: taskRegistry(),
+        mode,
+        emit: (e) => {
+          const line = renderEvent(mode, e);
+          if (line !== undefined) io.out(`${line}\n`);
+        },
+        dryRun: o.dryRun === true,
+        noRollback: o.noRollback === true,
+        failAfter: io.env.APLSPAWN_FAIL_AFTER || undefined,
+        command: o.command,
+        handleSignals: io.handleSignals,
+      });
+    },
   };
   program
     .description("A lab of systemd-nspawn containers on one host, for testing Ansible playbooks over SSH")
@@ -121,24 +149,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         io.out(`${listTaskIds(workflow.steps).join("\n")}\n`);
         return;
       }
-      const mode = cli.mode(g);
-      const { runWorkflow } = await import("../runner/runner.js");
-      const { taskRegistry } = await import("../../tasks/index.js");
-      await runWorkflow(workflow, {
-        host: io.host,
-        lab: config.lab,
-        labDir: labDir(config),
-        registry: taskRegistry(),
-        mode,
-        emit: (e) => {
-          const line = renderEvent(mode, e);
-          if (line !== undefined) io.out(`${line}\n`);
-        },
+      await cli.run(workflow, config, g, {
         dryRun: o.dryRun === true,
         noRollback: o.rollback === false,
-        failAfter: io.env.APLSPAWN_FAIL_AFTER || undefined,
         command: `aplspawn run ${name}`,
-        handleSignals: io.handleSignals,
       });
     });
 
