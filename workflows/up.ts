@@ -1,6 +1,6 @@
 // up: the whole lab, as the user sees it on screen: preflight → network → image → attach → lab key
 // → (containers no longer in the config removed) → containers, concurrently → inventory → ansible ping.
-import { containerSpecs } from "../config/load.js";
+import { containerSpecs } from "../config/containers.js";
 import { containerOfId } from "../src/lab/files.js";
 import { UsageError } from "../src/runner/errors.js";
 import { undo } from "../src/runner/task.js";

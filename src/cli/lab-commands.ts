@@ -3,7 +3,7 @@
 import { setMaxListeners } from "node:events";
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { containerSpecs } from "../../config/load.js";
+import { containerSpecs } from "../../config/containers.js";
 import { knownHostsPath, labDir, sshKeyPath } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import { containerProbes } from "../../tasks/container/probes.js";

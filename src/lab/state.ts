@@ -1,6 +1,6 @@
 // What runs of a lab, for the report commands (pids, exec): the journal says which processes
 // aplspawn started; /proc says whether those very processes still run.
-import { containerSpecs } from "../../config/load.js";
+import { containerSpecs } from "../../config/containers.js";
 import { labDir, mergedDir } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import type { Host } from "../host/host.js";

@@ -1,6 +1,6 @@
 // The container checks of `aplspawn status`, in the original tool's words: per container, its
 // process, overlay mount, leader, reachability and ssh. Read-only; they look at the live host.
-import { containerSpecs } from "../../config/load.js";
+import { containerSpecs } from "../../config/containers.js";
 import { containerDir, knownHostsPath, labDir, mergedDir, sshKeyPath } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import { lastLines } from "../../src/host/host.js";
