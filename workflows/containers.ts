@@ -1,8 +1,8 @@
 // Step builders shared by up and spawn (preflight, the lab key, one group per container, the
 // inventory) and the journal selections shared by down, stop, cleanup and up. Only composition.
 import { resolve } from "node:path";
-import { parseCidr } from "../config/ip.js";
 import { type ContainerSpec, containerSpecs } from "../config/containers.js";
+import { parseCidr } from "../config/ip.js";
 import { containerDir, knownHostsPath, labDir, lowerDir, mergedDir, sshKeyPath } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { containerOfId } from "../src/lab/files.js";
