@@ -52,8 +52,9 @@ export async function detachLoop(
       `${t.device} is still mounted at ${mounts.map((m) => m.mountPoint).join(", ")}: unmount it first (\`aplspawn run stop\`)`,
     );
   await ctx.host.exec("losetup", ["--detach", t.device], { signal: ctx.signal });
-  // losetup -d only marks a device that something holds open: wait until it is really gone.
-  for (let i = 0; i < 50; i++) {
+  // losetup -d only marks a device that something holds open: wait until it is really gone. Another
+  // lab on the same image may be reading its superblock for a moment (seen in the suite under load).
+  for (let i = 0; i < 300; i++) {
     if (!(await holds())) return;
     await ctx.host.sleep(100, ctx.signal);
   }
