@@ -6,7 +6,7 @@ import { parseCidr } from "../config/ip.js";
 import { containerDir, knownHostsPath, labDir, lowerDir, mergedDir, sshKeyPath } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { containerOfId } from "../src/lab/files.js";
-import { controlPathDir } from "../src/lab/inventory.js";
+import { inventorySpec } from "../src/lab/inventory.js";
 import { UsageError } from "../src/runner/errors.js";
 import { group, type Step, task } from "../src/runner/task.js";
 import { labAnsiblePing } from "../tasks/container/ansible-ping.js";
@@ -124,16 +124,7 @@ export const inventoryPath = (c: Config) => resolve(c.inventory.file);
 
 /** The inventory, then (when enabled and ansible is installed) an ansible ping of the lab. */
 export const inventorySteps = (c: Config): Step[] => [
-  task(labInventory, "lab.inventory", {
-    path: inventoryPath(c),
-    format: c.inventory.format,
-    group: c.inventory.group,
-    hosts: containerSpecs(c).map((s) => ({ name: s.name, ip: s.ip })),
-    user: c.containers.user,
-    key: sshKeyPath(c),
-    knownHosts: knownHostsPath(c),
-    controlPathDir: controlPathDir(labDir(c)),
-  }),
+  task(labInventory, "lab.inventory", { path: inventoryPath(c), ...inventorySpec(c) }),
   task(labAnsiblePing, "lab.ansible-ping", {
     inventory: inventoryPath(c),
     group: c.inventory.group,

@@ -10,7 +10,7 @@ import { containerProbes } from "../../tasks/container/probes.js";
 import { imageProbes } from "../../tasks/image/probes.js";
 import { netProbes } from "../../tasks/net/probes.js";
 import { runInteractive } from "../lab/interactive.js";
-import { controlPathDir, renderInventory } from "../lab/inventory.js";
+import { inventorySpec, renderInventory } from "../lab/inventory.js";
 import { pinnedOptions } from "../lab/ssh.js";
 import { containerStates } from "../lab/state.js";
 import { ExitError, UsageError } from "../runner/errors.js";
@@ -100,15 +100,7 @@ const inventory: CommandAdder = (program, cli) =>
       const format = o.format ?? c.inventory.format;
       if (format !== "ini" && format !== "yaml")
         throw new UsageError(`--format must be ini or yaml, not "${format}"`);
-      const text = renderInventory({
-        format,
-        group: c.inventory.group,
-        hosts: containerSpecs(c).map((s) => ({ name: s.name, ip: s.ip })),
-        user: c.containers.user,
-        key: sshKeyPath(c),
-        knownHosts: knownHostsPath(c),
-        controlPathDir: controlPathDir(labDir(c)),
-      });
+      const text = renderInventory(inventorySpec(c, format));
       if (o.output === "-") {
         cli.io.out(text);
         return;

@@ -1,6 +1,9 @@
 // The Ansible inventory of a lab, as INI or YAML: each host with its address, user, key, and ssh
 // options that pin host keys to the lab's known_hosts, so `ansible -i FILE` needs no extra flags.
 import { stringify } from "yaml";
+import { containerSpecs } from "../../config/containers.js";
+import { knownHostsPath, labDir, sshKeyPath } from "../../config/paths.js";
+import type { Config } from "../../config/schema.js";
 import { pinnedOptions } from "./ssh.js";
 
 /** Everything an inventory says. */
@@ -24,6 +27,22 @@ const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replac
 
 /** The lab's directory for Ansible's ssh master sockets. */
 export const controlPathDir = (labDir: string) => `${labDir}/ansible-cp`;
+
+/** The lab's inventory as the config describes it (`run up` and `aplspawn inventory` share it). */
+export function inventorySpec(
+  c: Config,
+  format: InventorySpec["format"] = c.inventory.format,
+): InventorySpec {
+  return {
+    format,
+    group: c.inventory.group,
+    hosts: containerSpecs(c).map((s) => ({ name: s.name, ip: s.ip })),
+    user: c.containers.user,
+    key: sshKeyPath(c),
+    knownHosts: knownHostsPath(c),
+    controlPathDir: controlPathDir(labDir(c)),
+  };
+}
 
 /** The common ssh arguments, as one string. */
 export const sshCommonArgs = (knownHosts: string) =>
