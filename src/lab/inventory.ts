@@ -1,5 +1,6 @@
 // The Ansible inventory of a lab, as INI or YAML: each host with its address, user, key, and ssh
 // options that pin host keys to the lab's known_hosts, so `ansible -i FILE` needs no extra flags.
+import { createHash } from "node:crypto";
 import { stringify } from "yaml";
 import { containerSpecs } from "../../config/containers.js";
 import { knownHostsPath, labDir, sshKeyPath } from "../../config/paths.js";
@@ -25,8 +26,14 @@ export interface InventorySpec {
 // Ansible splits ansible_ssh_common_args with shlex: quote what it would split.
 const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'"'"'`)}'`);
 
-/** The lab's directory for Ansible's ssh master sockets. */
-export const controlPathDir = (labDir: string) => `${labDir}/ansible-cp`;
+/**
+ * The lab's directory for Ansible's ssh master sockets: short and under /run, named by the lab
+ * directory. A socket path holds at most 107 bytes and Ansible adds 11 to the directory, ssh 17
+ * more while it creates the socket: under a workdir of 70 bytes or so, Ansible failed with "path
+ * too long for Unix domain socket".
+ */
+export const controlPathDir = (lab: string) =>
+  `/run/aplspawn-cp-${createHash("sha256").update(lab).digest("hex").slice(0, 12)}`;
 
 /** The lab's inventory as the config describes it (`run up` and `aplspawn inventory` share it). */
 export function inventorySpec(

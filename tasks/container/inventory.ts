@@ -1,12 +1,30 @@
 // The Ansible inventory file of the lab, written atomically (temp file, fsync, rename).
 import { readOr } from "../../src/lab/files.js";
 import { type InventorySpec, renderInventory } from "../../src/lab/inventory.js";
-import { defineTask } from "../../src/runner/task.js";
+import { defineTask, type TaskContext } from "../../src/runner/task.js";
 
 /** Journaled parameters: the file and everything it says. */
 export interface InventoryParams extends InventorySpec {
   /** Absolute path of the file. */
   path: string;
+}
+
+/**
+ * Ask each of Ansible's ssh masters for the lab to exit, then remove their directory. A master
+ * keeps its connection for ControlPersist (60 s) after Ansible is done; once the containers are
+ * gone it would wait that long on a dead connection.
+ */
+async function closeMasters(ctx: TaskContext, dir: string): Promise<void> {
+  const sockets = (await ctx.host.fs.exists(dir)) ? await ctx.host.fs.readdir(dir) : [];
+  await Promise.all(
+    sockets.map((s) =>
+      ctx.host.exec("ssh", ["-o", `ControlPath=${dir}/${s}`, "-O", "exit", "aplspawn-lab"], {
+        allowFail: true,
+        timeoutMs: 10_000,
+      }),
+    ),
+  );
+  await ctx.host.fs.rm(dir);
 }
 
 /** Writes the inventory. */
@@ -25,7 +43,6 @@ export const labInventory = defineTask<InventoryParams, null>({
     // Only ours: a file the user has since rewritten is left alone.
     const text = await readOr(ctx.host, p.path, "\0absent");
     if (text.startsWith("# Written by aplspawn.")) await ctx.host.fs.rm(p.path);
-    // Ansible's master sockets for the lab (their masters end with the containers, stopped by now).
-    if (p.controlPathDir) await ctx.host.fs.rm(p.controlPathDir);
+    if (p.controlPathDir) await closeMasters(ctx, p.controlPathDir);
   },
 });

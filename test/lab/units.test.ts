@@ -12,7 +12,7 @@ import { main } from "../../src/cli/main.js";
 import { realHost } from "../../src/host/real-host.js";
 import { addAccount } from "../../src/lab/accounts.js";
 import { containerOfId } from "../../src/lab/files.js";
-import { renderInventory } from "../../src/lab/inventory.js";
+import { controlPathDir, renderInventory } from "../../src/lab/inventory.js";
 import { parseMountinfo } from "../../src/lab/mounts.js";
 import { knownHostsLine, withKnownHost } from "../../src/lab/ssh.js";
 import { UsageError } from "../../src/runner/errors.js";
@@ -21,7 +21,10 @@ import { listTaskIds } from "../../src/runner/task.js";
 import { nspawnArgs } from "../../tasks/container/nspawn.js";
 import { inotifyFor } from "../../tasks/host/inotify.js";
 import { taskRegistry } from "../../tasks/index.js";
-import { workflows } from "../../workflows/index.js";
+import { down } from "../../workflows/down.js";
+import { spawn } from "../../workflows/spawn.js";
+import { stop } from "../../workflows/stop.js";
+import { up } from "../../workflows/up.js";
 import { tempDir } from "../support/ns.js";
 
 const DEBIAN = {
@@ -116,7 +119,7 @@ const entry = (id: string, kind = id.replace(/\[.*$/, "")) => ({ id, kind });
 
 test("up composes preflight first, containers concurrently, inventory last; every kind is registered", () => {
   const c = cfg(2);
-  const wf = workflows.up!.build(c, {});
+  const wf = up(c, {});
   const ids = listTaskIds(wf.steps);
   assert.equal(ids[0], "host.preflight");
   assert.equal(ids[1], "host.inotify");
@@ -125,10 +128,7 @@ test("up composes preflight first, containers concurrently, inventory last; ever
   assert.ok(ids.indexOf("lab.sshkey") < ids.indexOf("container.dirs[aplspawn10]"));
   const group = flat(wf.steps).find((s): s is GroupStep => s.type === "group" && s.id === "containers");
   assert.equal(group?.concurrency, 2);
-  assert.equal(
-    workflows.up!.build(c, { concurrency: 7 }).steps.find((s) => s.id === "containers")?.type,
-    "group",
-  );
+  assert.equal(up(c, { concurrency: 7 }).steps.find((s) => s.id === "containers")?.type, "group");
   const registry = taskRegistry();
   for (const s of flat(wf.steps)) if (s.type === "task") assert.ok(registry.has(s.def.kind), s.def.kind);
   // A smaller count: the extra containers' entries are undone, the others kept.
@@ -136,12 +136,12 @@ test("up composes preflight first, containers concurrently, inventory last; ever
   assert.equal(extra.select(entry("container.nspawn[aplspawn13]")), true);
   assert.equal(extra.select(entry("container.nspawn[aplspawn12]")), false);
   assert.equal(extra.select(entry("net.bridge")), false);
-  assert.throws(() => workflows.up!.build(c, { only: ["aplspawn10"] }), UsageError);
+  assert.throws(() => up(c, { only: ["aplspawn10"] }), UsageError);
 });
 
 test("down undoes containers, image, network, then the rest; the lab's state stays unless --purge", () => {
   const c = cfg();
-  const plain = undos(workflows.down!.build(c, {}).steps);
+  const plain = undos(down(c, {}).steps);
   assert.deepEqual(
     plain.map((u) => u.id),
     ["down.containers", "down.image", "down.network", "down.rest"],
@@ -154,22 +154,22 @@ test("down undoes containers, image, network, then the rest; the lab's state sta
   assert.deepEqual(selected(plain, entry("image.loop")), ["down.image", "down.rest"]);
   assert.deepEqual(selected(plain, entry("net.bridge")), ["down.network", "down.rest"]);
   assert.deepEqual(selected(plain, entry("host.inotify")), ["down.rest"]);
-  const purge = undos(workflows.down!.build(c, { purge: true }).steps);
+  const purge = undos(down(c, { purge: true }).steps);
   assert.deepEqual(selected(purge, entry("container.upper[x10]")), ["down.containers", "down.rest"]);
   assert.deepEqual(selected(purge, entry("lab.sshkey")), ["down.rest"]);
 });
 
 test("stop --only undoes just those containers and keeps the image attached; unknown names are usage errors", () => {
   const c = cfg();
-  const only = workflows.stop!.build(c, { only: ["aplspawn11"] }).steps;
+  const only = stop(c, { only: ["aplspawn11"] }).steps;
   assert.equal(only.length, 1);
   const u = only[0] as UndoStep;
   assert.equal(u.select(entry("container.nspawn[aplspawn11]")), true);
   assert.equal(u.select(entry("container.nspawn[aplspawn10]")), false);
   assert.equal(u.select(entry("container.upper[aplspawn11]")), false, "the upper layer stays");
-  assert.ok(workflows.stop!.build(c, {}).steps.length > 1, "a full stop detaches the image too");
-  assert.throws(() => workflows.stop!.build(c, { only: ["nope"] }), /no container named nope/);
-  const spawnIds = listTaskIds(workflows.spawn!.build(c, { only: ["aplspawn12"] }).steps);
+  assert.ok(stop(c, {}).steps.length > 1, "a full stop detaches the image too");
+  assert.throws(() => stop(c, { only: ["nope"] }), /no container named nope/);
+  const spawnIds = listTaskIds(spawn(c, { only: ["aplspawn12"] }).steps);
   assert.ok(spawnIds.includes("container.nspawn[aplspawn12]"));
   assert.ok(!spawnIds.includes("container.nspawn[aplspawn10]"));
   assert.equal(containerOfId("container.overlay[a-b10]"), "a-b10");
@@ -211,7 +211,10 @@ test("inventory command: INI and YAML that real ansible-inventory reads, pinned 
         h.ansible_ssh_common_args,
         `-o UserKnownHostsFile=${d.path}/w/inv/known_hosts -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes`,
       );
-      assert.equal(h.ansible_control_path_dir, `${d.path}/w/inv/ansible-cp`);
+      // Short, whatever the workdir: Ansible adds 11 bytes and ssh 17 to it (107 at most).
+      assert.match(h.ansible_control_path_dir!, /^\/run\/aplspawn-cp-[0-9a-f]{12}$/);
+      assert.equal(h.ansible_control_path_dir, controlPathDir(`${d.path}/w/inv`));
+      assert.notEqual(controlPathDir(`${d.path}/w/inv`), controlPathDir(`${d.path}/w/other`));
     }
     assert.match(
       renderInventory({
