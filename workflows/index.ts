@@ -1,14 +1,7 @@
-// Every workflow `aplspawn run <name>` knows, by name.
+// Every workflow `aplspawn run <name>` knows, by name. A workflow's module (and the tasks it
+// imports) is loaded when it is run: the CLI starts without them.
 import type { Config } from "../config/schema.js";
 import type { Workflow } from "../src/runner/task.js";
-import { cleanup } from "./cleanup.js";
-import { down } from "./down.js";
-import { getimage } from "./getimage.js";
-import { netdown } from "./netdown.js";
-import { netup } from "./netup.js";
-import { spawn } from "./spawn.js";
-import { stop } from "./stop.js";
-import { up } from "./up.js";
 
 /** What a workflow builder gets besides the config. */
 export interface WorkflowOptions {
@@ -24,13 +17,34 @@ export interface WorkflowOptions {
 export type WorkflowBuilder = (c: Config, o: WorkflowOptions) => Workflow;
 
 /** The workflows, by the name given to `aplspawn run`. */
-export const workflows: Record<string, { describe: string; build: WorkflowBuilder }> = {
-  up: { describe: "the whole lab: network, image, containers, inventory", build: up },
-  down: { describe: "undo everything the lab created, from the journal", build: down },
-  netup: { describe: "bridge, forwarding, iptables chains", build: netup },
-  netdown: { describe: "undo the network", build: netdown },
-  getimage: { describe: "download (or build) and verify the image", build: getimage },
-  spawn: { describe: "attach the image and start the containers", build: spawn },
-  stop: { describe: "stop the containers and detach the image", build: stop },
-  cleanup: { describe: "remove the working directories' content", build: cleanup },
+export const workflows: Record<string, { describe: string; load(): Promise<WorkflowBuilder> }> = {
+  up: {
+    describe: "the whole lab: network, image, containers, inventory",
+    load: async () => (await import("./up.js")).up,
+  },
+  down: {
+    describe: "undo everything the lab created, from the journal",
+    load: async () => (await import("./down.js")).down,
+  },
+  netup: {
+    describe: "bridge, forwarding, iptables chains",
+    load: async () => (await import("./netup.js")).netup,
+  },
+  netdown: { describe: "undo the network", load: async () => (await import("./netdown.js")).netdown },
+  getimage: {
+    describe: "download (or build) and verify the image",
+    load: async () => (await import("./getimage.js")).getimage,
+  },
+  spawn: {
+    describe: "attach the image and start the containers",
+    load: async () => (await import("./spawn.js")).spawn,
+  },
+  stop: {
+    describe: "stop the containers and detach the image",
+    load: async () => (await import("./stop.js")).stop,
+  },
+  cleanup: {
+    describe: "remove the working directories' content",
+    load: async () => (await import("./cleanup.js")).cleanup,
+  },
 };

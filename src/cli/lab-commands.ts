@@ -1,20 +1,15 @@
 // The lab commands of the CLI: status, pids, names, inventory, ssh, exec (the original tool's
-// report operations, plus ways into a container).
+// report operations, plus ways into a container). What a command needs beyond the config (probes,
+// the journal reader, yaml) is imported when it runs: `aplspawn --version` starts without it.
 import { setMaxListeners } from "node:events";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { containerSpecs } from "../../config/containers.js";
-import { knownHostsPath, labDir, sshKeyPath } from "../../config/paths.js";
+import { knownHostsPath, sshKeyPath } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
-import { containerProbes } from "../../tasks/container/probes.js";
-import { imageProbes } from "../../tasks/image/probes.js";
-import { netProbes } from "../../tasks/net/probes.js";
-import { runInteractive } from "../lab/interactive.js";
-import { inventorySpec, renderInventory } from "../lab/inventory.js";
 import { pinnedOptions } from "../lab/ssh.js";
-import { containerStates } from "../lab/state.js";
 import { ExitError, UsageError } from "../runner/errors.js";
-import { type ProbeResult, runProbes } from "../runner/probe.js";
+import type { ProbeResult } from "../runner/probe.js";
 import type { CommandAdder } from "./commands.js";
 import type { GlobalOptions } from "./main.js";
 
@@ -48,6 +43,12 @@ const status: CommandAdder = (program, cli) =>
     .action(async (_o: unknown, cmd: Command) => {
       const g = globals(cmd);
       const c = await cli.load(g);
+      const [{ netProbes }, { imageProbes }, { containerProbes }, { runProbes }] = await Promise.all([
+        import("../../tasks/net/probes.js"),
+        import("../../tasks/image/probes.js"),
+        import("../../tasks/container/probes.js"),
+        import("../runner/probe.js"),
+      ]);
       const probes = [...netProbes(c), ...imageProbes(c), ...containerProbes(c)];
       const signal = new AbortController().signal;
       // Every concurrent probe's command listens on this one signal.
@@ -69,6 +70,7 @@ const pids: CommandAdder = (program, cli) =>
     .action(async (_o: unknown, cmd: Command) => {
       const g = globals(cmd);
       const c = await cli.load(g);
+      const { containerStates } = await import("../lab/state.js");
       const states = await containerStates(cli.io.host, c);
       const live = states.filter((s) => s.leaderPid !== undefined);
       if (g.json) cli.io.out(`${JSON.stringify(states)}\n`);
@@ -100,6 +102,7 @@ const inventory: CommandAdder = (program, cli) =>
       const format = o.format ?? c.inventory.format;
       if (format !== "ini" && format !== "yaml")
         throw new UsageError(`--format must be ini or yaml, not "${format}"`);
+      const { inventorySpec, renderInventory } = await import("../lab/inventory.js");
       const text = renderInventory(inventorySpec(c, format));
       if (o.output === "-") {
         cli.io.out(text);
@@ -150,6 +153,7 @@ const ssh: CommandAdder = (program, cli) =>
         s.ip,
         ...(command.length ? ["--", ...command] : []),
       ];
+      const { runInteractive } = await import("../lab/interactive.js");
       passOn(`ssh to ${name}`, await runInteractive("ssh", args));
     });
 
@@ -162,6 +166,10 @@ const exec: CommandAdder = (program, cli) =>
     .action(async (name: string, command: string[], _o: unknown, cmd: Command) => {
       const c = await cli.load(globals(cmd));
       spec(c, name);
+      const [{ containerStates }, { runInteractive }] = await Promise.all([
+        import("../lab/state.js"),
+        import("../lab/interactive.js"),
+      ]);
       const st = (await containerStates(cli.io.host, c)).find((x) => x.name === name);
       if (!st?.leaderPid) throw new ExitError(`container ${name} is not running`);
       const args = ["-t", String(st.leaderPid), "-m", "-u", "-i", "-n", "-p", "-r", "-w", "--", ...command];

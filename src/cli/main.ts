@@ -140,7 +140,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         throw new UsageError(`Unknown workflow "${name}"; workflows: ${Object.keys(workflows).join(", ")}`);
       const config = await cli.load(g);
       const only = typeof o.only === "string" ? o.only.split(",").filter(Boolean) : undefined;
-      const workflow = wf.build(config, {
+      const build = await wf.load();
+      const workflow = build(config, {
         only,
         concurrency: o.concurrency as number | undefined,
         purge: o.purge === true,
