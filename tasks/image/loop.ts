@@ -2,7 +2,7 @@
 // read from the partition table (no partition scanning: not every host has it). The device is
 // journaled; rollback detaches exactly that device, and only while it still holds this image.
 
-import { dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { describeLayout } from "../../src/image/partition-table.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { ExitError } from "../../src/runner/errors.js";
@@ -39,10 +39,14 @@ const ATTEMPTS = 6;
 // losetup's words when another process took the device it found (`--find` is not atomic).
 const RACE = /busy|resource temporarily unavailable|already in use|no such device|could not find any free/i;
 
-/** Detach one device if it still holds the image's root; never while it is mounted. */
+/**
+ * Detach one device if it still holds the image's root; never while it is mounted. With wait (the
+ * default: the device is ours), wait until it is gone and fail when it is not.
+ */
 export async function detachLoop(
   ctx: HostCtx,
   t: { device: string; ino: string; dev: string; offset: number },
+  o: { wait: boolean } = { wait: true },
 ): Promise<void> {
   const holds = async () => (await listLoops(ctx)).some((l) => l.name === t.device && backs(l, t, t.offset));
   if (!(await holds())) return; // already detached, or reused by someone else since: not ours
@@ -52,6 +56,7 @@ export async function detachLoop(
       `${t.device} is still mounted at ${mounts.map((m) => m.mountPoint).join(", ")}: unmount it first (\`aplspawn run stop\`)`,
     );
   await ctx.host.exec("losetup", ["--detach", t.device], { signal: ctx.signal });
+  if (!o.wait) return;
   // losetup -d only marks a device that something holds open: wait until it is really gone. Another
   // lab on the same image may be reading its superblock for a moment (seen in the suite under load).
   for (let i = 0; i < 300; i++) {
@@ -72,6 +77,20 @@ export async function readLoopRecord(ctx: HostCtx, lowerDir: string): Promise<Lo
   } catch {
     return undefined;
   }
+}
+
+/** Devices that the records of the other labs in the same workdir name (labs may share an image). */
+async function otherLabsDevices(ctx: HostCtx, lowerDir: string): Promise<Set<string>> {
+  const lab = dirname(lowerDir);
+  const workdir = dirname(lab);
+  const found = new Set<string>();
+  for (const other of await ctx.host.fs.readdir(workdir).catch(() => [] as string[])) {
+    const dir = join(workdir, other);
+    if (dir === lab) continue;
+    const rec = await readLoopRecord(ctx, join(dir, basename(lowerDir)));
+    if (rec) found.add(rec.device);
+  }
+  return found;
 }
 
 // Remove the record when it names the device undone (or, after a crash, whatever it names).
@@ -156,17 +175,26 @@ export const imageLoop = defineTask<LoopParams, LoopResult>({
       await removeRecord(ctx, params.lowerDir, result.device);
       return;
     }
+    // run never finished (crash after losetup): the record, written right after losetup, names the
+    // device. Without one (a crash in between), detach the unmounted devices of the image that no
+    // other lab's record claims; one that stays attached is someone else's, in use (another mount
+    // namespace): losetup marked it to go when released, so leave it be.
+    const rec = await readLoopRecord(ctx, params.lowerDir);
     await removeRecord(ctx, params.lowerDir, undefined);
-    // run never finished (crash between losetup and the journal): detach unmounted devices of the image.
+    if (rec) {
+      if ((await mountsOfDevice(ctx, rec.device)).length === 0) await detachLoop(ctx, rec);
+      return;
+    }
     const s = await inspectImage(ctx, params.image).catch(() => undefined);
     if (s?.kind !== "file") return;
     const id = await fileIdentity(ctx, params.image);
     if (!id) return;
+    const claimed = await otherLabsDevices(ctx, params.lowerDir);
     for (const l of await listLoops(ctx)) {
-      if (!backs(l, id, s.layout.offset) || !l.ro) continue;
+      if (!backs(l, id, s.layout.offset) || !l.ro || claimed.has(l.name)) continue;
       if (params.loopDevice && l.name !== params.loopDevice) continue;
       if ((await mountsOfDevice(ctx, l.name)).length > 0) continue;
-      await detachLoop(ctx, { device: l.name, ino: id.ino, dev: id.dev, offset: l.offset });
+      await detachLoop(ctx, { device: l.name, ino: id.ino, dev: id.dev, offset: l.offset }, { wait: false });
     }
   },
   rollbackTitle: (p) => `Detaching loop device of image ${p.image}`,

@@ -36,6 +36,7 @@ async function drive(action: string, file: string): Promise<number> {
           if (line !== undefined) process.stdout.write(`${line}\n`);
         },
         failAfter: process.env.APLSPAWN_FAIL_AFTER || undefined,
+        noRollback: process.env.DRIVE_NO_ROLLBACK === "1",
         command: `drive ${action}`,
       },
     );
