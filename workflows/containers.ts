@@ -3,7 +3,15 @@
 import { resolve } from "node:path";
 import { type ContainerSpec, containerSpecs } from "../config/containers.js";
 import { parseCidr } from "../config/ip.js";
-import { containerDir, knownHostsPath, labDir, lowerDir, mergedDir, sshKeyPath } from "../config/paths.js";
+import {
+  containerDir,
+  knownHostsPath,
+  labDir,
+  labHolder,
+  lowerDir,
+  mergedDir,
+  sshKeyPath,
+} from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { containerOfId } from "../src/lab/files.js";
 import { inventorySpec } from "../src/lab/inventory.js";
@@ -35,7 +43,7 @@ export const preflightSteps = (c: Config, o: { bridgeMustExist: boolean }): Step
     programs: PROGRAMS,
     ...(o.bridgeMustExist ? { bridge: c.network.bridge } : {}),
   }),
-  task(hostInotify, "host.inotify", inotifyFor(c.containers.count)),
+  task(hostInotify, "host.inotify", { ...inotifyFor(c.containers.count), holder: labHolder(c) }),
 ];
 
 /** The lab's SSH key. */

@@ -41,7 +41,7 @@ type JournalRecord = z.infer<typeof recordSchema>;
 export type JournalEntry = z.infer<typeof entrySchema>;
 
 /** The journal file of a lab directory. */
-export const journalPath = (labDir: string) => join(labDir, "journal.jsonl");
+export { journalPath } from "./journal-path.js";
 
 const COMPACT_MIN_RECORDS = 256;
 

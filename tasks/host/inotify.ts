@@ -1,10 +1,12 @@
 // fs.inotify.max_user_instances: every booted systemd container takes several inotify instances of
 // root's, and at the default 128 new containers hang in early boot from about the 25th on. Raise
-// it before starting containers, remember the old value, restore it on down.
-import { defineTask, type TaskContext } from "../../src/runner/task.js";
+// it before starting containers. The limit is host-wide: the lab holds it (tasks/host/held-setting),
+// and the value found before any lab raised it comes back when the last lab lets go.
+import type { TaskContext } from "../../src/runner/task.js";
+import { type HeldParams, heldSettingTask } from "./held-setting.js";
 
 /** Parameters. */
-export interface InotifyParams {
+export interface InotifyParams extends HeldParams {
   /** The least value that lets the lab boot. */
   minimum: number;
   /** The value written when the current one is below minimum. */
@@ -14,38 +16,21 @@ export interface InotifyParams {
 const PATH = "/proc/sys/fs/inotify/max_user_instances";
 
 /** What the lab needs for `count` booted containers (about 40 each, besides the host's own use). */
-export function inotifyFor(count: number): InotifyParams {
+export function inotifyFor(count: number): Omit<InotifyParams, "holder"> {
   const minimum = 128 + count * 40;
   return { minimum, value: Math.max(8192, minimum) };
 }
 
-async function current(ctx: TaskContext): Promise<number> {
-  return Number((await ctx.host.fs.readFile(PATH)).trim());
-}
-
-/** Raises the inotify instance limit; rollback restores the value it found. */
-export const hostInotify = defineTask<InotifyParams, { raisedTo: number }, { old: number }>({
+/** Raises the inotify instance limit (when below the lab's minimum) and holds it. */
+export const hostInotify = heldSettingTask<InotifyParams>({
   kind: "host.inotify",
+  name: "fs.inotify.max_user_instances",
   title: (p) => `Checking fs.inotify.max_user_instances is at least ${p.minimum}`,
-  rollbackTitle: () => "Restoring fs.inotify.max_user_instances",
-  async check(ctx, p) {
-    return (await current(ctx)) >= p.minimum;
-  },
-  async prepare(ctx) {
-    return { old: await current(ctx) };
-  },
-  async run(ctx, p) {
-    await ctx.host.fs.appendFile(PATH, `${p.value}\n`);
-    return { raisedTo: p.value };
-  },
-  async rollback(ctx, { params: p, intent }) {
-    if (!intent) return;
-    // Someone changed it since: theirs wins.
-    const now = await current(ctx);
-    if (now !== p.value) {
-      if (now !== intent.old) ctx.info(`left at ${now}: it was changed after aplspawn raised it`);
-      return;
-    }
-    await ctx.host.fs.appendFile(PATH, `${intent.old}\n`);
-  },
+  rollbackTitle: () => "Letting go of fs.inotify.max_user_instances (the last lab restores it)",
+  setting: async (ctx: TaskContext) => ({
+    key: "inotify",
+    read: async () => (await ctx.host.fs.readFile(PATH)).trim(),
+    write: (v) => ctx.host.fs.appendFile(PATH, `${v}\n`),
+  }),
+  want: (p, cur) => (Number(cur) >= p.minimum ? undefined : String(p.value)),
 });

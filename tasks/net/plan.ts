@@ -2,6 +2,7 @@
 // netup workflow (which composes tasks from it) and the status probes (which check the same things),
 // so the two never disagree. No I/O here.
 import { intToIp, parseCidr } from "../../config/ip.js";
+import { labHolder } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import type { BridgeParams } from "./bridge.js";
 import type { BridgeAddressParams } from "./bridge-address.js";
@@ -87,7 +88,7 @@ export function netPlan(c: Config): NetPlan {
   const plan: NetPlan = {
     bridge: { bridge },
     address: { bridge, address },
-    forwarding: { lab: c.lab, chain },
+    forwarding: { holder: labHolder(c) },
     filterChain: { table: "filter", chain },
     filterRules,
   };

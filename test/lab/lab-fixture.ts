@@ -212,6 +212,7 @@ export async function withLab(
   } finally {
     const killed = await killNspawns(t.path);
     const leftDirs = [...(await propagateDirs(`${name}-`)), ...(await cgroupsOf(`${name}-`))];
+    const leftHolds = await holdsUnder(t.path);
     for (const d of leftDirs)
       await (d.startsWith("/sys/fs/cgroup") ? rmdirTree(d) : rm(d, { recursive: true, force: true })).catch(
         () => undefined,
@@ -228,6 +229,7 @@ export async function withLab(
       assert.deepEqual(loops, [], "loop devices were left attached");
       assert.equal(inotifyAfter, inotifyBefore, "fs.inotify.max_user_instances was not restored");
       assert.deepEqual(leftDirs, [], "container cgroups or nspawn's /run dirs were left");
+      assert.deepEqual(leftHolds, [], "holds on host-wide settings were left in /run");
     }
   }
 }
@@ -250,6 +252,19 @@ export async function assertNoResidue(lab: Lab, what: string): Promise<void> {
     [],
     `${what}: systemd-nspawn's per-machine dirs are left`,
   );
+}
+
+/** Host-wide settings (src/lab/holds.ts) that a lab under `dir` still holds: "<record>: <lab>". */
+export async function holdsUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of await readdir("/run").catch(() => [] as string[])) {
+    if (!/^aplspawn-hold\..*\.json$/.test(n)) continue;
+    const rec = JSON.parse(await readFile(`/run/${n}`, "utf8").catch(() => "{}")) as {
+      holders?: { lab: string }[];
+    };
+    for (const h of rec.holders ?? []) if (h.lab.startsWith(dir)) out.push(`/run/${n}: ${h.lab}`);
+  }
+  return out;
 }
 
 /** systemd-nspawn's per-machine directories in /run (left when it is killed) of this lab's containers. */

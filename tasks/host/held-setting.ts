@@ -1,0 +1,55 @@
+// A task that makes a host-wide setting hold what the lab needs and holds it for the lab
+// (src/lab/holds.ts): ip_forward and the inotify limit are both this, with their own value and
+// scope. Check: the value will do and the lab holds it. Run: hold it, writing the value if needed.
+// Rollback: let go; the last lab to let go puts the original value back.
+import {
+  type Holder,
+  holdSetting,
+  holdsSetting,
+  releaseSetting,
+  type SharedSetting,
+} from "../../src/lab/holds.js";
+import { defineTask, type TaskContext, type TaskDef } from "../../src/runner/task.js";
+
+/** Parameters every held setting has. */
+export interface HeldParams {
+  /** The lab that holds the setting. */
+  holder: Holder;
+}
+
+/** What makes one held-setting task. */
+export interface HeldSettingSpec<P extends HeldParams> {
+  kind: string;
+  title(p: P): string;
+  rollbackTitle(p: P): string;
+  /** The setting's name in messages, e.g. "net.ipv4.ip_forward". */
+  name: string;
+  setting(ctx: TaskContext): Promise<SharedSetting>;
+  /** The value to write given the current one; undefined when the current one will do. */
+  want(p: P, current: string): string | undefined;
+}
+
+/** Define the task. */
+export function heldSettingTask<P extends HeldParams>(
+  spec: HeldSettingSpec<P>,
+): TaskDef<P, { wrote?: string }> {
+  return defineTask<P, { wrote?: string }>({
+    kind: spec.kind,
+    title: spec.title,
+    rollbackTitle: spec.rollbackTitle,
+    async check(ctx, p) {
+      const s = await spec.setting(ctx);
+      return spec.want(p, await s.read()) === undefined && (await holdsSetting(ctx.host, s, p.holder.lab));
+    },
+    async run(ctx, p) {
+      return holdSetting(ctx.host, await spec.setting(ctx), p.holder, (cur) => spec.want(p, cur), ctx.signal);
+    },
+    async rollback(ctx, { params: p }) {
+      const r = await releaseSetting(ctx.host, await spec.setting(ctx), p.holder.lab, ctx.signal);
+      if (r.others.length > 0)
+        ctx.info(`${spec.name} left as it is: lab ${r.others.join(", ")} still relies on it`);
+      if (r.leftChanged)
+        ctx.info(`${spec.name} left at ${r.leftChanged}: it was changed after aplspawn set it`);
+    },
+  });
+}

@@ -1,0 +1,119 @@
+// Host-wide settings held by several labs (src/lab/holds.ts), on the real host's /run with a
+// setting backed by a temp file: the last holder restores, a holder whose journal is gone does not
+// count, someone else's change is kept, and holders racing each other keep the record consistent.
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { realHost } from "../../src/host/real-host.js";
+import {
+  holdSetting,
+  holdsSetting,
+  recordPath,
+  releaseSetting,
+  type SharedSetting,
+} from "../../src/lab/holds.js";
+import { isRoot, tempDir } from "../support/ns.js";
+
+const skip = isRoot ? false : "needs root (/run)";
+const host = realHost();
+
+async function fixture(value: string) {
+  const d = await tempDir("aplspawn-holds-");
+  const file = join(d.path, "value");
+  await writeFile(file, value);
+  const key = `test-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const s: SharedSetting = {
+    key,
+    read: async () => (await readFile(file, "utf8")).trim(),
+    write: (v) => writeFile(file, v),
+  };
+  const lab = async (name: string) => {
+    const journal = join(d.path, name, "journal.jsonl");
+    await rm(join(d.path, name), { recursive: true, force: true });
+    await host.fs.mkdir(join(d.path, name));
+    await writeFile(journal, "");
+    return { lab: join(d.path, name), journal };
+  };
+  return {
+    s,
+    lab,
+    value: () => s.read(),
+    async cleanup() {
+      await rm(recordPath(key), { force: true });
+      await d.cleanup();
+    },
+  };
+}
+
+async function withFixture(value: string, body: (f: Awaited<ReturnType<typeof fixture>>) => Promise<void>) {
+  const f = await fixture(value);
+  try {
+    await body(f);
+  } finally {
+    await f.cleanup();
+  }
+}
+
+const raise = (cur: string) => (Number(cur) >= 1000 ? undefined : "8192");
+
+test("the last of two labs puts the value back; the first leaves it for the other", { skip }, () =>
+  withFixture("128", async (f) => {
+    const a = await f.lab("a");
+    const b = await f.lab("b");
+    assert.deepEqual(await holdSetting(host, f.s, a, raise), { wrote: "8192" });
+    assert.deepEqual(await holdSetting(host, f.s, b, raise), {}, "b finds it raised");
+    assert.ok(await holdsSetting(host, f.s, b.lab));
+    assert.deepEqual(await releaseSetting(host, f.s, a.lab), { others: [b.lab] });
+    assert.equal(await f.value(), "8192", "lowered under lab b");
+    assert.equal(await holdsSetting(host, f.s, a.lab), false);
+    assert.deepEqual(await releaseSetting(host, f.s, b.lab), { restored: "128", others: [] });
+    assert.equal(await f.value(), "128");
+    assert.equal(existsSync(recordPath(f.s.key)), false, "the record was left");
+    assert.deepEqual(await releaseSetting(host, f.s, b.lab), { others: [] }, "a second release does nothing");
+  }),
+);
+
+test("a holder whose journal is gone does not count, yet its record still restores", { skip }, () =>
+  withFixture("128", async (f) => {
+    const a = await f.lab("a");
+    const b = await f.lab("b");
+    await holdSetting(host, f.s, a, raise);
+    await rm(a.lab, { recursive: true }); // lab a deleted by hand, never taken down
+    assert.deepEqual(await holdSetting(host, f.s, b, raise), {});
+    assert.deepEqual(await releaseSetting(host, f.s, b.lab), { restored: "128", others: [] });
+    assert.equal(await f.value(), "128");
+  }),
+);
+
+test("a value changed by someone else since is theirs: left as it is", { skip }, () =>
+  withFixture("128", async (f) => {
+    const a = await f.lab("a");
+    await holdSetting(host, f.s, a, raise);
+    await f.s.write("512");
+    assert.deepEqual(await releaseSetting(host, f.s, a.lab), { leftChanged: "512", others: [] });
+    assert.equal(await f.value(), "512");
+    // Found already high enough: held, nothing written, nothing to put back.
+    const b = await f.lab("b");
+    await f.s.write("9000");
+    assert.deepEqual(await holdSetting(host, f.s, b, raise), {});
+    assert.deepEqual(await releaseSetting(host, f.s, b.lab), { others: [] });
+    assert.equal(await f.value(), "9000");
+  }),
+);
+
+test("labs holding and letting go at once keep one consistent record", { skip }, () =>
+  withFixture("128", async (f) => {
+    const labs = await Promise.all(Array.from({ length: 12 }, (_, i) => f.lab(`l${i}`)));
+    await Promise.all(labs.map((l) => holdSetting(host, f.s, l, raise)));
+    assert.equal(await f.value(), "8192");
+    const rec = JSON.parse(await readFile(recordPath(f.s.key), "utf8"));
+    assert.equal(rec.original, "128");
+    assert.deepEqual(rec.holders.map((h: { lab: string }) => h.lab).sort(), labs.map((l) => l.lab).sort());
+    const released = await Promise.all(labs.map((l) => releaseSetting(host, f.s, l.lab)));
+    assert.equal(released.filter((r) => r.restored === "128").length, 1, "exactly one lab restores");
+    assert.equal(await f.value(), "128");
+    assert.equal(existsSync(recordPath(f.s.key)), false);
+  }),
+);
