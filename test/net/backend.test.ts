@@ -1,11 +1,11 @@
 // iptables backends: the legacy one works like nf_tables, rules are removed with the backend that
 // made them even after the host switched, and a missing iptables is reported clearly.
 import assert from "node:assert/strict";
-import { cp, rm, symlink } from "node:fs/promises";
+import { cp, mkdir, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { isRoot, TestNamespace as Ns, type TestNamespace, tempDir } from "../support/ns.js";
-import { initTables, makeLab, ok, rules, sameSnapshot } from "./lab.js";
+import { isRoot, type TestNamespace } from "../support/ns.js";
+import { initTables, ok, rules, sameSnapshot, withNetLab } from "./lab.js";
 
 const skip = !isRoot && "needs root (real bridges and iptables in a private namespace)";
 
@@ -26,10 +26,9 @@ async function useLegacy(ns: TestNamespace, dir: string): Promise<void> {
   assert.match((await ns.run("iptables", ["-V"])).stdout, /\(legacy\)/);
 }
 
-test("netup and netdown with the legacy backend", { skip }, async () => {
-  const ns = await Ns.create();
-  const lab = await makeLab(ns);
-  try {
+test("netup and netdown with the legacy backend", { skip }, () =>
+  withNetLab({}, async (ns, lab) => {
+    // withNetLab made the nf_tables tables; the legacy ones need the same.
     await useLegacy(ns, lab.dir);
     await initTables(ns);
     const before = await ns.snapshot();
@@ -41,20 +40,11 @@ test("netup and netdown with the legacy backend", { skip }, async () => {
     assert.doesNotMatch((await ns.run("iptables-nft-save", [])).stdout, /NSPAWN/);
     ok(await lab.cli(["run", "netdown"]));
     sameSnapshot(await ns.snapshot(), before, "after netdown");
-  } finally {
-    await lab.cleanup();
-    await ns.destroy();
-  }
-});
+  }),
+);
 
-test("rules made with nf_tables are removed with nf_tables after the host switched to legacy", {
-  skip,
-}, async () => {
-  const ns = await Ns.create();
-  const lab = await makeLab(ns);
-  try {
-    await initTables(ns);
-    const before = await ns.snapshot();
+test("rules made with nf_tables are removed with nf_tables after the host switched to legacy", { skip }, () =>
+  withNetLab({}, async (ns, lab, before) => {
     ok(await lab.cli(["run", "netup"]));
     await useLegacy(ns, lab.dir);
     ok(await lab.cli(["run", "netdown"]));
@@ -62,35 +52,27 @@ test("rules made with nf_tables are removed with nf_tables after the host switch
     assert.doesNotMatch(await rules(ns), /NSPAWN|aplspawn/, "nothing done in the legacy tables");
     assert.equal((await ns.run("umount", ["/etc/alternatives"])).exitCode, 0);
     sameSnapshot(await ns.snapshot(), before, "nf_tables after netdown");
-  } finally {
-    await lab.cleanup();
-    await ns.destroy();
-  }
-});
+  }),
+);
 
-test("without iptables, netup fails with a clear message and undoes whatever it made meanwhile", {
-  skip,
-}, async () => {
-  const ns = await Ns.create();
-  const lab = await makeLab(ns);
-  const bin = await tempDir("aplspawn-bin-");
-  try {
-    await initTables(ns);
-    const before = await ns.snapshot();
-    // A PATH with what netup needs besides iptables (and nsenter, to enter the namespace).
-    for (const cmd of ["nsenter", "ip", "sysctl"]) {
-      const which = await ns.run("sh", ["-c", `command -v ${cmd}`]);
-      await symlink(which.stdout.trim(), join(bin.path, cmd));
-    }
-    const r = await lab.cli(["run", "netup"], { PATH: bin.path });
-    assert.equal(r.exitCode, 1, r.stdout + r.stderr);
-    // The four parts of netup run side by side: whichever iptables task comes first fails.
-    assert.match(r.stderr, /task net\.(filter|nat)\.chain failed: iptables is not installed/);
-    assert.match(r.stderr, /apt-get install iptables/);
-    sameSnapshot(await ns.snapshot(), before, "after the failed netup");
-  } finally {
-    await bin.cleanup();
-    await lab.cleanup();
-    await ns.destroy();
-  }
-});
+test(
+  "without iptables, netup fails with a clear message and undoes whatever it made meanwhile",
+  { skip },
+  () =>
+    withNetLab({}, async (ns, lab) => {
+      const bin = join(lab.dir, "bin");
+      await mkdir(bin);
+      const before = await ns.snapshot();
+      // A PATH with what netup needs besides iptables (and nsenter, to enter the namespace).
+      for (const cmd of ["nsenter", "ip", "sysctl"]) {
+        const which = await ns.run("sh", ["-c", `command -v ${cmd}`]);
+        await symlink(which.stdout.trim(), join(bin, cmd));
+      }
+      const r = await lab.cli(["run", "netup"], { PATH: bin });
+      assert.equal(r.exitCode, 1, r.stdout + r.stderr);
+      // The four parts of netup run side by side: whichever iptables task comes first fails.
+      assert.match(r.stderr, /task net\.(filter|nat)\.chain failed: iptables is not installed/);
+      assert.match(r.stderr, /apt-get install iptables/);
+      sameSnapshot(await ns.snapshot(), before, "after the failed netup");
+    }),
+);

@@ -1,8 +1,8 @@
 // Two labs with their own bridges and chains in one namespace: each netdown removes only its own.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isRoot, TestNamespace } from "../support/ns.js";
-import { events, initTables, makeLab, ok, probes, rules, sameSnapshot, settled, summary } from "./lab.js";
+import { isRoot } from "../support/ns.js";
+import { events, ok, probes, rules, sameSnapshot, settled, summary, withNetLabs } from "./lab.js";
 
 const skip = !isRoot && "needs root (real bridges and iptables in a private namespace)";
 
@@ -15,19 +15,14 @@ const beta = {
   ipRange: ["10.10.13.10", "10.10.13.60"] as [string, string],
 };
 
-test("two labs coexist; netdown in reverse order leaves each as it was", { skip }, async () => {
-  const ns = await TestNamespace.create();
-  const a = await makeLab(ns, alpha);
-  const b = await makeLab(ns, beta);
-  try {
-    await initTables(ns);
-    const base = await ns.snapshot();
+test("two labs coexist; netdown in reverse order leaves each as it was", { skip }, () =>
+  withNetLabs([alpha, beta], async (ns, [a, b], base) => {
     ok(await a.cli(["run", "netup"]));
     const onlyAlpha = settled(await ns.snapshot());
     assert.equal(
       summary(ok(await b.cli(["--json", "run", "netup"]))).changed,
-      12,
-      "beta finds forwarding on",
+      13,
+      "beta finds forwarding on, and holds it too",
     );
     const both = await rules(ns);
     assert.match(both, /-j ALPHA/);
@@ -37,50 +32,39 @@ test("two labs coexist; netdown in reverse order leaves each as it was", { skip 
     assert.equal(summary(ok(await a.cli(["--json", "run", "netup"]))).changed, 0, "alpha is intact");
     ok(await a.cli(["run", "netdown"]));
     sameSnapshot(await ns.snapshot(), base, "after alpha's netdown");
-  } finally {
-    await a.cleanup();
-    await b.cleanup();
-    await ns.destroy();
-  }
-});
+  }),
+);
 
-test("the first lab's netdown leaves forwarding on while another lab still uses it", { skip }, async () => {
-  const ns = await TestNamespace.create();
-  const a = await makeLab(ns, alpha);
-  const b = await makeLab(ns, beta);
-  try {
-    await initTables(ns);
-    const base = await ns.snapshot();
-    ok(await a.cli(["run", "netup"]));
-    ok(await b.cli(["run", "netup"]));
-    const nd = ok(await a.cli(["--json", "run", "netdown"]));
-    const note = events(nd).find((e) => e.event === "info" && e.id === "net.forwarding");
-    assert.match(
-      note?.message ?? "",
-      /net\.ipv4\.ip_forward left at 1 \(it was 0 before this lab\): lab beta still forwards through it/,
-    );
-    const left = await rules(ns);
-    assert.doesNotMatch(left, /ALPHA|bralpha|aplspawn:alpha/);
-    assert.equal(
-      (await ns.run("ip", ["link", "show", "dev", "bralpha"])).exitCode,
-      1,
-      "alpha's bridge is gone",
-    );
-    assert.deepEqual(
-      (await probes(ns, b)).filter((p) => !p.ok),
-      [],
-      "every check of beta still passes",
-    );
-    assert.equal(summary(ok(await b.cli(["--json", "run", "netup"]))).changed, 0, "beta is intact");
-    ok(await b.cli(["run", "netdown"]));
-    // Beta found forwarding already on, so it has no old value to put back: ip_forward stays 1,
-    // as the note above said. Everything else is gone.
-    const after = await ns.snapshot();
-    assert.equal(after.ipForward, "1");
-    sameSnapshot({ ...after, ipForward: base.ipForward }, base, "after both netdowns");
-  } finally {
-    await a.cleanup();
-    await b.cleanup();
-    await ns.destroy();
-  }
-});
+test(
+  "the first lab's netdown leaves forwarding on for the other; the last one's puts it back",
+  { skip },
+  () =>
+    withNetLabs([alpha, beta], async (ns, [a, b], base) => {
+      ok(await a.cli(["run", "netup"]));
+      ok(await b.cli(["run", "netup"]));
+      const nd = ok(await a.cli(["--json", "run", "netdown"]));
+      const note = events(nd).find((e) => e.event === "info" && e.id === "net.forwarding");
+      assert.match(
+        note?.message ?? "",
+        /^net\.ipv4\.ip_forward left as it is: lab \/\S+\/beta still relies on it$/,
+      );
+      const left = await rules(ns);
+      assert.doesNotMatch(left, /ALPHA|bralpha|aplspawn:alpha/);
+      assert.equal(
+        (await ns.run("ip", ["link", "show", "dev", "bralpha"])).exitCode,
+        1,
+        "alpha's bridge is gone",
+      );
+      assert.deepEqual(
+        (await probes(ns, b)).filter((p) => !p.ok),
+        [],
+        "every check of beta still passes",
+      );
+      assert.equal(summary(ok(await b.cli(["--json", "run", "netup"]))).changed, 0, "beta is intact");
+      ok(await b.cli(["run", "netdown"]));
+      // Beta found forwarding on (alpha's doing), but the hold record kept the value found before
+      // alpha: the last lab to let go puts it back.
+      sameSnapshot(await ns.snapshot(), base, "after both netdowns");
+      assert.equal(base.ipForward, "0");
+    }),
+);

@@ -2,20 +2,15 @@
 // there, a rule deleted by hand, containers still attached.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isRoot, TestNamespace } from "../support/ns.js";
-import { initTables, makeLab, ok, probes, rules, sameSnapshot, settled, summary, taskIds } from "./lab.js";
+import { isRoot } from "../support/ns.js";
+import { ok, probes, rules, sameSnapshot, settled, summary, taskIds, withNetLab } from "./lab.js";
 
 const skip = !isRoot && "needs root (real bridges and iptables in a private namespace)";
 
 const sorted = (s: string) => s.split("\n").sort().join("\n");
 
-test("a bridge that existed before netup survives netdown; what netup added to it is undone", {
-  skip,
-}, async () => {
-  const ns = await TestNamespace.create();
-  const lab = await makeLab(ns);
-  try {
-    await initTables(ns);
+test("a bridge that existed before netup survives netdown; what netup added to it is undone", { skip }, () =>
+  withNetLab({}, async (ns, lab) => {
     // Up once and down again, as any bridge in use has been: the kernel gives a link its qdisc
     // the first time it comes up and keeps it, which is not aplspawn's to undo.
     for (const args of [
@@ -45,89 +40,33 @@ test("a bridge that existed before netup survives netdown; what netup added to i
     assert.deepEqual(taskIds(up2, "ok"), ["net.bridge", "net.bridge.address", "net.bridge.up"]);
     ok(await lab.cli(["run", "netdown"]));
     sameSnapshot(settled(await ns.snapshot()), configured, "after the second netdown");
-  } finally {
-    await lab.cleanup();
-    await ns.destroy();
-  }
-});
+  }),
+);
 
-test("netup alone restores a rule, a jump or an address deleted by hand, and only that", {
-  skip,
-}, async () => {
-  const ns = await TestNamespace.create();
-  const lab = await makeLab(ns);
-  try {
-    await initTables(ns);
-    const before = await ns.snapshot();
+test("netup alone restores a rule, a jump or an address deleted by hand, and only that", { skip }, () =>
+  withNetLab({}, async (ns, lab, before) => {
     ok(await lab.cli(["run", "netup"]));
     const full = await rules(ns);
     const fullAddrs = settled(await ns.snapshot()).addrs;
-    const drifts: { id: string; undo: string[] }[] = [
+    // Each drift is undone by a command line split at its spaces (no argument holds one).
+    const drifts: { id: string; undo: string }[] = [
       {
         id: "net.filter.rule[return]",
-        undo: [
-          "iptables",
-          "-w",
-          "-D",
-          "NSPAWN",
-          "-o",
-          "nspawnd0",
-          "-m",
-          "conntrack",
-          "--ctstate",
-          "RELATED,ESTABLISHED",
-          "-m",
-          "comment",
-          "--comment",
-          "aplspawn:nettest",
-          "-j",
-          "ACCEPT",
-        ],
+        undo: "iptables -w -D NSPAWN -o nspawnd0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment aplspawn:nettest -j ACCEPT",
       },
       {
         id: "net.filter.jump[in]",
-        undo: [
-          "iptables",
-          "-w",
-          "-D",
-          "FORWARD",
-          "-i",
-          "nspawnd0",
-          "-m",
-          "comment",
-          "--comment",
-          "aplspawn:nettest",
-          "-j",
-          "NSPAWN",
-        ],
+        undo: "iptables -w -D FORWARD -i nspawnd0 -m comment --comment aplspawn:nettest -j NSPAWN",
       },
       {
         id: "net.nat.rule[masquerade]",
-        undo: [
-          "iptables",
-          "-w",
-          "-t",
-          "nat",
-          "-D",
-          "NSPAWN",
-          "-s",
-          "10.10.12.0/26",
-          "!",
-          "-o",
-          "nspawnd0",
-          "-m",
-          "comment",
-          "--comment",
-          "aplspawn:nettest",
-          "-j",
-          "MASQUERADE",
-        ],
+        undo: "iptables -w -t nat -D NSPAWN -s 10.10.12.0/26 ! -o nspawnd0 -m comment --comment aplspawn:nettest -j MASQUERADE",
       },
-      { id: "net.bridge.address", undo: ["ip", "addr", "del", "10.10.12.1/26", "dev", "nspawnd0"] },
-      { id: "net.forwarding", undo: ["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"] },
+      { id: "net.bridge.address", undo: "ip addr del 10.10.12.1/26 dev nspawnd0" },
+      { id: "net.forwarding", undo: "sysctl -q -w net.ipv4.ip_forward=0" },
     ];
     for (const d of drifts) {
-      const [cmd = "", ...args] = d.undo;
+      const [cmd = "", ...args] = d.undo.split(" ");
       const del = await ns.run(cmd, args);
       assert.equal(del.exitCode, 0, del.stderr);
       const failing = (await probes(ns, lab)).filter((p) => !p.ok);
@@ -143,42 +82,33 @@ test("netup alone restores a rule, a jump or an address deleted by hand, and onl
     // nothing to delete) and still leaves nothing.
     ok(await lab.cli(["run", "netdown"]));
     sameSnapshot(await ns.snapshot(), before, "after netdown");
-  } finally {
-    await lab.cleanup();
-    await ns.destroy();
-  }
-});
+  }),
+);
 
-test("netdown refuses while a container's veth is attached to the bridge, and changes nothing", {
-  skip,
-}, async () => {
-  const ns = await TestNamespace.create();
-  const lab = await makeLab(ns);
-  try {
-    await initTables(ns);
-    const before = await ns.snapshot();
-    ok(await lab.cli(["run", "netup"]));
-    // What systemd-nspawn --network-bridge makes: a veth pair, host side vb-<machine> on the bridge.
-    for (const args of [
-      ["link", "add", "vb-aplspawn10", "type", "veth", "peer", "name", "host0-test"],
-      ["link", "set", "vb-aplspawn10", "master", "nspawnd0"],
-    ])
-      assert.equal((await ns.run("ip", args)).exitCode, 0);
-    const up = settled(await ns.snapshot());
-    const r = await lab.cli(["run", "netdown"]);
-    assert.equal(r.exitCode, 1, r.stdout + r.stderr);
-    assert.match(
-      r.stderr,
-      /task net\.guard failed: containers are still attached to bridge nspawnd0 \(vb-aplspawn10\)/,
-    );
-    assert.match(r.stderr, /aplspawn run stop/);
-    sameSnapshot(settled(await ns.snapshot()), up, "after the refused netdown");
+test(
+  "netdown refuses while a container's veth is attached to the bridge, and changes nothing",
+  { skip },
+  () =>
+    withNetLab({}, async (ns, lab, before) => {
+      ok(await lab.cli(["run", "netup"]));
+      // What systemd-nspawn --network-bridge makes: a veth pair, host side vb-<machine> on the bridge.
+      for (const args of [
+        ["link", "add", "vb-aplspawn10", "type", "veth", "peer", "name", "host0-test"],
+        ["link", "set", "vb-aplspawn10", "master", "nspawnd0"],
+      ])
+        assert.equal((await ns.run("ip", args)).exitCode, 0);
+      const up = settled(await ns.snapshot());
+      const r = await lab.cli(["run", "netdown"]);
+      assert.equal(r.exitCode, 1, r.stdout + r.stderr);
+      assert.match(
+        r.stderr,
+        /task net\.guard failed: containers are still attached to bridge nspawnd0 \(vb-aplspawn10\)/,
+      );
+      assert.match(r.stderr, /aplspawn run stop/);
+      sameSnapshot(settled(await ns.snapshot()), up, "after the refused netdown");
 
-    assert.equal((await ns.run("ip", ["link", "del", "vb-aplspawn10"])).exitCode, 0);
-    ok(await lab.cli(["run", "netdown"]));
-    sameSnapshot(await ns.snapshot(), before, "after netdown");
-  } finally {
-    await lab.cleanup();
-    await ns.destroy();
-  }
-});
+      assert.equal((await ns.run("ip", ["link", "del", "vb-aplspawn10"])).exitCode, 0);
+      ok(await lab.cli(["run", "netdown"]));
+      sameSnapshot(await ns.snapshot(), before, "after netdown");
+    }),
+);

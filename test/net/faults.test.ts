@@ -1,17 +1,13 @@
 // Fault injection: a failure right after any netup task undoes everything netup created so far.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isRoot, TestNamespace } from "../support/ns.js";
-import { initTables, makeLab, ok, sameSnapshot } from "./lab.js";
+import { isRoot } from "../support/ns.js";
+import { ok, sameSnapshot, withNetLab } from "./lab.js";
 
 const skip = !isRoot && "needs root (real bridges and iptables in a private namespace)";
 
-test("APLSPAWN_FAIL_AFTER at each netup task: exit 1, names the task, nothing left", { skip }, async () => {
-  const ns = await TestNamespace.create();
-  const lab = await makeLab(ns);
-  try {
-    await initTables(ns);
-    const before = await ns.snapshot();
+test("APLSPAWN_FAIL_AFTER at each netup task: exit 1, names the task, nothing left", { skip }, () =>
+  withNetLab({}, async (ns, lab, before) => {
     const ids = ok(await lab.cli(["run", "netup", "--list-tasks"]))
       .stdout.trim()
       .split("\n");
@@ -26,19 +22,11 @@ test("APLSPAWN_FAIL_AFTER at each netup task: exit 1, names the task, nothing le
       const nd = ok(await lab.cli(["run", "netdown"]));
       assert.doesNotMatch(nd.stdout, /UNDONE/, `${id}: ${nd.stdout}`);
     }
-  } finally {
-    await lab.cleanup();
-    await ns.destroy();
-  }
-});
+  }),
+);
 
-test("a failure after netup's forwarding task restores the old ip_forward value, even 1", {
-  skip,
-}, async () => {
-  const ns = await TestNamespace.create();
-  const lab = await makeLab(ns);
-  try {
-    await initTables(ns);
+test("a failure after netup's forwarding task restores the old ip_forward value, even 1", { skip }, () =>
+  withNetLab({}, async (ns, lab) => {
     // With forwarding already on, the task finds nothing to do and rollback must not turn it off.
     assert.equal((await ns.run("sysctl", ["-q", "-w", "net.ipv4.ip_forward=1"])).exitCode, 0);
     const before = await ns.snapshot();
@@ -46,8 +34,5 @@ test("a failure after netup's forwarding task restores the old ip_forward value,
     assert.equal(r.exitCode, 1);
     sameSnapshot(await ns.snapshot(), before, "after rollback");
     assert.equal((await ns.snapshot()).ipForward, "1");
-  } finally {
-    await lab.cleanup();
-    await ns.destroy();
-  }
-});
+  }),
+);

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { type NsResult, type NsSnapshot, type TestNamespace, tempDir } from "../support/ns.js";
+import { type NsResult, type NsSnapshot, TestNamespace, tempDir } from "../support/ns.js";
 
 /** A lab config written to a temp dir whose workdir is that temp dir. */
 export interface TestLab {
@@ -48,6 +48,38 @@ export async function makeLab(ns: TestNamespace, s: NetSettings = {}): Promise<T
     cli: (args, env) => ns.cli(["-c", config, ...args], { env, cwd: d.path, timeoutMs: 120_000 }),
     cleanup: d.cleanup,
   };
+}
+
+/** A lab for each of a list of settings, in the same order. */
+export type TestLabs<S extends readonly NetSettings[]> = { -readonly [K in keyof S]: TestLab };
+
+/**
+ * Run `fn` in a fresh namespace (its iptables tables made, see initTables) with a lab config for
+ * each of `settings` and a snapshot of the namespace before anything ran; the configs' temp dirs
+ * and the namespace go whatever `fn` does.
+ */
+export async function withNetLabs<const S extends readonly NetSettings[]>(
+  settings: S,
+  fn: (ns: TestNamespace, labs: TestLabs<S>, before: NsSnapshot) => Promise<void>,
+): Promise<void> {
+  const ns = await TestNamespace.create();
+  const labs: TestLab[] = [];
+  try {
+    for (const s of settings) labs.push(await makeLab(ns, s));
+    await initTables(ns);
+    await fn(ns, labs as TestLabs<S>, await ns.snapshot());
+  } finally {
+    for (const lab of labs) await lab.cleanup();
+    await ns.destroy();
+  }
+}
+
+/** withNetLabs with one lab. */
+export function withNetLab(
+  settings: NetSettings,
+  fn: (ns: TestNamespace, lab: TestLab, before: NsSnapshot) => Promise<void>,
+): Promise<void> {
+  return withNetLabs([settings], (ns, [lab], before) => fn(ns, lab, before));
 }
 
 /** One line of `--json` output. */

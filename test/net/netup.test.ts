@@ -2,8 +2,8 @@
 // netdown leaves the namespace as it was, and status probes see what is there.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isRoot, TestNamespace } from "../support/ns.js";
-import { events, initTables, makeLab, ok, probes, rules, sameSnapshot, summary, taskIds } from "./lab.js";
+import { isRoot } from "../support/ns.js";
+import { events, ok, probes, rules, sameSnapshot, summary, taskIds, withNetLab } from "./lab.js";
 
 const skip = !isRoot && "needs root (real bridges and iptables in a private namespace)";
 
@@ -28,71 +28,63 @@ COMMIT
 -A NSPAWN -s 10.10.12.0/26 ! -o nspawnd0 -m comment --comment "aplspawn:nettest" -j MASQUERADE
 COMMIT`;
 
-test("netup sets up bridge, forwarding and every rule; again changes nothing; netdown restores all", {
-  skip,
-}, async () => {
-  const ns = await TestNamespace.create();
-  const lab = await makeLab(ns);
-  try {
-    await initTables(ns);
-    const before = await ns.snapshot();
-    assert.equal(before.ipForward, "0");
-    const down = await probes(ns, lab);
-    assert.ok(
-      down.every((p) => !p.ok),
-      `before netup every probe fails: ${JSON.stringify(down.filter((p) => p.ok))}`,
-    );
+test(
+  "netup sets up bridge, forwarding and every rule; again changes nothing; netdown restores all",
+  { skip },
+  () =>
+    withNetLab({}, async (ns, lab, before) => {
+      assert.equal(before.ipForward, "0");
+      const down = await probes(ns, lab);
+      assert.ok(
+        down.every((p) => !p.ok),
+        `before netup every probe fails: ${JSON.stringify(down.filter((p) => p.ok))}`,
+      );
 
-    const up = ok(await lab.cli(["--json", "run", "netup"]));
-    assert.equal(summary(up).changed, 13);
-    const link = JSON.parse((await ns.run("ip", ["-j", "-d", "link", "show", "dev", "nspawnd0"])).stdout)[0];
-    assert.equal(link.linkinfo.info_kind, "bridge");
-    assert.ok(link.flags.includes("UP"), `bridge is up: ${link.flags}`);
-    const addr = (await ns.run("ip", ["-o", "-4", "addr", "show", "dev", "nspawnd0"])).stdout;
-    assert.match(addr, /inet 10\.10\.12\.1\/26 brd 10\.10\.12\.63 /);
-    assert.equal((await ns.snapshot()).ipForward, "1");
-    assert.equal(await rules(ns), EXPECTED_RULES);
-    const upProbes = await probes(ns, lab);
-    assert.equal(upProbes.length, 13);
-    assert.deepEqual(
-      upProbes.filter((p) => !p.ok),
-      [],
-    );
-    assert.deepEqual(
-      upProbes.slice(0, 4).map((p) => p.name),
-      [
-        "Checking if bridge nspawnd0 exists",
-        "Checking if bridge has IP 10.10.12.1/26 assigned",
-        "Checking if bridge nspawnd0 is up",
-        "Checking if traffic forwarding is enabled /proc/sys/net/ipv4/ip_forward",
-      ],
-    );
-    assert.ok(upProbes.every((p) => p.target.length > 0));
+      const up = ok(await lab.cli(["--json", "run", "netup"]));
+      assert.equal(summary(up).changed, 13);
+      const link = JSON.parse(
+        (await ns.run("ip", ["-j", "-d", "link", "show", "dev", "nspawnd0"])).stdout,
+      )[0];
+      assert.equal(link.linkinfo.info_kind, "bridge");
+      assert.ok(link.flags.includes("UP"), `bridge is up: ${link.flags}`);
+      const addr = (await ns.run("ip", ["-o", "-4", "addr", "show", "dev", "nspawnd0"])).stdout;
+      assert.match(addr, /inet 10\.10\.12\.1\/26 brd 10\.10\.12\.63 /);
+      assert.equal((await ns.snapshot()).ipForward, "1");
+      assert.equal(await rules(ns), EXPECTED_RULES);
+      const upProbes = await probes(ns, lab);
+      assert.equal(upProbes.length, 13);
+      assert.deepEqual(
+        upProbes.filter((p) => !p.ok),
+        [],
+      );
+      assert.deepEqual(
+        upProbes.slice(0, 4).map((p) => p.name),
+        [
+          "Checking if bridge nspawnd0 exists",
+          "Checking if bridge has IP 10.10.12.1/26 assigned",
+          "Checking if bridge nspawnd0 is up",
+          "Checking if traffic forwarding is enabled /proc/sys/net/ipv4/ip_forward",
+        ],
+      );
+      assert.ok(upProbes.every((p) => p.target.length > 0));
 
-    const again = ok(await lab.cli(["--json", "run", "netup"]));
-    assert.equal(summary(again).changed, 0);
-    assert.equal(summary(again).unchanged, 13);
-    assert.equal(await rules(ns), EXPECTED_RULES);
+      const again = ok(await lab.cli(["--json", "run", "netup"]));
+      assert.equal(summary(again).changed, 0);
+      assert.equal(summary(again).unchanged, 13);
+      assert.equal(await rules(ns), EXPECTED_RULES);
 
-    const nd = ok(await lab.cli(["--json", "run", "netdown"]));
-    assert.equal(taskIds(nd, "rolled-back").length, 13);
-    sameSnapshot(await ns.snapshot(), before, "after netdown");
-    const nd2 = ok(await lab.cli(["--json", "run", "netdown"]));
-    assert.equal(summary(nd2).changed, 0);
-    assert.equal(taskIds(nd2, "rolled-back").length, 0);
-    sameSnapshot(await ns.snapshot(), before, "after a second netdown");
-  } finally {
-    await lab.cleanup();
-    await ns.destroy();
-  }
-});
+      const nd = ok(await lab.cli(["--json", "run", "netdown"]));
+      assert.equal(taskIds(nd, "rolled-back").length, 13);
+      sameSnapshot(await ns.snapshot(), before, "after netdown");
+      const nd2 = ok(await lab.cli(["--json", "run", "netdown"]));
+      assert.equal(summary(nd2).changed, 0);
+      assert.equal(taskIds(nd2, "rolled-back").length, 0);
+      sameSnapshot(await ns.snapshot(), before, "after a second netdown");
+    }),
+);
 
-test("the plain output reads like the original tool's", { skip }, async () => {
-  const ns = await TestNamespace.create();
-  const lab = await makeLab(ns);
-  try {
-    await initTables(ns);
-    const before = await ns.snapshot();
+test("the plain output reads like the original tool's", { skip }, () =>
+  withNetLab({}, async (ns, lab, before) => {
     const up = ok(await lab.cli(["run", "netup"]));
     for (const line of [
       "‣ [ INFO ] Configuring bridge nspawnd0",
@@ -105,18 +97,11 @@ test("the plain output reads like the original tool's", { skip }, async () => {
     assert.match(down.stdout, /‣ \[ UNDONE \] Deleting bridge nspawnd0\n/);
     assert.match(down.stdout, /‣ \[ UNDONE \] Restoring traffic forwarding to its previous setting\n/);
     sameSnapshot(await ns.snapshot(), before, "after netdown");
-  } finally {
-    await lab.cleanup();
-    await ns.destroy();
-  }
-});
+  }),
+);
 
-test("--dry-run netup changes nothing and prints the commands it would run", { skip }, async () => {
-  const ns = await TestNamespace.create();
-  const lab = await makeLab(ns);
-  try {
-    await initTables(ns);
-    const before = await ns.snapshot();
+test("--dry-run netup changes nothing and prints the commands it would run", { skip }, () =>
+  withNetLab({}, async (ns, lab, before) => {
     const r = ok(await lab.cli(["--json", "run", "netup", "--dry-run"]));
     assert.equal(summary(r).wouldChange, 13);
     assert.equal(summary(r).changed, 0);
@@ -135,18 +120,11 @@ test("--dry-run netup changes nothing and prints the commands it would run", { s
     assert.match(plain.stdout, /^ {6}iptables -w -t nat -A POSTROUTING -s 10\.10\.12\.0\/26 /m);
     sameSnapshot(await ns.snapshot(), before, "after a dry run");
     assert.equal((await ns.run("ls", [`${lab.dir}/work`])).exitCode, 2, "a dry run creates no lab directory");
-  } finally {
-    await lab.cleanup();
-    await ns.destroy();
-  }
-});
+  }),
+);
 
-test("network.nat: false sets up no NAT chain", { skip }, async () => {
-  const ns = await TestNamespace.create();
-  const lab = await makeLab(ns, { nat: false });
-  try {
-    await initTables(ns);
-    const before = await ns.snapshot();
+test("network.nat: false sets up no NAT chain", { skip }, () =>
+  withNetLab({ nat: false }, async (ns, lab, before) => {
     const list = ok(await lab.cli(["run", "netup", "--list-tasks"]))
       .stdout.trim()
       .split("\n");
@@ -156,8 +134,5 @@ test("network.nat: false sets up no NAT chain", { skip }, async () => {
     assert.equal((await probes(ns, lab)).length, 10);
     ok(await lab.cli(["run", "netdown"]));
     sameSnapshot(await ns.snapshot(), before, "after netdown");
-  } finally {
-    await lab.cleanup();
-    await ns.destroy();
-  }
-});
+  }),
+);

@@ -4,133 +4,104 @@
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { test } from "node:test";
 import { stringify } from "yaml";
-import { nspawnPids, ok, withLab } from "../lab/lab-fixture.js";
-import { isRoot } from "../support/ns.js";
+import { nspawnPids, ok } from "../lab/lab-fixture.js";
 import {
   afterPurge,
   assertAsBefore,
   assertNoDuplicateRules,
-  baseline,
-  detachOrphans,
-  imageOf,
   iptablesSave,
-  killWatched,
   labLoops,
-  loopsIn,
+  labTest,
   overlayMounts,
   watch,
 } from "./support-a.js";
 
-const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
-
-test(
+labTest(
   "two run up of one lab: one proceeds, the other fails at once naming its PID; two labs side by side, each down removes only its own",
-  { skip },
-  () =>
-    withLab(
-      "rcc",
-      46,
-      async (lab) => {
-        const image = await imageOf(lab);
-        const start = await baseline(lab);
-        // The second lab: same namespace and workdir, its own name, bridge, chain, range and machinesDir.
-        const configB = join(lab.dir, "lab-b.yaml");
-        const machinesB = join(lab.dir, "machines-b");
-        await writeFile(
-          configB,
-          stringify({
-            lab: "rccb",
-            workdir: lab.workdir,
-            network: { bridge: "br-rccb", address: "10.10.47.1/26", chain: "RCCB" },
-            image: { url: `file://${image}` },
-            containers: {
-              count: 2,
-              prefix: "rcc-b",
-              ipRange: ["10.10.47.10", "10.10.47.60"],
-              machinesDir: machinesB,
-              readyTimeout: 90,
-            },
-            inventory: { file: join(lab.dir, "inventory-b.txt") },
-          }),
-        );
-        const cliB = (args: string[]) => lab.ns.cli(["-c", configB, ...args], { cwd: lab.dir });
-        const seenLoops: string[] = [];
-        try {
-          // Two runs of lab A at once: the first to exit must be the loser, while the other still runs.
-          const [a1, a2] = await Promise.all([
-            watch(lab, ["--json", "run", "up"]),
-            watch(lab, ["--json", "run", "up"]),
-          ]);
-          const first = await Promise.race([a1.done.then(() => a1), a2.done.then(() => a2)]);
-          const winner = first === a1 ? a2 : a1;
-          const lost = await first.done;
-          assert.equal(
-            lost.exitCode,
-            1,
-            `the second run: exit ${lost.exitCode}\n${lost.stdout}\n${lost.stderr}`,
-          );
-          assert.match(lost.stderr, new RegExp(`locked by PID ${winner.pid}\\b`), lost.stderr);
-          const stillRunning = await Promise.race([
-            winner.done.then(() => false),
-            new Promise((r) => setImmediate(() => r(true))),
-          ]);
-          assert.ok(stillRunning, "the refused run failed at once, while the holder still ran");
-          assert.ok(!lost.stdout.includes('"state":"changed"'), "the refused run changed nothing");
+  "rcc",
+  46,
+  async (lab, { image, start, track }) => {
+    // The second lab: same namespace and workdir, its own name, bridge, chain, range and machinesDir.
+    // Its containers live in the same temp dir: the fixture's cleanup finds them too.
+    const configB = join(lab.dir, "lab-b.yaml");
+    const machinesB = join(lab.dir, "machines-b");
+    await writeFile(
+      configB,
+      stringify({
+        lab: "rccb",
+        workdir: lab.workdir,
+        network: { bridge: "br-rccb", address: "10.10.47.1/26", chain: "RCCB" },
+        image: { url: `file://${image}` },
+        containers: {
+          count: 2,
+          prefix: "rcc-b",
+          ipRange: ["10.10.47.10", "10.10.47.60"],
+          machinesDir: machinesB,
+          readyTimeout: 90,
+        },
+        inventory: { file: join(lab.dir, "inventory-b.txt") },
+      }),
+    );
+    const cliB = (args: string[]) => lab.ns.cli(["-c", configB, ...args], { cwd: lab.dir });
+    // Two runs of lab A at once: the first to exit must be the loser, while the other still runs.
+    const [a1, a2] = await Promise.all([
+      watch(lab, ["--json", "run", "up"]),
+      watch(lab, ["--json", "run", "up"]),
+    ]);
+    const first = await Promise.race([a1.done.then(() => a1), a2.done.then(() => a2)]);
+    const winner = first === a1 ? a2 : a1;
+    const lost = await first.done;
+    assert.equal(lost.exitCode, 1, `the second run: exit ${lost.exitCode}\n${lost.stdout}\n${lost.stderr}`);
+    assert.match(lost.stderr, new RegExp(`locked by PID ${winner.pid}\\b`), lost.stderr);
+    const stillRunning = await Promise.race([
+      winner.done.then(() => false),
+      new Promise((r) => setImmediate(() => r(true))),
+    ]);
+    assert.ok(stillRunning, "the refused run failed at once, while the holder still ran");
+    assert.ok(!lost.stdout.includes('"state":"changed"'), "the refused run changed nothing");
 
-          // Lab B comes up while lab A's run still goes on.
-          const upB = cliB(["--json", "run", "up"]);
-          const [ra, rb] = await Promise.all([winner.done, upB]);
-          seenLoops.push(...loopsIn(ra), ...loopsIn(rb));
-          ok(ra, "run up of lab A");
-          ok(rb, "run up of lab B");
-          ok(await lab.cli(["status"]), "status of lab A");
-          ok(await cliB(["status"]), "status of lab B");
-          await assertNoDuplicateRules(lab, "RCC", "lab A");
-          await assertNoDuplicateRules(lab, "RCCB", "lab B");
-          assert.equal((await overlayMounts(lab, lab.machinesDir)).length, 3);
-          assert.equal((await overlayMounts(lab, machinesB)).length, 2);
-          assert.equal((await labLoops(lab, "rcc")).length, 1);
-          assert.equal((await labLoops(lab, "rccb")).length, 1);
+    // Lab B comes up while lab A's run still goes on.
+    const upB = cliB(["--json", "run", "up"]);
+    const [ra, rb] = await Promise.all([winner.done, upB]);
+    track(ra, rb);
+    ok(ra, "run up of lab A");
+    ok(rb, "run up of lab B");
+    ok(await lab.cli(["status"]), "status of lab A");
+    ok(await cliB(["status"]), "status of lab B");
+    await assertNoDuplicateRules(lab, "RCC", "lab A");
+    await assertNoDuplicateRules(lab, "RCCB", "lab B");
+    assert.equal((await overlayMounts(lab, lab.machinesDir)).length, 3);
+    assert.equal((await overlayMounts(lab, machinesB)).length, 2);
+    assert.equal((await labLoops(lab, "rcc")).length, 1);
+    assert.equal((await labLoops(lab, "rccb")).length, 1);
 
-          // Down of A leaves B exactly as it was, and healthy.
-          const ofB = async () => ({
-            rules: (await iptablesSave(lab)).filter((l) => /RCCB|br-rccb|10\.10\.47\./.test(l)),
-            addrs: (await lab.ns.run("ip", ["-o", "addr", "show", "dev", "br-rccb"])).stdout,
-            mounts: [...(await overlayMounts(lab, machinesB)), ...(await labLoops(lab, "rccb"))],
-            nspawns: (await nspawnPids(machinesB)).sort(),
-          });
-          const b1 = await ofB();
-          const downA = ok(await lab.cli(["--json", "run", "down", "--purge"]), "run down of lab A");
-          assert.deepEqual(await ofB(), b1, "lab B is untouched by lab A's down");
-          ok(await cliB(["status"]), "status of lab B after lab A's down");
-          const save = (await iptablesSave(lab)).join("\n");
-          assert.ok(!/\bRCC\b/.test(save), "lab A's chains are gone");
-          assert.equal(
-            (await lab.ns.run("ip", ["link", "show", "br-rcc"])).exitCode,
-            1,
-            "lab A's bridge is gone",
-          );
-          assert.deepEqual(await nspawnPids(`${lab.machinesDir}/`), [], "lab A's containers are gone");
+    // Down of A leaves B exactly as it was, and healthy.
+    const ofB = async () => ({
+      rules: (await iptablesSave(lab)).filter((l) => /RCCB|br-rccb|10\.10\.47\./.test(l)),
+      addrs: (await lab.ns.run("ip", ["-o", "addr", "show", "dev", "br-rccb"])).stdout,
+      mounts: [...(await overlayMounts(lab, machinesB)), ...(await labLoops(lab, "rccb"))],
+      nspawns: (await nspawnPids(machinesB)).sort(),
+    });
+    const b1 = await ofB();
+    const downA = ok(await lab.cli(["--json", "run", "down", "--purge"]), "run down of lab A");
+    assert.deepEqual(await ofB(), b1, "lab B is untouched by lab A's down");
+    ok(await cliB(["status"]), "status of lab B after lab A's down");
+    const save = (await iptablesSave(lab)).join("\n");
+    assert.ok(!/\bRCC\b/.test(save), "lab A's chains are gone");
+    assert.equal((await lab.ns.run("ip", ["link", "show", "br-rcc"])).exitCode, 1, "lab A's bridge is gone");
+    assert.deepEqual(await nspawnPids(`${lab.machinesDir}/`), [], "lab A's containers are gone");
 
-          const downB = ok(await cliB(["--json", "run", "down", "--purge"]), "run down of lab B");
-          // ip_forward is one switch for the namespace: the lab that turned it on restores it, but if
-          // that lab goes down first while the other still runs, it stays on (README, "Known limits").
-          await assertAsBefore(lab, start, "after both downs", {
-            ignore: ["ipForward"],
-            loops: [...loopsIn(ra), ...loopsIn(rb), ...loopsIn(downA), ...loopsIn(downB)],
-            image,
-            allowed: new RegExp(
-              `${afterPurge("rcc").source}|^(lab-b\\.yaml|machines-b|work/rccb|work/rccb/journal\\.jsonl)$`,
-            ),
-          });
-        } finally {
-          // Lab B's containers live in the same temp dir: the fixture's cleanup finds them too.
-          await killWatched();
-          await detachOrphans(lab, seenLoops, image);
-        }
-      },
-      { network: { chain: "RCC" } },
-    ),
+    const downB = ok(await cliB(["--json", "run", "down", "--purge"]), "run down of lab B");
+    // ip_forward is one switch for the namespace: the lab that turned it on restores it, but if
+    // that lab goes down first while the other still runs, it stays on (README, "Known limits").
+    await assertAsBefore(lab, start, "after both downs", {
+      ignore: ["ipForward"],
+      loops: track(ra, rb, downA, downB),
+      image,
+      allowed: new RegExp(
+        `${afterPurge("rcc").source}|^(lab-b\\.yaml|machines-b|work/rccb|work/rccb/journal\\.jsonl)$`,
+      ),
+    });
+  },
 );

@@ -4,27 +4,20 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { test } from "node:test";
-import { type Lab, nspawnPids, ok, withLab } from "../lab/lab-fixture.js";
-import { isRoot } from "../support/ns.js";
+import { type Lab, nspawnPids, ok } from "../lab/lab-fixture.js";
 import {
   afterPurge,
   assertAsBefore,
   assertLoopsGone,
   assertNoDuplicateRules,
-  baseline,
   crash,
-  detachOrphans,
   eventRe,
-  imageOf,
-  killWatched,
   labLoops,
-  loopsIn,
+  labTest,
   overlayMounts,
   watch,
 } from "./support-a.js";
 
-const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
 const NAMES = (p: string) => [`${p}10`, `${p}11`, `${p}12`];
 
 /** The points of `run up` where the CLI is killed, each seen in its --json events. */
@@ -75,156 +68,122 @@ async function assertHealthyOnce(lab: Lab, labName: string, chain: string, what:
     );
 }
 
-test(
+labTest(
   "run up SIGKILLed during network, attach, container start and the ssh wait, resumed each time: a healthy lab, nothing twice; down leaves nothing",
-  { skip },
-  () =>
-    withLab(
-      "rcr",
-      43,
-      async (lab) => {
-        const image = await imageOf(lab);
-        const start = await baseline(lab);
-        const seenLoops: string[] = [];
-        const problems: string[] = [];
-        try {
-          // Each resumed run is killed at the next point: every point is crashed into and resumed from.
-          for (const [i, p] of POINTS.entries()) {
-            const w = await watch(lab, ["--json", "run", "up"]);
-            const reached = await w.until(p.re);
-            await crash(w);
-            const r = await w.done;
-            seenLoops.push(...loopsIn(r));
-            assert.ok(reached, `run ${i + 1} never got ${p.name}:\n${r.stdout}\n${r.stderr}`);
-            assert.equal(r.signal, "SIGKILL", `run ${i + 1} was killed ${p.name}, not finished`);
-            // The dead run's lock stays for the next run to take over.
-            const lock = JSON.parse(await readFile(join(lab.workdir, "rcr", "lock"), "utf8")) as {
-              pid: number;
-            };
-            assert.equal(lock.pid, w.pid, "the lock names the killed CLI");
-          }
-          const resumed = ok(await lab.cli(["--json", "run", "up"]), "run up after the crashes");
-          seenLoops.push(...loopsIn(resumed));
-          assert.match(resumed.stdout, /took over the lock of PID \d+/);
-          await assertHealthyOnce(lab, "rcr", "RCR", "after resuming");
-          // Loop devices attached by a killed run and not the lab's own one now: detached, or reused.
-          const mine = await labLoops(lab, "rcr");
-          await assertLoopsGone(
-            lab,
-            [...new Set(seenLoops)].filter((d) => !mine.includes(d)),
-            image,
-            "loop devices of the killed runs",
-          ).catch((e: Error) => problems.push(`after resuming, one loop device for the lab: ${e.message}`));
-          const again = ok(await lab.cli(["--json", "run", "up"]), "a second run up");
-          assert.match(again.stdout, /"event":"summary".*"changed":0,/);
+  "rcr",
+  43,
+  async (lab, { image, start, loops, track }) => {
+    const problems: string[] = [];
+    // Each resumed run is killed at the next point: every point is crashed into and resumed from.
+    for (const [i, p] of POINTS.entries()) {
+      const w = await watch(lab, ["--json", "run", "up"]);
+      const reached = await w.until(p.re);
+      await crash(w);
+      const r = await w.done;
+      track(r);
+      assert.ok(reached, `run ${i + 1} never got ${p.name}:\n${r.stdout}\n${r.stderr}`);
+      assert.equal(r.signal, "SIGKILL", `run ${i + 1} was killed ${p.name}, not finished`);
+      // The dead run's lock stays for the next run to take over.
+      const lock = JSON.parse(await readFile(join(lab.workdir, "rcr", "lock"), "utf8")) as {
+        pid: number;
+      };
+      assert.equal(lock.pid, w.pid, "the lock names the killed CLI");
+    }
+    const resumed = ok(await lab.cli(["--json", "run", "up"]), "run up after the crashes");
+    track(resumed);
+    assert.match(resumed.stdout, /took over the lock of PID \d+/);
+    await assertHealthyOnce(lab, "rcr", "RCR", "after resuming");
+    // Loop devices attached by a killed run and not the lab's own one now: detached, or reused.
+    const mine = await labLoops(lab, "rcr");
+    await assertLoopsGone(
+      lab,
+      [...new Set(loops)].filter((d) => !mine.includes(d)),
+      image,
+      "loop devices of the killed runs",
+    ).catch((e: Error) => problems.push(`after resuming, one loop device for the lab: ${e.message}`));
+    const again = ok(await lab.cli(["--json", "run", "up"]), "a second run up");
+    assert.match(again.stdout, /"event":"summary".*"changed":0,/);
 
-          const down = ok(await lab.cli(["--json", "run", "down", "--purge"]), "run down --purge");
-          await assertAsBefore(lab, start, "after run down", {
-            loops: [...new Set([...seenLoops, ...loopsIn(down)])],
-            image,
-            allowed: afterPurge("rcr"),
-          });
+    const down = ok(await lab.cli(["--json", "run", "down", "--purge"]), "run down --purge");
+    await assertAsBefore(lab, start, "after run down", {
+      loops: [...new Set([...loops, ...track(down)])],
+      image,
+      allowed: afterPurge("rcr"),
+    });
 
-          // Separately: killed while waiting for ssh, then `run down` (not up) removes everything.
-          const w = await watch(lab, ["--json", "run", "up"]);
-          const reached = await w.until(POINTS[3]!.re);
-          await crash(w);
-          const r = await w.done;
-          seenLoops.push(...loopsIn(r));
-          assert.ok(reached, `never waited for ssh:\n${r.stdout}\n${r.stderr}`);
-          assert.ok((await nspawnPids(lab.dir)).length > 0, "containers were running when the CLI died");
-          const down2 = ok(await lab.cli(["--json", "run", "down", "--purge"]), "run down after the crash");
-          await assertAsBefore(lab, start, "run down after a crash while waiting for ssh", {
-            loops: [...loopsIn(r), ...loopsIn(down2)],
-            image,
-            allowed: afterPurge("rcr"),
-          });
-          assert.deepEqual(problems, [], problems.join("\n"));
-        } finally {
-          await killWatched();
-          await detachOrphans(lab, seenLoops, image);
-        }
-      },
-      { network: { chain: "RCR" } },
-    ),
+    // Separately: killed while waiting for ssh, then `run down` (not up) removes everything.
+    const w = await watch(lab, ["--json", "run", "up"]);
+    const reached = await w.until(POINTS[3]!.re);
+    await crash(w);
+    const r = await w.done;
+    const crashed = track(r);
+    assert.ok(reached, `never waited for ssh:\n${r.stdout}\n${r.stderr}`);
+    assert.ok((await nspawnPids(lab.dir)).length > 0, "containers were running when the CLI died");
+    const down2 = ok(await lab.cli(["--json", "run", "down", "--purge"]), "run down after the crash");
+    await assertAsBefore(lab, start, "run down after a crash while waiting for ssh", {
+      loops: [...crashed, ...track(down2)],
+      image,
+      allowed: afterPurge("rcr"),
+    });
+    assert.deepEqual(problems, [], problems.join("\n"));
+  },
 );
 
-test(
+labTest(
   "SIGINT while containers start: exit 130, each resource undone once, nothing left; two SIGINTs: exit 130 at once, run down cleans up",
-  { skip },
-  () =>
-    withLab(
-      "rin",
-      44,
-      async (lab) => {
-        const image = await imageOf(lab);
-        const start = await baseline(lab);
-        const startRe = POINTS[2]!.re;
-        const seenLoops: string[] = [];
-        try {
-          const w = await watch(lab, ["--json", "run", "up"]);
-          assert.ok(await w.until(startRe), "containers started");
-          process.kill(w.pid, "SIGINT");
-          const r = await w.done;
-          seenLoops.push(...loopsIn(r));
-          assert.equal(r.exitCode, 130, `exit ${r.exitCode}\n${r.stdout}\n${r.stderr}`);
-          const events = r.stdout
-            .split("\n")
-            .filter((l) => l.startsWith("{"))
-            .map((l) => JSON.parse(l) as { event: string; id: string; state?: string });
-          assert.equal(
-            events.filter((e) => e.event === "group" && e.id === "rollback").length,
-            1,
-            "one rollback",
-          );
-          const undone = events
-            .filter((e) => e.event === "task" && e.state === "rolled-back")
-            .map((e) => e.id);
-          assert.ok(undone.includes("net.bridge") && undone.some((id) => id.startsWith("container.nspawn[")));
-          assert.deepEqual(
-            undone.filter((id, i) => undone.indexOf(id) !== i),
-            [],
-            "a resource was undone twice",
-          );
-          const made = new Set(
-            events.filter((e) => e.event === "task" && e.state === "running").map((e) => e.id),
-          );
-          assert.deepEqual(
-            undone.filter((id) => !made.has(id)),
-            [],
-            "only what this run started is undone",
-          );
-          assert.ok(!events.some((e) => e.state === "rollback-failed"), "no undo failed");
-          await assertAsBefore(lab, start, "after SIGINT", {
-            loops: loopsIn(r),
-            image,
-            allowed: /^(machines|work|work\/rin|work\/rin\/journal\.jsonl)$/,
-          });
+  "rin",
+  44,
+  async (lab, { image, start, track }) => {
+    const startRe = POINTS[2]!.re;
+    const w = await watch(lab, ["--json", "run", "up"]);
+    assert.ok(await w.until(startRe), "containers started");
+    process.kill(w.pid, "SIGINT");
+    const r = await w.done;
+    const interrupted = track(r);
+    assert.equal(r.exitCode, 130, `exit ${r.exitCode}\n${r.stdout}\n${r.stderr}`);
+    const events = r.stdout
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as { event: string; id: string; state?: string });
+    assert.equal(events.filter((e) => e.event === "group" && e.id === "rollback").length, 1, "one rollback");
+    const undone = events.filter((e) => e.event === "task" && e.state === "rolled-back").map((e) => e.id);
+    assert.ok(undone.includes("net.bridge") && undone.some((id) => id.startsWith("container.nspawn[")));
+    assert.deepEqual(
+      undone.filter((id, i) => undone.indexOf(id) !== i),
+      [],
+      "a resource was undone twice",
+    );
+    const made = new Set(events.filter((e) => e.event === "task" && e.state === "running").map((e) => e.id));
+    assert.deepEqual(
+      undone.filter((id) => !made.has(id)),
+      [],
+      "only what this run started is undone",
+    );
+    assert.ok(!events.some((e) => e.state === "rollback-failed"), "no undo failed");
+    await assertAsBefore(lab, start, "after SIGINT", {
+      loops: interrupted,
+      image,
+      allowed: /^(machines|work|work\/rin|work\/rin\/journal\.jsonl)$/,
+    });
 
-          // Two SIGINTs: the second one exits at once, before the rollback has undone everything.
-          const w2 = await watch(lab, ["--json", "run", "up"]);
-          assert.ok(await w2.until(startRe), "containers started");
-          process.kill(w2.pid, "SIGINT");
-          assert.ok(await w2.until(/interrupted: stopping and rolling back/), "the first SIGINT was seen");
-          process.kill(w2.pid, "SIGINT");
-          const r2 = await w2.done;
-          seenLoops.push(...loopsIn(r2));
-          assert.equal(r2.exitCode, 130, `exit ${r2.exitCode}\n${r2.stdout}\n${r2.stderr}`);
-          assert.match(r2.stdout, /second interrupt: exiting now/);
-          assert.ok(!/"event":"summary"/.test(r2.stdout), "it exited before the rollback finished");
-          const left = await lab.ns.snapshot();
-          assert.notDeepEqual(left, start.snap, "the rollback was cut short: something is still there");
-          const down = ok(await lab.cli(["--json", "run", "down", "--purge"]), "run down after two SIGINTs");
-          await assertAsBefore(lab, start, "run down after two SIGINTs", {
-            loops: [...loopsIn(r2), ...loopsIn(down)],
-            image,
-            allowed: afterPurge("rin"),
-          });
-        } finally {
-          await killWatched();
-          await detachOrphans(lab, seenLoops, image);
-        }
-      },
-      { network: { chain: "RIN" } },
-    ),
+    // Two SIGINTs: the second one exits at once, before the rollback has undone everything.
+    const w2 = await watch(lab, ["--json", "run", "up"]);
+    assert.ok(await w2.until(startRe), "containers started");
+    process.kill(w2.pid, "SIGINT");
+    assert.ok(await w2.until(/interrupted: stopping and rolling back/), "the first SIGINT was seen");
+    process.kill(w2.pid, "SIGINT");
+    const r2 = await w2.done;
+    const cutShort = track(r2);
+    assert.equal(r2.exitCode, 130, `exit ${r2.exitCode}\n${r2.stdout}\n${r2.stderr}`);
+    assert.match(r2.stdout, /second interrupt: exiting now/);
+    assert.ok(!/"event":"summary"/.test(r2.stdout), "it exited before the rollback finished");
+    const left = await lab.ns.snapshot();
+    assert.notDeepEqual(left, start.snap, "the rollback was cut short: something is still there");
+    const down = ok(await lab.cli(["--json", "run", "down", "--purge"]), "run down after two SIGINTs");
+    await assertAsBefore(lab, start, "run down after two SIGINTs", {
+      loops: [...cutShort, ...track(down)],
+      image,
+      allowed: afterPurge("rin"),
+    });
+  },
 );

@@ -1,13 +1,23 @@
-// Helpers of the fault, crash, interrupt and concurrency tests: the task list of a lab, a CLI run
-// one can watch and kill midway, and the residue check every one of them ends with.
+// Helpers of the fault, crash, interrupt and concurrency tests: the lab test each of them is (with
+// its baseline and cleanup), the task list of a lab, one fault-injected run, a CLI run one can
+// watch and kill midway, and the residue check every one of them ends with.
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
 import { readdir, readFile, readlink } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { createInterface } from "node:readline";
-import { cgroupsOf, type Lab, nspawnPids, propagateDirs } from "../lab/lab-fixture.js";
-import { CLI, type NsResult, type NsSnapshot } from "../support/ns.js";
+import { test } from "node:test";
+import {
+  cgroupsOf,
+  holdsUnder,
+  type Lab,
+  nspawnPids,
+  propagateDirs,
+  taskEvents,
+  withLab,
+} from "../lab/lab-fixture.js";
+import { CLI, isRoot, type NsResult, type NsSnapshot } from "../support/ns.js";
 
 const INOTIFY = "/proc/sys/fs/inotify/max_user_instances";
 
@@ -150,7 +160,7 @@ export async function baseline(lab: Lab): Promise<Baseline> {
 /**
  * Assert the lab is back at `b`: links, addresses, iptables-save (filter and nat), ip_forward,
  * mounts; no systemd-nspawn, cgroup or /run dir of the lab; no loop device of the lab; the inotify
- * limit; and no file in the lab's temp dir (workdir, machinesDir, inventory) but `allowed` ones.
+ * limit and no hold of the lab on it or on ip_forward; and no file in the lab's temp dir (workdir, machinesDir, inventory) but `allowed` ones.
  */
 export async function assertAsBefore(
   lab: Lab,
@@ -174,6 +184,7 @@ export async function assertAsBefore(
   assert.deepEqual(await propagateDirs(lab.prefix), [], `${what}: nspawn's /run dirs are left`);
   if (o.loops && o.image) await assertLoopsGone(lab, o.loops, o.image, what);
   assert.equal(await inotify(), b.inotify, `${what}: fs.inotify.max_user_instances differs from before`);
+  assert.deepEqual(await holdsUnder(lab.dir), [], `${what}: holds on host-wide settings are left in /run`);
   const allowed = o.allowed ?? /$^/;
   const extra = (await tree(lab.dir)).filter((f) => !b.files.includes(f) && !allowed.test(f));
   assert.deepEqual(extra, [], `${what}: files were left`);
@@ -340,4 +351,94 @@ export async function detachOrphans(lab: Lab, devices: string[], image: string):
         await lab.ns.run("losetup", ["-d", d]);
     } catch {}
   }
+}
+
+/** What labTest hands its test besides the lab. */
+export interface LabStart {
+  /** The image file of the lab's config. */
+  image: string;
+  /** The lab before anything ran. */
+  start: Baseline;
+  /** The loop devices of every run given to track. */
+  loops: string[];
+  /** Note the loop devices the runs' output names (for the cleanup) and return them. */
+  track(...runs: { stdout: string }[]): string[];
+}
+
+/**
+ * A test (it needs root, and is skipped without) on a lab from withLab whose chain is its name in
+ * capitals: `fn` gets the image and a baseline; whether `fn` passes or not, every watched run still
+ * going is killed and the tracked loop devices that leaked are detached.
+ */
+export function labTest(
+  title: string,
+  name: string,
+  subnet: number,
+  fn: (lab: Lab, s: LabStart) => Promise<void>,
+): void {
+  const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
+  const run = async (lab: Lab) => {
+    const image = await imageOf(lab);
+    const loops: string[] = [];
+    const track = (...runs: { stdout: string }[]) => {
+      const mine = runs.flatMap(loopsIn);
+      loops.push(...mine);
+      return mine;
+    };
+    try {
+      await fn(lab, { image, start: await baseline(lab), loops, track });
+    } finally {
+      await killWatched();
+      await detachOrphans(lab, loops, image);
+    }
+  };
+  test(title, { skip }, () => withLab(name, subnet, run, { network: { chain: name.toUpperCase() } }));
+}
+
+/**
+ * The task ids of the lab's `run up` around its containers' tasks: the lab-level ids before them
+ * (network, image, lab), the per-container ids (see classify) and the lab-level ids after them.
+ */
+export async function faultTargets(lab: Lab): Promise<{
+  early: string[];
+  perContainer: ReturnType<typeof classify>["perContainer"];
+  late: string[];
+}> {
+  const ids = await listTasks(lab);
+  const firstContainer = ids.findIndex((id) => containerTask(id));
+  const { labLevel, perContainer } = classify(ids);
+  return {
+    early: labLevel.filter((id) => ids.indexOf(id) < firstContainer),
+    perContainer,
+    late: labLevel.filter((id) => ids.indexOf(id) > firstContainer),
+  };
+}
+
+/**
+ * One run of `run up` with APLSPAWN_FAIL_AFTER=<id>: what went wrong with it (undefined when it
+ * behaved). Residue against `before` throws at once. Its loop devices are not tracked for the
+ * cleanup: its own rollback detached them, and the numbers soon serve the other fault test's runs.
+ */
+export async function faultAfter(
+  lab: Lab,
+  labName: string,
+  id: string,
+  before: Baseline,
+  image: string,
+): Promise<string | undefined> {
+  const r = await lab.cli(["--json", "run", "up"], { APLSPAWN_FAIL_AFTER: id });
+  const out = `\nstdout:\n${r.stdout.split("\n").slice(-15).join("\n")}\nstderr:\n${r.stderr}`;
+  if (r.exitCode === 0) return `fault after ${id}: the run succeeded (the fault never fired)`;
+  const problems: string[] = [];
+  if (r.exitCode !== 1) problems.push(`exit ${r.exitCode}, not 1`);
+  if (!r.stderr.includes(id)) problems.push("stderr does not name the task");
+  if (!/injected failure/.test(r.stderr)) problems.push("stderr does not say the failure was injected");
+  const failedUndo = taskEvents(r).filter((e) => e.state === "rollback-failed");
+  if (failedUndo.length > 0) problems.push(`rollback failed: ${failedUndo.map((e) => e.id).join(", ")}`);
+  await assertAsBefore(lab, before, `fault after ${id}${out}`, {
+    loops: loopsIn(r),
+    image,
+    allowed: afterPurge(labName),
+  });
+  return problems.length > 0 ? `fault after ${id}: ${problems.join("; ")}${out}` : undefined;
 }
