@@ -92,8 +92,10 @@ async function transferOnce(
   let n = start;
   try {
     for await (const chunk of res.body) {
-      await file.write(chunk);
+      // Hash while the write is under way (it runs on libuv's threads).
+      const written = file.write(chunk);
       h.hash.update(chunk);
+      await written;
       h.bytes += chunk.length;
       n += chunk.length;
       progress.update(n);
