@@ -5,11 +5,21 @@
 //
 //   npm run bench                  # N = 1, 10, 30, 50; 3 runs each
 //   npm run bench -- --n 1,10 --runs 1
+//   npm run bench -- --parts startup,getimage   # labs, startup (and the runner alone), getimage
 //
 // Run as root on a quiet machine. Each lab runs in its own private network+mount namespace;
 // traffic goes only to the namespace's own containers and loopback.
-import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -19,8 +29,13 @@ import { CLI, TestNamespace } from "../dist/test/support/ns.js";
 
 const here = import.meta.dirname;
 const { values } = parseArgs({
-  options: { n: { type: "string", default: "1,10,30,50" }, runs: { type: "string", default: "3" } },
+  options: {
+    n: { type: "string", default: "1,10,30,50" },
+    runs: { type: "string", default: "3" },
+    parts: { type: "string", default: "labs,startup,getimage" },
+  },
 });
+const parts = new Set(values.parts.split(","));
 const sizes = values.n.split(",").map(Number);
 const runs = Number(values.runs);
 
@@ -34,6 +49,7 @@ const time = (f) => {
   return performance.now() - t0;
 };
 const log = (s) => process.stderr.write(`${s}\n`);
+const failures = [];
 
 const image = await ensureTestImage();
 log(`image: ${image.path}`);
@@ -91,105 +107,167 @@ async function aplspawnLab(n, measureStatus) {
 function floor(n, mode) {
   const work = mkdtempSync(join(tmpdir(), "aplspawn-floor-"));
   rmSync(work, { recursive: true });
-  const out = execFileSync(
-    "unshare",
-    [
-      "--net",
-      "--mount",
-      "--propagation",
-      "private",
-      "--",
-      "bash",
-      "-c",
-      'ip link set lo up && exec "$@"',
-      "x",
-      resolve(here, "floor.sh"),
-      image.path,
-      String(n),
-      mode,
-      work,
-    ],
-    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
-  );
+  let out;
+  try {
+    out = execFileSync(
+      "unshare",
+      [
+        "--net",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "bash",
+        "-c",
+        'ip link set lo up && exec "$@"',
+        "x",
+        resolve(here, "floor.sh"),
+        image.path,
+        String(n),
+        mode,
+        work,
+      ],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
+    );
+  } catch (e) {
+    // A run of the floor that failed (a container that never answered) is left out of the medians.
+    failures.push(`floor N=${n} ${mode}: ${e.message}`);
+    log(`floor N=${n} ${mode} failed: ${e.message}`);
+    return undefined;
+  }
   return JSON.parse(out.trim().split("\n").pop());
 }
 
-const results = { date: new Date().toISOString(), runs, sizes: {}, other: {} };
+const results = { date: new Date().toISOString(), parts: [...parts], runs, sizes: {}, other: {} };
 writeFileSync(inotify, "8192");
-try {
-  for (const n of sizes) {
-    const r = { floorUp: [], floorDown: [], up: [], down: [], status: [] };
-    for (let i = 0; i < runs; i++) {
-      const f = floor(n, "all");
-      r.floorUp.push(f.upMs);
-      r.floorDown.push(f.downMs);
-      const a = await aplspawnLab(n, n === 1 || n === Math.max(...sizes));
-      r.up.push(a.upMs);
-      r.down.push(a.downMs);
-      if (a.statusMs !== undefined) r.status.push(a.statusMs);
-      log(
-        `N=${n} run ${i + 1}: floor up ${f.upMs} ms, down ${f.downMs} ms; aplspawn up ${a.upMs | 0} ms, down ${a.downMs | 0} ms`,
+if (parts.has("labs"))
+  try {
+    for (const n of sizes) {
+      const r = { floorUp: [], floorDown: [], up: [], down: [], status: [] };
+      for (let i = 0; i < runs; i++) {
+        const f = floor(n, "all");
+        if (f) {
+          r.floorUp.push(f.upMs);
+          r.floorDown.push(f.downMs);
+        }
+        const a = await aplspawnLab(n, n === 1 || n === Math.max(...sizes));
+        r.up.push(a.upMs);
+        r.down.push(a.downMs);
+        if (a.statusMs !== undefined) r.status.push(a.statusMs);
+        log(
+          `N=${n} run ${i + 1}: floor up ${f?.upMs} ms, down ${f?.downMs} ms; aplspawn up ${a.upMs | 0} ms, down ${a.downMs | 0} ms`,
+        );
+      }
+      if (n === 10) {
+        r.serialUp = [];
+        for (let i = 0; i < runs; i++) {
+          const f = floor(n, "serial");
+          if (f) r.serialUp.push(f.upMs);
+        }
+      }
+      results.sizes[n] = Object.fromEntries(
+        Object.entries(r)
+          .filter(([, v]) => v.length)
+          .map(([k, v]) => [k, median(v)]),
       );
     }
-    if (n === 10) {
-      r.serialUp = [];
-      for (let i = 0; i < runs; i++) r.serialUp.push(floor(n, "serial").upMs);
-    }
-    results.sizes[n] = Object.fromEntries(
-      Object.entries(r)
-        .filter(([, v]) => v.length)
-        .map(([k, v]) => [k, median(v)]),
-    );
+  } finally {
+    writeFileSync(inotify, inotifyBefore);
   }
-} finally {
-  writeFileSync(inotify, inotifyBefore);
-}
 
-// Start-up: `aplspawn --version` against `node -e 0`.
-const node = process.execPath;
-const startups = (args) => median(Array.from({ length: 15 }, () => time(() => execFileSync(node, args))));
-results.other.versionMs = startups([CLI, "--version"]);
-results.other.nodeMs = startups(["-e", "0"]);
-// The runner alone.
-results.other.runner1000Ms = median(
-  Array.from(
-    { length: 3 },
-    () => JSON.parse(execFileSync(node, [resolve(here, "runner-noop.mjs"), "1000"], { encoding: "utf8" })).ms,
-  ),
-);
-// getimage over loopback HTTP against curl, same file, same namespace.
-{
+if (parts.has("startup")) {
+  // Start-up: `aplspawn --version` against `node -e 0`.
+  const node = process.execPath;
+  const startups = (args) => median(Array.from({ length: 15 }, () => time(() => execFileSync(node, args))));
+  results.other.versionMs = startups([CLI, "--version"]);
+  results.other.nodeMs = startups(["-e", "0"]);
+  // The runner alone.
+  results.other.runner1000Ms = median(
+    Array.from(
+      { length: 3 },
+      () =>
+        JSON.parse(execFileSync(node, [resolve(here, "runner-noop.mjs"), "1000"], { encoding: "utf8" })).ms,
+    ),
+  );
+}
+// getimage over loopback HTTP against curl, same file, same namespace. The file is large enough
+// (640 MB of random bytes, made once and kept under /var/cache) that start-up does not dominate.
+if (parts.has("getimage")) {
+  const big = bigFile();
   const dir = mkdtempSync(join(tmpdir(), "aplspawn-bench-dl-"));
   const ns = await TestNamespace.create();
   try {
-    const srv = await startServer(ns, resolve(image.path, ".."));
-    const url = srv.url(image.path.split("/").pop());
+    const srv = await startServer(ns, resolve(big.path, ".."));
+    const url = srv.url(big.path.split("/").pop());
     const cfg = join(dir, "dl.yaml");
     writeFileSync(
       cfg,
-      stringify({ lab: "dl", workdir: join(dir, "work"), image: { url, sha256: image.sha256 } }),
+      stringify({ lab: "dl", workdir: join(dir, "work"), image: { url, sha256: big.sha256 } }),
     );
-    const get = [];
-    const curl = [];
-    for (let i = 0; i < 3; i++) {
-      rmSync(join(dir, "work"), { recursive: true, force: true });
-      const t = performance.now();
-      const r = await ns.cli(["-c", cfg, "run", "getimage"]);
-      get.push(performance.now() - t);
-      if (r.exitCode !== 0) throw new Error(`getimage failed: ${r.stdout}${r.stderr}`);
-      const t2 = performance.now();
-      const c = await ns.run("curl", ["-sf", "-o", join(dir, "curl.img"), url]);
-      curl.push(performance.now() - t2);
-      if (c.exitCode !== 0) throw new Error(`curl failed: ${c.stderr}`);
-    }
-    const bytes = Number(spawnSync("stat", ["-c", "%s", image.path], { encoding: "utf8" }).stdout);
-    results.other.getimageMBps = bytes / 1e6 / (median(get) / 1000);
-    results.other.curlMBps = bytes / 1e6 / (median(curl) / 1000);
+    // Three ways to fetch the same file, each timed from start to end of its command.
+    const fetchAll = async () => {
+      const t = { get: [], curl: [], drain: [] };
+      for (let i = 0; i < 3; i++) {
+        rmSync(join(dir, "work"), { recursive: true, force: true });
+        const t0 = performance.now();
+        const r = await ns.cli(["-c", cfg, "run", "getimage"]);
+        t.get.push(performance.now() - t0);
+        if (r.exitCode !== 0) throw new Error(`getimage failed: ${r.stdout}${r.stderr}`);
+        const t1 = performance.now();
+        const c = await ns.run("curl", ["-sf", "-o", join(dir, "curl.img"), url]);
+        t.curl.push(performance.now() - t1);
+        if (c.exitCode !== 0) throw new Error(`curl failed: ${c.stderr}`);
+        rmSync(join(dir, "curl.img"), { force: true });
+        const d = await ns.run(process.execPath, [resolve(here, "undici-drain.mjs"), url]);
+        if (d.exitCode !== 0) throw new Error(`undici drain failed: ${d.stderr}`);
+        t.drain.push(JSON.parse(d.stdout).ms);
+      }
+      const mbps = (ms) => big.bytes / 1e6 / (median(ms) / 1000);
+      return { getimageMBps: mbps(t.get), curlMBps: mbps(t.curl), undiciDrainMBps: mbps(t.drain) };
+    };
+    results.other.getimageBytes = big.bytes;
+    // Loopback at full speed: CPU-bound (server, client and kernel share two cores).
+    results.other.loopback = await fetchAll();
+    // The same with the namespace's loopback shaped to 1 Gbit/s (tc tbf), as an image server
+    // across a gigabit link would be: network-bound.
+    const tc = await ns.run("tc", [
+      "qdisc",
+      "add",
+      "dev",
+      "lo",
+      "root",
+      "tbf",
+      "rate",
+      "1gbit",
+      "burst",
+      "1mb",
+      "latency",
+      "50ms",
+    ]);
+    if (tc.exitCode !== 0) throw new Error(`tc failed: ${tc.stderr}`);
+    results.other.gigabit = await fetchAll();
     await srv.stop();
   } finally {
     await ns.destroy();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A 640 MB file of random bytes and its SHA-256, made once under /var/cache/aplspawn-bench. */
+function bigFile() {
+  const dir = "/var/cache/aplspawn-bench";
+  const path = join(dir, "big-640M.img");
+  const sum = `${path}.sha256`;
+  const bytes = 640 * 1048576;
+  if (!existsSync(sum) || !existsSync(path) || statSync(path).size !== bytes) {
+    mkdirSync(dir, { recursive: true });
+    log(`making ${path} (640 MB of random bytes)`);
+    execFileSync("head", ["-c", String(bytes), "/dev/urandom"], {
+      stdio: ["ignore", openSync(path, "w"), "inherit"],
+    });
+    writeFileSync(sum, execFileSync("sha256sum", [path], { encoding: "utf8" }).split(" ")[0]);
+  }
+  return { path, bytes, sha256: readFileSync(sum, "utf8").trim() };
 }
 
 // Report.
@@ -206,16 +284,36 @@ for (const [n, r] of Object.entries(results.sizes))
 const o = results.other;
 const statusN = Object.entries(results.sizes).filter(([, r]) => r.status !== undefined);
 const lines = [
-  ...rows,
-  "",
-  `status: ${statusN.map(([n, r]) => `N=${n} ${fmt(r.status)}`).join(", ")}${statusN.length === 2 ? ` (ratio ${ratio(statusN[1][1].status, statusN[0][1].status)})` : ""}`,
-  `aplspawn --version ${o.versionMs.toFixed(0)} ms, node -e 0 ${o.nodeMs.toFixed(0)} ms: +${(o.versionMs - o.nodeMs).toFixed(0)} ms`,
-  `runner alone, 1,000 journaled no-op tasks: ${o.runner1000Ms} ms`,
-  `getimage ${o.getimageMBps.toFixed(0)} MB/s, curl ${o.curlMBps.toFixed(0)} MB/s: ${(o.getimageMBps / o.curlMBps).toFixed(2)}× curl`,
+  ...(parts.has("labs")
+    ? [
+        ...rows,
+        "",
+        `status: ${statusN.map(([n, r]) => `N=${n} ${fmt(r.status)}`).join(", ")}${statusN.length === 2 ? ` (ratio ${ratio(statusN[1][1].status, statusN[0][1].status)})` : ""}`,
+      ]
+    : []),
+  ...(parts.has("startup")
+    ? [
+        `aplspawn --version ${o.versionMs.toFixed(0)} ms, node -e 0 ${o.nodeMs.toFixed(0)} ms: +${(o.versionMs - o.nodeMs).toFixed(0)} ms`,
+        `runner alone, 1,000 journaled no-op tasks: ${o.runner1000Ms} ms`,
+      ]
+    : []),
+  ...(parts.has("getimage")
+    ? [
+        ...["loopback", "gigabit"].flatMap((k) => {
+          const g = o[k];
+          const what = k === "loopback" ? "over loopback" : "over loopback shaped to 1 Gbit/s";
+          return [
+            `getimage of ${(o.getimageBytes / 1048576).toFixed(0)} MiB ${what}: ${g.getimageMBps.toFixed(0)} MB/s, curl ${g.curlMBps.toFixed(0)} MB/s: ${(g.getimageMBps / g.curlMBps).toFixed(2)}× curl`,
+            `  undici request() drained to nothing (no write, no hash), Node's own ceiling: ${g.undiciDrainMBps.toFixed(0)} MB/s = ${(g.undiciDrainMBps / g.curlMBps).toFixed(2)}× curl`,
+          ];
+        }),
+      ]
+    : []),
 ];
+if (failures.length) lines.push("", "failed runs (left out of the medians):", ...failures);
 console.log(lines.join("\n"));
 writeFileSync(resolve(here, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
-writeFileSync(resolve(here, "plot.svg"), plot(results));
+if (parts.has("labs")) writeFileSync(resolve(here, "plot.svg"), plot(results));
 
 // Time against N for the floor, aplspawn and (where measured) one at a time.
 function plot(res) {
