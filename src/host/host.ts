@@ -102,6 +102,8 @@ export interface Host {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   /** Whether `cmd` is on PATH. */
   which(cmd: string): Promise<string | undefined>;
+  /** Whether a TCP connection to ip:port is accepted within timeoutMs (it is closed at once). */
+  canConnect(ip: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
 }
 
 /** A command that failed: keeps the command line, exit code and the end of stderr. */

@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
 import * as fs from "node:fs/promises";
+import { connect } from "node:net";
 import { basename, dirname, join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import {
@@ -89,6 +90,20 @@ async function spawnDetached(cmd: string, args: readonly string[], opts: Detache
   } finally {
     await log.close();
   }
+}
+
+function canConnect(ip: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: ip, port, signal });
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
 }
 
 async function writeAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
@@ -268,6 +283,7 @@ export function realHost(): Host {
     fs: realFs,
     http: realHttp,
     sleep: (ms, signal) => delay(ms, undefined, { signal }),
+    canConnect,
     async which(cmd) {
       for (const dir of (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":")) {
         const p = join(dir, cmd);

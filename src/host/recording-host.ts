@@ -159,6 +159,10 @@ export function recordingHost(): RecordingHost {
     async which(cmd) {
       return `/usr/bin/${cmd}`;
     },
+    async canConnect(ip, port) {
+      h.calls.push({ op: "connect", detail: `${ip}:${port}` });
+      return true;
+    },
   };
   return h;
 }

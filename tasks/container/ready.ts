@@ -40,14 +40,20 @@ export const containerReady = defineTask<ReadyParams, null>({
     for (;;) {
       if (!nspawn || !(await isAlive(ctx.host, nspawn.pid)))
         throw new Error(`container ${p.name} stopped before sshd answered; ${await logTail(ctx, p.logFile)}`);
-      const r = await trySsh(ctx, p);
-      if (r.ok) return null;
-      last = r.error;
+      // A TCP connect costs next to nothing; an ssh attempt costs a process and a key exchange on
+      // both sides (with 50 containers booting, polling with ssh alone slowed the boots): ssh only
+      // once sshd listens, then again until the login and sudo work (logins open late in boot).
+      const listening = await ctx.host.canConnect(p.ip, 22, 300, ctx.signal);
+      if (listening) {
+        const r = await trySsh(ctx, p);
+        if (r.ok) return null;
+        last = r.error;
+      } else last = "nothing listens on port 22 yet";
       if (Date.now() > deadline)
         throw new Error(
           `container ${p.name} (${p.ip}) did not answer over ssh within ${p.timeoutMs / 1000} s (last error: ${last}); ${await logTail(ctx, p.logFile)}`,
         );
-      await ctx.host.sleep(500, ctx.signal);
+      await ctx.host.sleep(listening ? 250 : 100, ctx.signal);
     }
   },
 });
