@@ -73,7 +73,8 @@ one_down() {
   kill -TERM "$pid"
   local deadline=$(($(ms) + 60000))
   while kill -0 "$pid" 2>/dev/null; do
-    if [ "$(ms)" -gt "$deadline" ]; then kill -KILL "$pid"; fi
+    # The container's init first: killing nspawn alone would leave it running, reparented.
+    if [ "$(ms)" -gt "$deadline" ]; then kill -KILL $(cat "/proc/$pid/task/$pid/children" 2>/dev/null) "$pid"; fi
     sleep 0.02
   done
   umount "$d/merged"
