@@ -96,10 +96,11 @@ fi
 t1=$(ms)
 for i in $(seq 1 "$n"); do [ -f "$work/c$i/pid" ] && one_down "$i" & done
 wait
-t2=$(ms)
+# Teardown ends when the bridge and the lower layer are gone too (as aplspawn's run down does).
 ip link del "$br"
-rmdir "$cgroot" 2>/dev/null || true
 if [ -n "$loop" ]; then umount "$work/lower"; fi
+t2=$(ms)
+rmdir "$cgroot" 2>/dev/null || true
 rm -rf "$work"
 [ "$failed" = 0 ] || exit 1
 printf '{"n":%s,"mode":"%s","upMs":%s,"downMs":%s}\n' "$n" "$mode" $((t1 - t0)) $((t2 - t1))

@@ -1,9 +1,10 @@
-// up: the whole lab, as the user sees it on screen: preflight → network → image → attach → lab key
-// → (containers no longer in the config removed) → containers, concurrently → inventory → ansible ping.
+// up: the whole lab, as the user sees it on screen: preflight → network, image (get, attach) and lab
+// key side by side → (containers no longer in the config removed) → containers, concurrently →
+// inventory → ansible ping.
 import { containerSpecs } from "../config/containers.js";
 import { containerOfId } from "../src/lab/files.js";
 import { UsageError } from "../src/runner/errors.js";
-import { undo } from "../src/runner/task.js";
+import { group, undo } from "../src/runner/task.js";
 import { attachSteps } from "./attach.js";
 import { containersGroup, entries, inventorySteps, preflightSteps, sshKeyStep } from "./containers.js";
 import { getimageSteps } from "./getimage.js";
@@ -19,10 +20,17 @@ export const up: WorkflowBuilder = (c, o) => {
     name: "up",
     steps: [
       ...preflightSteps(c, { bridgeMustExist: false }),
-      ...netupSteps(c),
-      ...getimageSteps(c),
-      ...attachSteps(c),
-      sshKeyStep(c),
+      // The network, the image and the lab key need nothing of each other: made side by side.
+      group(
+        "up.prepare",
+        "Preparing the network, the image and the lab key",
+        [
+          ...netupSteps(c),
+          group("up.image", "Getting and attaching the image", [...getimageSteps(c), ...attachSteps(c)]),
+          sshKeyStep(c),
+        ],
+        3,
+      ),
       // A smaller count (or another prefix or range): the containers the config no longer names go.
       undo(
         "containers.extra",
