@@ -156,20 +156,26 @@ const realFs: HostFs = {
     if (created) await syncDir(dirname(p));
   },
   async createExclusive(p, data, mode = 0o600) {
-    let fh: fs.FileHandle;
-    try {
-      fh = await fs.open(p, "wx", mode);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
-      throw e;
-    }
+    // Written in full to a temp file first, then linked into place (link fails if the name exists):
+    // no one ever sees the file empty. An O_EXCL create followed by a write had that window, and a
+    // lock read empty in it was taken for a dead owner's and taken over.
+    const tmp = join(dirname(p), `.${basename(p)}.${randomBytes(4).toString("hex")}.tmp`);
+    const fh = await fs.open(tmp, "wx", mode);
     try {
       await fh.writeFile(data);
       await fh.sync();
     } finally {
       await fh.close();
     }
-    return true;
+    try {
+      await fs.link(tmp, p);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+      throw e;
+    } finally {
+      await fs.rm(tmp, { force: true });
+    }
   },
   async exists(p) {
     try {

@@ -88,9 +88,11 @@ export async function holdSetting(
     const current = await s.read();
     const found = await load(host, s.key);
     const others = found ? (await live(host, found.holders)).filter((h) => h.lab !== holder.lab) : [];
-    // A record whose holders are all gone still knows the value to come back to (and that the one
-    // there now is aplspawn's); with no record, the value there now is the one to come back to.
-    const rec: HoldRecord = found
+    // A record whose holders are all gone (labs deleted without `run down`) still knows the value
+    // to come back to, as long as the value there now is one aplspawn wrote. Otherwise it is stale
+    // (a namespace gone and its inode number reused): the value there now is the one to come back to.
+    const carry = found && (others.length > 0 || found.wrote.includes(current));
+    const rec: HoldRecord = carry
       ? { ...found, holders: [...others, holder] }
       : { original: current, wrote: [], holders: [holder] };
     const target = want(current);

@@ -46,28 +46,40 @@ export async function acquireLock(host: Host, path: string, command: string): Pr
         tookOverFrom,
         async release() {
           const cur = await readLock(host, path);
-          if (cur?.pid === me.pid) await host.fs.rm(path);
+          if (typeof cur === "object" && cur.pid === me.pid) await host.fs.rm(path);
         },
       };
     }
     const holder = await readLock(host, path);
-    if (holder && (await lockOwnerAlive(host, holder))) {
+    // Released since: try again (taking it over now would remove whoever's lock came next).
+    if (holder === "missing") continue;
+    if (holder !== "corrupt" && (await lockOwnerAlive(host, holder))) {
       throw new LockedError(
         `The lab is locked by PID ${holder.pid} (${holder.command}, since ${holder.since}); ` +
           `wait for it to finish, or stop it. Lock file: ${path}`,
       );
     }
-    // Dead owner (or unreadable lock): take it over.
-    tookOverFrom = holder;
+    // A dead owner's lock, or a corrupt one (createExclusive links a complete file into place, so
+    // a half-written lock is never seen): take it over, if it is still that very lock.
+    if (JSON.stringify(await readLock(host, path)) !== JSON.stringify(holder)) continue;
+    if (holder !== "corrupt") tookOverFrom = holder;
     await host.fs.rm(path);
   }
   throw new LockedError(`Could not take the lock ${path}: another process keeps taking it`);
 }
 
-async function readLock(host: Host, path: string): Promise<LockInfo | undefined> {
+/** The lock's holder; "missing" when there is no lock file, "corrupt" when it cannot be parsed. */
+async function readLock(host: Host, path: string): Promise<LockInfo | "missing" | "corrupt"> {
+  let text: string;
   try {
-    return JSON.parse(await host.fs.readFile(path)) as LockInfo;
+    text = await host.fs.readFile(path);
   } catch {
-    return undefined;
+    return "missing";
+  }
+  try {
+    const info = JSON.parse(text) as LockInfo;
+    return typeof info.pid === "number" ? info : "corrupt";
+  } catch {
+    return "corrupt";
   }
 }

@@ -3,9 +3,11 @@
 // when the test failed), restores the inotify limit, and proves nothing of the test is left.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { stringify } from "yaml";
+import { controlPathDir } from "../../src/lab/inventory.js";
 import { ensureTestImage } from "../support/image.js";
 import { CLI, type NsResult, type NsSnapshot, TestNamespace, tempDir } from "../support/ns.js";
 
@@ -213,6 +215,10 @@ export async function withLab(
     const killed = await killNspawns(t.path);
     const leftDirs = [...(await propagateDirs(`${name}-`)), ...(await cgroupsOf(`${name}-`))];
     const leftHolds = await holdsUnder(t.path);
+    // Ansible's ssh master sockets of the lab (their directory goes with `run down`).
+    const cp = controlPathDir(join(workdir, name));
+    const leftCp = existsSync(cp) ? [cp] : [];
+    await rm(cp, { recursive: true, force: true });
     for (const d of leftDirs)
       await (d.startsWith("/sys/fs/cgroup") ? rmdirTree(d) : rm(d, { recursive: true, force: true })).catch(
         () => undefined,
@@ -230,6 +236,7 @@ export async function withLab(
       assert.equal(inotifyAfter, inotifyBefore, "fs.inotify.max_user_instances was not restored");
       assert.deepEqual(leftDirs, [], "container cgroups or nspawn's /run dirs were left");
       assert.deepEqual(leftHolds, [], "holds on host-wide settings were left in /run");
+      assert.deepEqual(leftCp, [], "ansible's ssh master directory was left in /run");
     }
   }
 }
