@@ -15,13 +15,20 @@ export interface ReadyParams extends SshTarget {
 }
 
 async function trySsh(ctx: TaskContext, p: ReadyParams): Promise<{ ok: boolean; error: string }> {
-  const r = await ctx.host.exec("ssh", sshBatchArgs(p, ["sudo", "-n", "true"], 2), {
-    allowFail: true,
-    readOnly: true,
-    timeoutMs: 15_000,
-    signal: ctx.signal,
-  });
-  return { ok: r.exitCode === 0, error: lastLines(r.stderr, 1) || `exit code ${r.exitCode}` };
+  try {
+    const r = await ctx.host.exec("ssh", sshBatchArgs(p, ["sudo", "-n", "true"], 2), {
+      allowFail: true,
+      readOnly: true,
+      timeoutMs: 15_000,
+      signal: ctx.signal,
+    });
+    return { ok: r.exitCode === 0, error: lastLines(r.stderr, 1) || `exit code ${r.exitCode}` };
+  } catch (e) {
+    // One slow attempt (sshd just started, 50 containers booting) is one failed attempt: the task's
+    // own deadline decides. Cancellation still ends the wait.
+    if (ctx.signal.aborted) throw e;
+    return { ok: false, error: e instanceof Error ? e.message : String(e) };
+  }
 }
 
 /** Waits until the container answers over ssh. */

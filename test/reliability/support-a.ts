@@ -150,11 +150,18 @@ export interface Baseline {
   snap: NsSnapshot;
   files: string[];
   inotify: number;
+  /** Holds of the lab on host-wide settings (kept when a run keeps the network). */
+  holds: string[];
 }
 
 /** Take a baseline of the lab. */
 export async function baseline(lab: Lab): Promise<Baseline> {
-  return { snap: await lab.ns.snapshot(), files: await tree(lab.dir), inotify: await inotify() };
+  return {
+    snap: await lab.ns.snapshot(),
+    files: await tree(lab.dir),
+    inotify: await inotify(),
+    holds: await holdsUnder(lab.dir),
+  };
 }
 
 /**
@@ -184,7 +191,11 @@ export async function assertAsBefore(
   assert.deepEqual(await propagateDirs(lab.prefix), [], `${what}: nspawn's /run dirs are left`);
   if (o.loops && o.image) await assertLoopsGone(lab, o.loops, o.image, what);
   assert.equal(await inotify(), b.inotify, `${what}: fs.inotify.max_user_instances differs from before`);
-  assert.deepEqual(await holdsUnder(lab.dir), [], `${what}: holds on host-wide settings are left in /run`);
+  assert.deepEqual(
+    await holdsUnder(lab.dir),
+    b.holds,
+    `${what}: holds on host-wide settings differ from before`,
+  );
   const allowed = o.allowed ?? /$^/;
   const extra = (await tree(lab.dir)).filter((f) => !b.files.includes(f) && !allowed.test(f));
   assert.deepEqual(extra, [], `${what}: files were left`);
