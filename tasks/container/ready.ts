@@ -1,6 +1,6 @@
 // Ready means reachable the way Ansible will reach it: sshd answers, the host key matches the one
 // pinned in known_hosts (StrictHostKeyChecking=yes), the lab key logs the user in, and sudo works.
-import { lastLines } from "../../src/host/host.js";
+import { CommandError, lastLines } from "../../src/host/host.js";
 import { findNspawn, isAlive } from "../../src/lab/proc.js";
 import { type SshTarget, sshBatchArgs } from "../../src/lab/ssh.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
@@ -26,7 +26,7 @@ async function trySsh(ctx: TaskContext, p: ReadyParams): Promise<{ ok: boolean; 
   } catch (e) {
     // One slow attempt (sshd just started, 50 containers booting) is one failed attempt: the task's
     // own deadline decides. Cancellation still ends the wait.
-    if (ctx.signal.aborted) throw e;
+    if (ctx.signal.aborted || !(e instanceof CommandError)) throw e;
     return { ok: false, error: e instanceof Error ? e.message : String(e) };
   }
 }
