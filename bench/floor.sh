@@ -60,10 +60,18 @@ one_up() {
   local who=$user@$ip cmd=(sudo -n true)
   [ "$login" = root ] && who=root@$ip cmd=(true)
   local deadline=$(($(ms) + 300000))
+  # Port 22 first, by bash's own connect (no process per attempt); then ssh, given time to finish
+  # its handshake: 50 booting containers on two cores answer slowly, and ssh attempts cut off
+  # after 1 s while they poll every 50 ms kept some containers from ever answering (300 s).
+  until { exec 3<>"/dev/tcp/$ip/22"; } 2>/dev/null; do
+    if [ "$(ms)" -gt "$deadline" ]; then echo "floor: $name port 22 not open within 300 s" >&2; return 1; fi
+    sleep "${FLOOR_POLL:-0.1}"
+  done
+  exec 3<&-
   until ssh -q -i "$work/key" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-    -o ConnectTimeout=1 "$who" "${cmd[@]}" 2>/dev/null; do
+    -o ConnectTimeout=10 "$who" "${cmd[@]}" 2>/dev/null; do
     if [ "$(ms)" -gt "$deadline" ]; then echo "floor: $name did not answer within 300 s" >&2; return 1; fi
-    sleep "${FLOOR_POLL:-0.05}"
+    sleep 0.25
   done
 }
 
@@ -71,10 +79,13 @@ one_down() {
   local d="$work/c$1" pid
   pid=$(cat "$d/pid")
   kill -TERM "$pid"
-  local deadline=$(($(ms) + 60000))
+  local deadline=$(($(ms) + 60000)) k=0
   while kill -0 "$pid" 2>/dev/null; do
+    # An init still starting its units can miss the poweroff request: ask again every 2 s (as
+    # aplspawn does; one request once left a container running for the whole 60 s).
+    k=$((k + 1)); [ $((k % 100)) = 0 ] && kill -TERM "$pid" 2>/dev/null
     # The container's init first: killing nspawn alone would leave it running, reparented.
-    if [ "$(ms)" -gt "$deadline" ]; then kill -KILL $(cat "/proc/$pid/task/$pid/children" 2>/dev/null) "$pid"; fi
+    if [ "$(ms)" -gt "$deadline" ]; then kill -KILL $(cat "/proc/$pid/task/$pid/children" 2>/dev/null) "$pid" 2>/dev/null; fi
     sleep 0.02
   done
   umount "$d/merged"

@@ -100,6 +100,7 @@ export function containerSteps(c: Config, s: ContainerSpec): Step[] {
       bridge: c.network.bridge,
       init,
       stopTimeoutMs: 30_000,
+      startTimeoutMs: c.containers.readyTimeout * 1000,
     }),
     task(containerReady, `container.ready[${n}]`, {
       name: n,

@@ -53,6 +53,23 @@ export async function allPids(host: Host): Promise<number[]> {
   return (await host.fs.readdir("/proc")).filter((n) => /^\d+$/.test(n)).map(Number);
 }
 
+/**
+ * The PIDs whose process name is systemd-nspawn, by one `pgrep` (reading the cmdline of every
+ * process took most of a second with 50 containers' processes); every PID where pgrep is missing.
+ */
+async function nspawnPids(host: Host): Promise<number[]> {
+  const r = await host
+    .exec("pgrep", ["-x", "systemd-nspawn"], { allowFail: true, readOnly: true })
+    .catch(() => undefined);
+  // 0: some found, 1: none; anything else (or no pgrep at all): walk /proc instead.
+  if (r?.exitCode === 1) return [];
+  if (r?.exitCode !== 0) return allPids(host);
+  return r.stdout
+    .split("\n")
+    .filter((l) => /^\d+$/.test(l))
+    .map(Number);
+}
+
 /** A systemd-nspawn process aplspawn started, with its container's leader (PID 1 inside). */
 export interface NspawnProcess {
   pid: number;
@@ -86,7 +103,7 @@ function nspawnArgvs(host: Host): Scan {
   const start = (): Scan => {
     const p: Scan = (async () => {
       const out = new Map<number, string[]>();
-      for (const pid of await allPids(host)) {
+      for (const pid of await nspawnPids(host)) {
         const argv = await cmdline(host, pid);
         if (argv && (argv[0] ?? "").split("/").pop() === "systemd-nspawn") out.set(pid, argv);
       }

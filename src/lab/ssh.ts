@@ -7,7 +7,15 @@ export interface SshTarget {
   user: string;
   key: string;
   knownHosts: string;
+  /**
+   * Share one ssh master connection through this socket (ControlMaster=auto): the first call
+   * logs in and leaves the master for ControlPersist; later calls run over it without a new login.
+   */
+  controlPath?: string;
 }
+
+/** How long an idle master stays (seconds); it exits by itself after that, removing its socket. */
+export const CONTROL_PERSIST_S = 60;
 
 /** The -o options that pin host keys to the lab's known_hosts. */
 export function pinnedOptions(knownHosts: string): string[] {
@@ -35,6 +43,16 @@ export function sshBatchArgs(t: SshTarget, command: readonly string[], connectTi
     "BatchMode=yes",
     "-o",
     `ConnectTimeout=${connectTimeoutS}`,
+    ...(t.controlPath
+      ? [
+          "-o",
+          "ControlMaster=auto",
+          "-o",
+          `ControlPersist=${CONTROL_PERSIST_S}`,
+          "-o",
+          `ControlPath=${t.controlPath}`,
+        ]
+      : []),
     "-l",
     t.user,
     t.ip,

@@ -37,6 +37,8 @@ export const labInventory = defineTask<InventoryParams, null>({
   },
   async run(ctx, p) {
     await ctx.host.fs.writeFile(p.path, renderInventory(p), 0o644);
+    // The lab's directory of ssh masters (Ansible's and status's), gone with the inventory.
+    if (p.controlPathDir) await ctx.host.fs.mkdir(p.controlPathDir, 0o700);
     return null;
   },
   async rollback(ctx, { params: p }) {

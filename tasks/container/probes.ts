@@ -4,13 +4,33 @@ import { containerSpecs } from "../../config/containers.js";
 import { containerDir, knownHostsPath, labDir, mergedDir, sshKeyPath } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import { type ExecResult, lastLines } from "../../src/host/host.js";
+import { controlPathDir } from "../../src/lab/inventory.js";
 import { mountAt, mountOption } from "../../src/lab/mounts.js";
 import { cmdline, findNspawn } from "../../src/lab/proc.js";
-import { sshBatchArgs } from "../../src/lab/ssh.js";
+import { type SshTarget, sshBatchArgs } from "../../src/lab/ssh.js";
 import type { Probe, ProbeContext } from "../../src/runner/probe.js";
 
 const running = async (ctx: ProbeContext, name: string, merged: string) =>
   (await findNspawn(ctx.host, name, merged)).find((n) => n.leader !== undefined);
+
+/**
+ * The socket of the ssh master that status keeps to a container, in the lab's directory of ssh
+ * masters (made with the inventory, removed with its masters by `run down`); none without that
+ * directory. Named by the container's nspawn process and its start time: a container restarted
+ * since gets a new master, never one whose connection went with the old container (that one sits
+ * idle and exits after ControlPersist).
+ */
+async function statusMaster(
+  ctx: ProbeContext,
+  c: Config,
+  name: string,
+  merged: string,
+): Promise<string | undefined> {
+  const dir = controlPathDir(labDir(c));
+  const n = await running(ctx, name, merged);
+  if (!n || !(await ctx.host.fs.exists(dir))) return undefined;
+  return `${dir}/st-${n.pid}-${n.start}`;
+}
 
 /** The container checks of `aplspawn status`. */
 export const containerProbes = (c: Config): Probe[] => {
@@ -29,16 +49,24 @@ export const containerProbes = (c: Config): Probe[] => {
     ...containerSpecs(c).flatMap((s): Probe[] => {
       const merged = mergedDir(c, s.name);
       const upper = `${containerDir(c, s.name)}/upper`;
-      const target = { ip: s.ip, user: c.containers.user, key: sshKeyPath(c), knownHosts: knownHostsPath(c) };
       // One login (as the user, then sudo) per container and status run, read by two checks.
       let attempt: Promise<ExecResult> | undefined;
       const login = (ctx: ProbeContext) => {
-        attempt ??= ctx.host.exec("ssh", sshBatchArgs(target, ["sudo", "-n", "true"], 3), {
-          allowFail: true,
-          readOnly: true,
-          timeoutMs: 20_000,
-          signal: ctx.signal,
-        });
+        attempt ??= (async () => {
+          const target: SshTarget = {
+            ip: s.ip,
+            user: c.containers.user,
+            key: sshKeyPath(c),
+            knownHosts: knownHostsPath(c),
+            controlPath: await statusMaster(ctx, c, s.name, merged),
+          };
+          return ctx.host.exec("ssh", sshBatchArgs(target, ["sudo", "-n", "true"], 3), {
+            allowFail: true,
+            readOnly: true,
+            timeoutMs: 20_000,
+            signal: ctx.signal,
+          });
+        })();
         return attempt;
       };
       return [

@@ -259,6 +259,21 @@ export async function assertNoResidue(lab: Lab, what: string): Promise<void> {
     [],
     `${what}: systemd-nspawn's per-machine dirs are left`,
   );
+  // The lab's ssh masters (Ansible's and status's) and their directory.
+  const cp = controlPathDir(join(lab.workdir, lab.prefix.slice(0, -1)));
+  assert.equal(existsSync(cp), false, `${what}: ${cp} is left`);
+  assert.deepEqual(await processesNaming(cp), [], `${what}: ssh masters are left`);
+}
+
+/** Processes whose command line names `text` ("pid: argv"). */
+export async function processesNaming(text: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const pid of await readdir("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    const argv = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+    if (argv.includes(text)) out.push(`${pid}: ${argv.replaceAll("\0", " ")}`);
+  }
+  return out;
 }
 
 /** Host-wide settings (src/lab/holds.ts) that a lab under `dir` still holds: "<record>: <lab>". */

@@ -6,6 +6,7 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { basename, dirname, join } from "node:path";
 import { test } from "node:test";
 import { stringify } from "yaml";
+import { controlPathDir } from "../../src/lab/inventory.js";
 import { startServer } from "../support/image.js";
 import { isRoot } from "../support/ns.js";
 import { assertNoResidue, killNspawns, nspawnPids, ok, summary, taskEvents, withLab } from "./lab-fixture.js";
@@ -49,9 +50,16 @@ test(
       assert.equal(s.ok, true);
       for (const n of ["l5a-10", "l5a-11", "l5a-12"])
         assert.equal(s.checks.filter((c) => c.target === n && c.ok).length, 5, `5 passing checks for ${n}`);
+      // The first status left an ssh master per container; the second runs over them.
+      const cp = controlPathDir(join(lab.workdir, "l5a"));
+      const masters = (await readdir(cp)).filter((f) => f.startsWith("st-"));
+      assert.equal(masters.length, 3, `one status master per container: ${masters}`);
+      for (const m of masters)
+        ok(await lab.ns.run("ssh", ["-o", `ControlPath=${cp}/${m}`, "-O", "check", "x"]), `master ${m}`);
       const table = ok(await lab.cli(["status"]), "status").stdout;
       assert.match(table, /^‣ \[ INFO \] Checking container l5a-10, ip 10\.10\.31\.10\/26$/m);
       assert.match(table, /^‣ \[ OK \] Checking ssh connection to 10\.10\.31\.12$/m);
+      assert.deepEqual((await readdir(cp)).filter((f) => f.startsWith("st-")).sort(), masters.sort());
 
       const pids = ok(await lab.cli(["pids"]), "pids")
         .stdout.trim()
