@@ -42,6 +42,9 @@ export function dryHost(real: Host, record: (change: string) => void): Host {
       async rm(p) {
         record(`rm -rf ${p}`);
       },
+      async rmdir(p) {
+        record(`rmdir ${p}`);
+      },
       async rename(a, b) {
         record(`mv ${a} ${b}`);
       },

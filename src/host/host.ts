@@ -49,11 +49,16 @@ export interface HostFs {
   exists(path: string): Promise<boolean>;
   stat(
     path: string,
-  ): Promise<{ size: number; isDirectory: boolean; isFile: boolean; mode: number } | undefined>;
+  ): Promise<
+    | { size: number; isDirectory: boolean; isFile: boolean; mode: number; dev: number; ino: number }
+    | undefined
+  >;
   mkdir(path: string, mode?: number): Promise<void>;
   readdir(path: string): Promise<string[]>;
   /** Remove a file or a tree; absent is fine. */
   rm(path: string): Promise<void>;
+  /** Remove an empty directory (a cgroup: rm cannot); absent is fine, EBUSY and others throw. */
+  rmdir(path: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   chmod(path: string, mode: number): Promise<void>;
   chown(path: string, uid: number, gid: number): Promise<void>;

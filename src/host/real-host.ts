@@ -188,7 +188,14 @@ const realFs: HostFs = {
   async stat(p) {
     try {
       const s = await fs.stat(p);
-      return { size: s.size, isDirectory: s.isDirectory(), isFile: s.isFile(), mode: s.mode };
+      return {
+        size: s.size,
+        isDirectory: s.isDirectory(),
+        isFile: s.isFile(),
+        mode: s.mode,
+        dev: s.dev,
+        ino: s.ino,
+      };
     } catch {
       return undefined;
     }
@@ -198,6 +205,11 @@ const realFs: HostFs = {
   },
   readdir: (p) => fs.readdir(p),
   rm: (p) => fs.rm(p, { recursive: true, force: true }),
+  async rmdir(p) {
+    await fs.rmdir(p).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== "ENOENT") throw e;
+    });
+  },
   rename: (a, b) => fs.rename(a, b),
   chmod: (p, m) => fs.chmod(p, m),
   chown: (p, u, g) => fs.lchown(p, u, g),

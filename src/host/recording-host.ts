@@ -97,8 +97,9 @@ export function recordingHost(): RecordingHost {
       },
       async stat(p) {
         const b = h.files.get(p);
-        if (b) return { size: b.length, isDirectory: false, isFile: true, mode: 0o100600 };
-        if (h.dirs.has(p)) return { size: 0, isDirectory: true, isFile: false, mode: 0o40700 };
+        const ino = [...h.files.keys(), ...h.dirs].indexOf(p) + 1;
+        if (b) return { size: b.length, isDirectory: false, isFile: true, mode: 0o100600, dev: 1, ino };
+        if (h.dirs.has(p)) return { size: 0, isDirectory: true, isFile: false, mode: 0o40700, dev: 1, ino };
         return undefined;
       },
       async mkdir(p) {
@@ -121,6 +122,12 @@ export function recordingHost(): RecordingHost {
         h.calls.push({ op: "rm", detail: p });
         for (const k of [...h.files.keys()]) if (k === p || k.startsWith(`${p}/`)) h.files.delete(k);
         for (const k of [...h.dirs]) if (k === p || k.startsWith(`${p}/`)) h.dirs.delete(k);
+      },
+      async rmdir(p) {
+        h.calls.push({ op: "rmdir", detail: p });
+        if ([...h.files.keys(), ...h.dirs].some((k) => k.startsWith(`${p}/`)))
+          throw Object.assign(new Error(`ENOTEMPTY: ${p}`), { code: "ENOTEMPTY" });
+        h.dirs.delete(p);
       },
       async rename(a, b) {
         h.calls.push({ op: "rename", detail: `${a} ${b}` });

@@ -140,12 +140,8 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
 
 // nspawn's lock on the root directory it runs, named after that directory's device and inode.
 async function inodeLock(ctx: TaskContext, dir: string): Promise<string | undefined> {
-  const r = await ctx.host.exec("stat", ["-c", "%d:%i", dir], {
-    allowFail: true,
-    readOnly: true,
-    signal: ctx.signal,
-  });
-  return r.exitCode === 0 ? `/run/systemd/nspawn/locks/inode-${r.stdout.trim()}` : undefined;
+  const s = await ctx.host.fs.stat(dir);
+  return s ? `/run/systemd/nspawn/locks/inode-${s.dev}:${s.ino}` : undefined;
 }
 
 async function stopContainer(
@@ -192,15 +188,20 @@ async function removeCgroup(ctx: TaskContext, cg: string): Promise<void> {
     for (const dir of tree) {
       for (const pid of (await readOr(h, `${dir}/cgroup.procs`)).split("\n").filter(Boolean))
         h.kill(Number(pid), "SIGKILL");
-      const r = await h.exec("rmdir", [dir], { allowFail: true, signal: ctx.signal });
-      if (r.exitCode !== 0 && (await h.fs.exists(dir))) busy = `${dir}: ${lastLines(r.stderr, 1)}`;
+      // fs.rmdir, not the rmdir command: 50 containers have some 500 cgroups, and a process
+      // start costs Node 10-15 ms of its main thread (5-7 s of a 50-container down).
+      const err = await h.fs.rmdir(dir).then(
+        () => undefined,
+        (e: Error) => e.message,
+      );
+      if (err !== undefined && (await h.fs.exists(dir))) busy = `${dir}: ${err}`;
     }
     if (!busy) break;
     if (attempt >= 20) throw new Error(`cannot remove the cgroup of container: ${busy}`);
     await h.sleep(250);
   }
   // The shared parent goes with the last container.
-  await h.exec("rmdir", [cg.slice(0, cg.lastIndexOf("/"))], { allowFail: true, signal: ctx.signal });
+  await h.fs.rmdir(cg.slice(0, cg.lastIndexOf("/"))).catch(() => undefined);
 }
 
 async function waitGone(

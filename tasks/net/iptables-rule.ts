@@ -1,7 +1,15 @@
 // Task: one iptables rule (a rule in our chain, or a jump from a built-in chain into it) is present.
 // One task per rule, so a rule deleted by hand is re-added by the next netup, and only that one.
 import { defineTask } from "../../src/runner/task.js";
-import { type Backend, detectBackend, ipt, iptablesFor, type RuleSpec, ruleExists } from "./iptables.js";
+import {
+  type Backend,
+  deleteRule,
+  detectBackend,
+  ipt,
+  iptablesFor,
+  type RuleSpec,
+  ruleExists,
+} from "./iptables.js";
 
 /** What the rule task needs: the exact rule, so rollback deletes exactly it. */
 export interface RuleParams {
@@ -29,8 +37,6 @@ export const ruleTask = defineTask<RuleParams, { added: true }, { backend: Backe
     return { added: true };
   },
   async rollback(ctx, { params: p, intent }) {
-    const bin = await iptablesFor(ctx, intent?.backend);
-    if (!(await ruleExists(ctx, bin, p.rule))) return;
-    await ipt(ctx, bin, p.rule.table, ["-D", p.rule.chain, ...p.rule.args]);
+    await deleteRule(ctx, await iptablesFor(ctx, intent?.backend), p.rule);
   },
 });

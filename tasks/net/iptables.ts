@@ -93,10 +93,27 @@ export async function ruleExists(ctx: IptContext, bin: string, rule: RuleSpec): 
     allowFail: true,
   });
   if (r.exitCode === 0) return true;
-  // 1: no such rule (or, with nft, no such chain). 2 with these words: the chain or the jump
-  // target does not exist, so neither does the rule. Anything else is a real error.
-  if (r.exitCode === 1) return false;
-  if (r.exitCode === 2 && /does not exist|No chain|Couldn't load target/i.test(r.stderr)) return false;
+  assertAbsent(r);
+  return false;
+}
+
+/**
+ * Delete the rule if it is there, in one call (`-D` of an absent rule fails as `-C` does); false
+ * when it was not there.
+ */
+export async function deleteRule(ctx: IptContext, bin: string, rule: RuleSpec): Promise<boolean> {
+  const r = await ipt(ctx, bin, rule.table, ["-D", rule.chain, ...rule.args], { allowFail: true });
+  if (r.exitCode === 0) return true;
+  assertAbsent(r);
+  return false;
+}
+
+// A failed -C or -D: the rule is absent, or a real error (thrown). 1: no such rule (or, with nft,
+// no such chain). 2 with these words: the chain or the jump target does not exist, so neither
+// does the rule. Anything else is a real error.
+function assertAbsent(r: { command: string; exitCode: number; stderr: string }): void {
+  if (r.exitCode === 1) return;
+  if (r.exitCode === 2 && /does not exist|No chain|Couldn't load target/i.test(r.stderr)) return;
   throw new Error(`${r.command} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
 }
 
