@@ -68,9 +68,16 @@ one_up() {
     sleep "${FLOOR_POLL:-0.1}"
   done
   exec 3<&-
-  until ssh -q -i "$work/key" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-    -o ConnectTimeout=10 "$who" "${cmd[@]}" 2>/dev/null; do
-    if [ "$(ms)" -gt "$deadline" ]; then echo "floor: $name did not answer within 300 s" >&2; return 1; fi
+  until ssh -i "$work/key" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+    -o LogLevel=ERROR -o ConnectTimeout=10 "$who" "${cmd[@]}" 2>"$d/ssh.err"; do
+    if [ "$(ms)" -gt "$deadline" ]; then
+      echo "floor: $name did not answer within 300 s; last ssh error: $(tail -2 "$d/ssh.err")" >&2
+      local leader
+      leader=$(cat /proc/"$(cat "$d/pid")"/task/*/children 2>/dev/null | head -1)
+      echo "floor: $name: failed units: $(timeout 5 nsenter -t "$leader" -a systemctl --failed --no-legend 2>&1 | tr '\n' ' ' || true); log tail:" >&2
+      tail -5 "$d/log" >&2
+      return 1
+    fi
     sleep 0.25
   done
 }

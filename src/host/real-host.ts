@@ -159,7 +159,8 @@ const realFs: HostFs = {
     // Written in full to a temp file first, then linked into place (link fails if the name exists):
     // no one ever sees the file empty. An O_EXCL create followed by a write had that window, and a
     // lock read empty in it was taken for a dead owner's and taken over.
-    const tmp = join(dirname(p), `.${basename(p)}.${randomBytes(4).toString("hex")}.tmp`);
+    // The temp file names its writer: one whose writer is gone (killed midway) can be swept.
+    const tmp = join(dirname(p), `.${basename(p)}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`);
     const fh = await fs.open(tmp, "wx", mode);
     try {
       await fh.writeFile(data);

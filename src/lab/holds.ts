@@ -40,6 +40,7 @@ async function withLock<T>(host: Host, signal: AbortSignal | undefined, f: () =>
     try {
       const lock = await acquireLock(host, LOCK, "aplspawn (shared settings)");
       try {
+        await sweepTemps(host);
         return await f();
       } finally {
         await lock.release();
@@ -48,6 +49,19 @@ async function withLock<T>(host: Host, signal: AbortSignal | undefined, f: () =>
       if (!(e instanceof LockedError) || i >= 500) throw e;
       await host.sleep(20, signal);
     }
+  }
+}
+
+// The remains of writers killed midway (a crash test's SIGKILL left both kinds in /run). Records
+// are written only under the lock (temp file, then rename): a record's temp file found while we
+// hold it is such a remain. The lock's own temp files (createExclusive: `.<name>.<pid>-<hex>.tmp`)
+// are written without it: only those whose writer is gone.
+async function sweepTemps(host: Host): Promise<void> {
+  for (const n of await host.fs.readdir(RUN).catch(() => [] as string[])) {
+    if (!n.endsWith(".tmp")) continue;
+    const writer = Number(/^\.aplspawn-holds\.lock\.(\d+)-[0-9a-f]+\.tmp$/.exec(n)?.[1] ?? 0);
+    if (n.startsWith(".aplspawn-hold.") || (writer > 0 && !host.kill(writer, 0)))
+      await host.fs.rm(`${RUN}/${n}`);
   }
 }
 

@@ -5,13 +5,31 @@ import { containerDir, knownHostsPath, labDir, mergedDir, sshKeyPath } from "../
 import type { Config } from "../../config/schema.js";
 import { type ExecResult, lastLines } from "../../src/host/host.js";
 import { controlPathDir } from "../../src/lab/inventory.js";
-import { mountAt, mountOption } from "../../src/lab/mounts.js";
-import { cmdline, findNspawn } from "../../src/lab/proc.js";
+import { type MountEntry, mountOption, mounts } from "../../src/lab/mounts.js";
+import { cmdline, findNspawnWhere, isNspawnFor, type NspawnProcess } from "../../src/lab/proc.js";
 import { type SshTarget, sshBatchArgs } from "../../src/lab/ssh.js";
 import type { Probe, ProbeContext } from "../../src/runner/probe.js";
 
-const running = async (ctx: ProbeContext, name: string, merged: string) =>
-  (await findNspawn(ctx.host, name, merged)).find((n) => n.leader !== undefined);
+/**
+ * What one status run looks at, read once for all its containers: the systemd-nspawn processes
+ * and the mount table (each container's checks reading them again cost 50 containers a /proc
+ * scan and a mountinfo read apiece).
+ */
+function snapshot() {
+  let procs: Promise<NspawnProcess[]> | undefined;
+  let table: Promise<MountEntry[]> | undefined;
+  return {
+    async running(ctx: ProbeContext, name: string, merged: string) {
+      procs ??= findNspawnWhere(ctx.host, () => true);
+      return (await procs).find((n) => n.leader !== undefined && isNspawnFor(n.argv, name, merged));
+    },
+    async mountAt(ctx: ProbeContext, path: string) {
+      table ??= mounts(ctx.host);
+      return (await table).filter((m) => m.mountPoint === path).pop();
+    },
+  };
+}
+type Snapshot = ReturnType<typeof snapshot>;
 
 /**
  * The socket of the ssh master that status keeps to a container, in the lab's directory of ssh
@@ -22,18 +40,20 @@ const running = async (ctx: ProbeContext, name: string, merged: string) =>
  */
 async function statusMaster(
   ctx: ProbeContext,
+  seen: Snapshot,
   c: Config,
   name: string,
   merged: string,
 ): Promise<string | undefined> {
   const dir = controlPathDir(labDir(c));
-  const n = await running(ctx, name, merged);
+  const n = await seen.running(ctx, name, merged);
   if (!n || !(await ctx.host.fs.exists(dir))) return undefined;
   return `${dir}/st-${n.pid}-${n.start}`;
 }
 
 /** The container checks of `aplspawn status`. */
 export const containerProbes = (c: Config): Probe[] => {
+  const seen = snapshot();
   const dirs: Probe = {
     name: "Checking if working directories exist",
     target: labDir(c),
@@ -49,32 +69,60 @@ export const containerProbes = (c: Config): Probe[] => {
     ...containerSpecs(c).flatMap((s): Probe[] => {
       const merged = mergedDir(c, s.name);
       const upper = `${containerDir(c, s.name)}/upper`;
-      // One login (as the user, then sudo) per container and status run, read by two checks.
-      let attempt: Promise<ExecResult> | undefined;
-      const login = (ctx: ProbeContext) => {
-        attempt ??= (async () => {
-          const target: SshTarget = {
+      // How to reach the container, and whether a master from an earlier status is kept.
+      let reach: Promise<{ target: SshTarget; kept: boolean }> | undefined;
+      const connection = (ctx: ProbeContext) => {
+        reach ??= (async () => {
+          const controlPath = await statusMaster(ctx, seen, c, s.name, merged);
+          const target = {
             ip: s.ip,
             user: c.containers.user,
             key: sshKeyPath(c),
             knownHosts: knownHostsPath(c),
-            controlPath: await statusMaster(ctx, c, s.name, merged),
+            controlPath,
           };
-          return ctx.host.exec("ssh", sshBatchArgs(target, ["sudo", "-n", "true"], 3), {
-            allowFail: true,
-            readOnly: true,
-            timeoutMs: 20_000,
-            signal: ctx.signal,
-          });
+          return { target, kept: controlPath !== undefined && (await ctx.host.fs.exists(controlPath)) };
         })();
+        return reach;
+      };
+      const ssh = (ctx: ProbeContext, args: string[]) =>
+        ctx.host.exec("ssh", args, {
+          allowFail: true,
+          readOnly: true,
+          timeoutMs: 20_000,
+          signal: ctx.signal,
+        });
+      // One login (as the user, then sudo) per container and status run, over the kept master.
+      let attempt: Promise<ExecResult> | undefined;
+      const login = (ctx: ProbeContext) => {
+        attempt ??= connection(ctx).then(({ target }) =>
+          ssh(ctx, sshBatchArgs(target, ["sudo", "-n", "true"], 3)),
+        );
         return attempt;
+      };
+      // The host key the container serves now. A login that opens its own connection checks it on
+      // the way (StrictHostKeyChecking=yes, before authenticating); one over a kept master does
+      // not (the key was checked when the master logged in, and sshd may have been restarted with
+      // another key since): then a connection of its own checks it and stops before logging in.
+      let keyCheck: Promise<ExecResult> | undefined;
+      const hostKey = (ctx: ProbeContext) => {
+        keyCheck ??= connection(ctx).then(({ target, kept }) =>
+          kept
+            ? ssh(ctx, [
+                "-o",
+                "PreferredAuthentications=none",
+                ...sshBatchArgs({ ...target, controlPath: undefined }, ["true"], 3),
+              ])
+            : login(ctx),
+        );
+        return keyCheck;
       };
       return [
         {
           name: `Checking nspawn process for container ${s.name} (ip ${s.ip})`,
           target: s.name,
           async run(ctx) {
-            const n = await running(ctx, s.name, merged);
+            const n = await seen.running(ctx, s.name, merged);
             if (!n) return { ok: false, detail: `no systemd-nspawn process runs ${s.name}` };
             if (await ctx.host.fs.exists("/run/systemd/system")) {
               const m = await ctx.host.exec("machinectl", ["show", s.name, "--property=State", "--value"], {
@@ -91,7 +139,7 @@ export const containerProbes = (c: Config): Probe[] => {
           name: "Checking overlayFS mount",
           target: s.name,
           async run(ctx) {
-            const m = await mountAt(ctx.host, merged);
+            const m = await seen.mountAt(ctx, merged);
             if (!m) return { ok: false, detail: `nothing is mounted at ${merged}` };
             if (m.fsType !== "overlay" || mountOption(m.superOptions, "upperdir") !== upper)
               return { ok: false, detail: `${merged} is a ${m.fsType} mount, not the container's overlay` };
@@ -102,7 +150,7 @@ export const containerProbes = (c: Config): Probe[] => {
           name: "Checking leader process",
           target: s.name,
           async run(ctx) {
-            const n = await running(ctx, s.name, merged);
+            const n = await seen.running(ctx, s.name, merged);
             if (!n?.leader) return { ok: false, detail: "no leader process" };
             const argv = await cmdline(ctx.host, n.leader);
             return { ok: argv !== undefined, detail: `PID ${n.leader}: ${(argv ?? []).join(" ")}` };
@@ -112,9 +160,7 @@ export const containerProbes = (c: Config): Probe[] => {
           name: `Checking ${s.ip} answers with its pinned host key`,
           target: s.name,
           async run(ctx) {
-            // ssh checks the host key against known_hosts (StrictHostKeyChecking=yes) before it
-            // authenticates: its one attempt, shared with the next check, answers this one too.
-            const r = await login(ctx);
+            const r = await hostKey(ctx);
             if (r.exitCode === 0) return { ok: true };
             if (/Host key verification failed|IDENTIFICATION HAS CHANGED/.test(r.stderr))
               return { ok: false, detail: "its host key is not the one in known_hosts" };

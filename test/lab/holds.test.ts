@@ -2,6 +2,7 @@
 // setting backed by a temp file: the last holder restores, a holder whose journal is gone does not
 // count, someone else's change is kept, and holders racing each other keep the record consistent.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -56,6 +57,13 @@ async function withFixture(value: string, body: (f: Awaited<ReturnType<typeof fi
   }
 }
 
+/** The PID of a process that has exited. */
+async function deadPid(): Promise<number> {
+  const c = spawn("true");
+  await new Promise((r) => c.once("exit", r));
+  return c.pid ?? 0;
+}
+
 const raise = (cur: string) => (Number(cur) >= 1000 ? undefined : "8192");
 
 test("the last of two labs puts the value back; the first leaves it for the other", { skip }, () =>
@@ -72,6 +80,28 @@ test("the last of two labs puts the value back; the first leaves it for the othe
     assert.equal(await f.value(), "128");
     assert.equal(existsSync(recordPath(f.s.key)), false, "the record was left");
     assert.deepEqual(await releaseSetting(host, f.s, b.lab), { others: [] }, "a second release does nothing");
+  }),
+);
+
+test("a record's temp file left by a writer killed midway is removed by the next holder", { skip }, () =>
+  withFixture("128", async (f) => {
+    const a = await f.lab("a");
+    // What a SIGKILL between writing the temp file and renaming it leaves (seen after a crash test).
+    const left = `/run/.aplspawn-hold.${f.s.key}.json.0badc0de.tmp`;
+    await writeFile(left, '{"original":"128","wrote":["8192"],"holders":[]}\n');
+    // And the lock's: one of a writer that is gone, one of a writer still running (this process).
+    const deadLock = `/run/.aplspawn-holds.lock.${await deadPid()}-0badc0de.tmp`;
+    const liveLock = `/run/.aplspawn-holds.lock.${process.pid}-0badc0de.tmp`;
+    for (const p of [deadLock, liveLock]) await writeFile(p, "");
+    try {
+      await holdSetting(host, f.s, a, raise);
+      assert.equal(existsSync(left), false, "the record's temp file is still there");
+      assert.equal(existsSync(deadLock), false, "the dead writer's lock temp file is still there");
+      assert.equal(existsSync(liveLock), true, "a live writer's lock temp file was removed");
+      await releaseSetting(host, f.s, a.lab);
+    } finally {
+      for (const p of [left, deadLock, liveLock]) await rm(p, { force: true });
+    }
   }),
 );
 

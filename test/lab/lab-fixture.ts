@@ -280,10 +280,15 @@ export async function processesNaming(text: string): Promise<string[]> {
 export async function holdsUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const n of await readdir("/run").catch(() => [] as string[])) {
-    if (!/^aplspawn-hold\..*\.json$/.test(n)) continue;
-    const rec = JSON.parse(await readFile(`/run/${n}`, "utf8").catch(() => "{}")) as {
-      holders?: { lab: string }[];
-    };
+    // Records, and the temp files a writer killed midway would leave.
+    if (!/^\.?aplspawn-hold\..*\.(json|tmp)$/.test(n)) continue;
+    const text = await readFile(`/run/${n}`, "utf8").catch(() => "{}");
+    let rec: { holders?: { lab: string }[] } = {};
+    try {
+      rec = JSON.parse(text);
+    } catch {
+      if (text.includes(dir)) out.push(`/run/${n}: cut short, names ${dir}`);
+    }
     for (const h of rec.holders ?? []) if (h.lab.startsWith(dir)) out.push(`/run/${n}: ${h.lab}`);
   }
   return out;
