@@ -73,7 +73,7 @@ one_up() {
     if [ "$(ms)" -gt "$deadline" ]; then
       echo "floor: $name did not answer within 300 s; last ssh error: $(tail -2 "$d/ssh.err")" >&2
       local leader
-      leader=$(cat /proc/"$(cat "$d/pid")"/task/*/children 2>/dev/null | head -1)
+      leader=$(cat /proc/"$(cat "$d/pid")"/task/*/children 2>/dev/null | head -1 | tr -d ' ')
       echo "floor: $name: failed units: $(timeout 5 nsenter -t "$leader" -a systemctl --failed --no-legend 2>&1 | tr '\n' ' ' || true); log tail:" >&2
       tail -5 "$d/log" >&2
       return 1
