@@ -15,7 +15,7 @@ export interface SshTarget {
 }
 
 /** How long an idle master stays (seconds); it exits by itself after that, removing its socket. */
-export const CONTROL_PERSIST_S = 60;
+const CONTROL_PERSIST_S = 60;
 
 /** The -o options that pin host keys to the lab's known_hosts. */
 export function pinnedOptions(knownHosts: string): string[] {

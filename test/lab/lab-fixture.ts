@@ -267,13 +267,9 @@ export async function assertNoResidue(lab: Lab, what: string): Promise<void> {
 
 /** Processes whose command line names `text` ("pid: argv"). */
 export async function processesNaming(text: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const pid of await readdir("/proc")) {
-    if (!/^\d+$/.test(pid)) continue;
-    const argv = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
-    if (argv.includes(text)) out.push(`${pid}: ${argv.replaceAll("\0", " ")}`);
-  }
-  return out;
+  return [...(await processes())]
+    .filter(([, argv]) => argv.some((a) => a.includes(text)))
+    .map(([pid, argv]) => `${pid}: ${argv.join(" ")}`);
 }
 
 /** Host-wide settings (src/lab/holds.ts) that a lab under `dir` still holds: "<record>: <lab>". */
