@@ -10,11 +10,16 @@ export async function readOr(host: Host, path: string, fallback = ""): Promise<s
   }
 }
 
-/** Remove a directory only when it is empty (never a tree someone else put there). */
+/**
+ * Remove a directory only when it is empty (never a tree someone else put there): rmdir itself
+ * decides, so an entry added or a directory removed in the meantime changes nothing of ours.
+ */
 export async function rmdirIfEmpty(host: Host, path: string): Promise<void> {
   const st = await host.fs.stat(path);
   if (!st?.isDirectory) return;
-  if ((await host.fs.readdir(path)).length === 0) await host.fs.rm(path);
+  await host.fs.rmdir(path).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
+  });
 }
 
 /** Write a file only when its content differs; true when it wrote. */

@@ -115,3 +115,20 @@ export function listTaskIds(steps: readonly Step[]): string[] {
     s.type === "task" ? [s.id] : s.type === "group" ? listTaskIds(s.steps) : [s.id],
   );
 }
+
+/**
+ * Undo one thing that may also vanish on its own between a rollback's look and its act (an
+ * autoclear loop device the kernel frees, a mount gone with its namespace, a link deleted by hand):
+ * run `act`; when it fails, ask `ours()` again, and if what it undoes is no longer there (as ours),
+ * the undo is done. A failure while it is still there is a real one and is rethrown.
+ */
+export async function undoUnlessGone(
+  act: () => Promise<unknown>,
+  ours: () => Promise<boolean>,
+): Promise<void> {
+  try {
+    await act();
+  } catch (e) {
+    if (await ours().catch(() => true)) throw e;
+  }
+}

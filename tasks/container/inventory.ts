@@ -15,7 +15,7 @@ export interface InventoryParams extends InventorySpec {
  * gone it would wait that long on a dead connection.
  */
 async function closeMasters(ctx: TaskContext, dir: string): Promise<void> {
-  const sockets = (await ctx.host.fs.exists(dir)) ? await ctx.host.fs.readdir(dir) : [];
+  const sockets = await ctx.host.fs.readdir(dir).catch(() => [] as string[]);
   await Promise.all(
     sockets.map((s) =>
       ctx.host.exec("ssh", ["-o", `ControlPath=${dir}/${s}`, "-O", "exit", "aplspawn-lab"], {

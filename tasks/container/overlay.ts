@@ -65,6 +65,7 @@ export async function unmountRetrying(
     if (!(await mounted())) return;
     const r = await h.exec("umount", [path], { signal: ctx.signal, allowFail: true });
     if (r.exitCode === 0) continue;
+    if (!(await mounted())) return; // unmounted by someone else in the meantime: done
     last = lastLines(r.stderr, 1);
     if (!/busy/i.test(r.stderr)) throw new Error(`umount ${path} failed: ${last}`);
     await h.sleep(500, ctx.signal);

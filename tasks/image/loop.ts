@@ -6,7 +6,7 @@ import { basename, dirname, join } from "node:path";
 import { describeLayout } from "../../src/image/partition-table.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { ExitError } from "../../src/runner/errors.js";
-import { defineTask } from "../../src/runner/task.js";
+import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
 import { inspectImage, lowerState, missingImage, requireRoot } from "./attach-state.js";
 import { backs, fileIdentity, type HostCtx, listLoops, mountsOfDevice } from "./support.js";
 
@@ -48,14 +48,22 @@ export async function detachLoop(
   t: { device: string; ino: string; dev: string; offset: number },
   o: { wait: boolean } = { wait: true },
 ): Promise<void> {
-  const holds = async () => (await listLoops(ctx)).some((l) => l.name === t.device && backs(l, t, t.offset));
-  if (!(await holds())) return; // already detached, or reused by someone else since: not ours
+  const find = async () => (await listLoops(ctx)).find((l) => l.name === t.device && backs(l, t, t.offset));
+  const holds = async () => (await find()) !== undefined;
+  const dev = await find();
+  if (!dev) return; // already detached, or reused by someone else since: not ours
   const mounts = await mountsOfDevice(ctx, t.device);
   if (mounts.length > 0)
     throw new ExitError(
       `${t.device} is still mounted at ${mounts.map((m) => m.mountPoint).join(", ")}: unmount it first (\`aplspawn run stop\`)`,
     );
-  await ctx.host.exec("losetup", ["--detach", t.device], { signal: ctx.signal });
+  // An autoclear device (image.lower marks it) is freed by the kernel once unmounted, in the
+  // background: asking again only races that release (the device can vanish under the command).
+  if (!dev.autoclear)
+    await undoUnlessGone(
+      () => ctx.host.exec("losetup", ["--detach", t.device], { signal: ctx.signal }),
+      holds,
+    );
   if (!o.wait) return;
   // losetup -d only marks a device that something holds open: wait until it is really gone. Another
   // lab on the same image may be reading its superblock for a moment (seen in the suite under load).

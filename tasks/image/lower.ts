@@ -140,7 +140,8 @@ export const imageLower = defineTask<LowerParams, LowerResult, LowerIntent>({
         signal: ctx.signal,
         allowFail: true,
       });
-      if (r.exitCode !== 0)
+      // Gone on its own in the meantime (its namespace died, someone unmounted it): done.
+      if (r.exitCode !== 0 && (await isOurs(ctx, params, result).catch(() => true)))
         throw new ExitError(
           /busy/i.test(r.stderr)
             ? `Cannot unmount ${params.lowerDir}: it is busy (a container or a process still uses it; \`fuser -vm ${params.lowerDir}\` shows which)`

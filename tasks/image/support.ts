@@ -25,6 +25,7 @@ import {
   parseMountinfo,
 } from "../../src/image/system-info.js";
 import { ExitError } from "../../src/runner/errors.js";
+import { undoUnlessGone } from "../../src/runner/task.js";
 
 /** What the helpers need of a task or probe context. */
 export interface HostCtx {
@@ -127,7 +128,10 @@ export async function mountsOfDevice(ctx: HostCtx, dev: string): Promise<MountIn
 /** Unmount everything at or below dir, deepest first; never lazily (a busy mount is an error). */
 export async function unmountUnder(ctx: HostCtx, dir: string): Promise<void> {
   for (const m of mountsUnder(await listMounts(ctx), dir))
-    await ctx.host.exec("umount", ["--", m.mountPoint], { signal: ctx.signal });
+    await undoUnlessGone(
+      () => ctx.host.exec("umount", ["--", m.mountPoint], { signal: ctx.signal }),
+      async () => (await listMounts(ctx)).some((x) => x.mountPoint === m.mountPoint),
+    );
 }
 
 /** Remove a temporary tree, after unmounting anything a failed debootstrap left mounted in it. */

@@ -1,6 +1,6 @@
 // Task: the bridge carries `network.address` (the containers' gateway). Rollback removes only an
 // address this task added; a pre-existing bridge keeps the addresses it had.
-import { defineTask } from "../../src/runner/task.js";
+import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
 import { hasAddress, linkInfo } from "./links.js";
 
 /** What the address task needs. */
@@ -25,6 +25,9 @@ export const bridgeAddressTask = defineTask<BridgeAddressParams, { added: true }
   },
   async rollback(ctx, { params: p }) {
     if (!(await linkInfo(ctx, p.bridge)) || !(await hasAddress(ctx, p.bridge, p.address))) return;
-    await ctx.host.exec("ip", ["addr", "del", p.address, "dev", p.bridge], { signal: ctx.signal });
+    await undoUnlessGone(
+      () => ctx.host.exec("ip", ["addr", "del", p.address, "dev", p.bridge], { signal: ctx.signal }),
+      () => hasAddress(ctx, p.bridge, p.address),
+    );
   },
 });

@@ -1,6 +1,6 @@
 // Task: the bridge is administratively up. Rollback brings it down again only if this task
 // brought it up (a pre-existing bridge that was already up has no journal entry).
-import { defineTask } from "../../src/runner/task.js";
+import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
 import { linkInfo } from "./links.js";
 
 /** What the link-up task needs. */
@@ -22,6 +22,9 @@ export const bridgeUpTask = defineTask<BridgeUpParams, { broughtUp: true }>({
   },
   async rollback(ctx, { params: p }) {
     if ((await linkInfo(ctx, p.bridge))?.up !== true) return;
-    await ctx.host.exec("ip", ["link", "set", "dev", p.bridge, "down"], { signal: ctx.signal });
+    await undoUnlessGone(
+      () => ctx.host.exec("ip", ["link", "set", "dev", p.bridge, "down"], { signal: ctx.signal }),
+      async () => (await linkInfo(ctx, p.bridge))?.up === true,
+    );
   },
 });

@@ -1,6 +1,6 @@
 // Task: the lab's bridge exists. Creates it only when missing; a bridge that was there before is
 // used as it is and, having no journal entry, is never deleted.
-import { defineTask } from "../../src/runner/task.js";
+import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
 import { bridgeInfo, containerPorts } from "./links.js";
 
 /** What the bridge task needs (journaled: rollback works from these alone). */
@@ -29,6 +29,9 @@ export const bridgeTask = defineTask<BridgeParams, { created: true }>({
       throw new Error(
         `bridge ${p.bridge} still has container interfaces attached (${busy.join(", ")}); stop the lab's containers first`,
       );
-    await ctx.host.exec("ip", ["link", "del", "dev", p.bridge], { signal: ctx.signal });
+    await undoUnlessGone(
+      () => ctx.host.exec("ip", ["link", "del", "dev", p.bridge], { signal: ctx.signal }),
+      async () => (await bridgeInfo(ctx, p.bridge)) !== undefined,
+    );
   },
 });

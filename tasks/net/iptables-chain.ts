@@ -1,6 +1,6 @@
 // Task: a chain of our own exists in a table (the filter chain holding the lab's forwarding rules,
 // the nat chain holding its MASQUERADE). A chain that was already there is used and never deleted.
-import { defineTask } from "../../src/runner/task.js";
+import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
 import { type Backend, chainExists, detectBackend, ipt, iptablesFor, type Table } from "./iptables.js";
 
 /** What the chain task needs. */
@@ -38,7 +38,8 @@ export const chainTask = defineTask<ChainParams, { created: true }, { backend: B
       throw new Error(
         `chain ${p.chain} (table ${p.table}) is still referenced; remove these rules first: ${refs.join("; ")}`,
       );
-    await ipt(ctx, bin, p.table, ["-F", p.chain]);
-    await ipt(ctx, bin, p.table, ["-X", p.chain]);
+    const there = () => chainExists(ctx, bin, p.table, p.chain);
+    await undoUnlessGone(() => ipt(ctx, bin, p.table, ["-F", p.chain]), there);
+    await undoUnlessGone(() => ipt(ctx, bin, p.table, ["-X", p.chain]), there);
   },
 });

@@ -1,0 +1,68 @@
+// A rollback never fails because what it undoes vanished on its own between its look and its act
+// (issue: image.loop's detach raced the kernel's autoclear release under the full suite). Each
+// case runs a task for real in a private namespace, then its rollback on a host where the thing
+// is removed right before the undoing command; the rollback must succeed and leave nothing.
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { after, before, test } from "node:test";
+import { detachLoopsUnder, loopsOf, makeSquashfs, makeTree } from "../support/image.js";
+import { isRoot, type NsSnapshot, TestNamespace, tempDir } from "../support/ns.js";
+
+const DRIVER = resolve(import.meta.dirname, "vanish-drive.js");
+const skip = isRoot ? false : "needs root";
+
+let ns: TestNamespace;
+let tmp: { path: string; cleanup(): Promise<void> };
+let image: string;
+
+before(async () => {
+  if (!isRoot) return;
+  ns = await TestNamespace.create();
+  // The filter table shows in iptables-save once anything used it: make it exist before the snapshots.
+  await ns.run("iptables", ["-w", "-t", "filter", "-N", "VNSH-INIT"]);
+  await ns.run("iptables", ["-w", "-t", "filter", "-X", "VNSH-INIT"]);
+  tmp = await tempDir("aplspawn-vanish-");
+  image = await makeSquashfs(
+    await makeTree(join(tmp.path, "img-tree"), "vanish"),
+    join(tmp.path, "img.sqfs"),
+  );
+});
+
+after(async () => {
+  if (!isRoot) return;
+  const left = await detachLoopsUnder(tmp.path);
+  await ns.destroy();
+  await tmp.cleanup();
+  assert.deepEqual(left, [], "loop devices were left behind");
+});
+
+const cases = [
+  "image.loop",
+  "image.lower",
+  "container.overlay",
+  "net.bridge",
+  "net.bridge.up",
+  "net.bridge.address",
+  "net.iptables.chain",
+];
+
+let n = 0;
+for (const name of cases) {
+  test(`${name}: rollback succeeds when its target vanished right before the undoing command`, {
+    skip,
+  }, async () => {
+    const dir = join(tmp.path, `c${n++}`);
+    for (const d of ["tree/usr", "upper", "work", "merged"]) await mkdir(join(dir, d), { recursive: true });
+    const before: NsSnapshot = await ns.snapshot();
+    const r = await ns.run(process.execPath, [DRIVER, "--aplspawn-vanish", name, dir, image]);
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+    const out = JSON.parse(r.stdout) as { fired: number; error: string | null };
+    assert.equal(out.fired, 1, "the race was never provoked: the undoing command did not run");
+    assert.equal(out.error, null);
+    assert.deepEqual(await ns.snapshot(), before, "the namespace's links, rules or mounts changed");
+    assert.deepEqual(await loopsOf(image), [], "a loop device was left on the image");
+    assert.equal(existsSync(join(dir, "lower.loop")), false, "image.loop's record was left");
+  });
+}
