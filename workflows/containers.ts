@@ -41,6 +41,7 @@ const PROGRAMS = ["systemd-nspawn", "ip", "iptables", "losetup", "mount", "umoun
 export const preflightSteps = (c: Config, o: { bridgeMustExist: boolean }): Step[] => [
   task(hostPreflight, "host.preflight", {
     programs: PROGRAMS,
+    machinesDir: c.containers.machinesDir,
     ...(o.bridgeMustExist ? { bridge: c.network.bridge } : {}),
   }),
   task(hostInotify, "host.inotify", { ...inotifyFor(c.containers.count), holder: labHolder(c) }),

@@ -166,14 +166,26 @@ const exec: CommandAdder = (program, cli) =>
     .action(async (name: string, command: string[], _o: unknown, cmd: Command) => {
       const c = await cli.load(globals(cmd));
       spec(c, name);
-      const [{ containerStates }, { runInteractive }] = await Promise.all([
-        import("../lab/state.js"),
-        import("../lab/interactive.js"),
-      ]);
-      const st = (await containerStates(cli.io.host, c)).find((x) => x.name === name);
+      const [{ containerStates }, { startInteractive }, { enterCommand }, { startInCgroups }] =
+        await Promise.all([
+          import("../lab/state.js"),
+          import("../lab/interactive.js"),
+          import("../lab/enter.js"),
+          import("../lab/cgroups.js"),
+        ]);
+      const host = cli.io.host;
+      // Only the nspawn process the journal recorded (PID and start time), verified to be the host's
+      // systemd-nspawn: never a process found by its name.
+      const st = (await containerStates(host, c, { journaledOnly: true })).find((x) => x.name === name);
       if (!st?.leaderPid) throw new ExitError(`container ${name} is not running`);
-      const args = ["-t", String(st.leaderPid), "-m", "-u", "-i", "-n", "-p", "-r", "-w", "--", ...command];
-      passOn(`${command[0]} in ${name}`, await runInteractive("nsenter", args));
+      const e = await enterCommand(host, st.leaderPid, command, cli.io.env.TERM);
+      // Started from the init's cgroups, so it is born there (nothing it forks escapes them).
+      const child = await startInCgroups(host, e.cgroups, async () => {
+        const ch = startInteractive(e.cmd, e.args, e.env);
+        await ch.started;
+        return ch;
+      });
+      passOn(`${command[0]} in ${name}`, await child.exited);
     });
 
 /** Commands added to the program. */

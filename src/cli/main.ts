@@ -11,7 +11,7 @@ import { workflows } from "../../workflows/index.js";
 import { CommandError, type Host } from "../host/host.js";
 import { realHost } from "../host/real-host.js";
 import { errorMessage, InterruptedError, TaskFailedError, UsageError } from "../runner/errors.js";
-import { type OutputMode, renderEvent } from "../runner/report.js";
+import { type OutputMode, printable, renderEvent } from "../runner/report.js";
 import { listTaskIds, type Workflow } from "../runner/task.js";
 import { extraCommands } from "./commands.js";
 
@@ -219,8 +219,9 @@ if (invoked === fileURLToPath(import.meta.url)) {
     });
   main(process.argv.slice(2), {
     host: realHost(),
-    out: (s) => process.stdout.write(s),
-    err: (s) => process.stderr.write(s),
+    // Container text (log tails, process names, relayed output) reaches these: no control characters.
+    out: (s) => process.stdout.write(printable(s)),
+    err: (s) => process.stderr.write(printable(s)),
     isTTY: process.stdout.isTTY === true,
     env: process.env,
     handleSignals: true,

@@ -59,6 +59,28 @@ export function dryHost(real: Host, record: (change: string) => void): Host {
         return { write: async () => undefined, close: async () => undefined };
       },
     },
+    root(dir, label) {
+      const r = real.root(dir, label);
+      return {
+        ...r,
+        async writeFile(p) {
+          record(`write ${dir}${p}`);
+        },
+        async mkdir(p) {
+          record(`mkdir -p ${dir}${p}`);
+          return [];
+        },
+        async chown(p, u, g) {
+          record(`chown ${u}:${g} ${dir}${p}`);
+        },
+        async symlink(t, p) {
+          record(`ln -sfn ${t} ${dir}${p}`);
+        },
+        async remove(p) {
+          record(`rm ${dir}${p}`);
+        },
+      };
+    },
     http: {
       async request(url, opts) {
         if ((opts.method ?? "GET") === "HEAD") return real.http.request(url, opts);

@@ -47,12 +47,23 @@ export interface HostFs {
   /** Create a file that must not exist yet (O_EXCL); false when it already exists. */
   createExclusive(path: string, data: string, mode?: number): Promise<boolean>;
   exists(path: string): Promise<boolean>;
-  stat(
-    path: string,
-  ): Promise<
-    | { size: number; isDirectory: boolean; isFile: boolean; mode: number; dev: number; ino: number }
+  stat(path: string): Promise<
+    | {
+        size: number;
+        isDirectory: boolean;
+        isFile: boolean;
+        mode: number;
+        dev: number;
+        ino: number;
+        uid: number;
+        gid: number;
+      }
     | undefined
   >;
+  /** A link's text (the link itself is not followed). */
+  readlink(path: string): Promise<string>;
+  /** The path with every link resolved (it must exist). */
+  realpath(path: string): Promise<string>;
   mkdir(path: string, mode?: number): Promise<void>;
   readdir(path: string): Promise<string[]>;
   /** Remove a file or a tree; absent is fine. */
@@ -66,6 +77,59 @@ export interface HostFs {
   freeBytes(path: string): Promise<number>;
   /** Open a file for streaming writes (appending when append is true). */
   openWrite(path: string, append: boolean): Promise<WritableFile>;
+}
+
+/** What a name in a confined root is (never followed). */
+export type EntryKind = "file" | "dir" | "link" | "other";
+
+/** The owner a confined write gives what it creates (root by default). */
+export interface Owner {
+  uid?: number;
+  gid?: number;
+}
+
+/**
+ * A tree aplspawn does not trust: a booted container's root (its root user controls the upper
+ * layer), an image's tree. Paths are the tree's own ("/etc/ssh/…"), resolved inside it from a
+ * directory fd, one component at a time: links are never followed (a link where a directory or a
+ * file to read is expected is a RootFsError), mount points are never crossed, only regular files
+ * are read, and a file is written by a rename in its directory (a link there is replaced).
+ */
+export interface RootFs {
+  /** The tree's host path, for messages. */
+  readonly root: string;
+  /** What is at path, not followed; undefined when absent. */
+  kind(path: string): Promise<EntryKind | undefined>;
+  /** A regular file's text (at most maxBytes, default 1 MiB); undefined when absent. */
+  readFile(path: string, maxBytes?: number): Promise<string | undefined>;
+  /** Replace path with a regular file of this content, mode and owner; missing parents are made (0755, root). */
+  writeFile(path: string, data: string, o: Owner & { mode: number }): Promise<void>;
+  /** Make the missing directories of path, each with this mode and owner; returns those made. */
+  mkdir(path: string, o: Owner & { mode: number }): Promise<string[]>;
+  /** Change the owner of an existing file or directory (never a link, FIFO or device). */
+  chown(path: string, uid: number, gid: number): Promise<void>;
+  /** A link's text; undefined when path is absent or not a link. */
+  readlink(path: string): Promise<string | undefined>;
+  /** Make path a link to target (text only, never resolved by aplspawn), replacing a file or link. */
+  symlink(target: string, path: string): Promise<void>;
+  /** The names in a directory ([] when it is absent). */
+  list(path: string): Promise<string[]>;
+  /** Remove a file, link or special file (not followed); absent is fine; a directory is refused. */
+  remove(path: string): Promise<void>;
+}
+
+/** A confined-root operation refused what it found: names the tree and the path. */
+export class RootFsError extends Error {
+  override name = "RootFsError";
+  constructor(
+    readonly label: string,
+    readonly path: string,
+    what: string,
+  ) {
+    super(
+      `${label}: ${path} ${what}; aplspawn never follows links, reads special files or leaves the root inside a ${label.split(" ")[0]}`,
+    );
+  }
 }
 
 /** A file being written piece by piece (downloads). */
@@ -107,6 +171,8 @@ export interface Host {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   /** Whether `cmd` is on PATH. */
   which(cmd: string): Promise<string | undefined>;
+  /** The confined view of an untrusted tree at dir; label names it in errors ("container web1"). */
+  root(dir: string, label: string): RootFs;
   /** Whether a TCP connection to ip:port is accepted within timeoutMs (it is closed at once). */
   canConnect(ip: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
 }

@@ -17,6 +17,7 @@ import {
   type HostHttp,
   type WritableFile,
 } from "./host.js";
+import { rootFs } from "./root-fs.js";
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 /** openWrite: bytes gathered before one writev, and written before a background fdatasync. */
@@ -196,6 +197,8 @@ const realFs: HostFs = {
         mode: s.mode,
         dev: s.dev,
         ino: s.ino,
+        uid: s.uid,
+        gid: s.gid,
       };
     } catch {
       return undefined;
@@ -205,6 +208,8 @@ const realFs: HostFs = {
     await fs.mkdir(p, { recursive: true, mode });
   },
   readdir: (p) => fs.readdir(p),
+  realpath: (p) => fs.realpath(p),
+  readlink: (p) => fs.readlink(p),
   rm: (p) => fs.rm(p, { recursive: true, force: true }),
   async rmdir(p) {
     await fs.rmdir(p).catch((e: NodeJS.ErrnoException) => {
@@ -303,6 +308,7 @@ export function realHost(): Host {
     http: realHttp,
     sleep: (ms, signal) => delay(ms, undefined, { signal }),
     canConnect,
+    root: rootFs,
     async which(cmd) {
       for (const dir of (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":")) {
         const p = join(dir, cmd);

@@ -8,6 +8,8 @@ import {
   formatCommand,
   type Host,
   type HttpResponse,
+  type RootFs,
+  RootFsError,
 } from "./host.js";
 
 /** One call the fake saw. */
@@ -98,8 +100,19 @@ export function recordingHost(): RecordingHost {
       async stat(p) {
         const b = h.files.get(p);
         const ino = [...h.files.keys(), ...h.dirs].indexOf(p) + 1;
-        if (b) return { size: b.length, isDirectory: false, isFile: true, mode: 0o100600, dev: 1, ino };
-        if (h.dirs.has(p)) return { size: 0, isDirectory: true, isFile: false, mode: 0o40700, dev: 1, ino };
+        if (b)
+          return {
+            size: b.length,
+            isDirectory: false,
+            isFile: true,
+            mode: 0o100600,
+            dev: 1,
+            ino,
+            uid: 0,
+            gid: 0,
+          };
+        if (h.dirs.has(p))
+          return { size: 0, isDirectory: true, isFile: false, mode: 0o40700, dev: 1, ino, uid: 0, gid: 0 };
         return undefined;
       },
       async mkdir(p) {
@@ -109,6 +122,12 @@ export function recordingHost(): RecordingHost {
           cur += `/${part}`;
           h.dirs.add(cur);
         }
+      },
+      async realpath(p) {
+        return p;
+      },
+      async readlink(p) {
+        throw Object.assign(new Error(`EINVAL: ${p}`), { code: "EINVAL" });
       },
       async readdir(p) {
         const prefix = p.endsWith("/") ? p : `${p}/`;
@@ -170,6 +189,53 @@ export function recordingHost(): RecordingHost {
       h.calls.push({ op: "connect", detail: `${ip}:${port}` });
       return true;
     },
+    root(dir, label) {
+      return memoryRoot(h, dir, label);
+    },
   };
   return h;
+}
+
+// A RootFs over the fake's in-memory files: plain path joins (nothing in memory is a link).
+function memoryRoot(h: RecordingHost, root: string, label: string): RootFs {
+  const p = (path: string) => `${root}/${path.replace(/^\/+/, "")}`;
+  const parents = (path: string) =>
+    path
+      .split("/")
+      .filter(Boolean)
+      .map((_, i, a) => `/${a.slice(0, i + 1).join("/")}`);
+  return {
+    root,
+    async kind(path) {
+      return h.files.has(p(path)) ? "file" : h.dirs.has(p(path)) ? "dir" : undefined;
+    },
+    async readFile(path, max = 1024 * 1024) {
+      const b = h.files.get(p(path));
+      if (b && b.length > max) throw new RootFsError(label, path, `is more than ${max} bytes`);
+      return b?.toString("utf8");
+    },
+    async writeFile(path, data) {
+      await h.fs.writeFile(p(path), data);
+    },
+    async mkdir(path) {
+      const made = parents(path).filter((d) => !h.dirs.has(p(d)));
+      for (const d of made) await h.fs.mkdir(p(d));
+      return made;
+    },
+    async chown(path) {
+      await h.fs.chown(p(path), 0, 0);
+    },
+    async readlink() {
+      return undefined;
+    },
+    async symlink(target, path) {
+      await h.fs.writeFile(p(path), `-> ${target}`);
+    },
+    async list(path) {
+      return h.fs.readdir(p(path));
+    },
+    async remove(path) {
+      await h.fs.rm(p(path));
+    },
+  };
 }

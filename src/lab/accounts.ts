@@ -1,5 +1,6 @@
 // The login user of a container, added by editing its account files as text (no chroot, no
 // useradd from the host, which would need the image's own binaries and PAM).
+import { posix } from "node:path";
 
 /** The account files of a root tree, as text ("" when the file does not exist). */
 export interface AccountFiles {
@@ -38,12 +39,18 @@ export function addAccount(f: AccountFiles, user: string, group: string): Accoun
   const changed: (keyof AccountFiles)[] = [];
   let g = named(files.group, group);
   if (!g) {
-    // Prefer gid = uid when both are free, as useradd does.
-    const gid = freeId(
-      files.group,
-      2,
-      entries(files.passwd).map((l) => Number(fields(l)[2])),
-    );
+    // The user's own primary gid when the user is there and that gid is free (a group lost from
+    // the group file comes back as it was); else gid = uid when both are free, as useradd does.
+    const own = Number(fields(named(files.passwd, user) ?? "")[3]);
+    const gidFree = (id: number) => !entries(files.group).some((l) => Number(fields(l)[2]) === id);
+    const gid =
+      Number.isInteger(own) && own >= 1000 && gidFree(own)
+        ? own
+        : freeId(
+            files.group,
+            2,
+            entries(files.passwd).map((l) => Number(fields(l)[2])),
+          );
     g = `${group}:x:${gid}:`;
     files.group = withLine(files.group, g);
     changed.push("group");
@@ -68,6 +75,29 @@ export function addAccount(f: AccountFiles, user: string, group: string): Accoun
   }
   const pf = fields(p);
   return { files, uid: Number(pf[2]), gid: Number(pf[3]), home: pf[5] || `/home/${user}`, changed };
+}
+
+const MAX_ID = 2 ** 31 - 1;
+
+/**
+ * What is wrong with the account the plan found, if anything: the passwd and group lines come from
+ * the container (its root can write anything there), and the home and ids are used by the host.
+ */
+export function accountProblem(plan: Pick<AccountPlan, "uid" | "gid" | "home">): string | undefined {
+  for (const [what, id] of [
+    ["uid", plan.uid],
+    ["gid", plan.gid],
+  ] as const)
+    if (!Number.isInteger(id) || id < 0 || id >= MAX_ID)
+      return `its ${what} is not a number from 0 to ${MAX_ID - 1}`;
+  const h = plan.home;
+  if (!h.startsWith("/") || h === "/")
+    return `its home ${JSON.stringify(h)} is not an absolute directory below /`;
+  if (posix.normalize(h) !== h || h.endsWith("/") || h.split("/").includes(".."))
+    return `its home ${JSON.stringify(h)} is not a normalized path (no "..", "//" or trailing "/")`;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (/[\x00-\x1f\x7f]/.test(h)) return "its home holds control characters";
+  return undefined;
 }
 
 /** The sudoers drop-in that lets the lab's group do anything without a password (Ansible's become). */

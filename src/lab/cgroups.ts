@@ -23,11 +23,11 @@ export async function containerCgroups(host: Host, name: string): Promise<string
   return systemdHierarchies(await mounts(host)).map((m) => `${m}/aplspawn/${name}`);
 }
 
-// The cgroup (in each hierarchy) this process is in now, to come back to.
-async function ownCgroups(host: Host): Promise<Map<string, string>> {
+/** The cgroup directories (one per mounted hierarchy) a process is in, by hierarchy mount point. */
+export async function cgroupsOf(host: Host, pid: number | "self"): Promise<Map<string, string>> {
   const ms = await mounts(host);
-  const own = new Map<string, string>();
-  for (const line of (await host.fs.readFile("/proc/self/cgroup")).split("\n")) {
+  const out = new Map<string, string>();
+  for (const line of (await host.fs.readFile(`/proc/${pid}/cgroup`)).split("\n")) {
     const [, controllers, path] = /^\d+:([^:]*):(.*)$/.exec(line) ?? [];
     if (path === undefined) continue;
     const m = ms.find((x) =>
@@ -35,10 +35,15 @@ async function ownCgroups(host: Host): Promise<Map<string, string>> {
         ? x.fsType === "cgroup2"
         : x.fsType === "cgroup" && x.superOptions.split(",").includes(controllers!),
     );
-    if (m) own.set(m.mountPoint, `${m.mountPoint}${path === "/" ? "" : path}`);
+    // A path that leaves its hierarchy's root is refused (the kernel writes these lines, but the
+    // process may be anyone's).
+    if (m && !path.split("/").includes(".."))
+      out.set(m.mountPoint, `${m.mountPoint}${path === "/" ? "" : path}`);
   }
-  return own;
+  return out;
 }
+
+const ownCgroups = (host: Host) => cgroupsOf(host, "self");
 
 let chain: Promise<unknown> = Promise.resolve();
 // This process's own cgroups, read once per host (every move here goes back to them).
@@ -69,7 +74,7 @@ export function startInCgroups<T>(
       return await start();
     } finally {
       for (const cg of cgroups) {
-        const back = own.get(cg.slice(0, cg.indexOf("/aplspawn/")));
+        const back = [...own].find(([mp]) => cg === mp || cg.startsWith(`${mp}/`))?.[1];
         if (back) await host.fs.appendFile(`${back}/cgroup.procs`, "0\n");
       }
     }

@@ -1,5 +1,5 @@
 // Small file helpers over the Host that several container tasks share.
-import type { Host } from "../host/host.js";
+import type { Host, Owner, RootFs } from "../host/host.js";
 
 /** A file's text, or `fallback` when it cannot be read. */
 export async function readOr(host: Host, path: string, fallback = ""): Promise<string> {
@@ -32,4 +32,27 @@ export async function writeIfChanged(host: Host, path: string, data: string, mod
 /** The container name in a task id such as `container.overlay[aplspawn10]`. */
 export function containerOfId(id: string): string | undefined {
   return /^container\.[^[]+\[(.+)\]$/.exec(id)?.[1];
+}
+
+/** A container's root, confined (src/host/root-fs.ts): everything in it is the container's to forge. */
+export function containerRoot(host: Host, merged: string, name: string): RootFs {
+  return host.root(merged, `container ${name}`);
+}
+
+/** Whether a file in a root is a regular file holding exactly `data` (a link there does not: it is replaced). */
+export async function rootHolds(r: RootFs, path: string, data: string): Promise<boolean> {
+  if ((await r.kind(path)) === "link") return false;
+  return (await r.readFile(path)) === data;
+}
+
+/** Write a file in a root only when it does not hold `data` yet; true when it wrote. */
+export async function rootWriteIfChanged(
+  r: RootFs,
+  path: string,
+  data: string,
+  o: Owner & { mode: number },
+): Promise<boolean> {
+  if (await rootHolds(r, path, data)) return false;
+  await r.writeFile(path, data, o);
+  return true;
 }

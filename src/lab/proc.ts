@@ -70,6 +70,44 @@ async function nspawnPids(host: Host): Promise<number[]> {
     .map(Number);
 }
 
+// What a real systemd-nspawn of ours is: the host's systemd-nspawn binary (the very inode; after a
+// package upgrade, the same path marked deleted), run by root, in our PID namespace. A name and an
+// argv are anyone's to forge: a process in a container (its own PID namespace, its own binary) or
+// another local user's (not root) can call itself systemd-nspawn with a matching argv.
+interface NspawnBinary {
+  path: string;
+  dev: number;
+  ino: number;
+  pidNs: number;
+}
+const binaries = new WeakMap<Host, Promise<NspawnBinary | undefined>>();
+function nspawnBinary(host: Host): Promise<NspawnBinary | undefined> {
+  let b = binaries.get(host);
+  if (!b) {
+    b = (async () => {
+      const which = await host.which("systemd-nspawn");
+      if (!which) return undefined;
+      const path = await host.fs.realpath(which);
+      const [st, ns] = [await host.fs.stat(path), await host.fs.stat("/proc/self/ns/pid")];
+      return st && ns ? { path, dev: st.dev, ino: st.ino, pidNs: ns.ino } : undefined;
+    })();
+    binaries.set(host, b);
+  }
+  return b;
+}
+
+/** Whether PID is the host's systemd-nspawn binary, run by root in our PID namespace. */
+export async function isRealNspawn(host: Host, pid: number): Promise<boolean> {
+  const bin = await nspawnBinary(host);
+  if (!bin) return false;
+  const status = await host.fs.readFile(`/proc/${pid}/status`).catch(() => "");
+  if (/^Uid:\s+(\d+)/m.exec(status)?.[1] !== "0") return false;
+  if ((await host.fs.stat(`/proc/${pid}/ns/pid`))?.ino !== bin.pidNs) return false;
+  const exe = await host.fs.stat(`/proc/${pid}/exe`);
+  if (exe && exe.dev === bin.dev && exe.ino === bin.ino) return true;
+  return (await host.fs.readlink(`/proc/${pid}/exe`).catch(() => "")) === `${bin.path} (deleted)`;
+}
+
 /** A systemd-nspawn process aplspawn started, with its container's leader (PID 1 inside). */
 export interface NspawnProcess {
   pid: number;
@@ -105,7 +143,8 @@ function nspawnArgvs(host: Host): Scan {
       const out = new Map<number, string[]>();
       for (const pid of await nspawnPids(host)) {
         const argv = await cmdline(host, pid);
-        if (argv && (argv[0] ?? "").split("/").pop() === "systemd-nspawn") out.set(pid, argv);
+        if (argv && (argv[0] ?? "").split("/").pop() === "systemd-nspawn" && (await isRealNspawn(host, pid)))
+          out.set(pid, argv);
       }
       return out;
     })().finally(() => {
@@ -149,6 +188,6 @@ export async function recordedNspawn(
   const st = await procStat(host, rec.pid);
   if (!st || st.state === "Z" || st.start !== rec.start) return undefined;
   const argv = await cmdline(host, rec.pid);
-  if (!argv || !isNspawnFor(argv, machine, dir)) return undefined;
+  if (!argv || !isNspawnFor(argv, machine, dir) || !(await isRealNspawn(host, rec.pid))) return undefined;
   return { pid: rec.pid, start: st.start, leader: (await childrenOf(host, rec.pid))[0], argv };
 }

@@ -22,7 +22,11 @@ interface NspawnEntryParams {
 }
 
 /** Every container the config or the journal knows, with its live nspawn and leader PIDs. */
-export async function containerStates(host: Host, c: Config): Promise<ContainerState[]> {
+export async function containerStates(
+  host: Host,
+  c: Config,
+  o: { journaledOnly?: boolean } = {},
+): Promise<ContainerState[]> {
   const journal = await Journal.open(host, journalPath(labDir(c)), c.lab, false);
   const byName = new Map<string, ContainerState & { merged: string; rec?: { pid: number; start: number } }>();
   for (const s of containerSpecs(c))
@@ -41,7 +45,7 @@ export async function containerStates(host: Host, c: Config): Promise<ContainerS
   for (const s of byName.values()) {
     const n =
       (s.rec && (await recordedNspawn(host, s.rec, s.name, s.merged))) ||
-      (await findNspawn(host, s.name, s.merged))[0];
+      (o.journaledOnly ? undefined : (await findNspawn(host, s.name, s.merged))[0]);
     const st: ContainerState = { name: s.name, ip: s.ip };
     if (n?.leader && (await isAlive(host, n.leader))) {
       st.nspawnPid = n.pid;

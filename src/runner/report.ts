@@ -104,3 +104,22 @@ function summaryLine(s: SummaryEvent): string {
   const head = s.ok ? "[ DONE ]" : "[ FAILED ]";
   return `‣ ${head} ${s.workflow}: ${parts.join(", ")} in ${(s.durationMs / 1000).toFixed(1)} s`;
 }
+
+// CSI/OSC escape sequences, then any other C0 or C1 control character but newline and tab.
+const ESCAPES = new RegExp(
+  `${String.fromCharCode(27)}(\\[[0-?]*[ -/]*[@-~]|\\][^${String.fromCharCode(7, 27)}]*(${String.fromCharCode(7)}|${String.fromCharCode(27)}\\\\)?)`,
+  "g",
+);
+const CONTROLS = new RegExp(
+  `[${String.fromCharCode(0)}-${String.fromCharCode(8)}${String.fromCharCode(11)}-${String.fromCharCode(31)}${String.fromCharCode(127)}-${String.fromCharCode(159)}]`,
+  "g",
+);
+
+/**
+ * Text safe to print on a terminal: escape sequences and control characters removed (a container's
+ * log, process names and relayed output are the container's to forge: a title change, a cleared
+ * screen or a fake prompt must not reach the user's terminal). Newlines and tabs stay.
+ */
+export function printable(text: string): string {
+  return text.replace(ESCAPES, "").replace(CONTROLS, "");
+}

@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { Listr, type ListrTask, type ListrTaskWrapper } from "listr2";
 import { dryHost } from "../host/dry-host.js";
 import type { Host } from "../host/host.js";
-import { errorMessage, InterruptedError, TaskFailedError } from "./errors.js";
+import { replaceableBy } from "../host/trusted-path.js";
+import { ExitError, errorMessage, InterruptedError, TaskFailedError } from "./errors.js";
 import { Journal, type JournalEntry, journalPath } from "./journal.js";
 import { acquireLock } from "./lock.js";
 import type { OutputMode, RunEvent, SummaryEvent, TaskState } from "./report.js";
@@ -95,6 +96,12 @@ class Run {
   async start(): Promise<SummaryEvent> {
     const { host, labDir } = this.o;
     let lock: { release(): Promise<void> } | undefined;
+    // The journal, the lock and what the tasks keep there are root's alone, like ssh's StrictModes.
+    const open = await replaceableBy(host, labDir);
+    if (open)
+      throw new ExitError(
+        `${labDir} is not root's alone: ${open}; another local user could replace what aplspawn keeps there. Choose a workdir whose every directory is root's and writable by no one else (a sticky one such as /tmp is fine)`,
+      );
     if (!this.o.dryRun) {
       await host.fs.mkdir(labDir, 0o700);
       await host.fs.chmod(labDir, 0o700);

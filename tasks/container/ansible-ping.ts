@@ -1,6 +1,7 @@
 // The last check of `run up`: real Ansible reaches every host through the generated inventory
 // (when ansible is installed and inventory.ping is on). Nothing to undo: it only reads.
 import { lastLines } from "../../src/host/host.js";
+import { printable } from "../../src/runner/report.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 
 /** Parameters. */
@@ -40,7 +41,7 @@ export const labAnsiblePing = defineTask<AnsiblePingParams, null>({
       .filter((l) => / \| (UNREACHABLE|FAILED)/.test(l))
       .map((l) => l.split(" | ")[0]);
     throw new Error(
-      `ansible could not reach ${bad.length ? bad.join(", ") : "every host"} (exit code ${r.exitCode}): ${lastLines(`${r.stdout}\n${r.stderr}`, 8)}`,
+      `ansible could not reach ${bad.length ? bad.join(", ") : "every host"} (exit code ${r.exitCode}): ${printable(lastLines(`${r.stdout}\n${r.stderr}`, 8))}`,
     );
   },
 });

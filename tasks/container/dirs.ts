@@ -31,7 +31,9 @@ export const containerDirs = defineTask<DirsParams, { created: string[] }, { exi
   async run(ctx, p, intent) {
     await ctx.host.fs.mkdir(p.dir, 0o700);
     await ctx.host.fs.mkdir(p.work, 0o700);
-    await ctx.host.fs.mkdir(p.merged, 0o755);
+    // Root's alone, machinesDir included when it is made here: others must not reach the
+    // containers' trees (a setuid file in a container is one for the host otherwise).
+    await ctx.host.fs.mkdir(p.merged, 0o700);
     return { created: [p.dir, p.work, p.merged].filter((d) => !intent.existed.includes(d)) };
   },
   async rollback(ctx, { params: p, intent }) {

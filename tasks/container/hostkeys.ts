@@ -1,7 +1,7 @@
 // The container's SSH host key: generated on the host with ssh-keygen, written into the container
 // with an sshd drop-in that serves only it, and its public half pinned in the lab's known_hosts,
 // so the very first connection is verified. Like the upper layer, it outlives `run down`.
-import { readOr, rmdirIfEmpty, writeIfChanged } from "../../src/lab/files.js";
+import { containerRoot, readOr, rmdirIfEmpty, rootHolds, rootWriteIfChanged } from "../../src/lab/files.js";
 import { knownHostsLine, serialized, withKnownHost } from "../../src/lab/ssh.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 
@@ -16,6 +16,7 @@ export interface HostKeysParams {
 }
 
 const KEY = "ssh_host_ed25519_key";
+const DROPIN = "/etc/ssh/sshd_config.d/aplspawn.conf";
 /** The sshd drop-in: serve only our key (the image's own keys are the same in every copy of it). */
 export const SSHD_DROPIN = `# Written by aplspawn: serve only this container's own host key, pinned in the lab's known_hosts.\nHostKey /etc/ssh/${KEY}\n`;
 
@@ -34,11 +35,11 @@ export const containerHostKeys = defineTask<HostKeysParams, null, { hadKey: bool
     const h = ctx.host;
     const w = await wanted(ctx, p);
     if (!w.priv || !w.pub) return false;
-    const e = `${p.merged}/etc/ssh`;
+    const r = containerRoot(h, p.merged, p.name);
     return (
-      (await readOr(h, `${e}/${KEY}`)) === w.priv &&
-      (await readOr(h, `${e}/${KEY}.pub`)) === w.pub &&
-      (await readOr(h, `${e}/sshd_config.d/aplspawn.conf`)) === SSHD_DROPIN &&
+      (await rootHolds(r, `/etc/ssh/${KEY}`, w.priv)) &&
+      (await rootHolds(r, `/etc/ssh/${KEY}.pub`, w.pub)) &&
+      (await rootHolds(r, DROPIN, SSHD_DROPIN)) &&
       (await readOr(h, p.knownHosts)).split("\n").includes(w.line)
     );
   },
@@ -60,11 +61,11 @@ export const containerHostKeys = defineTask<HostKeysParams, null, { hadKey: bool
       );
       w = await wanted(ctx, p);
     }
-    const e = `${p.merged}/etc/ssh`;
-    await h.fs.mkdir(`${e}/sshd_config.d`, 0o755);
-    await writeIfChanged(h, `${e}/${KEY}`, w.priv, 0o600);
-    await writeIfChanged(h, `${e}/${KEY}.pub`, w.pub, 0o644);
-    await writeIfChanged(h, `${e}/sshd_config.d/aplspawn.conf`, SSHD_DROPIN, 0o644);
+    const r = containerRoot(h, p.merged, p.name);
+    await r.mkdir("/etc/ssh/sshd_config.d", { mode: 0o755 });
+    await rootWriteIfChanged(r, `/etc/ssh/${KEY}`, w.priv, { mode: 0o600 });
+    await rootWriteIfChanged(r, `/etc/ssh/${KEY}.pub`, w.pub, { mode: 0o644 });
+    await rootWriteIfChanged(r, DROPIN, SSHD_DROPIN, { mode: 0o644 });
     await serialized(async () => {
       const text = await readOr(h, p.knownHosts);
       const next = withKnownHost(text, p.name, w.line);

@@ -1,7 +1,7 @@
 // The container's own name in /etc/hostname and /etc/hosts (the image carries its build host's).
-// Written through the merged root, so it lands in the upper layer; no rollback: the upper layer
-// owns it.
-import { readOr, writeIfChanged } from "../../src/lab/files.js";
+// Written through the container's confined root, so it lands in the upper layer; no rollback: the
+// upper layer owns it.
+import { containerRoot, rootHolds, rootWriteIfChanged } from "../../src/lab/files.js";
 import { defineTask } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
@@ -20,14 +20,16 @@ export const containerHostname = defineTask<HostnameParams, null>({
   kind: "container.hostname",
   title: (p) => `Setting hostname ${p.name} and /etc/hosts`,
   async check(ctx, p) {
+    const r = containerRoot(ctx.host, p.merged, p.name);
     return (
-      (await readOr(ctx.host, `${p.merged}/etc/hostname`)) === `${p.name}\n` &&
-      (await readOr(ctx.host, `${p.merged}/etc/hosts`)) === hostsFile(p.name, p.ip)
+      (await rootHolds(r, "/etc/hostname", `${p.name}\n`)) &&
+      (await rootHolds(r, "/etc/hosts", hostsFile(p.name, p.ip)))
     );
   },
   async run(ctx, p) {
-    await writeIfChanged(ctx.host, `${p.merged}/etc/hostname`, `${p.name}\n`, 0o644);
-    await writeIfChanged(ctx.host, `${p.merged}/etc/hosts`, hostsFile(p.name, p.ip), 0o644);
+    const r = containerRoot(ctx.host, p.merged, p.name);
+    await rootWriteIfChanged(r, "/etc/hostname", `${p.name}\n`, { mode: 0o644 });
+    await rootWriteIfChanged(r, "/etc/hosts", hostsFile(p.name, p.ip), { mode: 0o644 });
     return null;
   },
 });

@@ -2,8 +2,9 @@
 // before the image's own 80-container-host0.network (DHCP), and networkd enabled. For
 // `init: script`: the original tool's way, a startup script that nspawn runs as the leader, with
 // the variables it needs beside it. Both live in the upper layer (no rollback of their own).
-import { readOr, writeIfChanged } from "../../src/lab/files.js";
-import { defineTask, type TaskContext } from "../../src/runner/task.js";
+import { type RootFs, RootFsError } from "../../src/host/host.js";
+import { containerRoot, rootHolds, rootWriteIfChanged } from "../../src/lab/files.js";
+import { defineTask } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
 export interface NetworkParams {
@@ -16,7 +17,7 @@ export interface NetworkParams {
 }
 
 /** Where the networkd file goes (sorts before 80-container-host0.network). */
-export const NETWORKD_FILE = "etc/systemd/network/10-aplspawn-host0.network";
+export const NETWORKD_FILE = "/etc/systemd/network/10-aplspawn-host0.network";
 /** The startup script of `init: script` (its path, as the container sees it). */
 export const STARTUP_SCRIPT = "/root/starter/startup.sh";
 const STARTUP_ENV = "/root/starter/env";
@@ -48,17 +49,19 @@ const NETWORKD_LINKS = [
   ["sockets.target.wants", "systemd-networkd.socket"],
 ] as const;
 
-async function unitPath(ctx: TaskContext, p: NetworkParams, unit: string): Promise<string> {
-  for (const d of ["/usr/lib/systemd/system", "/lib/systemd/system"])
-    if (await ctx.host.fs.exists(`${p.merged}${d}/${unit}`)) return `${d}/${unit}`;
+// Where the image keeps a unit. Looked up in the confined root: a directory on the way that is a
+// link (/lib on a merged-/usr image) is not followed, so that place does not count.
+async function unitPath(r: RootFs, unit: string): Promise<string> {
+  for (const d of ["/usr/lib/systemd/system", "/lib/systemd/system"]) {
+    const kind = await r.kind(`${d}/${unit}`).catch((e: unknown) => {
+      if (e instanceof RootFsError) return undefined;
+      throw e;
+    });
+    if (kind === "file") return `${d}/${unit}`;
+  }
   // Not mounted (a dry run previews on an empty merged dir): Debian's path.
-  if (!(await ctx.host.fs.exists(`${p.merged}/usr`))) return `/lib/systemd/system/${unit}`;
+  if ((await r.kind("/usr")) === undefined) return `/lib/systemd/system/${unit}`;
   throw new Error(`the image has no ${unit}: install systemd (with systemd-networkd) in it`);
-}
-
-async function linkTarget(ctx: TaskContext, path: string): Promise<string | undefined> {
-  const r = await ctx.host.exec("readlink", [path], { allowFail: true, readOnly: true, signal: ctx.signal });
-  return r.exitCode === 0 ? r.stdout.trim() : undefined;
 }
 
 /** Configures the container's static address. */
@@ -66,34 +69,32 @@ export const containerNetwork = defineTask<NetworkParams, null>({
   kind: "container.network",
   title: (p) => `Configuring address ${p.address} (gateway ${p.gateway}) for container ${p.name}`,
   async check(ctx, p) {
-    const h = ctx.host;
+    const r = containerRoot(ctx.host, p.merged, p.name);
     if (p.init === "script")
       return (
-        (await readOr(h, `${p.merged}${STARTUP_SCRIPT}`)) === startupScript &&
-        (await readOr(h, `${p.merged}${STARTUP_ENV}`)) === startupEnv(p)
+        (await rootHolds(r, STARTUP_SCRIPT, startupScript)) &&
+        (await rootHolds(r, STARTUP_ENV, startupEnv(p)))
       );
-    if ((await readOr(h, `${p.merged}/${NETWORKD_FILE}`)) !== networkdFile(p.address, p.gateway))
-      return false;
-    for (const [wants, unit] of NETWORKD_LINKS) {
-      const target = await linkTarget(ctx, `${p.merged}/etc/systemd/system/${wants}/${unit}`);
-      if (!target || !(await h.fs.exists(`${p.merged}${target}`))) return false;
-    }
+    if (!(await rootHolds(r, NETWORKD_FILE, networkdFile(p.address, p.gateway)))) return false;
+    for (const [wants, unit] of NETWORKD_LINKS)
+      if ((await r.readlink(`/etc/systemd/system/${wants}/${unit}`)) !== (await unitPath(r, unit)))
+        return false;
     return true;
   },
   async run(ctx, p) {
-    const h = ctx.host;
+    const r = containerRoot(ctx.host, p.merged, p.name);
     if (p.init === "script") {
-      await h.fs.mkdir(`${p.merged}/root/starter`, 0o700);
-      await writeIfChanged(h, `${p.merged}${STARTUP_ENV}`, startupEnv(p), 0o600);
-      await writeIfChanged(h, `${p.merged}${STARTUP_SCRIPT}`, startupScript, 0o755);
+      await r.mkdir("/root/starter", { mode: 0o700 });
+      await rootWriteIfChanged(r, STARTUP_ENV, startupEnv(p), { mode: 0o600 });
+      await rootWriteIfChanged(r, STARTUP_SCRIPT, startupScript, { mode: 0o755 });
       return null;
     }
-    await h.fs.mkdir(`${p.merged}/etc/systemd/network`, 0o755);
-    await writeIfChanged(h, `${p.merged}/${NETWORKD_FILE}`, networkdFile(p.address, p.gateway), 0o644);
+    await r.mkdir("/etc/systemd/network", { mode: 0o755 });
+    await rootWriteIfChanged(r, NETWORKD_FILE, networkdFile(p.address, p.gateway), { mode: 0o644 });
     for (const [wants, unit] of NETWORKD_LINKS) {
-      const dir = `${p.merged}/etc/systemd/system/${wants}`;
-      await h.fs.mkdir(dir, 0o755);
-      await h.exec("ln", ["-sfn", await unitPath(ctx, p, unit), `${dir}/${unit}`], { signal: ctx.signal });
+      const dir = `/etc/systemd/system/${wants}`;
+      await r.mkdir(dir, { mode: 0o755 });
+      await r.symlink(await unitPath(r, unit), `${dir}/${unit}`);
     }
     return null;
   },

@@ -15,6 +15,7 @@ import {
   procStat,
   recordedNspawn,
 } from "../../src/lab/proc.js";
+import { printable } from "../../src/runner/report.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 import { STARTUP_SCRIPT } from "./network.js";
 
@@ -63,12 +64,9 @@ export function nspawnArgs(p: NspawnParams, registered: boolean): string[] {
   ];
 }
 
-// The container's console colours its status lines: not wanted in an error message.
-const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, "g");
-
 /** The end of a container's log, for error messages. */
 export async function logTail(ctx: TaskContext, logFile: string, lines = 15): Promise<string> {
-  const t = lastLines((await readOr(ctx.host, logFile, "(no log)")).replace(ANSI, ""), lines);
+  const t = lastLines(printable(await readOr(ctx.host, logFile, "(no log)")), lines);
   return `last lines of ${logFile}:\n${t
     .split("\n")
     .map((l) => `  ${l}`)

@@ -42,7 +42,8 @@ export const containerOverlay = defineTask<OverlayParams, null>({
     const opts = mountOptions(p);
     const there = await mountAt(h, p.merged);
     if (there) throw new Error(`${p.merged} is already a mount point (${there.fsType} from ${there.source})`);
-    if (!(await h.fs.stat(`${p.lower}/usr`))?.isDirectory)
+    // The image is untrusted too: its /usr is looked at in its own confined root, never followed.
+    if ((await h.root(p.lower, "image").kind("/usr")) !== "dir")
       throw new Error(`the lower layer ${p.lower} holds no root tree (no usr/): is the image attached?`);
     await h.exec("mount", ["-t", "overlay", "overlay", "-o", opts, p.merged], { signal: ctx.signal });
     return null;

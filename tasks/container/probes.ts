@@ -9,6 +9,7 @@ import { type MountEntry, mountOption, mounts } from "../../src/lab/mounts.js";
 import { cmdline, findNspawnWhere, isNspawnFor, type NspawnProcess } from "../../src/lab/proc.js";
 import { type SshTarget, sshBatchArgs } from "../../src/lab/ssh.js";
 import type { Probe, ProbeContext } from "../../src/runner/probe.js";
+import { printable } from "../../src/runner/report.js";
 
 /**
  * What one status run looks at, read once for all its containers: the systemd-nspawn processes
@@ -153,7 +154,10 @@ export const containerProbes = (c: Config): Probe[] => {
             const n = await seen.running(ctx, s.name, merged);
             if (!n?.leader) return { ok: false, detail: "no leader process" };
             const argv = await cmdline(ctx.host, n.leader);
-            return { ok: argv !== undefined, detail: `PID ${n.leader}: ${(argv ?? []).join(" ")}` };
+            return {
+              ok: argv !== undefined,
+              detail: `PID ${n.leader}: ${printable((argv ?? []).join(" "))}`,
+            };
           },
         },
         {

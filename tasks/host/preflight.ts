@@ -1,6 +1,7 @@
 // Preflight, the first task of `run up` and `run spawn`: what must hold on the host before anything
 // is changed. It changes nothing itself (no rollback): when a check fails, "run" reports every
 // problem at once, with the apt-get line that installs what is missing.
+import { notPrivate, replaceableBy } from "../../src/host/trusted-path.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 
 /** Parameters. */
@@ -8,6 +9,8 @@ export interface PreflightParams {
   programs: string[];
   /** A bridge that must already exist (spawn runs without netup). */
   bridge?: string;
+  /** containers.machinesDir: the merged roots, with the containers' setuid files, are under it. */
+  machinesDir?: string;
 }
 
 /** The Debian package of each program aplspawn runs. */
@@ -21,6 +24,7 @@ export const PACKAGE_OF: Record<string, string> = {
   ssh: "openssh-client",
   "ssh-keygen": "openssh-client",
   nsenter: "util-linux",
+  setpriv: "util-linux",
   readlink: "coreutils",
   ln: "coreutils",
 };
@@ -54,6 +58,14 @@ export async function preflightProblems(ctx: TaskContext, p: PreflightParams): P
   const fs = await h.fs.readFile("/proc/filesystems").catch(() => "");
   if (!fs.split("\n").some((l) => l.split("\t").pop() === "overlay"))
     problems.push("the kernel has no overlayfs: load it with `modprobe overlay`");
+  if (p.machinesDir) {
+    const d = p.machinesDir;
+    const why = (await notPrivate(h, d)) ?? (await replaceableBy(h, d));
+    if (why)
+      problems.push(
+        `containers.machinesDir ${d}: ${why}; the containers' roots (and their setuid files) would be within other users' reach: make it root's alone (chown root:root ${d} && chmod 700 ${d}) or choose another`,
+      );
+  }
   if (p.bridge && !(await isBridge(ctx, p.bridge)))
     problems.push(`bridge ${p.bridge} does not exist: run \`aplspawn run netup\` first`);
   return problems;

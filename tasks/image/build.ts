@@ -68,23 +68,22 @@ function lineReporter(ctx: TaskContext, everyMs = 5000): (line: string) => void 
   };
 }
 
+// The tree is untrusted (a --rootfs copy is whatever the user pointed at; debootstrap ran
+// maintainer scripts in it): it is changed only through its confined root.
 async function configureTree(ctx: TaskContext, root: string): Promise<void> {
+  const r = ctx.host.root(root, "image tree");
   for (const pattern of IMAGE_REMOVALS) {
-    const dir = `${root}/${dirname(pattern)}`;
+    const dir = `/${dirname(pattern)}`;
     const leaf = basename(pattern);
-    if (!(await ctx.host.fs.exists(dir))) continue;
-    for (const name of await ctx.host.fs.readdir(dir))
-      if (matchesPattern(leaf, name)) await ctx.host.fs.rm(`${dir}/${name}`);
+    for (const name of await r.list(dir)) if (matchesPattern(leaf, name)) await r.remove(`${dir}/${name}`);
   }
   for (const [rel, content] of Object.entries(imageFiles())) {
-    const p = `${root}/${rel}`;
-    await ctx.host.fs.mkdir(dirname(p), 0o755);
-    await ctx.host.fs.writeFile(p, content, 0o644);
+    await r.mkdir(`/${dirname(rel)}`, { mode: 0o755 });
+    await r.writeFile(`/${rel}`, content, { mode: 0o644 });
   }
   // dbus reads /var/lib/dbus/machine-id; point it at systemd's, as current Debian does.
-  await ctx.host.exec("ln", ["-sfn", "/etc/machine-id", `${root}/var/lib/dbus/machine-id`], {
-    signal: ctx.signal,
-  });
+  await r.mkdir("/var/lib/dbus", { mode: 0o755 });
+  await r.symlink("/etc/machine-id", "/var/lib/dbus/machine-id");
 }
 
 /** Build the image. */

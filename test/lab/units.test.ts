@@ -10,12 +10,13 @@ import { parse } from "yaml";
 import { parseConfig } from "../../config/load.js";
 import { main } from "../../src/cli/main.js";
 import { realHost } from "../../src/host/real-host.js";
-import { addAccount } from "../../src/lab/accounts.js";
+import { accountProblem, addAccount } from "../../src/lab/accounts.js";
 import { containerOfId } from "../../src/lab/files.js";
 import { controlPathDir, renderInventory } from "../../src/lab/inventory.js";
 import { parseMountinfo } from "../../src/lab/mounts.js";
 import { knownHostsLine, withKnownHost } from "../../src/lab/ssh.js";
 import { UsageError } from "../../src/runner/errors.js";
+import { printable } from "../../src/runner/report.js";
 import type { GroupStep, Step, UndoStep } from "../../src/runner/task.js";
 import { listTaskIds } from "../../src/runner/task.js";
 import { nspawnArgs } from "../../tasks/container/nspawn.js";
@@ -51,6 +52,37 @@ test("addAccount adds group, user and shadow lines once, with uid = gid, and kee
   const c = addAccount({ ...a.files }, "test", "sudo");
   assert.deepEqual(c.changed, []);
   assert.equal(c.gid, 1000, "the user keeps its own primary group");
+});
+
+test("addAccount: a group lost from the group file comes back with the user's own gid", () => {
+  const a = addAccount(DEBIAN, "test", "test");
+  const lost = { ...a.files, group: DEBIAN.group };
+  const b = addAccount(lost, "test", "test");
+  assert.match(b.files.group, /^test:x:1000:$/m);
+  assert.equal(b.gid, 1000);
+});
+
+test("accountProblem refuses a container's passwd line the host must not use", () => {
+  const fine = { uid: 1000, gid: 1000, home: "/home/test" };
+  assert.equal(accountProblem(fine), undefined);
+  for (const home of [
+    "/../../etc",
+    "/home/../../x",
+    "home/test",
+    "/",
+    "/home//test",
+    "/home/test/",
+    "/home/\ntest",
+  ])
+    assert.ok(accountProblem({ ...fine, home }), `home ${JSON.stringify(home)} is refused`);
+  for (const uid of [-1, Number.NaN, 2 ** 31, 1.5]) assert.ok(accountProblem({ ...fine, uid }), `uid ${uid}`);
+  assert.ok(accountProblem({ ...fine, gid: Number.NaN }), "gid NaN");
+});
+
+test("printable removes escape sequences and control characters a container could send to a terminal", () => {
+  const E = String.fromCharCode(27);
+  const forged = `ok${E}[31m red${E}[0m${E}]0;pwned title${String.fromCharCode(7)} ${E}[2J\rfake prompt$ \u009b6n\ttab\nnext${String.fromCharCode(0, 8)}`;
+  assert.equal(printable(forged), "ok red fake prompt$ 6n\ttab\nnext");
 });
 
 test("known_hosts: one line per container, replaced or removed by name", () => {
