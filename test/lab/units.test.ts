@@ -162,12 +162,23 @@ test("down undoes containers, image, network, then the rest; the lab's state sta
 test("stop --only undoes just those containers and keeps the image attached; unknown names are usage errors", () => {
   const c = cfg();
   const only = stop(c, { only: ["aplspawn11"] }).steps;
-  assert.equal(only.length, 1);
+  assert.deepEqual(
+    only.map((s) => s.id),
+    ["stop.containers", "stop.inotify"],
+  );
   const u = only[0] as UndoStep;
   assert.equal(u.select(entry("container.nspawn[aplspawn11]")), true);
   assert.equal(u.select(entry("container.nspawn[aplspawn10]")), false);
   assert.equal(u.select(entry("container.upper[aplspawn11]")), false, "the upper layer stays");
-  assert.ok(stop(c, {}).steps.length > 1, "a full stop detaches the image too");
+  assert.ok(stop(c, {}).steps.length > 2, "a full stop detaches the image too");
+  // The hold on the inotify limit goes once no container of the lab is left running in the journal.
+  const hold = only[1] as UndoStep;
+  const inotify = entry("host.inotify");
+  const kept = [inotify, entry("container.upper[aplspawn11]"), entry("lab.sshkey"), entry("net.bridge")];
+  assert.equal(hold.select(inotify, kept), true);
+  assert.equal(hold.select(inotify, [...kept, entry("container.nspawn[aplspawn10]")]), false);
+  assert.equal(hold.select(inotify), false, "without the journal, the hold is kept");
+  assert.equal(hold.select(entry("net.forwarding"), kept), false);
   assert.throws(() => stop(c, { only: ["nope"] }), /no container named nope/);
   const spawnIds = listTaskIds(spawn(c, { only: ["aplspawn12"] }).steps);
   assert.ok(spawnIds.includes("container.nspawn[aplspawn12]"));
