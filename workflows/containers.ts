@@ -23,6 +23,7 @@ import { containerHostKeys } from "../tasks/container/hostkeys.js";
 import { containerHostname } from "../tasks/container/hostname.js";
 import { KEPT_KINDS } from "../tasks/container/index.js";
 import { labInventory } from "../tasks/container/inventory.js";
+import { labInventoryGone } from "../tasks/container/inventory-gone.js";
 import { containerNetwork } from "../tasks/container/network.js";
 import { containerNspawn } from "../tasks/container/nspawn.js";
 import { containerOverlay } from "../tasks/container/overlay.js";
@@ -144,6 +145,16 @@ export const inventorySteps = (c: Config): Step[] => [
 /** A container's entry that `stop` undoes: one left means the container (partly) runs. */
 const running = (e: JournalRef) => containerOfId(e.id) !== undefined && !KEPT_KINDS.includes(e.kind);
 
+/**
+ * The lab's inventory and ssh masters that no journal entry records (`aplspawn inventory`, then
+ * `status` or ansible): removed by cleanup and down.
+ */
+export const inventoryGoneStep = (c: Config): Step =>
+  task(labInventoryGone, "lab.inventory-gone", {
+    path: inventoryPath(c),
+    controlPathDir: inventorySpec(c).controlPathDir,
+  });
+
 /** Journal selections: which entries a workflow undoes. */
 export const entries = {
   /** One lane per container: containers are undone concurrently, each one's entries newest first. */
@@ -164,6 +175,8 @@ export const entries = {
    */
   inotifyHold: (e: JournalRef, journal?: readonly JournalRef[]) =>
     e.kind === hostInotify.kind && journal !== undefined && !journal.some(running),
+  /** What of the lab is neither its network (netdown's) nor its image (stop's, and the cache). */
+  lab: (e: JournalRef) => !e.kind.startsWith("net.") && !e.kind.startsWith("image."),
 };
 
 /** The lab's directory, for tasks that guard it. */

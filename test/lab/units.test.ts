@@ -21,6 +21,7 @@ import { listTaskIds } from "../../src/runner/task.js";
 import { nspawnArgs } from "../../tasks/container/nspawn.js";
 import { inotifyFor } from "../../tasks/host/inotify.js";
 import { taskRegistry } from "../../tasks/index.js";
+import { cleanup } from "../../workflows/cleanup.js";
 import { down } from "../../workflows/down.js";
 import { spawn } from "../../workflows/spawn.js";
 import { stop } from "../../workflows/stop.js";
@@ -185,6 +186,26 @@ test("stop --only undoes just those containers and keeps the image attached; unk
   assert.ok(!spawnIds.includes("container.nspawn[aplspawn10]"));
   assert.equal(containerOfId("container.overlay[a-b10]"), "a-b10");
   assert.equal(containerOfId("lab.inventory"), undefined);
+});
+
+test("cleanup removes what is left of the lab but its network and image, then its unjournaled inventory", () => {
+  const c = cfg();
+  const wf = cleanup(c, {});
+  assert.deepEqual(listTaskIds(wf.steps), ["lab.idle", "cleanup.state", "lab.inventory-gone"]);
+  const u = undos(wf.steps)[0]!;
+  for (const id of [
+    "container.upper[x10]",
+    "container.dirs[x10]",
+    "lab.sshkey",
+    "lab.inventory",
+    "host.inotify",
+  ])
+    assert.equal(u.select(entry(id)), true, id);
+  for (const id of ["net.bridge", "net.forwarding", "image.loop", "image.download"])
+    assert.equal(u.select(entry(id)), false, id);
+  const registry = taskRegistry();
+  for (const s of flat(wf.steps)) if (s.type === "task") assert.ok(registry.has(s.def.kind), s.def.kind);
+  assert.equal(listTaskIds(down(c, {}).steps).at(-1), "lab.inventory-gone");
 });
 
 test("inventory command: INI and YAML that real ansible-inventory reads, pinned host keys, no extra flags", async () => {
