@@ -1,8 +1,10 @@
-// cleanup (the original operation): empty the lab's working directories (upper layers, host keys,
-// the generated lab key), only when nothing of the lab runs. The image cache stays (down --purge).
+// cleanup (the original operation), only when nothing of the lab runs: remove what is left of the
+// lab but its network (netdown's) and its image (stop detaches it; the image cache stays, down
+// --purge deletes a downloaded one): the working directories' content (upper layers, host keys,
+// the generated lab key), the inventory and the lab's ssh masters, and any hold the lab still has.
 import { task, undo } from "../src/runner/task.js";
 import { labIdle } from "../tasks/container/idle.js";
-import { entries, labPaths } from "./containers.js";
+import { entries, inventoryGoneStep, labPaths } from "./containers.js";
 import type { WorkflowBuilder } from "./index.js";
 
 /** The cleanup workflow. */
@@ -12,9 +14,10 @@ export const cleanup: WorkflowBuilder = (c) => ({
     task(labIdle, "lab.idle", { ...labPaths(c), prefix: c.containers.prefix }),
     undo(
       "cleanup.state",
-      "Removing working directories' content",
-      (e) => entries.kept(e.kind),
+      "Removing working directories' content, the inventory and the lab's holds",
+      entries.lab,
       entries.lanes(c, {}),
     ),
+    inventoryGoneStep(c),
   ],
 });

@@ -16,13 +16,14 @@ import type { Config } from "../config/schema.js";
 import { containerOfId } from "../src/lab/files.js";
 import { inventorySpec } from "../src/lab/inventory.js";
 import { UsageError } from "../src/runner/errors.js";
-import { group, type Step, task } from "../src/runner/task.js";
+import { group, type JournalRef, type Step, task } from "../src/runner/task.js";
 import { labAnsiblePing } from "../tasks/container/ansible-ping.js";
 import { containerDirs } from "../tasks/container/dirs.js";
 import { containerHostKeys } from "../tasks/container/hostkeys.js";
 import { containerHostname } from "../tasks/container/hostname.js";
 import { KEPT_KINDS } from "../tasks/container/index.js";
 import { labInventory } from "../tasks/container/inventory.js";
+import { labInventoryGone } from "../tasks/container/inventory-gone.js";
 import { containerNetwork } from "../tasks/container/network.js";
 import { containerNspawn } from "../tasks/container/nspawn.js";
 import { containerOverlay } from "../tasks/container/overlay.js";
@@ -142,6 +143,19 @@ export const inventorySteps = (c: Config): Step[] => [
   }),
 ];
 
+/** A container's entry that `stop` undoes: one left means the container (partly) runs. */
+const running = (e: JournalRef) => containerOfId(e.id) !== undefined && !KEPT_KINDS.includes(e.kind);
+
+/**
+ * The lab's inventory and ssh masters that no journal entry records (`aplspawn inventory`, then
+ * `status` or ansible): removed by cleanup and down.
+ */
+export const inventoryGoneStep = (c: Config): Step =>
+  task(labInventoryGone, "lab.inventory-gone", {
+    path: inventoryPath(c),
+    controlPathDir: inventorySpec(c).controlPathDir,
+  });
+
 /** Journal selections: which entries a workflow undoes. */
 export const entries = {
   /** One lane per container: containers are undone concurrently, each one's entries newest first. */
@@ -152,10 +166,18 @@ export const entries = {
   /** Kinds whose resources `run down` keeps unless --purge. */
   kept: (kind: string) => KEPT_KINDS.includes(kind),
   /** A container's entries (by name when names are given). */
-  container: (e: { id: string; kind: string }, names?: readonly string[]) => {
+  container: (e: JournalRef, names?: readonly string[]) => {
     const n = containerOfId(e.id);
     return n !== undefined && (names === undefined || names.includes(n));
   },
+  /**
+   * The lab's hold on the inotify limit, once no container of the lab is left running in `journal`
+   * (kept when the journal is not given: nothing is then known of the containers).
+   */
+  inotifyHold: (e: JournalRef, journal?: readonly JournalRef[]) =>
+    e.kind === hostInotify.kind && journal !== undefined && !journal.some(running),
+  /** What of the lab is neither its network (netdown's) nor its image (stop's, and the cache). */
+  lab: (e: JournalRef) => !e.kind.startsWith("net.") && !e.kind.startsWith("image."),
 };
 
 /** The lab's directory, for tasks that guard it. */

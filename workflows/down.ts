@@ -2,10 +2,11 @@
 // then the image, then the network, then the rest (inventory, sysctls). Its undo steps read nothing
 // from the config: with the config changed or deleted, it still undoes exactly what was created.
 // The lab's lasting state (upper layers, host keys, the lab key) stays unless --purge, which also
-// deletes the downloaded image.
+// deletes the downloaded image. Last, what no journal records: the inventory `aplspawn inventory`
+// wrote and the ssh masters `status` and ansible keep (found by the config's paths, ours only).
 import { UsageError } from "../src/runner/errors.js";
 import { undo } from "../src/runner/task.js";
-import { entries } from "./containers.js";
+import { entries, inventoryGoneStep } from "./containers.js";
 import { purgeImageSteps } from "./getimage.js";
 import type { WorkflowBuilder } from "./index.js";
 
@@ -29,6 +30,7 @@ export const down: WorkflowBuilder = (c, o) => {
         o.purge ? "Removing the rest (inventory, sysctls, keys)" : "Removing the rest (inventory, sysctls)",
         (e) => !keep(e.kind),
       ),
+      inventoryGoneStep(c),
       // A downloaded image is a cache outside the journal: --purge deletes it by the config's URL.
       ...(o.purge ? purgeImageSteps(c) : []),
     ],

@@ -1,6 +1,8 @@
 // stop (the original operation): stop the containers and undo their mounts from the journal, then
-// detach the image. With --only, just those containers, and the image stays attached for the rest.
-// Upper layers and host keys stay (they are the containers' state).
+// detach the image, then let go of the lab's hold on the inotify limit (spawn's), once no container
+// of the lab is left running. With --only, just those containers, and the image stays attached for
+// the rest; the hold goes only when they were the last ones. Upper layers and host keys stay (they
+// are the containers' state).
 import { undo } from "../src/runner/task.js";
 import { detachSteps } from "./attach.js";
 import { entries, selectedSpecs } from "./containers.js";
@@ -19,6 +21,11 @@ export const stop: WorkflowBuilder = (c, o) => {
         entries.lanes(c, o),
       ),
       ...(names ? [] : detachSteps(c)),
+      undo(
+        "stop.inotify",
+        "Letting go of fs.inotify.max_user_instances once no container of the lab runs",
+        entries.inotifyHold,
+      ),
     ],
   };
 };

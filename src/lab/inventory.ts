@@ -55,6 +55,9 @@ export function inventorySpec(
 export const sshCommonArgs = (knownHosts: string) =>
   [...pinnedOptions(knownHosts), "-o", "IdentitiesOnly=yes"].map(shellQuote).join(" ");
 
+/** The first line of every inventory aplspawn writes: what tells its files from the user's. */
+export const INVENTORY_MARK = "# Written by aplspawn.";
+
 /** Render the inventory file. */
 export function renderInventory(s: InventorySpec): string {
   const vars = (h: { ip: string }) => ({
@@ -66,7 +69,7 @@ export function renderInventory(s: InventorySpec): string {
   });
   if (s.format === "yaml") {
     const hosts = Object.fromEntries(s.hosts.map((h) => [h.name, vars(h)]));
-    return `# Written by aplspawn.\n${stringify({ all: { children: { [s.group]: { hosts } } } })}`;
+    return `${INVENTORY_MARK}\n${stringify({ all: { children: { [s.group]: { hosts } } } })}`;
   }
   // INI values are Python literals to Ansible: quote each one so spaces and quotes survive.
   const lit = (v: string) => `"${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
@@ -76,5 +79,5 @@ export function renderInventory(s: InventorySpec): string {
         .map(([k, v]) => `${k}=${lit(v)}`)
         .join(" ")}`,
   );
-  return `# Written by aplspawn.\n[${s.group}]\n${lines.join("\n")}\n`;
+  return `${INVENTORY_MARK}\n[${s.group}]\n${lines.join("\n")}\n`;
 }

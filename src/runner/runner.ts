@@ -478,7 +478,8 @@ class Run {
   }
 
   private undoStep(step: UndoStep, lt: Wrapper) {
-    const entries = this.journal.entries().filter((e) => step.select(e));
+    const journal = this.journal.entries();
+    const entries = journal.filter((e) => step.select(e, journal));
     const t0 = performance.now();
     if (entries.length === 0) {
       lt.title = `${step.title} [nothing to undo]`;

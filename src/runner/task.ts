@@ -69,12 +69,22 @@ export interface GroupStep {
   concurrency?: number;
 }
 
+/** What an undo step's selection sees of a journal entry. */
+export interface JournalRef {
+  id: string;
+  kind: string;
+}
+
 /** Undo journaled resources (of any earlier run) that `select` picks, newest first. */
 export interface UndoStep {
   type: "undo";
   id: string;
   title: string;
-  select(entry: { id: string; kind: string }): boolean;
+  /**
+   * `journal`: every entry left when the step starts (after the steps before it), for a selection
+   * that depends on what else is left (e.g. a lab-wide hold, once no container's entry is).
+   */
+  select(entry: JournalRef, journal?: readonly JournalRef[]): boolean;
   /** Entries in different lanes (e.g. one per container) are undone concurrently. */
   lane?(entry: { id: string; kind: string }): string | undefined;
   /** Lanes undone at once (default 1). */

@@ -9,6 +9,7 @@ import { containerHostKeys } from "./hostkeys.js";
 import { containerHostname } from "./hostname.js";
 import { labIdle } from "./idle.js";
 import { labInventory } from "./inventory.js";
+import { labInventoryGone } from "./inventory-gone.js";
 import { containerNetwork } from "./network.js";
 import { containerNspawn } from "./nspawn.js";
 import { containerOverlay } from "./overlay.js";
@@ -32,6 +33,7 @@ export const containerTasks: AnyTaskDef[] = [
   containerNspawn,
   containerReady,
   labInventory,
+  labInventoryGone,
   labAnsiblePing,
   labIdle,
 ];

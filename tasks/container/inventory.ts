@@ -1,6 +1,6 @@
 // The Ansible inventory file of the lab, written atomically (temp file, fsync, rename).
 import { readOr } from "../../src/lab/files.js";
-import { type InventorySpec, renderInventory } from "../../src/lab/inventory.js";
+import { INVENTORY_MARK, type InventorySpec, renderInventory } from "../../src/lab/inventory.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 
 /** Journaled parameters: the file and everything it says. */
@@ -27,6 +27,20 @@ async function closeMasters(ctx: TaskContext, dir: string): Promise<void> {
   await ctx.host.fs.rm(dir);
 }
 
+/**
+ * Remove the inventory at `path` when `ours` says aplspawn wrote it (a file the user has since
+ * rewritten is left alone), then close the lab's ssh masters and remove their directory.
+ */
+export async function removeInventory(
+  ctx: TaskContext,
+  path: string,
+  controlPathDir: string | undefined,
+  ours: (text: string) => boolean,
+): Promise<void> {
+  if (ours(await readOr(ctx.host, path, "\0absent"))) await ctx.host.fs.rm(path);
+  if (controlPathDir) await closeMasters(ctx, controlPathDir);
+}
+
 /** Writes the inventory. */
 export const labInventory = defineTask<InventoryParams, null>({
   kind: "lab.inventory",
@@ -42,9 +56,6 @@ export const labInventory = defineTask<InventoryParams, null>({
     return null;
   },
   async rollback(ctx, { params: p }) {
-    // Only ours: a file the user has since rewritten is left alone.
-    const text = await readOr(ctx.host, p.path, "\0absent");
-    if (text.startsWith("# Written by aplspawn.")) await ctx.host.fs.rm(p.path);
-    if (p.controlPathDir) await closeMasters(ctx, p.controlPathDir);
+    await removeInventory(ctx, p.path, p.controlPathDir, (text) => text.startsWith(INVENTORY_MARK));
   },
 });

@@ -22,6 +22,7 @@ import { listTaskIds } from "../../src/runner/task.js";
 import { nspawnArgs } from "../../tasks/container/nspawn.js";
 import { inotifyFor } from "../../tasks/host/inotify.js";
 import { taskRegistry } from "../../tasks/index.js";
+import { cleanup } from "../../workflows/cleanup.js";
 import { down } from "../../workflows/down.js";
 import { spawn } from "../../workflows/spawn.js";
 import { stop } from "../../workflows/stop.js";
@@ -194,18 +195,49 @@ test("down undoes containers, image, network, then the rest; the lab's state sta
 test("stop --only undoes just those containers and keeps the image attached; unknown names are usage errors", () => {
   const c = cfg();
   const only = stop(c, { only: ["aplspawn11"] }).steps;
-  assert.equal(only.length, 1);
+  assert.deepEqual(
+    only.map((s) => s.id),
+    ["stop.containers", "stop.inotify"],
+  );
   const u = only[0] as UndoStep;
   assert.equal(u.select(entry("container.nspawn[aplspawn11]")), true);
   assert.equal(u.select(entry("container.nspawn[aplspawn10]")), false);
   assert.equal(u.select(entry("container.upper[aplspawn11]")), false, "the upper layer stays");
-  assert.ok(stop(c, {}).steps.length > 1, "a full stop detaches the image too");
+  assert.ok(stop(c, {}).steps.length > 2, "a full stop detaches the image too");
+  // The hold on the inotify limit goes once no container of the lab is left running in the journal.
+  const hold = only[1] as UndoStep;
+  const inotify = entry("host.inotify");
+  const kept = [inotify, entry("container.upper[aplspawn11]"), entry("lab.sshkey"), entry("net.bridge")];
+  assert.equal(hold.select(inotify, kept), true);
+  assert.equal(hold.select(inotify, [...kept, entry("container.nspawn[aplspawn10]")]), false);
+  assert.equal(hold.select(inotify), false, "without the journal, the hold is kept");
+  assert.equal(hold.select(entry("net.forwarding"), kept), false);
   assert.throws(() => stop(c, { only: ["nope"] }), /no container named nope/);
   const spawnIds = listTaskIds(spawn(c, { only: ["aplspawn12"] }).steps);
   assert.ok(spawnIds.includes("container.nspawn[aplspawn12]"));
   assert.ok(!spawnIds.includes("container.nspawn[aplspawn10]"));
   assert.equal(containerOfId("container.overlay[a-b10]"), "a-b10");
   assert.equal(containerOfId("lab.inventory"), undefined);
+});
+
+test("cleanup removes what is left of the lab but its network and image, then its unjournaled inventory", () => {
+  const c = cfg();
+  const wf = cleanup(c, {});
+  assert.deepEqual(listTaskIds(wf.steps), ["lab.idle", "cleanup.state", "lab.inventory-gone"]);
+  const u = undos(wf.steps)[0]!;
+  for (const id of [
+    "container.upper[x10]",
+    "container.dirs[x10]",
+    "lab.sshkey",
+    "lab.inventory",
+    "host.inotify",
+  ])
+    assert.equal(u.select(entry(id)), true, id);
+  for (const id of ["net.bridge", "net.forwarding", "image.loop", "image.download"])
+    assert.equal(u.select(entry(id)), false, id);
+  const registry = taskRegistry();
+  for (const s of flat(wf.steps)) if (s.type === "task") assert.ok(registry.has(s.def.kind), s.def.kind);
+  assert.equal(listTaskIds(down(c, {}).steps).at(-1), "lab.inventory-gone");
 });
 
 test("inventory command: INI and YAML that real ansible-inventory reads, pinned host keys, no extra flags", async () => {
