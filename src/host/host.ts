@@ -47,19 +47,8 @@ export interface HostFs {
   /** Create a file that must not exist yet (O_EXCL); false when it already exists. */
   createExclusive(path: string, data: string, mode?: number): Promise<boolean>;
   exists(path: string): Promise<boolean>;
-  stat(path: string): Promise<
-    | {
-        size: number;
-        isDirectory: boolean;
-        isFile: boolean;
-        mode: number;
-        dev: number;
-        ino: number;
-        uid: number;
-        gid: number;
-      }
-    | undefined
-  >;
+  /** What is at path (links followed); undefined when nothing is. */
+  stat(path: string): Promise<FileStat | undefined>;
   /** A link's text (the link itself is not followed). */
   readlink(path: string): Promise<string>;
   /** The path with every link resolved (it must exist). */
@@ -132,6 +121,27 @@ export class RootFsError extends Error {
   }
 }
 
+/** What stat(2) says of a file. */
+export interface FileStat {
+  size: number;
+  isDirectory: boolean;
+  isFile: boolean;
+  mode: number;
+  uid: number;
+  gid: number;
+  dev: number;
+  ino: number;
+  /** The inode number, exact (as text: inodes can pass 2^53). */
+  inoId: string;
+  /** The device holding the file, "major:minor". */
+  devId: string;
+  /** The device a block or character special file is, "major:minor" ("0:0" for others). */
+  rdevId: string;
+  /** Modification and status change times, "seconds.nanoseconds" (as `stat -c %.9Y`). */
+  mtime: string;
+  ctime: string;
+}
+
 /** A file being written piece by piece (downloads). */
 export interface WritableFile {
   write(chunk: Uint8Array): Promise<void>;
@@ -171,6 +181,8 @@ export interface Host {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   /** Whether `cmd` is on PATH. */
   which(cmd: string): Promise<string | undefined>;
+  /** The effective user id aplspawn runs as. */
+  uid(): number;
   /** The confined view of an untrusted tree at dir; label names it in errors ("container web1"). */
   root(dir: string, label: string): RootFs;
   /** Whether a TCP connection to ip:port is accepted within timeoutMs (it is closed at once). */

@@ -11,6 +11,7 @@ import {
   type DetachedOptions,
   type ExecOptions,
   type ExecResult,
+  type FileStat,
   formatCommand,
   type Host,
   type HostFs,
@@ -130,6 +131,29 @@ async function syncDir(path: string): Promise<void> {
   }
 }
 
+// Linux's dev_t: major in bits 8-19 and 32-63, minor in bits 0-7 and 20-31 (glibc's gnu_dev_major).
+const devId = (d: bigint) =>
+  `${((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn)}:${(d & 0xffn) | ((d >> 12n) & ~0xffn)}`;
+const seconds = (ns: bigint) => `${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, "0")}`;
+
+function fileStat(s: import("node:fs").BigIntStats): FileStat {
+  return {
+    size: Number(s.size),
+    isDirectory: s.isDirectory(),
+    isFile: s.isFile(),
+    mode: Number(s.mode),
+    uid: Number(s.uid),
+    gid: Number(s.gid),
+    dev: Number(s.dev),
+    ino: Number(s.ino),
+    inoId: String(s.ino),
+    devId: devId(s.dev),
+    rdevId: devId(s.rdev),
+    mtime: seconds(s.mtimeNs),
+    ctime: seconds(s.ctimeNs),
+  };
+}
+
 const realFs: HostFs = {
   readFile: (p) => fs.readFile(p, "utf8"),
   async readBytes(p, position, length) {
@@ -189,17 +213,7 @@ const realFs: HostFs = {
   },
   async stat(p) {
     try {
-      const s = await fs.stat(p);
-      return {
-        size: s.size,
-        isDirectory: s.isDirectory(),
-        isFile: s.isFile(),
-        mode: s.mode,
-        dev: s.dev,
-        ino: s.ino,
-        uid: s.uid,
-        gid: s.gid,
-      };
+      return fileStat(await fs.stat(p, { bigint: true }));
     } catch {
       return undefined;
     }
@@ -309,6 +323,7 @@ export function realHost(): Host {
     sleep: (ms, signal) => delay(ms, undefined, { signal }),
     canConnect,
     root: rootFs,
+    uid: () => process.geteuid?.() ?? -1,
     async which(cmd) {
       for (const dir of (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":")) {
         const p = join(dir, cmd);

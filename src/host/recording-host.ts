@@ -5,6 +5,7 @@ import {
   CommandError,
   type ExecOptions,
   type ExecResult,
+  type FileStat,
   formatCommand,
   type Host,
   type HttpResponse,
@@ -100,19 +101,8 @@ export function recordingHost(): RecordingHost {
       async stat(p) {
         const b = h.files.get(p);
         const ino = [...h.files.keys(), ...h.dirs].indexOf(p) + 1;
-        if (b)
-          return {
-            size: b.length,
-            isDirectory: false,
-            isFile: true,
-            mode: 0o100600,
-            dev: 1,
-            ino,
-            uid: 0,
-            gid: 0,
-          };
-        if (h.dirs.has(p))
-          return { size: 0, isDirectory: true, isFile: false, mode: 0o40700, dev: 1, ino, uid: 0, gid: 0 };
+        if (b) return fakeStat(b.length, false, 0o100600, ino);
+        if (h.dirs.has(p)) return fakeStat(0, true, 0o40700, ino);
         return undefined;
       },
       async mkdir(p) {
@@ -192,9 +182,26 @@ export function recordingHost(): RecordingHost {
     root(dir, label) {
       return memoryRoot(h, dir, label);
     },
+    uid: () => 0,
   };
   return h;
 }
+
+const fakeStat = (size: number, isDirectory: boolean, mode: number, ino: number): FileStat => ({
+  size,
+  isDirectory,
+  isFile: !isDirectory,
+  mode,
+  uid: 0,
+  gid: 0,
+  dev: 1,
+  ino,
+  inoId: String(ino),
+  devId: "0:1",
+  rdevId: "0:0",
+  mtime: "0.000000000",
+  ctime: "0.000000000",
+});
 
 // A RootFs over the fake's in-memory files: plain path joins (nothing in memory is a link).
 function memoryRoot(h: RecordingHost, root: string, label: string): RootFs {

@@ -4,23 +4,13 @@
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
 
-/** A file's identity as `stat -c` prints it for STAT_FORMAT. */
+/** A file's identity (src/host FileStat's size, inode, device and times): a stamp holds while it is unchanged. */
 export interface FileIdentity {
   size: number;
   ino: string;
   dev: string;
   mtime: string;
   ctime: string;
-}
-
-/** The format given to `stat -L -c` to read a FileIdentity. */
-export const STAT_FORMAT = "%s %i %Hd:%Ld %.9Y %.9Z";
-
-/** Parse `stat -L -c STAT_FORMAT` output. */
-export function parseIdentity(out: string): FileIdentity | undefined {
-  const m = /^(\d+) (\d+) (\d+:\d+) (\d+(?:\.\d+)?) (\d+(?:\.\d+)?)$/.exec(out.trim());
-  if (!m) return undefined;
-  return { size: Number(m[1]), ino: m[2]!, dev: m[3]!, mtime: m[4]!, ctime: m[5]! };
 }
 
 /** What a stamp file holds. */

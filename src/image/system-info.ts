@@ -1,5 +1,5 @@
-// Parsers for what the kernel and util-linux report about loop devices and mounts, kept pure so
-// they can be tested on captured text.
+// The parser for what util-linux reports about loop devices, kept pure so it can be tested on
+// captured text (mounts: src/host/mounts.ts).
 
 /** A loop device as `losetup --list --json -O LOSETUP_COLUMNS` reports it. */
 export interface LoopInfo {
@@ -34,61 +34,3 @@ export function parseLosetupJson(out: string): LoopInfo[] {
     autoclear: bool(d.autoclear),
   }));
 }
-
-/** One line of /proc/self/mountinfo. */
-export interface MountInfo {
-  id: number;
-  parent: number;
-  /** The mounted filesystem's device, "major:minor". */
-  dev: string;
-  /** The directory of the filesystem mounted here (a bind mount's source subtree). */
-  root: string;
-  mountPoint: string;
-  /** Per-mount options ("ro" lives here for bind mounts). */
-  options: string[];
-  fstype: string;
-  source: string;
-  superOptions: string[];
-}
-
-const unescapeOctal = (s: string) =>
-  s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
-
-/** Parse /proc/self/mountinfo. */
-export function parseMountinfo(text: string): MountInfo[] {
-  const out: MountInfo[] = [];
-  for (const line of text.split("\n")) {
-    if (!line.trim()) continue;
-    const f = line.split(" ");
-    const sep = f.indexOf("-", 6);
-    if (sep < 0 || f.length < sep + 3) continue;
-    out.push({
-      id: Number(f[0]),
-      parent: Number(f[1]),
-      dev: f[2]!,
-      root: unescapeOctal(f[3]!),
-      mountPoint: unescapeOctal(f[4]!),
-      options: f[5]!.split(","),
-      fstype: f[sep + 1]!,
-      source: unescapeOctal(f[sep + 2]!),
-      superOptions: (f[sep + 3] ?? "").split(","),
-    });
-  }
-  return out;
-}
-
-/** The mount visible at `path` (the last one mounted there wins), if any. */
-export function mountAt(mounts: readonly MountInfo[], path: string): MountInfo | undefined {
-  const p = stripSlash(path);
-  return mounts.filter((m) => m.mountPoint === p).pop();
-}
-
-/** Every mount at or below `dir`, deepest first (the order to unmount them in). */
-export function mountsUnder(mounts: readonly MountInfo[], dir: string): MountInfo[] {
-  const d = stripSlash(dir);
-  return mounts
-    .filter((m) => m.mountPoint === d || m.mountPoint.startsWith(`${d}/`))
-    .sort((a, b) => b.mountPoint.length - a.mountPoint.length || b.id - a.id);
-}
-
-const stripSlash = (p: string) => (p.length > 1 ? p.replace(/\/+$/, "") : p);

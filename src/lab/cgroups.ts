@@ -5,35 +5,33 @@
 // fail at random under load (seen with 3 to 30 containers). So nspawn is started from a cgroup
 // made for its container, in the hierarchies systemd uses: cgroup2 and the named v1 "systemd" one.
 import type { Host } from "../host/host.js";
-import { type MountEntry, mounts } from "./mounts.js";
+import { type MountInfo, readMounts } from "../host/mounts.js";
 
 /** The mount points of the hierarchies systemd tracks processes in. */
-export function systemdHierarchies(ms: readonly MountEntry[]): string[] {
+export function systemdHierarchies(ms: readonly MountInfo[]): string[] {
   return ms
     .filter(
-      (m) =>
-        m.fsType === "cgroup2" ||
-        (m.fsType === "cgroup" && m.superOptions.split(",").includes("name=systemd")),
+      (m) => m.fstype === "cgroup2" || (m.fstype === "cgroup" && m.superOptions.includes("name=systemd")),
     )
     .map((m) => m.mountPoint);
 }
 
 /** A container's cgroups, one per hierarchy. */
 export async function containerCgroups(host: Host, name: string): Promise<string[]> {
-  return systemdHierarchies(await mounts(host)).map((m) => `${m}/aplspawn/${name}`);
+  return systemdHierarchies(await readMounts(host)).map((m) => `${m}/aplspawn/${name}`);
 }
 
 /** The cgroup directories (one per mounted hierarchy) a process is in, by hierarchy mount point. */
 export async function cgroupsOf(host: Host, pid: number | "self"): Promise<Map<string, string>> {
-  const ms = await mounts(host);
+  const ms = await readMounts(host);
   const out = new Map<string, string>();
   for (const line of (await host.fs.readFile(`/proc/${pid}/cgroup`)).split("\n")) {
     const [, controllers, path] = /^\d+:([^:]*):(.*)$/.exec(line) ?? [];
     if (path === undefined) continue;
     const m = ms.find((x) =>
       controllers === ""
-        ? x.fsType === "cgroup2"
-        : x.fsType === "cgroup" && x.superOptions.split(",").includes(controllers!),
+        ? x.fstype === "cgroup2"
+        : x.fstype === "cgroup" && x.superOptions.includes(controllers!),
     );
     // A path that leaves its hierarchy's root is refused (the kernel writes these lines, but the
     // process may be anyone's).

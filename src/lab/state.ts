@@ -4,9 +4,10 @@ import { containerSpecs } from "../../config/containers.js";
 import { labDir, mergedDir } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import type { Host } from "../host/host.js";
+import { isAlive } from "../host/proc.js";
 import { Journal, journalPath } from "../runner/journal.js";
 import { containerOfId } from "./files.js";
-import { findNspawn, isAlive, recordedNspawn } from "./proc.js";
+import { findNspawn, recordedNspawn } from "./nspawn-procs.js";
 
 /** A container of the lab and its processes, when it runs. */
 export interface ContainerState {

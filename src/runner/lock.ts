@@ -1,5 +1,6 @@
 // One run per lab at a time: a lock file holding the owner's PID; a lock whose owner is dead is taken over.
 import type { Host } from "../host/host.js";
+import { procStat } from "../host/proc.js";
 import { LockedError } from "./errors.js";
 
 interface LockInfo {
@@ -11,12 +12,8 @@ interface LockInfo {
 }
 
 async function procStart(host: Host, pid: number): Promise<string | undefined> {
-  try {
-    const stat = await host.fs.readFile(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
+  const st = await procStat(host, pid);
+  return st ? String(st.start) : undefined;
 }
 
 /** Whether the process that wrote a lock still runs. */

@@ -1,8 +1,8 @@
 // A container's directories: its own dir in the lab (work layer, log) and its merged root under
 // machinesDir. Rollback removes what did not exist before, never a mount point or a non-empty root.
 
+import { mountAt, readMounts } from "../../src/host/mounts.js";
 import { rmdirIfEmpty } from "../../src/lab/files.js";
-import { mountAt } from "../../src/lab/mounts.js";
 import { defineTask } from "../../src/runner/task.js";
 
 /** Journaled parameters: every path rollback needs. */
@@ -39,8 +39,8 @@ export const containerDirs = defineTask<DirsParams, { created: string[] }, { exi
   async rollback(ctx, { params: p, intent }) {
     const h = ctx.host;
     const mine = (d: string) => !(intent?.existed ?? []).includes(d);
-    const m = await mountAt(h, p.merged);
-    if (m) throw new Error(`${p.merged} is still mounted (${m.fsType}); unmount it first`);
+    const m = mountAt(await readMounts(h), p.merged);
+    if (m) throw new Error(`${p.merged} is still mounted (${m.fstype}); unmount it first`);
     if (mine(p.merged)) await rmdirIfEmpty(h, p.merged);
     // The overlay work dir holds only the kernel's scratch ("work/"), useless once unmounted.
     if (mine(p.work)) await h.fs.rm(p.work);

@@ -1,7 +1,7 @@
 // A guard for `run cleanup`: the lab's working directories are only emptied when nothing of the lab
 // runs or is mounted (a check-only task: it changes nothing and has no rollback).
-import { mounts } from "../../src/lab/mounts.js";
-import { findNspawnWhere } from "../../src/lab/proc.js";
+import { readMounts } from "../../src/host/mounts.js";
+import { findNspawnWhere } from "../../src/lab/nspawn-procs.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 
 /** Parameters. */
@@ -21,12 +21,12 @@ async function busy(ctx: TaskContext, p: IdleParams): Promise<string[]> {
       argv.some((a) => a.startsWith(`--machine=${p.prefix}`)),
   ))
     out.push(`container process ${n.pid} (${n.argv.find((a) => a.startsWith("--machine="))?.slice(10)})`);
-  for (const m of await mounts(ctx.host))
+  for (const m of await readMounts(ctx.host))
     if (
       under(m.mountPoint, p.labDir) ||
-      (m.fsType === "overlay" && m.mountPoint.startsWith(`${p.machinesDir}/${p.prefix}`))
+      (m.fstype === "overlay" && m.mountPoint.startsWith(`${p.machinesDir}/${p.prefix}`))
     )
-      out.push(`mount ${m.mountPoint} (${m.fsType})`);
+      out.push(`mount ${m.mountPoint} (${m.fstype})`);
   return out;
 }
 

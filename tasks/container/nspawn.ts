@@ -4,17 +4,10 @@
 // --keep-unit`, and the nspawn and leader PIDs are journaled. Stopping: SIGTERM (a booted
 // container powers off cleanly), SIGKILL after a timeout.
 import { lastLines } from "../../src/host/host.js";
+import { childrenOf, cmdline, isAlive, procStat } from "../../src/host/proc.js";
 import { cgroupTree, containerCgroups, startInCgroups } from "../../src/lab/cgroups.js";
 import { readOr } from "../../src/lab/files.js";
-import {
-  childrenOf,
-  cmdline,
-  findNspawn,
-  isAlive,
-  type NspawnProcess,
-  procStat,
-  recordedNspawn,
-} from "../../src/lab/proc.js";
+import { findNspawn, type NspawnProcess, recordedNspawn } from "../../src/lab/nspawn-procs.js";
 import { printable } from "../../src/runner/report.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 import { STARTUP_SCRIPT } from "./network.js";

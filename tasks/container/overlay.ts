@@ -2,7 +2,7 @@
 // container's own upper layer, mounted at its merged directory. Unmounting never goes lazy: a
 // busy mount is retried, then reported with the processes that hold it.
 import { lastLines } from "../../src/host/host.js";
-import { mountAt, mountOption } from "../../src/lab/mounts.js";
+import { isOverlayOf, mountAt, readMounts } from "../../src/host/mounts.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
@@ -25,8 +25,7 @@ function mountOptions(p: OverlayParams): string {
 }
 
 async function isOurOverlay(ctx: TaskContext, p: OverlayParams): Promise<boolean> {
-  const m = await mountAt(ctx.host, p.merged);
-  return m?.fsType === "overlay" && mountOption(m.superOptions, "upperdir") === p.upper;
+  return isOverlayOf(mountAt(await readMounts(ctx.host), p.merged), p.upper);
 }
 
 /** Mounts the container's overlayfs. */
@@ -40,8 +39,8 @@ export const containerOverlay = defineTask<OverlayParams, null>({
   async run(ctx, p) {
     const h = ctx.host;
     const opts = mountOptions(p);
-    const there = await mountAt(h, p.merged);
-    if (there) throw new Error(`${p.merged} is already a mount point (${there.fsType} from ${there.source})`);
+    const there = mountAt(await readMounts(h), p.merged);
+    if (there) throw new Error(`${p.merged} is already a mount point (${there.fstype} from ${there.source})`);
     // The image is untrusted too: its /usr is looked at in its own confined root, never followed.
     if ((await h.root(p.lower, "image").kind("/usr")) !== "dir")
       throw new Error(`the lower layer ${p.lower} holds no root tree (no usr/): is the image attached?`);

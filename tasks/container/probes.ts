@@ -4,9 +4,10 @@ import { containerSpecs } from "../../config/containers.js";
 import { containerDir, knownHostsPath, labDir, mergedDir, sshKeyPath } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import { type ExecResult, lastLines } from "../../src/host/host.js";
+import { isOverlayOf, type MountInfo, mountAt, readMounts } from "../../src/host/mounts.js";
+import { cmdline } from "../../src/host/proc.js";
 import { controlPathDir } from "../../src/lab/inventory.js";
-import { type MountEntry, mountOption, mounts } from "../../src/lab/mounts.js";
-import { cmdline, findNspawnWhere, isNspawnFor, type NspawnProcess } from "../../src/lab/proc.js";
+import { findNspawnWhere, isNspawnFor, type NspawnProcess } from "../../src/lab/nspawn-procs.js";
 import { type SshTarget, sshBatchArgs } from "../../src/lab/ssh.js";
 import type { Probe, ProbeContext } from "../../src/runner/probe.js";
 import { printable } from "../../src/runner/report.js";
@@ -18,15 +19,15 @@ import { printable } from "../../src/runner/report.js";
  */
 function snapshot() {
   let procs: Promise<NspawnProcess[]> | undefined;
-  let table: Promise<MountEntry[]> | undefined;
+  let table: Promise<MountInfo[]> | undefined;
   return {
     async running(ctx: ProbeContext, name: string, merged: string) {
       procs ??= findNspawnWhere(ctx.host, () => true);
       return (await procs).find((n) => n.leader !== undefined && isNspawnFor(n.argv, name, merged));
     },
     async mountAt(ctx: ProbeContext, path: string) {
-      table ??= mounts(ctx.host);
-      return (await table).filter((m) => m.mountPoint === path).pop();
+      table ??= readMounts(ctx.host);
+      return mountAt(await table, path);
     },
   };
 }
@@ -142,8 +143,8 @@ export const containerProbes = (c: Config): Probe[] => {
           async run(ctx) {
             const m = await seen.mountAt(ctx, merged);
             if (!m) return { ok: false, detail: `nothing is mounted at ${merged}` };
-            if (m.fsType !== "overlay" || mountOption(m.superOptions, "upperdir") !== upper)
-              return { ok: false, detail: `${merged} is a ${m.fsType} mount, not the container's overlay` };
+            if (!isOverlayOf(m, upper))
+              return { ok: false, detail: `${merged} is a ${m.fstype} mount, not the container's overlay` };
             return { ok: true, detail: merged };
           },
         },

@@ -1,7 +1,8 @@
 // Ready means reachable the way Ansible will reach it: sshd answers, the host key matches the one
 // pinned in known_hosts (StrictHostKeyChecking=yes), the lab key logs the user in, and sudo works.
 import { CommandError, lastLines } from "../../src/host/host.js";
-import { findNspawn, isAlive } from "../../src/lab/proc.js";
+import { isAlive } from "../../src/host/proc.js";
+import { findNspawn } from "../../src/lab/nspawn-procs.js";
 import { type SshTarget, sshBatchArgs } from "../../src/lab/ssh.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 import { logTail } from "./nspawn.js";

@@ -1,7 +1,8 @@
 // A container's upper layer: everything the container changes. It outlives `run down` (the lab
 // keeps its state); `run down --purge`, `run cleanup` and a failed first run remove it.
+
+import { isOverlayOf, readMounts } from "../../src/host/mounts.js";
 import { rmdirIfEmpty } from "../../src/lab/files.js";
-import { mountOption, mounts } from "../../src/lab/mounts.js";
 import { defineTask } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
@@ -25,9 +26,7 @@ export const containerUpper = defineTask<UpperParams, null>({
     return null;
   },
   async rollback(ctx, { params: p }) {
-    const used = (await mounts(ctx.host)).find(
-      (m) => m.fsType === "overlay" && mountOption(m.superOptions, "upperdir") === p.upper,
-    );
+    const used = (await readMounts(ctx.host)).find((m) => isOverlayOf(m, p.upper));
     if (used)
       throw new Error(`${p.upper} is the upper layer of the mount at ${used.mountPoint}; unmount it first`);
     await ctx.host.fs.rm(p.upper);

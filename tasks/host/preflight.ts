@@ -25,8 +25,6 @@ export const PACKAGE_OF: Record<string, string> = {
   "ssh-keygen": "openssh-client",
   nsenter: "util-linux",
   setpriv: "util-linux",
-  readlink: "coreutils",
-  ln: "coreutils",
 };
 
 // Asked of ip, not /sys: sysfs shows the network namespace that mounted it, not ours.
@@ -45,8 +43,7 @@ async function isBridge(ctx: TaskContext, name: string): Promise<boolean> {
 export async function preflightProblems(ctx: TaskContext, p: PreflightParams): Promise<string[]> {
   const h = ctx.host;
   const problems: string[] = [];
-  const id = await h.exec("id", ["-u"], { readOnly: true, signal: ctx.signal, allowFail: true });
-  if (id.stdout.trim() !== "0") problems.push("aplspawn must run as root (mounts, bridges, systemd-nspawn)");
+  if (h.uid() !== 0) problems.push("aplspawn must run as root (mounts, bridges, systemd-nspawn)");
   const missing: string[] = [];
   for (const prog of p.programs) if (!(await h.which(prog))) missing.push(prog);
   if (missing.length > 0) {

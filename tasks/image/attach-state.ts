@@ -1,20 +1,13 @@
 // What the live host says about the image and the lower layer: which loop devices hold the image's
 // root, and what is mounted at the lower directory. Shared by the attach tasks' checks and the probes.
+
+import { type MountInfo, mountAt, readMounts } from "../../src/host/mounts.js";
 import { describeLayout, type ImageLayout, PartitionTableError } from "../../src/image/partition-table.js";
 import type { FileIdentity } from "../../src/image/stamp.js";
 import type { FsType } from "../../src/image/superblock.js";
-import type { LoopInfo, MountInfo } from "../../src/image/system-info.js";
-import { mountAt } from "../../src/image/system-info.js";
+import type { LoopInfo } from "../../src/image/system-info.js";
 import { ExitError } from "../../src/runner/errors.js";
-import {
-  backs,
-  blockDevNumber,
-  fileIdentity,
-  type HostCtx,
-  imageLayout,
-  listLoops,
-  listMounts,
-} from "./support.js";
+import { backs, blockDevNumber, fileIdentity, type HostCtx, imageLayout, listLoops } from "./support.js";
 
 /** The image as attach sees it. */
 export type ImageState =
@@ -82,7 +75,7 @@ export interface LowerState {
 /** Inspect the image and the lower directory. */
 export async function lowerState(ctx: HostCtx, image: string, lowerDir: string): Promise<LowerState> {
   const img = await inspectImage(ctx, image);
-  const mount = mountAt(await listMounts(ctx), lowerDir);
+  const mount = mountAt(await readMounts(ctx.host), lowerDir);
   const loops = img.kind === "file" ? await rootLoops(ctx, img) : [];
   let device: string | undefined;
   let isImage = false;

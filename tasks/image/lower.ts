@@ -1,12 +1,13 @@
 // image.lower: mount the image's root read-only at the lower directory, the overlayfs lowerdir every
 // container shares: the loop device's filesystem (type read from its superblock), or a read-only
 // bind mount of a directory image. Rollback unmounts it, never lazily: a busy lower layer is an error.
+
+import { mountAt, readMounts } from "../../src/host/mounts.js";
 import {
   detectFilesystem,
   readOnlyMountOptions,
   SUPERBLOCK_PROBE_BYTES,
 } from "../../src/image/superblock.js";
-import { mountAt } from "../../src/image/system-info.js";
 import { ExitError } from "../../src/runner/errors.js";
 import { defineTask } from "../../src/runner/task.js";
 import {
@@ -18,7 +19,7 @@ import {
   rootLoops,
 } from "./attach-state.js";
 import { readLoopRecord } from "./loop.js";
-import { backs, fileIdentity, type HostCtx, listLoops, listMounts, mountsOfDevice } from "./support.js";
+import { backs, fileIdentity, type HostCtx, listLoops, mountsOfDevice } from "./support.js";
 
 /** Parameters of image.lower. */
 export interface LowerParams {
@@ -48,7 +49,7 @@ async function isBindOf(ctx: HostCtx, lowerDir: string, image: string): Promise<
 
 // Is the mount at lowerDir the one this task made (from its result, or, after a crash, the image's)?
 async function isOurs(ctx: HostCtx, p: LowerParams, result: LowerResult | undefined): Promise<boolean> {
-  const m = mountAt(await listMounts(ctx), p.lowerDir);
+  const m = mountAt(await readMounts(ctx.host), p.lowerDir);
   if (!m) return false;
   if (result)
     return result.device === null ? isBindOf(ctx, p.lowerDir, p.image) : mountIsDevice(ctx, m, result.device);
@@ -76,7 +77,7 @@ export const imageLower = defineTask<LowerParams, LowerResult, LowerIntent>({
     const s = await inspectImage(ctx, p.image);
     if (s.kind === "missing") throw missingImage(p.image);
     await ctx.host.fs.mkdir(p.lowerDir, 0o755);
-    const existing = mountAt(await listMounts(ctx), p.lowerDir);
+    const existing = mountAt(await readMounts(ctx.host), p.lowerDir);
     if (existing)
       throw new ExitError(
         `${p.lowerDir} is already a mount point (of ${existing.source}): run \`aplspawn run stop\` first`,
@@ -113,10 +114,10 @@ export const imageLower = defineTask<LowerParams, LowerResult, LowerIntent>({
       });
       result = { lowerDir: p.lowerDir, device, fs };
     }
-    const m = mountAt(await listMounts(ctx), p.lowerDir);
+    const m = mountAt(await readMounts(ctx.host), p.lowerDir);
     if (m && !m.options.includes("ro")) {
       await ctx.host.exec("mount", ["-o", "remount,bind,ro", "--", p.lowerDir], { signal: ctx.signal });
-      const again = mountAt(await listMounts(ctx), p.lowerDir);
+      const again = mountAt(await readMounts(ctx.host), p.lowerDir);
       if (!again?.options.includes("ro"))
         throw new ExitError(`${p.lowerDir} stays writable after a read-only remount`);
     }
@@ -128,7 +129,7 @@ export const imageLower = defineTask<LowerParams, LowerResult, LowerIntent>({
     return result;
   },
   async rollback(ctx, { params, intent, result }) {
-    if (mountAt(await listMounts(ctx), params.lowerDir)) {
+    if (mountAt(await readMounts(ctx.host), params.lowerDir)) {
       if (!(await isOurs(ctx, params, result))) {
         // Nothing of ours is mounted there (already undone, then something else mounted): leave it.
         if (result === undefined) return;
@@ -150,7 +151,7 @@ export const imageLower = defineTask<LowerParams, LowerResult, LowerIntent>({
     }
     if (
       intent?.createdDir &&
-      !mountAt(await listMounts(ctx), params.lowerDir) &&
+      !mountAt(await readMounts(ctx.host), params.lowerDir) &&
       (await ctx.host.fs.stat(params.lowerDir))?.isDirectory &&
       (await ctx.host.fs.readdir(params.lowerDir)).length === 0
     )

@@ -3,27 +3,13 @@
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import type { Host } from "../../src/host/host.js";
+import { type MountInfo, mountsUnder, readMounts } from "../../src/host/mounts.js";
 import { type ImageLayout, readImageLayout } from "../../src/image/partition-table.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { findChecksum } from "../../src/image/sha256sums.js";
-import {
-  type FileIdentity,
-  makeStamp,
-  parseIdentity,
-  parseStamp,
-  STAT_FORMAT,
-  type Stamp,
-  stampMatches,
-} from "../../src/image/stamp.js";
+import { type FileIdentity, makeStamp, parseStamp, type Stamp, stampMatches } from "../../src/image/stamp.js";
 import { detectFilesystem, type FsType, SUPERBLOCK_PROBE_BYTES } from "../../src/image/superblock.js";
-import {
-  LOSETUP_COLUMNS,
-  type LoopInfo,
-  type MountInfo,
-  mountsUnder,
-  parseLosetupJson,
-  parseMountinfo,
-} from "../../src/image/system-info.js";
+import { LOSETUP_COLUMNS, type LoopInfo, parseLosetupJson } from "../../src/image/system-info.js";
 import { ExitError } from "../../src/runner/errors.js";
 import { undoUnlessGone } from "../../src/runner/task.js";
 
@@ -35,12 +21,8 @@ export interface HostCtx {
 
 /** A file's identity (size, inode, times), or undefined when it does not exist. */
 export async function fileIdentity(ctx: HostCtx, path: string): Promise<FileIdentity | undefined> {
-  const r = await ctx.host.exec("stat", ["-L", "-c", STAT_FORMAT, "--", path], {
-    readOnly: true,
-    allowFail: true,
-    signal: ctx.signal,
-  });
-  return r.exitCode === 0 ? parseIdentity(r.stdout) : undefined;
+  const s = await ctx.host.fs.stat(path);
+  return s && { size: s.size, ino: s.inoId, dev: s.devId, mtime: s.mtime, ctime: s.ctime };
 }
 
 const HASH_CHUNK = 8 * 1024 * 1024;
@@ -104,33 +86,23 @@ export function backs(l: LoopInfo, id: Pick<FileIdentity, "ino" | "dev">, offset
   return l.backIno === id.ino && l.backDev === id.dev && l.offset === offset;
 }
 
-/** The mounts of our mount namespace. */
-export async function listMounts(ctx: HostCtx): Promise<MountInfo[]> {
-  return parseMountinfo(await ctx.host.fs.readFile("/proc/self/mountinfo"));
-}
-
 /** The "major:minor" of a block device (for matching mounts, whose source names may differ). */
 export async function blockDevNumber(ctx: HostCtx, dev: string): Promise<string | undefined> {
-  const r = await ctx.host.exec("stat", ["-L", "-c", "%Hr:%Lr", "--", dev], {
-    readOnly: true,
-    allowFail: true,
-    signal: ctx.signal,
-  });
-  return r.exitCode === 0 ? r.stdout.trim() : undefined;
+  return (await ctx.host.fs.stat(dev))?.rdevId;
 }
 
 /** Where a block device is mounted in our namespace. */
 export async function mountsOfDevice(ctx: HostCtx, dev: string): Promise<MountInfo[]> {
   const num = await blockDevNumber(ctx, dev);
-  return (await listMounts(ctx)).filter((m) => m.source === dev || (num !== undefined && m.dev === num));
+  return (await readMounts(ctx.host)).filter((m) => m.source === dev || (num !== undefined && m.dev === num));
 }
 
 /** Unmount everything at or below dir, deepest first; never lazily (a busy mount is an error). */
 export async function unmountUnder(ctx: HostCtx, dir: string): Promise<void> {
-  for (const m of mountsUnder(await listMounts(ctx), dir))
+  for (const m of mountsUnder(await readMounts(ctx.host), dir))
     await undoUnlessGone(
       () => ctx.host.exec("umount", ["--", m.mountPoint], { signal: ctx.signal }),
-      async () => (await listMounts(ctx)).some((x) => x.mountPoint === m.mountPoint),
+      async () => (await readMounts(ctx.host)).some((x) => x.mountPoint === m.mountPoint),
     );
 }
 

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseConfig } from "../../config/load.js";
+import { mountAt, mountsUnder, parseMountinfo } from "../../src/host/mounts.js";
 import { debootstrapArgs, diskGeometry, recipeKey, sfdiskScript } from "../../src/image/build-plan.js";
 import {
   backoffMs,
@@ -14,9 +15,9 @@ import {
 } from "../../src/image/http.js";
 import { formatBar, formatBytes, formatPlain, TransferProgress } from "../../src/image/progress.js";
 import { findChecksum, parseSha256Sums, upsertSha256Sums } from "../../src/image/sha256sums.js";
-import { makeStamp, parseIdentity, parseStamp, stampMatches, stampPath } from "../../src/image/stamp.js";
+import { makeStamp, parseStamp, stampMatches, stampPath } from "../../src/image/stamp.js";
 import { detectFilesystem, readOnlyMountOptions } from "../../src/image/superblock.js";
-import { mountAt, mountsUnder, parseLosetupJson, parseMountinfo } from "../../src/image/system-info.js";
+import { parseLosetupJson } from "../../src/image/system-info.js";
 import { listTaskIds } from "../../src/runner/task.js";
 import { attachSteps, detachSteps } from "../../workflows/attach.js";
 import { getimageSteps, purgeImageSteps } from "../../workflows/getimage.js";
@@ -157,8 +158,13 @@ test("losetup JSON and mountinfo parsing", () => {
 });
 
 test("stamps: valid only for the same file, unchanged", () => {
-  const id = parseIdentity("1024 77 254:0 1700000000.123456789 1700000001.000000000\n");
-  assert.ok(id);
+  const id = {
+    size: 1024,
+    ino: "77",
+    dev: "254:0",
+    mtime: "1700000000.123456789",
+    ctime: "1700000001.000000000",
+  };
   const s = makeStamp("/s/a.img", id, D1, "http://x/SHA256SUMS");
   const back = parseStamp(JSON.stringify(s));
   assert.ok(back);

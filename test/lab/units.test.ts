@@ -9,11 +9,11 @@ import { execa } from "execa";
 import { parse } from "yaml";
 import { parseConfig } from "../../config/load.js";
 import { main } from "../../src/cli/main.js";
+import { parseMountinfo } from "../../src/host/mounts.js";
 import { realHost } from "../../src/host/real-host.js";
 import { accountProblem, addAccount } from "../../src/lab/accounts.js";
 import { containerOfId } from "../../src/lab/files.js";
 import { controlPathDir, renderInventory } from "../../src/lab/inventory.js";
-import { parseMountinfo } from "../../src/lab/mounts.js";
 import { knownHostsLine, withKnownHost } from "../../src/lab/ssh.js";
 import { UsageError } from "../../src/runner/errors.js";
 import { printable } from "../../src/runner/report.js";
@@ -104,12 +104,17 @@ test("mountinfo: mount points with escaped spaces, fs type and overlay options",
       "37 35 0:5 / /proc rw - proc proc rw\n",
   );
   assert.deepEqual(m[0], {
+    id: 36,
+    parent: 35,
+    dev: "98:0",
+    root: "/",
     mountPoint: "/mnt/a b",
-    fsType: "overlay",
+    options: ["rw", "noatime"],
+    fstype: "overlay",
     source: "overlay",
-    superOptions: "rw,lowerdir=/l,upperdir=/u,workdir=/w",
+    superOptions: ["rw", "lowerdir=/l", "upperdir=/u", "workdir=/w"],
   });
-  assert.equal(m[1]?.fsType, "proc");
+  assert.equal(m[1]?.fstype, "proc");
 });
 
 test("nspawn argv: registered with machined where it runs, --register=no --keep-unit elsewhere", () => {

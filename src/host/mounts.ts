@@ -1,0 +1,79 @@
+// The mount table as the kernel reports it (/proc/self/mountinfo, read through the Host): the one
+// reader every check and rollback asks, rather than anything remembered.
+import type { Host } from "./host.js";
+
+/** One line of /proc/self/mountinfo. */
+export interface MountInfo {
+  id: number;
+  parent: number;
+  /** The mounted filesystem's device, "major:minor". */
+  dev: string;
+  /** The directory of the filesystem mounted here (a bind mount's source subtree). */
+  root: string;
+  mountPoint: string;
+  /** Per-mount options ("ro" lives here for bind mounts). */
+  options: string[];
+  fstype: string;
+  source: string;
+  /** Per-superblock options, e.g. lowerdir=…, upperdir=…, workdir=… for overlayfs. */
+  superOptions: string[];
+}
+
+// mountinfo escapes space, tab, newline and backslash as octal.
+const unescapeOctal = (s: string) =>
+  s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+
+/** Parse mountinfo text. */
+export function parseMountinfo(text: string): MountInfo[] {
+  const out: MountInfo[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    const f = line.split(" ");
+    // Optional fields (shared:N, master:N) end at a lone "-".
+    const sep = f.indexOf("-", 6);
+    if (sep < 0 || f.length < sep + 3) continue;
+    out.push({
+      id: Number(f[0]),
+      parent: Number(f[1]),
+      dev: f[2] ?? "",
+      root: unescapeOctal(f[3] ?? ""),
+      mountPoint: unescapeOctal(f[4] ?? ""),
+      options: (f[5] ?? "").split(","),
+      fstype: f[sep + 1] ?? "",
+      source: unescapeOctal(f[sep + 2] ?? ""),
+      superOptions: unescapeOctal(f[sep + 3] ?? "").split(","),
+    });
+  }
+  return out;
+}
+
+/** The mounts of the calling process's mount namespace. */
+export async function readMounts(host: Host): Promise<MountInfo[]> {
+  return parseMountinfo(await host.fs.readFile("/proc/self/mountinfo"));
+}
+
+const stripSlash = (p: string) => (p.length > 1 ? p.replace(/\/+$/, "") : p);
+
+/** The mount visible at `path` (the last one mounted there wins), if any. */
+export function mountAt(mounts: readonly MountInfo[], path: string): MountInfo | undefined {
+  const p = stripSlash(path);
+  return mounts.filter((m) => m.mountPoint === p).pop();
+}
+
+/** Every mount at or below `dir`, deepest first (the order to unmount them in). */
+export function mountsUnder(mounts: readonly MountInfo[], dir: string): MountInfo[] {
+  const d = stripSlash(dir);
+  return mounts
+    .filter((m) => m.mountPoint === d || m.mountPoint.startsWith(`${d}/`))
+    .sort((a, b) => b.mountPoint.length - a.mountPoint.length || b.id - a.id);
+}
+
+/** An option's value in a mount's option list (overlayfs paths hold no commas). */
+export function mountOption(options: readonly string[], key: string): string | undefined {
+  for (const o of options) if (o.startsWith(`${key}=`)) return o.slice(key.length + 1);
+  return undefined;
+}
+
+/** Whether the overlay mounted at `m` has `upper` as its upper layer. */
+export const isOverlayOf = (m: MountInfo | undefined, upper: string): boolean =>
+  m?.fstype === "overlay" && mountOption(m.superOptions, "upperdir") === upper;
