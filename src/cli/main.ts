@@ -8,9 +8,17 @@ import { Command, CommanderError, Option } from "commander";
 import { labDir } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import { workflows } from "../../workflows/index.js";
-import { CommandError, type Host } from "../host/host.js";
+import { CommandError, type Host, RootFsError } from "../host/host.js";
 import { realHost } from "../host/real-host.js";
-import { errorMessage, InterruptedError, TaskFailedError, UsageError } from "../runner/errors.js";
+import {
+  ExitError,
+  errorMessage,
+  InterruptedError,
+  JournalError,
+  LockedError,
+  TaskFailedError,
+  UsageError,
+} from "../runner/errors.js";
 import { type OutputMode, printable, renderEvent } from "../runner/report.js";
 import { listTaskIds, type Workflow } from "../runner/task.js";
 import { extraCommands } from "./commands.js";
@@ -200,7 +208,16 @@ function reportError(e: unknown, io: CliIo, g: GlobalOptions): number {
       );
     return 1;
   }
-  if (code !== 1 || (e instanceof Error && e.name !== "Error")) {
+  // The errors a user can act on are ours by class; anything else (a TypeError, a plain Error, an
+  // InternalError) is a bug and is printed with its stack.
+  const userFacing =
+    e instanceof UsageError ||
+    e instanceof LockedError ||
+    e instanceof JournalError ||
+    e instanceof ExitError ||
+    e instanceof CommandError ||
+    e instanceof RootFsError;
+  if (userFacing) {
     io.err(`aplspawn: ${errorMessage(e)}\n`);
     if (g.verbose && e instanceof CommandError) io.err(`${e.detail}\n`);
     return code;

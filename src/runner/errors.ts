@@ -48,6 +48,12 @@ export class ExitError extends Error {
   }
 }
 
+/** A bug in aplspawn itself: printed with its stack (exit 1). */
+export class InternalError extends Error {
+  override name = "InternalError";
+  readonly exitCode = 1;
+}
+
 /** The message of any thrown value. */
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
