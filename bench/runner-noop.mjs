@@ -1,8 +1,9 @@
 // The runner alone: N no-op tasks (journaled, so each costs an intent and a result write) against
 // the recording host. Prints one JSON line: {"tasks":N,"ms":…}.
-import { recordingHost } from "../dist/src/host/recording-host.js";
+
 import { runWorkflow } from "../dist/src/runner/runner.js";
 import { defineTask, group, task } from "../dist/src/runner/task.js";
+import { recordingHost } from "../dist/test/support/recording-host.js";
 
 const n = Number(process.argv[2] ?? 1000);
 const concurrent = process.argv[3] === "concurrent";

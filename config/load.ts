@@ -177,5 +177,3 @@ function crossChecks(c: Config): string[] {
     problems.push("image: give image.sha256 or image.checksums, not both");
   return problems;
 }
-
-export { type ContainerSpec, containerSpecs } from "./containers.js";

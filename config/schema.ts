@@ -59,8 +59,6 @@ const buildSchema = z.strictObject({
   mirror: url.default("http://deb.debian.org/debian"),
   /** Packages installed besides debootstrap's minbase. */
   packages: z.array(packageName).default(DEFAULT_PACKAGES),
-  /** Root filesystem inside the GPT image. */
-  filesystem: z.enum(["squashfs"]).default("squashfs"),
 });
 
 const userName = z

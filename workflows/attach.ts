@@ -1,5 +1,5 @@
 // Attaching the image as the containers' shared, read-only lower layer (composed into spawn/up),
-// and undoing that from the journal (composed into stop/down).
+// and undoing that from the journal (composed into stop; down undoes every image.* entry).
 import { imagePath, lowerDir } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { type Step, task, undo } from "../src/runner/task.js";
@@ -16,8 +16,8 @@ export const attachSteps = (c: Config): Step[] => {
   return [task(imageLoop, "image.loop", p), task(imageLower, "image.lower", p)];
 };
 
-/** The steps that unmount the lower layer and detach the image (composed into stop/down). */
-export const detachSteps = (_c: Config): Step[] => [
+/** The steps that unmount the lower layer and detach the image (composed into stop). */
+export const detachSteps = (): Step[] => [
   undo(
     "image.detach",
     "Unmounting the lower layer and detaching the image",

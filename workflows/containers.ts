@@ -65,7 +65,7 @@ export function selectedSpecs(c: Config, o: WorkflowOptions): ContainerSpec[] {
 }
 
 /** The tasks of one container, in order. */
-export function containerSteps(c: Config, s: ContainerSpec): Step[] {
+function containerSteps(c: Config, s: ContainerSpec): Step[] {
   const n = s.name;
   const dir = containerDir(c, n);
   const merged = mergedDir(c, n);
@@ -131,7 +131,7 @@ export function containersGroup(c: Config, specs: ContainerSpec[], o: WorkflowOp
 }
 
 /** Where the inventory goes: a relative inventory.file is relative to the current directory. */
-export const inventoryPath = (c: Config) => resolve(c.inventory.file);
+const inventoryPath = (c: Config) => resolve(c.inventory.file);
 
 /** The inventory, then (when enabled and ansible is installed) an ansible ping of the lab. */
 export const inventorySteps = (c: Config): Step[] => [

@@ -18,7 +18,7 @@ import type { WorkflowBuilder } from "./index.js";
 type BuildSection = NonNullable<Config["image"]["build"]>;
 
 /** A build recipe for this host's architecture. */
-export function imageRecipe(b: BuildSection): Recipe {
+function imageRecipe(b: BuildSection): Recipe {
   return { suite: b.suite, mirror: b.mirror, packages: b.packages, arch: process.arch };
 }
 

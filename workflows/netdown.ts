@@ -5,8 +5,8 @@ import { type Step, task, undo } from "../src/runner/task.js";
 import { bridgeIdleTask } from "../tasks/net/bridge-idle.js";
 import type { WorkflowBuilder } from "./index.js";
 
-/** The steps that take the network down (also composed into `down`). */
-export const netdownSteps = (c: Config): Step[] => [
+/** The steps that take the network down. */
+const netdownSteps = (c: Config): Step[] => [
   task(bridgeIdleTask, "net.guard", { bridge: c.network.bridge }),
   undo("net.undo", `Undoing what netup changed (bridge ${c.network.bridge}, chain ${c.network.chain})`, (e) =>
     e.kind.startsWith("net."),

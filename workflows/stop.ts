@@ -20,7 +20,7 @@ export const stop: WorkflowBuilder = (c, o) => {
         (e) => entries.container(e, names) && !entries.kept(e.kind),
         entries.lanes(c, o),
       ),
-      ...(names ? [] : detachSteps(c)),
+      ...(names ? [] : detachSteps()),
       undo(
         "stop.inotify",
         "Letting go of fs.inotify.max_user_instances once no container of the lab runs",

@@ -16,7 +16,7 @@ import type { GlobalOptions } from "./main.js";
 const globals = (cmd: Command) => cmd.optsWithGlobals() as GlobalOptions;
 
 /** The status table in the original tool's style; a header line before each container's checks. */
-export function renderStatus(c: Config, results: readonly ProbeResult[]): string {
+function renderStatus(c: Config, results: readonly ProbeResult[]): string {
   const specs = new Map(containerSpecs(c).map((s) => [s.name, s]));
   const prefix = c.network.address.split("/")[1];
   const lines: string[] = [];

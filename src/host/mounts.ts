@@ -69,7 +69,7 @@ export function mountsUnder(mounts: readonly MountInfo[], dir: string): MountInf
 }
 
 /** An option's value in a mount's option list (overlayfs paths hold no commas). */
-export function mountOption(options: readonly string[], key: string): string | undefined {
+function mountOption(options: readonly string[], key: string): string | undefined {
   for (const o of options) if (o.startsWith(`${key}=`)) return o.slice(key.length + 1);
   return undefined;
 }

@@ -30,7 +30,7 @@ import { type EntryKind, type RootFs, RootFsError } from "./host.js";
 const O_PATH = 0o10000000;
 const LOOKUP = O_PATH | C.O_NOFOLLOW;
 /** Text files read from a root are small (passwd, authorized_keys): anything larger is refused. */
-export const DEFAULT_MAX_BYTES = 1024 * 1024;
+const DEFAULT_MAX_BYTES = 1024 * 1024;
 
 const at = (dir: FileHandle, name: string) => `/proc/self/fd/${dir.fd}/${name}`;
 const self = (fh: FileHandle) => `/proc/self/fd/${fh.fd}`;

@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { ARCH_NAMES, rootTypeGuid } from "./partition-table.js";
 
 /** Bumped whenever the builder's output changes, so caches keyed by recipeKey are rebuilt. */
-export const BUILDER_VERSION = 1;
+const BUILDER_VERSION = 1;
 
 /** What an image is built from. */
 export interface Recipe {
@@ -29,7 +29,7 @@ export function recipeKey(r: Recipe): string {
 }
 
 /** Debian's architecture names, by Node's process.arch. */
-export const DEBIAN_ARCH: Readonly<Record<string, string>> = {
+const DEBIAN_ARCH: Readonly<Record<string, string>> = {
   x64: "amd64",
   arm64: "arm64",
   ia32: "i386",
@@ -56,7 +56,7 @@ export function debootstrapArgs(r: Recipe, target: string): string[] {
 }
 
 /** Placeholder hostname: each container writes its own into its upper layer. */
-export const IMAGE_HOSTNAME = "aplspawn";
+const IMAGE_HOSTNAME = "aplspawn";
 
 /**
  * Files written into the tree (path relative to the root → content). debootstrap copies the build

@@ -24,7 +24,7 @@ export function formatBytes(n: number): string {
 }
 
 /** Seconds as "1h02m", "3m05s", "12s". */
-export function formatSeconds(s: number): string {
+function formatSeconds(s: number): string {
   if (!Number.isFinite(s) || s < 0) return "?";
   const t = Math.round(s);
   if (t >= 3600) return `${Math.floor(t / 3600)}h${String(Math.floor((t % 3600) / 60)).padStart(2, "0")}m`;

@@ -36,7 +36,7 @@ export function findChecksum(text: string, name: string): string | undefined {
 }
 
 /** A SHA256SUMS line in mkosi's (binary mode) form. */
-export function formatSha256SumsLine(digest: string, name: string): string {
+function formatSha256SumsLine(digest: string, name: string): string {
   return `${digest} *${name}\n`;
 }
 

@@ -8,7 +8,7 @@ import type { Host } from "../host/host.js";
 import { type MountInfo, readMounts } from "../host/mounts.js";
 
 /** The mount points of the hierarchies systemd tracks processes in. */
-export function systemdHierarchies(ms: readonly MountInfo[]): string[] {
+function systemdHierarchies(ms: readonly MountInfo[]): string[] {
   return ms
     .filter(
       (m) => m.fstype === "cgroup2" || (m.fstype === "cgroup" && m.superOptions.includes("name=systemd")),

@@ -25,7 +25,7 @@ export function capabilities(status: string, field = "CapBnd"): number[] {
 }
 
 /** The environment of an entered process: nothing of ours, only what a root login inside has. */
-export function cleanEnv(term: string | undefined): Record<string, string> {
+function cleanEnv(term: string | undefined): Record<string, string> {
   return {
     PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     HOME: "/root",

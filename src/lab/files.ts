@@ -22,13 +22,6 @@ export async function rmdirIfEmpty(host: Host, path: string): Promise<void> {
   });
 }
 
-/** Write a file only when its content differs; true when it wrote. */
-export async function writeIfChanged(host: Host, path: string, data: string, mode: number): Promise<boolean> {
-  if ((await readOr(host, path, "\0absent")) === data) return false;
-  await host.fs.writeFile(path, data, mode);
-  return true;
-}
-
 /** The container name in a task id such as `container.overlay[aplspawn10]`. */
 export function containerOfId(id: string): string | undefined {
   return /^container\.[^[]+\[(.+)\]$/.exec(id)?.[1];

@@ -52,7 +52,7 @@ export function inventorySpec(
 }
 
 /** The common ssh arguments, as one string. */
-export const sshCommonArgs = (knownHosts: string) =>
+const sshCommonArgs = (knownHosts: string) =>
   [...pinnedOptions(knownHosts), "-o", "IdentitiesOnly=yes"].map(shellQuote).join(" ");
 
 /** The first line of every inventory aplspawn writes: what tells its files from the user's. */

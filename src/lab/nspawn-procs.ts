@@ -48,7 +48,7 @@ function nspawnBinary(host: Host): Promise<NspawnBinary | undefined> {
 }
 
 /** Whether PID is the host's systemd-nspawn binary, run by root in our PID namespace. */
-export async function isRealNspawn(host: Host, pid: number): Promise<boolean> {
+async function isRealNspawn(host: Host, pid: number): Promise<boolean> {
   const bin = await nspawnBinary(host);
   if (!bin) return false;
   const status = await host.fs.readFile(`/proc/${pid}/status`).catch(() => "");

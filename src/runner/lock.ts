@@ -17,7 +17,7 @@ async function procStart(host: Host, pid: number): Promise<string | undefined> {
 }
 
 /** Whether the process that wrote a lock still runs. */
-export async function lockOwnerAlive(host: Host, info: { pid: number; start: string }): Promise<boolean> {
+async function lockOwnerAlive(host: Host, info: { pid: number; start: string }): Promise<boolean> {
   return (await procStart(host, info.pid)) === info.start;
 }
 

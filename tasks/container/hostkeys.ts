@@ -18,7 +18,7 @@ export interface HostKeysParams {
 const KEY = "ssh_host_ed25519_key";
 const DROPIN = "/etc/ssh/sshd_config.d/aplspawn.conf";
 /** The sshd drop-in: serve only our key (the image's own keys are the same in every copy of it). */
-export const SSHD_DROPIN = `# Written by aplspawn: serve only this container's own host key, pinned in the lab's known_hosts.\nHostKey /etc/ssh/${KEY}\n`;
+const SSHD_DROPIN = `# Written by aplspawn: serve only this container's own host key, pinned in the lab's known_hosts.\nHostKey /etc/ssh/${KEY}\n`;
 
 async function wanted(ctx: TaskContext, p: HostKeysParams) {
   const priv = await readOr(ctx.host, `${p.dir}/${KEY}`, "");

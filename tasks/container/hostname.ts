@@ -12,7 +12,7 @@ export interface HostnameParams {
 }
 
 /** The /etc/hosts of a container. */
-export const hostsFile = (name: string, ip: string) =>
+const hostsFile = (name: string, ip: string) =>
   `127.0.0.1\tlocalhost\n${ip}\t${name}\n\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n`;
 
 /** Sets the container's hostname and hosts file. */

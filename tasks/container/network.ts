@@ -17,21 +17,21 @@ export interface NetworkParams {
 }
 
 /** Where the networkd file goes (sorts before 80-container-host0.network). */
-export const NETWORKD_FILE = "/etc/systemd/network/10-aplspawn-host0.network";
+const NETWORKD_FILE = "/etc/systemd/network/10-aplspawn-host0.network";
 /** The startup script of `init: script` (its path, as the container sees it). */
 export const STARTUP_SCRIPT = "/root/starter/startup.sh";
 const STARTUP_ENV = "/root/starter/env";
 
 /** The networkd file for a static address on host0. */
-export const networkdFile = (address: string, gateway: string) =>
+const networkdFile = (address: string, gateway: string) =>
   `# Written by aplspawn.\n[Match]\nVirtualization=container\nName=host0\n\n[Network]\nAddress=${address}\nGateway=${gateway}\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n`;
 
 /** The variables the startup script reads. */
-export const startupEnv = (p: NetworkParams) =>
+const startupEnv = (p: NetworkParams) =>
   `APLSPAWN_NAME=${p.name}\nAPLSPAWN_ADDRESS=${p.address}\nAPLSPAWN_GATEWAY=${p.gateway}\n`;
 
 /** The startup script: address host0, then become sshd (which reaps children as PID 1 must). */
-export const startupScript = `#!/bin/sh
+const startupScript = `#!/bin/sh
 # Written by aplspawn: the leader of an \`init: script\` container.
 set -eu
 . ${STARTUP_ENV}

@@ -53,7 +53,7 @@ export const containerOverlay = defineTask<OverlayParams, null>({
 });
 
 /** Unmount `path` while `mounted()` holds; retry a busy mount, then fail naming who holds it. */
-export async function unmountRetrying(
+async function unmountRetrying(
   ctx: TaskContext,
   path: string,
   mounted: () => Promise<boolean>,

@@ -14,7 +14,7 @@ export interface PreflightParams {
 }
 
 /** The Debian package of each program aplspawn runs. */
-export const PACKAGE_OF: Record<string, string> = {
+const PACKAGE_OF: Record<string, string> = {
   "systemd-nspawn": "systemd-container",
   ip: "iproute2",
   iptables: "iptables",
@@ -40,7 +40,7 @@ async function isBridge(ctx: TaskContext, name: string): Promise<boolean> {
 }
 
 /** Every problem found, empty when the host is ready. */
-export async function preflightProblems(ctx: TaskContext, p: PreflightParams): Promise<string[]> {
+async function preflightProblems(ctx: TaskContext, p: PreflightParams): Promise<string[]> {
   const h = ctx.host;
   const problems: string[] = [];
   if (h.uid() !== 0) problems.push("aplspawn must run as root (mounts, bridges, systemd-nspawn)");

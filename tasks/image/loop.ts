@@ -20,7 +20,7 @@ export interface LoopParams {
 }
 
 /** Where image.loop tells image.lower which device it attached: several labs may share one image. */
-export const loopRecordPath = (lowerDir: string) => `${lowerDir}.loop`;
+const loopRecordPath = (lowerDir: string) => `${lowerDir}.loop`;
 
 /** What the record holds. */
 export interface LoopRecord {
@@ -43,7 +43,7 @@ const RACE = /busy|resource temporarily unavailable|already in use|no such devic
  * Detach one device if it still holds the image's root; never while it is mounted. With wait (the
  * default: the device is ours), wait until it is gone and fail when it is not.
  */
-export async function detachLoop(
+async function detachLoop(
   ctx: HostCtx,
   t: { device: string; ino: string; dev: string; offset: number },
   o: { wait: boolean } = { wait: true },

@@ -23,20 +23,17 @@ export interface DownloadParams {
 }
 
 /** What a HEAD request said about the image. */
-export async function headImage(
-  ctx: HostCtx,
-  url: string,
-): Promise<{ size: number | undefined; ranges: boolean }> {
+async function headImage(ctx: HostCtx, url: string): Promise<{ size: number | undefined }> {
   const res = await ctx.host.http.request(url, { method: "HEAD", signal: ctx.signal, timeoutMs: 30_000 });
   for await (const _ of res.body) {
     // drain, so the connection is reused
   }
   // Servers that do not do HEAD: the size stays unknown and GET will tell.
-  if (res.status === 405 || res.status === 501) return { size: undefined, ranges: false };
+  if (res.status === 405 || res.status === 501) return { size: undefined };
   if (res.status < 200 || res.status >= 300) throw new ExitError(`HTTP ${statusLine(res.status)} for ${url}`);
   const len = res.headers["content-length"];
   const size = len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined;
-  return { size, ranges: res.headers["accept-ranges"] === "bytes" };
+  return { size };
 }
 
 /** Check size, checksums and free space before a download. */

@@ -98,7 +98,7 @@ export async function mountsOfDevice(ctx: HostCtx, dev: string): Promise<MountIn
 }
 
 /** Unmount everything at or below dir, deepest first; never lazily (a busy mount is an error). */
-export async function unmountUnder(ctx: HostCtx, dir: string): Promise<void> {
+async function unmountUnder(ctx: HostCtx, dir: string): Promise<void> {
   for (const m of mountsUnder(await readMounts(ctx.host), dir))
     await undoUnlessGone(
       () => ctx.host.exec("umount", ["--", m.mountPoint], { signal: ctx.signal }),
@@ -123,7 +123,7 @@ export async function freeBytesFor(ctx: HostCtx, path: string): Promise<number> 
 const MAX_TEXT = 1024 * 1024;
 
 /** A small text resource (a SHA256SUMS file) from an http(s) or file URL. */
-export async function fetchText(ctx: HostCtx, url: string): Promise<string> {
+async function fetchText(ctx: HostCtx, url: string): Promise<string> {
   const u = new URL(url);
   if (u.protocol === "file:") {
     const p = decodeURIComponent(u.pathname);
@@ -165,7 +165,7 @@ export async function expectedDigest(
 }
 
 /** The stamp of an image, when it still describes the file. */
-export async function validStamp(ctx: HostCtx, stampFile: string, image: string): Promise<Stamp | undefined> {
+async function validStamp(ctx: HostCtx, stampFile: string, image: string): Promise<Stamp | undefined> {
   if (!(await ctx.host.fs.exists(stampFile))) return undefined;
   const s = parseStamp(await ctx.host.fs.readFile(stampFile));
   const id = await fileIdentity(ctx, image);

@@ -117,18 +117,6 @@ function assertAbsent(r: { command: string; exitCode: number; stderr: string }):
   throw new Error(`${r.command} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
 }
 
-/** The rules of a chain as `iptables -S` prints them (empty when the chain is missing). */
-export async function listRules(
-  ctx: IptContext,
-  bin: string,
-  table: Table,
-  chain: string,
-): Promise<string[]> {
-  const r = await ipt(ctx, bin, table, ["-S", chain], { readOnly: true, allowFail: true });
-  if (r.exitCode !== 0) return [];
-  return r.stdout.split("\n").filter((l) => l.startsWith("-A "));
-}
-
 /** The comment that marks every rule aplspawn adds, so a person reading iptables-save knows whose it is. */
 export const ruleComment = (lab: string) => `aplspawn:${lab}`;
 

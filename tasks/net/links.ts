@@ -59,7 +59,7 @@ export async function bridgeInfo(ctx: LinkContext, name: string): Promise<LinkIn
 }
 
 /** The interfaces enslaved to a bridge (empty when the bridge does not exist). */
-export async function bridgePorts(ctx: LinkContext, bridge: string): Promise<LinkInfo[]> {
+async function bridgePorts(ctx: LinkContext, bridge: string): Promise<LinkInfo[]> {
   if (!(await linkInfo(ctx, bridge))) return [];
   const r = await ctx.host.exec("ip", ["-j", "-d", "link", "show", "master", bridge], {
     readOnly: true,

@@ -30,7 +30,7 @@ export interface NetPlan {
 }
 
 /** The bridge's subnet in CIDR form (10.10.12.0/26 for 10.10.12.1/26). */
-export function subnetOf(address: string): string {
+function subnetOf(address: string): string {
   const c = parseCidr(address);
   return `${intToIp(c.network)}/${c.prefix}`;
 }

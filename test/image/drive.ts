@@ -21,7 +21,7 @@ async function drive(action: string, file: string): Promise<number> {
     process.stdout.write(`${JSON.stringify(r)}\n`);
     return r.every((p) => p.ok) ? 0 : 1;
   }
-  const steps = action === "attach" ? attachSteps(c) : detachSteps(c);
+  const steps = action === "attach" ? attachSteps(c) : detachSteps();
   try {
     await runWorkflow(
       { name: action, steps },

@@ -287,7 +287,7 @@ test("attach steps: loop then lower; detach undoes exactly those kinds from the 
     lowerDir: "/w/l/lower",
     loopDevice: "/dev/loop7",
   });
-  const [d] = detachSteps(c);
+  const [d] = detachSteps();
   assert.equal(d?.type, "undo");
   if (d?.type !== "undo") return;
   assert.equal(d.select({ id: "image.lower", kind: "image.lower" }), true);

@@ -39,7 +39,6 @@ const NAME_FIELDS: Record<string, (v: string) => Record<string, unknown>> = {
   "image.build.suite": (v) => ({ image: { build: { suite: v } } }),
   "image.build.mirror": (v) => ({ image: { build: { mirror: v } } }),
   "image.build.packages.0": (v) => ({ image: { build: { packages: [v] } } }),
-  "image.build.filesystem": (v) => ({ image: { build: { filesystem: v } } }),
   "containers.prefix": (v) => ({ containers: { prefix: v } }),
   "containers.ipRange": (v) => ({ containers: { ipRange: [v, v] } }),
   "containers.init": (v) => ({ containers: { init: v } }),

@@ -11,7 +11,7 @@ import {
   type HttpResponse,
   type RootFs,
   RootFsError,
-} from "./host.js";
+} from "../../src/host/host.js";
 
 /** One call the fake saw. */
 export interface RecordedCall {
