@@ -228,9 +228,10 @@ function indent(text: string, pad: string): string {
 
 /** Render argv as a copy-pasteable command line (for messages and dry runs, never executed). */
 export function formatCommand(cmd: string, args: readonly string[]): string {
-  return [cmd, ...args].map(quoteArg).join(" ");
+  return [cmd, ...args].map(shellQuote).join(" ");
 }
 
-function quoteArg(a: string): string {
+/** One word as a POSIX shell (and Python's shlex) reads it back: quoted only when it must be. */
+export function shellQuote(a: string): string {
   return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`;
 }

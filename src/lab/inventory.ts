@@ -5,6 +5,7 @@ import { stringify } from "yaml";
 import { containerSpecs } from "../../config/containers.js";
 import { knownHostsPath, labDir, sshKeyPath } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
+import { shellQuote } from "../host/host.js";
 import { pinnedOptions } from "./ssh.js";
 
 /** Everything an inventory says. */
@@ -23,8 +24,6 @@ export interface InventorySpec {
   controlPathDir: string;
 }
 
-// Ansible splits ansible_ssh_common_args with shlex: quote what it would split.
-const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'"'"'`)}'`);
 
 /**
  * The lab's directory for Ansible's ssh master sockets: short and under /run, named by the lab
@@ -51,7 +50,7 @@ export function inventorySpec(
   };
 }
 
-/** The common ssh arguments, as one string. */
+/** The common ssh arguments, as one string (Ansible splits it with shlex: quoted as a shell would). */
 const sshCommonArgs = (knownHosts: string) =>
   [...pinnedOptions(knownHosts), "-o", "IdentitiesOnly=yes"].map(shellQuote).join(" ");
 

@@ -232,7 +232,8 @@ test(
 
       for (const a of ATTACKS) {
         await a.plant(upper, canary, lab);
-        const up = await lab.cli(["run", "up"]);
+        // Bounded: a read that blocks on a FIFO would otherwise hold the lab for ever.
+        const up = await lab.ns.cli(["-c", lab.config, "run", "up"], { cwd: lab.dir, timeoutMs: 180_000 });
         assert.deepEqual(await tree(canary), before, `${a.title}: the host canary changed`);
         assert.deepEqual(
           await filesHolding(upper, key),
