@@ -6,7 +6,7 @@ export type TaskState =
   | "running"
   | "ok" // check held: nothing to do
   | "changed"
-  | "skipped" // dry run: would change
+  | "skipped" // dry run: would change; or (with reason) the task does not apply
   | "failed"
   | "cancelled" // stopped because another task failed or a signal came
   | "rolled-back"
@@ -22,6 +22,8 @@ export interface TaskEvent {
   error?: string;
   /** Dry run: the commands the task would run. */
   commands?: string[];
+  /** Why a task that does not apply was skipped. */
+  reason?: string;
 }
 
 /** A note or progress line from a task, or a note from the runner itself. */
@@ -43,6 +45,8 @@ export interface SummaryEvent {
   rolledBack: number;
   rollbackFailed: number;
   wouldChange: number;
+  /** Tasks that did not apply (see TaskEvent.reason). */
+  skipped: number;
   durationMs: number;
   error?: string;
   failedTask?: string;
@@ -81,6 +85,7 @@ function taskLine(e: TaskEvent): string | undefined {
     case "changed":
       return `‣ [ OK ] ${e.title}`;
     case "skipped":
+      if (e.reason !== undefined) return `‣ [ SKIP ] ${e.title}: ${e.reason}`;
       return [`‣ [ DRY ] ${e.title}: would change`, ...(e.commands ?? []).map((c) => `      ${c}`)].join(
         "\n",
       );
@@ -98,6 +103,7 @@ function taskLine(e: TaskEvent): string | undefined {
 function summaryLine(s: SummaryEvent): string {
   const parts = [`${s.changed} changed`, `${s.unchanged} unchanged`];
   if (s.wouldChange) parts.push(`${s.wouldChange} would change`);
+  if (s.skipped) parts.push(`${s.skipped} skipped`);
   if (s.failed) parts.push(`${s.failed} failed`);
   if (s.rolledBack) parts.push(`${s.rolledBack} rolled back`);
   if (s.rollbackFailed) parts.push(`${s.rollbackFailed} rollback failed`);

@@ -80,6 +80,7 @@ class Run {
     rolledBack: 0,
     rollbackFailed: 0,
     wouldChange: 0,
+    skipped: 0,
   };
   private readonly t0 = performance.now();
   private readonly failAfter: RegExp | undefined;
@@ -304,6 +305,14 @@ class Run {
     this.emitTask(step, title, "running", t0);
     const ctx = this.context(step.id, lt, this.o.host, signal);
     try {
+      const reason = def.skip ? await def.skip(ctx, params) : undefined;
+      if (reason !== undefined) {
+        this.counts.skipped++;
+        lt.title = `${title} [skipped: ${reason}]`;
+        this.emitTask(step, title, "skipped", t0, { reason });
+        this.injectFault(step.id);
+        return;
+      }
       if (await def.check(ctx, params)) {
         this.counts.unchanged++;
         lt.title = `${title} [unchanged]`;

@@ -31,6 +31,11 @@ export interface TaskDef<P = unknown, R = unknown, I = unknown> {
   /** Stable kind name, e.g. `net.bridge`: the journal refers to rollbacks by it. */
   kind: string;
   title(params: P): string;
+  /**
+   * Why the task does not apply to this run (a feature turned off, a tool not installed), or
+   * undefined when it does: a skipped task is reported with its reason and neither checked nor run.
+   */
+  skip?(ctx: TaskContext, params: P): Promise<string | undefined>;
   /** Does the desired state already hold on the live host? Reads only. */
   check(ctx: TaskContext, params: P): Promise<boolean>;
   /** Reads what run will need to remember (e.g. a sysctl's old value); journaled before run. */

@@ -25,12 +25,12 @@ async function ping(ctx: TaskContext, p: AnsiblePingParams) {
 export const labAnsiblePing = defineTask<AnsiblePingParams, null>({
   kind: "lab.ansible-ping",
   title: (p) => `Checking the lab with ansible -i ${p.inventory} -m ping ${p.group}`,
+  async skip(ctx, p) {
+    if (!p.enabled) return "inventory.ping is off";
+    if (!(await ctx.host.which("ansible"))) return "ansible is not installed";
+    return undefined;
+  },
   async check(ctx, p) {
-    if (!p.enabled) return true;
-    if (!(await ctx.host.which("ansible"))) {
-      ctx.info("ansible is not installed: skipping the ansible ping");
-      return true;
-    }
     return (await ping(ctx, p)).exitCode === 0;
   },
   async run(ctx, p) {

@@ -6,8 +6,8 @@ import { test } from "node:test";
 import { realHost } from "../../src/host/real-host.js";
 import { InterruptedError, JournalError, LockedError, TaskFailedError } from "../../src/runner/errors.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
-import type { TaskEvent } from "../../src/runner/report.js";
-import { listTaskIds, undo } from "../../src/runner/task.js";
+import { renderEvent, type TaskEvent } from "../../src/runner/report.js";
+import { defineTask, listTaskIds, task, undo } from "../../src/runner/task.js";
 import { tempDir } from "../support/ns.js";
 import { downWorkflow, labWorkflow, run } from "./synthetic.js";
 
@@ -375,6 +375,35 @@ test("an undo step with lanes undoes each lane newest first, lanes at the same t
       assert.ok(undone.indexOf(`${c}.run`) < undone.indexOf(`${c}.layer`), "newest first within a lane");
     assert.deepEqual(undone.slice(6), ["z", "b", "a"]);
     assert.deepEqual(await t.files(), []);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test("a task that does not apply is skipped with its reason: neither checked nor run, counted apart", async () => {
+  const t = await setup();
+  try {
+    const calls: string[] = [];
+    const offTask = defineTask<{ on: boolean }>({
+      kind: "test.off",
+      title: () => "Pinging the lab",
+      skip: async (_ctx, p) => (p.on ? undefined : "ping is off"),
+      async check() {
+        calls.push("check");
+        return false;
+      },
+      async run() {
+        calls.push("run");
+      },
+    });
+    const r = await run({ name: "off", steps: [task(offTask, "off", { on: false })] }, t.lab);
+    assert.equal(r.error, undefined);
+    assert.deepEqual(calls, []);
+    const e = taskEvents(r.events).find((x) => x.state !== "running");
+    assert.equal(e?.state, "skipped");
+    assert.equal(e?.reason, "ping is off");
+    assert.equal(renderEvent("plain", e as TaskEvent), "‣ [ SKIP ] Pinging the lab: ping is off");
+    assert.deepEqual([r.summary?.skipped, r.summary?.changed, r.summary?.unchanged], [1, 0, 0]);
   } finally {
     await t.cleanup();
   }
