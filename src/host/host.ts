@@ -179,6 +179,8 @@ export interface Host {
   fs: HostFs;
   http: HostHttp;
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /** The clock (ms since the epoch) that waits and deadlines are measured on. */
+  now(): number;
   /** Whether `cmd` is on PATH. */
   which(cmd: string): Promise<string | undefined>;
   /** The effective user id aplspawn runs as. */

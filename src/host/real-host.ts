@@ -321,6 +321,7 @@ export function realHost(): Host {
     fs: realFs,
     http: realHttp,
     sleep: (ms, signal) => delay(ms, undefined, { signal }),
+    now: () => Date.now(),
     canConnect,
     root: rootFs,
     uid: () => process.geteuid?.() ?? -1,

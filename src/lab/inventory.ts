@@ -24,7 +24,6 @@ export interface InventorySpec {
   controlPathDir: string;
 }
 
-
 /**
  * The lab's directory for Ansible's ssh master sockets: short and under /run, named by the lab
  * directory. A socket path holds at most 107 bytes and Ansible adds 11 to the directory, ssh 17

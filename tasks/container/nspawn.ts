@@ -4,6 +4,7 @@
 // --keep-unit`, and the nspawn and leader PIDs are journaled. Stopping: SIGTERM (a booted
 // container powers off cleanly), SIGKILL after a timeout.
 import { lastLines } from "../../src/host/host.js";
+import { poll } from "../../src/host/poll.js";
 import { childrenOf, cmdline, isAlive, procStat } from "../../src/host/proc.js";
 import { cgroupTree, containerCgroups, startInCgroups } from "../../src/lab/cgroups.js";
 import { readOr } from "../../src/lab/files.js";
@@ -100,17 +101,16 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
     const start = (await procStat(h, pid))?.start ?? 0;
     // The leader is nspawn's child once it has exec'd the container's init (before, it is a fork of nspawn).
     const startTimeoutMs = p.startTimeoutMs ?? 60_000;
-    const deadline = Date.now() + startTimeoutMs;
-    while (Date.now() < deadline) {
+    const leader = await poll(h, { timeoutMs: startTimeoutMs, everyMs: 50, signal: ctx.signal }, async () => {
       if (!(await isAlive(h, pid)))
         throw new Error(`systemd-nspawn for ${p.name} exited at once; ${await logTail(ctx, p.logFile)}`);
       for (const child of await childrenOf(h, pid)) {
         const argv = await cmdline(h, child);
-        if (argv && own && argv.join("\0") !== own.join("\0"))
-          return { pid, start, leader: child, registered };
+        if (argv && own && argv.join("\0") !== own.join("\0")) return child;
       }
-      await h.sleep(50, ctx.signal);
-    }
+      return undefined;
+    });
+    if (leader !== undefined) return { pid, start, leader, registered };
     throw new Error(
       `container ${p.name} did not start its init within ${startTimeoutMs / 1000} s; ${await logTail(ctx, p.logFile)}`,
     );
@@ -201,14 +201,12 @@ async function waitGone(
   ms: number,
   every2s?: () => void,
 ): Promise<boolean> {
-  const t0 = Date.now();
-  for (let i = 1; ; i++) {
+  const gone = await poll(ctx.host, { timeoutMs: ms, everyMs: 100 }, async (i) => {
     if (every2s && i % 20 === 0) every2s();
-    let alive = false;
     for (const n of procs)
-      if ((await isAlive(ctx.host, n.pid)) || (n.leader && (await isAlive(ctx.host, n.leader)))) alive = true;
-    if (!alive) return true;
-    if (Date.now() - t0 > ms) return false;
-    await ctx.host.sleep(100);
-  }
+      if ((await isAlive(ctx.host, n.pid)) || (n.leader && (await isAlive(ctx.host, n.leader))))
+        return undefined;
+    return true;
+  });
+  return gone === true;
 }

@@ -1,6 +1,7 @@
 // Ready means reachable the way Ansible will reach it: sshd answers, the host key matches the one
 // pinned in known_hosts (StrictHostKeyChecking=yes), the lab key logs the user in, and sudo works.
 import { CommandError, lastLines } from "../../src/host/host.js";
+import { poll } from "../../src/host/poll.js";
 import { isAlive } from "../../src/host/proc.js";
 import { findNspawn } from "../../src/lab/nspawn-procs.js";
 import { type SshTarget, sshBatchArgs } from "../../src/lab/ssh.js";
@@ -41,27 +42,34 @@ export const containerReady = defineTask<ReadyParams, null>({
     return (await trySsh(ctx, p)).ok;
   },
   async run(ctx, p) {
-    const deadline = Date.now() + p.timeoutMs;
     let last = "";
+    let listening = false;
     // Found once; then its PID is watched (scanning /proc each round costs much with many containers).
     const nspawn = (await findNspawn(ctx.host, p.name, p.merged))[0];
-    for (;;) {
-      if (!nspawn || !(await isAlive(ctx.host, nspawn.pid)))
-        throw new Error(`container ${p.name} stopped before sshd answered; ${await logTail(ctx, p.logFile)}`);
-      // A TCP connect costs next to nothing; an ssh attempt costs a process and a key exchange on
-      // both sides (with 50 containers booting, polling with ssh alone slowed the boots): ssh only
-      // once sshd listens, then again until the login and sudo work (logins open late in boot).
-      const listening = await ctx.host.canConnect(p.ip, 22, 300, ctx.signal);
-      if (listening) {
+    const answered = await poll(
+      ctx.host,
+      { timeoutMs: p.timeoutMs, everyMs: () => (listening ? 250 : 100), signal: ctx.signal },
+      async () => {
+        if (!nspawn || !(await isAlive(ctx.host, nspawn.pid)))
+          throw new Error(
+            `container ${p.name} stopped before sshd answered; ${await logTail(ctx, p.logFile)}`,
+          );
+        // A TCP connect costs next to nothing; an ssh attempt costs a process and a key exchange on
+        // both sides (with 50 containers booting, polling with ssh alone slowed the boots): ssh only
+        // once sshd listens, then again until the login and sudo work (logins open late in boot).
+        listening = await ctx.host.canConnect(p.ip, 22, 300, ctx.signal);
+        if (!listening) {
+          last = "nothing listens on port 22 yet";
+          return undefined;
+        }
         const r = await trySsh(ctx, p);
-        if (r.ok) return null;
         last = r.error;
-      } else last = "nothing listens on port 22 yet";
-      if (Date.now() > deadline)
-        throw new Error(
-          `container ${p.name} (${p.ip}) did not answer over ssh within ${p.timeoutMs / 1000} s (last error: ${last}); ${await logTail(ctx, p.logFile)}`,
-        );
-      await ctx.host.sleep(listening ? 250 : 100, ctx.signal);
-    }
+        return r.ok ? true : undefined;
+      },
+    );
+    if (answered) return null;
+    throw new Error(
+      `container ${p.name} (${p.ip}) did not answer over ssh within ${p.timeoutMs / 1000} s (last error: ${last}); ${await logTail(ctx, p.logFile)}`,
+    );
   },
 });

@@ -3,6 +3,7 @@
 // journaled; rollback detaches exactly that device, and only while it still holds this image.
 
 import { basename, dirname, join } from "node:path";
+import { poll } from "../../src/host/poll.js";
 import { describeLayout } from "../../src/image/partition-table.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { ExitError } from "../../src/runner/errors.js";
@@ -67,10 +68,10 @@ async function detachLoop(
   if (!o.wait) return;
   // losetup -d only marks a device that something holds open: wait until it is really gone. Another
   // lab on the same image may be reading its superblock for a moment (seen in the suite under load).
-  for (let i = 0; i < 300; i++) {
-    if (!(await holds())) return;
-    await ctx.host.sleep(100, ctx.signal);
-  }
+  const gone = await poll(ctx.host, { timeoutMs: 30_000, everyMs: 100, signal: ctx.signal }, async () =>
+    (await holds()) ? undefined : true,
+  );
+  if (gone) return;
   throw new ExitError(
     `${t.device} is still attached after \`losetup --detach\`: something holds it open (another mount namespace?); it is freed when released`,
   );

@@ -172,6 +172,7 @@ export function recordingHost(): RecordingHost {
       },
     },
     sleep: (ms, signal) => delay(ms, undefined, { signal }),
+    now: () => Date.now(),
     async which(cmd) {
       return `/usr/bin/${cmd}`;
     },
