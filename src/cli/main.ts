@@ -19,9 +19,10 @@ import {
   TaskFailedError,
   UsageError,
 } from "../runner/errors.js";
-import { type OutputMode, printable, renderEvent } from "../runner/report.js";
+import { type OutputMode, printable, type RunEvent, renderEvent } from "../runner/report.js";
 import { listTaskIds, type Workflow } from "../runner/task.js";
 import { extraCommands } from "./commands.js";
+import { processSignals, runInterrupts, type SignalSource } from "./signals.js";
 
 /** Where the package lives (for the default config and the version). */
 export const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -33,8 +34,10 @@ export interface CliIo {
   err(text: string): void;
   isTTY: boolean;
   env: Record<string, string | undefined>;
-  /** Install SIGINT/SIGTERM handlers for runs (the real process does). */
-  handleSignals: boolean;
+  /** The signals that interrupt a run (the real process's SIGINT/SIGTERM; tests pass none). */
+  signals?: SignalSource;
+  /** End the process at once with this code (a second interrupt). */
+  exit(code: number): never;
 }
 
 /** Global options every command accepts. */
@@ -89,22 +92,28 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       const mode = cli.mode(g);
       const { runWorkflow } = await import("../runner/runner.js");
       const { taskRegistry } = await import("../../tasks/index.js");
-      await runWorkflow(workflow, {
-        host: io.host,
-        lab: config.lab,
-        labDir: labDir(config),
-        registry: taskRegistry(),
-        mode,
-        emit: (e) => {
-          const line = renderEvent(mode, e);
-          if (line !== undefined) io.out(`${line}\n`);
-        },
-        dryRun: o.dryRun === true,
-        noRollback: o.noRollback === true,
-        failAfter: io.env.APLSPAWN_FAIL_AFTER || undefined,
-        command: o.command,
-        handleSignals: io.handleSignals,
-      });
+      const emit = (e: RunEvent) => {
+        const line = renderEvent(mode, e);
+        if (line !== undefined) io.out(`${line}\n`);
+      };
+      const interrupt = runInterrupts(io.signals, emit, io.exit);
+      try {
+        await runWorkflow(workflow, {
+          host: io.host,
+          lab: config.lab,
+          labDir: labDir(config),
+          registry: taskRegistry(),
+          mode,
+          emit,
+          dryRun: o.dryRun === true,
+          noRollback: o.noRollback === true,
+          failAfter: io.env.APLSPAWN_FAIL_AFTER || undefined,
+          command: o.command,
+          interrupt: interrupt.signal,
+        });
+      } finally {
+        interrupt.off();
+      }
     },
   };
   program
@@ -241,7 +250,8 @@ if (invoked === fileURLToPath(import.meta.url)) {
     err: (s) => process.stderr.write(printable(s)),
     isTTY: process.stdout.isTTY === true,
     env: process.env,
-    handleSignals: true,
+    signals: processSignals,
+    exit: (code) => process.exit(code),
   }).then((code) => {
     process.exitCode = code;
   });

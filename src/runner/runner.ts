@@ -30,9 +30,10 @@ export interface RunOptions {
   failAfter?: string;
   /** Shown to a second process that finds the lab locked. */
   command: string;
-  /** Install SIGINT/SIGTERM handlers (the CLI does; tests pass an `interrupt` signal instead). */
-  handleSignals?: boolean;
-  /** Aborting this acts like a first SIGINT. */
+  /**
+   * Aborting this interrupts the run: what runs is cancelled and this run's changes are rolled
+   * back (the CLI aborts it on the first SIGINT/SIGTERM; signals are the CLI's, not the runner's).
+   */
   interrupt?: AbortSignal;
 }
 
@@ -137,13 +138,6 @@ class Run {
 
   private installSignals(): () => void {
     const onInterrupt = () => {
-      if (this.interrupted) {
-        this.o.emit({
-          event: "warning",
-          message: "second interrupt: exiting now; the journal is consistent, `aplspawn run down` cleans up",
-        });
-        process.exit(130);
-      }
       this.interrupted = true;
       this.o.emit({
         event: "warning",
@@ -151,14 +145,10 @@ class Run {
       });
       this.controller.abort(new InterruptedError("Interrupted"));
     };
-    this.o.interrupt?.addEventListener("abort", onInterrupt, { once: true });
-    if (!this.o.handleSignals) return () => this.o.interrupt?.removeEventListener("abort", onInterrupt);
-    process.on("SIGINT", onInterrupt);
-    process.on("SIGTERM", onInterrupt);
-    return () => {
-      process.off("SIGINT", onInterrupt);
-      process.off("SIGTERM", onInterrupt);
-    };
+    const i = this.o.interrupt;
+    if (i?.aborted) onInterrupt();
+    else i?.addEventListener("abort", onInterrupt, { once: true });
+    return () => i?.removeEventListener("abort", onInterrupt);
   }
 
   private listrOptions() {

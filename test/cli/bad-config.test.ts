@@ -163,7 +163,9 @@ test(`${corpus.length} invalid configs: exit 2, the key named, nothing created`,
         err: (s) => (err += s),
         isTTY: false,
         env: {},
-        handleSignals: false,
+        exit: (code: number): never => {
+          throw new Error(`exit ${code}`);
+        },
       });
       assert.equal(code, 2, `${name}: exit code (${err})`);
       assert.match(err, expect, `${name}: message`);

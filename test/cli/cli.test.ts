@@ -16,7 +16,9 @@ async function cli(argv: string[], env: Record<string, string> = {}) {
     err: (s) => (err += s),
     isTTY: false,
     env,
-    handleSignals: false,
+    exit: (code: number): never => {
+      throw new Error(`exit ${code}`);
+    },
   });
   return { code, out, err };
 }

@@ -257,7 +257,9 @@ test("inventory command: INI and YAML that real ansible-inventory reads, pinned 
       err: (s: string) => out.push(s),
       isTTY: false,
       env: {},
-      handleSignals: false,
+      exit: (code: number): never => {
+        throw new Error(`exit ${code}`);
+      },
     };
     for (const format of ["ini", "yaml"]) {
       const file = join(d.path, `inventory.${format}`);

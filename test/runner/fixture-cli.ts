@@ -1,6 +1,7 @@
 // A process running the synthetic workflow with real signal handling, for signal and crash tests.
 // argv: up|down WORLD LABDIR [slowMs]
-import { renderEvent } from "../../src/runner/report.js";
+import { processSignals, runInterrupts } from "../../src/cli/signals.js";
+import { type RunEvent, renderEvent } from "../../src/runner/report.js";
 import { downWorkflow, labWorkflow, run } from "./synthetic.js";
 
 const [mode, world = "", lab = "", slow = "0"] = process.argv.slice(2);
@@ -15,13 +16,13 @@ const wf =
           "c3.run": { delayMs: slowMs },
         },
       });
-const r = await run(wf, lab, {
-  mode: "plain",
-  handleSignals: true,
-  emit: (e) => {
-    const line = renderEvent("plain", e);
-    if (line) process.stdout.write(`${line}\n`);
-  },
-});
+const emit = (e: RunEvent) => {
+  const line = renderEvent("plain", e);
+  if (line) process.stdout.write(`${line}\n`);
+};
+// The CLI's signal handling, as `aplspawn run` has it.
+const interrupt = runInterrupts(processSignals, emit, (code) => process.exit(code));
+const r = await run(wf, lab, { mode: "plain", emit, interrupt: interrupt.signal });
+interrupt.off();
 if (r.error) process.stderr.write(`error: ${(r.error as Error).message}\n`);
 process.exitCode = r.error ? ((r.error as { exitCode?: number }).exitCode ?? 1) : 0;
