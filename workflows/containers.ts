@@ -13,10 +13,10 @@ import {
   sshKeyPath,
 } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
-import { containerOfId } from "../src/lab/files.js";
+import { entryFamily, entryKept, entryScope } from "../src/lab/entries.js";
 import { inventorySpec } from "../src/lab/inventory.js";
 import { UsageError } from "../src/runner/errors.js";
-import { group, type JournalRef, type Step, task } from "../src/runner/task.js";
+import { group, type JournalRef, type Step, type TaskStep, task } from "../src/runner/task.js";
 import { labAnsiblePing } from "../tasks/container/ansible-ping.js";
 import { containerDirs } from "../tasks/container/dirs.js";
 import { containerHostKeys } from "../tasks/container/hostkeys.js";
@@ -64,8 +64,12 @@ export function selectedSpecs(c: Config, o: WorkflowOptions): ContainerSpec[] {
   return all.filter((s) => o.only?.includes(s.name));
 }
 
-/** The tasks of one container, in order. */
-function containerSteps(c: Config, s: ContainerSpec): Step[] {
+/** The tasks of one container, in order; each journals the container's name as its scope. */
+function containerSteps(c: Config, s: ContainerSpec): TaskStep[] {
+  return containerTasksOf(c, s).map((t) => ({ ...t, scope: s.name }));
+}
+
+function containerTasksOf(c: Config, s: ContainerSpec): TaskStep[] {
   const n = s.name;
   const dir = containerDir(c, n);
   const merged = mergedDir(c, n);
@@ -144,7 +148,7 @@ export const inventorySteps = (c: Config): Step[] => [
 ];
 
 /** A container's entry that `stop` undoes: one left means the container (partly) runs. */
-const running = (e: JournalRef) => containerOfId(e.id) !== undefined && !KEPT_KINDS.includes(e.kind);
+const running = (e: JournalRef) => entryScope(e) !== undefined && !entryKept(e, KEPT_KINDS);
 
 /**
  * The lab's inventory and ssh masters that no journal entry records (`aplspawn inventory`, then
@@ -160,14 +164,16 @@ export const inventoryGoneStep = (c: Config): Step =>
 export const entries = {
   /** One lane per container: containers are undone concurrently, each one's entries newest first. */
   lanes: (c: Config, o: WorkflowOptions) => ({
-    lane: (e: { id: string }) => containerOfId(e.id),
+    lane: (e: JournalRef) => entryScope(e),
     concurrency: o.concurrency ?? c.containers.concurrency,
   }),
-  /** Kinds whose resources `run down` keeps unless --purge. */
-  kept: (kind: string) => KEPT_KINDS.includes(kind),
+  /** Entries whose resources `run down` keeps unless --purge (the lab's lasting state). */
+  kept: (e: JournalRef) => entryKept(e, KEPT_KINDS),
+  /** Entries of one family ("net", "image", …). */
+  family: (e: JournalRef, family: string) => entryFamily(e) === family,
   /** A container's entries (by name when names are given). */
   container: (e: JournalRef, names?: readonly string[]) => {
-    const n = containerOfId(e.id);
+    const n = entryScope(e);
     return n !== undefined && (names === undefined || names.includes(n));
   },
   /**
@@ -177,7 +183,7 @@ export const entries = {
   inotifyHold: (e: JournalRef, journal?: readonly JournalRef[]) =>
     e.kind === hostInotify.kind && journal !== undefined && !journal.some(running),
   /** What of the lab is neither its network (netdown's) nor its image (stop's, and the cache). */
-  lab: (e: JournalRef) => !e.kind.startsWith("net.") && !e.kind.startsWith("image."),
+  lab: (e: JournalRef) => !["net", "image"].includes(entryFamily(e)),
 };
 
 /** The lab's directory, for tasks that guard it. */

@@ -5,7 +5,7 @@
 // deletes the downloaded image. Last, what no journal records: the inventory `aplspawn inventory`
 // wrote and the ssh masters `status` and ansible keep (found by the config's paths, ours only).
 import { UsageError } from "../src/runner/errors.js";
-import { undo } from "../src/runner/task.js";
+import { type JournalRef, undo } from "../src/runner/task.js";
 import { entries, inventoryGoneStep } from "./containers.js";
 import { purgeImageSteps } from "./getimage.js";
 import type { WorkflowBuilder } from "./index.js";
@@ -13,22 +13,22 @@ import type { WorkflowBuilder } from "./index.js";
 /** The down workflow. */
 export const down: WorkflowBuilder = (c, o) => {
   if (o.only) throw new UsageError("--only applies to spawn and stop; `run down` takes the whole lab down");
-  const keep = (kind: string) => !o.purge && entries.kept(kind);
+  const keep = (e: JournalRef) => !o.purge && entries.kept(e);
   return {
     name: "down",
     steps: [
       undo(
         "down.containers",
         "Stopping containers",
-        (e) => entries.container(e) && !keep(e.kind),
+        (e) => entries.container(e) && !keep(e),
         entries.lanes(c, o),
       ),
-      undo("down.image", "Detaching the image", (e) => e.kind.startsWith("image.") && !keep(e.kind)),
-      undo("down.network", "Taking the network down", (e) => e.kind.startsWith("net.") && !keep(e.kind)),
+      undo("down.image", "Detaching the image", (e) => entries.family(e, "image") && !keep(e)),
+      undo("down.network", "Taking the network down", (e) => entries.family(e, "net") && !keep(e)),
       undo(
         "down.rest",
         o.purge ? "Removing the rest (inventory, sysctls, keys)" : "Removing the rest (inventory, sysctls)",
-        (e) => !keep(e.kind),
+        (e) => !keep(e),
       ),
       inventoryGoneStep(c),
       // A downloaded image is a cache outside the journal: --purge deletes it by the config's URL.

@@ -3,13 +3,14 @@
 import type { Config } from "../config/schema.js";
 import { type Step, task, undo } from "../src/runner/task.js";
 import { bridgeIdleTask } from "../tasks/net/bridge-idle.js";
+import { entries } from "./containers.js";
 import type { WorkflowBuilder } from "./index.js";
 
 /** The steps that take the network down. */
 const netdownSteps = (c: Config): Step[] => [
   task(bridgeIdleTask, "net.guard", { bridge: c.network.bridge }),
   undo("net.undo", `Undoing what netup changed (bridge ${c.network.bridge}, chain ${c.network.chain})`, (e) =>
-    e.kind.startsWith("net."),
+    entries.family(e, "net"),
   ),
 ];
 

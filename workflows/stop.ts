@@ -17,7 +17,7 @@ export const stop: WorkflowBuilder = (c, o) => {
       undo(
         "stop.containers",
         names ? `Stopping containers ${names.join(", ")}` : "Stopping containers",
-        (e) => entries.container(e, names) && !entries.kept(e.kind),
+        (e) => entries.container(e, names) && !entries.kept(e),
         entries.lanes(c, o),
       ),
       ...(names ? [] : detachSteps()),

@@ -2,7 +2,7 @@
 // key side by side → (containers no longer in the config removed) → containers, concurrently →
 // inventory → ansible ping.
 import { containerSpecs } from "../config/containers.js";
-import { containerOfId } from "../src/lab/files.js";
+import { entryScope } from "../src/lab/entries.js";
 import { UsageError } from "../src/runner/errors.js";
 import { group, undo } from "../src/runner/task.js";
 import { attachSteps } from "./attach.js";
@@ -35,7 +35,7 @@ export const up: WorkflowBuilder = (c, o) => {
       undo(
         "containers.extra",
         "Removing containers no longer in the config",
-        (e) => entries.container(e) && !names.includes(containerOfId(e.id) ?? ""),
+        (e) => entries.container(e) && !names.includes(entryScope(e) ?? ""),
         entries.lanes(c, o),
       ),
       containersGroup(c, specs, o),

@@ -22,11 +22,6 @@ export async function rmdirIfEmpty(host: Host, path: string): Promise<void> {
   });
 }
 
-/** The container name in a task id such as `container.overlay[aplspawn10]`. */
-export function containerOfId(id: string): string | undefined {
-  return /^container\.[^[]+\[(.+)\]$/.exec(id)?.[1];
-}
-
 /** A container's root, confined (src/host/root-fs.ts): everything in it is the container's to forge. */
 export function containerRoot(host: Host, merged: string, name: string): RootFs {
   return host.root(merged, `container ${name}`);

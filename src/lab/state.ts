@@ -6,7 +6,7 @@ import type { Config } from "../../config/schema.js";
 import type { Host } from "../host/host.js";
 import { isAlive } from "../host/proc.js";
 import { Journal, journalPath } from "../runner/journal.js";
-import { containerOfId } from "./files.js";
+import { entryScope } from "./entries.js";
 import { findNspawn, recordedNspawn } from "./nspawn-procs.js";
 
 /** A container of the lab and its processes, when it runs. */
@@ -34,7 +34,7 @@ export async function containerStates(
     byName.set(s.name, { name: s.name, ip: s.ip, merged: mergedDir(c, s.name) });
   for (const e of journal.entries()) {
     if (e.kind !== "container.nspawn") continue;
-    const name = containerOfId(e.id);
+    const name = entryScope(e);
     const p = e.params as NspawnEntryParams;
     if (!name) continue;
     const cur = byName.get(name) ?? { name, ip: undefined, merged: p.merged };

@@ -15,6 +15,12 @@ const entrySchema = z.object({
   seq: z.number().int().positive(),
   id: z.string().min(1),
   kind: z.string().min(1),
+  /** What the resource belongs to within the lab (a container's name); absent for the lab itself. */
+  scope: z.string().min(1).optional(),
+  /** The kind's family ("net", "image", "container", …): which workflow's undo takes it. */
+  family: z.string().min(1).optional(),
+  /** Kept by an ordinary teardown (the lab's lasting state), removed only when purging. */
+  kept: z.boolean().optional(),
   runId: z.string().min(1),
   /** running: intent written, run not finished; done: run finished, result known. */
   state: z.enum(["running", "done"]),

@@ -11,7 +11,16 @@ import { ExitError, errorMessage, InterruptedError, TaskFailedError } from "./er
 import { Journal, type JournalEntry, journalPath } from "./journal.js";
 import { acquireLock } from "./lock.js";
 import type { OutputMode, RunEvent, SummaryEvent, TaskState } from "./report.js";
-import type { AnyTaskDef, GroupStep, Step, TaskContext, TaskStep, UndoStep, Workflow } from "./task.js";
+import {
+  type AnyTaskDef,
+  familyOf,
+  type GroupStep,
+  type Step,
+  type TaskContext,
+  type TaskStep,
+  type UndoStep,
+  type Workflow,
+} from "./task.js";
 
 /** How to run a workflow. */
 export interface RunOptions {
@@ -314,7 +323,16 @@ class Run {
       if (this.o.dryRun) return await this.dryRunTask(step, lt, title, t0);
       const intent = def.prepare ? await def.prepare(ctx, params) : undefined;
       const seq = def.rollback
-        ? await this.journal.begin({ id: step.id, kind: def.kind, runId: this.runId, params, intent })
+        ? await this.journal.begin({
+            id: step.id,
+            kind: def.kind,
+            ...(step.scope !== undefined ? { scope: step.scope } : {}),
+            family: familyOf(def),
+            ...(def.kept ? { kept: true } : {}),
+            runId: this.runId,
+            params,
+            intent,
+          })
         : undefined;
       const result = await def.run(ctx, params, intent);
       if (seq !== undefined) await this.journal.complete(seq, result ?? null);

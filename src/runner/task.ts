@@ -46,7 +46,15 @@ export interface TaskDef<P = unknown, R = unknown, I = unknown> {
   rollback?(ctx: TaskContext, rec: UndoRecord<P, I, R>): Promise<void>;
   /** Title shown while rolling back; defaults to "Undoing: <title>". */
   rollbackTitle?(params: P): string;
+  /** Which family the kind belongs to (journaled with each entry); defaults to the kind's first word. */
+  family?: string;
+  /** What run makes is lasting state: an ordinary teardown keeps it, a purge removes it (journaled). */
+  kept?: boolean;
 }
+
+/** A kind's family: declared, or the first word of its kind ("net" for `net.bridge`). */
+export const familyOf = (def: { kind: string; family?: string }): string =>
+  def.family ?? def.kind.split(".")[0] ?? def.kind;
 
 /** Declare a task kind (typed helper; returns its argument). */
 export function defineTask<P, R = void, I = void>(def: TaskDef<P, R, I>): TaskDef<P, R, I> {
@@ -63,6 +71,8 @@ export interface TaskStep {
   id: string;
   def: AnyTaskDef;
   params: unknown;
+  /** What the resource belongs to within the lab (journaled), e.g. a container's name. */
+  scope?: string;
 }
 
 /** Steps run one after another, or concurrently (bounded) when `concurrency` > 1. */
@@ -74,10 +84,13 @@ export interface GroupStep {
   concurrency?: number;
 }
 
-/** What an undo step's selection sees of a journal entry. */
+/** What an undo step's selection sees of a journal entry (scope, family, kept: absent in old journals). */
 export interface JournalRef {
   id: string;
   kind: string;
+  scope?: string;
+  family?: string;
+  kept?: boolean;
 }
 
 /** Undo journaled resources (of any earlier run) that `select` picks, newest first. */
@@ -91,7 +104,7 @@ export interface UndoStep {
    */
   select(entry: JournalRef, journal?: readonly JournalRef[]): boolean;
   /** Entries in different lanes (e.g. one per container) are undone concurrently. */
-  lane?(entry: { id: string; kind: string }): string | undefined;
+  lane?(entry: JournalRef): string | undefined;
   /** Lanes undone at once (default 1). */
   concurrency?: number;
 }
@@ -104,9 +117,14 @@ export interface Workflow {
   steps: Step[];
 }
 
-/** Build a task step. */
-export function task<P>(def: TaskDef<P, unknown, unknown> | AnyTaskDef, id: string, params: P): TaskStep {
-  return { type: "task", id, def, params };
+/** Build a task step; `scope` says what it belongs to within the lab (a container's name). */
+export function task<P>(
+  def: TaskDef<P, unknown, unknown> | AnyTaskDef,
+  id: string,
+  params: P,
+  scope?: string,
+): TaskStep {
+  return { type: "task", id, def, params, ...(scope !== undefined ? { scope } : {}) };
 }
 
 /** Build a group step. */

@@ -29,6 +29,8 @@ async function wanted(ctx: TaskContext, p: HostKeysParams) {
 /** Generates, installs and pins the container's host key. */
 export const containerHostKeys = defineTask<HostKeysParams, null, { hadKey: boolean }>({
   kind: "container.hostkeys",
+  // Pinned in known_hosts and served by the kept upper layer: kept with it.
+  kept: true,
   title: (p) => `Generating SSH host key for container ${p.name}, pinned in known_hosts`,
   rollbackTitle: (p) => `Deleting SSH host key of container ${p.name} and its known_hosts line`,
   async check(ctx, p) {

@@ -38,5 +38,5 @@ export const containerTasks: AnyTaskDef[] = [
   labIdle,
 ];
 
-/** Kinds whose resources are the lab's lasting state: plain `run down` keeps them, `--purge` removes them. */
-export const KEPT_KINDS: readonly string[] = [containerUpper.kind, containerHostKeys.kind, labSshKey.kind];
+/** Kinds whose resources are the lab's lasting state (for journals written before entries carried `kept`). */
+export const KEPT_KINDS: readonly string[] = containerTasks.filter((d) => d.kept).map((d) => d.kind);

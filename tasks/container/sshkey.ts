@@ -12,6 +12,8 @@ export interface SshKeyParams {
 /** Generates the lab key pair. */
 export const labSshKey = defineTask<SshKeyParams, null>({
   kind: "lab.sshkey",
+  // The lab's key, in every kept upper layer's authorized_keys: kept with them.
+  kept: true,
   title: (p) => `Reading ssh key ${p.path}`,
   rollbackTitle: (p) => `Deleting ssh key ${p.path}`,
   async check(ctx, p) {

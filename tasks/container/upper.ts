@@ -15,6 +15,8 @@ export interface UpperParams {
 /** Creates the (empty) upper layer directory. */
 export const containerUpper = defineTask<UpperParams, null>({
   kind: "container.upper",
+  // The container's state: an ordinary teardown keeps it, a purge removes it.
+  kept: true,
   title: (p) => `Creating upper layer for container ${p.name}`,
   rollbackTitle: (p) => `Deleting upper layer of container ${p.name}`,
   async check(ctx, p) {

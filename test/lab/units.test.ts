@@ -12,7 +12,7 @@ import { main } from "../../src/cli/main.js";
 import { parseMountinfo } from "../../src/host/mounts.js";
 import { realHost } from "../../src/host/real-host.js";
 import { accountProblem, addAccount } from "../../src/lab/accounts.js";
-import { containerOfId } from "../../src/lab/files.js";
+import { entryKept, entryScope } from "../../src/lab/entries.js";
 import { controlPathDir, renderInventory } from "../../src/lab/inventory.js";
 import { knownHostsLine, withKnownHost } from "../../src/lab/ssh.js";
 import { UsageError } from "../../src/runner/errors.js";
@@ -221,8 +221,40 @@ test("stop --only undoes just those containers and keeps the image attached; unk
   const spawnIds = listTaskIds(spawn(c, { only: ["aplspawn12"] }).steps);
   assert.ok(spawnIds.includes("container.nspawn[aplspawn12]"));
   assert.ok(!spawnIds.includes("container.nspawn[aplspawn10]"));
-  assert.equal(containerOfId("container.overlay[a-b10]"), "a-b10");
-  assert.equal(containerOfId("lab.inventory"), undefined);
+});
+
+test("a container's task steps journal the container's name as their scope; the lab's have none", () => {
+  const c = parseConfig("lab: t\n", "t.yaml");
+  const flat = (steps: readonly Step[]): Step[] =>
+    steps.flatMap((x) => (x.type === "group" ? flat(x.steps) : [x]));
+  const byId = new Map(flat(up(c, {}).steps).map((x) => [x.id, x]));
+  const nspawn = byId.get("container.nspawn[aplspawn10]");
+  assert.equal(nspawn?.type === "task" ? nspawn.scope : "missing", "aplspawn10");
+  const key = byId.get("lab.sshkey");
+  assert.equal(key?.type === "task" ? key.scope : "missing", undefined);
+});
+
+test("journal entries carry their scope, family and kept flag; older entries are read from id and kind", () => {
+  const legacy = ["container.upper"];
+  // As journaled now: the data decides, whatever the id says.
+  assert.equal(
+    entryScope({ id: "x", kind: "container.overlay", scope: "a-b10", family: "container" }),
+    "a-b10",
+  );
+  assert.equal(
+    entryScope({ id: "container.overlay[zz]", kind: "container.overlay", family: "container" }),
+    undefined,
+  );
+  assert.equal(
+    entryKept({ id: "x", kind: "container.upper", family: "container", kept: false }, legacy),
+    false,
+  );
+  assert.equal(entryKept({ id: "x", kind: "other.kind", family: "other", kept: true }, legacy), true);
+  // Journals written before: the container's name in the id, kept by kind.
+  assert.equal(entryScope({ id: "container.overlay[a-b10]", kind: "container.overlay" }), "a-b10");
+  assert.equal(entryScope({ id: "lab.inventory", kind: "lab.inventory" }), undefined);
+  assert.equal(entryKept({ id: "container.upper[a]", kind: "container.upper" }, legacy), true);
+  assert.equal(entryKept({ id: "lab.inventory", kind: "lab.inventory" }, legacy), false);
 });
 
 test("cleanup removes what is left of the lab but its network and image, then its unjournaled inventory", () => {

@@ -45,6 +45,10 @@ test("a full run creates every resource, journals each, and a second run changes
     const j = await journalOf(t.lab);
     assert.equal(j.entries.length, 9);
     assert.ok(j.entries.every((e) => e.state === "done"));
+    assert.ok(
+      j.entries.every((e) => e.family === "test" && e.kept === undefined),
+      "family journaled as data",
+    );
     const r2 = await run(labWorkflow(t.world), t.lab);
     assert.equal(r2.summary?.changed, 0);
     assert.equal(r2.summary?.unchanged, 9);
