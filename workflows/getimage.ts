@@ -4,6 +4,7 @@
 import { imagePath, imageStore } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import type { Recipe } from "../src/image/build-plan.js";
+import { imageName } from "../src/image/image-host.js";
 import { stampPath } from "../src/image/stamp.js";
 import { type Step, task } from "../src/runner/task.js";
 import { type BuildParams, imageBuild } from "../tasks/image/build.js";
@@ -11,7 +12,6 @@ import { imageDirs } from "../tasks/image/dirs.js";
 import { imageDownload } from "../tasks/image/download.js";
 import { type DownloadParams, imagePrecheck } from "../tasks/image/precheck.js";
 import { imagePurge } from "../tasks/image/purge.js";
-import { imageName } from "../tasks/image/support.js";
 import { imageVerify } from "../tasks/image/verify.js";
 import type { WorkflowBuilder } from "./index.js";
 

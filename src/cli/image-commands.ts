@@ -45,7 +45,7 @@ const image: CommandAdder = (program, cli) => {
       const g = c.optsWithGlobals() as GlobalOptions;
       const path = file ? resolve(file) : imagePath(await cli.load(g));
       const [{ inspectImage }, { describeLayout }] = await Promise.all([
-        import("../../tasks/image/attach-state.js"),
+        import("../image/attach-state.js"),
         import("../image/partition-table.js"),
       ]);
       const s = await inspectImage({ host: cli.io.host, signal: new AbortController().signal }, path);

@@ -14,12 +14,19 @@ import {
   type Recipe,
   sfdiskScript,
 } from "../../src/image/build-plan.js";
+import {
+  freeBytesFor,
+  hashProgress,
+  imageLayout,
+  removeTree,
+  sha256File,
+  writeStamp,
+} from "../../src/image/image-host.js";
 import { describeLayout } from "../../src/image/partition-table.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { upsertSha256Sums } from "../../src/image/sha256sums.js";
 import { ExitError, errorMessage } from "../../src/runner/errors.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
-import { freeBytesFor, hashProgress, imageLayout, removeTree, sha256File, writeStamp } from "./support.js";
 
 /** Parameters of image.build. */
 export interface BuildParams {

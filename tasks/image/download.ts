@@ -10,11 +10,11 @@ import {
   resumeDecision,
   statusLine,
 } from "../../src/image/http.js";
+import { expectedDigest, imageVerified, writeStamp } from "../../src/image/image-host.js";
 import { formatBytes, TransferProgress } from "../../src/image/progress.js";
 import { ExitError, errorMessage } from "../../src/runner/errors.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 import type { DownloadParams } from "./precheck.js";
-import { expectedDigest, imageVerified, writeStamp } from "./support.js";
 
 /** Consecutive network failures without progress before giving up. */
 const MAX_RETRIES = 5;

@@ -4,12 +4,12 @@
 
 import { basename, dirname, join } from "node:path";
 import { poll } from "../../src/host/poll.js";
+import { inspectImage, lowerState, missingImage, requireRoot } from "../../src/image/attach-state.js";
+import { backs, fileIdentity, type HostCtx, listLoops, mountsOfDevice } from "../../src/image/image-host.js";
 import { describeLayout } from "../../src/image/partition-table.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { ExitError } from "../../src/runner/errors.js";
 import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
-import { inspectImage, lowerState, missingImage, requireRoot } from "./attach-state.js";
-import { backs, fileIdentity, type HostCtx, listLoops, mountsOfDevice } from "./support.js";
 
 /** Parameters of image.loop. */
 export interface LoopParams {

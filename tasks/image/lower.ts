@@ -4,22 +4,22 @@
 
 import { mountAt, readMounts } from "../../src/host/mounts.js";
 import {
-  detectFilesystem,
-  readOnlyMountOptions,
-  SUPERBLOCK_PROBE_BYTES,
-} from "../../src/image/superblock.js";
-import { ExitError } from "../../src/runner/errors.js";
-import { defineTask } from "../../src/runner/task.js";
-import {
   inspectImage,
   lowerState,
   missingImage,
   mountIsDevice,
   requireRoot,
   rootLoops,
-} from "./attach-state.js";
+} from "../../src/image/attach-state.js";
+import { backs, fileIdentity, type HostCtx, listLoops, mountsOfDevice } from "../../src/image/image-host.js";
+import {
+  detectFilesystem,
+  readOnlyMountOptions,
+  SUPERBLOCK_PROBE_BYTES,
+} from "../../src/image/superblock.js";
+import { ExitError } from "../../src/runner/errors.js";
+import { defineTask } from "../../src/runner/task.js";
 import { readLoopRecord } from "./loop.js";
-import { backs, fileIdentity, type HostCtx, listLoops, mountsOfDevice } from "./support.js";
 
 /** Parameters of image.lower. */
 export interface LowerParams {

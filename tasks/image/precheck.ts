@@ -2,10 +2,10 @@
 // image, and check that it fits in the image store with a margin. Only reads.
 
 import { SPACE_MARGIN, spaceNeeded, statusLine } from "../../src/image/http.js";
+import { expectedDigest, freeBytesFor, type HostCtx, imageVerified } from "../../src/image/image-host.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { ExitError } from "../../src/runner/errors.js";
 import { defineTask } from "../../src/runner/task.js";
-import { expectedDigest, freeBytesFor, type HostCtx, imageVerified } from "./support.js";
 
 /** Parameters of image.precheck and image.download (the same: both come from image.*). */
 export interface DownloadParams {

@@ -2,8 +2,8 @@
 // loop device (and which), and that device is mounted read-only on the lower directory.
 import { imagePath, lowerDir } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
+import { inspectImage, lowerState, rootLoops } from "../../src/image/attach-state.js";
 import type { Probe } from "../../src/runner/probe.js";
-import { inspectImage, lowerState, rootLoops } from "./attach-state.js";
 
 /** The image checks of `aplspawn status`. */
 export const imageProbes = (c: Config): Probe[] => {

@@ -1,8 +1,15 @@
 // image.verify: a local image (file:// URL) is there and, when a digest is configured, has it.
 // A local file is the user's: a mismatch is reported, the file is never deleted.
+
+import {
+  expectedDigest,
+  hashProgress,
+  imageVerified,
+  sha256File,
+  writeStamp,
+} from "../../src/image/image-host.js";
 import { ExitError } from "../../src/runner/errors.js";
 import { defineTask } from "../../src/runner/task.js";
-import { expectedDigest, hashProgress, imageVerified, sha256File, writeStamp } from "./support.js";
 
 /** Parameters of image.verify. */
 export interface VerifyParams {

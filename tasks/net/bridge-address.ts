@@ -1,7 +1,8 @@
 // Task: the bridge carries `network.address` (the containers' gateway). Rollback removes only an
 // address this task added; a pre-existing bridge keeps the addresses it had.
+
+import { hasAddress, linkInfo } from "../../src/net/links.js";
 import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
-import { hasAddress, linkInfo } from "./links.js";
 
 /** What the address task needs. */
 export interface BridgeAddressParams {

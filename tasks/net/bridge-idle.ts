@@ -1,7 +1,8 @@
 // Task (netdown's guard): no container is attached to the bridge. It changes nothing: when
 // containers are still there, its run refuses, so netdown stops before it undoes anything.
+
+import { containerPorts } from "../../src/net/links.js";
 import { defineTask } from "../../src/runner/task.js";
-import { containerPorts } from "./links.js";
 
 /** What the guard needs. */
 export interface BridgeIdleParams {

@@ -1,7 +1,8 @@
 // Task: the bridge is administratively up. Rollback brings it down again only if this task
 // brought it up (a pre-existing bridge that was already up has no journal entry).
+
+import { linkInfo } from "../../src/net/links.js";
 import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
-import { linkInfo } from "./links.js";
 
 /** What the link-up task needs. */
 export interface BridgeUpParams {

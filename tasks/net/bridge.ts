@@ -1,7 +1,8 @@
 // Task: the lab's bridge exists. Creates it only when missing; a bridge that was there before is
 // used as it is and, having no journal entry, is never deleted.
+
+import { bridgeInfo, containerPorts } from "../../src/net/links.js";
 import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
-import { bridgeInfo, containerPorts } from "./links.js";
 
 /** What the bridge task needs (journaled: rollback works from these alone). */
 export interface BridgeParams {

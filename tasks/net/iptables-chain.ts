@@ -1,7 +1,15 @@
 // Task: a chain of our own exists in a table (the filter chain holding the lab's forwarding rules,
 // the nat chain holding its MASQUERADE). A chain that was already there is used and never deleted.
+
+import {
+  type Backend,
+  chainExists,
+  detectBackend,
+  ipt,
+  iptablesFor,
+  type Table,
+} from "../../src/net/iptables.js";
 import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
-import { type Backend, chainExists, detectBackend, ipt, iptablesFor, type Table } from "./iptables.js";
 
 /** What the chain task needs. */
 export interface ChainParams {

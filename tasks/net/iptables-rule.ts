@@ -1,6 +1,6 @@
 // Task: one iptables rule (a rule in our chain, or a jump from a built-in chain into it) is present.
 // One task per rule, so a rule deleted by hand is re-added by the next netup, and only that one.
-import { defineTask } from "../../src/runner/task.js";
+
 import {
   type Backend,
   deleteRule,
@@ -9,7 +9,8 @@ import {
   iptablesFor,
   type RuleSpec,
   ruleExists,
-} from "./iptables.js";
+} from "../../src/net/iptables.js";
+import { defineTask } from "../../src/runner/task.js";
 
 /** What the rule task needs: the exact rule, so rollback deletes exactly it. */
 export interface RuleParams {

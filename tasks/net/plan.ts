@@ -4,10 +4,10 @@
 import { intToIp, parseCidr } from "../../config/ip.js";
 import { labHolder } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
+import { ruleComment } from "../../src/net/iptables.js";
 import type { BridgeParams } from "./bridge.js";
 import type { BridgeAddressParams } from "./bridge-address.js";
 import type { ForwardingParams } from "./forwarding.js";
-import { ruleComment } from "./iptables.js";
 import type { ChainParams } from "./iptables-chain.js";
 import type { RuleParams } from "./iptables-rule.js";
 

@@ -2,13 +2,13 @@
 // address, is up, forwarding on) plus our chains and every rule and jump. They reuse the tasks'
 // checks, so status and netup agree on what "present" means.
 import type { Config } from "../../config/schema.js";
+import { describeRule } from "../../src/net/iptables.js";
 import type { Probe, ProbeContext } from "../../src/runner/probe.js";
 import type { TaskContext } from "../../src/runner/task.js";
 import { bridgeTask } from "./bridge.js";
 import { bridgeAddressTask } from "./bridge-address.js";
 import { bridgeUpTask } from "./bridge-up.js";
 import { IP_FORWARD, readIpForward } from "./forwarding.js";
-import { describeRule } from "./iptables.js";
 import { chainTask } from "./iptables-chain.js";
 import { ruleTask } from "./iptables-rule.js";
 import { netPlan, type PlannedRule } from "./plan.js";

@@ -1,6 +1,6 @@
 // iptables access shared by the net tasks: backend detection, the command to use, and the reads
 // (chain present, rule present) that checks, rollbacks and probes all ask the live host.
-import type { Host } from "../../src/host/host.js";
+import type { Host } from "../host/host.js";
 
 /** The netfilter backend the iptables command drives; rules of one are invisible to the other. */
 export type Backend = "nf_tables" | "legacy";

@@ -2,16 +2,16 @@
 // mounts, checksums and stamps. Everything goes through ctx.host.
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
-import type { Host } from "../../src/host/host.js";
-import { type MountInfo, mountsUnder, readMounts } from "../../src/host/mounts.js";
-import { type ImageLayout, readImageLayout } from "../../src/image/partition-table.js";
-import { formatBytes } from "../../src/image/progress.js";
-import { findChecksum } from "../../src/image/sha256sums.js";
-import { type FileIdentity, makeStamp, parseStamp, type Stamp, stampMatches } from "../../src/image/stamp.js";
-import { detectFilesystem, type FsType, SUPERBLOCK_PROBE_BYTES } from "../../src/image/superblock.js";
-import { LOSETUP_COLUMNS, type LoopInfo, parseLosetupJson } from "../../src/image/system-info.js";
-import { ExitError } from "../../src/runner/errors.js";
-import { undoUnlessGone } from "../../src/runner/task.js";
+import type { Host } from "../host/host.js";
+import { type MountInfo, mountsUnder, readMounts } from "../host/mounts.js";
+import { ExitError } from "../runner/errors.js";
+import { undoUnlessGone } from "../runner/task.js";
+import { type ImageLayout, readImageLayout } from "./partition-table.js";
+import { formatBytes } from "./progress.js";
+import { findChecksum } from "./sha256sums.js";
+import { type FileIdentity, makeStamp, parseStamp, type Stamp, stampMatches } from "./stamp.js";
+import { detectFilesystem, type FsType, SUPERBLOCK_PROBE_BYTES } from "./superblock.js";
+import { LOSETUP_COLUMNS, type LoopInfo, parseLosetupJson } from "./system-info.js";
 
 /** What the helpers need of a task or probe context. */
 export interface HostCtx {

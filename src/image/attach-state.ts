@@ -1,13 +1,13 @@
 // What the live host says about the image and the lower layer: which loop devices hold the image's
 // root, and what is mounted at the lower directory. Shared by the attach tasks' checks and the probes.
 
-import { type MountInfo, mountAt, readMounts } from "../../src/host/mounts.js";
-import { describeLayout, type ImageLayout, PartitionTableError } from "../../src/image/partition-table.js";
-import type { FileIdentity } from "../../src/image/stamp.js";
-import type { FsType } from "../../src/image/superblock.js";
-import type { LoopInfo } from "../../src/image/system-info.js";
-import { ExitError } from "../../src/runner/errors.js";
-import { backs, blockDevNumber, fileIdentity, type HostCtx, imageLayout, listLoops } from "./support.js";
+import { type MountInfo, mountAt, readMounts } from "../host/mounts.js";
+import { ExitError } from "../runner/errors.js";
+import { backs, blockDevNumber, fileIdentity, type HostCtx, imageLayout, listLoops } from "./image-host.js";
+import { describeLayout, type ImageLayout, PartitionTableError } from "./partition-table.js";
+import type { FileIdentity } from "./stamp.js";
+import type { FsType } from "./superblock.js";
+import type { LoopInfo } from "./system-info.js";
 
 /** The image as attach sees it. */
 export type ImageState =

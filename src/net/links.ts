@@ -1,5 +1,5 @@
 // Reads of network interfaces (`ip -j`), shared by the bridge tasks, the netdown guard and probes.
-import type { Host } from "../../src/host/host.js";
+import type { Host } from "../host/host.js";
 
 /** The part of a task or probe context these reads need. */
 export interface LinkContext {
