@@ -221,7 +221,9 @@ test("run down with the config file deleted undoes everything from the journal",
   withLab("l5d", 34, async (lab) => {
     // The default config's workdir and machinesDir, private to this namespace: a tmpfs over /var/lib.
     ok(await lab.ns.run("mount", ["-t", "tmpfs", "-o", "mode=0755,size=256m", "l5d", "/var/lib"]), "tmpfs");
-    ok(await lab.ns.run("mkdir", ["-p", "/var/lib/aplspawn", "/var/lib/machines"]), "mkdir");
+    ok(await lab.ns.run("mkdir", ["-p", "/var/lib/aplspawn"]), "mkdir");
+    // As systemd-container makes it: root's alone (aplspawn refuses a machinesDir others can reach).
+    ok(await lab.ns.run("mkdir", ["-m", "0700", "/var/lib/machines"]), "mkdir machines");
     lab.before = await lab.ns.snapshot();
     const cfg = join(lab.dir, "lab.yaml");
     const image = `file://${lab.image.path}`;

@@ -60,13 +60,9 @@ async function makeCanary(dir: string): Promise<string> {
   return dir;
 }
 
-// One whole line of the key's base64 body: what shows wherever the private key was copied (grep
-// matches within a line, so the body joined across lines would never match).
-const keyLine = (key: string) =>
-  key
-    .split("\n")
-    .filter((l) => l && !l.startsWith("-----"))
-    .sort((a, b) => b.length - a.length)[0] ?? "";
+// One whole line of the key's base64 body that only this key has (grep matches within a line, and
+// the first line is the same in every ed25519 key: the container's own host key has it too).
+const keyLine = (key: string) => key.split("\n").filter((l) => l && !l.startsWith("-----"))[2] ?? "";
 
 /** Files under dir whose content holds needle. */
 async function filesHolding(dir: string, needle: string): Promise<string[]> {
