@@ -23,7 +23,7 @@ import { randomBytes } from "node:crypto";
 import { constants as C } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import * as fs from "node:fs/promises";
-import { type EntryKind, type RootFs, RootFsError } from "./host.js";
+import { type EntryKind, type Owner, type RootFs, RootFsError } from "./host.js";
 
 // Linux's O_PATH (the generic value; Node does not export it). An O_PATH fd can be fstat'ed and
 // used as a directory to look names up in, but opening it has no effect on the file itself.
@@ -56,67 +56,83 @@ function names(path: string): string[] {
   return parts;
 }
 
+const shown = (parts: string[]) => `/${parts.join("/")}`;
+
+// Open one name in an open directory without following it; undefined when absent.
+async function lookup(dir: FileHandle, name: string): Promise<FileHandle | undefined> {
+  try {
+    return await fs.open(at(dir, name), LOOKUP);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+}
+
 /** The confined view of the tree at `root`; `label` names it in errors ("container aplspawn10"). */
 export function rootFs(root: string, label: string): RootFs {
-  const fail = (path: string, what: string): never => {
-    throw new RootFsError(label, path, what);
-  };
-  const shown = (parts: string[]) => `/${parts.join("/")}`;
+  return new ConfinedRoot(root, label);
+}
 
-  async function openRoot(): Promise<{ fh: FileHandle; dev: number }> {
-    const fh = await fs.open(root, LOOKUP | C.O_DIRECTORY);
-    return { fh, dev: (await fh.stat()).dev };
+class ConfinedRoot implements RootFs {
+  constructor(
+    readonly root: string,
+    private readonly label: string,
+  ) {}
+
+  private fail(path: string, what: string): never {
+    throw new RootFsError(this.label, path, what);
   }
 
-  // Open one name in an open directory without following it; undefined when absent.
-  async function lookup(dir: FileHandle, name: string): Promise<FileHandle | undefined> {
-    try {
-      return await fs.open(at(dir, name), LOOKUP);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw e;
-    }
+  private async openRoot(): Promise<{ fh: FileHandle; dev: number }> {
+    const fh = await fs.open(this.root, LOOKUP | C.O_DIRECTORY);
+    return { fh, dev: (await fh.stat()).dev };
   }
 
   /**
    * Walk to the directory `parts` names; with `create`, missing directories are made (each with
    * mode and owner) and listed in `created`. Returns undefined when a directory is missing.
    */
-  async function walkDir(
+  private async walkDir(
     parts: string[],
     create?: { mode: number; uid: number; gid: number; created: string[] },
   ): Promise<FileHandle | undefined> {
-    const { fh: rootFh, dev } = await openRoot();
+    const { fh: rootFh, dev } = await this.openRoot();
     let cur = rootFh;
     let done = false;
     try {
       for (let i = 0; i < parts.length; i++) {
         const name = parts[i] as string;
         let next = await lookup(cur, name);
+        let made = false;
         if (!next && create) {
-          try {
-            await fs.mkdir(at(cur, name), create.mode);
-            next = await lookup(cur, name);
-            if (next) {
-              // Owner and mode through the new directory's own fd: the name may be swapped meanwhile.
-              await fs.chown(self(next), create.uid, create.gid);
-              await fs.chmod(self(next), create.mode);
-              create.created.push(shown(parts.slice(0, i + 1)));
-            }
-          } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-            next = await lookup(cur, name);
-          }
+          made = await fs.mkdir(at(cur, name), create.mode).then(
+            () => true,
+            (e: NodeJS.ErrnoException) => {
+              if (e.code !== "EEXIST") throw e;
+              return false;
+            },
+          );
+          next = await lookup(cur, name);
         }
         if (!next) return undefined;
         const st = await next.stat();
         if (!st.isDirectory()) {
           await next.close();
-          fail(shown(parts.slice(0, i + 1)), `is ${KIND_WORDS[kindOf(st)]}, where a directory is expected`);
+          this.fail(
+            shown(parts.slice(0, i + 1)),
+            `is ${KIND_WORDS[kindOf(st)]}, where a directory is expected`,
+          );
         }
         if (st.dev !== dev) {
           await next.close();
-          fail(shown(parts.slice(0, i + 1)), "is a mount point (another filesystem than the root's)");
+          this.fail(shown(parts.slice(0, i + 1)), "is a mount point (another filesystem than the root's)");
+        }
+        if (made && create) {
+          // Owner and mode through the fd of the directory just checked (never the name again: a
+          // container may swap it for a link meanwhile).
+          await fs.chown(self(next), create.uid, create.gid);
+          await fs.chmod(self(next), create.mode);
+          create.created.push(shown(parts.slice(0, i + 1)));
         }
         await cur.close();
         cur = next;
@@ -129,7 +145,7 @@ export function rootFs(root: string, label: string): RootFs {
   }
 
   /** Run `fn` with the directory of `path` open, and the final name. */
-  async function inParent<T>(
+  private async inParent<T>(
     path: string,
     fn: (dir: FileHandle, name: string, parts: string[]) => Promise<T>,
     missing: () => T,
@@ -138,7 +154,7 @@ export function rootFs(root: string, label: string): RootFs {
     const parts = names(path);
     const name = parts.pop();
     if (name === undefined) throw new Error("internal: the root itself has no parent");
-    const dir = await walkDir(parts, create && { ...create, created: [] });
+    const dir = await this.walkDir(parts, create && { ...create, created: [] });
     if (!dir) return missing();
     try {
       return await fn(dir, name, [...parts, name]);
@@ -152,18 +168,18 @@ export function rootFs(root: string, label: string): RootFs {
    * parents are made, root's), then renamed over the name, which rename never follows: a file or
    * link there is replaced. A directory there is refused.
    */
-  async function replace(
+  private async replace(
     path: string,
     what: string,
     make: (dir: FileHandle, tmp: string) => Promise<unknown>,
   ): Promise<void> {
-    await inParent(
+    await this.inParent(
       path,
       async (dir, name, parts) => {
         const existing = await lookup(dir, name);
         if (existing) {
           const st = await existing.stat().finally(() => existing.close());
-          if (st.isDirectory()) fail(shown(parts), `is a directory, where ${what} is to be written`);
+          if (st.isDirectory()) this.fail(shown(parts), `is a directory, where ${what} is to be written`);
         }
         const tmp = `.${name}.aplspawn-${randomBytes(4).toString("hex")}.tmp`;
         try {
@@ -174,153 +190,149 @@ export function rootFs(root: string, label: string): RootFs {
           throw e;
         }
       },
-      () => fail(path, "has a missing parent directory"),
+      () => this.fail(path, "has a missing parent directory"),
       { mode: 0o755, uid: 0, gid: 0 },
     );
   }
 
-  const api: RootFs = {
-    root,
-    async kind(path) {
-      return inParent(
-        path,
-        async (dir, name) => {
-          const fh = await lookup(dir, name);
-          if (!fh) return undefined;
-          try {
-            return kindOf(await fh.stat());
-          } finally {
-            await fh.close();
-          }
-        },
-        () => undefined,
-      );
-    },
-
-    async readFile(path, maxBytes = DEFAULT_MAX_BYTES) {
-      return inParent(
-        path,
-        async (dir, name, parts) => {
-          const ref = await lookup(dir, name);
-          if (!ref) return undefined;
-          try {
-            const st = await ref.stat();
-            if (!st.isFile())
-              fail(shown(parts), `is ${KIND_WORDS[kindOf(st)]}, where a regular file is expected`);
-            if (st.size > maxBytes)
-              fail(shown(parts), `is ${st.size} bytes, more than the ${maxBytes} aplspawn reads`);
-            // Reopen the very inode the O_PATH fd holds (not the name again), without blocking.
-            const fh = await fs.open(self(ref), C.O_RDONLY | C.O_NONBLOCK | C.O_NOCTTY);
-            try {
-              const buf = Buffer.alloc(maxBytes + 1);
-              let n = 0;
-              for (;;) {
-                const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
-                if (bytesRead === 0) break;
-                n += bytesRead;
-                if (n > maxBytes) fail(shown(parts), `grew past the ${maxBytes} bytes aplspawn reads`);
-              }
-              return buf.subarray(0, n).toString("utf8");
-            } finally {
-              await fh.close();
-            }
-          } finally {
-            await ref.close();
-          }
-        },
-        () => undefined,
-      );
-    },
-
-    async writeFile(path, data, o) {
-      await replace(path, "a file", async (dir, tmp) => {
-        const fh = await fs.open(at(dir, tmp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+  async kind(path: string): Promise<EntryKind | undefined> {
+    return this.inParent(
+      path,
+      async (dir, name) => {
+        const fh = await lookup(dir, name);
+        if (!fh) return undefined;
         try {
-          await fh.writeFile(data);
-          await fh.chown(o.uid ?? 0, o.gid ?? 0);
-          await fh.chmod(o.mode);
-          await fh.sync();
+          return kindOf(await fh.stat());
         } finally {
           await fh.close();
         }
-      });
-    },
+      },
+      () => undefined,
+    );
+  }
 
-    async mkdir(path, o) {
-      const created: string[] = [];
-      const dir = await walkDir(names(path), { mode: o.mode, uid: o.uid ?? 0, gid: o.gid ?? 0, created });
-      await dir?.close();
-      return created;
-    },
-
-    async chown(path, uid, gid) {
-      await inParent(
-        path,
-        async (dir, name, parts) => {
-          const fh = await lookup(dir, name);
-          if (!fh) fail(shown(parts), "does not exist");
+  async readFile(path: string, maxBytes = DEFAULT_MAX_BYTES): Promise<string | undefined> {
+    return this.inParent(
+      path,
+      async (dir, name, parts) => {
+        const ref = await lookup(dir, name);
+        if (!ref) return undefined;
+        try {
+          const st = await ref.stat();
+          if (!st.isFile())
+            this.fail(shown(parts), `is ${KIND_WORDS[kindOf(st)]}, where a regular file is expected`);
+          if (st.size > maxBytes)
+            this.fail(shown(parts), `is ${st.size} bytes, more than the ${maxBytes} aplspawn reads`);
+          // Reopen the very inode the O_PATH fd holds (not the name again), without blocking.
+          const fh = await fs.open(self(ref), C.O_RDONLY | C.O_NONBLOCK | C.O_NOCTTY);
           try {
-            const st = await (fh as FileHandle).stat();
-            if (!st.isFile() && !st.isDirectory())
-              fail(
-                shown(parts),
-                `is ${KIND_WORDS[kindOf(st)]}: aplspawn changes the owner of files and directories only`,
-              );
-            // chown through the magic link acts on the inode the fd holds.
-            await fs.chown(self(fh as FileHandle), uid, gid);
+            const buf = Buffer.alloc(maxBytes + 1);
+            let n = 0;
+            for (;;) {
+              const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+              if (bytesRead === 0) break;
+              n += bytesRead;
+              if (n > maxBytes) this.fail(shown(parts), `grew past the ${maxBytes} bytes aplspawn reads`);
+            }
+            return buf.subarray(0, n).toString("utf8");
           } finally {
-            await fh?.close();
+            await fh.close();
           }
-        },
-        () => fail(path, "does not exist"),
-      );
-    },
+        } finally {
+          await ref.close();
+        }
+      },
+      () => undefined,
+    );
+  }
 
-    async readlink(path) {
-      return inParent(
-        path,
-        async (dir, name) => {
-          const fh = await lookup(dir, name);
-          if (!fh) return undefined;
-          const st = await fh.stat().finally(() => fh.close());
-          if (!st.isSymbolicLink()) return undefined;
-          // readlink does not follow its last component: the link's own text, a string only.
-          return fs.readlink(at(dir, name)).catch(() => undefined);
-        },
-        () => undefined,
-      );
-    },
-
-    async symlink(target, path) {
-      await replace(path, "a link", (dir, tmp) => fs.symlink(target, at(dir, tmp)));
-    },
-
-    async list(path) {
-      const dir = await walkDir(names(path));
-      if (!dir) return [];
+  async writeFile(path: string, data: string, o: Owner & { mode: number }): Promise<void> {
+    await this.replace(path, "a file", async (dir, tmp) => {
+      const fh = await fs.open(at(dir, tmp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
       try {
-        return await fs.readdir(self(dir));
+        await fh.writeFile(data);
+        await fh.chown(o.uid ?? 0, o.gid ?? 0);
+        await fh.chmod(o.mode);
+        await fh.sync();
       } finally {
-        await dir.close();
+        await fh.close();
       }
-    },
+    });
+  }
 
-    async remove(path) {
-      await inParent(
-        path,
-        async (dir, name, parts) => {
-          const fh = await lookup(dir, name);
-          if (!fh) return;
-          const st = await fh.stat().finally(() => fh.close());
-          if (st.isDirectory()) fail(shown(parts), "is a directory, where a file is to be removed");
-          // unlink does not follow its last component.
-          await fs.unlink(at(dir, name)).catch((e: NodeJS.ErrnoException) => {
-            if (e.code !== "ENOENT") throw e;
-          });
-        },
-        () => undefined,
-      );
-    },
-  };
-  return api;
+  async mkdir(path: string, o: Owner & { mode: number }): Promise<string[]> {
+    const created: string[] = [];
+    const dir = await this.walkDir(names(path), { mode: o.mode, uid: o.uid ?? 0, gid: o.gid ?? 0, created });
+    await dir?.close();
+    return created;
+  }
+
+  async chown(path: string, uid: number, gid: number): Promise<void> {
+    await this.inParent(
+      path,
+      async (dir, name, parts) => {
+        const fh = await lookup(dir, name);
+        if (!fh) this.fail(shown(parts), "does not exist");
+        try {
+          const st = await (fh as FileHandle).stat();
+          if (!st.isFile() && !st.isDirectory())
+            this.fail(
+              shown(parts),
+              `is ${KIND_WORDS[kindOf(st)]}: aplspawn changes the owner of files and directories only`,
+            );
+          // chown through the magic link acts on the inode the fd holds.
+          await fs.chown(self(fh as FileHandle), uid, gid);
+        } finally {
+          await fh?.close();
+        }
+      },
+      () => this.fail(path, "does not exist"),
+    );
+  }
+
+  async readlink(path: string): Promise<string | undefined> {
+    return this.inParent(
+      path,
+      async (dir, name) => {
+        const fh = await lookup(dir, name);
+        if (!fh) return undefined;
+        const st = await fh.stat().finally(() => fh.close());
+        if (!st.isSymbolicLink()) return undefined;
+        // readlink does not follow its last component: the link's own text, a string only.
+        return fs.readlink(at(dir, name)).catch(() => undefined);
+      },
+      () => undefined,
+    );
+  }
+
+  async symlink(target: string, path: string): Promise<void> {
+    await this.replace(path, "a link", (dir, tmp) => fs.symlink(target, at(dir, tmp)));
+  }
+
+  async list(path: string): Promise<string[]> {
+    const dir = await this.walkDir(names(path));
+    if (!dir) return [];
+    try {
+      return await fs.readdir(self(dir));
+    } finally {
+      await dir.close();
+    }
+  }
+
+  async remove(path: string): Promise<void> {
+    await this.inParent(
+      path,
+      async (dir, name, parts) => {
+        const fh = await lookup(dir, name);
+        if (!fh) return;
+        const st = await fh.stat().finally(() => fh.close());
+        if (st.isDirectory()) this.fail(shown(parts), "is a directory, where a file is to be removed");
+        // unlink does not follow its last component.
+        await fs.unlink(at(dir, name)).catch((e: NodeJS.ErrnoException) => {
+          if (e.code !== "ENOENT") throw e;
+        });
+      },
+      () => undefined,
+    );
+  }
 }
