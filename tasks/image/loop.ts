@@ -3,8 +3,15 @@
 // journaled; rollback detaches exactly that device, and only while it still holds this image.
 
 import { basename, dirname, join } from "node:path";
+import { mountAt, readMounts } from "../../src/host/mounts.js";
 import { poll } from "../../src/host/poll.js";
-import { inspectImage, lowerState, missingImage, requireRoot } from "../../src/image/attach-state.js";
+import {
+  inspectImage,
+  lowerState,
+  missingImage,
+  mountIsDevice,
+  requireRoot,
+} from "../../src/image/attach-state.js";
 import { backs, fileIdentity, type HostCtx, listLoops, mountsOfDevice } from "../../src/image/image-host.js";
 import { describeLayout } from "../../src/image/partition-table.js";
 import { formatBytes } from "../../src/image/progress.js";
@@ -21,7 +28,7 @@ export interface LoopParams {
 }
 
 /** Where image.loop tells image.lower which device it attached: several labs may share one image. */
-const loopRecordPath = (lowerDir: string) => `${lowerDir}.loop`;
+export const loopRecordPath = (lowerDir: string) => `${lowerDir}.loop`;
 
 /** What the record holds. */
 export interface LoopRecord {
@@ -29,6 +36,12 @@ export interface LoopRecord {
   ino: string;
   dev: string;
   offset: number;
+  /**
+   * Set by image.lower once it marked the device autoclear: from then on the kernel frees it when
+   * its last mount goes, and the same name may soon be another lab's device of the same image (a
+   * device can be reused only once freed). So it is never detached by us after that.
+   */
+  autoclear?: boolean;
 }
 
 /** The device attached (null for a directory image: nothing to attach). */
@@ -74,6 +87,29 @@ async function detachLoop(
   if (gone) return;
   throw new ExitError(
     `${t.device} is still attached after \`losetup --detach\`: something holds it open (another mount namespace?); it is freed when released`,
+  );
+}
+
+/**
+ * The undo of a device handed to the kernel (autoclear): never detached by us. While it is still
+ * mounted at our lower directory (a busy unmount), that is an error; else it gets a moment to be
+ * freed (someone may hold it open briefly, e.g. reading its superblock) and is left be after that:
+ * one still there is in use, or already another lab's device of the same image under the same name.
+ */
+async function releaseHanded(
+  ctx: HostCtx,
+  t: { device: string; ino: string; dev: string; offset: number },
+  lowerDir: string,
+): Promise<void> {
+  const m = mountAt(await readMounts(ctx.host), lowerDir);
+  if (m && (await mountIsDevice(ctx, m, t.device)))
+    throw new ExitError(
+      `${t.device} is still mounted at ${lowerDir}: unmount it first (\`aplspawn run stop\`)`,
+    );
+  await poll(ctx.host, { timeoutMs: 10_000, everyMs: 100, signal: ctx.signal }, async () =>
+    (await listLoops(ctx)).some((l) => l.name === t.device && backs(l, t, t.offset) && l.autoclear)
+      ? undefined
+      : true,
   );
 }
 
@@ -134,7 +170,7 @@ export const imageLoop = defineTask<LoopParams, LoopResult>({
     // A run killed after losetup (before the lower mount) left its device, named in the record:
     // take it again rather than attach a second one.
     const rec = await readLoopRecord(ctx, p.lowerDir);
-    if (rec && !p.loopDevice) {
+    if (rec && !rec.autoclear && !p.loopDevice) {
       const info = (await listLoops(ctx)).find((l) => l.name === rec.device);
       const free = (await mountsOfDevice(ctx, rec.device)).length === 0;
       if (info && backs(info, img.identity, offset) && info.ro && info.sizelimit === size && free) {
@@ -179,8 +215,11 @@ export const imageLoop = defineTask<LoopParams, LoopResult>({
     );
   },
   async rollback(ctx, { params, result }) {
+    // Handed to the kernel (autoclear): freed with its last mount; its name may be someone else's now.
+    const handed = (await readLoopRecord(ctx, params.lowerDir))?.autoclear === true;
     if (result) {
-      if (result.device !== null) await detachLoop(ctx, result);
+      if (result.device !== null && handed) await releaseHanded(ctx, result, params.lowerDir);
+      else if (result.device !== null) await detachLoop(ctx, result);
       await removeRecord(ctx, params.lowerDir, result.device);
       return;
     }
@@ -191,7 +230,7 @@ export const imageLoop = defineTask<LoopParams, LoopResult>({
     const rec = await readLoopRecord(ctx, params.lowerDir);
     await removeRecord(ctx, params.lowerDir, undefined);
     if (rec) {
-      if ((await mountsOfDevice(ctx, rec.device)).length === 0) await detachLoop(ctx, rec);
+      if (!handed && (await mountsOfDevice(ctx, rec.device)).length === 0) await detachLoop(ctx, rec);
       return;
     }
     const s = await inspectImage(ctx, params.image).catch(() => undefined);

@@ -19,7 +19,7 @@ import {
 } from "../../src/image/superblock.js";
 import { ExitError } from "../../src/runner/errors.js";
 import { defineTask } from "../../src/runner/task.js";
-import { readLoopRecord } from "./loop.js";
+import { loopRecordPath, readLoopRecord } from "./loop.js";
 
 /** Parameters of image.lower. */
 export interface LowerParams {
@@ -124,7 +124,17 @@ export const imageLower = defineTask<LowerParams, LowerResult, LowerIntent>({
     // Mark the device autoclear: the kernel frees it when its last mount goes, even if that mount
     // dies with its mount namespace (a killed test, a crashed host tool) and no rollback ever runs.
     // On a mounted device `losetup --detach` only sets that flag.
-    if (result.device) await ctx.host.exec("losetup", ["--detach", result.device], { signal: ctx.signal });
+    if (result.device) {
+      await ctx.host.exec("losetup", ["--detach", result.device], { signal: ctx.signal });
+      // image.loop's record says so: its rollback must not detach what may soon be someone else's.
+      const rec = await readLoopRecord(ctx, p.lowerDir);
+      if (rec?.device === result.device)
+        await ctx.host.fs.writeFile(
+          loopRecordPath(p.lowerDir),
+          `${JSON.stringify({ ...rec, autoclear: true })}\n`,
+          0o600,
+        );
+    }
     ctx.info(`${result.device ?? p.image} mounted read-only at ${p.lowerDir} (${result.fs})`);
     return result;
   },

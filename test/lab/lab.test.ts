@@ -274,7 +274,7 @@ test("a fault injected after each task of run up leaves nothing behind", { skip 
       for (const id of ids) {
         const r = await lab.cli(["--json", "run", "up"], { APLSPAWN_FAIL_AFTER: id });
         assert.equal(r.exitCode, 1, `fault after ${id}: exit ${r.exitCode}\n${r.stdout}\n${r.stderr}`);
-        assert.match(r.stderr, /injected failure/);
+        assert.match(r.stderr, /injected failure/, `fault after ${id}:\n${r.stdout}\n${r.stderr}`);
         assert.equal(summary(r).error?.includes(id), true);
         assert.ok(!taskEvents(r).some((e) => e.state === "rollback-failed"), `rollback failed after ${id}`);
         await assertNoResidue(lab, `after a fault after ${id}`);

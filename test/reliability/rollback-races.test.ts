@@ -66,3 +66,18 @@ for (const name of cases) {
     assert.equal(existsSync(join(dir, "lower.loop")), false, "image.loop's record was left");
   });
 }
+
+test("image.loop's rollback never detaches the same-named device another lab attached after the kernel freed ours", {
+  skip,
+}, async () => {
+  const dir = join(tmp.path, "reuse");
+  await mkdir(dir, { recursive: true });
+  const r = await ns.run(process.execPath, [DRIVER, "--aplspawn-reuse", dir, image]);
+  assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+  const out = JSON.parse(r.stdout) as { same: boolean; otherSurvived: boolean; error: string | null };
+  assert.equal(out.same, true, "the other lab did not get the freed name: the race was not provoked");
+  assert.equal(out.error, null);
+  assert.equal(out.otherSurvived, true, "the rollback detached another lab's device");
+  assert.deepEqual(await loopsOf(image), [], "a loop device was left on the image");
+  assert.equal(existsSync(join(dir, "lower.loop")), false, "image.loop's record was left");
+});

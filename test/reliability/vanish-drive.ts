@@ -134,6 +134,43 @@ async function main(name: string, dir: string, image: string): Promise<void> {
   process.stdout.write(`${JSON.stringify({ fired: racing.fired(), error: error ?? null })}\n`);
 }
 
+/**
+ * A lab's image.loop rollback after its image.lower handed the device to the kernel (autoclear) and
+ * unmounted it: by then another lab may have attached the same image and got the same device name.
+ * Prints whether that other lab's device survived the rollback.
+ */
+async function reuse(dir: string, image: string): Promise<void> {
+  const real = realHost();
+  const ctx = ctxOf(real);
+  const lowerDir = join(dir, "lower");
+  const params = { image, lowerDir };
+  const loop = await imageLoop.run(ctx, params, undefined);
+  const lower = await imageLower.run(ctx, params, { createdDir: true });
+  await imageLower.rollback?.(ctx, { params, intent: { createdDir: true }, result: lower });
+  // Another lab attaches the same image now: the kernel hands out the lowest free name, the one just freed.
+  const other = (await real.exec("losetup", ["--find", "--show", "--read-only", image])).stdout.trim();
+  let error: string | null = null;
+  try {
+    await imageLoop.rollback?.(ctx, { params, intent: undefined, result: loop });
+  } catch (e) {
+    error = errorMessage(e);
+  }
+  // Every bound device (naming one that is unbound still prints its name).
+  const bound = (await real.exec("losetup", ["--list", "--noheadings", "-O", "NAME"])).stdout.split("\n");
+  await real.exec("losetup", ["--detach", other], { allowFail: true });
+  const mine = loop.device;
+  process.stdout.write(
+    `${JSON.stringify({ same: mine === other, otherSurvived: bound.map((l) => l.trim()).includes(other), error })}\n`,
+  );
+}
+
+if (process.argv[2] === "--aplspawn-reuse") {
+  reuse(process.argv[3] ?? "", process.argv[4] ?? "").catch((e: unknown) => {
+    process.stderr.write(`vanish-drive: ${errorMessage(e)}\n`);
+    process.exitCode = 1;
+  });
+}
+
 if (process.argv[2] === "--aplspawn-vanish") {
   main(process.argv[3] ?? "", process.argv[4] ?? "", process.argv[5] ?? "").catch((e: unknown) => {
     process.stderr.write(`vanish-drive: ${errorMessage(e)}\n`);
