@@ -311,6 +311,9 @@ export function realHost(): Host {
     exec,
     spawnDetached,
     kill(pid, signal) {
+      // A PID of 0 or below signals a whole process group or every process: never what is meant (a
+      // group-wide SIGTERM from a test run's process was seen killing the whole `npm test`).
+      if (!Number.isInteger(pid) || pid <= 0) return false;
       try {
         process.kill(pid, signal);
         return true;

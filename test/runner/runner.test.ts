@@ -412,3 +412,12 @@ test("a task that does not apply is skipped with its reason: neither checked nor
     await t.cleanup();
   }
 });
+
+test("the host never signals a process group or every process (PID 0 or below)", () => {
+  const h = realHost();
+  // A SIGTERM to PID 0 would end this test process and its whole group; -1 every process we may signal.
+  assert.equal(h.kill(0, "SIGTERM"), false);
+  assert.equal(h.kill(-1, "SIGTERM"), false);
+  assert.equal(h.kill(-process.pid, "SIGTERM"), false);
+  assert.equal(h.kill(process.pid, 0), true, "a real PID is still signalled");
+});
