@@ -77,6 +77,9 @@ export class TestNamespace {
       input: opts.input,
       cwd: opts.cwd,
       timeout: opts.timeoutMs ?? 600_000,
+      // A process group of its own: a group-wide signal from inside (a CLI's kill(0), seen ending the
+      // whole `npm test` with SIGTERM) reaches only what this command started, never the test runner.
+      detached: true,
     });
     return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
   }
