@@ -6,8 +6,7 @@
 // gone (its lab directory was deleted by hand) no longer counts. Reads and changes of a record are
 // serialized by one lock file.
 import type { Host } from "../host/host.js";
-import { LockedError } from "../runner/errors.js";
-import { acquireLock } from "../runner/lock.js";
+import { withHostLock } from "../runner/lock.js";
 
 /** One shared setting: where its record lives and how to read and write its value. */
 export interface SharedSetting {
@@ -34,22 +33,11 @@ const RUN = "/run";
 export const recordPath = (key: string) => `${RUN}/aplspawn-hold.${key}.json`;
 const LOCK = `${RUN}/aplspawn-holds.lock`;
 
-async function withLock<T>(host: Host, signal: AbortSignal | undefined, f: () => Promise<T>): Promise<T> {
-  // Held for a few file operations: wait for it rather than fail.
-  for (let i = 0; ; i++) {
-    try {
-      const lock = await acquireLock(host, LOCK, "aplspawn (shared settings)");
-      try {
-        await sweepTemps(host);
-        return await f();
-      } finally {
-        await lock.release();
-      }
-    } catch (e) {
-      if (!(e instanceof LockedError) || i >= 500) throw e;
-      await host.sleep(20, signal);
-    }
-  }
+function withLock<T>(host: Host, signal: AbortSignal | undefined, f: () => Promise<T>): Promise<T> {
+  return withHostLock(host, LOCK, "aplspawn (shared settings)", signal, async () => {
+    await sweepTemps(host);
+    return f();
+  });
 }
 
 // The remains of writers killed midway (a crash test's SIGKILL left both kinds in /run). Records

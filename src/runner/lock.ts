@@ -80,3 +80,31 @@ async function readLock(host: Host, path: string): Promise<LockInfo | "missing" 
     return "corrupt";
   }
 }
+
+/**
+ * Run f holding a host-wide lock held only for a few file operations: wait for it (20 ms steps, up
+ * to 10 s) rather than fail; a dead holder's lock is taken over.
+ */
+export async function withHostLock<T>(
+  host: Host,
+  path: string,
+  label: string,
+  signal: AbortSignal | undefined,
+  f: () => Promise<T>,
+): Promise<T> {
+  for (let i = 0; ; i++) {
+    let lock: Lock;
+    try {
+      lock = await acquireLock(host, path, label);
+    } catch (e) {
+      if (!(e instanceof LockedError) || i >= 500) throw e;
+      await host.sleep(20, signal);
+      continue;
+    }
+    try {
+      return await f();
+    } finally {
+      await lock.release();
+    }
+  }
+}

@@ -2,7 +2,7 @@
 // read from the partition table (no partition scanning: not every host has it). The device is
 // journaled; rollback detaches exactly that device, and only while it still holds this image.
 
-import { basename, dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
 import { poll } from "../../src/host/poll.js";
 import {
@@ -13,6 +13,7 @@ import {
   requireRoot,
 } from "../../src/image/attach-state.js";
 import { backs, fileIdentity, type HostCtx, listLoops, mountsOfDevice } from "../../src/image/image-host.js";
+import { type LoopView, withLoopClaims } from "../../src/image/loop-claims.js";
 import { describeLayout } from "../../src/image/partition-table.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { ExitError } from "../../src/runner/errors.js";
@@ -53,19 +54,15 @@ const ATTEMPTS = 6;
 // losetup's words when another process took the device it found (`--find` is not atomic).
 const RACE = /busy|resource temporarily unavailable|already in use|no such device|could not find any free/i;
 
+type Target = { device: string; ino: string; dev: string; offset: number };
+
 /**
- * Detach one device if it still holds the image's root; never while it is mounted. With wait (the
- * default: the device is ours), wait until it is gone and fail when it is not.
+ * Detach one device (the caller holds the loop lock and decided it is ours) if it still holds the
+ * image's root; never while it is mounted. Returns whether there is something to wait for.
  */
-async function detachLoop(
-  ctx: HostCtx,
-  t: { device: string; ino: string; dev: string; offset: number },
-  o: { wait: boolean } = { wait: true },
-): Promise<void> {
-  const find = async () => (await listLoops(ctx)).find((l) => l.name === t.device && backs(l, t, t.offset));
-  const holds = async () => (await find()) !== undefined;
-  const dev = await find();
-  if (!dev) return; // already detached, or reused by someone else since: not ours
+async function detachNow(ctx: HostCtx, v: LoopView, t: Target): Promise<boolean> {
+  const dev = v.loops.find((l) => l.name === t.device && backs(l, t, t.offset));
+  if (!dev) return false; // already detached, or reused by someone else since: not ours
   const mounts = await mountsOfDevice(ctx, t.device);
   if (mounts.length > 0)
     throw new ExitError(
@@ -76,13 +73,19 @@ async function detachLoop(
   if (!dev.autoclear)
     await undoUnlessGone(
       () => ctx.host.exec("losetup", ["--detach", t.device], { signal: ctx.signal }),
-      holds,
+      async () => (await listLoops(ctx)).some((l) => l.name === t.device && backs(l, t, t.offset)),
     );
-  if (!o.wait) return;
-  // losetup -d only marks a device that something holds open: wait until it is really gone. Another
-  // lab on the same image may be reading its superblock for a moment (seen in the suite under load).
+  return true;
+}
+
+/**
+ * Wait until a detached device is really gone (losetup -d only marks a device that something holds
+ * open; another lab on the same image may be reading its superblock for a moment), and fail when it
+ * is not. Outside the loop lock: other labs attach meanwhile.
+ */
+async function waitGone(ctx: HostCtx, t: Target): Promise<void> {
   const gone = await poll(ctx.host, { timeoutMs: 30_000, everyMs: 100, signal: ctx.signal }, async () =>
-    (await holds()) ? undefined : true,
+    (await listLoops(ctx)).some((l) => l.name === t.device && backs(l, t, t.offset)) ? undefined : true,
   );
   if (gone) return;
   throw new ExitError(
@@ -124,20 +127,6 @@ export async function readLoopRecord(ctx: HostCtx, lowerDir: string): Promise<Lo
   }
 }
 
-/** Devices that the records of the other labs in the same workdir name (labs may share an image). */
-async function otherLabsDevices(ctx: HostCtx, lowerDir: string): Promise<Set<string>> {
-  const lab = dirname(lowerDir);
-  const workdir = dirname(lab);
-  const found = new Set<string>();
-  for (const other of await ctx.host.fs.readdir(workdir).catch(() => [] as string[])) {
-    const dir = join(workdir, other);
-    if (dir === lab) continue;
-    const rec = await readLoopRecord(ctx, join(dir, basename(lowerDir)));
-    if (rec) found.add(rec.device);
-  }
-  return found;
-}
-
 // Remove the record when it names the device undone (or, after a crash, whatever it names).
 async function removeRecord(
   ctx: HostCtx,
@@ -171,9 +160,23 @@ export const imageLoop = defineTask<LoopParams, LoopResult>({
     // take it again rather than attach a second one.
     const rec = await readLoopRecord(ctx, p.lowerDir);
     if (rec && !rec.autoclear && !p.loopDevice) {
-      const info = (await listLoops(ctx)).find((l) => l.name === rec.device);
-      const free = (await mountsOfDevice(ctx, rec.device)).length === 0;
-      if (info && backs(info, img.identity, offset) && info.ro && info.sizelimit === size && free) {
+      const again = await withLoopClaims(ctx, async (v) => {
+        const info = v.loops.find((l) => l.name === rec.device);
+        const free = (await mountsOfDevice(ctx, rec.device)).length === 0;
+        const ours = (v.owner(rec.device) ?? p.lowerDir) === p.lowerDir;
+        if (
+          !info ||
+          !ours ||
+          !free ||
+          !backs(info, img.identity, offset) ||
+          !info.ro ||
+          info.sizelimit !== size
+        )
+          return false;
+        await v.claim({ ...rec, lowerDir: p.lowerDir });
+        return true;
+      });
+      if (again) {
         ctx.info(
           `${p.image}: ${describeLayout(img.layout, img.fs)} → ${rec.device} (attached by an earlier run)`,
         );
@@ -183,21 +186,26 @@ export const imageLoop = defineTask<LoopParams, LoopResult>({
     const opts = ["--show", "--read-only", "--offset", String(offset), "--sizelimit", String(size)];
     let lastError = "";
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
-      const args = p.loopDevice ? [...opts, p.loopDevice, p.image] : ["--find", ...opts, p.image];
-      const r = await ctx.host.exec("losetup", args, { signal: ctx.signal, allowFail: true });
-      if (r.exitCode === 0) {
-        const device = r.stdout.trim();
-        const info = (await listLoops(ctx)).find((l) => l.name === device);
-        if (info && backs(info, img.identity, offset) && info.ro && info.sizelimit === size) {
-          ctx.info(`${p.image}: ${describeLayout(img.layout, img.fs)} → ${device}`);
-          const rec: LoopRecord = { device, ino: img.identity.ino, dev: img.identity.dev, offset };
-          await ctx.host.fs.mkdir(dirname(p.lowerDir), 0o700);
-          await ctx.host.fs.writeFile(loopRecordPath(p.lowerDir), `${JSON.stringify(rec)}\n`, 0o600);
-          return { ...rec, sizelimit: size };
+      // Attach and claim under the loop lock: no other lab's rollback can take the device for an
+      // orphan in between (src/image/loop-claims.ts).
+      const done = await withLoopClaims(ctx, async (v) => {
+        const args = p.loopDevice ? [...opts, p.loopDevice, p.image] : ["--find", ...opts, p.image];
+        const r = await ctx.host.exec("losetup", args, { signal: ctx.signal, allowFail: true });
+        if (r.exitCode === 0) {
+          const device = r.stdout.trim();
+          const info = (await listLoops(ctx)).find((l) => l.name === device);
+          if (info && backs(info, img.identity, offset) && info.ro && info.sizelimit === size) {
+            ctx.info(`${p.image}: ${describeLayout(img.layout, img.fs)} → ${device}`);
+            const rec: LoopRecord = { device, ino: img.identity.ino, dev: img.identity.dev, offset };
+            await v.claim({ ...rec, lowerDir: p.lowerDir });
+            await ctx.host.fs.mkdir(dirname(p.lowerDir), 0o700);
+            await ctx.host.fs.writeFile(loopRecordPath(p.lowerDir), `${JSON.stringify(rec)}\n`, 0o600);
+            return { ...rec, sizelimit: size };
+          }
+          // Someone else's device now: never detach it; try again.
+          lastError = `${device} does not hold ${p.image} after losetup (another process took it)`;
+          return undefined;
         }
-        // Someone else's device now: never detach it; try again.
-        lastError = `${device} does not hold ${p.image} after losetup (another process took it)`;
-      } else {
         lastError = r.stderr.trim() || `losetup exited with ${r.exitCode}`;
         if (p.loopDevice) {
           const holder = (await listLoops(ctx)).find((l) => l.name === p.loopDevice);
@@ -206,7 +214,9 @@ export const imageLoop = defineTask<LoopParams, LoopResult>({
           );
         }
         if (!RACE.test(lastError)) throw new ExitError(`losetup failed for ${p.image}: ${lastError}`);
-      }
+        return undefined;
+      });
+      if (done) return done;
       if (p.loopDevice) break;
       await ctx.host.sleep(50 * attempt, ctx.signal);
     }
@@ -215,35 +225,45 @@ export const imageLoop = defineTask<LoopParams, LoopResult>({
     );
   },
   async rollback(ctx, { params, result }) {
-    // Handed to the kernel (autoclear): freed with its last mount; its name may be someone else's now.
-    const handed = (await readLoopRecord(ctx, params.lowerDir))?.autoclear === true;
-    if (result) {
-      if (result.device !== null && handed) await releaseHanded(ctx, result, params.lowerDir);
-      else if (result.device !== null) await detachLoop(ctx, result);
-      await removeRecord(ctx, params.lowerDir, result.device);
-      return;
-    }
-    // run never finished (crash after losetup): the record, written right after losetup, names the
-    // device. Without one (a crash in between), detach the unmounted devices of the image that no
-    // other lab's record claims; one that stays attached is someone else's, in use (another mount
-    // namespace): losetup marked it to go when released, so leave it be.
+    if (result?.device === null) return; // a directory image: nothing was attached
     const rec = await readLoopRecord(ctx, params.lowerDir);
-    await removeRecord(ctx, params.lowerDir, undefined);
-    if (rec) {
-      if (!handed && (await mountsOfDevice(ctx, rec.device)).length === 0) await detachLoop(ctx, rec);
+    // The device this run attached: its result, else (a run killed before its result was journaled)
+    // the record written right after losetup.
+    const named: Target | undefined = result ?? rec;
+    // Handed to the kernel (autoclear): freed with its last mount; its name may be someone else's now.
+    if (named && rec?.autoclear === true && rec.device === named.device) {
+      await releaseHanded(ctx, named, params.lowerDir);
+      await withLoopClaims(ctx, (v) => v.drop(named.device, params.lowerDir));
+      await removeRecord(ctx, params.lowerDir, named.device);
       return;
     }
-    const s = await inspectImage(ctx, params.image).catch(() => undefined);
-    if (s?.kind !== "file") return;
-    const id = await fileIdentity(ctx, params.image);
-    if (!id) return;
-    const claimed = await otherLabsDevices(ctx, params.lowerDir);
-    for (const l of await listLoops(ctx)) {
-      if (!backs(l, id, s.layout.offset) || !l.ro || claimed.has(l.name)) continue;
-      if (params.loopDevice && l.name !== params.loopDevice) continue;
-      if ((await mountsOfDevice(ctx, l.name)).length > 0) continue;
-      await detachLoop(ctx, { device: l.name, ino: id.ino, dev: id.dev, offset: l.offset }, { wait: false });
-    }
+    // Decided under the loop lock: a device is ours when its claim names this lab, or when no claim
+    // does (only an attacher that died before claiming leaves that, see src/image/loop-claims.ts).
+    const mine = (v: LoopView, device: string) => (v.owner(device) ?? params.lowerDir) === params.lowerDir;
+    const wait = await withLoopClaims(ctx, async (v) => {
+      if (named) {
+        // Without a result, a mounted device is not this run's to take (image.lower's undo comes first).
+        const mounted = !result && (await mountsOfDevice(ctx, named.device)).length > 0;
+        const detaching = !mounted && mine(v, named.device) && (await detachNow(ctx, v, named));
+        await v.drop(named.device, params.lowerDir);
+        return detaching ? named : undefined;
+      }
+      // Killed between losetup and the record: the image's unmounted devices that are not another
+      // lab's are the orphans this run (or another one killed the same way) left.
+      const s = await inspectImage(ctx, params.image).catch(() => undefined);
+      const id = s?.kind === "file" ? await fileIdentity(ctx, params.image) : undefined;
+      if (s?.kind !== "file" || !id) return undefined;
+      for (const l of v.loops) {
+        if (!backs(l, id, s.layout.offset) || !l.ro || l.autoclear || !mine(v, l.name)) continue;
+        if (params.loopDevice && l.name !== params.loopDevice) continue;
+        if ((await mountsOfDevice(ctx, l.name)).length > 0) continue;
+        await detachNow(ctx, v, { device: l.name, ino: id.ino, dev: id.dev, offset: l.offset });
+        await v.drop(l.name, params.lowerDir);
+      }
+      return undefined;
+    });
+    if (wait) await waitGone(ctx, wait);
+    await removeRecord(ctx, params.lowerDir, named?.device);
   },
   rollbackTitle: (p) => `Detaching loop device of image ${p.image}`,
 });

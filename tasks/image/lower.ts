@@ -11,7 +11,8 @@ import {
   requireRoot,
   rootLoops,
 } from "../../src/image/attach-state.js";
-import { backs, fileIdentity, type HostCtx, listLoops, mountsOfDevice } from "../../src/image/image-host.js";
+import { backs, fileIdentity, type HostCtx, listLoops } from "../../src/image/image-host.js";
+import { withLoopClaims } from "../../src/image/loop-claims.js";
 import {
   detectFilesystem,
   readOnlyMountOptions,
@@ -95,19 +96,21 @@ export const imageLower = defineTask<LowerParams, LowerResult, LowerIntent>({
         throw new ExitError(
           `No loop device holds the root partition of ${p.image}: the image.loop task attaches it (\`aplspawn run spawn\`)`,
         );
-      // The device this lab's image.loop attached; else (its record lost in a crash) one nothing mounts.
+      // The device this lab's image.loop attached (its record; else, the record lost in a crash, the
+      // device claimed for this lab). Never one of another lab's: labs share images.
       const rec = await readLoopRecord(ctx, p.lowerDir);
-      let device = loops.find(
-        (l) => l.name === rec?.device && l.backIno === rec.ino && l.offset === rec.offset,
+      const claimed = await withLoopClaims(ctx, async (v) => v.claims);
+      const owner = (l: { name: string }) => claimed.get(l.name)?.lowerDir ?? p.lowerDir;
+      const device = loops.find(
+        (l) =>
+          owner(l) === p.lowerDir &&
+          ((l.name === rec?.device && l.backIno === rec.ino && l.offset === rec.offset) ||
+            claimed.has(l.name)),
       )?.name;
-      if (!device) {
-        device = loops[loops.length - 1]!.name;
-        for (const l of loops)
-          if ((await mountsOfDevice(ctx, l.name)).length === 0) {
-            device = l.name;
-            break;
-          }
-      }
+      if (!device)
+        throw new ExitError(
+          `No loop device attached for this lab holds the root partition of ${p.image}: the image.loop task attaches it (\`aplspawn run spawn\`)`,
+        );
       const fs = detectFilesystem(await ctx.host.fs.readBytes(device, 0, SUPERBLOCK_PROBE_BYTES)) ?? img.fs;
       await ctx.host.exec("mount", ["-t", fs, "-o", readOnlyMountOptions(fs), "--", device, p.lowerDir], {
         signal: ctx.signal,

@@ -9,7 +9,9 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
+import { CLAIMS_DIR } from "../../src/image/loop-claims.js";
 import { LINUX_DATA_GUID } from "../../src/image/partition-table.js";
+import { LOSETUP_COLUMNS, parseLosetupJson } from "../../src/image/system-info.js";
 import {
   detachLoopsUnder,
   drive,
@@ -68,6 +70,9 @@ after(async () => {
 });
 
 let n = 0;
+
+/** The claim file of a loop device (src/image/loop-claims.ts). */
+const claimOf = (device: string) => join(CLAIMS_DIR, device.replace(/^\/dev\//, ""));
 async function lab(image: Record<string, unknown>, name = "t") {
   const dir = await mkdtemp(join(tmp.path, `lab${n++}-`));
   const config = await writeConfig(dir, image, name);
@@ -236,29 +241,35 @@ test("a crash right after losetup: down detaches that device (by its record, els
   assert.equal(d.exitCode, 0, d.stdout + d.stderr);
   assert.deepEqual(await loopsOf(img.gpt!), [bDevice], "lab ca's device stayed, or lab cb's went");
 
-  // Without it (killed between losetup and the record): the scan detaches ca's device, not cb's
-  // pending one (named by cb's record), nor cb's mounted one.
-  await crashAfterLosetup(a!, journal);
-  await rm(record);
-  const bLower = join(dir, "work", "cb", "lower");
-  const bRecord = `${bLower}.loop`;
-  const pending = (
-    await execa("losetup", ["--find", "--show", "--read-only", "--offset", "2097152", img.gpt!])
-  ).stdout.trim();
-  const bRecordText = await readFile(bRecord, "utf8");
-  try {
-    // Lab cb's record names the pending device, as it would between its losetup and its mount.
-    await writeFile(bRecord, bRecordText.replace(bDevice, pending));
-    const d2 = await drive(ns, "detach", a!);
-    assert.equal(d2.exitCode, 0, d2.stdout + d2.stderr);
-    assert.deepEqual(
-      (await loopsOf(img.gpt!)).sort(),
-      [bDevice, pending].sort(),
-      "another lab's device was detached",
-    );
-  } finally {
-    await writeFile(bRecord, bRecordText);
-    await execa("losetup", ["-d", pending], { reject: false });
+  // Without it (killed between losetup and the record, or even before the claim): the scan detaches
+  // ca's device, not the pending one of a lab elsewhere (claimed, as every attach does before it
+  // releases the loop lock: the suite's labs, each in its own workdir, took each other's), nor cb's
+  // mounted one.
+  for (const lost of ["record", "record and claim"]) {
+    await crashAfterLosetup(a!, journal);
+    const caDevice = JSON.parse(await readFile(record, "utf8")).device as string;
+    await rm(record);
+    if (lost === "record and claim") await rm(claimOf(caDevice));
+    const pending = (
+      await execa("losetup", ["--find", "--show", "--read-only", "--offset", "2097152", img.gpt!])
+    ).stdout.trim();
+    try {
+      // Claimed by a lab in another workdir (as the suite's labs are: each its own, one cached image).
+      const [l] = parseLosetupJson((await execa("losetup", ["-J", "-O", LOSETUP_COLUMNS, pending])).stdout);
+      const lowerDir = join(tmp.path, "other-workdir", "cc", "lower");
+      const claim = { device: pending, lowerDir, ino: l?.backIno, dev: l?.backDev, offset: l?.offset };
+      await writeFile(claimOf(pending), JSON.stringify(claim));
+      const d2 = await drive(ns, "detach", a!);
+      assert.equal(d2.exitCode, 0, d2.stdout + d2.stderr);
+      assert.deepEqual(
+        (await loopsOf(img.gpt!)).sort(),
+        [bDevice, pending].sort(),
+        `${lost} lost: lab ca's device stayed, or another lab's device was detached`,
+      );
+    } finally {
+      await rm(claimOf(pending), { force: true });
+      await execa("losetup", ["-d", pending], { reject: false });
+    }
   }
   assert.equal((await drive(ns, "detach", b!)).exitCode, 0);
   assert.deepEqual(await ns.snapshot(), before);

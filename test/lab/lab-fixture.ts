@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { stringify } from "yaml";
+import { CLAIMS_DIR } from "../../src/image/loop-claims.js";
 import { controlPathDir } from "../../src/lab/inventory.js";
 import { ensureTestImage } from "../support/image.js";
 import { CLI, type NsResult, type NsSnapshot, TestNamespace, tempDir } from "../support/ns.js";
@@ -284,7 +285,10 @@ export async function processesNaming(text: string): Promise<string[]> {
     .map(([pid, argv]) => `${pid}: ${argv.join(" ")}`);
 }
 
-/** Host-wide settings (src/lab/holds.ts) that a lab under `dir` still holds: "<record>: <lab>". */
+/**
+ * Host-wide records that a lab under `dir` left: holds of settings (src/lab/holds.ts), "<record>: <lab>",
+ * and loop device claims (src/image/loop-claims.ts).
+ */
 export async function holdsUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const n of await readdir("/run").catch(() => [] as string[])) {
@@ -298,6 +302,11 @@ export async function holdsUnder(dir: string): Promise<string[]> {
       if (text.includes(dir)) out.push(`/run/${n}: cut short, names ${dir}`);
     }
     for (const h of rec.holders ?? []) if (h.lab.startsWith(dir)) out.push(`/run/${n}: ${h.lab}`);
+  }
+  // Loop device claims (src/image/loop-claims.ts) naming the lab's lower directory.
+  for (const n of await readdir(CLAIMS_DIR).catch(() => [] as string[])) {
+    const text = await readFile(join(CLAIMS_DIR, n), "utf8").catch(() => "");
+    if (text.includes(dir)) out.push(`${CLAIMS_DIR}/${n}: ${text.trim()}`);
   }
   return out;
 }
