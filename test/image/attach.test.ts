@@ -351,12 +351,26 @@ test("image.loopDevice pins the device; a pinned device in use is refused, untou
   } finally {
     await execa("losetup", ["-d", busy]);
   }
-  // A free device (we just freed it; another process may take it first, then losetup fails clearly).
-  const free = (await execa("losetup", ["--find"])).stdout.trim();
-  const { config, lower } = await lab({ url: `file://${img.gpt}`, loopDevice: free });
-  const before = await ns.snapshot();
-  const a = await drive(ns, "attach", config);
-  assert.equal(a.exitCode, 0, a.stdout + a.stderr);
+  // A free device. Other test files' labs attach devices meanwhile: one may take it first, and then
+  // the attach fails clearly (nothing of it changed) and the test tries the next free one.
+  let free = "";
+  let config = "";
+  let lower = "";
+  let before = await ns.snapshot();
+  for (let attempt = 1; ; attempt++) {
+    free = (await execa("losetup", ["--find"])).stdout.trim();
+    ({ config, lower } = await lab({ url: `file://${img.gpt}`, loopDevice: free }));
+    before = await ns.snapshot();
+    const a = await drive(ns, "attach", config);
+    if (a.exitCode === 0) break;
+    assert.match(
+      a.stderr,
+      new RegExp(`Cannot use ${free} \\(image.loopDevice\\): it is in use by `),
+      a.stdout,
+    );
+    assert.ok(attempt < 5, `${free} was taken by someone else ${attempt} times in a row`);
+    await assertClean(before, img.gpt!, lower);
+  }
   assert.deepEqual(await loopsOf(img.gpt!), [free]);
   assert.equal((await mountOf(lower))?.source, free);
   assert.equal((await drive(ns, "detach", config)).exitCode, 0);
