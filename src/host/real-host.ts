@@ -42,10 +42,10 @@ async function exec(cmd: string, args: readonly string[], opts: ExecOptions = {}
   const command = formatCommand(cmd, args);
   execaModule ??= import("execa");
   const { execa } = await execaModule;
-  const r = await execa(cmd, args, {
+  if (opts.signal?.aborted) throw new CommandError(command, undefined, "", "Command cancelled");
+  const sub = execa(cmd, args, {
     reject: false,
     timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    cancelSignal: opts.signal,
     forceKillAfterDelay: 3000,
     input: opts.input,
     stdin: opts.input === undefined ? "ignore" : "pipe",
@@ -53,9 +53,20 @@ async function exec(cmd: string, args: readonly string[], opts: ExecOptions = {}
     stripFinalNewline: false,
     ...(opts.onLine ? { stdout: [tap(opts.onLine)], stderr: [tap(opts.onLine)] } : {}),
   });
+  // Cancelling is ours, not execa's cancelSignal: Node 20 turns kill() of a child whose spawn just
+  // failed (ENOENT, before its 'error' event) into kill(0, SIGTERM), a signal to our whole process
+  // group (it ended `npm test` now and then: a missing command raced a failing task's cancel).
+  // Only a process that really started (it has a PID) is killed.
+  let cancelled = false;
+  const cancel = () => {
+    cancelled = true;
+    if (typeof sub.pid === "number" && sub.pid > 0) sub.kill();
+  };
+  opts.signal?.addEventListener("abort", cancel, { once: true });
+  const r = await sub.finally(() => opts.signal?.removeEventListener("abort", cancel));
   const stdout = String(r.stdout ?? "");
   const stderr = String(r.stderr ?? "");
-  if (r.isCanceled)
+  if (cancelled && r.failed)
     throw new CommandError(command, r.exitCode, stderr, "Command cancelled", { cause: r.cause });
   if (r.timedOut)
     throw new CommandError(
