@@ -6,6 +6,7 @@
 //   npm run bench                  # N = 1, 10, 30, 50; 3 runs each
 //   npm run bench -- --n 1,10 --runs 1
 //   npm run bench -- --parts startup,getimage   # labs, startup (and the runner alone), getimage
+//   npm run bench -- --parts userns --n 10      # containers.privateUsers against without, alternating
 //
 // aplspawn's labs share one image store, where the image already is (a warm-up lab, not measured,
 // verifies its checksum once; its stamp spares the later labs the hashing).
@@ -64,7 +65,7 @@ const store = mkdtempSync(join(tmpdir(), "aplspawn-bench-store-"));
 let labs = 0;
 
 // A lab of n containers in a fresh namespace; returns {upMs, downMs, statusMs}.
-async function aplspawnLab(n, measureStatus) {
+async function aplspawnLab(n, measureStatus, containers = {}) {
   const dir = mkdtempSync(join(tmpdir(), "aplspawn-bench-"));
   const ns = await TestNamespace.create();
   const lab = `bench${++labs}`;
@@ -82,6 +83,7 @@ async function aplspawnLab(n, measureStatus) {
           ipRange: ["10.10.1.1", "10.10.1.250"],
           machinesDir: join(dir, "machines"),
           concurrency: n,
+          ...containers,
         },
         inventory: { file: join(dir, "inventory.txt"), ping: false },
       }),
@@ -106,7 +108,8 @@ async function aplspawnLab(n, measureStatus) {
       statusMs = median(ts.slice(1));
     }
     const t1 = performance.now();
-    const down = await ns.cli(["-c", cfg, "run", "down"]);
+    // A lab with its own user id ranges gives them back (its upper layers go): --purge.
+    const down = await ns.cli(["-c", cfg, "run", "down", ...(containers.privateUsers ? ["--purge"] : [])]);
     const downMs = performance.now() - t1;
     if (down.exitCode !== 0) throw new Error(`run down failed:\n${down.stdout}\n${down.stderr}`);
     return { upMs, downMs, statusMs, statusColdMs };
@@ -186,6 +189,28 @@ if (parts.has("labs"))
         Object.entries(r)
           .filter(([, v]) => v.length)
           .map(([k, v]) => [k, median(v)]),
+      );
+    }
+  } finally {
+    writeFileSync(inotify, inotifyBefore);
+  }
+if (parts.has("userns"))
+  try {
+    // containers.privateUsers against the default, alternating, same image and store.
+    await aplspawnLab(1, false);
+    for (const n of sizes) {
+      const r = { up: [], upUserns: [] };
+      for (let i = 0; i < runs; i++) {
+        const a = await aplspawnLab(n, false);
+        const u = await aplspawnLab(n, false, { privateUsers: true });
+        r.up.push(a.upMs);
+        r.upUserns.push(u.upMs);
+        log(`N=${n} run ${i + 1}: up ${a.upMs | 0} ms; with privateUsers ${u.upMs | 0} ms`);
+      }
+      const [m, mu] = [median(r.up), median(r.upUserns)];
+      results.other[`userns${n}`] = { upMs: m, upUsernsMs: mu, ratio: mu / m };
+      log(
+        `N=${n}: up ${(m / 1000).toFixed(2)} s, privateUsers ${(mu / 1000).toFixed(2)} s: ${(mu / m).toFixed(2)}x`,
       );
     }
   } finally {

@@ -114,6 +114,11 @@ export const configSchema = z.strictObject({
       concurrency: z.number().int().min(1).max(250).default(10),
       /** Seconds to wait for a container's sshd. */
       readyTimeout: z.number().positive().max(3600).default(120),
+      /**
+       * Run each container in a user namespace of its own: root inside is an unprivileged id range
+       * on the host (src/lab/id-ranges.ts).
+       */
+      privateUsers: z.boolean().default(false),
     })
     .prefault({}),
   inventory: z

@@ -24,6 +24,7 @@ import { containerHostname } from "../tasks/container/hostname.js";
 import { KEPT_KINDS } from "../tasks/container/index.js";
 import { labInventory } from "../tasks/container/inventory.js";
 import { labInventoryGone } from "../tasks/container/inventory-gone.js";
+import { containerLowerView } from "../tasks/container/lower.js";
 import { containerNetwork } from "../tasks/container/network.js";
 import { containerNspawn } from "../tasks/container/nspawn.js";
 import { containerOverlay } from "../tasks/container/overlay.js";
@@ -37,11 +38,13 @@ import type { WorkflowOptions } from "./index.js";
 
 /** Programs every lab needs on the host. */
 const PROGRAMS = ["systemd-nspawn", "ip", "iptables", "losetup", "mount", "umount", "ssh", "ssh-keygen"];
+/** And with containers.privateUsers (src/lab/idmap-mount.ts). */
+const USERNS_PROGRAMS = ["python3"];
 
 /** Preflight, then the inotify limit for the lab's containers. */
 export const preflightSteps = (c: Config, o: { bridgeMustExist: boolean }): Step[] => [
   task(hostPreflight, "host.preflight", {
-    programs: PROGRAMS,
+    programs: c.containers.privateUsers ? [...PROGRAMS, ...USERNS_PROGRAMS] : PROGRAMS,
     machinesDir: c.containers.machinesDir,
     ...(o.bridgeMustExist ? { bridge: c.network.bridge } : {}),
   }),
@@ -79,10 +82,29 @@ function containerTasksOf(c: Config, s: ContainerSpec): TaskStep[] {
   const upper = `${dir}/upper`;
   const knownHosts = knownHostsPath(c);
   const init = c.containers.init;
+  const privateUsers = c.containers.privateUsers;
+  const view = `${dir}/lower`;
   return [
     task(containerDirs, `container.dirs[${n}]`, { name: n, dir, work, merged, logFile }),
-    task(containerUpper, `container.upper[${n}]`, { name: n, dir, upper }),
-    task(containerOverlay, `container.overlay[${n}]`, { name: n, lower: lowerDir(c), upper, work, merged }),
+    task(containerUpper, `container.upper[${n}]`, { name: n, dir, upper, privateUsers }),
+    // In a user namespace, the container sees the image root through its own idmapped view.
+    ...(privateUsers
+      ? [
+          task(containerLowerView, `container.lower[${n}]`, {
+            name: n,
+            lower: lowerDir(c),
+            target: view,
+            upper,
+          }),
+        ]
+      : []),
+    task(containerOverlay, `container.overlay[${n}]`, {
+      name: n,
+      lower: privateUsers ? view : lowerDir(c),
+      upper,
+      work,
+      merged,
+    }),
     task(containerHostKeys, `container.hostkeys[${n}]`, { name: n, ip: s.ip, dir, merged, knownHosts }),
     task(containerHostname, `container.hostname[${n}]`, { name: n, ip: s.ip, merged }),
     task(containerUser, `container.user[${n}]`, {

@@ -59,8 +59,8 @@ export function dryHost(real: Host, record: (change: string) => void): Host {
         return { write: async () => undefined, close: async () => undefined };
       },
     },
-    root(dir, label) {
-      const r = real.root(dir, label);
+    root(dir, label, idShift) {
+      const r = real.root(dir, label, idShift);
       return {
         ...r,
         async writeFile(p) {

@@ -185,8 +185,11 @@ export interface Host {
   which(cmd: string): Promise<string | undefined>;
   /** The effective user id aplspawn runs as. */
   uid(): number;
-  /** The confined view of an untrusted tree at dir; label names it in errors ("container web1"). */
-  root(dir: string, label: string): RootFs;
+  /**
+   * The confined view of an untrusted tree at dir; label names it in errors ("container web1").
+   * idShift: the host id of the tree's id 0 (a container in a user namespace), added to owners written.
+   */
+  root(dir: string, label: string, idShift?: number): RootFs;
   /** Whether a TCP connection to ip:port is accepted within timeoutMs (it is closed at once). */
   canConnect(ip: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
 }

@@ -75,5 +75,9 @@ function mountOption(options: readonly string[], key: string): string | undefine
 }
 
 /** Whether the overlay mounted at `m` has `upper` as its upper layer. */
-export const isOverlayOf = (m: MountInfo | undefined, upper: string): boolean =>
-  m?.fstype === "overlay" && mountOption(m.superOptions, "upperdir") === upper;
+/** The upper directory of an overlayfs mount (undefined for any other mount). */
+export const overlayUpper = (m: MountInfo | undefined): string | undefined =>
+  m?.fstype === "overlay" ? mountOption(m.superOptions, "upperdir") : undefined;
+
+/** Whether m is an overlayfs mount with this upper directory. */
+export const isOverlayOf = (m: MountInfo | undefined, upper: string): boolean => overlayUpper(m) === upper;

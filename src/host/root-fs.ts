@@ -68,16 +68,26 @@ async function lookup(dir: FileHandle, name: string): Promise<FileHandle | undef
   }
 }
 
-/** The confined view of the tree at `root`; `label` names it in errors ("container aplspawn10"). */
-export function rootFs(root: string, label: string): RootFs {
-  return new ConfinedRoot(root, label);
+/**
+ * The confined view of the tree at `root`; `label` names it in errors ("container aplspawn10").
+ * `idShift`: the host id of the tree's uid and gid 0 (a container in a user namespace whose root is
+ * host uid idShift): every owner written is the tree's own id plus idShift.
+ */
+export function rootFs(root: string, label: string, idShift = 0): RootFs {
+  return new ConfinedRoot(root, label, idShift);
 }
 
 class ConfinedRoot implements RootFs {
   constructor(
     readonly root: string,
     private readonly label: string,
+    private readonly idShift: number,
   ) {}
+
+  /** The host id of one of the tree's own ids. */
+  private host(id: number | undefined): number {
+    return (id ?? 0) + this.idShift;
+  }
 
   private fail(path: string, what: string): never {
     throw new RootFsError(this.label, path, what);
@@ -130,7 +140,7 @@ class ConfinedRoot implements RootFs {
         if (made && create) {
           // Owner and mode through the fd of the directory just checked (never the name again: a
           // container may swap it for a link meanwhile).
-          await fs.chown(self(next), create.uid, create.gid);
+          await fs.chown(self(next), this.host(create.uid), this.host(create.gid));
           await fs.chmod(self(next), create.mode);
           create.created.push(shown(parts.slice(0, i + 1)));
         }
@@ -251,7 +261,7 @@ class ConfinedRoot implements RootFs {
       const fh = await fs.open(at(dir, tmp), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
       try {
         await fh.writeFile(data);
-        await fh.chown(o.uid ?? 0, o.gid ?? 0);
+        await fh.chown(this.host(o.uid), this.host(o.gid));
         await fh.chmod(o.mode);
         await fh.sync();
       } finally {
@@ -281,7 +291,7 @@ class ConfinedRoot implements RootFs {
               `is ${KIND_WORDS[kindOf(st)]}: aplspawn changes the owner of files and directories only`,
             );
           // chown through the magic link acts on the inode the fd holds.
-          await fs.chown(self(fh as FileHandle), uid, gid);
+          await fs.chown(self(fh as FileHandle), this.host(uid), this.host(gid));
         } finally {
           await fh?.close();
         }
@@ -306,7 +316,10 @@ class ConfinedRoot implements RootFs {
   }
 
   async symlink(target: string, path: string): Promise<void> {
-    await this.replace(path, "a link", (dir, tmp) => fs.symlink(target, at(dir, tmp)));
+    await this.replace(path, "a link", async (dir, tmp) => {
+      await fs.symlink(target, at(dir, tmp));
+      if (this.idShift) await fs.lchown(at(dir, tmp), this.host(0), this.host(0));
+    });
   }
 
   async list(path: string): Promise<string[]> {

@@ -3,6 +3,9 @@
 // sets no_new_privs before the host's nsenter joins the init's namespaces (all of them, the PID
 // namespace included) and root; the process starts in the init's cgroups, with a clean environment.
 // Only host binaries run with host privileges: what runs inside is the container's, already confined.
+// A container in a user namespace (containers.privateUsers): joining it gives the full capability
+// bounding set of that namespace (the kernel resets it), so the container's own setpriv drops it to
+// the init's again before the command; its caps were only ever good inside the container's namespace.
 import type { Host } from "../host/host.js";
 import { cgroupsOf } from "./cgroups.js";
 
@@ -45,10 +48,13 @@ export async function enterCommand(
 ): Promise<EnterCommand> {
   const caps = capabilities(await host.fs.readFile(`/proc/${leader}/status`));
   const cgroups = [...(await cgroupsOf(host, leader)).values()];
+  const bounding = `--bounding-set=-all${caps.map((c) => `,+cap_${c}`).join("")}`;
+  const ownUserns =
+    (await host.fs.readlink(`/proc/${leader}/ns/user`)) !== (await host.fs.readlink("/proc/self/ns/user"));
   return {
     cmd: "setpriv",
     args: [
-      `--bounding-set=-all${caps.map((c) => `,+cap_${c}`).join("")}`,
+      bounding,
       "--inh-caps=-all",
       "--ambient-caps=-all",
       "--clear-groups",
@@ -60,6 +66,7 @@ export async function enterCommand(
       "--root",
       "--wd",
       "--",
+      ...(ownUserns ? ["setpriv", bounding, "--inh-caps=-all", "--ambient-caps=-all", "--"] : []),
       ...command,
     ],
     env: cleanEnv(term),

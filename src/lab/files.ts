@@ -1,5 +1,6 @@
 // Small file helpers over the Host that several container tasks share.
 import type { Host, Owner, RootFs } from "../host/host.js";
+import { idShiftOf } from "./id-ranges.js";
 
 /** A file's text, or `fallback` when it cannot be read. */
 export async function readOr(host: Host, path: string, fallback = ""): Promise<string> {
@@ -22,9 +23,12 @@ export async function rmdirIfEmpty(host: Host, path: string): Promise<void> {
   });
 }
 
-/** A container's root, confined (src/host/root-fs.ts): everything in it is the container's to forge. */
-export function containerRoot(host: Host, merged: string, name: string): RootFs {
-  return host.root(merged, `container ${name}`);
+/**
+ * A container's root, confined (src/host/root-fs.ts): everything in it is the container's to forge.
+ * In a user namespace (containers.privateUsers), what is written there is owned by the container's ids.
+ */
+export async function containerRoot(host: Host, merged: string, name: string): Promise<RootFs> {
+  return host.root(merged, `container ${name}`, await idShiftOf(host, merged));
 }
 
 /** Whether a file in a root is a regular file holding exactly `data` (a link there does not: it is replaced). */

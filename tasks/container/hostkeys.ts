@@ -37,7 +37,7 @@ export const containerHostKeys = defineTask<HostKeysParams, null, { hadKey: bool
     const h = ctx.host;
     const w = await wanted(ctx, p);
     if (!w.priv || !w.pub) return false;
-    const r = containerRoot(h, p.merged, p.name);
+    const r = await containerRoot(h, p.merged, p.name);
     return (
       (await rootHolds(r, `/etc/ssh/${KEY}`, w.priv)) &&
       (await rootHolds(r, `/etc/ssh/${KEY}.pub`, w.pub)) &&
@@ -63,7 +63,7 @@ export const containerHostKeys = defineTask<HostKeysParams, null, { hadKey: bool
       );
       w = await wanted(ctx, p);
     }
-    const r = containerRoot(h, p.merged, p.name);
+    const r = await containerRoot(h, p.merged, p.name);
     await r.mkdir("/etc/ssh/sshd_config.d", { mode: 0o755 });
     await rootWriteIfChanged(r, `/etc/ssh/${KEY}`, w.priv, { mode: 0o600 });
     await rootWriteIfChanged(r, `/etc/ssh/${KEY}.pub`, w.pub, { mode: 0o644 });

@@ -20,14 +20,14 @@ export const containerHostname = defineTask<HostnameParams, null>({
   kind: "container.hostname",
   title: (p) => `Setting hostname ${p.name} and /etc/hosts`,
   async check(ctx, p) {
-    const r = containerRoot(ctx.host, p.merged, p.name);
+    const r = await containerRoot(ctx.host, p.merged, p.name);
     return (
       (await rootHolds(r, "/etc/hostname", `${p.name}\n`)) &&
       (await rootHolds(r, "/etc/hosts", hostsFile(p.name, p.ip)))
     );
   },
   async run(ctx, p) {
-    const r = containerRoot(ctx.host, p.merged, p.name);
+    const r = await containerRoot(ctx.host, p.merged, p.name);
     await rootWriteIfChanged(r, "/etc/hostname", `${p.name}\n`, { mode: 0o644 });
     await rootWriteIfChanged(r, "/etc/hosts", hostsFile(p.name, p.ip), { mode: 0o644 });
     return null;

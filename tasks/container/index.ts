@@ -10,6 +10,7 @@ import { containerHostname } from "./hostname.js";
 import { labIdle } from "./idle.js";
 import { labInventory } from "./inventory.js";
 import { labInventoryGone } from "./inventory-gone.js";
+import { containerLowerView } from "./lower.js";
 import { containerNetwork } from "./network.js";
 import { containerNspawn } from "./nspawn.js";
 import { containerOverlay } from "./overlay.js";
@@ -25,6 +26,7 @@ export const containerTasks: AnyTaskDef[] = [
   labSshKey,
   containerDirs,
   containerUpper,
+  containerLowerView,
   containerOverlay,
   containerHostKeys,
   containerHostname,

@@ -69,7 +69,7 @@ export const containerNetwork = defineTask<NetworkParams, null>({
   kind: "container.network",
   title: (p) => `Configuring address ${p.address} (gateway ${p.gateway}) for container ${p.name}`,
   async check(ctx, p) {
-    const r = containerRoot(ctx.host, p.merged, p.name);
+    const r = await containerRoot(ctx.host, p.merged, p.name);
     if (p.init === "script")
       return (
         (await rootHolds(r, STARTUP_SCRIPT, startupScript)) &&
@@ -82,7 +82,7 @@ export const containerNetwork = defineTask<NetworkParams, null>({
     return true;
   },
   async run(ctx, p) {
-    const r = containerRoot(ctx.host, p.merged, p.name);
+    const r = await containerRoot(ctx.host, p.merged, p.name);
     if (p.init === "script") {
       await r.mkdir("/root/starter", { mode: 0o700 });
       await rootWriteIfChanged(r, STARTUP_ENV, startupEnv(p), { mode: 0o600 });

@@ -8,6 +8,7 @@ import { poll } from "../../src/host/poll.js";
 import { childrenOf, cmdline, isAlive, procStat } from "../../src/host/proc.js";
 import { cgroupTree, containerCgroups, startInCgroups } from "../../src/lab/cgroups.js";
 import { readOr } from "../../src/lab/files.js";
+import { idShiftOf, RANGE } from "../../src/lab/id-ranges.js";
 import { findNspawn, type NspawnProcess, recordedNspawn } from "../../src/lab/nspawn-procs.js";
 import { printable } from "../../src/runner/report.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
@@ -45,14 +46,18 @@ export interface NspawnIntent {
   cgroups: string[];
 }
 
-/** The argv of systemd-nspawn for a container. */
-export function nspawnArgs(p: NspawnParams, registered: boolean): string[] {
+/**
+ * The argv of systemd-nspawn for a container; idBase: the host id of its root when it runs in a user
+ * namespace (its files already carry the range's ids: ownership is left as it is).
+ */
+export function nspawnArgs(p: NspawnParams, registered: boolean, idBase = 0): string[] {
   return [
     `--machine=${p.name}`,
     `--directory=${p.merged}`,
     `--network-bridge=${p.bridge}`,
     // auto would bind the container's journal into the host's /var/log/journal: a residue.
     "--link-journal=no",
+    ...(idBase > 0 ? [`--private-users=${idBase}:${RANGE}`, "--private-users-ownership=off"] : []),
     ...(registered ? [] : ["--register=no", "--keep-unit"]),
     ...(p.init === "boot" ? ["--boot"] : [STARTUP_SCRIPT]),
   ];
@@ -93,7 +98,9 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
       );
     const { registered } = intent;
     await h.fs.appendFile(p.logFile, `--- aplspawn: starting ${p.name} at ${new Date().toISOString()}\n`);
-    const launch = () => h.spawnDetached("systemd-nspawn", nspawnArgs(p, registered), { logFile: p.logFile });
+    const idBase = await idShiftOf(h, p.merged);
+    const argv = nspawnArgs(p, registered, idBase);
+    const launch = () => h.spawnDetached("systemd-nspawn", argv, { logFile: p.logFile });
     const pid = registered ? await launch() : await startInCgroups(h, intent.cgroups, launch);
     // A dry run's host starts nothing (PID 0): there is no leader to wait for.
     if (pid <= 0) return { pid, start: 0, leader: 0, registered };

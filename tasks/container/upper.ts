@@ -3,13 +3,27 @@
 
 import { isOverlayOf, readMounts } from "../../src/host/mounts.js";
 import { rmdirIfEmpty } from "../../src/lab/files.js";
-import { defineTask } from "../../src/runner/task.js";
+import { claimRange, rangeOf, releaseRange } from "../../src/lab/id-ranges.js";
+import { defineTask, type TaskContext } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
 export interface UpperParams {
   name: string;
   dir: string;
   upper: string;
+  /** containers.privateUsers: the layer belongs to a user id range of its own (absent in old journals). */
+  privateUsers?: boolean;
+}
+
+// An upper layer made for the other mode cannot be reused: its files' owners mean other ids.
+async function modeProblem(ctx: TaskContext, p: UpperParams): Promise<string | undefined> {
+  const st = await ctx.host.fs.stat(p.upper);
+  if (!st) return undefined;
+  const base = await rangeOf(ctx.host, p.upper);
+  const empty = (await ctx.host.fs.readdir(p.upper)).length === 0;
+  if (p.privateUsers && base === undefined && !empty) return "was made without containers.privateUsers";
+  if (!p.privateUsers && base !== undefined) return "was made with containers.privateUsers";
+  return undefined;
 }
 
 /** Creates the (empty) upper layer directory. */
@@ -20,11 +34,22 @@ export const containerUpper = defineTask<UpperParams, null>({
   title: (p) => `Creating upper layer for container ${p.name}`,
   rollbackTitle: (p) => `Deleting upper layer of container ${p.name}`,
   async check(ctx, p) {
-    return (await ctx.host.fs.stat(p.upper))?.isDirectory === true;
+    if (!(await ctx.host.fs.stat(p.upper))?.isDirectory || (await modeProblem(ctx, p))) return false;
+    return !p.privateUsers || (await rangeOf(ctx.host, p.upper)) !== undefined;
   },
   async run(ctx, p) {
+    const problem = await modeProblem(ctx, p);
+    if (problem)
+      throw new Error(
+        `the upper layer of ${p.name} (${p.upper}) ${problem}; \`aplspawn run down --purge\` removes it`,
+      );
     await ctx.host.fs.mkdir(p.dir, 0o700);
     await ctx.host.fs.mkdir(p.upper, 0o755);
+    // The layer's root directory is the container's /: owned by the container's root.
+    if (p.privateUsers) {
+      const base = await claimRange(ctx.host, p.upper, ctx.signal);
+      await ctx.host.fs.chown(p.upper, base, base);
+    }
     return null;
   },
   async rollback(ctx, { params: p }) {
@@ -32,6 +57,7 @@ export const containerUpper = defineTask<UpperParams, null>({
     if (used)
       throw new Error(`${p.upper} is the upper layer of the mount at ${used.mountPoint}; unmount it first`);
     await ctx.host.fs.rm(p.upper);
+    if (p.privateUsers) await releaseRange(ctx.host, p.upper, ctx.signal);
     await rmdirIfEmpty(ctx.host, p.dir);
     await rmdirIfEmpty(ctx.host, p.dir.slice(0, p.dir.lastIndexOf("/")));
   },

@@ -67,7 +67,7 @@ export const containerUser = defineTask<UserParams, null>({
   async check(ctx, p) {
     const key = await publicKey(ctx, p).catch(() => undefined);
     if (!key) return false;
-    const r = containerRoot(ctx.host, p.merged, p.name);
+    const r = await containerRoot(ctx.host, p.merged, p.name);
     const pl = await plan(r, p);
     if (pl.changed.length > 0) return false;
     if (!(await rootHolds(r, SUDOERS, sudoersLine(p.group)))) return false;
@@ -77,7 +77,7 @@ export const containerUser = defineTask<UserParams, null>({
   },
   async run(ctx, p) {
     const key = await publicKey(ctx, p);
-    const r = containerRoot(ctx.host, p.merged, p.name);
+    const r = await containerRoot(ctx.host, p.merged, p.name);
     const pl = await plan(r, p);
     for (const k of pl.changed) {
       const secret = k === "shadow" || k === "gshadow";

@@ -13,6 +13,7 @@ import { parseMountinfo } from "../../src/host/mounts.js";
 import { realHost } from "../../src/host/real-host.js";
 import { accountProblem, addAccount } from "../../src/lab/accounts.js";
 import { entryKept, entryScope } from "../../src/lab/entries.js";
+import { claimRange, rangeOf, releaseRange } from "../../src/lab/id-ranges.js";
 import { controlPathDir, renderInventory } from "../../src/lab/inventory.js";
 import { knownHostsLine, withKnownHost } from "../../src/lab/ssh.js";
 import { UsageError } from "../../src/runner/errors.js";
@@ -28,6 +29,7 @@ import { spawn } from "../../workflows/spawn.js";
 import { stop } from "../../workflows/stop.js";
 import { up } from "../../workflows/up.js";
 import { tempDir } from "../support/ns.js";
+import { recordingHost } from "../support/recording-host.js";
 
 const DEBIAN = {
   passwd: "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
@@ -117,7 +119,7 @@ test("mountinfo: mount points with escaped spaces, fs type and overlay options",
   assert.equal(m[1]?.fstype, "proc");
 });
 
-test("nspawn argv: registered with machined where it runs, --register=no --keep-unit elsewhere", () => {
+test("nspawn argv: registered with machined where it runs, --register=no --keep-unit elsewhere; a user namespace's range", () => {
   const p = {
     name: "c10",
     merged: "/m/c10",
@@ -138,6 +140,12 @@ test("nspawn argv: registered with machined where it runs, --register=no --keep-
   ]);
   assert.ok(!nspawnArgs(p, true).some((a) => a.startsWith("--register") || a === "--keep-unit"));
   assert.equal(nspawnArgs({ ...p, init: "script" }, false).at(-1), "/root/starter/startup.sh");
+  // In a user namespace (containers.privateUsers): the container's range, ownership left as it is.
+  const userns = nspawnArgs(p, false, 0xa0000);
+  assert.ok(
+    userns.includes("--private-users=655360:65536") && userns.includes("--private-users-ownership=off"),
+  );
+  assert.ok(!plain.some((a) => a.startsWith("--private-users")));
 });
 
 test("the inotify limit grows with the lab", () => {
@@ -334,4 +342,22 @@ test("inventory command: INI and YAML that real ansible-inventory reads, pinned 
   } finally {
     await d.cleanup();
   }
+});
+
+test("user id ranges: the first range no host user, group, subordinate range or claim uses; one per upper layer, kept while it exists", async () => {
+  const h = recordingHost();
+  for (const d of ["/etc", "/run", "/l/a/upper", "/l/b/upper", "/l/c/upper"]) await h.fs.mkdir(d);
+  // 0x80000 holds a host user's uid; 0x90000 is someone's subordinate range.
+  await h.fs.writeFile("/etc/passwd", "root:x:0:0::/root:/bin/sh\nodd:x:524300:100::/:/bin/sh\n");
+  await h.fs.writeFile("/etc/subuid", "alice:589824:65536\n");
+  const a = await claimRange(h, "/l/a/upper");
+  assert.equal(a, 0xa0000);
+  assert.equal(await claimRange(h, "/l/b/upper"), 0xb0000);
+  assert.equal(await claimRange(h, "/l/a/upper"), a, "an upper layer keeps its range");
+  assert.equal(await rangeOf(h, "/l/a/upper"), a);
+  // The upper layer removed: its range goes back to the pool, to the next layer that asks.
+  await h.fs.rm("/l/a/upper");
+  await releaseRange(h, "/l/a/upper");
+  assert.equal(await rangeOf(h, "/l/a/upper"), undefined);
+  assert.equal(await claimRange(h, "/l/c/upper"), a);
 });

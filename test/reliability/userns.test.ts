@@ -1,0 +1,112 @@
+// containers.privateUsers: each container runs in a user namespace of its own, root inside being an
+// unprivileged id range on the host. Proven for real: the ranges the kernel gives the containers,
+// what root inside leaves on the host (files, a setuid binary), ssh, Ansible with become, exec's
+// capabilities, the range kept across down/up with the upper layer, and nothing left after a purge.
+import assert from "node:assert/strict";
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { RANGES_DIR } from "../../src/lab/id-ranges.js";
+import { assertNoResidue, ok, withLab } from "../lab/lab-fixture.js";
+import { isRoot } from "../support/ns.js";
+
+const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
+
+const field = (status: string, name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1];
+
+/** The claims of the registry whose upper layer is under dir: base → upper. */
+async function claimsUnder(dir: string): Promise<Map<number, string>> {
+  const out = new Map<number, string>();
+  for (const n of await readdir(RANGES_DIR).catch(() => [] as string[])) {
+    const c = JSON.parse(await readFile(join(RANGES_DIR, n), "utf8").catch(() => "{}")) as { upper?: string };
+    if (c.upper?.startsWith(dir)) out.set(Number(n), c.upper);
+  }
+  return out;
+}
+
+test(
+  "containers.privateUsers: root in a container is an id range of its own on the host; ssh, Ansible become and exec work; nothing is left",
+  { skip },
+  () =>
+    withLab("cnu", 46, async (lab) => {
+      await lab.writeConfig({ containers: { count: 2, privateUsers: true } });
+      ok(await lab.cli(["run", "up"]), "run up");
+      ok(await lab.cli(["status"]), "status");
+      const leaders = ok(await lab.cli(["pids"]), "pids")
+        .stdout.trim()
+        .split(/\s+/)
+        .map(Number);
+      assert.equal(leaders.length, 2);
+      const bases: number[] = [];
+      for (const pid of leaders) {
+        const [inside, host, count] = (await readFile(`/proc/${pid}/uid_map`, "utf8")).trim().split(/\s+/);
+        assert.equal(inside, "0");
+        assert.equal(count, "65536");
+        assert.ok(Number(host) >= 0x80000, `container root is host uid ${host}`);
+        bases.push(Number(host));
+      }
+      assert.notEqual(bases[0], bases[1], "two containers share an id range");
+      const claims = await claimsUnder(lab.dir);
+      assert.deepEqual([...claims.keys()].sort(), [...bases].sort(), "the registry names both ranges");
+
+      // What root inside leaves is the range's, never the host's root: a file, a setuid binary.
+      const exec = (name: string, ...cmd: string[]) => lab.cli(["exec", name, "--", ...cmd]);
+      ok(
+        await exec(
+          "cnu-10",
+          "sh",
+          "-c",
+          "touch /root/by-root && cp /usr/bin/id /root/suid && chmod 4755 /root/suid",
+        ),
+        "exec",
+      );
+      const upper = join(lab.workdir, "cnu", "containers", "cnu-10", "upper");
+      const base = claims.get(bases[0] as number) === upper ? (bases[0] as number) : (bases[1] as number);
+      for (const f of ["root/by-root", "root/suid"]) {
+        const s = await stat(join(upper, f));
+        assert.equal(s.uid, base, `${f} is owned by host uid ${s.uid}`);
+      }
+      assert.equal((await stat(join(upper, "root/suid"))).mode & 0o4000, 0o4000);
+      assert.equal(ok(await exec("cnu-10", "id", "-u"), "id").stdout.trim(), "0", "root inside");
+
+      // aplspawn's own writes carry the container's ids: host keys (root's), the user's keys.
+      const hostKey = await stat(join(upper, "etc/ssh/ssh_host_ed25519_key"));
+      assert.equal(hostKey.uid, base);
+      const passwd = await readFile(join(upper, "etc/passwd"), "utf8");
+      const uid = Number(/^test:[^:]*:(\d+):/m.exec(passwd)?.[1]);
+      assert.equal((await stat(join(upper, "home/test/.ssh/authorized_keys"))).uid, base + uid);
+
+      // exec: the container init's bounding set again after joining its user namespace.
+      const init = await readFile(`/proc/${leaders[0]}/status`, "utf8");
+      const own = ok(await exec("cnu-10", "cat", "/proc/self/status"), "status").stdout;
+      assert.equal(field(own, "CapBnd"), field(init, "CapBnd"), "bounding set as the container init's");
+      assert.equal(field(own, "NoNewPrivs"), "1");
+
+      // Ansible through the inventory, with become: root inside, the range's on the host.
+      const a = await lab.ns.run(
+        "ansible",
+        ["-i", lab.inventory, "-b", "-m", "copy", "-a", "dest=/root/by-ansible content=hi", "all"],
+        { cwd: lab.dir },
+      );
+      assert.equal(a.exitCode, 0, a.stdout + a.stderr);
+      assert.equal((await stat(join(upper, "root/by-ansible"))).uid, base);
+
+      // down keeps the upper layers and their ranges; up again gets the same ones.
+      ok(await lab.cli(["run", "down"]), "run down");
+      assert.deepEqual(await claimsUnder(lab.dir), claims, "the ranges stay with the kept upper layers");
+      ok(await lab.cli(["run", "up"]), "run up again");
+      const again = ok(await lab.cli(["pids"]), "pids")
+        .stdout.trim()
+        .split(/\s+/)
+        .map(Number);
+      const basesAgain = [];
+      for (const pid of again)
+        basesAgain.push(Number((await readFile(`/proc/${pid}/uid_map`, "utf8")).trim().split(/\s+/)[1]));
+      assert.deepEqual(basesAgain.sort(), [...bases].sort());
+      assert.equal(ok(await exec("cnu-11", "cat", "/root/by-ansible"), "cat").stdout, "hi");
+
+      ok(await lab.cli(["run", "down", "--purge"]), "run down --purge");
+      assert.deepEqual(await claimsUnder(lab.dir), new Map(), "ranges left in the registry");
+      await assertNoResidue(lab, "after down --purge");
+    }),
+);
