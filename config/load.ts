@@ -1,16 +1,15 @@
 // Reading a config: YAML → zod → cross-field checks, every problem reported at once with its key path.
-import { resolve } from "node:path";
+// Pure (text in, Config out): finding the file and checking the files it names is the CLI's.
 import { isMap, parseDocument } from "yaml";
 import { type core, z } from "zod";
-import type { Host } from "../src/host/host.js";
-import { UsageError } from "../src/runner/errors.js";
 import { containerSpecs } from "./containers.js";
 import { inSubnet, ipToInt, parseCidr } from "./ip.js";
 import { type Config, configSchema } from "./schema.js";
 
-/** A config file that failed to load: each problem with its key path. */
-export class ConfigError extends UsageError {
+/** A config file that failed to load: each problem with its key path (a usage error: exit 2). */
+export class ConfigError extends Error {
   override name = "ConfigError";
+  readonly exitCode = 2;
   constructor(
     readonly file: string,
     readonly problems: string[],
@@ -40,39 +39,6 @@ export function parseConfig(text: string, file: string): Config {
   const problems = crossChecks(parsed.data);
   if (problems.length > 0) throw new ConfigError(file, problems);
   return parsed.data;
-}
-
-/** Find and load the config: -c FILE, else ./aplspawn.yaml, else the packaged config/aplspawn.yaml. */
-export async function loadConfig(
-  host: Host,
-  file: string | undefined,
-  packageDir: string,
-): Promise<{ config: Config; file: string }> {
-  const candidates = file
-    ? [resolve(file)]
-    : [resolve("aplspawn.yaml"), resolve(packageDir, "config/aplspawn.yaml")];
-  for (const c of candidates) {
-    if (!(await host.fs.exists(c))) continue;
-    const config = parseConfig(await host.fs.readFile(c), c);
-    const problems = await fileChecks(host, config);
-    if (problems.length > 0) throw new ConfigError(c, problems);
-    return { config, file: c };
-  }
-  throw new UsageError(`Config file not found: ${candidates.join(" or ")}`);
-}
-
-// Files the config names that must exist already (reads only).
-async function fileChecks(host: Host, c: Config): Promise<string[]> {
-  const problems: string[] = [];
-  const key = c.containers.sshKey;
-  if (key !== undefined) {
-    for (const f of [key, `${key}.pub`])
-      if (!(await host.fs.stat(resolve(f)))?.isFile)
-        problems.push(
-          `containers.sshKey: ${resolve(f)} does not exist (leave the key out to have one generated)`,
-        );
-  }
-  return problems;
 }
 
 function keyPath(path: readonly PropertyKey[]): string {

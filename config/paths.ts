@@ -1,12 +1,9 @@
 // Where a lab keeps things on the host, derived from the config in one place.
 import { basename } from "node:path";
-import { journalPath } from "../src/runner/journal-path.js";
 import type { Config } from "./schema.js";
 
 /** The lab's state directory (journal, lock, keys, known_hosts, container layers). */
 export const labDir = (c: Config) => `${c.workdir}/${c.lab}`;
-/** The lab as a holder of host-wide settings (src/lab/holds.ts): it exists while its journal does. */
-export const labHolder = (c: Config) => ({ lab: labDir(c), journal: journalPath(labDir(c)) });
 /** Downloaded and built images (a cache shared by labs). */
 export const imageStore = (c: Config) => `${c.workdir}/images`;
 /** The image file: a file:// URL is used where it is; a download lands in the image store. */

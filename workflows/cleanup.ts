@@ -5,7 +5,7 @@
 import { task, undo } from "../src/runner/task.js";
 import { labIdle } from "../tasks/container/idle.js";
 import { entries, inventoryGoneStep, labPaths } from "./containers.js";
-import type { WorkflowBuilder } from "./index.js";
+import type { WorkflowBuilder } from "./types.js";
 
 /** The cleanup workflow. */
 export const cleanup: WorkflowBuilder = (c) => ({

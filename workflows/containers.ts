@@ -3,17 +3,10 @@
 import { resolve } from "node:path";
 import { type ContainerSpec, containerSpecs } from "../config/containers.js";
 import { parseCidr } from "../config/ip.js";
-import {
-  containerDir,
-  knownHostsPath,
-  labDir,
-  labHolder,
-  lowerDir,
-  mergedDir,
-  sshKeyPath,
-} from "../config/paths.js";
+import { containerDir, knownHostsPath, labDir, lowerDir, mergedDir, sshKeyPath } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { entryFamily, entryKept, entryScope } from "../src/lab/entries.js";
+import { labHolder } from "../src/lab/holds.js";
 import { inventorySpec } from "../src/lab/inventory.js";
 import { UsageError } from "../src/runner/errors.js";
 import { group, type JournalRef, type Step, type TaskStep, task } from "../src/runner/task.js";
@@ -34,7 +27,7 @@ import { containerUpper } from "../tasks/container/upper.js";
 import { containerUser } from "../tasks/container/user.js";
 import { hostInotify, inotifyFor } from "../tasks/host/inotify.js";
 import { hostPreflight } from "../tasks/host/preflight.js";
-import type { WorkflowOptions } from "./index.js";
+import type { WorkflowOptions } from "./types.js";
 
 /** Programs every lab needs on the host. */
 const PROGRAMS = ["systemd-nspawn", "ip", "iptables", "losetup", "mount", "umount", "ssh", "ssh-keygen"];

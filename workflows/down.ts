@@ -8,7 +8,7 @@ import { UsageError } from "../src/runner/errors.js";
 import { type JournalRef, undo } from "../src/runner/task.js";
 import { entries, inventoryGoneStep } from "./containers.js";
 import { purgeImageSteps } from "./getimage.js";
-import type { WorkflowBuilder } from "./index.js";
+import type { WorkflowBuilder } from "./types.js";
 
 /** The down workflow. */
 export const down: WorkflowBuilder = (c, o) => {

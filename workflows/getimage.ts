@@ -13,7 +13,7 @@ import { imageDownload } from "../tasks/image/download.js";
 import { type DownloadParams, imagePrecheck } from "../tasks/image/precheck.js";
 import { imagePurge } from "../tasks/image/purge.js";
 import { imageVerify } from "../tasks/image/verify.js";
-import type { WorkflowBuilder } from "./index.js";
+import type { WorkflowBuilder } from "./types.js";
 
 type BuildSection = NonNullable<Config["image"]["build"]>;
 

@@ -1,20 +1,6 @@
 // Every workflow `aplspawn run <name>` knows, by name. A workflow's module (and the tasks it
 // imports) is loaded when it is run: the CLI starts without them.
-import type { Config } from "../config/schema.js";
-import type { Workflow } from "../src/runner/task.js";
-
-/** What a workflow builder gets besides the config. */
-export interface WorkflowOptions {
-  /** Limit per-container work to these container names. */
-  only?: string[];
-  /** Overrides containers.concurrency. */
-  concurrency?: number;
-  /** down: also delete upper layers, keys and the downloaded image. */
-  purge?: boolean;
-}
-
-/** Builds a workflow from a config: only composition, no I/O. */
-export type WorkflowBuilder = (c: Config, o: WorkflowOptions) => Workflow;
+import type { WorkflowBuilder } from "./types.js";
 
 /** The workflows, by the name given to `aplspawn run`. */
 export const workflows: Record<string, { describe: string; load(): Promise<WorkflowBuilder> }> = {

@@ -9,7 +9,7 @@ import { forwardingTask } from "../tasks/net/forwarding.js";
 import { chainTask } from "../tasks/net/iptables-chain.js";
 import { ruleTask } from "../tasks/net/iptables-rule.js";
 import { netPlan } from "../tasks/net/plan.js";
-import type { WorkflowBuilder } from "./index.js";
+import type { WorkflowBuilder } from "./types.js";
 
 /** The steps that bring the network up (also composed into `up`). */
 export const netupSteps = (c: Config): Step[] => {

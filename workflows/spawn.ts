@@ -2,7 +2,7 @@
 // that netup brought up. --only limits it to some containers.
 import { attachSteps } from "./attach.js";
 import { containersGroup, preflightSteps, selectedSpecs, sshKeyStep } from "./containers.js";
-import type { WorkflowBuilder } from "./index.js";
+import type { WorkflowBuilder } from "./types.js";
 
 /** The spawn workflow. */
 export const spawn: WorkflowBuilder = (c, o) => ({

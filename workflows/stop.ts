@@ -6,7 +6,7 @@
 import { undo } from "../src/runner/task.js";
 import { detachSteps } from "./attach.js";
 import { entries, selectedSpecs } from "./containers.js";
-import type { WorkflowBuilder } from "./index.js";
+import type { WorkflowBuilder } from "./types.js";
 
 /** The stop workflow. */
 export const stop: WorkflowBuilder = (c, o) => {

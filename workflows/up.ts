@@ -8,8 +8,8 @@ import { group, undo } from "../src/runner/task.js";
 import { attachSteps } from "./attach.js";
 import { containersGroup, entries, inventorySteps, preflightSteps, sshKeyStep } from "./containers.js";
 import { getimageSteps } from "./getimage.js";
-import type { WorkflowBuilder } from "./index.js";
 import { netupSteps } from "./netup.js";
+import type { WorkflowBuilder } from "./types.js";
 
 /** The up workflow. */
 export const up: WorkflowBuilder = (c, o) => {

@@ -5,7 +5,10 @@
 // one aplspawn wrote (someone else's later change is theirs to keep). A holder whose journal is
 // gone (its lab directory was deleted by hand) no longer counts. Reads and changes of a record are
 // serialized by one lock file.
+import { labDir } from "../../config/paths.js";
+import type { Config } from "../../config/schema.js";
 import type { Host } from "../host/host.js";
+import { journalPath } from "../runner/journal-path.js";
 import { withHostLock } from "../runner/lock.js";
 
 /** One shared setting: where its record lives and how to read and write its value. */
@@ -21,6 +24,9 @@ export interface Holder {
   lab: string;
   journal: string;
 }
+
+/** The lab as a holder: it exists while its journal does. */
+export const labHolder = (c: Config): Holder => ({ lab: labDir(c), journal: journalPath(labDir(c)) });
 
 interface HoldRecord {
   original: string;

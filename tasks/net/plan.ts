@@ -2,8 +2,8 @@
 // netup workflow (which composes tasks from it) and the status probes (which check the same things),
 // so the two never disagree. No I/O here.
 import { intToIp, parseCidr } from "../../config/ip.js";
-import { labHolder } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
+import { labHolder } from "../../src/lab/holds.js";
 import { ruleComment } from "../../src/net/iptables.js";
 import type { BridgeParams } from "./bridge.js";
 import type { BridgeAddressParams } from "./bridge-address.js";

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { main } from "../../src/cli/main.js";
+import { main } from "../../cli/main.js";
 import { realHost } from "../../src/host/real-host.js";
 import { tempDir } from "../support/ns.js";
 

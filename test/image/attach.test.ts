@@ -396,7 +396,7 @@ test("labs attaching the same image at once each get their own device, and detac
 
 test("image inspect reports where the root is", { skip }, async () => {
   const r = await execa(process.execPath, [
-    join(import.meta.dirname, "../../src/cli/main.js"),
+    join(import.meta.dirname, "../../cli/main.js"),
     "image",
     "inspect",
     img.mbr!,

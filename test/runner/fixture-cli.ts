@@ -1,6 +1,6 @@
 // A process running the synthetic workflow with real signal handling, for signal and crash tests.
 // argv: up|down WORLD LABDIR [slowMs]
-import { processSignals, runInterrupts } from "../../src/cli/signals.js";
+import { processSignals, runInterrupts } from "../../cli/signals.js";
 import { type RunEvent, renderEvent } from "../../src/runner/report.js";
 import { downWorkflow, labWorkflow, run } from "./synthetic.js";
 

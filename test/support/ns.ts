@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { execa } from "execa";
 
 /** The compiled CLI. */
-export const CLI = resolve(import.meta.dirname, "../../src/cli/main.js");
+export const CLI = resolve(import.meta.dirname, "../../cli/main.js");
 
 /** What a command inside the namespace returned. */
 export interface NsResult {

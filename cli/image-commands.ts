@@ -2,9 +2,8 @@
 // journal, lock and rollback like any workflow) and `image inspect` (where an image's root is).
 // Heavy modules are imported when a command runs, so the CLI starts without them.
 import { resolve } from "node:path";
-import { imagePath } from "../../config/paths.js";
-import type { CommandAdder } from "./commands.js";
-import type { GlobalOptions } from "./main.js";
+import { imagePath } from "../config/paths.js";
+import type { CommandAdder, GlobalOptions } from "./context.js";
 
 const image: CommandAdder = (program, cli) => {
   const cmd = program.command("image").description("build or inspect the lab's image");
@@ -21,8 +20,8 @@ const image: CommandAdder = (program, cli) => {
       const g = c.optsWithGlobals() as GlobalOptions;
       const config = await cli.load(g);
       const [{ configSchema }, { imageBuildStep }] = await Promise.all([
-        import("../../config/schema.js"),
-        import("../../workflows/getimage.js"),
+        import("../config/schema.js"),
+        import("../workflows/getimage.js"),
       ]);
       // Without image.build in the config, the default recipe (bookworm with systemd, sshd, python3…).
       const build = config.image.build ?? configSchema.parse({}).image.build!;
@@ -45,8 +44,8 @@ const image: CommandAdder = (program, cli) => {
       const g = c.optsWithGlobals() as GlobalOptions;
       const path = file ? resolve(file) : imagePath(await cli.load(g));
       const [{ inspectImage }, { describeLayout }] = await Promise.all([
-        import("../image/attach-state.js"),
-        import("../image/partition-table.js"),
+        import("../src/image/attach-state.js"),
+        import("../src/image/partition-table.js"),
       ]);
       const s = await inspectImage({ host: cli.io.host, signal: new AbortController().signal }, path);
       if (g.json) {

@@ -1,7 +1,7 @@
 // Signals are the CLI's, not the runner's: during a run, the first SIGINT or SIGTERM interrupts it
 // (the runner cancels what runs and rolls back this run's changes), a second one exits at once
 // (Terraform's way; the journal is consistent and `run down` cleans up).
-import type { RunEvent } from "../runner/report.js";
+import type { RunEvent } from "../src/runner/report.js";
 
 /** Subscribe a handler to the interrupting signals; returns the unsubscribe. */
 export type SignalSource = (handler: () => void) => () => void;

@@ -5,11 +5,9 @@ import { readFileSync, realpathSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
-import { labDir } from "../../config/paths.js";
-import type { Config } from "../../config/schema.js";
-import { workflows } from "../../workflows/index.js";
-import { CommandError, type Host, RootFsError } from "../host/host.js";
-import { realHost } from "../host/real-host.js";
+import { labDir } from "../config/paths.js";
+import { CommandError, RootFsError } from "../src/host/host.js";
+import { realHost } from "../src/host/real-host.js";
 import {
   ExitError,
   errorMessage,
@@ -18,48 +16,16 @@ import {
   LockedError,
   TaskFailedError,
   UsageError,
-} from "../runner/errors.js";
-import { type OutputMode, printable, type RunEvent, renderEvent } from "../runner/report.js";
-import { listTaskIds, type Workflow } from "../runner/task.js";
+} from "../src/runner/errors.js";
+import { printable, type RunEvent, renderEvent } from "../src/runner/report.js";
+import { listTaskIds } from "../src/runner/task.js";
+import { workflows } from "../workflows/index.js";
 import { extraCommands } from "./commands.js";
-import { processSignals, runInterrupts, type SignalSource } from "./signals.js";
+import type { CliContext, CliIo, GlobalOptions } from "./context.js";
+import { processSignals, runInterrupts } from "./signals.js";
 
 /** Where the package lives (for the default config and the version). */
-export const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-
-/** What the CLI writes to and runs against; tests pass their own. */
-export interface CliIo {
-  host: Host;
-  out(text: string): void;
-  err(text: string): void;
-  isTTY: boolean;
-  env: Record<string, string | undefined>;
-  /** The signals that interrupt a run (the real process's SIGINT/SIGTERM; tests pass none). */
-  signals?: SignalSource;
-  /** End the process at once with this code (a second interrupt). */
-  exit(code: number): never;
-}
-
-/** Global options every command accepts. */
-export interface GlobalOptions {
-  config?: string;
-  json?: boolean;
-  verbose?: boolean;
-}
-
-/** Shared helpers handed to commands. */
-export interface CliContext {
-  io: CliIo;
-  load(g: GlobalOptions): Promise<Config>;
-  mode(g: GlobalOptions): OutputMode;
-  /** Run a workflow of the lab, rendering its events on stdout. */
-  run(
-    workflow: Workflow,
-    config: Config,
-    g: GlobalOptions,
-    o: { dryRun?: boolean; noRollback?: boolean; command: string },
-  ): Promise<void>;
-}
+export const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
 // The original tool's `-o OPERATION`: report commands keep their names, the rest are workflows.
 const REPORTS = new Set(["status", "pids", "names", "inventory"]);
@@ -78,8 +44,8 @@ function version(): string {
 }
 
 // zod and yaml cost ~150 ms to load: only commands that read the config pay for them.
-const loadConfig: typeof import("../../config/load.js").loadConfig = async (...a) =>
-  (await import("../../config/load.js")).loadConfig(...a);
+const loadConfig: typeof import("./config-file.js").loadConfig = async (...a) =>
+  (await import("./config-file.js")).loadConfig(...a);
 
 /** Run the CLI; returns the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {
@@ -90,8 +56,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     mode: (g) => (g.json ? "json" : io.isTTY ? "tty" : "plain"),
     async run(workflow, config, g, o) {
       const mode = cli.mode(g);
-      const { runWorkflow } = await import("../runner/runner.js");
-      const { taskRegistry } = await import("../../tasks/index.js");
+      const { runWorkflow } = await import("../src/runner/runner.js");
+      const { taskRegistry } = await import("../tasks/index.js");
       const emit = (e: RunEvent) => {
         const line = renderEvent(mode, e);
         if (line !== undefined) io.out(`${line}\n`);

@@ -4,14 +4,13 @@
 import { setMaxListeners } from "node:events";
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { containerSpecs } from "../../config/containers.js";
-import { knownHostsPath, sshKeyPath } from "../../config/paths.js";
-import type { Config } from "../../config/schema.js";
-import { pinnedOptions } from "../lab/ssh.js";
-import { ExitError, UsageError } from "../runner/errors.js";
-import type { ProbeResult } from "../runner/probe.js";
-import type { CommandAdder } from "./commands.js";
-import type { GlobalOptions } from "./main.js";
+import { containerSpecs } from "../config/containers.js";
+import { knownHostsPath, sshKeyPath } from "../config/paths.js";
+import type { Config } from "../config/schema.js";
+import { pinnedOptions } from "../src/lab/ssh.js";
+import { ExitError, UsageError } from "../src/runner/errors.js";
+import type { ProbeResult } from "../src/runner/probe.js";
+import type { CommandAdder, GlobalOptions } from "./context.js";
 
 const globals = (cmd: Command) => cmd.optsWithGlobals() as GlobalOptions;
 
@@ -44,10 +43,10 @@ const status: CommandAdder = (program, cli) =>
       const g = globals(cmd);
       const c = await cli.load(g);
       const [{ netProbes }, { imageProbes }, { containerProbes }, { runProbes }] = await Promise.all([
-        import("../../tasks/net/probes.js"),
-        import("../../tasks/image/probes.js"),
-        import("../../tasks/container/probes.js"),
-        import("../runner/probe.js"),
+        import("../tasks/net/probes.js"),
+        import("../tasks/image/probes.js"),
+        import("../tasks/container/probes.js"),
+        import("../src/runner/probe.js"),
       ]);
       const probes = [...netProbes(c), ...imageProbes(c), ...containerProbes(c)];
       const signal = new AbortController().signal;
@@ -70,7 +69,7 @@ const pids: CommandAdder = (program, cli) =>
     .action(async (_o: unknown, cmd: Command) => {
       const g = globals(cmd);
       const c = await cli.load(g);
-      const { containerStates } = await import("../lab/state.js");
+      const { containerStates } = await import("../src/lab/state.js");
       const states = await containerStates(cli.io.host, c);
       const live = states.filter((s) => s.leaderPid !== undefined);
       if (g.json) cli.io.out(`${JSON.stringify(states)}\n`);
@@ -102,7 +101,7 @@ const inventory: CommandAdder = (program, cli) =>
       const format = o.format ?? c.inventory.format;
       if (format !== "ini" && format !== "yaml")
         throw new UsageError(`--format must be ini or yaml, not "${format}"`);
-      const { inventorySpec, renderInventory } = await import("../lab/inventory.js");
+      const { inventorySpec, renderInventory } = await import("../src/lab/inventory.js");
       const text = renderInventory(inventorySpec(c, format));
       if (o.output === "-") {
         cli.io.out(text);
@@ -153,7 +152,7 @@ const ssh: CommandAdder = (program, cli) =>
         s.ip,
         ...(command.length ? ["--", ...command] : []),
       ];
-      const { runInteractive } = await import("../lab/interactive.js");
+      const { runInteractive } = await import("../src/lab/interactive.js");
       passOn(`ssh to ${name}`, await runInteractive("ssh", args));
     });
 
@@ -168,10 +167,10 @@ const exec: CommandAdder = (program, cli) =>
       spec(c, name);
       const [{ containerStates }, { startInteractive }, { enterCommand }, { startInCgroups }] =
         await Promise.all([
-          import("../lab/state.js"),
-          import("../lab/interactive.js"),
-          import("../lab/enter.js"),
-          import("../lab/cgroups.js"),
+          import("../src/lab/state.js"),
+          import("../src/lab/interactive.js"),
+          import("../src/lab/enter.js"),
+          import("../src/lab/cgroups.js"),
         ]);
       const host = cli.io.host;
       // Only the nspawn process the journal recorded (PID and start time), verified to be the host's

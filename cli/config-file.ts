@@ -1,0 +1,46 @@
+// The config file the CLI uses: -c FILE, else ./aplspawn.yaml, else the packaged default; the files
+// it names that must exist already are checked here (config/ itself reads nothing).
+import { resolve } from "node:path";
+import { ConfigError, parseConfig } from "../config/load.js";
+import type { Config } from "../config/schema.js";
+import type { Host } from "../src/host/host.js";
+import { UsageError } from "../src/runner/errors.js";
+
+/** Find and load the config: -c FILE, else ./aplspawn.yaml, else the packaged config/aplspawn.yaml. */
+export async function loadConfig(
+  host: Host,
+  file: string | undefined,
+  packageDir: string,
+): Promise<{ config: Config; file: string }> {
+  const candidates = file
+    ? [resolve(file)]
+    : [resolve("aplspawn.yaml"), resolve(packageDir, "config/aplspawn.yaml")];
+  for (const c of candidates) {
+    if (!(await host.fs.exists(c))) continue;
+    try {
+      const config = parseConfig(await host.fs.readFile(c), c);
+      const problems = await fileChecks(host, config);
+      if (problems.length > 0) throw new ConfigError(c, problems);
+      return { config, file: c };
+    } catch (e) {
+      // A bad config is a usage error (exit 2), reported like the others by the one top-level catch.
+      if (e instanceof ConfigError) throw new UsageError(e.message, { cause: e });
+      throw e;
+    }
+  }
+  throw new UsageError(`Config file not found: ${candidates.join(" or ")}`);
+}
+
+// Files the config names that must exist already (reads only).
+async function fileChecks(host: Host, c: Config): Promise<string[]> {
+  const problems: string[] = [];
+  const key = c.containers.sshKey;
+  if (key !== undefined) {
+    for (const f of [key, `${key}.pub`])
+      if (!(await host.fs.stat(resolve(f)))?.isFile)
+        problems.push(
+          `containers.sshKey: ${resolve(f)} does not exist (leave the key out to have one generated)`,
+        );
+  }
+  return problems;
+}

@@ -1,0 +1,44 @@
+// What the CLI's commands share: its I/O, the global options and the context handed to each command.
+import type { Command } from "commander";
+import type { Config } from "../config/schema.js";
+import type { Host } from "../src/host/host.js";
+import type { OutputMode } from "../src/runner/report.js";
+import type { Workflow } from "../src/runner/task.js";
+import type { SignalSource } from "./signals.js";
+
+/** What the CLI writes to and runs against; tests pass their own. */
+export interface CliIo {
+  host: Host;
+  out(text: string): void;
+  err(text: string): void;
+  isTTY: boolean;
+  env: Record<string, string | undefined>;
+  /** The signals that interrupt a run (the real process's SIGINT/SIGTERM; tests pass none). */
+  signals?: SignalSource;
+  /** End the process at once with this code (a second interrupt). */
+  exit(code: number): never;
+}
+
+/** Global options every command accepts. */
+export interface GlobalOptions {
+  config?: string;
+  json?: boolean;
+  verbose?: boolean;
+}
+
+/** Shared helpers handed to commands. */
+export interface CliContext {
+  io: CliIo;
+  load(g: GlobalOptions): Promise<Config>;
+  mode(g: GlobalOptions): OutputMode;
+  /** Run a workflow of the lab, rendering its events on stdout. */
+  run(
+    workflow: Workflow,
+    config: Config,
+    g: GlobalOptions,
+    o: { dryRun?: boolean; noRollback?: boolean; command: string },
+  ): Promise<void>;
+}
+
+/** Adds one command to the program. */
+export type CommandAdder = (program: Command, cli: CliContext) => void;

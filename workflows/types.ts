@@ -1,0 +1,16 @@
+// What every workflow builder is: a config and options in, a workflow (only composition) out.
+import type { Config } from "../config/schema.js";
+import type { Workflow } from "../src/runner/task.js";
+
+/** What a workflow builder gets besides the config. */
+export interface WorkflowOptions {
+  /** Limit per-container work to these container names. */
+  only?: string[];
+  /** Overrides containers.concurrency. */
+  concurrency?: number;
+  /** down: also delete upper layers, keys and the downloaded image. */
+  purge?: boolean;
+}
+
+/** Builds a workflow from a config: only composition, no I/O. */
+export type WorkflowBuilder = (c: Config, o: WorkflowOptions) => Workflow;
