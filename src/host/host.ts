@@ -169,6 +169,13 @@ export interface HostHttp {
   ): Promise<HttpResponse>;
 }
 
+/** What everything that touches the host gets: the host and the run's cancel signal. */
+export interface HostContext {
+  host: Host;
+  /** Aborted when the run is cancelled (failure elsewhere, Ctrl-C); pass it to every command. */
+  signal: AbortSignal;
+}
+
 /** Everything with a side effect that a task may do. */
 export interface Host {
   exec(cmd: string, args: readonly string[], opts?: ExecOptions): Promise<ExecResult>;

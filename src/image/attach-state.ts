@@ -1,9 +1,9 @@
 // What the live host says about the image and the lower layer: which loop devices hold the image's
 // root, and what is mounted at the lower directory. Shared by the attach tasks' checks and the probes.
-
+import type { HostContext } from "../host/host.js";
 import { type MountInfo, mountAt, readMounts } from "../host/mounts.js";
 import { ExitError } from "../runner/errors.js";
-import { backs, blockDevNumber, fileIdentity, type HostCtx, imageLayout, listLoops } from "./image-host.js";
+import { backs, blockDevNumber, fileIdentity, imageLayout, listLoops } from "./image-host.js";
 import { describeLayout, type ImageLayout, PartitionTableError } from "./partition-table.js";
 import type { FileIdentity } from "./stamp.js";
 import type { FsType } from "./superblock.js";
@@ -16,7 +16,7 @@ export type ImageState =
   | { kind: "file"; identity: FileIdentity; layout: ImageLayout; fs: FsType | undefined };
 
 /** Look at the image: missing, a directory tree, or a file with a readable layout (throws on a bad table). */
-export async function inspectImage(ctx: HostCtx, image: string): Promise<ImageState> {
+export async function inspectImage(ctx: HostContext, image: string): Promise<ImageState> {
   const st = await ctx.host.fs.stat(image);
   const identity = st && (await fileIdentity(ctx, image));
   if (!st || !identity) return { kind: "missing" };
@@ -49,12 +49,15 @@ export function requireRoot(
 }
 
 /** Loop devices holding the image's root (read-only, right offset). */
-export async function rootLoops(ctx: HostCtx, s: Extract<ImageState, { kind: "file" }>): Promise<LoopInfo[]> {
+export async function rootLoops(
+  ctx: HostContext,
+  s: Extract<ImageState, { kind: "file" }>,
+): Promise<LoopInfo[]> {
   return (await listLoops(ctx)).filter((l) => backs(l, s.identity, s.layout.offset) && l.ro);
 }
 
 /** Whether a mount's filesystem is that loop device. */
-export async function mountIsDevice(ctx: HostCtx, m: MountInfo, dev: string): Promise<boolean> {
+export async function mountIsDevice(ctx: HostContext, m: MountInfo, dev: string): Promise<boolean> {
   if (m.source === dev) return true;
   const num = await blockDevNumber(ctx, dev);
   return num !== undefined && m.dev === num;
@@ -73,7 +76,7 @@ export interface LowerState {
 }
 
 /** Inspect the image and the lower directory. */
-export async function lowerState(ctx: HostCtx, image: string, lowerDir: string): Promise<LowerState> {
+export async function lowerState(ctx: HostContext, image: string, lowerDir: string): Promise<LowerState> {
   const img = await inspectImage(ctx, image);
   const mount = mountAt(await readMounts(ctx.host), lowerDir);
   const loops = img.kind === "file" ? await rootLoops(ctx, img) : [];

@@ -2,7 +2,7 @@
 // mounts, checksums and stamps. Everything goes through ctx.host.
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
-import type { Host } from "../host/host.js";
+import type { HostContext } from "../host/host.js";
 import { type MountInfo, mountsUnder, readMounts } from "../host/mounts.js";
 import { ExitError } from "../runner/errors.js";
 import { undoUnlessGone } from "../runner/task.js";
@@ -13,14 +13,8 @@ import { type FileIdentity, makeStamp, parseStamp, type Stamp, stampMatches } fr
 import { detectFilesystem, type FsType, SUPERBLOCK_PROBE_BYTES } from "./superblock.js";
 import { LOSETUP_COLUMNS, type LoopInfo, parseLosetupJson } from "./system-info.js";
 
-/** What the helpers need of a task or probe context. */
-export interface HostCtx {
-  host: Host;
-  signal: AbortSignal;
-}
-
 /** A file's identity (size, inode, times), or undefined when it does not exist. */
-export async function fileIdentity(ctx: HostCtx, path: string): Promise<FileIdentity | undefined> {
+export async function fileIdentity(ctx: HostContext, path: string): Promise<FileIdentity | undefined> {
   const s = await ctx.host.fs.stat(path);
   return s && { size: s.size, ino: s.inoId, dev: s.devId, mtime: s.mtime, ctime: s.ctime };
 }
@@ -29,7 +23,7 @@ const HASH_CHUNK = 8 * 1024 * 1024;
 
 /** SHA-256 of a file, reporting progress (bytes hashed, total) as it goes. */
 export async function sha256File(
-  ctx: HostCtx,
+  ctx: HostContext,
   path: string,
   onProgress?: (done: number, total: number) => void,
 ): Promise<string> {
@@ -62,7 +56,7 @@ export function hashProgress(report: (line: string) => void): (done: number, tot
 
 /** Where the root filesystem is in an image file, and which filesystem it is. */
 export async function imageLayout(
-  ctx: HostCtx,
+  ctx: HostContext,
   image: string,
 ): Promise<{ layout: ImageLayout; fs: FsType | undefined }> {
   const st = await ctx.host.fs.stat(image);
@@ -73,7 +67,7 @@ export async function imageLayout(
 }
 
 /** Every loop device in use. */
-export async function listLoops(ctx: HostCtx): Promise<LoopInfo[]> {
+export async function listLoops(ctx: HostContext): Promise<LoopInfo[]> {
   const r = await ctx.host.exec("losetup", ["--list", "--json", "-O", LOSETUP_COLUMNS], {
     readOnly: true,
     signal: ctx.signal,
@@ -87,18 +81,18 @@ export function backs(l: LoopInfo, id: Pick<FileIdentity, "ino" | "dev">, offset
 }
 
 /** The "major:minor" of a block device (for matching mounts, whose source names may differ). */
-export async function blockDevNumber(ctx: HostCtx, dev: string): Promise<string | undefined> {
+export async function blockDevNumber(ctx: HostContext, dev: string): Promise<string | undefined> {
   return (await ctx.host.fs.stat(dev))?.rdevId;
 }
 
 /** Where a block device is mounted in our namespace. */
-export async function mountsOfDevice(ctx: HostCtx, dev: string): Promise<MountInfo[]> {
+export async function mountsOfDevice(ctx: HostContext, dev: string): Promise<MountInfo[]> {
   const num = await blockDevNumber(ctx, dev);
   return (await readMounts(ctx.host)).filter((m) => m.source === dev || (num !== undefined && m.dev === num));
 }
 
 /** Unmount everything at or below dir, deepest first; never lazily (a busy mount is an error). */
-async function unmountUnder(ctx: HostCtx, dir: string): Promise<void> {
+async function unmountUnder(ctx: HostContext, dir: string): Promise<void> {
   for (const m of mountsUnder(await readMounts(ctx.host), dir))
     await undoUnlessGone(
       () => ctx.host.exec("umount", ["--", m.mountPoint], { signal: ctx.signal }),
@@ -107,14 +101,14 @@ async function unmountUnder(ctx: HostCtx, dir: string): Promise<void> {
 }
 
 /** Remove a temporary tree, after unmounting anything a failed debootstrap left mounted in it. */
-export async function removeTree(ctx: HostCtx, dir: string): Promise<void> {
+export async function removeTree(ctx: HostContext, dir: string): Promise<void> {
   if (!(await ctx.host.fs.exists(dir))) return;
   await unmountUnder(ctx, dir);
   await ctx.host.fs.rm(dir);
 }
 
 /** Free bytes for the filesystem that holds (or will hold) `path`: its nearest existing ancestor's. */
-export async function freeBytesFor(ctx: HostCtx, path: string): Promise<number> {
+export async function freeBytesFor(ctx: HostContext, path: string): Promise<number> {
   let p = path;
   while (p !== "/" && !(await ctx.host.fs.exists(p))) p = p.slice(0, p.lastIndexOf("/")) || "/";
   return ctx.host.fs.freeBytes(p);
@@ -123,7 +117,7 @@ export async function freeBytesFor(ctx: HostCtx, path: string): Promise<number> 
 const MAX_TEXT = 1024 * 1024;
 
 /** A small text resource (a SHA256SUMS file) from an http(s) or file URL. */
-async function fetchText(ctx: HostCtx, url: string): Promise<string> {
+async function fetchText(ctx: HostContext, url: string): Promise<string> {
   const u = new URL(url);
   if (u.protocol === "file:") {
     const p = decodeURIComponent(u.pathname);
@@ -153,7 +147,7 @@ export interface Expected {
 
 /** The expected digest: image.sha256, or the image's line in image.checksums; undefined when neither is set. */
 export async function expectedDigest(
-  ctx: HostCtx,
+  ctx: HostContext,
   p: { sha256?: string; checksums?: string; name: string },
 ): Promise<Expected | undefined> {
   if (p.sha256) return { sha256: p.sha256.toLowerCase(), from: "image.sha256" };
@@ -165,7 +159,7 @@ export async function expectedDigest(
 }
 
 /** The stamp of an image, when it still describes the file. */
-async function validStamp(ctx: HostCtx, stampFile: string, image: string): Promise<Stamp | undefined> {
+async function validStamp(ctx: HostContext, stampFile: string, image: string): Promise<Stamp | undefined> {
   if (!(await ctx.host.fs.exists(stampFile))) return undefined;
   const s = parseStamp(await ctx.host.fs.readFile(stampFile));
   const id = await fileIdentity(ctx, image);
@@ -174,7 +168,7 @@ async function validStamp(ctx: HostCtx, stampFile: string, image: string): Promi
 
 /** Record that `image` (as it is now) has digest `sha256`. */
 export async function writeStamp(
-  ctx: HostCtx,
+  ctx: HostContext,
   stampFile: string,
   image: string,
   sha256: string,
@@ -196,7 +190,7 @@ export async function writeStamp(
  * (a cached image stays usable offline).
  */
 export async function imageVerified(
-  ctx: HostCtx,
+  ctx: HostContext,
   p: { path: string; stamp: string; sha256?: string; checksums?: string; name: string },
 ): Promise<boolean> {
   const st = await ctx.host.fs.stat(p.path);

@@ -4,8 +4,9 @@
 // aplspawn device either claimed or not attached yet: an unclaimed device of the image is then an
 // orphan (its attacher died between losetup and the claim), never another lab's fresh one.
 import { join } from "node:path";
+import type { HostContext } from "../host/host.js";
 import { withHostLock } from "../runner/lock.js";
-import { backs, type HostCtx, listLoops } from "./image-host.js";
+import { backs, listLoops } from "./image-host.js";
 import type { LoopInfo } from "./system-info.js";
 
 /** Where the claims live (root's alone: /run is). */
@@ -34,7 +35,7 @@ export interface LoopView {
   drop(device: string, lowerDir: string): Promise<void>;
 }
 
-async function readClaim(ctx: HostCtx, file: string): Promise<LoopClaim | undefined> {
+async function readClaim(ctx: HostContext, file: string): Promise<LoopClaim | undefined> {
   try {
     const c = JSON.parse(await ctx.host.fs.readFile(file)) as LoopClaim;
     return typeof c.device === "string" && typeof c.lowerDir === "string" ? c : undefined;
@@ -47,7 +48,7 @@ async function readClaim(ctx: HostCtx, file: string): Promise<LoopClaim | undefi
  * Run f holding the loop lock. A claim is live while its device still backs what it was attached
  * to; the others (a device freed by the kernel, then maybe reused) are removed here.
  */
-export function withLoopClaims<T>(ctx: HostCtx, f: (v: LoopView) => Promise<T>): Promise<T> {
+export function withLoopClaims<T>(ctx: HostContext, f: (v: LoopView) => Promise<T>): Promise<T> {
   return withHostLock(ctx.host, LOCK, "aplspawn (loop devices)", ctx.signal, async () => {
     await ctx.host.fs.mkdir(CLAIMS_DIR, 0o700);
     const loops = await listLoops(ctx);

@@ -1,15 +1,9 @@
 // iptables access shared by the net tasks: backend detection, the command to use, and the reads
 // (chain present, rule present) that checks, rollbacks and probes all ask the live host.
-import type { Host } from "../host/host.js";
+import type { HostContext } from "../host/host.js";
 
 /** The netfilter backend the iptables command drives; rules of one are invisible to the other. */
 export type Backend = "nf_tables" | "legacy";
-
-/** The part of a task or probe context iptables helpers need. */
-export interface IptContext {
-  host: Host;
-  signal: AbortSignal;
-}
 
 /** The tables aplspawn touches. */
 export type Table = "filter" | "nat";
@@ -26,7 +20,7 @@ export interface RuleSpec {
 const backends = new WeakMap<object, Promise<Backend>>();
 
 /** Which backend `iptables` uses now; a clear error when iptables is not installed. */
-export function detectBackend(ctx: IptContext): Promise<Backend> {
+export function detectBackend(ctx: HostContext): Promise<Backend> {
   let b = backends.get(ctx.host);
   if (!b) {
     b = askBackend(ctx);
@@ -36,7 +30,7 @@ export function detectBackend(ctx: IptContext): Promise<Backend> {
   return b;
 }
 
-async function askBackend(ctx: IptContext): Promise<Backend> {
+async function askBackend(ctx: HostContext): Promise<Backend> {
   if (!(await ctx.host.which("iptables")))
     throw new Error(
       "iptables is not installed (or not on PATH): aplspawn needs it for the lab's forwarding and NAT rules; " +
@@ -52,7 +46,7 @@ async function askBackend(ctx: IptContext): Promise<Backend> {
  * the rules were made (update-alternatives), the backend's own binary, so that rollback deletes the
  * rules where they are instead of mixing backends.
  */
-export async function iptablesFor(ctx: IptContext, backend: Backend | undefined): Promise<string> {
+export async function iptablesFor(ctx: HostContext, backend: Backend | undefined): Promise<string> {
   const now = await detectBackend(ctx);
   if (backend === undefined || backend === now) return "iptables";
   const own = backend === "nf_tables" ? "iptables-nft" : "iptables-legacy";
@@ -64,7 +58,7 @@ export async function iptablesFor(ctx: IptContext, backend: Backend | undefined)
 
 /** Run `<bin> -w -t <table> …args` (always -w: wait for the xtables lock rather than fail). */
 export function ipt(
-  ctx: IptContext,
+  ctx: HostContext,
   bin: string,
   table: Table,
   args: readonly string[],
@@ -75,7 +69,7 @@ export function ipt(
 
 /** Whether a user-defined chain exists in the table. */
 export async function chainExists(
-  ctx: IptContext,
+  ctx: HostContext,
   bin: string,
   table: Table,
   chain: string,
@@ -87,7 +81,7 @@ export async function chainExists(
 }
 
 /** Whether the rule exists (`iptables -C`); a missing chain or jump target means absent. */
-export async function ruleExists(ctx: IptContext, bin: string, rule: RuleSpec): Promise<boolean> {
+export async function ruleExists(ctx: HostContext, bin: string, rule: RuleSpec): Promise<boolean> {
   const r = await ipt(ctx, bin, rule.table, ["-C", rule.chain, ...rule.args], {
     readOnly: true,
     allowFail: true,
@@ -101,7 +95,7 @@ export async function ruleExists(ctx: IptContext, bin: string, rule: RuleSpec): 
  * Delete the rule if it is there, in one call (`-D` of an absent rule fails as `-C` does); false
  * when it was not there.
  */
-export async function deleteRule(ctx: IptContext, bin: string, rule: RuleSpec): Promise<boolean> {
+export async function deleteRule(ctx: HostContext, bin: string, rule: RuleSpec): Promise<boolean> {
   const r = await ipt(ctx, bin, rule.table, ["-D", rule.chain, ...rule.args], { allowFail: true });
   if (r.exitCode === 0) return true;
   assertAbsent(r);

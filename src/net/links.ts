@@ -1,11 +1,5 @@
 // Reads of network interfaces (`ip -j`), shared by the bridge tasks, the netdown guard and probes.
-import type { Host } from "../host/host.js";
-
-/** The part of a task or probe context these reads need. */
-export interface LinkContext {
-  host: Host;
-  signal: AbortSignal;
-}
+import type { HostContext } from "../host/host.js";
 
 /** What `ip -j -d link` says about one interface. */
 export interface LinkInfo {
@@ -34,7 +28,7 @@ function toInfo(l: IpLink): LinkInfo {
 }
 
 /** The interface, or undefined when there is none of that name. */
-export async function linkInfo(ctx: LinkContext, name: string): Promise<LinkInfo | undefined> {
+export async function linkInfo(ctx: HostContext, name: string): Promise<LinkInfo | undefined> {
   const r = await ctx.host.exec("ip", ["-j", "-d", "link", "show", "dev", name], {
     readOnly: true,
     allowFail: true,
@@ -49,7 +43,7 @@ export async function linkInfo(ctx: LinkContext, name: string): Promise<LinkInfo
 }
 
 /** The bridge, or undefined; throws when the name is taken by an interface that is not a bridge. */
-export async function bridgeInfo(ctx: LinkContext, name: string): Promise<LinkInfo | undefined> {
+export async function bridgeInfo(ctx: HostContext, name: string): Promise<LinkInfo | undefined> {
   const l = await linkInfo(ctx, name);
   if (l && l.kind !== "bridge")
     throw new Error(
@@ -59,7 +53,7 @@ export async function bridgeInfo(ctx: LinkContext, name: string): Promise<LinkIn
 }
 
 /** The interfaces enslaved to a bridge (empty when the bridge does not exist). */
-async function bridgePorts(ctx: LinkContext, bridge: string): Promise<LinkInfo[]> {
+async function bridgePorts(ctx: HostContext, bridge: string): Promise<LinkInfo[]> {
   if (!(await linkInfo(ctx, bridge))) return [];
   const r = await ctx.host.exec("ip", ["-j", "-d", "link", "show", "master", bridge], {
     readOnly: true,
@@ -72,12 +66,12 @@ async function bridgePorts(ctx: LinkContext, bridge: string): Promise<LinkInfo[]
  * Ports that belong to running containers: veth pairs (systemd-nspawn's `--network-bridge` makes
  * `vb-<machine>`). A NIC or tap that someone enslaved to a bridge they own is not a container.
  */
-export async function containerPorts(ctx: LinkContext, bridge: string): Promise<string[]> {
+export async function containerPorts(ctx: HostContext, bridge: string): Promise<string[]> {
   return (await bridgePorts(ctx, bridge)).filter((p) => p.kind === "veth").map((p) => p.name);
 }
 
 /** Whether the interface carries exactly this IPv4 address and prefix. */
-export async function hasAddress(ctx: LinkContext, name: string, cidr: string): Promise<boolean> {
+export async function hasAddress(ctx: HostContext, name: string, cidr: string): Promise<boolean> {
   const [local, prefix] = cidr.split("/");
   const r = await ctx.host.exec("ip", ["-j", "-4", "addr", "show", "dev", name], {
     readOnly: true,

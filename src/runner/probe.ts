@@ -1,11 +1,8 @@
 // Status probes: read-only checks of the live host that `aplspawn status` runs and reports.
-import type { Host } from "../host/host.js";
+import type { HostContext } from "../host/host.js";
 
-/** What a probe may use. */
-export interface ProbeContext {
-  host: Host;
-  signal: AbortSignal;
-}
+/** What a probe may use: the host, read only. */
+export type ProbeContext = HostContext;
 
 /** One status check: what it looks at and how. Probes only read. */
 export interface Probe {

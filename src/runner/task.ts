@@ -1,11 +1,8 @@
 // The task model: an operation with check/run/rollback, and the steps a workflow is made of.
-import type { Host } from "../host/host.js";
+import type { HostContext } from "../host/host.js";
 
 /** What a task gets while it checks, runs or rolls back. */
-export interface TaskContext {
-  host: Host;
-  /** Aborted when the run is cancelled (failure elsewhere, Ctrl-C); pass it to every command. */
-  signal: AbortSignal;
+export interface TaskContext extends HostContext {
   /** True when output goes to a terminal (progress bars make sense). */
   tty: boolean;
   /** A note shown under the task ("[ INFO ]" off a terminal). */

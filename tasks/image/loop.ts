@@ -1,8 +1,8 @@
 // image.loop: attach the image's root partition to a loop device, read-only, at the offset and size
 // read from the partition table (no partition scanning: not every host has it). The device is
 // journaled; rollback detaches exactly that device, and only while it still holds this image.
-
 import { dirname } from "node:path";
+import type { HostContext } from "../../src/host/host.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
 import { poll } from "../../src/host/poll.js";
 import {
@@ -12,7 +12,7 @@ import {
   mountIsDevice,
   requireRoot,
 } from "../../src/image/attach-state.js";
-import { backs, fileIdentity, type HostCtx, listLoops, mountsOfDevice } from "../../src/image/image-host.js";
+import { backs, fileIdentity, listLoops, mountsOfDevice } from "../../src/image/image-host.js";
 import { type LoopView, withLoopClaims } from "../../src/image/loop-claims.js";
 import { describeLayout } from "../../src/image/partition-table.js";
 import { formatBytes } from "../../src/image/progress.js";
@@ -60,7 +60,7 @@ type Target = { device: string; ino: string; dev: string; offset: number };
  * Detach one device (the caller holds the loop lock and decided it is ours) if it still holds the
  * image's root; never while it is mounted. Returns whether there is something to wait for.
  */
-async function detachNow(ctx: HostCtx, v: LoopView, t: Target): Promise<boolean> {
+async function detachNow(ctx: HostContext, v: LoopView, t: Target): Promise<boolean> {
   const dev = v.loops.find((l) => l.name === t.device && backs(l, t, t.offset));
   if (!dev) return false; // already detached, or reused by someone else since: not ours
   const mounts = await mountsOfDevice(ctx, t.device);
@@ -83,7 +83,7 @@ async function detachNow(ctx: HostCtx, v: LoopView, t: Target): Promise<boolean>
  * open; another lab on the same image may be reading its superblock for a moment), and fail when it
  * is not. Outside the loop lock: other labs attach meanwhile.
  */
-async function waitGone(ctx: HostCtx, t: Target): Promise<void> {
+async function waitGone(ctx: HostContext, t: Target): Promise<void> {
   const gone = await poll(ctx.host, { timeoutMs: 30_000, everyMs: 100, signal: ctx.signal }, async () =>
     (await listLoops(ctx)).some((l) => l.name === t.device && backs(l, t, t.offset)) ? undefined : true,
   );
@@ -100,7 +100,7 @@ async function waitGone(ctx: HostCtx, t: Target): Promise<void> {
  * one still there is in use, or already another lab's device of the same image under the same name.
  */
 async function releaseHanded(
-  ctx: HostCtx,
+  ctx: HostContext,
   t: { device: string; ino: string; dev: string; offset: number },
   lowerDir: string,
 ): Promise<void> {
@@ -117,7 +117,7 @@ async function releaseHanded(
 }
 
 /** The record, if there is one. */
-export async function readLoopRecord(ctx: HostCtx, lowerDir: string): Promise<LoopRecord | undefined> {
+export async function readLoopRecord(ctx: HostContext, lowerDir: string): Promise<LoopRecord | undefined> {
   const f = loopRecordPath(lowerDir);
   if (!(await ctx.host.fs.exists(f))) return undefined;
   try {
@@ -129,7 +129,7 @@ export async function readLoopRecord(ctx: HostCtx, lowerDir: string): Promise<Lo
 
 // Remove the record when it names the device undone (or, after a crash, whatever it names).
 async function removeRecord(
-  ctx: HostCtx,
+  ctx: HostContext,
   lowerDir: string,
   device: string | null | undefined,
 ): Promise<void> {

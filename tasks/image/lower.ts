@@ -1,7 +1,7 @@
 // image.lower: mount the image's root read-only at the lower directory, the overlayfs lowerdir every
 // container shares: the loop device's filesystem (type read from its superblock), or a read-only
 // bind mount of a directory image. Rollback unmounts it, never lazily: a busy lower layer is an error.
-
+import type { HostContext } from "../../src/host/host.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
 import {
   inspectImage,
@@ -11,7 +11,7 @@ import {
   requireRoot,
   rootLoops,
 } from "../../src/image/attach-state.js";
-import { backs, fileIdentity, type HostCtx, listLoops } from "../../src/image/image-host.js";
+import { backs, fileIdentity, listLoops } from "../../src/image/image-host.js";
 import { withLoopClaims } from "../../src/image/loop-claims.js";
 import {
   detectFilesystem,
@@ -43,13 +43,13 @@ export interface LowerResult {
   fs: string;
 }
 
-async function isBindOf(ctx: HostCtx, lowerDir: string, image: string): Promise<boolean> {
+async function isBindOf(ctx: HostContext, lowerDir: string, image: string): Promise<boolean> {
   const [a, b] = [await fileIdentity(ctx, lowerDir), await fileIdentity(ctx, image)];
   return !!a && !!b && a.ino === b.ino && a.dev === b.dev;
 }
 
 // Is the mount at lowerDir the one this task made (from its result, or, after a crash, the image's)?
-async function isOurs(ctx: HostCtx, p: LowerParams, result: LowerResult | undefined): Promise<boolean> {
+async function isOurs(ctx: HostContext, p: LowerParams, result: LowerResult | undefined): Promise<boolean> {
   const m = mountAt(await readMounts(ctx.host), p.lowerDir);
   if (!m) return false;
   if (result)

@@ -1,8 +1,8 @@
 // image.precheck: before a download, ask the server for the size, make sure the checksums name the
 // image, and check that it fits in the image store with a margin. Only reads.
-
+import type { HostContext } from "../../src/host/host.js";
 import { SPACE_MARGIN, spaceNeeded, statusLine } from "../../src/image/http.js";
-import { expectedDigest, freeBytesFor, type HostCtx, imageVerified } from "../../src/image/image-host.js";
+import { expectedDigest, freeBytesFor, imageVerified } from "../../src/image/image-host.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { ExitError } from "../../src/runner/errors.js";
 import { defineTask } from "../../src/runner/task.js";
@@ -23,7 +23,7 @@ export interface DownloadParams {
 }
 
 /** What a HEAD request said about the image. */
-async function headImage(ctx: HostCtx, url: string): Promise<{ size: number | undefined }> {
+async function headImage(ctx: HostContext, url: string): Promise<{ size: number | undefined }> {
   const res = await ctx.host.http.request(url, { method: "HEAD", signal: ctx.signal, timeoutMs: 30_000 });
   for await (const _ of res.body) {
     // drain, so the connection is reused
