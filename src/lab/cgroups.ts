@@ -4,8 +4,10 @@
 // container's systemd then removes the other's unit cgroups ("Failed at step CGROUP"), so units
 // fail at random under load (seen with 3 to 30 containers). So nspawn is started from a cgroup
 // made for its container, in the hierarchies systemd uses: cgroup2 and the named v1 "systemd" one.
+
 import type { Host } from "../host/host.js";
 import { type MountInfo, readMounts } from "../host/mounts.js";
+import { serializer } from "../runner/serial.js";
 
 /** The mount points of the hierarchies systemd tracks processes in. */
 function systemdHierarchies(ms: readonly MountInfo[]): string[] {
@@ -43,7 +45,8 @@ export async function cgroupsOf(host: Host, pid: number | "self"): Promise<Map<s
 
 const ownCgroups = (host: Host) => cgroupsOf(host, "self");
 
-let chain: Promise<unknown> = Promise.resolve();
+// The moves into a container's cgroups and its fork, one container at a time.
+const moves = serializer();
 // This process's own cgroups, read once per host (every move here goes back to them).
 const ownMemo = new WeakMap<Host, Promise<Map<string, string>>>();
 
@@ -77,9 +80,7 @@ export function startInCgroups<T>(
       }
     }
   };
-  const next = chain.then(run, run);
-  chain = next.catch(() => undefined);
-  return next;
+  return moves(run);
 }
 
 /** Every cgroup directory under (and including) `dir`, deepest first; none when it does not exist. */

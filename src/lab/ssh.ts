@@ -1,5 +1,6 @@
 // How aplspawn reaches a container over SSH: the lab's key, the lab's known_hosts with every
 // container's host key pinned in advance, and StrictHostKeyChecking=yes (never "no", never TOFU).
+import { type Serializer, serializer } from "../runner/serial.js";
 
 /** What an ssh command line needs. */
 export interface SshTarget {
@@ -77,10 +78,5 @@ export function withKnownHost(text: string, name: string, line: string | undefin
 }
 
 // Containers start concurrently in one process and all write the one known_hosts: serialize.
-let chain: Promise<unknown> = Promise.resolve();
-/** Run fn after every earlier caller's fn has finished (an in-process mutex; the lab lock covers other processes). */
-export function serialized<T>(fn: () => Promise<T>): Promise<T> {
-  const next = chain.then(fn, fn);
-  chain = next.catch(() => undefined);
-  return next;
-}
+/** Run fn after every earlier caller's fn has finished (the lab lock covers other processes). */
+export const serialized: Serializer = serializer();

@@ -179,10 +179,10 @@ async function stopContainer(
 // (none should be: the container is stopped), and a cgroup that empties late is retried.
 async function removeCgroup(ctx: TaskContext, cg: string): Promise<void> {
   const h = ctx.host;
-  for (let attempt = 0; ; attempt++) {
+  let busy = "";
+  const removed = await poll(h, { timeoutMs: 5_000, everyMs: 250 }, async () => {
     const tree = await cgroupTree(h, cg);
-    if (tree.length === 0) break;
-    let busy = "";
+    busy = "";
     for (const dir of tree) {
       for (const pid of (await readOr(h, `${dir}/cgroup.procs`)).split("\n").filter(Boolean))
         h.kill(Number(pid), "SIGKILL");
@@ -194,10 +194,9 @@ async function removeCgroup(ctx: TaskContext, cg: string): Promise<void> {
       );
       if (err !== undefined && (await h.fs.exists(dir))) busy = `${dir}: ${err}`;
     }
-    if (!busy) break;
-    if (attempt >= 20) throw new Error(`cannot remove the cgroup of container: ${busy}`);
-    await h.sleep(250);
-  }
+    return busy ? undefined : true;
+  });
+  if (!removed) throw new Error(`cannot remove the cgroup of container: ${busy}`);
   // The shared parent goes with the last container.
   await h.fs.rmdir(cg.slice(0, cg.lastIndexOf("/"))).catch(() => undefined);
 }

@@ -67,7 +67,7 @@ function lineReporter(ctx: TaskContext, everyMs = 5000): (line: string) => void 
   return (line) => {
     const l = line.trim();
     if (!l) return;
-    const now = Date.now();
+    const now = ctx.host.now();
     if (ctx.tty || now - last >= everyMs) {
       last = now;
       ctx.progress(l);
