@@ -4,7 +4,7 @@
 // the generated lab key), the inventory and the lab's ssh masters, and any hold the lab still has.
 import { task, undo } from "../src/runner/task.js";
 import { labIdle } from "../tasks/container/idle.js";
-import { entries, inventoryGoneStep, labPaths } from "./containers.js";
+import { entries, inventoryGoneStep, labPaths } from "./lab-steps.js";
 import type { WorkflowBuilder } from "./types.js";
 
 /** The cleanup workflow. */

@@ -6,8 +6,8 @@
 // wrote and the ssh masters `status` and ansible keep (found by the config's paths, ours only).
 import { UsageError } from "../src/runner/errors.js";
 import { type JournalRef, undo } from "../src/runner/task.js";
-import { entries, inventoryGoneStep } from "./containers.js";
 import { purgeImageSteps } from "./getimage.js";
+import { entries, inventoryGoneStep } from "./lab-steps.js";
 import type { WorkflowBuilder } from "./types.js";
 
 /** The down workflow. */

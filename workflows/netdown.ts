@@ -3,7 +3,7 @@
 import type { Config } from "../config/schema.js";
 import { type Step, task, undo } from "../src/runner/task.js";
 import { bridgeIdleTask } from "../tasks/net/bridge-idle.js";
-import { entries } from "./containers.js";
+import { entries } from "./lab-steps.js";
 import type { WorkflowBuilder } from "./types.js";
 
 /** The steps that take the network down. */

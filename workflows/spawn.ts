@@ -1,7 +1,7 @@
 // spawn (the original operation): preflight → attach the image → lab key → containers, on a network
 // that netup brought up. --only limits it to some containers.
 import { attachSteps } from "./attach.js";
-import { containersGroup, preflightSteps, selectedSpecs, sshKeyStep } from "./containers.js";
+import { containersGroup, preflightSteps, selectedSpecs, sshKeyStep } from "./lab-steps.js";
 import type { WorkflowBuilder } from "./types.js";
 
 /** The spawn workflow. */

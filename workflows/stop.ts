@@ -5,7 +5,7 @@
 // are the containers' state).
 import { undo } from "../src/runner/task.js";
 import { detachSteps } from "./attach.js";
-import { entries, selectedSpecs } from "./containers.js";
+import { entries, selectedSpecs } from "./lab-steps.js";
 import type { WorkflowBuilder } from "./types.js";
 
 /** The stop workflow. */

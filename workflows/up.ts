@@ -6,8 +6,8 @@ import { entryScope } from "../src/lab/entries.js";
 import { UsageError } from "../src/runner/errors.js";
 import { group, undo } from "../src/runner/task.js";
 import { attachSteps } from "./attach.js";
-import { containersGroup, entries, inventorySteps, preflightSteps, sshKeyStep } from "./containers.js";
 import { getimageSteps } from "./getimage.js";
+import { containersGroup, entries, inventorySteps, preflightSteps, sshKeyStep } from "./lab-steps.js";
 import { netupSteps } from "./netup.js";
 import type { WorkflowBuilder } from "./types.js";
 

@@ -1,8 +1,8 @@
 // A container's directories: its own dir in the lab (work layer, log) and its merged root under
 // machinesDir. Rollback removes what did not exist before, never a mount point or a non-empty root.
 
+import { rmdirIfEmpty } from "../../src/host/files.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
-import { rmdirIfEmpty } from "../../src/lab/files.js";
 import { defineTask } from "../../src/runner/task.js";
 
 /** Journaled parameters: every path rollback needs. */

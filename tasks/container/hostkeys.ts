@@ -1,7 +1,8 @@
 // The container's SSH host key: generated on the host with ssh-keygen, written into the container
 // with an sshd drop-in that serves only it, and its public half pinned in the lab's known_hosts,
 // so the very first connection is verified. Like the upper layer, it outlives `run down`.
-import { containerRoot, readOr, rmdirIfEmpty, rootHolds, rootWriteIfChanged } from "../../src/lab/files.js";
+import { readOr, rmdirIfEmpty } from "../../src/host/files.js";
+import { containerRoot, rootHolds, rootWriteIfChanged } from "../../src/lab/container-files.js";
 import { knownHostsLine, serialized, withKnownHost } from "../../src/lab/ssh.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 

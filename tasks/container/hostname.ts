@@ -1,7 +1,7 @@
 // The container's own name in /etc/hostname and /etc/hosts (the image carries its build host's).
 // Written through the container's confined root, so it lands in the upper layer; no rollback: the
 // upper layer owns it.
-import { containerRoot, rootHolds, rootWriteIfChanged } from "../../src/lab/files.js";
+import { containerRoot, rootHolds, rootWriteIfChanged } from "../../src/lab/container-files.js";
 import { defineTask } from "../../src/runner/task.js";
 
 /** Journaled parameters. */

@@ -3,7 +3,7 @@
 // masters under /run. `run up` journals its inventory and `run down` removes it; after the original
 // operations (`inventory`, `status`, an ansible run) this is how `cleanup` (and `run down`) removes
 // them. Nothing to undo: the file is written again by `inventory`, the masters by the next login.
-import { readOr } from "../../src/lab/files.js";
+import { readOr } from "../../src/host/files.js";
 import { INVENTORY_MARK } from "../../src/lab/inventory.js";
 import { defineTask } from "../../src/runner/task.js";
 import { removeInventory } from "./inventory.js";

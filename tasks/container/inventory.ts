@@ -1,5 +1,5 @@
 // The Ansible inventory file of the lab, written atomically (temp file, fsync, rename).
-import { readOr } from "../../src/lab/files.js";
+import { readOr } from "../../src/host/files.js";
 import { INVENTORY_MARK, type InventorySpec, renderInventory } from "../../src/lab/inventory.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 

@@ -2,8 +2,9 @@
 // read-only bind of the lab's lower layer, where every owner k appears as the container's base+k.
 // The overlay stacks the container's upper layer on it, so the image's root-owned files are the
 // container root's, and root in the container is an unprivileged id on the host.
+
+import { rmdirIfEmpty } from "../../src/host/files.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
-import { rmdirIfEmpty } from "../../src/lab/files.js";
 import { RANGE, rangeOf } from "../../src/lab/id-ranges.js";
 import { idmapBind } from "../../src/lab/idmap-mount.js";
 import { defineTask, type TaskContext, undoUnlessGone } from "../../src/runner/task.js";

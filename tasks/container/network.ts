@@ -3,7 +3,7 @@
 // `init: script`: the original tool's way, a startup script that nspawn runs as the leader, with
 // the variables it needs beside it. Both live in the upper layer (no rollback of their own).
 import { type RootFs, RootFsError } from "../../src/host/host.js";
-import { containerRoot, rootHolds, rootWriteIfChanged } from "../../src/lab/files.js";
+import { containerRoot, rootHolds, rootWriteIfChanged } from "../../src/lab/container-files.js";
 import { defineTask } from "../../src/runner/task.js";
 
 /** Journaled parameters. */

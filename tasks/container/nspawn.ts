@@ -3,11 +3,12 @@
 // runs, the machine is registered (`machinectl status NAME` works); elsewhere `--register=no
 // --keep-unit`, and the nspawn and leader PIDs are journaled. Stopping: SIGTERM (a booted
 // container powers off cleanly), SIGKILL after a timeout.
+
+import { readOr } from "../../src/host/files.js";
 import { lastLines } from "../../src/host/host.js";
 import { poll } from "../../src/host/poll.js";
 import { childrenOf, cmdline, isAlive, procStat } from "../../src/host/proc.js";
 import { cgroupTree, containerCgroups, startInCgroups } from "../../src/lab/cgroups.js";
-import { readOr } from "../../src/lab/files.js";
 import { idShiftOf, RANGE } from "../../src/lab/id-ranges.js";
 import { findNspawn, type NspawnProcess, recordedNspawn } from "../../src/lab/nspawn-procs.js";
 import { printable } from "../../src/runner/report.js";

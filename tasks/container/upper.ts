@@ -1,8 +1,8 @@
 // A container's upper layer: everything the container changes. It outlives `run down` (the lab
 // keeps its state); `run down --purge`, `run cleanup` and a failed first run remove it.
 
+import { rmdirIfEmpty } from "../../src/host/files.js";
 import { isOverlayOf, readMounts } from "../../src/host/mounts.js";
-import { rmdirIfEmpty } from "../../src/lab/files.js";
 import { claimRange, rangeOf, releaseRange } from "../../src/lab/id-ranges.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 

@@ -12,7 +12,7 @@ import {
   gidOf,
   sudoersLine,
 } from "../../src/lab/accounts.js";
-import { containerRoot, rootHolds, rootWriteIfChanged } from "../../src/lab/files.js";
+import { containerRoot, rootHolds, rootWriteIfChanged } from "../../src/lab/container-files.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 
 /** Journaled parameters. */

@@ -11,7 +11,7 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { controlPathDir } from "../../src/lab/inventory.js";
-import { inotify, tree } from "../reliability/support-a.js";
+import { inotify, tree } from "../reliability/fault-lab.js";
 import { isRoot, type NsResult } from "../support/ns.js";
 import { assertNoResidue, holdsUnder, type Lab, nspawnPids, ok, withLab } from "./lab-fixture.js";
 

@@ -15,7 +15,7 @@ import {
   labTest,
   overlayMounts,
   watch,
-} from "./support-a.js";
+} from "./fault-lab.js";
 
 labTest(
   "two run up of one lab: one proceeds, the other fails at once naming its PID; two labs side by side, each down removes only its own",

@@ -16,7 +16,7 @@ import {
   labTest,
   overlayMounts,
   watch,
-} from "./support-a.js";
+} from "./fault-lab.js";
 
 const NAMES = (p: string) => [`${p}10`, `${p}11`, `${p}12`];
 

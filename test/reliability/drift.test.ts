@@ -12,7 +12,7 @@ import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import { assertNoResidue, nspawnPids, ok, withLab } from "../lab/lab-fixture.js";
 import { isRoot } from "../support/ns.js";
-import { failing, idsIn, status } from "./support-b.js";
+import { failing, idsIn, status } from "./lab-state.js";
 
 const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
 

@@ -18,7 +18,7 @@ import {
   faultTargets,
   labTest,
   loopsIn,
-} from "./support-a.js";
+} from "./fault-lab.js";
 
 labTest(
   "a fault after each per-container task (every kind, first/middle/last container) and each later task rolls back that run",

@@ -7,7 +7,7 @@
 // so the two run side by side.
 import assert from "node:assert/strict";
 import { ok } from "../lab/lab-fixture.js";
-import { afterPurge, assertAsBefore, baseline, faultAfter, faultTargets, labTest } from "./support-a.js";
+import { afterPurge, assertAsBefore, baseline, faultAfter, faultTargets, labTest } from "./fault-lab.js";
 
 labTest(
   "a fault after each network, image and lab task before the containers rolls back to nothing",

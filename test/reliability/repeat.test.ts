@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { assertNoResidue, nspawnPids, ok, summary, withLab } from "../lab/lab-fixture.js";
 import { isRoot } from "../support/ns.js";
-import { backingFile, idsIn, labLoop, openFilesUnder, processesLeft } from "./support-b.js";
+import { backingFile, idsIn, labLoop, openFilesUnder, processesLeft } from "./lab-state.js";
 
 const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
 const CYCLES = Number(process.env.APLSPAWN_REPEAT_CYCLES ?? 20);

@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import { assertNoResidue, nspawnPids, ok, withLab } from "../lab/lab-fixture.js";
 import { isRoot } from "../support/ns.js";
-import { failing, openFilesUnder, processesLeft, status } from "./support-b.js";
+import { failing, openFilesUnder, processesLeft, status } from "./lab-state.js";
 
 const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
 const COUNT = 50;

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { parse, stringify } from "yaml";
 import { assertNoResidue, ok, withLab } from "../lab/lab-fixture.js";
 import { isRoot, TestNamespace, tempDir } from "../support/ns.js";
-import { foreignRules, status } from "./support-b.js";
+import { foreignRules, status } from "./lab-state.js";
 
 const skip = isRoot ? false : "needs root (namespaces, mounts, bridges, systemd-nspawn)";
 const REPO = resolve(import.meta.dirname, "../../..");

@@ -1,27 +1,6 @@
-// Small file helpers over the Host that several container tasks share.
+// Writing into a container's root: its confined view, and writes made only on a change.
 import type { Host, Owner, RootFs } from "../host/host.js";
 import { idShiftOf } from "./id-ranges.js";
-
-/** A file's text, or `fallback` when it cannot be read. */
-export async function readOr(host: Host, path: string, fallback = ""): Promise<string> {
-  try {
-    return await host.fs.readFile(path);
-  } catch {
-    return fallback;
-  }
-}
-
-/**
- * Remove a directory only when it is empty (never a tree someone else put there): rmdir itself
- * decides, so an entry added or a directory removed in the meantime changes nothing of ours.
- */
-export async function rmdirIfEmpty(host: Host, path: string): Promise<void> {
-  const st = await host.fs.stat(path);
-  if (!st?.isDirectory) return;
-  await host.fs.rmdir(path).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
-  });
-}
 
 /**
  * A container's root, confined (src/host/root-fs.ts): everything in it is the container's to forge.
