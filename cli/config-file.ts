@@ -16,7 +16,9 @@ export async function loadConfig(
     ? [resolve(file)]
     : [resolve("aplspawn.yaml"), resolve(packageDir, "config/aplspawn.yaml")];
   for (const c of candidates) {
-    if (!(await host.fs.exists(c))) continue;
+    const st = await host.fs.stat(c);
+    if (!st) continue;
+    if (!st.isFile) throw new UsageError(`Config ${c} is not a file (a YAML file is expected)`);
     try {
       const config = parseConfig(await host.fs.readFile(c), c);
       const problems = await fileChecks(host, config);

@@ -141,5 +141,56 @@ function crossChecks(c: Config): string[] {
   }
   if (c.image.sha256 && c.image.checksums)
     problems.push("image: give image.sha256 or image.checksums, not both");
+  problems.push(...addressProblems(net), ...imageProblems(c));
+  // The image store is <workdir>/images: a lab of that name would share its directory.
+  if (c.lab === "images") problems.push('lab: "images" is the name of the workdir\'s image store');
+  return problems;
+}
+
+// Subnets a lab must not take: they are the host's own or special (RFC 6890).
+const SPECIAL: [string, number, string][] = [
+  ["0.0.0.0", 8, '"this network"'],
+  ["127.0.0.0", 8, "loopback"],
+  ["169.254.0.0", 16, "link-local"],
+  ["224.0.0.0", 4, "multicast"],
+  ["240.0.0.0", 4, "reserved"],
+];
+
+function addressProblems(net: ReturnType<typeof parseCidr>): string[] {
+  if (net.prefix < 8) return ["network.address: the prefix must be /8 or longer"];
+  for (const [base, len, what] of SPECIAL) {
+    const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
+    if ((ipToInt(net.address) & mask) >>> 0 === ipToInt(base))
+      return [`network.address: ${net.address} is a ${what} address (${base}/${len}), not one for a lab`];
+  }
+  return [];
+}
+
+// What the image's URLs turn into on the host: a file name in the store (http) or a path (file).
+function imageProblems(c: Config): string[] {
+  const problems: string[] = [];
+  const u = new URL(c.image.url);
+  const lastPart = u.pathname.split("/").pop() ?? "";
+  let decoded: string | undefined;
+  try {
+    decoded = decodeURIComponent(u.protocol === "file:" ? u.pathname : lastPart);
+  } catch {
+    problems.push(`image.url: malformed percent-encoding in ${JSON.stringify(u.pathname)}`);
+  }
+  if (decoded !== undefined && u.protocol === "file:") {
+    if (decoded.split("/").includes("..") || decoded.includes("\0"))
+      problems.push(`image.url: the file path ${JSON.stringify(decoded)} must not contain ".." or NUL`);
+  } else if (decoded !== undefined && (["", ".", ".."].includes(decoded) || /[/\0]/.test(decoded)))
+    problems.push(
+      `image.url: must end in a file name (the image's name in the store), not ${JSON.stringify(decoded)}`,
+    );
+  if (u.protocol !== "file:" && !c.image.sha256 && !c.image.checksums && !c.image.insecure)
+    problems.push(
+      "image: a downloaded image must be verified: give image.sha256 or image.checksums (or image.insecure: true to accept it unverified)",
+    );
+  if (c.image.checksums?.startsWith("http:") && !c.image.insecure)
+    problems.push(
+      "image.checksums: over plain http anyone on the way can rewrite the checksums with the image: use https, image.sha256, or image.insecure: true",
+    );
   return problems;
 }

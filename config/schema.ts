@@ -1,4 +1,5 @@
 // The config schema: the one source of the config's types. Defaults fill everything optional.
+import { posix } from "node:path";
 import { z } from "zod";
 
 // What the kernel and the filesystem accept for names that become paths, interfaces or chains.
@@ -13,20 +14,64 @@ const safeName = (what: string, max: number, pattern = /^[A-Za-z0-9][A-Za-z0-9_.
     )
     .refine((s) => !s.includes(".."), `${what} must not contain ".."`);
 
-const absPath = z
-  .string()
-  .min(1)
-  .refine((p) => p.startsWith("/"), "must be an absolute path")
-  .refine((p) => !p.split("/").includes(".."), 'must not contain ".."')
-  .refine((p) => !/[\n\r]/.test(p), "must not contain a line break");
-
-// Relative paths are allowed (resolved from the working directory), `..` and line breaks are not:
-// these paths are written into the inventory, where a line break would add lines of its own.
-const anyPath = z
+// Paths end up in the inventory (Ansible templates "{{ … }}"), in ssh options (ssh expands "%"
+// tokens) and in overlayfs options: neither may appear in one. Paths are normalized ("//", "./",
+// a trailing "/").
+const pathText = z
   .string()
   .min(1)
   .refine((p) => !/[\0\n\r]/.test(p), "must not contain NUL or a line break")
-  .refine((p) => !p.split("/").includes(".."), 'must not contain ".."');
+  .refine((p) => !p.split("/").includes(".."), 'must not contain ".."')
+  .refine((p) => !p.includes("{{") && !p.includes("{%"), 'must not contain "{{" or "{%" (Ansible templating)')
+  .refine((p) => !p.includes("%"), 'must not contain "%" (ssh expands it)')
+  .transform((p) => {
+    const n = posix.normalize(p);
+    return n.length > 1 && n.endsWith("/") ? n.slice(0, -1) : n;
+  });
+
+const absPath = pathText.refine((p) => p.startsWith("/"), "must be an absolute path");
+
+// Relative paths are allowed (resolved from the working directory), `..` and line breaks are not:
+// these paths are written into the inventory, where a line break would add lines of its own.
+const anyPath = pathText;
+
+// Directories of the system itself: a lab's state (or its containers' roots) never goes there,
+// where a cleanup or a purge would remove what the host needs.
+const SYSTEM_DIRS = [
+  "/",
+  "/bin",
+  "/boot",
+  "/dev",
+  "/etc",
+  "/home",
+  "/lib",
+  "/lib32",
+  "/lib64",
+  "/media",
+  "/mnt",
+  "/opt",
+  "/proc",
+  "/root",
+  "/run",
+  "/sbin",
+  "/srv",
+  "/sys",
+  "/tmp",
+  "/usr",
+  "/usr/bin",
+  "/usr/lib",
+  "/usr/local",
+  "/usr/sbin",
+  "/usr/share",
+  "/var",
+  "/var/lib",
+  "/var/log",
+  "/var/tmp",
+];
+const ownDir = absPath.refine(
+  (p) => !SYSTEM_DIRS.includes(p),
+  "must be a directory of its own, not a system directory such as /, /etc, /usr or /var/lib",
+);
 
 const url = z.string().refine((u) => {
   try {
@@ -68,7 +113,7 @@ const userName = z
 export const configSchema = z.strictObject({
   /** The lab's name: its state lives in <workdir>/<lab>. */
   lab: safeName("lab", 32).default("default"),
-  workdir: absPath.default("/var/lib/aplspawn"),
+  workdir: ownDir.default("/var/lib/aplspawn"),
   network: z
     .strictObject({
       /** Linux interface names are at most 15 characters. */
@@ -86,6 +131,11 @@ export const configSchema = z.strictObject({
       url: url.default("file:///var/lib/aplspawn/images/debian-bookworm.img"),
       sha256: sha256.optional(),
       checksums: url.optional(),
+      /**
+       * Accept a download that nothing verifies (no sha256, no checksums, or checksums fetched over
+       * plain http, which anyone on the way can rewrite along with the image).
+       */
+      insecure: z.boolean().default(false),
       build: buildSchema.optional(),
       /** Pin the loop device (e.g. /dev/loop6); by default a free one is found. */
       loopDevice: z
@@ -105,7 +155,7 @@ export const configSchema = z.strictObject({
         )
         .default("aplspawn"),
       ipRange: z.tuple([z.ipv4(), z.ipv4()]).default(["10.10.12.10", "10.10.12.60"]),
-      machinesDir: absPath.default("/var/lib/machines"),
+      machinesDir: ownDir.default("/var/lib/machines"),
       init: z.enum(["boot", "script"]).default("boot"),
       user: userName.default("test"),
       group: userName.default("test"),

@@ -58,8 +58,11 @@ export const INVENTORY_MARK = "# Written by aplspawn.";
 
 /** Render the inventory file. */
 export function renderInventory(s: InventorySpec): string {
+  // host_key_checking per host: a host variable outranks an ansible.cfg or ANSIBLE_HOST_KEY_CHECKING
+  // that turns it off (Ansible would then put StrictHostKeyChecking=no before our pinned options).
   const vars = (h: { ip: string }) => ({
     ansible_host: h.ip,
+    ansible_host_key_checking: "true",
     ansible_user: s.user,
     ansible_ssh_private_key_file: s.key,
     ansible_ssh_common_args: sshCommonArgs(s.knownHosts),

@@ -138,8 +138,119 @@ const corpus: [string, string, RegExp][] = [
     /inventory\.group: must be a valid Ansible group/,
   ],
   ["network not a mapping", "network: nspawnd0\n", /network: /],
-  ["workdir with a line break", 'workdir: "/var/lib/a\\nb"\n', /workdir: must not contain a line break/],
+  [
+    "workdir with a line break",
+    'workdir: "/var/lib/a\\nb"\n',
+    /workdir: must not contain NUL or a line break/,
+  ],
   ["inventory file with ..", "inventory: {file: ../../etc/x}\n", /inventory\.file: must not contain "\.\."/],
+  ["address /7", "network: {address: 10.0.0.1/7}\n", /network\.address: the prefix must be \/8 or longer/],
+  [
+    "address loopback",
+    "network: {address: 127.0.0.1/24}\ncontainers: {ipRange: [127.0.0.10, 127.0.0.20]}\n",
+    /network\.address: 127\.0\.0\.1 is a loopback address/,
+  ],
+  [
+    "address link-local",
+    "network: {address: 169.254.0.1/24}\ncontainers: {ipRange: [169.254.0.10, 169.254.0.20]}\n",
+    /network\.address: .* is a link-local address/,
+  ],
+  [
+    "address multicast",
+    "network: {address: 224.0.0.1/24}\ncontainers: {ipRange: [224.0.0.10, 224.0.0.20]}\n",
+    /network\.address: .* is a multicast address/,
+  ],
+  [
+    "address in 0.0.0.0/8",
+    "network: {address: 0.0.0.1/24}\ncontainers: {ipRange: [0.0.0.10, 0.0.0.20]}\n",
+    /network\.address: .* is a "this network" address/,
+  ],
+  [
+    "address reserved 240/4",
+    "network: {address: 250.0.0.1/24}\ncontainers: {ipRange: [250.0.0.10, 250.0.0.20]}\n",
+    /network\.address: .* is a reserved address/,
+  ],
+  [
+    "lab named like the image store",
+    "lab: images\n",
+    /lab: "images" is the name of the workdir's image store/,
+  ],
+  ["workdir is /", "workdir: /\n", /workdir: must be a directory of its own/],
+  ["workdir is /etc", "workdir: /etc\n", /workdir: must be a directory of its own/],
+  ["workdir is /usr/ (normalized)", "workdir: /usr/\n", /workdir: must be a directory of its own/],
+  ["workdir is //var//lib (normalized)", "workdir: //var//lib\n", /workdir: must be a directory of its own/],
+  [
+    "machinesDir is /var",
+    "containers: {machinesDir: /var}\n",
+    /containers\.machinesDir: must be a directory of its own/,
+  ],
+  ["workdir with a template", "workdir: '/var/{{ x }}'\n", /workdir: must not contain "\{\{"/],
+  [
+    "inventory file with a template",
+    "inventory: {file: 'inv{% if 1 %}'}\n",
+    /inventory\.file: must not contain "\{\{" or "\{%"/,
+  ],
+  [
+    "machinesDir with %",
+    "containers: {machinesDir: /m/%h}\n",
+    /containers\.machinesDir: must not contain "%"/,
+  ],
+  ["sshKey with %", "containers: {sshKey: /k/%d}\n", /containers\.sshKey: must not contain "%"/],
+  [
+    "image url malformed percent-encoding",
+    `image: {url: 'https://example.invalid/a%zz.img', sha256: ${"a".repeat(64)}}\n`,
+    /image\.url: malformed percent-encoding/,
+  ],
+  [
+    "image url name decodes to ..",
+    `image: {url: 'https://example.invalid/x/%2e%2e', sha256: ${"a".repeat(64)}}\n`,
+    /image\.url: must end in a file name/,
+  ],
+  [
+    "image url name decodes to a slash",
+    `image: {url: 'https://example.invalid/x/a%2Fb.img', sha256: ${"a".repeat(64)}}\n`,
+    /image\.url: must end in a file name/,
+  ],
+  [
+    "image url with no file name",
+    `image: {url: 'https://example.invalid/', sha256: ${"a".repeat(64)}}\n`,
+    /image\.url: must end in a file name/,
+  ],
+  [
+    "image url name with NUL",
+    `image: {url: 'https://example.invalid/a%00.img', sha256: ${"a".repeat(64)}}\n`,
+    /image\.url: must end in a file name/,
+  ],
+  [
+    "https image, nothing to verify it",
+    "image: {url: 'https://example.invalid/deb.img'}\n",
+    /image: a downloaded image must be verified: give image\.sha256 or image\.checksums \(or image\.insecure: true/,
+  ],
+  [
+    "http image, nothing to verify it",
+    "image: {url: 'http://example.invalid/deb.img'}\n",
+    /image: a downloaded image must be verified/,
+  ],
+  [
+    "checksums over plain http",
+    "image: {url: 'https://example.invalid/deb.img', checksums: 'http://example.invalid/SHA256SUMS'}\n",
+    /image\.checksums: over plain http anyone on the way can rewrite/,
+  ],
+  ["address /0", "network: {address: 10.0.0.1/0}\n", /network\.address: the prefix must be \/8 or longer/],
+  ["inventory file with %", "inventory: {file: inv%d}\n", /inventory\.file: must not contain "%"/],
+  ["workdir is /var/lib/ (normalized)", "workdir: /var/lib/\n", /workdir: must be a directory of its own/],
+  ["workdir is /tmp", "workdir: /tmp\n", /workdir: must be a directory of its own/],
+  [
+    "machinesDir is /",
+    "containers: {machinesDir: /}\n",
+    /containers\.machinesDir: must be a directory of its own/,
+  ],
+  [
+    "image file url with NUL",
+    "image: {url: 'file:///i/a%00b.img'}\n",
+    /image\.url: the file path .* must not contain "\.\." or NUL/,
+  ],
+  ["insecure not a boolean", "image: {insecure: maybe}\n", /image\.insecure: /],
   [
     "inventory file with a line break",
     'inventory: {file: "inv\\n[x]"}\n',
@@ -147,8 +258,24 @@ const corpus: [string, string, RegExp][] = [
   ],
 ];
 
+/** Run the CLI in-process; its exit code and what it wrote to stderr. */
+async function cli(argv: string[]): Promise<{ code: number; err: string }> {
+  let err = "";
+  const code = await main(argv, {
+    host: realHost(),
+    out: () => undefined,
+    err: (s) => (err += s),
+    isTTY: false,
+    env: {},
+    exit: (c: number): never => {
+      throw new Error(`exit ${c}`);
+    },
+  });
+  return { code, err };
+}
+
 test(`${corpus.length} invalid configs: exit 2, the key named, nothing created`, async () => {
-  assert.ok(corpus.length >= 40);
+  assert.ok(corpus.length >= 90);
   const d = await tempDir();
   try {
     const workdir = join(d.path, "work");
@@ -156,20 +283,27 @@ test(`${corpus.length} invalid configs: exit 2, the key named, nothing created`,
       const f = join(d.path, "c.yaml");
       const isMapping = !/^(- |hello|lab: \[)/.test(yaml) && !yaml.includes("\n bridge2");
       await writeFile(f, isMapping && !/^workdir:/m.test(yaml) ? `workdir: ${workdir}\n${yaml}` : yaml);
-      let err = "";
-      const code = await main(["-c", f, "run", "up"], {
-        host: realHost(),
-        out: () => undefined,
-        err: (s) => (err += s),
-        isTTY: false,
-        env: {},
-        exit: (code: number): never => {
-          throw new Error(`exit ${code}`);
-        },
-      });
+      const { code, err } = await cli(["-c", f, "run", "up"]);
       assert.equal(code, 2, `${name}: exit code (${err})`);
       assert.match(err, expect, `${name}: message`);
       await assert.rejects(stat(workdir), `${name}: nothing may be created`);
+    }
+  } finally {
+    await d.cleanup();
+  }
+});
+
+test("validate and run given a directory for a config: exit 2, saying a file is expected", async () => {
+  const d = await tempDir();
+  try {
+    for (const argv of [
+      ["validate", d.path],
+      ["-c", d.path, "validate"],
+      ["-c", d.path, "run", "up"],
+    ]) {
+      const { code, err } = await cli(argv);
+      assert.equal(code, 2, `${argv.join(" ")}: ${err}`);
+      assert.match(err, /is not a file \(a YAML file is expected\)/);
     }
   } finally {
     await d.cleanup();

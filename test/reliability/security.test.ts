@@ -312,6 +312,25 @@ test(
         const a10 = await ansible("rsec-10");
         assert.notEqual(a10.exitCode, 0, `ansible reached rsec-10:\n${a10.stdout}`);
         assert.match(`${a10.stdout}\n${a10.stderr}`, /Host key verification failed/);
+        // Even where the user's Ansible turns host key checking off (ansible.cfg or environment).
+        await writeFile(join(lab.dir, "ansible.cfg"), "[defaults]\nhost_key_checking = False\n");
+        const lax = await lab.ns.run("ansible", ["-i", inventory, "-m", "ping", "rsec-10"], {
+          cwd: lab.dir,
+          env: {
+            ANSIBLE_NOCOLOR: "1",
+            ANSIBLE_HOST_KEY_CHECKING: "False",
+            ANSIBLE_CONFIG: join(lab.dir, "ansible.cfg"),
+          },
+        });
+        assert.notEqual(
+          lax.exitCode,
+          0,
+          `ansible with host_key_checking = False reached rsec-10:\n${lax.stdout}`,
+        );
+        assert.match(
+          `${lax.stdout}\n${lax.stderr}`,
+          /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/,
+        );
         const a11 = await ansible("rsec-11");
         assert.equal(a11.exitCode, 0, `ansible could not reach rsec-11:\n${a11.stdout}\n${a11.stderr}`);
         assert.match(a11.stdout, /rsec-11 \| SUCCESS/);
