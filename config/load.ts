@@ -184,6 +184,15 @@ function imageProblems(c: Config): string[] {
     problems.push(
       `image.url: must end in a file name (the image's name in the store), not ${JSON.stringify(decoded)}`,
     );
+  for (const [key, text] of [
+    ["image.url", c.image.url],
+    ["image.checksums", c.image.checksums],
+    ["image.build.mirror", c.image.build?.mirror],
+  ] as const) {
+    const withCreds = text !== undefined && URL.canParse(text) && new URL(text);
+    if (withCreds && (withCreds.username || withCreds.password))
+      problems.push(`${key}: credentials in a URL would be printed and journaled: leave them out`);
+  }
   if (u.protocol !== "file:" && !c.image.sha256 && !c.image.checksums && !c.image.insecure)
     problems.push(
       "image: a downloaded image must be verified: give image.sha256 or image.checksums (or image.insecure: true to accept it unverified)",

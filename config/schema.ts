@@ -136,6 +136,12 @@ export const configSchema = z.strictObject({
        * plain http, which anyone on the way can rewrite along with the image).
        */
       insecure: z.boolean().default(false),
+      /** Bytes: a larger download is refused, also when the server does not say the size. */
+      maxSize: z
+        .number()
+        .int()
+        .positive()
+        .default(16 * 1024 ** 3),
       build: buildSchema.optional(),
       /** Pin the loop device (e.g. /dev/loop6); by default a free one is found. */
       loopDevice: z

@@ -55,7 +55,15 @@ export const getimageSteps = (c: Config): Step[] => {
       ...(c.image.build ? [imageBuildStep(c)] : []),
       task(imageVerify, "image.verify", { path, stamp, name, buildable: !!c.image.build, ...digest }),
     ];
-  const p: DownloadParams = { url: c.image.url, path, store, stamp, name, ...digest };
+  const p: DownloadParams = {
+    url: c.image.url,
+    path,
+    store,
+    stamp,
+    name,
+    maxSize: c.image.maxSize,
+    ...digest,
+  };
   return [
     task(imageDirs, "image.dirs", { dirs: [store] }),
     task(imagePrecheck, "image.precheck", p),

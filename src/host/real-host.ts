@@ -295,24 +295,40 @@ const realFs: HostFs = {
 };
 
 let agent: import("undici").Dispatcher | undefined;
+const MAX_REDIRECTS = 5;
 
+// Redirects are followed here, not by undici's interceptor: each hop is checked, and one from
+// https to http (a downgrade anyone on the way could then rewrite) is refused.
 const realHttp: HostHttp = {
   async request(url, opts) {
     undiciModule ??= import("undici");
-    const { Agent, interceptors, request: undiciRequest } = await undiciModule;
-    agent ??= new Agent().compose(interceptors.redirect({ maxRedirections: 5 }));
-    const res = await undiciRequest(url, {
-      method: opts.method ?? "GET",
-      headers: opts.headers,
-      signal: opts.signal,
-      headersTimeout: opts.timeoutMs ?? 30_000,
-      bodyTimeout: opts.timeoutMs ?? 30_000,
-      dispatcher: agent,
-    });
-    const headers: Record<string, string | undefined> = {};
-    for (const [k, v] of Object.entries(res.headers))
-      headers[k.toLowerCase()] = Array.isArray(v) ? v.join(", ") : v;
-    return { status: res.statusCode, headers, body: res.body };
+    const { Agent, request: undiciRequest } = await undiciModule;
+    agent ??= new Agent();
+    let at = new URL(url);
+    for (let hop = 0; ; hop++) {
+      const res = await undiciRequest(at, {
+        method: opts.method ?? "GET",
+        headers: opts.headers,
+        signal: opts.signal,
+        headersTimeout: opts.timeoutMs ?? 30_000,
+        bodyTimeout: opts.timeoutMs ?? 30_000,
+        dispatcher: agent,
+      });
+      const headers: Record<string, string | undefined> = {};
+      for (const [k, v] of Object.entries(res.headers))
+        headers[k.toLowerCase()] = Array.isArray(v) ? v.join(", ") : v;
+      const location = headers.location;
+      if (![301, 302, 303, 307, 308].includes(res.statusCode) || !location)
+        return { status: res.statusCode, headers, body: res.body };
+      await res.body.dump().catch(() => undefined);
+      const next = new URL(location, at);
+      if (hop >= MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects from ${url}`);
+      if (at.protocol === "https:" && next.protocol !== "https:")
+        throw new Error(`refused a redirect from ${at.origin} to ${next.protocol}//${next.host}: not https`);
+      if (!["http:", "https:"].includes(next.protocol))
+        throw new Error(`refused a redirect to ${next.protocol}`);
+      at = next;
+    }
   },
 };
 

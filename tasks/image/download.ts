@@ -86,6 +86,16 @@ async function transferOnce(
     h.bytes = 0;
     start = 0;
   } else if (have > 0) ctx.info(`Resuming the download at ${formatBytes(have)}`);
+  const tooLarge = (bytes: number) =>
+    new DownloadError(
+      `${p.url} is more than image.maxSize (${formatBytes(p.maxSize ?? 0)}) at ${formatBytes(bytes)}: the download was deleted; raise image.maxSize if this image is meant`,
+      false,
+    );
+  if (p.maxSize !== undefined && d.total !== undefined && d.total > p.maxSize) {
+    await drain(res.body).catch(() => undefined);
+    await ctx.host.fs.rm(part);
+    throw tooLarge(d.total);
+  }
   progress.setTotal(d.total);
   progress.restart(start);
   const file = await ctx.host.fs.openWrite(part, start > 0);
@@ -99,9 +109,15 @@ async function transferOnce(
       h.bytes += chunk.length;
       n += chunk.length;
       progress.update(n);
+      // A server that does not say the size (chunked) or lies about it is cut off at the cap.
+      if (p.maxSize !== undefined && n > p.maxSize) break;
     }
   } finally {
     await file.close();
+  }
+  if (p.maxSize !== undefined && n > p.maxSize) {
+    await ctx.host.fs.rm(part);
+    throw tooLarge(n);
   }
   if (d.total !== undefined && n !== d.total)
     throw new DownloadError(`the connection closed after ${n} of ${d.total} bytes`, true);

@@ -20,6 +20,8 @@ export interface DownloadParams {
   name: string;
   sha256?: string;
   checksums?: string;
+  /** image.maxSize: a larger image is refused, before and while downloading (absent in old journals). */
+  maxSize?: number;
 }
 
 /** What a HEAD request said about the image. */
@@ -52,6 +54,10 @@ export const imagePrecheck = defineTask<DownloadParams>({
       ctx.info(`The server does not say the image's size; ${formatBytes(free)} free in ${p.store}`);
       return;
     }
+    if (p.maxSize !== undefined && size > p.maxSize)
+      throw new ExitError(
+        `${p.url} is ${formatBytes(size)}, more than image.maxSize (${formatBytes(p.maxSize)}): raise it if this image is meant`,
+      );
     const need = spaceNeeded(size, have);
     if (free < need)
       throw new ExitError(

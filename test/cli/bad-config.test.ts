@@ -250,6 +250,17 @@ const corpus: [string, string, RegExp][] = [
     "image: {url: 'file:///i/a%00b.img'}\n",
     /image\.url: the file path .* must not contain "\.\." or NUL/,
   ],
+  [
+    "image url with credentials",
+    `image: {url: 'https://me:secret@example.invalid/deb.img', sha256: ${"a".repeat(64)}}\n`,
+    /image\.url: credentials in a URL would be printed and journaled/,
+  ],
+  [
+    "checksums url with credentials",
+    "image: {url: 'https://example.invalid/deb.img', checksums: 'https://me:secret@example.invalid/SUMS'}\n",
+    /image\.checksums: credentials in a URL/,
+  ],
+  ["maxSize not positive", "image: {maxSize: 0}\n", /image\.maxSize: /],
   ["insecure not a boolean", "image: {insecure: maybe}\n", /image\.insecure: /],
   [
     "inventory file with a line break",

@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { execa } from "execa";
 import { sha256Of, startServer, type TestServer, writeConfig } from "../support/image.js";
 import { isRoot, type NsSnapshot, TestNamespace, tempDir } from "../support/ns.js";
 
@@ -276,4 +277,70 @@ test("a file:// image with a digest is verified once and then trusted by its sta
   const m = await getimage(missing.config);
   assert.equal(m.exitCode, 1);
   assert.match(m.stderr, /missing\.img does not exist: set image\.url to an image, or add image\.build/);
+});
+
+test("image.maxSize: an oversized image is refused, told by its size or cut off while sent chunked; no .part is left", {
+  skip,
+}, async () => {
+  await withServer({}, async (s) => {
+    const announced = await lab({ url: s.url("deb.img"), sha256: digest, maxSize: SIZE - 1 });
+    const a = await getimage(announced.config);
+    assert.equal(a.exitCode, 1, a.stdout);
+    assert.match(a.stderr, /deb\.img is 4\.0 MiB, more than image\.maxSize/);
+    assert.equal(gets(s).length, 0, "nothing was downloaded");
+    // No Content-Length: HEAD cannot tell, so the transfer itself stops at the cap.
+    const chunked = await lab({ url: s.url("chunked/deb.img"), sha256: digest, maxSize: 1024 * 1024 });
+    const c = await getimage(chunked.config);
+    assert.equal(c.exitCode, 1, c.stdout);
+    assert.match(c.stderr, /is more than image\.maxSize \(1\.0 MiB\) at .*: the download was deleted/);
+    assert.equal(existsSync(chunked.part), false, "the .part was left");
+    assert.equal(existsSync(chunked.path), false, "an image was left");
+    // Within the cap, chunked works.
+    const fits = await lab({ url: s.url("chunked/deb.img"), sha256: digest, maxSize: SIZE });
+    assert.equal((await getimage(fits.config)).exitCode, 0);
+    await assertImage(fits);
+  });
+});
+
+test("redirects: followed within https; from https to plain http refused before anything is fetched over it", {
+  skip,
+}, async () => {
+  const cert = join(tmp.path, "cert.pem");
+  const key = join(tmp.path, "key.pem");
+  await execa("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=127.0.0.1",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1",
+    "-keyout",
+    key,
+    "-out",
+    cert,
+  ]);
+  const trust = { NODE_EXTRA_CA_CERTS: cert };
+  await withServer({ tls: { cert, key } }, async (s) => {
+    const ok = await lab({ url: s.tlsUrl("to-https/deb.img"), sha256: digest });
+    const r = await getimage(ok.config, trust);
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+    await assertImage(ok);
+    const before = gets(s).length;
+    const down = await lab({ url: s.tlsUrl("to-http/deb.img"), sha256: digest });
+    const d = await getimage(down.config, trust);
+    assert.equal(d.exitCode, 1, d.stdout);
+    assert.match(
+      d.stderr,
+      /refused a redirect from https:\/\/127\.0\.0\.1:\d+ to http:\/\/127\.0\.0\.1:\d+: not https/,
+    );
+    assert.equal(gets(s).length, before, "the image was fetched over plain http");
+    assert.equal(existsSync(down.part), false);
+  });
 });

@@ -1,19 +1,38 @@
 // The tests' static HTTP server, run inside a test namespace (its loopback is the CLI's): serves a
 // directory with or without Range support, and can cut a download off partway. Prints its port, then
 // one JSON line per request. Only acts when started with --aplspawn-serve (the test runner loads it too).
-import { createReadStream } from "node:fs";
+// Paths under /chunked/ are sent without a Content-Length. Given a certificate, it also serves https
+// (its port printed as tlsPort), where /to-http/FILE redirects to FILE over plain http and
+// /to-https/FILE to FILE over https.
+import { createReadStream, readFileSync } from "node:fs";
 import { open, stat } from "node:fs/promises";
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import { join, normalize } from "node:path";
 
-function serve(root: string, range: boolean, cutAfter: number, cutTimes: number): void {
+function serve(
+  root: string,
+  range: boolean,
+  cutAfter: number,
+  cutTimes: number,
+  tls?: { cert: string; key: string },
+): void {
   let cuts = cutTimes;
-  const server = createServer(async (req, res) => {
+  const ports = { http: 0, https: 0 };
+  const handler = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://x");
     process.stdout.write(
       `${JSON.stringify({ method: req.method, url: url.pathname, range: req.headers.range })}\n`,
     );
-    const path = join(root, normalize(decodeURIComponent(url.pathname)).replace(/^(\.\.[/\\])+/, ""));
+    const hop = /^\/to-(https?)\/(.*)$/.exec(url.pathname);
+    if (hop) {
+      const to = hop[1] === "http" ? `http://127.0.0.1:${ports.http}` : `https://127.0.0.1:${ports.https}`;
+      res.writeHead(302, { location: `${to}/${hop[2]}` }).end();
+      return;
+    }
+    const chunked = url.pathname.startsWith("/chunked/");
+    const served = chunked ? url.pathname.slice("/chunked".length) : url.pathname;
+    const path = join(root, normalize(decodeURIComponent(served)).replace(/^(\.\.[/\\])+/, ""));
     const st = await stat(path).catch(() => undefined);
     if (!st?.isFile()) {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
@@ -34,7 +53,7 @@ function serve(root: string, range: boolean, cutAfter: number, cutTimes: number)
       status = 206;
       common["content-range"] = `bytes ${start}-${size - 1}/${size}`;
     }
-    res.writeHead(status, { ...common, "content-length": String(size - start) });
+    res.writeHead(status, chunked ? common : { ...common, "content-length": String(size - start) });
     if (req.method === "HEAD") {
       res.end();
       return;
@@ -51,18 +70,35 @@ function serve(root: string, range: boolean, cutAfter: number, cutTimes: number)
       return;
     }
     createReadStream(path, { start }).pipe(res);
-  });
+  };
+  const server = createServer(handler);
+  const secure =
+    tls && createTlsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler);
+  const portOf = (s: { address(): unknown }) => {
+    const a = s.address();
+    return typeof a === "object" && a ? (a as { port: number }).port : 0;
+  };
   server.listen(0, "127.0.0.1", () => {
-    const a = server.address();
-    process.stdout.write(`${JSON.stringify({ port: typeof a === "object" && a ? a.port : 0 })}\n`);
+    ports.http = portOf(server);
+    if (!secure) {
+      process.stdout.write(`${JSON.stringify({ port: ports.http })}\n`);
+      return;
+    }
+    secure.listen(0, "127.0.0.1", () => {
+      ports.https = portOf(secure);
+      process.stdout.write(`${JSON.stringify({ port: ports.http, tlsPort: ports.https })}\n`);
+    });
   });
   process.on("SIGTERM", () => {
     server.closeAllConnections();
+    secure?.closeAllConnections();
+    secure?.close();
     server.close(() => process.exit(0));
   });
 }
 
 if (process.argv[2] === "--aplspawn-serve") {
-  const [, , , root, mode, cutAfter, cutTimes] = process.argv;
-  serve(root ?? ".", mode !== "norange", Number(cutAfter ?? 0), Number(cutTimes ?? 0));
+  const [, , , root, mode, cutAfter, cutTimes, cert, key] = process.argv;
+  const tls = cert && key ? { cert, key } : undefined;
+  serve(root ?? ".", mode !== "norange", Number(cutAfter ?? 0), Number(cutTimes ?? 0), tls);
 }

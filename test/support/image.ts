@@ -141,6 +141,8 @@ export function drive(
 export interface TestServer {
   port: number;
   url(path: string): string;
+  /** The same over https (when started with a certificate). */
+  tlsUrl(path: string): string;
   requests: { method: string; url: string; range?: string }[];
   stop(): Promise<void>;
 }
@@ -149,17 +151,26 @@ export interface TestServer {
 export async function startServer(
   ns: TestNamespace,
   root: string,
-  o: { range?: boolean; cutAfter?: number; cutTimes?: number } = {},
+  o: { range?: boolean; cutAfter?: number; cutTimes?: number; tls?: { cert: string; key: string } } = {},
 ): Promise<TestServer> {
   const args = [HTTP_SERVER, "--aplspawn-serve", root, o.range === false ? "norange" : "range"];
   args.push(String(o.cutAfter ?? 0), String(o.cutTimes ?? 0));
+  if (o.tls) args.push(o.tls.cert, o.tls.key);
   const child: ChildProcess = ns.spawn(process.execPath, args);
   const requests: TestServer["requests"] = [];
   const lines = createInterface({ input: child.stdout! });
+  let tlsPort = 0;
   const port = await new Promise<number>((res, rej) => {
     child.once("exit", (c) => rej(new Error(`test server exited with ${c}`)));
     lines.on("line", (l) => {
-      const m = JSON.parse(l) as { port?: number; method?: string; url?: string; range?: string };
+      const m = JSON.parse(l) as {
+        port?: number;
+        tlsPort?: number;
+        method?: string;
+        url?: string;
+        range?: string;
+      };
+      if (m.tlsPort) tlsPort = m.tlsPort;
       if (m.port) res(m.port);
       else if (m.method)
         requests.push({ method: m.method, url: m.url ?? "", ...(m.range ? { range: m.range } : {}) });
@@ -168,6 +179,7 @@ export async function startServer(
   return {
     port,
     url: (p) => `http://127.0.0.1:${port}/${p}`,
+    tlsUrl: (p) => `https://127.0.0.1:${tlsPort}/${p}`,
     requests,
     async stop() {
       if (child.exitCode === null) {
