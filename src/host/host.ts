@@ -176,11 +176,30 @@ export interface HostContext {
   signal: AbortSignal;
 }
 
+/** A lock the kernel holds for us (flock(2)) until release(), or until we die. */
+export interface HeldLock {
+  release(): Promise<void>;
+}
+
+/** How to take a lock file. */
+export interface LockFileOptions {
+  /** How long to wait for a holder to let go (0: not at all). */
+  waitMs: number;
+  /** Remove the file when releasing (while still holding it: a waiter then retries on the new file). */
+  removeOnRelease?: boolean;
+  signal?: AbortSignal;
+}
+
 /** Everything with a side effect that a task may do. */
 export interface Host {
   exec(cmd: string, args: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
   /** Start a process in its own session, detached from ours; returns its PID. */
   spawnDetached(cmd: string, args: readonly string[], opts: DetachedOptions): Promise<number>;
+  /**
+   * Take an exclusive lock on the file at path (made if missing), held by the kernel: it goes with
+   * us however we end. undefined when someone else holds it (after waitMs).
+   */
+  lockFile(path: string, o: LockFileOptions): Promise<HeldLock | undefined>;
   /** Send a signal; false when the process does not exist. */
   kill(pid: number, signal: NodeJS.Signals | 0): boolean;
   fs: HostFs;

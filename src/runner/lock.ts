@@ -1,5 +1,6 @@
-// One run per lab at a time: a lock file holding the owner's PID; a lock whose owner is dead is taken over.
-import type { Host } from "../host/host.js";
+// One run per lab at a time, and short host-wide critical sections: locks the kernel holds (flock),
+// whose file says who holds them.
+import type { HeldLock, Host } from "../host/host.js";
 import { procStat } from "../host/proc.js";
 import { LockedError } from "./errors.js";
 
@@ -21,48 +22,57 @@ async function lockOwnerAlive(host: Host, info: { pid: number; start: string }):
   return (await procStart(host, info.pid)) === info.start;
 }
 
-/** A held lock; release() removes it. */
+/** A held lock; release() lets go of it and removes its file. */
 export interface Lock {
-  /** Set when a lock of a dead process was taken over. */
+  /** Set when the file named a holder that died holding it (it never let go). */
   tookOverFrom?: LockInfo;
   release(): Promise<void>;
 }
 
-/** Take the lab's lock, or fail at once naming the holder. */
+/**
+ * Take the lab's lock, or fail at once naming the holder. The kernel holds it (flock(2), see
+ * Host.lockFile), so it goes with its holder however that ends: nothing is taken over, and no two
+ * processes ever hold it. The file says who holds it (for the message of whoever finds it held).
+ */
 export async function acquireLock(host: Host, path: string, command: string): Promise<Lock> {
-  const me: LockInfo = {
-    pid: process.pid,
-    start: (await procStart(host, process.pid)) ?? "",
-    command,
-    since: new Date().toISOString(),
-  };
-  let tookOverFrom: LockInfo | undefined;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    if (await host.fs.createExclusive(path, JSON.stringify(me), 0o600)) {
-      return {
-        tookOverFrom,
-        async release() {
-          const cur = await readLock(host, path);
-          if (typeof cur === "object" && cur.pid === me.pid) await host.fs.rm(path);
-        },
-      };
-    }
+  const deadline = host.now() + 1000;
+  let held: HeldLock | undefined;
+  for (;;) {
+    held = await host.lockFile(path, { waitMs: 0, removeOnRelease: true });
+    if (held) break;
+    // Held. Its holder writes who it is right after taking it, and a holder letting go removes the
+    // file: without a name yet, look again (or take it) in a moment.
     const holder = await readLock(host, path);
-    // Released since: try again (taking it over now would remove whoever's lock came next).
-    if (holder === "missing") continue;
-    if (holder !== "corrupt" && (await lockOwnerAlive(host, holder))) {
+    if (typeof holder === "object" || host.now() >= deadline) {
+      const who =
+        typeof holder === "object"
+          ? `PID ${holder.pid} (${holder.command}, since ${holder.since})`
+          : "another process";
       throw new LockedError(
-        `The lab is locked by PID ${holder.pid} (${holder.command}, since ${holder.since}); ` +
-          `wait for it to finish, or stop it. Lock file: ${path}`,
+        `The lab is locked by ${who}; wait for it to finish, or stop it. Lock file: ${path}`,
       );
     }
-    // A dead owner's lock, or a corrupt one (createExclusive links a complete file into place, so
-    // a half-written lock is never seen): take it over, if it is still that very lock.
-    if (JSON.stringify(await readLock(host, path)) !== JSON.stringify(holder)) continue;
-    if (holder !== "corrupt") tookOverFrom = holder;
-    await host.fs.rm(path);
+    await host.sleep(10);
   }
-  throw new LockedError(`Could not take the lock ${path}: another process keeps taking it`);
+  try {
+    // A released lock's file is removed: one that names a holder is a dead holder's.
+    const before = await readLock(host, path);
+    const me: LockInfo = {
+      pid: process.pid,
+      start: (await procStart(host, process.pid)) ?? "",
+      command,
+      since: new Date().toISOString(),
+    };
+    // Written in place: the kernel's lock is on this very inode.
+    const f = await host.fs.openWrite(path, false);
+    await f.write(Buffer.from(JSON.stringify(me)));
+    await f.close();
+    const dead = typeof before === "object" && !(await lockOwnerAlive(host, before)) ? before : undefined;
+    return { ...(dead ? { tookOverFrom: dead } : {}), release: () => held.release() };
+  } catch (e) {
+    await held.release();
+    throw e;
+  }
 }
 
 /** The lock's holder; "missing" when there is no lock file, "corrupt" when it cannot be parsed. */
@@ -81,10 +91,7 @@ async function readLock(host: Host, path: string): Promise<LockInfo | "missing" 
   }
 }
 
-/**
- * Run f holding a host-wide lock held only for a few file operations: wait for it (20 ms steps, up
- * to 10 s) rather than fail; a dead holder's lock is taken over.
- */
+/** Run f holding a host-wide lock held only for a few file operations: wait for it (up to 30 s). */
 export async function withHostLock<T>(
   host: Host,
   path: string,
@@ -92,19 +99,15 @@ export async function withHostLock<T>(
   signal: AbortSignal | undefined,
   f: () => Promise<T>,
 ): Promise<T> {
-  for (let i = 0; ; i++) {
-    let lock: Lock;
-    try {
-      lock = await acquireLock(host, path, label);
-    } catch (e) {
-      if (!(e instanceof LockedError) || i >= 500) throw e;
-      await host.sleep(20, signal);
-      continue;
-    }
-    try {
-      return await f();
-    } finally {
-      await lock.release();
-    }
+  // The file stays (in /run): waiters queue on its inode; removing it would send them all round again.
+  const held = await host.lockFile(path, {
+    waitMs: 30_000,
+    ...(signal ? { signal } : {}),
+  });
+  if (!held) throw new LockedError(`${label}: ${path} stayed locked for 30 s`);
+  try {
+    return await f();
+  } finally {
+    await held.release();
   }
 }

@@ -63,8 +63,9 @@ test(
       const bin = join(lab.dir, "bin");
       await mkdir(bin);
       const before = await ns.snapshot();
-      // A PATH with what netup needs besides iptables (and nsenter, to enter the namespace).
-      for (const cmd of ["nsenter", "ip", "sysctl"]) {
+      // A PATH with what netup needs besides iptables (and nsenter, to enter the namespace; flock
+      // stdbuf and cat hold the lab's lock).
+      for (const cmd of ["nsenter", "ip", "sysctl", "flock", "stdbuf", "cat"]) {
         const which = await ns.run("sh", ["-c", `command -v ${cmd}`]);
         await symlink(which.stdout.trim(), join(bin, cmd));
       }

@@ -38,6 +38,7 @@ export interface RecordingHost extends Host {
 
 /** Make a recording host. */
 export function recordingHost(): RecordingHost {
+  const locks = new Set<string>();
   const h: RecordingHost = {
     calls: [],
     files: new Map(),
@@ -59,6 +60,22 @@ export function recordingHost(): RecordingHost {
       const pid = 100000 + h.calls.length;
       h.alive.add(pid);
       return pid;
+    },
+    async lockFile(path, o) {
+      // One in-memory holder per path, waited for on the fake clock.
+      for (let waited = 0; locks.has(path); waited += 10) {
+        if (waited >= o.waitMs) return undefined;
+        await delay(10);
+      }
+      locks.add(path);
+      h.calls.push({ op: "lock", detail: path });
+      if (!h.files.has(path)) h.files.set(path, Buffer.alloc(0));
+      return {
+        async release() {
+          if (o.removeOnRelease) h.files.delete(path);
+          locks.delete(path);
+        },
+      };
     },
     kill(pid, signal) {
       h.calls.push({ op: "kill", detail: `${signal} ${pid}` });
