@@ -104,6 +104,8 @@ const buildSchema = z.strictObject({
   mirror: url.default("http://deb.debian.org/debian"),
   /** Packages installed besides debootstrap's minbase. */
   packages: z.array(packageName).default(DEFAULT_PACKAGES),
+  /** The keyring the mirror's Release file is checked with (debootstrap --keyring). */
+  keyring: absPath.default("/usr/share/keyrings/debian-archive-keyring.gpg"),
 });
 
 const userName = z

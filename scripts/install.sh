@@ -15,10 +15,11 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # systemd-container: systemd-nspawn; fdisk: sfdisk; squashfs-tools, debootstrap: image build;
 # openssh-client: ssh, ssh-keygen; ansible-core: the inventory check; psmisc: fuser (who holds a mount);
-# python3: containers.privateUsers' idmapped mounts (src/lab/idmap-mount.ts).
+# python3: containers.privateUsers' idmapped mounts (src/lab/idmap-mount.ts); debian-archive-keyring,
+# gpgv: image build checks the mirror's signature.
 apt-get install -y -qq --no-install-recommends \
   systemd-container iptables iproute2 util-linux mount kmod debootstrap squashfs-tools fdisk e2fsprogs \
-  openssh-client ansible-core python3 psmisc procps curl ca-certificates >/dev/null
+  openssh-client ansible-core python3 psmisc procps curl ca-certificates debian-archive-keyring gpgv >/dev/null
 npm ci --no-audit --no-fund
 npm run build
 npm link --no-audit --no-fund >/dev/null

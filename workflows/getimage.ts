@@ -19,7 +19,7 @@ type BuildSection = NonNullable<Config["image"]["build"]>;
 
 /** A build recipe for this host's architecture. */
 function imageRecipe(b: BuildSection): Recipe {
-  return { suite: b.suite, mirror: b.mirror, packages: b.packages, arch: process.arch };
+  return { suite: b.suite, mirror: b.mirror, packages: b.packages, arch: process.arch, keyring: b.keyring };
 }
 
 /** The image.build step (also run by `aplspawn image build`, which passes the default recipe when the config has none). */

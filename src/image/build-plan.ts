@@ -14,7 +14,12 @@ export interface Recipe {
   packages: string[];
   /** Node's process.arch of the image (the host's: debootstrap runs the packages' scripts). */
   arch: string;
+  /** The keyring the mirror's Release file must be signed with (absent in old journals: Debian's). */
+  keyring?: string;
 }
+
+/** Debian's archive keyring (package debian-archive-keyring). */
+export const DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
 /** A short stable key for a recipe (and the builder version), for caches. */
 export function recipeKey(r: Recipe): string {
@@ -45,7 +50,10 @@ export function debootstrapArgs(r: Recipe, target: string): string[] {
   const arch = DEBIAN_ARCH[r.arch];
   if (!arch) throw new Error(`no Debian architecture is known for ${r.arch}`);
   const pkgs = [...new Set(r.packages)];
+  // Packages are checked against the mirror's signed Release file: never unverified.
   return [
+    `--keyring=${r.keyring ?? DEBIAN_KEYRING}`,
+    "--force-check-gpg",
     "--variant=minbase",
     `--arch=${arch}`,
     ...(pkgs.length ? [`--include=${pkgs.join(",")}`] : []),

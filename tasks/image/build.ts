@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { basename, dirname } from "node:path";
 import {
   BUILD_SPACE_NEEDED,
+  DEBIAN_KEYRING,
   debootstrapArgs,
   diskGeometry,
   IMAGE_REMOVALS,
@@ -57,6 +58,7 @@ const TOOLS: Record<string, string> = {
   debootstrap: "debootstrap",
   mksquashfs: "squashfs-tools",
   sfdisk: "fdisk",
+  gpgv: "gpgv",
   dd: "coreutils",
   truncate: "coreutils",
 };
@@ -112,6 +114,12 @@ export const imageBuild = defineTask<BuildParams, BuildResult, BuildIntent>({
     }
     if (missing.length)
       throw new ExitError(`image build needs ${[...new Set(missing)].join(", ")}: apt-get install them`);
+    // debootstrap checks the mirror's signature with this keyring: without it, nothing is fetched.
+    const keyring = p.recipe.keyring ?? DEBIAN_KEYRING;
+    if (!p.rootfs && !(await ctx.host.fs.stat(keyring))?.isFile)
+      throw new ExitError(
+        `image build checks the mirror's signature with ${keyring}, which is missing: apt-get install debian-archive-keyring (or set image.build.keyring)`,
+      );
     if (p.rootfs && !(await ctx.host.fs.stat(`${p.rootfs}/etc`))?.isDirectory)
       throw new ExitError(`${p.rootfs} is not a root filesystem tree (no etc/)`);
     const dir = dirname(p.target);

@@ -154,6 +154,22 @@ test("a build that fails midway removes its temporary tree and leaves no image",
   assert.deepEqual(await readdir(out), []);
 });
 
+test("debootstrap never runs without the keyring that checks the mirror's signature", { skip }, async () => {
+  const out = join(tmp.path, "nokeyring");
+  const config = await writeConfig(await mkdtemp(join(tmp.path, "c-")), {
+    url: `file://${join(out, "deb.img")}`,
+    build: { keyring: join(tmp.path, "no-such-keyring.gpg") },
+  });
+  const r = await ns.cli(["-c", config, "image", "build"]);
+  assert.equal(r.exitCode, 1, r.stdout);
+  assert.match(
+    r.stderr,
+    /checks the mirror's signature with .*no-such-keyring\.gpg, which is missing: apt-get install debian-archive-keyring/,
+  );
+  assert.doesNotMatch(r.stdout, /debootstrap bookworm from/, "debootstrap was started");
+  assert.deepEqual(await readdir(out).catch(() => []), []);
+});
+
 test("the test image (image build of the default recipe) is a GPT + squashfs Debian with sshd", {
   skip,
   timeout: 60 * 60 * 1000,

@@ -196,6 +196,8 @@ test("build plan: geometry, sfdisk script, debootstrap argv, recipe key", () => 
     arch: "x64",
   };
   assert.deepEqual(debootstrapArgs(r, "/t/root"), [
+    "--keyring=/usr/share/keyrings/debian-archive-keyring.gpg",
+    "--force-check-gpg",
     "--variant=minbase",
     "--arch=amd64",
     "--include=sudo,dbus",
