@@ -42,7 +42,10 @@ export interface HostFs {
   /** Write atomically (temp file, fsync, rename); mode applies to the new file. */
   writeFile(path: string, data: string | Uint8Array, mode?: number): Promise<void>;
   appendFile(path: string, data: string): Promise<void>;
-  /** Append and fdatasync before resolving (a new file's directory entry is synced too). */
+  /**
+   * Append and fdatasync before resolving (a new file's directory entry is synced too); all or
+   * nothing: on an error the file is cut back to its size before.
+   */
   appendDurable(path: string, data: string, mode?: number): Promise<void>;
   /** Create a file that must not exist yet (O_EXCL); false when it already exists. */
   createExclusive(path: string, data: string, mode?: number): Promise<boolean>;

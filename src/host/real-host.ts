@@ -267,9 +267,20 @@ const realFs: HostFs = {
     const fh = await fs.open(p, "a", mode);
     let created = false;
     try {
-      created = (await fh.stat()).size === 0;
-      await fh.write(data);
-      await fh.datasync();
+      const start = (await fh.stat()).size;
+      created = start === 0;
+      const buf = Buffer.from(data);
+      try {
+        // A write may be short (a file size limit, a full disk): go on until all of it is written,
+        // and on an error cut the file back to where it was, so no partial record stays behind.
+        for (let off = 0; off < buf.length; )
+          off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+        await fh.datasync();
+      } catch (e) {
+        await fh.truncate(start).catch(() => undefined);
+        await fh.datasync().catch(() => undefined);
+        throw e;
+      }
     } finally {
       await fh.close();
     }

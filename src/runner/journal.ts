@@ -193,12 +193,31 @@ export class Journal {
           if (this.records > 4 * this.live.size + COMPACT_MIN_RECORDS) await this.compact();
           for (const w of waiters) w.resolve();
         } catch (e) {
-          for (const w of waiters) w.reject(e);
+          // Nothing of the batch is on disk (appendDurable cuts the file back), nor is what was
+          // queued since, applied on top of it: all of it fails, and what the journal holds in
+          // memory goes back to what is durable (a rollback then starts from that).
+          const later = this.waiters;
+          this.pending = [];
+          this.waiters = [];
+          await this.reload().catch(() => undefined);
+          for (const w of [...waiters, ...later]) w.reject(e);
         }
       }
     } finally {
       this.flushing = false;
     }
+  }
+
+  // Make the live entries what the file holds.
+  private async reload(): Promise<void> {
+    this.live.clear();
+    if (!(await this.host.fs.stat(this.path))?.size) {
+      this.records = 0; // not even the header made it: the next append writes it again
+      return;
+    }
+    const durable = await Journal.open(this.host, this.path, this.lab, false);
+    for (const e of durable.entries()) this.live.set(e.seq, e);
+    this.records = durable.records;
   }
 
   private header() {
