@@ -39,6 +39,7 @@ export const preflightSteps = (c: Config, o: { bridgeMustExist: boolean }): Step
   task(hostPreflight, "host.preflight", {
     programs: c.containers.privateUsers ? [...PROGRAMS, ...USERNS_PROGRAMS] : PROGRAMS,
     machinesDir: c.containers.machinesDir,
+    subnet: { address: c.network.address, bridge: c.network.bridge },
     ...(o.bridgeMustExist ? { bridge: c.network.bridge } : {}),
   }),
   task(hostInotify, "host.inotify", { ...inotifyFor(c.containers.count), holder: labHolder(c) }),
