@@ -197,9 +197,11 @@ function imageProblems(c: Config): string[] {
     problems.push(
       "image: a downloaded image must be verified: give image.sha256 or image.checksums (or image.insecure: true to accept it unverified)",
     );
-  if (c.image.checksums?.startsWith("http:") && !c.image.insecure)
+  if (c.image.checksums?.startsWith("http:") && !c.image.checksumsKeyring && !c.image.insecure)
     problems.push(
-      "image.checksums: over plain http anyone on the way can rewrite the checksums with the image: use https, image.sha256, or image.insecure: true",
+      "image.checksums: over plain http anyone on the way can rewrite the checksums with the image: use https, image.sha256, a signature (image.checksumsKeyring), or image.insecure: true",
     );
+  if (c.image.checksumsKeyring && !c.image.checksums)
+    problems.push("image.checksumsKeyring: checks the signature of image.checksums, which is not set");
   return problems;
 }

@@ -133,6 +133,8 @@ export const configSchema = z.strictObject({
       url: url.default("file:///var/lib/aplspawn/images/debian-bookworm.img"),
       sha256: sha256.optional(),
       checksums: url.optional(),
+      /** A keyring to check the checksums' detached signature (<checksums>.gpg, as mkosi signs) with. */
+      checksumsKeyring: absPath.optional(),
       /**
        * Accept a download that nothing verifies (no sha256, no checksums, or checksums fetched over
        * plain http, which anyone on the way can rewrite along with the image).

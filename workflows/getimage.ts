@@ -47,6 +47,7 @@ export const getimageSteps = (c: Config): Step[] => {
   const digest = {
     ...(c.image.sha256 ? { sha256: c.image.sha256 } : {}),
     ...(c.image.checksums ? { checksums: c.image.checksums } : {}),
+    ...(c.image.checksumsKeyring ? { checksumsKeyring: c.image.checksumsKeyring } : {}),
   };
   const name = imageName(c.image.url);
   const stamp = stampPath(store, path);

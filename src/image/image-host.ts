@@ -1,6 +1,6 @@
 // Host reads shared by the image tasks: file identity, hashing, the image's layout, loop devices,
 // mounts, checksums and stamps. Everything goes through ctx.host.
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { basename } from "node:path";
 import type { HostContext } from "../host/host.js";
 import { type MountInfo, mountsUnder, readMounts } from "../host/mounts.js";
@@ -116,13 +116,15 @@ export async function freeBytesFor(ctx: HostContext, path: string): Promise<numb
 
 const MAX_TEXT = 1024 * 1024;
 
-/** A small text resource (a SHA256SUMS file) from an http(s) or file URL. */
-async function fetchText(ctx: HostContext, url: string): Promise<string> {
+/** A small resource (a SHA256SUMS file, its signature) from an http(s) or file URL. */
+async function fetchSmall(ctx: HostContext, url: string): Promise<Buffer> {
   const u = new URL(url);
   if (u.protocol === "file:") {
     const p = decodeURIComponent(u.pathname);
-    if (!(await ctx.host.fs.exists(p))) throw new ExitError(`Checksums file ${p} not found`);
-    return ctx.host.fs.readFile(p);
+    const st = await ctx.host.fs.stat(p);
+    if (!st) throw new ExitError(`${p} not found`);
+    if (st.size > MAX_TEXT) throw new ExitError(`${p} is larger than ${formatBytes(MAX_TEXT)}`);
+    return ctx.host.fs.readBytes(p, 0, MAX_TEXT);
   }
   const res = await ctx.host.http.request(url, { signal: ctx.signal, timeoutMs: 30_000 });
   const chunks: Buffer[] = [];
@@ -136,7 +138,37 @@ async function fetchText(ctx: HostContext, url: string): Promise<string> {
     }
   }
   if (res.status < 200 || res.status >= 300) throw new ExitError(`HTTP ${res.status} from ${url}`);
-  return Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Check the detached signature `<checksums>.gpg` (as mkosi signs SHA256SUMS) of the checksums text
+ * with gpgv against the keyring the config names: then checksums over plain http can be trusted.
+ */
+async function verifySignature(
+  ctx: HostContext,
+  checksums: string,
+  data: Buffer,
+  keyring: string,
+): Promise<void> {
+  const sig = await fetchSmall(ctx, `${checksums}.gpg`);
+  const dir = `/tmp/aplspawn-sig-${randomBytes(6).toString("hex")}`;
+  await ctx.host.fs.mkdir(dir, 0o700);
+  try {
+    await ctx.host.fs.writeFile(`${dir}/SHA256SUMS`, data, 0o600);
+    await ctx.host.fs.writeFile(`${dir}/SHA256SUMS.gpg`, sig, 0o600);
+    const r = await ctx.host.exec(
+      "gpgv",
+      ["--keyring", keyring, "--", `${dir}/SHA256SUMS.gpg`, `${dir}/SHA256SUMS`],
+      { allowFail: true, readOnly: true, signal: ctx.signal },
+    );
+    if (r.exitCode !== 0)
+      throw new ExitError(
+        `The signature ${checksums}.gpg does not verify with ${keyring}: ${r.stderr.trim().split("\n").pop() ?? ""}`,
+      );
+  } finally {
+    await ctx.host.fs.rm(dir);
+  }
 }
 
 /** What an image's digest should be, and where that came from. */
@@ -148,11 +180,13 @@ export interface Expected {
 /** The expected digest: image.sha256, or the image's line in image.checksums; undefined when neither is set. */
 export async function expectedDigest(
   ctx: HostContext,
-  p: { sha256?: string; checksums?: string; name: string },
+  p: { sha256?: string; checksums?: string; checksumsKeyring?: string; name: string },
 ): Promise<Expected | undefined> {
   if (p.sha256) return { sha256: p.sha256.toLowerCase(), from: "image.sha256" };
   if (!p.checksums) return undefined;
-  const text = await fetchText(ctx, p.checksums);
+  const data = await fetchSmall(ctx, p.checksums);
+  if (p.checksumsKeyring) await verifySignature(ctx, p.checksums, data, p.checksumsKeyring);
+  const text = data.toString("utf8");
   const d = findChecksum(text, p.name);
   if (!d) throw new ExitError(`${p.checksums} has no line for ${p.name}`);
   return { sha256: d, from: p.checksums };
@@ -191,7 +225,14 @@ export async function writeStamp(
  */
 export async function imageVerified(
   ctx: HostContext,
-  p: { path: string; stamp: string; sha256?: string; checksums?: string; name: string },
+  p: {
+    path: string;
+    stamp: string;
+    sha256?: string;
+    checksums?: string;
+    checksumsKeyring?: string;
+    name: string;
+  },
 ): Promise<boolean> {
   const st = await ctx.host.fs.stat(p.path);
   if (!st?.isFile) return false;

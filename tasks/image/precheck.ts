@@ -20,6 +20,8 @@ export interface DownloadParams {
   name: string;
   sha256?: string;
   checksums?: string;
+  /** image.checksumsKeyring: the checksums' signature (<checksums>.gpg) is checked with it. */
+  checksumsKeyring?: string;
   /** image.maxSize: a larger image is refused, before and while downloading (absent in old journals). */
   maxSize?: number;
 }

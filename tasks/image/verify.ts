@@ -18,6 +18,7 @@ export interface VerifyParams {
   name: string;
   sha256?: string;
   checksums?: string;
+  checksumsKeyring?: string;
   /** Whether image.build could have made it (for the message when it is missing). */
   buildable: boolean;
 }

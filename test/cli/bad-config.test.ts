@@ -260,6 +260,11 @@ const corpus: [string, string, RegExp][] = [
     "image: {url: 'https://example.invalid/deb.img', checksums: 'https://me:secret@example.invalid/SUMS'}\n",
     /image\.checksums: credentials in a URL/,
   ],
+  [
+    "checksumsKeyring without checksums",
+    `image: {url: 'https://example.invalid/deb.img', sha256: ${"a".repeat(64)}, checksumsKeyring: /k.gpg}\n`,
+    /image\.checksumsKeyring: checks the signature of image\.checksums, which is not set/,
+  ],
   ["maxSize not positive", "image: {maxSize: 0}\n", /image\.maxSize: /],
   ["insecure not a boolean", "image: {insecure: maybe}\n", /image\.insecure: /],
   [

@@ -344,3 +344,59 @@ test("redirects: followed within https; from https to plain http refused before 
     assert.equal(existsSync(down.part), false);
   });
 });
+
+test("checksums over plain http are trusted when their signature verifies with image.checksumsKeyring, refused when not", {
+  skip,
+}, async () => {
+  // A signing key of the test's own, as a distribution's release key.
+  const home = join(tmp.path, "gnupg");
+  await mkdir(home, { mode: 0o700 });
+  const gpg = (...args: string[]) => execa("gpg", ["--batch", "--homedir", home, ...args]);
+  await gpg(
+    "--passphrase",
+    "",
+    "--quick-gen-key",
+    "aplspawn test <t@example.invalid>",
+    "ed25519",
+    "sign",
+    "1d",
+  );
+  const keyring = join(tmp.path, "release.gpg");
+  await writeFile(
+    keyring,
+    (await execa("gpg", ["--batch", "--homedir", home, "--export"], { encoding: "buffer" })).stdout,
+  );
+  const signed = join(served, "signed");
+  await mkdir(signed, { recursive: true });
+  await writeFile(join(signed, "SHA256SUMS"), `${digest}  deb.img\n`);
+  await gpg("--detach-sign", "--output", join(signed, "SHA256SUMS.gpg"), join(signed, "SHA256SUMS"));
+  // The same signature under checksums that say something else.
+  const forged = join(served, "forged");
+  await mkdir(forged, { recursive: true });
+  await writeFile(join(forged, "SHA256SUMS"), `${"e".repeat(64)}  deb.img\n`);
+  await execa("cp", [join(signed, "SHA256SUMS.gpg"), join(forged, "SHA256SUMS.gpg")]);
+  await withServer({}, async (s) => {
+    const good = await lab({
+      url: s.url("deb.img"),
+      checksums: s.url("signed/SHA256SUMS"),
+      checksumsKeyring: keyring,
+      insecure: false,
+    });
+    const r = await getimage(good.config);
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+    await assertImage(good);
+    const bad = await lab({
+      url: s.url("deb.img"),
+      checksums: s.url("forged/SHA256SUMS"),
+      checksumsKeyring: keyring,
+      insecure: false,
+    });
+    const b = await getimage(bad.config);
+    assert.equal(b.exitCode, 1, b.stdout);
+    assert.match(
+      b.stderr,
+      /The signature http:\/\/127\.0\.0\.1:\d+\/forged\/SHA256SUMS\.gpg does not verify with/,
+    );
+    assert.equal(gets(s).length, 1, "the image was downloaded after a bad signature");
+  });
+});
