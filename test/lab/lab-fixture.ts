@@ -119,27 +119,6 @@ export interface ConfigOverrides {
   image?: Record<string, unknown>;
 }
 
-/** The JSON summary line of a `--json run`. */
-export function summary(r: NsResult): { ok: boolean; changed: number; unchanged: number; error?: string } {
-  const line = r.stdout
-    .trim()
-    .split("\n")
-    .reverse()
-    .find((l) => l.includes('"event":"summary"'));
-  assert.ok(line, `no summary in output:\n${r.stdout}\n${r.stderr}`);
-  return JSON.parse(line);
-}
-
-/** The task events of a `--json run`. */
-export function taskEvents(r: NsResult): { id: string; state: string; error?: string }[] {
-  return r.stdout
-    .trim()
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as { event: string; id: string; state: string })
-    .filter((e) => e.event === "task");
-}
-
 /** Assert a CLI call exited 0 (showing its output when not). */
 export function ok(r: NsResult, what: string): NsResult {
   assert.equal(r.exitCode, 0, `${what} exited ${r.exitCode}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);

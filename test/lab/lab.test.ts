@@ -1,6 +1,7 @@
 // The whole lab, for real, as root, each test in its own namespace: up → status, pids, ssh, exec,
 // real Ansible → up again changes nothing → down leaves nothing; script mode; a killed container;
 // stop/spawn --only; down with the config deleted; a fault injected after every task of up.
+
 import assert from "node:assert/strict";
 import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
@@ -8,8 +9,9 @@ import { test } from "node:test";
 import { stringify } from "yaml";
 import { controlPathDir } from "../../src/lab/inventory.js";
 import { startServer } from "../support/image.js";
+import { summary, taskEvents } from "../support/json-events.js";
 import { isRoot } from "../support/ns.js";
-import { assertNoResidue, killNspawns, nspawnPids, ok, summary, taskEvents, withLab } from "./lab-fixture.js";
+import { assertNoResidue, killNspawns, nspawnPids, ok, withLab } from "./lab-fixture.js";
 
 const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
 const INOTIFY = "/proc/sys/fs/inotify/max_user_instances";

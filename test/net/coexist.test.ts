@@ -1,8 +1,11 @@
 // Two labs with their own bridges and chains in one namespace: each netdown removes only its own.
+
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import type { InfoEvent } from "../../src/runner/report.js";
+import { runEvents, summary } from "../support/json-events.js";
 import { isRoot } from "../support/ns.js";
-import { events, ok, probes, rules, sameSnapshot, settled, summary, withNetLabs } from "./lab.js";
+import { ok, probes, rules, sameSnapshot, settled, withNetLabs } from "./lab.js";
 
 const skip = !isRoot && "needs root (real bridges and iptables in a private namespace)";
 
@@ -43,7 +46,7 @@ test(
       ok(await a.cli(["run", "netup"]));
       ok(await b.cli(["run", "netup"]));
       const nd = ok(await a.cli(["--json", "run", "netdown"]));
-      const note = events(nd).find((e) => e.event === "info" && e.id === "net.forwarding");
+      const note = runEvents(nd).find((e): e is InfoEvent => e.event === "info" && e.id === "net.forwarding");
       assert.match(
         note?.message ?? "",
         /^net\.ipv4\.ip_forward left as it is: lab \/\S+\/beta still relies on it$/,

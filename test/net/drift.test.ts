@@ -1,9 +1,11 @@
 // What netup and netdown do with a host that is not as aplspawn left it: a bridge that was already
 // there, a rule deleted by hand, containers still attached.
+
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { summary, taskIds } from "../support/json-events.js";
 import { isRoot } from "../support/ns.js";
-import { ok, probes, rules, sameSnapshot, settled, summary, taskIds, withNetLab } from "./lab.js";
+import { ok, probes, rules, sameSnapshot, settled, withNetLab } from "./lab.js";
 
 const skip = !isRoot && "needs root (real bridges and iptables in a private namespace)";
 

@@ -82,39 +82,6 @@ export function withNetLab(
   return withNetLabs([settings], (ns, [lab], before) => fn(ns, lab, before));
 }
 
-/** One line of `--json` output. */
-export interface JsonEvent {
-  event: string;
-  id?: string;
-  state?: string;
-  title?: string;
-  message?: string;
-  commands?: string[];
-  [k: string]: unknown;
-}
-
-/** Parse --json output into events. */
-export function events(r: NsResult): JsonEvent[] {
-  return r.stdout
-    .split("\n")
-    .filter((l) => l.trim().length > 0)
-    .map((l) => JSON.parse(l) as JsonEvent);
-}
-
-/** The summary event of a --json run. */
-export function summary(r: NsResult): JsonEvent & { changed: number; unchanged: number; ok: boolean } {
-  const s = events(r).find((e) => e.event === "summary");
-  assert.ok(s, `no summary in output:\n${r.stdout}\n${r.stderr}`);
-  return s as JsonEvent & { changed: number; unchanged: number; ok: boolean };
-}
-
-/** Ids of the task events in a given state. */
-export function taskIds(r: NsResult, state: string): string[] {
-  return events(r)
-    .filter((e) => e.event === "task" && e.state === state)
-    .map((e) => e.id ?? "");
-}
-
 /** Assert a CLI run exited 0 (showing its output when it did not). */
 export function ok(r: NsResult): NsResult {
   assert.equal(r.exitCode, 0, `exit ${r.exitCode}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);

@@ -1,9 +1,11 @@
 // Real netup/netdown in a private namespace: everything is set up, a second netup changes nothing,
 // netdown leaves the namespace as it was, and status probes see what is there.
+
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { summary, taskEvents, taskIds } from "../support/json-events.js";
 import { isRoot } from "../support/ns.js";
-import { events, ok, probes, rules, sameSnapshot, summary, taskIds, withNetLab } from "./lab.js";
+import { ok, probes, rules, sameSnapshot, withNetLab } from "./lab.js";
 
 const skip = !isRoot && "needs root (real bridges and iptables in a private namespace)";
 
@@ -105,7 +107,7 @@ test("--dry-run netup changes nothing and prints the commands it would run", { s
     const r = ok(await lab.cli(["--json", "run", "netup", "--dry-run"]));
     assert.equal(summary(r).wouldChange, 13);
     assert.equal(summary(r).changed, 0);
-    const commands = events(r).flatMap((e) => e.commands ?? []);
+    const commands = taskEvents(r).flatMap((e) => e.commands ?? []);
     for (const c of [
       "ip link add name nspawnd0 type bridge",
       "ip addr add 10.10.12.1/26 brd + dev nspawnd0",

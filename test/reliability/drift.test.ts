@@ -3,6 +3,7 @@
 // status names exactly those checks, and `run up` changes exactly the tasks that repair them.
 // Busy teardown: a process with its cwd in a merged root makes `run down` retry, then fail naming
 // it, keeping the journal; once it is gone, `run down` finishes with nothing left.
+
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readFile, readlink } from "node:fs/promises";
@@ -11,8 +12,9 @@ import { test } from "node:test";
 import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import { assertNoResidue, nspawnPids, ok, withLab } from "../lab/lab-fixture.js";
+import { taskIds } from "../support/json-events.js";
 import { isRoot } from "../support/ns.js";
-import { failing, idsIn, status } from "./lab-state.js";
+import { failing, status } from "./lab-state.js";
 
 const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
 
@@ -74,7 +76,7 @@ test(
         assert.deepEqual(failing(drifted.checks), failing(expected.map((c) => ({ ...c, ok: false }))));
 
         const up = ok(await lab.cli(["--json", "run", "up"]), "run up repairs");
-        const changed = idsIn(up, "changed").sort();
+        const changed = taskIds(up, "changed").sort();
         const needed = [
           "container.nspawn[rdrift-11]",
           "container.nspawn[rdrift-12]",
@@ -88,11 +90,11 @@ test(
           needed,
           `run up changed exactly the drifted tasks:\n${up.stdout}`,
         );
-        assert.deepEqual(idsIn(up, "failed"), []);
+        assert.deepEqual(taskIds(up, "failed"), []);
         const repaired = await status(lab);
         assert.equal(repaired.exitCode, 0, failing(repaired.checks).join("\n"));
         const again = ok(await lab.cli(["--json", "run", "up"]), "run up once more");
-        assert.deepEqual(idsIn(again, "changed"), [], "nothing left to repair");
+        assert.deepEqual(taskIds(again, "changed"), [], "nothing left to repair");
 
         ok(await lab.cli(["run", "down"]), "run down");
         await assertNoResidue(lab, "after run down");

@@ -8,15 +8,8 @@ import { readdir, readFile, readlink } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { test } from "node:test";
-import {
-  cgroupsOf,
-  holdsUnder,
-  type Lab,
-  nspawnPids,
-  propagateDirs,
-  taskEvents,
-  withLab,
-} from "../lab/lab-fixture.js";
+import { cgroupsOf, holdsUnder, type Lab, nspawnPids, propagateDirs, withLab } from "../lab/lab-fixture.js";
+import { taskEvents } from "../support/json-events.js";
 import { CLI, isRoot, type NsResult, type NsSnapshot } from "../support/ns.js";
 
 const INOTIFY = "/proc/sys/fs/inotify/max_user_instances";

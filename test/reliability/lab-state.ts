@@ -33,16 +33,6 @@ export const failing = (checks: Check[]) =>
     .map((c) => `${c.name} @ ${c.target}`)
     .sort();
 
-/** Ids of the task events of a `--json run` in a given state, in order. */
-export function idsIn(r: NsResult, state: string): string[] {
-  return r.stdout
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as { event: string; id: string; state: string })
-    .filter((e) => e.event === "task" && e.state === state)
-    .map((e) => e.id);
-}
-
 const pids = async () => (await readdir("/proc")).filter((n) => /^\d+$/.test(n));
 
 /** Open file descriptors of any process on the host that point under `dir` ("pid: target"). */

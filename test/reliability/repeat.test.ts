@@ -1,13 +1,15 @@
 // Repetition (issue 6, item 5): 20 cycles of up, up again, down, down again on a 2-container lab.
 // Nothing grows from one cycle to the next (loop devices, mounts, links, rules, open files,
 // processes), and the second up and the second down of every cycle change nothing.
+
 import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { assertNoResidue, nspawnPids, ok, summary, withLab } from "../lab/lab-fixture.js";
+import { assertNoResidue, nspawnPids, ok, withLab } from "../lab/lab-fixture.js";
+import { summary, taskIds } from "../support/json-events.js";
 import { isRoot } from "../support/ns.js";
-import { backingFile, idsIn, labLoop, openFilesUnder, processesLeft } from "./lab-state.js";
+import { backingFile, labLoop, openFilesUnder, processesLeft } from "./lab-state.js";
 
 const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
 const CYCLES = Number(process.env.APLSPAWN_REPEAT_CYCLES ?? 20);
@@ -41,7 +43,7 @@ test(
           assert.equal(
             summary(again).changed,
             0,
-            `${c}: second up changed ${idsIn(again, "changed").join(", ")}`,
+            `${c}: second up changed ${taskIds(again, "changed").join(", ")}`,
           );
 
           const down = ok(await lab.cli(["--json", "run", "down"]), `${c}: run down`);
