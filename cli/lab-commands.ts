@@ -43,9 +43,9 @@ const status: CommandAdder = (program, cli) =>
       const g = globals(cmd);
       const c = await cli.load(g);
       const [{ netProbes }, { imageProbes }, { containerProbes }, { runProbes }] = await Promise.all([
-        import("../tasks/net/probes.js"),
-        import("../tasks/image/probes.js"),
-        import("../tasks/container/probes.js"),
+        import("../tasks/status/net.js"),
+        import("../tasks/status/image.js"),
+        import("../tasks/status/container.js"),
         import("../src/runner/probe.js"),
       ]);
       const probes = [...netProbes(c), ...imageProbes(c), ...containerProbes(c)];

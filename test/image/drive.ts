@@ -9,8 +9,8 @@ import { errorMessage } from "../../src/runner/errors.js";
 import { runProbes } from "../../src/runner/probe.js";
 import { renderEvent } from "../../src/runner/report.js";
 import { runWorkflow } from "../../src/runner/runner.js";
-import { imageProbes } from "../../tasks/image/probes.js";
 import { taskRegistry } from "../../tasks/index.js";
+import { imageProbes } from "../../tasks/status/image.js";
 import { attachSteps, detachSteps } from "../../workflows/attach.js";
 
 async function drive(action: string, file: string): Promise<number> {

@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { parseConfig } from "../../config/load.js";
 import { realHost } from "../../src/host/real-host.js";
 import { runProbes } from "../../src/runner/probe.js";
-import { netProbes } from "../../tasks/net/probes.js";
+import { netProbes } from "../../tasks/status/net.js";
 
 const file = process.argv[2] ?? "";
 const config = parseConfig(await readFile(file, "utf8"), file);

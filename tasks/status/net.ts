@@ -5,13 +5,13 @@ import type { Config } from "../../config/schema.js";
 import { describeRule } from "../../src/net/iptables.js";
 import type { Probe, ProbeContext } from "../../src/runner/probe.js";
 import type { TaskContext } from "../../src/runner/task.js";
-import { bridgeTask } from "./bridge.js";
-import { bridgeAddressTask } from "./bridge-address.js";
-import { bridgeUpTask } from "./bridge-up.js";
-import { IP_FORWARD, readIpForward } from "./forwarding.js";
-import { chainTask } from "./iptables-chain.js";
-import { ruleTask } from "./iptables-rule.js";
-import { netPlan, type PlannedRule } from "./plan.js";
+import { bridgeTask } from "../net/bridge.js";
+import { bridgeAddressTask } from "../net/bridge-address.js";
+import { bridgeUpTask } from "../net/bridge-up.js";
+import { IP_FORWARD, readIpForward } from "../net/forwarding.js";
+import { chainTask } from "../net/iptables-chain.js";
+import { ruleTask } from "../net/iptables-rule.js";
+import { netPlan, type PlannedRule } from "../net/plan.js";
 
 const taskContext = (ctx: ProbeContext): TaskContext => ({
   host: ctx.host,
