@@ -362,10 +362,8 @@ test("checksums over plain http are trusted when their signature verifies with i
     "1d",
   );
   const keyring = join(tmp.path, "release.gpg");
-  await writeFile(
-    keyring,
-    (await execa("gpg", ["--batch", "--homedir", home, "--export"], { encoding: "buffer" })).stdout,
-  );
+  // Written by gpg itself: a binary key through execa's stdout loses a last byte 0x0a (stripFinalNewline).
+  await gpg("--output", keyring, "--export");
   const signed = join(served, "signed");
   await mkdir(signed, { recursive: true });
   await writeFile(join(signed, "SHA256SUMS"), `${digest}  deb.img\n`);
