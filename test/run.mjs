@@ -28,6 +28,7 @@ if (process.getuid?.() === 0 && existsSync(inotify)) {
   inotifyBefore = readFileSync(inotify, "utf8").trim();
   if (Number(inotifyBefore) < 8192) writeFileSync(inotify, "8192");
 }
+const runBefore = existsSync("/run") ? readdirSync("/run") : [];
 // TAP to the terminal as before, and a copy to a file: what was skipped is counted from it.
 const tap = join(mkdtempSync(join(tmpdir(), "aplspawn-tap-")), "tests.tap");
 const r = spawnSync(
@@ -44,6 +45,13 @@ const r = spawnSync(
   { stdio: "inherit" },
 );
 if (inotifyBefore !== undefined) writeFileSync(inotify, inotifyBefore);
+// Nothing of aplspawn's may stay in /run once every lab of the run is down: holds, claims, locks,
+// ssh master directories. What was there before the run (a lab of the user's) is not counted.
+const left = readdirSync("/run").filter((n) => /aplspawn/.test(n) && !runBefore.includes(n));
+if (left.length > 0) {
+  console.error(`left in /run by the tests: ${left.join(", ")}`);
+  process.exitCode = 1;
+}
 // Skipped tests, as node's TAP names them ("ok 3 - title # SKIP reason"), at any depth.
 const lines = existsSync(tap) ? readFileSync(tap, "utf8").split("\n") : [];
 rmSync(dirname(tap), { recursive: true, force: true });
@@ -55,4 +63,4 @@ if (process.env.CI === "true" && skipped.length > 0) {
   console.error(`CI: ${skipped.length} tests skipped; in CI every test must run:\n  ${skipped.join("\n  ")}`);
   process.exit(1);
 }
-process.exit(r.status ?? 1);
+process.exit(process.exitCode || (r.status ?? 1));

@@ -60,7 +60,12 @@ export function withLoopClaims<T>(ctx: HostContext, f: (v: LoopView) => Promise<
       if (c && l && backs(l, c, c.offset) && claimPath(c.device) === file) claims.set(c.device, c);
       else await ctx.host.fs.rm(file);
     }
-    return f({
+    // The directory goes with its last claim (under the lock: no one adds one meanwhile).
+    const dropDirIfEmpty = async () => {
+      if ((await ctx.host.fs.readdir(CLAIMS_DIR).catch(() => ["?"])).length === 0)
+        await ctx.host.fs.rmdir(CLAIMS_DIR);
+    };
+    const view: LoopView = {
       loops,
       claims,
       owner: (device) => claims.get(device)?.lowerDir,
@@ -74,6 +79,11 @@ export function withLoopClaims<T>(ctx: HostContext, f: (v: LoopView) => Promise<
         await ctx.host.fs.rm(claimPath(device));
         claims.delete(device);
       },
-    });
+    };
+    try {
+      return await f(view);
+    } finally {
+      await dropDirIfEmpty();
+    }
   });
 }

@@ -99,9 +99,11 @@ export async function withHostLock<T>(
   signal: AbortSignal | undefined,
   f: () => Promise<T>,
 ): Promise<T> {
-  // The file stays (in /run): waiters queue on its inode; removing it would send them all round again.
+  // Removed on release (nothing stays in /run): a waiter that held the old file takes the new one
+  // (Host.lockFile checks the inode); with the few labs that wait here at once, that round is cheap.
   const held = await host.lockFile(path, {
     waitMs: 30_000,
+    removeOnRelease: true,
     ...(signal ? { signal } : {}),
   });
   if (!held) throw new LockedError(`${label}: ${path} stayed locked for 30 s`);
