@@ -16,10 +16,12 @@ apt-get update -qq
 # systemd-container: systemd-nspawn; fdisk: sfdisk; squashfs-tools, debootstrap: image build;
 # openssh-client: ssh, ssh-keygen; ansible-core: the inventory check; psmisc: fuser (who holds a mount);
 # python3: containers.privateUsers' idmapped mounts (src/lab/idmap-mount.ts); debian-archive-keyring,
-# gpgv: image build checks the mirror's signature.
+# gpgv: image build checks the mirror's signature; gnupg, openssl: the download tests sign checksums
+# and serve https with a key and certificate they make.
 apt-get install -y -qq --no-install-recommends \
   systemd-container iptables iproute2 util-linux mount kmod debootstrap squashfs-tools fdisk e2fsprogs \
-  openssh-client ansible-core python3 psmisc procps curl ca-certificates debian-archive-keyring gpgv >/dev/null
+  openssh-client ansible-core python3 psmisc procps curl ca-certificates debian-archive-keyring gpgv \
+  gnupg openssl >/dev/null
 npm ci --no-audit --no-fund
 npm run build
 npm link --no-audit --no-fund >/dev/null
