@@ -42,13 +42,11 @@ const status: CommandAdder = (program, cli) =>
     .action(async (_o: unknown, cmd: Command) => {
       const g = globals(cmd);
       const c = await cli.load(g);
-      const [{ netProbes }, { imageProbes }, { containerProbes }, { runProbes }] = await Promise.all([
-        import("../tasks/status/net.js"),
-        import("../tasks/status/image.js"),
-        import("../tasks/status/container.js"),
+      const [{ statusProbes }, { runProbes }] = await Promise.all([
+        import("../workflows/status.js"),
         import("../src/runner/probe.js"),
       ]);
-      const probes = [...netProbes(c), ...imageProbes(c), ...containerProbes(c)];
+      const probes = statusProbes(c);
       const signal = new AbortController().signal;
       // Every concurrent probe's command listens on this one signal.
       setMaxListeners(0, signal);

@@ -5,7 +5,7 @@ import { imageTasks } from "./image/index.js";
 import { netTasks } from "./net/index.js";
 
 /** All task kinds aplspawn has. */
-export const allTasks: AnyTaskDef[] = [...netTasks, ...imageTasks, ...containerTasks];
+const allTasks: AnyTaskDef[] = [...netTasks, ...imageTasks, ...containerTasks];
 
 /** Task kinds by kind name. */
 export function taskRegistry(): Map<string, AnyTaskDef> {

@@ -3,6 +3,7 @@
 import type { HostContext } from "../host/host.js";
 import { type MountInfo, mountAt, readMounts } from "../host/mounts.js";
 import { ExitError } from "../runner/errors.js";
+import { met, unmet, type Verdict } from "../runner/task.js";
 import { backs, blockDevNumber, fileIdentity, imageLayout, listLoops } from "./image-host.js";
 import { describeLayout, type ImageLayout, PartitionTableError } from "./partition-table.js";
 import type { FileIdentity } from "./stamp.js";
@@ -73,6 +74,28 @@ export interface LowerState {
   isImage: boolean;
   readOnly: boolean;
   loops: LoopInfo[];
+}
+
+/** Whether the lower directory holds the image's root, read-only (image.lower's check), and what is there. */
+export function lowerVerdict(s: LowerState): Verdict {
+  if (!s.mount) return unmet("nothing is mounted there");
+  const what = `${s.device ?? s.mount.source} (${s.mount.fstype}, ${s.readOnly ? "ro" : "rw"})`;
+  if (!s.isImage) return unmet(`${what} is mounted there, not the image's root`);
+  if (!s.readOnly) return unmet(`${what}: mounted read-write`);
+  return met(what);
+}
+
+/** Whether the image's root is attached and mounted at the lower directory (image.loop's check). */
+export function loopVerdict(s: LowerState): Verdict {
+  if (s.image.kind === "missing") return unmet("the image does not exist");
+  if (s.image.kind === "dir") return met("a directory tree: no loop device needed");
+  if (s.loops.length === 0) return unmet("no loop device holds the image's root partition");
+  const devices = s.loops.map((l) => l.name).join(", ");
+  return s.isImage && s.readOnly
+    ? met(devices)
+    : unmet(
+        `${devices} hold${s.loops.length === 1 ? "s" : ""} the image's root, not mounted read-only on the lower directory`,
+      );
 }
 
 /** Inspect the image and the lower directory. */

@@ -30,7 +30,7 @@ export interface ImageLayout {
 }
 
 /** Root partition type GUIDs (Discoverable Partitions Specification), by Node's process.arch. */
-export const ROOT_TYPE_GUIDS: Readonly<Record<string, string>> = {
+const ROOT_TYPE_GUIDS: Readonly<Record<string, string>> = {
   x64: "4f68bce3-e8cd-4db1-96e7-fbcaf984b709",
   arm64: "b921b045-1df0-41c3-af44-4c6f280d3fae",
   ia32: "44479540-f297-41b2-9af7-d131d5f0458a",

@@ -1,5 +1,6 @@
 // Status probes: read-only checks of the live host that `aplspawn status` runs and reports.
 import type { HostContext } from "../host/host.js";
+import { detailOf, holds, type TaskStep } from "./task.js";
 
 /** What a probe may use: the host, read only. */
 export type ProbeContext = HostContext;
@@ -11,6 +12,20 @@ export interface Probe {
   /** The thing looked at (bridge name, loop device, container name…). */
   target: string;
   run(ctx: ProbeContext): Promise<{ ok: boolean; detail?: string }>;
+}
+
+/** A task step's own check as a status probe, for a kind that has a status line (else undefined). */
+export function checkProbe(step: TaskStep): Probe | undefined {
+  const line = step.def.status?.(step.params);
+  if (!line) return undefined;
+  return {
+    ...line,
+    async run(ctx) {
+      const v = await step.def.check(ctx, step.params);
+      const detail = detailOf(v);
+      return { ok: holds(v), ...(detail ? { detail } : {}) };
+    },
+  };
 }
 
 /** A probe's outcome, as `status --json` prints it. */

@@ -15,6 +15,7 @@ import {
   type AnyTaskDef,
   familyOf,
   type GroupStep,
+  holds,
   type Step,
   type TaskContext,
   type TaskStep,
@@ -312,9 +313,9 @@ class Run {
         this.injectFault(step.id);
         return;
       }
-      if (await def.check(ctx, params)) {
+      if (holds(await def.check(ctx, params))) {
         this.counts.unchanged++;
-        lt.title = `${title} [unchanged]`;
+        lt.title = `${title} [${def.guard ? "ok" : "unchanged"}]`;
         this.emitTask(step, title, "ok", t0);
         // A fault may be injected after a task with nothing to do, too: every listed id can fail.
         this.injectFault(step.id);

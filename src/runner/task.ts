@@ -21,6 +21,24 @@ export interface UndoRecord<P, I, R> {
 }
 
 /**
+ * What check() finds: true or false, or the same with a word on it (why the state does not hold;
+ * what was found when it does), which `aplspawn status` shows and a failing guard reports.
+ */
+export type Verdict = boolean | { ok: boolean; detail?: string };
+
+/** A verdict that the state does not hold, and why. */
+export const unmet = (why: string): Verdict => ({ ok: false, detail: why });
+
+/** A verdict that the state holds, with what was found. */
+export const met = (detail: string): Verdict => ({ ok: true, detail });
+
+/** Whether a verdict says the state holds. */
+export const holds = (v: Verdict): boolean => (typeof v === "object" ? v.ok : v);
+
+/** The word on a verdict, if any. */
+export const detailOf = (v: Verdict): string | undefined => (typeof v === "object" ? v.detail : undefined);
+
+/**
  * One kind of host operation. `params` come from the config and are journaled, so rollback can
  * work from the journal alone, without the config.
  */
@@ -33,8 +51,8 @@ export interface TaskDef<P = unknown, R = unknown, I = unknown> {
    * undefined when it does: a skipped task is reported with its reason and neither checked nor run.
    */
   skip?(ctx: TaskContext, params: P): Promise<string | undefined>;
-  /** Does the desired state already hold on the live host? Reads only. */
-  check(ctx: TaskContext, params: P): Promise<boolean>;
+  /** Does the desired state already hold on the live host? Reads only; may say why it does not. */
+  check(ctx: HostContext, params: P): Promise<Verdict>;
   /** Reads what run will need to remember (e.g. a sysctl's old value); journaled before run. */
   prepare?(ctx: TaskContext, params: P): Promise<I>;
   /** Make the state hold; return what rollback needs. */
@@ -47,6 +65,13 @@ export interface TaskDef<P = unknown, R = unknown, I = unknown> {
   family?: string;
   /** What run makes is lasting state: an ordinary teardown keeps it, a purge removes it (journaled). */
   kept?: boolean;
+  /**
+   * The line `aplspawn status` shows for this check (in the original tool's words) and what it looks
+   * at; a kind without one is not part of status.
+   */
+  status?(params: P): { name: string; target: string };
+  /** A guard changes nothing: it holds, or its run fails the workflow (see defineGuard). */
+  guard?: boolean;
 }
 
 /** A kind's family: declared, or the first word of its kind ("net" for `net.bridge`). */
@@ -56,6 +81,27 @@ export const familyOf = (def: { kind: string; family?: string }): string =>
 /** Declare a task kind (typed helper; returns its argument). */
 export function defineTask<P, R = void, I = void>(def: TaskDef<P, R, I>): TaskDef<P, R, I> {
   return def;
+}
+
+/**
+ * Declare a guard: a condition that must hold before a workflow goes on (root, programs, a bridge
+ * with no container on it). It changes nothing and has no rollback: when its check does not hold,
+ * the workflow fails with the check's reason.
+ */
+export function defineGuard<P>(g: {
+  kind: string;
+  title(params: P): string;
+  check(ctx: HostContext, params: P): Promise<Verdict>;
+}): TaskDef<P, null> {
+  return {
+    ...g,
+    guard: true,
+    async run(ctx, params) {
+      const v = await g.check(ctx, params);
+      if (!holds(v)) throw new Error(detailOf(v) ?? `${g.title(params)}: does not hold`);
+      return null;
+    },
+  };
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: a registry holds task kinds of every parameter type
@@ -144,6 +190,11 @@ export function listTaskIds(steps: readonly Step[]): string[] {
   return steps.flatMap((s) =>
     s.type === "task" ? [s.id] : s.type === "group" ? listTaskIds(s.steps) : [s.id],
   );
+}
+
+/** The task steps of a workflow, in order, groups flattened. */
+export function taskSteps(steps: readonly Step[]): TaskStep[] {
+  return steps.flatMap((s) => (s.type === "task" ? [s] : s.type === "group" ? taskSteps(s.steps) : []));
 }
 
 /**

@@ -1,8 +1,8 @@
 // The last check of `run up`: real Ansible reaches every host through the generated inventory
 // (when ansible is installed and inventory.ping is on). Nothing to undo: it only reads.
-import { lastLines } from "../../src/host/host.js";
+import { type HostContext, lastLines } from "../../src/host/host.js";
 import { printable } from "../../src/runner/report.js";
-import { defineTask, type TaskContext } from "../../src/runner/task.js";
+import { defineTask } from "../../src/runner/task.js";
 
 /** Parameters. */
 export interface AnsiblePingParams {
@@ -11,7 +11,7 @@ export interface AnsiblePingParams {
   enabled: boolean;
 }
 
-async function ping(ctx: TaskContext, p: AnsiblePingParams) {
+async function ping(ctx: HostContext, p: AnsiblePingParams) {
   return ctx.host.exec("ansible", ["-i", p.inventory, "-m", "ping", p.group], {
     allowFail: true,
     readOnly: true,

@@ -2,9 +2,10 @@
 // with an sshd drop-in that serves only it, and its public half pinned in the lab's known_hosts,
 // so the very first connection is verified. Like the upper layer, it outlives `run down`.
 import { readOr, rmdirIfEmpty } from "../../src/host/files.js";
+import type { HostContext } from "../../src/host/host.js";
 import { containerRoot, rootHolds, rootWriteIfChanged } from "../../src/lab/container-files.js";
 import { knownHostsLine, serialized, withKnownHost } from "../../src/lab/ssh.js";
-import { defineTask, type TaskContext } from "../../src/runner/task.js";
+import { defineTask } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
 export interface HostKeysParams {
@@ -21,7 +22,7 @@ const DROPIN = "/etc/ssh/sshd_config.d/aplspawn.conf";
 /** The sshd drop-in: serve only our key (the image's own keys are the same in every copy of it). */
 const SSHD_DROPIN = `# Written by aplspawn: serve only this container's own host key, pinned in the lab's known_hosts.\nHostKey /etc/ssh/${KEY}\n`;
 
-async function wanted(ctx: TaskContext, p: HostKeysParams) {
+async function wanted(ctx: HostContext, p: HostKeysParams) {
   const priv = await readOr(ctx.host, `${p.dir}/${KEY}`, "");
   const pub = await readOr(ctx.host, `${p.dir}/${KEY}.pub`, "");
   return { priv, pub, line: pub ? knownHostsLine(p.name, p.ip, pub) : "" };

@@ -1,8 +1,9 @@
 // A guard for `run cleanup`: the lab's working directories are only emptied when nothing of the lab
 // runs or is mounted (a check-only task: it changes nothing and has no rollback).
+import type { HostContext } from "../../src/host/host.js";
 import { readMounts } from "../../src/host/mounts.js";
 import { findNspawnWhere } from "../../src/lab/nspawn-procs.js";
-import { defineTask, type TaskContext } from "../../src/runner/task.js";
+import { defineTask } from "../../src/runner/task.js";
 
 /** Parameters. */
 export interface IdleParams {
@@ -11,7 +12,7 @@ export interface IdleParams {
   prefix: string;
 }
 
-async function busy(ctx: TaskContext, p: IdleParams): Promise<string[]> {
+async function busy(ctx: HostContext, p: IdleParams): Promise<string[]> {
   const out: string[] = [];
   const under = (path: string, dir: string) => path.startsWith(`${dir}/`);
   for (const n of await findNspawnWhere(

@@ -4,10 +4,11 @@
 // container root's, and root in the container is an unprivileged id on the host.
 
 import { rmdirIfEmpty } from "../../src/host/files.js";
+import type { HostContext } from "../../src/host/host.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
 import { RANGE, rangeOf } from "../../src/lab/id-ranges.js";
 import { idmapBind } from "../../src/lab/idmap-mount.js";
-import { defineTask, type TaskContext, undoUnlessGone } from "../../src/runner/task.js";
+import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
 export interface LowerViewParams {
@@ -22,7 +23,7 @@ export interface LowerViewParams {
 
 // The view is ours when the mount there is idmapped, of the lower layer's filesystem, and shows the
 // image's root directory owned by the container's root.
-async function isOurView(ctx: TaskContext, p: LowerViewParams): Promise<boolean> {
+async function isOurView(ctx: HostContext, p: LowerViewParams): Promise<boolean> {
   const mounts = await readMounts(ctx.host);
   const [m, lower] = [mountAt(mounts, p.target), mountAt(mounts, p.lower)];
   if (!m || !lower || m.dev !== lower.dev || !m.options.includes("idmapped")) return false;

@@ -5,14 +5,14 @@
 // container powers off cleanly), SIGKILL after a timeout.
 
 import { readOr } from "../../src/host/files.js";
-import { lastLines } from "../../src/host/host.js";
+import { type HostContext, lastLines } from "../../src/host/host.js";
 import { poll } from "../../src/host/poll.js";
 import { childrenOf, cmdline, isAlive, procStat } from "../../src/host/proc.js";
 import { cgroupTree, containerCgroups, startInCgroups } from "../../src/lab/cgroups.js";
 import { idShiftOf, RANGE } from "../../src/lab/id-ranges.js";
 import { findNspawn, type NspawnProcess, recordedNspawn } from "../../src/lab/nspawn-procs.js";
 import { printable } from "../../src/runner/report.js";
-import { defineTask, type TaskContext } from "../../src/runner/task.js";
+import { defineTask, met, type TaskContext, unmet } from "../../src/runner/task.js";
 import { STARTUP_SCRIPT } from "./network.js";
 
 /** Journaled parameters. */
@@ -73,7 +73,7 @@ export async function logTail(ctx: TaskContext, logFile: string, lines = 15): Pr
     .join("\n")}`;
 }
 
-const running = async (ctx: TaskContext, p: NspawnParams) =>
+const running = async (ctx: HostContext, p: NspawnParams) =>
   (await findNspawn(ctx.host, p.name, p.merged)).filter((n) => n.leader !== undefined);
 
 /** Starts the container. */
@@ -82,8 +82,10 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
   title: (p) =>
     `Starting container ${p.name} (${p.init === "boot" ? "systemd-nspawn --boot" : STARTUP_SCRIPT})`,
   rollbackTitle: (p) => `Stopping container ${p.name}`,
+  status: (p) => ({ name: `Checking nspawn process for container ${p.name}`, target: p.name }),
   async check(ctx, p) {
-    return (await running(ctx, p)).length > 0;
+    const n = (await running(ctx, p))[0];
+    return n ? met(`nspawn PID ${n.pid}`) : unmet(`no systemd-nspawn process runs ${p.name}`);
   },
   async prepare(ctx, p) {
     // Where systemd is PID 1, machined registers the machine in a scope of its own.

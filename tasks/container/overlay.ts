@@ -1,9 +1,9 @@
 // The container's root: an overlayfs of the shared read-only image root (lower) and the
 // container's own upper layer, mounted at its merged directory. Unmounting never goes lazy: a
 // busy mount is retried, then reported with the processes that hold it.
-import { lastLines } from "../../src/host/host.js";
+import { type HostContext, lastLines } from "../../src/host/host.js";
 import { isOverlayOf, mountAt, readMounts } from "../../src/host/mounts.js";
-import { defineTask, type TaskContext } from "../../src/runner/task.js";
+import { defineTask, met, type TaskContext, unmet } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
 export interface OverlayParams {
@@ -24,7 +24,7 @@ function mountOptions(p: OverlayParams): string {
   return o;
 }
 
-async function isOurOverlay(ctx: TaskContext, p: OverlayParams): Promise<boolean> {
+async function isOurOverlay(ctx: HostContext, p: OverlayParams): Promise<boolean> {
   return isOverlayOf(mountAt(await readMounts(ctx.host), p.merged), p.upper);
 }
 
@@ -33,8 +33,13 @@ export const containerOverlay = defineTask<OverlayParams, null>({
   kind: "container.overlay",
   title: (p) => `Mounting overlayFS for container ${p.name}, merged path is ${p.merged}`,
   rollbackTitle: (p) => `Unmounting overlayFS of container ${p.name} at ${p.merged}`,
+  status: (p) => ({ name: "Checking overlayFS mount", target: p.name }),
   async check(ctx, p) {
-    return isOurOverlay(ctx, p);
+    const m = mountAt(await readMounts(ctx.host), p.merged);
+    if (!m) return unmet(`nothing is mounted at ${p.merged}`);
+    return isOverlayOf(m, p.upper)
+      ? met(p.merged)
+      : unmet(`${p.merged} is a ${m.fstype} mount, not the container's overlay`);
   },
   async run(ctx, p) {
     const h = ctx.host;

@@ -1,11 +1,11 @@
 // Ready means reachable the way Ansible will reach it: sshd answers, the host key matches the one
 // pinned in known_hosts (StrictHostKeyChecking=yes), the lab key logs the user in, and sudo works.
-import { CommandError, lastLines } from "../../src/host/host.js";
+import { CommandError, type HostContext, lastLines } from "../../src/host/host.js";
 import { poll } from "../../src/host/poll.js";
 import { isAlive } from "../../src/host/proc.js";
 import { findNspawn } from "../../src/lab/nspawn-procs.js";
 import { type SshTarget, sshBatchArgs } from "../../src/lab/ssh.js";
-import { defineTask, type TaskContext } from "../../src/runner/task.js";
+import { defineTask } from "../../src/runner/task.js";
 import { logTail } from "./nspawn.js";
 
 /** Journaled parameters (nothing to undo: this task only waits). */
@@ -16,7 +16,7 @@ export interface ReadyParams extends SshTarget {
   timeoutMs: number;
 }
 
-async function trySsh(ctx: TaskContext, p: ReadyParams): Promise<{ ok: boolean; error: string }> {
+async function trySsh(ctx: HostContext, p: ReadyParams): Promise<{ ok: boolean; error: string }> {
   try {
     const r = await ctx.host.exec("ssh", sshBatchArgs(p, ["sudo", "-n", "true"], 2), {
       allowFail: true,

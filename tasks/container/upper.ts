@@ -2,9 +2,10 @@
 // keeps its state); `run down --purge`, `run cleanup` and a failed first run remove it.
 
 import { rmdirIfEmpty } from "../../src/host/files.js";
+import type { HostContext } from "../../src/host/host.js";
 import { isOverlayOf, readMounts } from "../../src/host/mounts.js";
 import { claimRange, rangeOf, releaseRange } from "../../src/lab/id-ranges.js";
-import { defineTask, type TaskContext } from "../../src/runner/task.js";
+import { defineTask } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
 export interface UpperParams {
@@ -16,7 +17,7 @@ export interface UpperParams {
 }
 
 // An upper layer made for the other mode cannot be reused: its files' owners mean other ids.
-async function modeProblem(ctx: TaskContext, p: UpperParams): Promise<string | undefined> {
+async function modeProblem(ctx: HostContext, p: UpperParams): Promise<string | undefined> {
   const st = await ctx.host.fs.stat(p.upper);
   if (!st) return undefined;
   const base = await rangeOf(ctx.host, p.upper);

@@ -3,7 +3,7 @@
 // upper layer, which owns them (no rollback of its own). The account lines come from the container
 // and are checked before the host uses the home or ids they name.
 import { posix } from "node:path";
-import type { RootFs } from "../../src/host/host.js";
+import type { HostContext, RootFs } from "../../src/host/host.js";
 import {
   type AccountFiles,
   type AccountPlan,
@@ -13,7 +13,7 @@ import {
   sudoersLine,
 } from "../../src/lab/accounts.js";
 import { containerRoot, rootHolds, rootWriteIfChanged } from "../../src/lab/container-files.js";
-import { defineTask, type TaskContext } from "../../src/runner/task.js";
+import { defineTask } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
 export interface UserParams {
@@ -43,7 +43,7 @@ async function plan(r: RootFs, p: UserParams): Promise<AccountPlan> {
   return plan;
 }
 
-async function publicKey(ctx: TaskContext, p: UserParams): Promise<string> {
+async function publicKey(ctx: HostContext, p: UserParams): Promise<string> {
   const k = (await ctx.host.fs.readFile(p.publicKey)).trim();
   if (!/^ssh-\S+ \S+/.test(k)) throw new Error(`${p.publicKey} is not an SSH public key`);
   return k;

@@ -2,6 +2,8 @@
 // (src/lab/holds.ts): ip_forward and the inotify limit are both this, with their own value and
 // scope. Check: the value will do and the lab holds it. Run: hold it, writing the value if needed.
 // Rollback: let go; the last lab to let go puts the original value back.
+
+import type { HostContext } from "../../src/host/host.js";
 import {
   type Holder,
   holdSetting,
@@ -9,7 +11,7 @@ import {
   releaseSetting,
   type SharedSetting,
 } from "../../src/lab/holds.js";
-import { defineTask, type TaskContext, type TaskDef } from "../../src/runner/task.js";
+import { defineTask, type TaskDef, unmet } from "../../src/runner/task.js";
 
 /** Parameters every held setting has. */
 export interface HeldParams {
@@ -24,7 +26,9 @@ export interface HeldSettingSpec<P extends HeldParams> {
   rollbackTitle(p: P): string;
   /** The setting's name in messages, e.g. "net.ipv4.ip_forward". */
   name: string;
-  setting(ctx: TaskContext): Promise<SharedSetting>;
+  setting(ctx: HostContext): Promise<SharedSetting>;
+  /** The line of `aplspawn status` for it, if status shows it. */
+  status?(p: P): { name: string; target: string };
   /** The value to write given the current one; undefined when the current one will do. */
   want(p: P, current: string): string | undefined;
 }
@@ -37,9 +41,15 @@ export function heldSettingTask<P extends HeldParams>(
     kind: spec.kind,
     title: spec.title,
     rollbackTitle: spec.rollbackTitle,
+    ...(spec.status ? { status: spec.status } : {}),
     async check(ctx, p) {
       const s = await spec.setting(ctx);
-      return spec.want(p, await s.read()) === undefined && (await holdsSetting(ctx.host, s, p.holder.lab));
+      const cur = await s.read();
+      if (spec.want(p, cur) !== undefined) return unmet(`${spec.name} is ${cur}`);
+      return (
+        (await holdsSetting(ctx.host, s, p.holder.lab)) ||
+        unmet(`lab ${p.holder.lab} does not hold ${spec.name}`)
+      );
     },
     async run(ctx, p) {
       return holdSetting(ctx.host, await spec.setting(ctx), p.holder, (cur) => spec.want(p, cur), ctx.signal);

@@ -2,8 +2,9 @@
 // is changed. It changes nothing itself (no rollback): when a check fails, "run" reports every
 // problem at once, with the apt-get line that installs what is missing.
 import { ipToInt, parseCidr } from "../../config/ip.js";
+import type { HostContext } from "../../src/host/host.js";
 import { notPrivate, replaceableBy } from "../../src/host/trusted-path.js";
-import { defineTask, type TaskContext } from "../../src/runner/task.js";
+import { defineGuard, unmet } from "../../src/runner/task.js";
 
 /** Parameters. */
 export interface PreflightParams {
@@ -19,7 +20,7 @@ export interface PreflightParams {
 // Routes (IPv4, every table) to destinations that overlap the lab's subnet, on other interfaces:
 // the lab's traffic would go astray, or take over a network the host reaches.
 async function overlappingRoutes(
-  ctx: TaskContext,
+  ctx: HostContext,
   s: { address: string; bridge: string },
 ): Promise<string[]> {
   const r = await ctx.host.exec("ip", ["-4", "-j", "route", "show", "table", "all"], {
@@ -66,7 +67,7 @@ const PACKAGE_OF: Record<string, string> = {
 };
 
 // Asked of ip, not /sys: sysfs shows the network namespace that mounted it, not ours.
-async function isBridge(ctx: TaskContext, name: string): Promise<boolean> {
+async function isBridge(ctx: HostContext, name: string): Promise<boolean> {
   const r = await ctx.host.exec("ip", ["-d", "-j", "link", "show", "dev", name], {
     allowFail: true,
     readOnly: true,
@@ -78,7 +79,7 @@ async function isBridge(ctx: TaskContext, name: string): Promise<boolean> {
 }
 
 /** Every problem found, empty when the host is ready. */
-async function preflightProblems(ctx: TaskContext, p: PreflightParams): Promise<string[]> {
+async function preflightProblems(ctx: HostContext, p: PreflightParams): Promise<string[]> {
   const h = ctx.host;
   const problems: string[] = [];
   if (h.uid() !== 0) problems.push("aplspawn must run as root (mounts, bridges, systemd-nspawn)");
@@ -114,15 +115,11 @@ async function preflightProblems(ctx: TaskContext, p: PreflightParams): Promise<
 }
 
 /** Checks root, programs, overlayfs (and the bridge, for spawn). */
-export const hostPreflight = defineTask<PreflightParams, null>({
+export const hostPreflight = defineGuard<PreflightParams>({
   kind: "host.preflight",
   title: () => "Executing prechecks: root, required programs, overlayfs",
   async check(ctx, p) {
-    return (await preflightProblems(ctx, p)).length === 0;
-  },
-  async run(ctx, p) {
     const problems = await preflightProblems(ctx, p);
-    if (problems.length > 0) throw new Error(`the host is not ready:\n  - ${problems.join("\n  - ")}`);
-    return null;
+    return problems.length === 0 || unmet(`the host is not ready:\n  - ${problems.join("\n  - ")}`);
   },
 });

@@ -7,6 +7,7 @@ import { mountAt, readMounts } from "../../src/host/mounts.js";
 import { poll } from "../../src/host/poll.js";
 import {
   inspectImage,
+  loopVerdict,
   lowerState,
   missingImage,
   mountIsDevice,
@@ -142,9 +143,9 @@ async function removeRecord(
 export const imageLoop = defineTask<LoopParams, LoopResult>({
   kind: "image.loop",
   title: () => "Mounting image root partition to loop device",
+  status: (p) => ({ name: "Checking if image is mounted correctly to loop device", target: p.image }),
   async check(ctx, p) {
-    const s = await lowerState(ctx, p.image, p.lowerDir);
-    return s.image.kind === "dir" || (s.isImage && s.readOnly);
+    return loopVerdict(await lowerState(ctx, p.image, p.lowerDir));
   },
   async run(ctx, p) {
     const s = await inspectImage(ctx, p.image);

@@ -6,6 +6,7 @@ import { mountAt, readMounts } from "../../src/host/mounts.js";
 import {
   inspectImage,
   lowerState,
+  lowerVerdict,
   missingImage,
   mountIsDevice,
   requireRoot,
@@ -67,9 +68,9 @@ async function isOurs(ctx: HostContext, p: LowerParams, result: LowerResult | un
 export const imageLower = defineTask<LowerParams, LowerResult, LowerIntent>({
   kind: "image.lower",
   title: (p) => `Mounting image root as lower overlayFS layer ${p.lowerDir}`,
+  status: (p) => ({ name: "Checking if loop (image root) is mounted to lower", target: p.lowerDir }),
   async check(ctx, p) {
-    const s = await lowerState(ctx, p.image, p.lowerDir);
-    return s.isImage && s.readOnly;
+    return lowerVerdict(await lowerState(ctx, p.image, p.lowerDir));
   },
   async prepare(ctx, p) {
     return { createdDir: !(await ctx.host.fs.exists(p.lowerDir)) };

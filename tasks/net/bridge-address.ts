@@ -2,7 +2,7 @@
 // address this task added; a pre-existing bridge keeps the addresses it had.
 
 import { hasAddress, linkInfo } from "../../src/net/links.js";
-import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
+import { defineTask, undoUnlessGone, unmet } from "../../src/runner/task.js";
 
 /** What the address task needs. */
 export interface BridgeAddressParams {
@@ -16,7 +16,10 @@ export const bridgeAddressTask = defineTask<BridgeAddressParams, { added: true }
   kind: "net.bridge.address",
   title: (p) => `Adding address ${p.address} to bridge ${p.bridge}`,
   rollbackTitle: (p) => `Removing address ${p.address} from bridge ${p.bridge}`,
-  check: (ctx, p) => hasAddress(ctx, p.bridge, p.address),
+  status: (p) => ({ name: `Checking if bridge has IP ${p.address} assigned`, target: p.bridge }),
+  async check(ctx, p) {
+    return (await hasAddress(ctx, p.bridge, p.address)) || unmet(`${p.bridge} does not have ${p.address}`);
+  },
   async run(ctx, p) {
     // brd +: the subnet's broadcast address, as a DHCP-less host would set it.
     await ctx.host.exec("ip", ["addr", "add", p.address, "brd", "+", "dev", p.bridge], {

@@ -2,7 +2,7 @@
 // brought it up (a pre-existing bridge that was already up has no journal entry).
 
 import { linkInfo } from "../../src/net/links.js";
-import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
+import { defineTask, undoUnlessGone, unmet } from "../../src/runner/task.js";
 
 /** What the link-up task needs. */
 export interface BridgeUpParams {
@@ -14,8 +14,10 @@ export const bridgeUpTask = defineTask<BridgeUpParams, { broughtUp: true }>({
   kind: "net.bridge.up",
   title: (p) => `Bringing bridge ${p.bridge} up`,
   rollbackTitle: (p) => `Bringing bridge ${p.bridge} down`,
+  status: (p) => ({ name: `Checking if bridge ${p.bridge} is up`, target: p.bridge }),
   async check(ctx, p) {
-    return (await linkInfo(ctx, p.bridge))?.up === true;
+    const l = await linkInfo(ctx, p.bridge);
+    return l?.up === true || unmet(l ? `${p.bridge} is down` : `no link ${p.bridge}`);
   },
   async run(ctx, p) {
     await ctx.host.exec("ip", ["link", "set", "dev", p.bridge, "up"], { signal: ctx.signal });

@@ -2,7 +2,7 @@
 // used as it is and, having no journal entry, is never deleted.
 
 import { bridgeInfo, containerPorts } from "../../src/net/links.js";
-import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
+import { defineTask, undoUnlessGone, unmet } from "../../src/runner/task.js";
 
 /** What the bridge task needs (journaled: rollback works from these alone). */
 export interface BridgeParams {
@@ -14,8 +14,9 @@ export const bridgeTask = defineTask<BridgeParams, { created: true }>({
   kind: "net.bridge",
   title: (p) => `Creating bridge ${p.bridge}`,
   rollbackTitle: (p) => `Deleting bridge ${p.bridge}`,
+  status: (p) => ({ name: `Checking if bridge ${p.bridge} exists`, target: p.bridge }),
   async check(ctx, p) {
-    return (await bridgeInfo(ctx, p.bridge)) !== undefined;
+    return (await bridgeInfo(ctx, p.bridge)) !== undefined || unmet(`no bridge ${p.bridge}`);
   },
   async run(ctx, p) {
     await ctx.host.exec("ip", ["link", "add", "name", p.bridge, "type", "bridge"], { signal: ctx.signal });

@@ -2,19 +2,13 @@
 // ip_forward is one switch for the whole network namespace, shared by every lab in it: the lab
 // holds it (tasks/host/held-setting), and the value found before any lab turned it on comes back
 // when the last lab's netdown (or rollback) lets go, never under another lab that still runs.
-import type { TaskContext } from "../../src/runner/task.js";
 import { type HeldParams, heldSettingTask } from "../host/held-setting.js";
 
 /** The sysctl's file: read directly, it is what the original tool's status check looked at. */
-export const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
+const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
 
 /** What the forwarding task needs: the lab that holds the setting. */
 export type ForwardingParams = HeldParams;
-
-/** The current value of net.ipv4.ip_forward ("0" or "1"). */
-export async function readIpForward(ctx: Pick<TaskContext, "host">): Promise<string> {
-  return (await ctx.host.fs.readFile(IP_FORWARD)).trim();
-}
 
 /** Turn forwarding on and hold it (the setting of this network namespace, named by its inode). */
 export const forwardingTask = heldSettingTask<ForwardingParams>({
@@ -29,11 +23,12 @@ export const forwardingTask = heldSettingTask<ForwardingParams>({
     });
     return {
       key: `ip_forward-${ns.stdout.trim()}`,
-      read: () => readIpForward(ctx),
+      read: async () => (await ctx.host.fs.readFile(IP_FORWARD)).trim(),
       write: async (v) => {
         await ctx.host.exec("sysctl", ["-q", "-w", `net.ipv4.ip_forward=${v}`], { signal: ctx.signal });
       },
     };
   },
+  status: () => ({ name: `Checking if traffic forwarding is enabled ${IP_FORWARD}`, target: IP_FORWARD }),
   want: (_p, cur) => (cur === "1" ? undefined : "1"),
 });

@@ -9,7 +9,7 @@ import {
   iptablesFor,
   type Table,
 } from "../../src/net/iptables.js";
-import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
+import { defineTask, undoUnlessGone, unmet } from "../../src/runner/task.js";
 
 /** What the chain task needs. */
 export interface ChainParams {
@@ -22,9 +22,16 @@ export const chainTask = defineTask<ChainParams, { created: true }, { backend: B
   kind: "net.iptables.chain",
   title: (p) => `Creating chain ${p.chain} in table ${p.table}`,
   rollbackTitle: (p) => `Deleting chain ${p.chain} from table ${p.table}`,
+  status: (p) => ({
+    name: `Checking if iptables chain ${p.chain} exists in table ${p.table}`,
+    target: `-t ${p.table} -N ${p.chain}`,
+  }),
   async check(ctx, p) {
     await detectBackend(ctx);
-    return chainExists(ctx, "iptables", p.table, p.chain);
+    return (
+      (await chainExists(ctx, "iptables", p.table, p.chain)) ||
+      unmet(`no chain ${p.chain} in iptables -t ${p.table} -S`)
+    );
   },
   async prepare(ctx) {
     return { backend: await detectBackend(ctx) };

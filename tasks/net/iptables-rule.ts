@@ -4,13 +4,14 @@
 import {
   type Backend,
   deleteRule,
+  describeRule,
   detectBackend,
   ipt,
   iptablesFor,
   type RuleSpec,
   ruleExists,
 } from "../../src/net/iptables.js";
-import { defineTask } from "../../src/runner/task.js";
+import { defineTask, unmet } from "../../src/runner/task.js";
 
 /** What the rule task needs: the exact rule, so rollback deletes exactly it. */
 export interface RuleParams {
@@ -26,9 +27,10 @@ export const ruleTask = defineTask<RuleParams, { added: true }, { backend: Backe
   kind: "net.iptables.rule",
   title: (p) => p.title,
   rollbackTitle: (p) => `Removing rule: ${p.title}`,
+  status: (p) => ({ name: `Checking if iptables rule is present: ${p.title}`, target: describeRule(p.rule) }),
   async check(ctx, p) {
     await detectBackend(ctx);
-    return ruleExists(ctx, "iptables", p.rule);
+    return (await ruleExists(ctx, "iptables", p.rule)) || unmet("iptables -C finds no such rule");
   },
   async prepare(ctx) {
     return { backend: await detectBackend(ctx) };

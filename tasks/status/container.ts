@@ -1,10 +1,10 @@
-// The container checks of `aplspawn status`, in the original tool's words: per container, its
-// process, overlay mount, leader, reachability and ssh. Read-only; they look at the live host.
+// What `aplspawn status` looks at that no task of up checks, in the original tool's words: the lab's
+// working directories and, per container, its leader process, the host key it serves and an ssh
+// login. (Its nspawn process and overlay mount are up's own checks: workflows/status.ts.) Read-only.
 import { containerSpecs } from "../../config/containers.js";
-import { containerDir, knownHostsPath, labDir, mergedDir, sshKeyPath } from "../../config/paths.js";
+import { knownHostsPath, labDir, mergedDir, sshKeyPath } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import { type ExecResult, lastLines } from "../../src/host/host.js";
-import { isOverlayOf, type MountInfo, mountAt, readMounts } from "../../src/host/mounts.js";
 import { cmdline } from "../../src/host/proc.js";
 import { controlPathDir } from "../../src/lab/inventory.js";
 import { findNspawnWhere, isNspawnFor, type NspawnProcess } from "../../src/lab/nspawn-procs.js";
@@ -14,20 +14,14 @@ import { printable } from "../../src/runner/report.js";
 
 /**
  * What one status run looks at, read once for all its containers: the systemd-nspawn processes
- * and the mount table (each container's checks reading them again cost 50 containers a /proc
- * scan and a mountinfo read apiece).
+ * (each container's checks scanning /proc again cost 50 containers a scan apiece).
  */
 function snapshot() {
   let procs: Promise<NspawnProcess[]> | undefined;
-  let table: Promise<MountInfo[]> | undefined;
   return {
     async running(ctx: ProbeContext, name: string, merged: string) {
       procs ??= findNspawnWhere(ctx.host, () => true);
       return (await procs).find((n) => n.leader !== undefined && isNspawnFor(n.argv, name, merged));
-    },
-    async mountAt(ctx: ProbeContext, path: string) {
-      table ??= readMounts(ctx.host);
-      return mountAt(await table, path);
     },
   };
 }
@@ -53,8 +47,8 @@ async function statusMaster(
   return `${dir}/st-${n.pid}-${n.start}`;
 }
 
-/** The container checks of `aplspawn status`. */
-export const containerProbes = (c: Config): Probe[] => {
+/** The status-only checks: the lab's (its directories), and each container's by name. */
+export const containerProbes = (c: Config): { lab: Probe; of(name: string): Probe[] } => {
   const seen = snapshot();
   const dirs: Probe = {
     name: "Checking if working directories exist",
@@ -66,11 +60,13 @@ export const containerProbes = (c: Config): Probe[] => {
       return missing.length ? { ok: false, detail: `missing: ${missing.join(", ")}` } : { ok: true };
     },
   };
-  return [
-    dirs,
-    ...containerSpecs(c).flatMap((s): Probe[] => {
+  const specs = new Map(containerSpecs(c).map((s) => [s.name, s]));
+  return {
+    lab: dirs,
+    of(name): Probe[] {
+      const s = specs.get(name);
+      if (!s) return [];
       const merged = mergedDir(c, s.name);
-      const upper = `${containerDir(c, s.name)}/upper`;
       // How to reach the container, and whether a master from an earlier status is kept.
       let reach: Promise<{ target: SshTarget; kept: boolean }> | undefined;
       const connection = (ctx: ProbeContext) => {
@@ -121,11 +117,12 @@ export const containerProbes = (c: Config): Probe[] => {
       };
       return [
         {
-          name: `Checking nspawn process for container ${s.name} (ip ${s.ip})`,
+          name: "Checking leader process",
           target: s.name,
           async run(ctx) {
             const n = await seen.running(ctx, s.name, merged);
-            if (!n) return { ok: false, detail: `no systemd-nspawn process runs ${s.name}` };
+            if (!n?.leader) return { ok: false, detail: "no leader process" };
+            // Where systemd runs, machined registers the machine: it must know it.
             if (await ctx.host.fs.exists("/run/systemd/system")) {
               const m = await ctx.host.exec("machinectl", ["show", s.name, "--property=State", "--value"], {
                 allowFail: true,
@@ -134,26 +131,6 @@ export const containerProbes = (c: Config): Probe[] => {
               });
               if (m.exitCode !== 0) return { ok: false, detail: `machinectl does not know ${s.name}` };
             }
-            return { ok: true, detail: `nspawn PID ${n.pid}` };
-          },
-        },
-        {
-          name: "Checking overlayFS mount",
-          target: s.name,
-          async run(ctx) {
-            const m = await seen.mountAt(ctx, merged);
-            if (!m) return { ok: false, detail: `nothing is mounted at ${merged}` };
-            if (!isOverlayOf(m, upper))
-              return { ok: false, detail: `${merged} is a ${m.fstype} mount, not the container's overlay` };
-            return { ok: true, detail: merged };
-          },
-        },
-        {
-          name: "Checking leader process",
-          target: s.name,
-          async run(ctx) {
-            const n = await seen.running(ctx, s.name, merged);
-            if (!n?.leader) return { ok: false, detail: "no leader process" };
             const argv = await cmdline(ctx.host, n.leader);
             return {
               ok: argv !== undefined,
@@ -190,6 +167,6 @@ export const containerProbes = (c: Config): Probe[] => {
           },
         },
       ];
-    }),
-  ];
+    },
+  };
 };

@@ -10,14 +10,14 @@ import { runProbes } from "../../src/runner/probe.js";
 import { renderEvent } from "../../src/runner/report.js";
 import { runWorkflow } from "../../src/runner/runner.js";
 import { taskRegistry } from "../../tasks/index.js";
-import { imageProbes } from "../../tasks/status/image.js";
 import { attachSteps, detachSteps } from "../../workflows/attach.js";
+import { stepProbes } from "../../workflows/status.js";
 
 async function drive(action: string, file: string): Promise<number> {
   const c = parseConfig(await readFile(file, "utf8"), file);
   const host = realHost();
   if (action === "status") {
-    const r = await runProbes(imageProbes(c), { host, signal: new AbortController().signal });
+    const r = await runProbes(stepProbes(attachSteps(c)), { host, signal: new AbortController().signal });
     process.stdout.write(`${JSON.stringify(r)}\n`);
     return r.every((p) => p.ok) ? 0 : 1;
   }

@@ -41,6 +41,20 @@ test(
         down.every((p) => !p.ok),
         `before netup every probe fails: ${JSON.stringify(down.filter((p) => p.ok))}`,
       );
+      // Status runs netup's own checks, and each says why it fails.
+      assert.deepEqual(
+        down.slice(0, 4).map((p) => p.detail),
+        [
+          "no bridge nspawnd0",
+          "nspawnd0 does not have 10.10.12.1/26",
+          "no link nspawnd0",
+          "net.ipv4.ip_forward is 0",
+        ],
+      );
+      assert.ok(
+        down.every((p) => (p.detail ?? "").length > 0),
+        `every failing check says why: ${JSON.stringify(down.filter((p) => !p.detail))}`,
+      );
 
       const up = ok(await lab.cli(["--json", "run", "netup"]));
       assert.equal(summary(up).changed, 13);

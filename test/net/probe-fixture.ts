@@ -5,12 +5,13 @@ import { readFile } from "node:fs/promises";
 import { parseConfig } from "../../config/load.js";
 import { realHost } from "../../src/host/real-host.js";
 import { runProbes } from "../../src/runner/probe.js";
-import { netProbes } from "../../tasks/status/net.js";
+import { netupSteps } from "../../workflows/netup.js";
+import { stepProbes } from "../../workflows/status.js";
 
 const file = process.argv[2] ?? "";
 const config = parseConfig(await readFile(file, "utf8"), file);
 const signal = new AbortController().signal;
 // Probes run concurrently and each command listens on this one signal: more than node's default 10.
 setMaxListeners(64, signal);
-const results = await runProbes(netProbes(config), { host: realHost(), signal });
+const results = await runProbes(stepProbes(netupSteps(config)), { host: realHost(), signal });
 process.stdout.write(JSON.stringify(results));

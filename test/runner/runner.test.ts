@@ -7,7 +7,7 @@ import { realHost } from "../../src/host/real-host.js";
 import { InterruptedError, JournalError, LockedError, TaskFailedError } from "../../src/runner/errors.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import { renderEvent, type TaskEvent } from "../../src/runner/report.js";
-import { defineTask, listTaskIds, task, undo } from "../../src/runner/task.js";
+import { defineGuard, defineTask, listTaskIds, task, undo, unmet } from "../../src/runner/task.js";
 import { tempDir } from "../support/ns.js";
 import { downWorkflow, labWorkflow, run } from "./synthetic.js";
 
@@ -408,6 +408,46 @@ test("a task that does not apply is skipped with its reason: neither checked nor
     assert.equal(e?.reason, "ping is off");
     assert.equal(renderEvent("plain", e as TaskEvent), "‣ [ SKIP ] Pinging the lab: ping is off");
     assert.deepEqual([r.summary?.skipped, r.summary?.changed, r.summary?.unchanged], [1, 0, 0]);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test("a guard that does not hold fails the run with its check's reason; one that holds shows as ok", async () => {
+  const t = await setup();
+  try {
+    let ready = false;
+    const calls: string[] = [];
+    const guard = defineGuard<{ what: string }>({
+      kind: "test.guard",
+      title: (p) => `Checking ${p.what}`,
+      async check(_ctx, p) {
+        calls.push("check");
+        return ready || unmet(`${p.what} is not ready`);
+      },
+    });
+    const after = defineTask<null>({
+      kind: "test.after",
+      title: () => "After the guard",
+      async check() {
+        return false;
+      },
+      async run() {
+        calls.push("after");
+      },
+    });
+    const wf = { name: "guarded", steps: [task(guard, "g", { what: "the host" }), task(after, "a", null)] };
+    const r1 = await run(wf, t.lab);
+    assert.ok(r1.error instanceof TaskFailedError);
+    assert.equal(r1.error.message, "Task g failed: the host is not ready");
+    assert.deepEqual(calls, ["check", "check"], "the step after a failed guard must not run");
+    assert.equal((await journalOf(t.lab)).entries.length, 0, "a guard journals nothing");
+    ready = true;
+    calls.length = 0;
+    const r2 = await run(wf, t.lab);
+    assert.equal(r2.error, undefined);
+    assert.deepEqual(calls, ["check", "after"]);
+    assert.equal(taskEvents(r2.events).find((e) => e.id === "g" && e.state !== "running")?.state, "ok");
   } finally {
     await t.cleanup();
   }
