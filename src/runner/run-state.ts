@@ -1,0 +1,132 @@
+// What the parts of one run share: its id, its cancel signal, the first failure, the tally of task
+// outcomes, and how an outcome is reported (events, and the listr2 line on a terminal).
+import { randomBytes } from "node:crypto";
+import { setMaxListeners } from "node:events";
+import type { ListrTask, ListrTaskWrapper } from "listr2";
+import type { Host } from "../host/host.js";
+import { errorMessage, TaskFailedError } from "./errors.js";
+import type { OutputMode, RunEvent, SummaryEvent, TaskState } from "./report.js";
+import type { TaskContext } from "./task.js";
+
+// biome-ignore lint/suspicious/noExplicitAny: the renderer is chosen at run time
+export type AnyListrTask = ListrTask<unknown, any, any>;
+// biome-ignore lint/suspicious/noExplicitAny: the renderer is chosen at run time
+export type Wrapper = ListrTaskWrapper<unknown, any, any>;
+
+/** How a run reports. */
+export interface ReportOptions {
+  mode: OutputMode;
+  emit(e: RunEvent): void;
+}
+
+/** The shared state of one run. */
+export class RunState {
+  readonly runId = `${new Date().toISOString()}-${randomBytes(3).toString("hex")}`;
+  /** Aborted on the first failure or an interrupt: what still runs is cancelled. */
+  readonly controller = new AbortController();
+  firstFailure: { id: string; error: unknown } | undefined;
+  interrupted = false;
+  readonly counts = {
+    changed: 0,
+    unchanged: 0,
+    failed: 0,
+    cancelled: 0,
+    rolledBack: 0,
+    rollbackFailed: 0,
+    wouldChange: 0,
+    skipped: 0,
+  };
+  private readonly t0 = performance.now();
+
+  constructor(private readonly o: ReportOptions) {
+    // Every concurrent task's commands listen on this one signal (30 containers: hundreds).
+    setMaxListeners(0, this.controller.signal);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  emit(e: RunEvent): void {
+    this.o.emit(e);
+  }
+
+  /** listr2's renderer: the default one on a terminal, else silent (events are printed instead). */
+  listrOptions() {
+    return this.o.mode === "tty"
+      ? ({
+          renderer: "default",
+          rendererOptions: { collapseSubtasks: false, collapseErrors: false },
+        } as const)
+      : ({ renderer: "silent" } as const);
+  }
+
+  /** Report a step's outcome. */
+  emitTask(step: { id: string }, title: string, state: TaskState, t0: number, extra: Partial<RunEvent> = {}) {
+    this.o.emit({
+      event: "task",
+      id: step.id,
+      title,
+      state,
+      durationMs: Math.round(performance.now() - t0),
+      ...extra,
+    } as RunEvent);
+  }
+
+  /**
+   * The one way a step fails the run: counted and reported as failed, remembered when it is the
+   * first failure, and everything still running cancelled.
+   */
+  fail(step: { id: string }, title: string, t0: number, e: unknown): void {
+    this.counts.failed++;
+    this.emitTask(step, title, "failed", t0, { error: errorMessage(e) });
+    this.firstFailure ??= { id: step.id, error: e };
+    this.controller.abort(e);
+  }
+
+  /** What a task gets: the host, a signal, and its notes and progress shown under its line. */
+  context(
+    id: string,
+    lt: Wrapper | undefined,
+    host: Host,
+    signal: AbortSignal,
+  ): TaskContext & { done(): void } {
+    const notes: string[] = [];
+    const tty = this.o.mode === "tty";
+    return {
+      host,
+      signal,
+      tty,
+      info: (message) => {
+        notes.push(message);
+        if (lt) lt.output = notes.join("\n");
+        this.o.emit({ event: "info", id, message });
+      },
+      progress: (message) => {
+        if (lt && tty) lt.output = [...notes, message].join("\n");
+        else this.o.emit({ event: "progress", id, message });
+      },
+      // Progress lines go when the task is done; its notes stay.
+      done: () => {
+        if (lt && tty) lt.output = notes.join("\n");
+      },
+    };
+  }
+
+  /** The run's summary, emitted once at its end. */
+  summary(workflow: string, error?: unknown): SummaryEvent {
+    const s: SummaryEvent = {
+      event: "summary",
+      workflow,
+      ok: error === undefined,
+      ...this.counts,
+      durationMs: Math.round(performance.now() - this.t0),
+    };
+    if (error !== undefined) {
+      s.error = errorMessage(error);
+      if (error instanceof TaskFailedError) s.failedTask = error.taskId;
+    }
+    this.o.emit(s);
+    return s;
+  }
+}
