@@ -159,6 +159,25 @@ export interface HttpResponse {
   body: AsyncIterable<Uint8Array>;
 }
 
+/**
+ * How a request is tried again when it fails before its response arrives (the real host: undici's
+ * RetryAgent). A failure once the response is in (a cut in its body) is not retried: the body
+ * fails, and the caller resumes as only it can (from what it kept).
+ */
+export interface HttpRetry {
+  /** Tries after the first. */
+  retries: number;
+  /** The wait before the first retry; it doubles with each, up to maxDelayMs (so does a Retry-After). */
+  minDelayMs: number;
+  maxDelayMs: number;
+  /** Statuses that mean "later" (503, 429…): retried; after the last try, that response is returned. */
+  statuses: readonly number[];
+  /** Error codes (undici's and the OS's) of failures worth another try. */
+  errorCodes: readonly string[];
+  /** Told before each wait: why (an error, or a status), which retry, and how long the wait is. */
+  onRetry?: (r: { error: Error; status: number | undefined; retry: number; delayMs: number }) => void;
+}
+
 /** Small HTTP API over undici. */
 export interface HostHttp {
   request(
@@ -168,6 +187,8 @@ export interface HostHttp {
       headers?: Record<string, string>;
       signal?: AbortSignal;
       timeoutMs?: number;
+      /** Retry failures before the response arrives; without it, a request is tried once. */
+      retry?: HttpRetry;
     },
   ): Promise<HttpResponse>;
 }

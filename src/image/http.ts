@@ -1,6 +1,7 @@
 // Pure pieces of the resumable download: what a response means for the .part file, which failures
 // are worth retrying, and how long to wait between tries.
 import { STATUS_CODES } from "node:http";
+import type { HttpRetry } from "../host/host.js";
 
 /** "404 Not Found" for a status code. */
 export function statusLine(status: number): string {
@@ -74,7 +75,7 @@ export function resumeDecision(
 
 /** HTTP statuses worth retrying: the server or a proxy said "later". */
 export function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || status === 502 || status === 503 || status === 504;
+  return DOWNLOAD_RETRY.statuses.includes(status);
 }
 
 /** A transfer failure: `retryable` when trying again may help. */
@@ -90,7 +91,7 @@ export class DownloadError extends Error {
 }
 
 /** Error codes of network failures (undici's and the OS's) that a retry may fix. */
-const RETRYABLE_CODES = new Set([
+const RETRYABLE_CODES = [
   "ECONNRESET",
   "ECONNREFUSED",
   "ECONNABORTED",
@@ -106,14 +107,27 @@ const RETRYABLE_CODES = new Set([
   "UND_ERR_CLOSED",
   "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH",
   "UND_ERR_RES_CONTENT_LENGTH_MISMATCH",
-]);
+] as const;
+
+/**
+ * How the image request is retried while its response has not arrived (the host's HTTP layer does
+ * it: undici's RetryAgent): the statuses that mean "later", the failures above, 5 retries, waits of
+ * 1 s, 2 s, 4 s … (or what Retry-After says) up to 30 s.
+ */
+export const DOWNLOAD_RETRY: HttpRetry = {
+  retries: 5,
+  minDelayMs: 1000,
+  maxDelayMs: 30_000,
+  statuses: [408, 429, 502, 503, 504],
+  errorCodes: RETRYABLE_CODES,
+};
 
 /** Whether a thrown error is a network failure worth retrying. */
 export function isRetryableError(e: unknown): boolean {
   if (e instanceof DownloadError) return e.retryable;
   for (let cur: unknown = e, depth = 0; cur && depth < 5; depth++) {
     const code = (cur as { code?: unknown }).code;
-    if (typeof code === "string" && RETRYABLE_CODES.has(code)) return true;
+    if (typeof code === "string" && DOWNLOAD_RETRY.errorCodes.includes(code)) return true;
     cur = (cur as { cause?: unknown }).cause;
   }
   const msg = e instanceof Error ? e.message : "";
