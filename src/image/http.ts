@@ -1,5 +1,5 @@
-// Pure pieces of the resumable download: what a response means for the .part file, which failures
-// are worth retrying, and how long to wait between tries.
+// Pure pieces of the resumable download: what a response means for the .part file, and which
+// failures are worth trying again.
 import { STATUS_CODES } from "node:http";
 import type { HttpRetry } from "../host/host.js";
 
@@ -73,11 +73,6 @@ export function resumeDecision(
   return { action: "fail" };
 }
 
-/** HTTP statuses worth retrying: the server or a proxy said "later". */
-export function isRetryableStatus(status: number): boolean {
-  return DOWNLOAD_RETRY.statuses.includes(status);
-}
-
 /** A transfer failure: `retryable` when trying again may help. */
 export class DownloadError extends Error {
   override name = "DownloadError";
@@ -122,7 +117,7 @@ export const DOWNLOAD_RETRY: HttpRetry = {
   errorCodes: RETRYABLE_CODES,
 };
 
-/** Whether a thrown error is a network failure worth retrying. */
+/** Whether a thrown error (a cut in a response's body) is a network failure worth resuming after. */
 export function isRetryableError(e: unknown): boolean {
   if (e instanceof DownloadError) return e.retryable;
   for (let cur: unknown = e, depth = 0; cur && depth < 5; depth++) {
@@ -132,11 +127,6 @@ export function isRetryableError(e: unknown): boolean {
   }
   const msg = e instanceof Error ? e.message : "";
   return /terminated|socket|other side closed|ECONNRESET/i.test(msg);
-}
-
-/** Exponential backoff: 1 s, 2 s, 4 s … capped. */
-export function backoffMs(attempt: number, baseMs = 1000, capMs = 30_000): number {
-  return Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
 }
 
 /** The space a download needs: what is still to come plus a margin for the filesystem's own needs. */

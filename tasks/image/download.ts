@@ -1,12 +1,12 @@
 // image.download: stream the image to a .part file (resuming an earlier .part with a Range request),
-// retry network errors with backoff, verify the digest, and only then rename it into place. The
-// verified image is a cache: rollback removes the .part, never the image.
+// verify the digest, and only then rename it into place. The host's HTTP layer (undici's RetryAgent)
+// retries the request with backoff until a response arrives; a cut in the body is resumed here, from
+// the .part. The verified image is a cache: rollback removes the .part, never the image.
 import { createHash, type Hash } from "node:crypto";
 import {
-  backoffMs,
+  DOWNLOAD_RETRY,
   DownloadError,
   isRetryableError,
-  isRetryableStatus,
   resumeDecision,
   statusLine,
 } from "../../src/image/http.js";
@@ -16,8 +16,6 @@ import { ExitError, errorMessage } from "../../src/runner/errors.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 import type { DownloadParams } from "./precheck.js";
 
-/** Consecutive network failures without progress before giving up. */
-const MAX_RETRIES = 5;
 const READ_CHUNK = 8 * 1024 * 1024;
 
 /** A running SHA-256 over the first `bytes` bytes of the .part file. */
@@ -52,7 +50,9 @@ async function hashPart(ctx: TaskContext, part: string, size: number): Promise<P
   return h;
 }
 
-// One request: resumes at `have` bytes, or restarts when the server cannot. Throws DownloadError.
+// One request: resumes at `have` bytes, or restarts when the server cannot. The host tries it again
+// (DOWNLOAD_RETRY, each retry told) until a response arrives: what fails before is final here, a
+// non-retryable DownloadError. A cut in the body after that throws what run() resumes after.
 async function transferOnce(
   ctx: TaskContext,
   p: DownloadParams,
@@ -61,14 +61,31 @@ async function transferOnce(
   h: PartHash,
   progress: TransferProgress,
 ): Promise<void> {
-  const res = await ctx.host.http.request(p.url, {
-    headers: have > 0 ? { range: `bytes=${have}-` } : {},
-    signal: ctx.signal,
-    timeoutMs: 30_000,
-  });
+  let retried = 0;
+  const gaveUp = (what: string) => `Download of ${p.url} failed ${retried + 1} times in a row: ${what}`;
+  const res = await ctx.host.http
+    .request(p.url, {
+      headers: have > 0 ? { range: `bytes=${have}-` } : {},
+      signal: ctx.signal,
+      timeoutMs: 30_000,
+      retry: {
+        ...DOWNLOAD_RETRY,
+        onRetry({ error, status, delayMs }) {
+          retried++;
+          const why =
+            status === undefined ? `Network error (${errorMessage(error)})` : `HTTP ${statusLine(status)}`;
+          ctx.info(`${why}; retrying in ${Math.round(delayMs / 100) / 10} s at ${formatBytes(have)}`);
+        },
+      },
+    })
+    .catch((e: unknown) => {
+      if (ctx.signal.aborted) throw e;
+      throw new DownloadError(retried > 0 ? gaveUp(errorMessage(e)) : errorMessage(e), false, { cause: e });
+    });
   if (res.status >= 400 && res.status !== 416) {
     await drain(res.body).catch(() => undefined);
-    throw new DownloadError(`HTTP ${statusLine(res.status)} for ${p.url}`, isRetryableStatus(res.status));
+    const status = `HTTP ${statusLine(res.status)}`;
+    throw new DownloadError(retried > 0 ? gaveUp(status) : `${status} for ${p.url}`, false);
   }
   const d = resumeDecision(res.status, res.headers, have);
   if (d.action === "fail") {
@@ -133,7 +150,12 @@ export const imageDownload = defineTask<DownloadParams, DownloadResult>({
     const expected = await expectedDigest(ctx, p);
     const progress = new TransferProgress({ tty: ctx.tty, emit: (l) => ctx.progress(l) });
     let h: PartHash = { hash: createHash("sha256"), bytes: 0 };
-    let failures = 0;
+    // Cuts in the body: each is resumed from the .part at once (that request has its own retries,
+    // with backoff, should the network still be down). Not left to undici's RetryHandler, which can
+    // resume a body itself: the bytes would arrive right for the hash, but its count of tries never
+    // resets on progress (a long download on a flaky line would fail after 5 cuts however far each
+    // got), and a server that cannot resume ends its try with an error where here it starts over.
+    let stalls = 0;
     for (;;) {
       ctx.signal.throwIfAborted();
       const have = (await ctx.host.fs.stat(part))?.size ?? 0;
@@ -144,14 +166,12 @@ export const imageDownload = defineTask<DownloadParams, DownloadResult>({
       } catch (e) {
         if (ctx.signal.aborted || !isRetryableError(e)) throw e;
         const now = (await ctx.host.fs.stat(part))?.size ?? 0;
-        failures = now > have ? 1 : failures + 1;
-        if (failures > MAX_RETRIES)
+        stalls = now > have ? 0 : stalls + 1;
+        if (stalls > DOWNLOAD_RETRY.retries)
           throw new ExitError(
-            `Download of ${p.url} failed ${MAX_RETRIES + 1} times in a row: ${errorMessage(e)}`,
+            `Download of ${p.url} broke off ${stalls} times in a row without progress: ${errorMessage(e)}`,
           );
-        const wait = backoffMs(failures);
-        ctx.info(`Network error (${errorMessage(e)}); retrying in ${wait / 1000} s at ${formatBytes(now)}`);
-        await ctx.host.sleep(wait, ctx.signal);
+        ctx.info(`Connection lost at ${formatBytes(now)} (${errorMessage(e)}); resuming`);
       }
     }
     const size = (await ctx.host.fs.stat(part))?.size ?? 0;

@@ -1,9 +1,11 @@
 // The tests' static HTTP server, run inside a test namespace (its loopback is the CLI's): serves a
 // directory with or without Range support, and can cut a download off partway. Prints its port, then
 // one JSON line per request. Only acts when started with --aplspawn-serve (the test runner loads it too).
-// Paths under /chunked/ are sent without a Content-Length. Given a certificate, it also serves https
-// (its port printed as tlsPort), where /to-http/FILE redirects to FILE over plain http and
-// /to-https/FILE to FILE over https.
+// Paths under /chunked/ are sent without a Content-Length. /fault/KIND/TIMES/FILE serves FILE, but
+// the first TIMES GETs of that path fail: KIND a status (a 429 says Retry-After: 1), "reset" (the
+// connection is dropped before any answer) or "stall" (the headers, then the connection is closed
+// with no byte of the body). Given a certificate, it also serves https (its port printed as tlsPort),
+// where /to-http/FILE redirects to FILE over plain http and /to-https/FILE to FILE over https.
 import { createReadStream, readFileSync } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -18,6 +20,7 @@ function serve(
   tls?: { cert: string; key: string },
 ): void {
   let cuts = cutTimes;
+  const faults = new Map<string, number>();
   const ports = { http: 0, https: 0 };
   const handler = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://x");
@@ -30,8 +33,27 @@ function serve(
       res.writeHead(302, { location: `${to}/${hop[2]}` }).end();
       return;
     }
-    const chunked = url.pathname.startsWith("/chunked/");
-    const served = chunked ? url.pathname.slice("/chunked".length) : url.pathname;
+    const fault = /^\/fault\/(\w+)\/(\d+)(\/.*)$/.exec(url.pathname);
+    const pathname = fault?.[3] ?? url.pathname;
+    let stall = false;
+    if (fault && req.method === "GET") {
+      const seen = faults.get(url.pathname) ?? 0;
+      faults.set(url.pathname, seen + 1);
+      if (seen < Number(fault[2])) {
+        if (fault[1] === "reset") {
+          req.socket.destroy();
+          return;
+        }
+        stall = fault[1] === "stall";
+        if (!stall) {
+          const status = Number(fault[1]);
+          res.writeHead(status, status === 429 ? { "retry-after": "1" } : {}).end("later\n");
+          return;
+        }
+      }
+    }
+    const chunked = pathname.startsWith("/chunked/");
+    const served = chunked ? pathname.slice("/chunked".length) : pathname;
     const path = join(root, normalize(decodeURIComponent(served)).replace(/^(\.\.[/\\])+/, ""));
     const st = await stat(path).catch(() => undefined);
     if (!st?.isFile()) {
@@ -56,6 +78,11 @@ function serve(
     res.writeHead(status, chunked ? common : { ...common, "content-length": String(size - start) });
     if (req.method === "HEAD") {
       res.end();
+      return;
+    }
+    if (stall) {
+      res.flushHeaders();
+      res.socket?.end();
       return;
     }
     if (cuts > 0 && size - start > cutAfter) {
