@@ -491,8 +491,10 @@ const realHttp: HostHttp = {
           },
         );
       }).catch((e: unknown) => {
-        // A "later" status still there after the last try: that response (its body is gone).
-        if (!(e instanceof u.errors.RequestRetryError)) throw e;
+        // A "later" status still there after the last try: that response (its body is gone). Other
+        // RequestRetryErrors (RetryHandler's own checks of a 206, say) stay errors.
+        if (!(e instanceof u.errors.RequestRetryError && opts.retry?.statuses.includes(e.statusCode)))
+          throw e;
         return { statusCode: e.statusCode, headers: e.headers ?? {}, body: undefined };
       });
       const headers = flatHeaders(res.headers);

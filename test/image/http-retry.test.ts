@@ -165,3 +165,15 @@ test("without `retry`, a request is tried once", async () => {
   await text(res.body);
   assert.equal(hits, 1);
 });
+
+test("a 206 that undici's RetryHandler finds inconsistent is an error, not an empty response", async () => {
+  const { notes, retry } = serve((_q, res) =>
+    res.writeHead(206, { "content-range": "bytes 10-99/100", "content-length": "50" }).end(Buffer.alloc(50)),
+  );
+  await assert.rejects(http.request(`${base}/img`, { headers: { range: "bytes=10-" }, retry }), {
+    code: "UND_ERR_REQ_RETRY",
+    statusCode: 206,
+  });
+  assert.equal(hits, 1);
+  assert.deepEqual(notes, []);
+});
