@@ -11,9 +11,9 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { controlPathDir } from "../../src/lab/inventory.js";
-import { inotify, tree } from "../reliability/fault-lab.js";
+import { tree } from "../reliability/fault-lab.js";
+import { assertNoResidue, holdsUnder, inotify, type Lab, nspawnPids, ok, withLab } from "../support/lab.js";
 import { isRoot, type NsResult } from "../support/ns.js";
-import { assertNoResidue, holdsUnder, type Lab, nspawnPids, ok, withLab } from "./lab-fixture.js";
 
 const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
 

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { nspawnPids, ok } from "../lab/lab-fixture.js";
+import { nspawnPids, ok } from "../support/lab.js";
 import {
   afterPurge,
   assertAsBefore,

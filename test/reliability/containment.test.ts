@@ -22,8 +22,8 @@ import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { execa } from "execa";
 import { parse, stringify } from "yaml";
-import { assertNoResidue, type Lab, ok, withLab } from "../lab/lab-fixture.js";
 import { makeSquashfs } from "../support/image.js";
+import { assertNoResidue, type Lab, ok, withLab } from "../support/lab.js";
 import { isRoot } from "../support/ns.js";
 
 const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";

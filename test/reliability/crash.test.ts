@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type Lab, nspawnPids, ok } from "../lab/lab-fixture.js";
 import { runEvents, taskIds } from "../support/json-events.js";
+import { type Lab, nspawnPids, ok } from "../support/lab.js";
 import {
   afterPurge,
   assertAsBefore,

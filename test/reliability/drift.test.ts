@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
-import { assertNoResidue, nspawnPids, ok, withLab } from "../lab/lab-fixture.js";
 import { taskIds } from "../support/json-events.js";
+import { assertNoResidue, nspawnPids, ok, withLab } from "../support/lab.js";
 import { isRoot } from "../support/ns.js";
 import { failing, status } from "./lab-state.js";
 

@@ -8,14 +8,17 @@ import { readdir, readFile, readlink } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { test } from "node:test";
-import { cgroupsOf, holdsUnder, type Lab, nspawnPids, propagateDirs, withLab } from "../lab/lab-fixture.js";
 import { taskEvents } from "../support/json-events.js";
+import {
+  cgroupsOf,
+  holdsUnder,
+  inotify,
+  type Lab,
+  nspawnPids,
+  propagateDirs,
+  withLab,
+} from "../support/lab.js";
 import { CLI, isRoot, type NsResult, type NsSnapshot } from "../support/ns.js";
-
-const INOTIFY = "/proc/sys/fs/inotify/max_user_instances";
-
-/** fs.inotify.max_user_instances now. */
-export const inotify = async () => Number((await readFile(INOTIFY, "utf8")).trim());
 
 /** Wait until `cond` holds (polling); false when it never did within `tries` × `ms`. */
 export async function waitFor(

@@ -9,7 +9,7 @@
 // own so the two run side by side.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ok } from "../lab/lab-fixture.js";
+import { ok } from "../support/lab.js";
 import {
   afterPurge,
   assertAsBefore,

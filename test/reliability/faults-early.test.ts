@@ -6,7 +6,7 @@
 // The per-container tasks and those after them are in faults-containers.test.ts: a file of its own
 // so the two run side by side.
 import assert from "node:assert/strict";
-import { ok } from "../lab/lab-fixture.js";
+import { ok } from "../support/lab.js";
 import { afterPurge, assertAsBefore, baseline, faultAfter, faultTargets, labTest } from "./fault-lab.js";
 
 labTest(

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
-import type { Lab } from "../lab/lab-fixture.js";
+import type { Lab } from "../support/lab.js";
 import type { NsResult } from "../support/ns.js";
 
 /** One check of `status --json`. */

@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { assertNoResidue, nspawnPids, ok, withLab } from "../lab/lab-fixture.js";
 import { summary, taskIds } from "../support/json-events.js";
+import { assertNoResidue, nspawnPids, ok, withLab } from "../support/lab.js";
 import { isRoot } from "../support/ns.js";
 import { backingFile, labLoop, openFilesUnder, processesLeft } from "./lab-state.js";
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
-import { assertNoResidue, nspawnPids, ok, withLab } from "../lab/lab-fixture.js";
+import { assertNoResidue, nspawnPids, ok, withLab } from "../support/lab.js";
 import { isRoot } from "../support/ns.js";
 import { failing, openFilesUnder, processesLeft, status } from "./lab-state.js";
 

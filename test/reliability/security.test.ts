@@ -6,7 +6,7 @@ import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { test } from "node:test";
 import { parse, stringify } from "yaml";
-import { assertNoResidue, ok, withLab } from "../lab/lab-fixture.js";
+import { assertNoResidue, ok, withLab } from "../support/lab.js";
 import { isRoot, TestNamespace, tempDir } from "../support/ns.js";
 import { foreignRules, status } from "./lab-state.js";
 

@@ -7,7 +7,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { RANGES_DIR } from "../../src/lab/id-ranges.js";
-import { assertNoResidue, ok, withLab } from "../lab/lab-fixture.js";
+import { assertNoResidue, ok, withLab } from "../support/lab.js";
 import { isRoot } from "../support/ns.js";
 
 const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
