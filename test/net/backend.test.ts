@@ -4,8 +4,9 @@ import assert from "node:assert/strict";
 import { cp, mkdir, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { assertNoResidue, initTables, ok } from "../support/lab.js";
 import { isRoot, type TestNamespace } from "../support/ns.js";
-import { initTables, ok, rules, sameSnapshot, withNetLab } from "./lab.js";
+import { rules, withNettest } from "./net.js";
 
 const skip = !isRoot && "needs root (real bridges and iptables in a private namespace)";
 
@@ -27,11 +28,12 @@ async function useLegacy(ns: TestNamespace, dir: string): Promise<void> {
 }
 
 test("netup and netdown with the legacy backend", { skip }, () =>
-  withNetLab({}, async (ns, lab) => {
-    // withNetLab made the nf_tables tables; the legacy ones need the same.
+  withNettest({}, async (lab) => {
+    const { ns } = lab;
+    // The fixture made the nf_tables tables; the legacy ones need the same.
     await useLegacy(ns, lab.dir);
     await initTables(ns);
-    const before = await ns.snapshot();
+    lab.before = await ns.snapshot();
     ok(await lab.cli(["run", "netup"]));
     const r = await rules(ns);
     assert.match(r, /-A FORWARD -i nspawnd0 -m comment --comment "?aplspawn:nettest"? -j NSPAWN/);
@@ -39,19 +41,20 @@ test("netup and netdown with the legacy backend", { skip }, () =>
     // Nothing went into nf_tables: the backends are not mixed.
     assert.doesNotMatch((await ns.run("iptables-nft-save", [])).stdout, /NSPAWN/);
     ok(await lab.cli(["run", "netdown"]));
-    sameSnapshot(await ns.snapshot(), before, "after netdown");
+    await assertNoResidue(lab, "after netdown");
   }),
 );
 
 test("rules made with nf_tables are removed with nf_tables after the host switched to legacy", { skip }, () =>
-  withNetLab({}, async (ns, lab, before) => {
+  withNettest({}, async (lab) => {
+    const { ns } = lab;
     ok(await lab.cli(["run", "netup"]));
     await useLegacy(ns, lab.dir);
     ok(await lab.cli(["run", "netdown"]));
     // Reading the legacy tables may instantiate them (empty); no rule of ours goes there.
     assert.doesNotMatch(await rules(ns), /NSPAWN|aplspawn/, "nothing done in the legacy tables");
     assert.equal((await ns.run("umount", ["/etc/alternatives"])).exitCode, 0);
-    sameSnapshot(await ns.snapshot(), before, "nf_tables after netdown");
+    await assertNoResidue(lab, "nf_tables after netdown");
   }),
 );
 
@@ -59,10 +62,11 @@ test(
   "without iptables, netup fails with a clear message and undoes whatever it made meanwhile",
   { skip },
   () =>
-    withNetLab({}, async (ns, lab) => {
+    withNettest({}, async (lab) => {
+      const { ns } = lab;
       const bin = join(lab.dir, "bin");
       await mkdir(bin);
-      const before = await ns.snapshot();
+      lab.before = await ns.snapshot();
       // A PATH with what netup needs besides iptables (and nsenter, to enter the namespace; flock
       // stdbuf and cat hold the lab's lock).
       for (const cmd of ["nsenter", "ip", "sysctl", "flock", "stdbuf", "cat"]) {
@@ -74,6 +78,6 @@ test(
       // The four parts of netup run side by side: whichever iptables task comes first fails.
       assert.match(r.stderr, /task net\.(filter|nat)\.chain failed: iptables is not installed/);
       assert.match(r.stderr, /apt-get install iptables/);
-      sameSnapshot(await ns.snapshot(), before, "after the failed netup");
+      await assertNoResidue(lab, "after the failed netup");
     }),
 );

@@ -4,22 +4,32 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { InfoEvent } from "../../src/runner/report.js";
 import { runEvents, summary } from "../support/json-events.js";
+import {
+  assertNoResidue,
+  type LabConfig,
+  type NetLab,
+  ok,
+  sameSnapshot,
+  settled,
+  withNetLab,
+} from "../support/lab.js";
 import { isRoot } from "../support/ns.js";
-import { ok, probes, rules, sameSnapshot, settled, withNetLabs } from "./lab.js";
+import { probes, rules } from "./net.js";
 
 const skip = !isRoot && "needs root (real bridges and iptables in a private namespace)";
 
-const alpha = { lab: "alpha", bridge: "bralpha", chain: "ALPHA", address: "10.10.12.1/26" };
-const beta = {
-  lab: "beta",
-  bridge: "brbeta",
-  chain: "BETA",
-  address: "10.10.13.1/26",
-  ipRange: ["10.10.13.10", "10.10.13.60"] as [string, string],
-};
+/** Lab alpha (10.10.12.1/26) and, in the same namespace, lab beta (10.10.13.1/26, range .10 to .60). */
+const withAlphaBeta = (fn: (a: NetLab, b: LabConfig) => Promise<void>) =>
+  withNetLab(
+    "alpha",
+    12,
+    async (a) => fn(a, await a.add("beta", 13, { network: { bridge: "brbeta", chain: "BETA" } })),
+    { network: { bridge: "bralpha", chain: "ALPHA" } },
+  );
 
 test("two labs coexist; netdown in reverse order leaves each as it was", { skip }, () =>
-  withNetLabs([alpha, beta], async (ns, [a, b], base) => {
+  withAlphaBeta(async (a, b) => {
+    const { ns } = a;
     ok(await a.cli(["run", "netup"]));
     const onlyAlpha = settled(await ns.snapshot());
     assert.equal(
@@ -34,7 +44,7 @@ test("two labs coexist; netdown in reverse order leaves each as it was", { skip 
     sameSnapshot(settled(await ns.snapshot()), onlyAlpha, "after beta's netdown");
     assert.equal(summary(ok(await a.cli(["--json", "run", "netup"]))).changed, 0, "alpha is intact");
     ok(await a.cli(["run", "netdown"]));
-    sameSnapshot(await ns.snapshot(), base, "after alpha's netdown");
+    await assertNoResidue(a, "after alpha's netdown");
   }),
 );
 
@@ -42,7 +52,8 @@ test(
   "the first lab's netdown leaves forwarding on for the other; the last one's puts it back",
   { skip },
   () =>
-    withNetLabs([alpha, beta], async (ns, [a, b], base) => {
+    withAlphaBeta(async (a, b) => {
+      const { ns } = a;
       ok(await a.cli(["run", "netup"]));
       ok(await b.cli(["run", "netup"]));
       const nd = ok(await a.cli(["--json", "run", "netdown"]));
@@ -59,7 +70,7 @@ test(
         "alpha's bridge is gone",
       );
       assert.deepEqual(
-        (await probes(ns, b)).filter((p) => !p.ok),
+        (await probes(b)).filter((p) => !p.ok),
         [],
         "every check of beta still passes",
       );
@@ -67,7 +78,7 @@ test(
       ok(await b.cli(["run", "netdown"]));
       // Beta found forwarding on (alpha's doing), but the hold record kept the value found before
       // alpha: the last lab to let go puts it back.
-      sameSnapshot(await ns.snapshot(), base, "after both netdowns");
-      assert.equal(base.ipForward, "0");
+      await assertNoResidue(a, "after both netdowns");
+      assert.equal(a.before.ipForward, "0");
     }),
 );

@@ -4,15 +4,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { summary, taskIds } from "../support/json-events.js";
+import { assertNoResidue, ok, sameSnapshot, settled } from "../support/lab.js";
 import { isRoot } from "../support/ns.js";
-import { ok, probes, rules, sameSnapshot, settled, withNetLab } from "./lab.js";
+import { probes, rules, withNettest } from "./net.js";
 
 const skip = !isRoot && "needs root (real bridges and iptables in a private namespace)";
 
 const sorted = (s: string) => s.split("\n").sort().join("\n");
 
 test("a bridge that existed before netup survives netdown; what netup added to it is undone", { skip }, () =>
-  withNetLab({}, async (ns, lab) => {
+  withNettest({}, async (lab) => {
+    const { ns } = lab;
     // Up once and down again, as any bridge in use has been: the kernel gives a link its qdisc
     // the first time it comes up and keeps it, which is not aplspawn's to undo.
     for (const args of [
@@ -21,12 +23,12 @@ test("a bridge that existed before netup survives netdown; what netup added to i
       ["link", "set", "dev", "nspawnd0", "down"],
     ])
       assert.equal((await ns.run("ip", args)).exitCode, 0);
-    const before = await ns.snapshot();
+    lab.before = await ns.snapshot();
     const up = ok(await lab.cli(["--json", "run", "netup"]));
     assert.deepEqual(taskIds(up, "ok"), ["net.bridge"], "the existing bridge is used, not created");
     assert.equal(summary(up).changed, 12);
     ok(await lab.cli(["run", "netdown"]));
-    sameSnapshot(await ns.snapshot(), before, "after netdown");
+    await assertNoResidue(lab, "after netdown");
     assert.equal(
       (await ns.run("ip", ["link", "show", "dev", "nspawnd0"])).exitCode,
       0,
@@ -46,7 +48,8 @@ test("a bridge that existed before netup survives netdown; what netup added to i
 );
 
 test("netup alone restores a rule, a jump or an address deleted by hand, and only that", { skip }, () =>
-  withNetLab({}, async (ns, lab, before) => {
+  withNettest({}, async (lab) => {
+    const { ns } = lab;
     ok(await lab.cli(["run", "netup"]));
     const full = await rules(ns);
     const fullAddrs = settled(await ns.snapshot()).addrs;
@@ -71,7 +74,7 @@ test("netup alone restores a rule, a jump or an address deleted by hand, and onl
       const [cmd = "", ...args] = d.undo.split(" ");
       const del = await ns.run(cmd, args);
       assert.equal(del.exitCode, 0, del.stderr);
-      const failing = (await probes(ns, lab)).filter((p) => !p.ok);
+      const failing = (await probes(lab)).filter((p) => !p.ok);
       assert.equal(failing.length, 1, `one probe sees the drift of ${d.id}: ${JSON.stringify(failing)}`);
       const up = ok(await lab.cli(["--json", "run", "netup"]));
       assert.deepEqual(taskIds(up, "changed"), [d.id]);
@@ -83,7 +86,7 @@ test("netup alone restores a rule, a jump or an address deleted by hand, and onl
     // The journal now holds two entries for each re-added rule; netdown copes (the second finds
     // nothing to delete) and still leaves nothing.
     ok(await lab.cli(["run", "netdown"]));
-    sameSnapshot(await ns.snapshot(), before, "after netdown");
+    await assertNoResidue(lab, "after netdown");
   }),
 );
 
@@ -91,7 +94,8 @@ test(
   "netdown refuses while a container's veth is attached to the bridge, and changes nothing",
   { skip },
   () =>
-    withNetLab({}, async (ns, lab, before) => {
+    withNettest({}, async (lab) => {
+      const { ns } = lab;
       ok(await lab.cli(["run", "netup"]));
       // What systemd-nspawn --network-bridge makes: a veth pair, host side vb-<machine> on the bridge.
       for (const args of [
@@ -111,6 +115,6 @@ test(
 
       assert.equal((await ns.run("ip", ["link", "del", "vb-aplspawn10"])).exitCode, 0);
       ok(await lab.cli(["run", "netdown"]));
-      sameSnapshot(await ns.snapshot(), before, "after netdown");
+      await assertNoResidue(lab, "after netdown");
     }),
 );

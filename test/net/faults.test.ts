@@ -1,13 +1,14 @@
 // Fault injection: a failure right after any netup task undoes everything netup created so far.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { assertNoResidue, ok } from "../support/lab.js";
 import { isRoot } from "../support/ns.js";
-import { ok, sameSnapshot, withNetLab } from "./lab.js";
+import { withNettest } from "./net.js";
 
 const skip = !isRoot && "needs root (real bridges and iptables in a private namespace)";
 
 test("APLSPAWN_FAIL_AFTER at each netup task: exit 1, names the task, nothing left", { skip }, () =>
-  withNetLab({}, async (ns, lab, before) => {
+  withNettest({}, async (lab) => {
     const ids = ok(await lab.cli(["run", "netup", "--list-tasks"]))
       .stdout.trim()
       .split("\n");
@@ -17,7 +18,7 @@ test("APLSPAWN_FAIL_AFTER at each netup task: exit 1, names the task, nothing le
       assert.equal(r.exitCode, 1, `${id}: ${r.stdout}${r.stderr}`);
       assert.ok(r.stderr.includes(`task ${id} failed: injected failure after ${id}`), `${id}: ${r.stderr}`);
       assert.match(r.stdout, /‣ \[ UNDONE \] /);
-      sameSnapshot(await ns.snapshot(), before, `after the failure injected at ${id}`);
+      await assertNoResidue(lab, `after the failure injected at ${id}`);
       // Nothing left in the journal either: netdown has nothing to undo.
       const nd = ok(await lab.cli(["run", "netdown"]));
       assert.doesNotMatch(nd.stdout, /UNDONE/, `${id}: ${nd.stdout}`);
@@ -26,13 +27,14 @@ test("APLSPAWN_FAIL_AFTER at each netup task: exit 1, names the task, nothing le
 );
 
 test("a failure after netup's forwarding task restores the old ip_forward value, even 1", { skip }, () =>
-  withNetLab({}, async (ns, lab) => {
+  withNettest({}, async (lab) => {
+    const { ns } = lab;
     // With forwarding already on, the task finds nothing to do and rollback must not turn it off.
     assert.equal((await ns.run("sysctl", ["-q", "-w", "net.ipv4.ip_forward=1"])).exitCode, 0);
-    const before = await ns.snapshot();
+    lab.before = await ns.snapshot();
     const r = await lab.cli(["run", "netup"], { APLSPAWN_FAIL_AFTER: "net.nat.jump" });
     assert.equal(r.exitCode, 1);
-    sameSnapshot(await ns.snapshot(), before, "after rollback");
+    await assertNoResidue(lab, "after rollback");
     assert.equal((await ns.snapshot()).ipForward, "1");
   }),
 );

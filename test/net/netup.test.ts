@@ -4,8 +4,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { summary, taskEvents, taskIds } from "../support/json-events.js";
+import { assertNoResidue, ok } from "../support/lab.js";
 import { isRoot } from "../support/ns.js";
-import { ok, probes, rules, sameSnapshot, withNetLab } from "./lab.js";
+import { probes, rules, withNettest } from "./net.js";
 
 const skip = !isRoot && "needs root (real bridges and iptables in a private namespace)";
 
@@ -34,9 +35,10 @@ test(
   "netup sets up bridge, forwarding and every rule; again changes nothing; netdown restores all",
   { skip },
   () =>
-    withNetLab({}, async (ns, lab, before) => {
+    withNettest({}, async (lab) => {
+      const { ns, before } = lab;
       assert.equal(before.ipForward, "0");
-      const down = await probes(ns, lab);
+      const down = await probes(lab);
       assert.ok(
         down.every((p) => !p.ok),
         `before netup every probe fails: ${JSON.stringify(down.filter((p) => p.ok))}`,
@@ -67,7 +69,7 @@ test(
       assert.match(addr, /inet 10\.10\.12\.1\/26 brd 10\.10\.12\.63 /);
       assert.equal((await ns.snapshot()).ipForward, "1");
       assert.equal(await rules(ns), EXPECTED_RULES);
-      const upProbes = await probes(ns, lab);
+      const upProbes = await probes(lab);
       assert.equal(upProbes.length, 13);
       assert.deepEqual(
         upProbes.filter((p) => !p.ok),
@@ -91,16 +93,16 @@ test(
 
       const nd = ok(await lab.cli(["--json", "run", "netdown"]));
       assert.equal(taskIds(nd, "rolled-back").length, 13);
-      sameSnapshot(await ns.snapshot(), before, "after netdown");
+      await assertNoResidue(lab, "after netdown");
       const nd2 = ok(await lab.cli(["--json", "run", "netdown"]));
       assert.equal(summary(nd2).changed, 0);
       assert.equal(taskIds(nd2, "rolled-back").length, 0);
-      sameSnapshot(await ns.snapshot(), before, "after a second netdown");
+      await assertNoResidue(lab, "after a second netdown");
     }),
 );
 
 test("the plain output reads like the original tool's", { skip }, () =>
-  withNetLab({}, async (ns, lab, before) => {
+  withNettest({}, async (lab) => {
     const up = ok(await lab.cli(["run", "netup"]));
     for (const line of [
       "‣ [ INFO ] Configuring bridge nspawnd0",
@@ -112,12 +114,12 @@ test("the plain output reads like the original tool's", { skip }, () =>
     const down = ok(await lab.cli(["run", "netdown"]));
     assert.match(down.stdout, /‣ \[ UNDONE \] Deleting bridge nspawnd0\n/);
     assert.match(down.stdout, /‣ \[ UNDONE \] Restoring traffic forwarding to its previous setting\n/);
-    sameSnapshot(await ns.snapshot(), before, "after netdown");
+    await assertNoResidue(lab, "after netdown");
   }),
 );
 
 test("--dry-run netup changes nothing and prints the commands it would run", { skip }, () =>
-  withNetLab({}, async (ns, lab, before) => {
+  withNettest({}, async (lab) => {
     const r = ok(await lab.cli(["--json", "run", "netup", "--dry-run"]));
     assert.equal(summary(r).wouldChange, 13);
     assert.equal(summary(r).changed, 0);
@@ -134,21 +136,25 @@ test("--dry-run netup changes nothing and prints the commands it would run", { s
       assert.ok(commands.includes(c), `missing "${c}" in:\n${commands.join("\n")}`);
     const plain = ok(await lab.cli(["run", "netup", "--dry-run"]));
     assert.match(plain.stdout, /^ {6}iptables -w -t nat -A POSTROUTING -s 10\.10\.12\.0\/26 /m);
-    sameSnapshot(await ns.snapshot(), before, "after a dry run");
-    assert.equal((await ns.run("ls", [`${lab.dir}/work`])).exitCode, 2, "a dry run creates no lab directory");
+    await assertNoResidue(lab, "after a dry run");
+    assert.equal(
+      (await lab.ns.run("ls", [`${lab.dir}/work`])).exitCode,
+      2,
+      "a dry run creates no lab directory",
+    );
   }),
 );
 
 test("network.nat: false sets up no NAT chain", { skip }, () =>
-  withNetLab({ nat: false }, async (ns, lab, before) => {
+  withNettest({ nat: false }, async (lab) => {
     const list = ok(await lab.cli(["run", "netup", "--list-tasks"]))
       .stdout.trim()
       .split("\n");
     assert.ok(!list.some((id) => id.startsWith("net.nat")), list.join(" "));
     assert.equal(summary(ok(await lab.cli(["--json", "run", "netup"]))).changed, 10);
-    assert.ok(!(await rules(ns)).includes("MASQUERADE"));
-    assert.equal((await probes(ns, lab)).length, 10);
+    assert.ok(!(await rules(lab.ns)).includes("MASQUERADE"));
+    assert.equal((await probes(lab)).length, 10);
     ok(await lab.cli(["run", "netdown"]));
-    sameSnapshot(await ns.snapshot(), before, "after netdown");
+    await assertNoResidue(lab, "after netdown");
   }),
 );

@@ -1,0 +1,36 @@
+// What the net tests share besides the lab fixture (test/support/lab.ts): their lab, nettest, on
+// the original tool's network defaults; the namespace's iptables rules; the net status probes.
+import assert from "node:assert/strict";
+import { resolve } from "node:path";
+import { type LabConfig, type NetLab, withNetLab } from "../support/lab.js";
+import type { TestNamespace } from "../support/ns.js";
+
+/**
+ * Run `fn` with the net tests' lab (no image): nettest on bridge nspawnd0, address 10.10.12.1/26,
+ * chain NSPAWN, with `network` over these.
+ */
+export function withNettest(network: Record<string, unknown>, fn: (lab: NetLab) => Promise<void>) {
+  return withNetLab("nettest", 12, fn, { network: { bridge: "nspawnd0", chain: "NSPAWN", ...network } });
+}
+
+/** iptables-save without comments and counters: the rules only, in order. */
+export async function rules(ns: TestNamespace): Promise<string> {
+  const r = await ns.run("iptables-save", []);
+  return r.stdout
+    .split("\n")
+    .filter((l) => l && !l.startsWith("#"))
+    .map((l) => l.replace(/ \[\d+:\d+\]$/, ""))
+    .join("\n");
+}
+
+/** The compiled probe fixture (runs netProbes inside a namespace, prints JSON). */
+const PROBE_FIXTURE = resolve(import.meta.dirname, "probe-fixture.js");
+
+/** Run the net status probes for `lab` inside its namespace. */
+export async function probes(
+  lab: LabConfig,
+): Promise<{ name: string; target: string; ok: boolean; detail?: string }[]> {
+  const r = await lab.ns.run(process.execPath, [PROBE_FIXTURE, lab.config]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
