@@ -2,9 +2,6 @@
 // naming the holder's PID. Two labs with their own bridges, chains and ranges run side by side in
 // one namespace; each `run down` removes only its own lab, and nothing is left at the end.
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import { stringify } from "yaml";
 import { nspawnPids, ok } from "../support/lab.js";
 import {
   afterPurge,
@@ -23,27 +20,12 @@ labTest(
   46,
   async (lab, { image, start, track }) => {
     // The second lab: same namespace and workdir, its own name, bridge, chain, range and machinesDir.
-    // Its containers live in the same temp dir: the fixture's cleanup finds them too.
-    const configB = join(lab.dir, "lab-b.yaml");
-    const machinesB = join(lab.dir, "machines-b");
-    await writeFile(
-      configB,
-      stringify({
-        lab: "rccb",
-        workdir: lab.workdir,
-        network: { bridge: "br-rccb", address: "10.10.47.1/26", chain: "RCCB" },
-        image: { url: `file://${image}` },
-        containers: {
-          count: 2,
-          prefix: "rcc-b",
-          ipRange: ["10.10.47.10", "10.10.47.60"],
-          machinesDir: machinesB,
-          readyTimeout: 90,
-        },
-        inventory: { file: join(lab.dir, "inventory-b.txt") },
-      }),
-    );
-    const cliB = (args: string[]) => lab.ns.cli(["-c", configB, ...args], { cwd: lab.dir });
+    // Its containers' names start with lab A's prefix: the residue checks of lab A find them too.
+    const labB = await lab.add("rccb", 47, {
+      network: { chain: "RCCB" },
+      containers: { count: 2, prefix: "rcc-b" },
+    });
+    const machinesB = labB.machinesDir;
     // Two runs of lab A at once: the first to exit must be the loser, while the other still runs.
     const [a1, a2] = await Promise.all([
       watch(lab, ["--json", "run", "up"]),
@@ -62,13 +44,13 @@ labTest(
     assert.ok(!lost.stdout.includes('"state":"changed"'), "the refused run changed nothing");
 
     // Lab B comes up while lab A's run still goes on.
-    const upB = cliB(["--json", "run", "up"]);
+    const upB = labB.cli(["--json", "run", "up"]);
     const [ra, rb] = await Promise.all([winner.done, upB]);
     track(ra, rb);
     ok(ra, "run up of lab A");
     ok(rb, "run up of lab B");
     ok(await lab.cli(["status"]), "status of lab A");
-    ok(await cliB(["status"]), "status of lab B");
+    ok(await labB.cli(["status"]), "status of lab B");
     await assertNoDuplicateRules(lab, "RCC", "lab A");
     await assertNoDuplicateRules(lab, "RCCB", "lab B");
     assert.equal((await overlayMounts(lab, lab.machinesDir)).length, 3);
@@ -86,13 +68,13 @@ labTest(
     const b1 = await ofB();
     const downA = ok(await lab.cli(["--json", "run", "down", "--purge"]), "run down of lab A");
     assert.deepEqual(await ofB(), b1, "lab B is untouched by lab A's down");
-    ok(await cliB(["status"]), "status of lab B after lab A's down");
+    ok(await labB.cli(["status"]), "status of lab B after lab A's down");
     const save = (await iptablesSave(lab)).join("\n");
     assert.ok(!/\bRCC\b/.test(save), "lab A's chains are gone");
     assert.equal((await lab.ns.run("ip", ["link", "show", "br-rcc"])).exitCode, 1, "lab A's bridge is gone");
     assert.deepEqual(await nspawnPids(`${lab.machinesDir}/`), [], "lab A's containers are gone");
 
-    const downB = ok(await cliB(["--json", "run", "down", "--purge"]), "run down of lab B");
+    const downB = ok(await labB.cli(["--json", "run", "down", "--purge"]), "run down of lab B");
     // ip_forward is one switch for the namespace: the lab that turned it on restores it, but if
     // that lab goes down first while the other still runs, it stays on (README, "Known limits").
     await assertAsBefore(lab, start, "after both downs", {
@@ -100,7 +82,7 @@ labTest(
       loops: track(ra, rb, downA, downB),
       image,
       allowed: new RegExp(
-        `${afterPurge("rcc").source}|^(lab-b\\.yaml|machines-b|work/rccb|work/rccb/journal\\.jsonl)$`,
+        `${afterPurge("rcc").source}|^(rccb\\.yaml|machines-rccb|work/rccb|work/rccb/journal\\.jsonl)$`,
       ),
     });
   },

@@ -3,7 +3,6 @@
 // watch and kill midway, and the residue check every one of them ends with.
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { spawn } from "node:child_process";
 import { readdir, readFile, readlink } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { createInterface } from "node:readline";
@@ -16,9 +15,11 @@ import {
   type Lab,
   nspawnPids,
   propagateDirs,
+  sameSnapshot,
+  settled,
   withLab,
 } from "../support/lab.js";
-import { CLI, isRoot, type NsResult, type NsSnapshot } from "../support/ns.js";
+import { isRoot, type NsResult, type NsSnapshot } from "../support/ns.js";
 
 /** Wait until `cond` holds (polling); false when it never did within `tries` × `ms`. */
 export async function waitFor(
@@ -175,13 +176,7 @@ export async function assertAsBefore(
   for (const k of o.ignore ?? []) now[k] = b.snap[k];
   // A bridge that stays (made before the run) changes by itself: IPv6 duplicate address detection
   // ends, and its carrier goes once ports came and went (a new bridge shows none of NO-CARRIER).
-  const norm = (s: string) =>
-    s
-      .replace(/ tentative\b/g, "")
-      .replace(/NO-CARRIER,|,LOWER_UP/g, "")
-      .replace(/ state (UP|DOWN|UNKNOWN) /g, " ");
-  for (const k of Object.keys(now) as (keyof NsSnapshot)[])
-    assert.equal(norm(now[k]), norm(b.snap[k]), `${what}: ${k} differs from before`);
+  sameSnapshot(settled(now), settled(b.snap), what);
   assert.deepEqual(await nspawnPids(lab.dir), [], `${what}: systemd-nspawn processes are left`);
   assert.deepEqual(await cgroupsOf(lab.prefix), [], `${what}: container cgroups are left`);
   assert.deepEqual(await propagateDirs(lab.prefix), [], `${what}: nspawn's /run dirs are left`);
@@ -230,18 +225,8 @@ export async function killWatched(): Promise<void> {
 }
 
 /** Start `aplspawn -c <config> ARGS` inside the lab's namespace, watching its output. */
-export async function watch(
-  lab: Lab,
-  args: string[],
-  env: Record<string, string> = {},
-  config = lab.config,
-): Promise<Watched> {
-  const [c, a] = lab.ns.wrap(process.execPath, [CLI, "-c", config, ...args]);
-  const child = spawn(c, a, {
-    cwd: lab.dir,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ...env },
-  });
+export async function watch(lab: Lab, args: string[], env: Record<string, string> = {}): Promise<Watched> {
+  const child = lab.spawnCli(args, env);
   const lines: string[] = [];
   const stderr: string[] = [];
   let ended = false;
