@@ -138,6 +138,16 @@ function crossChecks(c: Config): string[] {
       problems.push(
         `containers.ipRange: two containers would both be named ${dup} (names use the last octet)`,
       );
+    const seen = new Set<string>();
+    for (const [i, f] of c.network.forwards.entries()) {
+      if (!names.includes(f.container))
+        problems.push(
+          `network.forwards.${i}.container: no container named ${f.container} in this lab; containers: ${names.join(", ")}`,
+        );
+      const key = `${f.proto}/${f.hostPort}`;
+      if (seen.has(key)) problems.push(`network.forwards.${i}: host port ${key} is forwarded twice`);
+      seen.add(key);
+    }
   }
   if (c.image.sha256 && c.image.checksums)
     problems.push("image: give image.sha256 or image.checksums, not both");

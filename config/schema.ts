@@ -108,6 +108,8 @@ const buildSchema = z.strictObject({
   keyring: absPath.default("/usr/share/keyrings/debian-archive-keyring.gpg"),
 });
 
+const port = z.number().int().min(1).max(65535);
+
 const userName = z
   .string()
   .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a valid user name (lower case, digits, _ and -, at most 32)");
@@ -123,9 +125,39 @@ export const configSchema = z.strictObject({
       address: z
         .cidrv4("must be an IPv4 address with a prefix length, e.g. 10.10.12.1/26")
         .default("10.10.12.1/26"),
-      /** iptables chain names are at most 28 characters. */
-      chain: safeName("network.chain", 28, /^[A-Za-z0-9][A-Za-z0-9_-]*$/).default("NSPAWN"),
+      /** iptables chain names are at most 28 characters; aplspawn's others add "-IN" and "-DNAT". */
+      chain: safeName("network.chain", 23, /^[A-Za-z0-9][A-Za-z0-9_-]*$/).default("NSPAWN"),
       nat: z.boolean().default(true),
+      /**
+       * Ports on the host the containers may reach (e.g. tcp/3142 for an apt cache); everything
+       * else a container sends to the host itself is rejected.
+       */
+      hostPorts: z
+        .array(
+          z
+            .string()
+            .regex(/^(tcp|udp)\/[0-9]{1,5}$/, "must be tcp/PORT or udp/PORT, e.g. tcp/3142")
+            .refine((s) => {
+              const port = Number(s.split("/")[1]);
+              return port >= 1 && port <= 65535;
+            }, "the port must be 1 to 65535"),
+        )
+        .default([]),
+      /** Let the containers reach link-local 169.254.0.0/16 (cloud metadata services); off by default. */
+      allowMetadata: z.boolean().default(false),
+      /** Subnets allowed to open connections into the lab (by default, none from outside it may). */
+      allowFrom: z.array(z.cidrv4("must be an IPv4 subnet, e.g. 10.20.0.0/24")).default([]),
+      /** Ports of the host forwarded to a container's port, for traffic arriving from other networks. */
+      forwards: z
+        .array(
+          z.strictObject({
+            hostPort: port,
+            container: z.string().min(1),
+            port,
+            proto: z.enum(["tcp", "udp"]).default("tcp"),
+          }),
+        )
+        .default([]),
     })
     .prefault({}),
   image: z

@@ -4,6 +4,7 @@ import type { Config } from "../config/schema.js";
 import { group, type Step, task } from "../src/runner/task.js";
 import { bridgeTask } from "../tasks/net/bridge.js";
 import { bridgeAddressTask } from "../tasks/net/bridge-address.js";
+import { bridgeIpv6Task } from "../tasks/net/bridge-ipv6.js";
 import { bridgeUpTask } from "../tasks/net/bridge-up.js";
 import { forwardingTask } from "../tasks/net/forwarding.js";
 import { chainTask } from "../tasks/net/iptables-chain.js";
@@ -18,6 +19,7 @@ export const netupSteps = (c: Config): Step[] => {
     group("net.group.bridge", `Configuring bridge ${p.bridge.bridge}`, [
       task(bridgeTask, "net.bridge", p.bridge),
       task(bridgeAddressTask, "net.bridge.address", p.address),
+      task(bridgeIpv6Task, "net.bridge.ipv6", p.bridge),
       task(bridgeUpTask, "net.bridge.up", p.bridge),
     ]),
     task(forwardingTask, "net.forwarding", p.forwarding),
@@ -25,6 +27,14 @@ export const netupSteps = (c: Config): Step[] => {
       task(chainTask, "net.filter.chain", p.filterChain),
       ...p.filterRules.map((r) => task(ruleTask, r.id, r.params)),
     ]),
+    group(
+      "net.group.input",
+      `Configuring iptables rules for traffic to the host, chain ${p.inputChain.chain}`,
+      [
+        task(chainTask, "net.input.chain", p.inputChain),
+        ...p.inputRules.map((r) => task(ruleTask, r.id, r.params)),
+      ],
+    ),
   ];
   if (p.nat)
     steps.push(
@@ -33,7 +43,14 @@ export const netupSteps = (c: Config): Step[] => {
         ...p.nat.rules.map((r) => task(ruleTask, r.id, r.params)),
       ]),
     );
-  // The four parts touch different things (bridge, sysctl, filter table, nat table): set them up
+  if (p.dnat)
+    steps.push(
+      group("net.group.dnat", `Configuring port forwards, chain ${p.dnat.chain.chain}`, [
+        task(chainTask, "net.dnat.chain", p.dnat.chain),
+        ...p.dnat.rules.map((r) => task(ruleTask, r.id, r.params)),
+      ]),
+    );
+  // The parts touch different things (bridge, sysctl, filter chains, nat table): set them up
   // at once. Within each part, order matters (a chain before its rules) and is kept.
   return [group("net.group", "Bringing the network up", steps, steps.length)];
 };

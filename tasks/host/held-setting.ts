@@ -29,6 +29,8 @@ export interface HeldSettingSpec<P extends HeldParams> {
   setting(ctx: HostContext): Promise<SharedSetting>;
   /** The line of `aplspawn status` for it, if status shows it. */
   status?(p: P): { name: string; target: string };
+  /** A note to show when the task wrote the value (what the change means beyond the lab). */
+  noteOnWrite?(ctx: HostContext, wrote: string): Promise<string | undefined>;
   /** The value to write given the current one; undefined when the current one will do. */
   want(p: P, current: string): string | undefined;
 }
@@ -52,7 +54,16 @@ export function heldSettingTask<P extends HeldParams>(
       );
     },
     async run(ctx, p) {
-      return holdSetting(ctx.host, await spec.setting(ctx), p.holder, (cur) => spec.want(p, cur), ctx.signal);
+      const r = await holdSetting(
+        ctx.host,
+        await spec.setting(ctx),
+        p.holder,
+        (cur) => spec.want(p, cur),
+        ctx.signal,
+      );
+      const note = r.wrote !== undefined ? await spec.noteOnWrite?.(ctx, r.wrote) : undefined;
+      if (note) ctx.info(note);
+      return r;
     },
     async rollback(ctx, { params: p }) {
       const r = await releaseSetting(ctx.host, await spec.setting(ctx), p.holder.lab, ctx.signal);

@@ -30,5 +30,17 @@ export const forwardingTask = heldSettingTask<ForwardingParams>({
     };
   },
   status: () => ({ name: `Checking if traffic forwarding is enabled ${IP_FORWARD}`, target: IP_FORWARD }),
+  // aplspawn's rules judge only the lab's traffic: with FORWARD's policy ACCEPT, turning forwarding
+  // on makes the host route between its other interfaces too. That is the user's to decide: said.
+  async noteOnWrite(ctx) {
+    const r = await ctx.host.exec("iptables", ["-w", "-S", "FORWARD"], {
+      readOnly: true,
+      allowFail: true,
+      signal: ctx.signal,
+    });
+    return /^-P FORWARD ACCEPT$/m.test(r.stdout)
+      ? "ip_forward was off and FORWARD's policy is ACCEPT: the host now also routes between its other interfaces (aplspawn's rules cover the lab's traffic only; set a FORWARD policy of DROP if that is not wanted)"
+      : undefined;
+  },
   want: (_p, cur) => (cur === "1" ? undefined : "1"),
 });

@@ -3,6 +3,7 @@ import type { AnyTaskDef } from "../../src/runner/task.js";
 import { bridgeTask } from "./bridge.js";
 import { bridgeAddressTask } from "./bridge-address.js";
 import { bridgeIdleTask } from "./bridge-idle.js";
+import { bridgeIpv6Task } from "./bridge-ipv6.js";
 import { bridgeUpTask } from "./bridge-up.js";
 import { forwardingTask } from "./forwarding.js";
 import { chainTask } from "./iptables-chain.js";
@@ -12,6 +13,7 @@ import { ruleTask } from "./iptables-rule.js";
 export const netTasks: AnyTaskDef[] = [
   bridgeTask,
   bridgeAddressTask,
+  bridgeIpv6Task,
   bridgeUpTask,
   forwardingTask,
   chainTask,

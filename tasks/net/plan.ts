@@ -1,6 +1,7 @@
 // The network a config asks for, as task parameters: which rules, in which chains. Shared by the
 // netup workflow (which composes tasks from it) and the status probes (which check the same things),
 // so the two never disagree. No I/O here.
+import { containerSpecs } from "../../config/containers.js";
 import { intToIp, parseCidr } from "../../config/ip.js";
 import type { Config } from "../../config/schema.js";
 import { labHolder } from "../../src/lab/holds.js";
@@ -25,8 +26,13 @@ export interface NetPlan {
   filterChain: ChainParams;
   /** Rules in our filter chain, then the jumps from FORWARD into it. */
   filterRules: PlannedRule[];
+  /** Our chain for what the lab sends to the host itself, its rules, then the jump from INPUT. */
+  inputChain: ChainParams;
+  inputRules: PlannedRule[];
   /** Absent when network.nat is false. */
   nat?: { chain: ChainParams; rules: PlannedRule[] };
+  /** network.forwards: our nat chain for them, its DNAT rules and the jump from PREROUTING; absent when none. */
+  dnat?: { chain: ChainParams; rules: PlannedRule[] };
 }
 
 /** The bridge's subnet in CIDR form (10.10.12.0/26 for 10.10.12.1/26). */
@@ -34,6 +40,9 @@ function subnetOf(address: string): string {
   const c = parseCidr(address);
   return `${intToIp(c.network)}/${c.prefix}`;
 }
+
+/** Link-local addresses: where clouds serve instance metadata (169.254.169.254) and credentials. */
+const LINK_LOCAL = "169.254.0.0/16";
 
 /**
  * The network of a config. The NAT chain has the same name as the filter chain (`network.chain`,
@@ -46,16 +55,37 @@ export function netPlan(c: Config): NetPlan {
   // Every rule carries the lab's comment: iptables-save shows whose it is, and a rule of the same
   // shape that someone else added is never taken for ours (-C and -D match the comment too).
   const mark = ["-m", "comment", "--comment", ruleComment(c.lab)];
-  const filter = (id: string, title: string, args: string[]): PlannedRule => ({
-    id: `net.filter.rule[${id}]`,
+  // In our chains, what is accepted goes on top (inserted) and what is refused at the bottom
+  // (appended): every accept is of a kind the refusals do not overlap in purpose, so a rule put
+  // back after drift lands where it works, whatever else is missing.
+  const rule = (
+    table: "filter" | "nat",
+    into: string,
+    id: string,
+    title: string,
+    args: string[],
+    target: string[],
+  ): PlannedRule => ({
+    id,
     params: {
-      rule: { table: "filter", chain, args: [...args, ...mark, "-j", "ACCEPT"] },
-      insert: false,
+      rule: { table, chain: into, args: [...args, ...mark, "-j", ...target] },
+      insert: target[0] === "ACCEPT",
       title,
     },
   });
+  const filter = (id: string, title: string, args: string[], target = ["ACCEPT"]) =>
+    rule("filter", chain, `net.filter.rule[${id}]`, title, args, target);
+  const ipOf = new Map(containerSpecs(c).map((s) => [s.name, s.ip]));
+  const forwards = c.network.forwards.map((f) => ({ ...f, ip: ipOf.get(f.container) ?? "" }));
+  const metadata = c.network.allowMetadata ? [] : ["!", "-d", LINK_LOCAL];
   const filterRules: PlannedRule[] = [
-    filter("out", `Accepting traffic from ${bridge} to other interfaces`, ["-i", bridge, "!", "-o", bridge]),
+    filter(
+      "out",
+      c.network.allowMetadata
+        ? `Accepting traffic from ${bridge} to other interfaces`
+        : `Accepting traffic from ${bridge} to other interfaces, except to link-local ${LINK_LOCAL}`,
+      ["-i", bridge, "!", "-o", bridge, ...metadata],
+    ),
     filter("return", `Accepting established and related traffic back to ${bridge}`, [
       "-o",
       bridge,
@@ -65,6 +95,40 @@ export function netPlan(c: Config): NetPlan {
       "RELATED,ESTABLISHED",
     ]),
     filter("internal", `Accepting traffic between containers on ${bridge}`, ["-i", bridge, "-o", bridge]),
+    ...forwards.map((f) =>
+      filter(
+        `forward:${f.proto}/${f.hostPort}`,
+        `Accepting forwarded ${f.proto} port ${f.hostPort} to ${f.container} port ${f.port}`,
+        [
+          "-d",
+          f.ip,
+          "-o",
+          bridge,
+          "-p",
+          f.proto,
+          "-m",
+          f.proto,
+          "--dport",
+          String(f.port),
+          "-m",
+          "conntrack",
+          "--ctstate",
+          "DNAT",
+        ],
+      ),
+    ),
+    ...c.network.allowFrom.map((from) =>
+      filter(`from:${from}`, `Accepting connections from ${from} into ${bridge}`, ["-s", from, "-o", bridge]),
+    ),
+    // What is left from the lab (link-local, unless allowed) is refused at once; what is left into
+    // it (new connections from other networks) is dropped, whatever FORWARD's policy says.
+    filter("refuse-out", `Rejecting other traffic from ${bridge}`, ["-i", bridge], ["REJECT"]),
+    filter(
+      "refuse-in",
+      `Dropping new connections into ${bridge} from other networks`,
+      ["-o", bridge],
+      ["DROP"],
+    ),
     // Two jumps, one per direction, so the chain sees only this bridge's traffic and two labs'
     // chains never judge each other's packets. Inserted on top: a host firewall's final REJECT
     // in FORWARD must not shadow them. The built-in chain's policy is never touched.
@@ -85,12 +149,46 @@ export function netPlan(c: Config): NetPlan {
       },
     },
   ];
+  // What the lab sends to the host itself: replies and the listed ports, nothing else.
+  const inputChain = `${chain}-IN`;
+  const input = (id: string, title: string, args: string[], target = ["ACCEPT"]) =>
+    rule("filter", inputChain, `net.input.rule[${id}]`, title, args, target);
+  const inputRules: PlannedRule[] = [
+    input("replies", `Accepting replies from ${bridge} to the host`, [
+      "-m",
+      "conntrack",
+      "--ctstate",
+      "RELATED,ESTABLISHED",
+    ]),
+    ...c.network.hostPorts.map((hp) => {
+      const [proto = "tcp", port = ""] = hp.split("/");
+      return input(`port:${hp}`, `Accepting ${hp} from ${bridge} to the host`, [
+        "-p",
+        proto,
+        "-m",
+        proto,
+        "--dport",
+        port,
+      ]);
+    }),
+    input("refuse", `Rejecting other traffic from ${bridge} to the host`, [], ["REJECT"]),
+    {
+      id: "net.input.jump",
+      params: {
+        rule: { table: "filter", chain: "INPUT", args: ["-i", bridge, ...mark, "-j", inputChain] },
+        insert: true,
+        title: `Jumping from INPUT to ${inputChain} for traffic from ${bridge}`,
+      },
+    },
+  ];
   const plan: NetPlan = {
     bridge: { bridge },
     address: { bridge, address },
     forwarding: { holder: labHolder(c) },
     filterChain: { table: "filter", chain },
     filterRules,
+    inputChain: { table: "filter", chain: inputChain },
+    inputRules,
   };
   if (c.network.nat)
     // Only POSTROUTING needs a jump: the lab does no port forwarding, so PREROUTING and OUTPUT
@@ -120,5 +218,37 @@ export function netPlan(c: Config): NetPlan {
         },
       ],
     };
+  if (forwards.length > 0) {
+    // Only traffic addressed to the host itself and arriving from elsewhere than the lab is
+    // forwarded (addrtype LOCAL): the host's own connections and the lab's are left alone.
+    const dnatChain = `${chain}-DNAT`;
+    plan.dnat = {
+      chain: { table: "nat", chain: dnatChain },
+      rules: [
+        ...forwards.map((f) =>
+          rule(
+            "nat",
+            dnatChain,
+            `net.dnat.rule[${f.proto}/${f.hostPort}]`,
+            `Forwarding ${f.proto} port ${f.hostPort} of the host to ${f.container} (${f.ip}:${f.port})`,
+            ["-p", f.proto, "-m", f.proto, "--dport", String(f.hostPort)],
+            ["DNAT", "--to-destination", `${f.ip}:${f.port}`],
+          ),
+        ),
+        {
+          id: "net.dnat.jump",
+          params: {
+            rule: {
+              table: "nat",
+              chain: "PREROUTING",
+              args: ["!", "-i", bridge, "-m", "addrtype", "--dst-type", "LOCAL", ...mark, "-j", dnatChain],
+            },
+            insert: false,
+            title: `Jumping from PREROUTING to ${dnatChain} for traffic to the host's addresses`,
+          },
+        },
+      ],
+    };
+  }
   return plan;
 }

@@ -35,7 +35,34 @@ const corpus: [string, string, RegExp][] = [
   ],
   ["bridge with slash", "network: {bridge: br/0}\n", /network\.bridge: /],
   ["bridge with shell metacharacters", "network: {bridge: 'br;rm'}\n", /network\.bridge: /],
-  ["chain too long", `network: {chain: ${"C".repeat(29)}}\n`, /network\.chain: .*at most 28/],
+  ["chain too long", `network: {chain: ${"C".repeat(24)}}\n`, /network\.chain: .*at most 23/],
+  [
+    "host port without protocol",
+    "network: {hostPorts: ['3142']}\n",
+    /network\.hostPorts\.0: must be tcp\/PORT/,
+  ],
+  [
+    "host port out of range",
+    "network: {hostPorts: [tcp/70000]}\n",
+    /network\.hostPorts\.0: the port must be 1 to 65535/,
+  ],
+  ["allowFrom not a subnet", "network: {allowFrom: [example.com]}\n", /network\.allowFrom\.0: /],
+  ["allowMetadata not a boolean", "network: {allowMetadata: sure}\n", /network\.allowMetadata: /],
+  [
+    "forward to a container not in the lab",
+    "network: {forwards: [{hostPort: 2222, container: web, port: 22}]}\n",
+    /network\.forwards\.0\.container: no container named web in this lab/,
+  ],
+  [
+    "host port forwarded twice",
+    "network: {forwards: [{hostPort: 2222, container: aplspawn10, port: 22}, {hostPort: 2222, container: aplspawn11, port: 22}]}\n",
+    /network\.forwards\.1: host port tcp\/2222 is forwarded twice/,
+  ],
+  [
+    "forward with a bad port",
+    "network: {forwards: [{hostPort: 0, container: aplspawn10, port: 22}]}\n",
+    /network\.forwards\.0\.hostPort: /,
+  ],
   ["chain with dot", "network: {chain: A.B}\n", /network\.chain: /],
   [
     "address without prefix",

@@ -26,7 +26,7 @@ test("a bridge that existed before netup survives netdown; what netup added to i
     lab.before = await ns.snapshot();
     const up = ok(await lab.cli(["--json", "run", "netup"]));
     assert.deepEqual(taskIds(up, "ok"), ["net.bridge"], "the existing bridge is used, not created");
-    assert.equal(summary(up).changed, 12);
+    assert.equal(summary(up).changed, 19);
     ok(await lab.cli(["run", "netdown"]));
     await assertNoResidue(lab, "after netdown");
     assert.equal(
@@ -47,47 +47,110 @@ test("a bridge that existed before netup survives netdown; what netup added to i
   }),
 );
 
-test("netup alone restores a rule, a jump or an address deleted by hand, and only that", { skip }, () =>
-  withNettest({}, async (lab) => {
-    const { ns } = lab;
-    ok(await lab.cli(["run", "netup"]));
-    const full = await rules(ns);
-    const fullAddrs = settled(await ns.snapshot()).addrs;
-    // Each drift is undone by a command line split at its spaces (no argument holds one).
-    const drifts: { id: string; undo: string }[] = [
-      {
-        id: "net.filter.rule[return]",
-        undo: "iptables -w -D NSPAWN -o nspawnd0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment aplspawn:nettest -j ACCEPT",
-      },
-      {
-        id: "net.filter.jump[in]",
-        undo: "iptables -w -D FORWARD -i nspawnd0 -m comment --comment aplspawn:nettest -j NSPAWN",
-      },
-      {
-        id: "net.nat.rule[masquerade]",
-        undo: "iptables -w -t nat -D NSPAWN -s 10.10.12.0/26 ! -o nspawnd0 -m comment --comment aplspawn:nettest -j MASQUERADE",
-      },
-      { id: "net.bridge.address", undo: "ip addr del 10.10.12.1/26 dev nspawnd0" },
-      { id: "net.forwarding", undo: "sysctl -q -w net.ipv4.ip_forward=0" },
-    ];
-    for (const d of drifts) {
-      const [cmd = "", ...args] = d.undo.split(" ");
-      const del = await ns.run(cmd, args);
-      assert.equal(del.exitCode, 0, del.stderr);
-      const failing = (await probes(lab)).filter((p) => !p.ok);
-      assert.equal(failing.length, 1, `one probe sees the drift of ${d.id}: ${JSON.stringify(failing)}`);
-      const up = ok(await lab.cli(["--json", "run", "netup"]));
-      assert.deepEqual(taskIds(up, "changed"), [d.id]);
-      assert.equal(summary(up).changed, 1);
-      // A re-added rule may land elsewhere in its chain; the set of rules is what matters.
-      assert.equal(sorted(await rules(ns)), sorted(full));
-      assert.equal(settled(await ns.snapshot()).addrs, fullAddrs);
-    }
-    // The journal now holds two entries for each re-added rule; netdown copes (the second finds
-    // nothing to delete) and still leaves nothing.
-    ok(await lab.cli(["run", "netdown"]));
-    await assertNoResidue(lab, "after netdown");
-  }),
+// Every kind of rule there is: a host port, a subnet let in, a port forward.
+const EVERY_RULE = {
+  hostPorts: ["tcp/3142"],
+  allowFrom: ["192.168.77.0/24"],
+  forwards: [{ hostPort: 2222, container: "nettest-10", port: 22 }],
+};
+
+/** In each of aplspawn's filter chains, no accept after a refusal (a refusal would shadow it). */
+function acceptsFirst(text: string): void {
+  for (const chain of ["NSPAWN", "NSPAWN-IN"]) {
+    const filterTable = text.slice(0, text.indexOf("*nat"));
+    const targets = filterTable
+      .split("\n")
+      .filter((l) => l.startsWith(`-A ${chain} `))
+      .map((l) => / -j (\S+)/.exec(l)?.[1] ?? "");
+    const firstRefusal = targets.findIndex((t) => t === "REJECT" || t === "DROP");
+    assert.ok(
+      firstRefusal >= 0 && targets.slice(firstRefusal).every((t) => t === "REJECT" || t === "DROP"),
+      `accepts before refusals in ${chain}:\n${text}`,
+    );
+  }
+}
+
+test(
+  "netup alone restores a rule, a jump, an address or a setting changed by hand, and only that",
+  { skip },
+  () =>
+    withNettest(EVERY_RULE, async (lab) => {
+      const { ns } = lab;
+      ok(await lab.cli(["run", "netup"]));
+      const full = await rules(ns);
+      const fullAddrs = settled(await ns.snapshot()).addrs;
+      acceptsFirst(full);
+      const mark = "-m comment --comment aplspawn:nettest";
+      // Each drift is undone by a command line split at its spaces (no argument holds one).
+      const drifts: { id: string; undo: string }[] = [
+        {
+          id: "net.filter.rule[return]",
+          undo: "iptables -w -D NSPAWN -o nspawnd0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment aplspawn:nettest -j ACCEPT",
+        },
+        {
+          id: "net.filter.jump[in]",
+          undo: "iptables -w -D FORWARD -i nspawnd0 -m comment --comment aplspawn:nettest -j NSPAWN",
+        },
+        {
+          id: "net.nat.rule[masquerade]",
+          undo: "iptables -w -t nat -D NSPAWN -s 10.10.12.0/26 ! -o nspawnd0 -m comment --comment aplspawn:nettest -j MASQUERADE",
+        },
+        { id: "net.bridge.address", undo: "ip addr del 10.10.12.1/26 dev nspawnd0" },
+        { id: "net.forwarding", undo: "sysctl -q -w net.ipv4.ip_forward=0" },
+        { id: "net.bridge.ipv6", undo: "sysctl -q -w net/ipv6/conf/nspawnd0/accept_ra=1" },
+        {
+          id: "net.filter.rule[out]",
+          undo: `iptables -w -D NSPAWN -i nspawnd0 ! -o nspawnd0 ! -d 169.254.0.0/16 ${mark} -j ACCEPT`,
+        },
+        { id: "net.filter.rule[refuse-out]", undo: `iptables -w -D NSPAWN -i nspawnd0 ${mark} -j REJECT` },
+        { id: "net.filter.rule[refuse-in]", undo: `iptables -w -D NSPAWN -o nspawnd0 ${mark} -j DROP` },
+        {
+          id: "net.filter.rule[from:192.168.77.0/24]",
+          undo: `iptables -w -D NSPAWN -s 192.168.77.0/24 -o nspawnd0 ${mark} -j ACCEPT`,
+        },
+        {
+          id: "net.filter.rule[forward:tcp/2222]",
+          undo: `iptables -w -D NSPAWN -d 10.10.12.10 -o nspawnd0 -p tcp -m tcp --dport 22 -m conntrack --ctstate DNAT ${mark} -j ACCEPT`,
+        },
+        {
+          id: "net.input.rule[replies]",
+          undo: `iptables -w -D NSPAWN-IN -m conntrack --ctstate RELATED,ESTABLISHED ${mark} -j ACCEPT`,
+        },
+        {
+          id: "net.input.rule[port:tcp/3142]",
+          undo: `iptables -w -D NSPAWN-IN -p tcp -m tcp --dport 3142 ${mark} -j ACCEPT`,
+        },
+        { id: "net.input.rule[refuse]", undo: `iptables -w -D NSPAWN-IN ${mark} -j REJECT` },
+        { id: "net.input.jump", undo: `iptables -w -D INPUT -i nspawnd0 ${mark} -j NSPAWN-IN` },
+        {
+          id: "net.dnat.rule[tcp/2222]",
+          undo: `iptables -w -t nat -D NSPAWN-DNAT -p tcp -m tcp --dport 2222 ${mark} -j DNAT --to-destination 10.10.12.10:22`,
+        },
+        {
+          id: "net.dnat.jump",
+          undo: `iptables -w -t nat -D PREROUTING ! -i nspawnd0 -m addrtype --dst-type LOCAL ${mark} -j NSPAWN-DNAT`,
+        },
+      ];
+      for (const d of drifts) {
+        const [cmd = "", ...args] = d.undo.split(" ");
+        const del = await ns.run(cmd, args);
+        assert.equal(del.exitCode, 0, del.stderr);
+        const failing = (await probes(lab)).filter((p) => !p.ok);
+        assert.equal(failing.length, 1, `one probe sees the drift of ${d.id}: ${JSON.stringify(failing)}`);
+        const up = ok(await lab.cli(["--json", "run", "netup"]));
+        assert.deepEqual(taskIds(up, "changed"), [d.id]);
+        assert.equal(summary(up).changed, 1);
+        // A re-added rule may land elsewhere in its chain; the set of rules is what matters.
+        const now = await rules(ns);
+        assert.equal(sorted(now), sorted(full));
+        acceptsFirst(now);
+        assert.equal(settled(await ns.snapshot()).addrs, fullAddrs);
+      }
+      // The journal now holds two entries for each re-added rule; netdown copes (the second finds
+      // nothing to delete) and still leaves nothing.
+      ok(await lab.cli(["run", "netdown"]));
+      await assertNoResidue(lab, "after netdown");
+    }),
 );
 
 test(

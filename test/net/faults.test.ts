@@ -8,22 +8,30 @@ import { withNettest } from "./net.js";
 const skip = !isRoot && "needs root (real bridges and iptables in a private namespace)";
 
 test("APLSPAWN_FAIL_AFTER at each netup task: exit 1, names the task, nothing left", { skip }, () =>
-  withNettest({}, async (lab) => {
-    const ids = ok(await lab.cli(["run", "netup", "--list-tasks"]))
-      .stdout.trim()
-      .split("\n");
-    assert.equal(ids.length, 13);
-    for (const id of ids) {
-      const r = await lab.cli(["run", "netup"], { APLSPAWN_FAIL_AFTER: id });
-      assert.equal(r.exitCode, 1, `${id}: ${r.stdout}${r.stderr}`);
-      assert.ok(r.stderr.includes(`task ${id} failed: injected failure after ${id}`), `${id}: ${r.stderr}`);
-      assert.match(r.stdout, /‣ \[ UNDONE \] /);
-      await assertNoResidue(lab, `after the failure injected at ${id}`);
-      // Nothing left in the journal either: netdown has nothing to undo.
-      const nd = ok(await lab.cli(["run", "netdown"]));
-      assert.doesNotMatch(nd.stdout, /UNDONE/, `${id}: ${nd.stdout}`);
-    }
-  }),
+  // Every kind of rule there is: a host port, a subnet let in, a port forward.
+  withNettest(
+    {
+      hostPorts: ["tcp/3142"],
+      allowFrom: ["192.168.77.0/24"],
+      forwards: [{ hostPort: 2222, container: "nettest-10", port: 22 }],
+    },
+    async (lab) => {
+      const ids = ok(await lab.cli(["run", "netup", "--list-tasks"]))
+        .stdout.trim()
+        .split("\n");
+      assert.equal(ids.length, 26);
+      for (const id of ids) {
+        const r = await lab.cli(["run", "netup"], { APLSPAWN_FAIL_AFTER: id });
+        assert.equal(r.exitCode, 1, `${id}: ${r.stdout}${r.stderr}`);
+        assert.ok(r.stderr.includes(`task ${id} failed: injected failure after ${id}`), `${id}: ${r.stderr}`);
+        assert.match(r.stdout, /‣ \[ UNDONE \] /);
+        await assertNoResidue(lab, `after the failure injected at ${id}`);
+        // Nothing left in the journal either: netdown has nothing to undo.
+        const nd = ok(await lab.cli(["run", "netdown"]));
+        assert.doesNotMatch(nd.stdout, /UNDONE/, `${id}: ${nd.stdout}`);
+      }
+    },
+  ),
 );
 
 test("a failure after netup's forwarding task restores the old ip_forward value, even 1", { skip }, () =>

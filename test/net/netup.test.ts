@@ -15,11 +15,17 @@ const EXPECTED_RULES = `*filter
 :FORWARD ACCEPT
 :OUTPUT ACCEPT
 :NSPAWN -
+:NSPAWN-IN -
+-A INPUT -i nspawnd0 -m comment --comment "aplspawn:nettest" -j NSPAWN-IN
 -A FORWARD -o nspawnd0 -m comment --comment "aplspawn:nettest" -j NSPAWN
 -A FORWARD -i nspawnd0 -m comment --comment "aplspawn:nettest" -j NSPAWN
--A NSPAWN -i nspawnd0 ! -o nspawnd0 -m comment --comment "aplspawn:nettest" -j ACCEPT
--A NSPAWN -o nspawnd0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "aplspawn:nettest" -j ACCEPT
 -A NSPAWN -i nspawnd0 -o nspawnd0 -m comment --comment "aplspawn:nettest" -j ACCEPT
+-A NSPAWN -o nspawnd0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "aplspawn:nettest" -j ACCEPT
+-A NSPAWN ! -d 169.254.0.0/16 -i nspawnd0 ! -o nspawnd0 -m comment --comment "aplspawn:nettest" -j ACCEPT
+-A NSPAWN -i nspawnd0 -m comment --comment "aplspawn:nettest" -j REJECT --reject-with icmp-port-unreachable
+-A NSPAWN -o nspawnd0 -m comment --comment "aplspawn:nettest" -j DROP
+-A NSPAWN-IN -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "aplspawn:nettest" -j ACCEPT
+-A NSPAWN-IN -m comment --comment "aplspawn:nettest" -j REJECT --reject-with icmp-port-unreachable
 COMMIT
 *nat
 :PREROUTING ACCEPT
@@ -45,10 +51,11 @@ test(
       );
       // Status runs netup's own checks, and each says why it fails.
       assert.deepEqual(
-        down.slice(0, 4).map((p) => p.detail),
+        down.slice(0, 5).map((p) => p.detail),
         [
           "no bridge nspawnd0",
           "nspawnd0 does not have 10.10.12.1/26",
+          "no link nspawnd0",
           "no link nspawnd0",
           "net.ipv4.ip_forward is 0",
         ],
@@ -59,7 +66,7 @@ test(
       );
 
       const up = ok(await lab.cli(["--json", "run", "netup"]));
-      assert.equal(summary(up).changed, 13);
+      assert.equal(summary(up).changed, 20);
       const link = JSON.parse(
         (await ns.run("ip", ["-j", "-d", "link", "show", "dev", "nspawnd0"])).stdout,
       )[0];
@@ -70,13 +77,17 @@ test(
       assert.equal((await ns.snapshot()).ipForward, "1");
       assert.equal(await rules(ns), EXPECTED_RULES);
       const upProbes = await probes(lab);
-      assert.equal(upProbes.length, 13);
+      assert.equal(upProbes.length, 20);
       assert.deepEqual(
         upProbes.filter((p) => !p.ok),
         [],
       );
       assert.deepEqual(
-        upProbes.slice(0, 4).map((p) => p.name),
+        // The original tool's four, in its order (the IPv6 check of the bridge comes among them).
+        upProbes
+          .map((p) => p.name)
+          .filter((n) => !n.includes("IPv6"))
+          .slice(0, 4),
         [
           "Checking if bridge nspawnd0 exists",
           "Checking if bridge has IP 10.10.12.1/26 assigned",
@@ -88,11 +99,11 @@ test(
 
       const again = ok(await lab.cli(["--json", "run", "netup"]));
       assert.equal(summary(again).changed, 0);
-      assert.equal(summary(again).unchanged, 13);
+      assert.equal(summary(again).unchanged, 20);
       assert.equal(await rules(ns), EXPECTED_RULES);
 
       const nd = ok(await lab.cli(["--json", "run", "netdown"]));
-      assert.equal(taskIds(nd, "rolled-back").length, 13);
+      assert.equal(taskIds(nd, "rolled-back").length, 20);
       await assertNoResidue(lab, "after netdown");
       const nd2 = ok(await lab.cli(["--json", "run", "netdown"]));
       assert.equal(summary(nd2).changed, 0);
@@ -121,7 +132,7 @@ test("the plain output reads like the original tool's", { skip }, () =>
 test("--dry-run netup changes nothing and prints the commands it would run", { skip }, () =>
   withNettest({}, async (lab) => {
     const r = ok(await lab.cli(["--json", "run", "netup", "--dry-run"]));
-    assert.equal(summary(r).wouldChange, 13);
+    assert.equal(summary(r).wouldChange, 20);
     assert.equal(summary(r).changed, 0);
     const commands = taskEvents(r).flatMap((e) => e.commands ?? []);
     for (const c of [
@@ -151,9 +162,9 @@ test("network.nat: false sets up no NAT chain", { skip }, () =>
       .stdout.trim()
       .split("\n");
     assert.ok(!list.some((id) => id.startsWith("net.nat")), list.join(" "));
-    assert.equal(summary(ok(await lab.cli(["--json", "run", "netup"]))).changed, 10);
+    assert.equal(summary(ok(await lab.cli(["--json", "run", "netup"]))).changed, 17);
     assert.ok(!(await rules(lab.ns)).includes("MASQUERADE"));
-    assert.equal((await probes(lab)).length, 10);
+    assert.equal((await probes(lab)).length, 17);
     ok(await lab.cli(["run", "netdown"]));
     await assertNoResidue(lab, "after netdown");
   }),

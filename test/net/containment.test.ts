@@ -1,0 +1,214 @@
+// Network containment, attacked for real: a "container" (a namespace of its own on the lab's
+// bridge, addressed in the subnet, the bridge its gateway: what a container's traffic is to the
+// host), a "cloud" serving metadata at 169.254.169.254 behind the host, and a "LAN" peer routed to
+// the lab through the host. Each tries what it must not be able to do, and what it may.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { assertNoResidue, ok } from "../support/lab.js";
+import { isRoot, TestNamespace } from "../support/ns.js";
+import { withNettest } from "./net.js";
+
+const skip = !isRoot && "needs root (real bridges, iptables and namespaces)";
+
+/** A peer namespace joined to the test namespace by a veth pair. */
+interface Peer {
+  ns: TestNamespace;
+  destroy(): Promise<void>;
+}
+
+async function must(ns: TestNamespace, cmd: string, args: string[]): Promise<void> {
+  const r = await ns.run(cmd, args);
+  assert.equal(r.exitCode, 0, `${cmd} ${args.join(" ")}: ${r.stderr}`);
+}
+
+/**
+ * A namespace with `address` on its eth0, whose other end (`hostIf`) is a port of `bridge` or has
+ * `hostAddress`, in `host`; its default route (or the `routes` given) goes via `gateway`.
+ */
+async function peer(
+  host: TestNamespace,
+  o: {
+    hostIf: string;
+    address: string;
+    gateway: string;
+    bridge?: string;
+    hostAddress?: string;
+    routes?: string[];
+  },
+): Promise<Peer> {
+  const ns = await TestNamespace.create();
+  try {
+    await must(host, "ip", [
+      "link",
+      "add",
+      o.hostIf,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "eth0",
+      "netns",
+      String(ns.pid),
+    ]);
+    // No IPv6 on the test links: their link-local addresses would come and go in the snapshots.
+    await must(host, "sysctl", ["-q", "-w", `net/ipv6/conf/${o.hostIf}/disable_ipv6=1`]);
+    if (o.bridge) await must(host, "ip", ["link", "set", o.hostIf, "master", o.bridge]);
+    if (o.hostAddress) await must(host, "ip", ["addr", "add", o.hostAddress, "dev", o.hostIf]);
+    await must(host, "ip", ["link", "set", o.hostIf, "up"]);
+    await must(ns, "sysctl", ["-q", "-w", "net/ipv6/conf/eth0/disable_ipv6=1"]);
+    await must(ns, "ip", ["addr", "add", o.address, "dev", "eth0"]);
+    await must(ns, "ip", ["link", "set", "eth0", "up"]);
+    for (const to of o.routes ?? ["default"]) await must(ns, "ip", ["route", "add", to, "via", o.gateway]);
+  } catch (e) {
+    await ns.destroy();
+    throw e;
+  }
+  // The veth pair goes with the peer's namespace.
+  return { ns, destroy: () => ns.destroy() };
+}
+
+/** A TCP server on ip:port in `ns` that answers "hi"; stopped by the returned function. */
+async function listen(ns: TestNamespace, ip: string, port: number): Promise<() => void> {
+  const child = ns.spawn(process.execPath, [
+    "-e",
+    `require("net").createServer((s) => s.end("hi")).listen(${port}, ${JSON.stringify(ip)}, () => console.log("up"))`,
+  ]);
+  await new Promise<void>((res, rej) => {
+    child.stdout?.once("data", () => res());
+    child.once("exit", (code) => rej(new Error(`the server on ${ip}:${port} exited ${code}`)));
+  });
+  return () => child.kill("SIGKILL");
+}
+
+/** What a TCP connection from `ns` to ip:port gets: "open", "refused" (a REJECT) or "timeout" (a DROP). */
+async function connect(ns: TestNamespace, ip: string, port: number): Promise<string> {
+  const r = await ns.run(process.execPath, [
+    "-e",
+    `const s = require("net").connect(${port}, ${JSON.stringify(ip)});
+     s.setTimeout(1500, () => { console.log("timeout"); process.exit(0); });
+     s.on("data", () => { console.log("open"); process.exit(0); });
+     s.on("error", (e) => { console.log(e.code === "ECONNREFUSED" || e.code === "EHOSTUNREACH" ? "refused" : e.code); process.exit(0); });`,
+  ]);
+  return r.stdout.trim();
+}
+
+test(
+  "the lab reaches the host only on hostPorts, never cloud metadata; from outside only allowFrom and forwards reach it",
+  { skip },
+  () =>
+    withNettest({}, async (lab) => {
+      const { ns } = lab;
+      const container = "nettest-10";
+      await lab.writeConfig({
+        network: {
+          bridge: "nspawnd0",
+          chain: "NSPAWN",
+          hostPorts: ["tcp/3142"],
+          forwards: [{ hostPort: 2222, container, port: 22 }],
+        },
+      });
+      ok(await lab.cli(["run", "netup"]), "netup");
+      const ipv6 = async (s: string) =>
+        (await ns.run("cat", [`/proc/sys/net/ipv6/conf/nspawnd0/${s}`])).stdout.trim();
+      assert.deepEqual(
+        [await ipv6("accept_ra"), await ipv6("disable_ipv6")],
+        ["0", "1"],
+        "the bridge in IPv6",
+      );
+
+      const c = await peer(ns, {
+        hostIf: "vc10",
+        bridge: "nspawnd0",
+        address: "10.10.12.10/26",
+        gateway: "10.10.12.1",
+      });
+      const cloud = await peer(ns, {
+        hostIf: "meta0",
+        hostAddress: "169.254.1.1/16",
+        address: "169.254.169.254/16",
+        gateway: "169.254.1.1",
+      });
+      const lan = await peer(ns, {
+        hostIf: "lan0",
+        hostAddress: "192.168.77.1/24",
+        address: "192.168.77.2/24",
+        gateway: "192.168.77.1",
+        routes: ["10.10.12.0/26"],
+      });
+      const stops = [
+        await listen(ns, "10.10.12.1", 3142),
+        await listen(ns, "10.10.12.1", 8080),
+        await listen(ns, "0.0.0.0", 9090),
+        await listen(cloud.ns, "169.254.169.254", 80),
+        await listen(c.ns, "10.10.12.10", 22),
+      ];
+      try {
+        // The host itself: only the listed port; the rest is refused at once (not left to time out).
+        assert.equal(await connect(c.ns, "10.10.12.1", 3142), "open", "a hostPorts port");
+        assert.equal(await connect(c.ns, "10.10.12.1", 8080), "refused", "the host's other services");
+        assert.equal(
+          await connect(c.ns, "192.168.77.1", 9090),
+          "refused",
+          "the host's address on another network",
+        );
+        // Cloud metadata behind the host: out of the lab's reach, still within the host's.
+        assert.equal(await connect(c.ns, "169.254.169.254", 80), "refused", "cloud metadata from the lab");
+        assert.equal(await connect(ns, "169.254.169.254", 80), "open", "cloud metadata from the host");
+        // From the LAN: no new connection into the lab, but the forwarded port reaches the container.
+        assert.equal(await connect(lan.ns, "10.10.12.10", 22), "timeout", "the LAN into the lab");
+        assert.equal(await connect(lan.ns, "192.168.77.1", 2222), "open", "a forwarded port");
+        // The lab still reaches out (the LAN stands for the world here) and gets its replies.
+        const stopLan = await listen(lan.ns, "192.168.77.2", 8000);
+        assert.equal(await connect(c.ns, "192.168.77.2", 8000), "open", "the lab out to the world");
+        stopLan();
+
+        // Opted out: metadata reachable, the LAN's subnet allowed in.
+        await lab.writeConfig({
+          network: {
+            bridge: "nspawnd0",
+            chain: "NSPAWN",
+            hostPorts: ["tcp/3142"],
+            allowMetadata: true,
+            allowFrom: ["192.168.77.0/24"],
+          },
+        });
+        // netdown refuses while a container is on the bridge: this one steps off and back on.
+        await must(ns, "ip", ["link", "set", "vc10", "nomaster"]);
+        ok(await lab.cli(["run", "netdown"]), "netdown");
+        ok(await lab.cli(["run", "netup"]), "netup with the opt-outs");
+        await must(ns, "ip", ["link", "set", "vc10", "master", "nspawnd0", "up"]);
+        assert.equal(await connect(c.ns, "169.254.169.254", 80), "open", "metadata with allowMetadata");
+        assert.equal(await connect(lan.ns, "10.10.12.10", 22), "open", "the LAN with allowFrom");
+        assert.equal(
+          await connect(lan.ns, "192.168.77.1", 2222),
+          "refused",
+          "a forward no longer configured",
+        );
+      } finally {
+        for (const stop of stops) stop();
+        for (const p of [c, cloud, lan]) await p.destroy();
+      }
+      ok(await lab.cli(["run", "netdown"]), "netdown");
+      await assertNoResidue(lab, "after netdown");
+    }),
+);
+
+test("a bridge that was there keeps its IPv6 settings after netdown", { skip }, () =>
+  withNettest({}, async (lab) => {
+    const { ns } = lab;
+    await must(ns, "ip", ["link", "add", "name", "nspawnd0", "type", "bridge"]);
+    await must(ns, "sysctl", ["-q", "-w", "net/ipv6/conf/nspawnd0/accept_ra=2"]);
+    const read = async () =>
+      Promise.all(
+        ["accept_ra", "disable_ipv6"].map(async (s) =>
+          (await ns.run("cat", [`/proc/sys/net/ipv6/conf/nspawnd0/${s}`])).stdout.trim(),
+        ),
+      );
+    assert.deepEqual(await read(), ["2", "0"]);
+    ok(await lab.cli(["run", "netup"]), "netup");
+    assert.deepEqual(await read(), ["0", "1"]);
+    ok(await lab.cli(["run", "netdown"]), "netdown");
+    assert.deepEqual(await read(), ["2", "0"], "netdown puts back what it found");
+    await must(ns, "ip", ["link", "del", "nspawnd0"]);
+  }),
+);
