@@ -11,6 +11,7 @@ import { inventorySpec } from "../src/lab/inventory.js";
 import { UsageError } from "../src/runner/errors.js";
 import { group, type JournalRef, type Step, type TaskStep, task } from "../src/runner/task.js";
 import { labAnsiblePing } from "../tasks/container/ansible-ping.js";
+import { labContainersClaim } from "../tasks/container/claim.js";
 import { containerDirs } from "../tasks/container/dirs.js";
 import { containerHostKeys } from "../tasks/container/hostkeys.js";
 import { containerHostname } from "../tasks/container/hostname.js";
@@ -136,6 +137,14 @@ function containerTasksOf(c: Config, s: ContainerSpec): TaskStep[] {
     }),
   ];
 }
+
+/** The lab's claim on its container names, before any container is made. */
+export const containersClaimStep = (c: Config): Step =>
+  task(labContainersClaim, "lab.claim", {
+    lab: c.lab,
+    labDir: labDir(c),
+    names: containerSpecs(c).map((s) => s.name),
+  });
 
 /** One group per container, started concurrently (bounded by --concurrency or containers.concurrency). */
 export function containersGroup(c: Config, specs: ContainerSpec[], o: WorkflowOptions): Step {

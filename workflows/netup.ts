@@ -6,6 +6,7 @@ import { bridgeTask } from "../tasks/net/bridge.js";
 import { bridgeAddressTask } from "../tasks/net/bridge-address.js";
 import { bridgeIpv6Task } from "../tasks/net/bridge-ipv6.js";
 import { bridgeUpTask } from "../tasks/net/bridge-up.js";
+import { netClaim } from "../tasks/net/claim.js";
 import { forwardingTask } from "../tasks/net/forwarding.js";
 import { chainTask } from "../tasks/net/iptables-chain.js";
 import { ruleTask } from "../tasks/net/iptables-rule.js";
@@ -50,9 +51,15 @@ export const netupSteps = (c: Config): Step[] => {
         ...p.dnat.rules.map((r) => task(ruleTask, r.id, r.params)),
       ]),
     );
-  // The parts touch different things (bridge, sysctl, filter chains, nat table): set them up
-  // at once. Within each part, order matters (a chain before its rules) and is kept.
-  return [group("net.group", "Bringing the network up", steps, steps.length)];
+  // The names are claimed first (two labs must not both make one bridge); then the parts, which
+  // touch different things (bridge, sysctl, filter chains, nat table), are set up at once. Within
+  // each part, order matters (a chain before its rules) and is kept.
+  return [
+    group("net.group", "Bringing the network up", [
+      task(netClaim, "net.claim", p.claim),
+      group("net.parts", "Configuring the bridge, forwarding and iptables side by side", steps, steps.length),
+    ]),
+  ];
 };
 
 /** The netup workflow. */

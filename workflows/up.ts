@@ -7,7 +7,14 @@ import { UsageError } from "../src/runner/errors.js";
 import { group, undo } from "../src/runner/task.js";
 import { attachSteps } from "./attach.js";
 import { getimageSteps } from "./getimage.js";
-import { containersGroup, entries, inventorySteps, preflightSteps, sshKeyStep } from "./lab-steps.js";
+import {
+  containersClaimStep,
+  containersGroup,
+  entries,
+  inventorySteps,
+  preflightSteps,
+  sshKeyStep,
+} from "./lab-steps.js";
 import { netupSteps } from "./netup.js";
 import type { WorkflowBuilder } from "./types.js";
 
@@ -20,6 +27,7 @@ export const up: WorkflowBuilder = (c, o) => {
     name: "up",
     steps: [
       ...preflightSteps(c, { bridgeMustExist: false }),
+      containersClaimStep(c),
       // The network, the image and the lab key need nothing of each other: made side by side.
       group(
         "up.prepare",

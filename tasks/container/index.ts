@@ -4,6 +4,7 @@ import type { AnyTaskDef } from "../../src/runner/task.js";
 import { hostInotify } from "../host/inotify.js";
 import { hostPreflight } from "../host/preflight.js";
 import { labAnsiblePing } from "./ansible-ping.js";
+import { labContainersClaim } from "./claim.js";
 import { containerDirs } from "./dirs.js";
 import { containerHostKeys } from "./hostkeys.js";
 import { containerHostname } from "./hostname.js";
@@ -38,6 +39,7 @@ export const containerTasks: AnyTaskDef[] = [
   labInventoryGone,
   labAnsiblePing,
   labIdle,
+  labContainersClaim,
 ];
 
 /** Kinds whose resources are the lab's lasting state (for journals written before entries carried `kept`). */

@@ -5,6 +5,7 @@ import { bridgeAddressTask } from "./bridge-address.js";
 import { bridgeIdleTask } from "./bridge-idle.js";
 import { bridgeIpv6Task } from "./bridge-ipv6.js";
 import { bridgeUpTask } from "./bridge-up.js";
+import { netClaim } from "./claim.js";
 import { forwardingTask } from "./forwarding.js";
 import { chainTask } from "./iptables-chain.js";
 import { ruleTask } from "./iptables-rule.js";
@@ -19,4 +20,5 @@ export const netTasks: AnyTaskDef[] = [
   chainTask,
   ruleTask,
   bridgeIdleTask,
+  netClaim,
 ];

@@ -3,11 +3,13 @@
 // so the two never disagree. No I/O here.
 import { containerSpecs } from "../../config/containers.js";
 import { intToIp, parseCidr } from "../../config/ip.js";
+import { labDir } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import { labHolder } from "../../src/lab/holds.js";
 import { ruleComment } from "../../src/net/iptables.js";
 import type { BridgeParams } from "./bridge.js";
 import type { BridgeAddressParams } from "./bridge-address.js";
+import type { NetClaimParams } from "./claim.js";
 import type { ForwardingParams } from "./forwarding.js";
 import type { ChainParams } from "./iptables-chain.js";
 import type { RuleParams } from "./iptables-rule.js";
@@ -20,6 +22,8 @@ export interface PlannedRule {
 
 /** Everything netup sets up, in order. */
 export interface NetPlan {
+  /** The names the lab claims before it makes them. */
+  claim: NetClaimParams;
   bridge: BridgeParams;
   address: BridgeAddressParams;
   forwarding: ForwardingParams;
@@ -182,6 +186,13 @@ export function netPlan(c: Config): NetPlan {
     },
   ];
   const plan: NetPlan = {
+    claim: {
+      lab: c.lab,
+      labDir: labDir(c),
+      bridge,
+      chains: [chain, inputChain, ...(c.network.forwards.length > 0 ? [`${chain}-DNAT`] : [])],
+      subnet,
+    },
     bridge: { bridge },
     address: { bridge, address },
     forwarding: { holder: labHolder(c) },

@@ -26,7 +26,7 @@ test("a bridge that existed before netup survives netdown; what netup added to i
     lab.before = await ns.snapshot();
     const up = ok(await lab.cli(["--json", "run", "netup"]));
     assert.deepEqual(taskIds(up, "ok"), ["net.bridge"], "the existing bridge is used, not created");
-    assert.equal(summary(up).changed, 19);
+    assert.equal(summary(up).changed, 20);
     ok(await lab.cli(["run", "netdown"]));
     await assertNoResidue(lab, "after netdown");
     assert.equal(

@@ -66,7 +66,7 @@ test(
       );
 
       const up = ok(await lab.cli(["--json", "run", "netup"]));
-      assert.equal(summary(up).changed, 20);
+      assert.equal(summary(up).changed, 21);
       const link = JSON.parse(
         (await ns.run("ip", ["-j", "-d", "link", "show", "dev", "nspawnd0"])).stdout,
       )[0];
@@ -99,11 +99,11 @@ test(
 
       const again = ok(await lab.cli(["--json", "run", "netup"]));
       assert.equal(summary(again).changed, 0);
-      assert.equal(summary(again).unchanged, 20);
+      assert.equal(summary(again).unchanged, 21);
       assert.equal(await rules(ns), EXPECTED_RULES);
 
       const nd = ok(await lab.cli(["--json", "run", "netdown"]));
-      assert.equal(taskIds(nd, "rolled-back").length, 20);
+      assert.equal(taskIds(nd, "rolled-back").length, 21);
       await assertNoResidue(lab, "after netdown");
       const nd2 = ok(await lab.cli(["--json", "run", "netdown"]));
       assert.equal(summary(nd2).changed, 0);
@@ -132,7 +132,7 @@ test("the plain output reads like the original tool's", { skip }, () =>
 test("--dry-run netup changes nothing and prints the commands it would run", { skip }, () =>
   withNettest({}, async (lab) => {
     const r = ok(await lab.cli(["--json", "run", "netup", "--dry-run"]));
-    assert.equal(summary(r).wouldChange, 20);
+    assert.equal(summary(r).wouldChange, 21);
     assert.equal(summary(r).changed, 0);
     const commands = taskEvents(r).flatMap((e) => e.commands ?? []);
     for (const c of [
@@ -162,7 +162,7 @@ test("network.nat: false sets up no NAT chain", { skip }, () =>
       .stdout.trim()
       .split("\n");
     assert.ok(!list.some((id) => id.startsWith("net.nat")), list.join(" "));
-    assert.equal(summary(ok(await lab.cli(["--json", "run", "netup"]))).changed, 17);
+    assert.equal(summary(ok(await lab.cli(["--json", "run", "netup"]))).changed, 18);
     assert.ok(!(await rules(lab.ns)).includes("MASQUERADE"));
     assert.equal((await probes(lab)).length, 17);
     ok(await lab.cli(["run", "netdown"]));

@@ -383,11 +383,13 @@ export async function holdsUnder(dir: string): Promise<string[]> {
     }
     for (const h of rec.holders ?? []) if (h.lab.startsWith(dir)) out.push(`/run/${n}: ${h.lab}`);
   }
-  // Loop device claims (src/image/loop-claims.ts) naming the lab's lower directory.
-  for (const n of await readdir(CLAIMS_DIR).catch(() => [] as string[])) {
-    const text = await readFile(join(CLAIMS_DIR, n), "utf8").catch(() => "");
-    if (text.includes(dir)) out.push(`${CLAIMS_DIR}/${n}: ${text.trim()}`);
-  }
+  // Loop device claims (src/image/loop-claims.ts) naming the lab's lower directory, and the lab's
+  // claims on its names (src/lab/claims.ts).
+  for (const d of [CLAIMS_DIR, "/run/aplspawn-claims"])
+    for (const n of await readdir(d).catch(() => [] as string[])) {
+      const text = await readFile(join(d, n), "utf8").catch(() => "");
+      if (text.includes(dir)) out.push(`${d}/${n}: ${text.trim()}`);
+    }
   return out;
 }
 
