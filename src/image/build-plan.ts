@@ -2,21 +2,23 @@
 // every container boots as its own machine, and the geometry of the GPT disk image (the format
 // mkosi produces: one root partition of the architecture's type GUID holding a squashfs).
 import { createHash } from "node:crypto";
+import { z } from "zod";
 import { ARCH_NAMES, rootTypeGuid } from "./partition-table.js";
 
 /** Bumped whenever the builder's output changes, so caches keyed by recipeKey are rebuilt. */
 const BUILDER_VERSION = 1;
 
 /** What an image is built from. */
-export interface Recipe {
-  suite: string;
-  mirror: string;
-  packages: string[];
+export const recipeSchema = z.object({
+  suite: z.string(),
+  mirror: z.string(),
+  packages: z.array(z.string()),
   /** Node's process.arch of the image (the host's: debootstrap runs the packages' scripts). */
-  arch: string;
+  arch: z.string(),
   /** The keyring the mirror's Release file must be signed with (absent in old journals: Debian's). */
-  keyring?: string;
-}
+  keyring: z.string().optional(),
+});
+export type Recipe = z.infer<typeof recipeSchema>;
 
 /** Debian's archive keyring (package debian-archive-keyring). */
 export const DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg";

@@ -5,6 +5,7 @@
 // one aplspawn wrote (someone else's later change is theirs to keep). A holder whose journal is
 // gone (its lab directory was deleted by hand) no longer counts. Reads and changes of a record are
 // serialized by one lock file.
+import { z } from "zod";
 import { labDir } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import type { Host } from "../host/host.js";
@@ -20,10 +21,8 @@ export interface SharedSetting {
 }
 
 /** Who holds: the lab directory, and the journal whose presence shows the lab still exists. */
-export interface Holder {
-  lab: string;
-  journal: string;
-}
+export const holderSchema = z.object({ lab: z.string(), journal: z.string() });
+export type Holder = z.infer<typeof holderSchema>;
 
 /** The lab as a holder: it exists while its journal does. */
 export const labHolder = (c: Config): Holder => ({ lab: labDir(c), journal: journalPath(labDir(c)) });

@@ -2,6 +2,7 @@
 // options that pin host keys to the lab's known_hosts, so `ansible -i FILE` needs no extra flags.
 import { createHash } from "node:crypto";
 import { stringify } from "yaml";
+import { z } from "zod";
 import { containerSpecs } from "../../config/containers.js";
 import { knownHostsPath, labDir, sshKeyPath } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
@@ -9,20 +10,21 @@ import { shellQuote } from "../host/host.js";
 import { pinnedOptions } from "./ssh.js";
 
 /** Everything an inventory says. */
-export interface InventorySpec {
-  format: "ini" | "yaml";
-  group: string;
-  hosts: { name: string; ip: string }[];
-  user: string;
-  key: string;
-  knownHosts: string;
+export const inventorySpecSchema = z.object({
+  format: z.enum(["ini", "yaml"]),
+  group: z.string(),
+  hosts: z.array(z.object({ name: z.string(), ip: z.string() })),
+  user: z.string(),
+  key: z.string(),
+  knownHosts: z.string(),
   /**
    * Where Ansible keeps its ssh master sockets for this lab. Its default (~/.ansible/cp, named by
    * address and user) is shared by every lab: a master left connected to a lab that is gone (same
    * addresses) would take the next lab's connections and hang them.
    */
-  controlPathDir: string;
-}
+  controlPathDir: z.string(),
+});
+export type InventorySpec = z.infer<typeof inventorySpecSchema>;
 
 /**
  * The lab's directory for Ansible's ssh master sockets: short and under /run, named by the lab

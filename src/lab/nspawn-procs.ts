@@ -1,8 +1,38 @@
 // The systemd-nspawn processes of aplspawn's containers, as /proc shows them: which are real (not a
 // forgery named like one), what each runs and who its container's leader is. Without machined,
-// this is how aplspawn finds its containers.
+// this is how aplspawn finds its containers. Also the shapes of the container.nspawn journal
+// entry, which both its task and the lab's readers (src/lab/state.ts) go by.
+import { z } from "zod";
 import type { Host } from "../host/host.js";
 import { allPids, childrenOf, cmdline, procStat } from "../host/proc.js";
+
+/** The journaled parameters of a container's systemd-nspawn (the kind container.nspawn). */
+export const nspawnParamsSchema = z.object({
+  name: z.string(),
+  merged: z.string(),
+  logFile: z.string(),
+  bridge: z.string(),
+  init: z.enum(["boot", "script"]),
+  /** How long a container gets to power off after SIGTERM before SIGKILL. */
+  stopTimeoutMs: z.number(),
+  /**
+   * How long nspawn gets to start the container's init (the config's readyTimeout; 60 s in
+   * journals written before it was a parameter). With 50 containers booting on two cores, one
+   * nspawn took 62 s to get there.
+   */
+  startTimeoutMs: z.number().optional(),
+});
+export type NspawnParams = z.infer<typeof nspawnParamsSchema>;
+
+/** What starting it recorded (journaled): enough to find (and not mistake) the very process later. */
+export const nspawnResultSchema = z.object({
+  pid: z.number().int(),
+  /** Start time in clock ticks: a reused PID has another one. */
+  start: z.number().int(),
+  leader: z.number().int(),
+  registered: z.boolean(),
+});
+export type NspawnResult = z.infer<typeof nspawnResultSchema>;
 
 /**
  * The PIDs whose process name is systemd-nspawn, by one `pgrep` (reading the cmdline of every

@@ -1,19 +1,26 @@
 // iptables access shared by the net tasks: backend detection, the command to use, and the reads
 // (chain present, rule present) that checks, rollbacks and probes all ask the live host.
+import { z } from "zod";
 import type { HostContext } from "../host/host.js";
 
 /** The netfilter backend the iptables command drives; rules of one are invisible to the other. */
-export type Backend = "nf_tables" | "legacy";
+export const backendSchema = z.enum(["nf_tables", "legacy"]);
+export type Backend = z.infer<typeof backendSchema>;
+
+/** What the iptables tasks journal before they change anything: the backend their rollback uses. */
+export const backendIntentSchema = z.object({ backend: backendSchema });
 
 /** The tables aplspawn touches. */
-export type Table = "filter" | "nat";
+export const tableSchema = z.enum(["filter", "nat"]);
+export type Table = z.infer<typeof tableSchema>;
 
 /** One rule: the chain it lives in and its match/target arguments (as for `iptables -A chain …`). */
-export interface RuleSpec {
-  table: Table;
-  chain: string;
-  args: string[];
-}
+export const ruleSpecSchema = z.object({
+  table: tableSchema,
+  chain: z.string(),
+  args: z.array(z.string()),
+});
+export type RuleSpec = z.infer<typeof ruleSpecSchema>;
 
 // One run asks once: every iptables task checks the backend, and each `iptables -V` costs a
 // process start (13 tasks, twice each). The backend does not change under a running aplspawn.

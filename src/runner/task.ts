@@ -20,6 +20,37 @@ export interface UndoRecord<P, I, R> {
   result: R | undefined;
 }
 
+/** One thing a shape found wrong with a value: where (the keys leading to it) and what. */
+export interface ShapeIssue {
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+}
+
+/**
+ * A check of a value's shape that yields it typed (a zod schema is one): all the runner needs to
+ * trust a journaled value, without depending on zod itself.
+ */
+export interface Shape<T> {
+  safeParse(
+    data: unknown,
+  ): { success: true; data: T } | { success: false; error: { readonly issues: readonly ShapeIssue[] } };
+}
+
+/** The shapes of what a kind journals: its params, and its intent and result where it has them. */
+export interface JournaledShapes<P, I = unknown, R = unknown> {
+  params: Shape<P>;
+  intent?: Shape<I>;
+  result?: Shape<R>;
+}
+
+// A kind that has an intent (or a result) declares its shape; one without (void, undefined, null)
+// need not.
+type ShapeOf<K extends "intent" | "result", T> = [T] extends [null]
+  ? { [k in K]?: Shape<T> }
+  : undefined extends T
+    ? { [k in K]?: Shape<T> }
+    : { [k in K]: Shape<T> };
+
 /**
  * What check() finds: true or false, or the same with a word on it (why the state does not hold;
  * what was found when it does), which `aplspawn status` shows and a failing guard reports.
@@ -57,8 +88,16 @@ export interface TaskDef<P = unknown, R = unknown, I = unknown> {
   prepare?(ctx: TaskContext, params: P): Promise<I>;
   /** Make the state hold; return what rollback needs. */
   run(ctx: TaskContext, params: P, intent: I): Promise<R>;
-  /** Undo what run created; must be idempotent and cope with `result` undefined. */
+  /**
+   * Undo what run created; must be idempotent and cope with `result` undefined. It gets only a
+   * record that passed the kind's `journaled` shapes.
+   */
   rollback?(ctx: TaskContext, rec: UndoRecord<P, I, R>): Promise<void>;
+  /**
+   * What the journal holds of this kind, checked before rollback acts on an entry (a journal may be
+   * from an older aplspawn, or edited by hand). Required of every kind with a rollback.
+   */
+  journaled?: { params: Shape<P> } & ShapeOf<"intent", I> & ShapeOf<"result", R>;
   /** Title shown while rolling back; defaults to "Undoing: <title>". */
   rollbackTitle?(params: P): string;
   /** Which family the kind belongs to (journaled with each entry); defaults to the kind's first word. */

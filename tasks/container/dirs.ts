@@ -1,22 +1,32 @@
 // A container's directories: its own dir in the lab (work layer, log) and its merged root under
 // machinesDir. Rollback removes what did not exist before, never a mount point or a non-empty root.
 
+import { z } from "zod";
 import { rmdirIfEmpty } from "../../src/host/files.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
 import { defineTask } from "../../src/runner/task.js";
 
 /** Journaled parameters: every path rollback needs. */
-export interface DirsParams {
-  name: string;
-  dir: string;
-  work: string;
-  merged: string;
-  logFile: string;
-}
+const dirsParamsSchema = z.object({
+  name: z.string(),
+  dir: z.string(),
+  work: z.string(),
+  merged: z.string(),
+  logFile: z.string(),
+});
+export type DirsParams = z.infer<typeof dirsParamsSchema>;
+/** The directories that existed before run (journaled: rollback leaves them). */
+const dirsIntentSchema = z.object({ existed: z.array(z.string()) });
+const dirsResultSchema = z.object({ created: z.array(z.string()) });
 
 /** Creates the container's lab directory, overlay work directory and merged mount point. */
-export const containerDirs = defineTask<DirsParams, { created: string[] }, { existed: string[] }>({
+export const containerDirs = defineTask<
+  DirsParams,
+  z.infer<typeof dirsResultSchema>,
+  z.infer<typeof dirsIntentSchema>
+>({
   kind: "container.dirs",
+  journaled: { params: dirsParamsSchema, intent: dirsIntentSchema, result: dirsResultSchema },
   title: (p) => `Creating directories for container ${p.name}`,
   rollbackTitle: (p) => `Removing directories of container ${p.name}`,
   async check(ctx, p) {

@@ -1,6 +1,7 @@
 // The container's SSH host key: generated on the host with ssh-keygen, written into the container
 // with an sshd drop-in that serves only it, and its public half pinned in the lab's known_hosts,
 // so the very first connection is verified. Like the upper layer, it outlives `run down`.
+import { z } from "zod";
 import { readOr, rmdirIfEmpty } from "../../src/host/files.js";
 import type { HostContext } from "../../src/host/host.js";
 import { containerRoot, rootHolds, rootWriteIfChanged } from "../../src/lab/container-files.js";
@@ -8,14 +9,17 @@ import { knownHostsLine, serialized, withKnownHost } from "../../src/lab/ssh.js"
 import { defineTask } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
-export interface HostKeysParams {
-  name: string;
-  ip: string;
+const hostKeysParamsSchema = z.object({
+  name: z.string(),
+  ip: z.string(),
   /** The container's lab dir, where the key pair is kept on the host. */
-  dir: string;
-  merged: string;
-  knownHosts: string;
-}
+  dir: z.string(),
+  merged: z.string(),
+  knownHosts: z.string(),
+});
+export type HostKeysParams = z.infer<typeof hostKeysParamsSchema>;
+/** Whether the key pair was there before run (journaled: rollback then keeps it). */
+const hostKeysIntentSchema = z.object({ hadKey: z.boolean() });
 
 const KEY = "ssh_host_ed25519_key";
 const DROPIN = "/etc/ssh/sshd_config.d/aplspawn.conf";
@@ -29,8 +33,9 @@ async function wanted(ctx: HostContext, p: HostKeysParams) {
 }
 
 /** Generates, installs and pins the container's host key. */
-export const containerHostKeys = defineTask<HostKeysParams, null, { hadKey: boolean }>({
+export const containerHostKeys = defineTask<HostKeysParams, null, z.infer<typeof hostKeysIntentSchema>>({
   kind: "container.hostkeys",
+  journaled: { params: hostKeysParamsSchema, intent: hostKeysIntentSchema },
   // Pinned in known_hosts and served by the kept upper layer: kept with it.
   kept: true,
   title: (p) => `Generating SSH host key for container ${p.name}, pinned in known_hosts`,

@@ -1,13 +1,15 @@
 // The Ansible inventory file of the lab, written atomically (temp file, fsync, rename).
+import { z } from "zod";
 import { readOr } from "../../src/host/files.js";
-import { INVENTORY_MARK, type InventorySpec, renderInventory } from "../../src/lab/inventory.js";
+import { INVENTORY_MARK, inventorySpecSchema, renderInventory } from "../../src/lab/inventory.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 
 /** Journaled parameters: the file and everything it says. */
-export interface InventoryParams extends InventorySpec {
+const inventoryParamsSchema = inventorySpecSchema.extend({
   /** Absolute path of the file. */
-  path: string;
-}
+  path: z.string(),
+});
+export type InventoryParams = z.infer<typeof inventoryParamsSchema>;
 
 /**
  * Ask each of Ansible's ssh masters for the lab to exit, then remove their directory. A master
@@ -44,6 +46,7 @@ export async function removeInventory(
 /** Writes the inventory. */
 export const labInventory = defineTask<InventoryParams, null>({
   kind: "lab.inventory",
+  journaled: { params: inventoryParamsSchema },
   title: (p) => `Generating ansible inventory file ${p.path}`,
   rollbackTitle: (p) => `Removing ansible inventory file ${p.path}`,
   async check(ctx, p) {

@@ -3,6 +3,7 @@
 // The overlay stacks the container's upper layer on it, so the image's root-owned files are the
 // container root's, and root in the container is an unprivileged id on the host.
 
+import { z } from "zod";
 import { rmdirIfEmpty } from "../../src/host/files.js";
 import type { HostContext } from "../../src/host/host.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
@@ -11,15 +12,16 @@ import { idmapBind } from "../../src/lab/idmap-mount.js";
 import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
-export interface LowerViewParams {
-  name: string;
+const lowerViewParamsSchema = z.object({
+  name: z.string(),
   /** The lab's lower layer (the image root). */
-  lower: string;
+  lower: z.string(),
   /** Where the container's view is mounted. */
-  target: string;
+  target: z.string(),
   /** The container's upper layer, whose claim holds the id range. */
-  upper: string;
-}
+  upper: z.string(),
+});
+export type LowerViewParams = z.infer<typeof lowerViewParamsSchema>;
 
 // The view is ours when the mount there is idmapped, of the lower layer's filesystem, and shows the
 // image's root directory owned by the container's root.
@@ -35,6 +37,7 @@ async function isOurView(ctx: HostContext, p: LowerViewParams): Promise<boolean>
 /** Mounts the container's idmapped view of the image root. */
 export const containerLowerView = defineTask<LowerViewParams, null>({
   kind: "container.lower",
+  journaled: { params: lowerViewParamsSchema },
   title: (p) => `Mounting the image root for container ${p.name} in its own user id range`,
   rollbackTitle: (p) => `Unmounting the image root view of container ${p.name}`,
   async check(ctx, p) {

@@ -4,48 +4,29 @@
 // --keep-unit`, and the nspawn and leader PIDs are journaled. Stopping: SIGTERM (a booted
 // container powers off cleanly), SIGKILL after a timeout.
 
+import { z } from "zod";
 import { readOr } from "../../src/host/files.js";
 import { type HostContext, lastLines } from "../../src/host/host.js";
 import { poll } from "../../src/host/poll.js";
 import { childrenOf, cmdline, isAlive, procStat } from "../../src/host/proc.js";
 import { cgroupTree, containerCgroups, startInCgroups } from "../../src/lab/cgroups.js";
 import { idShiftOf, RANGE } from "../../src/lab/id-ranges.js";
-import { findNspawn, type NspawnProcess, recordedNspawn } from "../../src/lab/nspawn-procs.js";
+import {
+  findNspawn,
+  type NspawnParams,
+  type NspawnProcess,
+  type NspawnResult,
+  nspawnParamsSchema,
+  nspawnResultSchema,
+  recordedNspawn,
+} from "../../src/lab/nspawn-procs.js";
 import { printable } from "../../src/runner/report.js";
 import { defineTask, met, type TaskContext, unmet } from "../../src/runner/task.js";
 import { STARTUP_SCRIPT } from "./network.js";
 
-/** Journaled parameters. */
-export interface NspawnParams {
-  name: string;
-  merged: string;
-  logFile: string;
-  bridge: string;
-  init: "boot" | "script";
-  /** How long a container gets to power off after SIGTERM before SIGKILL. */
-  stopTimeoutMs: number;
-  /**
-   * How long nspawn gets to start the container's init (the config's readyTimeout; 60 s in
-   * journals written before it was a parameter). With 50 containers booting on two cores, one
-   * nspawn took 62 s to get there.
-   */
-  startTimeoutMs?: number;
-}
-
-/** What run recorded: enough to find (and not mistake) the very process later. */
-export interface NspawnResult {
-  pid: number;
-  /** Start time in clock ticks: a reused PID has another one. */
-  start: number;
-  leader: number;
-  registered: boolean;
-}
-
 /** What prepare found: whether machined runs, and else the container's own cgroups (journaled before start). */
-export interface NspawnIntent {
-  registered: boolean;
-  cgroups: string[];
-}
+const nspawnIntentSchema = z.object({ registered: z.boolean(), cgroups: z.array(z.string()) });
+type NspawnIntent = z.infer<typeof nspawnIntentSchema>;
 
 /**
  * The argv of systemd-nspawn for a container; idBase: the host id of its root when it runs in a user
@@ -83,6 +64,7 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
     `Starting container ${p.name} (${p.init === "boot" ? "systemd-nspawn --boot" : STARTUP_SCRIPT})`,
   rollbackTitle: (p) => `Stopping container ${p.name}`,
   status: (p) => ({ name: `Checking nspawn process for container ${p.name}`, target: p.name }),
+  journaled: { params: nspawnParamsSchema, intent: nspawnIntentSchema, result: nspawnResultSchema },
   async check(ctx, p) {
     const n = (await running(ctx, p))[0];
     return n ? met(`nspawn PID ${n.pid}`) : unmet(`no systemd-nspawn process runs ${p.name}`);

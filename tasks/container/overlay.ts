@@ -1,18 +1,20 @@
 // The container's root: an overlayfs of the shared read-only image root (lower) and the
 // container's own upper layer, mounted at its merged directory. Unmounting never goes lazy: a
 // busy mount is retried, then reported with the processes that hold it.
+import { z } from "zod";
 import { type HostContext, lastLines } from "../../src/host/host.js";
 import { isOverlayOf, mountAt, readMounts } from "../../src/host/mounts.js";
 import { defineTask, met, type TaskContext, unmet } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
-export interface OverlayParams {
-  name: string;
-  lower: string;
-  upper: string;
-  work: string;
-  merged: string;
-}
+const overlayParamsSchema = z.object({
+  name: z.string(),
+  lower: z.string(),
+  upper: z.string(),
+  work: z.string(),
+  merged: z.string(),
+});
+export type OverlayParams = z.infer<typeof overlayParamsSchema>;
 
 // overlayfs splits its options at "," and lower dirs at ":"; its whole option string must fit a page.
 function mountOptions(p: OverlayParams): string {
@@ -31,6 +33,7 @@ async function isOurOverlay(ctx: HostContext, p: OverlayParams): Promise<boolean
 /** Mounts the container's overlayfs. */
 export const containerOverlay = defineTask<OverlayParams, null>({
   kind: "container.overlay",
+  journaled: { params: overlayParamsSchema },
   title: (p) => `Mounting overlayFS for container ${p.name}, merged path is ${p.merged}`,
   rollbackTitle: (p) => `Unmounting overlayFS of container ${p.name} at ${p.merged}`,
   status: (p) => ({ name: "Checking overlayFS mount", target: p.name }),

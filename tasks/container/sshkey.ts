@@ -1,17 +1,17 @@
 // The lab's SSH key pair (ed25519, no passphrase), generated with ssh-keygen when absent. A key the
 // user named in containers.sshKey and that exists is used as it is and never touched. Like the
 // upper layers, a generated key outlives `run down`; `--purge` and `cleanup` remove it.
+import { z } from "zod";
 import { defineTask } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
-export interface SshKeyParams {
-  path: string;
-  comment: string;
-}
+const sshKeyParamsSchema = z.object({ path: z.string(), comment: z.string() });
+export type SshKeyParams = z.infer<typeof sshKeyParamsSchema>;
 
 /** Generates the lab key pair. */
 export const labSshKey = defineTask<SshKeyParams, null>({
   kind: "lab.sshkey",
+  journaled: { params: sshKeyParamsSchema },
   // The lab's key, in every kept upper layer's authorized_keys: kept with them.
   kept: true,
   title: (p) => `Reading ssh key ${p.path}`,

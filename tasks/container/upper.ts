@@ -1,6 +1,7 @@
 // A container's upper layer: everything the container changes. It outlives `run down` (the lab
 // keeps its state); `run down --purge`, `run cleanup` and a failed first run remove it.
 
+import { z } from "zod";
 import { rmdirIfEmpty } from "../../src/host/files.js";
 import type { HostContext } from "../../src/host/host.js";
 import { isOverlayOf, readMounts } from "../../src/host/mounts.js";
@@ -8,13 +9,14 @@ import { claimRange, rangeOf, releaseRange } from "../../src/lab/id-ranges.js";
 import { defineTask } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
-export interface UpperParams {
-  name: string;
-  dir: string;
-  upper: string;
+const upperParamsSchema = z.object({
+  name: z.string(),
+  dir: z.string(),
+  upper: z.string(),
   /** containers.privateUsers: the layer belongs to a user id range of its own (absent in old journals). */
-  privateUsers?: boolean;
-}
+  privateUsers: z.boolean().optional(),
+});
+export type UpperParams = z.infer<typeof upperParamsSchema>;
 
 // An upper layer made for the other mode cannot be reused: its files' owners mean other ids.
 async function modeProblem(ctx: HostContext, p: UpperParams): Promise<string | undefined> {
@@ -30,6 +32,7 @@ async function modeProblem(ctx: HostContext, p: UpperParams): Promise<string | u
 /** Creates the (empty) upper layer directory. */
 export const containerUpper = defineTask<UpperParams, null>({
   kind: "container.upper",
+  journaled: { params: upperParamsSchema },
   // The container's state: an ordinary teardown keeps it, a purge removes it.
   kept: true,
   title: (p) => `Creating upper layer for container ${p.name}`,

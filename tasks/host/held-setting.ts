@@ -3,25 +3,32 @@
 // scope. Check: the value will do and the lab holds it. Run: hold it, writing the value if needed.
 // Rollback: let go; the last lab to let go puts the original value back.
 
+import { z } from "zod";
 import type { HostContext } from "../../src/host/host.js";
 import {
-  type Holder,
+  holderSchema,
   holdSetting,
   holdsSetting,
   releaseSetting,
   type SharedSetting,
 } from "../../src/lab/holds.js";
-import { defineTask, type TaskDef, unmet } from "../../src/runner/task.js";
+import { defineTask, type Shape, type TaskDef, unmet } from "../../src/runner/task.js";
 
-/** Parameters every held setting has. */
-export interface HeldParams {
+/** Parameters every held setting has (a task's own extend these). */
+export const heldParamsSchema = z.object({
   /** The lab that holds the setting. */
-  holder: Holder;
-}
+  holder: holderSchema,
+});
+export type HeldParams = z.infer<typeof heldParamsSchema>;
+
+/** What run journals: the value it wrote, if it wrote one. */
+const heldResultSchema = z.object({ wrote: z.string().optional() });
 
 /** What makes one held-setting task. */
 export interface HeldSettingSpec<P extends HeldParams> {
   kind: string;
+  /** The shape of the task's params (journaled). */
+  params: Shape<P>;
   title(p: P): string;
   rollbackTitle(p: P): string;
   /** The setting's name in messages, e.g. "net.ipv4.ip_forward". */
@@ -38,9 +45,10 @@ export interface HeldSettingSpec<P extends HeldParams> {
 /** Define the task. */
 export function heldSettingTask<P extends HeldParams>(
   spec: HeldSettingSpec<P>,
-): TaskDef<P, { wrote?: string }> {
-  return defineTask<P, { wrote?: string }>({
+): TaskDef<P, z.infer<typeof heldResultSchema>, void> {
+  return defineTask<P, z.infer<typeof heldResultSchema>>({
     kind: spec.kind,
+    journaled: { params: spec.params, result: heldResultSchema },
     title: spec.title,
     rollbackTitle: spec.rollbackTitle,
     ...(spec.status ? { status: spec.status } : {}),

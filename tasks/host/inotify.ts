@@ -2,16 +2,18 @@
 // root's, and at the default 128 new containers hang in early boot from about the 25th on. Raise
 // it before starting containers. The limit is host-wide: the lab holds it (tasks/host/held-setting),
 // and the value found before any lab raised it comes back when the last lab lets go.
+import { z } from "zod";
 import type { TaskContext } from "../../src/runner/task.js";
-import { type HeldParams, heldSettingTask } from "./held-setting.js";
+import { heldParamsSchema, heldSettingTask } from "./held-setting.js";
 
 /** Parameters. */
-export interface InotifyParams extends HeldParams {
+const inotifyParamsSchema = heldParamsSchema.extend({
   /** The least value that lets the lab boot. */
-  minimum: number;
+  minimum: z.number(),
   /** The value written when the current one is below minimum. */
-  value: number;
-}
+  value: z.number(),
+});
+export type InotifyParams = z.infer<typeof inotifyParamsSchema>;
 
 const PATH = "/proc/sys/fs/inotify/max_user_instances";
 
@@ -24,6 +26,7 @@ export function inotifyFor(count: number): Omit<InotifyParams, "holder"> {
 /** Raises the inotify instance limit (when below the lab's minimum) and holds it. */
 export const hostInotify = heldSettingTask<InotifyParams>({
   kind: "host.inotify",
+  params: inotifyParamsSchema,
   name: "fs.inotify.max_user_instances",
   title: (p) => `Checking fs.inotify.max_user_instances is at least ${p.minimum}`,
   rollbackTitle: () => "Letting go of fs.inotify.max_user_instances (the last lab restores it)",

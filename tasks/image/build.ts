@@ -4,6 +4,7 @@
 // rollback removes the temporary tree only.
 import { randomBytes } from "node:crypto";
 import { basename, dirname } from "node:path";
+import { z } from "zod";
 import {
   BUILD_SPACE_NEEDED,
   DEBIAN_KEYRING,
@@ -12,7 +13,7 @@ import {
   IMAGE_REMOVALS,
   imageFiles,
   matchesPattern,
-  type Recipe,
+  recipeSchema,
   sfdiskScript,
 } from "../../src/image/build-plan.js";
 import {
@@ -30,28 +31,26 @@ import { ExitError, errorMessage } from "../../src/runner/errors.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 
 /** Parameters of image.build. */
-export interface BuildParams {
+const buildParamsSchema = z.object({
   /** The image file to make. */
-  target: string;
-  recipe: Recipe;
+  target: z.string(),
+  recipe: recipeSchema,
   /** Use this debootstrapped tree (copied, never changed) instead of running debootstrap. */
-  rootfs?: string;
+  rootfs: z.string().optional(),
   /** Build even when the target exists (it is replaced only once the new one is complete). */
-  force?: boolean;
+  force: z.boolean().optional(),
   /** Stamp file recording the new image's digest. */
-  stamp: string;
-}
+  stamp: z.string(),
+});
+export type BuildParams = z.infer<typeof buildParamsSchema>;
 
 /** Journaled before the build starts, so a crash's temporary tree can be found and removed. */
-export interface BuildIntent {
-  tmp: string;
-}
+const buildIntentSchema = z.object({ tmp: z.string() });
+export type BuildIntent = z.infer<typeof buildIntentSchema>;
 
 /** What image.build returns. */
-export interface BuildResult {
-  path: string;
-  sha256: string;
-}
+const buildResultSchema = z.object({ path: z.string(), sha256: z.string() });
+export type BuildResult = z.infer<typeof buildResultSchema>;
 
 const MIN = 60_000;
 const TOOLS: Record<string, string> = {
@@ -98,6 +97,7 @@ async function configureTree(ctx: TaskContext, root: string): Promise<void> {
 /** Build the image. */
 export const imageBuild = defineTask<BuildParams, BuildResult, BuildIntent>({
   kind: "image.build",
+  journaled: { params: buildParamsSchema, intent: buildIntentSchema, result: buildResultSchema },
   title: (p) =>
     `Building image ${basename(p.target)} (Debian ${p.recipe.suite}: debootstrap → squashfs → GPT disk image)`,
   async check(ctx, p) {

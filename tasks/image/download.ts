@@ -3,6 +3,7 @@
 // retries the request with backoff until a response arrives; a cut in the body is resumed here, from
 // the .part. The verified image is a cache: rollback removes the .part, never the image.
 import { createHash, type Hash } from "node:crypto";
+import { z } from "zod";
 import {
   DOWNLOAD_RETRY,
   DownloadError,
@@ -14,7 +15,7 @@ import { expectedDigest, imageVerified, writeStamp } from "../../src/image/image
 import { formatBytes, TransferProgress } from "../../src/image/progress.js";
 import { ExitError, errorMessage } from "../../src/runner/errors.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
-import type { DownloadParams } from "./precheck.js";
+import { type DownloadParams, downloadParamsSchema } from "./precheck.js";
 
 const READ_CHUNK = 8 * 1024 * 1024;
 
@@ -25,10 +26,8 @@ interface PartHash {
 }
 
 /** What image.download returns (journaled). */
-export interface DownloadResult {
-  path: string;
-  sha256: string;
-}
+const downloadResultSchema = z.object({ path: z.string(), sha256: z.string() });
+export type DownloadResult = z.infer<typeof downloadResultSchema>;
 
 async function drain(body: AsyncIterable<Uint8Array>): Promise<void> {
   for await (const _ of body) {
@@ -143,6 +142,7 @@ async function transferOnce(
 /** Download, verify and place the image. */
 export const imageDownload = defineTask<DownloadParams, DownloadResult>({
   kind: "image.download",
+  journaled: { params: downloadParamsSchema, result: downloadResultSchema },
   title: (p) => `Downloading image ${p.name} to ${p.store}`,
   check: (ctx, p) => imageVerified(ctx, p),
   async run(ctx, p) {

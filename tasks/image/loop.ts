@@ -2,6 +2,7 @@
 // read from the partition table (no partition scanning: not every host has it). The device is
 // journaled; rollback detaches exactly that device, and only while it still holds this image.
 import { dirname } from "node:path";
+import { z } from "zod";
 import type { HostContext } from "../../src/host/host.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
 import { poll } from "../../src/host/poll.js";
@@ -21,13 +22,14 @@ import { ExitError } from "../../src/runner/errors.js";
 import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
 
 /** Parameters of image.loop. */
-export interface LoopParams {
-  image: string;
+const loopParamsSchema = z.object({
+  image: z.string(),
   /** The lower directory (the attach is complete when the image's root is mounted there). */
-  lowerDir: string;
+  lowerDir: z.string(),
   /** image.loopDevice: use this device rather than a free one. */
-  loopDevice?: string;
-}
+  loopDevice: z.string().optional(),
+});
+export type LoopParams = z.infer<typeof loopParamsSchema>;
 
 /** Where image.loop tells image.lower which device it attached: several labs may share one image. */
 export const loopRecordPath = (lowerDir: string) => `${lowerDir}.loop`;
@@ -47,9 +49,17 @@ export interface LoopRecord {
 }
 
 /** The device attached (null for a directory image: nothing to attach). */
-export type LoopResult =
-  | { device: null }
-  | { device: string; offset: number; sizelimit: number; ino: string; dev: string };
+const loopResultSchema = z.union([
+  z.object({ device: z.null() }),
+  z.object({
+    device: z.string(),
+    offset: z.number(),
+    sizelimit: z.number(),
+    ino: z.string(),
+    dev: z.string(),
+  }),
+]);
+export type LoopResult = z.infer<typeof loopResultSchema>;
 
 const ATTEMPTS = 6;
 // losetup's words when another process took the device it found (`--find` is not atomic).
@@ -142,6 +152,7 @@ async function removeRecord(
 /** Attach the image's root partition. */
 export const imageLoop = defineTask<LoopParams, LoopResult>({
   kind: "image.loop",
+  journaled: { params: loopParamsSchema, result: loopResultSchema },
   title: () => "Mounting image root partition to loop device",
   status: (p) => ({ name: "Checking if image is mounted correctly to loop device", target: p.image }),
   async check(ctx, p) {

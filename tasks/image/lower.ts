@@ -1,6 +1,7 @@
 // image.lower: mount the image's root read-only at the lower directory, the overlayfs lowerdir every
 // container shares: the loop device's filesystem (type read from its superblock), or a read-only
 // bind mount of a directory image. Rollback unmounts it, never lazily: a busy lower layer is an error.
+import { z } from "zod";
 import type { HostContext } from "../../src/host/host.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
 import {
@@ -24,25 +25,26 @@ import { defineTask } from "../../src/runner/task.js";
 import { loopRecordPath, readLoopRecord } from "./loop.js";
 
 /** Parameters of image.lower. */
-export interface LowerParams {
-  image: string;
-  lowerDir: string;
+const lowerParamsSchema = z.object({
+  image: z.string(),
+  lowerDir: z.string(),
   /** image.loopDevice, when pinned. */
-  loopDevice?: string;
-}
+  loopDevice: z.string().optional(),
+});
+export type LowerParams = z.infer<typeof lowerParamsSchema>;
 
 /** Journaled before the mount: whether the directory is ours to remove. */
-export interface LowerIntent {
-  createdDir: boolean;
-}
+const lowerIntentSchema = z.object({ createdDir: z.boolean() });
+export type LowerIntent = z.infer<typeof lowerIntentSchema>;
 
 /** What was mounted. */
-export interface LowerResult {
-  lowerDir: string;
+const lowerResultSchema = z.object({
+  lowerDir: z.string(),
   /** The loop device mounted, or null for a bind-mounted directory image. */
-  device: string | null;
-  fs: string;
-}
+  device: z.string().nullable(),
+  fs: z.string(),
+});
+export type LowerResult = z.infer<typeof lowerResultSchema>;
 
 async function isBindOf(ctx: HostContext, lowerDir: string, image: string): Promise<boolean> {
   const [a, b] = [await fileIdentity(ctx, lowerDir), await fileIdentity(ctx, image)];
@@ -67,6 +69,7 @@ async function isOurs(ctx: HostContext, p: LowerParams, result: LowerResult | un
 /** Mount the image's root read-only at the lower directory. */
 export const imageLower = defineTask<LowerParams, LowerResult, LowerIntent>({
   kind: "image.lower",
+  journaled: { params: lowerParamsSchema, intent: lowerIntentSchema, result: lowerResultSchema },
   title: (p) => `Mounting image root as lower overlayFS layer ${p.lowerDir}`,
   status: (p) => ({ name: "Checking if loop (image root) is mounted to lower", target: p.lowerDir }),
   async check(ctx, p) {

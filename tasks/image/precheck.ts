@@ -1,5 +1,6 @@
 // image.precheck: before a download, ask the server for the size, make sure the checksums name the
 // image, and check that it fits in the image store with a margin. Only reads.
+import { z } from "zod";
 import type { HostContext } from "../../src/host/host.js";
 import { SPACE_MARGIN, spaceNeeded, statusLine } from "../../src/image/http.js";
 import { expectedDigest, freeBytesFor, imageVerified } from "../../src/image/image-host.js";
@@ -8,23 +9,24 @@ import { ExitError } from "../../src/runner/errors.js";
 import { defineTask } from "../../src/runner/task.js";
 
 /** Parameters of image.precheck and image.download (the same: both come from image.*). */
-export interface DownloadParams {
-  url: string;
+export const downloadParamsSchema = z.object({
+  url: z.string(),
   /** Where the verified image ends up. */
-  path: string;
+  path: z.string(),
   /** The image store (free space is checked there). */
-  store: string;
+  store: z.string(),
   /** The stamp file recording the verified digest. */
-  stamp: string;
+  stamp: z.string(),
   /** The image's name in a SHA256SUMS file. */
-  name: string;
-  sha256?: string;
-  checksums?: string;
-  /** image.checksumsKeyring: the checksums' signature (<checksums>.gpg) is checked with it. */
-  checksumsKeyring?: string;
+  name: z.string(),
+  sha256: z.string().optional(),
+  checksums: z.string().optional(),
+  /** image.checksumsKeyring: the checksums' signature (<checksums>.gpg) is checked with it (absent in old journals). */
+  checksumsKeyring: z.string().optional(),
   /** image.maxSize: a larger image is refused, before and while downloading (absent in old journals). */
-  maxSize?: number;
-}
+  maxSize: z.number().optional(),
+});
+export type DownloadParams = z.infer<typeof downloadParamsSchema>;
 
 /** What a HEAD request said about the image. */
 async function headImage(ctx: HostContext, url: string): Promise<{ size: number | undefined }> {

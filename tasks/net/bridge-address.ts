@@ -1,19 +1,23 @@
 // Task: the bridge carries `network.address` (the containers' gateway). Rollback removes only an
 // address this task added; a pre-existing bridge keeps the addresses it had.
 
+import { z } from "zod";
 import { hasAddress, linkInfo } from "../../src/net/links.js";
 import { defineTask, undoUnlessGone, unmet } from "../../src/runner/task.js";
 
 /** What the address task needs. */
-export interface BridgeAddressParams {
-  bridge: string;
+const bridgeAddressParamsSchema = z.object({
+  bridge: z.string(),
   /** CIDR, e.g. 10.10.12.1/26. */
-  address: string;
-}
+  address: z.string(),
+});
+export type BridgeAddressParams = z.infer<typeof bridgeAddressParamsSchema>;
+const bridgeAddressResultSchema = z.object({ added: z.literal(true) });
 
 /** Give the bridge its address. */
-export const bridgeAddressTask = defineTask<BridgeAddressParams, { added: true }>({
+export const bridgeAddressTask = defineTask<BridgeAddressParams, z.infer<typeof bridgeAddressResultSchema>>({
   kind: "net.bridge.address",
+  journaled: { params: bridgeAddressParamsSchema, result: bridgeAddressResultSchema },
   title: (p) => `Adding address ${p.address} to bridge ${p.bridge}`,
   rollbackTitle: (p) => `Removing address ${p.address} from bridge ${p.bridge}`,
   status: (p) => ({ name: `Checking if bridge has IP ${p.address} assigned`, target: p.bridge }),

@@ -1,17 +1,19 @@
 // Task: the bridge is administratively up. Rollback brings it down again only if this task
 // brought it up (a pre-existing bridge that was already up has no journal entry).
 
+import { z } from "zod";
 import { linkInfo } from "../../src/net/links.js";
 import { defineTask, undoUnlessGone, unmet } from "../../src/runner/task.js";
 
 /** What the link-up task needs. */
-export interface BridgeUpParams {
-  bridge: string;
-}
+const bridgeUpParamsSchema = z.object({ bridge: z.string() });
+export type BridgeUpParams = z.infer<typeof bridgeUpParamsSchema>;
+const bridgeUpResultSchema = z.object({ broughtUp: z.literal(true) });
 
 /** Bring the bridge up. */
-export const bridgeUpTask = defineTask<BridgeUpParams, { broughtUp: true }>({
+export const bridgeUpTask = defineTask<BridgeUpParams, z.infer<typeof bridgeUpResultSchema>>({
   kind: "net.bridge.up",
+  journaled: { params: bridgeUpParamsSchema, result: bridgeUpResultSchema },
   title: (p) => `Bringing bridge ${p.bridge} up`,
   rollbackTitle: (p) => `Bringing bridge ${p.bridge} down`,
   status: (p) => ({ name: `Checking if bridge ${p.bridge} is up`, target: p.bridge }),

@@ -1,17 +1,19 @@
 // Task: the lab's bridge exists. Creates it only when missing; a bridge that was there before is
 // used as it is and, having no journal entry, is never deleted.
 
+import { z } from "zod";
 import { bridgeInfo, containerPorts } from "../../src/net/links.js";
 import { defineTask, undoUnlessGone, unmet } from "../../src/runner/task.js";
 
 /** What the bridge task needs (journaled: rollback works from these alone). */
-export interface BridgeParams {
-  bridge: string;
-}
+const bridgeParamsSchema = z.object({ bridge: z.string() });
+export type BridgeParams = z.infer<typeof bridgeParamsSchema>;
+const bridgeResultSchema = z.object({ created: z.literal(true) });
 
 /** Create the bridge `network.bridge` if it is missing. */
-export const bridgeTask = defineTask<BridgeParams, { created: true }>({
+export const bridgeTask = defineTask<BridgeParams, z.infer<typeof bridgeResultSchema>>({
   kind: "net.bridge",
+  journaled: { params: bridgeParamsSchema, result: bridgeResultSchema },
   title: (p) => `Creating bridge ${p.bridge}`,
   rollbackTitle: (p) => `Deleting bridge ${p.bridge}`,
   status: (p) => ({ name: `Checking if bridge ${p.bridge} exists`, target: p.bridge }),

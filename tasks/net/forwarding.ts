@@ -2,7 +2,7 @@
 // ip_forward is one switch for the whole network namespace, shared by every lab in it: the lab
 // holds it (tasks/host/held-setting), and the value found before any lab turned it on comes back
 // when the last lab's netdown (or rollback) lets go, never under another lab that still runs.
-import { type HeldParams, heldSettingTask } from "../host/held-setting.js";
+import { type HeldParams, heldParamsSchema, heldSettingTask } from "../host/held-setting.js";
 
 /** The sysctl's file: read directly, it is what the original tool's status check looked at. */
 const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
@@ -13,6 +13,7 @@ export type ForwardingParams = HeldParams;
 /** Turn forwarding on and hold it (the setting of this network namespace, named by its inode). */
 export const forwardingTask = heldSettingTask<ForwardingParams>({
   kind: "net.forwarding",
+  params: heldParamsSchema,
   name: "net.ipv4.ip_forward",
   title: () => "Enabling traffic forwarding system-wide",
   rollbackTitle: () => "Restoring traffic forwarding to its previous setting",

@@ -1,25 +1,30 @@
 // Task: a chain of our own exists in a table (the filter chain holding the lab's forwarding rules,
 // the nat chain holding its MASQUERADE). A chain that was already there is used and never deleted.
 
+import { z } from "zod";
 import {
-  type Backend,
+  backendIntentSchema,
   chainExists,
   detectBackend,
   ipt,
   iptablesFor,
-  type Table,
+  tableSchema,
 } from "../../src/net/iptables.js";
 import { defineTask, undoUnlessGone, unmet } from "../../src/runner/task.js";
 
 /** What the chain task needs. */
-export interface ChainParams {
-  table: Table;
-  chain: string;
-}
+const chainParamsSchema = z.object({ table: tableSchema, chain: z.string() });
+export type ChainParams = z.infer<typeof chainParamsSchema>;
+const chainResultSchema = z.object({ created: z.literal(true) });
 
 /** Create a user-defined chain if it is missing. */
-export const chainTask = defineTask<ChainParams, { created: true }, { backend: Backend }>({
+export const chainTask = defineTask<
+  ChainParams,
+  z.infer<typeof chainResultSchema>,
+  z.infer<typeof backendIntentSchema>
+>({
   kind: "net.iptables.chain",
+  journaled: { params: chainParamsSchema, intent: backendIntentSchema, result: chainResultSchema },
   title: (p) => `Creating chain ${p.chain} in table ${p.table}`,
   rollbackTitle: (p) => `Deleting chain ${p.chain} from table ${p.table}`,
   status: (p) => ({

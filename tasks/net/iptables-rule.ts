@@ -1,30 +1,38 @@
 // Task: one iptables rule (a rule in our chain, or a jump from a built-in chain into it) is present.
 // One task per rule, so a rule deleted by hand is re-added by the next netup, and only that one.
 
+import { z } from "zod";
 import {
-  type Backend,
+  backendIntentSchema,
   deleteRule,
   describeRule,
   detectBackend,
   ipt,
   iptablesFor,
-  type RuleSpec,
   ruleExists,
+  ruleSpecSchema,
 } from "../../src/net/iptables.js";
 import { defineTask, unmet } from "../../src/runner/task.js";
 
 /** What the rule task needs: the exact rule, so rollback deletes exactly it. */
-export interface RuleParams {
-  rule: RuleSpec;
+const ruleParamsSchema = z.object({
+  rule: ruleSpecSchema,
   /** Insert at the top of the chain (jumps from FORWARD, ahead of a host's own REJECT rules). */
-  insert: boolean;
+  insert: z.boolean(),
   /** What the rule is for, in words. */
-  title: string;
-}
+  title: z.string(),
+});
+export type RuleParams = z.infer<typeof ruleParamsSchema>;
+const ruleResultSchema = z.object({ added: z.literal(true) });
 
 /** Add one rule if `iptables -C` does not find it. */
-export const ruleTask = defineTask<RuleParams, { added: true }, { backend: Backend }>({
+export const ruleTask = defineTask<
+  RuleParams,
+  z.infer<typeof ruleResultSchema>,
+  z.infer<typeof backendIntentSchema>
+>({
   kind: "net.iptables.rule",
+  journaled: { params: ruleParamsSchema, intent: backendIntentSchema, result: ruleResultSchema },
   title: (p) => p.title,
   rollbackTitle: (p) => `Removing rule: ${p.title}`,
   status: (p) => ({ name: `Checking if iptables rule is present: ${p.title}`, target: describeRule(p.rule) }),
