@@ -9,7 +9,8 @@
 import { basename, dirname, join } from "node:path";
 import { z } from "zod";
 import type { Host } from "../host/host.js";
-import { JournalError } from "./errors.js";
+import { InternalError, JournalError } from "./errors.js";
+import type { AnyTaskDef, JournaledShapes, Shape, ShapeIssue, TaskDef, UndoRecord } from "./task.js";
 
 const entrySchema = z.object({
   seq: z.number().int().positive(),
@@ -244,4 +245,61 @@ function apply(live: Map<number, JournalEntry>, r: JournalRecord): void {
     const e = live.get(r.seq);
     if (e) live.set(r.seq, { ...e, state: "done", result: r.result });
   }
+}
+
+// Check one journaled value; what does not fit goes to `issues`, named from the entry (params.rule.table).
+function check<T>(shape: Shape<T>, value: unknown, name: string, issues: string[]) {
+  const r = shape.safeParse(value);
+  if (!r.success) {
+    const at = (i: ShapeIssue) => [name, ...i.path.map(String)].join(".");
+    issues.push(...r.error.issues.map((i) => `${at(i)}: ${i.message}`));
+  }
+  return r;
+}
+
+/**
+ * What a journal entry holds, checked against the shapes its kind journals: params always; intent
+ * when the entry has one (entries journaled before a kind had one have none); result only when the
+ * entry is done. A value without a declared shape is left out (undefined), never passed on unchecked.
+ * Throws a JournalError naming the entry when something does not fit: nothing may act on it.
+ */
+export function recordOf<P, I, R>(e: JournalEntry, shapes: JournaledShapes<P, I, R>): UndoRecord<P, I, R> {
+  const issues: string[] = [];
+  const params = check(shapes.params, e.params, "params", issues);
+  const intent =
+    shapes.intent && e.intent !== undefined ? check(shapes.intent, e.intent, "intent", issues) : undefined;
+  const result =
+    shapes.result && e.state === "done" ? check(shapes.result, e.result, "result", issues) : undefined;
+  if (!params.success || issues.length > 0) {
+    const more = issues.length > 3 ? `; and ${issues.length - 3} more` : "";
+    throw new JournalError(
+      `journal entry ${e.id} (kind ${e.kind}) does not hold what ${e.kind} journals ` +
+        `(${issues.slice(0, 3).join("; ")}${more}): it is not acted on and stays in the journal ` +
+        "(written by another aplspawn version, or edited?)",
+    );
+  }
+  return {
+    params: params.data,
+    intent: intent?.success ? intent.data : undefined,
+    result: result?.success ? result.data : undefined,
+  };
+}
+
+/** The record `def`'s rollback gets for entry `e` (see recordOf); a kind that declares no shapes is a bug. */
+export function undoRecordFor<P, R, I>(
+  def: Pick<TaskDef<P, R, I>, "kind" | "journaled">,
+  e: JournalEntry,
+): UndoRecord<P, I, R> {
+  if (!def.journaled)
+    throw new InternalError(
+      `task kind ${def.kind} has a rollback but declares no journaled shapes (journaled.params)`,
+    );
+  return recordOf(e, def.journaled);
+}
+
+/** The title of undoing `e`: its kind's own, from params that fit the kind's shape; else the entry's id. */
+export function undoTitleOf(def: AnyTaskDef | undefined, e: JournalEntry): string {
+  const p = def?.journaled?.params.safeParse(e.params);
+  if (!def || !p?.success) return `Undoing ${e.id}`;
+  return def.rollbackTitle ? def.rollbackTitle(p.data) : `Undoing: ${def.title(p.data)}`;
 }

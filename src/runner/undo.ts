@@ -5,7 +5,7 @@ import { Listr } from "listr2";
 import type { Host } from "../host/host.js";
 import { errorMessage } from "./errors.js";
 import type { FaultPlan } from "./faults.js";
-import type { Journal, JournalEntry } from "./journal.js";
+import { type Journal, type JournalEntry, undoRecordFor, undoTitleOf } from "./journal.js";
 import type { AnyListrTask, RunState, Wrapper } from "./run-state.js";
 import type { AnyTaskDef, UndoStep } from "./task.js";
 
@@ -146,9 +146,7 @@ export class Undo {
   }
 
   private title(e: JournalEntry): string {
-    const def = this.o.registry.get(e.kind);
-    if (!def) return `Undoing ${e.id}`;
-    return def.rollbackTitle ? def.rollbackTitle(e.params) : `Undoing: ${def.title(e.params)}`;
+    return undoTitleOf(this.o.registry.get(e.kind), e);
   }
 
   private async entry(e: JournalEntry, lt: Wrapper): Promise<void> {
@@ -160,11 +158,7 @@ export class Undo {
     const ctx = state.context(e.id, lt, this.o.host, new AbortController().signal);
     try {
       if (!def?.rollback) throw new Error(`no rollback is known for task kind "${e.kind}"`);
-      await def.rollback(ctx, {
-        params: e.params,
-        intent: e.intent,
-        result: e.state === "done" ? e.result : undefined,
-      });
+      await def.rollback(ctx, undoRecordFor(def, e));
       await this.o.journal.remove(e.seq);
       state.counts.rolledBack++;
       state.emitTask(e, title, "rolled-back", t0);

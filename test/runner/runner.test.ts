@@ -8,22 +8,11 @@ import { InterruptedError, JournalError, LockedError, TaskFailedError } from "..
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import { renderEvent, type TaskEvent } from "../../src/runner/report.js";
 import { defineGuard, defineTask, listTaskIds, task, undo, unmet } from "../../src/runner/task.js";
-import { tempDir } from "../support/ns.js";
-import { downWorkflow, labWorkflow, run } from "./synthetic.js";
+import { downWorkflow, labWorkflow, run, setup, taskEvents } from "./synthetic.js";
 
-async function setup() {
-  const d = await tempDir();
-  const world = join(d.path, "world");
-  const lab = join(d.path, "lab");
-  const { mkdir } = await import("node:fs/promises");
-  await mkdir(world);
-  return { ...d, world, lab, files: async () => (await readdir(world)).sort() };
-}
 const journalOf = async (lab: string) => ({
   entries: (await Journal.open(realHost(), journalPath(lab), "t", false)).entries(),
 });
-const taskEvents = (events: unknown[]) =>
-  events.filter((e): e is TaskEvent => (e as TaskEvent).event === "task");
 
 test("a full run creates every resource, journals each, and a second run changes nothing", async () => {
   const t = await setup();

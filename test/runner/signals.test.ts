@@ -1,12 +1,11 @@
 // Signals and crashes against a real process running the synthetic workflow.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdir, readdir } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { test } from "node:test";
 import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
-import { tempDir } from "../support/ns.js";
+import { setup } from "./synthetic.js";
 
 const FIXTURE = resolve(import.meta.dirname, "fixture-cli.js");
 
@@ -27,14 +26,6 @@ async function waitFor(pred: () => boolean | Promise<boolean>, what: string) {
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`timed out waiting for ${what}`);
-}
-
-async function setup() {
-  const d = await tempDir();
-  const world = join(d.path, "world");
-  const lab = join(d.path, "lab");
-  await mkdir(world);
-  return { ...d, world, lab, files: async () => (await readdir(world)).sort() };
 }
 
 const journal = async (lab: string) => ({

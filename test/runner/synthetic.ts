@@ -1,9 +1,11 @@
 // A synthetic workflow for runner tests: each task creates one real file in a temp "world" directory,
 // so every runner behaviour is proven on real files, a real journal and a real lock.
+import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
+import { z } from "zod";
 import { realHost } from "../../src/host/real-host.js";
-import { Journal } from "../../src/runner/journal.js";
-import type { RunEvent } from "../../src/runner/report.js";
+import { Journal, recordOf } from "../../src/runner/journal.js";
+import type { RunEvent, TaskEvent } from "../../src/runner/report.js";
 import { type RunOptions, runWorkflow } from "../../src/runner/runner.js";
 import {
   type AnyTaskDef,
@@ -14,29 +16,33 @@ import {
   undo,
   type Workflow,
 } from "../../src/runner/task.js";
+import { tempDir } from "../support/ns.js";
 
 /** Parameters of a synthetic resource. */
-export interface FileParams {
-  path: string;
+export const fileParamsSchema = z.object({
+  path: z.string(),
   /** ms spent in run before creating the file (to let other things happen meanwhile). */
-  delayMs?: number;
+  delayMs: z.number().optional(),
   /** ms spent in run after creating the file. */
-  delayAfterMs?: number;
+  delayAfterMs: z.number().optional(),
   /** run throws (after delayMs) without creating anything. */
-  failRun?: boolean;
+  failRun: z.boolean().optional(),
   /** rollback throws. */
-  failRollback?: boolean;
+  failRollback: z.boolean().optional(),
   /** ms spent in rollback. */
-  rollbackDelayMs?: number;
+  rollbackDelayMs: z.number().optional(),
   /** rollback throws while this file exists (a resource that is busy for a while). */
-  busyWhile?: string;
+  busyWhile: z.string().optional(),
   /** run asserts the journal on disk has every earlier task done and its own intent. */
-  journalPath?: string;
-}
+  journalPath: z.string().optional(),
+});
+export type FileParams = z.infer<typeof fileParamsSchema>;
+const fileResultSchema = z.object({ created: z.string() });
 
 /** A task kind whose resource is one file. */
-export const fileTask = defineTask<FileParams, { created: string }>({
+export const fileTask = defineTask<FileParams, z.infer<typeof fileResultSchema>>({
   kind: "test.file",
+  journaled: { params: fileParamsSchema, result: fileResultSchema },
   title: (p) => `Creating ${p.path.split("/").pop()}`,
   async check(ctx, p) {
     return ctx.host.fs.exists(p.path);
@@ -44,7 +50,7 @@ export const fileTask = defineTask<FileParams, { created: string }>({
   async run(ctx, p) {
     if (p.journalPath) {
       const entries = (await Journal.open(ctx.host, p.journalPath, "t", false)).entries();
-      const mine = entries.find((e) => (e.params as FileParams).path === p.path);
+      const mine = entries.find((e) => recordOf(e, { params: fileParamsSchema }).params.path === p.path);
       if (mine?.state !== "running") throw new Error(`intent for ${p.path} not on disk before run`);
       const notDone = entries.filter((e) => e !== mine && e.state !== "done");
       if (notDone.length) throw new Error(`earlier entries not done on disk: ${notDone.map((e) => e.id)}`);
@@ -113,6 +119,19 @@ export const downWorkflow: Workflow = {
   name: "down",
   steps: [undo("undo.all", "Undoing everything", () => true)],
 };
+
+/** A temp dir with a "world" for the synthetic files and a lab dir; `files()` lists the world. */
+export async function setup() {
+  const d = await tempDir();
+  const world = join(d.path, "world");
+  const lab = join(d.path, "lab");
+  await mkdir(world);
+  return { ...d, world, lab, files: async () => (await readdir(world)).sort() };
+}
+
+/** The task events among a run's events. */
+export const taskEvents = (events: unknown[]) =>
+  events.filter((e): e is TaskEvent => (e as TaskEvent).event === "task");
 
 /** Run with sane defaults; collects events. */
 export async function run(wf: Workflow, labDir: string, extra: Partial<RunOptions> = {}) {
