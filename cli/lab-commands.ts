@@ -10,7 +10,7 @@ import type { Config } from "../config/schema.js";
 import { pinnedOptions } from "../src/lab/ssh.js";
 import { ExitError, UsageError } from "../src/runner/errors.js";
 import type { ProbeResult } from "../src/runner/probe.js";
-import type { CommandAdder, GlobalOptions } from "./context.js";
+import type { CliContext, CommandAdder, GlobalOptions } from "./context.js";
 
 const globals = (cmd: Command) => cmd.optsWithGlobals() as GlobalOptions;
 
@@ -60,6 +60,9 @@ const status: CommandAdder = (program, cli) =>
       if (!ok) throw new ExitError(`${results.filter((r) => !r.ok).length} status checks failed`);
     });
 
+/** A warning of a report command, on stderr (its stdout is for what it reports). */
+const warnOn = (cli: CliContext) => (message: string) => cli.io.err(`aplspawn: warning: ${message}\n`);
+
 const pids: CommandAdder = (program, cli) =>
   program
     .command("pids")
@@ -68,7 +71,7 @@ const pids: CommandAdder = (program, cli) =>
       const g = globals(cmd);
       const c = await cli.load(g);
       const { containerStates } = await import("../src/lab/state.js");
-      const states = await containerStates(cli.io.host, c);
+      const states = await containerStates(cli.io.host, c, { warn: warnOn(cli) });
       const live = states.filter((s) => s.leaderPid !== undefined);
       if (g.json) cli.io.out(`${JSON.stringify(states)}\n`);
       else cli.io.out(live.map((s) => `${s.leaderPid}\n`).join(""));
@@ -173,7 +176,9 @@ const exec: CommandAdder = (program, cli) =>
       const host = cli.io.host;
       // Only the nspawn process the journal recorded (PID and start time), verified to be the host's
       // systemd-nspawn: never a process found by its name.
-      const st = (await containerStates(host, c, { journaledOnly: true })).find((x) => x.name === name);
+      const st = (await containerStates(host, c, { journaledOnly: true, warn: warnOn(cli) })).find(
+        (x) => x.name === name,
+      );
       if (!st?.leaderPid) throw new ExitError(`container ${name} is not running`);
       const e = await enterCommand(host, st.leaderPid, command, cli.io.env.TERM);
       // Started from the init's cgroups, so it is born there (nothing it forks escapes them).

@@ -5,9 +5,10 @@ import { labDir, mergedDir } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import type { Host } from "../host/host.js";
 import { isAlive } from "../host/proc.js";
-import { Journal, journalPath } from "../runner/journal.js";
+import { JournalError } from "../runner/errors.js";
+import { Journal, type JournalEntry, journalPath, recordOf } from "../runner/journal.js";
 import { entryScope } from "./entries.js";
-import { findNspawn, recordedNspawn } from "./nspawn-procs.js";
+import { findNspawn, nspawnParamsSchema, nspawnResultSchema, recordedNspawn } from "./nspawn-procs.js";
 
 /** A container of the lab and its processes, when it runs. */
 export interface ContainerState {
@@ -17,29 +18,40 @@ export interface ContainerState {
   leaderPid?: number;
 }
 
-interface NspawnEntryParams {
-  name: string;
-  merged: string;
+// A container.nspawn entry's params and result, checked; undefined (and a warning) when they do not fit.
+function nspawnRecord(e: JournalEntry, warn: ((message: string) => void) | undefined) {
+  try {
+    return recordOf(e, { params: nspawnParamsSchema, result: nspawnResultSchema });
+  } catch (err) {
+    if (!(err instanceof JournalError)) throw err;
+    warn?.(`${err.message}; no process is looked up from it`);
+    return undefined;
+  }
 }
 
-/** Every container the config or the journal knows, with its live nspawn and leader PIDs. */
+/**
+ * Every container the config or the journal knows, with its live nspawn and leader PIDs. A
+ * container.nspawn entry that does not hold what that kind journals is left out, with a warning:
+ * its PIDs are never trusted (`journaledOnly` then finds no process; else the live host is asked).
+ */
 export async function containerStates(
   host: Host,
   c: Config,
-  o: { journaledOnly?: boolean } = {},
+  o: { journaledOnly?: boolean; warn?(message: string): void } = {},
 ): Promise<ContainerState[]> {
   const journal = await Journal.open(host, journalPath(labDir(c)), c.lab, false);
+  for (const w of journal.warnings) o.warn?.(w);
   const byName = new Map<string, ContainerState & { merged: string; rec?: { pid: number; start: number } }>();
   for (const s of containerSpecs(c))
     byName.set(s.name, { name: s.name, ip: s.ip, merged: mergedDir(c, s.name) });
   for (const e of journal.entries()) {
     if (e.kind !== "container.nspawn") continue;
     const name = entryScope(e);
-    const p = e.params as NspawnEntryParams;
-    if (!name) continue;
+    const rec = name ? nspawnRecord(e, o.warn) : undefined;
+    if (!name || !rec) continue;
+    const { params: p, result: r } = rec;
     const cur = byName.get(name) ?? { name, ip: undefined, merged: p.merged };
     // Later entries are newer starts of the same container.
-    const r = e.state === "done" ? (e.result as { pid: number; start: number } | undefined) : undefined;
     byName.set(name, { ...cur, merged: p.merged, ...(r ? { rec: r } : {}) });
   }
   const out: ContainerState[] = [];

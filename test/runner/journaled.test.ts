@@ -3,10 +3,15 @@
 import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import { test } from "node:test";
+import { containerSpecs } from "../../config/containers.js";
+import { parseConfig } from "../../config/load.js";
+import { labDir } from "../../config/paths.js";
 import { realHost } from "../../src/host/real-host.js";
+import { containerStates } from "../../src/lab/state.js";
 import { TaskFailedError } from "../../src/runner/errors.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import type { AnyTaskDef, UndoRecord } from "../../src/runner/task.js";
+import { recordingHost } from "../support/recording-host.js";
 import {
   downWorkflow,
   type FileParams,
@@ -122,4 +127,51 @@ test("a kind with a rollback but no journaled shapes is a bug: its entries are r
   } finally {
     await t.cleanup();
   }
+});
+
+test("pids and exec skip a container.nspawn entry that does not fit its shapes, with a warning naming it", async () => {
+  const h = recordingHost();
+  const c = parseConfig("lab: t\n", "t.yaml");
+  const j = await Journal.open(h, journalPath(labDir(c)), c.lab);
+  const params = (name: string) => ({
+    name,
+    merged: `/var/lib/machines/${name}`,
+    logFile: `/var/lib/aplspawn/t/containers/${name}/log`,
+    bridge: "nspawnd0",
+    init: "boot",
+    stopTimeoutMs: 30_000,
+  });
+  // Containers the config does not name (only their entries make them known): one whose entry
+  // fits, one whose merged root was edited into a number, one whose PID was journaled as a string.
+  const entry = async (name: string, p: unknown, result: unknown) => {
+    const seq = await j.begin({
+      id: `container.nspawn[${name}]`,
+      kind: "container.nspawn",
+      scope: name,
+      family: "container",
+      runId: "r",
+      params: p,
+      intent: { registered: true, cgroups: [] },
+    });
+    await j.complete(seq, result);
+  };
+  const result = { pid: 4242, start: 1, leader: 4243, registered: true };
+  await entry("old-1", params("old-1"), result);
+  await entry("old-2", { ...params("old-2"), merged: 7 }, result);
+  await entry("old-3", params("old-3"), { ...result, pid: "4242" });
+  const warnings: string[] = [];
+  const states = await containerStates(h, c, { journaledOnly: true, warn: (m) => warnings.push(m) });
+  assert.deepEqual(
+    states.map((s) => s.name),
+    [...containerSpecs(c).map((s) => s.name), "old-1"],
+  );
+  assert.equal(warnings.length, 2, warnings.join("\n"));
+  assert.match(
+    warnings[0] ?? "",
+    /journal entry container\.nspawn\[old-2\] .*params\.merged: .*expected string/,
+  );
+  assert.match(
+    warnings[1] ?? "",
+    /journal entry container\.nspawn\[old-3\] .*result\.pid: .*expected number/,
+  );
 });
