@@ -1,17 +1,24 @@
 // Task: the lab's container names are this lab's on the host (they name nspawn's /run dirs and
 // machined's machines, host-wide), claimed before any container is made (src/lab/claims.ts). They
 // stay the lab's while its containers' state does: `run down` lets go, `stop` does not.
+import { z } from "zod";
 import { type ContainersClaim, dropClaim, holdsClaim, takeClaim } from "../../src/lab/claims.js";
 import { defineTask, unmet } from "../../src/runner/task.js";
 
 /** What the claim names. */
-export type ContainersClaimParams = Omit<ContainersClaim, "part">;
+const containersClaimParamsSchema = z.object({
+  lab: z.string(),
+  labDir: z.string(),
+  names: z.array(z.string()),
+});
+export type ContainersClaimParams = z.infer<typeof containersClaimParamsSchema>;
 
 const claimOf = (p: ContainersClaimParams): ContainersClaim => ({ part: "containers", ...p });
 
 /** Claim the lab's container names. */
 export const labContainersClaim = defineTask<ContainersClaimParams, null>({
   kind: "lab.claim",
+  journaled: { params: containersClaimParamsSchema },
   title: (p) => `Claiming the container names ${p.names.join(", ")} for lab ${p.lab}`,
   rollbackTitle: (p) => `Letting go of the claim on lab ${p.lab}'s container names`,
   async check(ctx, p) {

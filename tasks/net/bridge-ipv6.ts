@@ -2,14 +2,14 @@
 // router advertisements (a container sending one would otherwise give the host a route and an
 // address) nor has an IPv6 address (disable_ipv6). Rollback puts back the values found, where
 // they are still the ones this task wrote.
+import { z } from "zod";
 import type { HostContext } from "../../src/host/host.js";
 import { linkInfo } from "../../src/net/links.js";
 import { defineTask, unmet } from "../../src/runner/task.js";
 
 /** What the task needs. */
-export interface BridgeIpv6Params {
-  bridge: string;
-}
+const bridgeIpv6ParamsSchema = z.object({ bridge: z.string() });
+export type BridgeIpv6Params = z.infer<typeof bridgeIpv6ParamsSchema>;
 
 /** The settings, and the values the lab wants. */
 const WANT = { accept_ra: "0", disable_ipv6: "1" } as const;
@@ -17,7 +17,8 @@ type Setting = keyof typeof WANT;
 const SETTINGS = Object.keys(WANT) as Setting[];
 
 /** The values found before the task wrote its own. */
-export type BridgeIpv6Intent = Record<Setting, string>;
+const bridgeIpv6IntentSchema = z.object({ accept_ra: z.string(), disable_ipv6: z.string() });
+export type BridgeIpv6Intent = z.infer<typeof bridgeIpv6IntentSchema>;
 
 const file = (bridge: string, s: Setting) => `/proc/sys/net/ipv6/conf/${bridge}/${s}`;
 
@@ -34,6 +35,7 @@ const write = (ctx: HostContext, bridge: string, s: Setting, v: string) =>
 /** Keep the bridge out of IPv6. */
 export const bridgeIpv6Task = defineTask<BridgeIpv6Params, null, BridgeIpv6Intent>({
   kind: "net.bridge.ipv6",
+  journaled: { params: bridgeIpv6ParamsSchema, intent: bridgeIpv6IntentSchema },
   title: (p) => `Keeping bridge ${p.bridge} out of IPv6 (no router advertisements, no address)`,
   rollbackTitle: (p) => `Restoring the IPv6 settings of bridge ${p.bridge}`,
   status: (p) => ({ name: `Checking if bridge ${p.bridge} takes no part in IPv6`, target: p.bridge }),
