@@ -10,7 +10,7 @@ import { netClaim } from "../tasks/net/claim.js";
 import { forwardingTask } from "../tasks/net/forwarding.js";
 import { chainTask } from "../tasks/net/iptables-chain.js";
 import { ruleTask } from "../tasks/net/iptables-rule.js";
-import { netPlan } from "../tasks/net/plan.js";
+import { netPlan } from "./net-plan.js";
 import type { WorkflowBuilder } from "./types.js";
 
 /** The steps that bring the network up (also composed into `up`). */

@@ -52,3 +52,9 @@ export async function childrenOf(host: Host, pid: number): Promise<number[]> {
 export async function allPids(host: Host): Promise<number[]> {
   return (await host.fs.readdir("/proc")).filter((n) => /^\d+$/.test(n)).map(Number);
 }
+
+/** The network namespace of a process (ours by default), as its inode number; undefined when gone. */
+export async function netnsOf(host: Host, pid: number | "self" = "self"): Promise<string | undefined> {
+  const link = await host.fs.readlink(`/proc/${pid}/ns/net`).catch(() => "");
+  return /^net:\[(\d+)\]$/.exec(link)?.[1];
+}

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { parseCidr } from "../../config/ip.js";
 import { rmdirIfEmpty } from "../host/files.js";
 import type { Host, HostContext } from "../host/host.js";
+import { netnsOf } from "../host/proc.js";
 import { ExitError } from "../runner/errors.js";
 import { journalPath } from "../runner/journal-path.js";
 import { withHostLock } from "../runner/lock.js";
@@ -23,7 +24,7 @@ export interface NetClaim {
   part: "net";
   lab: string;
   labDir: string;
-  /** The network namespace, as /proc/self/ns/net reads ("net:[4026531840]"). */
+  /** The network namespace (its inode number). */
   netns: string;
   bridge: string;
   chains: string[];
@@ -41,7 +42,7 @@ export interface ContainersClaim {
 export type Claim = NetClaim | ContainersClaim;
 
 /** The network namespace aplspawn runs in. */
-export const currentNetns = (host: Host): Promise<string> => host.fs.readlink("/proc/self/ns/net");
+export const currentNetns = async (host: Host): Promise<string> => (await netnsOf(host)) ?? "";
 
 const fileOf = (c: Pick<Claim, "labDir" | "part">) =>
   join(CLAIMS_DIR, `${createHash("sha256").update(c.labDir).digest("hex").slice(0, 16)}-${c.part}.json`);
@@ -68,7 +69,7 @@ async function netnsAlive(host: Host, netns: string): Promise<boolean> {
   if ((await currentNetns(host)) === netns) return true;
   for (const pid of await host.fs.readdir("/proc")) {
     if (!/^\d+$/.test(pid)) continue;
-    if ((await host.fs.readlink(`/proc/${pid}/ns/net`).catch(() => "")) === netns) return true;
+    if ((await netnsOf(host, Number(pid))) === netns) return true;
   }
   return false;
 }

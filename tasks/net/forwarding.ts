@@ -2,6 +2,7 @@
 // ip_forward is one switch for the whole network namespace, shared by every lab in it: the lab
 // holds it (tasks/host/held-setting), and the value found before any lab turned it on comes back
 // when the last lab's netdown (or rollback) lets go, never under another lab that still runs.
+import { netnsOf } from "../../src/host/proc.js";
 import { type HeldParams, heldParamsSchema, heldSettingTask } from "../host/held-setting.js";
 
 /** The sysctl's file: read directly, it is what the original tool's status check looked at. */
@@ -18,12 +19,11 @@ export const forwardingTask = heldSettingTask<ForwardingParams>({
   title: () => "Enabling traffic forwarding system-wide",
   rollbackTitle: () => "Restoring traffic forwarding to its previous setting",
   async setting(ctx) {
-    const ns = await ctx.host.exec("stat", ["-L", "-c", "%i", "/proc/self/ns/net"], {
-      readOnly: true,
-      signal: ctx.signal,
-    });
+    const ns = await netnsOf(ctx.host);
+    if (ns === undefined)
+      throw new Error("cannot read the network namespace of this process (/proc/self/ns/net)");
     return {
-      key: `ip_forward-${ns.stdout.trim()}`,
+      key: `ip_forward-${ns}`,
       read: async () => (await ctx.host.fs.readFile(IP_FORWARD)).trim(),
       write: async (v) => {
         await ctx.host.exec("sysctl", ["-q", "-w", `net.ipv4.ip_forward=${v}`], { signal: ctx.signal });

@@ -1,7 +1,7 @@
 // What `aplspawn status` looks at that no task of up checks, in the original tool's words: the lab's
 // working directories and, per container, its leader process, the host key it serves and an ssh
 // login. (Its nspawn process and overlay mount are up's own checks: workflows/status.ts.) Read-only.
-import { containerSpecs } from "../../config/containers.js";
+import { type ContainerSpec, containerSpecs } from "../../config/containers.js";
 import { knownHostsPath, labDir, mergedDir, sshKeyPath } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import { type ExecResult, lastLines } from "../../src/host/host.js";
@@ -47,126 +47,140 @@ async function statusMaster(
   return `${dir}/st-${n.pid}-${n.start}`;
 }
 
+/** A container as status looks at it: its spec, merged root and the run's snapshot. */
+interface Seen {
+  c: Config;
+  s: ContainerSpec;
+  merged: string;
+  seen: Snapshot;
+}
+
+const ssh = (ctx: ProbeContext, args: string[]) =>
+  ctx.host.exec("ssh", args, { allowFail: true, readOnly: true, timeoutMs: 20_000, signal: ctx.signal });
+
+/**
+ * The ssh of one container's status, each done once per status run: how to reach it (and whether
+ * a master from an earlier status is kept), one login (as the user, then sudo) over that master,
+ * and the host key it serves now. A login that opens its own connection checks the key on the way
+ * (StrictHostKeyChecking=yes, before authenticating); one over a kept master does not (the key was
+ * checked when the master logged in, and sshd may have been restarted with another key since):
+ * then a connection of its own checks it and stops before logging in.
+ */
+function sshOf({ c, s, merged, seen }: Seen) {
+  let reach: Promise<{ target: SshTarget; kept: boolean }> | undefined;
+  let attempt: Promise<ExecResult> | undefined;
+  let keyCheck: Promise<ExecResult> | undefined;
+  const connection = (ctx: ProbeContext) => {
+    reach ??= (async () => {
+      const controlPath = await statusMaster(ctx, seen, c, s.name, merged);
+      const target = {
+        ip: s.ip,
+        user: c.containers.user,
+        key: sshKeyPath(c),
+        knownHosts: knownHostsPath(c),
+        controlPath,
+      };
+      return { target, kept: controlPath !== undefined && (await ctx.host.fs.exists(controlPath)) };
+    })();
+    return reach;
+  };
+  const login = (ctx: ProbeContext) => {
+    attempt ??= connection(ctx).then(({ target }) =>
+      ssh(ctx, sshBatchArgs(target, ["sudo", "-n", "true"], 3)),
+    );
+    return attempt;
+  };
+  const hostKey = (ctx: ProbeContext) => {
+    keyCheck ??= connection(ctx).then(({ target, kept }) =>
+      kept
+        ? ssh(ctx, [
+            "-o",
+            "PreferredAuthentications=none",
+            ...sshBatchArgs({ ...target, controlPath: undefined }, ["true"], 3),
+          ])
+        : login(ctx),
+    );
+    return keyCheck;
+  };
+  return { login, hostKey };
+}
+
+/** The container's leader (PID 1 inside) and, where systemd runs, machined's record of it. */
+const leaderProbe = ({ s, merged, seen }: Seen): Probe => ({
+  name: "Checking leader process",
+  target: s.name,
+  async run(ctx) {
+    const n = await seen.running(ctx, s.name, merged);
+    if (!n?.leader) return { ok: false, detail: "no leader process" };
+    if (await ctx.host.fs.exists("/run/systemd/system")) {
+      const m = await ctx.host.exec("machinectl", ["show", s.name, "--property=State", "--value"], {
+        allowFail: true,
+        readOnly: true,
+        signal: ctx.signal,
+      });
+      if (m.exitCode !== 0) return { ok: false, detail: `machinectl does not know ${s.name}` };
+    }
+    const argv = await cmdline(ctx.host, n.leader);
+    return { ok: argv !== undefined, detail: `PID ${n.leader}: ${printable((argv ?? []).join(" "))}` };
+  },
+});
+
+/** The container's host key, then an ssh login with sudo. */
+function sshProbes(x: Seen): Probe[] {
+  const { c, s } = x;
+  const { login, hostKey } = sshOf(x);
+  const failed = (r: ExecResult) => ({
+    ok: false,
+    detail: lastLines(r.stderr, 1) || `ssh exit code ${r.exitCode}`,
+  });
+  return [
+    {
+      name: `Checking ${s.ip} answers with its pinned host key`,
+      target: s.name,
+      async run(ctx) {
+        const r = await hostKey(ctx);
+        if (r.exitCode === 0) return { ok: true };
+        if (/Host key verification failed|IDENTIFICATION HAS CHANGED/.test(r.stderr))
+          return { ok: false, detail: "its host key is not the one in known_hosts" };
+        if (/Connection refused|timed out|No route to host|Connection closed|reset by peer/.test(r.stderr))
+          return { ok: false, detail: `${s.ip} does not answer on port 22` };
+        // Refused at login, after the host key was accepted.
+        return /Permission denied|sudo/.test(r.stderr) ? { ok: true } : failed(r);
+      },
+    },
+    {
+      name: `Checking ssh connection to ${s.ip}`,
+      target: s.name,
+      async run(ctx) {
+        const r = await login(ctx);
+        return r.exitCode === 0
+          ? { ok: true, detail: `${c.containers.user}@${s.ip}, sudo works` }
+          : failed(r);
+      },
+    },
+  ];
+}
+
 /** The status-only checks: the lab's (its directories), and each container's by name. */
 export const containerProbes = (c: Config): { lab: Probe; of(name: string): Probe[] } => {
   const seen = snapshot();
-  const dirs: Probe = {
-    name: "Checking if working directories exist",
-    target: labDir(c),
-    async run(ctx) {
-      const missing: string[] = [];
-      for (const d of [labDir(c), c.containers.machinesDir])
-        if (!(await ctx.host.fs.stat(d))?.isDirectory) missing.push(d);
-      return missing.length ? { ok: false, detail: `missing: ${missing.join(", ")}` } : { ok: true };
-    },
-  };
   const specs = new Map(containerSpecs(c).map((s) => [s.name, s]));
   return {
-    lab: dirs,
+    lab: {
+      name: "Checking if working directories exist",
+      target: labDir(c),
+      async run(ctx) {
+        const missing: string[] = [];
+        for (const d of [labDir(c), c.containers.machinesDir])
+          if (!(await ctx.host.fs.stat(d))?.isDirectory) missing.push(d);
+        return missing.length ? { ok: false, detail: `missing: ${missing.join(", ")}` } : { ok: true };
+      },
+    },
     of(name): Probe[] {
       const s = specs.get(name);
       if (!s) return [];
-      const merged = mergedDir(c, s.name);
-      // How to reach the container, and whether a master from an earlier status is kept.
-      let reach: Promise<{ target: SshTarget; kept: boolean }> | undefined;
-      const connection = (ctx: ProbeContext) => {
-        reach ??= (async () => {
-          const controlPath = await statusMaster(ctx, seen, c, s.name, merged);
-          const target = {
-            ip: s.ip,
-            user: c.containers.user,
-            key: sshKeyPath(c),
-            knownHosts: knownHostsPath(c),
-            controlPath,
-          };
-          return { target, kept: controlPath !== undefined && (await ctx.host.fs.exists(controlPath)) };
-        })();
-        return reach;
-      };
-      const ssh = (ctx: ProbeContext, args: string[]) =>
-        ctx.host.exec("ssh", args, {
-          allowFail: true,
-          readOnly: true,
-          timeoutMs: 20_000,
-          signal: ctx.signal,
-        });
-      // One login (as the user, then sudo) per container and status run, over the kept master.
-      let attempt: Promise<ExecResult> | undefined;
-      const login = (ctx: ProbeContext) => {
-        attempt ??= connection(ctx).then(({ target }) =>
-          ssh(ctx, sshBatchArgs(target, ["sudo", "-n", "true"], 3)),
-        );
-        return attempt;
-      };
-      // The host key the container serves now. A login that opens its own connection checks it on
-      // the way (StrictHostKeyChecking=yes, before authenticating); one over a kept master does
-      // not (the key was checked when the master logged in, and sshd may have been restarted with
-      // another key since): then a connection of its own checks it and stops before logging in.
-      let keyCheck: Promise<ExecResult> | undefined;
-      const hostKey = (ctx: ProbeContext) => {
-        keyCheck ??= connection(ctx).then(({ target, kept }) =>
-          kept
-            ? ssh(ctx, [
-                "-o",
-                "PreferredAuthentications=none",
-                ...sshBatchArgs({ ...target, controlPath: undefined }, ["true"], 3),
-              ])
-            : login(ctx),
-        );
-        return keyCheck;
-      };
-      return [
-        {
-          name: "Checking leader process",
-          target: s.name,
-          async run(ctx) {
-            const n = await seen.running(ctx, s.name, merged);
-            if (!n?.leader) return { ok: false, detail: "no leader process" };
-            // Where systemd runs, machined registers the machine: it must know it.
-            if (await ctx.host.fs.exists("/run/systemd/system")) {
-              const m = await ctx.host.exec("machinectl", ["show", s.name, "--property=State", "--value"], {
-                allowFail: true,
-                readOnly: true,
-                signal: ctx.signal,
-              });
-              if (m.exitCode !== 0) return { ok: false, detail: `machinectl does not know ${s.name}` };
-            }
-            const argv = await cmdline(ctx.host, n.leader);
-            return {
-              ok: argv !== undefined,
-              detail: `PID ${n.leader}: ${printable((argv ?? []).join(" "))}`,
-            };
-          },
-        },
-        {
-          name: `Checking ${s.ip} answers with its pinned host key`,
-          target: s.name,
-          async run(ctx) {
-            const r = await hostKey(ctx);
-            if (r.exitCode === 0) return { ok: true };
-            if (/Host key verification failed|IDENTIFICATION HAS CHANGED/.test(r.stderr))
-              return { ok: false, detail: "its host key is not the one in known_hosts" };
-            if (
-              /Connection refused|timed out|No route to host|Connection closed|reset by peer/.test(r.stderr)
-            )
-              return { ok: false, detail: `${s.ip} does not answer on port 22` };
-            // Refused at login, after the host key was accepted.
-            return /Permission denied|sudo/.test(r.stderr)
-              ? { ok: true }
-              : { ok: false, detail: lastLines(r.stderr, 1) || `ssh exit code ${r.exitCode}` };
-          },
-        },
-        {
-          name: `Checking ssh connection to ${s.ip}`,
-          target: s.name,
-          async run(ctx) {
-            const r = await login(ctx);
-            return r.exitCode === 0
-              ? { ok: true, detail: `${c.containers.user}@${s.ip}, sudo works` }
-              : { ok: false, detail: lastLines(r.stderr, 1) || `ssh exit code ${r.exitCode}` };
-          },
-        },
-      ];
+      const x: Seen = { c, s, merged: mergedDir(c, s.name), seen };
+      return [leaderProbe(x), ...sshProbes(x)];
     },
   };
 };
