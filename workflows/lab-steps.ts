@@ -202,11 +202,14 @@ export const entries = {
     return n !== undefined && (names === undefined || names.includes(n));
   },
   /**
-   * The lab's hold on the inotify limit, once no container of the lab is left running in `journal`
-   * (kept when the journal is not given: nothing is then known of the containers).
+   * What the lab holds for its running containers (its hold on the inotify limit, its claim on
+   * their names), once no container of the lab is left running in `journal` (kept when the journal
+   * is not given: nothing is then known of the containers).
    */
-  inotifyHold: (e: JournalRef, journal?: readonly JournalRef[]) =>
-    e.kind === hostInotify.kind && journal !== undefined && !journal.some(running),
+  containersHolds: (e: JournalRef, journal?: readonly JournalRef[]) =>
+    (e.kind === hostInotify.kind || e.kind === labContainersClaim.kind) &&
+    journal !== undefined &&
+    !journal.some(running),
   /** What of the lab is neither its network (netdown's) nor its image (stop's, and the cache). */
   lab: (e: JournalRef) => !["net", "image"].includes(entryFamily(e)),
 };

@@ -1,6 +1,6 @@
 // stop (the original operation): stop the containers and undo their mounts from the journal, then
-// detach the image, then let go of the lab's hold on the inotify limit (spawn's), once no container
-// of the lab is left running. With --only, just those containers, and the image stays attached for
+// detach the image, then let go of the lab's hold on the inotify limit and its claim on the
+// container names (spawn's), once no container of the lab is left running. With --only, just those containers, and the image stays attached for
 // the rest; the hold goes only when they were the last ones. Upper layers and host keys stay (they
 // are the containers' state).
 import { undo } from "../src/runner/task.js";
@@ -23,8 +23,8 @@ export const stop: WorkflowBuilder = (c, o) => {
       ...(names ? [] : detachSteps()),
       undo(
         "stop.inotify",
-        "Letting go of fs.inotify.max_user_instances once no container of the lab runs",
-        entries.inotifyHold,
+        "Letting go of fs.inotify.max_user_instances and the container names once no container of the lab runs",
+        entries.containersHolds,
       ),
     ],
   };

@@ -1,6 +1,6 @@
 // Task: the lab's container names are this lab's on the host (they name nspawn's /run dirs and
 // machined's machines, host-wide), claimed before any container is made (src/lab/claims.ts). They
-// stay the lab's while its containers' state does: `run down` lets go, `stop` does not.
+// stay the lab's while any of its containers runs: `stop` of the last one lets go, as `run down` does.
 import { z } from "zod";
 import { type ContainersClaim, dropClaim, holdsClaim, takeClaim } from "../../src/lab/claims.js";
 import { defineTask, unmet } from "../../src/runner/task.js";

@@ -33,10 +33,11 @@ labTest(
     assert.ok(kinds.includes("container.nspawn") && kinds.includes("container.overlay"), kinds.join());
     assert.ok(late.includes("lab.inventory"), late.join(", "));
 
-    // The network and the image first (up to image.lower, kept by --no-rollback): the runs
-    // below find them in place and leave them be.
+    // The network, the image and the lab key first (the whole of up's prepare group: the fault is
+    // after the step that follows it; kept by --no-rollback): the runs below find them in place and
+    // leave them be.
     const prepare = async () => {
-      const r = await lab.cli(["run", "up", "--no-rollback"], { APLSPAWN_FAIL_AFTER: "image.lower" });
+      const r = await lab.cli(["run", "up", "--no-rollback"], { APLSPAWN_FAIL_AFTER: "containers.extra" });
       assert.equal(r.exitCode, 1, `preparing the network and the image:\n${r.stdout}\n${r.stderr}`);
       assert.equal((await lab.ns.run("mountpoint", ["-q", join(lab.workdir, "rfb", "lower")])).exitCode, 0);
       return baseline(lab);
