@@ -121,6 +121,21 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       const wf = workflows[name];
       if (!wf)
         throw new UsageError(`Unknown workflow "${name}"; workflows: ${Object.keys(workflows).join(", ")}`);
+      // Each workflow takes only its own options: one it would ignore is refused, not dropped.
+      const given = {
+        only: o.only !== undefined,
+        concurrency: o.concurrency !== undefined,
+        purge: o.purge === true,
+      };
+      for (const [opt, set] of Object.entries(given))
+        if (set && !wf.options.includes(opt as keyof typeof given)) {
+          const takers = Object.entries(workflows)
+            .filter(([, w]) => w.options.includes(opt as keyof typeof given))
+            .map(([n]) => n);
+          const list =
+            takers.length > 1 ? `${takers.slice(0, -1).join(", ")} and ${takers.at(-1)}` : takers[0];
+          throw new UsageError(`--${opt} applies to ${list}, not to \`run ${name}\``);
+        }
       const config = await cli.load(g);
       const only = typeof o.only === "string" ? o.only.split(",").filter(Boolean) : undefined;
       const build = await wf.load();

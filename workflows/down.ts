@@ -4,7 +4,6 @@
 // The lab's lasting state (upper layers, host keys, the lab key) stays unless --purge, which also
 // deletes the downloaded image. Last, what no journal records: the inventory `aplspawn inventory`
 // wrote and the ssh masters `status` and ansible keep (found by the config's paths, ours only).
-import { UsageError } from "../src/runner/errors.js";
 import { type JournalRef, undo } from "../src/runner/task.js";
 import { purgeImageSteps } from "./getimage.js";
 import { entries, inventoryGoneStep } from "./lab-steps.js";
@@ -12,7 +11,6 @@ import type { WorkflowBuilder } from "./types.js";
 
 /** The down workflow. */
 export const down: WorkflowBuilder = (c, o) => {
-  if (o.only) throw new UsageError("--only applies to spawn and stop; `run down` takes the whole lab down");
   const keep = (e: JournalRef) => !o.purge && entries.kept(e);
   return {
     name: "down",

@@ -1,36 +1,55 @@
 // Every workflow `aplspawn run <name>` knows, by name. A workflow's module (and the tasks it
 // imports) is loaded when it is run: the CLI starts without them.
-import type { WorkflowBuilder } from "./types.js";
+import type { WorkflowBuilder, WorkflowOptions } from "./types.js";
+
+/** A workflow as `aplspawn run` knows it: what it does, the options it takes, its builder. */
+export interface WorkflowEntry {
+  describe: string;
+  /** The `run` options this workflow takes; any other is refused. */
+  options: readonly (keyof WorkflowOptions)[];
+  load(): Promise<WorkflowBuilder>;
+}
 
 /** The workflows, by the name given to `aplspawn run`. */
-export const workflows: Record<string, { describe: string; load(): Promise<WorkflowBuilder> }> = {
+export const workflows: Record<string, WorkflowEntry> = {
   up: {
     describe: "the whole lab: network, image, containers, inventory",
+    options: ["concurrency"],
     load: async () => (await import("./up.js")).up,
   },
   down: {
     describe: "undo everything the lab created, from the journal",
+    options: ["concurrency", "purge"],
     load: async () => (await import("./down.js")).down,
   },
   netup: {
     describe: "bridge, forwarding, iptables chains",
+    options: [],
     load: async () => (await import("./netup.js")).netup,
   },
-  netdown: { describe: "undo the network", load: async () => (await import("./netdown.js")).netdown },
+  netdown: {
+    describe: "undo the network",
+    options: [],
+    load: async () => (await import("./netdown.js")).netdown,
+  },
   getimage: {
     describe: "download (or build) and verify the image",
+    options: [],
     load: async () => (await import("./getimage.js")).getimage,
   },
   spawn: {
     describe: "attach the image and start the containers",
+    options: ["only", "concurrency"],
     load: async () => (await import("./spawn.js")).spawn,
   },
   stop: {
     describe: "stop the containers and detach the image",
+    options: ["only", "concurrency"],
     load: async () => (await import("./stop.js")).stop,
   },
   cleanup: {
     describe: "remove the working directories' content",
+    options: [],
     load: async () => (await import("./cleanup.js")).cleanup,
   },
 };

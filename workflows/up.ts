@@ -3,7 +3,6 @@
 // inventory → ansible ping.
 import { containerSpecs } from "../config/containers.js";
 import { entryScope } from "../src/lab/entries.js";
-import { UsageError } from "../src/runner/errors.js";
 import { group, undo } from "../src/runner/task.js";
 import { attachSteps } from "./attach.js";
 import { getimageSteps } from "./getimage.js";
@@ -20,7 +19,6 @@ import type { WorkflowBuilder } from "./types.js";
 
 /** The up workflow. */
 export const up: WorkflowBuilder = (c, o) => {
-  if (o.only) throw new UsageError("--only applies to spawn and stop; `run up` brings up the whole lab");
   const specs = containerSpecs(c);
   const names = specs.map((s) => s.name);
   return {

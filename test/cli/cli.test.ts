@@ -44,6 +44,25 @@ test("unknown commands, workflows and options exit 2", async () => {
   assert.equal((await cli(["run", "up", "--concurrency", "zero"])).code, 2);
 });
 
+test("each workflow takes only its own options: one it would ignore exits 2, naming who takes it", async () => {
+  const cases: [string[], RegExp][] = [
+    [["run", "netup", "--only", "x"], /--only applies to spawn and stop, not to `run netup`/],
+    [["run", "up", "--only", "x"], /--only applies to spawn and stop, not to `run up`/],
+    [["run", "down", "--only", "x"], /--only applies to spawn and stop, not to `run down`/],
+    [["run", "up", "--purge"], /--purge applies to down, not to `run up`/],
+    [["run", "stop", "--purge"], /--purge applies to down, not to `run stop`/],
+    [
+      ["run", "getimage", "--concurrency", "2"],
+      /--concurrency applies to up, down, spawn and stop, not to `run getimage`/,
+    ],
+  ];
+  for (const [argv, message] of cases) {
+    const r = await cli(argv);
+    assert.equal(r.code, 2, `${argv.join(" ")}: ${r.err}`);
+    assert.match(r.err, message);
+  }
+});
+
 test("a bad config exits 2 and lists every problem with its key path", async () => {
   const d = await tempDir();
   try {
