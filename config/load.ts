@@ -1,6 +1,6 @@
 // Reading a config: YAML → zod → cross-field checks, every problem reported at once with its key path.
 // Pure (text in, Config out): finding the file and checking the files it names is the CLI's.
-import { isMap, parseDocument } from "yaml";
+import { type Document, isMap, isNode, isScalar, LineCounter, parseDocument } from "yaml";
 import { type core, z } from "zod";
 import { containerSpecs } from "./containers.js";
 import { inSubnet, ipToInt, parseCidr } from "./ip.js";
@@ -20,7 +20,8 @@ export class ConfigError extends Error {
 
 /** Parse and validate config text; throws ConfigError listing every problem. */
 export function parseConfig(text: string, file: string): Config {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter: lines });
   if (doc.errors.length > 0)
     throw new ConfigError(
       file,
@@ -35,10 +36,54 @@ export function parseConfig(text: string, file: string): Config {
       "top level: must be a mapping of keys (lab, network, image, containers, inventory, …)",
     ]);
   const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(file, parsed.error.issues.flatMap(formatIssue));
+  if (!parsed.success)
+    throw new ConfigError(
+      file,
+      parsed.error.issues
+        .map((issue) => ({ issue, at: whereIs(doc, lines, issue) }))
+        .sort((a, b) => (a.at?.offset ?? -1) - (b.at?.offset ?? -1))
+        .flatMap(({ issue, at }) =>
+          formatIssue(issue).map((p) => `${p}${at ? ` (line ${at.line}, column ${at.col}${at.shown})` : ""}`),
+        ),
+    );
   const problems = crossChecks(parsed.data);
   if (problems.length > 0) throw new ConfigError(file, problems);
   return parsed.data;
+}
+
+/**
+ * Where in the file an issue is (the value at its path; for an unknown key, the key), what is
+ * written there, and a hint for YAML 1.1 habits: yes/no/on/off are strings in YAML 1.2, which is
+ * what a config is read as.
+ */
+function whereIs(
+  doc: Document,
+  lines: LineCounter,
+  issue: core.$ZodIssue,
+): { offset: number; line: number; col: number; shown: string } | undefined {
+  let node: unknown = doc.getIn(issue.path, true);
+  if (issue.code === "unrecognized_keys") {
+    const parent = issue.path.length ? doc.getIn(issue.path, true) : doc.contents;
+    const pair = isMap(parent)
+      ? parent.items.find((i) => isScalar(i.key) && issue.keys.includes(String(i.key.value)))
+      : undefined;
+    node = pair?.key;
+  }
+  if (!isNode(node) || !node.range) return undefined;
+  const offset = node.range[0];
+  const { line, col } = lines.linePos(offset);
+  let shown = "";
+  if (isScalar(node) && issue.code !== "unrecognized_keys") {
+    const v = node.value;
+    const text =
+      typeof v === "string" ? JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v) : String(v);
+    shown = `: ${text}`;
+    if (typeof v === "string" && /^(yes|no|on|off|y|n)$/i.test(v) && issue.code === "invalid_type")
+      shown += `; YAML 1.2 reads ${v} as a string: write ${/^(yes|on|y)$/i.test(v) ? "true" : "false"}`;
+    if (typeof v === "number" && issue.code === "invalid_type")
+      shown += "; YAML read it as a number: put it in quotes";
+  }
+  return { offset, line, col, shown };
 }
 
 function keyPath(path: readonly PropertyKey[]): string {

@@ -20,7 +20,28 @@ const corpus: [string, string, RegExp][] = [
     "containers: {cuont: 3}\n",
     /containers\.cuont: unknown key \(did you mean "count"\?\)/,
   ],
-  ["unknown key, no close match", "zzzzzz: 1\n", /zzzzzz: unknown key$/m],
+  ["unknown key, no close match", "zzzzzz: 1\n", /zzzzzz: unknown key \(line 2, column 1\)$/m],
+  // Where the problem is and what is written there (the corpus puts a workdir line first).
+  [
+    "a value's line, column and text",
+    "network:\n  nat: maybe\n",
+    /network\.nat: .*\(line 3, column 8: "maybe"\)$/m,
+  ],
+  [
+    "yes for a boolean",
+    "inventory: {ping: yes}\n",
+    /inventory\.ping: .*"yes"; YAML 1\.2 reads yes as a string: write true\)/,
+  ],
+  [
+    "off for a boolean",
+    "network: {nat: off}\n",
+    /network\.nat: .*"off"; YAML 1\.2 reads off as a string: write false\)/,
+  ],
+  [
+    "a digest read as a number",
+    "image: {sha256: 1234}\n",
+    /image\.sha256: .*1234; YAML read it as a number: put it in quotes\)/,
+  ],
   ["lab with slash", "lab: a/b\n", /lab: /],
   ["lab with ..", "lab: a..b\n", /lab: lab must not contain "\.\."/],
   ["lab with space", "lab: 'a b'\n", /lab: /],
