@@ -3,6 +3,7 @@
 // holds it (tasks/host/held-setting), and the value found before any lab turned it on comes back
 // when the last lab's netdown (or rollback) lets go, never under another lab that still runs.
 import { netnsOf } from "../../src/host/proc.js";
+import { ipt } from "../../src/net/iptables.js";
 import { type HeldParams, heldParamsSchema, heldSettingTask } from "../host/held-setting.js";
 
 /** The sysctl's file: read directly, it is what the original tool's status check looked at. */
@@ -34,11 +35,7 @@ export const forwardingTask = heldSettingTask<ForwardingParams>({
   // aplspawn's rules judge only the lab's traffic: with FORWARD's policy ACCEPT, turning forwarding
   // on makes the host route between its other interfaces too. That is the user's to decide: said.
   async noteOnWrite(ctx) {
-    const r = await ctx.host.exec("iptables", ["-w", "-S", "FORWARD"], {
-      readOnly: true,
-      allowFail: true,
-      signal: ctx.signal,
-    });
+    const r = await ipt(ctx, "iptables", "filter", ["-S", "FORWARD"], { readOnly: true, allowFail: true });
     return /^-P FORWARD ACCEPT$/m.test(r.stdout)
       ? "ip_forward was off and FORWARD's policy is ACCEPT: the host now also routes between its other interfaces (aplspawn's rules cover the lab's traffic only; set a FORWARD policy of DROP if that is not wanted)"
       : undefined;

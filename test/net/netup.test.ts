@@ -122,6 +122,8 @@ test("the plain output reads like the original tool's", { skip }, () =>
       "‣ [ INFO ] Configuring iptable NAT rules for chain NSPAWN",
     ])
       assert.ok(up.stdout.includes(`${line}\n`), `missing "${line}" in:\n${up.stdout}`);
+    // The namespace's FORWARD policy is ACCEPT and aplspawn turned forwarding on: it says what that means.
+    assert.match(up.stdout, /ip_forward was off and FORWARD's policy is ACCEPT: the host now also routes/);
     const down = ok(await lab.cli(["run", "netdown"]));
     assert.match(down.stdout, /‣ \[ UNDONE \] Deleting bridge nspawnd0\n/);
     assert.match(down.stdout, /‣ \[ UNDONE \] Restoring traffic forwarding to its previous setting\n/);
