@@ -97,13 +97,13 @@ export interface NspawnProcess {
   argv: string[];
 }
 
+/** Whether argv is systemd-nspawn's. */
+export const isNspawnArgv = (argv: readonly string[]) =>
+  (argv[0] ?? "").split("/").pop() === "systemd-nspawn";
+
 /** Whether argv is systemd-nspawn running the container `machine` from `dir`. */
 export function isNspawnFor(argv: readonly string[], machine: string, dir: string): boolean {
-  return (
-    (argv[0] ?? "").split("/").pop() === "systemd-nspawn" &&
-    argv.includes(`--machine=${machine}`) &&
-    argv.includes(`--directory=${dir}`)
-  );
+  return isNspawnArgv(argv) && argv.includes(`--machine=${machine}`) && argv.includes(`--directory=${dir}`);
 }
 
 /** The live systemd-nspawn processes of container `machine` on `dir` (normally zero or one). */
@@ -124,8 +124,7 @@ function nspawnArgvs(host: Host): Scan {
       const out = new Map<number, string[]>();
       for (const pid of await nspawnPids(host)) {
         const argv = await cmdline(host, pid);
-        if (argv && (argv[0] ?? "").split("/").pop() === "systemd-nspawn" && (await isRealNspawn(host, pid)))
-          out.set(pid, argv);
+        if (argv && isNspawnArgv(argv) && (await isRealNspawn(host, pid))) out.set(pid, argv);
       }
       return out;
     })().finally(() => {

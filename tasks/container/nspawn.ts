@@ -1,8 +1,10 @@
 // The container itself: systemd-nspawn started detached (its own session: it outlives the CLI and
 // never gets its Ctrl-C), on the lab's bridge, logging to a file in the lab. Where systemd-machined
-// runs, the machine is registered (`machinectl status NAME` works); elsewhere `--register=no
-// --keep-unit`, and the nspawn and leader PIDs are journaled. Stopping: SIGTERM (a booted
-// container powers off cleanly), SIGKILL after a timeout.
+// answers, the machine is registered (`machinectl status NAME` works) from a scope unit of its own
+// (src/lab/machined.ts), so it outlives the unit or session that ran `run up`; elsewhere
+// `--register=no --keep-unit`, from cgroups of its own. The nspawn and leader PIDs are journaled.
+// Stopping: SIGTERM (a booted container powers off cleanly), SIGKILL after a timeout; a registered
+// container whose nspawn was killed is ended through machined.
 
 import { z } from "zod";
 import { readOr } from "../../src/host/files.js";
@@ -11,8 +13,10 @@ import { poll } from "../../src/host/poll.js";
 import { childrenOf, cmdline, isAlive, procStat } from "../../src/host/proc.js";
 import { cgroupTree, containerCgroups, startInCgroups } from "../../src/lab/cgroups.js";
 import { idShiftOf, RANGE } from "../../src/lab/id-ranges.js";
+import { endOrphanMachine, endOrphanScope, inScope, machinedAnswers } from "../../src/lab/machined.js";
 import {
   findNspawn,
+  isNspawnArgv,
   type NspawnParams,
   type NspawnProcess,
   type NspawnResult,
@@ -20,11 +24,12 @@ import {
   nspawnResultSchema,
   recordedNspawn,
 } from "../../src/lab/nspawn-procs.js";
+import { linkInfo } from "../../src/net/links.js";
 import { printable } from "../../src/runner/report.js";
 import { defineTask, met, type TaskContext, unmet } from "../../src/runner/task.js";
 import { STARTUP_SCRIPT } from "./network.js";
 
-/** What prepare found: whether machined runs, and else the container's own cgroups (journaled before start). */
+/** What prepare found: whether machined answers, and else the container's own cgroups (journaled before start). */
 const nspawnIntentSchema = z.object({ registered: z.boolean(), cgroups: z.array(z.string()) });
 type NspawnIntent = z.infer<typeof nspawnIntentSchema>;
 
@@ -40,7 +45,9 @@ export function nspawnArgs(p: NspawnParams, registered: boolean, idBase = 0): st
     // auto would bind the container's journal into the host's /var/log/journal: a residue.
     "--link-journal=no",
     ...(idBase > 0 ? [`--private-users=${idBase}:${RANGE}`, "--private-users-ownership=off"] : []),
-    ...(registered ? [] : ["--register=no", "--keep-unit"]),
+    // Registered, the machine's unit is the scope nspawn runs in (src/lab/machined.ts).
+    ...(registered ? [] : ["--register=no"]),
+    "--keep-unit",
     ...(p.init === "boot" ? ["--boot"] : [STARTUP_SCRIPT]),
   ];
 }
@@ -70,8 +77,8 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
     return n ? met(`nspawn PID ${n.pid}`) : unmet(`no systemd-nspawn process runs ${p.name}`);
   },
   async prepare(ctx, p) {
-    // Where systemd is PID 1, machined registers the machine in a scope of its own.
-    const registered = await ctx.host.fs.exists("/run/systemd/system");
+    // Where machined answers, the machine is registered, in a scope of its own.
+    const registered = await machinedAnswers(ctx.host);
     return { registered, cgroups: registered ? [] : await containerCgroups(ctx.host, p.name) };
   },
   async run(ctx, p, intent) {
@@ -82,23 +89,30 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
         `systemd-nspawn for ${p.name} (PID ${stale[0]?.pid}) runs without a container; stop it first`,
       );
     const { registered } = intent;
+    // A registered container whose nspawn was killed lives on in its scope: end it, then start anew.
+    if (registered) await endOrphans(ctx, p);
     await h.fs.appendFile(p.logFile, `--- aplspawn: starting ${p.name} at ${new Date().toISOString()}\n`);
     const idBase = await idShiftOf(h, p.merged);
     const argv = nspawnArgs(p, registered, idBase);
-    const launch = () => h.spawnDetached("systemd-nspawn", argv, { logFile: p.logFile });
-    const pid = registered ? await launch() : await startInCgroups(h, intent.cgroups, launch);
+    const pid = registered
+      ? await h.spawnDetached("systemd-run", inScope(p.name, argv), { logFile: p.logFile })
+      : await startInCgroups(h, intent.cgroups, () =>
+          h.spawnDetached("systemd-nspawn", argv, { logFile: p.logFile }),
+        );
     // A dry run's host starts nothing (PID 0): there is no leader to wait for.
     if (pid <= 0) return { pid, start: 0, leader: 0, registered };
-    const own = await cmdline(h, pid);
     const start = (await procStat(h, pid))?.start ?? 0;
     // The leader is nspawn's child once it has exec'd the container's init (before, it is a fork of nspawn).
     const startTimeoutMs = p.startTimeoutMs ?? 60_000;
     const leader = await poll(h, { timeoutMs: startTimeoutMs, everyMs: 50, signal: ctx.signal }, async () => {
       if (!(await isAlive(h, pid)))
         throw new Error(`systemd-nspawn for ${p.name} exited at once; ${await logTail(ctx, p.logFile)}`);
+      // systemd-run execs systemd-nspawn once the scope is made: until then, not a child is the leader.
+      const own = await cmdline(h, pid);
+      if (!own || !isNspawnArgv(own)) return undefined;
       for (const child of await childrenOf(h, pid)) {
         const argv = await cmdline(h, child);
-        if (argv && own && argv.join("\0") !== own.join("\0")) return child;
+        if (argv && argv.join("\0") !== own.join("\0")) return child;
       }
       return undefined;
     });
@@ -110,6 +124,7 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
   async rollback(ctx, { params: p, intent, result }) {
     const lock = await inodeLock(ctx, p.merged);
     await stopContainer(ctx, p, result);
+    if (intent?.registered || result?.registered) await endOrphans(ctx, p);
     for (const cg of intent?.cgroups ?? []) await removeCgroup(ctx, cg);
     // What nspawn removes when it exits normally, left when it had to be killed.
     if ((await findNspawn(ctx.host, p.name, p.merged)).length === 0) {
@@ -120,6 +135,21 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
     }
   },
 });
+
+// What a registered container whose nspawn is gone leaves: its machine (init and all, in its
+// scope), or, had nspawn died before registering it, the scope alone.
+// nspawn removes its veth when it exits; killed, it leaves it on the bridge until the kernel gets
+// round to freeing the container's network namespace: removed here once nothing of it runs.
+async function endOrphans(ctx: TaskContext, p: NspawnParams): Promise<void> {
+  if ((await findNspawn(ctx.host, p.name, p.merged)).length > 0) return;
+  const ended =
+    (await endOrphanMachine(ctx, p.name, p.merged, p.stopTimeoutMs)) || (await endOrphanScope(ctx, p.name));
+  if (!ended) return;
+  // nspawn names it vb-NAME, or, shortened to fit 15 characters, gives it that altname.
+  const veth = await linkInfo(ctx, `vb-${p.name}`);
+  if (veth?.kind === "veth" && veth.master === p.bridge)
+    await ctx.host.exec("ip", ["link", "del", "dev", veth.name], { allowFail: true, signal: ctx.signal });
+}
 
 // nspawn's lock on the root directory it runs, named after that directory's device and inode.
 async function inodeLock(ctx: TaskContext, dir: string): Promise<string | undefined> {

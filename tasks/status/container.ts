@@ -7,6 +7,7 @@ import type { Config } from "../../config/schema.js";
 import { type ExecResult, lastLines } from "../../src/host/host.js";
 import { cmdline } from "../../src/host/proc.js";
 import { controlPathDir } from "../../src/lab/inventory.js";
+import { machinedAnswers, machineOf } from "../../src/lab/machined.js";
 import { findNspawnWhere, isNspawnFor, type NspawnProcess } from "../../src/lab/nspawn-procs.js";
 import { type SshTarget, sshBatchArgs } from "../../src/lab/ssh.js";
 import type { Probe, ProbeContext } from "../../src/runner/probe.js";
@@ -105,20 +106,21 @@ function sshOf({ c, s, merged, seen }: Seen) {
   return { login, hostKey };
 }
 
-/** The container's leader (PID 1 inside) and, where systemd runs, machined's record of it. */
+/** The container's leader (PID 1 inside) and, where machined answers, machined's record of it. */
 const leaderProbe = ({ s, merged, seen }: Seen): Probe => ({
   name: "Checking leader process",
   target: s.name,
   async run(ctx) {
     const n = await seen.running(ctx, s.name, merged);
     if (!n?.leader) return { ok: false, detail: "no leader process" };
-    if (await ctx.host.fs.exists("/run/systemd/system")) {
-      const m = await ctx.host.exec("machinectl", ["show", s.name, "--property=State", "--value"], {
-        allowFail: true,
-        readOnly: true,
-        signal: ctx.signal,
-      });
-      if (m.exitCode !== 0) return { ok: false, detail: `machinectl does not know ${s.name}` };
+    if (await machinedAnswers(ctx.host)) {
+      const m = await machineOf(ctx, s.name);
+      if (!m) return { ok: false, detail: `machinectl does not know ${s.name}` };
+      if (m.leader !== n.leader || m.root !== merged)
+        return {
+          ok: false,
+          detail: `machined's ${s.name} is leader PID ${m.leader} from ${m.root}, not PID ${n.leader} from ${merged}`,
+        };
     }
     const argv = await cmdline(ctx.host, n.leader);
     return { ok: argv !== undefined, detail: `PID ${n.leader}: ${printable((argv ?? []).join(" "))}` };

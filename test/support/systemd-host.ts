@@ -1,0 +1,299 @@
+// A systemd host for the real tests, on a machine without one: a Debian bookworm root with systemd,
+// systemd-machined and what aplspawn needs, booted with systemd-nspawn (systemd PID 1 inside, its
+// own D-Bus, machined bus-activated), aplspawn run inside it. The root is debootstrapped once and
+// cached under TEST_CACHE; each boot runs on a throwaway overlay of it (--volatile=overlay). What
+// overlayfs cannot stack on that overlay (the lab's upper layers) lives in host directories bound in.
+// The outer container gets every capability, loop devices, a network namespace of its own, the
+// host's Node (read-only: the image's own nodejs is 18) and this checkout (read-only).
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, open, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { execa } from "execa";
+import { ensureTestImage, TEST_CACHE } from "./image.js";
+import { inotify } from "./lab.js";
+import { type NsResult, tempDir } from "./ns.js";
+
+/** What the systemd host's root holds (debootstrap --include). */
+const PACKAGES = [
+  "systemd",
+  "systemd-sysv",
+  "dbus",
+  "systemd-container",
+  "iptables",
+  "iproute2",
+  "util-linux",
+  "openssh-client",
+  "squashfs-tools",
+  "fdisk",
+  "e2fsprogs",
+  "procps",
+  "psmisc",
+  "ansible-core",
+  // Without it ansible-core's python3-cryptography stays unconfigured under debootstrap.
+  "python3-cffi-backend",
+];
+const SUITE = "bookworm";
+const MIRROR = "http://deb.debian.org/debian";
+
+const RECIPE = JSON.stringify({ suite: SUITE, mirror: MIRROR, packages: PACKAGES, arch: process.arch });
+const ROOT_DIR = join(
+  TEST_CACHE,
+  `systemd-host-${createHash("sha256").update(RECIPE).digest("hex").slice(0, 16)}`,
+);
+const REPO = resolve(import.meta.dirname, "../../..");
+const CGROUP_HIERARCHIES = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup"];
+const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+let rootMemo: Promise<string> | undefined;
+
+/** The cached root of the systemd host (debootstrapped on first use, about 2 minutes). */
+export function systemdHostRoot(): Promise<string> {
+  rootMemo ??= buildRoot().catch((e) => {
+    rootMemo = undefined;
+    throw e;
+  });
+  return rootMemo;
+}
+
+async function buildRoot(): Promise<string> {
+  const root = join(ROOT_DIR, "root");
+  const done = join(ROOT_DIR, "recipe.json");
+  if ((await readFile(done, "utf8").catch(() => "")) === RECIPE) return root;
+  await mkdir(TEST_CACHE, { recursive: true });
+  // flock: one build at a time; the tree is built aside and renamed into place when complete.
+  const script = `set -e
+[ "$(cat "$1/recipe.json" 2>/dev/null)" = "$2" ] && exit 0
+rm -rf "$1.tmp" "$1"; mkdir -p "$1.tmp"
+debootstrap --variant=minbase --include="$3" ${SUITE} "$1.tmp/root" ${MIRROR} > "$1.tmp/debootstrap.log" 2>&1 \\
+  || { tail -20 "$1.tmp/debootstrap.log" >&2; exit 1; }
+printf %s "$2" > "$1.tmp/recipe.json"
+mv "$1.tmp" "$1"`;
+  const r = await execa(
+    "flock",
+    [
+      `${ROOT_DIR}.lock`,
+      "unshare",
+      "--mount",
+      "--propagation",
+      "private",
+      "--",
+      "sh",
+      "-c",
+      script,
+      "sh",
+    ].concat([ROOT_DIR, RECIPE, PACKAGES.join(",")]),
+    { reject: false, all: true, timeout: 30 * 60_000 },
+  );
+  if (r.exitCode !== 0)
+    throw new Error(`building the systemd host's root failed (exit ${r.exitCode}):\n${r.all}`);
+  return root;
+}
+
+/** A booted systemd host. */
+export interface SystemdHost {
+  /** The host directory bound at /lab inside (config, image copy, workdir, inventory). */
+  dir: string;
+  /** The test image, copied into dir (its loop devices are this test's alone). */
+  image: { path: string; sha256: string };
+  /** Run a command inside: in the host's namespaces, in a transient scope of its own systemd. */
+  run(argv: readonly string[], opts?: { asService?: boolean; timeoutMs?: number }): Promise<NsResult>;
+  /** The aplspawn CLI inside, on /lab/aplspawn.yaml. */
+  cli(args: readonly string[], opts?: { asService?: boolean }): Promise<NsResult>;
+}
+
+/**
+ * Boot a systemd host, run fn, then power it off and prove that nothing of it is left on this
+ * machine (processes, cgroups, loop devices, mounts, nspawn's /run entries).
+ */
+export async function withSystemdHost(name: string, fn: (h: SystemdHost) => Promise<void>): Promise<void> {
+  const [root, image] = await Promise.all([systemdHostRoot(), ensureTestImage()]);
+  const t = await tempDir(`aplspawn-${name}-`);
+  const machine = `aplspawn-test-${name}`;
+  const cgroups = CGROUP_HIERARCHIES.filter((h) => existsSync(`${h}/cgroup.procs`)).map(
+    (h) => `${h}/aplspawn-test/${name}`,
+  );
+  // Inside, /proc/sys is read-only: the limit the lab's containers need must be there already.
+  const inotifyBefore = await inotify();
+  if (inotifyBefore < 8192) await writeFile("/proc/sys/fs/inotify/max_user_instances", "8192");
+  let outer: ChildProcess | undefined;
+  let failed = false;
+  try {
+    const lab = join(t.path, "lab");
+    for (const d of [lab, join(t.path, "aplspawn"), join(t.path, "machines")]) await mkdir(d);
+    await copyFile(image.path, join(lab, "debian-bookworm.img"));
+    for (const cg of cgroups) await mkdir(cg, { recursive: true });
+    const log = await open(join(t.path, "outer.log"), "a");
+    const nspawn = [
+      `--machine=${machine}`,
+      `--directory=${root}`,
+      "--volatile=overlay",
+      "--boot",
+      "--register=no",
+      "--keep-unit",
+      "--link-journal=no",
+      "--capability=all",
+      "--private-network",
+      "--bind=/dev/loop-control",
+      `--bind=${join(t.path, "aplspawn")}:/var/lib/aplspawn`,
+      `--bind=${join(t.path, "machines")}:/var/lib/machines`,
+      `--bind=${lab}:/lab`,
+      `--bind-ro=${process.execPath}:/usr/local/bin/node`,
+      `--bind-ro=${REPO}`,
+    ];
+    // Started from cgroups of its own in each hierarchy systemd uses (it delegates them inside).
+    outer = spawn(
+      "sh",
+      [
+        "-c",
+        'for cg in $CGROUPS; do echo $$ > "$cg/cgroup.procs"; done; exec systemd-nspawn "$@"',
+        "sh",
+        ...nspawn,
+      ],
+      {
+        stdio: ["ignore", log.fd, log.fd],
+        env: { ...process.env, CGROUPS: cgroups.join(" "), SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: "1" },
+      },
+    );
+    await log.close();
+    const nspawnPid = outer.pid ?? -1;
+    const leader = await waitFor(async () => {
+      if (outer?.exitCode !== null) throw new Error(`the systemd host exited:\n${await tail(t.path)}`);
+      const kids = (await readFile(`/proc/${nspawnPid}/task/${nspawnPid}/children`, "utf8").catch(() => ""))
+        .split(/\s+/)
+        .filter(Boolean);
+      for (const k of kids)
+        if ((await readFile(`/proc/${k}/comm`, "utf8").catch(() => "")).trim() === "systemd")
+          return Number(k);
+      return undefined;
+    }, 30_000);
+    const initScope = `${cgroups[0]}/payload/init.scope`;
+    const enter = (argv: readonly string[], timeoutMs = 600_000) =>
+      execa(
+        "sh",
+        [
+          "-c",
+          'echo $$ > "$SCOPE/cgroup.procs" && exec nsenter -t "$LEADER" -a -- env -i PATH="$IPATH" HOME=/root LANG=C.UTF-8 "$@"',
+          "sh",
+          ...argv,
+        ],
+        {
+          reject: false,
+          timeout: timeoutMs,
+          env: { SCOPE: initScope, LEADER: String(leader), IPATH: PATH },
+          extendEnv: false,
+        },
+      );
+    const booted = await waitFor(async () => {
+      const r = await enter(["systemctl", "is-system-running"], 10_000);
+      return ["running", "degraded"].includes(r.stdout.trim()) ? r.stdout.trim() : undefined;
+    }, 60_000);
+    assert.ok(booted, `the systemd host did not boot:\n${await tail(t.path)}`);
+    // Loop device nodes: the kernel makes new ones on demand, but no udev makes their nodes inside.
+    const mk = await enter([
+      "sh",
+      "-c",
+      "for i in $(seq 0 255); do [ -e /dev/loop$i ] || mknod -m 0660 /dev/loop$i b 7 $i; done",
+    ]);
+    assert.equal(mk.exitCode, 0, mk.stderr);
+    const h: SystemdHost = {
+      dir: lab,
+      image: { path: "/lab/debian-bookworm.img", sha256: image.sha256 },
+      run: (argv, opts = {}) =>
+        enter(
+          [
+            "systemd-run",
+            "--quiet",
+            "--collect",
+            ...(opts.asService ? ["--wait", "--pipe"] : ["--scope"]),
+            "--",
+            ...argv,
+          ],
+          opts.timeoutMs,
+        ).then((r) => ({ exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr })),
+      cli: (args, opts) =>
+        h.run(["node", join(REPO, "dist/cli/main.js"), "-c", "/lab/aplspawn.yaml", ...args], opts),
+    };
+    await fn(h);
+  } catch (e) {
+    failed = true;
+    throw e;
+  } finally {
+    const left = await powerOff(outer);
+    const cgLeft: string[] = [];
+    for (const cg of cgroups) if (!(await rmdirTree(cg))) cgLeft.push(cg);
+    for (const h of CGROUP_HIERARCHIES) await rmdir(`${h}/aplspawn-test`).catch(() => undefined);
+    const loops = (await execa("losetup", ["-a"], { reject: false })).stdout
+      .split("\n")
+      .filter((l) => l.includes(t.path));
+    for (const l of loops) await execa("losetup", ["-d", l.split(":")[0] ?? ""], { reject: false });
+    const propagate = `/run/systemd/nspawn/propagate/${machine}`;
+    const propagateLeft = existsSync(propagate);
+    await rm(propagate, { recursive: true, force: true });
+    if (inotifyBefore < 8192)
+      await writeFile("/proc/sys/fs/inotify/max_user_instances", `${inotifyBefore}\n`);
+    const mounts = (await readFile("/proc/self/mountinfo", "utf8"))
+      .split("\n")
+      .filter((l) => l.includes(t.path));
+    await t.cleanup();
+    if (!failed) {
+      assert.equal(left, false, "the systemd host did not power off on SIGTERM");
+      assert.deepEqual(cgLeft, [], "the systemd host's cgroups were left");
+      assert.deepEqual(loops, [], "loop devices of the systemd host's lab were left attached");
+      assert.deepEqual(mounts, [], "mounts of the systemd host were left");
+      assert.equal(propagateLeft, false, `${propagate} was left`);
+    }
+  }
+}
+
+/** SIGTERM (a clean poweroff), SIGKILL after 20 s; whether it had to be killed. */
+async function powerOff(outer: ChildProcess | undefined): Promise<boolean> {
+  if (!outer || outer.exitCode !== null || outer.signalCode !== null) return false;
+  const exited = new Promise((r) => outer.once("exit", r));
+  outer.kill("SIGTERM");
+  const timer = setTimeout(() => outer.kill("SIGKILL"), 20_000);
+  await exited;
+  clearTimeout(timer);
+  return outer.signalCode === "SIGKILL";
+}
+
+/** Remove a cgroup tree bottom-up (cgroupfs allows rmdir alone); whether it is gone. */
+async function rmdirTree(dir: string): Promise<boolean> {
+  for (let i = 0; i < 50; i++) {
+    try {
+      for (const e of await readdir(dir, { withFileTypes: true }))
+        if (e.isDirectory()) await rmdirTree(join(dir, e.name));
+      await rmdir(dir);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return false;
+}
+
+async function waitFor<T>(f: () => Promise<T | undefined>, ms: number): Promise<T | undefined> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
+    const v = await f();
+    if (v !== undefined) return v;
+  }
+  return undefined;
+}
+
+const tail = async (dir: string) =>
+  (await readFile(join(dir, "outer.log"), "utf8").catch(() => "")).split("\n").slice(-20).join("\n");
+
+/** The lab's config inside the systemd host (two containers, the copied test image). */
+export async function writeSystemdLabConfig(h: SystemdHost, lab: string, subnet: number): Promise<void> {
+  const yaml = `lab: ${lab}
+workdir: /lab/work
+network: {bridge: br-${lab}, address: 10.10.${subnet}.1/26}
+image: {url: "file://${h.image.path}", sha256: "${h.image.sha256}"}
+containers: {count: 2, prefix: ${lab}-, ipRange: [10.10.${subnet}.10, 10.10.${subnet}.60], machinesDir: /var/lib/machines/${lab}, readyTimeout: 90}
+inventory: {file: /lab/inventory.txt}
+`;
+  await writeFile(join(h.dir, "aplspawn.yaml"), yaml);
+}
