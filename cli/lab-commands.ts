@@ -132,16 +132,48 @@ function passOn(what: string, code: number): void {
   if (code !== 0) throw new ExitError(`${what} exited with code ${code}`, code);
 }
 
+/**
+ * Which container `ssh [TARGET] [CMD…]` means, as whom, and the command: TARGET is NAME or
+ * USER@NAME; in a lab of one container it may be left out (then a first word that names no
+ * container is the command's).
+ */
+export function sshTarget(
+  c: Config,
+  target: string | undefined,
+  command: string[],
+): { name: string; user: string | undefined; command: string[] } {
+  const names = containerSpecs(c).map((x) => x.name);
+  const at = target?.lastIndexOf("@") ?? -1;
+  const user = target && at > 0 ? target.slice(0, at) : undefined;
+  const name = target && at >= 0 ? target.slice(at + 1) : target;
+  if (user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(user))
+    throw new UsageError(`"${user}" is not a user name (lower case, digits, _ and -)`);
+  if (name !== undefined && names.includes(name)) return { name, user, command };
+  if (names.length === 1 && names[0] !== undefined && at < 0)
+    return {
+      name: names[0],
+      user: undefined,
+      command: target === undefined ? command : [target, ...command],
+    };
+  if (name === undefined)
+    throw new UsageError(`the lab has ${names.length} containers: name one (${names.join(", ")})`);
+  spec(c, name);
+  return { name, user, command };
+}
+
 const ssh: CommandAdder = (program, cli) =>
   program
     .command("ssh")
-    .description("ssh into a container with the lab's key and pinned host keys (ssh NAME [-- CMD…])")
-    .argument("<name>", "container name")
+    .description(
+      "ssh into a container with the lab's key and pinned host keys (ssh [USER@]NAME [-- CMD…]; NAME may be left out in a lab of one)",
+    )
+    .argument("[target]", "[USER@]NAME of the container")
     .argument("[command...]", "command to run instead of a shell")
     .option("-l, --login <user>", "user to log in as (default: containers.user)")
-    .action(async (name: string, command: string[], o: { login?: string }, cmd: Command) => {
+    .action(async (target: string | undefined, command: string[], o: { login?: string }, cmd: Command) => {
       const c = await cli.load(globals(cmd));
-      const s = spec(c, name);
+      const t = sshTarget(c, target, command);
+      const s = spec(c, t.name);
       const args = [
         "-i",
         sshKeyPath(c),
@@ -149,12 +181,12 @@ const ssh: CommandAdder = (program, cli) =>
         "IdentitiesOnly=yes",
         ...pinnedOptions(knownHostsPath(c)),
         "-l",
-        o.login ?? c.containers.user,
+        t.user ?? o.login ?? c.containers.user,
         s.ip,
-        ...(command.length ? ["--", ...command] : []),
+        ...(t.command.length ? ["--", ...t.command] : []),
       ];
       const { runInteractive } = await import("../src/lab/interactive.js");
-      passOn(`ssh to ${name}`, await runInteractive("ssh", args));
+      passOn(`ssh to ${t.name}`, await runInteractive("ssh", args));
     });
 
 const exec: CommandAdder = (program, cli) =>

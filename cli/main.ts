@@ -153,6 +153,19 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         noRollback: o.rollback === false,
         command: `aplspawn run ${name}`,
       });
+      // After containers came up: the lab, and what to do with it.
+      if ((name === "up" || name === "spawn") && o.dryRun !== true) {
+        const [{ containerStates }, { labRows, renderLabTable }] = await Promise.all([
+          import("../src/lab/state.js"),
+          import("./lab-table.js"),
+        ]);
+        const rows = labRows(config, await containerStates(io.host, config));
+        io.out(
+          g.json
+            ? `${JSON.stringify({ event: "lab", containers: rows })}\n`
+            : renderLabTable(config, rows, g.config),
+        );
+      }
     });
 
   program

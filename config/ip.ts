@@ -33,3 +33,29 @@ export function inSubnet(ip: string, c: Cidr): boolean {
   const n = ipToInt(ip);
   return c.prefix >= 31 ? n >= c.network && n <= c.broadcast : n > c.network && n < c.broadcast;
 }
+
+/**
+ * The containers' addresses when containers.ipRange is not given: from the 10th address of
+ * network.address's subnet (from the first when the lab does not fit after it), 51 of them
+ * (10.10.12.10–10.10.12.60 for 10.10.12.1/26) or as many as `count` needs, within the subnet's
+ * host addresses and never across the bridge's own address.
+ */
+export function defaultIpRange(address: string, count: number): [string, string] {
+  const net = parseCidr(address);
+  const gw = ipToInt(net.address);
+  const lastHost = net.prefix >= 31 ? net.broadcast : net.broadcast - 1;
+  const firstHost = net.prefix >= 31 ? net.network : net.network + 1;
+  const span = (from: number) => Math.min(from + Math.max(50, count - 1), lastHost);
+  // From the 10th address when the lab fits after it, else from the first.
+  let start = net.network + 10 + count - 1 <= lastHost ? net.network + 10 : firstHost;
+  let end = span(start);
+  if (gw >= start && gw <= end) {
+    // Before the bridge's address if the lab fits there, else after it.
+    if (gw - start >= count) end = gw - 1;
+    else {
+      start = Math.min(gw + 1, lastHost);
+      end = span(start);
+    }
+  }
+  return [intToIp(start), intToIp(end)];
+}

@@ -4,7 +4,7 @@ import { type Document, isMap, isNode, isScalar, LineCounter, parseDocument } fr
 import { type core, z } from "zod";
 import { containerSpecs } from "./containers.js";
 import { inSubnet, ipToInt, parseCidr } from "./ip.js";
-import { type Config, configSchema } from "./schema.js";
+import { type Config, completeConfig, configSchema } from "./schema.js";
 
 /** A config file that failed to load: each problem with its key path (a usage error: exit 2). */
 export class ConfigError extends Error {
@@ -46,9 +46,10 @@ export function parseConfig(text: string, file: string): Config {
           formatIssue(issue).map((p) => `${p}${at ? ` (line ${at.line}, column ${at.col}${at.shown})` : ""}`),
         ),
     );
-  const problems = crossChecks(parsed.data);
+  const config = completeConfig(parsed.data);
+  const problems = crossChecks(config, parsed.data.containers.ipRange === undefined);
   if (problems.length > 0) throw new ConfigError(file, problems);
-  return parsed.data;
+  return config;
 }
 
 /**
@@ -151,7 +152,8 @@ function levenshtein(a: string, b: string): number {
   return row[b.length]!;
 }
 
-function crossChecks(c: Config): string[] {
+/** derived: containers.ipRange was not given (it follows network.address). */
+function crossChecks(c: Config, derived: boolean): string[] {
   const problems: string[] = [];
   const net = parseCidr(c.network.address);
   if (net.prefix > 30)
@@ -173,7 +175,7 @@ function crossChecks(c: Config): string[] {
     const size = b - a + 1 - (gw >= a && gw <= b ? 1 : 0);
     if (c.containers.count > size)
       problems.push(
-        `containers.count: ${c.containers.count} containers do not fit in ipRange ${first}–${last} (${size} addresses)`,
+        `containers.count: ${c.containers.count} containers do not fit in ipRange ${first}–${last} (${size} addresses${derived ? `, what ${c.network.address} leaves; give a larger subnet or containers.ipRange` : ""})`,
       );
   }
   if (problems.length === 0) {

@@ -1,6 +1,7 @@
 // The config schema: the one source of the config's types. Defaults fill everything optional.
 import { posix } from "node:path";
 import { z } from "zod";
+import { defaultIpRange } from "./ip.js";
 
 // What the kernel and the filesystem accept for names that become paths, interfaces or chains.
 const safeName = (what: string, max: number, pattern = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/) =>
@@ -196,7 +197,8 @@ export const configSchema = z.strictObject({
           "must start with a lower-case letter and use only a-z, 0-9 and -, at most 40",
         )
         .default("aplspawn"),
-      ipRange: z.tuple([z.ipv4(), z.ipv4()]).default(["10.10.12.10", "10.10.12.60"]),
+      /** Default: defaultIpRange (config/ip.ts), which follows network.address. */
+      ipRange: z.tuple([z.ipv4(), z.ipv4()]).optional(),
       machinesDir: ownDir.default("/var/lib/machines"),
       init: z.enum(["boot", "script"]).default("boot"),
       user: userName.default("test"),
@@ -227,5 +229,13 @@ export const configSchema = z.strictObject({
     .prefault({}),
 });
 
+type Parsed = z.infer<typeof configSchema>;
+
 /** A validated config with every default filled in. */
-export type Config = z.infer<typeof configSchema>;
+export type Config = Parsed & { containers: Parsed["containers"] & { ipRange: [string, string] } };
+
+/** The parsed config with the defaults that follow other keys (containers.ipRange) filled in. */
+export function completeConfig(p: Parsed): Config {
+  const ipRange = p.containers.ipRange ?? defaultIpRange(p.network.address, p.containers.count);
+  return { ...p, containers: { ...p.containers, ipRange } };
+}

@@ -47,7 +47,8 @@ export const currentNetns = async (host: Host): Promise<string> => (await netnsO
 const fileOf = (c: Pick<Claim, "labDir" | "part">) =>
   join(CLAIMS_DIR, `${createHash("sha256").update(c.labDir).digest("hex").slice(0, 16)}-${c.part}.json`);
 
-function overlaps(a: string, b: string): boolean {
+/** Whether two subnets share an address. */
+export function overlaps(a: string, b: string): boolean {
   const x = parseCidr(a);
   const y = parseCidr(b);
   return x.network <= y.broadcast && y.network <= x.broadcast;
@@ -83,13 +84,13 @@ async function readClaim(host: Host, file: string): Promise<Claim | undefined> {
   }
 }
 
-/** The live claims of other labs (stale ones removed); call under the lock. */
-async function othersLive(ctx: HostContext, mine: Claim): Promise<Claim[]> {
+/** The live claims of labs other than the one in labDir (stale ones removed); call under the lock. */
+async function othersLive(ctx: HostContext, labDir?: string): Promise<Claim[]> {
   const out: Claim[] = [];
   for (const n of await ctx.host.fs.readdir(CLAIMS_DIR).catch(() => [] as string[])) {
     const file = join(CLAIMS_DIR, n);
     const c = await readClaim(ctx.host, file);
-    if (c && c.labDir === mine.labDir) continue;
+    if (c && c.labDir === labDir) continue;
     const live =
       c !== undefined &&
       (await ctx.host.fs.exists(journalPath(c.labDir))) &&
@@ -103,7 +104,7 @@ async function othersLive(ctx: HostContext, mine: Claim): Promise<Claim[]> {
 /** Take the claim, or fail naming the lab that has what it asks for (nothing is written then). */
 export function takeClaim(ctx: HostContext, c: Claim): Promise<void> {
   return withHostLock(ctx.host, LOCK, "aplspawn (lab claims)", ctx.signal, async () => {
-    for (const other of await othersLive(ctx, c)) {
+    for (const other of await othersLive(ctx, c.labDir)) {
       const what = clashes(c, other);
       if (what.length > 0)
         throw new ExitError(
@@ -113,6 +114,11 @@ export function takeClaim(ctx: HostContext, c: Claim): Promise<void> {
     await ctx.host.fs.mkdir(CLAIMS_DIR, 0o700);
     await ctx.host.fs.writeFile(fileOf(c), `${JSON.stringify(c)}\n`, 0o600);
   });
+}
+
+/** Every lab's live claims (what `aplspawn init` must not pick). */
+export function liveClaims(ctx: HostContext): Promise<Claim[]> {
+  return withHostLock(ctx.host, LOCK, "aplspawn (lab claims)", ctx.signal, () => othersLive(ctx));
 }
 
 /** Whether the lab holds exactly this claim. */

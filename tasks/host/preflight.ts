@@ -1,9 +1,9 @@
 // Preflight, the first task of `run up` and `run spawn`: what must hold on the host before anything
 // is changed. It changes nothing itself (no rollback): when a check fails, "run" reports every
 // problem at once, with the apt-get line that installs what is missing.
-import { ipToInt, parseCidr } from "../../config/ip.js";
 import type { HostContext } from "../../src/host/host.js";
 import { notPrivate, replaceableBy } from "../../src/host/trusted-path.js";
+import { overlappingRoutes } from "../../src/net/routes.js";
 import { defineGuard, unmet } from "../../src/runner/task.js";
 
 /** Parameters. */
@@ -15,41 +15,6 @@ export interface PreflightParams {
   machinesDir?: string;
   /** network.address and the lab's bridge: no route on another interface may overlap the subnet. */
   subnet?: { address: string; bridge: string };
-}
-
-// Routes (IPv4, every table) to destinations that overlap the lab's subnet, on other interfaces:
-// the lab's traffic would go astray, or take over a network the host reaches.
-async function overlappingRoutes(
-  ctx: HostContext,
-  s: { address: string; bridge: string },
-): Promise<string[]> {
-  const r = await ctx.host.exec("ip", ["-4", "-j", "route", "show", "table", "all"], {
-    allowFail: true,
-    readOnly: true,
-    signal: ctx.signal,
-  });
-  if (r.exitCode !== 0) return [];
-  const net = parseCidr(s.address);
-  const lab = { first: net.network, last: net.broadcast };
-  const out: string[] = [];
-  for (const route of JSON.parse(r.stdout || "[]") as {
-    dst?: string;
-    dev?: string;
-    table?: string;
-    type?: string;
-  }[]) {
-    if (!route.dst || route.dst === "default" || route.dev === s.bridge) continue;
-    if (route.type && !["unicast", "local"].includes(route.type)) continue;
-    if (route.table === "local" && route.type !== "local") continue;
-    const [ip, len] = route.dst.split("/");
-    if (!ip || ip.includes(":")) continue;
-    const bits = len === undefined ? 32 : Number(len);
-    const first = bits === 0 ? 0 : (ipToInt(ip) & ((~0 << (32 - bits)) >>> 0)) >>> 0;
-    const last = first + 2 ** (32 - bits) - 1;
-    if (first <= lab.last && lab.first <= last)
-      out.push(`${route.dst} dev ${route.dev ?? "?"}${route.table ? ` table ${route.table}` : ""}`);
-  }
-  return out;
 }
 
 /** The Debian package of each program aplspawn runs. */

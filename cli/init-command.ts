@@ -1,0 +1,50 @@
+// `aplspawn init`: write a starter config whose names and subnet collide with no other lab on this
+// host and no route (src/lab/starter.ts picks them).
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import { UsageError } from "../src/runner/errors.js";
+import type { CommandAdder, GlobalOptions } from "./context.js";
+
+const init: CommandAdder = (program, cli) =>
+  program
+    .command("init")
+    .description("write a starter config (-c FILE, default ./aplspawn.yaml) that collides with no other lab")
+    .option("--lab <name>", "the lab's name (default: default, else the first free of lab2, lab3, …)")
+    .option("--force", "overwrite the file if it exists")
+    .action(async (o: { lab?: string; force?: boolean }, cmd: Command) => {
+      const g = cmd.optsWithGlobals() as GlobalOptions;
+      const host = cli.io.host;
+      const file = resolve(g.config ?? "aplspawn.yaml");
+      if (!o.force && (await host.fs.exists(file)))
+        throw new UsageError(`${file} exists; give --force to overwrite it, or -c FILE to write another`);
+      const [{ pickStarter, renderStarter, takenOnHost }, { parseConfig }] = await Promise.all([
+        import("../src/lab/starter.js"),
+        import("../config/load.js"),
+      ]);
+      if (process.getuid?.() !== 0)
+        cli.io.err(
+          "aplspawn: warning: not root: other labs' claims (/run/aplspawn-claims) cannot be read, so only names and subnets seen here are avoided\n",
+        );
+      const signal = new AbortController().signal;
+      const taken = await takenOnHost({ host, signal }, "/var/lib/aplspawn");
+      let s: ReturnType<typeof pickStarter>;
+      try {
+        s = pickStarter(taken, o.lab);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      const text = renderStarter(s);
+      // What is written must be a config aplspawn accepts as it is.
+      const c = parseConfig(text, file);
+      await host.fs.writeFile(file, text, 0o644);
+      const [first, last] = c.containers.ipRange;
+      if (g.json) cli.io.out(`${JSON.stringify({ ok: true, file, ...s, ipRange: [first, last] })}\n`);
+      else
+        cli.io.out(
+          `‣ [ OK ] Wrote ${file}: lab ${s.lab}, bridge ${s.bridge}, chain ${s.chain}, subnet ${s.address}, containers ${s.prefix}* from ${first}\n` +
+            `Then: sudo aplspawn${g.config ? ` -c ${file}` : ""} run up\n`,
+        );
+    });
+
+/** Commands added to the program. */
+export const initCommands: CommandAdder[] = [init];

@@ -1,0 +1,48 @@
+// What `run up` (and `run spawn`) print at the end: the lab's containers (name, address, groups,
+// state) and the commands to use it next.
+import type { Config } from "../config/schema.js";
+import type { ContainerState } from "../src/lab/state.js";
+
+/** One row per container. */
+export interface LabRow {
+  name: string;
+  ip: string;
+  groups: string[];
+  state: "running" | "stopped";
+}
+
+export function labRows(c: Config, states: readonly ContainerState[]): LabRow[] {
+  return states
+    .filter((s) => s.ip !== undefined)
+    .map((s) => ({
+      name: s.name,
+      ip: s.ip ?? "",
+      groups: [c.inventory.group],
+      state: s.leaderPid !== undefined ? "running" : "stopped",
+    }));
+}
+
+/** The table and the next commands; configArg is the -c the user gave (repeated in them). */
+export function renderLabTable(c: Config, rows: readonly LabRow[], configArg?: string): string {
+  const head = ["NAME", "ADDRESS", "GROUPS", "STATE"];
+  const cells = rows.map((r) => [r.name, r.ip, r.groups.join(","), r.state]);
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]?.length ?? 0)));
+  const line = (row: string[]) =>
+    `  ${row
+      .map((x, i) => x.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd()}`;
+  const cfg = configArg ? ` -c ${configArg}` : "";
+  const first = rows.find((r) => r.state === "running")?.name ?? rows[0]?.name ?? "NAME";
+  return [
+    `Lab ${c.lab}: ${rows.length} container${rows.length === 1 ? "" : "s"} on ${c.network.bridge} (${c.network.address})`,
+    line(head),
+    ...cells.map(line),
+    "Next:",
+    `  ansible -i ${c.inventory.file} -m ping ${c.inventory.group}`,
+    `  aplspawn${cfg} ssh ${rows.length === 1 ? "" : first}`.trimEnd(),
+    `  aplspawn${cfg} status`,
+    `  sudo aplspawn${cfg} run down`,
+    "",
+  ].join("\n");
+}
