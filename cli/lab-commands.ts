@@ -2,10 +2,11 @@
 // report operations, plus ways into a container). What a command needs beyond the config (probes,
 // the journal reader, yaml) is imported when it runs: `aplspawn --version` starts without it.
 import { setMaxListeners } from "node:events";
+import { homedir } from "node:os";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { containerSpecs } from "../config/containers.js";
-import { knownHostsPath, sshKeyPath } from "../config/paths.js";
+import { knownHostsPath, ownerFiles, sshKeyPath } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { pinnedOptions } from "../src/lab/ssh.js";
 import { ExitError, UsageError } from "../src/runner/errors.js";
@@ -42,11 +43,18 @@ const status: CommandAdder = (program, cli) =>
     .action(async (_o: unknown, cmd: Command) => {
       const g = globals(cmd);
       const c = await cli.load(g);
-      const [{ statusProbes }, { runProbes }] = await Promise.all([
+      const [{ statusProbes }, { runProbes }, { loginProbes }] = await Promise.all([
         import("../workflows/status.js"),
         import("../src/runner/probe.js"),
+        import("../tasks/status/container.js"),
       ]);
-      const probes = statusProbes(c);
+      // Not root: what the user's own copies reach (ssh logins); the rest is root's to read.
+      const asRoot = process.getuid?.() === 0;
+      if (!asRoot && !g.json)
+        cli.io.out(
+          "‣ [ INFO ] not root: checking ssh logins only; the network, image, mounts and processes need root (sudo aplspawn status)\n",
+        );
+      const probes = asRoot ? statusProbes(c) : loginProbes(c, await sshFiles(cli, c));
       const signal = new AbortController().signal;
       // Every concurrent probe's command listens on this one signal.
       setMaxListeners(0, signal);
@@ -128,6 +136,20 @@ function spec(c: Config, name: string) {
   return s;
 }
 
+/**
+ * The key and known_hosts this user reaches the lab with: root's, or for anyone else their own
+ * copies, which `sudo aplspawn run up` gives the user who ran it (config/paths.ts ownerFiles).
+ */
+async function sshFiles(cli: CliContext, c: Config): Promise<{ key: string; knownHosts: string }> {
+  if (process.getuid?.() === 0) return { key: sshKeyPath(c), knownHosts: knownHostsPath(c) };
+  const f = ownerFiles(c, homedir());
+  if (!(await cli.io.host.fs.exists(f.key)))
+    throw new ExitError(
+      `the lab's key is root's and you have no copy of it (${f.key}): bring the lab up with sudo from your own account (\`sudo aplspawn run up\` gives SUDO_USER a copy), or use sudo`,
+    );
+  return f;
+}
+
 function passOn(what: string, code: number): void {
   if (code !== 0) throw new ExitError(`${what} exited with code ${code}`, code);
 }
@@ -174,12 +196,13 @@ const ssh: CommandAdder = (program, cli) =>
       const c = await cli.load(globals(cmd));
       const t = sshTarget(c, target, command);
       const s = spec(c, t.name);
+      const files = await sshFiles(cli, c);
       const args = [
         "-i",
-        sshKeyPath(c),
+        files.key,
         "-o",
         "IdentitiesOnly=yes",
-        ...pinnedOptions(knownHostsPath(c)),
+        ...pinnedOptions(files.knownHosts),
         "-l",
         t.user ?? o.login ?? c.containers.user,
         s.ip,

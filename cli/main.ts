@@ -8,6 +8,7 @@ import { Command, CommanderError, Option } from "commander";
 import { labDir } from "../config/paths.js";
 import { CommandError, RootFsError } from "../src/host/host.js";
 import { realHost } from "../src/host/real-host.js";
+import type { Owner } from "../src/lab/owner.js";
 import {
   ExitError,
   errorMessage,
@@ -116,6 +117,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     })
     .option("--only <names>", "limit per-container work to these containers (comma-separated)")
     .option("--purge", "down: also delete upper layers, keys and the downloaded image")
+    .option(
+      "--owner <user>",
+      "up: the user who gets their own copy of the lab key, known_hosts and inventory (default: SUDO_USER)",
+    )
     .action(async (name: string, o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals() as GlobalOptions;
       const wf = workflows[name];
@@ -126,6 +131,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         only: o.only !== undefined,
         concurrency: o.concurrency !== undefined,
         purge: o.purge === true,
+        owner: o.owner !== undefined,
       };
       for (const [opt, set] of Object.entries(given))
         if (set && !wf.options.includes(opt as keyof typeof given)) {
@@ -139,10 +145,14 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       const config = await cli.load(g);
       const only = typeof o.only === "string" ? o.only.split(",").filter(Boolean) : undefined;
       const build = await wf.load();
+      const owner = wf.options.includes("owner")
+        ? await ownerOf(io, o.owner as string | undefined, dirname(resolve(config.inventory.file)))
+        : undefined;
       const workflow = build(config, {
         only,
         concurrency: o.concurrency as number | undefined,
         purge: o.purge === true,
+        ...(owner ? { owner } : {}),
       });
       if (o.listTasks) {
         io.out(`${listTaskIds(workflow.steps).join("\n")}\n`);
@@ -186,6 +196,40 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   } catch (e) {
     return reportError(e, io, program.opts<GlobalOptions>());
   }
+}
+
+/**
+ * Who owns what `run up` makes for using the lab: --owner, else the user who ran aplspawn through
+ * sudo (SUDO_USER, when it is not root); none when aplspawn runs as root directly.
+ */
+async function ownerOf(
+  io: CliIo,
+  given: string | undefined,
+  inventoryDir: string,
+): Promise<Owner | undefined> {
+  const name = given ?? (io.env.SUDO_USER && io.env.SUDO_USER !== "root" ? io.env.SUDO_USER : undefined);
+  if (!name) return undefined;
+  const passwd = await io.host.fs.readFile("/etc/passwd");
+  const { ownerFromPasswd, execAsOwner } = await import("../src/lab/owner.js");
+  let o: Owner;
+  try {
+    o = ownerFromPasswd(passwd, name);
+    if (!given && io.env.SUDO_UID !== undefined && Number(io.env.SUDO_UID) !== o.uid)
+      throw new Error(`SUDO_USER ${name} is uid ${o.uid}, but SUDO_UID says ${io.env.SUDO_UID}`);
+  } catch (e) {
+    throw new UsageError(`${given ? "--owner" : "SUDO_USER"}: ${(e as Error).message}`);
+  }
+  // The inventory is written as the owner: where they cannot write (`sudo -i`, a directory of
+  // root's), SUDO_USER gets nothing and the lab stays root's; a named --owner is an error.
+  const ctx = { host: io.host, signal: new AbortController().signal };
+  const w = await execAsOwner(ctx, o, "test", ["-w", inventoryDir], { readOnly: true });
+  if (w.exitCode === 0) return o;
+  const why = `${name} cannot write ${inventoryDir}, where the inventory goes (inventory.file)`;
+  if (given) throw new UsageError(`--owner: ${why}`);
+  io.err(
+    `aplspawn: warning: ${why}: the lab's key, known_hosts and inventory stay root's; run from a directory of ${name}'s to have them\n`,
+  );
+  return undefined;
 }
 
 // The one top-level catch: every error becomes a message and an exit code.

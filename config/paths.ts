@@ -1,4 +1,5 @@
 // Where a lab keeps things on the host, derived from the config in one place.
+import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import type { Config } from "./schema.js";
 
@@ -23,3 +24,13 @@ export const mergedDir = (c: Config, name: string) => `${c.containers.machinesDi
 export const sshKeyPath = (c: Config) => c.containers.sshKey ?? `${labDir(c)}/id_ed25519`;
 /** The lab's known_hosts, holding every container's pinned host keys. */
 export const knownHostsPath = (c: Config) => `${labDir(c)}/known_hosts`;
+
+/**
+ * What the user who ran the lab through sudo (its owner) gets in their home, to use the lab
+ * without root: copies of the lab key and known_hosts, and a directory for Ansible's ssh masters.
+ * Named by the lab directory; short, since a socket path in it holds at most 107 bytes.
+ */
+export function ownerFiles(c: Config, home: string) {
+  const dir = `${home}/.local/state/aplspawn/lab-${createHash("sha256").update(labDir(c)).digest("hex").slice(0, 12)}`;
+  return { dir, key: `${dir}/id_ed25519`, knownHosts: `${dir}/known_hosts`, controlPathDir: `${dir}/cp` };
+}

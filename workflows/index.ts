@@ -14,7 +14,7 @@ export interface WorkflowEntry {
 export const workflows: Record<string, WorkflowEntry> = {
   up: {
     describe: "the whole lab: network, image, containers, inventory",
-    options: ["concurrency"],
+    options: ["concurrency", "owner"],
     load: async () => (await import("./up.js")).up,
   },
   down: {

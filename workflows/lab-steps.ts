@@ -3,11 +3,20 @@
 import { resolve } from "node:path";
 import { type ContainerSpec, containerSpecs } from "../config/containers.js";
 import { parseCidr } from "../config/ip.js";
-import { containerDir, knownHostsPath, labDir, lowerDir, mergedDir, sshKeyPath } from "../config/paths.js";
+import {
+  containerDir,
+  knownHostsPath,
+  labDir,
+  lowerDir,
+  mergedDir,
+  ownerFiles,
+  sshKeyPath,
+} from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { entryFamily, entryKept, entryScope } from "../src/lab/entries.js";
 import { labHolder } from "../src/lab/holds.js";
 import { inventorySpec } from "../src/lab/inventory.js";
+import type { Owner } from "../src/lab/owner.js";
 import { UsageError } from "../src/runner/errors.js";
 import { group, type JournalRef, type Step, type TaskStep, task } from "../src/runner/task.js";
 import { labAnsiblePing } from "../tasks/container/ansible-ping.js";
@@ -22,6 +31,7 @@ import { containerLowerView } from "../tasks/container/lower.js";
 import { containerNetwork } from "../tasks/container/network.js";
 import { containerNspawn } from "../tasks/container/nspawn.js";
 import { containerOverlay } from "../tasks/container/overlay.js";
+import { labOwnerFiles } from "../tasks/container/owner-files.js";
 import { containerReady } from "../tasks/container/ready.js";
 import { labSshKey } from "../tasks/container/sshkey.js";
 import { containerUpper } from "../tasks/container/upper.js";
@@ -162,15 +172,41 @@ export function containersGroup(c: Config, specs: ContainerSpec[], o: WorkflowOp
 /** Where the inventory goes: a relative inventory.file is relative to the current directory. */
 const inventoryPath = (c: Config) => resolve(c.inventory.file);
 
-/** The inventory, then (when enabled and ansible is installed) an ansible ping of the lab. */
-export const inventorySteps = (c: Config): Step[] => [
-  task(labInventory, "lab.inventory", { path: inventoryPath(c), ...inventorySpec(c) }),
-  task(labAnsiblePing, "lab.ansible-ping", {
-    inventory: inventoryPath(c),
-    group: c.inventory.group,
-    enabled: c.inventory.ping,
-  }),
-];
+/**
+ * The inventory, then (when enabled and ansible is installed) an ansible ping of the lab. With an
+ * owner, first their copies of the key and known_hosts; the inventory is theirs and names those,
+ * and Ansible runs as them.
+ */
+export function inventorySteps(c: Config, owner?: Owner): Step[] {
+  const ping = { inventory: inventoryPath(c), group: c.inventory.group, enabled: c.inventory.ping };
+  if (!owner)
+    return [
+      task(labInventory, "lab.inventory", { path: inventoryPath(c), ...inventorySpec(c) }),
+      task(labAnsiblePing, "lab.ansible-ping", ping),
+    ];
+  const f = ownerFiles(c, owner.home);
+  return [
+    task(labOwnerFiles, "lab.owner-files", {
+      owner,
+      dir: f.dir,
+      controlPathDir: f.controlPathDir,
+      copies: [
+        { from: sshKeyPath(c), to: f.key, mode: 0o600 },
+        { from: `${sshKeyPath(c)}.pub`, to: `${f.key}.pub`, mode: 0o644 },
+        { from: knownHostsPath(c), to: f.knownHosts, mode: 0o644 },
+      ],
+    }),
+    task(labInventory, "lab.inventory", {
+      path: inventoryPath(c),
+      ...inventorySpec(c),
+      key: f.key,
+      knownHosts: f.knownHosts,
+      controlPathDir: f.controlPathDir,
+      owner,
+    }),
+    task(labAnsiblePing, "lab.ansible-ping", { ...ping, owner }),
+  ];
+}
 
 /** A container's entry that `stop` undoes: one left means the container (partly) runs. */
 const running = (e: JournalRef) => entryScope(e) !== undefined && !entryKept(e, KEPT_KINDS);

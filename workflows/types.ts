@@ -1,5 +1,6 @@
 // What every workflow builder is: a config and options in, a workflow (only composition) out.
 import type { Config } from "../config/schema.js";
+import type { Owner } from "../src/lab/owner.js";
 import type { Workflow } from "../src/runner/task.js";
 
 /** What a workflow builder gets besides the config. */
@@ -10,6 +11,8 @@ export interface WorkflowOptions {
   concurrency?: number;
   /** down: also delete upper layers, keys and the downloaded image. */
   purge?: boolean;
+  /** up: the user who ran it through sudo (or --owner): gets their own copies to use the lab. */
+  owner?: Owner;
 }
 
 /** Builds a workflow from a config: only composition, no I/O. */

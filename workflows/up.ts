@@ -45,7 +45,7 @@ export const up: WorkflowBuilder = (c, o) => {
         entries.lanes(c, o),
       ),
       containersGroup(c, specs, o),
-      ...inventorySteps(c),
+      ...inventorySteps(c, o.owner),
     ],
   };
 };

@@ -1,6 +1,7 @@
 // The last check of `run up`: real Ansible reaches every host through the generated inventory
 // (when ansible is installed and inventory.ping is on). Nothing to undo: it only reads.
 import { type HostContext, lastLines } from "../../src/host/host.js";
+import { execAsOwner, type Owner } from "../../src/lab/owner.js";
 import { printable } from "../../src/runner/report.js";
 import { defineTask } from "../../src/runner/task.js";
 
@@ -9,22 +10,26 @@ export interface AnsiblePingParams {
   inventory: string;
   group: string;
   enabled: boolean;
+  /** The lab's owner: Ansible runs as them, with their inventory, as they will. */
+  owner?: Owner;
 }
 
 async function ping(ctx: HostContext, p: AnsiblePingParams) {
-  return ctx.host.exec("ansible", ["-i", p.inventory, "-m", "ping", p.group], {
-    allowFail: true,
+  const args = ["-i", p.inventory, "-m", "ping", p.group];
+  const opts = {
     readOnly: true,
     timeoutMs: 300_000,
-    signal: ctx.signal,
     env: { ANSIBLE_NOCOLOR: "1", ANSIBLE_FORCE_COLOR: "0" },
-  });
+  };
+  if (p.owner) return execAsOwner(ctx, p.owner, "ansible", args, opts);
+  return ctx.host.exec("ansible", args, { ...opts, allowFail: true, signal: ctx.signal });
 }
 
 /** Checks the lab with `ansible -m ping`; fails naming the unreachable hosts. */
 export const labAnsiblePing = defineTask<AnsiblePingParams, null>({
   kind: "lab.ansible-ping",
-  title: (p) => `Checking the lab with ansible -i ${p.inventory} -m ping ${p.group}`,
+  title: (p) =>
+    `Checking the lab with ansible -i ${p.inventory} -m ping ${p.group}${p.owner ? ` as ${p.owner.name}` : ""}`,
   async skip(ctx, p) {
     if (!p.enabled) return "inventory.ping is off";
     if (!(await ctx.host.which("ansible"))) return "ansible is not installed";

@@ -15,6 +15,7 @@ import { containerLowerView } from "./lower.js";
 import { containerNetwork } from "./network.js";
 import { containerNspawn } from "./nspawn.js";
 import { containerOverlay } from "./overlay.js";
+import { labOwnerFiles } from "./owner-files.js";
 import { containerReady } from "./ready.js";
 import { labSshKey } from "./sshkey.js";
 import { containerUpper } from "./upper.js";
@@ -35,6 +36,7 @@ export const containerTasks: AnyTaskDef[] = [
   containerNetwork,
   containerNspawn,
   containerReady,
+  labOwnerFiles,
   labInventory,
   labInventoryGone,
   labAnsiblePing,

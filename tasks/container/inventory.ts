@@ -1,13 +1,15 @@
 // The Ansible inventory file of the lab, written atomically (temp file, fsync, rename).
 import { z } from "zod";
-import { readOr } from "../../src/host/files.js";
 import { INVENTORY_MARK, inventorySpecSchema, renderInventory } from "../../src/lab/inventory.js";
+import { execAsOwner, type Owner, ownerFs, ownerSchema } from "../../src/lab/owner.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 
 /** Journaled parameters: the file and everything it says. */
 const inventoryParamsSchema = inventorySpecSchema.extend({
   /** Absolute path of the file. */
   path: z.string(),
+  /** The lab's owner: the file (and the masters' directory) are theirs, written as them. */
+  owner: ownerSchema.optional(),
 });
 export type InventoryParams = z.infer<typeof inventoryParamsSchema>;
 
@@ -16,7 +18,21 @@ export type InventoryParams = z.infer<typeof inventoryParamsSchema>;
  * keeps its connection for ControlPersist (60 s) after Ansible is done; once the containers are
  * gone it would wait that long on a dead connection.
  */
-async function closeMasters(ctx: TaskContext, dir: string): Promise<void> {
+async function closeMasters(ctx: TaskContext, dir: string, owner?: Owner): Promise<void> {
+  if (owner) {
+    // The owner's masters, asked as the owner; their directory is theirs to list.
+    const r = await execAsOwner(ctx, owner, "ls", ["-A", "--", dir], { readOnly: true });
+    const sockets = r.exitCode === 0 ? r.stdout.split("\n").filter(Boolean) : [];
+    await Promise.all(
+      sockets.map((s) =>
+        execAsOwner(ctx, owner, "ssh", ["-o", `ControlPath=${dir}/${s}`, "-O", "exit", "aplspawn-lab"], {
+          timeoutMs: 10_000,
+        }),
+      ),
+    );
+    await execAsOwner(ctx, owner, "rm", ["-rf", "--", dir]);
+    return;
+  }
   const sockets = await ctx.host.fs.readdir(dir).catch(() => [] as string[]);
   await Promise.all(
     sockets.map((s) =>
@@ -38,9 +54,11 @@ export async function removeInventory(
   path: string,
   controlPathDir: string | undefined,
   ours: (text: string) => boolean,
+  owner?: Owner,
 ): Promise<void> {
-  if (ours(await readOr(ctx.host, path, "\0absent"))) await ctx.host.fs.rm(path);
-  if (controlPathDir) await closeMasters(ctx, controlPathDir);
+  const fs = ownerFs(ctx, owner);
+  if (ours((await fs.read(path)) ?? "\0absent")) await fs.rm(path);
+  if (controlPathDir) await closeMasters(ctx, controlPathDir, owner);
 }
 
 /** Writes the inventory. */
@@ -50,15 +68,16 @@ export const labInventory = defineTask<InventoryParams, null>({
   title: (p) => `Generating ansible inventory file ${p.path}`,
   rollbackTitle: (p) => `Removing ansible inventory file ${p.path}`,
   async check(ctx, p) {
-    return (await readOr(ctx.host, p.path, "\0absent")) === renderInventory(p);
+    return (await ownerFs(ctx, p.owner).read(p.path)) === renderInventory(p);
   },
   async run(ctx, p) {
-    await ctx.host.fs.writeFile(p.path, renderInventory(p), 0o644);
+    const fs = ownerFs(ctx, p.owner);
+    await fs.write(p.path, renderInventory(p), 0o644);
     // The lab's directory of ssh masters (Ansible's and status's), gone with the inventory.
-    if (p.controlPathDir) await ctx.host.fs.mkdir(p.controlPathDir, 0o700);
+    if (p.controlPathDir) await fs.mkdir(p.controlPathDir);
     return null;
   },
   async rollback(ctx, { params: p }) {
-    await removeInventory(ctx, p.path, p.controlPathDir, (text) => text.startsWith(INVENTORY_MARK));
+    await removeInventory(ctx, p.path, p.controlPathDir, (text) => text.startsWith(INVENTORY_MARK), p.owner);
   },
 });

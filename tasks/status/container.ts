@@ -186,3 +186,27 @@ export const containerProbes = (c: Config): { lab: Probe; of(name: string): Prob
     },
   };
 };
+
+/**
+ * What a user other than root can check of the lab: an ssh login to each container with their own
+ * copies of the key and known_hosts (config/paths.ts ownerFiles). The rest needs root.
+ */
+export function loginProbes(c: Config, files: { key: string; knownHosts: string }): Probe[] {
+  return containerSpecs(c).map((s) => ({
+    name: `Checking ssh connection to ${s.ip}`,
+    target: s.name,
+    async run(ctx: ProbeContext) {
+      const r = await ssh(
+        ctx,
+        sshBatchArgs(
+          { ip: s.ip, user: c.containers.user, key: files.key, knownHosts: files.knownHosts },
+          ["true"],
+          3,
+        ),
+      );
+      return r.exitCode === 0
+        ? { ok: true, detail: "" }
+        : { ok: false, detail: lastLines(r.stderr, 1) || `ssh exit code ${r.exitCode}` };
+    },
+  }));
+}

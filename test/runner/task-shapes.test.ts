@@ -72,7 +72,12 @@ test("each kind's params shape takes, unchanged, what the workflows journal for 
   for (const c of await configs()) {
     const first = containerSpecs(c)[0]?.name ?? "";
     for (const [name, w] of Object.entries(workflows))
-      for (const o of [{}, { purge: true }, { only: [first] }]) {
+      for (const o of [
+        {},
+        { purge: true },
+        { only: [first] },
+        { owner: { name: "alice", uid: 1000, gid: 1000, home: "/home/alice" } },
+      ]) {
         if (Object.keys(o).some((k) => !w.options.includes(k as keyof typeof o))) continue; // refused by the CLI
         let wf: Workflow;
         try {

@@ -14,7 +14,7 @@ import { stringify } from "yaml";
 import { CLAIMS_DIR } from "../../src/image/loop-claims.js";
 import { controlPathDir } from "../../src/lab/inventory.js";
 import { ensureTestImage } from "./image.js";
-import { CLI, type NsResult, type NsSnapshot, TestNamespace, tempDir } from "./ns.js";
+import { CLI, type NsResult, type NsSnapshot, TestNamespace, tempDir, withoutSudo } from "./ns.js";
 
 /**
  * The image tests use: the cached GPT test image that `aplspawn image build` made
@@ -186,7 +186,7 @@ async function runLab(
         return spawn(cmd, a, {
           cwd: t.path,
           stdio: ["ignore", "pipe", "pipe"],
-          env: { ...process.env, ...env },
+          env: { ...withoutSudo(process.env), ...env },
         });
       },
     };

@@ -60,8 +60,12 @@ export class TestNamespace {
   }
 
   /** argv to run a command inside the namespace. */
-  wrap(cmd: string, args: readonly string[]): [string, string[]] {
-    return ["nsenter", ["-t", String(this.pid), "-n", "-m", "--", cmd, ...args]];
+  wrap(cmd: string, args: readonly string[], cwd?: string): [string, string[]] {
+    // Entering the mount namespace, nsenter changes to its root unless told where to work.
+    return [
+      "nsenter",
+      ["-t", String(this.pid), "-n", "-m", ...(cwd ? [`--wd=${cwd}`] : []), "--", cmd, ...args],
+    ];
   }
 
   /** Run a command inside; never throws on a non-zero exit. */
@@ -70,10 +74,13 @@ export class TestNamespace {
     args: readonly string[],
     opts: { env?: Record<string, string>; input?: string; timeoutMs?: number; cwd?: string } = {},
   ): Promise<NsResult> {
-    const [c, a] = this.wrap(cmd, args);
+    const [c, a] = this.wrap(cmd, args, opts.cwd);
     const r = await execa(c, a, {
       reject: false,
-      env: opts.env,
+      // Not the sudo of `sudo npm test`: `run up` would give that user the lab (src/lab/owner.ts).
+      // A test that means an owner passes SUDO_USER itself.
+      env: { ...withoutSudo(process.env), ...opts.env },
+      extendEnv: false,
       input: opts.input,
       cwd: opts.cwd,
       timeout: opts.timeoutMs ?? 600_000,
@@ -119,6 +126,15 @@ export class TestNamespace {
     this.holder.kill("SIGKILL");
     await new Promise((r) => (this.holder.exitCode !== null ? r(undefined) : this.holder.once("exit", r)));
   }
+}
+
+/** The environment without what sudo sets (SUDO_USER, SUDO_UID, SUDO_GID, SUDO_COMMAND). */
+export function withoutSudo(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).filter(
+      (kv): kv is [string, string] => !kv[0].startsWith("SUDO_") && kv[1] !== undefined,
+    ),
+  );
 }
 
 /** A temporary directory removed by the returned cleanup. */

@@ -1,0 +1,103 @@
+// The lab's owner: the user who ran `run up` through sudo (SUDO_USER) or named with --owner. They
+// get their own copies of what using the lab needs (config/paths.ts ownerFiles); everything done
+// in their home or in their current directory is done as them (setpriv), never as root: root
+// following paths a user controls could be made to write anywhere.
+import { z } from "zod";
+import type { ExecResult, HostContext } from "../host/host.js";
+
+export const ownerSchema = z.object({
+  name: z.string(),
+  uid: z.number().int().positive(),
+  gid: z.number().int().nonnegative(),
+  home: z.string(),
+});
+export type Owner = z.infer<typeof ownerSchema>;
+
+/** The user's passwd entry on the host: the owner, or an error naming what is wrong. */
+export function ownerFromPasswd(passwd: string, name: string): Owner {
+  for (const line of passwd.split("\n")) {
+    const [n, , uid, gid, , home] = line.split(":");
+    if (n !== name || uid === undefined || gid === undefined || !home) continue;
+    const o = { name, uid: Number(uid), gid: Number(gid), home };
+    if (o.uid === 0) throw new Error(`user ${name} is root: a lab run as root needs no owner`);
+    if (!home.startsWith("/")) throw new Error(`user ${name}'s home ${home} is not an absolute path`);
+    return ownerSchema.parse(o);
+  }
+  throw new Error(`no user ${name} in /etc/passwd`);
+}
+
+/** Run a command as the owner: their uid and gid, no supplementary groups, their HOME. */
+export function execAsOwner(
+  ctx: HostContext,
+  o: Owner,
+  cmd: string,
+  args: readonly string[],
+  opts: { input?: string; readOnly?: boolean; timeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<ExecResult> {
+  return ctx.host.exec(
+    "setpriv",
+    ["--reuid", String(o.uid), "--regid", String(o.gid), "--clear-groups", "--", cmd, ...args],
+    {
+      ...opts,
+      allowFail: true,
+      signal: ctx.signal,
+      env: { HOME: o.home, USER: o.name, LOGNAME: o.name, ...opts.env },
+    },
+  );
+}
+
+/** Files as the owner sees them (or as root, without an owner): the lab's few file operations. */
+export interface OwnerFs {
+  /** The file's text, or undefined when it cannot be read. */
+  read(path: string): Promise<string | undefined>;
+  write(path: string, text: string, mode: number): Promise<void>;
+  mkdir(path: string): Promise<void>;
+  rm(path: string): Promise<void>;
+  rmdir(path: string): Promise<void>;
+}
+
+export function ownerFs(ctx: HostContext, o: Owner | undefined): OwnerFs {
+  const fs = ctx.host.fs;
+  if (!o)
+    return {
+      read: (p) => fs.readFile(p).catch(() => undefined),
+      write: (p, t, m) => fs.writeFile(p, t, m),
+      mkdir: (p) => fs.mkdir(p, 0o700),
+      rm: (p) => fs.rm(p),
+      rmdir: (p) => fs.rmdir(p).catch(() => undefined),
+    };
+  const must = async (what: string, r: Promise<ExecResult>) => {
+    const x = await r;
+    if (x.exitCode !== 0)
+      throw new Error(`${what} as ${o.name} failed: ${x.stderr.trim() || `exit ${x.exitCode}`}`);
+  };
+  return {
+    async read(p) {
+      const r = await execAsOwner(ctx, o, "cat", ["--", p], { readOnly: true });
+      return r.exitCode === 0 ? r.stdout : undefined;
+    },
+    // A temp file beside it, then rename: the input comes on a pipe or socket, not a file to copy.
+    write: (p, t, m) =>
+      must(
+        `writing ${p}`,
+        execAsOwner(
+          ctx,
+          o,
+          "sh",
+          [
+            "-c",
+            'umask 077; t="$1.aplspawn-$$"; cat > "$t" && chmod "$2" "$t" && mv -fT "$t" "$1"',
+            "sh",
+            p,
+            m.toString(8),
+          ],
+          { input: t },
+        ),
+      ),
+    mkdir: (p) => must(`making ${p}`, execAsOwner(ctx, o, "mkdir", ["-p", "-m", "0700", "--", p])),
+    rm: (p) => must(`removing ${p}`, execAsOwner(ctx, o, "rm", ["-f", "--", p])),
+    rmdir: async (p) => {
+      await execAsOwner(ctx, o, "rmdir", ["--", p]);
+    },
+  };
+}

@@ -1,0 +1,47 @@
+// The lab's owner's copies of what using the lab needs (config/paths.ts ownerFiles): the lab key
+// and known_hosts, in a directory of theirs with the directory for Ansible's ssh masters. Written
+// as the owner (src/lab/owner.ts): nothing in their home is touched by root. Rollback asks their
+// masters to exit and removes the copies.
+import { z } from "zod";
+import { execAsOwner, ownerFs, ownerSchema } from "../../src/lab/owner.js";
+import { defineTask } from "../../src/runner/task.js";
+
+const ownerFilesParamsSchema = z.object({
+  owner: ownerSchema,
+  dir: z.string(),
+  controlPathDir: z.string(),
+  /** Root's file → the owner's copy, with its mode. */
+  copies: z.array(z.object({ from: z.string(), to: z.string(), mode: z.number().int() })),
+});
+export type OwnerFilesParams = z.infer<typeof ownerFilesParamsSchema>;
+
+/** Gives the owner their copies. */
+export const labOwnerFiles = defineTask<OwnerFilesParams, null>({
+  kind: "lab.owner-files",
+  journaled: { params: ownerFilesParamsSchema },
+  title: (p) => `Giving ${p.owner.name} the lab key and known_hosts in ${p.dir}`,
+  rollbackTitle: (p) => `Removing ${p.owner.name}'s copies of the lab key and known_hosts in ${p.dir}`,
+  async check(ctx, p) {
+    const theirs = ownerFs(ctx, p.owner);
+    for (const c of p.copies) {
+      const want = await ctx.host.fs.readFile(c.from).catch(() => undefined);
+      if (want === undefined || (await theirs.read(c.to)) !== want) return false;
+    }
+    return (
+      (await execAsOwner(ctx, p.owner, "test", ["-d", p.controlPathDir], { readOnly: true })).exitCode === 0
+    );
+  },
+  async run(ctx, p) {
+    const theirs = ownerFs(ctx, p.owner);
+    await theirs.mkdir(p.dir);
+    await theirs.mkdir(p.controlPathDir);
+    for (const c of p.copies) await theirs.write(c.to, await ctx.host.fs.readFile(c.from), c.mode);
+    return null;
+  },
+  async rollback(ctx, { params: p }) {
+    const theirs = ownerFs(ctx, p.owner);
+    for (const c of p.copies) await theirs.rm(c.to);
+    await theirs.rmdir(p.controlPathDir);
+    await theirs.rmdir(p.dir);
+  },
+});
