@@ -69,6 +69,11 @@ export interface HostFs {
   freeBytes(path: string): Promise<number>;
   /** Open a file for streaming writes (appending when append is true). */
   openWrite(path: string, append: boolean): Promise<WritableFile>;
+  /**
+   * Open a regular file to read, never following a link at path (O_NOFOLLOW) and never blocking on a
+   * FIFO: a link or anything but a regular file is an error naming it; undefined when nothing is there.
+   */
+  openRead(path: string): Promise<ReadableFile | undefined>;
 }
 
 /** What a name in a confined root is (never followed). */
@@ -149,6 +154,15 @@ export interface FileStat {
 export interface WritableFile {
   write(chunk: Uint8Array): Promise<void>;
   /** fsync and close. */
+  close(): Promise<void>;
+}
+
+/** A regular file open for reading (see HostFs.openRead): checked and read through its fd. */
+export interface ReadableFile {
+  /** What the fd holds now (its size grows as the file is written). */
+  stat(): Promise<FileStat>;
+  /** Up to length bytes from position (fewer at the end of the file). */
+  read(position: number, length: number): Promise<Buffer>;
   close(): Promise<void>;
 }
 

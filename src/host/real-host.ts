@@ -20,6 +20,7 @@ import {
   type HostHttp,
   type HttpRetry,
   type LockFileOptions,
+  type ReadableFile,
   type WritableFile,
 } from "./host.js";
 import { rootFs } from "./root-fs.js";
@@ -389,7 +390,41 @@ const realFs: HostFs = {
       },
     };
   },
+  openRead,
 };
+
+// O_NOFOLLOW: a link at path fails the open (ELOOP) instead of being followed; O_NONBLOCK: a FIFO
+// does not hang the open (a regular file ignores it). What was opened is checked through its fd.
+const READ_FLAGS = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK;
+
+async function openRead(p: string): Promise<ReadableFile | undefined> {
+  let fh: fs.FileHandle;
+  try {
+    fh = await fs.open(p, READ_FLAGS);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return undefined;
+    if (code === "ELOOP") throw new Error(`${p} is a symbolic link; aplspawn does not follow it`);
+    throw e;
+  }
+  const st = await fh.stat().catch(async (e: unknown) => {
+    await fh.close();
+    throw e;
+  });
+  if (!st.isFile()) {
+    await fh.close();
+    throw new Error(`${p} is not a regular file; aplspawn reads only regular files there`);
+  }
+  return {
+    stat: async () => fileStat(await fh.stat({ bigint: true })),
+    async read(position, length) {
+      const buf = Buffer.alloc(length);
+      const { bytesRead } = await fh.read(buf, 0, length, position);
+      return buf.subarray(0, bytesRead);
+    },
+    close: () => fh.close(),
+  };
+}
 
 type Undici = typeof import("undici");
 

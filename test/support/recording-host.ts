@@ -181,6 +181,19 @@ export function recordingHost(): RecordingHost {
           async close() {},
         };
       },
+      async openRead(p) {
+        h.calls.push({ op: "open", detail: p });
+        let last = h.files.get(p);
+        if (!last) return undefined;
+        const ino = [...h.files.keys()].indexOf(p) + 1;
+        // In memory a file has no inode: the handle reads what is at p now (the last seen once p is gone).
+        const now = () => (last = h.files.get(p) ?? last ?? Buffer.alloc(0));
+        return {
+          stat: async () => fakeStat(now().length, false, 0o100600, ino),
+          read: async (pos, len) => now().subarray(pos, pos + len),
+          async close() {},
+        };
+      },
     },
     http: {
       async request(url, opts) {
