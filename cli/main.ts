@@ -249,6 +249,7 @@ function reportError(e: unknown, io: CliIo, g: GlobalOptions): number {
     const cause = e.cause;
     io.err(`aplspawn: task ${e.taskId} failed: ${errorMessage(cause)}\n`);
     if (g.verbose && cause instanceof CommandError) io.err(`${cause.detail}\n`);
+    for (const note of e.notes) io.err(`aplspawn: ${note}\n`);
     if (e.rollbackFailures > 0)
       io.err(
         `aplspawn: ${e.rollbackFailures} rollback step(s) failed; they stay in the journal: run \`aplspawn run down\` to retry\n`,

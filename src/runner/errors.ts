@@ -6,7 +6,7 @@ export class UsageError extends Error {
   readonly exitCode = 2;
 }
 
-/** A task failed (after rollback): exit 1. */
+/** A task failed (after rollback): exit 1. `notes`: what the rollback kept, and where (shown after). */
 export class TaskFailedError extends Error {
   override name = "TaskFailedError";
   readonly exitCode = 1;
@@ -14,6 +14,7 @@ export class TaskFailedError extends Error {
     readonly taskId: string,
     cause: unknown,
     readonly rollbackFailures = 0,
+    readonly notes: readonly string[] = [],
   ) {
     super(`Task ${taskId} failed: ${errorMessage(cause)}`, { cause });
   }

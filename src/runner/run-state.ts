@@ -6,7 +6,7 @@ import type { ListrTask, ListrTaskWrapper } from "listr2";
 import type { Host } from "../host/host.js";
 import { errorMessage, TaskFailedError } from "./errors.js";
 import type { OutputMode, RunEvent, SummaryEvent, TaskState } from "./report.js";
-import type { TaskContext } from "./task.js";
+import type { FailedRun, TaskContext } from "./task.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: the renderer is chosen at run time
 export type AnyListrTask = ListrTask<unknown, any, any>;
@@ -26,6 +26,8 @@ export class RunState {
   readonly controller = new AbortController();
   firstFailure: { id: string; error: unknown } | undefined;
   interrupted = false;
+  /** Lines the rollback of a failed run adds to its final error (FailedRun.note). */
+  readonly notes = new Set<string>();
   readonly counts = {
     changed: 0,
     unchanged: 0,
@@ -84,12 +86,16 @@ export class RunState {
     this.controller.abort(e);
   }
 
-  /** What a task gets: the host, a signal, and its notes and progress shown under its line. */
+  /**
+   * What a task gets: the host, a signal, and its notes and progress shown under its line; and, in
+   * the rollback of a failed run, that run.
+   */
   context(
     id: string,
     lt: Wrapper | undefined,
     host: Host,
     signal: AbortSignal,
+    failedRun?: FailedRun,
   ): TaskContext & { done(): void } {
     const notes: string[] = [];
     const tty = this.o.mode === "tty";
@@ -97,6 +103,7 @@ export class RunState {
       host,
       signal,
       tty,
+      ...(failedRun ? { failedRun } : {}),
       info: (message) => {
         notes.push(message);
         if (lt) lt.output = notes.join("\n");
@@ -111,6 +118,11 @@ export class RunState {
         if (lt && tty) lt.output = notes.join("\n");
       },
     };
+  }
+
+  /** The failed run, for the rollback of its own changes. */
+  failedRun(): FailedRun {
+    return { id: this.runId, note: (line) => this.notes.add(line) };
   }
 
   /** The run's summary, emitted once at its end. */

@@ -155,10 +155,12 @@ class Run {
       await this.undo.rollback(
         this.journal.entries().filter((e) => e.runId === state.runId),
         "Rolling back this run",
+        // A failure, not an interrupt: its rollback may keep what explains it (and say where).
+        state.interrupted ? undefined : state.failedRun(),
       );
     if (state.interrupted) throw new InterruptedError("Interrupted");
     const f = state.firstFailure!;
-    throw new TaskFailedError(f.id, f.error, state.counts.rollbackFailed);
+    throw new TaskFailedError(f.id, f.error, state.counts.rollbackFailed, [...state.notes]);
   }
 
   private toListr(step: Step): AnyListrTask {

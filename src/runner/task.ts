@@ -9,6 +9,19 @@ export interface TaskContext extends HostContext {
   info(message: string): void;
   /** A transient progress line (a bar on a terminal; callers rate-limit it off one). */
   progress(line: string): void;
+  /**
+   * Set only while a failed run rolls back what it made (not in a teardown, nor after an interrupt):
+   * a rollback may then keep what explains the failure, and say where.
+   */
+  failedRun?: FailedRun;
+}
+
+/** The failed run a rollback undoes (TaskContext.failedRun). */
+export interface FailedRun {
+  /** The run's id (its start time first: ids sort by age). */
+  id: string;
+  /** Add a line to the run's final error; the same line added by several rollbacks is shown once. */
+  note(line: string): void;
 }
 
 /** What rollback gets back from the journal: enough to undo exactly what was created. */

@@ -7,7 +7,7 @@ import { errorMessage } from "./errors.js";
 import type { FaultPlan } from "./faults.js";
 import { type Journal, type JournalEntry, undoRecordFor, undoTitleOf } from "./journal.js";
 import type { AnyListrTask, RunState, Wrapper } from "./run-state.js";
-import type { AnyTaskDef, UndoStep } from "./task.js";
+import type { AnyTaskDef, FailedRun, UndoStep } from "./task.js";
 
 /** What undoing needs of the run. */
 export interface UndoOptions {
@@ -28,11 +28,14 @@ interface UndoTasks {
 export class Undo {
   constructor(private readonly o: UndoOptions) {}
 
-  /** Roll back this run's entries (after a failure or an interrupt), shown as a list of its own. */
-  async rollback(entries: readonly JournalEntry[], title: string): Promise<void> {
+  /**
+   * Roll back this run's entries (after a failure or an interrupt), shown as a list of its own;
+   * `failed`: the run, when it failed (each rollback gets it: see TaskContext.failedRun).
+   */
+  async rollback(entries: readonly JournalEntry[], title: string, failed?: FailedRun): Promise<void> {
     if (entries.length === 0) return;
     this.o.state.emit({ event: "group", id: "rollback", title });
-    const { tasks } = this.tasks(entries);
+    const { tasks } = this.tasks(entries, failed);
     const parent: AnyListrTask = {
       title,
       task: (_c, lt) => lt.newListr(tasks, { concurrent: false, exitOnError: false }),
@@ -98,13 +101,13 @@ export class Undo {
   }
 
   /** Listr tasks undoing entries newest first; a failing one is reported and kept, the rest still run. */
-  private tasks(entries: readonly JournalEntry[]): UndoTasks {
+  private tasks(entries: readonly JournalEntry[], failed?: FailedRun): UndoTasks {
     let failures = 0;
     const tasks: AnyListrTask[] = [...entries].reverse().map((e) => ({
       title: this.title(e),
       task: async (_c, lt) => {
         try {
-          await this.entry(e, lt);
+          await this.entry(e, lt, failed);
         } catch (err) {
           failures++;
           throw err;
@@ -149,13 +152,13 @@ export class Undo {
     return undoTitleOf(this.o.registry.get(e.kind), e);
   }
 
-  private async entry(e: JournalEntry, lt: Wrapper): Promise<void> {
+  private async entry(e: JournalEntry, lt: Wrapper, failed?: FailedRun): Promise<void> {
     const { state } = this.o;
     const t0 = performance.now();
     const title = this.title(e);
     const def = this.o.registry.get(e.kind);
     // Rollback must run even after an interrupt: it gets a signal of its own.
-    const ctx = state.context(e.id, lt, this.o.host, new AbortController().signal);
+    const ctx = state.context(e.id, lt, this.o.host, new AbortController().signal, failed);
     try {
       if (!def?.rollback) throw new Error(`no rollback is known for task kind "${e.kind}"`);
       await def.rollback(ctx, undoRecordFor(def, e));

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { z } from "zod";
 import { realHost } from "../../src/host/real-host.js";
 import { InterruptedError, JournalError, LockedError, TaskFailedError } from "../../src/runner/errors.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
@@ -182,6 +183,57 @@ test("APLSPAWN_FAIL_AFTER fails right after the named task, whose resource is th
       assert.match(String(r.error.message), /injected failure/);
       assert.deepEqual(await t.files(), [], `nothing left after failing after ${id}`);
     }
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test("only the rollback of a failed run is told the run (to keep what explains it); its notes end the error, once each", async () => {
+  const t = await setup();
+  try {
+    const seen: (string | undefined)[] = [];
+    let afterRun: () => void = () => {};
+    const keeper = defineTask<{ path: string }, null>({
+      kind: "test.keeper",
+      journaled: { params: z.object({ path: z.string() }) },
+      title: (p) => `Keeping ${p.path}`,
+      async check(ctx, p) {
+        return ctx.host.fs.exists(p.path);
+      },
+      async run(ctx, p) {
+        await ctx.host.fs.writeFile(p.path, "x");
+        afterRun();
+        return null;
+      },
+      async rollback(ctx, { params }) {
+        seen.push(ctx.failedRun?.id);
+        ctx.failedRun?.note("kept in /logs/run");
+        await ctx.host.fs.rm(params.path);
+      },
+    });
+    const registry = new Map([[keeper.kind, keeper]]);
+    const keepers = (...names: string[]) =>
+      names.map((n) => task(keeper, `keep[${n}]`, { path: join(t.world, n) }));
+    const failing = { name: "up", steps: keepers("k1", "k2") };
+    const r = await run(failing, t.lab, { registry, failAfter: "keep[k2]" });
+    assert.ok(r.error instanceof TaskFailedError);
+    assert.deepEqual(r.error.notes, ["kept in /logs/run"], "one note, though two rollbacks added it");
+    assert.equal(seen.length, 2);
+    assert.match(seen[0] ?? "", /^\d{4}-\d{2}-\d{2}T[\d:.]+Z-[0-9a-f]{6}$/, "the run's id, its time first");
+    assert.equal(seen[0], seen[1]);
+
+    seen.length = 0;
+    assert.equal((await run(failing, t.lab, { registry })).error, undefined);
+    const r2 = await run(downWorkflow, t.lab, { registry });
+    assert.equal(r2.error, undefined);
+    assert.deepEqual(seen, [undefined, undefined], "a teardown is no failed run");
+
+    seen.length = 0;
+    const ac = new AbortController();
+    afterRun = () => ac.abort();
+    const r3 = await run(failing, t.lab, { registry, interrupt: ac.signal });
+    assert.ok(r3.error instanceof InterruptedError);
+    assert.deepEqual(seen, [undefined], "an interrupted run keeps nothing");
   } finally {
     await t.cleanup();
   }
