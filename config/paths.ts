@@ -18,6 +18,10 @@ export function imagePath(c: Config): string {
 export const lowerDir = (c: Config) => `${labDir(c)}/lower`;
 /** A container's own directory: upper and work layers, host keys, log. */
 export const containerDir = (c: Config, name: string) => `${labDir(c)}/containers/${name}`;
+/** A container's console log: what its systemd-nspawn (and the container's console) prints. */
+export const consoleLogPath = (c: Config, name: string) => `${containerDir(c, name)}/nspawn.log`;
+/** The console logs a failed run kept of the containers it rolled back, one directory per run. */
+export const keptLogsDir = (c: Config) => `${labDir(c)}/logs`;
 /** A container's merged root, where systemd-nspawn runs it. */
 export const mergedDir = (c: Config, name: string) => `${c.containers.machinesDir}/${name}`;
 /** The private key used to reach containers (its .pub beside it). */

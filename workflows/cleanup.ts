@@ -1,10 +1,11 @@
 // cleanup (the original operation), only when nothing of the lab runs: remove what is left of the
 // lab but its network (netdown's) and its image (stop detaches it; the image cache stays, down
 // --purge deletes a downloaded one): the working directories' content (upper layers, host keys,
-// the generated lab key), the inventory and the lab's ssh masters, and any hold the lab still has.
+// the generated lab key), the inventory and the lab's ssh masters, the console logs failed runs
+// kept, and any hold the lab still has.
 import { task, undo } from "../src/runner/task.js";
 import { labIdle } from "../tasks/container/idle.js";
-import { entries, inventoryGoneStep, labPaths } from "./lab-steps.js";
+import { entries, inventoryGoneStep, labPaths, logsGoneStep } from "./lab-steps.js";
 import type { WorkflowBuilder } from "./types.js";
 
 /** The cleanup workflow. */
@@ -19,5 +20,6 @@ export const cleanup: WorkflowBuilder = (c) => ({
       entries.lanes(c, {}),
     ),
     inventoryGoneStep(c),
+    logsGoneStep(c),
   ],
 });

@@ -3,10 +3,11 @@
 // from the config: with the config changed or deleted, it still undoes exactly what was created.
 // The lab's lasting state (upper layers, host keys, the lab key) stays unless --purge, which also
 // deletes the downloaded image. Last, what no journal records: the inventory `aplspawn inventory`
-// wrote and the ssh masters `status` and ansible keep (found by the config's paths, ours only).
+// wrote and the ssh masters `status` and ansible keep (found by the config's paths, ours only), and
+// with --purge the console logs failed runs kept.
 import { type JournalRef, undo } from "../src/runner/task.js";
 import { purgeImageSteps } from "./getimage.js";
-import { entries, inventoryGoneStep } from "./lab-steps.js";
+import { entries, inventoryGoneStep, logsGoneStep } from "./lab-steps.js";
 import type { WorkflowBuilder } from "./types.js";
 
 /** The down workflow. */
@@ -29,6 +30,7 @@ export const down: WorkflowBuilder = (c, o) => {
         (e) => !keep(e),
       ),
       inventoryGoneStep(c),
+      ...(o.purge ? [logsGoneStep(c)] : []),
       // A downloaded image is a cache outside the journal: --purge deletes it by the config's URL.
       ...(o.purge ? purgeImageSteps(c) : []),
     ],

@@ -4,7 +4,9 @@ import { resolve } from "node:path";
 import { type ContainerSpec, containerSpecs } from "../config/containers.js";
 import { parseCidr } from "../config/ip.js";
 import {
+  consoleLogPath,
   containerDir,
+  keptLogsDir,
   knownHostsPath,
   labDir,
   lowerDir,
@@ -27,6 +29,7 @@ import { containerHostname } from "../tasks/container/hostname.js";
 import { KEPT_KINDS } from "../tasks/container/index.js";
 import { labInventory } from "../tasks/container/inventory.js";
 import { labInventoryGone } from "../tasks/container/inventory-gone.js";
+import { labLogsGone } from "../tasks/container/logs-gone.js";
 import { containerLowerView } from "../tasks/container/lower.js";
 import { containerNetwork } from "../tasks/container/network.js";
 import { containerNspawn } from "../tasks/container/nspawn.js";
@@ -82,7 +85,7 @@ function containerTasksOf(c: Config, s: ContainerSpec): TaskStep[] {
   const dir = containerDir(c, n);
   const merged = mergedDir(c, n);
   const net = parseCidr(c.network.address);
-  const logFile = `${dir}/nspawn.log`;
+  const logFile = consoleLogPath(c, n);
   const work = `${dir}/work`;
   const upper = `${dir}/upper`;
   const knownHosts = knownHostsPath(c);
@@ -90,7 +93,14 @@ function containerTasksOf(c: Config, s: ContainerSpec): TaskStep[] {
   const privateUsers = c.containers.privateUsers;
   const view = `${dir}/lower`;
   return [
-    task(containerDirs, `container.dirs[${n}]`, { name: n, dir, work, merged, logFile }),
+    task(containerDirs, `container.dirs[${n}]`, {
+      name: n,
+      dir,
+      work,
+      merged,
+      logFile,
+      keptLogs: keptLogsDir(c),
+    }),
     task(containerUpper, `container.upper[${n}]`, { name: n, dir, upper, privateUsers }),
     // In a user namespace, the container sees the image root through its own idmapped view.
     ...(privateUsers
@@ -220,6 +230,9 @@ export const inventoryGoneStep = (c: Config): Step =>
     path: inventoryPath(c),
     controlPathDir: inventorySpec(c).controlPathDir,
   });
+
+/** The logs failed runs kept (no journal entry records them): removed by cleanup and down --purge. */
+export const logsGoneStep = (c: Config): Step => task(labLogsGone, "lab.logs-gone", { dir: keptLogsDir(c) });
 
 /** Journal selections: which entries a workflow undoes. */
 export const entries = {

@@ -1,10 +1,14 @@
 // A container's directories: its own dir in the lab (work layer, log) and its merged root under
-// machinesDir. Rollback removes what did not exist before, never a mount point or a non-empty root.
+// machinesDir. Rollback removes what did not exist before, never a mount point or a non-empty root;
+// the rollback of a failed run first moves the container's log to the run's kept logs.
 
+import { dirname } from "node:path";
 import { z } from "zod";
 import { rmdirIfEmpty } from "../../src/host/files.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
-import { defineTask } from "../../src/runner/task.js";
+import { keepLog } from "../../src/lab/kept-logs.js";
+import { errorMessage } from "../../src/runner/errors.js";
+import { defineTask, type FailedRun, type TaskContext } from "../../src/runner/task.js";
 
 /** Journaled parameters: every path rollback needs. */
 const dirsParamsSchema = z.object({
@@ -13,6 +17,8 @@ const dirsParamsSchema = z.object({
   work: z.string(),
   merged: z.string(),
   logFile: z.string(),
+  /** Where a failed run keeps the logs of the containers it rolls back (absent in older journals). */
+  keptLogs: z.string().optional(),
 });
 export type DirsParams = z.infer<typeof dirsParamsSchema>;
 /** The directories that existed before run (journaled: rollback leaves them). */
@@ -54,9 +60,22 @@ export const containerDirs = defineTask<
     if (mine(p.merged)) await rmdirIfEmpty(h, p.merged);
     // The overlay work dir holds only the kernel's scratch ("work/"), useless once unmounted.
     if (mine(p.work)) await h.fs.rm(p.work);
+    if (ctx.failedRun && p.keptLogs) await keep(ctx, p, p.keptLogs, ctx.failedRun);
     await h.fs.rm(p.logFile);
     if (mine(p.dir)) await rmdirIfEmpty(h, p.dir);
     const parent = p.dir.slice(0, p.dir.lastIndexOf("/"));
     await rmdirIfEmpty(h, parent);
   },
 });
+
+// The log tells why the run failed: kept if it can be (the directory goes either way).
+async function keep(ctx: TaskContext, p: DirsParams, logsDir: string, run: FailedRun): Promise<void> {
+  try {
+    const kept = await keepLog(ctx.host, { logFile: p.logFile, logsDir, runId: run.id, name: p.name });
+    if (!kept) return;
+    ctx.info(`kept its log as ${kept}`);
+    run.note(`the logs of the containers this run rolled back are kept in ${dirname(kept)}`);
+  } catch (e) {
+    ctx.info(`could not keep its log ${p.logFile}: ${errorMessage(e)}`);
+  }
+}

@@ -11,6 +11,7 @@ import { containerHostname } from "./hostname.js";
 import { labIdle } from "./idle.js";
 import { labInventory } from "./inventory.js";
 import { labInventoryGone } from "./inventory-gone.js";
+import { labLogsGone } from "./logs-gone.js";
 import { containerLowerView } from "./lower.js";
 import { containerNetwork } from "./network.js";
 import { containerNspawn } from "./nspawn.js";
@@ -39,6 +40,7 @@ export const containerTasks: AnyTaskDef[] = [
   labOwnerFiles,
   labInventory,
   labInventoryGone,
+  labLogsGone,
   labAnsiblePing,
   labIdle,
   labContainersClaim,

@@ -268,10 +268,15 @@ test("journal entries carry their scope, family and kept flag; older entries are
   assert.equal(entryKept({ id: "lab.inventory", kind: "lab.inventory" }, legacy), false);
 });
 
-test("cleanup removes what is left of the lab but its network and image, then its unjournaled inventory", () => {
+test("cleanup removes what is left of the lab but its network and image, then its unjournaled inventory and kept logs", () => {
   const c = cfg();
   const wf = cleanup(c, {});
-  assert.deepEqual(listTaskIds(wf.steps), ["lab.idle", "cleanup.state", "lab.inventory-gone"]);
+  assert.deepEqual(listTaskIds(wf.steps), [
+    "lab.idle",
+    "cleanup.state",
+    "lab.inventory-gone",
+    "lab.logs-gone",
+  ]);
   const u = undos(wf.steps)[0]!;
   for (const id of [
     "container.upper[x10]",
@@ -285,7 +290,15 @@ test("cleanup removes what is left of the lab but its network and image, then it
     assert.equal(u.select(entry(id)), false, id);
   const registry = taskRegistry();
   for (const s of flat(wf.steps)) if (s.type === "task") assert.ok(registry.has(s.def.kind), s.def.kind);
-  assert.equal(listTaskIds(down(c, {}).steps).at(-1), "lab.inventory-gone");
+  assert.equal(
+    listTaskIds(down(c, {}).steps).at(-1),
+    "lab.inventory-gone",
+    "a plain down keeps the kept logs",
+  );
+  assert.ok(
+    listTaskIds(down(c, { purge: true }).steps).includes("lab.logs-gone"),
+    "down --purge deletes them",
+  );
 });
 
 test("inventory command: INI and YAML that real ansible-inventory reads, pinned host keys, no extra flags", async () => {
