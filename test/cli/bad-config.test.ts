@@ -3,8 +3,7 @@ import assert from "node:assert/strict";
 import { stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { main } from "../../cli/main.js";
-import { realHost } from "../../src/host/real-host.js";
+import { runMain } from "../support/main-io.js";
 import { tempDir } from "../support/ns.js";
 
 // [name, YAML (workdir/machinesDir are added unless the case sets them), what the message must say]
@@ -323,20 +322,7 @@ const corpus: [string, string, RegExp][] = [
 ];
 
 /** Run the CLI in-process; its exit code and what it wrote to stderr. */
-async function cli(argv: string[]): Promise<{ code: number; err: string }> {
-  let err = "";
-  const code = await main(argv, {
-    host: realHost(),
-    out: () => undefined,
-    err: (s) => (err += s),
-    isTTY: false,
-    env: {},
-    exit: (c: number): never => {
-      throw new Error(`exit ${c}`);
-    },
-  });
-  return { code, err };
-}
+const cli = (argv: string[]) => runMain(argv);
 
 test(`${corpus.length} invalid configs: exit 2, the key named, nothing created`, async () => {
   assert.ok(corpus.length >= 90);

@@ -3,25 +3,10 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { main } from "../../cli/main.js";
-import { realHost } from "../../src/host/real-host.js";
+import { runMain } from "../support/main-io.js";
 import { tempDir } from "../support/ns.js";
 
-async function cli(argv: string[], env: Record<string, string> = {}) {
-  let out = "";
-  let err = "";
-  const code = await main(argv, {
-    host: realHost(),
-    out: (s) => (out += s),
-    err: (s) => (err += s),
-    isTTY: false,
-    env,
-    exit: (code: number): never => {
-      throw new Error(`exit ${code}`);
-    },
-  });
-  return { code, out, err };
-}
+const cli = (argv: string[], env: Record<string, string> = {}) => runMain(argv, { env });
 
 test("--help and --version exit 0", async () => {
   const h = await cli(["--help"]);
