@@ -1,13 +1,21 @@
-// The lab commands of the CLI: status, pids, names, inventory, ssh, exec (the original tool's
-// report operations, plus ways into a container). What a command needs beyond the config (probes,
+// The lab commands of the CLI: status, pids, names, inventory, ssh, exec, logs (the original tool's
+// report operations, plus ways into a container and its console log). What a command needs beyond the config (probes,
 // the journal reader, yaml) is imported when it runs: `aplspawn --version` starts without it.
 import { setMaxListeners } from "node:events";
 import { homedir } from "node:os";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { containerSpecs } from "../config/containers.js";
-import { knownHostsPath, ownerFiles, sshKeyPath } from "../config/paths.js";
+import {
+  consoleLogPath,
+  keptLogsDir,
+  knownHostsPath,
+  labDir,
+  ownerFiles,
+  sshKeyPath,
+} from "../config/paths.js";
 import type { Config } from "../config/schema.js";
+import { type LineCount, parseLineCount } from "../src/lab/console-log.js";
 import { pinnedOptions } from "../src/lab/ssh.js";
 import { ExitError, UsageError } from "../src/runner/errors.js";
 import type { ProbeResult } from "../src/runner/probe.js";
@@ -245,5 +253,54 @@ const exec: CommandAdder = (program, cli) =>
       passOn(`${command[0]} in ${name}`, await child.exited);
     });
 
+/** Lines `logs` shows without -n. */
+const LOG_LINES = 50;
+
+const logs: CommandAdder = (program, cli) =>
+  program
+    .command("logs")
+    .description("a container's console log: its last lines, or follow it (logs NAME [-f] [-n N])")
+    .argument("<name>", "container name")
+    .option(
+      "-n, --lines <n>",
+      `how many of the last lines: a number, or all (default ${LOG_LINES})`,
+      parseLineCount,
+    )
+    .option("-f, --follow", "go on printing what is appended, through restarts, until Ctrl-C")
+    .action(async (name: string, o: { lines?: LineCount; follow?: boolean }, cmd: Command) => {
+      const g = globals(cmd);
+      const c = await cli.load(g);
+      spec(c, name);
+      const host = cli.io.host;
+      if (host.uid() !== 0)
+        throw new ExitError(`logs must run as root: the lab's directory ${labDir(c)} is root's alone`);
+      const [{ showLog }, { keptLog }] = await Promise.all([
+        import("../src/lab/console-log.js"),
+        import("../src/lab/kept-logs.js"),
+      ]);
+      const stop = new AbortController();
+      // Ctrl-C ends following (exit 0): it is how one stops reading.
+      const off = o.follow ? cli.io.signals?.(() => stop.abort()) : undefined;
+      const log = consoleLogPath(c, name);
+      try {
+        const shown = await showLog(host, log, {
+          lines: o.lines ?? LOG_LINES,
+          follow: o.follow === true,
+          signal: stop.signal,
+          onLine: (line) =>
+            cli.io.out(g.json ? `${JSON.stringify({ container: name, line })}\n` : `${line}\n`),
+        });
+        if (shown) return;
+      } finally {
+        off?.();
+      }
+      const kept = await keptLog(host, keptLogsDir(c), name);
+      throw new ExitError(
+        kept
+          ? `${name} has no log now (${log}); the log a failed run kept of it is ${kept}`
+          : `${name} has no log (${log}): it has not been started since it was last removed`,
+      );
+    });
+
 /** Commands added to the program. */
-export const labCommands: CommandAdder[] = [status, pids, names, inventory, ssh, exec];
+export const labCommands: CommandAdder[] = [status, pids, names, inventory, ssh, exec, logs];

@@ -1,0 +1,114 @@
+// Console logs, for real, as root in a private namespace: a run that fails once a container's nspawn
+// started keeps the logs of the containers it rolled back under the lab's directory and its error
+// says where; `logs NAME` names that kept log while the container is gone, shows the last lines of
+// a running container (-n), and `logs -f` prints what the container writes to its console and goes
+// on through the container being set up again; a plain down keeps the kept logs, --purge deletes
+// them, and nothing of the lab is left.
+import assert from "node:assert/strict";
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { test } from "node:test";
+import { assertNoResidue, ok, withLab } from "../support/lab.js";
+import { isRoot } from "../support/ns.js";
+
+const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
+const ESC = String.fromCharCode(27);
+const mode = async (p: string) => ((await stat(p)).mode & 0o777).toString(8);
+
+test(
+  "a failed up keeps its containers' logs and says where; logs shows, tails and follows a container's console; down --purge removes the kept logs",
+  { skip },
+  () =>
+    withLab(
+      "lgs",
+      57,
+      async (lab) => {
+        const labDir = join(lab.workdir, "lgs");
+        const failed = await lab.cli(["run", "up"], { APLSPAWN_FAIL_AFTER: "container.nspawn[lgs-11]" });
+        assert.equal(failed.exitCode, 1, `${failed.stdout}\n${failed.stderr}`);
+        const where = /the logs of the containers this run rolled back are kept in (\S+)/.exec(failed.stderr);
+        assert.ok(where?.[1], `the error names the kept logs:\n${failed.stderr}`);
+        const runDir = where[1];
+        assert.equal(join(runDir, ".."), join(labDir, "logs"), "under the lab's directory, by run");
+        assert.match(runDir, /\/logs\/\d{4}-\d{2}-\d{2}T\d{6}\.\d{3}Z-[0-9a-f]{6}$/);
+        assert.equal(await mode(join(labDir, "logs")), "700");
+        assert.equal(await mode(runDir), "700");
+        const kept = join(runDir, "lgs-11.log");
+        assert.equal(await mode(kept), "600");
+        const text = await readFile(kept, "utf8");
+        assert.match(text, /^--- aplspawn: starting lgs-11 at \d{4}-/, text);
+        // nspawn's own words, written after the marker: the container started, then was stopped.
+        assert.match(text, /Spawning container lgs-11/, text);
+        for (const f of await readdir(runDir)) assert.match(f, /^lgs-1[01]\.log$/);
+        assert.deepEqual(await readdir(join(labDir, "containers")).catch(() => []), []);
+
+        const gone = await lab.cli(["logs", "lgs-11"]);
+        assert.equal(gone.exitCode, 1);
+        assert.ok(gone.stderr.includes(`the log a failed run kept of it is ${kept}`), gone.stderr);
+
+        ok(await lab.cli(["run", "up"]), "run up");
+        // The container still writes to its console: the whole log is read last, and holds the rest.
+        // (The CLI's final newline is stripped by execa.)
+        const last = ok(await lab.cli(["logs", "lgs-10", "-n", "1"]), "logs -n 1").stdout;
+        assert.ok(last.length > 0 && !last.includes("\n"), `one line: ${JSON.stringify(last)}`);
+        const tail = ok(await lab.cli(["logs", "lgs-10"]), "logs").stdout;
+        assert.ok(tail.split("\n").length <= 50, "the last 50 lines at most");
+        const all = ok(await lab.cli(["logs", "lgs-10", "-n", "all"]), "logs -n all").stdout;
+        assert.match(all, /^--- aplspawn: starting lgs-10 at /, "a new log, from its start");
+        assert.ok(all.split("\n").length > 50, "more than 50 lines in all");
+        assert.ok(all.split("\n").includes(last) && all.includes(tail), "lines of the log");
+
+        // Following: what the container writes to its console, escape sequences removed; then the
+        // container set up again (stop removes its directory and log, spawn makes new ones).
+        const child = lab.spawnCli(["logs", "lgs-10", "-f", "-n", "0"]);
+        const seen: string[] = [];
+        let raw = "";
+        child.stdout!.on("data", (b: Buffer) => {
+          raw += b.toString("utf8");
+        });
+        createInterface({ input: child.stdout! }).on("line", (l) => seen.push(l));
+        const exited = new Promise<number | null>((res) => child.once("close", (code) => res(code)));
+        const until = async (re: RegExp, what: string) => {
+          for (let i = 0; i < 600 && !seen.some((l) => re.test(l)); i++)
+            await new Promise((r) => setTimeout(r, 100));
+          assert.ok(
+            seen.some((l) => re.test(l)),
+            `${what}: ${JSON.stringify(seen)}`,
+          );
+        };
+        try {
+          // Until the follower runs, what is written would fall before its start (-n 0).
+          for (let i = 0; i < 30 && !seen.some((l) => l.includes("hello")); i++) {
+            ok(
+              await lab.cli([
+                "exec",
+                "lgs-10",
+                "--",
+                "sh",
+                "-c",
+                `printf 'hello \\033[31mfrom\\033[0m \\033]0;title\\007console\\n' > /dev/console`,
+              ]),
+              "exec",
+            );
+            await new Promise((r) => setTimeout(r, 500));
+          }
+          await until(/^hello from console$/, "a line written to the container's console");
+          ok(await lab.cli(["run", "stop", "--only", "lgs-10"]), "stop --only");
+          ok(await lab.cli(["run", "spawn", "--only", "lgs-10"]), "spawn --only");
+          await until(/^--- aplspawn: starting lgs-10 at /, "the new log, from its start");
+        } finally {
+          child.kill("SIGINT");
+        }
+        assert.equal(await exited, 0, "Ctrl-C ends following");
+        assert.ok(!raw.includes(ESC), "no escape sequence reaches the terminal");
+
+        ok(await lab.cli(["run", "down"]), "run down");
+        assert.ok((await readdir(runDir)).includes("lgs-11.log"), "a plain down keeps the kept logs");
+        ok(await lab.cli(["run", "down", "--purge"]), "run down --purge");
+        await assert.rejects(stat(join(labDir, "logs")), "--purge deletes the kept logs");
+        await assertNoResidue(lab, "after run down --purge");
+      },
+      { containers: { count: 2 }, inventory: { ping: false } },
+    ),
+);
