@@ -176,6 +176,13 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
             : renderLabTable(config, rows, g.config),
         );
       }
+      // The playbook under test, as a run of its own: its failure leaves the lab up.
+      if (name === "up" && config.provision && o.dryRun !== true) {
+        const { provision } = await import("../workflows/provision.js");
+        await cli.run(provision(config, owner ? { owner } : {}), config, g, {
+          command: "aplspawn run provision",
+        });
+      }
     });
 
   program

@@ -227,6 +227,20 @@ export const configSchema = z.strictObject({
       ping: z.boolean().default(true),
     })
     .prefault({}),
+  /**
+   * A playbook run against the lab at the end of `run up` (and by `run provision`): the thing
+   * under test. A failure fails the command and leaves the lab up.
+   */
+  provision: z
+    .strictObject({
+      /** Relative to the working directory, as inventory.file. */
+      playbook: anyPath,
+      /** More arguments for ansible-playbook (-e k=v, --tags, -v …). */
+      args: z.array(z.string()).default([]),
+      /** Run it twice; the second run must change nothing (Molecule's idempotence check). */
+      idempotence: z.boolean().default(false),
+    })
+    .optional(),
 });
 
 type Parsed = z.infer<typeof configSchema>;

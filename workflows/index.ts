@@ -47,6 +47,11 @@ export const workflows: Record<string, WorkflowEntry> = {
     options: ["only", "concurrency"],
     load: async () => (await import("./stop.js")).stop,
   },
+  provision: {
+    describe: "run provision.playbook against the lab (run up runs it at its end)",
+    options: ["owner"],
+    load: async () => (await import("./provision.js")).provision,
+  },
   cleanup: {
     describe: "remove the working directories' content",
     options: [],

@@ -17,6 +17,7 @@ import { containerNetwork } from "./network.js";
 import { containerNspawn } from "./nspawn.js";
 import { containerOverlay } from "./overlay.js";
 import { labOwnerFiles } from "./owner-files.js";
+import { labProvision } from "./provision.js";
 import { containerReady } from "./ready.js";
 import { labSshKey } from "./sshkey.js";
 import { containerUpper } from "./upper.js";
@@ -42,6 +43,7 @@ export const containerTasks: AnyTaskDef[] = [
   labInventoryGone,
   labLogsGone,
   labAnsiblePing,
+  labProvision,
   labIdle,
   labContainersClaim,
 ];

@@ -37,6 +37,8 @@ export interface ConfigOverrides {
   image?: Record<string, unknown>;
   containers?: Record<string, unknown>;
   inventory?: Record<string, unknown>;
+  /** Replaces the base's, not merged into it. */
+  provision?: Record<string, unknown>;
 }
 
 /** One lab's config in a fixture's namespace and temp dir, and the CLI run with it. */
@@ -147,7 +149,11 @@ async function runLab(
     const machinesDir = join(t.path, `machines${files}`);
     const inventory = join(t.path, `inventory${files}.txt`);
     const config = join(t.path, files ? `${n}.yaml` : "aplspawn.yaml");
-    const section = (k: Exclude<keyof ConfigOverrides, "lab">, over: ConfigOverrides, d: object) => ({
+    const section = (
+      k: Exclude<keyof ConfigOverrides, "lab" | "provision">,
+      over: ConfigOverrides,
+      d: object,
+    ) => ({
       ...d,
       ...b[k],
       ...over[k],
@@ -176,6 +182,7 @@ async function runLab(
             readyTimeout: 90,
           }),
           inventory: section("inventory", over, { file: inventory }),
+          ...(over.provision || b.provision ? { provision: over.provision ?? b.provision } : {}),
         };
         await writeFile(config, stringify(doc));
       },

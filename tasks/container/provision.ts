@@ -1,0 +1,79 @@
+// The playbook under test, run against the lab with its inventory (as the lab's owner when it has
+// one), its output streamed under the task. With idempotence, a second run must change nothing, as
+// Molecule checks it: what changed the second time is named. It creates nothing aplspawn would
+// undo: a failure fails the command and leaves the lab as the playbook left it.
+import { lastLines } from "../../src/host/host.js";
+import { execAsOwner, type Owner } from "../../src/lab/owner.js";
+import { printable } from "../../src/runner/report.js";
+import { defineTask, type TaskContext } from "../../src/runner/task.js";
+
+/** Parameters. */
+export interface ProvisionParams {
+  playbook: string;
+  inventory: string;
+  args: string[];
+  idempotence: boolean;
+  owner?: Owner;
+}
+
+const HOUR = 3_600_000;
+
+async function playbook(ctx: TaskContext, p: ProvisionParams, pass: string) {
+  const args = ["-i", p.inventory, ...p.args, p.playbook];
+  const opts = {
+    timeoutMs: 6 * HOUR,
+    env: { ANSIBLE_NOCOLOR: "1", ANSIBLE_FORCE_COLOR: "0" },
+    onLine: (line: string) => {
+      if (line.trim()) ctx.info(`${pass}${printable(line)}`);
+    },
+  };
+  return p.owner
+    ? execAsOwner(ctx, p.owner, "ansible-playbook", args, opts)
+    : ctx.host.exec("ansible-playbook", args, { ...opts, allowFail: true, signal: ctx.signal });
+}
+
+/**
+ * What a run changed, from its output: "TASK [name] on host" for each `changed: [host]` line, and
+ * the recap's changed= counts.
+ */
+export function changedTasks(output: string): { tasks: string[]; changed: number } {
+  const tasks: string[] = [];
+  let task = "";
+  let changed = 0;
+  for (const line of output.split("\n")) {
+    const t = /^TASK \[(.*)\]/.exec(line);
+    if (t) task = t[1] ?? "";
+    const c = /^changed: \[([^\]]+)\]/.exec(line);
+    if (c) tasks.push(`${task} on ${c[1]}`);
+    const recap = /\bchanged=(\d+)\b/.exec(line);
+    if (recap && /\bok=\d+/.test(line)) changed += Number(recap[1]);
+  }
+  return { tasks, changed };
+}
+
+/** Runs the playbook (twice with idempotence). */
+export const labProvision = defineTask<ProvisionParams, null>({
+  kind: "lab.provision",
+  title: (p) =>
+    `Running ansible-playbook ${p.playbook}${p.idempotence ? " twice (idempotence)" : ""}${p.owner ? ` as ${p.owner.name}` : ""}`,
+  async check() {
+    return false;
+  },
+  async run(ctx, p) {
+    const first = await playbook(ctx, p, "");
+    if (first.exitCode !== 0)
+      throw new Error(
+        `ansible-playbook ${p.playbook} failed (exit code ${first.exitCode}); the lab stays up: ${printable(lastLines(`${first.stdout}\n${first.stderr}`, 6))}`,
+      );
+    if (!p.idempotence) return null;
+    const second = await playbook(ctx, p, "idempotence: ");
+    if (second.exitCode !== 0)
+      throw new Error(`ansible-playbook ${p.playbook} failed on its second run (exit code ${second.exitCode})`);
+    const { tasks, changed } = changedTasks(second.stdout);
+    if (changed > 0)
+      throw new Error(
+        `ansible-playbook ${p.playbook} is not idempotent: its second run changed ${changed}: ${printable(tasks.join("; ") || "see the recap above")}`,
+      );
+    return null;
+  },
+});

@@ -1,0 +1,95 @@
+// provision: the config's playbook runs against the lab at the end of `run up` (and alone with
+// `run provision`), its output under the task; with idempotence a second run must change nothing;
+// a playbook that fails, or is not idempotent, fails the command and leaves the lab up.
+import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { changedTasks } from "../../tasks/container/provision.js";
+import { assertNoResidue, ok, withLab } from "../support/lab.js";
+import { isRoot } from "../support/ns.js";
+
+test("the second run's changes are read from its output: tasks by host, and the recap's counts", () => {
+  const out = [
+    "TASK [Gathering Facts] *****",
+    "ok: [a-10]",
+    "TASK [always changes] *****",
+    "changed: [a-10]",
+    "changed: [a-11]",
+    "PLAY RECAP *****",
+    "a-10                       : ok=2    changed=1    unreachable=0    failed=0",
+    "a-11                       : ok=2    changed=1    unreachable=0    failed=0",
+  ].join("\n");
+  assert.deepEqual(changedTasks(out), {
+    tasks: ["always changes on a-10", "always changes on a-11"],
+    changed: 2,
+  });
+  assert.deepEqual(changedTasks("PLAY RECAP\nh : ok=3 changed=0 unreachable=0 failed=0\n"), {
+    tasks: [],
+    changed: 0,
+  });
+});
+
+const play = (tasks: string) => `- hosts: aplspawned
+  become: true
+  tasks:
+${tasks}`;
+
+test(
+  "provision: up runs the playbook (facts, become, vars), idempotence is checked; a failing or changing playbook fails the command and the lab stays up",
+  { skip: isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)" },
+  () =>
+    withLab("prv", 53, async (lab) => {
+      const good = join(lab.dir, "good.yml");
+      await writeFile(
+        good,
+        play(`    - name: a file naming the host and its release
+      ansible.builtin.copy:
+        dest: /etc/provisioned
+        content: "{{ inventory_hostname }} {{ ansible_distribution_release }} {{ greeting }}\\n"
+`),
+      );
+      await lab.writeConfig({
+        containers: { count: 2 },
+        provision: { playbook: good, args: ["-e", "greeting=hello"], idempotence: true },
+      });
+      const up = ok(await lab.cli(["run", "up"]), "run up with a playbook");
+      assert.match(up.stdout, /Running ansible-playbook .*good\.yml twice \(idempotence\)/);
+      assert.match(up.stdout, /TASK \[a file naming the host and its release\]/);
+      assert.match(up.stdout, /idempotence: .*changed=0/);
+      for (const n of ["prv-10", "prv-11"]) {
+        const r = ok(await lab.cli(["exec", n, "--", "cat", "/etc/provisioned"]), "cat");
+        assert.equal(r.stdout.trim(), `${n} bookworm hello`);
+      }
+
+      // A task that changes every time: the second run names it, the command fails, the lab stays.
+      const changing = join(lab.dir, "changing.yml");
+      await writeFile(changing, play("    - name: always changes\n      ansible.builtin.command: date\n"));
+      await lab.writeConfig({
+        containers: { count: 2 },
+        provision: { playbook: changing, idempotence: true },
+      });
+      const notIdem = await lab.cli(["run", "provision"]);
+      assert.equal(notIdem.exitCode, 1, notIdem.stdout);
+      assert.match(
+        notIdem.stderr,
+        /is not idempotent: its second run changed 2: always changes on prv-1[01]; always changes on prv-1[01]/,
+      );
+      ok(await lab.cli(["status"]), "status after the non-idempotent playbook");
+
+      // A playbook that fails: the command fails, the lab stays up.
+      const failing = join(lab.dir, "failing.yml");
+      await writeFile(failing, play("    - name: boom\n      ansible.builtin.fail:\n        msg: boom\n"));
+      await lab.writeConfig({
+        containers: { count: 2 },
+        provision: { playbook: failing },
+      });
+      const failed = await lab.cli(["run", "up"]);
+      assert.equal(failed.exitCode, 1, failed.stdout);
+      assert.match(failed.stderr, /failing\.yml failed \(exit code 2\); the lab stays up/);
+      ok(await lab.cli(["status"]), "status after the failing playbook");
+
+      ok(await lab.cli(["run", "down"]), "run down");
+      await assertNoResidue(lab, "after down");
+    }),
+);
