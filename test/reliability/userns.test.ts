@@ -3,26 +3,15 @@
 // what root inside leaves on the host (files, a setuid binary), ssh, Ansible with become, exec's
 // capabilities, the range kept across down/up with the upper layer, and nothing left after a purge.
 import assert from "node:assert/strict";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { RANGES_DIR } from "../../src/lab/id-ranges.js";
-import { assertNoResidue, ok, withLab } from "../support/lab.js";
+import { assertNoResidue, claimsUnder, ok, withLab } from "../support/lab.js";
 import { isRoot } from "../support/ns.js";
 
 const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
 
 const field = (status: string, name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1];
-
-/** The claims of the registry whose upper layer is under dir: base → upper. */
-async function claimsUnder(dir: string): Promise<Map<number, string>> {
-  const out = new Map<number, string>();
-  for (const n of await readdir(RANGES_DIR).catch(() => [] as string[])) {
-    const c = JSON.parse(await readFile(join(RANGES_DIR, n), "utf8").catch(() => "{}")) as { upper?: string };
-    if (c.upper?.startsWith(dir)) out.set(Number(n), c.upper);
-  }
-  return out;
-}
 
 test(
   "containers.privateUsers: root in a container is an id range of its own on the host; ssh, Ansible become and exec work; nothing is left",

@@ -12,6 +12,7 @@ import { readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { CLAIMS_DIR } from "../../src/image/loop-claims.js";
+import { RANGES_DIR } from "../../src/lab/id-ranges.js";
 import { controlPathDir } from "../../src/lab/inventory.js";
 import { ensureTestImage } from "./image.js";
 import { CLI, type NsResult, type NsSnapshot, TestNamespace, tempDir, withoutSudo } from "./ns.js";
@@ -397,6 +398,16 @@ export async function holdsUnder(dir: string): Promise<string[]> {
       const text = await readFile(join(d, n), "utf8").catch(() => "");
       if (text.includes(dir)) out.push(`${d}/${n}: ${text.trim()}`);
     }
+  return out;
+}
+
+/** The claims of the registry whose upper layer is under dir: base → upper. */
+export async function claimsUnder(dir: string): Promise<Map<number, string>> {
+  const out = new Map<number, string>();
+  for (const n of await readdir(RANGES_DIR).catch(() => [] as string[])) {
+    const c = JSON.parse(await readFile(join(RANGES_DIR, n), "utf8").catch(() => "{}")) as { upper?: string };
+    if (c.upper?.startsWith(dir)) out.set(Number(n), c.upper);
+  }
   return out;
 }
 
