@@ -52,6 +52,11 @@ export const workflows: Record<string, WorkflowEntry> = {
     options: ["owner"],
     load: async () => (await import("./provision.js")).provision,
   },
+  reset: {
+    describe: "the containers --only names back to the image's clean state, the rest untouched",
+    options: ["only", "concurrency"],
+    load: async () => (await import("./reset.js")).reset,
+  },
   cleanup: {
     describe: "remove the working directories' content",
     options: [],

@@ -1,5 +1,7 @@
 // spawn (the original operation): preflight → attach the image → lab key → containers, on a network
 // that netup brought up. --only limits it to some containers.
+import type { Config } from "../config/schema.js";
+import type { Step } from "../src/runner/task.js";
 import { attachSteps } from "./attach.js";
 import {
   containersClaimStep,
@@ -10,14 +12,16 @@ import {
 } from "./lab-steps.js";
 import type { WorkflowBuilder } from "./types.js";
 
+/** What spawn makes of the lab before its containers (composed into reset too): the network must be up. */
+export const spawnLabSteps = (c: Config): Step[] => [
+  ...preflightSteps(c, { bridgeMustExist: true }),
+  containersClaimStep(c),
+  ...attachSteps(c),
+  sshKeyStep(c),
+];
+
 /** The spawn workflow. */
 export const spawn: WorkflowBuilder = (c, o) => ({
   name: "spawn",
-  steps: [
-    ...preflightSteps(c, { bridgeMustExist: true }),
-    containersClaimStep(c),
-    ...attachSteps(c),
-    sshKeyStep(c),
-    containersGroup(c, selectedSpecs(c, o), o),
-  ],
+  steps: [...spawnLabSteps(c), containersGroup(c, selectedSpecs(c, o), o)],
 });

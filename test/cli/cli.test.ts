@@ -1,5 +1,6 @@
 // The CLI called in-process (citty-style: argv as a parameter): exit codes, config errors, aliases.
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -31,14 +32,15 @@ test("unknown commands, workflows and options exit 2", async () => {
 
 test("each workflow takes only its own options: one it would ignore exits 2, naming who takes it", async () => {
   const cases: [string[], RegExp][] = [
-    [["run", "netup", "--only", "x"], /--only applies to spawn and stop, not to `run netup`/],
-    [["run", "up", "--only", "x"], /--only applies to spawn and stop, not to `run up`/],
-    [["run", "down", "--only", "x"], /--only applies to spawn and stop, not to `run down`/],
+    [["run", "netup", "--only", "x"], /--only applies to spawn, stop and reset, not to `run netup`/],
+    [["run", "up", "--only", "x"], /--only applies to spawn, stop and reset, not to `run up`/],
+    [["run", "down", "--only", "x"], /--only applies to spawn, stop and reset, not to `run down`/],
     [["run", "up", "--purge"], /--purge applies to down, not to `run up`/],
     [["run", "stop", "--purge"], /--purge applies to down, not to `run stop`/],
+    [["run", "reset", "--only", "x", "--purge"], /--purge applies to down, not to `run reset`/],
     [
       ["run", "getimage", "--concurrency", "2"],
-      /--concurrency applies to up, down, spawn and stop, not to `run getimage`/,
+      /--concurrency applies to up, down, spawn, stop and reset, not to `run getimage`/,
     ],
   ];
   for (const [argv, message] of cases) {
@@ -119,4 +121,36 @@ test("--list-tasks and the original -o form", async () => {
   const legacy = await cli(["-o", "netup", "--list-tasks"]);
   assert.equal(legacy.code, 0, legacy.err);
   assert.equal(legacy.out, r.out);
+});
+
+test("run reset needs --only and names the lab's containers for a name it does not have (exit 2, nothing touched)", async () => {
+  const d = await tempDir();
+  try {
+    const f = join(d.path, "r.yaml");
+    const work = join(d.path, "work");
+    await writeFile(
+      f,
+      `lab: r\nworkdir: ${work}\ncontainers: {count: 2, machinesDir: ${join(d.path, "m")}}\n`,
+    );
+    for (const only of [[], ["--only", ""], ["--only", ","]]) {
+      const r = await cli(["-c", f, "run", "reset", ...only]);
+      assert.equal(r.code, 2, `${only.join(" ")}: ${r.err}`);
+      assert.match(
+        r.err,
+        /reset needs --only NAME\[,…\]: the containers to reset \(containers: aplspawn10, aplspawn11\)/,
+      );
+    }
+    const unknown = await cli(["-c", f, "run", "reset", "--only", "aplspawn10,nope"]);
+    assert.equal(unknown.code, 2, unknown.err);
+    assert.match(unknown.err, /no container named nope in this lab; containers: aplspawn10, aplspawn11/);
+    assert.equal(existsSync(work), false, "nothing was written");
+    const list = await cli(["-c", f, "run", "reset", "--only", "aplspawn11", "--list-tasks"]);
+    assert.equal(list.code, 0, list.err);
+    const ids = list.out.trim().split("\n");
+    assert.ok(ids.indexOf("reset.containers") < ids.indexOf("container.upper[aplspawn11]"), list.out);
+    assert.equal(ids.at(-1), "container.ready[aplspawn11]");
+    assert.ok(!list.out.includes("aplspawn10"), list.out);
+  } finally {
+    await d.cleanup();
+  }
 });

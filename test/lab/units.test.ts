@@ -25,6 +25,7 @@ import { taskRegistry } from "../../tasks/index.js";
 import { cleanup } from "../../workflows/cleanup.js";
 import { down } from "../../workflows/down.js";
 import { workflows } from "../../workflows/index.js";
+import { reset } from "../../workflows/reset.js";
 import { spawn } from "../../workflows/spawn.js";
 import { stop } from "../../workflows/stop.js";
 import { up } from "../../workflows/up.js";
@@ -232,6 +233,55 @@ test("stop --only undoes just those containers and keeps the image attached; unk
   const spawnIds = listTaskIds(spawn(c, { only: ["aplspawn12"] }).steps);
   assert.ok(spawnIds.includes("container.nspawn[aplspawn12]"));
   assert.ok(!spawnIds.includes("container.nspawn[aplspawn10]"));
+});
+
+test("reset --only undoes all of those containers' entries, lasting state included, then runs up's steps for them alone; --only is required", () => {
+  const c = cfg(4);
+  const wf = reset(c, { only: ["aplspawn11"] });
+  const ids = listTaskIds(wf.steps);
+  // The lab's steps as spawn has them (the network must be up), before anything is undone.
+  assert.deepEqual(ids.slice(0, ids.indexOf("reset.containers")), [
+    "host.preflight",
+    "host.inotify",
+    "lab.claim",
+    "image.loop",
+    "image.lower",
+    "lab.sshkey",
+  ]);
+  // Then exactly up's container steps of that container, in up's order.
+  const upSteps = listTaskIds(up(c, {}).steps).filter((id) => id.endsWith("[aplspawn11]"));
+  assert.deepEqual(ids.slice(ids.indexOf("reset.containers") + 1), upSteps);
+  const group = wf.steps.at(-1) as GroupStep;
+  assert.equal(group.id, "containers");
+  assert.equal(group.concurrency, 4);
+  assert.equal(reset(c, { only: ["aplspawn11"], concurrency: 2 }).steps.at(-1)?.type, "group");
+  // The undo takes every entry of the container, its upper layer and host key too, and no other's.
+  const u = undos(wf.steps)[0]!;
+  for (const id of ["container.nspawn", "container.overlay", "container.upper", "container.hostkeys"]) {
+    assert.equal(u.select(entry(`${id}[aplspawn11]`)), true, id);
+    assert.equal(u.select({ id: "x", kind: id, scope: "aplspawn11", family: "container", kept: true }), true);
+    assert.equal(u.select(entry(`${id}[aplspawn10]`)), false, `${id} of another container`);
+  }
+  for (const id of ["host.inotify", "lab.claim", "lab.sshkey", "lab.inventory", "image.loop", "net.bridge"])
+    assert.equal(u.select(entry(id)), false, id);
+  assert.equal(u.lane?.(entry("container.nspawn[aplspawn11]")), "aplspawn11");
+  // Two names: both undone (side by side), both made again.
+  const two = reset(c, { only: ["aplspawn10", "aplspawn12"] });
+  assert.equal(undos(two.steps)[0]?.select(entry("container.upper[aplspawn12]")), true);
+  assert.deepEqual(
+    listTaskIds(two.steps).filter((id) => id.startsWith("container.nspawn")),
+    ["container.nspawn[aplspawn10]", "container.nspawn[aplspawn12]"],
+  );
+  // No names: a usage error (every container's state would go), as is a name the lab does not have.
+  assert.throws(
+    () => reset(c, {}),
+    /reset needs --only NAME.*containers: aplspawn10, aplspawn11, aplspawn12/,
+  );
+  assert.throws(() => reset(c, { only: [] }), /reset needs --only/);
+  assert.throws(() => reset(c, { only: ["nope"] }), /no container named nope.*containers: aplspawn10/);
+  assert.deepEqual(workflows.reset?.options, ["only", "concurrency"]);
+  const registry = taskRegistry();
+  for (const s of flat(wf.steps)) if (s.type === "task") assert.ok(registry.has(s.def.kind), s.def.kind);
 });
 
 test("a container's task steps journal the container's name as their scope; the lab's have none", () => {
