@@ -7,6 +7,7 @@
 //   npm run bench -- --n 1,10 --runs 1
 //   npm run bench -- --parts startup,getimage   # labs, startup (and the runner alone), getimage
 //   npm run bench -- --parts userns --n 10      # containers.privateUsers against without, alternating
+//   npm run bench -- --parts reset --runs 3     # reset of one container of 3 against down --purge + up
 //
 // aplspawn's labs share one image store, where the image already is (a warm-up lab, not measured,
 // verifies its checksum once; its stamp spares the later labs the hashing).
@@ -64,8 +65,9 @@ const inotifyBefore = readFileSync(inotify, "utf8").trim();
 const store = mkdtempSync(join(tmpdir(), "aplspawn-bench-store-"));
 let labs = 0;
 
-// A lab of n containers in a fresh namespace; returns {upMs, downMs, statusMs}.
-async function aplspawnLab(n, measureStatus, containers = {}) {
+// A lab of n containers in a fresh namespace, its config written: fn gets `run(...args)` (the CLI
+// with that config, timed; a failure throws); the namespace and the lab's files go after.
+async function withBenchLab(n, containers, fn) {
   const dir = mkdtempSync(join(tmpdir(), "aplspawn-bench-"));
   const ns = await TestNamespace.create();
   const lab = `bench${++labs}`;
@@ -88,37 +90,56 @@ async function aplspawnLab(n, measureStatus, containers = {}) {
         inventory: { file: join(dir, "inventory.txt"), ping: false },
       }),
     );
-    const t0 = performance.now();
-    const up = await ns.cli(["-c", cfg, "run", "up"]);
-    const upMs = performance.now() - t0;
-    if (up.exitCode !== 0) throw new Error(`run up failed:\n${up.stdout}\n${up.stderr}`);
-    let statusMs;
-    let statusColdMs;
-    if (measureStatus) {
-      // The first status logs in to each container and leaves an ssh master (ControlPersist);
-      // the next ones run over those masters, as status does for a minute after any status.
-      const ts = [];
-      for (let i = 0; i < 4; i++) {
-        const t = performance.now();
-        const s = await ns.cli(["-c", cfg, "status"]);
-        ts.push(performance.now() - t);
-        if (s.exitCode !== 0) throw new Error(`status failed:\n${s.stdout}`);
-      }
-      statusColdMs = ts[0];
-      statusMs = median(ts.slice(1));
-    }
-    const t1 = performance.now();
-    // A lab with its own user id ranges gives them back (its upper layers go): --purge.
-    const down = await ns.cli(["-c", cfg, "run", "down", ...(containers.privateUsers ? ["--purge"] : [])]);
-    const downMs = performance.now() - t1;
-    if (down.exitCode !== 0) throw new Error(`run down failed:\n${down.stdout}\n${down.stderr}`);
-    return { upMs, downMs, statusMs, statusColdMs };
+    const run = async (...args) => {
+      const t0 = performance.now();
+      const r = await ns.cli(["-c", cfg, ...args]);
+      if (r.exitCode !== 0) throw new Error(`${args.join(" ")} failed:\n${r.stdout}\n${r.stderr}`);
+      return performance.now() - t0;
+    };
+    return await fn(run);
   } finally {
     await ns.destroy();
     rmSync(dir, { recursive: true, force: true });
     // What down keeps for the lab's next up (upper layers, keys): the next lab is a new one.
     rmSync(join(store, lab), { recursive: true, force: true });
   }
+}
+
+// A lab of n containers: returns {upMs, downMs, statusMs, statusColdMs}.
+function aplspawnLab(n, measureStatus, containers = {}) {
+  return withBenchLab(n, containers, async (run) => {
+    const upMs = await run("run", "up");
+    let statusMs;
+    let statusColdMs;
+    if (measureStatus) {
+      // The first status logs in to each container and leaves an ssh master (ControlPersist);
+      // the next ones run over those masters, as status does for a minute after any status.
+      const ts = [];
+      for (let i = 0; i < 4; i++) ts.push(await run("status"));
+      statusColdMs = ts[0];
+      statusMs = median(ts.slice(1));
+    }
+    // A lab with its own user id ranges gives them back (its upper layers go): --purge.
+    const downMs = await run("run", "down", ...(containers.privateUsers ? ["--purge"] : []));
+    return { upMs, downMs, statusMs, statusColdMs };
+  });
+}
+
+// One container of a running lab of n back to the image's clean state: `run reset --only` it,
+// against what that took before reset (`run down --purge` + `run up` of the whole lab), alternating
+// in the same lab. Returns {resetMs, downPurgeUpMs} (medians).
+function resetLab(n) {
+  return withBenchLab(n, {}, async (run) => {
+    await run("run", "up");
+    const r = { reset: [], downPurgeUp: [] };
+    for (let i = 0; i < runs; i++) {
+      r.reset.push(await run("run", "reset", "--only", "aplspawn1"));
+      r.downPurgeUp.push((await run("run", "down", "--purge")) + (await run("run", "up")));
+      log(`N=${n} run ${i + 1}: reset ${r.reset[i] | 0} ms; down --purge + up ${r.downPurgeUp[i] | 0} ms`);
+    }
+    await run("run", "down", "--purge");
+    return { resetMs: median(r.reset), downPurgeUpMs: median(r.downPurgeUp) };
+  });
 }
 
 function floor(n, mode) {
@@ -213,6 +234,13 @@ if (parts.has("userns"))
         `N=${n}: up ${(m / 1000).toFixed(2)} s, privateUsers ${(mu / 1000).toFixed(2)} s: ${(mu / m).toFixed(2)}x`,
       );
     }
+  } finally {
+    writeFileSync(inotify, inotifyBefore);
+  }
+if (parts.has("reset"))
+  try {
+    const r = await resetLab(3);
+    results.other.reset3 = { ...r, ratio: r.resetMs / r.downPurgeUpMs };
   } finally {
     writeFileSync(inotify, inotifyBefore);
   }
@@ -333,6 +361,11 @@ const lines = [
         "",
         `status over kept ssh masters: ${statusN.map(([n, r]) => `N=${n} ${fmt(r.status)}`).join(", ")}${statusN.length === 2 ? ` (ratio ${ratio(statusN[1][1].status, statusN[0][1].status)})` : ""}`,
         `status, first after up (one login each): ${statusN.map(([n, r]) => `N=${n} ${fmt(r.statusCold)}`).join(", ")}${statusN.length === 2 ? ` (ratio ${ratio(statusN[1][1].statusCold, statusN[0][1].statusCold)})` : ""}`,
+      ]
+    : []),
+  ...(parts.has("reset")
+    ? [
+        `reset of one container at N=3: ${fmt(o.reset3.resetMs)}; down --purge + up of the lab: ${fmt(o.reset3.downPurgeUpMs)}: ${ratio(o.reset3.resetMs, o.reset3.downPurgeUpMs)}`,
       ]
     : []),
   ...(parts.has("startup")
