@@ -54,7 +54,7 @@ export const workflows: Record<string, WorkflowEntry> = {
   },
   reset: {
     describe: "the containers --only names back to the image's clean state, the rest untouched",
-    options: ["only", "concurrency"],
+    options: ["only", "concurrency", "owner"],
     load: async () => (await import("./reset.js")).reset,
   },
   cleanup: {

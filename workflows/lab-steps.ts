@@ -182,6 +182,21 @@ export function containersGroup(c: Config, specs: ContainerSpec[], o: WorkflowOp
 /** Where the inventory goes: a relative inventory.file is relative to the current directory. */
 const inventoryPath = (c: Config) => resolve(c.inventory.file);
 
+/** The owner's copies of the lab key and known_hosts (config/paths.ts ownerFiles), made or refreshed. */
+export function ownerFilesStep(c: Config, owner: Owner): Step {
+  const f = ownerFiles(c, owner.home);
+  return task(labOwnerFiles, "lab.owner-files", {
+    owner,
+    dir: f.dir,
+    controlPathDir: f.controlPathDir,
+    copies: [
+      { from: sshKeyPath(c), to: f.key, mode: 0o600 },
+      { from: `${sshKeyPath(c)}.pub`, to: `${f.key}.pub`, mode: 0o644 },
+      { from: knownHostsPath(c), to: f.knownHosts, mode: 0o644 },
+    ],
+  });
+}
+
 /**
  * The inventory, then (when enabled and ansible is installed) an ansible ping of the lab. With an
  * owner, first their copies of the key and known_hosts; the inventory is theirs and names those,
@@ -196,16 +211,7 @@ export function inventorySteps(c: Config, owner?: Owner): Step[] {
     ];
   const f = ownerFiles(c, owner.home);
   return [
-    task(labOwnerFiles, "lab.owner-files", {
-      owner,
-      dir: f.dir,
-      controlPathDir: f.controlPathDir,
-      copies: [
-        { from: sshKeyPath(c), to: f.key, mode: 0o600 },
-        { from: `${sshKeyPath(c)}.pub`, to: `${f.key}.pub`, mode: 0o644 },
-        { from: knownHostsPath(c), to: f.knownHosts, mode: 0o644 },
-      ],
-    }),
+    ownerFilesStep(c, owner),
     task(labInventory, "lab.inventory", {
       path: inventoryPath(c),
       ...inventorySpec(c),

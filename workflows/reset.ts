@@ -7,7 +7,7 @@
 import { containerSpecs } from "../config/containers.js";
 import { UsageError } from "../src/runner/errors.js";
 import { undo } from "../src/runner/task.js";
-import { containersGroup, entries, selectedSpecs } from "./lab-steps.js";
+import { containersGroup, entries, ownerFilesStep, selectedSpecs } from "./lab-steps.js";
 import { spawnLabSteps } from "./spawn.js";
 import type { WorkflowBuilder } from "./types.js";
 
@@ -33,6 +33,8 @@ export const reset: WorkflowBuilder = (c, o) => {
         entries.lanes(c, o),
       ),
       containersGroup(c, specs, o),
+      // New host keys: the owner's copy of known_hosts follows.
+      ...(o.owner ? [ownerFilesStep(c, o.owner)] : []),
     ],
   };
 };

@@ -105,6 +105,12 @@ test(
         assert.match(status.stdout, /not root: checking ssh logins only/);
         assert.match(status.stdout, /all 2 checks passed/);
         ok(await asUser(process.execPath, [CLI, "ssh", "own-10", "--", "true"]), "ssh as the user");
+        // A reset gives own-10 a new host key: the user's copy of known_hosts follows.
+        ok(await asRoot(["run", "reset", "--only", "own-10"]), "sudo run reset");
+        ok(
+          await asUser(process.execPath, [CLI, "ssh", "own-10", "--", "true"]),
+          "ssh as the user after a reset",
+        );
 
         ok(await asRoot(["run", "down"]), "sudo run down");
         for (const gone of [f.dir, join(home, "inventory.txt")])

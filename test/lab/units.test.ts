@@ -279,7 +279,7 @@ test("reset --only undoes all of those containers' entries, lasting state includ
   );
   assert.throws(() => reset(c, { only: [] }), /reset needs --only/);
   assert.throws(() => reset(c, { only: ["nope"] }), /no container named nope.*containers: aplspawn10/);
-  assert.deepEqual(workflows.reset?.options, ["only", "concurrency"]);
+  assert.deepEqual(workflows.reset?.options, ["only", "concurrency", "owner"]);
   const registry = taskRegistry();
   for (const s of flat(wf.steps)) if (s.type === "task") assert.ok(registry.has(s.def.kind), s.def.kind);
 });
