@@ -68,7 +68,9 @@ export const labProvision = defineTask<ProvisionParams, null>({
     if (!p.idempotence) return null;
     const second = await playbook(ctx, p, "idempotence: ");
     if (second.exitCode !== 0)
-      throw new Error(`ansible-playbook ${p.playbook} failed on its second run (exit code ${second.exitCode})`);
+      throw new Error(
+        `ansible-playbook ${p.playbook} failed on its second run (exit code ${second.exitCode})`,
+      );
     const { tasks, changed } = changedTasks(second.stdout);
     if (changed > 0)
       throw new Error(
