@@ -60,7 +60,8 @@ async function state(h: SystemdHost): Promise<string> {
     ["systemctl", "list-units", "--all", "--no-legend", "--plain", "aplspawn-*", "machine-*"],
     ["sh", "-c", "find /sys/fs/cgroup/machine.slice -mindepth 1 -type d 2>/dev/null || true"],
     ["sh", "-c", "findmnt -rn -o TARGET | grep -E '^/(lab|var/lib/machines|var/lib/aplspawn)/' || true"],
-    ["losetup", "-a"],
+    // Loop devices are the whole machine's: only those of this lab's image (a copy of its own).
+    ["losetup", "-j", h.image.path],
     ["ip", "-o", "link"],
     ["ip", "-o", "addr"],
     ["sh", "-c", "iptables-save | grep -v '^#'"],
