@@ -99,6 +99,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       ),
     )
     .exitOverride()
+    // `aplspawn status --help` shows -c, --json and -v too: they apply to every command.
+    .configureHelp({ showGlobalOptions: true })
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .showHelpAfterError(false);
 
