@@ -24,6 +24,10 @@ export interface GlobalOptions {
   config?: string;
   json?: boolean;
   verbose?: boolean;
+  /** -q: only warnings, failures and the summary. */
+  quiet?: boolean;
+  /** --no-color sets this false. */
+  color?: boolean;
 }
 
 /** Shared helpers handed to commands. */

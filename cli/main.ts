@@ -18,7 +18,7 @@ import {
   TaskFailedError,
   UsageError,
 } from "../src/runner/errors.js";
-import { printable, type RunEvent, renderEvent } from "../src/runner/report.js";
+import { printable, type RunEvent, renderEvent, shownWhenQuiet } from "../src/runner/report.js";
 import { listTaskIds } from "../src/runner/task.js";
 import { workflows } from "../workflows/index.js";
 import { extraCommands } from "./commands.js";
@@ -54,12 +54,14 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   const cli: CliContext = {
     io,
     load: async (g) => (await loadConfig(io.host, g.config, packageDir)).config,
-    mode: (g) => (g.json ? "json" : io.isTTY ? "tty" : "plain"),
+    // -q: plain lines (no live tree), and only what shownWhenQuiet keeps.
+    mode: (g) => (g.json ? "json" : io.isTTY && !g.quiet ? "tty" : "plain"),
     async run(workflow, config, g, o) {
       const mode = cli.mode(g);
       const { runWorkflow } = await import("../src/runner/runner.js");
       const { taskRegistry } = await import("../tasks/index.js");
       const emit = (e: RunEvent) => {
+        if (g.quiet && mode !== "json" && !shownWhenQuiet(e)) return;
         const line = renderEvent(mode, e);
         if (line !== undefined) io.out(`${line}\n`);
       };
@@ -92,6 +94,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     )
     .option("--json", "print one JSON object per line")
     .option("-v, --verbose", "print full command errors")
+    .option("-q, --quiet", "print only warnings, failures and each run's summary")
+    .option("--no-color", "no colors on a terminal (as NO_COLOR=1 does)")
     .addOption(
       new Option(
         "-o, --operation <op>",
@@ -166,7 +170,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         command: `aplspawn run ${name}`,
       });
       // After containers came up: the lab, and what to do with it.
-      if ((name === "up" || name === "spawn") && o.dryRun !== true) {
+      if ((name === "up" || name === "spawn") && o.dryRun !== true && !g.quiet) {
         const [{ containerStates }, { labRows, renderLabTable }] = await Promise.all([
           import("../src/lab/state.js"),
           import("./lab-table.js"),
@@ -199,6 +203,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
 
   for (const add of extraCommands) add(program, cli);
 
+  // The terminal renderer's colors follow NO_COLOR, read when it loads (after this).
+  program.hook("preAction", (cmd) => {
+    if ((cmd.optsWithGlobals() as GlobalOptions).color === false) process.env.NO_COLOR = "1";
+  });
   try {
     await program.parseAsync(rewriteLegacy(argv), { from: "user" });
     return 0;

@@ -57,6 +57,15 @@ export type RunEvent = TaskEvent | InfoEvent | SummaryEvent | { event: "group"; 
 /** Output modes: listr2's renderer on a terminal, plain lines elsewhere, or JSON lines. */
 export type OutputMode = "tty" | "plain" | "json";
 
+/** What `-q` keeps of a run: warnings, what failed, and the summary. */
+export function shownWhenQuiet(e: RunEvent): boolean {
+  return (
+    e.event === "summary" ||
+    e.event === "warning" ||
+    (e.event === "task" && (e.state === "failed" || e.state === "rollback-failed"))
+  );
+}
+
 /** Turns events into output lines (or nothing, where listr2 draws). */
 export function renderEvent(mode: OutputMode, e: RunEvent): string | undefined {
   if (mode === "json") return JSON.stringify(e);
