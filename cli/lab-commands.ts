@@ -98,11 +98,20 @@ const pids: CommandAdder = (program, cli) =>
 const names: CommandAdder = (program, cli) =>
   program
     .command("names")
-    .description("the lab's container names, one per line")
-    .action(async (_o: unknown, cmd: Command) => {
+    .description("the lab's container names, one per line (of the sets named, when SET… is given)")
+    .argument("[set...]", "only the containers of these sets (containers.sets)")
+    .action(async (sets: string[], _o: unknown, cmd: Command) => {
       const g = globals(cmd);
       const c = await cli.load(g);
-      const n = containerSpecs(c).map((s) => s.name);
+      const known = c.containers.sets?.map((s) => s.name) ?? [];
+      const unknown = sets.filter((s) => !known.includes(s));
+      if (unknown.length > 0)
+        throw new UsageError(
+          `no set named ${unknown.join(", ")} in this lab; ${known.length ? `sets: ${known.join(", ")}` : "it has no containers.sets"}`,
+        );
+      const n = containerSpecs(c)
+        .filter((s) => sets.length === 0 || (s.set !== undefined && sets.includes(s.set)))
+        .map((s) => s.name);
       cli.io.out(g.json ? `${JSON.stringify(n)}\n` : n.map((x) => `${x}\n`).join(""));
     });
 
@@ -199,7 +208,10 @@ const ssh: CommandAdder = (program, cli) =>
     )
     .argument("[target]", "[USER@]NAME of the container")
     .argument("[command...]", "command to run instead of a shell")
-    .option("-l, --login <user>", "user to log in as (default: containers.user)")
+    .option(
+      "-l, --login <user>",
+      "user to log in as (default: the container's user, its set's or containers.user)",
+    )
     .action(async (target: string | undefined, command: string[], o: { login?: string }, cmd: Command) => {
       const c = await cli.load(globals(cmd));
       const t = sshTarget(c, target, command);
@@ -212,7 +224,7 @@ const ssh: CommandAdder = (program, cli) =>
         "IdentitiesOnly=yes",
         ...pinnedOptions(files.knownHosts),
         "-l",
-        t.user ?? o.login ?? c.containers.user,
+        t.user ?? o.login ?? s.user,
         s.ip,
         ...(t.command.length ? ["--", ...t.command] : []),
       ];

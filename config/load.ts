@@ -47,7 +47,7 @@ export function parseConfig(text: string, file: string): Config {
         ),
     );
   const config = completeConfig(parsed.data);
-  const problems = crossChecks(config, parsed.data.containers.ipRange === undefined);
+  const problems = crossChecks(config, parsed.data.containers);
   if (problems.length > 0) throw new ConfigError(file, problems);
   return config;
 }
@@ -152,9 +152,11 @@ function levenshtein(a: string, b: string): number {
   return row[b.length]!;
 }
 
-/** derived: containers.ipRange was not given (it follows network.address). */
-function crossChecks(c: Config, derived: boolean): string[] {
-  const problems: string[] = [];
+/** given: the containers section as written (what completeConfig filled in is not). */
+function crossChecks(c: Config, given: z.infer<typeof configSchema>["containers"]): string[] {
+  // containers.ipRange was not given: it follows network.address.
+  const derived = given.ipRange === undefined;
+  const problems: string[] = [...setProblems(c, given)];
   const net = parseCidr(c.network.address);
   if (net.prefix > 30)
     problems.push("network.address: the prefix must be /30 or shorter to leave room for containers");
@@ -175,13 +177,13 @@ function crossChecks(c: Config, derived: boolean): string[] {
     const size = b - a + 1 - (gw >= a && gw <= b ? 1 : 0);
     if (c.containers.count > size)
       problems.push(
-        `containers.count: ${c.containers.count} containers do not fit in ipRange ${first}–${last} (${size} addresses${derived ? `, what ${c.network.address} leaves; give a larger subnet or containers.ipRange` : ""})`,
+        `containers.${c.containers.sets ? "sets" : "count"}: ${c.containers.count} containers do not fit in ipRange ${first}–${last} (${size} addresses${derived ? `, what ${c.network.address} leaves; give a larger subnet or containers.ipRange` : ""})`,
       );
   }
   if (problems.length === 0) {
     const names = containerSpecs(c).map((s) => s.name);
     const dup = names.find((n, i) => names.indexOf(n) !== i);
-    if (dup)
+    if (dup && !c.containers.sets)
       problems.push(
         `containers.ipRange: two containers would both be named ${dup} (names use the last octet)`,
       );
@@ -202,6 +204,76 @@ function crossChecks(c: Config, derived: boolean): string[] {
   // The image store is <workdir>/images: a lab of that name would share its directory.
   if (c.lab === "images") problems.push('lab: "images" is the name of the workdir\'s image store');
   return problems;
+}
+
+const CONTAINER_NAME = /^[a-z][a-z0-9-]{0,39}$/;
+
+// The sets' names and their containers' (unique, fit for a machine name), and inventory.children.
+function setProblems(c: Config, given: z.infer<typeof configSchema>["containers"]): string[] {
+  const problems: string[] = [];
+  const sets = c.containers.sets ?? [];
+  if (sets.length > 0) {
+    if (given.count !== undefined)
+      problems.push(
+        "containers.count: not with containers.sets (each set has its count; the lab's is their sum)",
+      );
+    if (given.prefix !== undefined)
+      problems.push(
+        "containers.prefix: not with containers.sets (each set names its containers by its pattern)",
+      );
+  }
+  const made = new Map<string, string>();
+  for (const [i, s] of sets.entries()) {
+    const first = sets.findIndex((o) => o.name === s.name);
+    if (first !== i) problems.push(`containers.sets.${i}.name: ${s.name} is the name of set ${first} too`);
+    for (let n = 1; n <= s.count; n++) {
+      const name = s.pattern.replace("%d", String(n));
+      if (!CONTAINER_NAME.test(name)) {
+        problems.push(`containers.sets.${i}.pattern: makes ${name}, more than 40 characters`);
+        break;
+      }
+      const other = made.get(name);
+      if (other !== undefined)
+        problems.push(
+          `containers.sets.${i}: two containers would both be named ${name} (sets ${other} and ${s.name})`,
+        );
+      made.set(name, s.name);
+    }
+  }
+  for (const [i, s] of sets.entries())
+    if (made.has(s.name))
+      problems.push(
+        `containers.sets.${i}.name: ${s.name} is also a container's name (--only ${s.name} would mean both)`,
+      );
+  const groups = new Set([
+    c.inventory.group,
+    ...sets.flatMap((s) => s.groups),
+    ...Object.keys(c.inventory.children),
+  ]);
+  for (const [parent, kids] of Object.entries(c.inventory.children))
+    for (const k of kids)
+      if (!groups.has(k))
+        problems.push(`inventory.children.${parent}: no group named ${k}; groups: ${[...groups].join(", ")}`);
+  const cycle = Object.keys(c.inventory.children).find((g) => descends(c.inventory.children, g, g));
+  if (cycle) problems.push(`inventory.children.${cycle}: ${cycle} would be a child of itself`);
+  return problems;
+}
+
+// Whether `group` is among the descendants of `from`.
+function descends(
+  children: Record<string, string[]>,
+  from: string,
+  group: string,
+  seen = new Set<string>(),
+): boolean {
+  for (const k of children[from] ?? []) {
+    if (k === group) return true;
+    if (!seen.has(k)) {
+      seen.add(k);
+      if (descends(children, k, group, seen)) return true;
+    }
+  }
+  return false;
 }
 
 // Subnets a lab must not take: they are the host's own or special (RFC 6890).

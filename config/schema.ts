@@ -115,6 +115,76 @@ const userName = z
   .string()
   .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a valid user name (lower case, digits, _ and -, at most 32)");
 
+// Container names become machine names, hostnames and paths.
+const CONTAINER_NAME = /^[a-z][a-z0-9-]{0,39}$/;
+
+/** An Ansible group name (also what inventory.group accepts). */
+const groupName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a valid Ansible group name")
+  .refine(
+    (g) => g !== "all" && g !== "ungrouped",
+    'must not be "all" or "ungrouped" (Ansible\'s own groups)',
+  );
+
+// Variables Ansible sets itself: a host variable of that name would change what a play sees of
+// the inventory, and the ansible_* ones how it connects (aplspawn's pinned host keys among them).
+const MAGIC_VARS = [
+  "hostvars",
+  "groups",
+  "group_names",
+  "inventory_hostname",
+  "inventory_hostname_short",
+  "inventory_dir",
+  "inventory_file",
+  "playbook_dir",
+  "role_path",
+  "omit",
+  "environment",
+];
+
+/** Why a host variable may not have this name (a Python identifier, neither ansible_* nor Ansible's own). */
+function varNameProblem(k: string): string | undefined {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) return "is not a valid Ansible variable name";
+  if (k.toLowerCase().startsWith("ansible_"))
+    return "host variables must not start with ansible_: aplspawn sets the connection variables (and pins host keys with them)";
+  if (MAGIC_VARS.includes(k)) return "is a variable Ansible sets itself";
+  return undefined;
+}
+
+/** Host variables: JSON values under names varNameProblem accepts. */
+const hostVars = z.record(z.string(), z.json()).superRefine((vars, ctx) => {
+  for (const k of Object.keys(vars)) {
+    const message = varNameProblem(k);
+    if (message) ctx.addIssue({ code: "custom", path: [k], message });
+  }
+});
+
+/** One set of containers alike: named from a pattern, in the same groups, with the same vars. */
+const containerSetSchema = z.strictObject({
+  /** The set's name, which --only and `names` accept too. */
+  name: z
+    .string()
+    .regex(CONTAINER_NAME, "must start with a lower-case letter and use only a-z, 0-9 and -, at most 40"),
+  /** Default "<name>%d"; %d is the 1-based index within the set. */
+  pattern: z
+    .string()
+    .regex(
+      /^[a-z][a-z0-9-]*%d[a-z0-9-]*$/,
+      'must start with a lower-case letter, use only a-z, 0-9 and -, and hold %d once (the index), e.g. "web%d"',
+    )
+    .optional(),
+  count: z.number().int().min(1).max(250).default(1),
+  /** Ansible groups of its containers, besides inventory.group. */
+  groups: z.array(groupName).default([]),
+  /** Host variables of each of its containers. */
+  vars: hostVars.default({}),
+  /** Default: containers.init, containers.user, containers.group. */
+  init: z.enum(["boot", "script"]).optional(),
+  user: userName.optional(),
+  group: userName.optional(),
+});
+
 export const configSchema = z.strictObject({
   /** The lab's name: its state lives in <workdir>/<lab>. */
   lab: safeName("lab", 32).default("default"),
@@ -189,14 +259,15 @@ export const configSchema = z.strictObject({
     .prefault({ build: {} }),
   containers: z
     .strictObject({
-      count: z.number().int().min(1).max(250).default(3),
+      /** Default 3 (without sets); with sets, their sum. */
+      count: z.number().int().min(1).max(250).optional(),
+      /** Default "aplspawn": names are prefix + the IP's last octet (without sets). */
       prefix: z
         .string()
-        .regex(
-          /^[a-z][a-z0-9-]{0,39}$/,
-          "must start with a lower-case letter and use only a-z, 0-9 and -, at most 40",
-        )
-        .default("aplspawn"),
+        .regex(CONTAINER_NAME, "must start with a lower-case letter and use only a-z, 0-9 and -, at most 40")
+        .optional(),
+      /** Sets of containers alike (instead of count and prefix). */
+      sets: z.array(containerSetSchema).min(1).optional(),
       /** Default: defaultIpRange (config/ip.ts), which follows network.address. */
       ipRange: z.tuple([z.ipv4(), z.ipv4()]).optional(),
       machinesDir: ownDir.default("/var/lib/machines"),
@@ -219,10 +290,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       file: anyPath.default("inventory.txt"),
       format: z.enum(["ini", "yaml"]).default("ini"),
-      group: z
-        .string()
-        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a valid Ansible group name")
-        .default("aplspawned"),
+      /** Every container's group. */
+      group: groupName.default("aplspawned"),
+      /** Groups of groups: each key a group whose children are the groups listed. */
+      children: z.record(groupName, z.array(groupName).min(1)).default({}),
       /** After `run up`, check the lab with `ansible -m ping` when ansible is installed. */
       ping: z.boolean().default(true),
     })
@@ -245,11 +316,34 @@ export const configSchema = z.strictObject({
 
 type Parsed = z.infer<typeof configSchema>;
 
-/** A validated config with every default filled in. */
-export type Config = Parsed & { containers: Parsed["containers"] & { ipRange: [string, string] } };
+/** A set of containers as the config gives it, with its defaults filled in. */
+export type ContainerSet = Omit<z.infer<typeof containerSetSchema>, "pattern"> & { pattern: string };
 
-/** The parsed config with the defaults that follow other keys (containers.ipRange) filled in. */
+/** A validated config with every default filled in. */
+export type Config = Omit<Parsed, "containers"> & {
+  containers: Omit<Parsed["containers"], "ipRange" | "count" | "prefix" | "sets"> & {
+    ipRange: [string, string];
+    /** How many containers the lab has (with sets, their sum). */
+    count: number;
+    prefix: string;
+    sets?: ContainerSet[];
+  };
+};
+
+/** The parsed config with the defaults that follow other keys (count, prefix, ipRange) filled in. */
 export function completeConfig(p: Parsed): Config {
-  const ipRange = p.containers.ipRange ?? defaultIpRange(p.network.address, p.containers.count);
-  return { ...p, containers: { ...p.containers, ipRange } };
+  const { sets: given, count: _count, prefix, ipRange: _ipRange, ...rest } = p.containers;
+  const sets = given?.map((s) => ({ ...s, pattern: s.pattern ?? `${s.name}%d` }));
+  const count = sets ? sets.reduce((n, s) => n + s.count, 0) : (p.containers.count ?? 3);
+  const ipRange = p.containers.ipRange ?? defaultIpRange(p.network.address, count);
+  return {
+    ...p,
+    containers: {
+      ...rest,
+      count,
+      prefix: prefix ?? "aplspawn",
+      ...(sets ? { sets } : {}),
+      ipRange,
+    },
+  };
 }

@@ -3,6 +3,7 @@
 // --purge deletes a downloaded one): the working directories' content (upper layers, host keys,
 // the generated lab key), the inventory and the lab's ssh masters, the console logs failed runs
 // kept, and any hold the lab still has.
+import { namePrefixes } from "../config/containers.js";
 import { task, undo } from "../src/runner/task.js";
 import { labIdle } from "../tasks/container/idle.js";
 import { entries, inventoryGoneStep, labPaths, logsGoneStep } from "./lab-steps.js";
@@ -12,7 +13,7 @@ import type { WorkflowBuilder } from "./types.js";
 export const cleanup: WorkflowBuilder = (c) => ({
   name: "cleanup",
   steps: [
-    task(labIdle, "lab.idle", { ...labPaths(c), prefix: c.containers.prefix }),
+    task(labIdle, "lab.idle", { ...labPaths(c), prefixes: namePrefixes(c) }),
     undo(
       "cleanup.state",
       "Removing working directories' content, the inventory and the lab's holds",

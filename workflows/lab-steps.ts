@@ -1,7 +1,7 @@
 // Step builders shared by up and spawn (preflight, the lab key, one group per container, the
 // inventory) and the journal selections shared by down, stop, cleanup and up. Only composition.
 import { resolve } from "node:path";
-import { type ContainerSpec, containerSpecs } from "../config/containers.js";
+import { type ContainerSpec, containerSpecs, specsNamed } from "../config/containers.js";
 import { parseCidr } from "../config/ip.js";
 import {
   consoleLogPath,
@@ -63,16 +63,24 @@ export const preflightSteps = (c: Config, o: { bridgeMustExist: boolean }): Step
 export const sshKeyStep = (c: Config): Step =>
   task(labSshKey, "lab.sshkey", { path: sshKeyPath(c), comment: `aplspawn@${c.lab}` });
 
-/** The containers the options select (all by default); an unknown name is a usage error. */
+/**
+ * The containers the options select (all by default): --only names containers or sets (all of a
+ * set's containers); an unknown name is a usage error.
+ */
 export function selectedSpecs(c: Config, o: WorkflowOptions): ContainerSpec[] {
-  const all = containerSpecs(c);
-  if (!o.only) return all;
-  const unknown = o.only.filter((n) => !all.some((s) => s.name === n));
-  if (unknown.length > 0)
+  if (!o.only) return containerSpecs(c);
+  const { specs, unknown } = specsNamed(c, o.only);
+  if (unknown.length > 0) {
+    const sets = c.containers.sets ? `; sets: ${c.containers.sets.map((s) => s.name).join(", ")}` : "";
     throw new UsageError(
-      `--only: no container named ${unknown.join(", ")} in this lab; containers: ${all.map((s) => s.name).join(", ")}`,
+      `--only: no container${sets ? " or set" : ""} named ${unknown.join(", ")} in this lab; containers: ${containerSpecs(
+        c,
+      )
+        .map((s) => s.name)
+        .join(", ")}${sets}`,
     );
-  return all.filter((s) => o.only?.includes(s.name));
+  }
+  return specs;
 }
 
 /** The tasks of one container, in order; each journals the container's name as its scope. */
@@ -89,7 +97,7 @@ function containerTasksOf(c: Config, s: ContainerSpec): TaskStep[] {
   const work = `${dir}/work`;
   const upper = `${dir}/upper`;
   const knownHosts = knownHostsPath(c);
-  const init = c.containers.init;
+  const init = s.init;
   const privateUsers = c.containers.privateUsers;
   const view = `${dir}/lower`;
   return [
@@ -125,8 +133,8 @@ function containerTasksOf(c: Config, s: ContainerSpec): TaskStep[] {
     task(containerUser, `container.user[${n}]`, {
       name: n,
       merged,
-      user: c.containers.user,
-      group: c.containers.group,
+      user: s.user,
+      group: s.group,
       publicKey: `${sshKeyPath(c)}.pub`,
     }),
     task(containerNetwork, `container.network[${n}]`, {
@@ -150,7 +158,7 @@ function containerTasksOf(c: Config, s: ContainerSpec): TaskStep[] {
       merged,
       logFile,
       ip: s.ip,
-      user: c.containers.user,
+      user: s.user,
       key: sshKeyPath(c),
       knownHosts,
       timeoutMs: c.containers.readyTimeout * 1000,

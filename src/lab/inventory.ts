@@ -13,7 +13,20 @@ import { pinnedOptions } from "./ssh.js";
 export const inventorySpecSchema = z.object({
   format: z.enum(["ini", "yaml"]),
   group: z.string(),
-  hosts: z.array(z.object({ name: z.string(), ip: z.string() })),
+  hosts: z.array(
+    z.object({
+      name: z.string(),
+      ip: z.string(),
+      /** Its login user; the spec's user when not given (journals written before sets). */
+      user: z.string().optional(),
+      /** Its groups besides `group`. */
+      groups: z.array(z.string()).optional(),
+      /** Its host variables (never ansible_*: config/schema.ts refuses those). */
+      vars: z.record(z.string(), z.json()).optional(),
+    }),
+  ),
+  /** Groups of groups: each key's children. */
+  children: z.record(z.string(), z.array(z.string())).optional(),
   user: z.string(),
   key: z.string(),
   knownHosts: z.string(),
@@ -43,7 +56,14 @@ export function inventorySpec(
   return {
     format,
     group: c.inventory.group,
-    hosts: containerSpecs(c).map((s) => ({ name: s.name, ip: s.ip })),
+    hosts: containerSpecs(c).map((s) => ({
+      name: s.name,
+      ip: s.ip,
+      user: s.user,
+      groups: s.groups,
+      vars: s.vars,
+    })),
+    children: c.inventory.children,
     user: c.containers.user,
     key: sshKeyPath(c),
     knownHosts: knownHostsPath(c),
@@ -58,29 +78,84 @@ const sshCommonArgs = (knownHosts: string) =>
 /** The first line of every inventory aplspawn writes: what tells its files from the user's. */
 export const INVENTORY_MARK = "# Written by aplspawn.";
 
+/** A value as a Python literal, as Ansible's INI parser reads values (ast.literal_eval). */
+export function pythonLiteral(v: unknown): string {
+  if (v === null || v === undefined) return "None";
+  if (typeof v === "boolean") return v ? "True" : "False";
+  if (typeof v === "number") return String(v);
+  // A JSON string is a Python string literal too (\n, \", \\ and \uXXXX escapes).
+  if (typeof v === "string") return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(pythonLiteral).join(", ")}]`;
+  return `{${Object.entries(v as Record<string, unknown>)
+    .map(([k, x]) => `${JSON.stringify(k)}: ${pythonLiteral(x)}`)
+    .join(", ")}}`;
+}
+
+/** Each group's hosts and children, the lab's group first, then in the order they first appear. */
+function groupsOf(s: InventorySpec): Map<string, { hosts: string[]; children: string[] }> {
+  const groups = new Map<string, { hosts: string[]; children: string[] }>();
+  const of = (g: string) => {
+    const e = groups.get(g) ?? { hosts: [], children: [] };
+    groups.set(g, e);
+    return e;
+  };
+  for (const h of s.hosts)
+    for (const g of [s.group, ...(h.groups ?? [])])
+      if (!of(g).hosts.includes(h.name)) of(g).hosts.push(h.name);
+  for (const [g, kids] of Object.entries(s.children ?? {})) of(g).children.push(...kids);
+  return groups;
+}
+
 /** Render the inventory file. */
 export function renderInventory(s: InventorySpec): string {
   // host_key_checking per host: a host variable outranks an ansible.cfg or ANSIBLE_HOST_KEY_CHECKING
   // that turns it off (Ansible would then put StrictHostKeyChecking=no before our pinned options).
-  const vars = (h: { ip: string }) => ({
+  const vars = (h: InventorySpec["hosts"][number]) => ({
     ansible_host: h.ip,
     ansible_host_key_checking: "true",
-    ansible_user: s.user,
+    ansible_user: h.user ?? s.user,
     ansible_ssh_private_key_file: s.key,
     ansible_ssh_common_args: sshCommonArgs(s.knownHosts),
     ansible_control_path_dir: s.controlPathDir,
   });
+  const groups = groupsOf(s);
   if (s.format === "yaml") {
-    const hosts = Object.fromEntries(s.hosts.map((h) => [h.name, vars(h)]));
-    return `${INVENTORY_MARK}\n${stringify({ all: { children: { [s.group]: { hosts } } } })}`;
+    // Each host's variables once, under the lab's group; its other groups only name it.
+    const byName = new Map(s.hosts.map((h) => [h.name, h]));
+    const children = Object.fromEntries(
+      [...groups].map(([g, e]) => [
+        g,
+        {
+          ...(e.hosts.length
+            ? {
+                hosts: Object.fromEntries(
+                  e.hosts.map((n) => {
+                    const h = byName.get(n);
+                    return [n, g === s.group && h ? { ...(h.vars ?? {}), ...vars(h) } : {}];
+                  }),
+                ),
+              }
+            : {}),
+          ...(e.children.length ? { children: Object.fromEntries(e.children.map((k) => [k, {}])) } : {}),
+        },
+      ]),
+    );
+    return `${INVENTORY_MARK}\n${stringify({ all: { children } })}`;
   }
-  // INI values are Python literals to Ansible: quote each one so spaces and quotes survive.
+  // INI values go through shlex, then are Python literals to Ansible: aplspawn's are quoted so
+  // spaces and quotes survive (strings); the user's are Python literals (keeping their types), quoted.
   const lit = (v: string) => `"${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
   const lines = s.hosts.map(
     (h) =>
-      `${h.name} ${Object.entries(vars(h))
-        .map(([k, v]) => `${k}=${lit(v)}`)
-        .join(" ")}`,
+      `${h.name} ${[
+        ...Object.entries(vars(h)).map(([k, v]) => `${k}=${lit(v)}`),
+        ...Object.entries(h.vars ?? {}).map(([k, v]) => `${k}=${lit(pythonLiteral(v))}`),
+      ].join(" ")}`,
   );
-  return `${INVENTORY_MARK}\n[${s.group}]\n${lines.join("\n")}\n`;
+  const sections = [`[${s.group}]\n${lines.join("\n")}\n`];
+  for (const [g, e] of groups) {
+    if (g !== s.group && e.hosts.length) sections.push(`[${g}]\n${e.hosts.join("\n")}\n`);
+    if (e.children.length) sections.push(`[${g}:children]\n${e.children.join("\n")}\n`);
+  }
+  return `${INVENTORY_MARK}\n${sections.join("\n")}`;
 }

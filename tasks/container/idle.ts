@@ -9,23 +9,27 @@ import { defineTask } from "../../src/runner/task.js";
 export interface IdleParams {
   labDir: string;
   machinesDir: string;
-  prefix: string;
+  /** What the lab's container names start with (config/containers.ts namePrefixes). */
+  prefixes: string[];
 }
 
 async function busy(ctx: HostContext, p: IdleParams): Promise<string[]> {
   const out: string[] = [];
   const under = (path: string, dir: string) => path.startsWith(`${dir}/`);
+  const ours = (name: string) => p.prefixes.some((x) => name.startsWith(x));
   for (const n of await findNspawnWhere(
     ctx.host,
     (argv) =>
       argv.some((a) => a.startsWith("--directory=") && under(a.slice(12), p.machinesDir)) &&
-      argv.some((a) => a.startsWith(`--machine=${p.prefix}`)),
+      argv.some((a) => a.startsWith("--machine=") && ours(a.slice(10))),
   ))
     out.push(`container process ${n.pid} (${n.argv.find((a) => a.startsWith("--machine="))?.slice(10)})`);
   for (const m of await readMounts(ctx.host))
     if (
       under(m.mountPoint, p.labDir) ||
-      (m.fstype === "overlay" && m.mountPoint.startsWith(`${p.machinesDir}/${p.prefix}`))
+      (m.fstype === "overlay" &&
+        under(m.mountPoint, p.machinesDir) &&
+        ours(m.mountPoint.slice(p.machinesDir.length + 1)))
     )
       out.push(`mount ${m.mountPoint} (${m.fstype})`);
   return out;

@@ -76,7 +76,7 @@ function sshOf({ c, s, merged, seen }: Seen) {
       const controlPath = await statusMaster(ctx, seen, c, s.name, merged);
       const target = {
         ip: s.ip,
-        user: c.containers.user,
+        user: s.user,
         key: sshKeyPath(c),
         knownHosts: knownHostsPath(c),
         controlPath,
@@ -129,7 +129,7 @@ const leaderProbe = ({ s, merged, seen }: Seen): Probe => ({
 
 /** The container's host key, then an ssh login with sudo. */
 function sshProbes(x: Seen): Probe[] {
-  const { c, s } = x;
+  const { s } = x;
   const { login, hostKey } = sshOf(x);
   const failed = (r: ExecResult) => ({
     ok: false,
@@ -155,9 +155,7 @@ function sshProbes(x: Seen): Probe[] {
       target: s.name,
       async run(ctx) {
         const r = await login(ctx);
-        return r.exitCode === 0
-          ? { ok: true, detail: `${c.containers.user}@${s.ip}, sudo works` }
-          : failed(r);
+        return r.exitCode === 0 ? { ok: true, detail: `${s.user}@${s.ip}, sudo works` } : failed(r);
       },
     },
   ];
@@ -198,11 +196,7 @@ export function loginProbes(c: Config, files: { key: string; knownHosts: string 
     async run(ctx: ProbeContext) {
       const r = await ssh(
         ctx,
-        sshBatchArgs(
-          { ip: s.ip, user: c.containers.user, key: files.key, knownHosts: files.knownHosts },
-          ["true"],
-          3,
-        ),
+        sshBatchArgs({ ip: s.ip, user: s.user, key: files.key, knownHosts: files.knownHosts }, ["true"], 3),
       );
       return r.exitCode === 0
         ? { ok: true, detail: "" }
