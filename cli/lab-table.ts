@@ -1,5 +1,6 @@
 // What `run up` (and `run spawn`) print at the end: the lab's containers (name, address, groups,
 // state) and the commands to use it next.
+import { containerSpecs } from "../config/containers.js";
 import type { Config } from "../config/schema.js";
 import type { ContainerState } from "../src/lab/state.js";
 
@@ -12,12 +13,13 @@ export interface LabRow {
 }
 
 export function labRows(c: Config, states: readonly ContainerState[]): LabRow[] {
+  const specs = new Map(containerSpecs(c).map((s) => [s.name, s]));
   return states
     .filter((s) => s.ip !== undefined)
     .map((s) => ({
       name: s.name,
       ip: s.ip ?? "",
-      groups: [c.inventory.group],
+      groups: [c.inventory.group, ...(specs.get(s.name)?.groups ?? [])],
       state: s.leaderPid !== undefined ? "running" : "stopped",
     }));
 }
