@@ -119,15 +119,27 @@ const inventory: CommandAdder = (program, cli) =>
   program
     .command("inventory")
     .description("write the Ansible inventory (hosts with address, user, key and pinned host keys)")
-    .option("--format <format>", "ini or yaml (default: inventory.format)")
+    .option(
+      "--format <format>",
+      "ini or yaml (default: inventory.format); json: Ansible's --list shape, on stdout (for inventory scripts and tools)",
+    )
     .option("--output <file>", "where to write it (default: inventory.file); - for stdout")
     .action(async (o: { format?: string; output?: string }, cmd: Command) => {
       const g = globals(cmd);
       const c = await cli.load(g);
       const format = o.format ?? c.inventory.format;
-      if (format !== "ini" && format !== "yaml")
-        throw new UsageError(`--format must be ini or yaml, not "${format}"`);
-      const { inventorySpec, renderInventory } = await import("../src/lab/inventory.js");
+      if (format !== "ini" && format !== "yaml" && format !== "json")
+        throw new UsageError(`--format must be ini, yaml or json, not "${format}"`);
+      const { inventorySpec, renderInventory, inventoryList } = await import("../src/lab/inventory.js");
+      if (format === "json") {
+        // Ansible reads this shape from an inventory script's stdout, never from a file.
+        if (o.output !== undefined && o.output !== "-")
+          throw new UsageError(
+            "--format json prints to stdout (an inventory script's answer); leave out --output",
+          );
+        cli.io.out(`${JSON.stringify(inventoryList(inventorySpec(c, "yaml")), null, 2)}\n`);
+        return;
+      }
       const text = renderInventory(inventorySpec(c, format));
       if (o.output === "-") {
         cli.io.out(text);

@@ -106,18 +106,46 @@ function groupsOf(s: InventorySpec): Map<string, { hosts: string[]; children: st
   return groups;
 }
 
-/** Render the inventory file. */
-export function renderInventory(s: InventorySpec): string {
+/** aplspawn's connection variables of a host (they pin its host key; a set's vars never replace them). */
+function connectionVars(s: InventorySpec, h: InventorySpec["hosts"][number]) {
   // host_key_checking per host: a host variable outranks an ansible.cfg or ANSIBLE_HOST_KEY_CHECKING
   // that turns it off (Ansible would then put StrictHostKeyChecking=no before our pinned options).
-  const vars = (h: InventorySpec["hosts"][number]) => ({
+  return {
     ansible_host: h.ip,
     ansible_host_key_checking: "true",
     ansible_user: h.user ?? s.user,
     ansible_ssh_private_key_file: s.key,
     ansible_ssh_common_args: sshCommonArgs(s.knownHosts),
     ansible_control_path_dir: s.controlPathDir,
-  });
+  };
+}
+
+/**
+ * The inventory in the shape `ansible-inventory --list` prints and inventory scripts return:
+ * each group's hosts and children, every host's variables under _meta.hostvars.
+ */
+export function inventoryList(s: InventorySpec): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    _meta: {
+      hostvars: Object.fromEntries(
+        s.hosts.map((h) => [h.name, { ...(h.vars ?? {}), ...connectionVars(s, h) }]),
+      ),
+    },
+  };
+  const groups = groupsOf(s);
+  const children = new Set([...groups.values()].flatMap((e) => e.children));
+  for (const [g, e] of groups)
+    out[g] = {
+      ...(e.hosts.length ? { hosts: e.hosts } : {}),
+      ...(e.children.length ? { children: e.children } : {}),
+    };
+  out.all = { children: [...groups.keys()].filter((g) => !children.has(g)) };
+  return out;
+}
+
+/** Render the inventory file. */
+export function renderInventory(s: InventorySpec): string {
+  const vars = (h: InventorySpec["hosts"][number]) => connectionVars(s, h);
   const groups = groupsOf(s);
   if (s.format === "yaml") {
     // Each host's variables once, under the lab's group; its other groups only name it.

@@ -9,7 +9,7 @@ import { test } from "node:test";
 import { parse } from "yaml";
 import { containerSpecs, namePrefixes } from "../../config/containers.js";
 import { ConfigError, parseConfig } from "../../config/load.js";
-import { inventorySpec, pythonLiteral, renderInventory } from "../../src/lab/inventory.js";
+import { inventoryList, inventorySpec, pythonLiteral, renderInventory } from "../../src/lab/inventory.js";
 import { UsageError } from "../../src/runner/errors.js";
 import { selectedSpecs } from "../../workflows/lab-steps.js";
 
@@ -269,6 +269,16 @@ test("Ansible reads both inventories alike: the same groups, children and typed 
       [8080, 'it\'s "quoted" and spaced', ["a", 1], false, { k: "v" }, null],
     );
     assert.equal(ini._meta.hostvars["db-1-main"].ansible_user, "dbadmin");
+    // `inventory --format json` (Ansible's --list shape) as an inventory script: read the same.
+    const script = join(dir, "inventory.sh");
+    writeFileSync(join(dir, "list.json"), JSON.stringify(inventoryList(inventorySpec(c, "yaml"))));
+    writeFileSync(script, `#!/bin/sh\ncat "${join(dir, "list.json")}"\n`, { mode: 0o755 });
+    const fromScript = JSON.parse(
+      execFileSync("ansible-inventory", ["-i", script, "--list"], { encoding: "utf8" }),
+    );
+    // (all's direct children differ as INI's do: a group under its parent alone.)
+    for (const g of ["_meta", "aplspawned", "webservers", "frontends", "dbservers", "prod"])
+      assert.deepEqual(fromScript[g], yaml[g], `${g} from the --list JSON`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
