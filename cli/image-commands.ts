@@ -2,7 +2,6 @@
 // journal, lock and rollback like any workflow) and `image inspect` (where an image's root is).
 // Heavy modules are imported when a command runs, so the CLI starts without them.
 import { resolve } from "node:path";
-import { imagePath } from "../config/paths.js";
 import type { CommandAdder, GlobalOptions } from "./context.js";
 
 const image: CommandAdder = (program, cli) => {
@@ -10,57 +9,100 @@ const image: CommandAdder = (program, cli) => {
   cmd
     .command("build")
     .description(
-      "build the image from image.build: debootstrap → squashfs → GPT disk image (as mkosi makes them), plus SHA256SUMS beside it",
+      "build the lab's images from their recipes (image.build, containers.sets[].image.build): debootstrap → squashfs → GPT disk image (as mkosi makes them), plus SHA256SUMS beside each",
     )
-    .option("--output <file>", "where to write the image (default: the path of image.url)")
-    .option("--rootfs <dir>", "use this debootstrapped root tree (copied) instead of running debootstrap")
+    .option("--set <name>", "only the image of this set (containers.sets)")
+    .option("--output <file>", "where to write the image (default: the path of its url; one image only)")
+    .option(
+      "--rootfs <dir>",
+      "use this debootstrapped root tree (copied) instead of running debootstrap (one image only)",
+    )
     .option("--force", "build even when the image exists (it is replaced once the new one is complete)")
     .option("--dry-run", "only check; print what would change")
-    .action(async (o: { output?: string; rootfs?: string; force?: boolean; dryRun?: boolean }, c) => {
-      const g = c.optsWithGlobals() as GlobalOptions;
-      const config = await cli.load(g);
-      const [{ configSchema }, { imageBuildStep }] = await Promise.all([
-        import("../config/schema.js"),
-        import("../workflows/getimage.js"),
-      ]);
-      // Without image.build in the config, the default recipe (bookworm with systemd, sshd, python3…).
-      const build = config.image.build ?? configSchema.parse({}).image.build!;
-      const step = imageBuildStep(config, {
-        build,
-        ...(o.output ? { target: resolve(o.output) } : {}),
-        ...(o.rootfs ? { rootfs: resolve(o.rootfs) } : {}),
-        ...(o.force ? { force: true } : {}),
-      });
-      await cli.run({ name: "image build", steps: [step] }, config, g, {
-        dryRun: o.dryRun === true,
-        command: "aplspawn image build",
-      });
-    });
+    .action(
+      async (o: { set?: string; output?: string; rootfs?: string; force?: boolean; dryRun?: boolean }, c) => {
+        const g = c.optsWithGlobals() as GlobalOptions;
+        const config = await cli.load(g);
+        const [{ configSchema }, { imageBuildStep }, { labImages }, { UsageError }] = await Promise.all([
+          import("../config/schema.js"),
+          import("../workflows/getimage.js"),
+          import("../config/images.js"),
+          import("../src/runner/errors.js"),
+        ]);
+        const images = labImages(config);
+        let chosen = images;
+        if (o.set !== undefined) {
+          const sets = config.containers.sets?.map((s) => s.name) ?? [];
+          if (!sets.includes(o.set))
+            throw new UsageError(
+              `--set: no set named ${o.set} in this lab${sets.length ? `; sets: ${sets.join(", ")}` : " (it has no containers.sets)"}`,
+            );
+          chosen = images.filter((i) => i.sets.includes(o.set!));
+        }
+        if ((o.output || o.rootfs) && chosen.length > 1)
+          throw new UsageError(
+            `--output and --rootfs build one image; this lab has ${chosen.length} (${chosen.map((i) => i.path).join(", ")}): name one with --set`,
+          );
+        // The config's image without a recipe is built from the default one (bookworm with systemd,
+        // sshd, python3…); a set's image without one is not aplspawn's to build.
+        const recipe = (i: (typeof images)[number]) =>
+          i.section.build ?? (i.id === undefined ? configSchema.parse({}).image.build : undefined);
+        const unbuildable = chosen.filter((i) => !recipe(i));
+        if (unbuildable.length === chosen.length && o.set !== undefined)
+          throw new UsageError(
+            `--set ${o.set}: its image ${chosen[0]!.path} has no build recipe (containers.sets[].image.build)`,
+          );
+        for (const i of unbuildable)
+          cli.io.err(`aplspawn: ${i.path} (sets ${i.sets.join(", ")}) has no build recipe: not built\n`);
+        const steps = chosen.flatMap((image) => {
+          const build = recipe(image);
+          return build
+            ? [
+                imageBuildStep(config, {
+                  image,
+                  build,
+                  ...(o.output ? { target: resolve(o.output) } : {}),
+                  ...(o.rootfs ? { rootfs: resolve(o.rootfs) } : {}),
+                  ...(o.force ? { force: true } : {}),
+                }),
+              ]
+            : [];
+        });
+        await cli.run({ name: "image build", steps }, config, g, {
+          dryRun: o.dryRun === true,
+          command: "aplspawn image build",
+        });
+      },
+    );
   cmd
     .command("inspect")
     .description("show where an image's root filesystem is: partition table, partition, filesystem")
-    .argument("[file]", "image file (default: the path of image.url)")
+    .argument("[file]", "image file (default: each image of the lab, one after the other)")
     .action(async (file: string | undefined, _o: unknown, c) => {
       const g = c.optsWithGlobals() as GlobalOptions;
-      const path = file ? resolve(file) : imagePath(await cli.load(g));
+      const paths = file
+        ? [resolve(file)]
+        : (await import("../config/images.js")).labImages(await cli.load(g)).map((i) => i.path);
       const [{ inspectImage }, { describeLayout }] = await Promise.all([
         import("../src/image/attach-state.js"),
         import("../src/image/partition-table.js"),
       ]);
-      const s = await inspectImage({ host: cli.io.host, signal: new AbortController().signal }, path);
-      if (g.json) {
-        const { kind } = s;
-        cli.io.out(
-          `${JSON.stringify(kind === "file" ? { path, kind, fs: s.fs ?? null, ...s.layout } : { path, kind })}\n`,
-        );
-        return;
-      }
-      if (s.kind === "missing") cli.io.out(`${path}: does not exist\n`);
-      else if (s.kind === "dir")
-        cli.io.out(`${path}: a directory tree (bind-mounted read-only as the lower layer)\n`);
-      else {
-        cli.io.out(`${path}: ${describeLayout(s.layout, s.fs)}\n`);
-        for (const n of s.layout.notes) cli.io.out(`  note: ${n}\n`);
+      for (const path of paths) {
+        const s = await inspectImage({ host: cli.io.host, signal: new AbortController().signal }, path);
+        if (g.json) {
+          const { kind } = s;
+          cli.io.out(
+            `${JSON.stringify(kind === "file" ? { path, kind, fs: s.fs ?? null, ...s.layout } : { path, kind })}\n`,
+          );
+          continue;
+        }
+        if (s.kind === "missing") cli.io.out(`${path}: does not exist\n`);
+        else if (s.kind === "dir")
+          cli.io.out(`${path}: a directory tree (bind-mounted read-only as the lower layer)\n`);
+        else {
+          cli.io.out(`${path}: ${describeLayout(s.layout, s.fs)}\n`);
+          for (const n of s.layout.notes) cli.io.out(`  note: ${n}\n`);
+        }
       }
     });
 };

@@ -1,4 +1,5 @@
 // The lab's containers, derived from the config (no zod here: cheap to import).
+import { imageOfSet, labImages } from "./images.js";
 import { intToIp, ipToInt, parseCidr } from "./ip.js";
 import type { Config } from "./schema.js";
 
@@ -12,6 +13,8 @@ export interface ContainerSpec {
   index: number;
   /** Its set's name (containers.sets); undefined in a lab of the single-set form. */
   set?: string;
+  /** The id of the image it runs on (config/images.ts); undefined for the config's image. */
+  image?: string;
   /** Ansible groups besides inventory.group. */
   groups: string[];
   /** Host variables. */
@@ -29,18 +32,21 @@ export interface ContainerSpec {
 export function containerSpecs(c: Config): ContainerSpec[] {
   const k = c.containers;
   const alike = { init: k.init, user: k.user, group: k.group };
+  const images = k.sets ? labImages(c) : [];
   const named =
-    k.sets?.flatMap((s) =>
-      Array.from({ length: s.count }, (_, i) => ({
+    k.sets?.flatMap((s) => {
+      const image = imageOfSet(images, s.name)?.id;
+      return Array.from({ length: s.count }, (_, i) => ({
         name: s.pattern.replace("%d", String(i + 1)),
         set: s.name,
+        ...(image === undefined ? {} : { image }),
         groups: s.groups,
         vars: s.vars as Record<string, VarValue>,
         init: s.init ?? k.init,
         user: s.user ?? k.user,
         group: s.group ?? k.group,
-      })),
-    ) ?? [];
+      }));
+    }) ?? [];
   const gw = ipToInt(parseCidr(c.network.address).address);
   const out: ContainerSpec[] = [];
   for (let n = ipToInt(k.ipRange[0]); out.length < k.count; n++) {

@@ -4,7 +4,8 @@ import { type Document, isMap, isNode, isScalar, LineCounter, parseDocument } fr
 import { type core, z } from "zod";
 import { containerSpecs } from "./containers.js";
 import { inSubnet, ipToInt, parseCidr } from "./ip.js";
-import { type Config, completeConfig, configSchema } from "./schema.js";
+import { imagePath } from "./paths.js";
+import { type Config, completeConfig, configSchema, type ImageSection } from "./schema.js";
 
 /** A config file that failed to load: each problem with its key path (a usage error: exit 2). */
 export class ConfigError extends Error {
@@ -70,11 +71,17 @@ function whereIs(
       : undefined;
     node = pair?.key;
   }
+  // A key that is missing: where the mapping that should hold it is.
+  let missing = false;
+  for (let up = issue.path.length - 1; !isNode(node) && up >= 0; up--) {
+    node = up === 0 ? doc.contents : doc.getIn(issue.path.slice(0, up), true);
+    missing = true;
+  }
   if (!isNode(node) || !node.range) return undefined;
   const offset = node.range[0];
   const { line, col } = lines.linePos(offset);
   let shown = "";
-  if (isScalar(node) && issue.code !== "unrecognized_keys") {
+  if (isScalar(node) && !missing && issue.code !== "unrecognized_keys") {
     const v = node.value;
     const text =
       typeof v === "string" ? JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v) : String(v);
@@ -164,6 +171,14 @@ function crossChecks(c: Config, given: z.infer<typeof configSchema>["containers"
     problems.push(
       `network.address: ${net.address} is the subnet's network or broadcast address, not a host address`,
     );
+  // First the images: the containers (below) are known only when every image URL names a file.
+  const images = [
+    ...imageProblems(c.image, "image"),
+    ...(c.containers.sets ?? []).flatMap((s, i) =>
+      s.image ? imageProblems(s.image, `containers.sets.${i}.image`) : [],
+    ),
+  ];
+  problems.push(...images, ...sharedImageProblems(c));
   const [first, last] = c.containers.ipRange;
   for (const [i, ip] of c.containers.ipRange.entries())
     if (!inSubnet(ip, net))
@@ -198,9 +213,7 @@ function crossChecks(c: Config, given: z.infer<typeof configSchema>["containers"
       seen.add(key);
     }
   }
-  if (c.image.sha256 && c.image.checksums)
-    problems.push("image: give image.sha256 or image.checksums, not both");
-  problems.push(...addressProblems(net), ...imageProblems(c));
+  problems.push(...addressProblems(net));
   // The image store is <workdir>/images: a lab of that name would share its directory.
   if (c.lab === "images") problems.push('lab: "images" is the name of the workdir\'s image store');
   return problems;
@@ -295,42 +308,81 @@ function addressProblems(net: ReturnType<typeof parseCidr>): string[] {
   return [];
 }
 
-// What the image's URLs turn into on the host: a file name in the store (http) or a path (file).
-function imageProblems(c: Config): string[] {
+// Two sets that name one image file must agree on everything about it: it is got and attached once.
+function sharedImageProblems(c: Config): string[] {
   const problems: string[] = [];
-  const u = new URL(c.image.url);
+  // A URL imageProblems refuses names no file.
+  const fileOf = (section: ImageSection) => {
+    try {
+      return imagePath(c, section);
+    } catch {
+      return undefined;
+    }
+  };
+  const seen = new Map<string, { at: string; section: ImageSection }>();
+  const main = fileOf(c.image);
+  if (main !== undefined) seen.set(main, { at: "image", section: c.image });
+  for (const [i, s] of (c.containers.sets ?? []).entries()) {
+    const path = s.image && fileOf(s.image);
+    if (!s.image || path === undefined) continue;
+    const at = `containers.sets.${i}.image`;
+    const first = seen.get(path);
+    if (!first) seen.set(path, { at, section: s.image });
+    else if (JSON.stringify(first.section) !== JSON.stringify(s.image))
+      problems.push(
+        `${at}: names the file ${path} as ${first.at} does, but differs from it (checksum, build recipe or another key): one file is one image; give it a url of its own`,
+      );
+  }
+  // A pinned loop device holds one image.
+  const pins = new Map<string, string>();
+  for (const [path, { at, section }] of seen) {
+    const pin = section.loopDevice;
+    if (pin === undefined) continue;
+    const other = pins.get(pin);
+    if (other !== undefined && other !== path)
+      problems.push(`${at}.loopDevice: ${pin} is pinned for ${other} too; one device holds one image`);
+    pins.set(pin, path);
+  }
+  return problems;
+}
+
+// What an image's URLs turn into on the host: a file name in the store (http) or a path (file).
+function imageProblems(image: ImageSection, at: string): string[] {
+  const problems: string[] = [];
+  if (image.sha256 && image.checksums) problems.push(`${at}: give ${at}.sha256 or ${at}.checksums, not both`);
+  const u = new URL(image.url);
   const lastPart = u.pathname.split("/").pop() ?? "";
   let decoded: string | undefined;
   try {
     decoded = decodeURIComponent(u.protocol === "file:" ? u.pathname : lastPart);
   } catch {
-    problems.push(`image.url: malformed percent-encoding in ${JSON.stringify(u.pathname)}`);
+    problems.push(`${at}.url: malformed percent-encoding in ${JSON.stringify(u.pathname)}`);
   }
   if (decoded !== undefined && u.protocol === "file:") {
     if (decoded.split("/").includes("..") || decoded.includes("\0"))
-      problems.push(`image.url: the file path ${JSON.stringify(decoded)} must not contain ".." or NUL`);
+      problems.push(`${at}.url: the file path ${JSON.stringify(decoded)} must not contain ".." or NUL`);
   } else if (decoded !== undefined && (["", ".", ".."].includes(decoded) || /[/\0]/.test(decoded)))
     problems.push(
-      `image.url: must end in a file name (the image's name in the store), not ${JSON.stringify(decoded)}`,
+      `${at}.url: must end in a file name (the image's name in the store), not ${JSON.stringify(decoded)}`,
     );
   for (const [key, text] of [
-    ["image.url", c.image.url],
-    ["image.checksums", c.image.checksums],
-    ["image.build.mirror", c.image.build?.mirror],
+    [`${at}.url`, image.url],
+    [`${at}.checksums`, image.checksums],
+    [`${at}.build.mirror`, image.build?.mirror],
   ] as const) {
     const withCreds = text !== undefined && URL.canParse(text) && new URL(text);
     if (withCreds && (withCreds.username || withCreds.password))
       problems.push(`${key}: credentials in a URL would be printed and journaled: leave them out`);
   }
-  if (u.protocol !== "file:" && !c.image.sha256 && !c.image.checksums && !c.image.insecure)
+  if (u.protocol !== "file:" && !image.sha256 && !image.checksums && !image.insecure)
     problems.push(
-      "image: a downloaded image must be verified: give image.sha256 or image.checksums (or image.insecure: true to accept it unverified)",
+      `${at}: a downloaded image must be verified: give ${at}.sha256 or ${at}.checksums (or ${at}.insecure: true to accept it unverified)`,
     );
-  if (c.image.checksums?.startsWith("http:") && !c.image.checksumsKeyring && !c.image.insecure)
+  if (image.checksums?.startsWith("http:") && !image.checksumsKeyring && !image.insecure)
     problems.push(
-      "image.checksums: over plain http anyone on the way can rewrite the checksums with the image: use https, image.sha256, a signature (image.checksumsKeyring), or image.insecure: true",
+      `${at}.checksums: over plain http anyone on the way can rewrite the checksums with the image: use https, ${at}.sha256, a signature (${at}.checksumsKeyring), or ${at}.insecure: true`,
     );
-  if (c.image.checksumsKeyring && !c.image.checksums)
-    problems.push("image.checksumsKeyring: checks the signature of image.checksums, which is not set");
+  if (image.checksumsKeyring && !image.checksums)
+    problems.push(`${at}.checksumsKeyring: checks the signature of ${at}.checksums, which is not set`);
   return problems;
 }

@@ -1,21 +1,27 @@
 // Where a lab keeps things on the host, derived from the config in one place.
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
-import type { Config } from "./schema.js";
+import type { Config, ImageSection } from "./schema.js";
 
 /** The lab's state directory (journal, lock, keys, known_hosts, container layers). */
 export const labDir = (c: Config) => `${c.workdir}/${c.lab}`;
 /** Downloaded and built images (a cache shared by labs). */
 export const imageStore = (c: Config) => `${c.workdir}/images`;
-/** The image file: a file:// URL is used where it is; a download lands in the image store. */
-export function imagePath(c: Config): string {
-  const u = new URL(c.image.url);
+/**
+ * An image's file (the config's image by default, or a set's own): a file:// URL is used where it
+ * is; a download lands in the image store.
+ */
+export function imagePath(c: Config, image: ImageSection = c.image): string {
+  const u = new URL(image.url);
   return u.protocol === "file:"
     ? decodeURIComponent(u.pathname)
     : `${imageStore(c)}/${basename(decodeURIComponent(u.pathname)) || "image.img"}`;
 }
-/** The read-only lower layer shared by the lab's containers. */
-export const lowerDir = (c: Config) => `${labDir(c)}/lower`;
+/**
+ * Where an image's root is mounted read-only: the lower layer its containers share. The config's
+ * image (id undefined) at "lower", a set's own image at "lower-<id>" (config/images.ts).
+ */
+export const lowerDir = (c: Config, id?: string) => `${labDir(c)}/lower${id === undefined ? "" : `-${id}`}`;
 /** A container's own directory: upper and work layers, host keys, log. */
 export const containerDir = (c: Config, name: string) => `${labDir(c)}/containers/${name}`;
 /** A container's console log: what its systemd-nspawn (and the container's console) prints. */

@@ -160,6 +160,32 @@ const hostVars = z.record(z.string(), z.json()).superRefine((vars, ctx) => {
   }
 });
 
+/** An image section: the config's image, and a set's own (containers.sets[].image). */
+const imageSchema = z.strictObject({
+  url: url.default("file:///var/lib/aplspawn/images/debian-bookworm.img"),
+  sha256: sha256.optional(),
+  checksums: url.optional(),
+  /** A keyring to check the checksums' detached signature (<checksums>.gpg, as mkosi signs) with. */
+  checksumsKeyring: absPath.optional(),
+  /**
+   * Accept a download that nothing verifies (no sha256, no checksums, or checksums fetched over
+   * plain http, which anyone on the way can rewrite along with the image).
+   */
+  insecure: z.boolean().default(false),
+  /** Bytes: a larger download is refused, also when the server does not say the size. */
+  maxSize: z
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024 ** 3),
+  build: buildSchema.optional(),
+  /** Pin the loop device (e.g. /dev/loop6); by default a free one is found. */
+  loopDevice: z
+    .string()
+    .regex(/^\/dev\/loop[0-9]+$/, "must be a loop device such as /dev/loop6")
+    .optional(),
+});
+
 /** One set of containers alike: named from a pattern, in the same groups, with the same vars. */
 const containerSetSchema = z.strictObject({
   /** The set's name, which --only and `names` accept too. */
@@ -183,6 +209,11 @@ const containerSetSchema = z.strictObject({
   init: z.enum(["boot", "script"]).optional(),
   user: userName.optional(),
   group: userName.optional(),
+  /**
+   * The set's own image (url required, with its own build recipe if it is built), attached once
+   * as a read-only lower layer of its own; by default the config's image.
+   */
+  image: imageSchema.extend({ url }).optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -231,32 +262,7 @@ export const configSchema = z.strictObject({
         .default([]),
     })
     .prefault({}),
-  image: z
-    .strictObject({
-      url: url.default("file:///var/lib/aplspawn/images/debian-bookworm.img"),
-      sha256: sha256.optional(),
-      checksums: url.optional(),
-      /** A keyring to check the checksums' detached signature (<checksums>.gpg, as mkosi signs) with. */
-      checksumsKeyring: absPath.optional(),
-      /**
-       * Accept a download that nothing verifies (no sha256, no checksums, or checksums fetched over
-       * plain http, which anyone on the way can rewrite along with the image).
-       */
-      insecure: z.boolean().default(false),
-      /** Bytes: a larger download is refused, also when the server does not say the size. */
-      maxSize: z
-        .number()
-        .int()
-        .positive()
-        .default(16 * 1024 ** 3),
-      build: buildSchema.optional(),
-      /** Pin the loop device (e.g. /dev/loop6); by default a free one is found. */
-      loopDevice: z
-        .string()
-        .regex(/^\/dev\/loop[0-9]+$/, "must be a loop device such as /dev/loop6")
-        .optional(),
-    })
-    .prefault({ build: {} }),
+  image: imageSchema.prefault({ build: {} }),
   containers: z
     .strictObject({
       /** Default 3 (without sets); with sets, their sum. */
@@ -315,6 +321,9 @@ export const configSchema = z.strictObject({
 });
 
 type Parsed = z.infer<typeof configSchema>;
+
+/** An image section (the config's image, or a set's own), defaults filled in. */
+export type ImageSection = z.infer<typeof imageSchema>;
 
 /** A set of containers as the config gives it, with its defaults filled in. */
 export type ContainerSet = Omit<z.infer<typeof containerSetSchema>, "pattern"> & { pattern: string };

@@ -1,20 +1,26 @@
-// Attaching the image as the containers' shared, read-only lower layer (composed into spawn/up),
-// and undoing that from the journal (composed into stop; down undoes every image.* entry).
-import { imagePath, lowerDir } from "../config/paths.js";
+// Attaching each image of the lab as the read-only lower layer its containers share (composed into
+// spawn/up), and undoing that from the journal (composed into stop; down undoes every image.* entry).
+import { imageStepId, type LabImage, labImages } from "../config/images.js";
 import type { Config } from "../config/schema.js";
 import { type Step, task, undo } from "../src/runner/task.js";
 import { imageLoop } from "../tasks/image/loop.js";
 import { imageLower } from "../tasks/image/lower.js";
 
-/** The steps that attach the image and mount its root read-only at lowerDir(c) (composed into spawn/up). */
-export const attachSteps = (c: Config): Step[] => {
+/** The steps that attach one image and mount its root read-only at its lower directory. */
+export function imageAttachSteps(img: LabImage): Step[] {
   const p = {
-    image: imagePath(c),
-    lowerDir: lowerDir(c),
-    ...(c.image.loopDevice ? { loopDevice: c.image.loopDevice } : {}),
+    image: img.path,
+    lowerDir: img.lower,
+    ...(img.section.loopDevice ? { loopDevice: img.section.loopDevice } : {}),
   };
-  return [task(imageLoop, "image.loop", p), task(imageLower, "image.lower", p)];
-};
+  return [
+    task(imageLoop, imageStepId("image.loop", img), p),
+    task(imageLower, imageStepId("image.lower", img), p),
+  ];
+}
+
+/** Every image of the lab attached (composed into spawn). */
+export const attachSteps = (c: Config): Step[] => labImages(c).flatMap(imageAttachSteps);
 
 /** The steps that unmount the lower layer and detach the image (composed into stop). */
 export const detachSteps = (): Step[] => [

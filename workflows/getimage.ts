@@ -1,7 +1,8 @@
-// The getimage workflow: make the image available and verified. An http(s) URL is downloaded into
-// the image store; a file:// URL is used where it is, built first from image.build when it does not
-// exist yet.
-import { imagePath, imageStore } from "../config/paths.js";
+// The getimage workflow: make the lab's images (config/images.ts) available and verified. An
+// http(s) URL is downloaded into the image store; a file:// URL is used where it is, built first
+// from its build recipe when it does not exist yet.
+import { imageStepId, type LabImage, labImages } from "../config/images.js";
+import { imageStore } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import type { Recipe } from "../src/image/build-plan.js";
 import { imageName } from "../src/image/image-host.js";
@@ -22,14 +23,22 @@ function imageRecipe(b: BuildSection): Recipe {
   return { suite: b.suite, mirror: b.mirror, packages: b.packages, arch: process.arch, keyring: b.keyring };
 }
 
-/** The image.build step (also run by `aplspawn image build`, which passes the default recipe when the config has none). */
+/** The config's own image: the lab's first in a lab without sets. */
+const mainImage = (c: Config): LabImage =>
+  labImages({ ...c, containers: { ...c.containers, sets: undefined } })[0]!;
+
+/**
+ * An image's image.build step (also run by `aplspawn image build`, which passes the default recipe
+ * when the config's image has none). The config's own image unless `image` says which.
+ */
 export function imageBuildStep(
   c: Config,
-  o: { build?: BuildSection; target?: string; rootfs?: string; force?: boolean } = {},
+  o: { image?: LabImage; build?: BuildSection; target?: string; rootfs?: string; force?: boolean } = {},
 ): Step {
-  const build = o.build ?? c.image.build;
+  const img = o.image ?? mainImage(c);
+  const build = o.build ?? img.section.build;
   if (!build) throw new Error("imageBuildStep: no build recipe");
-  const target = o.target ?? imagePath(c);
+  const target = o.target ?? img.path;
   const params: BuildParams = {
     target,
     recipe: imageRecipe(build),
@@ -37,51 +46,55 @@ export function imageBuildStep(
     ...(o.rootfs ? { rootfs: o.rootfs } : {}),
     ...(o.force ? { force: true } : {}),
   };
-  return task(imageBuild, "image.build", params);
+  return task(imageBuild, imageStepId("image.build", img), params);
 }
 
-/** The steps that make the image available and verified (download or build; also composed into `up`). */
-export const getimageSteps = (c: Config): Step[] => {
-  const path = imagePath(c);
+/** The steps that make one image available and verified (download or build; also composed into `up`). */
+export function imageGetSteps(c: Config, img: LabImage): Step[] {
+  const { section, path } = img;
   const store = imageStore(c);
+  const id = (kind: string) => imageStepId(kind, img);
   const digest = {
-    ...(c.image.sha256 ? { sha256: c.image.sha256 } : {}),
-    ...(c.image.checksums ? { checksums: c.image.checksums } : {}),
-    ...(c.image.checksumsKeyring ? { checksumsKeyring: c.image.checksumsKeyring } : {}),
+    ...(section.sha256 ? { sha256: section.sha256 } : {}),
+    ...(section.checksums ? { checksums: section.checksums } : {}),
+    ...(section.checksumsKeyring ? { checksumsKeyring: section.checksumsKeyring } : {}),
   };
-  const name = imageName(c.image.url);
+  const name = imageName(section.url);
   const stamp = stampPath(store, path);
-  if (new URL(c.image.url).protocol === "file:")
+  if (new URL(section.url).protocol === "file:")
     return [
-      ...(c.image.build ? [imageBuildStep(c)] : []),
-      task(imageVerify, "image.verify", { path, stamp, name, buildable: !!c.image.build, ...digest }),
+      ...(section.build ? [imageBuildStep(c, { image: img })] : []),
+      task(imageVerify, id("image.verify"), { path, stamp, name, buildable: !!section.build, ...digest }),
     ];
   const p: DownloadParams = {
-    url: c.image.url,
+    url: section.url,
     path,
     store,
     stamp,
     name,
-    maxSize: c.image.maxSize,
+    maxSize: section.maxSize,
     ...digest,
   };
   return [
-    task(imageDirs, "image.dirs", { dirs: [store] }),
-    task(imagePrecheck, "image.precheck", p),
-    task(imageDownload, "image.download", p),
+    task(imageDirs, id("image.dirs"), { dirs: [store] }),
+    task(imagePrecheck, id("image.precheck"), p),
+    task(imageDownload, id("image.download"), p),
   ];
-};
+}
 
-/** `run down --purge`: delete a downloaded image (a file:// image is the user's and stays). */
+/** Every image of the lab, one after the other (the getimage workflow). */
+export const getimageSteps = (c: Config): Step[] => labImages(c).flatMap((img) => imageGetSteps(c, img));
+
+/** `run down --purge`: delete the downloaded images (a file:// image is the user's and stays). */
 export const purgeImageSteps = (c: Config): Step[] =>
-  new URL(c.image.url).protocol === "file:"
-    ? []
-    : [
-        task(imagePurge, "image.purge", {
-          path: imagePath(c),
-          stamp: stampPath(imageStore(c), imagePath(c)),
-        }),
-      ];
+  labImages(c)
+    .filter((img) => new URL(img.section.url).protocol !== "file:")
+    .map((img) =>
+      task(imagePurge, imageStepId("image.purge", img), {
+        path: img.path,
+        stamp: stampPath(imageStore(c), img.path),
+      }),
+    );
 
 /** The getimage workflow. */
 export const getimage: WorkflowBuilder = (c) => ({ name: "getimage", steps: getimageSteps(c) });

@@ -100,6 +100,7 @@ function containerTasksOf(c: Config, s: ContainerSpec): TaskStep[] {
   const init = s.init;
   const privateUsers = c.containers.privateUsers;
   const view = `${dir}/lower`;
+  const lower = lowerDir(c, s.image);
   return [
     task(containerDirs, `container.dirs[${n}]`, {
       name: n,
@@ -115,7 +116,7 @@ function containerTasksOf(c: Config, s: ContainerSpec): TaskStep[] {
       ? [
           task(containerLowerView, `container.lower[${n}]`, {
             name: n,
-            lower: lowerDir(c),
+            lower,
             target: view,
             upper,
           }),
@@ -123,7 +124,7 @@ function containerTasksOf(c: Config, s: ContainerSpec): TaskStep[] {
       : []),
     task(containerOverlay, `container.overlay[${n}]`, {
       name: n,
-      lower: privateUsers ? view : lowerDir(c),
+      lower: privateUsers ? view : lower,
       upper,
       work,
       merged,

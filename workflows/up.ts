@@ -2,10 +2,12 @@
 // key side by side → (containers no longer in the config removed) → containers, concurrently →
 // inventory → ansible ping.
 import { containerSpecs } from "../config/containers.js";
+import { type LabImage, labImages } from "../config/images.js";
+import type { Config } from "../config/schema.js";
 import { entryScope } from "../src/lab/entries.js";
-import { group, undo } from "../src/runner/task.js";
-import { attachSteps } from "./attach.js";
-import { getimageSteps } from "./getimage.js";
+import { group, type Step, undo } from "../src/runner/task.js";
+import { imageAttachSteps } from "./attach.js";
+import { imageGetSteps } from "./getimage.js";
 import {
   containersClaimStep,
   containersGroup,
@@ -16,6 +18,30 @@ import {
 } from "./lab-steps.js";
 import { netupSteps } from "./netup.js";
 import type { WorkflowBuilder } from "./types.js";
+
+const getAndAttach = (c: Config, img: LabImage): Step[] => [
+  ...imageGetSteps(c, img),
+  ...imageAttachSteps(img),
+];
+
+/** The lab's images got and attached: one image's steps in order, several images side by side. */
+function imagesGroup(c: Config): Step {
+  const images = labImages(c);
+  if (images.length === 1)
+    return group("up.image", "Getting and attaching the image", getAndAttach(c, images[0]!));
+  return group(
+    "up.image",
+    `Getting and attaching ${images.length} images`,
+    images.map((img) =>
+      group(
+        `up.image[${img.id ?? "image"}]`,
+        `Image ${img.path} (${img.sets.join(", ")})`,
+        getAndAttach(c, img),
+      ),
+    ),
+    images.length,
+  );
+}
 
 /** The up workflow. */
 export const up: WorkflowBuilder = (c, o) => {
@@ -30,11 +56,7 @@ export const up: WorkflowBuilder = (c, o) => {
       group(
         "up.prepare",
         "Preparing the network, the image and the lab key",
-        [
-          ...netupSteps(c),
-          group("up.image", "Getting and attaching the image", [...getimageSteps(c), ...attachSteps(c)]),
-          sshKeyStep(c),
-        ],
+        [...netupSteps(c), imagesGroup(c), sshKeyStep(c)],
         3,
       ),
       // A smaller count (or another prefix or range): the containers the config no longer names go.

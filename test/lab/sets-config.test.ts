@@ -8,10 +8,11 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { parse } from "yaml";
 import { containerSpecs, namePrefixes } from "../../config/containers.js";
-import { ConfigError, parseConfig } from "../../config/load.js";
+import { parseConfig } from "../../config/load.js";
 import { inventoryList, inventorySpec, pythonLiteral, renderInventory } from "../../src/lab/inventory.js";
 import { UsageError } from "../../src/runner/errors.js";
 import { selectedSpecs } from "../../workflows/lab-steps.js";
+import { problems } from "../support/bad-configs.js";
 
 const SETS = `workdir: /tmp/w
 network: {address: 10.10.12.1/26}
@@ -31,17 +32,6 @@ containers:
 inventory:
   children: {prod: [webservers, dbservers]}
 `;
-
-/** The problems a config is refused with. */
-function problems(text: string): string[] {
-  try {
-    parseConfig(text, "t.yaml");
-  } catch (e) {
-    assert.ok(e instanceof ConfigError, String(e));
-    return e.problems;
-  }
-  assert.fail("the config was accepted");
-}
 
 test("sets: names from each set's pattern, addresses in order across sets, per-set user, init, groups and vars", () => {
   const c = parseConfig(SETS, "t.yaml");

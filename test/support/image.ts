@@ -226,19 +226,24 @@ async function treeMatches(tree: string, r: Recipe): Promise<boolean> {
   }
 }
 
-let memo: Promise<{ path: string; sha256: string }> | undefined;
+const memo = new Map<string, Promise<{ path: string; sha256: string }>>();
 
 /**
- * The image `aplspawn image build` makes from the default recipe (GPT + squashfs, boots with
- * systemd-nspawn --boot and runs sshd). Built once, for real, and cached under TEST_CACHE keyed by
- * the recipe; later calls (and runs) only check its digest.
+ * The image `aplspawn image build` makes from a recipe (by default the default one: GPT + squashfs,
+ * boots with systemd-nspawn --boot and runs sshd). Built once, for real, and cached under
+ * TEST_CACHE keyed by the recipe; later calls (and runs) only check its digest.
  */
-export function ensureTestImage(): Promise<{ path: string; sha256: string }> {
-  memo ??= buildTestImage().catch((e) => {
-    memo = undefined;
-    throw e;
-  });
-  return memo;
+export function ensureTestImage(recipe: Recipe = TEST_RECIPE): Promise<{ path: string; sha256: string }> {
+  const key = recipeKey(recipe);
+  let p = memo.get(key);
+  if (!p) {
+    p = buildTestImage(recipe).catch((e) => {
+      memo.delete(key);
+      throw e;
+    });
+    memo.set(key, p);
+  }
+  return p;
 }
 
 async function cached(path: string): Promise<{ path: string; sha256: string } | undefined> {
@@ -249,17 +254,17 @@ async function cached(path: string): Promise<{ path: string; sha256: string } | 
   return undefined;
 }
 
-async function buildTestImage(): Promise<{ path: string; sha256: string }> {
-  const dir = join(TEST_CACHE, `image-${recipeKey(TEST_RECIPE)}`);
-  const path = join(dir, "debian-bookworm.img");
+async function buildTestImage(recipe: Recipe): Promise<{ path: string; sha256: string }> {
+  const dir = join(TEST_CACHE, `image-${recipeKey(recipe)}`);
+  const path = join(dir, `debian-${recipe.suite}.img`);
   const hit = await cached(path);
   if (hit) return hit;
   await mkdir(dir, { recursive: true });
   const work = await mkdtemp(join(tmpdir(), "aplspawn-imagebuild-"));
   try {
-    const build = { suite: TEST_RECIPE.suite, mirror: TEST_RECIPE.mirror, packages: TEST_RECIPE.packages };
+    const build = { suite: recipe.suite, mirror: recipe.mirror, packages: recipe.packages };
     const config = await writeConfig(work, { url: `file://${path}`, build });
-    const reuse = await treeMatches(CACHED_TREE, TEST_RECIPE);
+    const reuse = await treeMatches(CACHED_TREE, recipe);
     // From scratch (a fresh CI machine) this is getimage building the missing file:// image; with a
     // debootstrap tree of the same recipe at hand, `image build --rootfs` skips the download.
     const cli = reuse
@@ -269,7 +274,7 @@ async function buildTestImage(): Promise<{ path: string; sha256: string }> {
     const r = await execa(
       "flock",
       [
-        join(TEST_CACHE, `image-${recipeKey(TEST_RECIPE)}.lock`),
+        join(TEST_CACHE, `image-${recipeKey(recipe)}.lock`),
         "unshare",
         "--mount",
         "--propagation",
