@@ -1,5 +1,5 @@
 // `aplspawn init`: write a starter config whose names and subnet collide with no other lab on this
-// host and no route (src/lab/starter.ts picks them).
+// host and no route (src/lab/starter.ts picks them); `aplspawn schema`: the config's JSON Schema.
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { UsageError } from "../src/runner/errors.js";
@@ -33,7 +33,8 @@ const init: CommandAdder = (program, cli) =>
       } catch (e) {
         throw new UsageError((e as Error).message);
       }
-      const text = renderStarter(s);
+      // The JSON Schema the package ships (config/aplspawn.schema.json, beside dist/).
+      const text = renderStarter(s, resolve(import.meta.dirname, "../../config/aplspawn.schema.json"));
       // What is written must be a config aplspawn accepts as it is.
       const c = parseConfig(text, file);
       await host.fs.writeFile(file, text, 0o644);
@@ -46,5 +47,16 @@ const init: CommandAdder = (program, cli) =>
         );
     });
 
+const schema: CommandAdder = (program, cli) =>
+  program
+    .command("schema")
+    .description(
+      "print the config's JSON Schema (editors: `# yaml-language-server: $schema=FILE` in a config)",
+    )
+    .action(async () => {
+      const { configJsonSchema } = await import("../config/json-schema.js");
+      cli.io.out(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+    });
+
 /** Commands added to the program. */
-export const initCommands: CommandAdder[] = [init];
+export const initCommands: CommandAdder[] = [init, schema];

@@ -111,9 +111,11 @@ export async function takenOnHost(ctx: HostContext, workdir: string): Promise<Ta
 }
 
 /** The starter config's text: what init picked, and the defaults spelled out as comments. */
-export function renderStarter(s: Starter): string {
+export function renderStarter(s: Starter, schemaFile?: string): string {
   const net = parseCidr(s.address);
-  return `# aplspawn lab ${s.lab}, written by \`aplspawn init\`: its names and subnet collide with no other
+  // Editors with yaml-language-server complete and check keys against the config's JSON Schema.
+  const header = schemaFile ? `# yaml-language-server: $schema=${schemaFile}\n` : "";
+  return `${header}# aplspawn lab ${s.lab}, written by \`aplspawn init\`: its names and subnet collide with no other
 # lab on this host and no route. Every key is optional; README.md, "Config reference".
 lab: ${s.lab}
 

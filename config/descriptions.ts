@@ -1,0 +1,76 @@
+// What each config key means, by its dotted path ("[]" for a list's items): the descriptions of
+// the JSON Schema `aplspawn schema` prints (and editors show). A set's image keys are described as
+// the top-level image's. test/cli/schema.test.ts checks that every key of the schema has one.
+
+export const KEY_DESCRIPTIONS: Record<string, string> = {
+  lab: "The lab's name: its state lives in <workdir>/<lab>.",
+  workdir: "State, keys, layers and the image store (<workdir>/images): a directory of its own.",
+  network: "The lab's bridge, subnet and firewall rules.",
+  "network.bridge": "Bridge name (at most 15 characters); an existing bridge is used and never deleted.",
+  "network.address": "The bridge's address and the lab's subnet, e.g. 10.10.12.1/26 (/8 to /30).",
+  "network.chain": "The iptables chain aplspawn owns (it also owns <chain>-IN and <chain>-DNAT).",
+  "network.nat": "Masquerade the subnet's traffic leaving through other interfaces.",
+  "network.hostPorts":
+    "Ports on the host the containers may reach, e.g. tcp/3142; all else to the host is rejected.",
+  "network.allowMetadata": "Let the containers reach link-local 169.254.0.0/16 (cloud metadata services).",
+  "network.allowFrom": "Subnets that may open connections into the lab.",
+  "network.forwards":
+    "Ports of the host forwarded (DNAT) to a container's port, for traffic from other networks.",
+  "network.forwards[].hostPort": "The host's port.",
+  "network.forwards[].container": "The container's name.",
+  "network.forwards[].port": "The container's port.",
+  "network.forwards[].proto": "tcp or udp.",
+  image: "The OS disk image the containers run on (a set's own image has the same keys).",
+  "image.url": "http://, https:// or file:// URL of the image; a file URL is used in place.",
+  "image.sha256": "The image's expected SHA-256.",
+  "image.checksums": "URL of a SHA256SUMS file holding the image's line.",
+  "image.checksumsKeyring": "A keyring the checksums' detached signature (<checksums>.gpg) must verify with.",
+  "image.insecure": "Accept a download that nothing verifies.",
+  "image.maxSize": "Bytes: a larger image is refused.",
+  "image.build": "Build the image with debootstrap when its file:// URL does not exist.",
+  "image.build.suite": "The Debian suite given to debootstrap.",
+  "image.build.mirror": "The Debian mirror.",
+  "image.build.packages": "Packages installed besides debootstrap's minbase.",
+  "image.build.keyring": "The keyring the mirror's Release file must be signed with.",
+  "image.loopDevice": "Pin a loop device (e.g. /dev/loop6); by default a free one is found.",
+  containers: "The lab's containers.",
+  "containers.count": "How many containers (not with sets).",
+  "containers.prefix": "Names are prefix + the last octet of the IP (not with sets).",
+  "containers.sets": "Sets of containers alike, instead of count and prefix.",
+  "containers.sets[].name": "The set's name, which --only and `names` take too.",
+  "containers.sets[].pattern":
+    'Its containers\' names: %d is the 1-based index in the set (default "<name>%d").',
+  "containers.sets[].count": "How many containers the set has.",
+  "containers.sets[].groups": "Ansible groups of its containers, besides inventory.group.",
+  "containers.sets[].vars": "Host variables of each of its containers (any JSON value; not ansible_*).",
+  "containers.sets[].init": "Default containers.init.",
+  "containers.sets[].user": "Default containers.user.",
+  "containers.sets[].group": "Default containers.group.",
+  "containers.sets[].image": "The set's own image (url required); default: the top-level image.",
+  "containers.ipRange": "First and last address of the containers, inside the bridge's subnet.",
+  "containers.machinesDir": "Where the containers' merged roots live (<machinesDir>/<name>).",
+  "containers.init": "boot: systemd boots the container; script: a startup script is the leader.",
+  "containers.user": "The user made in each container (sudo, the lab key).",
+  "containers.group": "That user's group.",
+  "containers.sshKey": "Private key (its .pub beside it); generated in the lab directory when absent.",
+  "containers.concurrency": "Containers started at once.",
+  "containers.readyTimeout": "Seconds to wait for a container's sshd.",
+  "containers.privateUsers": "Run each container in a user namespace of its own.",
+  inventory: "The Ansible inventory of the lab.",
+  "inventory.file": "Where `run up` and `inventory` write it.",
+  "inventory.format": "ini or yaml.",
+  "inventory.group": "The Ansible group of every container.",
+  "inventory.children": "Groups of groups, e.g. {prod: [webservers, dbservers]}.",
+  "inventory.ping": "Finish `run up` with `ansible -m ping` when ansible is installed.",
+  provision: "A playbook run against the lab at the end of `run up` (and by `run provision`).",
+  "provision.playbook": "The playbook, relative to the working directory.",
+  "provision.args": "More arguments for ansible-playbook (-e k=v, --tags, -v, …).",
+  "provision.idempotence": "Run it twice; the second run must change nothing.",
+};
+
+/** The description of a key path; a set's image keys are the top-level image's. */
+export const describeKey = (path: string): string | undefined =>
+  KEY_DESCRIPTIONS[path] ??
+  (path.startsWith("containers.sets[].image.")
+    ? KEY_DESCRIPTIONS[path.slice("containers.sets[].".length)]
+    : undefined);
