@@ -379,9 +379,19 @@ async function rmdirTree(dir: string): Promise<void> {
  */
 export async function holdsUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
-  for (const n of await readdir("/run").catch(() => [] as string[])) {
-    // Records, and the temp files a writer killed midway would leave.
-    if (!/^\.?aplspawn-hold\..*\.(json|tmp)$/.test(n)) continue;
+  const names = async () =>
+    (await readdir("/run").catch(() => [] as string[])).filter((n) =>
+      /^\.?aplspawn-hold\..*\.(json|tmp)$/.test(n),
+    );
+  let found = await names();
+  // Records, and the temp files a writer killed midway would leave; a temp file of another lab's
+  // writer (each writes the whole record, this lab's holders too) is gone a moment later.
+  if (found.some((n) => n.endsWith(".tmp"))) {
+    await new Promise((r) => setTimeout(r, 500));
+    const still = new Set(await names());
+    found = found.filter((n) => !n.endsWith(".tmp") || still.has(n));
+  }
+  for (const n of found) {
     const text = await readFile(`/run/${n}`, "utf8").catch(() => "{}");
     let rec: { holders?: { lab: string }[] } = {};
     try {
