@@ -1,8 +1,14 @@
 // Commands besides `run` and `validate` (reports, ssh, image build): each adds itself to the program.
+import { completionCommands } from "./completion.js";
 import type { CommandAdder } from "./context.js";
 import { imageCommands } from "./image-commands.js";
 import { initCommands } from "./init-command.js";
 import { labCommands } from "./lab-commands.js";
 
 /** Every extra command, in help order. */
-export const extraCommands: CommandAdder[] = [...initCommands, ...labCommands, ...imageCommands];
+export const extraCommands: CommandAdder[] = [
+  ...initCommands,
+  ...labCommands,
+  ...imageCommands,
+  ...completionCommands,
+];

@@ -4,7 +4,7 @@
 import { setMaxListeners } from "node:events";
 import { homedir } from "node:os";
 import { resolve } from "node:path";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { containerSpecs } from "../config/containers.js";
 import {
   consoleLogPath,
@@ -119,17 +119,17 @@ const inventory: CommandAdder = (program, cli) =>
   program
     .command("inventory")
     .description("write the Ansible inventory (hosts with address, user, key and pinned host keys)")
-    .option(
-      "--format <format>",
-      "ini or yaml (default: inventory.format); json: Ansible's --list shape, on stdout (for inventory scripts and tools)",
+    .addOption(
+      new Option(
+        "--format <format>",
+        "ini or yaml (default: inventory.format); json: Ansible's --list shape, on stdout (for inventory scripts and tools)",
+      ).choices(["ini", "yaml", "json"]),
     )
     .option("--output <file>", "where to write it (default: inventory.file); - for stdout")
     .action(async (o: { format?: string; output?: string }, cmd: Command) => {
       const g = globals(cmd);
       const c = await cli.load(g);
-      const format = o.format ?? c.inventory.format;
-      if (format !== "ini" && format !== "yaml" && format !== "json")
-        throw new UsageError(`--format must be ini, yaml or json, not "${format}"`);
+      const format = (o.format ?? c.inventory.format) as "ini" | "yaml" | "json";
       const { inventorySpec, renderInventory, inventoryList } = await import("../src/lab/inventory.js");
       if (format === "json") {
         // Ansible reads this shape from an inventory script's stdout, never from a file.

@@ -31,6 +31,8 @@ export const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "../.
 // The original tool's `-o OPERATION`: report commands keep their names, the rest are workflows.
 const REPORTS = new Set(["status", "pids", "names", "inventory"]);
 function rewriteLegacy(argv: string[]): string[] {
+  // The words completion is asked about are not this command's.
+  if (argv[0] === "__complete") return argv;
   const i = argv.findIndex((a) => a === "-o" || a === "--operation");
   if (i < 0) return argv;
   const op = argv[i + 1];
