@@ -6,6 +6,7 @@ import { homedir } from "node:os";
 import { resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { containerSpecs } from "../config/containers.js";
+import { labImages } from "../config/images.js";
 import {
   consoleLogPath,
   keptLogsDir,
@@ -27,13 +28,16 @@ const globals = (cmd: Command) => cmd.optsWithGlobals() as GlobalOptions;
 function renderStatus(c: Config, results: readonly ProbeResult[]): string {
   const specs = new Map(containerSpecs(c).map((s) => [s.name, s]));
   const prefix = c.network.address.split("/")[1];
+  // With several images, an image's check says which one.
+  const images = labImages(c).map((i) => i.path);
   const lines: string[] = [];
   let last: string | undefined;
   for (const r of results) {
     const s = specs.get(r.target);
     if (s && r.target !== last) lines.push(`‣ [ INFO ] Checking container ${s.name}, ip ${s.ip}/${prefix}`);
     last = r.target;
-    lines.push(r.ok ? `‣ [ OK ] ${r.name}` : `‣ [ FAIL ] ${r.name}${r.detail ? `: ${r.detail}` : ""}`);
+    const name = images.length > 1 && images.includes(r.target) ? `${r.name} (${r.target})` : r.name;
+    lines.push(r.ok ? `‣ [ OK ] ${name}` : `‣ [ FAIL ] ${name}${r.detail ? `: ${r.detail}` : ""}`);
   }
   const failed = results.filter((r) => !r.ok).length;
   lines.push(
