@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import type { Config } from "../config/schema.js";
 import type { Host } from "../src/host/host.js";
-import type { OutputMode } from "../src/runner/report.js";
+import type { OutputMode, SummaryEvent } from "../src/runner/report.js";
 import type { Workflow } from "../src/runner/task.js";
 import type { SignalSource } from "./signals.js";
 
@@ -41,7 +41,7 @@ export interface CliContext {
     config: Config,
     g: GlobalOptions,
     o: { dryRun?: boolean; noRollback?: boolean; command: string },
-  ): Promise<void>;
+  ): Promise<SummaryEvent>;
 }
 
 /** Adds one command to the program. */

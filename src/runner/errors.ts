@@ -1,6 +1,14 @@
 // The few error classes the CLI's one top-level catch maps to exit codes.
 
 /** Bad command line or bad config: exit 2, nothing on the host was touched. */
+/**
+ * In a dry run, what a task would do next depends on what a change it would make gives back (the
+ * device losetup picks): terraform's "known after apply". The preview says so and stops there.
+ */
+export class KnownAfterApply extends Error {
+  override name = "KnownAfterApply";
+}
+
 export class UsageError extends Error {
   override name = "UsageError";
   readonly exitCode = 2;

@@ -6,7 +6,8 @@ export type TaskState =
   | "running"
   | "ok" // check held: nothing to do
   | "changed"
-  | "skipped" // dry run: would change; or (with reason) the task does not apply
+  | "skipped" // (with its reason) the task does not apply
+  | "would-change" // dry run: the check does not hold; `commands` says what would run
   | "failed"
   | "cancelled" // stopped because another task failed or a signal came
   | "rolled-back"
@@ -94,7 +95,8 @@ function taskLine(e: TaskEvent): string | undefined {
     case "changed":
       return `‣ [ OK ] ${e.title}`;
     case "skipped":
-      if (e.reason !== undefined) return `‣ [ SKIP ] ${e.title}: ${e.reason}`;
+      return `‣ [ SKIP ] ${e.title}${e.reason !== undefined ? `: ${e.reason}` : ""}`;
+    case "would-change":
       return [`‣ [ DRY ] ${e.title}: would change`, ...(e.commands ?? []).map((c) => `      ${c}`)].join(
         "\n",
       );

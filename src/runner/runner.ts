@@ -6,7 +6,7 @@ import { Listr } from "listr2";
 import { dryHost } from "../host/dry-host.js";
 import type { Host } from "../host/host.js";
 import { replaceableBy } from "../host/trusted-path.js";
-import { ExitError, errorMessage, InterruptedError, TaskFailedError } from "./errors.js";
+import { ExitError, errorMessage, InterruptedError, KnownAfterApply, TaskFailedError } from "./errors.js";
 import { FaultPlan, InjectedFault } from "./faults.js";
 import { Journal, journalPath } from "./journal.js";
 import { acquireLock } from "./lock.js";
@@ -270,18 +270,30 @@ class Run {
     const ctx = this.state.context(
       step.id,
       lt,
-      dryHost(this.o.host, (c) => commands.push(c)),
+      dryHost(this.o.host, (c) => {
+        // A command tried again and again (a retry loop) is shown once.
+        if (commands.at(-1) !== c) commands.push(c);
+      }),
       this.state.signal,
     );
+    ctx.dryRun = true;
+    const before = this.state.counts.wouldChange;
     try {
       const intent = step.def.prepare ? await step.def.prepare(ctx, step.params) : undefined;
       await step.def.run(ctx, step.params, intent);
     } catch (e) {
-      commands.push(`(preview stops here: ${errorMessage(e)})`);
+      // What an earlier step would make is not there in a preview: what fails on that is known
+      // only after apply, not an error of the config or the host.
+      if (e instanceof KnownAfterApply) commands.push(`(known after apply: ${e.message})`);
+      else if (before > 0)
+        commands.push(
+          `(known after apply: it needs what the steps before would make; now: ${errorMessage(e)})`,
+        );
+      else commands.push(`(preview stops here: ${errorMessage(e)})`);
     }
     this.state.counts.wouldChange++;
     lt.title = `${title} [would change]`;
     lt.output = commands.join("\n");
-    this.state.emitTask(step, title, "skipped", t0, { commands });
+    this.state.emitTask(step, title, "would-change", t0, { commands });
   }
 }

@@ -14,6 +14,11 @@ export interface TaskContext extends HostContext {
    * a rollback may then keep what explains the failure, and say where.
    */
   failedRun?: FailedRun;
+  /**
+   * Set in a dry run: the host records changes and makes none, so what a change gives back is
+   * empty; a task that needs it throws KnownAfterApply rather than retry or fail on it.
+   */
+  dryRun?: boolean;
 }
 
 /** The failed run a rollback undoes (TaskContext.failedRun). */

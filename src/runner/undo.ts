@@ -72,7 +72,7 @@ export class Undo {
       state.counts.wouldChange++;
       lt.title = `${step.title} [would change]`;
       lt.output = commands.join("\n");
-      state.emitTask(step, step.title, "skipped", t0, { commands });
+      state.emitTask(step, step.title, "would-change", t0, { commands });
       return;
     }
     state.emitTask(step, step.title, "running", t0);

@@ -18,7 +18,7 @@ import { backs, fileIdentity, listLoops, mountsOfDevice } from "../../src/image/
 import { type LoopView, withLoopClaims } from "../../src/image/loop-claims.js";
 import { describeLayout } from "../../src/image/partition-table.js";
 import { formatBytes } from "../../src/image/progress.js";
-import { ExitError } from "../../src/runner/errors.js";
+import { ExitError, KnownAfterApply } from "../../src/runner/errors.js";
 import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
 
 /** Parameters of image.loop. */
@@ -203,6 +203,7 @@ export const imageLoop = defineTask<LoopParams, LoopResult>({
       const done = await withLoopClaims(ctx, async (v) => {
         const args = p.loopDevice ? [...opts, p.loopDevice, p.image] : ["--find", ...opts, p.image];
         const r = await ctx.host.exec("losetup", args, { signal: ctx.signal, allowFail: true });
+        if (ctx.dryRun) throw new KnownAfterApply("the loop device losetup picks");
         if (r.exitCode === 0) {
           const device = r.stdout.trim();
           const info = (await listLoops(ctx)).find((l) => l.name === device);

@@ -101,6 +101,8 @@ test(
       assert.equal(summary(again).changed, 0);
       assert.equal(summary(again).unchanged, 21);
       assert.equal(await rules(ns), EXPECTED_RULES);
+      // Nothing would change: --detailed-exitcode exits 0.
+      ok(await lab.cli(["run", "netup", "--dry-run", "--detailed-exitcode"]), "no drift");
 
       const nd = ok(await lab.cli(["--json", "run", "netdown"]));
       assert.equal(taskIds(nd, "rolled-back").length, 21);
@@ -147,8 +149,13 @@ test("--dry-run netup changes nothing and prints the commands it would run", { s
       "iptables -w -t nat -A NSPAWN -s 10.10.12.0/26 '!' -o nspawnd0 -m comment --comment aplspawn:nettest -j MASQUERADE",
     ])
       assert.ok(commands.includes(c), `missing "${c}" in:\n${commands.join("\n")}`);
+    assert.ok(taskEvents(r).some((e) => e.state === "would-change"));
     const plain = ok(await lab.cli(["run", "netup", "--dry-run"]));
     assert.match(plain.stdout, /^ {6}iptables -w -t nat -A POSTROUTING -s 10\.10\.12\.0\/26 /m);
+    // For CI drift checks: exit 3 when something would change.
+    const drift = await lab.cli(["run", "netup", "--dry-run", "--detailed-exitcode"]);
+    assert.equal(drift.exitCode, 3, drift.stderr);
+    assert.equal(drift.stderr, "");
     await assertNoResidue(lab, "after a dry run");
     assert.equal(
       (await lab.ns.run("ls", [`${lab.dir}/work`])).exitCode,

@@ -5,7 +5,13 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { z } from "zod";
 import { realHost } from "../../src/host/real-host.js";
-import { InterruptedError, JournalError, LockedError, TaskFailedError } from "../../src/runner/errors.js";
+import {
+  InterruptedError,
+  JournalError,
+  KnownAfterApply,
+  LockedError,
+  TaskFailedError,
+} from "../../src/runner/errors.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import { renderEvent, type TaskEvent } from "../../src/runner/report.js";
 import { defineGuard, defineTask, listTaskIds, task, undo, unmet } from "../../src/runner/task.js";
@@ -248,7 +254,7 @@ test("--dry-run changes nothing and says what would change", async () => {
     assert.equal(r.summary?.wouldChange, 8);
     assert.equal(r.summary?.unchanged, 1);
     assert.deepEqual(await t.files(), ["a"]);
-    const skipped = taskEvents(r.events).find((e) => e.id === "file[b]" && e.state === "skipped");
+    const skipped = taskEvents(r.events).find((e) => e.id === "file[b]" && e.state === "would-change");
     assert.ok(
       skipped?.commands?.some((c) => c === `write ${join(t.world, "b")}`),
       JSON.stringify(skipped),
@@ -501,4 +507,54 @@ test("the host never signals a process group or every process (PID 0 or below)",
   assert.equal(h.kill(-1, "SIGTERM"), false);
   assert.equal(h.kill(-process.pid, "SIGTERM"), false);
   assert.equal(h.kill(process.pid, 0), true, "a real PID is still signalled");
+});
+
+test("a dry run's preview: a retried command shown once, what needs an earlier change known after apply, never an error of its own", async () => {
+  const t = await setup();
+  try {
+    const echo = (ctx: { host: { exec(c: string, a: string[]): Promise<{ stdout: string }> } }) =>
+      ctx.host.exec("echo", ["attach"]);
+    const retry = defineTask<{ n: number }>({
+      kind: "test.retry",
+      title: () => "Attaching",
+      check: async () => false,
+      async run(ctx) {
+        // A retry loop on what the change gives back (losetup --find): a dry host gives nothing back.
+        for (let i = 0; i < 6; i++) {
+          const r = await echo(ctx);
+          if (r.stdout) return;
+          if (ctx.dryRun) throw new KnownAfterApply("the device it picks");
+        }
+        throw new Error("never attached");
+      },
+    });
+    const needs = defineTask<{ n: number }>({
+      kind: "test.needs",
+      title: () => "Mounting what was attached",
+      check: async () => false,
+      async run() {
+        throw new Error("no such device");
+      },
+    });
+    const r = await run(
+      { name: "dry", steps: [task(retry, "retry", { n: 1 }), task(needs, "needs", { n: 1 })] },
+      t.lab,
+      { dryRun: true },
+    );
+    assert.equal(r.error, undefined);
+    const [a, b] = taskEvents(r.events).filter((e) => e.state !== "running");
+    assert.equal(a?.state, "would-change");
+    assert.deepEqual(a?.commands, ["echo attach", "(known after apply: the device it picks)"]);
+    assert.equal(b?.state, "would-change");
+    assert.deepEqual(b?.commands, [
+      "(known after apply: it needs what the steps before would make; now: no such device)",
+    ]);
+    assert.equal(r.summary?.wouldChange, 2);
+    assert.equal(
+      renderEvent("plain", a as TaskEvent),
+      "‣ [ DRY ] Attaching: would change\n      echo attach\n      (known after apply: the device it picks)",
+    );
+  } finally {
+    await t.cleanup();
+  }
 });
