@@ -41,6 +41,9 @@ function rewriteLegacy(argv: string[]): string[] {
   return REPORTS.has(op) ? [op, ...rest] : ["run", op, ...rest];
 }
 
+/** A --json line of a run: the event, with when (ISO 8601, UTC) and which lab. */
+const jsonLine = (lab: string, e: object) => JSON.stringify({ ts: new Date().toISOString(), lab, ...e });
+
 function version(): string {
   return (JSON.parse(readFileSync(resolve(packageDir, "package.json"), "utf8")) as { version: string })
     .version;
@@ -64,12 +67,12 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       const { taskRegistry } = await import("../tasks/index.js");
       const emit = (e: RunEvent) => {
         if (g.quiet && mode !== "json" && !shownWhenQuiet(e)) return;
-        const line = renderEvent(mode, e);
+        const line = mode === "json" ? jsonLine(config.lab, e) : renderEvent(mode, e);
         if (line !== undefined) io.out(`${line}\n`);
       };
       const interrupt = runInterrupts(io.signals, emit, io.exit);
       try {
-        await runWorkflow(workflow, {
+        return await runWorkflow(workflow, {
           host: io.host,
           lab: config.lab,
           labDir: labDir(config),
@@ -115,6 +118,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     .description(`run a workflow: ${Object.keys(workflows).join(", ")}`)
     .argument("<workflow>", "workflow name")
     .option("--dry-run", "only check; print what would change and the commands")
+    .option("--detailed-exitcode", "with --dry-run: exit 3 when something would change, 0 when nothing would")
     .option("--no-rollback", "on failure, keep what was created (run again to resume)")
     .option("--list-tasks", "print the task ids the workflow would run, one per line")
     .option("--concurrency <n>", "containers started at once (overrides containers.concurrency)", (v) => {
@@ -150,6 +154,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
             takers.length > 1 ? `${takers.slice(0, -1).join(", ")} and ${takers.at(-1)}` : takers[0];
           throw new UsageError(`--${opt} applies to ${list}, not to \`run ${name}\``);
         }
+      if (o.detailedExitcode && !o.dryRun)
+        throw new UsageError(
+          "--detailed-exitcode goes with --dry-run (it tells whether anything would change)",
+        );
       const config = await cli.load(g);
       const only = typeof o.only === "string" ? o.only.split(",").filter(Boolean) : undefined;
       const build = await wf.load();
@@ -166,11 +174,13 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         io.out(`${listTaskIds(workflow.steps).join("\n")}\n`);
         return;
       }
-      await cli.run(workflow, config, g, {
+      const summary = await cli.run(workflow, config, g, {
         dryRun: o.dryRun === true,
         noRollback: o.rollback === false,
         command: `aplspawn run ${name}`,
       });
+      // terraform plan -detailed-exitcode, with 3 (2 is a usage error here): drift for CI to act on.
+      if (o.detailedExitcode && summary.wouldChange > 0) throw new ExitError("", 3);
       // After containers came up: the lab, and what to do with it.
       if ((name === "up" || name === "spawn") && o.dryRun !== true && !g.quiet) {
         const [{ containerStates }, { labRows, renderLabTable }] = await Promise.all([
@@ -180,7 +190,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         const rows = labRows(config, await containerStates(io.host, config));
         io.out(
           g.json
-            ? `${JSON.stringify({ event: "lab", containers: rows })}\n`
+            ? `${jsonLine(config.lab, { event: "lab", containers: rows })}\n`
             : renderLabTable(config, rows, g.config),
         );
       }
@@ -199,8 +209,40 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     .argument("[file]", "config file (default: as for -c)")
     .action(async (file: string | undefined, _o: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals() as GlobalOptions;
-      const { file: used } = await loadConfig(io.host, file ?? g.config, packageDir);
-      io.out(g.json ? `${JSON.stringify({ ok: true, file: used })}\n` : `${used}: valid\n`);
+      let loaded: Awaited<ReturnType<typeof loadConfig>>;
+      try {
+        loaded = await loadConfig(io.host, file ?? g.config, packageDir);
+      } catch (e) {
+        // --json: the problems as data, each with its key and where it is (exit 2 all the same).
+        const { ConfigError } = await import("../config/load.js");
+        if (g.json && e instanceof UsageError && e.cause instanceof ConfigError) {
+          const { file: f } = e.cause;
+          io.out(`${JSON.stringify({ ok: false, file: f, diagnostics: e.cause.diagnostics() })}\n`);
+          throw new ExitError("", 2);
+        }
+        throw e;
+      }
+      const { file: used, config: c } = loaded;
+      const [{ containerSpecs }, { labImages }, { parseCidr, intToIp }] = await Promise.all([
+        import("../config/containers.js"),
+        import("../config/images.js"),
+        import("../config/ip.js"),
+      ]);
+      const net = parseCidr(c.network.address);
+      const lab = {
+        lab: c.lab,
+        containers: containerSpecs(c).length,
+        sets: (c.containers.sets ?? []).map((s) => ({ name: s.name, count: s.count })),
+        subnet: `${intToIp(net.network)}/${net.prefix}`,
+        bridge: c.network.bridge,
+        images: labImages(c).map((i) => i.path),
+      };
+      const sets = lab.sets.length ? ` (${lab.sets.map((s) => `${s.name} ×${s.count}`).join(", ")})` : "";
+      io.out(
+        g.json
+          ? `${JSON.stringify({ ok: true, file: used, ...lab })}\n`
+          : `${used}: valid: lab ${lab.lab}, ${lab.containers} container${lab.containers === 1 ? "" : "s"}${sets}, subnet ${lab.subnet} on bridge ${lab.bridge}, image${lab.images.length === 1 ? "" : "s"} ${lab.images.join(", ")}\n`,
+      );
     });
 
   for (const add of extraCommands) add(program, cli);
@@ -285,7 +327,8 @@ function reportError(e: unknown, io: CliIo, g: GlobalOptions): number {
     e instanceof CommandError ||
     e instanceof RootFsError;
   if (userFacing) {
-    io.err(`aplspawn: ${errorMessage(e)}\n`);
+    // An exit code alone (--detailed-exitcode) has nothing to say.
+    if (errorMessage(e)) io.err(`aplspawn: ${errorMessage(e)}\n`);
     if (g.verbose && e instanceof CommandError) io.err(`${e.detail}\n`);
     return code;
   }

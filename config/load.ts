@@ -17,6 +17,37 @@ export class ConfigError extends Error {
   ) {
     super(`Invalid config ${file}:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
   }
+
+  /** Each problem as data (validate --json): the key, the message, and where it is when known. */
+  diagnostics(): Diagnostic[] {
+    return this.problems.map((p) => {
+      const m = /^(.+?): (.*?)(?: \(line (\d+), column (\d+)(?:: (.*))?\))?$/s.exec(p);
+      if (!m) return { key: "", message: p };
+      const [, key, message, line, column, shown] = m;
+      // What whereIs showed: the value written there, then a hint after "; ".
+      const [value, ...hint] = shown?.split("; ") ?? [];
+      return {
+        key: key!,
+        message: message!,
+        ...(line ? { line: Number(line), column: Number(column) } : {}),
+        ...(value !== undefined ? { value } : {}),
+        ...(hint.length ? { hint: hint.join("; ") } : {}),
+      };
+    });
+  }
+}
+
+/**
+ * One problem of a config: its key path ("" when none), what is wrong, where (1-based), the value
+ * written there (as YAML read it, JSON-quoted when a string) and a hint, when there are.
+ */
+export interface Diagnostic {
+  key: string;
+  message: string;
+  line?: number;
+  column?: number;
+  value?: string;
+  hint?: string;
 }
 
 /** Parse and validate config text; throws ConfigError listing every problem. */
@@ -49,7 +80,11 @@ export function parseConfig(text: string, file: string): Config {
     );
   const config = completeConfig(parsed.data);
   const problems = crossChecks(config, parsed.data.containers);
-  if (problems.length > 0) throw new ConfigError(file, problems);
+  if (problems.length > 0)
+    throw new ConfigError(
+      file,
+      problems.map((p) => withLocation(doc, lines, p)),
+    );
   return config;
 }
 
@@ -92,6 +127,19 @@ function whereIs(
       shown += "; YAML read it as a number: put it in quotes";
   }
   return { offset, line, col, shown };
+}
+
+/** A cross-field problem ("key.path: …") with where that key is written, when it is. */
+function withLocation(doc: Document, lines: LineCounter, problem: string): string {
+  const key = /^([A-Za-z0-9_.]+): /.exec(problem)?.[1];
+  if (!key || key === "top") return problem;
+  const node = doc.getIn(
+    key.split(".").map((k) => (/^\d+$/.test(k) ? Number(k) : k)),
+    true,
+  );
+  if (!isNode(node) || !node.range) return problem;
+  const { line, col } = lines.linePos(node.range[0]);
+  return `${problem} (line ${line}, column ${col})`;
 }
 
 function keyPath(path: readonly PropertyKey[]): string {

@@ -154,3 +154,105 @@ test("run reset needs --only and names the lab's containers for a name it does n
     await d.cleanup();
   }
 });
+
+test("--json: every line of a run carries ts (ISO 8601) and the lab's name, then its event", async () => {
+  const d = await tempDir();
+  try {
+    const c = join(d.path, "lab.yaml");
+    await writeFile(
+      c,
+      `lab: jsonlab\nworkdir: ${d.path}/work\ncontainers: {machinesDir: ${d.path}/m}\ninventory: {file: ${d.path}/inv.txt}\n`,
+    );
+    // down of a lab that never came up: nothing to undo, but every step reports.
+    const r = await cli(["-c", c, "--json", "run", "down"]);
+    assert.equal(r.code, 0, r.err);
+    const lines = r.out.trim().split("\n");
+    assert.ok(lines.length > 3, r.out);
+    for (const l of lines) {
+      const e = JSON.parse(l) as { ts: string; lab: string; event: string };
+      assert.equal(e.lab, "jsonlab", l);
+      assert.match(e.ts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, l);
+      assert.ok(["task", "group", "info", "progress", "warning", "summary"].includes(e.event), l);
+      assert.deepEqual(Object.keys(e).slice(0, 3), ["ts", "lab", "event"], l);
+    }
+    assert.equal((JSON.parse(lines.at(-1)!) as { event: string }).event, "summary");
+  } finally {
+    await d.cleanup();
+  }
+});
+
+test("validate: a one-line summary of a valid lab; --json gives each problem as data with its key and place", async () => {
+  const d = await tempDir();
+  try {
+    const good = join(d.path, "good.yaml");
+    await writeFile(
+      good,
+      `workdir: ${d.path}/w\ncontainers:\n  machinesDir: ${d.path}/m\n  sets:\n    - {name: web, count: 2}\n    - {name: db}\n`,
+    );
+    const r = await cli(["validate", good]);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(
+      r.out,
+      `${good}: valid: lab default, 3 containers (web ×2, db ×1), subnet 10.10.12.0/26 on bridge nspawnd0, image /var/lib/aplspawn/images/debian-bookworm.img\n`,
+    );
+    const j = JSON.parse((await cli(["--json", "validate", good])).out) as Record<string, unknown>;
+    assert.deepEqual(j, {
+      ok: true,
+      file: good,
+      lab: "default",
+      containers: 3,
+      sets: [
+        { name: "web", count: 2 },
+        { name: "db", count: 1 },
+      ],
+      subnet: "10.10.12.0/26",
+      bridge: "nspawnd0",
+      images: ["/var/lib/aplspawn/images/debian-bookworm.img"],
+    });
+
+    const bad = join(d.path, "bad.yaml");
+    await writeFile(
+      bad,
+      `workdir: ${d.path}/w\nnetwork:\n  nat: no\ncontainers:\n  machinesDir: ${d.path}/m\n  count: 2\n  concurency: 3\n`,
+    );
+    const b = await cli(["--json", "validate", bad]);
+    assert.equal(b.code, 2);
+    assert.equal(b.err, "");
+    const out = JSON.parse(b.out) as { ok: boolean; file: string; diagnostics: unknown[] };
+    assert.equal(out.ok, false);
+    assert.equal(out.file, bad);
+    assert.deepEqual(out.diagnostics, [
+      {
+        key: "network.nat",
+        message: "Invalid input: expected boolean, received string",
+        line: 3,
+        column: 8,
+        value: '"no"',
+        hint: "YAML 1.2 reads no as a string: write false",
+      },
+      {
+        key: "containers.concurency",
+        message: 'unknown key (did you mean "concurrency"?)',
+        line: 7,
+        column: 3,
+      },
+    ]);
+    // A cross-field problem is placed too.
+    const far = join(d.path, "far.yaml");
+    await writeFile(
+      far,
+      `workdir: ${d.path}/w\ncontainers:\n  machinesDir: ${d.path}/m\n  ipRange: [10.10.12.10, 10.99.0.1]\n`,
+    );
+    const f = JSON.parse((await cli(["--json", "validate", far])).out) as { diagnostics: unknown[] };
+    assert.deepEqual(f.diagnostics, [
+      {
+        key: "containers.ipRange.1",
+        message: "10.99.0.1 is not a host address in 10.10.12.1/26",
+        line: 4,
+        column: 26,
+      },
+    ]);
+  } finally {
+    await d.cleanup();
+  }
+});

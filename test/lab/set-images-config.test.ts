@@ -159,8 +159,8 @@ containers:
     - {name: d, image: {url: "file:///img/d.img", loopDevice: /dev/loop7}}
 `);
   assert.deepEqual(p, [
-    "containers.sets.0.image: a downloaded image must be verified: give containers.sets.0.image.sha256 or containers.sets.0.image.checksums (or containers.sets.0.image.insecure: true to accept it unverified)",
-    "containers.sets.2.image: names the file /img/x.img as containers.sets.1.image does, but differs from it (checksum, build recipe or another key): one file is one image; give it a url of its own",
-    "containers.sets.3.image.loopDevice: /dev/loop7 is pinned for /var/lib/aplspawn/images/debian-bookworm.img too; one device holds one image",
+    "containers.sets.0.image: a downloaded image must be verified: give containers.sets.0.image.sha256 or containers.sets.0.image.checksums (or containers.sets.0.image.insecure: true to accept it unverified) (line 4, column 24)",
+    "containers.sets.2.image: names the file /img/x.img as containers.sets.1.image does, but differs from it (checksum, build recipe or another key): one file is one image; give it a url of its own (line 6, column 24)",
+    "containers.sets.3.image.loopDevice: /dev/loop7 is pinned for /var/lib/aplspawn/images/debian-bookworm.img too; one device holds one image (line 7, column 63)",
   ]);
 });

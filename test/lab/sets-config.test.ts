@@ -109,14 +109,16 @@ test("sets are refused with count or prefix, duplicate set or container names, a
   );
   const p2 = problems(base("    - {name: web}\n    - {name: web, pattern: 'w%d'}\n"));
   assert.ok(
-    p2.some((p) => p === "containers.sets.1.name: web is the name of set 0 too"),
+    p2.some((p) => p === "containers.sets.1.name: web is the name of set 0 too (line 6, column 14)"),
     p2.join("\n"),
   );
   const p3 = problems(
     base("    - {name: a, pattern: 'node%d', count: 2}\n    - {name: b, pattern: 'node%d'}\n"),
   );
   assert.ok(
-    p3.some((p) => p === "containers.sets.1: two containers would both be named node1 (sets a and b)"),
+    p3.some((p) =>
+      p.startsWith("containers.sets.1: two containers would both be named node1 (sets a and b) (line 6"),
+    ),
     p3.join("\n"),
   );
   const p4 = problems(base("    - {name: web, vars: {ansible_user: root, ansible_ssh_common_args: x}}\n"));
