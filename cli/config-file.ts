@@ -1,7 +1,7 @@
 // The config file the CLI uses: -c FILE, else ./aplspawn.yaml, else the packaged default; the files
 // it names that must exist already are checked here (config/ itself reads nothing).
 import { resolve } from "node:path";
-import { ConfigError, parseConfig } from "../config/load.js";
+import { ConfigError, concerns, parseConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import type { Host } from "../src/host/host.js";
 import { UsageError } from "../src/runner/errors.js";
@@ -26,8 +26,13 @@ export async function loadConfig(
       return { config, file: c };
     } catch (e) {
       // A bad config is a usage error (exit 2), reported like the others by the one top-level catch.
-      if (e instanceof ConfigError) throw new UsageError(e.message, { cause: e });
-      throw e;
+      if (!(e instanceof ConfigError)) throw e;
+      // Every phase in one run: the files the rest of the config names are checked too.
+      const more = e.partial
+        ? (await fileChecks(host, e.partial)).filter((p) => !e.wrong.some((w) => concerns(p, w)))
+        : [];
+      const all = more.length ? new ConfigError(c, [...e.problems, ...more]) : e;
+      throw new UsageError(all.message, { cause: all });
     }
   }
   throw new UsageError(`Config file not found: ${candidates.join(" or ")}`);

@@ -14,6 +14,10 @@ export class ConfigError extends Error {
   constructor(
     readonly file: string,
     readonly problems: string[],
+    /** The config without the keys found wrong (when it parses so), for checks that come later. */
+    readonly partial?: Config,
+    /** The key paths found wrong. */
+    readonly wrong: readonly (readonly PropertyKey[])[] = [],
   ) {
     super(`Invalid config ${file}:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
   }
@@ -67,17 +71,31 @@ export function parseConfig(text: string, file: string): Config {
     throw new ConfigError(file, [
       "top level: must be a mapping of keys (lab, network, image, containers, inventory, …)",
     ]);
-  const parsed = configSchema.safeParse(raw);
-  if (!parsed.success)
-    throw new ConfigError(
-      file,
-      parsed.error.issues
-        .map((issue) => ({ issue, at: whereIs(doc, lines, issue) }))
-        .sort((a, b) => (a.at?.offset ?? -1) - (b.at?.offset ?? -1))
-        .flatMap(({ issue, at }) =>
-          formatIssue(issue).map((p) => `${p}${at ? ` (line ${at.line}, column ${at.col}${at.shown})` : ""}`),
-        ),
+  const parsed = configSchema.safeParse(raw, { error: inOurWords });
+  if (!parsed.success) {
+    const issues = parsed.error.issues;
+    const schemaProblems = issues
+      .map((issue) => ({ issue, at: whereIs(doc, lines, issue) }))
+      .sort((a, b) => (a.at?.offset ?? -1) - (b.at?.offset ?? -1))
+      .flatMap(({ issue, at }) =>
+        formatIssue(issue).map((p) => `${p}${at ? ` (line ${at.line}, column ${at.col}${at.shown})` : ""}`),
+      );
+    // Every phase in one run: the checks across keys and of the files named run on the config
+    // without the keys found wrong (their defaults in their place), and report what does not
+    // concern those keys.
+    const wrong = issues.flatMap((i) =>
+      i.code === "unrecognized_keys" ? i.keys.map((k) => [...i.path, k]) : [i.path],
     );
+    const rest = configSchema.safeParse(without(raw, wrong));
+    const partial = rest.success ? completeConfig(rest.data) : undefined;
+    const more =
+      rest.success && partial
+        ? crossChecks(partial, rest.data.containers)
+            .filter((p) => !wrong.some((w) => concerns(p, w)))
+            .map((p) => withLocation(doc, lines, p))
+        : [];
+    throw new ConfigError(file, byPlace([...schemaProblems, ...more]), partial, wrong);
+  }
   const config = completeConfig(parsed.data);
   const problems = crossChecks(config, parsed.data.containers);
   if (problems.length > 0)
@@ -127,6 +145,80 @@ function whereIs(
       shown += "; YAML read it as a number: put it in quotes";
   }
   return { offset, line, col, shown };
+}
+
+/** A deep copy of a YAML value without the values at `paths`. */
+function without(raw: unknown, paths: readonly (readonly PropertyKey[])[]): unknown {
+  const copy = structuredClone(raw) as Record<PropertyKey, unknown>;
+  for (const path of paths) {
+    if (path.length === 0) return {};
+    let node: unknown = copy;
+    for (const k of path.slice(0, -1)) node = (node as Record<PropertyKey, unknown> | undefined)?.[k];
+    if (node && typeof node === "object") {
+      const last = path.at(-1)!;
+      if (Array.isArray(node) && typeof last === "number") node[last] = undefined;
+      else delete (node as Record<PropertyKey, unknown>)[last];
+    }
+  }
+  return copy;
+}
+
+/** Whether a problem ("key.path: …") is about a key found wrong, or one inside or above it. */
+export function concerns(problem: string, wrong: readonly PropertyKey[]): boolean {
+  const key = /^([A-Za-z0-9_.]+): /.exec(problem)?.[1];
+  if (!key) return false;
+  const w = wrong.map(String).join(".");
+  return key === w || key.startsWith(`${w}.`) || w.startsWith(`${key}.`);
+}
+
+/** Problems in file order (by the line and column they name); those without a place last. */
+function byPlace(problems: string[]): string[] {
+  const at = (p: string) => {
+    const m = / \(line (\d+), column (\d+)/.exec(p);
+    return m ? Number(m[1]) * 1e6 + Number(m[2]) : Number.MAX_SAFE_INTEGER;
+  };
+  return problems
+    .map((p, i) => ({ p, i, k: at(p) }))
+    .sort((a, b) => a.k - b.k || a.i - b.i)
+    .map((x) => x.p);
+}
+
+/**
+ * zod's messages in the voice of ours ("must be …"), for the checks that carry no message of
+ * their own; anything else keeps zod's.
+ */
+function inOurWords(issue: core.$ZodRawIssue): string | undefined {
+  const what: Record<string, string> = {
+    boolean: "true or false",
+    number: "a number",
+    int: "a whole number",
+    string: "a string",
+    array: "a list",
+    object: "a mapping of keys",
+    tuple: "a list",
+    record: "a mapping of keys",
+  };
+  switch (issue.code) {
+    case "invalid_type": {
+      if (issue.input === undefined) return undefined; // "required", formatIssue's
+      const expected = String(issue.expected);
+      return `must be ${what[expected] ?? expected}`;
+    }
+    case "too_small":
+      if (issue.origin === "array")
+        return `must have at least ${issue.minimum} item${issue.minimum === 1 ? "" : "s"}`;
+      if (issue.origin === "string")
+        return `must be at least ${issue.minimum} character${issue.minimum === 1 ? "" : "s"}`;
+      return `must be at least ${issue.minimum}${issue.inclusive === false ? " (exclusive)" : ""}`;
+    case "too_big":
+      if (issue.origin === "array") return `must have at most ${issue.maximum} items`;
+      if (issue.origin === "string") return `must be at most ${issue.maximum} characters`;
+      return `must be at most ${issue.maximum}`;
+    case "invalid_value":
+      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+    default:
+      return undefined;
+  }
 }
 
 /** A cross-field problem ("key.path: …") with where that key is written, when it is. */

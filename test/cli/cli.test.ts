@@ -224,7 +224,7 @@ test("validate: a one-line summary of a valid lab; --json gives each problem as 
     assert.deepEqual(out.diagnostics, [
       {
         key: "network.nat",
-        message: "Invalid input: expected boolean, received string",
+        message: "must be true or false",
         line: 3,
         column: 8,
         value: '"no"',
@@ -252,6 +252,39 @@ test("validate: a one-line summary of a valid lab; --json gives each problem as 
         column: 26,
       },
     ]);
+  } finally {
+    await d.cleanup();
+  }
+});
+
+test("every phase in one run: a schema problem, a problem across keys and a missing file are reported together, in file order", async () => {
+  const d = await tempDir();
+  try {
+    const c = join(d.path, "c.yaml");
+    await writeFile(
+      c,
+      `workdir: ${d.path}/w\nnetwork: {address: 10.10.12.1/28}\ncontainers:\n  machinesDir: ${d.path}/m\n  count: 20\n  concurency: 3\n  sshKey: ${d.path}/nokey\ninventory: {ping: no}\n`,
+    );
+    const r = await cli(["validate", c]);
+    assert.equal(r.code, 2, r.err);
+    const problems = r.err.split("\n").filter((l) => l.startsWith("  - "));
+    assert.deepEqual(
+      problems.map((p) => p.replace(/ \(line.*$/, "").replace(/: .*$/, "")),
+      [
+        "  - containers.count",
+        "  - containers.concurency",
+        "  - inventory.ping",
+        "  - containers.sshKey",
+        "  - containers.sshKey",
+      ],
+      r.err,
+    );
+    assert.match(r.err, /containers\.count: 20 containers do not fit in ipRange .* \(line 5, column 10\)/);
+    assert.match(
+      r.err,
+      /inventory\.ping: must be true or false \(line 8, column 19: "no"; YAML 1\.2 reads no as a string: write false\)/,
+    );
+    assert.match(r.err, new RegExp(`containers\\.sshKey: ${d.path}/nokey does not exist`));
   } finally {
     await d.cleanup();
   }

@@ -42,7 +42,11 @@ export const BAD_CONFIGS: [string, string, RegExp][] = [
   ["lab with ..", "lab: a..b\n", /lab: lab must not contain "\.\."/],
   ["lab with space", "lab: 'a b'\n", /lab: /],
   ["lab of 100 characters", `lab: ${"a".repeat(100)}\n`, /lab: lab must be at most 32/],
-  ["lab not a string", "lab: 42\n", /lab: Invalid input: expected string/],
+  [
+    "lab not a string",
+    "lab: 42\n",
+    /lab: must be a string \(line 2, column 6: 42; YAML read it as a number: put it in quotes\)/,
+  ],
   ["workdir relative", "workdir: var/lib\n", /workdir: must be an absolute path/],
   ["workdir with ..", "workdir: /var/../etc\n", /workdir: must not contain "\.\."/],
   [
@@ -126,7 +130,11 @@ export const BAD_CONFIGS: [string, string, RegExp][] = [
   ],
   ["count zero", "containers: {count: 0}\n", /containers\.count: /],
   ["count not an integer", "containers: {count: 2.5}\n", /containers\.count: /],
-  ["count a string", "containers: {count: three}\n", /containers\.count: .*expected number/],
+  [
+    "count a string",
+    "containers: {count: three}\n",
+    /containers\.count: must be a number \(line 2, column 21: "three"\)/,
+  ],
   ["prefix with slash", "containers: {prefix: a/b}\n", /containers\.prefix: /],
   ["prefix with ..", "containers: {prefix: ..}\n", /containers\.prefix: /],
   ["prefix upper case", "containers: {prefix: Apl}\n", /containers\.prefix: /],
