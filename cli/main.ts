@@ -41,6 +41,34 @@ function rewriteLegacy(argv: string[]): string[] {
   return REPORTS.has(op) ? [op, ...rest] : ["run", op, ...rest];
 }
 
+// What `aplspawn CMD --help` ends with: a command line that works as it is.
+const EXAMPLES: Record<string, string[]> = {
+  run: ["sudo aplspawn run up", "sudo aplspawn run stop --only web1,web2", "sudo aplspawn run down --purge"],
+  validate: ["aplspawn validate lab.yaml", "aplspawn --json validate"],
+  init: ["aplspawn -c lab.yaml init --lab mylab"],
+  schema: ["aplspawn schema > aplspawn.schema.json"],
+  status: ["sudo aplspawn status", "aplspawn status --json"],
+  pids: ["sudo aplspawn pids"],
+  names: ["aplspawn names", "aplspawn names web db"],
+  inventory: ["aplspawn inventory --format yaml --output hosts.yml", "aplspawn inventory --format json"],
+  ssh: ["aplspawn ssh web1", "aplspawn ssh root@web1 -- systemctl is-system-running"],
+  exec: ["sudo aplspawn exec web1 -- journalctl -b --no-pager"],
+  logs: ["sudo aplspawn logs web1 -f", "sudo aplspawn logs web1 -n all"],
+  image: ["sudo aplspawn image build", "aplspawn image inspect"],
+  build: ["sudo aplspawn image build --set db --force"],
+  inspect: ["aplspawn image inspect /var/lib/aplspawn/images/debian-bookworm.img"],
+  completion: ['eval "$(aplspawn completion bash)"', "aplspawn completion fish | source"],
+};
+
+/** Every command's help ends with its examples (commands without one get none). */
+function addExamples(cmd: Command): void {
+  for (const c of cmd.commands) {
+    const ex = EXAMPLES[c.name()];
+    if (ex) c.addHelpText("after", `\nExamples:\n${ex.map((e) => `  ${e}`).join("\n")}\n`);
+    addExamples(c);
+  }
+}
+
 /** A --json line of a run: the event, with when (ISO 8601, UTC) and which lab. */
 const jsonLine = (lab: string, e: object) => JSON.stringify({ ts: new Date().toISOString(), lab, ...e });
 
@@ -246,6 +274,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     });
 
   for (const add of extraCommands) add(program, cli);
+  addExamples(program);
 
   // The terminal renderer's colors follow NO_COLOR, read when it loads (after this).
   program.hook("preAction", (cmd) => {

@@ -11,7 +11,8 @@ const README = resolve(import.meta.dirname, "../../../README.md");
 
 /** The names of a --help's "Commands:" section. */
 function commandsOf(help: string): string[] {
-  const section = help.split(/^Commands:$/m)[1] ?? "";
+  // The section ends at the next heading (Examples:, Global Options:).
+  const section = (help.split(/^Commands:$/m)[1] ?? "").split(/^\S/m)[0] ?? "";
   return [...section.matchAll(/^ {2}(\S+)/gm)].map((m) => m[1] ?? "").filter((n) => n && n !== "help");
 }
 
@@ -22,6 +23,15 @@ function optionsOf(help: string): string[] {
     .map((m) => m[1] ?? "")
     .filter((f) => f !== "--help");
 }
+
+test("every command's help ends with examples", async () => {
+  const top = commandsOf((await runMain(["--help"])).out);
+  const image = commandsOf((await runMain(["image", "--help"])).out).map((n) => ["image", n]);
+  for (const argv of [...top.map((n) => [n]), ...image]) {
+    const help = (await runMain([...argv, "--help"])).out;
+    assert.match(help, /\nExamples:\n {2}\S/, `${argv.join(" ")} --help has no example`);
+  }
+});
 
 test("README's tables name every command, workflow and run option the CLI has, and nothing else", async () => {
   const readme = await readFile(README, "utf8");
