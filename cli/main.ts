@@ -109,6 +109,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
           emit,
           dryRun: o.dryRun === true,
           noRollback: o.noRollback === true,
+          ...(g.verbose ? { verbose: true } : {}),
           failAfter: io.env.APLSPAWN_FAIL_AFTER || undefined,
           command: o.command,
           interrupt: interrupt.signal,
@@ -126,7 +127,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       "config file (default ./aplspawn.yaml, else the packaged config/aplspawn.yaml)",
     )
     .option("--json", "print one JSON object per line")
-    .option("-v, --verbose", "print full command errors")
+    .option(
+      "-v, --verbose",
+      "print full command errors, and what long tools (debootstrap) print off a terminal",
+    )
     .option("-q, --quiet", "print only warnings, failures and each run's summary")
     .option("--no-color", "no colors on a terminal (as NO_COLOR=1 does)")
     .addOption(

@@ -181,10 +181,14 @@ export function containersGroup(c: Config, specs: ContainerSpec[], o: WorkflowOp
   return group(
     "containers",
     `Starting ${specs.length} container${specs.length === 1 ? "" : "s"}`,
+    // On a terminal a container that is up is one line, and the title counts them: 50 fit.
     specs.map((s) =>
-      group(`container[${s.name}]`, `Container ${s.name}, ip ${s.ip}/${prefix}`, containerSteps(c, s)),
+      group(`container[${s.name}]`, `Container ${s.name}, ip ${s.ip}/${prefix}`, containerSteps(c, s), 1, {
+        collapse: true,
+      }),
     ),
     o.concurrency ?? c.containers.concurrency,
+    { tally: "ready" },
   );
 }
 

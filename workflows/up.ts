@@ -58,6 +58,8 @@ export const up: WorkflowBuilder = (c, o) => {
         "Preparing the network, the image and the lab key",
         [...netupSteps(c), imagesGroup(c), sshKeyStep(c)],
         3,
+        // Done before the containers start: one line from then on.
+        { collapse: true },
       ),
       // A smaller count (or another prefix or range): the containers the config no longer names go.
       undo(

@@ -17,6 +17,8 @@ export type Wrapper = ListrTaskWrapper<unknown, any, any>;
 export interface ReportOptions {
   mode: OutputMode;
   emit(e: RunEvent): void;
+  /** -v: the output of long tools (debootstrap) too, off a terminal. */
+  verbose?: boolean;
 }
 
 /** The shared state of one run. */
@@ -99,10 +101,12 @@ export class RunState {
   ): TaskContext & { done(): void } {
     const notes: string[] = [];
     const tty = this.o.mode === "tty";
+    const t0 = performance.now();
     return {
       host,
       signal,
       tty,
+      ...(this.o.verbose ? { verbose: true } : {}),
       ...(failedRun ? { failedRun } : {}),
       info: (message) => {
         notes.push(message);
@@ -111,7 +115,9 @@ export class RunState {
       },
       progress: (message) => {
         if (lt && tty) lt.output = [...notes, message].join("\n");
-        else this.o.emit({ event: "progress", id, message });
+        // Plain lines: a step done within two seconds prints no progress (JSON gets all of it).
+        else if (this.o.mode === "json" || performance.now() - t0 >= 2000)
+          this.o.emit({ event: "progress", id, message });
       },
       // Progress lines go when the task is done; its notes stay.
       done: () => {

@@ -36,6 +36,8 @@ export interface RunOptions {
   emit(e: RunEvent): void;
   dryRun?: boolean;
   noRollback?: boolean;
+  /** -v: the output of long tools (debootstrap) too, off a terminal. */
+  verbose?: boolean;
   /** Glob of task ids: fail right after such a task's run succeeded (fault injection). */
   failAfter?: string;
   /** Shown to a second process that finds the lab locked. */
@@ -163,7 +165,7 @@ class Run {
     throw new TaskFailedError(f.id, f.error, state.counts.rollbackFailed, [...state.notes]);
   }
 
-  private toListr(step: Step): AnyListrTask {
+  private toListr(step: Step, onDone?: () => void): AnyListrTask {
     switch (step.type) {
       case "task":
         return {
@@ -173,19 +175,38 @@ class Run {
           rendererOptions: { persistentOutput: true },
         };
       case "group":
-        return { title: step.title, task: (_c, lt) => this.group(step, lt) };
+        return { title: step.title, task: (_c, lt) => this.group(step, lt, onDone) };
       case "undo":
-        return { title: step.title, task: (_c, lt) => this.undo.step(step, lt) };
+        return {
+          title: step.title,
+          task: (_c, lt) => this.undo.step(step, lt),
+          // A dry run's list of what it would undo stays on a terminal.
+          rendererOptions: { persistentOutput: true },
+        };
     }
   }
 
-  private group(step: GroupStep, lt: Wrapper) {
+  /** A group's steps as a listr of their own; onDone runs once they all succeeded. */
+  private group(step: GroupStep, lt: Wrapper, onDone?: () => void) {
     this.o.emit({ event: "group", id: step.id, title: step.title });
     const c = step.concurrency ?? 1;
-    return lt.newListr(
-      step.steps.map((s) => this.toListr(s)),
-      { concurrent: c > 1 ? c : false, exitOnError: true },
-    );
+    // "(k/N ready)": each group in it counts itself done.
+    let done = 0;
+    const inner = step.steps.filter((s) => s.type === "group").length;
+    const tally = step.tally
+      ? () => {
+          done++;
+          lt.title = `${step.title} (${done}/${inner} ${step.tally})`;
+        }
+      : undefined;
+    const tasks = step.steps.map((s) => this.toListr(s, tally));
+    // An untitled last task (listr2 shows none) runs once every step before it succeeded.
+    if (onDone && c <= 1) tasks.push({ task: () => onDone() });
+    return lt.newListr(tasks, {
+      concurrent: c > 1 ? c : false,
+      exitOnError: true,
+      ...(step.collapse ? { rendererOptions: { collapseSubtasks: true } } : {}),
+    });
   }
 
   private track<T>(p: Promise<T>): Promise<T> {

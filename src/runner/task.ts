@@ -19,6 +19,8 @@ export interface TaskContext extends HostContext {
    * empty; a task that needs it throws KnownAfterApply rather than retry or fail on it.
    */
   dryRun?: boolean;
+  /** -v: show what long tools (debootstrap) print, off a terminal too. */
+  verbose?: boolean;
 }
 
 /** The failed run a rollback undoes (TaskContext.failedRun). */
@@ -182,6 +184,10 @@ export interface GroupStep {
   title: string;
   steps: Step[];
   concurrency?: number;
+  /** On a terminal: once its steps are done, shown as its one line (a failed one stays open). */
+  collapse?: boolean;
+  /** On a terminal: the title counts the groups in it done so far, "(k/N <tally>)". */
+  tally?: string;
 }
 
 /** What an undo step's selection sees of a journal entry (scope, family, kept: absent in old journals). */
@@ -228,8 +234,14 @@ export function task<P>(
 }
 
 /** Build a group step. */
-export function group(id: string, title: string, steps: Step[], concurrency?: number): GroupStep {
-  return { type: "group", id, title, steps, concurrency };
+export function group(
+  id: string,
+  title: string,
+  steps: Step[],
+  concurrency?: number,
+  show: Pick<GroupStep, "collapse" | "tally"> = {},
+): GroupStep {
+  return { type: "group", id, title, steps, concurrency, ...show };
 }
 
 /** Build an undo step; `lanes` lets independent entries (one lane each) be undone concurrently. */

@@ -62,12 +62,13 @@ const TOOLS: Record<string, string> = {
   truncate: "coreutils",
 };
 
-// Off a terminal, long tools' output becomes a line every few seconds rather than hundreds.
+// On a terminal, long tools' output is the task's passing line; off one it is noise in a log, shown
+// only with -v, and then a line every few seconds rather than hundreds.
 function lineReporter(ctx: TaskContext, everyMs = 5000): (line: string) => void {
   let last = 0;
   return (line) => {
     const l = line.trim();
-    if (!l) return;
+    if (!l || (!ctx.tty && !ctx.verbose)) return;
     const now = ctx.host.now();
     if (ctx.tty || now - last >= everyMs) {
       last = now;

@@ -558,3 +558,29 @@ test("a dry run's preview: a retried command shown once, what needs an earlier c
     await t.cleanup();
   }
 });
+
+test("plain output prints a step's progress lines only once it has run two seconds; --json gets them all", async () => {
+  const t = await setup();
+  try {
+    const slow = defineTask<{ waitMs: number }>({
+      kind: "test.slow",
+      title: () => "Downloading",
+      check: async () => false,
+      async run(ctx, p) {
+        ctx.progress("early");
+        await new Promise((r) => setTimeout(r, p.waitMs));
+        ctx.progress("late");
+      },
+    });
+    const wf = { name: "slow", steps: [task(slow, "slow", { waitMs: 2100 })] };
+    const progress = (events: { event: string; message?: string }[]) =>
+      events.filter((e) => e.event === "progress").map((e) => e.message);
+    const plain = await run(wf, t.lab, { mode: "plain" });
+    assert.equal(plain.error, undefined);
+    assert.deepEqual(progress(plain.events), ["late"]);
+    const json = await run(wf, t.lab, { mode: "json" });
+    assert.deepEqual(progress(json.events), ["early", "late"]);
+  } finally {
+    await t.cleanup();
+  }
+});
