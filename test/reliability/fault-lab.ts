@@ -7,6 +7,7 @@ import { readdir, readFile, readlink } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { test } from "node:test";
+import { CLAIMS_DIR } from "../../src/image/loop-claims.js";
 import { taskEvents } from "../support/json-events.js";
 import {
   cgroupsOf,
@@ -104,6 +105,21 @@ async function backsImage(lab: Lab, device: string, image: string): Promise<bool
   });
 }
 
+/**
+ * Whether another lab holds the claim on `device` (src/image/loop-claims.ts): it attached the same
+ * image at that freed number, and may not have mounted it yet (the claim is written with the
+ * attach, under the loop lock).
+ */
+async function claimedByOther(lab: Lab, device: string): Promise<boolean> {
+  const text = await readFile(join(CLAIMS_DIR, device.replace(/^\/dev\//, "")), "utf8").catch(() => "");
+  try {
+    const c = JSON.parse(text) as { lowerDir?: unknown };
+    return typeof c.lowerDir === "string" && !c.lowerDir.startsWith(`${lab.dir}/`);
+  } catch {
+    return false;
+  }
+}
+
 /** Whether a mount namespace other than the lab's mounts `device` (then another test reused it). */
 async function mountedElsewhere(lab: Lab, device: string): Promise<boolean> {
   const mine = await readlink(`/proc/${lab.ns.pid}/ns/mnt`).catch(() => "");
@@ -127,11 +143,18 @@ async function mountedElsewhere(lab: Lab, device: string): Promise<boolean> {
 export async function assertLoopsGone(lab: Lab, devices: string[], image: string, what: string) {
   for (const d of devices) {
     const gone = await waitFor(
-      async () => !(await backsImage(lab, d, image)) || (await mountedElsewhere(lab, d)),
+      async () =>
+        !(await backsImage(lab, d, image)) ||
+        (await claimedByOther(lab, d)) ||
+        (await mountedElsewhere(lab, d)),
       40,
       100,
     );
-    assert.ok(gone, `${what}: loop device ${d} of this lab still holds ${image}`);
+    const claim = await readFile(join(CLAIMS_DIR, d.replace(/^\/dev\//, "")), "utf8").catch(() => "none");
+    assert.ok(
+      gone,
+      `${what}: loop device ${d} of this lab still holds ${image} (its claim: ${claim.trim()})`,
+    );
   }
 }
 
