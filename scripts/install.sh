@@ -17,11 +17,12 @@ apt-get update -qq
 # openssh-client: ssh, ssh-keygen; ansible-core: the inventory check; psmisc: fuser (who holds a mount);
 # python3: containers.privateUsers' idmapped mounts (src/lab/idmap-mount.ts); debian-archive-keyring,
 # gpgv: image build checks the mirror's signature; gnupg, openssl: the download tests sign checksums
-# and serve https with a key and certificate they make.
+# and serve https with a key and certificate they make; tmux, zsh, fish: the tests of the terminal
+# and of the completion scripts.
 apt-get install -y -qq --no-install-recommends \
   systemd-container iptables iproute2 util-linux mount kmod debootstrap squashfs-tools fdisk e2fsprogs \
   openssh-client ansible-core python3 psmisc procps curl ca-certificates debian-archive-keyring gpgv \
-  gnupg openssl >/dev/null
+  gnupg openssl tmux zsh fish >/dev/null
 npm ci --no-audit --no-fund
 npm run build
 npm link --no-audit --no-fund >/dev/null
