@@ -216,6 +216,9 @@ function inOurWords(issue: core.$ZodRawIssue): string | undefined {
       return `must be at most ${issue.maximum}`;
     case "invalid_value":
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+    case "invalid_format":
+      if (issue.format === "ipv4") return "must be an IPv4 address, e.g. 10.10.12.10";
+      return undefined;
     default:
       return undefined;
   }
