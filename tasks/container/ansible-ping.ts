@@ -19,10 +19,19 @@ async function ping(ctx: HostContext, p: AnsiblePingParams) {
   const opts = {
     readOnly: true,
     timeoutMs: 300_000,
-    env: { ANSIBLE_NOCOLOR: "1", ANSIBLE_FORCE_COLOR: "0" },
+    // Ad-hoc output in the default (minimal) shape whatever callbacks an ansible.cfg loads: it is parsed.
+    env: { ANSIBLE_NOCOLOR: "1", ANSIBLE_FORCE_COLOR: "0", ANSIBLE_LOAD_CALLBACK_PLUGINS: "0" },
   };
   if (p.owner) return execAsOwner(ctx, p.owner, "ansible", args, opts);
   return ctx.host.exec("ansible", args, { ...opts, allowFail: true, signal: ctx.signal });
+}
+
+/**
+ * Ansible exits 0 when no host matched (an inventory missing or empty, a group with no host): the
+ * ping holds only when it reached hosts, every one of them.
+ */
+function reachedAll(r: { exitCode: number; stdout: string }): boolean {
+  return r.exitCode === 0 && / \| SUCCESS /.test(r.stdout);
 }
 
 /** Checks the lab with `ansible -m ping`; fails naming the unreachable hosts. */
@@ -36,11 +45,11 @@ export const labAnsiblePing = defineTask<AnsiblePingParams, null>({
     return undefined;
   },
   async check(ctx, p) {
-    return (await ping(ctx, p)).exitCode === 0;
+    return reachedAll(await ping(ctx, p));
   },
   async run(ctx, p) {
     const r = await ping(ctx, p);
-    if (r.exitCode === 0) return null;
+    if (reachedAll(r)) return null;
     const bad = r.stdout
       .split("\n")
       .filter((l) => / \| (UNREACHABLE|FAILED)/.test(l))
