@@ -2,7 +2,7 @@
 // `run provision`), its output under the task; with idempotence a second run must change nothing;
 // a playbook that fails, or is not idempotent, fails the command and leaves the lab up.
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { changedTasks } from "../../tasks/container/provision.js";
@@ -23,12 +23,32 @@ test("the second run's changes are read from its output: tasks by host, and the 
   assert.deepEqual(changedTasks(out), {
     tasks: ["always changes on a-10", "always changes on a-11"],
     changed: 2,
+    recap: true,
   });
   assert.deepEqual(changedTasks("PLAY RECAP\nh : ok=3 changed=0 unreachable=0 failed=0\n"), {
     tasks: [],
     changed: 0,
+    recap: true,
   });
+  // Output of another stdout callback (minimal's) has no recap: nothing is read from it.
+  assert.equal(changedTasks("a-10 | CHANGED | rc=0 >>\nThu Dec  3\n").recap, false);
 });
+
+// A stdout callback of the user's, in the shape of ansible.posix.json: one JSON document at the end.
+const JSON_CALLBACK = `from ansible.plugins.callback import CallbackBase
+import json
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "stdout"
+    CALLBACK_NAME = "userjson"
+    def __init__(self):
+        super().__init__()
+        self.results = []
+    def v2_runner_on_ok(self, result):
+        self.results.append({"host": result._host.get_name(), "changed": result._result.get("changed", False)})
+    def v2_playbook_on_stats(self, stats):
+        self._display.display(json.dumps({"plays": self.results}))
+`;
 
 const play = (tasks: string) => `- hosts: aplspawned
   become: true
@@ -76,6 +96,28 @@ test(
         /is not idempotent: its second run changed 2: always changes on prv-1[01]; always changes on prv-1[01]/,
       );
       ok(await lab.cli(["status"]), "status after the non-idempotent playbook");
+
+      // Whatever stdout callback the user's Ansible is set to (an ansible.cfg in the current
+      // directory, the environment, a JSON callback of their own), the second run is read the same.
+      const cfg = join(lab.dir, "ansible.cfg");
+      const plugins = join(lab.dir, "callback_plugins");
+      await mkdir(plugins, { recursive: true });
+      await writeFile(join(plugins, "userjson.py"), JSON_CALLBACK);
+      for (const [what, cfgText, env] of [
+        ["stdout_callback = minimal in ./ansible.cfg", "[defaults]\nstdout_callback = minimal\n", {}],
+        ["ANSIBLE_STDOUT_CALLBACK=minimal", undefined, { ANSIBLE_STDOUT_CALLBACK: "minimal" }],
+        [
+          "a JSON stdout callback",
+          `[defaults]\nstdout_callback = userjson\ncallback_plugins = ${plugins}\n`,
+          {},
+        ],
+      ] as const) {
+        if (cfgText) await writeFile(cfg, cfgText);
+        const r = await lab.cli(["run", "provision"], env);
+        await rm(cfg, { force: true });
+        assert.equal(r.exitCode, 1, `${what}: a changing playbook passed idempotence\n${r.stdout}`);
+        assert.match(r.stderr, /is not idempotent: its second run changed 2/, what);
+      }
 
       // A playbook that fails: the command fails, the lab stays up.
       const failing = join(lab.dir, "failing.yml");
