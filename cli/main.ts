@@ -6,7 +6,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { labDir } from "../config/paths.js";
-import { CommandError, RootFsError } from "../src/host/host.js";
+import { CommandError, RootFsError, shellQuote } from "../src/host/host.js";
 import { realHost } from "../src/host/real-host.js";
 import type { Owner } from "../src/lab/owner.js";
 import {
@@ -22,6 +22,7 @@ import { printable, type RunEvent, renderEvent, shownWhenQuiet } from "../src/ru
 import { listTaskIds } from "../src/runner/task.js";
 import { workflows } from "../workflows/index.js";
 import { extraCommands } from "./commands.js";
+import type { LoadedConfig } from "./config-file.js";
 import type { CliContext, CliIo, GlobalOptions } from "./context.js";
 import { processSignals, runInterrupts } from "./signals.js";
 
@@ -86,8 +87,12 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   const program = new Command("aplspawn");
   const cli: CliContext = {
     io,
-    load: async (g) => (await loadConfig(io.host, g.config, packageDir)).config,
+    load: async (g) => (await cli.loadFile(g)).config,
+    loadFile: (g) => loadConfig(io.host, g.config ?? (io.env.APLSPAWN_CONFIG || undefined), packageDir),
+    whichLab: (l) =>
+      `lab ${l.config.lab}, config ${l.file}${l.packaged ? " (the packaged default: no -c, no APLSPAWN_CONFIG, no ./aplspawn.yaml)" : ""}`,
     // -q: plain lines (no live tree), and only what shownWhenQuiet keeps.
+    upCommand: (l) => `sudo aplspawn${l.packaged ? "" : ` -c ${shellQuote(l.file)}`} run up`,
     mode: (g) => (g.json ? "json" : io.isTTY && !g.quiet ? "tty" : "plain"),
     async run(workflow, config, g, o) {
       const mode = cli.mode(g);
@@ -165,6 +170,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       "--owner <user>",
       "up: the user who gets their own copy of the lab key, known_hosts and inventory (default: SUDO_USER)",
     )
+    .option(
+      "--lab <name>",
+      "down: the lab of this name on this host, by what its last run recorded (its config may be gone)",
+    )
     .action(async (name: string, o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals() as GlobalOptions;
       const wf = workflows[name];
@@ -177,6 +186,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         purge: o.purge === true,
         owner: o.owner !== undefined,
       };
+      if (o.lab !== undefined && name !== "down")
+        throw new UsageError(
+          `--lab applies to down, not to \`run ${name}\`: other workflows read the lab's config (-c)`,
+        );
       for (const [opt, set] of Object.entries(given))
         if (set && !wf.options.includes(opt as keyof typeof given)) {
           const takers = Object.entries(workflows)
@@ -190,7 +203,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         throw new UsageError(
           "--detailed-exitcode goes with --dry-run (it tells whether anything would change)",
         );
-      const config = await cli.load(g);
+      const loaded = typeof o.lab === "string" ? await recordedLab(io, o.lab, g) : await cli.loadFile(g);
+      const { config } = loaded;
       const only = typeof o.only === "string" ? o.only.split(",").filter(Boolean) : undefined;
       const build = await wf.load();
       const owner = wf.options.includes("owner")
@@ -205,6 +219,16 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       if (o.listTasks) {
         io.out(`${listTaskIds(workflow.steps).join("\n")}\n`);
         return;
+      }
+      // Which lab this is, before anything is done to it.
+      if (!g.json && !g.quiet) io.out(`‣ [ INFO ] ${cli.whichLab(loaded)}\n`);
+      // The index of this host's labs (`aplspawn labs`, `run down --lab`): not for a preview.
+      if (o.dryRun !== true && o.lab === undefined && io.host.uid() === 0) {
+        const { recordLab } = await import("../src/lab/registry.js");
+        await recordLab(io.host, config, loaded.file, {
+          ...(owner ? { owner: owner.name } : {}),
+          cwd: process.cwd(),
+        });
       }
       const summary = await cli.run(workflow, config, g, {
         dryRun: o.dryRun === true,
@@ -243,7 +267,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       const g = cmd.optsWithGlobals() as GlobalOptions;
       let loaded: Awaited<ReturnType<typeof loadConfig>>;
       try {
-        loaded = await loadConfig(io.host, file ?? g.config, packageDir);
+        loaded = await loadConfig(
+          io.host,
+          file ?? g.config ?? (io.env.APLSPAWN_CONFIG || undefined),
+          packageDir,
+        );
       } catch (e) {
         // --json: the problems as data, each with its key and where it is (exit 2 all the same).
         const { ConfigError } = await import("../config/load.js");
@@ -290,6 +318,32 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   } catch (e) {
     return reportError(e, io, program.opts<GlobalOptions>());
   }
+}
+
+/** The lab of this name, as its last run recorded it (`run down --lab NAME`: its config may be gone). */
+async function recordedLab(io: CliIo, name: string, g: GlobalOptions): Promise<LoadedConfig> {
+  if (g.config !== undefined) throw new UsageError("--lab and -c name a lab each: give one of them");
+  if (io.host.uid() !== 0) throw new ExitError("--lab reads root's index of labs: run it with sudo");
+  const { labsNamed, recordedConfig } = await import("../src/lab/registry.js");
+  const found = await labsNamed(io.host, name);
+  if (found.length === 0)
+    throw new UsageError(`no lab named ${name} on this host (\`sudo aplspawn labs\` lists them)`);
+  if (found.length > 1)
+    throw new UsageError(
+      `${found.length} labs are named ${name}: ${found.map((r) => `${r.labDir} (config ${r.file})`).join(", ")}; name one with -c FILE`,
+    );
+  const r = found[0] as (typeof found)[number];
+  const config = recordedConfig(r);
+  if (!config)
+    throw new ExitError(
+      `the config recorded for lab ${name} (${r.labDir}) no longer reads as a config of this version`,
+    );
+  const gone = !(await io.host.fs.exists(r.file));
+  return {
+    config,
+    file: `${r.file}${gone ? " (gone: as its last run read it)" : " (as its last run read it)"}`,
+    packaged: false,
+  };
 }
 
 /**
