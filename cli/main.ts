@@ -44,7 +44,13 @@ function rewriteLegacy(argv: string[]): string[] {
 
 // What `aplspawn CMD --help` ends with: a command line that works as it is.
 const EXAMPLES: Record<string, string[]> = {
-  run: ["sudo aplspawn run up", "sudo aplspawn run stop --only web1,web2", "sudo aplspawn run down --purge"],
+  run: [
+    "sudo aplspawn run up",
+    "sudo aplspawn run stop --only web1,web2",
+    "sudo aplspawn run down --purge",
+    "sudo aplspawn run down --lab mylab",
+  ],
+  labs: ["sudo aplspawn labs", "sudo aplspawn labs --json"],
   validate: ["aplspawn validate lab.yaml", "aplspawn --json validate"],
   init: ["aplspawn -c lab.yaml init --lab mylab"],
   schema: ["aplspawn schema > aplspawn.schema.json"],
@@ -129,7 +135,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     .version(version(), "-V, --version")
     .option(
       "-c, --config <file>",
-      "config file (default ./aplspawn.yaml, else the packaged config/aplspawn.yaml)",
+      "config file (default $APLSPAWN_CONFIG, else ./aplspawn.yaml, else the packaged config/aplspawn.yaml)",
     )
     .option("--json", "print one JSON object per line")
     .option(
