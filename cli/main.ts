@@ -177,6 +177,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       "up: the user who gets their own copy of the lab key, known_hosts and inventory (default: SUDO_USER)",
     )
     .option(
+      "--ansible-user <user>",
+      "up, provision, reset of a lab without owner: the unprivileged account Ansible runs as (default: aplspawn)",
+    )
+    .option(
       "--lab <name>",
       "down: the lab of this name on this host, by what its last run recorded (its config may be gone)",
     )
@@ -191,6 +195,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         concurrency: o.concurrency !== undefined,
         purge: o.purge === true,
         owner: o.owner !== undefined,
+        ansibleUser: o.ansibleUser !== undefined,
       };
       if (o.lab !== undefined && name !== "down")
         throw new UsageError(
@@ -203,7 +208,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
             .map(([n]) => n);
           const list =
             takers.length > 1 ? `${takers.slice(0, -1).join(", ")} and ${takers.at(-1)}` : takers[0];
-          throw new UsageError(`--${opt} applies to ${list}, not to \`run ${name}\``);
+          const flag = opt.replace(/[A-Z]/g, (l) => `-${l.toLowerCase()}`);
+          throw new UsageError(`--${flag} applies to ${list}, not to \`run ${name}\``);
         }
       if (o.detailedExitcode && !o.dryRun)
         throw new UsageError(
@@ -216,11 +222,20 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       const owner = wf.options.includes("owner")
         ? await ownerOf(io, o.owner as string | undefined, dirname(resolve(config.inventory.file)))
         : undefined;
+      if (owner && o.ansibleUser !== undefined)
+        throw new UsageError(
+          `--ansible-user is for a lab without owner; this one has ${owner.name}, and Ansible runs as them`,
+        );
+      const ansibleUser =
+        wf.options.includes("ansibleUser") && !owner
+          ? await ansibleAccount(io, o.ansibleUser as string | undefined)
+          : undefined;
       const workflow = build(config, {
         only,
         concurrency: o.concurrency as number | undefined,
         purge: o.purge === true,
         ...(owner ? { owner } : {}),
+        ...(ansibleUser ? { ansibleUser } : {}),
       });
       if (o.listTasks) {
         io.out(`${listTaskIds(workflow.steps).join("\n")}\n`);
@@ -259,9 +274,14 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       // The playbook under test, as a run of its own: its failure leaves the lab up.
       if (name === "up" && config.provision && o.dryRun !== true) {
         const { provision } = await import("../workflows/provision.js");
-        await cli.run(provision(config, owner ? { owner } : {}), config, g, {
-          command: "aplspawn run provision",
-        });
+        await cli.run(
+          provision(config, { ...(owner ? { owner } : {}), ...(ansibleUser ? { ansibleUser } : {}) }),
+          config,
+          g,
+          {
+            command: "aplspawn run provision",
+          },
+        );
       }
     });
 
@@ -323,6 +343,21 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return 0;
   } catch (e) {
     return reportError(e, io, program.opts<GlobalOptions>());
+  }
+}
+
+/**
+ * The unprivileged account Ansible runs as against a lab without owner: --ansible-user, else
+ * aplspawn's own (scripts/install.sh makes it); undefined when that one does not exist (the ping
+ * is then skipped and provision refused: Ansible never runs as root against a lab).
+ */
+async function ansibleAccount(io: CliIo, given: string | undefined): Promise<Owner | undefined> {
+  const { ownerFromPasswd, ANSIBLE_ACCOUNT } = await import("../src/lab/owner.js");
+  try {
+    return ownerFromPasswd(await io.host.fs.readFile("/etc/passwd"), given ?? ANSIBLE_ACCOUNT);
+  } catch (e) {
+    if (given !== undefined) throw new UsageError(`--ansible-user: ${(e as Error).message}`);
+    return undefined;
   }
 }
 

@@ -3,6 +3,7 @@
 // Molecule checks it: what changed the second time is named. It creates nothing aplspawn would
 // undo: a failure fails the command and leaves the lab as the playbook left it.
 import { lastLines } from "../../src/host/host.js";
+import { ansibleConfigEnv } from "../../src/lab/ansible-config.js";
 import { execAsOwner, type Owner } from "../../src/lab/owner.js";
 import { printable } from "../../src/runner/report.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
@@ -13,25 +14,30 @@ export interface ProvisionParams {
   inventory: string;
   args: string[];
   idempotence: boolean;
-  owner?: Owner;
+  /** Who Ansible runs as: the lab's owner, or the unprivileged account of a lab without one (never root). */
+  owner: Owner;
+  /** That account's empty ansible.cfg (config/paths.ts ownerFiles), read instead of one it must not trust. */
+  emptyConfig: string;
 }
 
 const HOUR = 3_600_000;
 
 async function playbook(ctx: TaskContext, p: ProvisionParams, pass: string) {
   const args = ["-i", p.inventory, ...p.args, p.playbook];
-  const opts = {
+  const config = await ansibleConfigEnv(ctx.host, p.owner, {
+    env: process.env,
+    empty: p.emptyConfig,
+    warn: (m) => ctx.info(`warning: ${m}`),
+  });
+  return execAsOwner(ctx, p.owner, "ansible-playbook", args, {
     timeoutMs: 6 * HOUR,
     // The output is parsed (what changed, the recap): the default callback's shape, whatever
     // stdout_callback an ansible.cfg or the environment names (minimal prints no recap).
-    env: { ANSIBLE_NOCOLOR: "1", ANSIBLE_FORCE_COLOR: "0", ANSIBLE_STDOUT_CALLBACK: "default" },
+    env: { ANSIBLE_NOCOLOR: "1", ANSIBLE_FORCE_COLOR: "0", ANSIBLE_STDOUT_CALLBACK: "default", ...config },
     onLine: (line: string) => {
       if (line.trim()) ctx.info(`${pass}${printable(line)}`);
     },
-  };
-  return p.owner
-    ? execAsOwner(ctx, p.owner, "ansible-playbook", args, opts)
-    : ctx.host.exec("ansible-playbook", args, { ...opts, allowFail: true, signal: ctx.signal });
+  });
 }
 
 /**
@@ -59,7 +65,7 @@ export function changedTasks(output: string): { tasks: string[]; changed: number
 export const labProvision = defineTask<ProvisionParams, null>({
   kind: "lab.provision",
   title: (p) =>
-    `Running ansible-playbook ${p.playbook}${p.idempotence ? " twice (idempotence)" : ""}${p.owner ? ` as ${p.owner.name}` : ""}`,
+    `Running ansible-playbook ${p.playbook}${p.idempotence ? " twice (idempotence)" : ""} as ${p.owner.name}`,
   async check() {
     return false;
   },
