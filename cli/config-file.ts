@@ -6,15 +6,25 @@ import type { Config } from "../config/schema.js";
 import type { Host } from "../src/host/host.js";
 import { UsageError } from "../src/runner/errors.js";
 
-/** Find and load the config: -c FILE, else ./aplspawn.yaml, else the packaged config/aplspawn.yaml. */
+/** A config as the CLI found it: which file, and whether it is the packaged default. */
+export interface LoadedConfig {
+  config: Config;
+  file: string;
+  /** No -c, no APLSPAWN_CONFIG and no ./aplspawn.yaml: the package's own config/aplspawn.yaml. */
+  packaged: boolean;
+}
+
+/**
+ * Find and load the config: -c FILE (or APLSPAWN_CONFIG, which the caller passes as file), else
+ * ./aplspawn.yaml, else the packaged config/aplspawn.yaml.
+ */
 export async function loadConfig(
   host: Host,
   file: string | undefined,
   packageDir: string,
-): Promise<{ config: Config; file: string }> {
-  const candidates = file
-    ? [resolve(file)]
-    : [resolve("aplspawn.yaml"), resolve(packageDir, "config/aplspawn.yaml")];
+): Promise<LoadedConfig> {
+  const packaged = resolve(packageDir, "config/aplspawn.yaml");
+  const candidates = file ? [resolve(file)] : [resolve("aplspawn.yaml"), packaged];
   for (const c of candidates) {
     const st = await host.fs.stat(c);
     if (!st) continue;
@@ -23,7 +33,7 @@ export async function loadConfig(
       const config = parseConfig(await host.fs.readFile(c), c);
       const problems = await fileChecks(host, config);
       if (problems.length > 0) throw new ConfigError(c, problems);
-      return { config, file: c };
+      return { config, file: c, packaged: c === packaged && !file };
     } catch (e) {
       // A bad config is a usage error (exit 2), reported like the others by the one top-level catch.
       if (!(e instanceof ConfigError)) throw e;

@@ -42,5 +42,11 @@ export const knownHostsPath = (c: Config) => `${labDir(c)}/known_hosts`;
  */
 export function ownerFiles(c: Config, home: string) {
   const dir = `${home}/.local/state/aplspawn/lab-${createHash("sha256").update(labDir(c)).digest("hex").slice(0, 12)}`;
-  return { dir, key: `${dir}/id_ed25519`, knownHosts: `${dir}/known_hosts`, controlPathDir: `${dir}/cp` };
+  return {
+    dir,
+    key: `${dir}/id_ed25519`,
+    knownHosts: `${dir}/known_hosts`,
+    controlPathDir: `${dir}/cp`,
+    emptyAnsibleCfg: `${dir}/ansible.cfg`,
+  };
 }

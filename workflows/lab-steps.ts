@@ -15,6 +15,7 @@ import {
   sshKeyPath,
 } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
+import { EMPTY_ANSIBLE_CFG } from "../src/lab/ansible-config.js";
 import { entryFamily, entryKept, entryScope } from "../src/lab/entries.js";
 import { labHolder } from "../src/lab/holds.js";
 import { inventorySpec } from "../src/lab/inventory.js";
@@ -206,6 +207,8 @@ export function ownerFilesStep(c: Config, owner: Owner): Step {
       { from: sshKeyPath(c), to: f.key, mode: 0o600 },
       { from: `${sshKeyPath(c)}.pub`, to: `${f.key}.pub`, mode: 0o644 },
       { from: knownHostsPath(c), to: f.knownHosts, mode: 0o644 },
+      // What Ansible reads instead of an ansible.cfg it must not trust (src/lab/ansible-config.ts).
+      { text: EMPTY_ANSIBLE_CFG, to: f.emptyAnsibleCfg, mode: 0o644 },
     ],
   });
 }
@@ -213,27 +216,53 @@ export function ownerFilesStep(c: Config, owner: Owner): Step {
 /**
  * The inventory, then (when enabled and ansible is installed) an ansible ping of the lab. With an
  * owner, first their copies of the key and known_hosts; the inventory is theirs and names those,
- * and Ansible runs as them.
+ * and Ansible runs as them. Without one, the inventory is root's, and Ansible runs as the
+ * unprivileged ansibleUser, with copies and an inventory of its own (never as root).
  */
-export function inventorySteps(c: Config, owner?: Owner): Step[] {
-  const ping = { inventory: inventoryPath(c), group: c.inventory.group, enabled: c.inventory.ping };
-  if (!owner)
+export function inventorySteps(c: Config, owner?: Owner, ansibleUser?: Owner): Step[] {
+  const ping = { group: c.inventory.group, enabled: c.inventory.ping };
+  if (owner)
     return [
-      task(labInventory, "lab.inventory", { path: inventoryPath(c), ...inventorySpec(c) }),
-      task(labAnsiblePing, "lab.ansible-ping", ping),
+      ...ownInventorySteps(c, owner, inventoryPath(c)),
+      task(labAnsiblePing, "lab.ansible-ping", {
+        ...ping,
+        inventory: inventoryPath(c),
+        owner,
+        emptyConfig: ownerFiles(c, owner.home).emptyAnsibleCfg,
+      }),
     ];
-  const f = ownerFiles(c, owner.home);
   return [
-    ownerFilesStep(c, owner),
-    task(labInventory, "lab.inventory", {
-      path: inventoryPath(c),
+    task(labInventory, "lab.inventory", { path: inventoryPath(c), ...inventorySpec(c) }),
+    ...(ansibleUser
+      ? [
+          ...ownInventorySteps(c, ansibleUser, ansibleInventory(c, ansibleUser), "lab.ansible-inventory"),
+          task(labAnsiblePing, "lab.ansible-ping", {
+            ...ping,
+            inventory: ansibleInventory(c, ansibleUser),
+            owner: ansibleUser,
+            emptyConfig: ownerFiles(c, ansibleUser.home).emptyAnsibleCfg,
+          }),
+        ]
+      : [task(labAnsiblePing, "lab.ansible-ping", { ...ping, inventory: inventoryPath(c) })]),
+  ];
+}
+
+/** The inventory Ansible runs with as the account of a lab without owner: in that account's copies. */
+export const ansibleInventory = (c: Config, a: Owner) => `${ownerFiles(c, a.home).dir}/inventory`;
+
+/** A user's copies of the key and known_hosts, and an inventory of theirs naming them. */
+function ownInventorySteps(c: Config, o: Owner, path: string, id = "lab.inventory"): Step[] {
+  const f = ownerFiles(c, o.home);
+  return [
+    ownerFilesStep(c, o),
+    task(labInventory, id, {
+      path,
       ...inventorySpec(c),
       key: f.key,
       knownHosts: f.knownHosts,
       controlPathDir: f.controlPathDir,
-      owner,
+      owner: o,
     }),
-    task(labAnsiblePing, "lab.ansible-ping", { ...ping, owner }),
   ];
 }
 

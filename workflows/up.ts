@@ -69,7 +69,7 @@ export const up: WorkflowBuilder = (c, o) => {
         entries.lanes(c, o),
       ),
       containersGroup(c, specs, o),
-      ...inventorySteps(c, o.owner),
+      ...inventorySteps(c, o.owner, o.ansibleUser),
     ],
   };
 };
