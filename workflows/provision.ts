@@ -1,6 +1,7 @@
 // provision: the config's playbook against the lab (after `run up`, or alone). One task, nothing to
 // undo: a failed playbook fails the command and the lab stays up, as the playbook left it.
 import { resolve } from "node:path";
+import { playbookFile } from "../config/paths.js";
 import { UsageError } from "../src/runner/errors.js";
 import { task } from "../src/runner/task.js";
 import { labProvision } from "../tasks/container/provision.js";
@@ -14,7 +15,7 @@ export const provision: WorkflowBuilder = (c, o) => {
     name: "provision",
     steps: [
       task(labProvision, "lab.provision", {
-        playbook: resolve(p.playbook),
+        playbook: playbookFile(p),
         inventory: resolve(c.inventory.file),
         args: p.args,
         idempotence: p.idempotence,
