@@ -94,7 +94,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   const cli: CliContext = {
     io,
     load: async (g) => (await cli.loadFile(g)).config,
-    loadFile: (g) => loadConfig(io.host, g.config ?? (io.env.APLSPAWN_CONFIG || undefined), packageDir),
+    loadFile: (g, checks) =>
+      loadConfig(io.host, g.config ?? (io.env.APLSPAWN_CONFIG || undefined), packageDir, checks),
     whichLab: (l) =>
       `lab ${l.config.lab}, config ${l.file}${l.packaged ? " (the packaged default: no -c, no APLSPAWN_CONFIG, no ./aplspawn.yaml)" : ""}`,
     // -q: plain lines (no live tree), and only what shownWhenQuiet keeps.
@@ -215,7 +216,13 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         throw new UsageError(
           "--detailed-exitcode goes with --dry-run (it tells whether anything would change)",
         );
-      const loaded = typeof o.lab === "string" ? await recordedLab(io, o.lab, g) : await cli.loadFile(g);
+      // What up and netup make is checked before anything changes: a bridge name that is another
+      // interface's is a usage error (exit 2).
+      const makesNet = name === "up" || name === "netup";
+      const loaded =
+        typeof o.lab === "string"
+          ? await recordedLab(io, o.lab, g)
+          : await cli.loadFile(g, makesNet && !o.listTasks ? { interfaces: true } : {});
       const { config } = loaded;
       const only = typeof o.only === "string" ? o.only.split(",").filter(Boolean) : undefined;
       const build = await wf.load();
@@ -230,6 +237,16 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         wf.options.includes("ansibleUser") && !owner
           ? await ansibleAccount(io, o.ansibleUser as string | undefined)
           : undefined;
+      // The playbook up runs at its end (and provision runs) must exist and parse before anything
+      // changes, checked as the one who will run it (never root): else exit 2, as validate says it.
+      if ((name === "up" || name === "provision") && config.provision && !o.listTasks) {
+        const as = owner ?? ansibleUser;
+        if (!as)
+          throw new UsageError(
+            "provision.playbook: Ansible runs as the lab's owner (sudo from your account, or --owner) or as an unprivileged account (--ansible-user, or aplspawn, which scripts/install.sh makes); neither is here, and Ansible never runs as root against a lab",
+          );
+        await (await import("./config-file.js")).requirePlaybook(io.host, loaded.file, config, as);
+      }
       const workflow = build(config, {
         only,
         concurrency: o.concurrency as number | undefined,
@@ -292,18 +309,32 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     .action(async (file: string | undefined, _o: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals() as GlobalOptions;
       let loaded: Awaited<ReturnType<typeof loadConfig>>;
+      // What could not be checked (no ansible-playbook): said, and the config still valid.
+      const warnings: string[] = [];
+      const warn = (w: string) => {
+        warnings.push(w);
+        if (!g.json) io.err(`aplspawn: warning: ${w}\n`);
+      };
       try {
-        loaded = await loadConfig(
-          io.host,
-          file ?? g.config ?? (io.env.APLSPAWN_CONFIG || undefined),
-          packageDir,
-        );
+        loaded = await loadConfig(io.host, file ?? g.config ?? (io.env.APLSPAWN_CONFIG || undefined), packageDir, {
+          // As `run up` will run it: as the lab's owner when there will be one.
+          playbook: {
+            owner: async (c) =>
+              io.host.uid() === 0
+                ? ((await ownerOf(io, undefined, dirname(resolve(c.inventory.file)), false)) ??
+                  (await ansibleAccount(io, undefined)))
+                : undefined,
+          },
+          interfaces: true,
+          warn,
+        });
       } catch (e) {
         // --json: the problems as data, each with its key and where it is (exit 2 all the same).
         const { ConfigError } = await import("../config/load.js");
         if (g.json && e instanceof UsageError && e.cause instanceof ConfigError) {
           const { file: f } = e.cause;
-          io.out(`${JSON.stringify({ ok: false, file: f, diagnostics: e.cause.diagnostics() })}\n`);
+          const more = warnings.length ? { warnings } : {};
+          io.out(`${JSON.stringify({ ok: false, file: f, diagnostics: e.cause.diagnostics(), ...more })}\n`);
           throw new ExitError("", 2);
         }
         throw e;
@@ -326,7 +357,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       const sets = lab.sets.length ? ` (${lab.sets.map((s) => `${s.name} ×${s.count}`).join(", ")})` : "";
       io.out(
         g.json
-          ? `${JSON.stringify({ ok: true, file: used, ...lab })}\n`
+          ? `${JSON.stringify({ ok: true, file: used, ...lab, ...(warnings.length ? { warnings } : {}) })}\n`
           : `${used}: valid: lab ${lab.lab}, ${lab.containers} container${lab.containers === 1 ? "" : "s"}${sets}, subnet ${lab.subnet} on bridge ${lab.bridge}, image${lab.images.length === 1 ? "" : "s"} ${lab.images.join(", ")}\n`,
       );
     });
@@ -395,6 +426,8 @@ async function ownerOf(
   io: CliIo,
   given: string | undefined,
   inventoryDir: string,
+  /** Say when SUDO_USER will not own the lab (false: validate, which makes nothing). */
+  tell = true,
 ): Promise<Owner | undefined> {
   const name = given ?? (io.env.SUDO_USER && io.env.SUDO_USER !== "root" ? io.env.SUDO_USER : undefined);
   if (!name) return undefined;
@@ -415,9 +448,10 @@ async function ownerOf(
   if (w.exitCode === 0) return o;
   const why = `${name} cannot write ${inventoryDir}, where the inventory goes (inventory.file)`;
   if (given) throw new UsageError(`--owner: ${why}`);
-  io.err(
-    `aplspawn: warning: ${why}: the lab's key, known_hosts and inventory stay root's; run from a directory of ${name}'s to have them\n`,
-  );
+  if (tell)
+    io.err(
+      `aplspawn: warning: ${why}: the lab's key, known_hosts and inventory stay root's; run from a directory of ${name}'s to have them\n`,
+    );
   return undefined;
 }
 

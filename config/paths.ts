@@ -1,6 +1,6 @@
 // Where a lab keeps things on the host, derived from the config in one place.
 import { createHash } from "node:crypto";
-import { basename } from "node:path";
+import { basename, resolve } from "node:path";
 import type { Config, ImageSection } from "./schema.js";
 
 /** The lab's state directory (journal, lock, keys, known_hosts, container layers). */
@@ -22,6 +22,11 @@ export function imagePath(c: Config, image: ImageSection = c.image): string {
  * image (id undefined) at "lower", a set's own image at "lower-<id>" (config/images.ts).
  */
 export const lowerDir = (c: Config, id?: string) => `${labDir(c)}/lower${id === undefined ? "" : `-${id}`}`;
+/**
+ * The playbook `run up` and `run provision` run, and `validate` checks: provision.playbook, relative
+ * to the working directory (as inventory.file is).
+ */
+export const playbookFile = (provision: { playbook: string }) => resolve(provision.playbook);
 /** A container's own directory: upper and work layers, host keys, log. */
 export const containerDir = (c: Config, name: string) => `${labDir(c)}/containers/${name}`;
 /** A container's console log: what its systemd-nspawn (and the container's console) prints. */

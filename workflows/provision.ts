@@ -1,7 +1,7 @@
 // provision: the config's playbook against the lab (after `run up`, or alone). One task, nothing to
 // undo: a failed playbook fails the command and the lab stays up, as the playbook left it.
 import { resolve } from "node:path";
-import { ownerFiles } from "../config/paths.js";
+import { ownerFiles, playbookFile } from "../config/paths.js";
 import { ANSIBLE_ACCOUNT } from "../src/lab/owner.js";
 import { UsageError } from "../src/runner/errors.js";
 import { task } from "../src/runner/task.js";
@@ -23,7 +23,7 @@ export const provision: WorkflowBuilder = (c, o) => {
     name: "provision",
     steps: [
       task(labProvision, "lab.provision", {
-        playbook: resolve(p.playbook),
+        playbook: playbookFile(p),
         inventory: o.owner ? resolve(c.inventory.file) : ansibleInventory(c, as),
         args: p.args,
         idempotence: p.idempotence,

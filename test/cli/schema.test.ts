@@ -102,6 +102,11 @@ const BEYOND_JSON_SCHEMA = [
   "workdir is /tmp",
   "machinesDir is /",
   "inventory file with a line break",
+  "chain a built-in chain",
+  "chain the nat table's built-in",
+  "bridge named like an Ethernet device",
+  "bridge named like a predictable NIC name",
+  "bridge lo",
 ];
 
 test("the JSON Schema is never stricter than the zod schema, and refuses what the zod schema refuses but its refinements", () => {
