@@ -660,12 +660,13 @@ def main():
                     except Refused:
                         pass  # the unit ended meanwhile
         if caller_gone:
-            # Nobody reads what the command says any more: end it.
+            # Nobody reads what the command says any more: end it, as a broken pipe would (SIGPIPE).
             try:
                 s.call("StopUnit", "ss", [unit, "replace"])
             except Refused:
                 pass
-            return 1
+            say("exit 141")
+            return 0
 
     # The unit is gone: its processes are dead and systemd closed its copies of the descriptors.
     # What they wrote is read to the end (or until nothing came for 2 s: a descriptor passed on).
@@ -677,7 +678,7 @@ def main():
                 while o[1]:
                     del o[1][:os.write(o[0], o[1])]
             except OSError:
-                return 1
+                break  # nobody reads it any more; the exit code still goes
             if done:
                 break
     if not s.code:
