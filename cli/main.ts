@@ -316,18 +316,23 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         if (!g.json) io.err(`aplspawn: warning: ${w}\n`);
       };
       try {
-        loaded = await loadConfig(io.host, file ?? g.config ?? (io.env.APLSPAWN_CONFIG || undefined), packageDir, {
-          // As `run up` will run it: as the lab's owner when there will be one.
-          playbook: {
-            owner: async (c) =>
-              io.host.uid() === 0
-                ? ((await ownerOf(io, undefined, dirname(resolve(c.inventory.file)), false)) ??
-                  (await ansibleAccount(io, undefined)))
-                : undefined,
+        loaded = await loadConfig(
+          io.host,
+          file ?? g.config ?? (io.env.APLSPAWN_CONFIG || undefined),
+          packageDir,
+          {
+            // As `run up` will run it: as the lab's owner when there will be one.
+            playbook: {
+              owner: async (c) =>
+                io.host.uid() === 0
+                  ? ((await ownerOf(io, undefined, dirname(resolve(c.inventory.file)), false)) ??
+                    (await ansibleAccount(io, undefined)))
+                  : undefined,
+            },
+            interfaces: true,
+            warn,
           },
-          interfaces: true,
-          warn,
-        });
+        );
       } catch (e) {
         // --json: the problems as data, each with its key and where it is (exit 2 all the same).
         const { ConfigError } = await import("../config/load.js");
