@@ -163,6 +163,14 @@ const inventory: CommandAdder = (program, cli) =>
         cli.io.out(text);
         return;
       }
+      // Where a config says, root writes only under the config's own directory (an --output the
+      // user typed is theirs to choose).
+      if (o.output === undefined && cli.io.host.uid() === 0) {
+        const l = await cli.loadFile(g);
+        const { inventoryPlaceProblem } = await import("../src/lab/config-trust.js");
+        const problem = inventoryPlaceProblem(c, l.file, l.packaged);
+        if (problem) throw new UsageError(problem);
+      }
       const file = resolve(o.output ?? c.inventory.file);
       await cli.io.host.fs.writeFile(file, text, 0o644);
       cli.io.out(

@@ -94,8 +94,25 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   const cli: CliContext = {
     io,
     load: async (g) => (await cli.loadFile(g)).config,
-    loadFile: (g, checks) =>
-      loadConfig(io.host, g.config ?? (io.env.APLSPAWN_CONFIG || undefined), packageDir, checks),
+    loadFile: async (g, checks) => {
+      const l = await loadConfig(
+        io.host,
+        g.config ?? (io.env.APLSPAWN_CONFIG || undefined),
+        packageDir,
+        checks,
+      );
+      // A config is root's code: as root, one that someone else could have written is refused.
+      if (io.host.uid() === 0 && !l.packaged) {
+        const { configFileProblem } = await import("../src/lab/config-trust.js");
+        const sudoUid = io.env.SUDO_UID ? Number(io.env.SUDO_UID) : undefined;
+        const problem = await configFileProblem(io.host, l.file, sudoUid || undefined);
+        if (problem)
+          throw new UsageError(
+            `${problem}: aplspawn runs a config as root, so only root (or the user running it through sudo) may be able to change it`,
+          );
+      }
+      return l;
+    },
     whichLab: (l) =>
       `lab ${l.config.lab}, config ${l.file}${l.packaged ? " (the packaged default: no -c, no APLSPAWN_CONFIG, no ./aplspawn.yaml)" : ""}`,
     // -q: plain lines (no live tree), and only what shownWhenQuiet keeps.
@@ -237,6 +254,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         wf.options.includes("ansibleUser") && !owner
           ? await ansibleAccount(io, o.ansibleUser as string | undefined)
           : undefined;
+      await mayUse(io, loaded, name, {
+        ...(owner ? { owner } : {}),
+        ...(ansibleUser ? { ansible: ansibleUser } : {}),
+      });
       // The playbook up runs at its end (and provision runs) must exist and parse before anything
       // changes, checked as the one who will run it (never root): else exit 2, as validate says it.
       if ((name === "up" || name === "provision") && config.provision && !o.listTasks) {
@@ -380,6 +401,29 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   } catch (e) {
     return reportError(e, io, program.opts<GlobalOptions>());
   }
+}
+
+/**
+ * What a config names must not aim root at the host (src/lab/config-trust.ts): the files it names
+ * for reading are read as the lab's owner (the playbook as Ansible's account), who must be able to;
+ * the inventory of a lab without owner goes only under the config's directory. Usage errors: found
+ * before anything is done.
+ */
+async function mayUse(
+  io: CliIo,
+  l: LoadedConfig,
+  workflow: string,
+  who: { owner?: Owner; ansible?: Owner },
+): Promise<void> {
+  if (io.host.uid() !== 0) return;
+  const { unreadable, namedFiles, inventoryPlaceProblem } = await import("../src/lab/config-trust.js");
+  const ctx = { host: io.host, signal: new AbortController().signal };
+  const problems = await unreadable(ctx, namedFiles(l.config, who));
+  if (workflow === "up" && !who.owner) {
+    const p = inventoryPlaceProblem(l.config, l.file, l.packaged);
+    if (p) problems.push(p);
+  }
+  if (problems.length > 0) throw new UsageError(problems.join("\n"));
 }
 
 /**

@@ -35,8 +35,11 @@ export const consoleLogPath = (c: Config, name: string) => `${containerDir(c, na
 export const keptLogsDir = (c: Config) => `${labDir(c)}/logs`;
 /** A container's merged root, where systemd-nspawn runs it. */
 export const mergedDir = (c: Config, name: string) => `${c.containers.machinesDir}/${name}`;
-/** The private key used to reach containers (its .pub beside it). */
-export const sshKeyPath = (c: Config) => c.containers.sshKey ?? `${labDir(c)}/id_ed25519`;
+/**
+ * The private key used to reach containers (its .pub beside it): the lab's own, root's alone. A
+ * key the config names (containers.sshKey) is copied here, read as the user the lab is for.
+ */
+export const sshKeyPath = (c: Config) => `${labDir(c)}/id_ed25519`;
 /** The lab's known_hosts, holding every container's pinned host keys. */
 export const knownHostsPath = (c: Config) => `${labDir(c)}/known_hosts`;
 

@@ -61,8 +61,13 @@ export const preflightSteps = (c: Config, o: { bridgeMustExist: boolean }): Step
 ];
 
 /** The lab's SSH key. */
-export const sshKeyStep = (c: Config): Step =>
-  task(labSshKey, "lab.sshkey", { path: sshKeyPath(c), comment: `aplspawn@${c.lab}` });
+export const sshKeyStep = (c: Config, reader?: Owner): Step =>
+  task(labSshKey, "lab.sshkey", {
+    path: sshKeyPath(c),
+    comment: `aplspawn@${c.lab}`,
+    ...(c.containers.sshKey !== undefined ? { from: resolve(c.containers.sshKey) } : {}),
+    ...(c.containers.sshKey !== undefined && reader ? { reader } : {}),
+  });
 
 /**
  * The containers the options select (all by default): --only names containers or sets (all of a

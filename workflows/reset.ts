@@ -26,7 +26,7 @@ export const reset: WorkflowBuilder = (c, o) => {
   return {
     name: "reset",
     steps: [
-      ...spawnLabSteps(c),
+      ...spawnLabSteps(c, o.owner),
       undo(
         "reset.containers",
         `Stopping ${names.join(", ")} and deleting their state (upper layer, host key)`,
