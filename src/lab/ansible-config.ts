@@ -26,13 +26,25 @@ export async function ansibleConfigEnv(
   as: Owner,
   o: { env: Record<string, string | undefined>; empty: string; warn(message: string): void },
 ): Promise<Record<string, string>> {
-  const { env, empty, warn } = o;
+  const why = await untrustedConfig(host, as, o.env);
+  if (!why) return {};
+  o.warn(`${why}; it runs with an empty config instead`);
+  return { ANSIBLE_CONFIG: o.empty };
+}
+
+/**
+ * Why Ansible, run as `as` in the current directory, would read a config another user could have
+ * written ("Ansible does not read PATH: …"); undefined when it would not.
+ */
+export async function untrustedConfig(
+  host: Host,
+  as: Owner,
+  env: Record<string, string | undefined>,
+): Promise<string | undefined> {
   const given = env.ANSIBLE_CONFIG;
   const path = given ? resolve(given) : resolve("ansible.cfg");
   const why = await untrusted(host, path, as);
-  if (!why) return {};
-  warn(`Ansible does not read ${path}: ${why}; it runs with an empty config instead`);
-  return { ANSIBLE_CONFIG: empty };
+  return why ? `Ansible does not read ${path}: ${why}` : undefined;
 }
 
 /** The empty config (Ansible wants a file named *.cfg). */

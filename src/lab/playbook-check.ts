@@ -3,10 +3,15 @@
 // their roles and imports, the files `-e @FILE` names), so a broken playbook shows in seconds, not
 // after the whole lab came up.
 import type { HostContext } from "../host/host.js";
+import { untrustedConfig } from "./ansible-config.js";
 import { execAsOwner, type Owner } from "./owner.js";
 
 /** What a check of the playbook found: nothing, a problem, or that it could not be asked. */
-export type PlaybookCheck = { ok: true } | { ok: false; problem: string } | { ok: "unchecked"; why: string };
+export type PlaybookCheck =
+  | { ok: true }
+  | { ok: false; problem: string }
+  /** missing: ansible-playbook is not installed (then the playbook cannot run at all). */
+  | { ok: "unchecked"; why: string; missing?: true };
 
 /**
  * Check the playbook at `path` (absolute) with the arguments provision gives it, as the user who
@@ -26,7 +31,14 @@ export async function checkPlaybook(
     return {
       ok: "unchecked",
       why: "ansible-playbook is not installed (apt-get install ansible-core)",
+      missing: true,
     };
+  // Ansible never runs as root against a lab, nor with a config another user could have written
+  // (src/lab/ansible-config.ts): its checks neither.
+  if (!owner && ctx.host.uid() === 0)
+    return { ok: "unchecked", why: "there is no unprivileged account to run ansible-playbook as" };
+  const cfg = owner ? await untrustedConfig(ctx.host, owner, process.env) : undefined;
+  if (cfg) return { ok: "unchecked", why: cfg };
   // An inventory of its own (the lab's may not exist yet): the syntax check reaches no host.
   const argv = ["--syntax-check", "-i", "localhost,", ...args, path];
   const opts = {
