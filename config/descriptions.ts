@@ -64,6 +64,8 @@ export const KEY_DESCRIPTIONS: Record<string, string> = {
   "inventory.group": "The Ansible group of every container.",
   "inventory.children": "Groups of groups, e.g. {prod: [webservers, dbservers]}.",
   "inventory.ping": "Finish `run up` with `ansible -m ping` when ansible is installed.",
+  "inventory.templates":
+    "Let host variables hold Ansible templating ({{ … }}, {% … %}), which Ansible evaluates on the controller, where a lookup('pipe', …) runs a command; refused unless true.",
   provision: "A playbook run against the lab at the end of `run up` (and by `run provision`).",
   "provision.playbook":
     "The playbook, relative to the working directory; it must pass ansible-playbook --syntax-check.",

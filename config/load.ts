@@ -309,6 +309,7 @@ const READS: [string, string[]][] = [
   ["containers", ["network.address", ...CONTAINER_KEYS]],
   ["network.forwards", CONTAINER_KEYS],
   ["inventory.children", ["inventory.group", "containers.sets"]],
+  ["containers.sets", ["inventory.templates"]],
 ];
 
 function readsWrong(key: string, wrong: readonly PropertyKey[]): boolean {
@@ -505,14 +506,33 @@ function crossChecks(c: Config, given: z.infer<typeof configSchema>["containers"
     }
   }
   problems.push(...addressProblems(net));
-  // The image store is <workdir>/images: a lab of that name would share its directory.
-  if (c.lab === "images") problems.push('lab: "images" is the name of the workdir\'s image store');
+  // The image store is <workdir>/images, the index of labs /var/lib/aplspawn/labs, the user id
+  // ranges /var/lib/aplspawn/userns: a lab of such a name would share (and its undo delete) them.
+  const reserved: Record<string, string> = {
+    images: "the workdir's image store",
+    labs: "aplspawn's index of labs (/var/lib/aplspawn/labs)",
+    userns: "aplspawn's record of user id ranges (/var/lib/aplspawn/userns)",
+  };
+  const taken = reserved[c.lab];
+  if (taken) problems.push(`lab: "${c.lab}" is the name of ${taken}`);
   return problems;
 }
 
 const CONTAINER_NAME = /^[a-z][a-z0-9-]{0,39}$/;
 
 // The sets' names and their containers' (unique, fit for a machine name), and inventory.children.
+/** Every string in a JSON value, with its key path. */
+function strings(v: unknown, at: string[]): [string, string][] {
+  if (typeof v === "string") return [[at.join("."), v]];
+  if (Array.isArray(v)) return v.flatMap((x, i) => strings(x, [...at, String(i)]));
+  if (v && typeof v === "object")
+    return Object.entries(v).flatMap(([k, x]) => [
+      ...(/\{\{|\{%|\{#/.test(k) ? ([[[...at, k].join("."), k]] as [string, string][]) : []),
+      ...strings(x, [...at, k]),
+    ]);
+  return [];
+}
+
 function setProblems(c: Config, given: z.infer<typeof configSchema>["containers"]): string[] {
   const problems: string[] = [];
   const sets = c.containers.sets ?? [];
@@ -526,6 +546,15 @@ function setProblems(c: Config, given: z.infer<typeof configSchema>["containers"
         "containers.prefix: not with containers.sets (each set names its containers by its pattern)",
       );
   }
+  // A var Ansible would template runs on the controller (lookup('pipe', …) runs a command there):
+  // only when the config says it means that.
+  if (!c.inventory.templates)
+    for (const [i, s] of sets.entries())
+      for (const [path, text] of strings(s.vars, [`containers.sets.${i}.vars`]))
+        if (/\{\{|\{%|\{#/.test(text))
+          problems.push(
+            `${path}: holds Ansible templating ("{{", "{%" or "{#"), which Ansible evaluates on the controller (a lookup('pipe', …) runs a command there); set inventory.templates: true if that is meant`,
+          );
   const made = new Map<string, string>();
   for (const [i, s] of sets.entries()) {
     const first = sets.findIndex((o) => o.name === s.name);

@@ -325,6 +325,11 @@ export const configSchema = z.strictObject({
       children: z.record(groupName, z.array(groupName).min(1)).default({}),
       /** After `run up`, check the lab with `ansible -m ping` when ansible is installed. */
       ping: z.boolean().default(true),
+      /**
+       * Let host variables hold Ansible templating ("{{ … }}"), which Ansible evaluates on the
+       * controller (a lookup('pipe', …) runs a command there); refused by default.
+       */
+      templates: z.boolean().default(false),
     })
     .prefault({}),
   /**

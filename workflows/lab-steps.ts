@@ -226,9 +226,12 @@ export function ownerFilesStep(c: Config, owner: Owner): Step {
  */
 export function inventorySteps(c: Config, owner?: Owner, ansibleUser?: Owner): Step[] {
   const ping = { group: c.inventory.group, enabled: c.inventory.ping };
+  // The inventories and copies, one line once written; the ping's result stays in view.
+  const written = (steps: Step[]) =>
+    group("lab.inventories", `Writing the inventory ${inventoryPath(c)}`, steps, 1, { collapse: true });
   if (owner)
     return [
-      ...ownInventorySteps(c, owner, inventoryPath(c)),
+      written(ownInventorySteps(c, owner, inventoryPath(c))),
       task(labAnsiblePing, "lab.ansible-ping", {
         ...ping,
         inventory: inventoryPath(c),
@@ -236,19 +239,23 @@ export function inventorySteps(c: Config, owner?: Owner, ansibleUser?: Owner): S
         emptyConfig: ownerFiles(c, owner.home).emptyAnsibleCfg,
       }),
     ];
+  const rootInventory = task(labInventory, "lab.inventory", { path: inventoryPath(c), ...inventorySpec(c) });
+  if (!ansibleUser)
+    return [
+      rootInventory,
+      task(labAnsiblePing, "lab.ansible-ping", { ...ping, inventory: inventoryPath(c) }),
+    ];
   return [
-    task(labInventory, "lab.inventory", { path: inventoryPath(c), ...inventorySpec(c) }),
-    ...(ansibleUser
-      ? [
-          ...ownInventorySteps(c, ansibleUser, ansibleInventory(c, ansibleUser), "lab.ansible-inventory"),
-          task(labAnsiblePing, "lab.ansible-ping", {
-            ...ping,
-            inventory: ansibleInventory(c, ansibleUser),
-            owner: ansibleUser,
-            emptyConfig: ownerFiles(c, ansibleUser.home).emptyAnsibleCfg,
-          }),
-        ]
-      : [task(labAnsiblePing, "lab.ansible-ping", { ...ping, inventory: inventoryPath(c) })]),
+    written([
+      rootInventory,
+      ...ownInventorySteps(c, ansibleUser, ansibleInventory(c, ansibleUser), "lab.ansible-inventory"),
+    ]),
+    task(labAnsiblePing, "lab.ansible-ping", {
+      ...ping,
+      inventory: ansibleInventory(c, ansibleUser),
+      owner: ansibleUser,
+      emptyConfig: ownerFiles(c, ansibleUser.home).emptyAnsibleCfg,
+    }),
   ];
 }
 

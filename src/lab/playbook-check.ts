@@ -37,6 +37,11 @@ export async function checkPlaybook(
   // (src/lab/ansible-config.ts): its checks neither.
   if (!owner && ctx.host.uid() === 0)
     return { ok: "unchecked", why: "there is no unprivileged account to run ansible-playbook as" };
+  if (owner) {
+    const r = await execAsOwner(ctx, owner, "test", ["-r", path], { readOnly: true });
+    if (r.exitCode !== 0)
+      return { ok: false, problem: `${path} cannot be read by ${owner.name}, whom Ansible runs as` };
+  }
   const cfg = owner ? await untrustedConfig(ctx.host, owner, process.env) : undefined;
   if (cfg) return { ok: "unchecked", why: cfg };
   // An inventory of its own (the lab's may not exist yet): the syntax check reaches no host.

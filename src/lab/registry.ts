@@ -15,9 +15,6 @@ import { journalPath } from "../runner/journal-path.js";
 /** The index: one file per lab directory, root's alone. */
 export const INDEX_DIR = "/var/lib/aplspawn/labs";
 
-/** Names a lab may not take: the default workdir's own directories (the image store, the index…). */
-export const RESERVED_LAB_NAMES = ["images", "labs", "userns"] as const;
-
 const recordSchema = z.object({
   lab: z.string(),
   labDir: z.string(),

@@ -240,6 +240,22 @@ export const BAD_CONFIGS: [string, string, RegExp][] = [
     "lab: images\n",
     /lab: "images" is the name of the workdir's image store/,
   ],
+  [
+    "lab named like the id ranges",
+    "lab: userns\n",
+    /lab: "userns" is the name of aplspawn's record of user id ranges/,
+  ],
+  ["lab named like the index of labs", "lab: labs\n", /lab: "labs" is the name of aplspawn's index of labs/],
+  [
+    "a host var Ansible would template on the controller",
+    "containers: {sets: [{name: web, vars: {motd: \"{{ lookup('pipe', 'id') }}\"}}]}\n",
+    /containers\.sets\.0\.vars\.motd: holds Ansible templating .*inventory\.templates: true/,
+  ],
+  [
+    "templating deep in a host var",
+    "containers: {sets: [{name: web, vars: {deep: {list: [ok, '{% if 1 %}x{% endif %}']}}}]}\n",
+    /containers\.sets\.0\.vars\.deep\.list\.1: holds Ansible templating/,
+  ],
   ["workdir is /", "workdir: /\n", /workdir: must be a directory of its own/],
   ["workdir is /etc", "workdir: /etc\n", /workdir: must be a directory of its own/],
   ["workdir is /usr/ (normalized)", "workdir: /usr/\n", /workdir: must be a directory of its own/],

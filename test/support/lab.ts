@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chmod, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import { readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { CLAIMS_DIR } from "../../src/image/loop-claims.js";
@@ -143,9 +143,6 @@ async function runLab(
   // A network-only lab's CLI runs are short: a hung one fails the test instead of stalling it.
   const timeoutMs = withImage ? undefined : 120_000;
   const t = await tempDir(`aplspawn-${name}-`);
-  // Ansible runs as an unprivileged account (the lab's owner, or aplspawn's): it reads the test's
-  // playbooks and runs in this directory.
-  await chmod(t.path, 0o755);
   const ns = await TestNamespace.create();
   const workdir = join(t.path, "work");
   const labs: LabConfig[] = [];

@@ -187,6 +187,9 @@ export async function tempDir(
   prefix = "aplspawn-test-",
 ): Promise<{ path: string; cleanup(): Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
+  // Root's, and others may enter: Ansible runs as an unprivileged account (the lab's owner, or
+  // aplspawn's) and reads the tests' playbooks here.
+  await chmod(path, 0o755);
   return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
 }
 
