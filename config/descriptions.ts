@@ -10,12 +10,15 @@ export const KEY_DESCRIPTIONS: Record<string, string> = {
     "Bridge name (at most 15 characters, not a device's such as eth0); an existing bridge is used and never deleted.",
   "network.address": "The bridge's address and the lab's subnet, e.g. 10.10.12.1/26 (/8 to /30).",
   "network.chain":
-    "The iptables chain aplspawn owns (it also owns <chain>-IN and <chain>-DNAT); not a built-in chain.",
+    "The iptables chain aplspawn owns (it also owns <chain>-IN, <chain>-OUT and <chain>-DNAT); not a built-in chain.",
   "network.nat": "Masquerade the subnet's traffic leaving through other interfaces.",
   "network.hostPorts":
     "Ports on the host the containers may reach, e.g. tcp/3142; all else to the host is rejected.",
   "network.allowMetadata": "Let the containers reach link-local 169.254.0.0/16 (cloud metadata services).",
-  "network.allowFrom": "Subnets that may open connections into the lab.",
+  "network.allowFrom":
+    "Subnets that may open connections into the lab from the host's other networks (never from another lab).",
+  "network.allowTo":
+    "Private or special subnets beyond the host the containers may reach (e.g. the LAN); by default only public addresses (never another lab).",
   "network.forwards":
     "Ports of the host forwarded (DNAT) to a container's port, for traffic from other networks.",
   "network.forwards[].hostPort": "The host's port.",

@@ -245,7 +245,7 @@ export const configSchema = z.strictObject({
       address: z
         .cidrv4("must be an IPv4 address with a prefix length, e.g. 10.10.12.1/26")
         .default("10.10.12.1/26"),
-      /** iptables chain names are at most 28 characters; aplspawn's others add "-IN" and "-DNAT". */
+      /** iptables chain names are at most 28 characters; aplspawn's others add "-IN", "-OUT" and "-DNAT". */
       chain: safeName("network.chain", 23, /^[A-Za-z0-9][A-Za-z0-9_-]*$/, '"_" and "-"')
         .refine(
           (c) => !BUILTIN_CHAINS.includes(c),
@@ -270,8 +270,16 @@ export const configSchema = z.strictObject({
         .default([]),
       /** Let the containers reach link-local 169.254.0.0/16 (cloud metadata services); off by default. */
       allowMetadata: z.boolean().default(false),
-      /** Subnets allowed to open connections into the lab (by default, none from outside it may). */
+      /**
+       * Subnets allowed to open connections into the lab from the host's other networks (by
+       * default, none from outside it may); another lab's bridge never counts as one.
+       */
       allowFrom: z.array(z.cidrv4("must be an IPv4 subnet, e.g. 10.20.0.0/24")).default([]),
+      /**
+       * Private and special subnets beyond the host the containers may reach (a LAN, a docker or
+       * libvirt bridge); by default only public addresses are. Never another lab's bridge.
+       */
+      allowTo: z.array(z.cidrv4("must be an IPv4 subnet, e.g. 192.168.1.0/24")).default([]),
       /** Ports of the host forwarded to a container's port, for traffic arriving from other networks. */
       forwards: z
         .array(
