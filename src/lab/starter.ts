@@ -194,7 +194,7 @@ export function renderStarter(s: Starter, schemaFile?: string): string {
   // Editors with yaml-language-server complete and check keys against the config's JSON Schema.
   const header = schemaFile ? `# yaml-language-server: $schema=${schemaFile}\n` : "";
   return `${header}# aplspawn lab ${s.lab}, written by \`aplspawn init\`: its names and subnet collide with no other
-# lab on this host and no route. Every key is optional; README.md, "Config reference".
+# lab on this host and no route. Every key is optional; docs/configuration.md.
 lab: ${s.lab}
 
 network:

@@ -148,10 +148,12 @@ test(
       await writeFile(broken, BROKEN);
       const good = join(lab.dir, "good.yml");
       await writeFile(good, GOOD);
-      // PATH with ip (and nsenter, which enters the namespace) and no ansible-playbook.
+      // PATH with ip (and nsenter, which enters the namespace; setpriv and test, which check as
+      // Ansible's account that it can read the playbook) and no ansible-playbook.
       const bin = join(lab.dir, "bin");
       await mkdir(bin);
-      for (const p of ["/usr/sbin/ip", "/usr/bin/nsenter"]) await symlink(p, join(bin, p.split("/").pop()!));
+      for (const p of ["/usr/sbin/ip", "/usr/bin/nsenter", "/usr/bin/setpriv", "/usr/bin/test"])
+        await symlink(p, join(bin, p.split("/").pop()!));
       const cases: [string, string, Record<string, string> | undefined, RegExp][] = [
         [
           "missing",
