@@ -224,6 +224,21 @@ test("run down with the config file deleted undoes everything from the journal",
     ok(await lab.ns.run("mkdir", ["-p", "/var/lib/aplspawn"]), "mkdir");
     // As systemd-container makes it: root's alone (aplspawn refuses a machinesDir others can reach).
     ok(await lab.ns.run("mkdir", ["-m", "0700", "/var/lib/machines"]), "mkdir machines");
+    // The home of the account Ansible runs as (scripts/install.sh makes it there), under the tmpfs too.
+    if ((await lab.ns.run("id", ["-u", "aplspawn"])).exitCode === 0)
+      ok(
+        await lab.ns.run("install", [
+          "-d",
+          "-m",
+          "0700",
+          "-o",
+          "aplspawn",
+          "-g",
+          "aplspawn",
+          "/var/lib/aplspawn-ansible",
+        ]),
+        "the account's home",
+      );
     lab.before = await lab.ns.snapshot();
     const cfg = join(lab.dir, "lab.yaml");
     const image = `file://${lab.image.path}`;
