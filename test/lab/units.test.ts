@@ -186,7 +186,7 @@ test("up composes preflight first, containers concurrently, inventory last; ever
   assert.equal(extra.select(entry("container.nspawn[aplspawn12]")), false);
   assert.equal(extra.select(entry("net.bridge")), false);
   // --only is spawn's and stop's: the CLI refuses it for up (test/cli/cli.test.ts).
-  assert.deepEqual(workflows.up?.options, ["concurrency", "owner"]);
+  assert.deepEqual(workflows.up?.options, ["concurrency", "owner", "ansibleUser"]);
 });
 
 test("down undoes containers, image, network, then the rest; the lab's state stays unless --purge", () => {
@@ -279,7 +279,7 @@ test("reset --only undoes all of those containers' entries, lasting state includ
   );
   assert.throws(() => reset(c, { only: [] }), /reset needs --only/);
   assert.throws(() => reset(c, { only: ["nope"] }), /no container named nope.*containers: aplspawn10/);
-  assert.deepEqual(workflows.reset?.options, ["only", "concurrency", "owner"]);
+  assert.deepEqual(workflows.reset?.options, ["only", "concurrency", "owner", "ansibleUser"]);
   const registry = taskRegistry();
   for (const s of flat(wf.steps)) if (s.type === "task") assert.ok(registry.has(s.def.kind), s.def.kind);
 });
