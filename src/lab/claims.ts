@@ -17,7 +17,7 @@ import { withHostLock } from "../runner/lock.js";
 
 /** Where the claims live (root's alone: /run is). */
 const CLAIMS_DIR = "/run/aplspawn-claims";
-const LOCK = "/run/aplspawn-claims.lock";
+const LOCK = "/run/aplspawn/claims.lock";
 
 /** A lab's network: its names in one network namespace. */
 export interface NetClaim {

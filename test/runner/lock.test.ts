@@ -6,11 +6,14 @@
 // for a dead owner's and taken over, and the lock of whoever came next was removed.)
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { chmod, chown, mkdir, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import { test } from "node:test";
 import { execa } from "execa";
-import { tempDir } from "../support/ns.js";
+import { realHost } from "../../src/host/real-host.js";
+import { ExitError } from "../../src/runner/errors.js";
+import { acquireLock, HOST_LOCK_DIR, withHostLock } from "../../src/runner/lock.js";
+import { isRoot, tempDir } from "../support/ns.js";
 
 const FIXTURE = join(import.meta.dirname, "lock-fixture.js");
 
@@ -39,6 +42,121 @@ test("a holder SIGKILLed holding the lock, then six processes taking it 50 times
     );
     for (const r of runs) assert.equal(r.exitCode, 0, r.stderr);
     assert.equal(await readFile(counter, "utf8"), "300");
+  } finally {
+    await d.cleanup();
+  }
+});
+
+const skipRoot = isRoot ? false : "needs root (the locks in /run/aplspawn, setpriv to nobody)";
+
+// Every lock path in aplspawn's code (the compiled files: string literals ending in .lock).
+async function lockPathsInCode(): Promise<string[]> {
+  const out = new Set<string>();
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (p.endsWith(".js"))
+        for (const m of (await readFile(p, "utf8")).matchAll(/["'`](\/[^"'`$]*\.lock)["'`]/g)) out.add(m[1]!);
+    }
+  };
+  await walk(resolve(import.meta.dirname, "../../src"));
+  return [...out].sort();
+}
+
+// flock(1) as nobody on path, at once: what it exits with and says.
+function asNobody(path: string) {
+  return execa(
+    "setpriv",
+    [
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+      "flock",
+      "--nonblock",
+      "--conflict-exit-code",
+      "75",
+      path,
+      "true",
+    ],
+    { reject: false },
+  );
+}
+
+test("every host-wide lock in the code lives in /run/aplspawn", async () => {
+  const paths = await lockPathsInCode();
+  assert.ok(paths.length >= 4, `the host-wide locks were found: ${paths.join(", ")}`);
+  for (const p of paths) assert.equal(dirname(p), HOST_LOCK_DIR, `${p} is not in ${HOST_LOCK_DIR}`);
+});
+
+test("nobody cannot open, take or block any of aplspawn's locks (the lab's and the host-wide ones), free or held", {
+  skip: skipRoot,
+}, async () => {
+  const host = realHost();
+  const d = await tempDir("aplspawn-lock-");
+  try {
+    // A lab's directory, as the runner makes it (0700; mkdtemp's is too).
+    const labLock = join(d.path, "lock");
+    const tried: string[] = [];
+    const refused = async (path: string, when: string) => {
+      const r = await asNobody(path);
+      tried.push(path);
+      assert.ok(
+        r.exitCode !== 0 && r.exitCode !== 75 && /Permission denied/.test(r.stderr),
+        `nobody reached ${path} (${when}): flock exited ${r.exitCode}: ${r.stderr}`,
+      );
+    };
+    for (const path of await lockPathsInCode()) {
+      await withHostLock(host, path, "test", undefined, () => refused(path, "held by root"));
+      // Its directory is there now (made by the first take), the file is not.
+      await refused(path, "free");
+      // Nothing of nobody's stays in the way: root takes it again at once.
+      const again = await host.lockFile(path, { waitMs: 0, removeOnRelease: true });
+      assert.ok(again, `root takes ${path} at once after nobody tried`);
+      await again.release();
+    }
+    await refused(labLock, "free");
+    const l = await acquireLock(host, labLock, "test");
+    await refused(labLock, "held by root");
+    await l.release();
+    assert.ok(tried.length >= 5);
+    const dir = await stat(HOST_LOCK_DIR);
+    assert.equal(dir.uid, 0, `${HOST_LOCK_DIR} is root's`);
+    assert.equal(dir.mode & 0o777, 0o700, `${HOST_LOCK_DIR} is 0700`);
+  } finally {
+    await d.cleanup();
+  }
+});
+
+test("a lock's directory must be ours alone: one reachable by others, another user's, or a link is refused", async () => {
+  const host = realHost();
+  const d = await tempDir("aplspawn-lockdir-");
+  try {
+    const open = join(d.path, "open");
+    await mkdir(open, { mode: 0o755 });
+    await chmod(open, 0o755);
+    await assert.rejects(host.lockFile(join(open, "x.lock"), { waitMs: 0 }), /mode 0755\) is not .*alone/);
+    await assert.rejects(acquireLock(host, join(open, "lock"), "t"), ExitError);
+    const link = join(d.path, "link");
+    const mine = join(d.path, "mine");
+    await mkdir(mine, { mode: 0o700 });
+    await symlink(mine, link);
+    await assert.rejects(host.lockFile(join(link, "x.lock"), { waitMs: 0 }), /is a symbolic link/);
+    if (isRoot) {
+      const theirs = join(d.path, "theirs");
+      await mkdir(theirs, { mode: 0o700 });
+      await chown(theirs, 65534, 65534);
+      await assert.rejects(host.lockFile(join(theirs, "x.lock"), { waitMs: 0 }), /owner uid 65534/);
+    }
+    // Made when missing, 0700; a link at the lock file itself is not followed.
+    const made = join(d.path, "made");
+    const l = await host.lockFile(join(made, "x.lock"), { waitMs: 0, removeOnRelease: true });
+    assert.ok(l);
+    assert.equal((await stat(made)).mode & 0o777, 0o700);
+    await l.release();
+    await symlink(join(d.path, "elsewhere"), join(mine, "y.lock"));
+    await assert.rejects(host.lockFile(join(mine, "y.lock"), { waitMs: 0 }), /ELOOP|symbolic link/);
+    await assert.rejects(stat(join(d.path, "elsewhere")), "nothing was made through the link");
   } finally {
     await d.cleanup();
   }
