@@ -23,7 +23,7 @@ import { listTaskIds } from "../src/runner/task.js";
 import { workflows } from "../workflows/index.js";
 import { extraCommands } from "./commands.js";
 import type { CliContext, CliIo, GlobalOptions } from "./context.js";
-import { processSignals, runInterrupts } from "./signals.js";
+import { processSignals, runInterrupts, tolerateClosedOutput } from "./signals.js";
 
 /** Where the package lives (for the default config and the version). */
 export const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -372,11 +372,7 @@ function reportError(e: unknown, io: CliIo, g: GlobalOptions): number {
 // Run when executed as the `aplspawn` command (not when imported by tests).
 const invoked = process.argv[1] ? realpathSync(process.argv[1]) : "";
 if (invoked === fileURLToPath(import.meta.url)) {
-  // `aplspawn pids | head -1`: a closed pipe ends output, not the process with a stack trace.
-  for (const stream of [process.stdout, process.stderr])
-    stream.on("error", (e: NodeJS.ErrnoException) => {
-      if (e.code !== "EPIPE") throw e;
-    });
+  tolerateClosedOutput();
   main(process.argv.slice(2), {
     host: realHost(),
     // Container text (log tails, process names, relayed output) reaches these: no control characters.

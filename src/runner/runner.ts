@@ -44,7 +44,7 @@ export interface RunOptions {
   command: string;
   /**
    * Aborting this interrupts the run: what runs is cancelled and this run's changes are rolled
-   * back (the CLI aborts it on the first SIGINT/SIGTERM; signals are the CLI's, not the runner's).
+   * back (the CLI aborts it on the first SIGINT, SIGTERM or SIGHUP; signals are the CLI's, not the runner's).
    */
   interrupt?: AbortSignal;
 }
