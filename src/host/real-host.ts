@@ -123,18 +123,34 @@ function canConnect(ip: string, port: number, timeoutMs: number, signal?: AbortS
   });
 }
 
+// A new file of ours at a fresh name beside path (O_EXCL: never a file or a link found there,
+// O_NOFOLLOW: not a dangling link either), its mode set through the descriptor (not by name, where
+// something else may be by then; and exact, whatever the umask), then renamed over path.
+const CREATE_NEW = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
+
 async function writeAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString("hex")}.tmp`);
-  const fh = await fs.open(tmp, "w", mode);
+  const dir = dirname(path);
+  let tmp = "";
+  let fh: fs.FileHandle | undefined;
+  for (let tries = 1; !fh; tries++) {
+    tmp = join(dir, `.${basename(path)}.${randomBytes(8).toString("hex")}.tmp`);
+    fh = await fs.open(tmp, CREATE_NEW, 0o600).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === "EEXIST" && tries < 5) return undefined;
+      throw e;
+    });
+  }
   try {
+    await fh.chmod(mode);
     await fh.writeFile(data);
     await fh.sync();
-  } finally {
     await fh.close();
+    await fs.rename(tmp, path);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await fs.rm(tmp, { force: true });
+    throw e;
   }
-  await fs.chmod(tmp, mode);
-  await fs.rename(tmp, path);
-  await syncDir(dirname(path));
+  await syncDir(dir);
 }
 
 async function syncDir(path: string): Promise<void> {
