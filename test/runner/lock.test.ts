@@ -161,3 +161,54 @@ test("a lock's directory must be ours alone: one reachable by others, another us
     await d.cleanup();
   }
 });
+
+test("flock(1) killed by PID while it waits for a lock: the take fails, it never goes on unlocked", async () => {
+  const host = realHost();
+  const d = await tempDir("aplspawn-lockwait-");
+  const path = join(d.path, "x.lock");
+  // Someone else holds it for the whole test.
+  const holder = spawn("flock", [path, "sleep", "60"], { stdio: "ignore" });
+  try {
+    await waitUntil(() => held(path));
+    let ran = false;
+    const take = withHostLock(host, path, "test", undefined, async () => {
+      ran = true;
+    });
+    // The flock(1) this process started to wait for it, killed.
+    let helper: number | undefined;
+    await waitUntil(async () => {
+      helper = await childNamed("flock", holder.pid);
+      return helper !== undefined;
+    });
+    process.kill(helper!, "SIGKILL");
+    await assert.rejects(take, /Cannot take the lock/);
+    assert.equal(ran, false, "nothing ran without the lock");
+  } finally {
+    holder.kill("SIGKILL");
+    await d.cleanup();
+  }
+});
+
+// Whether someone holds the lock at path (flock -n from here conflicts).
+async function held(path: string): Promise<boolean> {
+  return (await execa("flock", ["-n", "-E", "75", path, "true"], { reject: false })).exitCode === 75;
+}
+
+async function waitUntil(cond: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error("timed out");
+}
+
+// A child of this process running `name`, other than `not`.
+async function childNamed(name: string, not?: number): Promise<number | undefined> {
+  for (const pid of (await readdir("/proc")).filter((n) => /^\d+$/.test(n))) {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (comm === name && ppid === process.pid && Number(pid) !== not) return Number(pid);
+  }
+  return undefined;
+}
