@@ -93,6 +93,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       const mode = cli.mode(g);
       const { runWorkflow } = await import("../src/runner/runner.js");
       const { taskRegistry } = await import("../tasks/index.js");
+      const { labUndoScope } = await import("../src/lab/undo-scope.js");
       const emit = (e: RunEvent) => {
         if (g.quiet && mode !== "json" && !shownWhenQuiet(e)) return;
         const line = mode === "json" ? jsonLine(config.lab, e) : renderEvent(mode, e);
@@ -113,6 +114,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
           failAfter: io.env.APLSPAWN_FAIL_AFTER || undefined,
           command: o.command,
           interrupt: interrupt.signal,
+          undoScope: labUndoScope(config),
         });
       } finally {
         interrupt.off();
