@@ -4,11 +4,13 @@ import type { CommandAdder } from "./context.js";
 import { imageCommands } from "./image-commands.js";
 import { initCommands } from "./init-command.js";
 import { labCommands } from "./lab-commands.js";
+import { labsCommands } from "./labs-command.js";
 
 /** Every extra command, in help order. */
 export const extraCommands: CommandAdder[] = [
   ...initCommands,
   ...labCommands,
+  ...labsCommands,
   ...imageCommands,
   ...completionCommands,
 ];

@@ -4,6 +4,7 @@ import type { Config } from "../config/schema.js";
 import type { Host } from "../src/host/host.js";
 import type { OutputMode, SummaryEvent } from "../src/runner/report.js";
 import type { Workflow } from "../src/runner/task.js";
+import type { LoadChecks, LoadedConfig } from "./config-file.js";
 import type { SignalSource } from "./signals.js";
 
 /** What the CLI writes to and runs against; tests pass their own. */
@@ -34,6 +35,12 @@ export interface GlobalOptions {
 export interface CliContext {
   io: CliIo;
   load(g: GlobalOptions): Promise<Config>;
+  /** The config and the file it came from (-c, APLSPAWN_CONFIG, ./aplspawn.yaml or the packaged one). */
+  loadFile(g: GlobalOptions, checks?: LoadChecks): Promise<LoadedConfig>;
+  /** The line a command acting on a lab starts with: which lab, from which config. */
+  whichLab(l: LoadedConfig): string;
+  /** The command that brings this lab up (what to do about a lab or container that is not up). */
+  upCommand(l: LoadedConfig): string;
   mode(g: GlobalOptions): OutputMode;
   /** Run a workflow of the lab, rendering its events on stdout. */
   run(

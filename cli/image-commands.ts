@@ -87,8 +87,19 @@ const image: CommandAdder = (program, cli) => {
         import("../src/image/attach-state.js"),
         import("../src/image/partition-table.js"),
       ]);
+      // As ls does: what can be inspected is, then exit 2 naming what could not (missing, unreadable).
+      const unusable: string[] = [];
       for (const path of paths) {
-        const s = await inspectImage({ host: cli.io.host, signal: new AbortController().signal }, path);
+        let s: Awaited<ReturnType<typeof inspectImage>>;
+        try {
+          s = await inspectImage({ host: cli.io.host, signal: new AbortController().signal }, path);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code !== "EACCES" && code !== "EPERM") throw e;
+          unusable.push(`${path}: cannot be read (permission denied)`);
+          continue;
+        }
+        if (s.kind === "missing") unusable.push(`${path}: does not exist`);
         if (g.json) {
           const { kind } = s;
           cli.io.out(
@@ -96,13 +107,16 @@ const image: CommandAdder = (program, cli) => {
           );
           continue;
         }
-        if (s.kind === "missing") cli.io.out(`${path}: does not exist\n`);
-        else if (s.kind === "dir")
+        if (s.kind === "dir")
           cli.io.out(`${path}: a directory tree (bind-mounted read-only as the lower layer)\n`);
-        else {
+        else if (s.kind === "file") {
           cli.io.out(`${path}: ${describeLayout(s.layout, s.fs)}\n`);
           for (const n of s.layout.notes) cli.io.out(`  note: ${n}\n`);
         }
+      }
+      if (unusable.length > 0) {
+        const { UsageError } = await import("../src/runner/errors.js");
+        throw new UsageError(unusable.join("\naplspawn: "));
       }
     });
 };

@@ -1,6 +1,6 @@
 // `aplspawn init`: write a starter config whose names and subnet collide with no other lab on this
 // host and no route (src/lab/starter.ts picks them); `aplspawn schema`: the config's JSON Schema.
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
 import { UsageError } from "../src/runner/errors.js";
 import type { CommandAdder, GlobalOptions } from "./context.js";
@@ -23,10 +23,16 @@ const init: CommandAdder = (program, cli) =>
       ]);
       if (process.getuid?.() !== 0)
         cli.io.err(
-          "aplspawn: warning: not root: other labs' claims (/run/aplspawn-claims) cannot be read, so only names and subnets seen here are avoided\n",
+          "aplspawn: warning: not root: other labs' claims (/run/aplspawn-claims) and journals cannot be read, so only names and subnets seen here are avoided\n",
         );
       const signal = new AbortController().signal;
-      const taken = await takenOnHost({ host, signal }, "/var/lib/aplspawn");
+      // The default lab, up or down, has what the packaged config gives it.
+      const packaged = parseConfig(
+        await host.fs.readFile(resolve(import.meta.dirname, "../../config/aplspawn.yaml")),
+        "config/aplspawn.yaml",
+      );
+      const { bridge, chain, address } = packaged.network;
+      const taken = await takenOnHost({ host, signal }, packaged.workdir, { bridge, chain, subnet: address });
       let s: ReturnType<typeof pickStarter>;
       try {
         s = pickStarter(taken, o.lab);
@@ -37,7 +43,21 @@ const init: CommandAdder = (program, cli) =>
       const text = renderStarter(s, resolve(import.meta.dirname, "../../config/aplspawn.schema.json"));
       // What is written must be a config aplspawn accepts as it is.
       const c = parseConfig(text, file);
-      await host.fs.writeFile(file, text, 0o644);
+      try {
+        await host.fs.writeFile(file, text, 0o644);
+      } catch (e) {
+        // Where the user cannot write: theirs to fix (another -c FILE), not a bug.
+        const code = (e as NodeJS.ErrnoException).code;
+        const why: Record<string, string> = {
+          EACCES: `permission denied in ${dirname(file)}`,
+          EPERM: `permission denied in ${dirname(file)}`,
+          EROFS: `${dirname(file)} is on a read-only file system`,
+          ENOENT: `the directory ${dirname(file)} does not exist`,
+          ENOTDIR: `${dirname(file)} is not a directory`,
+        };
+        if (!code || !why[code]) throw e;
+        throw new UsageError(`cannot write ${file}: ${why[code]}; give -c FILE in a directory you can write`);
+      }
       const [first, last] = c.containers.ipRange;
       if (g.json) cli.io.out(`${JSON.stringify({ ok: true, file, ...s, ipRange: [first, last] })}\n`);
       else

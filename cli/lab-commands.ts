@@ -20,6 +20,7 @@ import { type LineCount, parseLineCount } from "../src/lab/console-log.js";
 import { pinnedOptions } from "../src/lab/ssh.js";
 import { ExitError, UsageError } from "../src/runner/errors.js";
 import type { ProbeResult } from "../src/runner/probe.js";
+import type { LoadedConfig } from "./config-file.js";
 import type { CliContext, CommandAdder, GlobalOptions } from "./context.js";
 
 const globals = (cmd: Command) => cmd.optsWithGlobals() as GlobalOptions;
@@ -54,14 +55,27 @@ const status: CommandAdder = (program, cli) =>
     .description("check the network, image and every container (exit 0 only when all pass)")
     .action(async (_o: unknown, cmd: Command) => {
       const g = globals(cmd);
-      const c = await cli.load(g);
+      const loaded = await cli.loadFile(g);
+      const c = loaded.config;
       const [{ statusProbes }, { runProbes }, { loginProbes }] = await Promise.all([
         import("../workflows/status.js"),
         import("../src/runner/probe.js"),
         import("../tasks/status/container.js"),
       ]);
+      if (!g.json) cli.io.out(`‣ [ INFO ] ${cli.whichLab(loaded)}\n`);
       // Not root: what the user's own copies reach (ssh logins); the rest is root's to read.
       const asRoot = process.getuid?.() === 0;
+      // A lab that is down is said to be, at once: not a FAIL line for every check of every container.
+      if (asRoot) {
+        const { labState } = await import("../src/lab/state.js");
+        const s = await labState(cli.io.host, c);
+        if (!s.live && s.containersUp === 0) {
+          if (g.json) cli.io.out(`${JSON.stringify({ ok: false, state: "down", checks: [] })}\n`);
+          throw new ExitError(
+            `lab ${c.lab} is down: nothing of it runs; bring it up with \`${cli.upCommand(loaded)}\``,
+          );
+        }
+      }
       if (!asRoot && !g.json)
         cli.io.out(
           "‣ [ INFO ] not root: checking ssh logins only; the network, image, mounts and processes need root (sudo aplspawn status)\n",
@@ -149,6 +163,14 @@ const inventory: CommandAdder = (program, cli) =>
         cli.io.out(text);
         return;
       }
+      // Where a config says, root writes only under the config's own directory (an --output the
+      // user typed is theirs to choose).
+      if (o.output === undefined && cli.io.host.uid() === 0) {
+        const l = await cli.loadFile(g);
+        const { inventoryPlaceProblem } = await import("../src/lab/config-trust.js");
+        const problem = inventoryPlaceProblem(c, l.file, l.packaged);
+        if (problem) throw new UsageError(problem);
+      }
       const file = resolve(o.output ?? c.inventory.file);
       await cli.io.host.fs.writeFile(file, text, 0o644);
       cli.io.out(
@@ -178,9 +200,28 @@ async function sshFiles(cli: CliContext, c: Config): Promise<{ key: string; know
   const f = ownerFiles(c, homedir());
   if (!(await cli.io.host.fs.exists(f.key)))
     throw new ExitError(
-      `the lab's key is root's and you have no copy of it (${f.key}): bring the lab up with sudo from your own account (\`sudo aplspawn run up\` gives SUDO_USER a copy), or use sudo`,
+      `you have no copy of the lab's key (${f.key}): lab ${c.lab} is down, or was brought up without sudo from your account (\`sudo aplspawn run up\` gives SUDO_USER a copy); or use sudo`,
     );
   return f;
+}
+
+/** Why a container cannot be entered: it is not running, and whether its lab is; and what brings it up. */
+async function notRunning(cli: CliContext, l: LoadedConfig, name: string): Promise<string> {
+  const { labState } = await import("../src/lab/state.js");
+  const s = await labState(cli.io.host, l.config);
+  const lab =
+    s.containersUp > 0 || s.live ? `lab ${l.config.lab} is up, but not it` : `lab ${l.config.lab} is down`;
+  return `container ${name} is not running (${lab}): \`${cli.upCommand(l)}\` brings it up`;
+}
+
+/** As root: fail at once, saying so, when the container does not run (ssh would wait on it). */
+async function mustRun(cli: CliContext, l: LoadedConfig, name: string): Promise<void> {
+  if (cli.io.host.uid() !== 0) return;
+  const { containerStates } = await import("../src/lab/state.js");
+  const st = (await containerStates(cli.io.host, l.config, { journaledOnly: true, warn: warnOn(cli) })).find(
+    (x) => x.name === name,
+  );
+  if (!st?.leaderPid) throw new ExitError(await notRunning(cli, l, name));
 }
 
 function passOn(what: string, code: number): void {
@@ -229,15 +270,25 @@ const ssh: CommandAdder = (program, cli) =>
       "user to log in as (default: the container's user, its set's or containers.user)",
     )
     .action(async (target: string | undefined, command: string[], o: { login?: string }, cmd: Command) => {
-      const c = await cli.load(globals(cmd));
+      const loaded = await cli.loadFile(globals(cmd));
+      const c = loaded.config;
       const t = sshTarget(c, target, command);
       const s = spec(c, t.name);
       const files = await sshFiles(cli, c);
+      await mustRun(cli, loaded, t.name);
+      // Root knows the container runs; anyone else asks its sshd, briefly: a lab that is down has
+      // no bridge behind the address, where ssh would wait for minutes.
+      if (cli.io.host.uid() !== 0 && !(await cli.io.host.canConnect(s.ip, 22, 1500)))
+        throw new ExitError(
+          `container ${t.name} (${s.ip}) does not answer on port 22: is lab ${c.lab} up? \`${cli.upCommand(loaded)}\` brings it up`,
+        );
       const args = [
         "-i",
         files.key,
         "-o",
         "IdentitiesOnly=yes",
+        "-o",
+        "ConnectTimeout=10",
         ...pinnedOptions(files.knownHosts),
         "-l",
         t.user ?? o.login ?? s.user,
@@ -251,34 +302,40 @@ const ssh: CommandAdder = (program, cli) =>
 const exec: CommandAdder = (program, cli) =>
   program
     .command("exec")
-    .description("run a command in a container's namespaces, without ssh (exec NAME -- CMD…)")
+    .description(
+      "run a command in a container, started by the container's own systemd, without ssh (exec NAME -- CMD…)",
+    )
     .argument("<name>", "container name")
     .argument("<command...>", "the command and its arguments")
     .action(async (name: string, command: string[], _o: unknown, cmd: Command) => {
-      const c = await cli.load(globals(cmd));
-      spec(c, name);
-      const [{ containerStates }, { startInteractive }, { enterCommand }, { startInCgroups }] =
-        await Promise.all([
-          import("../src/lab/state.js"),
-          import("../src/lab/interactive.js"),
-          import("../src/lab/enter.js"),
-          import("../src/lab/cgroups.js"),
-        ]);
+      const loaded = await cli.loadFile(globals(cmd));
+      const c = loaded.config;
+      const s = spec(c, name);
+      // No systemd inside to start the command as one of the container's own processes; entering
+      // with host tools is what exec no longer does (src/lab/enter.ts).
+      if (s.init === "script")
+        throw new ExitError(
+          `${name} runs \`init: script\` (no systemd in it to start the command): use \`aplspawn ssh ${name} -- ${command.join(" ")}\``,
+        );
       const host = cli.io.host;
+      if (host.uid() !== 0) throw new ExitError("exec must run as root (or use `aplspawn ssh`)");
+      const [{ containerStates }, { execRequest, runInContainer }] = await Promise.all([
+        import("../src/lab/state.js"),
+        import("../src/lab/enter.js"),
+      ]);
       // Only the nspawn process the journal recorded (PID and start time), verified to be the host's
       // systemd-nspawn: never a process found by its name.
       const st = (await containerStates(host, c, { journaledOnly: true, warn: warnOn(cli) })).find(
         (x) => x.name === name,
       );
-      if (!st?.leaderPid) throw new ExitError(`container ${name} is not running`);
-      const e = await enterCommand(host, st.leaderPid, command, cli.io.env.TERM);
-      // Started from the init's cgroups, so it is born there (nothing it forks escapes them).
-      const child = await startInCgroups(host, e.cgroups, async () => {
-        const ch = startInteractive(e.cmd, e.args, e.env);
-        await ch.started;
-        return ch;
-      });
-      passOn(`${command[0]} in ${name}`, await child.exited);
+      if (!st?.leaderPid) throw new ExitError(await notRunning(cli, loaded, name));
+      // A pty of the container's when we are on a terminal (both ways), as ssh gives one; else pipes.
+      const terminal =
+        process.stdin.isTTY && process.stdout.isTTY
+          ? { term: cli.io.env.TERM, rows: process.stdout.rows, cols: process.stdout.columns }
+          : undefined;
+      const req = await execRequest(host, st.leaderPid, command, terminal);
+      passOn(`${command[0]} in ${name}`, await runInContainer(req));
     });
 
 /** Lines `logs` shows without -n. */

@@ -6,7 +6,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { labDir } from "../config/paths.js";
-import { CommandError, RootFsError } from "../src/host/host.js";
+import { CommandError, RootFsError, shellQuote } from "../src/host/host.js";
 import { realHost } from "../src/host/real-host.js";
 import type { Owner } from "../src/lab/owner.js";
 import {
@@ -22,6 +22,7 @@ import { printable, type RunEvent, renderEvent, shownWhenQuiet } from "../src/ru
 import { listTaskIds } from "../src/runner/task.js";
 import { workflows } from "../workflows/index.js";
 import { extraCommands } from "./commands.js";
+import type { LoadedConfig } from "./config-file.js";
 import type { CliContext, CliIo, GlobalOptions } from "./context.js";
 import { processSignals, runInterrupts, tolerateClosedOutput } from "./signals.js";
 
@@ -43,7 +44,13 @@ function rewriteLegacy(argv: string[]): string[] {
 
 // What `aplspawn CMD --help` ends with: a command line that works as it is.
 const EXAMPLES: Record<string, string[]> = {
-  run: ["sudo aplspawn run up", "sudo aplspawn run stop --only web1,web2", "sudo aplspawn run down --purge"],
+  run: [
+    "sudo aplspawn run up",
+    "sudo aplspawn run stop --only web1,web2",
+    "sudo aplspawn run down --purge",
+    "sudo aplspawn run down --lab mylab",
+  ],
+  labs: ["sudo aplspawn labs", "sudo aplspawn labs --json"],
   validate: ["aplspawn validate lab.yaml", "aplspawn --json validate"],
   init: ["aplspawn -c lab.yaml init --lab mylab"],
   schema: ["aplspawn schema > aplspawn.schema.json"],
@@ -86,8 +93,30 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   const program = new Command("aplspawn");
   const cli: CliContext = {
     io,
-    load: async (g) => (await loadConfig(io.host, g.config, packageDir)).config,
+    load: async (g) => (await cli.loadFile(g)).config,
+    loadFile: async (g, checks) => {
+      const l = await loadConfig(
+        io.host,
+        g.config ?? (io.env.APLSPAWN_CONFIG || undefined),
+        packageDir,
+        checks,
+      );
+      // A config is root's code: as root, one that someone else could have written is refused.
+      if (io.host.uid() === 0 && !l.packaged) {
+        const { configFileProblem } = await import("../src/lab/config-trust.js");
+        const sudoUid = io.env.SUDO_UID ? Number(io.env.SUDO_UID) : undefined;
+        const problem = await configFileProblem(io.host, l.file, sudoUid || undefined);
+        if (problem)
+          throw new UsageError(
+            `${problem}: aplspawn runs a config as root, so only root (or the user running it through sudo) may be able to change it`,
+          );
+      }
+      return l;
+    },
+    whichLab: (l) =>
+      `lab ${l.config.lab}, config ${l.file}${l.packaged ? " (the packaged default: no -c, no APLSPAWN_CONFIG, no ./aplspawn.yaml)" : ""}`,
     // -q: plain lines (no live tree), and only what shownWhenQuiet keeps.
+    upCommand: (l) => `sudo aplspawn${l.packaged ? "" : ` -c ${shellQuote(l.file)}`} run up`,
     mode: (g) => (g.json ? "json" : io.isTTY && !g.quiet ? "tty" : "plain"),
     async run(workflow, config, g, o) {
       const mode = cli.mode(g);
@@ -126,7 +155,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     .version(version(), "-V, --version")
     .option(
       "-c, --config <file>",
-      "config file (default ./aplspawn.yaml, else the packaged config/aplspawn.yaml)",
+      "config file (default $APLSPAWN_CONFIG, else ./aplspawn.yaml, else the packaged config/aplspawn.yaml)",
     )
     .option("--json", "print one JSON object per line")
     .option(
@@ -167,6 +196,14 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       "--owner <user>",
       "up: the user who gets their own copy of the lab key, known_hosts and inventory (default: SUDO_USER)",
     )
+    .option(
+      "--ansible-user <user>",
+      "up, provision, reset of a lab without owner: the unprivileged account Ansible runs as (default: aplspawn)",
+    )
+    .option(
+      "--lab <name>",
+      "down: the lab of this name on this host, by what its last run recorded (its config may be gone)",
+    )
     .action(async (name: string, o: Record<string, unknown>, cmd: Command) => {
       const g = cmd.optsWithGlobals() as GlobalOptions;
       const wf = workflows[name];
@@ -178,7 +215,12 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         concurrency: o.concurrency !== undefined,
         purge: o.purge === true,
         owner: o.owner !== undefined,
+        ansibleUser: o.ansibleUser !== undefined,
       };
+      if (o.lab !== undefined && name !== "down")
+        throw new UsageError(
+          `--lab applies to down, not to \`run ${name}\`: other workflows read the lab's config (-c)`,
+        );
       for (const [opt, set] of Object.entries(given))
         if (set && !wf.options.includes(opt as keyof typeof given)) {
           const takers = Object.entries(workflows)
@@ -186,27 +228,68 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
             .map(([n]) => n);
           const list =
             takers.length > 1 ? `${takers.slice(0, -1).join(", ")} and ${takers.at(-1)}` : takers[0];
-          throw new UsageError(`--${opt} applies to ${list}, not to \`run ${name}\``);
+          const flag = opt.replace(/[A-Z]/g, (l) => `-${l.toLowerCase()}`);
+          throw new UsageError(`--${flag} applies to ${list}, not to \`run ${name}\``);
         }
       if (o.detailedExitcode && !o.dryRun)
         throw new UsageError(
           "--detailed-exitcode goes with --dry-run (it tells whether anything would change)",
         );
-      const config = await cli.load(g);
+      // What up and netup make is checked before anything changes: a bridge name that is another
+      // interface's is a usage error (exit 2).
+      const makesNet = name === "up" || name === "netup";
+      const loaded =
+        typeof o.lab === "string"
+          ? await recordedLab(io, o.lab, g)
+          : await cli.loadFile(g, makesNet && !o.listTasks ? { interfaces: true } : {});
+      const { config } = loaded;
       const only = typeof o.only === "string" ? o.only.split(",").filter(Boolean) : undefined;
       const build = await wf.load();
       const owner = wf.options.includes("owner")
         ? await ownerOf(io, o.owner as string | undefined, dirname(resolve(config.inventory.file)))
         : undefined;
+      if (owner && o.ansibleUser !== undefined)
+        throw new UsageError(
+          `--ansible-user is for a lab without owner; this one has ${owner.name}, and Ansible runs as them`,
+        );
+      const ansibleUser =
+        wf.options.includes("ansibleUser") && !owner
+          ? await ansibleAccount(io, o.ansibleUser as string | undefined)
+          : undefined;
+      await mayUse(io, loaded, name, {
+        ...(owner ? { owner } : {}),
+        ...(ansibleUser ? { ansible: ansibleUser } : {}),
+      });
+      // The playbook up runs at its end (and provision runs) must exist and parse before anything
+      // changes, checked as the one who will run it (never root): else exit 2, as validate says it.
+      if ((name === "up" || name === "provision") && config.provision && !o.listTasks) {
+        const as = owner ?? ansibleUser;
+        if (!as)
+          throw new UsageError(
+            "provision.playbook: Ansible runs as the lab's owner (sudo from your account, or --owner) or as an unprivileged account (--ansible-user, or aplspawn, which scripts/install.sh makes); neither is here, and Ansible never runs as root against a lab",
+          );
+        await (await import("./config-file.js")).requirePlaybook(io.host, loaded.file, config, as);
+      }
       const workflow = build(config, {
         only,
         concurrency: o.concurrency as number | undefined,
         purge: o.purge === true,
         ...(owner ? { owner } : {}),
+        ...(ansibleUser ? { ansibleUser } : {}),
       });
       if (o.listTasks) {
         io.out(`${listTaskIds(workflow.steps).join("\n")}\n`);
         return;
+      }
+      // Which lab this is, before anything is done to it.
+      if (!g.json && !g.quiet) io.out(`‣ [ INFO ] ${cli.whichLab(loaded)}\n`);
+      // The index of this host's labs (`aplspawn labs`, `run down --lab`): not for a preview.
+      if (o.dryRun !== true && o.lab === undefined && io.host.uid() === 0) {
+        const { recordLab } = await import("../src/lab/registry.js");
+        await recordLab(io.host, config, loaded.file, {
+          ...(owner ? { owner: owner.name } : {}),
+          cwd: process.cwd(),
+        });
       }
       const summary = await cli.run(workflow, config, g, {
         dryRun: o.dryRun === true,
@@ -231,9 +314,14 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       // The playbook under test, as a run of its own: its failure leaves the lab up.
       if (name === "up" && config.provision && o.dryRun !== true) {
         const { provision } = await import("../workflows/provision.js");
-        await cli.run(provision(config, owner ? { owner } : {}), config, g, {
-          command: "aplspawn run provision",
-        });
+        await cli.run(
+          provision(config, { ...(owner ? { owner } : {}), ...(ansibleUser ? { ansibleUser } : {}) }),
+          config,
+          g,
+          {
+            command: "aplspawn run provision",
+          },
+        );
       }
     });
 
@@ -244,14 +332,37 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     .action(async (file: string | undefined, _o: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals() as GlobalOptions;
       let loaded: Awaited<ReturnType<typeof loadConfig>>;
+      // What could not be checked (no ansible-playbook): said, and the config still valid.
+      const warnings: string[] = [];
+      const warn = (w: string) => {
+        warnings.push(w);
+        if (!g.json) io.err(`aplspawn: warning: ${w}\n`);
+      };
       try {
-        loaded = await loadConfig(io.host, file ?? g.config, packageDir);
+        loaded = await loadConfig(
+          io.host,
+          file ?? g.config ?? (io.env.APLSPAWN_CONFIG || undefined),
+          packageDir,
+          {
+            // As `run up` will run it: as the lab's owner when there will be one.
+            playbook: {
+              owner: async (c) =>
+                io.host.uid() === 0
+                  ? ((await ownerOf(io, undefined, dirname(resolve(c.inventory.file)), false)) ??
+                    (await ansibleAccount(io, undefined)))
+                  : undefined,
+            },
+            interfaces: true,
+            warn,
+          },
+        );
       } catch (e) {
         // --json: the problems as data, each with its key and where it is (exit 2 all the same).
         const { ConfigError } = await import("../config/load.js");
         if (g.json && e instanceof UsageError && e.cause instanceof ConfigError) {
           const { file: f } = e.cause;
-          io.out(`${JSON.stringify({ ok: false, file: f, diagnostics: e.cause.diagnostics() })}\n`);
+          const more = warnings.length ? { warnings } : {};
+          io.out(`${JSON.stringify({ ok: false, file: f, diagnostics: e.cause.diagnostics(), ...more })}\n`);
           throw new ExitError("", 2);
         }
         throw e;
@@ -274,7 +385,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       const sets = lab.sets.length ? ` (${lab.sets.map((s) => `${s.name} ×${s.count}`).join(", ")})` : "";
       io.out(
         g.json
-          ? `${JSON.stringify({ ok: true, file: used, ...lab })}\n`
+          ? `${JSON.stringify({ ok: true, file: used, ...lab, ...(warnings.length ? { warnings } : {}) })}\n`
           : `${used}: valid: lab ${lab.lab}, ${lab.containers} container${lab.containers === 1 ? "" : "s"}${sets}, subnet ${lab.subnet} on bridge ${lab.bridge}, image${lab.images.length === 1 ? "" : "s"} ${lab.images.join(", ")}\n`,
       );
     });
@@ -295,6 +406,70 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
 }
 
 /**
+ * What a config names must not aim root at the host (src/lab/config-trust.ts): the files it names
+ * for reading are read as the lab's owner (the playbook as Ansible's account), who must be able to;
+ * the inventory of a lab without owner goes only under the config's directory. Usage errors: found
+ * before anything is done.
+ */
+async function mayUse(
+  io: CliIo,
+  l: LoadedConfig,
+  workflow: string,
+  who: { owner?: Owner; ansible?: Owner },
+): Promise<void> {
+  if (io.host.uid() !== 0) return;
+  const { unreadable, namedFiles, inventoryPlaceProblem } = await import("../src/lab/config-trust.js");
+  const ctx = { host: io.host, signal: new AbortController().signal };
+  const problems = await unreadable(ctx, namedFiles(l.config, who));
+  if (workflow === "up" && !who.owner) {
+    const p = inventoryPlaceProblem(l.config, l.file, l.packaged);
+    if (p) problems.push(p);
+  }
+  if (problems.length > 0) throw new UsageError(problems.join("\n"));
+}
+
+/**
+ * The unprivileged account Ansible runs as against a lab without owner: --ansible-user, else
+ * aplspawn's own (scripts/install.sh makes it); undefined when that one does not exist (the ping
+ * is then skipped and provision refused: Ansible never runs as root against a lab).
+ */
+async function ansibleAccount(io: CliIo, given: string | undefined): Promise<Owner | undefined> {
+  const { ownerFromPasswd, ANSIBLE_ACCOUNT } = await import("../src/lab/owner.js");
+  try {
+    return ownerFromPasswd(await io.host.fs.readFile("/etc/passwd"), given ?? ANSIBLE_ACCOUNT);
+  } catch (e) {
+    if (given !== undefined) throw new UsageError(`--ansible-user: ${(e as Error).message}`);
+    return undefined;
+  }
+}
+
+/** The lab of this name, as its last run recorded it (`run down --lab NAME`: its config may be gone). */
+async function recordedLab(io: CliIo, name: string, g: GlobalOptions): Promise<LoadedConfig> {
+  if (g.config !== undefined) throw new UsageError("--lab and -c name a lab each: give one of them");
+  if (io.host.uid() !== 0) throw new ExitError("--lab reads root's index of labs: run it with sudo");
+  const { labsNamed, recordedConfig } = await import("../src/lab/registry.js");
+  const found = await labsNamed(io.host, name);
+  if (found.length === 0)
+    throw new UsageError(`no lab named ${name} on this host (\`sudo aplspawn labs\` lists them)`);
+  if (found.length > 1)
+    throw new UsageError(
+      `${found.length} labs are named ${name}: ${found.map((r) => `${r.labDir} (config ${r.file})`).join(", ")}; name one with -c FILE`,
+    );
+  const r = found[0] as (typeof found)[number];
+  const config = recordedConfig(r);
+  if (!config)
+    throw new ExitError(
+      `the config recorded for lab ${name} (${r.labDir}) no longer reads as a config of this version`,
+    );
+  const gone = !(await io.host.fs.exists(r.file));
+  return {
+    config,
+    file: `${r.file}${gone ? " (gone: as its last run read it)" : " (as its last run read it)"}`,
+    packaged: false,
+  };
+}
+
+/**
  * Who owns what `run up` makes for using the lab: --owner, else the user who ran aplspawn through
  * sudo (SUDO_USER, when it is not root); none when aplspawn runs as root directly.
  */
@@ -302,6 +477,8 @@ async function ownerOf(
   io: CliIo,
   given: string | undefined,
   inventoryDir: string,
+  /** Say when SUDO_USER will not own the lab (false: validate, which makes nothing). */
+  tell = true,
 ): Promise<Owner | undefined> {
   const name = given ?? (io.env.SUDO_USER && io.env.SUDO_USER !== "root" ? io.env.SUDO_USER : undefined);
   if (!name) return undefined;
@@ -322,9 +499,10 @@ async function ownerOf(
   if (w.exitCode === 0) return o;
   const why = `${name} cannot write ${inventoryDir}, where the inventory goes (inventory.file)`;
   if (given) throw new UsageError(`--owner: ${why}`);
-  io.err(
-    `aplspawn: warning: ${why}: the lab's key, known_hosts and inventory stay root's; run from a directory of ${name}'s to have them\n`,
-  );
+  if (tell)
+    io.err(
+      `aplspawn: warning: ${why}: the lab's key, known_hosts and inventory stay root's; run from a directory of ${name}'s to have them\n`,
+    );
   return undefined;
 }
 

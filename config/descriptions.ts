@@ -6,14 +6,19 @@ export const KEY_DESCRIPTIONS: Record<string, string> = {
   lab: "The lab's name: its state lives in <workdir>/<lab>.",
   workdir: "State, keys, layers and the image store (<workdir>/images): a directory of its own.",
   network: "The lab's bridge, subnet and firewall rules.",
-  "network.bridge": "Bridge name (at most 15 characters); an existing bridge is used and never deleted.",
+  "network.bridge":
+    "Bridge name (at most 15 characters, not a device's such as eth0); an existing bridge is used and never deleted.",
   "network.address": "The bridge's address and the lab's subnet, e.g. 10.10.12.1/26 (/8 to /30).",
-  "network.chain": "The iptables chain aplspawn owns (it also owns <chain>-IN and <chain>-DNAT).",
+  "network.chain":
+    "The iptables chain aplspawn owns (it also owns <chain>-IN, <chain>-OUT and <chain>-DNAT); not a built-in chain.",
   "network.nat": "Masquerade the subnet's traffic leaving through other interfaces.",
   "network.hostPorts":
     "Ports on the host the containers may reach, e.g. tcp/3142; all else to the host is rejected.",
   "network.allowMetadata": "Let the containers reach link-local 169.254.0.0/16 (cloud metadata services).",
-  "network.allowFrom": "Subnets that may open connections into the lab.",
+  "network.allowFrom":
+    "Subnets that may open connections into the lab from the host's other networks (never from another lab).",
+  "network.allowTo":
+    "Private or special subnets beyond the host the containers may reach (e.g. the LAN); by default only public addresses (never another lab).",
   "network.forwards":
     "Ports of the host forwarded (DNAT) to a container's port, for traffic from other networks.",
   "network.forwards[].hostPort": "The host's port.",
@@ -62,8 +67,11 @@ export const KEY_DESCRIPTIONS: Record<string, string> = {
   "inventory.group": "The Ansible group of every container.",
   "inventory.children": "Groups of groups, e.g. {prod: [webservers, dbservers]}.",
   "inventory.ping": "Finish `run up` with `ansible -m ping` when ansible is installed.",
+  "inventory.templates":
+    "Let host variables hold Ansible templating ({{ … }}, {% … %}), which Ansible evaluates on the controller, where a lookup('pipe', …) runs a command; refused unless true.",
   provision: "A playbook run against the lab at the end of `run up` (and by `run provision`).",
-  "provision.playbook": "The playbook, relative to the working directory.",
+  "provision.playbook":
+    "The playbook, relative to the working directory; it must pass ansible-playbook --syntax-check.",
   "provision.args": "More arguments for ansible-playbook (-e k=v, --tags, -v, …).",
   "provision.idempotence": "Run it twice; the second run must change nothing.",
 };

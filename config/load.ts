@@ -1,49 +1,27 @@
 // Reading a config: YAML → zod → cross-field checks, every problem reported at once with its key path.
 // Pure (text in, Config out): finding the file and checking the files it names is the CLI's.
-import { type Document, isMap, isNode, isScalar, LineCounter, parseDocument } from "yaml";
+import {
+  type Document,
+  isAlias,
+  isMap,
+  isNode,
+  isScalar,
+  LineCounter,
+  type Node,
+  parseDocument,
+  visit,
+  type YAMLError,
+} from "yaml";
 import { type core, z } from "zod";
 import { containerSpecs } from "./containers.js";
 import { inSubnet, ipToInt, parseCidr } from "./ip.js";
 import { imagePath } from "./paths.js";
 import { type Config, completeConfig, configSchema, type ImageSection } from "./schema.js";
 
-/** A config file that failed to load: each problem with its key path (a usage error: exit 2). */
-export class ConfigError extends Error {
-  override name = "ConfigError";
-  readonly exitCode = 2;
-  constructor(
-    readonly file: string,
-    readonly problems: string[],
-    /** The config without the keys found wrong (when it parses so), for checks that come later. */
-    readonly partial?: Config,
-    /** The key paths found wrong. */
-    readonly wrong: readonly (readonly PropertyKey[])[] = [],
-  ) {
-    super(`Invalid config ${file}:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
-  }
-
-  /** Each problem as data (validate --json): the key, the message, and where it is when known. */
-  diagnostics(): Diagnostic[] {
-    return this.problems.map((p) => {
-      const m = /^(.+?): (.*?)(?: \(line (\d+), column (\d+)(?:: (.*))?\))?$/s.exec(p);
-      if (!m) return { key: "", message: p };
-      const [, key, message, line, column, shown] = m;
-      // What whereIs showed: the value written there, then a hint after "; ".
-      const [value, ...hint] = shown?.split("; ") ?? [];
-      return {
-        key: key!,
-        message: message!,
-        ...(line ? { line: Number(line), column: Number(column) } : {}),
-        ...(value !== undefined ? { value } : {}),
-        ...(hint.length ? { hint: hint.join("; ") } : {}),
-      };
-    });
-  }
-}
-
 /**
  * One problem of a config: its key path ("" when none), what is wrong, where (1-based), the value
- * written there (as YAML read it, JSON-quoted when a string) and a hint, when there are.
+ * written there (as YAML read it, JSON-quoted when a string) and a hint, when there are. Data from
+ * where it is found to the edge: `formatDiagnostic` for the terminal, as it is for --json.
  */
 export interface Diagnostic {
   key: string;
@@ -54,75 +32,183 @@ export interface Diagnostic {
   hint?: string;
 }
 
+/** A problem as one line: "key: message (line L, column C: value; hint)". */
+export function formatDiagnostic(d: Diagnostic): string {
+  const shown = [d.value, d.hint].filter((s) => s !== undefined);
+  const where =
+    d.line !== undefined
+      ? ` (line ${d.line}, column ${d.column}${d.value !== undefined ? `: ${shown.join("; ")}` : d.hint ? `; ${d.hint}` : ""})`
+      : d.hint
+        ? ` (${d.hint})`
+        : "";
+  return `${d.key ? `${d.key}: ` : ""}${d.message}${where}`;
+}
+
+/** A config file that failed to load: each problem with its key path (a usage error: exit 2). */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  readonly exitCode = 2;
+  constructor(
+    readonly file: string,
+    readonly items: readonly Diagnostic[],
+    /** The config without the keys found wrong (when it parses so), for checks that come later. */
+    readonly partial?: Config,
+    /** The key paths found wrong (or left out to read the rest). */
+    readonly wrong: readonly (readonly PropertyKey[])[] = [],
+  ) {
+    super(`Invalid config ${file}:\n${items.map((d) => `  - ${formatDiagnostic(d)}`).join("\n")}`);
+  }
+
+  /** Each problem as a line of text. */
+  get problems(): string[] {
+    return this.items.map(formatDiagnostic);
+  }
+
+  /** Each problem as data (validate --json). */
+  diagnostics(): Diagnostic[] {
+    return [...this.items];
+  }
+}
+
 /** Parse and validate config text; throws ConfigError listing every problem. */
 export function parseConfig(text: string, file: string): Config {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter: lines });
-  if (doc.errors.length > 0)
-    throw new ConfigError(
-      file,
-      doc.errors.map(
-        (e) =>
-          `YAML syntax${e.linePos ? ` (line ${e.linePos[0].line}, column ${e.linePos[0].col})` : ""}: ${e.message.split("\n")[0]}`,
-      ),
-    );
+  const doc = parseDocument(text, { uniqueKeys: true, lineCounter: lines });
+  if (doc.errors.length > 0) throw new ConfigError(file, yamlProblems(doc.errors, lines));
+  const unreadable = unreadableNode(doc);
+  if (unreadable)
+    throw new ConfigError(file, [{ ...unreadable.problem, ...placeOf(lines, unreadable.node) }]);
   const raw: unknown = doc.contents === null ? {} : doc.toJS();
   if (doc.contents !== null && !isMap(doc.contents))
     throw new ConfigError(file, [
-      "top level: must be a mapping of keys (lab, network, image, containers, inventory, …)",
+      {
+        key: "top level",
+        message: "must be a mapping of keys (lab, network, image, containers, inventory, …)",
+      },
     ]);
   const parsed = configSchema.safeParse(raw, { error: inOurWords });
   if (!parsed.success) {
     const issues = parsed.error.issues;
-    const schemaProblems = issues
-      .map((issue) => ({ issue, at: whereIs(doc, lines, issue) }))
-      .sort((a, b) => (a.at?.offset ?? -1) - (b.at?.offset ?? -1))
-      .flatMap(({ issue, at }) =>
-        formatIssue(issue).map((p) => `${p}${at ? ` (line ${at.line}, column ${at.col}${at.shown})` : ""}`),
-      );
+    const schemaProblems = issues.flatMap((issue) => formatIssue(issue, doc, lines));
     // Every phase in one run: the checks across keys and of the files named run on the config
     // without the keys found wrong (their defaults in their place), and report what does not
     // concern those keys.
-    const wrong = issues.flatMap((i) =>
-      i.code === "unrecognized_keys" ? i.keys.map((k) => [...i.path, k]) : [i.path],
-    );
-    const rest = configSchema.safeParse(without(raw, wrong));
-    const partial = rest.success ? completeConfig(rest.data) : undefined;
+    const rest = parseWithout(raw, issues);
+    const partial = rest && completeConfig(rest.data);
+    const wrong = rest?.wrong ?? wrongPaths(issues);
     const more =
-      rest.success && partial
+      rest && partial
         ? crossChecks(partial, rest.data.containers)
-            .filter((p) => !wrong.some((w) => concerns(p, w)))
-            .map((p) => withLocation(doc, lines, p))
+            .map((p) => located(doc, lines, p))
+            .filter((d) => !wrong.some((w) => concerns(d.key, w) || readsWrong(d.key, w)))
         : [];
     throw new ConfigError(file, byPlace([...schemaProblems, ...more]), partial, wrong);
   }
   const config = completeConfig(parsed.data);
   const problems = crossChecks(config, parsed.data.containers);
   if (problems.length > 0)
-    throw new ConfigError(
-      file,
-      problems.map((p) => withLocation(doc, lines, p)),
-    );
+    throw new ConfigError(file, byPlace(problems.map((p) => located(doc, lines, p))), config);
   return config;
 }
 
 /**
- * Where in the file an issue is (the value at its path; for an unknown key, the key), what is
- * written there, and a hint for YAML 1.1 habits: yes/no/on/off are strings in YAML 1.2, which is
- * what a config is read as.
+ * Problems found after parsing (the files a config names, the host it runs on), each "key: …",
+ * placed where that key is written in the config's text.
+ */
+export function placeProblems(text: string, problems: readonly string[]): Diagnostic[] {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines });
+  return problems.map((p) => located(doc, lines, p));
+}
+
+// The library's errors in our words, each place once (it reports some twice, and its own
+// messages end with the place again).
+const YAML_WORDS: Partial<Record<YAMLError["code"], string>> = {
+  MULTIPLE_DOCS:
+    'a config is one YAML document, and a second one starts here: remove this "---" and what follows, or put it in a file of its own',
+  TAB_AS_INDENT: "a tab indents this line: YAML indents with spaces only",
+  DUPLICATE_KEY: "this key is written twice in one mapping: keys must be unique",
+  BLOCK_AS_IMPLICIT_KEY:
+    'a key cannot start here: the line is indented deeper than the keys above it, or a value holds ": " and needs quotes',
+  MULTILINE_IMPLICIT_KEY:
+    'a key cannot start here: the line is indented deeper than the keys above it, or a value holds ": " and needs quotes',
+};
+
+function yamlProblems(errors: readonly YAMLError[], lines: LineCounter): Diagnostic[] {
+  const seen = new Set<string>();
+  const out: Diagnostic[] = [];
+  for (const e of errors) {
+    const { line, col } = lines.linePos(e.pos[0]);
+    if (seen.has(`${line}:${col}`)) continue;
+    seen.add(`${line}:${col}`);
+    let words = YAML_WORDS[e.code];
+    if (!words && e.code === "BAD_INDENT" && /^All mapping items/.test(e.message))
+      words = "this key is not in line with the keys above it: keys of one mapping start at the same column";
+    out.push({
+      key: "",
+      message: `YAML syntax: ${words ?? e.message.replace(/ at line \d+, column \d+:?[\s\S]*$/, "")}`,
+      line,
+      column: col,
+    });
+  }
+  return out;
+}
+
+// What parses as YAML but cannot be read as a config: an alias to no anchor, a key that is a list
+// or a mapping.
+function unreadableNode(doc: Document): { node: Node; problem: Diagnostic } | undefined {
+  let found: { node: Node; problem: Diagnostic } | undefined;
+  visit(doc, {
+    Alias(_, node) {
+      if (!node.resolve(doc)) {
+        found = {
+          node,
+          problem: {
+            key: "",
+            message: `YAML syntax: *${node.source} names no anchor (&${node.source}) above it`,
+          },
+        };
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+    Pair(_, pair) {
+      if (isNode(pair.key) && !isScalar(pair.key) && !isAlias(pair.key)) {
+        found = {
+          node: pair.key,
+          problem: { key: "", message: "YAML syntax: a key must be a name, not a list or a mapping" },
+        };
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  return found;
+}
+
+function placeOf(lines: LineCounter, node: Node | undefined): { line?: number; column?: number } {
+  if (!node?.range) return {};
+  const { line, col } = lines.linePos(node.range[0]);
+  return { line, column: col };
+}
+
+/**
+ * Where in the file an issue is (the value at its path; for an unknown key, that key), what is
+ * written there, and a hint for what YAML made of it: yes/no/on/off are strings in YAML 1.2,
+ * which is what a config is read as; an unquoted number is a number.
  */
 function whereIs(
   doc: Document,
   lines: LineCounter,
   issue: core.$ZodIssue,
-): { offset: number; line: number; col: number; shown: string } | undefined {
+  unknownKey?: string,
+): Omit<Diagnostic, "key" | "message"> {
   let node: unknown = doc.getIn(issue.path, true);
-  if (issue.code === "unrecognized_keys") {
+  if (unknownKey !== undefined) {
     const parent = issue.path.length ? doc.getIn(issue.path, true) : doc.contents;
-    const pair = isMap(parent)
-      ? parent.items.find((i) => isScalar(i.key) && issue.keys.includes(String(i.key.value)))
+    node = isMap(parent)
+      ? parent.items.find((i) => isScalar(i.key) && String(i.key.value) === unknownKey)?.key
       : undefined;
-    node = pair?.key;
   }
   // A key that is missing: where the mapping that should hold it is.
   let missing = false;
@@ -130,24 +216,70 @@ function whereIs(
     node = up === 0 ? doc.contents : doc.getIn(issue.path.slice(0, up), true);
     missing = true;
   }
-  if (!isNode(node) || !node.range) return undefined;
-  const offset = node.range[0];
-  const { line, col } = lines.linePos(offset);
-  let shown = "";
-  if (isScalar(node) && !missing && issue.code !== "unrecognized_keys") {
-    const v = node.value;
-    const text =
-      typeof v === "string" ? JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v) : String(v);
-    shown = `: ${text}`;
-    if (typeof v === "string" && /^(yes|no|on|off|y|n)$/i.test(v) && issue.code === "invalid_type")
-      shown += `; YAML 1.2 reads ${v} as a string: write ${/^(yes|on|y)$/i.test(v) ? "true" : "false"}`;
-    if (typeof v === "number" && issue.code === "invalid_type")
-      shown += "; YAML read it as a number: put it in quotes";
-  }
-  return { offset, line, col, shown };
+  if (!isNode(node) || !node.range) return {};
+  const place = placeOf(lines, node);
+  if (!isScalar(node) || missing || unknownKey !== undefined) return place;
+  const v = node.value;
+  const value =
+    typeof v === "string" ? JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v) : String(v);
+  const hint = hintFor(issue, v);
+  return { ...place, value, ...(hint ? { hint } : {}) };
 }
 
-/** A deep copy of a YAML value without the values at `paths`. */
+// What to write instead, when what YAML read is a common slip.
+function hintFor(issue: core.$ZodIssue, v: unknown): string | undefined {
+  if (issue.code !== "invalid_type") return undefined;
+  const expected = String(issue.expected);
+  if (typeof v === "string" && expected === "boolean" && /^(yes|no|on|off|y|n)$/i.test(v))
+    return `YAML 1.2 reads ${v} as a string: write ${/^(yes|on|y)$/i.test(v) ? "true" : "false"}`;
+  if (typeof v === "number" && expected === "string") {
+    // A host port is a protocol and a port.
+    if (issue.path.length === 3 && issue.path[0] === "network" && issue.path[1] === "hostPorts")
+      return `write tcp/${v} or udp/${v}`;
+    return "YAML read it as a number: put it in quotes";
+  }
+  if (
+    typeof v === "string" &&
+    (expected === "number" || expected === "int") &&
+    v.trim() !== "" &&
+    !Number.isNaN(Number(v))
+  )
+    return "YAML read it as a string: leave out the quotes";
+  return undefined;
+}
+
+/** The key paths the issues name (for an unknown key, that key's). */
+function wrongPaths(issues: readonly core.$ZodIssue[]): PropertyKey[][] {
+  return issues.flatMap((i) =>
+    i.code === "unrecognized_keys" ? i.keys.map((k) => [...i.path, k]) : [[...i.path]],
+  );
+}
+
+/**
+ * The config parsed without the values found wrong, and the paths left out. A value left out takes
+ * its default; where leaving it out is wrong too (a required key, an item of a list or a tuple),
+ * what holds it is left out instead, up to a key that has a default.
+ */
+function parseWithout(
+  raw: unknown,
+  issues: readonly core.$ZodIssue[],
+): { data: z.infer<typeof configSchema>; wrong: PropertyKey[][] } | undefined {
+  const wrong = wrongPaths(issues);
+  const same = (a: readonly PropertyKey[], b: readonly PropertyKey[]) =>
+    a.length === b.length && a.every((k, i) => k === b[i]);
+  for (let round = 0; round < 16; round++) {
+    const r = configSchema.safeParse(without(raw, wrong));
+    if (r.success) return { data: r.data, wrong };
+    for (const q of wrongPaths(r.error.issues)) {
+      const drop = wrong.some((w) => same(w, q)) ? q.slice(0, -1) : q;
+      if (drop.length === 0) return undefined;
+      if (!wrong.some((w) => same(w, drop))) wrong.push(drop);
+    }
+  }
+  return undefined;
+}
+
+/** A deep copy of a YAML value without the values at `paths` (a list's item becomes undefined). */
 function without(raw: unknown, paths: readonly (readonly PropertyKey[])[]): unknown {
   const copy = structuredClone(raw) as Record<PropertyKey, unknown>;
   for (const path of paths) {
@@ -163,24 +295,37 @@ function without(raw: unknown, paths: readonly (readonly PropertyKey[])[]): unkn
   return copy;
 }
 
-/** Whether a problem ("key.path: …") is about a key found wrong, or one inside or above it. */
-export function concerns(problem: string, wrong: readonly PropertyKey[]): boolean {
-  const key = /^([A-Za-z0-9_.]+): /.exec(problem)?.[1];
+/** Whether a problem about `key` ("a.b.0") is about a key found wrong, or one inside or above it. */
+export function concerns(key: string, wrong: readonly PropertyKey[]): boolean {
   if (!key) return false;
   const w = wrong.map(String).join(".");
   return key === w || key.startsWith(`${w}.`) || w.startsWith(`${key}.`);
 }
 
+// What a check across keys reads besides the key it names. When one of those was found wrong (left
+// out, its default in its place), the check would judge that default: it says nothing then.
+const CONTAINER_KEYS = ["containers.ipRange", "containers.count", "containers.prefix", "containers.sets"];
+const READS: [string, string[]][] = [
+  ["containers", ["network.address", ...CONTAINER_KEYS]],
+  ["network.forwards", CONTAINER_KEYS],
+  ["inventory.children", ["inventory.group", "containers.sets"]],
+  ["containers.sets", ["inventory.templates"]],
+];
+
+function readsWrong(key: string, wrong: readonly PropertyKey[]): boolean {
+  const w = wrong.map(String).join(".");
+  const within = (k: string, at: string) => k === at || k.startsWith(`${at}.`);
+  return READS.some(([at, reads]) => within(key, at) && reads.some((r) => within(w, r)));
+}
+
 /** Problems in file order (by the line and column they name); those without a place last. */
-function byPlace(problems: string[]): string[] {
-  const at = (p: string) => {
-    const m = / \(line (\d+), column (\d+)/.exec(p);
-    return m ? Number(m[1]) * 1e6 + Number(m[2]) : Number.MAX_SAFE_INTEGER;
-  };
+export function byPlace(problems: readonly Diagnostic[]): Diagnostic[] {
+  const at = (d: Diagnostic) =>
+    d.line !== undefined ? d.line * 1e6 + (d.column ?? 0) : Number.MAX_SAFE_INTEGER;
   return problems
-    .map((p, i) => ({ p, i, k: at(p) }))
+    .map((d, i) => ({ d, i, k: at(d) }))
     .sort((a, b) => a.k - b.k || a.i - b.i)
-    .map((x) => x.p);
+    .map((x) => x.d);
 }
 
 /**
@@ -224,35 +369,39 @@ function inOurWords(issue: core.$ZodRawIssue): string | undefined {
   }
 }
 
-/** A cross-field problem ("key.path: …") with where that key is written, when it is. */
-function withLocation(doc: Document, lines: LineCounter, problem: string): string {
-  const key = /^([A-Za-z0-9_.]+): /.exec(problem)?.[1];
-  if (!key || key === "top") return problem;
+/** A problem found across keys or in the files named ("key.path: …"), placed where that key is written. */
+function located(doc: Document, lines: LineCounter, problem: string): Diagnostic {
+  const m = /^([A-Za-z0-9_.]+|top level): ([\s\S]*)$/.exec(problem);
+  if (!m) return { key: "", message: problem };
+  const [, key, message] = m as unknown as [string, string, string];
+  if (key === "top level") return { key, message };
   const node = doc.getIn(
     key.split(".").map((k) => (/^\d+$/.test(k) ? Number(k) : k)),
     true,
   );
-  if (!isNode(node) || !node.range) return problem;
-  const { line, col } = lines.linePos(node.range[0]);
-  return `${problem} (line ${line}, column ${col})`;
+  return { key, message, ...(isNode(node) ? placeOf(lines, node) : {}) };
 }
 
 function keyPath(path: readonly PropertyKey[]): string {
   return path.length === 0 ? "top level" : path.map(String).join(".");
 }
 
-function formatIssue(issue: core.$ZodIssue): string[] {
+// One issue as problems placed in the file (an unknown key's issue names every unknown key).
+function formatIssue(issue: core.$ZodIssue, doc: Document, lines: LineCounter): Diagnostic[] {
   if (issue.code === "unrecognized_keys") {
     const known = knownKeys(issue.path);
     return issue.keys.map((k) => {
       const hint = closest(k, known);
-      const at = issue.path.length ? `${keyPath(issue.path)}.${k}` : k;
-      return `${at}: unknown key${hint ? ` (did you mean "${hint}"?)` : ""}`;
+      const key = issue.path.length ? `${keyPath(issue.path)}.${k}` : k;
+      const message = `unknown key${hint ? ` (did you mean "${hint}"?)` : ""}`;
+      return { key, message, ...whereIs(doc, lines, issue, k) };
     });
   }
-  if (issue.code === "invalid_type" && issue.message.includes("received undefined"))
-    return [`${keyPath(issue.path)}: required`];
-  return [`${keyPath(issue.path)}: ${issue.message}`];
+  const message =
+    issue.code === "invalid_type" && issue.message.includes("received undefined")
+      ? "required"
+      : issue.message;
+  return [{ key: keyPath(issue.path), message, ...whereIs(doc, lines, issue) }];
 }
 
 /** The keys the schema allows at a path (for "did you mean"). */
@@ -357,14 +506,33 @@ function crossChecks(c: Config, given: z.infer<typeof configSchema>["containers"
     }
   }
   problems.push(...addressProblems(net));
-  // The image store is <workdir>/images: a lab of that name would share its directory.
-  if (c.lab === "images") problems.push('lab: "images" is the name of the workdir\'s image store');
+  // The image store is <workdir>/images, the index of labs /var/lib/aplspawn/labs, the user id
+  // ranges /var/lib/aplspawn/userns: a lab of such a name would share (and its undo delete) them.
+  const reserved: Record<string, string> = {
+    images: "the workdir's image store",
+    labs: "aplspawn's index of labs (/var/lib/aplspawn/labs)",
+    userns: "aplspawn's record of user id ranges (/var/lib/aplspawn/userns)",
+  };
+  const taken = reserved[c.lab];
+  if (taken) problems.push(`lab: "${c.lab}" is the name of ${taken}`);
   return problems;
 }
 
 const CONTAINER_NAME = /^[a-z][a-z0-9-]{0,39}$/;
 
 // The sets' names and their containers' (unique, fit for a machine name), and inventory.children.
+/** Every string in a JSON value, with its key path. */
+function strings(v: unknown, at: string[]): [string, string][] {
+  if (typeof v === "string") return [[at.join("."), v]];
+  if (Array.isArray(v)) return v.flatMap((x, i) => strings(x, [...at, String(i)]));
+  if (v && typeof v === "object")
+    return Object.entries(v).flatMap(([k, x]) => [
+      ...(/\{\{|\{%|\{#/.test(k) ? ([[[...at, k].join("."), k]] as [string, string][]) : []),
+      ...strings(x, [...at, k]),
+    ]);
+  return [];
+}
+
 function setProblems(c: Config, given: z.infer<typeof configSchema>["containers"]): string[] {
   const problems: string[] = [];
   const sets = c.containers.sets ?? [];
@@ -378,6 +546,15 @@ function setProblems(c: Config, given: z.infer<typeof configSchema>["containers"
         "containers.prefix: not with containers.sets (each set names its containers by its pattern)",
       );
   }
+  // A var Ansible would template runs on the controller (lookup('pipe', …) runs a command there):
+  // only when the config says it means that.
+  if (!c.inventory.templates)
+    for (const [i, s] of sets.entries())
+      for (const [path, text] of strings(s.vars, [`containers.sets.${i}.vars`]))
+        if (/\{\{|\{%|\{#/.test(text))
+          problems.push(
+            `${path}: holds Ansible templating ("{{", "{%" or "{#"), which Ansible evaluates on the controller (a lookup('pipe', …) runs a command there); set inventory.templates: true if that is meant`,
+          );
   const made = new Map<string, string>();
   for (const [i, s] of sets.entries()) {
     const first = sets.findIndex((o) => o.name === s.name);
@@ -410,26 +587,29 @@ function setProblems(c: Config, given: z.infer<typeof configSchema>["containers"
     for (const k of kids)
       if (!groups.has(k))
         problems.push(`inventory.children.${parent}: no group named ${k}; groups: ${[...groups].join(", ")}`);
-  const cycle = Object.keys(c.inventory.children).find((g) => descends(c.inventory.children, g, g));
-  if (cycle) problems.push(`inventory.children.${cycle}: ${cycle} would be a child of itself`);
+  for (const cycle of cycles(c.inventory.children)) {
+    const [g] = cycle as [string];
+    problems.push(
+      `inventory.children.${g}: ${g} would be a child of itself${cycle.length > 1 ? ` (${[...cycle, g].join(" → ")})` : ""}`,
+    );
+  }
   return problems;
 }
 
-// Whether `group` is among the descendants of `from`.
-function descends(
-  children: Record<string, string[]>,
-  from: string,
-  group: string,
-  seen = new Set<string>(),
-): boolean {
-  for (const k of children[from] ?? []) {
-    if (k === group) return true;
-    if (!seen.has(k)) {
-      seen.add(k);
-      if (descends(children, k, group, seen)) return true;
-    }
+// Every cycle of groups, each once (from its first group in sort order), at most `max` of them.
+function cycles(children: Record<string, string[]>, max = 20): string[][] {
+  const found = new Map<string, string[]>();
+  for (const start of Object.keys(children).sort()) {
+    const walk = (path: string[]): void => {
+      for (const k of children[path.at(-1)!] ?? []) {
+        if (found.size >= max) return;
+        if (k === start) found.set(path.join(" "), [...path]);
+        else if (k > start && !path.includes(k)) walk([...path, k]);
+      }
+    };
+    walk([start]);
   }
-  return false;
+  return [...found.values()];
 }
 
 // Subnets a lab must not take: they are the host's own or special (RFC 6890).

@@ -1,6 +1,6 @@
 // Where a lab keeps things on the host, derived from the config in one place.
 import { createHash } from "node:crypto";
-import { basename } from "node:path";
+import { basename, resolve } from "node:path";
 import type { Config, ImageSection } from "./schema.js";
 
 /** The lab's state directory (journal, lock, keys, known_hosts, container layers). */
@@ -22,6 +22,11 @@ export function imagePath(c: Config, image: ImageSection = c.image): string {
  * image (id undefined) at "lower", a set's own image at "lower-<id>" (config/images.ts).
  */
 export const lowerDir = (c: Config, id?: string) => `${labDir(c)}/lower${id === undefined ? "" : `-${id}`}`;
+/**
+ * The playbook `run up` and `run provision` run, and `validate` checks: provision.playbook, relative
+ * to the working directory (as inventory.file is).
+ */
+export const playbookFile = (provision: { playbook: string }) => resolve(provision.playbook);
 /** A container's own directory: upper and work layers, host keys, log. */
 export const containerDir = (c: Config, name: string) => `${labDir(c)}/containers/${name}`;
 /** A container's console log: what its systemd-nspawn (and the container's console) prints. */
@@ -30,8 +35,11 @@ export const consoleLogPath = (c: Config, name: string) => `${containerDir(c, na
 export const keptLogsDir = (c: Config) => `${labDir(c)}/logs`;
 /** A container's merged root, where systemd-nspawn runs it. */
 export const mergedDir = (c: Config, name: string) => `${c.containers.machinesDir}/${name}`;
-/** The private key used to reach containers (its .pub beside it). */
-export const sshKeyPath = (c: Config) => c.containers.sshKey ?? `${labDir(c)}/id_ed25519`;
+/**
+ * The private key used to reach containers (its .pub beside it): the lab's own, root's alone. A
+ * key the config names (containers.sshKey) is copied here, read as the user the lab is for.
+ */
+export const sshKeyPath = (c: Config) => `${labDir(c)}/id_ed25519`;
 /** The lab's known_hosts, holding every container's pinned host keys. */
 export const knownHostsPath = (c: Config) => `${labDir(c)}/known_hosts`;
 
@@ -42,5 +50,11 @@ export const knownHostsPath = (c: Config) => `${labDir(c)}/known_hosts`;
  */
 export function ownerFiles(c: Config, home: string) {
   const dir = `${home}/.local/state/aplspawn/lab-${createHash("sha256").update(labDir(c)).digest("hex").slice(0, 12)}`;
-  return { dir, key: `${dir}/id_ed25519`, knownHosts: `${dir}/known_hosts`, controlPathDir: `${dir}/cp` };
+  return {
+    dir,
+    key: `${dir}/id_ed25519`,
+    knownHosts: `${dir}/known_hosts`,
+    controlPathDir: `${dir}/cp`,
+    emptyAnsibleCfg: `${dir}/ansible.cfg`,
+  };
 }

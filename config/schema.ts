@@ -4,16 +4,29 @@ import { z } from "zod";
 import { defaultIpRange } from "./ip.js";
 
 // What the kernel and the filesystem accept for names that become paths, interfaces or chains.
-const safeName = (what: string, max: number, pattern = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/) =>
+// `marks` says in words which marks the pattern allows besides letters and digits.
+const safeName = (
+  what: string,
+  max: number,
+  pattern = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/,
+  marks = '"_", "." and "-"',
+) =>
   z
     .string()
     .min(1)
     .max(max, `${what} must be at most ${max} characters`)
-    .regex(
-      pattern,
-      `${what} may use only letters, digits, "_", "." and "-", and must start with a letter or digit`,
-    )
+    .regex(pattern, `${what} may use only letters, digits, ${marks}, and must start with a letter or digit`)
     .refine((s) => !s.includes(".."), `${what} must not contain ".."`);
+
+// The chains every iptables table has built in (filter, nat, mangle, raw): the lab's rules go in
+// chains of its own, which jumps from these reach, and a teardown flushes and deletes its chains.
+const BUILTIN_CHAINS = ["INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"];
+
+// Names the kernel and udev give network devices (loopback, Ethernet, Wi-Fi, WWAN, InfiniBand;
+// the old ethN and the predictable enp0s3, ens3, eno1, enx… and wlp…): never a lab's bridge. An
+// interface of any other name that exists and is not a bridge is refused by `validate` and by the
+// bridge task, which look at the host.
+const DEVICE_NAME = /^(lo$|(eth|wlan|wwan|em|ib)\d|(en|wl|ww|ib|sl)([opsPvabcdiu]\d|x[0-9a-f]{12}))/;
 
 // Paths end up in the inventory (Ansible templates "{{ … }}"), in ssh options (ssh expands "%"
 // tokens) and in overlayfs options: neither may appear in one. Paths are normalized ("//", "./",
@@ -223,12 +236,22 @@ export const configSchema = z.strictObject({
   network: z
     .strictObject({
       /** Linux interface names are at most 15 characters. */
-      bridge: safeName("network.bridge", 15).default("nspawnd0"),
+      bridge: safeName("network.bridge", 15)
+        .refine(
+          (b) => !DEVICE_NAME.test(b),
+          "must not name a network device (loopback, Ethernet, Wi-Fi): give the lab a bridge of its own, e.g. nspawnd0",
+        )
+        .default("nspawnd0"),
       address: z
         .cidrv4("must be an IPv4 address with a prefix length, e.g. 10.10.12.1/26")
         .default("10.10.12.1/26"),
-      /** iptables chain names are at most 28 characters; aplspawn's others add "-IN" and "-DNAT". */
-      chain: safeName("network.chain", 23, /^[A-Za-z0-9][A-Za-z0-9_-]*$/).default("NSPAWN"),
+      /** iptables chain names are at most 28 characters; aplspawn's others add "-IN", "-OUT" and "-DNAT". */
+      chain: safeName("network.chain", 23, /^[A-Za-z0-9][A-Za-z0-9_-]*$/, '"_" and "-"')
+        .refine(
+          (c) => !BUILTIN_CHAINS.includes(c),
+          `must not be a built-in chain (${BUILTIN_CHAINS.join(", ")}): give the lab a chain of its own, e.g. NSPAWN`,
+        )
+        .default("NSPAWN"),
       nat: z.boolean().default(true),
       /**
        * Ports on the host the containers may reach (e.g. tcp/3142 for an apt cache); everything
@@ -237,7 +260,7 @@ export const configSchema = z.strictObject({
       hostPorts: z
         .array(
           z
-            .string()
+            .string("must be tcp/PORT or udp/PORT, e.g. tcp/3142")
             .regex(/^(tcp|udp)\/[0-9]{1,5}$/, "must be tcp/PORT or udp/PORT, e.g. tcp/3142")
             .refine((s) => {
               const port = Number(s.split("/")[1]);
@@ -247,8 +270,16 @@ export const configSchema = z.strictObject({
         .default([]),
       /** Let the containers reach link-local 169.254.0.0/16 (cloud metadata services); off by default. */
       allowMetadata: z.boolean().default(false),
-      /** Subnets allowed to open connections into the lab (by default, none from outside it may). */
+      /**
+       * Subnets allowed to open connections into the lab from the host's other networks (by
+       * default, none from outside it may); another lab's bridge never counts as one.
+       */
       allowFrom: z.array(z.cidrv4("must be an IPv4 subnet, e.g. 10.20.0.0/24")).default([]),
+      /**
+       * Private and special subnets beyond the host the containers may reach (a LAN, a docker or
+       * libvirt bridge); by default only public addresses are. Never another lab's bridge.
+       */
+      allowTo: z.array(z.cidrv4("must be an IPv4 subnet, e.g. 192.168.1.0/24")).default([]),
       /** Ports of the host forwarded to a container's port, for traffic arriving from other networks. */
       forwards: z
         .array(
@@ -302,6 +333,11 @@ export const configSchema = z.strictObject({
       children: z.record(groupName, z.array(groupName).min(1)).default({}),
       /** After `run up`, check the lab with `ansible -m ping` when ansible is installed. */
       ping: z.boolean().default(true),
+      /**
+       * Let host variables hold Ansible templating ("{{ … }}"), which Ansible evaluates on the
+       * controller (a lookup('pipe', …) runs a command there); refused by default.
+       */
+      templates: z.boolean().default(false),
     })
     .prefault({}),
   /**

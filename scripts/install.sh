@@ -23,6 +23,13 @@ apt-get install -y -qq --no-install-recommends \
   systemd-container iptables iproute2 util-linux mount kmod debootstrap squashfs-tools fdisk e2fsprogs \
   openssh-client ansible-core python3 psmisc procps curl ca-certificates debian-archive-keyring gpgv \
   gnupg openssl tmux zsh fish >/dev/null
+# The unprivileged account aplspawn runs Ansible as against a lab without owner (a root shell, CI):
+# never root against containers that run other people's code (src/lab/owner.ts ANSIBLE_ACCOUNT).
+if ! id -u aplspawn >/dev/null 2>&1; then
+  useradd --system --user-group --home-dir /var/lib/aplspawn-ansible --create-home \
+    --shell /usr/sbin/nologin --comment "aplspawn runs Ansible as this account for labs without owner" aplspawn
+fi
+chmod 0700 /var/lib/aplspawn-ansible
 npm ci --no-audit --no-fund
 npm run build
 npm link --no-audit --no-fund >/dev/null

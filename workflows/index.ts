@@ -14,7 +14,7 @@ export interface WorkflowEntry {
 export const workflows: Record<string, WorkflowEntry> = {
   up: {
     describe: "the whole lab: network, image, containers, inventory",
-    options: ["concurrency", "owner"],
+    options: ["concurrency", "owner", "ansibleUser"],
     load: async () => (await import("./up.js")).up,
   },
   down: {
@@ -49,12 +49,12 @@ export const workflows: Record<string, WorkflowEntry> = {
   },
   provision: {
     describe: "run provision.playbook against the lab (run up runs it at its end)",
-    options: ["owner"],
+    options: ["owner", "ansibleUser"],
     load: async () => (await import("./provision.js")).provision,
   },
   reset: {
     describe: "the containers --only names back to the image's clean state, the rest untouched",
-    options: ["only", "concurrency", "owner"],
+    options: ["only", "concurrency", "owner", "ansibleUser"],
     load: async () => (await import("./reset.js")).reset,
   },
   cleanup: {

@@ -15,6 +15,7 @@ import {
   sshKeyPath,
 } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
+import { EMPTY_ANSIBLE_CFG } from "../src/lab/ansible-config.js";
 import { entryFamily, entryKept, entryScope } from "../src/lab/entries.js";
 import { labHolder } from "../src/lab/holds.js";
 import { inventorySpec } from "../src/lab/inventory.js";
@@ -60,8 +61,13 @@ export const preflightSteps = (c: Config, o: { bridgeMustExist: boolean }): Step
 ];
 
 /** The lab's SSH key. */
-export const sshKeyStep = (c: Config): Step =>
-  task(labSshKey, "lab.sshkey", { path: sshKeyPath(c), comment: `aplspawn@${c.lab}` });
+export const sshKeyStep = (c: Config, reader?: Owner): Step =>
+  task(labSshKey, "lab.sshkey", {
+    path: sshKeyPath(c),
+    comment: `aplspawn@${c.lab}`,
+    ...(c.containers.sshKey !== undefined ? { from: resolve(c.containers.sshKey) } : {}),
+    ...(c.containers.sshKey !== undefined && reader ? { reader } : {}),
+  });
 
 /**
  * The containers the options select (all by default): --only names containers or sets (all of a
@@ -206,6 +212,8 @@ export function ownerFilesStep(c: Config, owner: Owner): Step {
       { from: sshKeyPath(c), to: f.key, mode: 0o600 },
       { from: `${sshKeyPath(c)}.pub`, to: `${f.key}.pub`, mode: 0o644 },
       { from: knownHostsPath(c), to: f.knownHosts, mode: 0o644 },
+      // What Ansible reads instead of an ansible.cfg it must not trust (src/lab/ansible-config.ts).
+      { text: EMPTY_ANSIBLE_CFG, to: f.emptyAnsibleCfg, mode: 0o644 },
     ],
   });
 }
@@ -213,27 +221,60 @@ export function ownerFilesStep(c: Config, owner: Owner): Step {
 /**
  * The inventory, then (when enabled and ansible is installed) an ansible ping of the lab. With an
  * owner, first their copies of the key and known_hosts; the inventory is theirs and names those,
- * and Ansible runs as them.
+ * and Ansible runs as them. Without one, the inventory is root's, and Ansible runs as the
+ * unprivileged ansibleUser, with copies and an inventory of its own (never as root).
  */
-export function inventorySteps(c: Config, owner?: Owner): Step[] {
-  const ping = { inventory: inventoryPath(c), group: c.inventory.group, enabled: c.inventory.ping };
-  if (!owner)
+export function inventorySteps(c: Config, owner?: Owner, ansibleUser?: Owner): Step[] {
+  const ping = { group: c.inventory.group, enabled: c.inventory.ping };
+  // The inventories and copies, one line once written; the ping's result stays in view.
+  const written = (steps: Step[]) =>
+    group("lab.inventories", `Writing the inventory ${inventoryPath(c)}`, steps, 1, { collapse: true });
+  if (owner)
     return [
-      task(labInventory, "lab.inventory", { path: inventoryPath(c), ...inventorySpec(c) }),
-      task(labAnsiblePing, "lab.ansible-ping", ping),
+      written(ownInventorySteps(c, owner, inventoryPath(c))),
+      task(labAnsiblePing, "lab.ansible-ping", {
+        ...ping,
+        inventory: inventoryPath(c),
+        owner,
+        emptyConfig: ownerFiles(c, owner.home).emptyAnsibleCfg,
+      }),
     ];
-  const f = ownerFiles(c, owner.home);
+  const rootInventory = task(labInventory, "lab.inventory", { path: inventoryPath(c), ...inventorySpec(c) });
+  if (!ansibleUser)
+    return [
+      rootInventory,
+      task(labAnsiblePing, "lab.ansible-ping", { ...ping, inventory: inventoryPath(c) }),
+    ];
   return [
-    ownerFilesStep(c, owner),
-    task(labInventory, "lab.inventory", {
-      path: inventoryPath(c),
+    written([
+      rootInventory,
+      ...ownInventorySteps(c, ansibleUser, ansibleInventory(c, ansibleUser), "lab.ansible-inventory"),
+    ]),
+    task(labAnsiblePing, "lab.ansible-ping", {
+      ...ping,
+      inventory: ansibleInventory(c, ansibleUser),
+      owner: ansibleUser,
+      emptyConfig: ownerFiles(c, ansibleUser.home).emptyAnsibleCfg,
+    }),
+  ];
+}
+
+/** The inventory Ansible runs with as the account of a lab without owner: in that account's copies. */
+export const ansibleInventory = (c: Config, a: Owner) => `${ownerFiles(c, a.home).dir}/inventory`;
+
+/** A user's copies of the key and known_hosts, and an inventory of theirs naming them. */
+function ownInventorySteps(c: Config, o: Owner, path: string, id = "lab.inventory"): Step[] {
+  const f = ownerFiles(c, o.home);
+  return [
+    ownerFilesStep(c, o),
+    task(labInventory, id, {
+      path,
       ...inventorySpec(c),
       key: f.key,
       knownHosts: f.knownHosts,
       controlPathDir: f.controlPathDir,
-      owner,
+      owner: o,
     }),
-    task(labAnsiblePing, "lab.ansible-ping", { ...ping, owner }),
   ];
 }
 

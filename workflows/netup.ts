@@ -4,6 +4,7 @@ import type { Config } from "../config/schema.js";
 import { group, type Step, task } from "../src/runner/task.js";
 import { bridgeTask } from "../tasks/net/bridge.js";
 import { bridgeAddressTask } from "../tasks/net/bridge-address.js";
+import { bridgeGroupTask } from "../tasks/net/bridge-group.js";
 import { bridgeIpv6Task } from "../tasks/net/bridge-ipv6.js";
 import { bridgeUpTask } from "../tasks/net/bridge-up.js";
 import { netClaim } from "../tasks/net/claim.js";
@@ -21,11 +22,14 @@ export const netupSteps = (c: Config): Step[] => {
       task(bridgeTask, "net.bridge", p.bridge),
       task(bridgeAddressTask, "net.bridge.address", p.address),
       task(bridgeIpv6Task, "net.bridge.ipv6", p.bridge),
+      task(bridgeGroupTask, "net.bridge.group", p.group),
       task(bridgeUpTask, "net.bridge.up", p.bridge),
     ]),
     task(forwardingTask, "net.forwarding", p.forwarding),
     group("net.group.filter", `Configuring iptables forwarding rules for chain ${p.filterChain.chain}`, [
       task(chainTask, "net.filter.chain", p.filterChain),
+      task(chainTask, "net.out.chain", p.outChain),
+      ...p.outRules.map((r) => task(ruleTask, r.id, r.params)),
       ...p.filterRules.map((r) => task(ruleTask, r.id, r.params)),
     ]),
     group(

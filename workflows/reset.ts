@@ -5,6 +5,7 @@
 // container that was not up is brought up fresh. Spawn's lab steps come first (the network must be
 // up), so a host that cannot run the lab fails before anything is undone.
 import { containerSpecs } from "../config/containers.js";
+import type { Owner } from "../src/lab/owner.js";
 import { UsageError } from "../src/runner/errors.js";
 import { undo } from "../src/runner/task.js";
 import { containersGroup, entries, ownerFilesStep, selectedSpecs } from "./lab-steps.js";
@@ -25,7 +26,7 @@ export const reset: WorkflowBuilder = (c, o) => {
   return {
     name: "reset",
     steps: [
-      ...spawnLabSteps(c),
+      ...spawnLabSteps(c, o.owner),
       undo(
         "reset.containers",
         `Stopping ${names.join(", ")} and deleting their state (upper layer, host key)`,
@@ -34,7 +35,7 @@ export const reset: WorkflowBuilder = (c, o) => {
       ),
       containersGroup(c, specs, o),
       // New host keys: the owner's copy of known_hosts follows.
-      ...(o.owner ? [ownerFilesStep(c, o.owner)] : []),
+      ...(o.owner || o.ansibleUser ? [ownerFilesStep(c, (o.owner ?? o.ansibleUser) as Owner)] : []),
     ],
   };
 };

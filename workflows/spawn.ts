@@ -1,6 +1,7 @@
 // spawn (the original operation): preflight → attach the image → lab key → containers, on a network
 // that netup brought up. --only limits it to some containers.
 import type { Config } from "../config/schema.js";
+import type { Owner } from "../src/lab/owner.js";
 import type { Step } from "../src/runner/task.js";
 import { attachSteps } from "./attach.js";
 import {
@@ -13,11 +14,11 @@ import {
 import type { WorkflowBuilder } from "./types.js";
 
 /** What spawn makes of the lab before its containers (composed into reset too): the network must be up. */
-export const spawnLabSteps = (c: Config): Step[] => [
+export const spawnLabSteps = (c: Config, reader?: Owner): Step[] => [
   ...preflightSteps(c, { bridgeMustExist: true }),
   containersClaimStep(c),
   ...attachSteps(c),
-  sshKeyStep(c),
+  sshKeyStep(c, reader),
 ];
 
 /** The spawn workflow. */

@@ -13,6 +13,11 @@ export interface WorkflowOptions {
   purge?: boolean;
   /** up: the user who ran it through sudo (or --owner): gets their own copies to use the lab. */
   owner?: Owner;
+  /**
+   * Without an owner: the unprivileged account Ansible runs as (--ansible-user, else aplspawn's
+   * own); it gets copies of its own, as an owner does, and an inventory of its own naming them.
+   */
+  ansibleUser?: Owner;
 }
 
 /** Builds a workflow from a config: only composition, no I/O. */

@@ -56,7 +56,7 @@ export const up: WorkflowBuilder = (c, o) => {
       group(
         "up.prepare",
         "Preparing the network, the image and the lab key",
-        [...netupSteps(c), imagesGroup(c), sshKeyStep(c)],
+        [...netupSteps(c), imagesGroup(c), sshKeyStep(c, o.owner)],
         3,
         // Done before the containers start: one line from then on.
         { collapse: true },
@@ -69,7 +69,7 @@ export const up: WorkflowBuilder = (c, o) => {
         entries.lanes(c, o),
       ),
       containersGroup(c, specs, o),
-      ...inventorySteps(c, o.owner),
+      ...inventorySteps(c, o.owner, o.ansibleUser),
     ],
   };
 };

@@ -60,9 +60,14 @@ export function dryHost(real: Host, record: (change: string) => void): Host {
       },
     },
     root(dir, label, idShift) {
+      // Reads go to the real confined root (a class: its methods are delegated, never spread).
       const r = real.root(dir, label, idShift);
       return {
-        ...r,
+        root: r.root,
+        kind: (p) => r.kind(p),
+        readFile: (p, max) => r.readFile(p, max),
+        readlink: (p) => r.readlink(p),
+        list: (p) => r.list(p),
         async writeFile(p) {
           record(`write ${dir}${p}`);
         },

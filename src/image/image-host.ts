@@ -2,7 +2,7 @@
 // mounts, checksums and stamps. Everything goes through ctx.host.
 import { createHash, randomBytes } from "node:crypto";
 import { basename } from "node:path";
-import type { HostContext } from "../host/host.js";
+import type { FileStat, HostContext, ReadableFile } from "../host/host.js";
 import { type MountInfo, mountsUnder, readMounts } from "../host/mounts.js";
 import { ExitError } from "../runner/errors.js";
 import { undoUnlessGone } from "../runner/task.js";
@@ -21,25 +21,90 @@ export async function fileIdentity(ctx: HostContext, path: string): Promise<File
 
 const HASH_CHUNK = 8 * 1024 * 1024;
 
-/** SHA-256 of a file, reporting progress (bytes hashed, total) as it goes. */
-export async function sha256File(
+/** A FileStat's identity (what a stamp records). */
+export const identityOf = (s: FileStat): FileIdentity => ({
+  size: s.size,
+  ino: s.inoId,
+  dev: s.devId,
+  mtime: s.mtime,
+  ctime: s.ctime,
+});
+
+const sameIdentity = (a: FileIdentity, b: FileIdentity) =>
+  a.size === b.size && a.ino === b.ino && a.dev === b.dev && a.mtime === b.mtime && a.ctime === b.ctime;
+
+/** What hashing a file found: its digest, and the identity it had from the first byte read to the last. */
+export interface Hashed {
+  sha256: string;
+  identity: FileIdentity;
+}
+
+/**
+ * SHA-256 of a file open for reading, every byte read through that one fd (never by path again: the
+ * name may be replaced meanwhile), reporting progress as it goes. The file must not change while it
+ * is hashed (its size, times and inode the same after the last read as before the first): then the
+ * digest is that of the bytes the identity names, and a stamp of both says the truth.
+ */
+export async function sha256Open(
   ctx: HostContext,
+  f: ReadableFile,
   path: string,
   onProgress?: (done: number, total: number) => void,
-): Promise<string> {
-  const st = await ctx.host.fs.stat(path);
-  if (!st?.isFile) throw new ExitError(`${path} is not a file`);
+): Promise<Hashed> {
+  const before = identityOf(await f.stat());
   const h = createHash("sha256");
   let pos = 0;
   for (;;) {
     ctx.signal.throwIfAborted();
-    const buf = await ctx.host.fs.readBytes(path, pos, HASH_CHUNK);
+    const buf = await f.read(pos, HASH_CHUNK);
     if (buf.length === 0) break;
     h.update(buf);
     pos += buf.length;
-    onProgress?.(pos, st.size);
+    onProgress?.(pos, before.size);
   }
-  return h.digest("hex");
+  const after = identityOf(await f.stat());
+  if (!sameIdentity(before, after) || pos !== after.size)
+    throw new ExitError(`${path} changed while it was hashed (another writer?): not verified`);
+  return { sha256: h.digest("hex"), identity: after };
+}
+
+/** SHA-256 of a regular file, read through one fd: see sha256Open. */
+export async function sha256File(
+  ctx: HostContext,
+  path: string,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Hashed> {
+  if (!(await ctx.host.fs.exists(path))) throw new ExitError(`${path} does not exist`);
+  // A file:// image may be the user's link to their file: the file is what is read (and stamped).
+  const f = await ctx.host.fs.openRead(await ctx.host.fs.realpath(path));
+  if (!f) throw new ExitError(`${path} does not exist`);
+  try {
+    return await sha256Open(ctx, f, path, onProgress);
+  } finally {
+    await f.close();
+  }
+}
+
+/**
+ * Rename a file that was hashed through the open `f` into place, and return what it is there: the
+ * same inode, size and contents' time as hashed (a rename changes only its ctime), or an error.
+ */
+export async function renameHashed(
+  ctx: HostContext,
+  f: ReadableFile,
+  hashed: Hashed,
+  from: string,
+  to: string,
+): Promise<Hashed> {
+  await ctx.host.fs.rename(from, to);
+  const now = identityOf(await f.stat());
+  const at = await fileIdentity(ctx, to);
+  const h = hashed.identity;
+  if (now.ino !== h.ino || now.dev !== h.dev || now.size !== h.size || now.mtime !== h.mtime)
+    throw new ExitError(`${from} changed after it was hashed (another writer?): not verified`);
+  if (!at || at.ino !== now.ino || at.dev !== now.dev)
+    throw new ExitError(`${to} was replaced right after the rename (another writer?): not verified`);
+  return { sha256: hashed.sha256, identity: now };
 }
 
 /** A hashing progress reporter that says something every 10 % (hashing is quick but not instant). */
@@ -193,27 +258,35 @@ export async function expectedDigest(
 }
 
 /** The stamp of an image, when it still describes the file. */
-async function validStamp(ctx: HostContext, stampFile: string, image: string): Promise<Stamp | undefined> {
+export async function validStamp(
+  ctx: HostContext,
+  stampFile: string,
+  image: string,
+): Promise<Stamp | undefined> {
   if (!(await ctx.host.fs.exists(stampFile))) return undefined;
   const s = parseStamp(await ctx.host.fs.readFile(stampFile));
   const id = await fileIdentity(ctx, image);
   return s && id && stampMatches(s, image, id) ? s : undefined;
 }
 
-/** Record that `image` (as it is now) has digest `sha256`. */
+/**
+ * Record that `image` has the digest it was hashed to, for the identity it had then: only while it
+ * still has that identity (any write since changes its ctime, and the stamp would lie).
+ */
 export async function writeStamp(
   ctx: HostContext,
   stampFile: string,
   image: string,
-  sha256: string,
+  hashed: Hashed,
   checksums?: string,
 ): Promise<void> {
   const id = await fileIdentity(ctx, image);
-  if (!id) return;
+  if (!id || !sameIdentity(id, hashed.identity))
+    throw new ExitError(`${image} changed after it was hashed (another writer?): not stamped as verified`);
   await ctx.host.fs.mkdir(stampFile.slice(0, stampFile.lastIndexOf("/")), 0o755);
   await ctx.host.fs.writeFile(
     stampFile,
-    `${JSON.stringify(makeStamp(image, id, sha256, checksums))}\n`,
+    `${JSON.stringify(makeStamp(image, hashed.identity, hashed.sha256, checksums))}\n`,
     0o644,
   );
 }

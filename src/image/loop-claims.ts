@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { HostContext } from "../host/host.js";
 import { withHostLock } from "../runner/lock.js";
 import { backs, listLoops } from "./image-host.js";
+import { loopDebug } from "./loop-debug.js";
 import type { LoopInfo } from "./system-info.js";
 
 /** Where the claims live (root's alone: /run is). */
@@ -58,7 +59,14 @@ export function withLoopClaims<T>(ctx: HostContext, f: (v: LoopView) => Promise<
       const c = await readClaim(ctx, file);
       const l = c && loops.find((x) => x.name === c.device);
       if (c && l && backs(l, c, c.offset) && claimPath(c.device) === file) claims.set(c.device, c);
-      else await ctx.host.fs.rm(file);
+      else {
+        loopDebug(ctx, "claim-stale", {
+          file,
+          claim: c ?? null,
+          now: l ? { backIno: l.backIno, backDev: l.backDev, offset: l.offset } : "not attached",
+        });
+        await ctx.host.fs.rm(file);
+      }
     }
     // The directory goes with its last claim (under the lock: no one adds one meanwhile).
     const dropDirIfEmpty = async () => {
@@ -72,12 +80,17 @@ export function withLoopClaims<T>(ctx: HostContext, f: (v: LoopView) => Promise<
       async claim(c) {
         await ctx.host.fs.writeFile(claimPath(c.device), `${JSON.stringify(c)}\n`, 0o600);
         claims.set(c.device, c);
+        loopDebug(ctx, "claim", { device: c.device, lowerDir: c.lowerDir, ino: c.ino, offset: c.offset });
       },
       async drop(device, lowerDir) {
         const c = await readClaim(ctx, claimPath(device));
-        if (c && c.lowerDir !== lowerDir) return;
+        if (c && c.lowerDir !== lowerDir) {
+          loopDebug(ctx, "drop-skipped", { device, lowerDir, claimedBy: c.lowerDir });
+          return;
+        }
         await ctx.host.fs.rm(claimPath(device));
         claims.delete(device);
+        loopDebug(ctx, "drop", { device, lowerDir, hadClaim: !!c });
       },
     };
     try {

@@ -3,7 +3,7 @@
 // in their home or in their current directory is done as them (setpriv), never as root: root
 // following paths a user controls could be made to write anywhere.
 import { z } from "zod";
-import type { ExecResult, HostContext } from "../host/host.js";
+import type { ExecOptions, ExecResult, HostContext } from "../host/host.js";
 import { ownerWriteCommand } from "./owner-write.js";
 
 export const ownerSchema = z.object({
@@ -13,6 +13,12 @@ export const ownerSchema = z.object({
   home: z.string(),
 });
 export type Owner = z.infer<typeof ownerSchema>;
+
+/**
+ * The unprivileged account aplspawn runs Ansible as when a lab has no owner (a root shell, CI):
+ * never root against containers that run other people's code. scripts/install.sh makes it.
+ */
+export const ANSIBLE_ACCOUNT = "aplspawn";
 
 /** The user's passwd entry on the host: the owner, or an error naming what is wrong. */
 export function ownerFromPasswd(passwd: string, name: string): Owner {
@@ -33,7 +39,7 @@ export function execAsOwner(
   o: Owner,
   cmd: string,
   args: readonly string[],
-  opts: { input?: string; readOnly?: boolean; timeoutMs?: number; env?: Record<string, string> } = {},
+  opts: Pick<ExecOptions, "input" | "readOnly" | "timeoutMs" | "env" | "onLine"> = {},
 ): Promise<ExecResult> {
   return ctx.host.exec(
     "setpriv",

@@ -1,25 +1,37 @@
 // `aplspawn init`: a starter config whose lab name, bridge, chain, subnet and container names
-// collide with no other lab on this host (their claims, their directories) and no route or
-// interface. The picking is pure (pickStarter); what is taken is read from the host (takenOnHost).
+// collide with no other lab on this host (their claims, what their journals record, their
+// directories) and no route or interface. The picking is pure (pickStarter); what is taken is read
+// from the host (takenOnHost).
+import { join } from "node:path";
 import { parseCidr } from "../../config/ip.js";
-import type { HostContext } from "../host/host.js";
+import type { Host, HostContext } from "../host/host.js";
 import { hostRoutes, routeOverlaps } from "../net/routes.js";
+import { Journal, journalPath } from "../runner/journal.js";
 import { currentNetns, liveClaims, overlaps } from "./claims.js";
+import { entryScope } from "./entries.js";
 
 /** What other labs and the host already have. */
 export interface Taken {
   /** Lab names (claims, and directories in the default workdir). */
   labs: string[];
-  /** Interfaces in this network namespace and bridges other labs claim in it. */
+  /** Interfaces in this network namespace, bridges other labs claim in it or their journals record. */
   links: string[];
-  /** iptables chains other labs claim in this network namespace. */
+  /** iptables chains other labs claim in this network namespace or their journals record. */
   chains: string[];
-  /** Subnets other labs claim in this network namespace. */
+  /** Subnets other labs claim in this network namespace or their journals record (an address: /32). */
   subnets: string[];
   /** Route destinations here ("10.0.0.0/8 dev eth0 …" with their address ranges). */
   routes: { first: number; last: number; label: string }[];
-  /** Container names other labs claim (host-wide). */
+  /** Container names other labs claim (host-wide) or their journals record. */
   names: string[];
+}
+
+/** A lab's network names: what the packaged default config gives the default lab. */
+export interface LabNetwork {
+  bridge: string;
+  chain: string;
+  /** network.address (CIDR). */
+  subnet: string;
 }
 
 /** What a starter config sets. */
@@ -81,8 +93,17 @@ function* subnetsGen(): Generator<string> {
 }
 const subnets = () => [...subnetsGen()];
 
-/** What other labs and this host have, as far as this user may read (claims are root's). */
-export async function takenOnHost(ctx: HostContext, workdir: string): Promise<Taken> {
+/**
+ * What other labs and this host have, as far as this user may read (claims and journals are
+ * root's). A lab that is down holds its names all the same: each lab directory of `workdir` adds
+ * what its journal records, and the default lab's directory the default network (`defaultLab`),
+ * which is what it has unless its config said otherwise.
+ */
+export async function takenOnHost(
+  ctx: HostContext,
+  workdir: string,
+  defaultLab?: LabNetwork,
+): Promise<Taken> {
   const claims = await liveClaims(ctx).catch(() => []);
   const netns = await currentNetns(ctx.host);
   const linksRun = await ctx.host.exec("ip", ["-j", "link", "show"], {
@@ -91,9 +112,11 @@ export async function takenOnHost(ctx: HostContext, workdir: string): Promise<Ta
     signal: ctx.signal,
   });
   const links = (JSON.parse(linksRun.stdout || "[]") as { ifname: string }[]).map((l) => l.ifname);
-  const dirs = await ctx.host.fs.readdir(workdir).catch(() => [] as string[]);
+  const dirs = (await ctx.host.fs.readdir(workdir).catch(() => [] as string[])).filter(
+    (d) => d !== "images" && d !== "userns",
+  );
   const out: Taken = {
-    labs: [...dirs.filter((d) => d !== "images" && d !== "userns"), ...claims.map((c) => c.lab)],
+    labs: [...dirs, ...claims.map((c) => c.lab)],
     links,
     chains: [],
     subnets: [],
@@ -107,6 +130,61 @@ export async function takenOnHost(ctx: HostContext, workdir: string): Promise<Ta
       out.chains.push(...c.chains);
       out.subnets.push(c.subnet);
     }
+  for (const d of dirs) {
+    const r = await recordedNames(ctx.host, join(workdir, d), d);
+    out.links.push(...r.links);
+    out.chains.push(...r.chains);
+    out.subnets.push(...r.subnets);
+    out.names.push(...r.names);
+  }
+  if (defaultLab && dirs.includes("default")) {
+    out.links.push(defaultLab.bridge);
+    out.chains.push(defaultLab.chain);
+    out.subnets.push(defaultLab.subnet);
+  }
+  return out;
+}
+
+/**
+ * The names a lab's journal records (its live entries, up or down: a lab that is down keeps its
+ * containers' layers, host keys and addresses): bridges, chains, subnets, containers' addresses
+ * (as /32) and names. Nothing when there is no journal or it cannot be read.
+ */
+export async function recordedNames(
+  host: Host,
+  labDir: string,
+  lab: string,
+): Promise<Pick<Taken, "links" | "chains" | "subnets" | "names">> {
+  const out = {
+    links: [] as string[],
+    chains: [] as string[],
+    subnets: [] as string[],
+    names: [] as string[],
+  };
+  let journal: Journal;
+  try {
+    journal = await Journal.open(host, journalPath(labDir), lab, false);
+  } catch {
+    return out;
+  }
+  // Read by field, whatever the kind: the net tasks' params (bridge, chain, chains, subnet,
+  // address) and the containers' (ip).
+  const text = (v: unknown) => (typeof v === "string" && v.length > 0 ? v : undefined);
+  const cidr = (v: unknown) => {
+    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text(v) ?? "");
+    if (!m) return undefined;
+    return m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) <= 32 ? m[0] : undefined;
+  };
+  for (const e of journal.entries()) {
+    const p = (e.params && typeof e.params === "object" ? e.params : {}) as Record<string, unknown>;
+    const bridge = text(p.bridge);
+    if (bridge) out.links.push(bridge);
+    const chains = [p.chain, ...(Array.isArray(p.chains) ? p.chains : [])].map(text);
+    out.chains.push(...chains.filter((c): c is string => c !== undefined));
+    for (const s of [cidr(p.subnet), cidr(p.address), cidr(`${text(p.ip)}/32`)]) if (s) out.subnets.push(s);
+    const name = entryScope(e);
+    if (name) out.names.push(name);
+  }
   return out;
 }
 
@@ -116,7 +194,7 @@ export function renderStarter(s: Starter, schemaFile?: string): string {
   // Editors with yaml-language-server complete and check keys against the config's JSON Schema.
   const header = schemaFile ? `# yaml-language-server: $schema=${schemaFile}\n` : "";
   return `${header}# aplspawn lab ${s.lab}, written by \`aplspawn init\`: its names and subnet collide with no other
-# lab on this host and no route. Every key is optional; README.md, "Config reference".
+# lab on this host and no route. Every key is optional; docs/configuration.md.
 lab: ${s.lab}
 
 network:

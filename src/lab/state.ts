@@ -1,6 +1,7 @@
 // What runs of a lab, for the report commands (pids, exec): the journal says which processes
 // aplspawn started; /proc says whether those very processes still run.
 import { containerSpecs } from "../../config/containers.js";
+import { intToIp, parseCidr } from "../../config/ip.js";
 import { labDir, mergedDir } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import type { Host } from "../host/host.js";
@@ -67,4 +68,27 @@ export async function containerStates(
     out.push(st);
   }
   return out;
+}
+
+/** A lab at a glance (`aplspawn labs`, `status` of a lab that is down). */
+export interface LabState {
+  containers: number;
+  containersUp: number;
+  /** Whether the journal holds anything `run down` would undo (what runs or stays of the lab). */
+  live: boolean;
+  /** The lab's subnet, e.g. 10.10.12.0/26. */
+  subnet: string;
+}
+
+/** What of the lab runs: its containers (by the processes the journal recorded) and its journal. */
+export async function labState(host: Host, c: Config): Promise<LabState> {
+  const states = await containerStates(host, c, { journaledOnly: true });
+  const journal = await Journal.open(host, journalPath(labDir(c)), c.lab, false);
+  const net = parseCidr(c.network.address);
+  return {
+    containers: containerSpecs(c).length,
+    containersUp: states.filter((s) => s.leaderPid !== undefined).length,
+    live: journal.entries().some((e) => !e.kept),
+    subnet: `${intToIp(net.network)}/${net.prefix}`,
+  };
 }

@@ -6,6 +6,7 @@
 import { imageStore, labDir, ownerFiles, sshKeyPath } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import { CLAIMS_DIR as LOOP_CLAIMS_DIR } from "../image/loop-claims.js";
+import { HOST_LOCK_DIR } from "../runner/lock.js";
 import type { PathRule, UndoScope } from "../runner/undo-scope.js";
 import { CLAIMS_DIR } from "./claims.js";
 import { entryScope } from "./entries.js";
@@ -25,6 +26,8 @@ export function labUndoScope(c: Config): UndoScope {
     { only: key },
     { only: `${key}.pub` },
     controlPathDir(lab),
+    // The holder's note in a lock file of aplspawn's (src/image/store-lock.ts writes one).
+    HOST_LOCK_DIR,
     CLAIMS_DIR,
     LOOP_CLAIMS_DIR,
     RANGES_DIR,

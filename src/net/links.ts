@@ -27,9 +27,9 @@ function toInfo(l: IpLink): LinkInfo {
   };
 }
 
-/** The interface, or undefined when there is none of that name. */
-export async function linkInfo(ctx: HostContext, name: string): Promise<LinkInfo | undefined> {
-  const r = await ctx.host.exec("ip", ["-j", "-d", "link", "show", "dev", name], {
+/** What `ip -j <args> dev <name>` prints for the interface, or undefined when there is none of that name. */
+async function ipShow<T>(ctx: HostContext, args: string[], name: string): Promise<T[] | undefined> {
+  const r = await ctx.host.exec("ip", [...args, "dev", name], {
     readOnly: true,
     allowFail: true,
     signal: ctx.signal,
@@ -38,7 +38,12 @@ export async function linkInfo(ctx: HostContext, name: string): Promise<LinkInfo
     if (/does not exist/.test(r.stderr)) return undefined;
     throw new Error(`${r.command} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
   }
-  const l = (JSON.parse(r.stdout) as IpLink[])[0];
+  return JSON.parse(r.stdout || "[]") as T[];
+}
+
+/** The interface, or undefined when there is none of that name. */
+export async function linkInfo(ctx: HostContext, name: string): Promise<LinkInfo | undefined> {
+  const l = (await ipShow<IpLink>(ctx, ["-j", "-d", "link", "show"], name))?.[0];
   return l ? toInfo(l) : undefined;
 }
 
@@ -73,17 +78,26 @@ export async function containerPorts(ctx: HostContext, bridge: string): Promise<
 /** Whether the interface carries exactly this IPv4 address and prefix. */
 export async function hasAddress(ctx: HostContext, name: string, cidr: string): Promise<boolean> {
   const [local, prefix] = cidr.split("/");
-  const r = await ctx.host.exec("ip", ["-j", "-4", "addr", "show", "dev", name], {
-    readOnly: true,
-    allowFail: true,
-    signal: ctx.signal,
-  });
-  if (r.exitCode !== 0) {
-    if (/does not exist/.test(r.stderr)) return false;
-    throw new Error(`${r.command} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
-  }
-  const links = JSON.parse(r.stdout || "[]") as { addr_info?: { local?: string; prefixlen?: number }[] }[];
+  const links =
+    (await ipShow<{ addr_info?: { local?: string; prefixlen?: number }[] }>(
+      ctx,
+      ["-j", "-4", "addr", "show"],
+      name,
+    )) ?? [];
   return links.some((l) =>
     (l.addr_info ?? []).some((a) => a.local === local && String(a.prefixlen) === prefix),
   );
+}
+
+/**
+ * The interface group (`ip link set … group N`) every lab's bridge is put in. It is how a lab's
+ * rules tell another lab's bridge from the host's other networks (`-m devgroup`), whatever that
+ * bridge's name or subnet and whichever lab came up first. The value spells "APLS".
+ */
+export const LAB_BRIDGE_GROUP = 0x41504c53;
+
+/** The interface's group as a number (`ip -N`: not a name from /etc/iproute2/group); undefined when there is no such interface. */
+export async function linkGroup(ctx: HostContext, name: string): Promise<number | undefined> {
+  const l = (await ipShow<{ group?: string }>(ctx, ["-N", "-j", "link", "show"], name))?.[0];
+  return l ? Number(l.group ?? 0) : undefined;
 }

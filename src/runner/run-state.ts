@@ -19,6 +19,7 @@ export interface ReportOptions {
   emit(e: RunEvent): void;
   /** -v: the output of long tools (debootstrap) too, off a terminal. */
   verbose?: boolean;
+  lab?: string;
 }
 
 /** The shared state of one run. */
@@ -106,6 +107,8 @@ export class RunState {
       host,
       signal,
       tty,
+      runId: this.runId,
+      ...(this.o.lab ? { lab: this.o.lab } : {}),
       ...(this.o.verbose ? { verbose: true } : {}),
       ...(failedRun ? { failedRun } : {}),
       info: (message) => {

@@ -250,7 +250,17 @@ class Run {
         this.injectFault(step.id);
         return;
       }
-      if (holds(await def.check(ctx, params))) {
+      let checked: Awaited<ReturnType<typeof def.check>>;
+      try {
+        checked = await def.check(ctx, params);
+      } catch (e) {
+        // A preview's check may need what an earlier step would make (the container's root that
+        // its overlay mount would give): known only after apply, like terraform's unknown values.
+        if (this.o.dryRun && state.counts.wouldChange > 0)
+          return await this.dryRunTask(step, lt, title, t0, e);
+        throw e;
+      }
+      if (holds(checked)) {
         state.counts.unchanged++;
         lt.title = `${title} [${def.guard ? "ok" : "unchanged"}]`;
         state.emitTask(step, title, "ok", t0);
@@ -290,7 +300,14 @@ class Run {
     }
   }
 
-  private async dryRunTask(step: TaskStep, lt: Wrapper, title: string, t0: number): Promise<void> {
+  /** A dry run's change: its commands, recorded; checkError: its check could not run (see execTask). */
+  private async dryRunTask(
+    step: TaskStep,
+    lt: Wrapper,
+    title: string,
+    t0: number,
+    checkError?: unknown,
+  ): Promise<void> {
     const commands: string[] = [];
     const ctx = this.state.context(
       step.id,
@@ -310,7 +327,7 @@ class Run {
       // What an earlier step would make is not there in a preview: what fails on that is known
       // only after apply, not an error of the config or the host.
       if (e instanceof KnownAfterApply) commands.push(`(known after apply: ${e.message})`);
-      else if (before > 0)
+      else if (before > 0 || checkError !== undefined)
         commands.push(
           `(known after apply: it needs what the steps before would make; now: ${errorMessage(e)})`,
         );

@@ -21,6 +21,9 @@ export interface TaskContext extends HostContext {
   dryRun?: boolean;
   /** -v: show what long tools (debootstrap) print, off a terminal too. */
   verbose?: boolean;
+  /** The lab and the run this task runs in (debug lines name them: src/image/loop-debug.ts). */
+  lab?: string;
+  runId?: string;
 }
 
 /**

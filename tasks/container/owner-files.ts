@@ -3,6 +3,7 @@
 // as the owner (src/lab/owner.ts): nothing in their home is touched by root. Rollback asks their
 // masters to exit and removes the copies.
 import { z } from "zod";
+import type { HostContext } from "../../src/host/host.js";
 import { execAsOwner, ownerFs, ownerSchema } from "../../src/lab/owner.js";
 import { defineTask } from "../../src/runner/task.js";
 
@@ -10,10 +11,24 @@ const ownerFilesParamsSchema = z.object({
   owner: ownerSchema,
   dir: z.string(),
   controlPathDir: z.string(),
-  /** Root's file → the owner's copy, with its mode. */
-  copies: z.array(z.object({ from: z.string(), to: z.string(), mode: z.number().int() })),
+  /** Root's file (or a text) → the owner's copy, with its mode. */
+  copies: z.array(
+    z.object({
+      from: z.string().optional(),
+      text: z.string().optional(),
+      to: z.string(),
+      mode: z.number().int(),
+    }),
+  ),
 });
 export type OwnerFilesParams = z.infer<typeof ownerFilesParamsSchema>;
+
+/** What a copy holds: root's file, or the text given. */
+async function source(ctx: HostContext, c: { from?: string | undefined; text?: string | undefined }) {
+  if (c.text !== undefined) return c.text;
+  if (c.from === undefined) throw new Error("a copy names neither a file nor a text");
+  return ctx.host.fs.readFile(c.from);
+}
 
 /** Gives the owner their copies. */
 export const labOwnerFiles = defineTask<OwnerFilesParams, null>({
@@ -24,7 +39,7 @@ export const labOwnerFiles = defineTask<OwnerFilesParams, null>({
   async check(ctx, p) {
     const theirs = ownerFs(ctx, p.owner);
     for (const c of p.copies) {
-      const want = await ctx.host.fs.readFile(c.from).catch(() => undefined);
+      const want = await source(ctx, c).catch(() => undefined);
       if (want === undefined || (await theirs.read(c.to)) !== want) return false;
     }
     return (
@@ -35,7 +50,7 @@ export const labOwnerFiles = defineTask<OwnerFilesParams, null>({
     const theirs = ownerFs(ctx, p.owner);
     await theirs.mkdir(p.dir);
     await theirs.mkdir(p.controlPathDir);
-    for (const c of p.copies) await theirs.write(c.to, await ctx.host.fs.readFile(c.from), c.mode);
+    for (const c of p.copies) await theirs.write(c.to, await source(ctx, c), c.mode);
     return null;
   },
   async rollback(ctx, { params: p }) {

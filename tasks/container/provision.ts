@@ -3,6 +3,7 @@
 // Molecule checks it: what changed the second time is named. It creates nothing aplspawn would
 // undo: a failure fails the command and leaves the lab as the playbook left it.
 import { lastLines } from "../../src/host/host.js";
+import { ansibleConfigEnv } from "../../src/lab/ansible-config.js";
 import { execAsOwner, type Owner } from "../../src/lab/owner.js";
 import { printable } from "../../src/runner/report.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
@@ -13,49 +14,58 @@ export interface ProvisionParams {
   inventory: string;
   args: string[];
   idempotence: boolean;
-  owner?: Owner;
+  /** Who Ansible runs as: the lab's owner, or the unprivileged account of a lab without one (never root). */
+  owner: Owner;
+  /** That account's empty ansible.cfg (config/paths.ts ownerFiles), read instead of one it must not trust. */
+  emptyConfig: string;
 }
 
 const HOUR = 3_600_000;
 
 async function playbook(ctx: TaskContext, p: ProvisionParams, pass: string) {
   const args = ["-i", p.inventory, ...p.args, p.playbook];
-  const opts = {
+  const config = await ansibleConfigEnv(ctx.host, p.owner, {
+    env: process.env,
+    empty: p.emptyConfig,
+    warn: (m) => ctx.info(`warning: ${m}`),
+  });
+  return execAsOwner(ctx, p.owner, "ansible-playbook", args, {
     timeoutMs: 6 * HOUR,
-    env: { ANSIBLE_NOCOLOR: "1", ANSIBLE_FORCE_COLOR: "0" },
+    // The output is parsed (what changed, the recap): the default callback's shape, whatever
+    // stdout_callback an ansible.cfg or the environment names (minimal prints no recap).
+    env: { ANSIBLE_NOCOLOR: "1", ANSIBLE_FORCE_COLOR: "0", ANSIBLE_STDOUT_CALLBACK: "default", ...config },
     onLine: (line: string) => {
       if (line.trim()) ctx.info(`${pass}${printable(line)}`);
     },
-  };
-  return p.owner
-    ? execAsOwner(ctx, p.owner, "ansible-playbook", args, opts)
-    : ctx.host.exec("ansible-playbook", args, { ...opts, allowFail: true, signal: ctx.signal });
+  });
 }
 
 /**
  * What a run changed, from its output: "TASK [name] on host" for each `changed: [host]` line, and
  * the recap's changed= counts.
  */
-export function changedTasks(output: string): { tasks: string[]; changed: number } {
+export function changedTasks(output: string): { tasks: string[]; changed: number; recap: boolean } {
   const tasks: string[] = [];
   let task = "";
   let changed = 0;
+  let recap = false;
   for (const line of output.split("\n")) {
+    if (/^PLAY RECAP\b/.test(line)) recap = true;
     const t = /^TASK \[(.*)\]/.exec(line);
     if (t) task = t[1] ?? "";
     const c = /^changed: \[([^\]]+)\]/.exec(line);
     if (c) tasks.push(`${task} on ${c[1]}`);
-    const recap = /\bchanged=(\d+)\b/.exec(line);
-    if (recap && /\bok=\d+/.test(line)) changed += Number(recap[1]);
+    const counts = /\bchanged=(\d+)\b/.exec(line);
+    if (counts && /\bok=\d+/.test(line)) changed += Number(counts[1]);
   }
-  return { tasks, changed };
+  return { tasks, changed, recap };
 }
 
 /** Runs the playbook (twice with idempotence). */
 export const labProvision = defineTask<ProvisionParams, null>({
   kind: "lab.provision",
   title: (p) =>
-    `Running ansible-playbook ${p.playbook}${p.idempotence ? " twice (idempotence)" : ""}${p.owner ? ` as ${p.owner.name}` : ""}`,
+    `Running ansible-playbook ${p.playbook}${p.idempotence ? " twice (idempotence)" : ""} as ${p.owner.name}`,
   async check() {
     return false;
   },
@@ -71,7 +81,12 @@ export const labProvision = defineTask<ProvisionParams, null>({
       throw new Error(
         `ansible-playbook ${p.playbook} failed on its second run (exit code ${second.exitCode})`,
       );
-    const { tasks, changed } = changedTasks(second.stdout);
+    const { tasks, changed, recap } = changedTasks(second.stdout);
+    // Never a pass by default: output without a recap was not read, so nothing is known of changes.
+    if (!recap)
+      throw new Error(
+        `ansible-playbook ${p.playbook}: its second run printed no PLAY RECAP, so whether it changed anything is unknown: ${printable(lastLines(`${second.stdout}\n${second.stderr}`, 4))}`,
+      );
     if (changed > 0)
       throw new Error(
         `ansible-playbook ${p.playbook} is not idempotent: its second run changed ${changed}: ${printable(tasks.join("; ") || "see the recap above")}`,

@@ -5,6 +5,7 @@ import { poll } from "../../src/host/poll.js";
 import { isAlive } from "../../src/host/proc.js";
 import { findNspawn } from "../../src/lab/nspawn-procs.js";
 import { type SshTarget, sshBatchArgs } from "../../src/lab/ssh.js";
+import { KnownAfterApply } from "../../src/runner/errors.js";
 import { defineTask } from "../../src/runner/task.js";
 import { logTail } from "./nspawn.js";
 
@@ -42,6 +43,8 @@ export const containerReady = defineTask<ReadyParams, null>({
     return (await trySsh(ctx, p)).ok;
   },
   async run(ctx, p) {
+    // A preview starts no container: whether its sshd answers is known once it has booted.
+    if (ctx.dryRun) throw new KnownAfterApply("whether sshd answers, once the container has booted");
     let last = "";
     let listening = false;
     // Found once; then its PID is watched (scanning /proc each round costs much with many containers).

@@ -18,15 +18,19 @@ import {
 } from "../../src/image/build-plan.js";
 import {
   freeBytesFor,
+  type Hashed,
   hashProgress,
   imageLayout,
   removeTree,
-  sha256File,
+  renameHashed,
+  sha256Open,
+  validStamp,
   writeStamp,
 } from "../../src/image/image-host.js";
 import { describeLayout } from "../../src/image/partition-table.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { upsertSha256Sums } from "../../src/image/sha256sums.js";
+import { withImageLock } from "../../src/image/store-lock.js";
 import { ExitError, errorMessage } from "../../src/runner/errors.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 
@@ -107,109 +111,131 @@ export const imageBuild = defineTask<BuildParams, BuildResult, BuildIntent>({
   async prepare(_ctx, p) {
     return { tmp: `${dirname(p.target)}/.${basename(p.target)}.build-${randomBytes(4).toString("hex")}` };
   },
-  async run(ctx, p, intent) {
-    const missing: string[] = [];
-    for (const [cmd, pkg] of Object.entries(TOOLS)) {
-      const needed = !(p.rootfs && cmd === "debootstrap");
-      if (needed && !(await ctx.host.which(cmd))) missing.push(pkg);
-    }
-    if (missing.length)
-      throw new ExitError(`image build needs ${[...new Set(missing)].join(", ")}: apt-get install them`);
-    // debootstrap checks the mirror's signature with this keyring: without it, nothing is fetched.
-    const keyring = p.recipe.keyring ?? DEBIAN_KEYRING;
-    if (!p.rootfs && !(await ctx.host.fs.stat(keyring))?.isFile)
-      throw new ExitError(
-        `image build checks the mirror's signature with ${keyring}, which is missing: apt-get install debian-archive-keyring (or set image.build.keyring)`,
-      );
-    if (p.rootfs && !(await ctx.host.fs.stat(`${p.rootfs}/etc`))?.isDirectory)
-      throw new ExitError(`${p.rootfs} is not a root filesystem tree (no etc/)`);
-    const dir = dirname(p.target);
-    await ctx.host.fs.mkdir(dir, 0o755);
-    const free = await freeBytesFor(ctx, dir);
-    if (free < BUILD_SPACE_NEEDED)
-      throw new ExitError(
-        `Not enough free space in ${dir} to build an image: it needs about ${formatBytes(BUILD_SPACE_NEEDED)}, and ${formatBytes(free)} is free`,
-      );
-    const { tmp } = intent;
-    const root = `${tmp}/root`;
-    const squashfs = `${tmp}/root.squashfs`;
-    const image = `${tmp}/${basename(p.target)}`;
-    try {
-      await ctx.host.fs.mkdir(tmp, 0o700);
-      if (p.rootfs) {
-        ctx.info(`Copying the root tree ${p.rootfs}`);
-        await ctx.host.exec("cp", ["-a", "--reflink=auto", "--", p.rootfs, root], {
-          signal: ctx.signal,
-          timeoutMs: 30 * MIN,
-        });
-      } else {
-        ctx.info(
-          `debootstrap ${p.recipe.suite} from ${p.recipe.mirror} with ${p.recipe.packages.join(", ")} (a few minutes)`,
-        );
-        await ctx.host.exec("debootstrap", debootstrapArgs(p.recipe, root), {
-          signal: ctx.signal,
-          timeoutMs: 60 * MIN,
-          onLine: lineReporter(ctx),
-        });
+  run: (ctx, p, intent) =>
+    // One build of an image at a time: a lab that waited for another's build reuses what it made.
+    withImageLock(ctx, p.target, "building", async () => {
+      if (!p.force && (await ctx.host.fs.stat(p.target))?.isFile) {
+        const stamp = await validStamp(ctx, p.stamp, p.target);
+        ctx.info(`${p.target} was built meanwhile (by another lab): reusing it`);
+        return { path: p.target, sha256: stamp?.sha256 ?? "" };
       }
-      await configureTree(ctx, root);
-      ctx.info("Making the squashfs");
-      await ctx.host.exec(
-        "mksquashfs",
-        [root, squashfs, "-noappend", "-comp", "zstd", "-no-progress", "-quiet"],
-        { signal: ctx.signal, timeoutMs: 60 * MIN, onLine: lineReporter(ctx) },
-      );
-      const sqSize = (await ctx.host.fs.stat(squashfs))?.size;
-      if (!sqSize) throw new ExitError("mksquashfs made no output");
-      // The tree is no longer needed: free its space before the image is assembled.
-      await removeTree(ctx, root);
-      const g = diskGeometry(sqSize);
-      ctx.info(`Writing the GPT disk image (${formatBytes(g.size)})`);
-      await ctx.host.exec("truncate", ["-s", String(g.size), "--", image], { signal: ctx.signal });
-      await ctx.host.exec("sfdisk", ["--no-reread", "--no-tell-kernel", "--quiet", image], {
-        input: sfdiskScript(g, p.recipe.arch),
-        signal: ctx.signal,
-      });
-      await ctx.host.exec(
-        "dd",
-        [
-          `if=${squashfs}`,
-          `of=${image}`,
-          "bs=1M",
-          `seek=${g.partitionOffset / (1024 * 1024)}`,
-          "conv=notrunc,fsync",
-          "status=none",
-        ],
-        { signal: ctx.signal, timeoutMs: 30 * MIN },
-      );
-      // Read it back as attach will: the table must lead to the squashfs.
-      const { layout, fs } = await imageLayout(ctx, image);
-      if (fs !== "squashfs" || layout.offset !== g.partitionOffset)
-        throw new ExitError(
-          `the image just built does not read back as expected: ${describeLayout(layout, fs)}`,
-        );
-      const sha256 = await sha256File(
-        ctx,
-        image,
-        hashProgress((l) => ctx.progress(l)),
-      );
-      await ctx.host.fs.rename(image, p.target);
-      const sums = `${dir}/SHA256SUMS`;
-      const old = (await ctx.host.fs.exists(sums)) ? await ctx.host.fs.readFile(sums) : "";
-      await ctx.host.fs.writeFile(sums, upsertSha256Sums(old, sha256, basename(p.target)), 0o644);
-      await writeStamp(ctx, p.stamp, p.target, sha256);
-      ctx.info(`Built ${p.target} (${formatBytes(g.size)}), SHA-256 ${sha256}, listed in ${sums}`);
-      return { path: p.target, sha256 };
-    } finally {
-      // A cleanup failure must not hide the build's own error; the journaled intent retries it.
-      await removeTree(ctx, tmp).catch((e: unknown) =>
-        ctx.info(`Could not remove ${tmp} (\`aplspawn run down\` retries): ${errorMessage(e)}`),
-      );
-    }
-  },
+      return build(ctx, p, intent);
+    }),
   // The built image stays (a cache); a crash's temporary tree goes.
   async rollback(ctx, { intent }) {
     if (intent?.tmp) await removeTree(ctx, intent.tmp);
   },
   rollbackTitle: (p) => `Removing the temporary build tree of ${basename(p.target)}`,
 });
+
+/** Build the image in a temporary tree and rename it into place (under the image's lock). */
+async function build(ctx: TaskContext, p: BuildParams, intent: BuildIntent): Promise<BuildResult> {
+  const missing: string[] = [];
+  for (const [cmd, pkg] of Object.entries(TOOLS)) {
+    const needed = !(p.rootfs && cmd === "debootstrap");
+    if (needed && !(await ctx.host.which(cmd))) missing.push(pkg);
+  }
+  if (missing.length)
+    throw new ExitError(`image build needs ${[...new Set(missing)].join(", ")}: apt-get install them`);
+  // debootstrap checks the mirror's signature with this keyring: without it, nothing is fetched.
+  const keyring = p.recipe.keyring ?? DEBIAN_KEYRING;
+  if (!p.rootfs && !(await ctx.host.fs.stat(keyring))?.isFile)
+    throw new ExitError(
+      `image build checks the mirror's signature with ${keyring}, which is missing: apt-get install debian-archive-keyring (or set image.build.keyring)`,
+    );
+  if (p.rootfs && !(await ctx.host.fs.stat(`${p.rootfs}/etc`))?.isDirectory)
+    throw new ExitError(`${p.rootfs} is not a root filesystem tree (no etc/)`);
+  const dir = dirname(p.target);
+  await ctx.host.fs.mkdir(dir, 0o755);
+  const free = await freeBytesFor(ctx, dir);
+  if (free < BUILD_SPACE_NEEDED)
+    throw new ExitError(
+      `Not enough free space in ${dir} to build an image: it needs about ${formatBytes(BUILD_SPACE_NEEDED)}, and ${formatBytes(free)} is free`,
+    );
+  const { tmp } = intent;
+  const root = `${tmp}/root`;
+  const squashfs = `${tmp}/root.squashfs`;
+  const image = `${tmp}/${basename(p.target)}`;
+  try {
+    await ctx.host.fs.mkdir(tmp, 0o700);
+    if (p.rootfs) {
+      ctx.info(`Copying the root tree ${p.rootfs}`);
+      await ctx.host.exec("cp", ["-a", "--reflink=auto", "--", p.rootfs, root], {
+        signal: ctx.signal,
+        timeoutMs: 30 * MIN,
+      });
+    } else {
+      ctx.info(
+        `debootstrap ${p.recipe.suite} from ${p.recipe.mirror} with ${p.recipe.packages.join(", ")} (a few minutes)`,
+      );
+      await ctx.host.exec("debootstrap", debootstrapArgs(p.recipe, root), {
+        signal: ctx.signal,
+        timeoutMs: 60 * MIN,
+        onLine: lineReporter(ctx),
+      });
+    }
+    await configureTree(ctx, root);
+    ctx.info("Making the squashfs");
+    await ctx.host.exec(
+      "mksquashfs",
+      [root, squashfs, "-noappend", "-comp", "zstd", "-no-progress", "-quiet"],
+      { signal: ctx.signal, timeoutMs: 60 * MIN, onLine: lineReporter(ctx) },
+    );
+    const sqSize = (await ctx.host.fs.stat(squashfs))?.size;
+    if (!sqSize) throw new ExitError("mksquashfs made no output");
+    // The tree is no longer needed: free its space before the image is assembled.
+    await removeTree(ctx, root);
+    const g = diskGeometry(sqSize);
+    ctx.info(`Writing the GPT disk image (${formatBytes(g.size)})`);
+    await ctx.host.exec("truncate", ["-s", String(g.size), "--", image], { signal: ctx.signal });
+    await ctx.host.exec("sfdisk", ["--no-reread", "--no-tell-kernel", "--quiet", image], {
+      input: sfdiskScript(g, p.recipe.arch),
+      signal: ctx.signal,
+    });
+    await ctx.host.exec(
+      "dd",
+      [
+        `if=${squashfs}`,
+        `of=${image}`,
+        "bs=1M",
+        `seek=${g.partitionOffset / (1024 * 1024)}`,
+        "conv=notrunc,fsync",
+        "status=none",
+      ],
+      { signal: ctx.signal, timeoutMs: 30 * MIN },
+    );
+    // Read it back as attach will: the table must lead to the squashfs.
+    const { layout, fs } = await imageLayout(ctx, image);
+    if (fs !== "squashfs" || layout.offset !== g.partitionOffset)
+      throw new ExitError(
+        `the image just built does not read back as expected: ${describeLayout(layout, fs)}`,
+      );
+    // Hashed through the fd that stays open across the rename: the stamp names those bytes.
+    const f = await ctx.host.fs.openRead(image);
+    if (!f) throw new ExitError(`${image} vanished before it was hashed`);
+    let hashed: Hashed;
+    try {
+      hashed = await sha256Open(
+        ctx,
+        f,
+        image,
+        hashProgress((l) => ctx.progress(l)),
+      );
+      hashed = await renameHashed(ctx, f, hashed, image, p.target);
+    } finally {
+      await f.close();
+    }
+    const { sha256 } = hashed;
+    const sums = `${dir}/SHA256SUMS`;
+    const old = (await ctx.host.fs.exists(sums)) ? await ctx.host.fs.readFile(sums) : "";
+    await ctx.host.fs.writeFile(sums, upsertSha256Sums(old, sha256, basename(p.target)), 0o644);
+    await writeStamp(ctx, p.stamp, p.target, hashed);
+    ctx.info(`Built ${p.target} (${formatBytes(g.size)}), SHA-256 ${sha256}, listed in ${sums}`);
+    return { path: p.target, sha256 };
+  } finally {
+    // A cleanup failure must not hide the build's own error; the journaled intent retries it.
+    await removeTree(ctx, tmp).catch((e: unknown) =>
+      ctx.info(`Could not remove ${tmp} (\`aplspawn run down\` retries): ${errorMessage(e)}`),
+    );
+  }
+}

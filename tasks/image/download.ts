@@ -2,7 +2,9 @@
 // verify the digest, and only then rename it into place. The host's HTTP layer (undici's RetryAgent)
 // retries the request with backoff until a response arrives; a cut in the body is resumed here, from
 // the .part. The verified image is a cache: rollback removes the .part, never the image.
-import { createHash, type Hash } from "node:crypto";
+// Labs sharing the image store download one file one at a time (src/image/store-lock.ts): the others
+// wait and reuse what the first got. The digest is taken from the file, read back through one fd,
+// never from the streamed bytes: what is stamped verified is what is on disk.
 import { z } from "zod";
 import {
   DOWNLOAD_RETRY,
@@ -11,19 +13,20 @@ import {
   resumeDecision,
   statusLine,
 } from "../../src/image/http.js";
-import { expectedDigest, imageVerified, writeStamp } from "../../src/image/image-host.js";
+import {
+  expectedDigest,
+  hashProgress,
+  imageVerified,
+  renameHashed,
+  sha256Open,
+  validStamp,
+  writeStamp,
+} from "../../src/image/image-host.js";
 import { formatBytes, TransferProgress } from "../../src/image/progress.js";
+import { ifImageUnlocked, withImageLock } from "../../src/image/store-lock.js";
 import { ExitError, errorMessage } from "../../src/runner/errors.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 import { type DownloadParams, downloadParamsSchema } from "./precheck.js";
-
-const READ_CHUNK = 8 * 1024 * 1024;
-
-/** A running SHA-256 over the first `bytes` bytes of the .part file. */
-interface PartHash {
-  hash: Hash;
-  bytes: number;
-}
 
 /** What image.download returns (journaled). */
 const downloadResultSchema = z.object({ path: z.string(), sha256: z.string() });
@@ -35,20 +38,6 @@ async function drain(body: AsyncIterable<Uint8Array>): Promise<void> {
   }
 }
 
-// Hash what the .part holds already, so a resumed download is verified end to end.
-async function hashPart(ctx: TaskContext, part: string, size: number): Promise<PartHash> {
-  const h: PartHash = { hash: createHash("sha256"), bytes: 0 };
-  if (size > 0) ctx.progress(`Reading the ${formatBytes(size)} downloaded earlier`);
-  while (h.bytes < size) {
-    ctx.signal.throwIfAborted();
-    const buf = await ctx.host.fs.readBytes(part, h.bytes, Math.min(READ_CHUNK, size - h.bytes));
-    if (buf.length === 0) break;
-    h.hash.update(buf);
-    h.bytes += buf.length;
-  }
-  return h;
-}
-
 // One request: resumes at `have` bytes, or restarts when the server cannot. The host tries it again
 // (DOWNLOAD_RETRY, each retry told) until a response arrives: what fails before is final here, a
 // non-retryable DownloadError. A cut in the body after that throws what run() resumes after.
@@ -57,7 +46,6 @@ async function transferOnce(
   p: DownloadParams,
   part: string,
   have: number,
-  h: PartHash,
   progress: TransferProgress,
 ): Promise<void> {
   let retried = 0;
@@ -98,8 +86,6 @@ async function transferOnce(
   let start = have;
   if (d.action === "restart") {
     ctx.info(`${d.reason}: downloading from the start`);
-    h.hash = createHash("sha256");
-    h.bytes = 0;
     start = 0;
   } else if (have > 0) ctx.info(`Resuming the download at ${formatBytes(have)}`);
   const tooLarge = (bytes: number) =>
@@ -118,11 +104,7 @@ async function transferOnce(
   let n = start;
   try {
     for await (const chunk of res.body) {
-      // Hash while the write is under way (it runs on libuv's threads).
-      const written = file.write(chunk);
-      h.hash.update(chunk);
-      await written;
-      h.bytes += chunk.length;
+      await file.write(chunk);
       n += chunk.length;
       progress.update(n);
       // A server that does not say the size (chunked) or lies about it is cut off at the cap.
@@ -139,6 +121,73 @@ async function transferOnce(
     throw new DownloadError(`the connection closed after ${n} of ${d.total} bytes`, true);
 }
 
+/**
+ * Fetch the whole image into the .part. Cuts in the body: each is resumed from the .part at once (that
+ * request has its own retries, with backoff, should the network still be down). Not left to undici's
+ * RetryHandler, which can resume a body itself: its count of tries never resets on progress (a long
+ * download on a flaky line would fail after 5 cuts however far each got), and a server that cannot
+ * resume ends its try with an error where here it starts over.
+ */
+async function transfer(ctx: TaskContext, p: DownloadParams): Promise<void> {
+  const part = `${p.path}.part`;
+  const progress = new TransferProgress({ tty: ctx.tty, emit: (l) => ctx.progress(l) });
+  let stalls = 0;
+  for (;;) {
+    ctx.signal.throwIfAborted();
+    const have = (await ctx.host.fs.stat(part))?.size ?? 0;
+    try {
+      await transferOnce(ctx, p, part, have, progress);
+      return;
+    } catch (e) {
+      if (ctx.signal.aborted || !isRetryableError(e)) throw e;
+      const now = (await ctx.host.fs.stat(part))?.size ?? 0;
+      stalls = now > have ? 0 : stalls + 1;
+      if (stalls > DOWNLOAD_RETRY.retries)
+        throw new ExitError(
+          `Download of ${p.url} broke off ${stalls} times in a row without progress: ${errorMessage(e)}`,
+        );
+      ctx.info(`Connection lost at ${formatBytes(now)} (${errorMessage(e)}); resuming`);
+    }
+  }
+}
+
+/**
+ * Verify the .part and rename it into place: hashed by reading it back through one fd, which stays
+ * open across the rename, so the stamp names exactly the bytes that were hashed. A mismatch deletes
+ * the .part (the one hashed) and says so.
+ */
+async function place(
+  ctx: TaskContext,
+  p: DownloadParams,
+  expected: { sha256: string; from: string } | undefined,
+): Promise<DownloadResult> {
+  const part = `${p.path}.part`;
+  const f = await ctx.host.fs.openRead(part);
+  if (!f) throw new ExitError(`${part} vanished before it was verified`);
+  try {
+    let hashed = await sha256Open(
+      ctx,
+      f,
+      part,
+      hashProgress((l) => ctx.progress(l)),
+    );
+    if (expected && hashed.sha256 !== expected.sha256) {
+      const st = await ctx.host.fs.stat(part);
+      if (st?.inoId === hashed.identity.ino && st.devId === hashed.identity.dev) await ctx.host.fs.rm(part);
+      throw new ExitError(
+        `Checksum mismatch for ${p.name}: expected ${expected.sha256} (${expected.from}), got ${hashed.sha256}; the download was deleted`,
+      );
+    }
+    if (expected) ctx.info(`SHA-256 verified: ${hashed.sha256}`);
+    else ctx.info(`Not verified (set image.sha256 or image.checksums): SHA-256 is ${hashed.sha256}`);
+    hashed = await renameHashed(ctx, f, hashed, part, p.path);
+    await writeStamp(ctx, p.stamp, p.path, hashed, p.checksums);
+    return { path: p.path, sha256: hashed.sha256 };
+  } finally {
+    await f.close();
+  }
+}
+
 /** Download, verify and place the image. */
 export const imageDownload = defineTask<DownloadParams, DownloadResult>({
   kind: "image.download",
@@ -146,52 +195,28 @@ export const imageDownload = defineTask<DownloadParams, DownloadResult>({
   title: (p) => `Downloading image ${p.name} to ${p.store}`,
   check: (ctx, p) => imageVerified(ctx, p),
   async run(ctx, p) {
-    const part = `${p.path}.part`;
     const expected = await expectedDigest(ctx, p);
-    const progress = new TransferProgress({ tty: ctx.tty, emit: (l) => ctx.progress(l) });
-    let h: PartHash = { hash: createHash("sha256"), bytes: 0 };
-    // Cuts in the body: each is resumed from the .part at once (that request has its own retries,
-    // with backoff, should the network still be down). Not left to undici's RetryHandler, which can
-    // resume a body itself: the bytes would arrive right for the hash, but its count of tries never
-    // resets on progress (a long download on a flaky line would fail after 5 cuts however far each
-    // got), and a server that cannot resume ends its try with an error where here it starts over.
-    let stalls = 0;
-    for (;;) {
-      ctx.signal.throwIfAborted();
-      const have = (await ctx.host.fs.stat(part))?.size ?? 0;
-      if (h.bytes !== have) h = await hashPart(ctx, part, have);
-      try {
-        await transferOnce(ctx, p, part, have, h, progress);
-        break;
-      } catch (e) {
-        if (ctx.signal.aborted || !isRetryableError(e)) throw e;
-        const now = (await ctx.host.fs.stat(part))?.size ?? 0;
-        stalls = now > have ? 0 : stalls + 1;
-        if (stalls > DOWNLOAD_RETRY.retries)
-          throw new ExitError(
-            `Download of ${p.url} broke off ${stalls} times in a row without progress: ${errorMessage(e)}`,
-          );
-        ctx.info(`Connection lost at ${formatBytes(now)} (${errorMessage(e)}); resuming`);
+    return withImageLock(ctx, p.path, "downloading", async () => {
+      // Got (and verified) by another lab while this one waited: reuse it.
+      if (await imageVerified(ctx, p)) {
+        const stamp = await validStamp(ctx, p.stamp, p.path);
+        ctx.info(
+          `${p.name} was downloaded meanwhile (by another lab): ${expected ? "verified, " : ""}reusing it`,
+        );
+        return { path: p.path, sha256: stamp?.sha256 ?? expected?.sha256 ?? "" };
       }
-    }
-    const size = (await ctx.host.fs.stat(part))?.size ?? 0;
-    if (h.bytes !== size) h = await hashPart(ctx, part, size);
-    const actual = h.hash.digest("hex");
-    if (expected && actual !== expected.sha256) {
-      await ctx.host.fs.rm(part);
-      throw new ExitError(
-        `Checksum mismatch for ${p.name}: expected ${expected.sha256} (${expected.from}), got ${actual}; the download was deleted`,
-      );
-    }
-    if (expected) ctx.info(`SHA-256 verified: ${actual}`);
-    else ctx.info(`Not verified (set image.sha256 or image.checksums): SHA-256 is ${actual}`);
-    await ctx.host.fs.rename(part, p.path);
-    await writeStamp(ctx, p.stamp, p.path, actual, p.checksums);
-    return { path: p.path, sha256: actual };
+      await transfer(ctx, p);
+      return place(ctx, p, expected);
+    });
   },
-  // The verified image stays (a cache); only the partial file goes.
+  // The verified image stays (a cache); only the partial file goes, and only when no one else is
+  // getting the image now: another lab's download in progress writes that .part.
   async rollback(ctx, { params }) {
-    await ctx.host.fs.rm(`${params.path}.part`);
+    const done = await ifImageUnlocked(ctx, params.path, "removing a partial download", async () => {
+      await ctx.host.fs.rm(`${params.path}.part`);
+      return true;
+    });
+    if (!done) ctx.info(`Another lab is downloading ${params.name} now: its ${params.path}.part stays`);
   },
   rollbackTitle: (p) => `Removing the partial download of ${p.name}`,
 });

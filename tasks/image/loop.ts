@@ -16,6 +16,7 @@ import {
 } from "../../src/image/attach-state.js";
 import { backs, fileIdentity, listLoops, mountsOfDevice } from "../../src/image/image-host.js";
 import { type LoopView, withLoopClaims } from "../../src/image/loop-claims.js";
+import { loopDebug } from "../../src/image/loop-debug.js";
 import { describeLayout } from "../../src/image/partition-table.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { ExitError, KnownAfterApply } from "../../src/runner/errors.js";
@@ -81,6 +82,7 @@ async function detachNow(ctx: HostContext, v: LoopView, t: Target): Promise<bool
     );
   // An autoclear device (image.lower marks it) is freed by the kernel once unmounted, in the
   // background: asking again only races that release (the device can vanish under the command).
+  loopDebug(ctx, "detach", { device: t.device, ino: t.ino, offset: t.offset, autoclear: dev.autoclear });
   if (!dev.autoclear)
     await undoUnlessGone(
       () => ctx.host.exec("losetup", ["--detach", t.device], { signal: ctx.signal }),
@@ -98,6 +100,7 @@ async function waitGone(ctx: HostContext, t: Target): Promise<void> {
   const gone = await poll(ctx.host, { timeoutMs: 30_000, everyMs: 100, signal: ctx.signal }, async () =>
     (await listLoops(ctx)).some((l) => l.name === t.device && backs(l, t, t.offset)) ? undefined : true,
   );
+  loopDebug(ctx, "detach-done", { device: t.device, gone: !!gone });
   if (gone) return;
   throw new ExitError(
     `${t.device} is still attached after \`losetup --detach\`: something holds it open (another mount namespace?); it is freed when released`,
@@ -120,11 +123,12 @@ async function releaseHanded(
     throw new ExitError(
       `${t.device} is still mounted at ${lowerDir}: unmount it first (\`aplspawn run stop\`)`,
     );
-  await poll(ctx.host, { timeoutMs: 10_000, everyMs: 100, signal: ctx.signal }, async () =>
+  const freed = await poll(ctx.host, { timeoutMs: 10_000, everyMs: 100, signal: ctx.signal }, async () =>
     (await listLoops(ctx)).some((l) => l.name === t.device && backs(l, t, t.offset) && l.autoclear)
       ? undefined
       : true,
   );
+  loopDebug(ctx, "handed-released", { device: t.device, lowerDir, freed: !!freed });
 }
 
 /** The record, if there is one. */
@@ -186,6 +190,7 @@ export const imageLoop = defineTask<LoopParams, LoopResult>({
         )
           return false;
         await v.claim({ ...rec, lowerDir: p.lowerDir });
+        loopDebug(ctx, "attach-again", { device: rec.device, lowerDir: p.lowerDir });
         return true;
       });
       if (again) {
@@ -209,6 +214,14 @@ export const imageLoop = defineTask<LoopParams, LoopResult>({
           const info = (await listLoops(ctx)).find((l) => l.name === device);
           if (info && backs(info, img.identity, offset) && info.ro && info.sizelimit === size) {
             ctx.info(`${p.image}: ${describeLayout(img.layout, img.fs)} → ${device}`);
+            loopDebug(ctx, "attach", {
+              device,
+              image: p.image,
+              ino: img.identity.ino,
+              offset,
+              lowerDir: p.lowerDir,
+              attempt,
+            });
             const rec: LoopRecord = { device, ino: img.identity.ino, dev: img.identity.dev, offset };
             await v.claim({ ...rec, lowerDir: p.lowerDir });
             await ctx.host.fs.mkdir(dirname(p.lowerDir), 0o700);
@@ -217,6 +230,7 @@ export const imageLoop = defineTask<LoopParams, LoopResult>({
           }
           // Someone else's device now: never detach it; try again.
           lastError = `${device} does not hold ${p.image} after losetup (another process took it)`;
+          loopDebug(ctx, "attach-lost", { device, lowerDir: p.lowerDir, attempt });
           return undefined;
         }
         lastError = r.stderr.trim() || `losetup exited with ${r.exitCode}`;
@@ -226,6 +240,7 @@ export const imageLoop = defineTask<LoopParams, LoopResult>({
             `Cannot use ${p.loopDevice} (image.loopDevice): ${holder ? `it is in use by ${holder.backFile}` : lastError}`,
           );
         }
+        loopDebug(ctx, "attach-failed", { lowerDir: p.lowerDir, attempt, error: lastError });
         if (!RACE.test(lastError)) throw new ExitError(`losetup failed for ${p.image}: ${lastError}`);
         return undefined;
       });
@@ -270,6 +285,11 @@ export const imageLoop = defineTask<LoopParams, LoopResult>({
         if (!backs(l, id, s.layout.offset) || !l.ro || l.autoclear || !mine(v, l.name)) continue;
         if (params.loopDevice && l.name !== params.loopDevice) continue;
         if ((await mountsOfDevice(ctx, l.name)).length > 0) continue;
+        loopDebug(ctx, "orphan", {
+          device: l.name,
+          lowerDir: params.lowerDir,
+          claimedBy: v.owner(l.name) ?? null,
+        });
         await detachNow(ctx, v, { device: l.name, ino: id.ino, dev: id.dev, offset: l.offset });
         await v.drop(l.name, params.lowerDir);
       }

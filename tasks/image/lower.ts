@@ -15,6 +15,7 @@ import {
 } from "../../src/image/attach-state.js";
 import { backs, fileIdentity, listLoops } from "../../src/image/image-host.js";
 import { withLoopClaims } from "../../src/image/loop-claims.js";
+import { loopDebug } from "../../src/image/loop-debug.js";
 import {
   detectFilesystem,
   readOnlyMountOptions,
@@ -22,7 +23,7 @@ import {
 } from "../../src/image/superblock.js";
 import { ExitError } from "../../src/runner/errors.js";
 import { defineTask } from "../../src/runner/task.js";
-import { loopRecordPath, readLoopRecord } from "./loop.js";
+import { type LoopRecord, loopRecordPath, readLoopRecord } from "./loop.js";
 
 /** Parameters of image.lower. */
 const lowerParamsSchema = z.object({
@@ -66,6 +67,31 @@ async function isOurs(ctx: HostContext, p: LowerParams, result: LowerResult | un
   return false;
 }
 
+/**
+ * When the device image.loop attached for this lab (its record) is no longer that: detached by
+ * something outside aplspawn before it was mounted (aplspawn detaches only devices it claimed for
+ * the lab undoing them, under the loop lock), its number maybe another lab's by now. The error that
+ * says so, or undefined while the device is still this lab's.
+ */
+async function lostDevice(
+  ctx: HostContext,
+  lowerDir: string,
+  rec: LoopRecord | undefined,
+): Promise<ExitError | undefined> {
+  if (!rec || rec.autoclear) return undefined;
+  const now = (await listLoops(ctx)).find((l) => l.name === rec.device);
+  const owner = await withLoopClaims(ctx, async (v) => v.owner(rec.device));
+  let what: string;
+  if (!now) what = "is no longer attached";
+  else if (!backs(now, rec, rec.offset)) what = `holds ${now.backFile} now`;
+  else if ((owner ?? lowerDir) !== lowerDir) what = `is another lab's now (${owner})`;
+  else return undefined;
+  loopDebug(ctx, "lower-lost", { device: rec.device, lowerDir, what });
+  return new ExitError(
+    `${rec.device}, which image.loop attached for this lab, ${what}: something outside aplspawn detached it before it was mounted (\`losetup -d\`?). Run again to attach another; APLSPAWN_DEBUG=loops logs every loop event of aplspawn's`,
+  );
+}
+
 /** Mount the image's root read-only at the lower directory. */
 export const imageLower = defineTask<LowerParams, LowerResult, LowerIntent>({
   kind: "image.lower",
@@ -96,13 +122,24 @@ export const imageLower = defineTask<LowerParams, LowerResult, LowerIntent>({
       const img = requireRoot(p.image, s);
       let loops = await rootLoops(ctx, img);
       if (p.loopDevice) loops = loops.filter((l) => l.name === p.loopDevice);
-      if (loops.length === 0)
-        throw new ExitError(
-          `No loop device holds the root partition of ${p.image}: the image.loop task attaches it (\`aplspawn run spawn\`)`,
+      const rec = await readLoopRecord(ctx, p.lowerDir);
+      if (loops.length === 0) {
+        loopDebug(ctx, "lower-none", {
+          lowerDir: p.lowerDir,
+          ino: img.identity.ino,
+          offset: img.layout.offset,
+          record: rec ?? null,
+          loops: await listLoops(ctx),
+        });
+        throw (
+          (await lostDevice(ctx, p.lowerDir, rec)) ??
+          new ExitError(
+            `No loop device holds the root partition of ${p.image}: the image.loop task attaches it (\`aplspawn run spawn\`)`,
+          )
         );
+      }
       // The device this lab's image.loop attached (its record; else, the record lost in a crash, the
       // device claimed for this lab). Never one of another lab's: labs share images.
-      const rec = await readLoopRecord(ctx, p.lowerDir);
       const claimed = await withLoopClaims(ctx, async (v) => v.claims);
       const owner = (l: { name: string }) => claimed.get(l.name)?.lowerDir ?? p.lowerDir;
       const device = loops.find(
@@ -111,15 +148,29 @@ export const imageLower = defineTask<LowerParams, LowerResult, LowerIntent>({
           ((l.name === rec?.device && l.backIno === rec.ino && l.offset === rec.offset) ||
             claimed.has(l.name)),
       )?.name;
-      if (!device)
-        throw new ExitError(
-          `No loop device attached for this lab holds the root partition of ${p.image}: the image.loop task attaches it (\`aplspawn run spawn\`)`,
-        );
-      const fs = detectFilesystem(await ctx.host.fs.readBytes(device, 0, SUPERBLOCK_PROBE_BYTES)) ?? img.fs;
-      await ctx.host.exec("mount", ["-t", fs, "-o", readOnlyMountOptions(fs), "--", device, p.lowerDir], {
-        signal: ctx.signal,
+      loopDebug(ctx, device ? "lower-pick" : "lower-none", {
+        device: device ?? null,
+        lowerDir: p.lowerDir,
+        record: rec ?? null,
+        candidates: loops.map((l) => ({ name: l.name, owner: claimed.get(l.name)?.lowerDir ?? null })),
       });
-      result = { lowerDir: p.lowerDir, device, fs };
+      if (!device)
+        throw (
+          (await lostDevice(ctx, p.lowerDir, rec)) ??
+          new ExitError(
+            `No loop device attached for this lab holds the root partition of ${p.image}: the image.loop task attaches it (\`aplspawn run spawn\`)`,
+          )
+        );
+      try {
+        const fs = detectFilesystem(await ctx.host.fs.readBytes(device, 0, SUPERBLOCK_PROBE_BYTES)) ?? img.fs;
+        await ctx.host.exec("mount", ["-t", fs, "-o", readOnlyMountOptions(fs), "--", device, p.lowerDir], {
+          signal: ctx.signal,
+        });
+        result = { lowerDir: p.lowerDir, device, fs };
+      } catch (e) {
+        // Detached under us between the pick and the mount: say that rather than mount's exit 32.
+        throw (await lostDevice(ctx, p.lowerDir, rec).catch(() => undefined)) ?? e;
+      }
     }
     const m = mountAt(await readMounts(ctx.host), p.lowerDir);
     if (m && !m.options.includes("ro")) {
@@ -133,6 +184,7 @@ export const imageLower = defineTask<LowerParams, LowerResult, LowerIntent>({
     // On a mounted device `losetup --detach` only sets that flag.
     if (result.device) {
       await ctx.host.exec("losetup", ["--detach", result.device], { signal: ctx.signal });
+      loopDebug(ctx, "handover", { device: result.device, lowerDir: p.lowerDir });
       // image.loop's record says so: its rollback must not detach what may soon be someone else's.
       const rec = await readLoopRecord(ctx, p.lowerDir);
       if (rec?.device === result.device)
@@ -154,6 +206,7 @@ export const imageLower = defineTask<LowerParams, LowerResult, LowerIntent>({
           `${params.lowerDir} is mounted from something aplspawn did not mount there; leaving it`,
         );
       }
+      loopDebug(ctx, "unmount", { lowerDir: params.lowerDir, device: result?.device ?? null });
       const r = await ctx.host.exec("umount", ["--", params.lowerDir], {
         signal: ctx.signal,
         allowFail: true,

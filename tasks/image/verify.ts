@@ -8,6 +8,7 @@ import {
   sha256File,
   writeStamp,
 } from "../../src/image/image-host.js";
+import { withImageLock } from "../../src/image/store-lock.js";
 import { ExitError } from "../../src/runner/errors.js";
 import { defineTask } from "../../src/runner/task.js";
 
@@ -46,16 +47,23 @@ export const imageVerify = defineTask<VerifyParams>({
       );
     const expected = await expectedDigest(ctx, p);
     if (!expected) return;
-    const actual = await sha256File(
-      ctx,
-      p.path,
-      hashProgress((l) => ctx.progress(l)),
-    );
-    if (actual !== expected.sha256)
-      throw new ExitError(
-        `Checksum mismatch for ${p.path}: expected ${expected.sha256} (${expected.from}), got ${actual}`,
+    // One lab hashes it; the others wait and take its stamp (a big image is read once).
+    await withImageLock(ctx, p.path, "verifying", async () => {
+      if (await imageVerified(ctx, p)) {
+        ctx.info(`${p.path} was verified meanwhile (by another lab)`);
+        return;
+      }
+      const hashed = await sha256File(
+        ctx,
+        p.path,
+        hashProgress((l) => ctx.progress(l)),
       );
-    ctx.info(`SHA-256 verified: ${actual}`);
-    await writeStamp(ctx, p.stamp, p.path, actual, p.checksums);
+      if (hashed.sha256 !== expected.sha256)
+        throw new ExitError(
+          `Checksum mismatch for ${p.path}: expected ${expected.sha256} (${expected.from}), got ${hashed.sha256}`,
+        );
+      ctx.info(`SHA-256 verified: ${hashed.sha256}`);
+      await writeStamp(ctx, p.stamp, p.path, hashed, p.checksums);
+    });
   },
 });

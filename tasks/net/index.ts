@@ -2,6 +2,7 @@
 import type { AnyTaskDef } from "../../src/runner/task.js";
 import { bridgeTask } from "./bridge.js";
 import { bridgeAddressTask } from "./bridge-address.js";
+import { bridgeGroupTask } from "./bridge-group.js";
 import { bridgeIdleTask } from "./bridge-idle.js";
 import { bridgeIpv6Task } from "./bridge-ipv6.js";
 import { bridgeUpTask } from "./bridge-up.js";
@@ -14,6 +15,7 @@ import { ruleTask } from "./iptables-rule.js";
 export const netTasks: AnyTaskDef[] = [
   bridgeTask,
   bridgeAddressTask,
+  bridgeGroupTask,
   bridgeIpv6Task,
   bridgeUpTask,
   forwardingTask,

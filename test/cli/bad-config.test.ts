@@ -17,6 +17,10 @@ test(`${corpus.length} invalid configs: exit 2, the key named, nothing created`,
   assert.ok(corpus.length >= 90);
   const d = await tempDir();
   const seen: string[] = [];
+  // The corpus's configs name no inventory.file: its default (./inventory.txt) is then beside them,
+  // as root writes a lab's inventory only under its config's directory.
+  const cwd = process.cwd();
+  process.chdir(d.path);
   try {
     const workdir = join(d.path, "work");
     for (const [name, yaml, expect] of corpus) {
@@ -30,6 +34,7 @@ test(`${corpus.length} invalid configs: exit 2, the key named, nothing created`,
       seen.push(`## ${name}\n${err.replaceAll(d.path, "<tmp>")}`);
     }
   } finally {
+    process.chdir(cwd);
     await d.cleanup();
   }
   // The whole of every message, as a user reads it: a change to any wording shows in review.

@@ -2,16 +2,19 @@
 // network.address (the picking of free names and subnets, and a real init beside a lab in a private
 // namespace), ssh's target, and the table at the end of up.
 import assert from "node:assert/strict";
-import { readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { execa } from "execa";
 import { sshTarget } from "../../cli/lab-commands.js";
 import { labRows, renderLabTable } from "../../cli/lab-table.js";
 import { defaultIpRange } from "../../config/ip.js";
 import { parseConfig } from "../../config/load.js";
-import { pickStarter, type Taken } from "../../src/lab/starter.js";
-import { assertNoResidue, ok, withNetLab } from "../support/lab.js";
-import { isRoot } from "../support/ns.js";
+import { realHost } from "../../src/host/real-host.js";
+import { pickStarter, recordedNames, type Taken } from "../../src/lab/starter.js";
+import { Journal, journalPath } from "../../src/runner/journal.js";
+import { assertNoResidue, ok, withLab, withNetLab } from "../support/lab.js";
+import { CLI, isRoot, tempDir } from "../support/ns.js";
 
 const none: Taken = { labs: [], links: [], chains: [], subnets: [], routes: [], names: [] };
 
@@ -110,6 +113,131 @@ test(
       { lab: "default", network: { bridge: "nspawnd0", chain: "NSPAWN" } },
     ),
 );
+
+test("a lab's journal records its names for init: bridges, chains, subnets, containers' addresses and names", async () => {
+  const d = await tempDir();
+  try {
+    const dir = join(d.path, "lab2");
+    await mkdir(dir);
+    const j = await Journal.open(realHost(), journalPath(dir), "lab2");
+    const entry = (kind: string, params: object, scope?: string) =>
+      j.begin({
+        id: `${kind}${scope ? `[${scope}]` : ""}`,
+        kind,
+        runId: "r1",
+        params,
+        ...(scope ? { scope } : {}),
+      });
+    await entry("net.claim", {
+      lab: "lab2",
+      labDir: dir,
+      bridge: "nspawnd1",
+      chains: ["NSPAWN1", "NSPAWN1-IN"],
+      subnet: "10.10.12.65/26",
+    });
+    await entry("net.iptables.chain", { table: "nat", chain: "NSPAWN1" });
+    await entry("net.bridge.address", { bridge: "nspawnd1", address: "10.10.12.65/26" });
+    // What a lab that is down keeps: its containers' host keys, with their addresses.
+    await entry(
+      "container.hostkeys",
+      { name: "lab2-74", ip: "10.10.12.74", dir, merged: "/m", knownHosts: "/k" },
+      "lab2-74",
+    );
+    // Nonsense is not taken for a name.
+    await entry("x.odd", { ip: "not-an-ip", subnet: "10.0.0.0/99", chains: [1] });
+    const r = await recordedNames(realHost(), dir, "lab2");
+    assert.deepEqual(new Set(r.links), new Set(["nspawnd1"]));
+    assert.deepEqual(new Set(r.chains), new Set(["NSPAWN1", "NSPAWN1-IN"]));
+    assert.deepEqual(new Set(r.subnets), new Set(["10.10.12.65/26", "10.10.12.74/32"]));
+    assert.deepEqual(r.names, ["lab2-74"]);
+    // A directory without a journal, or one of another lab's: nothing.
+    assert.deepEqual(await recordedNames(realHost(), d.path, "x"), {
+      links: [],
+      chains: [],
+      subnets: [],
+      names: [],
+    });
+    assert.deepEqual((await recordedNames(realHost(), dir, "other")).links, []);
+  } finally {
+    await d.cleanup();
+  }
+});
+
+test(
+  "init beside labs that are down: what the default lab has and what a lab's journal records are taken",
+  { skip: isRoot ? false : "needs root (a lab)" },
+  () =>
+    withLab(
+      "inidown",
+      84,
+      async (lab) => {
+        const { ns } = lab;
+        // lab2 on the default's bridge name and the second /26, brought up and down: it keeps its
+        // containers' layers and host keys, and its journal their addresses.
+        ok(await lab.cli(["run", "up"]), "up of lab2");
+        ok(await lab.cli(["run", "down"]), "down of lab2");
+        // The workdir init reads, /var/lib/aplspawn, is the lab's (in the test's mount namespace
+        // only), beside a default lab that is down and recorded nothing.
+        const varLib = join(lab.dir, "var-lib");
+        await mkdir(varLib);
+        await symlink(lab.workdir, join(varLib, "aplspawn"));
+        await mkdir(join(lab.workdir, "default"));
+        ok(await ns.run("mount", ["--bind", varLib, "/var/lib"]), "bind /var/lib");
+        try {
+          const file = join(lab.dir, "third.yaml");
+          const r = ok(await ns.cli(["-c", file, "--json", "init"], { cwd: lab.dir }), "init");
+          const s = JSON.parse(r.stdout) as { lab: string; bridge: string; chain: string; address: string };
+          assert.deepEqual(
+            { lab: s.lab, bridge: s.bridge, chain: s.chain, address: s.address },
+            // default: nspawnd0, NSPAWN, 10.10.12.1/26 (the packaged config's); lab2: 10.10.12.74 on.
+            { lab: "lab3", bridge: "nspawnd1", chain: "NSPAWN1", address: "10.10.12.129/26" },
+          );
+        } finally {
+          ok(await ns.run("umount", ["/var/lib"]), "umount /var/lib");
+        }
+        await assertNoResidue(lab, "after down and init");
+      },
+      {
+        lab: "lab2",
+        network: { bridge: "nspawnd0", chain: "NSPAWN", address: "10.10.12.65/26" },
+        containers: { count: 1, prefix: "lab2-", ipRange: ["10.10.12.74", "10.10.12.80"] },
+      },
+    ),
+);
+
+test("init where it cannot write: exit 2 saying so, not an internal error", {
+  skip: isRoot ? false : "needs root (setpriv to another user)",
+}, async (t) => {
+  const nobody = ["--reuid", "65534", "--regid", "65534", "--clear-groups", "--"];
+  if ((await execa("setpriv", [...nobody, "test", "-r", CLI], { reject: false })).exitCode !== 0)
+    return t.skip(`${CLI} cannot be read by another user`);
+  const d = await tempDir();
+  try {
+    // A directory the user may read, not write.
+    await chmod(d.path, 0o755);
+    const file = join(d.path, "aplspawn.yaml");
+    const r = await execa("setpriv", [...nobody, process.execPath, CLI, "-c", file, "init"], {
+      reject: false,
+      cwd: d.path,
+    });
+    assert.equal(r.exitCode, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `aplspawn: cannot write ${file}: permission denied in ${d.path}; give -c FILE in a directory you can write`,
+      ),
+    );
+    assert.doesNotMatch(r.stderr, /internal error/);
+    await assert.rejects(stat(file));
+    const missingDir = await execa(process.execPath, [CLI, "-c", join(d.path, "no", "x.yaml"), "init"], {
+      reject: false,
+    });
+    assert.equal(missingDir.exitCode, 2, missingDir.stderr);
+    assert.match(missingDir.stderr, /the directory .*\/no does not exist/);
+  } finally {
+    await d.cleanup();
+  }
+});
 
 test("ssh's target: NAME or USER@NAME; left out, or taken for the command, in a lab of one", () => {
   const three = parseConfig("containers: {count: 3}\n", "t.yaml");

@@ -8,6 +8,7 @@ import { workflows } from "../../workflows/index.js";
 import { runMain } from "../support/main-io.js";
 
 const README = resolve(import.meta.dirname, "../../../README.md");
+const COMMANDS = resolve(import.meta.dirname, "../../../docs/commands.md");
 
 /** The names of a --help's "Commands:" section. */
 function commandsOf(help: string): string[] {
@@ -33,36 +34,89 @@ test("every command's help ends with examples", async () => {
   }
 });
 
-test("README's tables name every command, workflow and run option the CLI has, and nothing else", async () => {
-  const readme = await readFile(README, "utf8");
-  const rows = readme.split("\n").filter((l) => l.startsWith("| `"));
+/** The rows of a markdown table, as their cells. */
+const rowsOf = (text: string) =>
+  text
+    .split("\n")
+    .filter((l) => l.startsWith("| `"))
+    .map((l) => l.slice(2, -2).split(" | "));
+
+/** The sections of docs/commands.md, by their heading ("## aplspawn ssh …"). */
+function sections(doc: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of doc.split(/^## /m).slice(1)) out.set(part.split("\n")[0] ?? "", part);
+  return out;
+}
+
+/** The options an options table documents ("| `--lab NAME` | …" → --lab). */
+const documentedOptions = (text: string) =>
+  rowsOf(text)
+    .map((c) => /^`(--[\w-]+)/.exec(c[0] ?? "")?.[1])
+    .filter((o): o is string => o !== undefined);
+
+/** Every command the CLI has ("run" and "image" stand for their workflows and subcommands). */
+async function cliCommands(): Promise<string[]> {
   const top = commandsOf((await runMain(["--help"])).out);
   assert.ok(top.includes("run") && top.includes("status"), `no commands parsed from --help: ${top}`);
   const image = commandsOf((await runMain(["image", "--help"])).out).map((n) => `image ${n}`);
-  const commands = [...top.filter((n) => n !== "run" && n !== "image"), ...image];
-  // A row's first cell may name several: "| `aplspawn pids` / `names` |".
-  const firstCells = rows.filter((r) => r.startsWith("| `aplspawn ")).map((r) => r.split(" | ")[0] ?? "");
+  return [...top.filter((n) => n !== "run" && n !== "image"), ...image];
+}
+
+test("README's command table names every command and workflow the CLI has, and nothing else", async () => {
+  const readme = await readFile(README, "utf8");
+  const firstCells = rowsOf(readme)
+    .map((c) => c[0] ?? "")
+    .filter((c) => c.startsWith("`aplspawn "));
+  const commands = await cliCommands();
+  // A row's first cell may name several: "`aplspawn pids` / `names`".
   const documented = (words: string) =>
     firstCells.some((cell) => new RegExp(`\`(aplspawn )?${words}[\` ]`).test(cell));
   for (const c of commands)
     assert.ok(documented(c), `README's commands table has no row for \`aplspawn ${c}\``);
   for (const w of Object.keys(workflows))
-    assert.ok(
-      rows.some((r) => r.startsWith("| `aplspawn run ") && new RegExp(`\`(aplspawn )?run ${w}\\b`).test(r)),
-      `README's commands table has no row for \`aplspawn run ${w}\``,
+    assert.ok(documented(`run ${w}`), `README's commands table has no row for \`aplspawn run ${w}\``);
+  for (const cell of firstCells)
+    for (const m of cell.matchAll(/`(?:aplspawn )?([a-z]+)(?: ([a-z]+))?/g)) {
+      if (m[1] === "run") {
+        assert.ok(
+          m[2] && m[2] in workflows,
+          `README documents \`aplspawn run ${m[2]}\`, which the CLI does not have`,
+        );
+        continue;
+      }
+      const name = m[1] === "image" ? `image ${m[2]}` : (m[1] ?? "");
+      assert.ok(
+        commands.includes(name),
+        `README documents \`aplspawn ${name}\`, which the CLI does not have`,
+      );
+    }
+});
+
+test("docs/commands.md documents each command's own options as its --help has them, both ways", async () => {
+  const doc = sections(await readFile(COMMANDS, "utf8"));
+  const check = async (argv: string[], section: string | undefined, what: string) => {
+    assert.ok(section !== undefined, `docs/commands.md has no section for ${what}`);
+    const cli = optionsOf((await runMain([...argv, "--help"])).out).sort();
+    assert.deepEqual(
+      documentedOptions(section).sort(),
+      cli,
+      `${what}: the options documented differ from its --help`,
     );
-  const runOptions = optionsOf((await runMain(["run", "--help"])).out);
-  assert.ok(runOptions.includes("--dry-run"), `no options parsed from run --help: ${runOptions}`);
-  for (const o of runOptions)
-    assert.ok(
-      rows.some((r) => r.startsWith(`| \`${o}`)),
-      `README's options of run have no row for ${o}`,
-    );
-  // And the other way: a documented command the CLI does not have.
-  for (const r of rows) {
-    const m = /^\| `aplspawn ([a-z]+)(?: ([a-z]+))?/.exec(r);
-    if (!m?.[1] || m[1] === "run") continue;
-    const name = m[1] === "image" ? `image ${m[2]}` : m[1];
-    assert.ok(commands.includes(name), `README documents \`aplspawn ${name}\`, which the CLI does not have`);
+  };
+  const heading = (c: string) => [...doc.keys()].find((h) => new RegExp(`^aplspawn ${c}\\b`).test(h));
+  for (const c of await cliCommands()) {
+    // pids and names share a section; names has no options, like pids.
+    const h = c === "names" ? heading("pids") : heading(c);
+    await check(c.split(" "), h ? doc.get(h) : undefined, `aplspawn ${c}`);
   }
+  await check(["run"], doc.get("aplspawn run WORKFLOW"), "aplspawn run");
+  // The global options: the program's own.
+  const globals = optionsOf((await runMain(["--help"])).out).filter((o) => o !== "--version");
+  assert.deepEqual(
+    documentedOptions(doc.get("Global options") ?? "")
+      .filter((o) => o !== "--version")
+      .sort(),
+    globals.sort(),
+    "the global options documented differ from aplspawn --help",
+  );
 });

@@ -4,7 +4,7 @@
 // images, a pinned device in use) roll back to the same.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { copyFile, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -402,4 +402,32 @@ test("image inspect reports where the root is", { skip }, async () => {
     img.mbr!,
   ]);
   assert.match(r.stdout, /MBR partition 2 at 2\.0 MiB, 1\.0 MiB, squashfs/);
+});
+
+test("image inspect of a missing or unreadable file: exit 2, saying which", { skip }, async (t) => {
+  const cli = join(import.meta.dirname, "../../cli/main.js");
+  const missing = join(tmp.path, "missing.img");
+  for (const json of [[], ["--json"]]) {
+    const r = await execa(process.execPath, [cli, ...json, "image", "inspect", missing], { reject: false });
+    assert.equal(r.exitCode, 2, r.stderr);
+    assert.equal(r.stderr, `aplspawn: ${missing}: does not exist`);
+  }
+  // Another user, who may not read the image: what can be inspected is, then exit 2.
+  const nobody = ["--reuid", "65534", "--regid", "65534", "--clear-groups", "--"];
+  if ((await execa("setpriv", [...nobody, "test", "-r", cli], { reject: false })).exitCode !== 0)
+    return t.skip(`${cli} cannot be read by another user`);
+  const d = await tempDir("aplspawn-inspect-");
+  try {
+    await chmod(d.path, 0o755);
+    const secret = join(d.path, "secret.img");
+    await copyFile(img.mbr!, secret);
+    await chmod(secret, 0o600);
+    const r = await execa("setpriv", [...nobody, process.execPath, cli, "image", "inspect", secret], {
+      reject: false,
+    });
+    assert.equal(r.exitCode, 2, r.stderr);
+    assert.equal(r.stderr, `aplspawn: ${secret}: cannot be read (permission denied)`);
+  } finally {
+    await d.cleanup();
+  }
 });

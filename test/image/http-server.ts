@@ -6,6 +6,9 @@
 // connection is dropped before any answer) or "stall" (the headers, then the connection is closed
 // with no byte of the body). Given a certificate, it also serves https (its port printed as tlsPort),
 // where /to-http/FILE redirects to FILE over plain http and /to-https/FILE to FILE over https.
+// /variants/N/KIB/FILE serves different bodies to different clients: the k-th GET of that path gets
+// FILE.<k mod N> (the test makes them of equal length), sent KIB KiB every 10 ms (0: at once); each
+// request's line names the variant served.
 import { createReadStream, readFileSync } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -21,11 +24,19 @@ function serve(
 ): void {
   let cuts = cutTimes;
   const faults = new Map<string, number>();
+  const variantGets = new Map<string, number>();
   const ports = { http: 0, https: 0 };
   const handler = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://x");
+    const variants = /^\/variants\/(\d+)\/(\d+)(\/.*)$/.exec(url.pathname);
+    let variant: number | undefined;
+    if (variants) {
+      const k = variantGets.get(url.pathname) ?? 0;
+      if (req.method === "GET") variantGets.set(url.pathname, k + 1);
+      variant = k % Number(variants[1]);
+    }
     process.stdout.write(
-      `${JSON.stringify({ method: req.method, url: url.pathname, range: req.headers.range })}\n`,
+      `${JSON.stringify({ method: req.method, url: url.pathname, range: req.headers.range, variant })}\n`,
     );
     const hop = /^\/to-(https?)\/(.*)$/.exec(url.pathname);
     if (hop) {
@@ -34,7 +45,7 @@ function serve(
       return;
     }
     const fault = /^\/fault\/(\w+)\/(\d+)(\/.*)$/.exec(url.pathname);
-    const pathname = fault?.[3] ?? url.pathname;
+    const pathname = variants ? `${variants[3]}.${variant}` : (fault?.[3] ?? url.pathname);
     let stall = false;
     if (fault && req.method === "GET") {
       const seen = faults.get(url.pathname) ?? 0;
@@ -94,6 +105,24 @@ function serve(
       await fh.close();
       // end(), not destroy(): a FIN after the bytes, so the client gets all of them, then a short body.
       res.write(buf, () => res.socket?.end());
+      return;
+    }
+    const kib = Number(variants?.[2] ?? 0);
+    if (kib > 0) {
+      // Slowly, so that clients that do not wait for each other overlap.
+      const fh = await open(path, "r");
+      try {
+        for (let at = start; at < size; at += kib * 1024) {
+          const buf = Buffer.alloc(Math.min(kib * 1024, size - at));
+          await fh.read(buf, 0, buf.length, at);
+          if (!res.write(buf)) await new Promise((r) => res.once("drain", r));
+          await new Promise((r) => setTimeout(r, 10));
+          if (res.destroyed) return;
+        }
+      } finally {
+        await fh.close();
+      }
+      res.end();
       return;
     }
     createReadStream(path, { start }).pipe(res);

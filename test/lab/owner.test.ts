@@ -22,7 +22,7 @@ import { test } from "node:test";
 import { parseConfig } from "../../config/load.js";
 import { ownerFiles } from "../../config/paths.js";
 import { assertNoResidue, ok, withLab } from "../support/lab.js";
-import { CLI, isRoot } from "../support/ns.js";
+import { isRoot } from "../support/ns.js";
 
 const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn, setpriv)";
 const UID = 61234;
@@ -55,6 +55,8 @@ test(
         const f = ownerFiles(c, home);
         const sudo = { SUDO_USER: USER, SUDO_UID: String(UID), SUDO_GID: String(UID) };
         const asRoot = (args: string[]) => ns.cli(["-c", config, ...args], { cwd: home, env: sudo });
+        // The CLI of the checkout, which may sit where the user cannot reach (a clone in /root).
+        const { cli: CLI, release } = await ns.userCli(UID);
         const asUser = (cmd: string, args: string[]) =>
           ns.run(
             "setpriv",
@@ -116,8 +118,9 @@ test(
         for (const gone of [f.dir, join(home, "inventory.txt")])
           assert.equal(await stat(gone).catch(() => undefined), undefined, `${gone} is left`);
         const noCopy = await asUser(process.execPath, [CLI, "ssh", "own-10", "--", "true"]);
-        assert.match(noCopy.stderr, /you have no copy of it/);
+        assert.match(noCopy.stderr, /you have no copy of the lab's key/);
         ok(await ns.run("umount", ["/etc/passwd"]), "unbind passwd");
+        await release();
         await assertNoResidue(lab, "after down");
       } finally {
         await ns.run("umount", ["/etc/passwd"]);

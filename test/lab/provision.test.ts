@@ -2,9 +2,11 @@
 // `run provision`), its output under the task; with idempotence a second run must change nothing;
 // a playbook that fails, or is not idempotent, fails the command and leaves the lab up.
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { chmod, chown, mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { execa } from "execa";
 import { changedTasks } from "../../tasks/container/provision.js";
 import { assertNoResidue, ok, withLab } from "../support/lab.js";
 import { isRoot } from "../support/ns.js";
@@ -23,12 +25,43 @@ test("the second run's changes are read from its output: tasks by host, and the 
   assert.deepEqual(changedTasks(out), {
     tasks: ["always changes on a-10", "always changes on a-11"],
     changed: 2,
+    recap: true,
   });
   assert.deepEqual(changedTasks("PLAY RECAP\nh : ok=3 changed=0 unreachable=0 failed=0\n"), {
     tasks: [],
     changed: 0,
+    recap: true,
   });
+  // Output of another stdout callback (minimal's) has no recap: nothing is read from it.
+  assert.equal(changedTasks("a-10 | CHANGED | rc=0 >>\nThu Dec  3\n").recap, false);
 });
+
+// A callback any config may load (it needs no enabling): it leaves a file when it is loaded.
+const markerCallback = (marker: string) => `from ansible.plugins.callback import CallbackBase
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "notification"
+    CALLBACK_NAME = "marker"
+    CALLBACK_NEEDS_ENABLED = False
+    def v2_playbook_on_start(self, playbook):
+        open(${JSON.stringify(marker)}, "w").close()
+`;
+
+// A stdout callback of the user's, in the shape of ansible.posix.json: one JSON document at the end.
+const JSON_CALLBACK = `from ansible.plugins.callback import CallbackBase
+import json
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "stdout"
+    CALLBACK_NAME = "userjson"
+    def __init__(self):
+        super().__init__()
+        self.results = []
+    def v2_runner_on_ok(self, result):
+        self.results.append({"host": result._host.get_name(), "changed": result._result.get("changed", False)})
+    def v2_playbook_on_stats(self, stats):
+        self._display.display(json.dumps({"plays": self.results}))
+`;
 
 const play = (tasks: string) => `- hosts: aplspawned
   become: true
@@ -47,6 +80,10 @@ test(
       ansible.builtin.copy:
         dest: /etc/provisioned
         content: "{{ inventory_hostname }} {{ ansible_distribution_release }} {{ greeting }}\\n"
+    - name: who Ansible runs as on the controller
+      ansible.builtin.copy:
+        dest: /etc/controller-uid
+        content: "{{ lookup('pipe', 'id -u') }}\\n"
 `),
       );
       await lab.writeConfig({
@@ -61,6 +98,40 @@ test(
         const r = ok(await lab.cli(["exec", n, "--", "cat", "/etc/provisioned"]), "cat");
         assert.equal(r.stdout.trim(), `${n} bookworm hello`);
       }
+      // A lab without owner (root ran it, no sudo): Ansible ran as aplspawn's unprivileged account,
+      // the ping too, never as root on the controller.
+      const account = (await execa("id", ["-u", "aplspawn"])).stdout.trim();
+      assert.match(up.stdout, /Checking the lab with ansible .* as aplspawn/);
+      assert.match(up.stdout, /Running ansible-playbook .* as aplspawn/);
+      const uid = ok(await lab.cli(["exec", "prv-10", "--", "cat", "/etc/controller-uid"]), "cat uid");
+      assert.equal(uid.stdout.trim(), account, "the controller's uid under Ansible");
+      assert.notEqual(uid.stdout.trim(), "0");
+
+      // An ansible.cfg in the current directory that another user could have written is not read
+      // (a config loads plugins: their code, run by aplspawn); one of root's is.
+      // Where the callback, run as Ansible's account, may leave its file.
+      const markers = join(lab.dir, "markers");
+      await mkdir(markers);
+      await chmod(markers, 0o1777);
+      const marker = join(markers, "cfg-was-read");
+      // Not callback_plugins: Ansible loads that directory beside a playbook whatever the config says.
+      const plugins = join(lab.dir, "cfg-plugins");
+      await mkdir(plugins, { recursive: true });
+      await writeFile(join(plugins, "marker.py"), markerCallback(marker));
+      const cfg = join(lab.dir, "ansible.cfg");
+      await writeFile(cfg, `[defaults]\ncallback_plugins = ${plugins}\n`);
+      await chown(cfg, 61234, 61234);
+      const theirs = ok(await lab.cli(["run", "provision"]), "provision beside another user's ansible.cfg");
+      assert.match(theirs.stdout, /Ansible does not read .*ansible\.cfg: it belongs to uid 61234/);
+      assert.equal(existsSync(marker), false, "another user's ansible.cfg was read");
+      await chown(cfg, 0, 0);
+      await chmod(cfg, 0o666);
+      ok(await lab.cli(["run", "provision"]), "provision beside a world-writable ansible.cfg");
+      assert.equal(existsSync(marker), false, "a world-writable ansible.cfg was read");
+      await chmod(cfg, 0o644);
+      ok(await lab.cli(["run", "provision"]), "provision beside root's ansible.cfg");
+      assert.equal(existsSync(marker), true, "root's own ansible.cfg was not read");
+      await rm(cfg);
 
       // A task that changes every time: the second run names it, the command fails, the lab stays.
       const changing = join(lab.dir, "changing.yml");
@@ -76,6 +147,25 @@ test(
         /is not idempotent: its second run changed 2: always changes on prv-1[01]; always changes on prv-1[01]/,
       );
       ok(await lab.cli(["status"]), "status after the non-idempotent playbook");
+
+      // Whatever stdout callback the user's Ansible is set to (an ansible.cfg in the current
+      // directory, the environment, a JSON callback of their own), the second run is read the same.
+      await writeFile(join(plugins, "userjson.py"), JSON_CALLBACK);
+      for (const [what, cfgText, env] of [
+        ["stdout_callback = minimal in ./ansible.cfg", "[defaults]\nstdout_callback = minimal\n", {}],
+        ["ANSIBLE_STDOUT_CALLBACK=minimal", undefined, { ANSIBLE_STDOUT_CALLBACK: "minimal" }],
+        [
+          "a JSON stdout callback",
+          `[defaults]\nstdout_callback = userjson\ncallback_plugins = ${plugins}\n`,
+          {},
+        ],
+      ] as const) {
+        if (cfgText) await writeFile(cfg, cfgText);
+        const r = await lab.cli(["run", "provision"], env);
+        await rm(cfg, { force: true });
+        assert.equal(r.exitCode, 1, `${what}: a changing playbook passed idempotence\n${r.stdout}`);
+        assert.match(r.stderr, /is not idempotent: its second run changed 2/, what);
+      }
 
       // A playbook that fails: the command fails, the lab stays up.
       const failing = join(lab.dir, "failing.yml");

@@ -1,31 +1,14 @@
 // iptables backends: the legacy one works like nf_tables, rules are removed with the backend that
 // made them even after the host switched, and a missing iptables is reported clearly.
 import assert from "node:assert/strict";
-import { cp, mkdir, rm, symlink } from "node:fs/promises";
+import { mkdir, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { assertNoResidue, initTables, ok } from "../support/lab.js";
-import { isRoot, type TestNamespace } from "../support/ns.js";
-import { rules, withNettest } from "./net.js";
+import { isRoot } from "../support/ns.js";
+import { rules, useLegacy, withNettest } from "./net.js";
 
 const skip = !isRoot && "needs root (real bridges and iptables in a private namespace)";
-
-/**
- * Switch `iptables` to the legacy backend inside the namespace only: a copy of /etc/alternatives
- * whose iptables links point to the legacy binaries, bind-mounted over the real one in the test's
- * private mount namespace. iptables-nft stays reachable under its own name.
- */
-async function useLegacy(ns: TestNamespace, dir: string): Promise<void> {
-  const alt = join(dir, "alternatives");
-  await cp("/etc/alternatives", alt, { recursive: true, verbatimSymlinks: true });
-  for (const t of ["iptables", "iptables-save", "iptables-restore"]) {
-    await rm(join(alt, t), { force: true });
-    await symlink(`/usr/sbin/${t.replace("iptables", "iptables-legacy")}`, join(alt, t));
-  }
-  const r = await ns.run("mount", ["--bind", alt, "/etc/alternatives"]);
-  assert.equal(r.exitCode, 0, r.stderr);
-  assert.match((await ns.run("iptables", ["-V"])).stdout, /\(legacy\)/);
-}
 
 test("netup and netdown with the legacy backend", { skip }, () =>
   withNettest({}, async (lab) => {

@@ -5,92 +5,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { assertNoResidue, ok } from "../support/lab.js";
-import { isRoot, TestNamespace } from "../support/ns.js";
+import { isRoot } from "../support/ns.js";
 import { withNettest } from "./net.js";
+import { connect, lanPeer, listen, must, peer } from "./peers.js";
 
 const skip = !isRoot && "needs root (real bridges, iptables and namespaces)";
-
-/** A peer namespace joined to the test namespace by a veth pair. */
-interface Peer {
-  ns: TestNamespace;
-  destroy(): Promise<void>;
-}
-
-async function must(ns: TestNamespace, cmd: string, args: string[]): Promise<void> {
-  const r = await ns.run(cmd, args);
-  assert.equal(r.exitCode, 0, `${cmd} ${args.join(" ")}: ${r.stderr}`);
-}
-
-/**
- * A namespace with `address` on its eth0, whose other end (`hostIf`) is a port of `bridge` or has
- * `hostAddress`, in `host`; its default route (or the `routes` given) goes via `gateway`.
- */
-async function peer(
-  host: TestNamespace,
-  o: {
-    hostIf: string;
-    address: string;
-    gateway: string;
-    bridge?: string;
-    hostAddress?: string;
-    routes?: string[];
-  },
-): Promise<Peer> {
-  const ns = await TestNamespace.create();
-  try {
-    await must(host, "ip", [
-      "link",
-      "add",
-      o.hostIf,
-      "type",
-      "veth",
-      "peer",
-      "name",
-      "eth0",
-      "netns",
-      String(ns.pid),
-    ]);
-    // No IPv6 on the test links: their link-local addresses would come and go in the snapshots.
-    await must(host, "sysctl", ["-q", "-w", `net/ipv6/conf/${o.hostIf}/disable_ipv6=1`]);
-    if (o.bridge) await must(host, "ip", ["link", "set", o.hostIf, "master", o.bridge]);
-    if (o.hostAddress) await must(host, "ip", ["addr", "add", o.hostAddress, "dev", o.hostIf]);
-    await must(host, "ip", ["link", "set", o.hostIf, "up"]);
-    await must(ns, "sysctl", ["-q", "-w", "net/ipv6/conf/eth0/disable_ipv6=1"]);
-    await must(ns, "ip", ["addr", "add", o.address, "dev", "eth0"]);
-    await must(ns, "ip", ["link", "set", "eth0", "up"]);
-    for (const to of o.routes ?? ["default"]) await must(ns, "ip", ["route", "add", to, "via", o.gateway]);
-  } catch (e) {
-    await ns.destroy();
-    throw e;
-  }
-  // The veth pair goes with the peer's namespace.
-  return { ns, destroy: () => ns.destroy() };
-}
-
-/** A TCP server on ip:port in `ns` that answers "hi"; stopped by the returned function. */
-async function listen(ns: TestNamespace, ip: string, port: number): Promise<() => void> {
-  const child = ns.spawn(process.execPath, [
-    "-e",
-    `require("net").createServer((s) => s.end("hi")).listen(${port}, ${JSON.stringify(ip)}, () => console.log("up"))`,
-  ]);
-  await new Promise<void>((res, rej) => {
-    child.stdout?.once("data", () => res());
-    child.once("exit", (code) => rej(new Error(`the server on ${ip}:${port} exited ${code}`)));
-  });
-  return () => child.kill("SIGKILL");
-}
-
-/** What a TCP connection from `ns` to ip:port gets: "open", "refused" (a REJECT) or "timeout" (a DROP). */
-async function connect(ns: TestNamespace, ip: string, port: number): Promise<string> {
-  const r = await ns.run(process.execPath, [
-    "-e",
-    `const s = require("net").connect(${port}, ${JSON.stringify(ip)});
-     s.setTimeout(1500, () => { console.log("timeout"); process.exit(0); });
-     s.on("data", () => { console.log("open"); process.exit(0); });
-     s.on("error", (e) => { console.log(e.code === "ECONNREFUSED" || e.code === "EHOSTUNREACH" ? "refused" : e.code); process.exit(0); });`,
-  ]);
-  return r.stdout.trim();
-}
 
 test(
   "the lab reaches the host only on hostPorts, never cloud metadata; from outside only allowFrom and forwards reach it",
@@ -128,13 +47,7 @@ test(
         address: "169.254.169.254/16",
         gateway: "169.254.1.1",
       });
-      const lan = await peer(ns, {
-        hostIf: "lan0",
-        hostAddress: "192.168.77.1/24",
-        address: "192.168.77.2/24",
-        gateway: "192.168.77.1",
-        routes: ["10.10.12.0/26"],
-      });
+      const lan = await lanPeer(ns, ["10.10.12.0/26"]);
       const stops = [
         await listen(ns, "10.10.12.1", 3142),
         await listen(ns, "10.10.12.1", 8080),
@@ -157,9 +70,10 @@ test(
         // From the LAN: no new connection into the lab, but the forwarded port reaches the container.
         assert.equal(await connect(lan.ns, "10.10.12.10", 22), "timeout", "the LAN into the lab");
         assert.equal(await connect(lan.ns, "192.168.77.1", 2222), "open", "a forwarded port");
-        // The lab still reaches out (the LAN stands for the world here) and gets its replies.
+        // The LAN's private addresses are not the lab's (network.allowTo gives them): refused at once.
+        // test/net/isolation.test.ts has the lab out to the world, and allowTo.
         const stopLan = await listen(lan.ns, "192.168.77.2", 8000);
-        assert.equal(await connect(c.ns, "192.168.77.2", 8000), "open", "the lab out to the world");
+        assert.equal(await connect(c.ns, "192.168.77.2", 8000), "refused", "the lab out to the LAN");
         stopLan();
 
         // Opted out: metadata reachable, the LAN's subnet allowed in.

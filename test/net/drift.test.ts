@@ -26,7 +26,7 @@ test("a bridge that existed before netup survives netdown; what netup added to i
     lab.before = await ns.snapshot();
     const up = ok(await lab.cli(["--json", "run", "netup"]));
     assert.deepEqual(taskIds(up, "ok"), ["net.bridge"], "the existing bridge is used, not created");
-    assert.equal(summary(up).changed, 20);
+    assert.equal(summary(up).changed, 35);
     ok(await lab.cli(["run", "netdown"]));
     await assertNoResidue(lab, "after netdown");
     assert.equal(
@@ -47,25 +47,33 @@ test("a bridge that existed before netup survives netdown; what netup added to i
   }),
 );
 
-// Every kind of rule there is: a host port, a subnet let in, a port forward.
+// Every kind of rule there is: a host port, a subnet let in, a subnet let out to, a port forward.
 const EVERY_RULE = {
   hostPorts: ["tcp/3142"],
   allowFrom: ["192.168.77.0/24"],
+  allowTo: ["192.168.88.0/24"],
   forwards: [{ hostPort: 2222, container: "nettest-10", port: 22 }],
 };
 
-/** In each of aplspawn's filter chains, no accept after a refusal (a refusal would shadow it). */
-function acceptsFirst(text: string): void {
-  for (const chain of ["NSPAWN", "NSPAWN-IN"]) {
-    const filterTable = text.slice(0, text.indexOf("*nat"));
+/**
+ * In each of aplspawn's filter chains, the top part (accepts, returns, jumps) over the bottom part
+ * (refusals; in NSPAWN-OUT, its one accept of the world): a rule put back lands in its part.
+ */
+function partsInOrder(text: string): void {
+  const filterTable = text.slice(0, text.indexOf("*nat"));
+  for (const [chain, bottom] of [
+    ["NSPAWN", ["REJECT", "DROP"]],
+    ["NSPAWN-IN", ["REJECT", "DROP"]],
+    ["NSPAWN-OUT", ["ACCEPT"]],
+  ] as const) {
     const targets = filterTable
       .split("\n")
       .filter((l) => l.startsWith(`-A ${chain} `))
       .map((l) => / -j (\S+)/.exec(l)?.[1] ?? "");
-    const firstRefusal = targets.findIndex((t) => t === "REJECT" || t === "DROP");
+    const first = targets.findIndex((t) => (bottom as readonly string[]).includes(t));
     assert.ok(
-      firstRefusal >= 0 && targets.slice(firstRefusal).every((t) => t === "REJECT" || t === "DROP"),
-      `accepts before refusals in ${chain}:\n${text}`,
+      first >= 0 && targets.slice(first).every((t) => (bottom as readonly string[]).includes(t)),
+      `${chain}'s top part over its bottom part:\n${text}`,
     );
   }
 }
@@ -79,13 +87,15 @@ test(
       ok(await lab.cli(["run", "netup"]));
       const full = await rules(ns);
       const fullAddrs = settled(await ns.snapshot()).addrs;
-      acceptsFirst(full);
+      partsInOrder(full);
       const mark = "-m comment --comment aplspawn:nettest";
       // Each drift is undone by a command line split at its spaces (no argument holds one).
+      const mine = `-s 10.10.12.0/26 -i nspawnd0`;
+      const notLab = (dir: string) => `-m devgroup ! --${dir}-group 0x41504c53`;
       const drifts: { id: string; undo: string }[] = [
         {
           id: "net.filter.rule[return]",
-          undo: "iptables -w -D NSPAWN -o nspawnd0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment aplspawn:nettest -j ACCEPT",
+          undo: `iptables -w -D NSPAWN ! -i nspawnd0 -o nspawnd0 ${notLab("src")} -m conntrack --ctstate RELATED,ESTABLISHED ${mark} -j ACCEPT`,
         },
         {
           id: "net.filter.jump[in]",
@@ -98,29 +108,62 @@ test(
         { id: "net.bridge.address", undo: "ip addr del 10.10.12.1/26 dev nspawnd0" },
         { id: "net.forwarding", undo: "sysctl -q -w net.ipv4.ip_forward=0" },
         { id: "net.bridge.ipv6", undo: "sysctl -q -w net/ipv6/conf/nspawnd0/accept_ra=1" },
+        { id: "net.bridge.group", undo: "ip link set dev nspawnd0 group 0" },
+        {
+          id: "net.filter.rule[internal]",
+          undo: `iptables -w -D NSPAWN ${mine} -o nspawnd0 ${mark} -j ACCEPT`,
+        },
+        {
+          id: "net.filter.rule[replies]",
+          undo: `iptables -w -D NSPAWN ${mine} ! -o nspawnd0 ${notLab("dst")} -m conntrack --ctstate RELATED,ESTABLISHED ${mark} -j ACCEPT`,
+        },
         {
           id: "net.filter.rule[out]",
-          undo: `iptables -w -D NSPAWN -i nspawnd0 ! -o nspawnd0 ! -d 169.254.0.0/16 ${mark} -j ACCEPT`,
+          undo: `iptables -w -D NSPAWN ${mine} ! -o nspawnd0 ${notLab("dst")} ${mark} -j NSPAWN-OUT`,
         },
-        { id: "net.filter.rule[refuse-out]", undo: `iptables -w -D NSPAWN -i nspawnd0 ${mark} -j REJECT` },
+        {
+          id: "net.filter.rule[to:192.168.88.0/24]",
+          undo: `iptables -w -D NSPAWN ${mine} ! -o nspawnd0 ${notLab("dst")} -d 192.168.88.0/24 ${mark} -j ACCEPT`,
+        },
+        {
+          id: "net.out.rule[not:10.0.0.0/8]",
+          undo: `iptables -w -D NSPAWN-OUT -d 10.0.0.0/8 ${mark} -j RETURN`,
+        },
+        { id: "net.out.rule[world]", undo: `iptables -w -D NSPAWN-OUT ${mark} -j ACCEPT` },
+        {
+          id: "net.filter.rule[spoofed]",
+          undo: `iptables -w -D NSPAWN -i nspawnd0 ! -s 10.10.12.0/26 ${mark} -j DROP`,
+        },
+        {
+          id: "net.filter.rule[refuse-out]",
+          undo: `iptables -w -D NSPAWN ${mine} ${notLab("dst")} ${mark} -j REJECT`,
+        },
+        {
+          id: "net.filter.rule[refuse-lab]",
+          undo: `iptables -w -D NSPAWN ${mine} -m devgroup --dst-group 0x41504c53 ${mark} -j DROP`,
+        },
         { id: "net.filter.rule[refuse-in]", undo: `iptables -w -D NSPAWN -o nspawnd0 ${mark} -j DROP` },
         {
           id: "net.filter.rule[from:192.168.77.0/24]",
-          undo: `iptables -w -D NSPAWN -s 192.168.77.0/24 -o nspawnd0 ${mark} -j ACCEPT`,
+          undo: `iptables -w -D NSPAWN -s 192.168.77.0/24 ! -i nspawnd0 -o nspawnd0 ${notLab("src")} ${mark} -j ACCEPT`,
         },
         {
           id: "net.filter.rule[forward:tcp/2222]",
-          undo: `iptables -w -D NSPAWN -d 10.10.12.10 -o nspawnd0 -p tcp -m tcp --dport 22 -m conntrack --ctstate DNAT ${mark} -j ACCEPT`,
+          undo: `iptables -w -D NSPAWN ! -i nspawnd0 -o nspawnd0 ${notLab("src")} -d 10.10.12.10 -p tcp -m tcp --dport 22 -m conntrack --ctstate DNAT ${mark} -j ACCEPT`,
         },
         {
           id: "net.input.rule[replies]",
-          undo: `iptables -w -D NSPAWN-IN -m conntrack --ctstate RELATED,ESTABLISHED ${mark} -j ACCEPT`,
+          undo: `iptables -w -D NSPAWN-IN -s 10.10.12.0/26 -m conntrack --ctstate RELATED,ESTABLISHED ${mark} -j ACCEPT`,
         },
         {
           id: "net.input.rule[port:tcp/3142]",
-          undo: `iptables -w -D NSPAWN-IN -p tcp -m tcp --dport 3142 ${mark} -j ACCEPT`,
+          undo: `iptables -w -D NSPAWN-IN -s 10.10.12.0/26 -p tcp -m tcp --dport 3142 ${mark} -j ACCEPT`,
         },
-        { id: "net.input.rule[refuse]", undo: `iptables -w -D NSPAWN-IN ${mark} -j REJECT` },
+        {
+          id: "net.input.rule[spoofed]",
+          undo: `iptables -w -D NSPAWN-IN ! -s 10.10.12.0/26 ${mark} -j DROP`,
+        },
+        { id: "net.input.rule[refuse]", undo: `iptables -w -D NSPAWN-IN -s 10.10.12.0/26 ${mark} -j REJECT` },
         { id: "net.input.jump", undo: `iptables -w -D INPUT -i nspawnd0 ${mark} -j NSPAWN-IN` },
         {
           id: "net.dnat.rule[tcp/2222]",
@@ -143,7 +186,7 @@ test(
         // A re-added rule may land elsewhere in its chain; the set of rules is what matters.
         const now = await rules(ns);
         assert.equal(sorted(now), sorted(full));
-        acceptsFirst(now);
+        partsInOrder(now);
         assert.equal(settled(await ns.snapshot()).addrs, fullAddrs);
       }
       // The journal now holds two entries for each re-added rule; netdown copes (the second finds

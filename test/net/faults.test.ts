@@ -19,7 +19,7 @@ test("APLSPAWN_FAIL_AFTER at each netup task: exit 1, names the task, nothing le
       const ids = ok(await lab.cli(["run", "netup", "--list-tasks"]))
         .stdout.trim()
         .split("\n");
-      assert.equal(ids.length, 27);
+      assert.equal(ids.length, 42);
       for (const id of ids) {
         const r = await lab.cli(["run", "netup"], { APLSPAWN_FAIL_AFTER: id });
         assert.equal(r.exitCode, 1, `${id}: ${r.stdout}${r.stderr}`);

@@ -1,7 +1,8 @@
 // What the net tests share besides the lab fixture (test/support/lab.ts): their lab, nettest, on
 // the original tool's network defaults; the namespace's iptables rules; the net status probes.
 import assert from "node:assert/strict";
-import { resolve } from "node:path";
+import { cp, rm, symlink } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import { type LabConfig, type NetLab, withNetLab } from "../support/lab.js";
 import type { TestNamespace } from "../support/ns.js";
 
@@ -33,4 +34,21 @@ export async function probes(
   const r = await lab.ns.run(process.execPath, [PROBE_FIXTURE, lab.config]);
   assert.equal(r.exitCode, 0, r.stderr);
   return JSON.parse(r.stdout);
+}
+
+/**
+ * Switch `iptables` to the legacy backend inside the namespace only: a copy of /etc/alternatives
+ * whose iptables links point to the legacy binaries, bind-mounted over the real one in the test's
+ * private mount namespace. iptables-nft stays reachable under its own name.
+ */
+export async function useLegacy(ns: TestNamespace, dir: string): Promise<void> {
+  const alt = join(dir, "alternatives");
+  await cp("/etc/alternatives", alt, { recursive: true, verbatimSymlinks: true });
+  for (const t of ["iptables", "iptables-save", "iptables-restore"]) {
+    await rm(join(alt, t), { force: true });
+    await symlink(`/usr/sbin/${t.replace("iptables", "iptables-legacy")}`, join(alt, t));
+  }
+  const r = await ns.run("mount", ["--bind", alt, "/etc/alternatives"]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  assert.match((await ns.run("iptables", ["-V"])).stdout, /\(legacy\)/);
 }

@@ -16,16 +16,30 @@ const EXPECTED_RULES = `*filter
 :OUTPUT ACCEPT
 :NSPAWN -
 :NSPAWN-IN -
+:NSPAWN-OUT -
 -A INPUT -i nspawnd0 -m comment --comment "aplspawn:nettest" -j NSPAWN-IN
 -A FORWARD -o nspawnd0 -m comment --comment "aplspawn:nettest" -j NSPAWN
 -A FORWARD -i nspawnd0 -m comment --comment "aplspawn:nettest" -j NSPAWN
--A NSPAWN -i nspawnd0 -o nspawnd0 -m comment --comment "aplspawn:nettest" -j ACCEPT
--A NSPAWN -o nspawnd0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "aplspawn:nettest" -j ACCEPT
--A NSPAWN ! -d 169.254.0.0/16 -i nspawnd0 ! -o nspawnd0 -m comment --comment "aplspawn:nettest" -j ACCEPT
--A NSPAWN -i nspawnd0 -m comment --comment "aplspawn:nettest" -j REJECT --reject-with icmp-port-unreachable
+-A NSPAWN -s 10.10.12.0/26 -i nspawnd0 ! -o nspawnd0 -m devgroup ! --dst-group 0x41504c53 -m comment --comment "aplspawn:nettest" -j NSPAWN-OUT
+-A NSPAWN -s 10.10.12.0/26 -i nspawnd0 ! -o nspawnd0 -m devgroup ! --dst-group 0x41504c53 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "aplspawn:nettest" -j ACCEPT
+-A NSPAWN ! -i nspawnd0 -o nspawnd0 -m devgroup ! --src-group 0x41504c53 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "aplspawn:nettest" -j ACCEPT
+-A NSPAWN -s 10.10.12.0/26 -i nspawnd0 -o nspawnd0 -m comment --comment "aplspawn:nettest" -j ACCEPT
+-A NSPAWN ! -s 10.10.12.0/26 -i nspawnd0 -m comment --comment "aplspawn:nettest" -j DROP
+-A NSPAWN -s 10.10.12.0/26 -i nspawnd0 -m devgroup ! --dst-group 0x41504c53 -m comment --comment "aplspawn:nettest" -j REJECT --reject-with icmp-port-unreachable
+-A NSPAWN -s 10.10.12.0/26 -i nspawnd0 -m devgroup --dst-group 0x41504c53 -m comment --comment "aplspawn:nettest" -j DROP
 -A NSPAWN -o nspawnd0 -m comment --comment "aplspawn:nettest" -j DROP
--A NSPAWN-IN -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "aplspawn:nettest" -j ACCEPT
--A NSPAWN-IN -m comment --comment "aplspawn:nettest" -j REJECT --reject-with icmp-port-unreachable
+-A NSPAWN-IN -s 10.10.12.0/26 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "aplspawn:nettest" -j ACCEPT
+-A NSPAWN-IN ! -s 10.10.12.0/26 -m comment --comment "aplspawn:nettest" -j DROP
+-A NSPAWN-IN -s 10.10.12.0/26 -m comment --comment "aplspawn:nettest" -j REJECT --reject-with icmp-port-unreachable
+-A NSPAWN-OUT -d 224.0.0.0/3 -m comment --comment "aplspawn:nettest" -j RETURN
+-A NSPAWN-OUT -d 198.18.0.0/15 -m comment --comment "aplspawn:nettest" -j RETURN
+-A NSPAWN-OUT -d 192.0.0.0/24 -m comment --comment "aplspawn:nettest" -j RETURN
+-A NSPAWN-OUT -d 169.254.0.0/16 -m comment --comment "aplspawn:nettest" -j RETURN
+-A NSPAWN-OUT -d 100.64.0.0/10 -m comment --comment "aplspawn:nettest" -j RETURN
+-A NSPAWN-OUT -d 192.168.0.0/16 -m comment --comment "aplspawn:nettest" -j RETURN
+-A NSPAWN-OUT -d 172.16.0.0/12 -m comment --comment "aplspawn:nettest" -j RETURN
+-A NSPAWN-OUT -d 10.0.0.0/8 -m comment --comment "aplspawn:nettest" -j RETURN
+-A NSPAWN-OUT -m comment --comment "aplspawn:nettest" -j ACCEPT
 COMMIT
 *nat
 :PREROUTING ACCEPT
@@ -51,10 +65,11 @@ test(
       );
       // Status runs netup's own checks, and each says why it fails.
       assert.deepEqual(
-        down.slice(0, 5).map((p) => p.detail),
+        down.slice(0, 6).map((p) => p.detail),
         [
           "no bridge nspawnd0",
           "nspawnd0 does not have 10.10.12.1/26",
+          "no link nspawnd0",
           "no link nspawnd0",
           "no link nspawnd0",
           "net.ipv4.ip_forward is 0",
@@ -66,7 +81,7 @@ test(
       );
 
       const up = ok(await lab.cli(["--json", "run", "netup"]));
-      assert.equal(summary(up).changed, 21);
+      assert.equal(summary(up).changed, 36);
       const link = JSON.parse(
         (await ns.run("ip", ["-j", "-d", "link", "show", "dev", "nspawnd0"])).stdout,
       )[0];
@@ -77,16 +92,16 @@ test(
       assert.equal((await ns.snapshot()).ipForward, "1");
       assert.equal(await rules(ns), EXPECTED_RULES);
       const upProbes = await probes(lab);
-      assert.equal(upProbes.length, 20);
+      assert.equal(upProbes.length, 35);
       assert.deepEqual(
         upProbes.filter((p) => !p.ok),
         [],
       );
       assert.deepEqual(
-        // The original tool's four, in its order (the IPv6 check of the bridge comes among them).
+        // The original tool's four, in its order (the bridge's IPv6 and group checks come among them).
         upProbes
           .map((p) => p.name)
-          .filter((n) => !n.includes("IPv6"))
+          .filter((n) => !n.includes("IPv6") && !n.includes("interface group"))
           .slice(0, 4),
         [
           "Checking if bridge nspawnd0 exists",
@@ -99,13 +114,13 @@ test(
 
       const again = ok(await lab.cli(["--json", "run", "netup"]));
       assert.equal(summary(again).changed, 0);
-      assert.equal(summary(again).unchanged, 21);
+      assert.equal(summary(again).unchanged, 36);
       assert.equal(await rules(ns), EXPECTED_RULES);
       // Nothing would change: --detailed-exitcode exits 0.
       ok(await lab.cli(["run", "netup", "--dry-run", "--detailed-exitcode"]), "no drift");
 
       const nd = ok(await lab.cli(["--json", "run", "netdown"]));
-      assert.equal(taskIds(nd, "rolled-back").length, 21);
+      assert.equal(taskIds(nd, "rolled-back").length, 36);
       await assertNoResidue(lab, "after netdown");
       const nd2 = ok(await lab.cli(["--json", "run", "netdown"]));
       assert.equal(summary(nd2).changed, 0);
@@ -136,7 +151,7 @@ test("the plain output reads like the original tool's", { skip }, () =>
 test("--dry-run netup changes nothing and prints the commands it would run", { skip }, () =>
   withNettest({}, async (lab) => {
     const r = ok(await lab.cli(["--json", "run", "netup", "--dry-run"]));
-    assert.equal(summary(r).wouldChange, 21);
+    assert.equal(summary(r).wouldChange, 36);
     assert.equal(summary(r).changed, 0);
     const commands = taskEvents(r).flatMap((e) => e.commands ?? []);
     for (const c of [
@@ -171,9 +186,9 @@ test("network.nat: false sets up no NAT chain", { skip }, () =>
       .stdout.trim()
       .split("\n");
     assert.ok(!list.some((id) => id.startsWith("net.nat")), list.join(" "));
-    assert.equal(summary(ok(await lab.cli(["--json", "run", "netup"]))).changed, 18);
+    assert.equal(summary(ok(await lab.cli(["--json", "run", "netup"]))).changed, 33);
     assert.ok(!(await rules(lab.ns)).includes("MASQUERADE"));
-    assert.equal((await probes(lab)).length, 17);
+    assert.equal((await probes(lab)).length, 32);
     ok(await lab.cli(["run", "netdown"]));
     await assertNoResidue(lab, "after netdown");
   }),

@@ -76,7 +76,7 @@ labTest(
 
     const downB = ok(await labB.cli(["--json", "run", "down", "--purge"]), "run down of lab B");
     // ip_forward is one switch for the namespace: the lab that turned it on restores it, but if
-    // that lab goes down first while the other still runs, it stays on (README, "Known limits").
+    // that lab goes down first while the other still runs, it stays on (docs/performance.md, "Known limits").
     await assertAsBefore(lab, start, "after both downs", {
       ignore: ["ipForward"],
       loops: track(ra, rb, downA, downB),

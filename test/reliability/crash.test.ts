@@ -24,7 +24,7 @@ const NAMES = (p: string) => [`${p}10`, `${p}11`, `${p}12`];
 
 /** The points of `run up` where the CLI is killed, each seen in its --json events. */
 const POINTS: { name: string; re: RegExp }[] = [
-  { name: "during network", re: eventRe("net.filter.rule[out]", "running") },
+  { name: "during network", re: eventRe("net.out.rule[not:10.0.0.0/8]", "running") },
   { name: "during attach", re: eventRe("image.loop", "changed") },
   {
     name: "while containers start",

@@ -39,7 +39,7 @@ test(
         // 1. One of our rules, deleted by hand (iptables -S prints it as -A, the comment quoted; the same words with -D delete it).
         const rule = (await lab.ns.run("iptables", ["-w", "-S", "RDRIFT"])).stdout
           .split("\n")
-          .find((l) => l.includes("-i br-rdrift -o br-rdrift"));
+          .find((l) => l.includes(" -s 10.10.72.0/26 -i br-rdrift -o br-rdrift "));
         assert.ok(rule, "the rule between containers is there");
         ok(
           await lab.ns.run("iptables", ["-w", ...rule.replace(/^-A /, "-D ").replaceAll('"', "").split(" ")]),

@@ -7,7 +7,8 @@ import { readdir, readFile, readlink } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { test } from "node:test";
-import { CLAIMS_DIR } from "../../src/image/loop-claims.js";
+import { realHost } from "../../src/host/real-host.js";
+import { CLAIMS_DIR, withLoopClaims } from "../../src/image/loop-claims.js";
 import { taskEvents } from "../support/json-events.js";
 import {
   cgroupsOf,
@@ -97,7 +98,7 @@ export const loopsIn = (r: { stdout: string }) => [
 ];
 
 /** Whether `device` is attached to `image` (losetup's back file). */
-async function backsImage(lab: Lab, device: string, image: string): Promise<boolean> {
+async function backsImage(lab: Pick<Lab, "ns">, device: string, image: string): Promise<boolean> {
   const out = (await lab.ns.run("losetup", ["--list", "--noheadings", "-O", "NAME,BACK-FILE"])).stdout;
   return out.split("\n").some((l) => {
     const [n, f] = l.trim().split(/\s+/);
@@ -121,7 +122,7 @@ async function claimedByOther(lab: Lab, device: string): Promise<boolean> {
 }
 
 /** Whether a mount namespace other than the lab's mounts `device` (then another test reused it). */
-async function mountedElsewhere(lab: Lab, device: string): Promise<boolean> {
+async function mountedElsewhere(lab: Pick<Lab, "ns">, device: string): Promise<boolean> {
   const mine = await readlink(`/proc/${lab.ns.pid}/ns/mnt`).catch(() => "");
   const seen = new Set<string>([mine]);
   for (const p of await readdir("/proc")) {
@@ -358,17 +359,35 @@ export async function labLoops(lab: Lab, labName: string): Promise<string[]> {
 }
 
 /**
- * Cleanup after a failed test: detach those of `devices` that still hold `image` and are mounted in
- * no other test's namespace (one still mounted in this lab's namespace is marked for autoclear:
- * `losetup -d` frees it when the namespace goes). Never throws.
+ * Cleanup after a lab test: detach those of `devices` (the names this lab's runs printed) that still
+ * hold `image`, are mounted in no other test's namespace (one still mounted in this lab's namespace
+ * is marked for autoclear: `losetup -d` frees it when the namespace goes) and are not another lab's.
+ * Decided under aplspawn's loop lock, by its claims (src/image/loop-claims.ts), as aplspawn decides:
+ * the names are reused, and another test's lab may hold the same number now, attached and claimed
+ * but not mounted yet (between its image.loop and image.lower). Detaching that one by name made the
+ * other lab's image.lower fail with "No loop device holds the root partition" (issue #29, item 1).
+ * Returns the devices it detached. Never throws.
  */
-export async function detachOrphans(lab: Lab, devices: string[], image: string): Promise<void> {
-  for (const d of new Set(devices)) {
-    try {
-      if ((await backsImage(lab, d, image)) && !(await mountedElsewhere(lab, d)))
-        await lab.ns.run("losetup", ["-d", d]);
-    } catch {}
-  }
+export async function detachOrphans(
+  lab: Pick<Lab, "ns" | "dir">,
+  devices: string[],
+  image: string,
+): Promise<string[]> {
+  const detached: string[] = [];
+  const ctx = { host: realHost(), signal: new AbortController().signal };
+  await withLoopClaims(ctx, async (v) => {
+    for (const d of new Set(devices)) {
+      try {
+        const owner = v.owner(d);
+        if (owner !== undefined && !owner.startsWith(`${lab.dir}/`)) continue;
+        if ((await backsImage(lab, d, image)) && !(await mountedElsewhere(lab, d))) {
+          await lab.ns.run("losetup", ["-d", d]);
+          detached.push(d);
+        }
+      } catch {}
+    }
+  }).catch(() => undefined);
+  return detached;
 }
 
 /** What labTest hands its test besides the lab. */

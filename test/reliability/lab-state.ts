@@ -86,8 +86,9 @@ export async function backingFile(device: string): Promise<string> {
 export async function foreignRules(lab: Lab, chains: string[]): Promise<string> {
   const r = await lab.ns.run("iptables-save", []);
   assert.equal(r.exitCode, 0, r.stderr);
-  // A lab's network.chain names its chains: that one, <chain>-IN (to the host), <chain>-DNAT (forwards).
-  const owned = chains.flatMap((c) => [c, `${c}-IN`, `${c}-DNAT`]);
+  // A lab's network.chain names its chains: that one, <chain>-IN (to the host), <chain>-OUT (beyond
+  // the host), <chain>-DNAT (forwards).
+  const owned = chains.flatMap((c) => [c, `${c}-IN`, `${c}-OUT`, `${c}-DNAT`]);
   const ours = (l: string) =>
     owned.some(
       (c) =>

@@ -65,10 +65,11 @@ test(
       const uid = Number(/^test:[^:]*:(\d+):/m.exec(passwd)?.[1]);
       assert.equal((await stat(join(upper, "home/test/.ssh/authorized_keys"))).uid, base + uid);
 
-      // exec: the container init's bounding set again after joining its user namespace.
+      // exec: started by the container's systemd, so with the init's bounding set and seccomp filter.
       const init = await readFile(`/proc/${leaders[0]}/status`, "utf8");
       const own = ok(await exec("cnu-10", "cat", "/proc/self/status"), "status").stdout;
-      assert.equal(field(own, "CapBnd"), field(init, "CapBnd"), "bounding set as the container init's");
+      for (const f of ["CapBnd", "Seccomp", "Seccomp_filters"])
+        assert.equal(field(own, f), field(init, f), `${f} as the container init's`);
       assert.equal(field(own, "NoNewPrivs"), "1");
 
       // Ansible through the inventory, with become: root inside, the range's on the host.

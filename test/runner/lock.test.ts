@@ -11,6 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { test } from "node:test";
 import { execa } from "execa";
 import { realHost } from "../../src/host/real-host.js";
+import { imageLockPath } from "../../src/image/store-lock.js";
 import { ExitError } from "../../src/runner/errors.js";
 import { acquireLock, HOST_LOCK_DIR, withHostLock } from "../../src/runner/lock.js";
 import { isRoot, tempDir } from "../support/ns.js";
@@ -49,19 +50,27 @@ test("a holder SIGKILLed holding the lock, then six processes taking it 50 times
 
 const skipRoot = isRoot ? false : "needs root (the locks in /run/aplspawn, setpriv to nobody)";
 
-// Every lock path in aplspawn's code (the compiled files: string literals ending in .lock).
-async function lockPathsInCode(): Promise<string[]> {
-  const out = new Set<string>();
+// The lock paths in aplspawn's code (the compiled files, on lines that say .lock): string literals
+// ending in .lock, and the fixed start of templates (`/run/aplspawn/image-${…}.lock` gives
+// "/run/aplspawn/image-").
+async function lockPathsInCode(): Promise<{ literal: string[]; all: string[] }> {
+  const literal = new Set<string>();
+  const all = new Set<string>();
   const walk = async (dir: string): Promise<void> => {
     for (const e of await readdir(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
       if (e.isDirectory()) await walk(p);
       else if (p.endsWith(".js"))
-        for (const m of (await readFile(p, "utf8")).matchAll(/["'`](\/[^"'`$]*\.lock)["'`]/g)) out.add(m[1]!);
+        for (const line of (await readFile(p, "utf8")).split("\n").filter((l) => l.includes(".lock")))
+          for (const m of line.matchAll(/["'`](\/[^"'`$\s]*)(\$\{|["'`])/g)) {
+            if (m[2] !== "${" && !m[1]!.endsWith(".lock")) continue;
+            all.add(m[1]!);
+            if (m[2] !== "${") literal.add(m[1]!);
+          }
     }
   };
   await walk(resolve(import.meta.dirname, "../../src"));
-  return [...out].sort();
+  return { literal: [...literal].sort(), all: [...all].sort() };
 }
 
 // flock(1) as nobody on path, at once: what it exits with and says.
@@ -84,9 +93,9 @@ function asNobody(path: string) {
 }
 
 test("every host-wide lock in the code lives in /run/aplspawn", async () => {
-  const paths = await lockPathsInCode();
-  assert.ok(paths.length >= 4, `the host-wide locks were found: ${paths.join(", ")}`);
-  for (const p of paths) assert.equal(dirname(p), HOST_LOCK_DIR, `${p} is not in ${HOST_LOCK_DIR}`);
+  const { all } = await lockPathsInCode();
+  assert.ok(all.length >= 5, `the host-wide locks were found: ${all.join(", ")}`);
+  for (const p of all) assert.equal(dirname(p), HOST_LOCK_DIR, `${p} is not in ${HOST_LOCK_DIR}`);
 });
 
 test("nobody cannot open, take or block any of aplspawn's locks (the lab's and the host-wide ones), free or held", {
@@ -106,7 +115,9 @@ test("nobody cannot open, take or block any of aplspawn's locks (the lab's and t
         `nobody reached ${path} (${when}): flock exited ${r.exitCode}: ${r.stderr}`,
       );
     };
-    for (const path of await lockPathsInCode()) {
+    const { literal } = await lockPathsInCode();
+    // An image's lock is named for the image file (src/image/store-lock.ts).
+    for (const path of [...literal, imageLockPath(join(d.path, "image.img"))]) {
       await withHostLock(host, path, "test", undefined, () => refused(path, "held by root"));
       // Its directory is there now (made by the first take), the file is not.
       await refused(path, "free");
@@ -119,7 +130,7 @@ test("nobody cannot open, take or block any of aplspawn's locks (the lab's and t
     const l = await acquireLock(host, labLock, "test");
     await refused(labLock, "held by root");
     await l.release();
-    assert.ok(tried.length >= 5);
+    assert.ok(tried.length >= 6);
     const dir = await stat(HOST_LOCK_DIR);
     assert.equal(dir.uid, 0, `${HOST_LOCK_DIR} is root's`);
     assert.equal(dir.mode & 0o777, 0o700, `${HOST_LOCK_DIR} is 0700`);

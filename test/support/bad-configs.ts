@@ -5,9 +5,17 @@ import { ConfigError, parseConfig } from "../../config/load.js";
 
 /** [name, YAML (workdir/machinesDir are added unless the case sets them), what the message must say] */
 export const BAD_CONFIGS: [string, string, RegExp][] = [
-  ["yaml syntax: unclosed flow", "lab: [a\n", /YAML syntax \(line/],
-  ["yaml syntax: bad indentation", "network:\n  bridge: a\n bridge2: b\n", /YAML syntax/],
-  ["yaml duplicate key", "lab: a\nlab: b\n", /YAML syntax.*(Map keys must be unique|unique)/],
+  ["yaml syntax: unclosed flow", "lab: [a\n", /YAML syntax: .* \(line 2, column 1\)$/m],
+  [
+    "yaml syntax: bad indentation",
+    "network:\n  bridge: a\n bridge2: b\n",
+    /YAML syntax: this key is not in line with the keys above it.* \(line 3, column 1\)$/m,
+  ],
+  [
+    "yaml duplicate key",
+    "lab: a\nlab: b\n",
+    /YAML syntax: this key is written twice .*unique.* \(line 3, column 1\)$/m,
+  ],
   ["top level is a list", "- a\n- b\n", /top level: must be a mapping/],
   ["top level is a scalar", "hello\n", /top level: must be a mapping/],
   ["unknown top-level key", "labb: x\n", /labb: unknown key \(did you mean "lab"\?\)/],
@@ -84,7 +92,12 @@ export const BAD_CONFIGS: [string, string, RegExp][] = [
     "network: {forwards: [{hostPort: 0, container: aplspawn10, port: 22}]}\n",
     /network\.forwards\.0\.hostPort: /,
   ],
-  ["chain with dot", "network: {chain: A.B}\n", /network\.chain: /],
+  // The message says what the rule is: no "." in a chain's name.
+  [
+    "chain with dot",
+    "network: {chain: A.B}\n",
+    /network\.chain: network\.chain may use only letters, digits, "_" and "-", and must/,
+  ],
   [
     "address without prefix",
     "network: {address: 10.0.0.1}\n",
@@ -156,7 +169,7 @@ export const BAD_CONFIGS: [string, string, RegExp][] = [
   [
     "ssh key that does not exist",
     "containers: {sshKey: /nonexistent/key}\n",
-    /containers\.sshKey: \/nonexistent\/key does not exist/,
+    /containers\.sshKey: \/nonexistent\/key does not exist: leave the key out .*\(line 2, column 22\)$/m,
   ],
   [
     "image url ftp",
@@ -226,6 +239,22 @@ export const BAD_CONFIGS: [string, string, RegExp][] = [
     "lab named like the image store",
     "lab: images\n",
     /lab: "images" is the name of the workdir's image store/,
+  ],
+  [
+    "lab named like the id ranges",
+    "lab: userns\n",
+    /lab: "userns" is the name of aplspawn's record of user id ranges/,
+  ],
+  ["lab named like the index of labs", "lab: labs\n", /lab: "labs" is the name of aplspawn's index of labs/],
+  [
+    "a host var Ansible would template on the controller",
+    "containers: {sets: [{name: web, vars: {motd: \"{{ lookup('pipe', 'id') }}\"}}]}\n",
+    /containers\.sets\.0\.vars\.motd: holds Ansible templating .*inventory\.templates: true/,
+  ],
+  [
+    "templating deep in a host var",
+    "containers: {sets: [{name: web, vars: {deep: {list: [ok, '{% if 1 %}x{% endif %}']}}}]}\n",
+    /containers\.sets\.0\.vars\.deep\.list\.1: holds Ansible templating/,
   ],
   ["workdir is /", "workdir: /\n", /workdir: must be a directory of its own/],
   ["workdir is /etc", "workdir: /etc\n", /workdir: must be a directory of its own/],
@@ -333,6 +362,108 @@ export const BAD_CONFIGS: [string, string, RegExp][] = [
     "inventory file with a line break",
     'inventory: {file: "inv\\n[x]"}\n',
     /inventory\.file: must not contain NUL or a line break/,
+  ],
+  // Numbers: a whole number is asked for without a hint about quotes; a host port is tcp/PORT.
+  [
+    "concurrency not a whole number",
+    "containers: {concurrency: 2.5}\n",
+    /containers\.concurrency: must be a whole number \(line 2, column 27: 2\.5\)$/m,
+  ],
+  [
+    "host port written as a number",
+    "network: {hostPorts: [3142]}\n",
+    /network\.hostPorts\.0: must be tcp\/PORT or udp\/PORT, e.g. tcp\/3142 \(line 2, column 23: 3142; write tcp\/3142 or udp\/3142\)$/m,
+  ],
+  [
+    "a number in quotes",
+    "containers: {count: '3'}\n",
+    /containers\.count: must be a number \(line 2, column 21: "3"; YAML read it as a string: leave out the quotes\)$/m,
+  ],
+  // YAML's own errors in our words, each with its place once.
+  [
+    "two YAML documents",
+    "lab: a\n---\nlab: b\n",
+    /^ {2}- YAML syntax: a config is one YAML document, and a second one starts here: remove this "---" and what follows, or put it in a file of its own \(line 3, column 1\)$/m,
+  ],
+  [
+    "tab as indentation",
+    "network:\n\tbridge: a\n",
+    /^ {2}- YAML syntax: a tab indents this line: YAML indents with spaces only \(line 3, column 1\)$/m,
+  ],
+  [
+    "a key indented deeper than its mapping",
+    "network:\n  bridge: a\n   chain: b\n",
+    /^ {2}- YAML syntax: a key cannot start here: .* \(line 3, column 11\)\n$/m,
+  ],
+  [
+    "alias to no anchor",
+    "lab: *x\n",
+    /YAML syntax: \*x names no anchor \(&x\) above it \(line 2, column 6\)/,
+  ],
+  [
+    "a key that is a list",
+    "? [a]\n: b\n",
+    /YAML syntax: a key must be a name, not a list or a mapping \(line 2, column 3\)/,
+  ],
+  // Names the lab's network must not take.
+  [
+    "chain a built-in chain",
+    "network: {chain: INPUT}\n",
+    /network\.chain: must not be a built-in chain \(INPUT, OUTPUT, FORWARD, PREROUTING, POSTROUTING\)/,
+  ],
+  [
+    "chain the nat table's built-in",
+    "network: {chain: POSTROUTING}\n",
+    /network\.chain: must not be a built-in chain/,
+  ],
+  [
+    "bridge named like an Ethernet device",
+    "network: {bridge: eth0}\n",
+    /network\.bridge: must not name a network device/,
+  ],
+  [
+    "bridge named like a predictable NIC name",
+    "network: {bridge: enp0s3}\n",
+    /network\.bridge: must not name a network device/,
+  ],
+  ["bridge lo", "network: {bridge: lo}\n", /network\.bridge: must not name a network device/],
+  // The checks across keys run on the rest beside a type error (in a list, or a key required).
+  [
+    "checks across keys beside a wrong list item",
+    "network: {hostPorts: [3142]}\ncontainers: {ipRange: [10.10.12.20, 10.10.12.10]}\n",
+    /network\.hostPorts\.0: [\s\S]*containers\.ipRange: 10\.10\.12\.20 comes after 10\.10\.12\.10 \(line 3, column 23\)/,
+  ],
+  [
+    "checks across keys beside a missing required key",
+    "network: {address: 10.10.12.0/24, forwards: [{container: x, port: 22}]}\n",
+    /network\.address: 10\.10\.12\.0 is the subnet's network [\s\S]*network\.forwards\.0\.hostPort: required/,
+  ],
+  [
+    "checks across keys beside a wrong tuple item",
+    "network: {address: 10.10.12.0/24}\ncontainers: {ipRange: [10.10.12.300, 10.10.12.20]}\n",
+    /network\.address: 10\.10\.12\.0 is the subnet's network [\s\S]*containers\.ipRange\.0: must be an IPv4 address/,
+  ],
+  // ...and say nothing where they would judge the default of a key found wrong.
+  [
+    "a wrong address: the containers are not judged against the default subnet",
+    "network: {address: 10.20.0.1}\ncontainers: {ipRange: [10.20.0.10, 10.20.0.20]}\n",
+    /^(?![\s\S]*is not a host address in 10\.10\.12)[\s\S]*network\.address: must be an IPv4 address with a prefix/,
+  ],
+  [
+    "a wrong set: a forward is not judged against the default containers",
+    "containers: {sets: [{name: Web}]}\nnetwork: {address: 10.0.0.0/24, forwards: [{hostPort: 80, container: web1, port: 80}]}\n",
+    /^(?![\s\S]*no container named)[\s\S]*containers\.sets\.0\.name: [\s\S]*network\.address: 10\.0\.0\.0 is the subnet's network/,
+  ],
+  [
+    "every cycle in inventory.children",
+    "inventory:\n  children:\n    a: [b]\n    b: [a]\n    c: [d]\n    d: [c]\n",
+    /inventory\.children\.a: a would be a child of itself \(a → b → a\)[\s\S]*inventory\.children\.c: c would be a child of itself \(c → d → c\)/,
+  ],
+  // A file the config names, placed where the config names it.
+  [
+    "playbook that does not exist",
+    "provision: {playbook: /nonexistent/site.yml}\n",
+    /provision\.playbook: \/nonexistent\/site\.yml does not exist \(line 2, column 23\)$/m,
   ],
 ];
 

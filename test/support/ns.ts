@@ -2,10 +2,11 @@
 // (mount propagation private), and commands run inside it with nsenter. Bridges, iptables rules,
 // sysctls of the network stack and mounts stay private to the test; loop devices and processes do not.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, cp, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
+import { INDEX_DIR } from "../../src/lab/registry.js";
 
 /** The compiled CLI. */
 export const CLI = resolve(import.meta.dirname, "../../cli/main.js");
@@ -28,6 +29,7 @@ export interface NsSnapshot {
 
 /** A private network + mount namespace for one test. */
 export class TestNamespace {
+  private readonly cleanups: (() => Promise<void>)[] = [];
   private constructor(
     private readonly holder: ChildProcess,
     readonly pid: number,
@@ -56,6 +58,10 @@ export class TestNamespace {
     }
     const ns = new TestNamespace(holder, pid);
     await ns.run("ip", ["link", "set", "lo", "up"]);
+    // The host's index of labs (src/lab/registry.ts) is the test's own: its labs are not the host's.
+    await mkdir(INDEX_DIR, { recursive: true, mode: 0o700 });
+    const index = await ns.run("mount", ["-t", "tmpfs", "-o", "mode=0700", "aplspawn-test-index", INDEX_DIR]);
+    if (index.exitCode !== 0) throw new Error(`mounting a private ${INDEX_DIR}: ${index.stderr}`);
     return ns;
   }
 
@@ -89,6 +95,44 @@ export class TestNamespace {
       detached: true,
     });
     return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+  }
+
+  /**
+   * The CLI as another user of the namespace can run it: the checkout may sit where only root
+   * reaches (/root is 0700), so its tree is bound at a directory anyone may enter, in this namespace
+   * alone; a tree that is itself closed to others is copied there instead (dev tools left out).
+   */
+  async userCli(uid: number): Promise<{ cli: string; release(): Promise<void> }> {
+    const pkg = resolve(CLI, "../../..");
+    const dir = await mkdtemp(join(tmpdir(), "aplspawn-cli-"));
+    await chmod(dir, 0o755);
+    this.cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const cli = join(dir, "dist", "cli", "main.js");
+    const bound = await this.run("mount", ["--bind", "-o", "ro", pkg, dir]);
+    if (bound.exitCode !== 0) throw new Error(`binding ${pkg} at ${dir}: ${bound.stderr}`);
+    const readable = await this.run("setpriv", [
+      "--reuid",
+      String(uid),
+      "--regid",
+      String(uid),
+      "--clear-groups",
+      "--",
+      "test",
+      "-r",
+      cli,
+    ]);
+    const release = async () => {
+      await this.run("umount", [dir]);
+    };
+    if (readable.exitCode === 0) return { cli, release };
+    await this.run("umount", [dir]);
+    for (const part of ["package.json", "dist", "config", "node_modules"])
+      await cp(join(pkg, part), join(dir, part), {
+        recursive: true,
+        filter: (src) => !/node_modules\/(@biomejs|typescript)(\/|$)/.test(src),
+      });
+    await this.run("chmod", ["-R", "a+rX", dir]);
+    return { cli, release: async () => undefined };
   }
 
   /** Run the aplspawn CLI inside the namespace (plain output: not a terminal). */
@@ -125,6 +169,7 @@ export class TestNamespace {
   async destroy(): Promise<void> {
     this.holder.kill("SIGKILL");
     await new Promise((r) => (this.holder.exitCode !== null ? r(undefined) : this.holder.once("exit", r)));
+    for (const c of this.cleanups.splice(0)) await c();
   }
 }
 
@@ -142,6 +187,9 @@ export async function tempDir(
   prefix = "aplspawn-test-",
 ): Promise<{ path: string; cleanup(): Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
+  // Root's, and others may enter: Ansible runs as an unprivileged account (the lab's owner, or
+  // aplspawn's) and reads the tests' playbooks here.
+  await chmod(path, 0o755);
   return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
 }
 

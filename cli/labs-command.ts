@@ -1,0 +1,80 @@
+// `aplspawn labs`: every lab on this host, up or down (kind's `get clusters`, Vagrant's
+// `global-status`): from the index of labs (src/lab/registry.ts), each lab's journal (what of it
+// is live) and the processes the journal recorded (which containers run).
+import type { Command } from "commander";
+import { ExitError } from "../src/runner/errors.js";
+import type { CommandAdder, GlobalOptions } from "./context.js";
+
+/** One lab, as `labs` shows it. */
+export interface LabRow {
+  lab: string;
+  /** up: every container runs; partial: something of it is live; down: nothing is. */
+  state: "up" | "partial" | "down";
+  containersUp: number;
+  containers: number;
+  bridge: string;
+  subnet: string;
+  owner: string | null;
+  config: string;
+  labDir: string;
+}
+
+function table(rows: readonly LabRow[]): string {
+  const head = ["LAB", "STATE", "CONTAINERS", "BRIDGE", "SUBNET", "OWNER", "CONFIG"];
+  const cells = rows.map((r) => [
+    r.lab,
+    r.state,
+    `${r.containersUp}/${r.containers}`,
+    r.bridge,
+    r.subnet,
+    r.owner ?? "-",
+    r.config,
+  ]);
+  const width = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? "").length)));
+  const line = (c: string[]) =>
+    c
+      .map((x, i) => (i === c.length - 1 ? x : x.padEnd(width[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  return `${[line(head), ...cells.map(line)].join("\n")}\n`;
+}
+
+const labs: CommandAdder = (program, cli) =>
+  program
+    .command("labs")
+    .description("every lab on this host, up or down: state, containers up, bridge, subnet, owner, config")
+    .action(async (_o: unknown, cmd: Command) => {
+      const g = cmd.optsWithGlobals() as GlobalOptions;
+      const host = cli.io.host;
+      if (host.uid() !== 0)
+        throw new ExitError(
+          "labs reads root's state (the index of labs, their journals): sudo aplspawn labs",
+        );
+      const [{ recordedLabs, recordedConfig }, { labState }] = await Promise.all([
+        import("../src/lab/registry.js"),
+        import("../src/lab/state.js"),
+      ]);
+      const rows: LabRow[] = [];
+      for (const r of await recordedLabs(host)) {
+        const c = recordedConfig(r);
+        if (!c) continue;
+        const s = await labState(host, c);
+        rows.push({
+          lab: r.lab,
+          state: s.containersUp === s.containers && s.containers > 0 ? "up" : s.live ? "partial" : "down",
+          containersUp: s.containersUp,
+          containers: s.containers,
+          bridge: c.network.bridge,
+          subnet: s.subnet,
+          owner: r.owner ?? null,
+          config: r.file,
+          labDir: r.labDir,
+        });
+      }
+      if (g.json) cli.io.out(`${JSON.stringify(rows)}\n`);
+      else if (rows.length === 0) cli.io.out("no labs on this host (sudo aplspawn run up makes one)\n");
+      else cli.io.out(table(rows));
+    });
+
+/** Commands added to the program. */
+export const labsCommands: CommandAdder[] = [labs];
