@@ -21,7 +21,7 @@ const FIXTURE = join(import.meta.dirname, "lock-fixture.js");
 test("a holder SIGKILLed holding the lock, then six processes taking it 50 times each (five callers at once): one holder at a time, no update lost", async () => {
   const d = await tempDir("aplspawn-lock-");
   try {
-    const lock = join(d.path, "lock");
+    const lock = join(await labDirIn(d.path), "lock");
     const counter = join(d.path, "counter");
     await writeFile(counter, "0");
     // A holder that dies holding the lock: the kernel lets go with it, nothing is taken over.
@@ -47,6 +47,13 @@ test("a holder SIGKILLed holding the lock, then six processes taking it 50 times
     await d.cleanup();
   }
 });
+
+// A lab's directory in dir, as the runner makes it: a lock's directory must be root's alone (0700).
+async function labDirIn(dir: string): Promise<string> {
+  const lab = join(dir, "lab");
+  await mkdir(lab, { mode: 0o700 });
+  return lab;
+}
 
 const skipRoot = isRoot ? false : "needs root (the locks in /run/aplspawn, setpriv to nobody)";
 
@@ -104,8 +111,8 @@ test("nobody cannot open, take or block any of aplspawn's locks (the lab's and t
   const host = realHost();
   const d = await tempDir("aplspawn-lock-");
   try {
-    // A lab's directory, as the runner makes it (0700; mkdtemp's is too).
-    const labLock = join(d.path, "lock");
+    // A lab's directory, as the runner makes it (0700).
+    const labLock = join(await labDirIn(d.path), "lock");
     const tried: string[] = [];
     const refused = async (path: string, when: string) => {
       const r = await asNobody(path);
@@ -176,7 +183,7 @@ test("a lock's directory must be ours alone: one reachable by others, another us
 test("flock(1) killed by PID while it waits for a lock: the take fails, it never goes on unlocked", async () => {
   const host = realHost();
   const d = await tempDir("aplspawn-lockwait-");
-  const path = join(d.path, "x.lock");
+  const path = join(await labDirIn(d.path), "x.lock");
   // Someone else holds it for the whole test.
   const holder = spawn("flock", [path, "sleep", "60"], { stdio: "ignore" });
   try {
