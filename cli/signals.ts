@@ -11,7 +11,7 @@ import type { RunEvent } from "../src/runner/report.js";
 export type SignalSource = (handler: () => void) => () => void;
 
 /** The signals that interrupt a run. */
-export const INTERRUPTS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+const INTERRUPTS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
 /** The real process's SIGINT, SIGTERM and SIGHUP. */
 export const processSignals: SignalSource = (handler) => {
