@@ -14,7 +14,7 @@ export interface CliIo {
   err(text: string): void;
   isTTY: boolean;
   env: Record<string, string | undefined>;
-  /** The signals that interrupt a run (the real process's SIGINT/SIGTERM; tests pass none). */
+  /** The signals that interrupt a run (the real process's SIGINT, SIGTERM and SIGHUP; tests pass none). */
   signals?: SignalSource;
   /** End the process at once with this code (a second interrupt). */
   exit(code: number): never;

@@ -24,7 +24,7 @@ import { workflows } from "../workflows/index.js";
 import { extraCommands } from "./commands.js";
 import type { LoadedConfig } from "./config-file.js";
 import type { CliContext, CliIo, GlobalOptions } from "./context.js";
-import { processSignals, runInterrupts } from "./signals.js";
+import { processSignals, runInterrupts, tolerateClosedOutput } from "./signals.js";
 
 /** Where the package lives (for the default config and the version). */
 export const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -122,6 +122,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       const mode = cli.mode(g);
       const { runWorkflow } = await import("../src/runner/runner.js");
       const { taskRegistry } = await import("../tasks/index.js");
+      const { labUndoScope } = await import("../src/lab/undo-scope.js");
       const emit = (e: RunEvent) => {
         if (g.quiet && mode !== "json" && !shownWhenQuiet(e)) return;
         const line = mode === "json" ? jsonLine(config.lab, e) : renderEvent(mode, e);
@@ -142,6 +143,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
           failAfter: io.env.APLSPAWN_FAIL_AFTER || undefined,
           command: o.command,
           interrupt: interrupt.signal,
+          undoScope: labUndoScope(config),
         });
       } finally {
         interrupt.off();
@@ -550,11 +552,7 @@ function reportError(e: unknown, io: CliIo, g: GlobalOptions): number {
 // Run when executed as the `aplspawn` command (not when imported by tests).
 const invoked = process.argv[1] ? realpathSync(process.argv[1]) : "";
 if (invoked === fileURLToPath(import.meta.url)) {
-  // `aplspawn pids | head -1`: a closed pipe ends output, not the process with a stack trace.
-  for (const stream of [process.stdout, process.stderr])
-    stream.on("error", (e: NodeJS.ErrnoException) => {
-      if (e.code !== "EPIPE") throw e;
-    });
+  tolerateClosedOutput();
   main(process.argv.slice(2), {
     host: realHost(),
     // Container text (log tails, process names, relayed output) reaches these: no control characters.

@@ -28,7 +28,14 @@ if (process.getuid?.() === 0 && existsSync(inotify)) {
   inotifyBefore = readFileSync(inotify, "utf8").trim();
   if (Number(inotifyBefore) < 8192) writeFileSync(inotify, "8192");
 }
-const runBefore = existsSync("/run") ? readdirSync("/run") : [];
+// aplspawn's names in /run. The host-wide lock directory itself stays (root's, 0700, empty, like
+// /run/lock): the files in it are counted.
+const LOCKS = "/run/aplspawn";
+const inRun = () => [
+  ...(existsSync("/run") ? readdirSync("/run") : []).filter((n) => /aplspawn/.test(n) && n !== "aplspawn"),
+  ...(existsSync(LOCKS) ? readdirSync(LOCKS).map((n) => `aplspawn/${n}`) : []),
+];
+const runBefore = inRun();
 // TAP to the terminal as before, and a copy to a file: what was skipped is counted from it.
 const tap = join(mkdtempSync(join(tmpdir(), "aplspawn-tap-")), "tests.tap");
 const r = spawnSync(
@@ -47,7 +54,7 @@ const r = spawnSync(
 if (inotifyBefore !== undefined) writeFileSync(inotify, inotifyBefore);
 // Nothing of aplspawn's may stay in /run once every lab of the run is down: holds, claims, locks,
 // ssh master directories. What was there before the run (a lab of the user's) is not counted.
-const left = readdirSync("/run").filter((n) => /aplspawn/.test(n) && !runBefore.includes(n));
+const left = inRun().filter((n) => !runBefore.includes(n));
 if (left.length > 0) {
   console.error(`left in /run by the tests: ${left.join(", ")}`);
   process.exitCode = 1;

@@ -234,8 +234,9 @@ export interface Host {
   /** Start a process in its own session, detached from ours; returns its PID. */
   spawnDetached(cmd: string, args: readonly string[], opts: DetachedOptions): Promise<number>;
   /**
-   * Take an exclusive lock on the file at path (made if missing), held by the kernel: it goes with
-   * us however we end. undefined when someone else holds it (after waitMs).
+   * Take an exclusive lock on the file at path (made if missing), held by the kernel on a
+   * descriptor of this process: it goes with us however we end, and with nothing else. Its
+   * directory (made if missing) must be ours alone. undefined when someone else holds it (after waitMs).
    */
   lockFile(path: string, o: LockFileOptions): Promise<HeldLock | undefined>;
   /** Send a signal; false when the process does not exist. */

@@ -14,15 +14,14 @@ import {
   type ExecResult,
   type FileStat,
   formatCommand,
-  type HeldLock,
   type Host,
   type HostFs,
   type HostHttp,
   type HttpRetry,
-  type LockFileOptions,
   type ReadableFile,
   type WritableFile,
 } from "./host.js";
+import { lockFile } from "./lock-file.js";
 import { rootFs } from "./root-fs.js";
 
 const DEFAULT_TIMEOUT_MS = 60_000;
@@ -90,88 +89,6 @@ async function exec(cmd: string, args: readonly string[], opts: ExecOptions = {}
   return { command, exitCode, stdout, stderr };
 }
 
-// Locks: flock(1) takes the lock and runs cat on a pipe from us; when we release (or die, and the
-// pipe closes), cat ends, flock exits and the kernel drops the lock. A lock taken on a file that was
-// removed meanwhile (its holder let go and removed it) is no lock: it is checked against the file
-// at path (the inode flock holds open) and taken again.
-async function lockFile(path: string, o: LockFileOptions): Promise<HeldLock | undefined> {
-  const deadline = Date.now() + o.waitMs;
-  for (;;) {
-    o.signal?.throwIfAborted();
-    const left = deadline - Date.now();
-    const wait = left > 0 ? ["--wait", (left / 1000).toFixed(3)] : ["--nonblock"];
-    // flock says "executing cat" once it holds the lock (stdbuf: line by line, not at its exit).
-    const argv = [
-      "-oL",
-      "flock",
-      "--verbose",
-      "--exclusive",
-      "--conflict-exit-code",
-      "75",
-      ...wait,
-      path,
-      "cat",
-    ];
-    const child = spawn("stdbuf", argv, { stdio: ["pipe", "pipe", "pipe"] });
-    const exited = new Promise<number | null>((resolve) => {
-      child.once("exit", (code) => resolve(code));
-      child.once("error", () => resolve(null));
-    });
-    const onAbort = () => {
-      if (typeof child.pid === "number" && child.pid > 0) child.kill();
-    };
-    o.signal?.addEventListener("abort", onAbort, { once: true });
-    let stderr = "";
-    let stdout = "";
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const held = await new Promise<boolean>((resolve) => {
-      child.stdout.on("data", (d: Buffer) => {
-        stdout += d.toString();
-        if (/executing/.test(stdout)) resolve(true);
-      });
-      void exited.then(() => resolve(false));
-    }).finally(() => o.signal?.removeEventListener("abort", onAbort));
-    const release = async () => {
-      child.stdin.end();
-      await exited;
-    };
-    if (!held) {
-      const code = await exited;
-      o.signal?.throwIfAborted();
-      if (code === 75) return undefined;
-      throw new CommandError(
-        formatCommand("stdbuf", argv),
-        code ?? undefined,
-        stderr,
-        code === null
-          ? "Cannot take a lock: util-linux's flock and coreutils' stdbuf are needed"
-          : "Cannot take a lock",
-      );
-    }
-    if (await holdsFileAt(child.pid ?? 0, path))
-      return {
-        async release() {
-          if (o.removeOnRelease) await fs.rm(path, { force: true });
-          await release();
-        },
-      };
-    await release();
-  }
-}
-
-// Whether process pid has the file now at path open (the same inode).
-async function holdsFileAt(pid: number, path: string): Promise<boolean> {
-  const want = await fs.stat(path).catch(() => undefined);
-  if (!want) return false;
-  for (const fd of await fs.readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
-    const st = await fs.stat(`/proc/${pid}/fd/${fd}`).catch(() => undefined);
-    if (st && st.ino === want.ino && st.dev === want.dev) return true;
-  }
-  return false;
-}
-
 async function spawnDetached(cmd: string, args: readonly string[], opts: DetachedOptions): Promise<number> {
   const log = await fs.open(opts.logFile, "a", 0o600);
   try {
@@ -206,18 +123,34 @@ function canConnect(ip: string, port: number, timeoutMs: number, signal?: AbortS
   });
 }
 
+// A new file of ours at a fresh name beside path (O_EXCL: never a file or a link found there,
+// O_NOFOLLOW: not a dangling link either), its mode set through the descriptor (not by name, where
+// something else may be by then; and exact, whatever the umask), then renamed over path.
+const CREATE_NEW = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
+
 async function writeAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString("hex")}.tmp`);
-  const fh = await fs.open(tmp, "w", mode);
+  const dir = dirname(path);
+  let tmp = "";
+  let fh: fs.FileHandle | undefined;
+  for (let tries = 1; !fh; tries++) {
+    tmp = join(dir, `.${basename(path)}.${randomBytes(8).toString("hex")}.tmp`);
+    fh = await fs.open(tmp, CREATE_NEW, 0o600).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === "EEXIST" && tries < 5) return undefined;
+      throw e;
+    });
+  }
   try {
+    await fh.chmod(mode);
     await fh.writeFile(data);
     await fh.sync();
-  } finally {
     await fh.close();
+    await fs.rename(tmp, path);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await fs.rm(tmp, { force: true });
+    throw e;
   }
-  await fs.chmod(tmp, mode);
-  await fs.rename(tmp, path);
-  await syncDir(dirname(path));
+  await syncDir(dir);
 }
 
 async function syncDir(path: string): Promise<void> {

@@ -12,7 +12,7 @@ import type { LoopInfo } from "./system-info.js";
 
 /** Where the claims live (root's alone: /run is). */
 export const CLAIMS_DIR = "/run/aplspawn-loops";
-const LOCK = "/run/aplspawn-loops.lock";
+const LOCK = "/run/aplspawn/loops.lock";
 
 /** One device's claim: the lab's lower directory and what the device was attached to. */
 export interface LoopClaim {

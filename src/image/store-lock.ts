@@ -13,7 +13,7 @@ import type { TaskContext } from "../runner/task.js";
  * labs of one store name the same file the same way.
  */
 export function imageLockPath(image: string): string {
-  return `/run/aplspawn-image-${createHash("sha256").update(image).digest("hex").slice(0, 16)}.lock`;
+  return `/run/aplspawn/image-${createHash("sha256").update(image).digest("hex").slice(0, 16)}.lock`;
 }
 
 /** What the lock file says of its holder (for the message of whoever waits). */

@@ -16,8 +16,8 @@ import { journalPath } from "../runner/journal-path.js";
 import { withHostLock } from "../runner/lock.js";
 
 /** Where the claims live (root's alone: /run is). */
-const CLAIMS_DIR = "/run/aplspawn-claims";
-const LOCK = "/run/aplspawn-claims.lock";
+export const CLAIMS_DIR = "/run/aplspawn-claims";
+const LOCK = "/run/aplspawn/claims.lock";
 
 /** A lab's network: its names in one network namespace. */
 export interface NetClaim {

@@ -36,7 +36,7 @@ interface HoldRecord {
 const RUN = "/run";
 /** The record of one setting. */
 export const recordPath = (key: string) => `${RUN}/aplspawn-hold.${key}.json`;
-const LOCK = `${RUN}/aplspawn-holds.lock`;
+const LOCK = "/run/aplspawn/holds.lock";
 
 function withLock<T>(host: Host, signal: AbortSignal | undefined, f: () => Promise<T>): Promise<T> {
   return withHostLock(host, LOCK, "aplspawn (shared settings)", signal, async () => {

@@ -12,7 +12,7 @@ import { withHostLock } from "../runner/lock.js";
 
 /** Where the claims live. */
 export const RANGES_DIR = "/var/lib/aplspawn/userns";
-const LOCK = "/run/aplspawn-userns.lock";
+const LOCK = "/run/aplspawn/userns.lock";
 /** Ids per container: the whole 16-bit range a distribution's users and groups use. */
 export const RANGE = 0x10000;
 // Where ranges are taken from: systemd-nspawn's own --private-users=pick range.

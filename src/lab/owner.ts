@@ -4,6 +4,7 @@
 // following paths a user controls could be made to write anywhere.
 import { z } from "zod";
 import type { ExecOptions, ExecResult, HostContext } from "../host/host.js";
+import { ownerWriteCommand } from "./owner-write.js";
 
 export const ownerSchema = z.object({
   name: z.string(),
@@ -82,24 +83,12 @@ export function ownerFs(ctx: HostContext, o: Owner | undefined): OwnerFs {
       const r = await execAsOwner(ctx, o, "cat", ["--", p], { readOnly: true });
       return r.exitCode === 0 ? r.stdout : undefined;
     },
-    // A temp file beside it, then rename: the input comes on a pipe or socket, not a file to copy.
-    write: (p, t, m) =>
-      must(
-        `writing ${p}`,
-        execAsOwner(
-          ctx,
-          o,
-          "sh",
-          [
-            "-c",
-            'umask 077; t="$1.aplspawn-$$"; cat > "$t" && chmod "$2" "$t" && mv -fT "$t" "$1"',
-            "sh",
-            p,
-            m.toString(8),
-          ],
-          { input: t },
-        ),
-      ),
+    // A fresh temp file beside it, then rename (owner-write.ts); the content comes on stdin.
+    write: (p, t, m) => {
+      const [cmd, args] = ownerWriteCommand(p, m);
+      // NODE_OPTIONS is root's, for aplspawn: not for a program run as the owner.
+      return must(`writing ${p}`, execAsOwner(ctx, o, cmd, args, { input: t, env: { NODE_OPTIONS: "" } }));
+    },
     mkdir: (p) => must(`making ${p}`, execAsOwner(ctx, o, "mkdir", ["-p", "-m", "0700", "--", p])),
     rm: (p) => must(`removing ${p}`, execAsOwner(ctx, o, "rm", ["-f", "--", p])),
     rmdir: async (p) => {

@@ -1,8 +1,28 @@
-// One run per lab at a time, and short host-wide critical sections: locks the kernel holds (flock),
-// whose file says who holds them.
-import type { HeldLock, Host } from "../host/host.js";
+// One run per lab at a time, and short host-wide critical sections: locks the kernel holds (flock)
+// on a descriptor of aplspawn's own, whose file says who holds them. A lock lives exactly as long
+// as the process that took it: no signal to its process group frees it while that process goes on
+// (Host.lockFile). Lock files live in directories of root's alone: the lab's directory, and
+// HOST_LOCK_DIR for the host-wide ones.
+import type { HeldLock, Host, LockFileOptions } from "../host/host.js";
 import { procStat } from "../host/proc.js";
-import { LockedError } from "./errors.js";
+import { ExitError, errorMessage, LockedError } from "./errors.js";
+
+/**
+ * Where the host-wide locks live (claims.lock, holds.lock, loops.lock, userns.lock): root's alone,
+ * 0700, made on first use and refused if anyone else could reach it. It stays, empty, like /run/lock.
+ */
+export const HOST_LOCK_DIR = "/run/aplspawn";
+
+// A lock that cannot be taken for a reason of the host (no flock, a directory that is not root's
+// alone) is the user's to fix; an abort is the run's own and passes as it is.
+async function take(host: Host, path: string, o: LockFileOptions): Promise<HeldLock | undefined> {
+  try {
+    return await host.lockFile(path, o);
+  } catch (e) {
+    if (o.signal?.aborted) throw e;
+    throw new ExitError(`Cannot take the lock ${path}: ${errorMessage(e)}`);
+  }
+}
 
 interface LockInfo {
   pid: number;
@@ -38,7 +58,7 @@ export async function acquireLock(host: Host, path: string, command: string): Pr
   const deadline = host.now() + 1000;
   let held: HeldLock | undefined;
   for (;;) {
-    held = await host.lockFile(path, { waitMs: 0, removeOnRelease: true });
+    held = await take(host, path, { waitMs: 0, removeOnRelease: true });
     if (held) break;
     // Held. Its holder writes who it is right after taking it, and a holder letting go removes the
     // file: without a name yet, look again (or take it) in a moment.
@@ -99,9 +119,9 @@ export async function withHostLock<T>(
   signal: AbortSignal | undefined,
   f: () => Promise<T>,
 ): Promise<T> {
-  // Removed on release (nothing stays in /run): a waiter that held the old file takes the new one
-  // (Host.lockFile checks the inode); with the few labs that wait here at once, that round is cheap.
-  const held = await host.lockFile(path, {
+  // Removed on release (nothing stays in HOST_LOCK_DIR): a waiter that held the old file takes the
+  // new one (Host.lockFile checks the inode); with the few labs that wait here at once, that round is cheap.
+  const held = await take(host, path, {
     waitMs: 30_000,
     removeOnRelease: true,
     ...(signal ? { signal } : {}),

@@ -22,6 +22,7 @@ import {
   type Workflow,
 } from "./task.js";
 import { Undo } from "./undo.js";
+import type { UndoScope } from "./undo-scope.js";
 
 /** How to run a workflow. */
 export interface RunOptions {
@@ -42,9 +43,11 @@ export interface RunOptions {
   failAfter?: string;
   /** Shown to a second process that finds the lab locked. */
   command: string;
+  /** Where undoing a journal entry may act on paths (the lab's places: undo-scope.ts). */
+  undoScope?: UndoScope;
   /**
    * Aborting this interrupts the run: what runs is cancelled and this run's changes are rolled
-   * back (the CLI aborts it on the first SIGINT/SIGTERM; signals are the CLI's, not the runner's).
+   * back (the CLI aborts it on the first SIGINT, SIGTERM or SIGHUP; signals are the CLI's, not the runner's).
    */
   interrupt?: AbortSignal;
 }
@@ -99,6 +102,7 @@ class Run {
         state: this.state,
         faults: this.faults,
         dryRun: this.o.dryRun === true,
+        ...(this.o.undoScope ? { scope: this.o.undoScope } : {}),
       });
       for (const w of this.journal.warnings) this.o.emit({ event: "warning", message: w });
       const stale = this.journal.entries().filter((e) => e.state === "running");

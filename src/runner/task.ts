@@ -26,6 +26,12 @@ export interface TaskContext extends HostContext {
   runId?: string;
 }
 
+/**
+ * A place undoing may act on (undo-scope.ts): a string is that path and everything under it;
+ * `{ only }` that path alone; a RegExp, the whole paths it matches.
+ */
+export type PathRule = string | { only: string } | RegExp;
+
 /** The failed run a rollback undoes (TaskContext.failedRun). */
 export interface FailedRun {
   /** The run's id (its start time first: ids sort by age). */
@@ -121,6 +127,12 @@ export interface TaskDef<P = unknown, R = unknown, I = unknown> {
    * from an older aplspawn, or edited by hand). Required of every kind with a rollback.
    */
   journaled?: { params: Shape<P> } & ShapeOf<"intent", I> & ShapeOf<"result", R>;
+  /**
+   * Places outside the lab's directories that rollback may act on, taken from the entry itself
+   * (undo-scope.ts): only for a kind whose rollback makes sure on its own that what it finds there
+   * is its (the inventory: a file that still starts with aplspawn's mark).
+   */
+  undoPaths?(rec: UndoRecord<P, I, R>): readonly PathRule[];
   /** Title shown while rolling back; defaults to "Undoing: <title>". */
   rollbackTitle?(params: P): string;
   /** Which family the kind belongs to (journaled with each entry); defaults to the kind's first word. */

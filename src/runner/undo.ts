@@ -8,6 +8,7 @@ import type { FaultPlan } from "./faults.js";
 import { type Journal, type JournalEntry, undoRecordFor, undoTitleOf } from "./journal.js";
 import type { AnyListrTask, RunState, Wrapper } from "./run-state.js";
 import type { AnyTaskDef, FailedRun, UndoStep } from "./task.js";
+import { confinedHost, type UndoScope } from "./undo-scope.js";
 
 /** What undoing needs of the run. */
 export interface UndoOptions {
@@ -17,6 +18,8 @@ export interface UndoOptions {
   state: RunState;
   faults: FaultPlan;
   dryRun: boolean;
+  /** Where undoing an entry may act on paths (undo-scope.ts); anywhere without it (runner tests). */
+  scope?: UndoScope;
 }
 
 /** Listr tasks of a set of entries, with how many of them failed once they ran. */
@@ -157,11 +160,17 @@ export class Undo {
     const t0 = performance.now();
     const title = this.title(e);
     const def = this.o.registry.get(e.kind);
-    // Rollback must run even after an interrupt: it gets a signal of its own.
-    const ctx = state.context(e.id, lt, this.o.host, new AbortController().signal, failed);
     try {
       if (!def?.rollback) throw new Error(`no rollback is known for task kind "${e.kind}"`);
-      await def.rollback(ctx, undoRecordFor(def, e));
+      const rec = undoRecordFor(def, e);
+      // A journal is data: what it names is acted on only within the lab's places.
+      const { scope } = this.o;
+      const host = scope
+        ? confinedHost(this.o.host, [...scope(e), ...(def.undoPaths?.(rec) ?? [])], e.id)
+        : this.o.host;
+      // Rollback must run even after an interrupt: it gets a signal of its own.
+      const ctx = state.context(e.id, lt, host, new AbortController().signal, failed);
+      await def.rollback(ctx, rec);
       await this.o.journal.remove(e.seq);
       state.counts.rolledBack++;
       state.emitTask(e, title, "rolled-back", t0);

@@ -67,6 +67,9 @@ export const labInventory = defineTask<InventoryParams, null>({
   journaled: { params: inventoryParamsSchema },
   title: (p) => `Generating ansible inventory file ${p.path}`,
   rollbackTitle: (p) => `Removing ansible inventory file ${p.path}`,
+  // Wherever the config put it (relative to the directory `up` ran in): removed only while it
+  // still starts with aplspawn's mark, so a journal naming another file cannot have it removed.
+  undoPaths: ({ params: p }) => [{ only: p.path }],
   async check(ctx, p) {
     return (await ownerFs(ctx, p.owner).read(p.path)) === renderInventory(p);
   },

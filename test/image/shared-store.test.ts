@@ -128,7 +128,11 @@ test("four labs get one URL at once from a server that gives clients different b
       [".stamps", "img.raw"],
       "a .part or another file is left",
     );
-    assert.deepEqual(await readdir("/run").then((f) => f.filter((n) => n.startsWith("aplspawn-image-"))), []);
+    assert.deepEqual(
+      await readdir("/run/aplspawn").then((f) => f.filter((n) => n.startsWith("image-"))),
+      [],
+      "an image's lock file is left",
+    );
     // And every lab now finds it verified: nothing to do.
     for (const l of labs) {
       const again = await cli(l.config, ["run", "getimage"]);

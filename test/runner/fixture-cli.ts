@@ -1,6 +1,6 @@
 // A process running the synthetic workflow with real signal handling, for signal and crash tests.
 // argv: up|down WORLD LABDIR [slowMs]
-import { processSignals, runInterrupts } from "../../cli/signals.js";
+import { processSignals, runInterrupts, tolerateClosedOutput } from "../../cli/signals.js";
 import { type RunEvent, renderEvent } from "../../src/runner/report.js";
 import { downWorkflow, labWorkflow, run } from "./synthetic.js";
 
@@ -20,7 +20,8 @@ const emit = (e: RunEvent) => {
   const line = renderEvent("plain", e);
   if (line) process.stdout.write(`${line}\n`);
 };
-// The CLI's signal handling, as `aplspawn run` has it.
+// The CLI's signal and output handling, as `aplspawn run` has it.
+tolerateClosedOutput();
 const interrupt = runInterrupts(processSignals, emit, (code) => process.exit(code));
 const r = await run(wf, lab, { mode: "plain", emit, interrupt: interrupt.signal });
 interrupt.off();

@@ -6,18 +6,22 @@
 // for a dead owner's and taken over, and the lock of whoever came next was removed.)
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { chmod, chown, mkdir, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import { test } from "node:test";
 import { execa } from "execa";
-import { tempDir } from "../support/ns.js";
+import { realHost } from "../../src/host/real-host.js";
+import { imageLockPath } from "../../src/image/store-lock.js";
+import { ExitError } from "../../src/runner/errors.js";
+import { acquireLock, HOST_LOCK_DIR, withHostLock } from "../../src/runner/lock.js";
+import { isRoot, tempDir } from "../support/ns.js";
 
 const FIXTURE = join(import.meta.dirname, "lock-fixture.js");
 
 test("a holder SIGKILLed holding the lock, then six processes taking it 50 times each (five callers at once): one holder at a time, no update lost", async () => {
   const d = await tempDir("aplspawn-lock-");
   try {
-    const lock = join(d.path, "lock");
+    const lock = join(await labDirIn(d.path), "lock");
     const counter = join(d.path, "counter");
     await writeFile(counter, "0");
     // A holder that dies holding the lock: the kernel lets go with it, nothing is taken over.
@@ -43,3 +47,186 @@ test("a holder SIGKILLed holding the lock, then six processes taking it 50 times
     await d.cleanup();
   }
 });
+
+// A lab's directory in dir, as the runner makes it: a lock's directory must be root's alone (0700).
+async function labDirIn(dir: string): Promise<string> {
+  const lab = join(dir, "lab");
+  await mkdir(lab, { mode: 0o700 });
+  return lab;
+}
+
+const skipRoot = isRoot ? false : "needs root (the locks in /run/aplspawn, setpriv to nobody)";
+
+// The lock paths in aplspawn's code (the compiled files, on lines that say .lock): string literals
+// ending in .lock, and the fixed start of templates (`/run/aplspawn/image-${…}.lock` gives
+// "/run/aplspawn/image-").
+async function lockPathsInCode(): Promise<{ literal: string[]; all: string[] }> {
+  const literal = new Set<string>();
+  const all = new Set<string>();
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (p.endsWith(".js"))
+        for (const line of (await readFile(p, "utf8")).split("\n").filter((l) => l.includes(".lock")))
+          for (const m of line.matchAll(/["'`](\/[^"'`$\s]*)(\$\{|["'`])/g)) {
+            if (m[2] !== "${" && !m[1]!.endsWith(".lock")) continue;
+            all.add(m[1]!);
+            if (m[2] !== "${") literal.add(m[1]!);
+          }
+    }
+  };
+  await walk(resolve(import.meta.dirname, "../../src"));
+  return { literal: [...literal].sort(), all: [...all].sort() };
+}
+
+// flock(1) as nobody on path, at once: what it exits with and says.
+function asNobody(path: string) {
+  return execa(
+    "setpriv",
+    [
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+      "flock",
+      "--nonblock",
+      "--conflict-exit-code",
+      "75",
+      path,
+      "true",
+    ],
+    { reject: false },
+  );
+}
+
+test("every host-wide lock in the code lives in /run/aplspawn", async () => {
+  const { all } = await lockPathsInCode();
+  assert.ok(all.length >= 5, `the host-wide locks were found: ${all.join(", ")}`);
+  for (const p of all) assert.equal(dirname(p), HOST_LOCK_DIR, `${p} is not in ${HOST_LOCK_DIR}`);
+});
+
+test("nobody cannot open, take or block any of aplspawn's locks (the lab's and the host-wide ones), free or held", {
+  skip: skipRoot,
+}, async () => {
+  const host = realHost();
+  const d = await tempDir("aplspawn-lock-");
+  try {
+    // A lab's directory, as the runner makes it (0700).
+    const labLock = join(await labDirIn(d.path), "lock");
+    const tried: string[] = [];
+    const refused = async (path: string, when: string) => {
+      const r = await asNobody(path);
+      tried.push(path);
+      assert.ok(
+        r.exitCode !== 0 && r.exitCode !== 75 && /Permission denied/.test(r.stderr),
+        `nobody reached ${path} (${when}): flock exited ${r.exitCode}: ${r.stderr}`,
+      );
+    };
+    const { literal } = await lockPathsInCode();
+    // An image's lock is named for the image file (src/image/store-lock.ts).
+    for (const path of [...literal, imageLockPath(join(d.path, "image.img"))]) {
+      await withHostLock(host, path, "test", undefined, () => refused(path, "held by root"));
+      // Its directory is there now (made by the first take), the file is not.
+      await refused(path, "free");
+      // Nothing of nobody's stays in the way: root takes it again at once.
+      const again = await host.lockFile(path, { waitMs: 0, removeOnRelease: true });
+      assert.ok(again, `root takes ${path} at once after nobody tried`);
+      await again.release();
+    }
+    await refused(labLock, "free");
+    const l = await acquireLock(host, labLock, "test");
+    await refused(labLock, "held by root");
+    await l.release();
+    assert.ok(tried.length >= 6);
+    const dir = await stat(HOST_LOCK_DIR);
+    assert.equal(dir.uid, 0, `${HOST_LOCK_DIR} is root's`);
+    assert.equal(dir.mode & 0o777, 0o700, `${HOST_LOCK_DIR} is 0700`);
+  } finally {
+    await d.cleanup();
+  }
+});
+
+test("a lock's directory must be ours alone: one reachable by others, another user's, or a link is refused", async () => {
+  const host = realHost();
+  const d = await tempDir("aplspawn-lockdir-");
+  try {
+    const open = join(d.path, "open");
+    await mkdir(open, { mode: 0o755 });
+    await chmod(open, 0o755);
+    await assert.rejects(host.lockFile(join(open, "x.lock"), { waitMs: 0 }), /mode 0755\) is not .*alone/);
+    await assert.rejects(acquireLock(host, join(open, "lock"), "t"), ExitError);
+    const link = join(d.path, "link");
+    const mine = join(d.path, "mine");
+    await mkdir(mine, { mode: 0o700 });
+    await symlink(mine, link);
+    await assert.rejects(host.lockFile(join(link, "x.lock"), { waitMs: 0 }), /is a symbolic link/);
+    if (isRoot) {
+      const theirs = join(d.path, "theirs");
+      await mkdir(theirs, { mode: 0o700 });
+      await chown(theirs, 65534, 65534);
+      await assert.rejects(host.lockFile(join(theirs, "x.lock"), { waitMs: 0 }), /owner uid 65534/);
+    }
+    // Made when missing, 0700; a link at the lock file itself is not followed.
+    const made = join(d.path, "made");
+    const l = await host.lockFile(join(made, "x.lock"), { waitMs: 0, removeOnRelease: true });
+    assert.ok(l);
+    assert.equal((await stat(made)).mode & 0o777, 0o700);
+    await l.release();
+    await symlink(join(d.path, "elsewhere"), join(mine, "y.lock"));
+    await assert.rejects(host.lockFile(join(mine, "y.lock"), { waitMs: 0 }), /ELOOP|symbolic link/);
+    await assert.rejects(stat(join(d.path, "elsewhere")), "nothing was made through the link");
+  } finally {
+    await d.cleanup();
+  }
+});
+
+test("flock(1) killed by PID while it waits for a lock: the take fails, it never goes on unlocked", async () => {
+  const host = realHost();
+  const d = await tempDir("aplspawn-lockwait-");
+  const path = join(await labDirIn(d.path), "x.lock");
+  // Someone else holds it for the whole test.
+  const holder = spawn("flock", [path, "sleep", "60"], { stdio: "ignore" });
+  try {
+    await waitUntil(() => held(path));
+    let ran = false;
+    const take = withHostLock(host, path, "test", undefined, async () => {
+      ran = true;
+    });
+    // The flock(1) this process started to wait for it, killed.
+    let helper: number | undefined;
+    await waitUntil(async () => {
+      helper = await childNamed("flock", holder.pid);
+      return helper !== undefined;
+    });
+    process.kill(helper!, "SIGKILL");
+    await assert.rejects(take, /Cannot take the lock/);
+    assert.equal(ran, false, "nothing ran without the lock");
+  } finally {
+    holder.kill("SIGKILL");
+    await d.cleanup();
+  }
+});
+
+// Whether someone holds the lock at path (flock -n from here conflicts).
+async function held(path: string): Promise<boolean> {
+  return (await execa("flock", ["-n", "-E", "75", path, "true"], { reject: false })).exitCode === 75;
+}
+
+async function waitUntil(cond: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error("timed out");
+}
+
+// A child of this process running `name`, other than `not`.
+async function childNamed(name: string, not?: number): Promise<number | undefined> {
+  for (const pid of (await readdir("/proc")).filter((n) => /^\d+$/.test(n))) {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (comm === name && ppid === process.pid && Number(pid) !== not) return Number(pid);
+  }
+  return undefined;
+}

@@ -1,8 +1,9 @@
 // Signals and crashes against a real process running the synthetic workflow.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { test } from "node:test";
+import { execa } from "execa";
 import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import { setup } from "./synthetic.js";
@@ -32,20 +33,22 @@ const journal = async (lab: string) => ({
   entries: (await Journal.open(realHost(), journalPath(lab), "t", false)).entries(),
 });
 
-test("SIGINT while containers start: exit 130, rolled back once, nothing left", async () => {
-  const t = await setup();
-  try {
-    const p = start(["up", t.world, t.lab, "10000"]);
-    await waitFor(async () => (await t.files()).includes("c3.layer"), "containers to start");
-    p.child.kill("SIGINT");
-    assert.equal(await p.done, 130);
-    assert.deepEqual(await t.files(), []);
-    assert.equal((await journal(t.lab)).entries.length, 0);
-    assert.equal(p.out().match(/UNDONE.*Creating a$/gm)?.length, 1, p.out());
-  } finally {
-    await t.cleanup();
-  }
-});
+// SIGHUP (a closed terminal or ssh session) is an interrupt like Ctrl-C.
+for (const sig of ["SIGINT", "SIGHUP"] as const)
+  test(`${sig} while containers start: exit 130, rolled back once, nothing left`, async () => {
+    const t = await setup();
+    try {
+      const p = start(["up", t.world, t.lab, "10000"]);
+      await waitFor(async () => (await t.files()).includes("c3.layer"), "containers to start");
+      p.child.kill(sig);
+      assert.equal(await p.done, 130, p.out());
+      assert.deepEqual(await t.files(), []);
+      assert.equal((await journal(t.lab)).entries.length, 0);
+      assert.equal(p.out().match(/UNDONE.*Creating a$/gm)?.length, 1, p.out());
+    } finally {
+      await t.cleanup();
+    }
+  });
 
 test("a second SIGINT exits at once with a valid journal; a later down cleans up", async () => {
   const t = await setup();
@@ -84,6 +87,46 @@ test("SIGKILL mid-run leaves a valid journal; up resumes to completion, and down
     // Crash again, then down.
     const p2 = start(["down", t.world, t.lab]);
     assert.equal(await p2.done, 0, p2.out());
+    assert.deepEqual(await t.files(), []);
+    assert.equal((await journal(t.lab)).entries.length, 0);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+// A terminal of its own (python3's pty): once c3.layer exists, the terminal is closed, so the
+// kernel sends SIGHUP and every later write to it fails with EIO; prints the exit code and output.
+const ON_A_TERMINAL = `
+import json, os, pty, select, sys, time
+marker, cmd = sys.argv[1], sys.argv[2:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(cmd[0], cmd)
+out, deadline = b"", time.time() + 120
+while not os.path.exists(marker) and time.time() < deadline:
+    if select.select([fd], [], [], 0.05)[0]:
+        out += os.read(fd, 65536)
+os.close(fd)
+status = os.waitpid(pid, 0)[1]
+print(json.dumps({"code": os.waitstatus_to_exitcode(status), "out": out.decode(errors="replace")}))
+`;
+
+test("the terminal hangs up while containers start: the run rolls back to its end (its output lost), exit 130, nothing left", async () => {
+  const t = await setup();
+  try {
+    const r = await execa("python3", [
+      "-c",
+      ON_A_TERMINAL,
+      join(t.world, "c3.layer"),
+      process.execPath,
+      FIXTURE,
+      "up",
+      t.world,
+      t.lab,
+      "10000",
+    ]);
+    const { code, out } = JSON.parse(r.stdout) as { code: number; out: string };
+    assert.equal(code, 130, `exit ${code}: ${out}`);
     assert.deepEqual(await t.files(), []);
     assert.equal((await journal(t.lab)).entries.length, 0);
   } finally {
