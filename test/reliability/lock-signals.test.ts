@@ -43,6 +43,19 @@ async function procState(pid: number): Promise<string | undefined> {
   return s?.slice(s.lastIndexOf(")") + 2, s.lastIndexOf(")") + 3);
 }
 
+/**
+ * The state of pid once a SIGSTOP sent to it has taken effect: the signal is delivered when the
+ * process next runs, so right after kill() it can still read R. Gives what it last saw after 5 s.
+ */
+async function stoppedState(pid: number): Promise<string | undefined> {
+  let st = await procState(pid);
+  for (let i = 0; i < 100 && st !== undefined && st !== "T"; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    st = await procState(pid);
+  }
+  return st;
+}
+
 labTest(
   "Ctrl-C to the process group of a `run up` starting its containers: the lock stays aplspawn's own through the rollback, a second `run up` is refused naming it, and the lock is free once the rollback has ended",
   "lks",
@@ -74,7 +87,7 @@ labTest(
     assert.ok(await w.until(/interrupted: stopping and rolling back/), "the SIGINT was seen");
     // Stopped in the middle of its rollback, so the second run below surely comes during it.
     process.kill(w.pid, "SIGSTOP");
-    assert.equal(await procState(w.pid), "T", "the first run was stopped before its rollback ended");
+    assert.equal(await stoppedState(w.pid), "T", "the first run was stopped before its rollback ended");
     assert.deepEqual(await openers(lock), [w.pid], "the lock's file is still open in aplspawn alone");
     assert.ok(await held(lock), "the lock is still held during the rollback");
 
