@@ -61,6 +61,7 @@ export const KEY_DESCRIPTIONS: Record<string, string> = {
   "containers.concurrency": "Containers started at once.",
   "containers.readyTimeout": "Seconds to wait for a container's sshd.",
   "containers.privateUsers": "Run each container in a user namespace of its own.",
+  "containers.consoleLogMax": "Bytes of console output a container's log keeps per start (default 8 MiB).",
   inventory: "The Ansible inventory of the lab.",
   "inventory.file": "Where `run up` and `inventory` write it.",
   "inventory.format": "ini or yaml.",

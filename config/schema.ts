@@ -321,6 +321,16 @@ export const configSchema = z.strictObject({
        * on the host (src/lab/id-ranges.ts).
        */
       privateUsers: z.boolean().default(false),
+      /**
+       * Bytes of a container's console output kept in its log per start (beyond them it is read
+       * and dropped); the log of the start before is kept as nspawn.log.1.
+       */
+      consoleLogMax: z
+        .number()
+        .int()
+        .min(4096)
+        .max(2 ** 40)
+        .default(8 * 2 ** 20),
     })
     .prefault({}),
   inventory: z

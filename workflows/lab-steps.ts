@@ -159,6 +159,7 @@ function containerTasksOf(c: Config, s: ContainerSpec): TaskStep[] {
       init,
       stopTimeoutMs: 30_000,
       startTimeoutMs: c.containers.readyTimeout * 1000,
+      logMaxBytes: c.containers.consoleLogMax,
     }),
     task(containerReady, `container.ready[${n}]`, {
       name: n,

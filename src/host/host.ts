@@ -31,6 +31,12 @@ export interface ExecResult {
 export interface DetachedOptions {
   /** stdout and stderr are appended to this file. */
   logFile: string;
+  /**
+   * Keep at most this many more bytes of the output in logFile: a relay of aplspawn's (not the
+   * command) reads it through a FIFO, writes that many, then one line saying the rest is dropped,
+   * and reads on to the end, so the command never blocks on a full pipe.
+   */
+  logMaxBytes?: number;
   cwd?: string;
   env?: Record<string, string>;
 }

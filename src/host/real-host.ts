@@ -91,10 +91,13 @@ async function exec(cmd: string, args: readonly string[], opts: ExecOptions = {}
 
 async function spawnDetached(cmd: string, args: readonly string[], opts: DetachedOptions): Promise<number> {
   const log = await fs.open(opts.logFile, "a", 0o600);
+  const out =
+    opts.logMaxBytes === undefined ? undefined : await boundedLog(opts.logFile, log, opts.logMaxBytes);
   try {
+    const fd = out?.fd ?? log.fd;
     const child = spawn(cmd, args, {
       detached: true, // own session: the CLI's Ctrl-C does not reach it
-      stdio: ["ignore", log.fd, log.fd],
+      stdio: ["ignore", fd, fd],
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env },
     });
@@ -105,7 +108,51 @@ async function spawnDetached(cmd: string, args: readonly string[], opts: Detache
     child.unref();
     return pid;
   } finally {
+    await out?.close();
     await log.close();
+  }
+}
+
+// The relay of a bounded log: the first $1 bytes of its input to the log as they come (unbuffered:
+// head alone holds them in stdio's buffer until 4 KiB have come; dd counts reads, not bytes), then,
+// if there is more, a line saying so, and the rest read and dropped (the writer must never block on
+// a full pipe: a container's console writes would stall). It ends when the last writer has gone.
+const LOG_RELAY = `stdbuf -o0 head -c "$1"
+if [ "$(dd bs=1 count=1 status=none | wc -c)" -gt 0 ]; then
+  printf '\n--- aplspawn: console output beyond %s bytes dropped until the container starts again\n' "$1"
+  exec cat >/dev/null
+fi`;
+
+// A FIFO beside the log (a blocking one: a socketpair, Node's "pipe", is non-blocking, and head
+// would give up on EAGAIN), a relay reading it into the log in its own session, and the FIFO's write end
+// for the command. The FIFO's name is gone before the command starts; the relay ends with it.
+async function boundedLog(logFile: string, log: fs.FileHandle, maxBytes: number) {
+  const fifo = join(dirname(logFile), `.${basename(logFile)}.${randomBytes(8).toString("hex")}.fifo`);
+  await exec("mkfifo", ["-m", "600", fifo]);
+  try {
+    // Read-write first: it opens at once, and lets the ends below open without waiting for each other.
+    const hold = await fs.open(fifo, fsConstants.O_RDWR | fsConstants.O_NOFOLLOW);
+    try {
+      const readEnd = await fs.open(fifo, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+      try {
+        const relay = spawn("sh", ["-c", LOG_RELAY, "aplspawn-log-relay", String(maxBytes)], {
+          detached: true,
+          stdio: [readEnd.fd, log.fd, "ignore"],
+        });
+        await new Promise<void>((resolve, reject) => {
+          relay.once("error", reject);
+          relay.once("spawn", resolve);
+        });
+        relay.unref();
+      } finally {
+        await readEnd.close();
+      }
+      return await fs.open(fifo, fsConstants.O_WRONLY | fsConstants.O_NOFOLLOW);
+    } finally {
+      await hold.close();
+    }
+  } finally {
+    await fs.rm(fifo, { force: true });
   }
 }
 

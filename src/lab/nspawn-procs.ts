@@ -21,6 +21,8 @@ export const nspawnParamsSchema = z.object({
    * nspawn took 62 s to get there.
    */
   startTimeoutMs: z.number().optional(),
+  /** containers.consoleLogMax (absent in journals written before it: unbounded). */
+  logMaxBytes: z.number().int().positive().optional(),
 });
 export type NspawnParams = z.infer<typeof nspawnParamsSchema>;
 

@@ -62,6 +62,7 @@ export const containerDirs = defineTask<
     if (mine(p.work)) await h.fs.rm(p.work);
     if (ctx.failedRun && p.keptLogs) await keep(ctx, p, p.keptLogs, ctx.failedRun);
     await h.fs.rm(p.logFile);
+    await h.fs.rm(`${p.logFile}.1`);
     if (mine(p.dir)) await rmdirIfEmpty(h, p.dir);
     const parent = p.dir.slice(0, p.dir.lastIndexOf("/"));
     await rmdirIfEmpty(h, parent);

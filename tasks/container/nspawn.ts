@@ -91,14 +91,16 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
     const { registered } = intent;
     // A registered container whose nspawn was killed lives on in its scope: end it, then start anew.
     if (registered) await endOrphans(ctx, p);
-    await h.fs.appendFile(p.logFile, `--- aplspawn: starting ${p.name} at ${new Date().toISOString()}\n`);
+    const { logMaxBytes, midLine } = await rotateLog(ctx, p);
+    // On a line of its own, also after a container killed in the middle of one.
+    const marker = `--- aplspawn: starting ${p.name} at ${new Date().toISOString()}\n`;
+    await h.fs.appendFile(p.logFile, midLine ? `\n${marker}` : marker);
     const idBase = await idShiftOf(h, p.merged);
     const argv = nspawnArgs(p, registered, idBase);
+    const out = { logFile: p.logFile, logMaxBytes };
     const pid = registered
-      ? await h.spawnDetached("systemd-run", inScope(p.name, argv), { logFile: p.logFile })
-      : await startInCgroups(h, intent.cgroups, () =>
-          h.spawnDetached("systemd-nspawn", argv, { logFile: p.logFile }),
-        );
+      ? await h.spawnDetached("systemd-run", inScope(p.name, argv), out)
+      : await startInCgroups(h, intent.cgroups, () => h.spawnDetached("systemd-nspawn", argv, out));
     // A dry run's host starts nothing (PID 0): there is no leader to wait for.
     if (pid <= 0) return { pid, start: 0, leader: 0, registered };
     const start = (await procStat(h, pid))?.start ?? 0;
@@ -135,6 +137,24 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
     }
   },
 });
+
+// A log of half the bound or more moves to nspawn.log.1 (the one there before goes) and this start
+// gets the whole bound; a smaller one gets what is left of it. Says how many bytes this start may
+// add, and whether the log goes on from the middle of a line.
+async function rotateLog(
+  ctx: TaskContext,
+  p: NspawnParams,
+): Promise<{ logMaxBytes?: number; midLine: boolean }> {
+  const h = ctx.host;
+  const size = (await h.fs.stat(p.logFile))?.size ?? 0;
+  const max = p.logMaxBytes;
+  if (max !== undefined && size >= max / 2) {
+    await h.fs.rename(p.logFile, `${p.logFile}.1`);
+    return { logMaxBytes: max, midLine: false };
+  }
+  const midLine = size > 0 && (await h.fs.readBytes(p.logFile, size - 1, 1)).toString() !== "\n";
+  return { logMaxBytes: max === undefined ? undefined : max - size, midLine };
+}
 
 // What a registered container whose nspawn is gone leaves: its machine (init and all, in its
 // scope), or, had nspawn died before registering it, the scope alone.

@@ -2,18 +2,21 @@
 // started keeps the logs of the containers it rolled back under the lab's directory and its error
 // says where; `logs NAME` names that kept log while the container is gone, shows the last lines of
 // a running container (-n), and `logs -f` prints what the container writes to its console and goes
-// on through the container being set up again; a plain down keeps the kept logs, --purge deletes
+// on through the container being set up again; a container flooding its console fills its log up
+// to containers.consoleLogMax and runs on, its next start moving that log aside; a plain down keeps the kept logs, --purge deletes
 // them, and nothing of the lab is left.
 import assert from "node:assert/strict";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { test } from "node:test";
-import { assertNoResidue, ok, withLab } from "../support/lab.js";
+import { assertNoResidue, killNspawns, ok, withLab } from "../support/lab.js";
 import { isRoot } from "../support/ns.js";
 
 const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
 const ESC = String.fromCharCode(27);
+const LOG_MAX = 65536;
+const DROPPED = `--- aplspawn: console output beyond ${LOG_MAX} bytes dropped until the container starts again`;
 const mode = async (p: string) => ((await stat(p)).mode & 0o777).toString(8);
 
 test(
@@ -103,12 +106,58 @@ test(
         assert.equal(await exited, 0, "Ctrl-C ends following");
         assert.ok(!raw.includes(ESC), "no escape sequence reaches the terminal");
 
+        // A container that floods its console: the log keeps consoleLogMax bytes and a line saying
+        // the rest was dropped, the container runs on (its console never blocks), and its next start
+        // moves that log to nspawn.log.1 and starts anew.
+        const log = join(labDir, "containers", "lgs-10", "nspawn.log");
+        ok(
+          await lab.cli([
+            "exec",
+            "lgs-10",
+            "--",
+            "sh",
+            "-c",
+            "yes console-flood | head -c 600000 > /dev/console",
+          ]),
+          "flooding the console",
+        );
+        let flooded = "";
+        for (let i = 0; i < 100 && !flooded.includes(DROPPED); i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          flooded = await readFile(log, "utf8");
+        }
+        assert.ok(flooded.includes(DROPPED), `the log says where it stops:\n${flooded.slice(-500)}`);
+        const size = (await stat(log)).size;
+        assert.ok(size <= LOG_MAX + 256, `the log holds at most consoleLogMax: ${size} bytes`);
+        assert.ok(size > LOG_MAX / 2, `and is filled up to it: ${size} bytes`);
+        const after = ok(
+          await lab.cli(["exec", "lgs-10", "--", "echo", "still here"]),
+          "exec after the flood",
+        );
+        assert.match(after.stdout, /still here/);
+        assert.equal((await stat(log)).size, size, "nothing more is kept of this start");
+        assert.equal(await killNspawns(lab.machinesDir), 2, "both containers killed");
+        ok(await lab.cli(["run", "up"]), "run up after the containers were killed");
+        assert.equal(
+          (await readFile(`${log}.1`, "utf8")).length,
+          flooded.length,
+          "the flooded log is nspawn.log.1",
+        );
+        assert.match(await readFile(log, "utf8"), /^--- aplspawn: starting lgs-10 at /, "a new log");
+        const small = join(labDir, "containers", "lgs-11", "nspawn.log");
+        await assert.rejects(stat(`${small}.1`), "a log under half the bound goes on in place");
+        assert.equal(
+          (await readFile(small, "utf8")).match(/^--- aplspawn: starting lgs-11 at /gm)?.length,
+          2,
+          "two starts in one log",
+        );
+
         ok(await lab.cli(["run", "down"]), "run down");
         assert.ok((await readdir(runDir)).includes("lgs-11.log"), "a plain down keeps the kept logs");
         ok(await lab.cli(["run", "down", "--purge"]), "run down --purge");
         await assert.rejects(stat(join(labDir, "logs")), "--purge deletes the kept logs");
         await assertNoResidue(lab, "after run down --purge");
       },
-      { containers: { count: 2 }, inventory: { ping: false } },
+      { containers: { count: 2, consoleLogMax: LOG_MAX }, inventory: { ping: false } },
     ),
 );
