@@ -371,6 +371,7 @@ async function capacity(n) {
     return {
       usage: Number(readFileSync(join(cg, "memory.usage_in_bytes"), "utf8")),
       anon: st.total_rss + st.total_shmem,
+      mapped: st.total_mapped_file,
     };
   };
   const unified = "/sys/fs/cgroup/unified/aplspawn";
@@ -427,7 +428,7 @@ async function capacity(n) {
         stringify({
           lab: `cap${i}`,
           workdir: store,
-          network: { bridge: `capbr${i}`, address: `10.30.${i}.1/24`, chain: "BENCHCAP" },
+          network: { bridge: `capbr${i}`, address: `10.30.${i}.1/24`, chain: `BCAP${i}` },
           image: { url: `file://${image.path}`, sha256: image.sha256 },
           containers: { count: 1, prefix: `cap${i}-`, machinesDir: join(dir, "machines") },
           inventory: { file: join(dir, `inventory${i}.txt`), ping: false },
@@ -452,11 +453,17 @@ async function capacity(n) {
         upMs,
         tasks: tasksOf(pids),
         inotify: inotifyOf(pids),
-        ...(m && before ? { anonBytes: m.anon - before.anon, usageBytes: m.usage - before.usage } : {}),
+        ...(m && before
+          ? {
+              anonBytes: m.anon - before.anon,
+              mappedBytes: m.mapped - before.mapped,
+              usageBytes: m.usage - before.usage,
+            }
+          : {}),
       };
       rows.push(row);
       log(
-        `${i} containers: up ${(upMs / 1000).toFixed(2)} s; per container ${(row.tasks / i).toFixed(1)} tasks, ${(row.inotify / i).toFixed(1)} inotify${row.anonBytes === undefined ? "" : `, ${(row.anonBytes / i / 1048576).toFixed(1)} MiB rss+shmem, ${(row.usageBytes / i / 1048576).toFixed(1)} MiB usage`}`,
+        `${i} containers: up ${(upMs / 1000).toFixed(2)} s; per container ${(row.tasks / i).toFixed(1)} tasks, ${(row.inotify / i).toFixed(1)} inotify${row.anonBytes === undefined ? "" : `, ${(row.anonBytes / i / 1048576).toFixed(1)} MiB rss+shmem, ${(row.mappedBytes / i / 1048576).toFixed(1)} MiB mapped files, ${(row.usageBytes / i / 1048576).toFixed(1)} MiB usage`}`,
       );
     }
   } finally {
@@ -545,11 +552,11 @@ const lines = [
     : []),
   ...(parts.has("capacity")
     ? [
-        "| containers | run up of the last | tasks / container | inotify / container | rss+shmem / container | usage / container |",
-        "|---|---|---|---|---|---|",
+        "| containers | run up of the last | tasks / container | inotify / container | rss+shmem / container | mapped files / container | usage / container |",
+        "|---|---|---|---|---|---|---|",
         ...o.capacity.map(
           (r) =>
-            `| ${r.containers} | ${fmt(r.upMs)} | ${(r.tasks / r.containers).toFixed(1)} | ${(r.inotify / r.containers).toFixed(1)} | ${r.anonBytes === undefined ? "—" : `${(r.anonBytes / r.containers / 1048576).toFixed(1)} MiB`} | ${r.usageBytes === undefined ? "—" : `${(r.usageBytes / r.containers / 1048576).toFixed(1)} MiB`} |`,
+            `| ${r.containers} | ${fmt(r.upMs)} | ${(r.tasks / r.containers).toFixed(1)} | ${(r.inotify / r.containers).toFixed(1)} | ${r.anonBytes === undefined ? "—" : `${(r.anonBytes / r.containers / 1048576).toFixed(1)} MiB`} | ${r.mappedBytes === undefined ? "—" : `${(r.mappedBytes / r.containers / 1048576).toFixed(1)} MiB`} | ${r.usageBytes === undefined ? "—" : `${(r.usageBytes / r.containers / 1048576).toFixed(1)} MiB`} |`,
         ),
       ]
     : []),

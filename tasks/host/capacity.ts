@@ -4,15 +4,16 @@
 // fork fails inside them (pids) or the OOM killer picks a process of any lab (memory). So it is
 // refused here, naming what runs out and by how much. It changes nothing (a guard: no rollback).
 //
-// What a booted container takes was measured on the test image (Debian bookworm, systemd, sshd:
-// `node bench/run.mjs --parts capacity`, docs/performance.md): memory about 25 MiB (rss + shmem of
-// its cgroup), 12-14 tasks, 7 inotify instances. The figures below hold that with room for the
-// services a lab's image adds and a first login.
+// What a booted container of the test image (Debian bookworm, systemd, sshd) takes, measured with
+// `node bench/run.mjs --parts capacity` (docs/performance.md, "Many labs on one host"): 8 tasks
+// (systemd-nspawn and the container's processes and threads), 8 inotify instances, and about 60 MiB
+// charged to its memory cgroup, of which 9-10 MiB rss and shmem and 23 MiB mapped files (a lab of
+// one container; a lab's containers share its image's page cache). The figures below cover that
+// charge, with room for what a lab's own image and playbook add.
 import type { HostContext } from "../../src/host/host.js";
 import { readMounts } from "../../src/host/mounts.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { defineGuard, unmet } from "../../src/runner/task.js";
-import { INOTIFY_PER_CONTAINER } from "./inotify.js";
 
 /** Parameters. */
 export interface CapacityParams {
@@ -25,14 +26,19 @@ export interface CapacityParams {
 }
 
 const MiB = 1024 * 1024;
-/** Memory per container not running yet: about 2.5× what a booted container of the test image takes. */
+/** Memory per container not running yet: what a booted container is charged (about 60 MiB), rounded up. */
 export const MEMORY_PER_CONTAINER = 64 * MiB;
 /** Memory left for the host itself, aplspawn and Ansible. */
 export const MEMORY_MARGIN = 256 * MiB;
-/** Tasks (processes and threads) per container: systemd-nspawn and a booted image, about 2.5×. */
+/** Tasks (processes and threads) per container: 4× the 8 a booted container has. */
 export const PIDS_PER_CONTAINER = 32;
 /** Tasks left for the host (a login, a build beside the lab). */
 export const PIDS_MARGIN = 512;
+/**
+ * inotify instances per container: twice the 8 a booted container holds. host.inotify raises the
+ * limit by more (40 each, tasks/host/inotify.ts): raising costs nothing, refusing a lab does.
+ */
+export const INOTIFY_PER_CONTAINER = 16;
 
 const NSPAWN_RUN = "/run/systemd/nspawn/propagate";
 

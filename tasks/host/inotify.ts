@@ -17,12 +17,9 @@ export type InotifyParams = z.infer<typeof inotifyParamsSchema>;
 
 const PATH = "/proc/sys/fs/inotify/max_user_instances";
 
-/** Instances a booted container may take (7 measured on the test image; room for more services). */
-export const INOTIFY_PER_CONTAINER = 40;
-
-/** What the lab needs for `count` booted containers, besides the host's own use. */
+/** What the lab needs for `count` booted containers (about 40 each, besides the host's own use). */
 export function inotifyFor(count: number): Omit<InotifyParams, "holder"> {
-  const minimum = 128 + count * INOTIFY_PER_CONTAINER;
+  const minimum = 128 + count * 40;
   return { minimum, value: Math.max(8192, minimum) };
 }
 
