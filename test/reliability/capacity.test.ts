@@ -1,22 +1,37 @@
 // Capacity (issue #29, item 4): `run up` refuses, before anything is made, a lab the host cannot
 // hold, naming what runs out and by how much. For real: a lab of more containers than this host's
-// memory holds (sets add up beyond the 250 of one count), and, in the test's mount namespace, a host
+// memory holds (sets add up beyond the 250 of one count); in the test's mount namespace, a host
 // without /dev/loop-control and with no free loop device (a tmpfs over /dev holding only the
-// character devices a run needs). Each time the run fails at host.capacity, no other task ran, and
-// the namespace, the lab's files, the host-wide settings and holds are as before.
+// character devices a run needs); and a run in a pids cgroup whose limit leaves too few tasks (cgroup
+// v1 hosts). Each time the run fails at host.capacity, no other task ran, and the namespace, the
+// lab's files, the host-wide settings and holds are as before.
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, rmdir, writeFile } from "node:fs/promises";
 import { test } from "node:test";
-import { MEMORY_MARGIN, MEMORY_PER_CONTAINER } from "../../tasks/host/capacity.js";
+import {
+  MEMORY_MARGIN,
+  MEMORY_PER_CONTAINER,
+  PIDS_MARGIN,
+  PIDS_PER_CONTAINER,
+} from "../../tasks/host/capacity.js";
 import { taskEvents } from "../support/json-events.js";
 import { type Lab, withLab } from "../support/lab.js";
-import { isRoot } from "../support/ns.js";
+import { CLI, isRoot } from "../support/ns.js";
+
+const PIDS_V1 = "/sys/fs/cgroup/pids";
+
 import { assertAsBefore, baseline, journalOnly } from "./fault-lab.js";
 
 /** A refused `run up`: exit 1, host.capacity failed and named `what`, nothing else ran, nothing changed. */
-async function refused(lab: Lab, what: RegExp, label: string): Promise<string> {
+async function refused(
+  lab: Lab,
+  what: RegExp,
+  label: string,
+  run = () => lab.cli(["--json", "run", "up"]),
+): Promise<string> {
   const before = await baseline(lab);
-  const r = await lab.cli(["--json", "run", "up"]);
+  const r = await run();
   const out = `\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
   assert.equal(r.exitCode, 1, `${label}: up exited ${r.exitCode}${out}`);
   assert.match(r.stderr, /the host cannot hold this lab, nothing was started/, `${label}${out}`);
@@ -32,7 +47,7 @@ async function refused(lab: Lab, what: RegExp, label: string): Promise<string> {
 }
 
 test(
-  "capacity: up refuses a lab the host's memory cannot hold, and a lab with no loop device to attach, before anything is made",
+  "capacity: up refuses, before anything is made, a lab the host's memory cannot hold, a lab with no loop device to attach, and a lab whose pids cgroup is too small",
   { skip: isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)" },
   () =>
     withLab("capy", 105, async (lab) => {
@@ -80,6 +95,41 @@ test(
       } finally {
         const u = await lab.ns.run("umount", ["-R", "/dev"]);
         assert.equal(u.exitCode, 0, u.stderr);
+      }
+
+      // Pids: the run in a pids cgroup of its own whose limit leaves less than the lab needs (cgroup
+      // v1, where the containers stay in the pids cgroup of the run that starts them).
+      if (!existsSync(`${PIDS_V1}/cgroup.procs`)) return;
+      const cg = `${PIDS_V1}/aplspawn-capy-${process.pid}`;
+      await mkdir(cg);
+      try {
+        await writeFile(`${cg}/pids.max`, "64");
+        await refused(
+          lab,
+          new RegExp(
+            `pids: 3 containers need ${3 * PIDS_PER_CONTAINER + PIDS_MARGIN} tasks, the cgroup limit ${cg}/pids.max leaves \\d+: \\d+ short`,
+          ),
+          "pids cgroup",
+          () =>
+            lab.ns.run(
+              "sh",
+              [
+                "-c",
+                `echo $$ > ${cg}/cgroup.procs && exec "$@"`,
+                "sh",
+                process.execPath,
+                CLI,
+                "-c",
+                lab.config,
+                "--json",
+                "run",
+                "up",
+              ],
+              { cwd: lab.dir },
+            ),
+        );
+      } finally {
+        await rmdir(cg);
       }
     }),
 );
