@@ -562,7 +562,7 @@ const lines = [
     : []),
   ...(parts.has("soak")
     ? [
-        `soak, ${o.soak.labs} labs of 2 containers for ${o.soak.minutes} min: ${o.soak.rounds} rounds (up, reset, provision, down), ${(o.soak.rounds / o.soak.minutes).toFixed(2)} rounds/min, ${o.soak.failures.length} failed commands`,
+        `soak, ${o.soak.labs} labs of 2 containers for ${o.soak.minutes.toFixed(1)} min: ${o.soak.rounds} rounds (up, reset, provision, down), ${(o.soak.rounds / o.soak.minutes).toFixed(2)} rounds/min, ${o.soak.failures.length} failed commands`,
         ...o.soak.failures.map((f) => `  ${f.split("\n")[0]}`),
       ]
     : []),
