@@ -8,6 +8,8 @@
 //   npm run bench -- --parts startup,getimage   # labs, startup (and the runner alone), getimage
 //   npm run bench -- --parts userns --n 10      # containers.privateUsers against without, alternating
 //   npm run bench -- --parts reset --runs 3     # reset of one container of 3 against down --purge + up
+//   npm run bench -- --parts capacity --n 10    # memory, pids, inotify per booted container as labs fill the host
+//   npm run bench -- --parts soak --minutes 10  # 4 labs of 2 containers in rounds: rounds per minute, failures
 //
 // aplspawn's labs share one image store, where the image already is (a warm-up lab, not measured,
 // verifies its checksum once; its stamp spares the later labs the hashing).
@@ -29,7 +31,9 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { ensureTestImage, startServer } from "../dist/test/support/image.js";
+import { withLab } from "../dist/test/support/lab.js";
 import { CLI, TestNamespace } from "../dist/test/support/ns.js";
+import { soakLabs, soak as soakRounds } from "../dist/test/support/soak.js";
 
 const here = import.meta.dirname;
 const { values } = parseArgs({
@@ -37,6 +41,7 @@ const { values } = parseArgs({
     n: { type: "string", default: "1,10,30,50" },
     runs: { type: "string", default: "3" },
     parts: { type: "string", default: "labs,startup,getimage" },
+    minutes: { type: "string", default: "5" },
   },
 });
 const parts = new Set(values.parts.split(","));
@@ -244,6 +249,19 @@ if (parts.has("reset"))
   } finally {
     writeFileSync(inotify, inotifyBefore);
   }
+if (parts.has("capacity"))
+  try {
+    await aplspawnLab(1, false);
+    results.other.capacity = await capacity(Math.max(...sizes));
+  } finally {
+    writeFileSync(inotify, inotifyBefore);
+  }
+if (parts.has("soak"))
+  try {
+    results.other.soak = await soak(Number(values.minutes));
+  } finally {
+    writeFileSync(inotify, inotifyBefore);
+  }
 rmSync(store, { recursive: true, force: true });
 
 if (parts.has("startup")) {
@@ -324,6 +342,170 @@ if (parts.has("getimage")) {
   }
 }
 
+/**
+ * N labs of one container each, one namespace, one store, brought up one after another as a CI host
+ * fills: after each, the time its `run up` took, and what the booted containers take from their
+ * cgroups. Memory is charged to the memory cgroup of the process that starts a container (cgroup v1:
+ * aplspawn moves containers in the systemd hierarchies only), so the bench moves itself into a memory
+ * cgroup of its own and reads it (rss + shmem: what cannot be reclaimed; usage: with page cache).
+ * Tasks (processes and threads) and inotify instances are counted in each container's own cgroup.
+ */
+async function capacity(n) {
+  const memRoot = "/sys/fs/cgroup/memory";
+  const ownMem = readFileSync("/proc/self/cgroup", "utf8").match(/^\d+:memory:(.*)$/m)?.[1];
+  const cg = join(memRoot, `aplspawn-bench-capacity-${process.pid}`);
+  const v1 = ownMem !== undefined && existsSync(memRoot);
+  if (v1) {
+    mkdirSync(cg);
+    writeFileSync(join(cg, "cgroup.procs"), String(process.pid));
+  }
+  const memStat = () => {
+    if (!v1) return undefined;
+    const st = Object.fromEntries(
+      readFileSync(join(cg, "memory.stat"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => l.split(" "))
+        .map(([k, v]) => [k, Number(v)]),
+    );
+    return {
+      usage: Number(readFileSync(join(cg, "memory.usage_in_bytes"), "utf8")),
+      anon: st.total_rss + st.total_shmem,
+      mapped: st.total_mapped_file,
+    };
+  };
+  const unified = "/sys/fs/cgroup/unified/aplspawn";
+  const procsIn = (dir) => {
+    const out = [];
+    const walk = (d) => {
+      for (const l of readFileSync(join(d, "cgroup.procs"), "utf8").split("\n")) if (l) out.push(Number(l));
+      for (const e of execFileSync("find", [d, "-mindepth", "1", "-maxdepth", "1", "-type", "d"], {
+        encoding: "utf8",
+      }).split("\n"))
+        if (e) walk(e);
+    };
+    walk(dir);
+    return out;
+  };
+  const tasksOf = (pids) =>
+    pids.reduce(
+      (a, p) =>
+        a +
+        (existsSync(`/proc/${p}/task`)
+          ? execFileSync("ls", [`/proc/${p}/task`], { encoding: "utf8" })
+              .split("\n")
+              .filter(Boolean).length
+          : 0),
+      0,
+    );
+  const inotifyOf = (pids) => {
+    let k = 0;
+    for (const p of pids)
+      try {
+        for (const fd of execFileSync("ls", [`/proc/${p}/fd`], { encoding: "utf8" })
+          .split("\n")
+          .filter(Boolean))
+          try {
+            if (
+              execFileSync("readlink", [`/proc/${p}/fd/${fd}`], { encoding: "utf8" }).trim() ===
+              "anon_inode:inotify"
+            )
+              k++;
+          } catch {}
+      } catch {}
+    return k;
+  };
+  const dir = mkdtempSync(join(tmpdir(), "aplspawn-bench-cap-"));
+  const ns = await TestNamespace.create();
+  const cfgs = [];
+  const rows = [];
+  try {
+    const before = memStat();
+    for (let i = 1; i <= n; i++) {
+      const cfg = join(dir, `cap${i}.yaml`);
+      writeFileSync(
+        cfg,
+        stringify({
+          lab: `cap${i}`,
+          workdir: store,
+          network: { bridge: `capbr${i}`, address: `10.30.${i}.1/24`, chain: `BCAP${i}` },
+          image: { url: `file://${image.path}`, sha256: image.sha256 },
+          containers: { count: 1, prefix: `cap${i}-`, machinesDir: join(dir, "machines") },
+          inventory: { file: join(dir, `inventory${i}.txt`), ping: false },
+        }),
+      );
+      cfgs.push(cfg);
+      const t0 = performance.now();
+      const r = await ns.cli(["-c", cfg, "run", "up"]);
+      const upMs = performance.now() - t0;
+      if (r.exitCode !== 0) {
+        failures.push(`capacity: lab ${i} up failed:\n${r.stdout}\n${r.stderr}`);
+        log(`lab ${i}: up failed\n${r.stderr}`);
+        break;
+      }
+      const names = execFileSync("ls", [unified], { encoding: "utf8" })
+        .split("\n")
+        .filter((x) => /^cap\d+-/.test(x));
+      const pids = names.flatMap((x) => procsIn(join(unified, x)));
+      const m = memStat();
+      const row = {
+        containers: i,
+        upMs,
+        tasks: tasksOf(pids),
+        inotify: inotifyOf(pids),
+        ...(m && before
+          ? {
+              anonBytes: m.anon - before.anon,
+              mappedBytes: m.mapped - before.mapped,
+              usageBytes: m.usage - before.usage,
+            }
+          : {}),
+      };
+      rows.push(row);
+      log(
+        `${i} containers: up ${(upMs / 1000).toFixed(2)} s; per container ${(row.tasks / i).toFixed(1)} tasks, ${(row.inotify / i).toFixed(1)} inotify${row.anonBytes === undefined ? "" : `, ${(row.anonBytes / i / 1048576).toFixed(1)} MiB rss+shmem, ${(row.mappedBytes / i / 1048576).toFixed(1)} MiB mapped files, ${(row.usageBytes / i / 1048576).toFixed(1)} MiB usage`}`,
+      );
+    }
+  } finally {
+    for (const cfg of cfgs.reverse()) {
+      const r = await ns.cli(["-c", cfg, "run", "down", "--purge"]);
+      if (r.exitCode !== 0) failures.push(`capacity: down of ${cfg} failed:\n${r.stderr}`);
+    }
+    await ns.destroy();
+    rmSync(dir, { recursive: true, force: true });
+    for (let i = 1; i <= n; i++) rmSync(join(store, `cap${i}`), { recursive: true, force: true });
+    if (v1) {
+      writeFileSync(join(memRoot, ownMem, "cgroup.procs"), String(process.pid));
+      try {
+        execFileSync("rmdir", [cg]);
+      } catch {}
+    }
+  }
+  return rows;
+}
+
+/**
+ * The soak of the suite (test/reliability/soak.test.ts, test/support/soak.ts) for `minutes`: 4 labs
+ * of 2 containers on one workdir and image, rounds of up, reset, provision, down --purge until the
+ * time is up, lab 4's first up failed midway. The fixture proves nothing is left at the end.
+ */
+async function soak(minutes) {
+  const labs = 4;
+  let out;
+  await withLab("bsoak0", 120, async (lab) => {
+    const ls = await soakLabs(lab, labs, 120);
+    const t0 = performance.now();
+    const r = await soakRounds(lab, ls, {
+      until: Date.now() + minutes * 60_000,
+      fault: { lab: labs - 1, round: 1 },
+    });
+    const took = (performance.now() - t0) / 60_000;
+    out = { labs, minutes: took, rounds: r.rounds, failures: [...r.failures, ...r.faultProblems] };
+    log(`soak: ${r.rounds} rounds in ${took.toFixed(1)} min, ${out.failures.length} failures`);
+  });
+  return out;
+}
+
 /** A 640 MB file of random bytes and its SHA-256, made once under /var/cache/aplspawn-bench. */
 function bigFile() {
   const dir = "/var/cache/aplspawn-bench";
@@ -366,6 +548,22 @@ const lines = [
   ...(parts.has("reset")
     ? [
         `reset of one container at N=3: ${fmt(o.reset3.resetMs)}; down --purge + up of the lab: ${fmt(o.reset3.downPurgeUpMs)}: ${ratio(o.reset3.resetMs, o.reset3.downPurgeUpMs)}`,
+      ]
+    : []),
+  ...(parts.has("capacity")
+    ? [
+        "| containers | run up of the last | tasks / container | inotify / container | rss+shmem / container | mapped files / container | usage / container |",
+        "|---|---|---|---|---|---|---|",
+        ...o.capacity.map(
+          (r) =>
+            `| ${r.containers} | ${fmt(r.upMs)} | ${(r.tasks / r.containers).toFixed(1)} | ${(r.inotify / r.containers).toFixed(1)} | ${r.anonBytes === undefined ? "—" : `${(r.anonBytes / r.containers / 1048576).toFixed(1)} MiB`} | ${r.mappedBytes === undefined ? "—" : `${(r.mappedBytes / r.containers / 1048576).toFixed(1)} MiB`} | ${r.usageBytes === undefined ? "—" : `${(r.usageBytes / r.containers / 1048576).toFixed(1)} MiB`} |`,
+        ),
+      ]
+    : []),
+  ...(parts.has("soak")
+    ? [
+        `soak, ${o.soak.labs} labs of 2 containers for ${o.soak.minutes.toFixed(1)} min: ${o.soak.rounds} rounds (up, reset, provision, down), ${(o.soak.rounds / o.soak.minutes).toFixed(2)} rounds/min, ${o.soak.failures.length} failed commands`,
+        ...o.soak.failures.map((f) => `  ${f.split("\n")[0]}`),
       ]
     : []),
   ...(parts.has("startup")

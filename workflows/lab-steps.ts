@@ -2,6 +2,7 @@
 // inventory) and the journal selections shared by down, stop, cleanup and up. Only composition.
 import { resolve } from "node:path";
 import { type ContainerSpec, containerSpecs, specsNamed } from "../config/containers.js";
+import { labImages } from "../config/images.js";
 import { parseCidr } from "../config/ip.js";
 import {
   consoleLogPath,
@@ -40,6 +41,7 @@ import { containerReady } from "../tasks/container/ready.js";
 import { labSshKey } from "../tasks/container/sshkey.js";
 import { containerUpper } from "../tasks/container/upper.js";
 import { containerUser } from "../tasks/container/user.js";
+import { hostCapacity } from "../tasks/host/capacity.js";
 import { hostInotify, inotifyFor } from "../tasks/host/inotify.js";
 import { hostPreflight } from "../tasks/host/preflight.js";
 import type { WorkflowOptions } from "./types.js";
@@ -49,13 +51,18 @@ const PROGRAMS = ["systemd-nspawn", "ip", "iptables", "losetup", "mount", "umoun
 /** And with containers.privateUsers (src/lab/idmap-mount.ts). */
 const USERNS_PROGRAMS = ["python3"];
 
-/** Preflight, then the inotify limit for the lab's containers. */
+/** Preflight, whether the host can hold the lab, then the inotify limit for the lab's containers. */
 export const preflightSteps = (c: Config, o: { bridgeMustExist: boolean }): Step[] => [
   task(hostPreflight, "host.preflight", {
     programs: c.containers.privateUsers ? [...PROGRAMS, ...USERNS_PROGRAMS] : PROGRAMS,
     machinesDir: c.containers.machinesDir,
     subnet: { address: c.network.address, bridge: c.network.bridge },
     ...(o.bridgeMustExist ? { bridge: c.network.bridge } : {}),
+  }),
+  task(hostCapacity, "host.capacity", {
+    names: containerSpecs(c).map((s) => s.name),
+    lowers: labImages(c).map((i) => i.lower),
+    inotify: inotifyFor(c.containers.count),
   }),
   task(hostInotify, "host.inotify", { ...inotifyFor(c.containers.count), holder: labHolder(c) }),
 ];

@@ -1,6 +1,7 @@
 // The container task kinds (and the host and lab-level ones this area owns), for the registry in
 // tasks/index.ts.
 import type { AnyTaskDef } from "../../src/runner/task.js";
+import { hostCapacity } from "../host/capacity.js";
 import { hostInotify } from "../host/inotify.js";
 import { hostPreflight } from "../host/preflight.js";
 import { labAnsiblePing } from "./ansible-ping.js";
@@ -26,6 +27,7 @@ import { containerUser } from "./user.js";
 /** Every container, lab and host task kind. */
 export const containerTasks: AnyTaskDef[] = [
   hostPreflight,
+  hostCapacity,
   hostInotify,
   labSshKey,
   containerDirs,

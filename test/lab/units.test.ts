@@ -171,7 +171,8 @@ test("up composes preflight first, containers concurrently, inventory last; ever
   const wf = up(c, {});
   const ids = listTaskIds(wf.steps);
   assert.equal(ids[0], "host.preflight");
-  assert.equal(ids[1], "host.inotify");
+  assert.equal(ids[1], "host.capacity");
+  assert.equal(ids[2], "host.inotify");
   assert.equal(ids.at(-2), "lab.inventory");
   assert.equal(ids.at(-1), "lab.ansible-ping");
   assert.ok(ids.indexOf("lab.sshkey") < ids.indexOf("container.dirs[aplspawn10]"));
@@ -242,6 +243,7 @@ test("reset --only undoes all of those containers' entries, lasting state includ
   // The lab's steps as spawn has them (the network must be up), before anything is undone.
   assert.deepEqual(ids.slice(0, ids.indexOf("reset.containers")), [
     "host.preflight",
+    "host.capacity",
     "host.inotify",
     "lab.claim",
     "image.loop",
