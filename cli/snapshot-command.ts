@@ -174,20 +174,20 @@ const snapshot: CommandAdder = (program, cli) => {
   cmd
     .command("save")
     .description("stop the containers, keep their state as snapshot NAME, start them again")
-    .argument("<name>", "snapshot name")
+    .argument("<snapshot>", "snapshot name")
     .option("--only <names>", only)
     .action(save(cli));
   cmd.command("list").description("the lab's snapshots: name, containers, size, time").action(list(cli));
   cmd
     .command("restore")
     .description("bring the containers back to snapshot NAME (their changes since are lost)")
-    .argument("<name>", "snapshot name")
+    .argument("<snapshot>", "snapshot name")
     .option("--only <names>", only)
     .action(restore(cli));
   cmd
     .command("delete")
     .description("delete snapshot NAME")
-    .argument("<name>", "snapshot name")
+    .argument("<snapshot>", "snapshot name")
     .action(remove(cli));
 };
 
