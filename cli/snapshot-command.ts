@@ -3,13 +3,13 @@
 // unknown or taken name, a container the snapshot does not hold, a snapshot of another image or set.
 import type { Command } from "commander";
 import { containerSpecs, specsNamed } from "../config/containers.js";
-import { imageOfSet, labImages } from "../config/images.js";
+import { imageFileOf } from "../config/images.js";
 import { containerDir, labDir, snapshotsDir } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { formatBytes } from "../src/image/progress.js";
 import {
-  imageChange,
-  imageIdOf,
+  imageIdOrGone,
+  layersMisfit,
   listSnapshots,
   type SnapshotInfo,
   snapshotName,
@@ -73,7 +73,7 @@ const save = (cli: CliContext) => async (name: string, o: { only?: string }, cmd
   for (const n of only ? namesOf(c, only) : containerSpecs(c).map((s) => s.name))
     if (!(await cli.io.host.fs.stat(`${containerDir(c, n)}/upper`))?.isDirectory)
       throw new UsageError(
-        `container ${n} has no state to save (it was never up): ${"`aplspawn run up`"} first`,
+        `container ${n} has no state to save (it was never up): \`aplspawn run up\` first`,
       );
   await runIt(
     cli,
@@ -97,24 +97,17 @@ const restore = (cli: CliContext) => async (name: string, o: { only?: string }, 
   if (specs.unknown.length)
     throw new UsageError(`snapshot ${name} holds ${specs.unknown.join(", ")}, which this lab has no longer`);
   // Refused before anything is stopped: a refused restore leaves the containers as they were.
-  const images = labImages(c);
   for (const s of specs.specs) {
     const m = held.get(s.name);
     if (!m)
       throw new UsageError(
         `snapshot ${name} holds no container ${s.name}; it holds ${[...held.keys()].join(", ")}`,
       );
-    if (m.set !== s.set)
-      throw new UsageError(
-        `snapshot ${name} holds ${s.name} of ${m.set ? `set ${m.set}` : "no set"}; in this lab it is of ${s.set ? `set ${s.set}` : "no set"}`,
-      );
-    const image = (imageOfSet(images, s.set) ?? images[0])?.path ?? "";
-    const changed = imageChange(
-      m.image,
-      await imageIdOf(cli.io.host, image).catch(() => ({ path: image, size: -1, mtime: "" })),
-    );
-    if (changed)
-      throw new UsageError(`snapshot ${name} ${changed}: its layers only fit the image they were made on`);
+    const misfit = layersMisfit(m, {
+      set: s.set,
+      image: await imageIdOrGone(cli.io.host, imageFileOf(c, s.set)),
+    });
+    if (misfit) throw new UsageError(misfit);
   }
   await runIt(
     cli,

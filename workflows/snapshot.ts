@@ -5,7 +5,7 @@
 // layer, and up's container steps start it; its host key stays (it is in the snapshot too), so
 // known_hosts and the owner's copies stay as they are. Delete undoes a snapshot's save entries;
 // `run down --purge` and `run cleanup` undo them all. Spawn's lab steps come first, as for reset.
-import { imageOfSet, labImages } from "../config/images.js";
+import { imageFileOf } from "../config/images.js";
 import { containerDir, layersDir, snapshotsDir } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { UsageError } from "../src/runner/errors.js";
@@ -25,10 +25,6 @@ function named(c: Config, o: WorkflowOptions): { name: string; dir: string } {
     throw new UsageError("snapshots are not made of containers with containers.privateUsers (yet)");
   return { name: o.snapshot, dir: `${snapshotsDir(c)}/${o.snapshot}` };
 }
-
-/** The image file a container runs on. */
-const imageFile = (c: Config, set: string | undefined) =>
-  (imageOfSet(labImages(c), set) ?? labImages(c)[0])?.path ?? "";
 
 /** A container's save entry's id: the snapshot's name, then the container's. */
 const saveId = (snapshot: string, container: string) => `snapshot.save[${snapshot}:${container}]`;
@@ -61,7 +57,7 @@ export const snapshotSaveWorkflow: WorkflowBuilder = (c, o) => {
             ...(s.set === undefined ? {} : { set: s.set }),
             upper: `${containerDir(c, s.name)}/upper`,
             layers: layersDir(c, s.name),
-            image: imageFile(c, s.set),
+            image: imageFileOf(c, s.set),
             root: snapshotsDir(c),
             dest: `${dir}/${s.name}`,
           }),
@@ -100,7 +96,7 @@ export const snapshotRestoreWorkflow: WorkflowBuilder = (c, o) => {
             layers: layersDir(c, s.name),
             snapshot: name,
             from: `${dir}/${s.name}`,
-            image: imageFile(c, s.set),
+            image: imageFileOf(c, s.set),
           },
           s.name,
         ),

@@ -54,6 +54,25 @@ export function imageChange(was: ImageId, now: ImageId): string | undefined {
   return undefined;
 }
 
+/**
+ * Why a snapshot's layers of a container do not fit it as it is in the lab now (another set, another
+ * image, or the image changed since): undefined when they fit.
+ */
+export function layersMisfit(
+  m: SnapshotMeta,
+  now: { set?: string | undefined; image: ImageId },
+): string | undefined {
+  const set = (x: string | undefined) => (x === undefined ? "no set" : `set ${x}`);
+  if (m.set !== now.set)
+    return `snapshot ${m.snapshot} holds ${m.container} of ${set(m.set)}; in this lab it is of ${set(now.set)}`;
+  const changed = imageChange(m.image, now.image);
+  return changed && `snapshot ${m.snapshot} ${changed}: its layers only fit the image they were made on`;
+}
+
+/** The image file as it is now, or what stands for one that is gone (it fits no snapshot). */
+export const imageIdOrGone = (host: Host, path: string): Promise<ImageId> =>
+  imageIdOf(host, path).catch(() => ({ path, size: -1, mtime: "" }));
+
 /** The numbered layers in a layers directory, bottom (1) first; [] when it is absent. */
 export async function layerNumbers(host: Host, dir: string): Promise<number[]> {
   const names = await host.fs.readdir(dir).catch(() => [] as string[]);

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { rmdirIfEmpty } from "../../src/host/files.js";
 import { overlayLowers, readMounts } from "../../src/host/mounts.js";
-import { imageChange, imageIdOf, readMeta } from "../../src/lab/snapshots.js";
+import { imageIdOf, layersMisfit, readMeta } from "../../src/lab/snapshots.js";
 import { defineTask } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
@@ -45,13 +45,8 @@ export const containerLayers = defineTask<LayersParams, null>({
     const meta = await readMeta(h, p.from);
     if (!meta || meta.container !== p.name)
       throw new Error(`snapshot ${p.snapshot} holds no container ${p.name}`);
-    if (meta.set !== p.set)
-      throw new Error(
-        `snapshot ${p.snapshot} holds ${p.name} of ${meta.set === undefined ? "no set" : `set ${meta.set}`}; in this lab it is of ${p.set === undefined ? "no set" : `set ${p.set}`}`,
-      );
-    const changed = imageChange(meta.image, await imageIdOf(h, p.image));
-    if (changed)
-      throw new Error(`snapshot ${p.snapshot} ${changed}: its layers only fit the image they were made on`);
+    const misfit = layersMisfit(meta, { set: p.set, image: await imageIdOf(h, p.image) });
+    if (misfit) throw new Error(misfit);
     await h.fs.mkdir(p.dir, 0o700);
     const part = `${p.layers}.part`;
     for (const d of [p.layers, part, origin(p)]) await h.fs.rm(d);
