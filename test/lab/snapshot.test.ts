@@ -3,8 +3,8 @@
 // same pinned host key; --only restores one container and leaves the other's changes; a snapshot
 // saved on top of a restored one stands alone (its source deleted, it still restores); refusals
 // (bad names, a taken name, a container the snapshot lacks, a snapshot of another image) change
-// nothing; links the container planted in its upper layer are copied as links, never followed;
-// snapshots outlive `run down`, and `run cleanup` and `run down --purge` remove them, leaving nothing.
+// nothing; a save failing midway leaves no part of its snapshot; links the container planted in its
+// upper layer are copied as links, never followed; snapshots outlive `run down`, and `run cleanup` and `run down --purge` remove them, leaving nothing.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { lstat, readFile, readlink, stat, writeFile } from "node:fs/promises";
@@ -174,6 +174,19 @@ test(
         await writeFile(meta, text);
         assert.equal(await leader(lab, a), leaderA, "A kept running through the refusals");
         assert.equal(await cat(lab, a, "/var/tmp/second"), "second");
+
+        // A save failing midway leaves no part of the snapshot; the containers stay stopped, up starts them.
+        const failed = await lab.cli(["snapshot", "save", "s9"], {
+          APLSPAWN_FAIL_AFTER: `snapshot.save[s9:${b}]`,
+        });
+        assert.equal(failed.exitCode, 1, `${failed.stdout}\n${failed.stderr}`);
+        assert.equal(existsSync(join(snaps, "s9")), false, "the failed save's snapshot is rolled back");
+        assert.deepEqual(
+          (await listed(lab)).map((s) => s.name),
+          ["s2"],
+        );
+        ok(await lab.cli(["run", "up"]), "up after the failed save");
+        assert.equal(await cat(lab, a, "/var/tmp/second"), "second", "A is back on s2's layers");
 
         // Down keeps snapshots and the restored state; up brings A back on its layers.
         ok(await lab.cli(["run", "down"]), "run down");
