@@ -4,7 +4,8 @@
 // saved on top of a restored one stands alone (its source deleted, it still restores); refusals
 // (bad names, a taken name, a container the snapshot lacks, a snapshot of another image) change
 // nothing; a save failing midway leaves no part of its snapshot; links the container planted in its
-// upper layer are copied as links, never followed; snapshots outlive `run down`, and `run cleanup` and `run down --purge` remove them, leaving nothing.
+// upper layer are copied as links, never followed; snapshots outlive `run down`, and `run cleanup`
+// and `run down --purge` remove them, leaving nothing.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { lstat, readFile, readlink, stat, writeFile } from "node:fs/promises";
