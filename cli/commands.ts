@@ -5,12 +5,14 @@ import { imageCommands } from "./image-commands.js";
 import { initCommands } from "./init-command.js";
 import { labCommands } from "./lab-commands.js";
 import { labsCommands } from "./labs-command.js";
+import { snapshotCommands } from "./snapshot-command.js";
 
 /** Every extra command, in help order. */
 export const extraCommands: CommandAdder[] = [
   ...initCommands,
   ...labCommands,
   ...labsCommands,
+  ...snapshotCommands,
   ...imageCommands,
   ...completionCommands,
 ];

@@ -64,6 +64,7 @@ const EXAMPLES: Record<string, string[]> = {
   image: ["sudo aplspawn image build", "aplspawn image inspect"],
   build: ["sudo aplspawn image build --set db --force"],
   inspect: ["aplspawn image inspect /var/lib/aplspawn/images/debian-bookworm.img"],
+  snapshot: ["sudo aplspawn snapshot save base", "sudo aplspawn snapshot restore base --only web1"],
   completion: ['eval "$(aplspawn completion bash)"', "aplspawn completion fish | source"],
 };
 

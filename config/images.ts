@@ -52,6 +52,10 @@ export function labImages(c: Config): LabImage[] {
 export const imageOfSet = (images: readonly LabImage[], set: string | undefined): LabImage | undefined =>
   set === undefined ? images.find((i) => i.id === undefined) : images.find((i) => i.sets.includes(set));
 
+/** The image file a container of this set (undefined: no set) runs on. */
+export const imageFileOf = (c: Config, set: string | undefined): string =>
+  (imageOfSet(labImages(c), set) ?? labImages(c)[0])?.path ?? "";
+
 /** A step id of an image's task: "image.loop" for the config's image, "image.loop[ID]" for a set's. */
 export const imageStepId = (kind: string, img: Pick<LabImage, "id">): string =>
   img.id === undefined ? kind : `${kind}[${img.id}]`;

@@ -29,6 +29,10 @@ export const lowerDir = (c: Config, id?: string) => `${labDir(c)}/lower${id === 
 export const playbookFile = (provision: { playbook: string }) => resolve(provision.playbook);
 /** A container's own directory: upper and work layers, host keys, log. */
 export const containerDir = (c: Config, name: string) => `${labDir(c)}/containers/${name}`;
+/** The lab's snapshots (`aplspawn snapshot`), one directory each, root's alone. */
+export const snapshotsDir = (c: Config) => `${labDir(c)}/snapshots`;
+/** The read-only layers a restored snapshot stacks under a container's upper layer. */
+export const layersDir = (c: Config, name: string) => `${containerDir(c, name)}/layers`;
 /** A container's console log: what its systemd-nspawn (and the container's console) prints. */
 export const consoleLogPath = (c: Config, name: string) => `${containerDir(c, name)}/nspawn.log`;
 /** The console logs a failed run kept of the containers it rolled back, one directory per run. */

@@ -3,9 +3,10 @@ import type { AnyTaskDef } from "../src/runner/task.js";
 import { containerTasks } from "./container/index.js";
 import { imageTasks } from "./image/index.js";
 import { netTasks } from "./net/index.js";
+import { snapshotSave } from "./snapshot/save.js";
 
 /** All task kinds aplspawn has. */
-const allTasks: AnyTaskDef[] = [...netTasks, ...imageTasks, ...containerTasks];
+const allTasks: AnyTaskDef[] = [...netTasks, ...imageTasks, ...containerTasks, snapshotSave];
 
 /** Task kinds by kind name. */
 export function taskRegistry(): Map<string, AnyTaskDef> {

@@ -18,6 +18,8 @@ export interface WorkflowOptions {
    * own); it gets copies of its own, as an owner does, and an inventory of its own naming them.
    */
   ansibleUser?: Owner;
+  /** snapshot save, restore, delete: the snapshot's name (src/lab/snapshots.ts). */
+  snapshot?: string;
 }
 
 /** Builds a workflow from a config: only composition, no I/O. */

@@ -81,3 +81,7 @@ export const overlayUpper = (m: MountInfo | undefined): string | undefined =>
 
 /** Whether m is an overlayfs mount with this upper directory. */
 export const isOverlayOf = (m: MountInfo | undefined, upper: string): boolean => overlayUpper(m) === upper;
+
+/** The lower directories of an overlayfs mount, top first ([] for any other mount). */
+export const overlayLowers = (m: MountInfo): string[] =>
+  m.fstype === "overlay" ? (mountOption(m.superOptions, "lowerdir")?.split(":") ?? []) : [];

@@ -12,6 +12,7 @@ import { containerHostname } from "./hostname.js";
 import { labIdle } from "./idle.js";
 import { labInventory } from "./inventory.js";
 import { labInventoryGone } from "./inventory-gone.js";
+import { containerLayers } from "./layers.js";
 import { labLogsGone } from "./logs-gone.js";
 import { containerLowerView } from "./lower.js";
 import { containerNetwork } from "./network.js";
@@ -33,6 +34,7 @@ export const containerTasks: AnyTaskDef[] = [
   containerDirs,
   containerUpper,
   containerLowerView,
+  containerLayers,
   containerOverlay,
   containerHostKeys,
   containerHostname,

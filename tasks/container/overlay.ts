@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { type HostContext, lastLines } from "../../src/host/host.js";
 import { isOverlayOf, mountAt, readMounts } from "../../src/host/mounts.js";
+import { layerNumbers } from "../../src/lab/snapshots.js";
 import { defineTask, met, type TaskContext, unmet } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
@@ -13,15 +14,17 @@ const overlayParamsSchema = z.object({
   upper: z.string(),
   work: z.string(),
   merged: z.string(),
+  /** A restored snapshot's layers (container.layers), stacked between lower and upper when there. */
+  layers: z.string().optional(),
 });
 export type OverlayParams = z.infer<typeof overlayParamsSchema>;
 
 // overlayfs splits its options at "," and lower dirs at ":"; its whole option string must fit a page.
-function mountOptions(p: OverlayParams): string {
-  for (const d of [p.lower, p.upper, p.work])
+function mountOptions(p: OverlayParams, layers: string[]): string {
+  for (const d of [p.lower, p.upper, p.work, ...layers])
     if (/[,:\\\s]/.test(d))
       throw new Error(`overlayfs cannot use the path ${JSON.stringify(d)} (it holds , : \\ or a space)`);
-  const o = `lowerdir=${p.lower},upperdir=${p.upper},workdir=${p.work}`;
+  const o = `lowerdir=${[...layers, p.lower].join(":")},upperdir=${p.upper},workdir=${p.work}`;
   if (o.length >= 4096) throw new Error(`overlayfs options are ${o.length} bytes; they must fit in 4095`);
   return o;
 }
@@ -46,7 +49,9 @@ export const containerOverlay = defineTask<OverlayParams, null>({
   },
   async run(ctx, p) {
     const h = ctx.host;
-    const opts = mountOptions(p);
+    // The topmost layer first, as overlayfs lists them.
+    const layers = p.layers ? (await layerNumbers(h, p.layers)).reverse().map((n) => `${p.layers}/${n}`) : [];
+    const opts = mountOptions(p, layers);
     const there = mountAt(await readMounts(h), p.merged);
     if (there) throw new Error(`${p.merged} is already a mount point (${there.fstype} from ${there.source})`);
     // The image is untrusted too: its /usr is looked at in its own confined root, never followed.

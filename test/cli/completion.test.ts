@@ -49,6 +49,10 @@ test("__complete: commands, workflows, options, choices, container and set names
     assert.deepEqual(await complete(c, ["ssh", "root@d"]), ["root@db1"]);
     assert.deepEqual(await complete(c, ["logs", ""]), ["web1", "web2", "db1"]);
     assert.deepEqual(await complete(c, ["names", ""]), ["web", "db"]);
+    assert.deepEqual(await complete(c, ["snapshot", ""]), ["save", "list", "restore", "delete"]);
+    assert.deepEqual(await complete(c, ["snapshot", "restore", "s1", "--only", "d"]), ["db1", "db"]);
+    // A snapshot's name is the user's to choose (or in the lab's directory, root's alone): none offered.
+    assert.deepEqual(await complete(c, ["snapshot", "save", ""]), []);
     assert.deepEqual(await complete(c, ["image", "build", "--set", ""]), ["web", "db"]);
     assert.deepEqual(await complete(c, ["inventory", "--format", ""]), ["ini", "yaml", "json"]);
     assert.deepEqual(await complete(c, ["completion", ""]), ["bash", "zsh", "fish"]);

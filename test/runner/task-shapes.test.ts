@@ -88,6 +88,13 @@ test("each kind's params shape takes, unchanged, what the workflows journal for 
         }
         walk(wf.steps, `${c.lab} ${name} ${JSON.stringify(o)}`);
       }
+    // `aplspawn snapshot save|restore|delete NAME [--only …]` (refused with containers.privateUsers).
+    const snapshots = await import("../../workflows/snapshot.js");
+    for (const [name, build] of Object.entries(snapshots))
+      for (const o of [{ snapshot: "s1" }, { snapshot: "s1", only: [first] }]) {
+        if (c.containers.privateUsers) continue;
+        walk(build(c, o).steps, `${c.lab} ${name} ${JSON.stringify(o)}`);
+      }
     // `aplspawn image build --rootfs DIR --force`.
     if (c.image.build) walk([imageBuildStep(c, { rootfs: "/srv/rootfs", force: true })], "image build");
   }
