@@ -5,11 +5,13 @@ import { imageCommands } from "./image-commands.js";
 import { initCommands } from "./init-command.js";
 import { labCommands } from "./lab-commands.js";
 import { labsCommands } from "./labs-command.js";
+import { testCommands } from "./test-command.js";
 
 /** Every extra command, in help order. */
 export const extraCommands: CommandAdder[] = [
   ...initCommands,
   ...labCommands,
+  ...testCommands,
   ...labsCommands,
   ...imageCommands,
   ...completionCommands,
