@@ -73,14 +73,27 @@ export function changedTasks(output: string): { tasks: string[]; changed: number
 export function failedTasks(output: string): string[] {
   const out: string[] = [];
   let task = "";
-  for (const line of output.split("\n")) {
+  const lines = output.split("\n");
+  for (const [i, line] of lines.entries()) {
     const t = /^TASK \[(.*)\]/.exec(line);
     if (t) task = t[1] ?? "";
-    const f = /^(?:fatal|failed): \[([^\]]+)\](?: \(item=.*?\))?: (FAILED|UNREACHABLE)! => (.*)$/.exec(line);
+    const f = /^(?:fatal|failed): \[([^\]]+)\](?: \(item=.*?\))?(?:: (FAILED|UNREACHABLE)!)? => (.*)$/.exec(
+      line,
+    );
     if (!f) continue;
+    // The result is JSON on the line, or indented over the next ones up to a closing "}".
+    let json = f[3] ?? "";
+    if (json.trim() === "{") {
+      const end = lines.findIndex((l, k) => k > i && /^}/.test(l));
+      if (end > i)
+        json = lines
+          .slice(i, end + 1)
+          .join("\n")
+          .replace(/^.*?=> /, "");
+    }
     let msg = "";
     try {
-      const r = JSON.parse(f[3] ?? "") as { msg?: unknown };
+      const r = JSON.parse(json) as { msg?: unknown };
       if (typeof r.msg === "string") msg = r.msg;
     } catch {}
     const how = f[2] === "UNREACHABLE" ? "unreachable" : "failed";
