@@ -23,17 +23,23 @@ export function testSteps(c: Config, o: WorkflowOptions): TestStep[] {
     throw new UsageError(
       "aplspawn test converges provision.playbook: the config has no provision section (docs/configuration.md)",
     );
-  const play = (name: TestStep["name"], playbook: string, pass?: "converge" | "idempotence"): TestStep => ({
+  // Each playbook once; idempotence is converge's playbook once more, which must change nothing.
+  const play = (name: TestStep["name"], playbook: string): TestStep => ({
     name,
     build: () =>
-      playbookWorkflow(c, o, { name, playbook, idempotence: pass !== undefined, ...(pass ? { pass } : {}) }),
+      playbookWorkflow(c, o, {
+        name,
+        playbook,
+        idempotence: name === "idempotence",
+        pass: name === "idempotence" ? "idempotence" : "once",
+      }),
   });
   return [
     { name: "cleanup", build: () => down(c, fresh(o)) },
     { name: "create", build: () => up(c, o) },
     ...(p.prepare ? [play("prepare", p.prepare)] : []),
-    play("converge", p.playbook, "converge"),
-    ...(p.idempotence ? [play("idempotence", p.playbook, "idempotence")] : []),
+    play("converge", p.playbook),
+    ...(p.idempotence ? [play("idempotence", p.playbook)] : []),
     ...(p.verify ? [play("verify", p.verify)] : []),
   ];
 }

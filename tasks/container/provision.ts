@@ -19,10 +19,11 @@ export interface ProvisionParams {
   /** That account's empty ansible.cfg (config/paths.ts ownerFiles), read instead of one it must not trust. */
   emptyConfig: string;
   /**
-   * One pass alone (`aplspawn test` times them apart): "converge" runs the playbook once,
-   * "idempotence" runs it once and fails on any change. Unset: converge, then idempotence if asked.
+   * One pass alone (`aplspawn test` times its steps apart, and destroys the lab itself): "once"
+   * runs the playbook once, "idempotence" runs it once and fails on any change. Unset: the
+   * playbook, then idempotence if asked, and a failure leaves the lab up.
    */
-  pass?: "converge" | "idempotence";
+  pass?: "once" | "idempotence";
 }
 
 const HOUR = 3_600_000;
@@ -123,9 +124,9 @@ export const labProvision = defineTask<ProvisionParams, null>({
       const first = await playbook(ctx, p, "");
       if (first.exitCode !== 0)
         throw new Error(
-          `ansible-playbook ${p.playbook} failed (exit code ${first.exitCode}); the lab stays up: ${failure(first, 6)}`,
+          `ansible-playbook ${p.playbook} failed (exit code ${first.exitCode})${p.pass ? "" : "; the lab stays up"}: ${failure(first, 6)}`,
         );
-      if (!p.idempotence || p.pass === "converge") return null;
+      if (!p.idempotence || p.pass === "once") return null;
     }
     const second = await playbook(ctx, p, "idempotence: ");
     if (second.exitCode !== 0)

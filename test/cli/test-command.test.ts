@@ -15,6 +15,17 @@ test("aplspawn test refuses, before anything changes, what it cannot run", async
     const none = await runMain(["-c", bare, "test"]);
     assert.equal(none.code, 2, none.err);
     assert.match(none.err, /aplspawn test converges provision\.playbook; the config has none/);
+    // Every playbook of the sequence must exist before anything changes: here verify's does not.
+    const good = join(d.path, "good.yml");
+    await writeFile(good, "- hosts: all\n  tasks: []\n");
+    const missing = join(d.path, "missing-verify.yaml");
+    await writeFile(
+      missing,
+      `lab: t2\nworkdir: ${d.path}/work\ninventory: { file: ${d.path}/inv.txt }\nprovision: { playbook: ${good}, verify: ${d.path}/nope.yml }\n`,
+    );
+    const noVerify = await runMain(["-c", missing, "test"]);
+    assert.equal(noVerify.code, 2, noVerify.err);
+    assert.match(noVerify.err, /nope\.yml/);
     const both = await runMain(["-c", bare, "test", "--all"]);
     assert.equal(both.code, 2);
     assert.match(both.err, /--all runs scenarios\/\*\/aplspawn\.yaml: give it or -c, not both/);
