@@ -38,7 +38,7 @@ function optionKind(o: Option): ValueKind | readonly string[] {
   if (name === "only") return "containers";
   if (name === "set") return "set";
   if (name === "operation") return "operation";
-  if (["config", "output", "rootfs"].includes(name)) return "file";
+  if (["config", "output", "rootfs", "junit"].includes(name)) return "file";
   return "none";
 }
 

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import type { Config } from "../config/schema.js";
 import type { Host } from "../src/host/host.js";
-import type { OutputMode, SummaryEvent } from "../src/runner/report.js";
+import type { OutputMode, RunEvent, SummaryEvent } from "../src/runner/report.js";
 import type { Workflow } from "../src/runner/task.js";
 import type { LoadChecks, LoadedConfig } from "./config-file.js";
 import type { SignalSource } from "./signals.js";
@@ -47,7 +47,17 @@ export interface CliContext {
     workflow: Workflow,
     config: Config,
     g: GlobalOptions,
-    o: { dryRun?: boolean; noRollback?: boolean; command: string },
+    o: {
+      dryRun?: boolean;
+      noRollback?: boolean;
+      command: string;
+      /** Told every event (`aplspawn test` keeps a step's output for its report). */
+      onEvent?: (e: RunEvent) => void;
+      /** Put before each line (labs run side by side: whose line it is). */
+      prefix?: string;
+      /** Instead of the one the global options give (side by side: plain lines, never the live tree). */
+      mode?: OutputMode;
+    },
   ): Promise<SummaryEvent>;
 }
 

@@ -8,7 +8,6 @@ import { Command, CommanderError, Option } from "commander";
 import { labDir } from "../config/paths.js";
 import { CommandError, RootFsError, shellQuote } from "../src/host/host.js";
 import { realHost } from "../src/host/real-host.js";
-import type { Owner } from "../src/lab/owner.js";
 import {
   ExitError,
   errorMessage,
@@ -24,6 +23,7 @@ import { workflows } from "../workflows/index.js";
 import { extraCommands } from "./commands.js";
 import type { LoadedConfig } from "./config-file.js";
 import type { CliContext, CliIo, GlobalOptions } from "./context.js";
+import { ansibleAccount, mayUse, ownerOf } from "./lab-access.js";
 import { processSignals, runInterrupts, tolerateClosedOutput } from "./signals.js";
 
 /** Where the package lives (for the default config and the version). */
@@ -49,6 +49,11 @@ const EXAMPLES: Record<string, string[]> = {
     "sudo aplspawn run stop --only web1,web2",
     "sudo aplspawn run down --purge",
     "sudo aplspawn run down --lab mylab",
+  ],
+  test: [
+    "sudo aplspawn test --junit report.xml",
+    "sudo aplspawn test --all --junit report.xml",
+    "sudo aplspawn test -c a.yaml -c b.yaml --keep-on-failure",
   ],
   labs: ["sudo aplspawn labs", "sudo aplspawn labs --json"],
   validate: ["aplspawn validate lab.yaml", "aplspawn --json validate"],
@@ -120,14 +125,15 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     upCommand: (l) => `sudo aplspawn${l.packaged ? "" : ` -c ${shellQuote(l.file)}`} run up`,
     mode: (g) => (g.json ? "json" : io.isTTY && !g.quiet ? "tty" : "plain"),
     async run(workflow, config, g, o) {
-      const mode = cli.mode(g);
+      const mode = o.mode ?? cli.mode(g);
       const { runWorkflow } = await import("../src/runner/runner.js");
       const { taskRegistry } = await import("../tasks/index.js");
       const { labUndoScope } = await import("../src/lab/undo-scope.js");
       const emit = (e: RunEvent) => {
+        o.onEvent?.(e);
         if (g.quiet && mode !== "json" && !shownWhenQuiet(e)) return;
         const line = mode === "json" ? jsonLine(config.lab, e) : renderEvent(mode, e);
-        if (line !== undefined) io.out(`${line}\n`);
+        if (line !== undefined) io.out(`${o.prefix ? line.replace(/^/gm, o.prefix) : line}\n`);
       };
       const interrupt = runInterrupts(io.signals, emit, io.exit);
       try {
@@ -406,44 +412,6 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   }
 }
 
-/**
- * What a config names must not aim root at the host (src/lab/config-trust.ts): the files it names
- * for reading are read as the lab's owner (the playbook as Ansible's account), who must be able to;
- * the inventory of a lab without owner goes only under the config's directory. Usage errors: found
- * before anything is done.
- */
-async function mayUse(
-  io: CliIo,
-  l: LoadedConfig,
-  workflow: string,
-  who: { owner?: Owner; ansible?: Owner },
-): Promise<void> {
-  if (io.host.uid() !== 0) return;
-  const { unreadable, namedFiles, inventoryPlaceProblem } = await import("../src/lab/config-trust.js");
-  const ctx = { host: io.host, signal: new AbortController().signal };
-  const problems = await unreadable(ctx, namedFiles(l.config, who));
-  if (workflow === "up" && !who.owner) {
-    const p = inventoryPlaceProblem(l.config, l.file, l.packaged);
-    if (p) problems.push(p);
-  }
-  if (problems.length > 0) throw new UsageError(problems.join("\n"));
-}
-
-/**
- * The unprivileged account Ansible runs as against a lab without owner: --ansible-user, else
- * aplspawn's own (scripts/install.sh makes it); undefined when that one does not exist (the ping
- * is then skipped and provision refused: Ansible never runs as root against a lab).
- */
-async function ansibleAccount(io: CliIo, given: string | undefined): Promise<Owner | undefined> {
-  const { ownerFromPasswd, ANSIBLE_ACCOUNT } = await import("../src/lab/owner.js");
-  try {
-    return ownerFromPasswd(await io.host.fs.readFile("/etc/passwd"), given ?? ANSIBLE_ACCOUNT);
-  } catch (e) {
-    if (given !== undefined) throw new UsageError(`--ansible-user: ${(e as Error).message}`);
-    return undefined;
-  }
-}
-
 /** The lab of this name, as its last run recorded it (`run down --lab NAME`: its config may be gone). */
 async function recordedLab(io: CliIo, name: string, g: GlobalOptions): Promise<LoadedConfig> {
   if (g.config !== undefined) throw new UsageError("--lab and -c name a lab each: give one of them");
@@ -468,43 +436,6 @@ async function recordedLab(io: CliIo, name: string, g: GlobalOptions): Promise<L
     file: `${r.file}${gone ? " (gone: as its last run read it)" : " (as its last run read it)"}`,
     packaged: false,
   };
-}
-
-/**
- * Who owns what `run up` makes for using the lab: --owner, else the user who ran aplspawn through
- * sudo (SUDO_USER, when it is not root); none when aplspawn runs as root directly.
- */
-async function ownerOf(
-  io: CliIo,
-  given: string | undefined,
-  inventoryDir: string,
-  /** Say when SUDO_USER will not own the lab (false: validate, which makes nothing). */
-  tell = true,
-): Promise<Owner | undefined> {
-  const name = given ?? (io.env.SUDO_USER && io.env.SUDO_USER !== "root" ? io.env.SUDO_USER : undefined);
-  if (!name) return undefined;
-  const passwd = await io.host.fs.readFile("/etc/passwd");
-  const { ownerFromPasswd, execAsOwner } = await import("../src/lab/owner.js");
-  let o: Owner;
-  try {
-    o = ownerFromPasswd(passwd, name);
-    if (!given && io.env.SUDO_UID !== undefined && Number(io.env.SUDO_UID) !== o.uid)
-      throw new Error(`SUDO_USER ${name} is uid ${o.uid}, but SUDO_UID says ${io.env.SUDO_UID}`);
-  } catch (e) {
-    throw new UsageError(`${given ? "--owner" : "SUDO_USER"}: ${(e as Error).message}`);
-  }
-  // The inventory is written as the owner: where they cannot write (`sudo -i`, a directory of
-  // root's), SUDO_USER gets nothing and the lab stays root's; a named --owner is an error.
-  const ctx = { host: io.host, signal: new AbortController().signal };
-  const w = await execAsOwner(ctx, o, "test", ["-w", inventoryDir], { readOnly: true });
-  if (w.exitCode === 0) return o;
-  const why = `${name} cannot write ${inventoryDir}, where the inventory goes (inventory.file)`;
-  if (given) throw new UsageError(`--owner: ${why}`);
-  if (tell)
-    io.err(
-      `aplspawn: warning: ${why}: the lab's key, known_hosts and inventory stay root's; run from a directory of ${name}'s to have them\n`,
-    );
-  return undefined;
 }
 
 // The one top-level catch: every error becomes a message and an exit code.

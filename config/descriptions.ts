@@ -75,6 +75,8 @@ export const KEY_DESCRIPTIONS: Record<string, string> = {
     "The playbook, relative to the working directory; it must pass ansible-playbook --syntax-check.",
   "provision.args": "More arguments for ansible-playbook (-e k=v, --tags, -v, …).",
   "provision.idempotence": "Run it twice; the second run must change nothing.",
+  "provision.prepare": "`aplspawn test`: a playbook run once before provision.playbook (Molecule's prepare).",
+  "provision.verify": "`aplspawn test`: a playbook of asserts run after converge (Molecule's verify).",
 };
 
 /** The description of a key path; a set's image keys are the top-level image's. */

@@ -362,6 +362,11 @@ export const configSchema = z.strictObject({
       args: z.array(z.string()).default([]),
       /** Run it twice; the second run must change nothing (Molecule's idempotence check). */
       idempotence: z.boolean().default(false),
+      // `aplspawn test` (Molecule's sequence): a playbook run once before converge, and one of asserts after it.
+      /** Run once by `aplspawn test` before provision.playbook (Molecule's prepare). */
+      prepare: anyPath.optional(),
+      /** Run by `aplspawn test` after converge and idempotence: asserts (Molecule's verify). */
+      verify: anyPath.optional(),
     })
     .optional(),
 });

@@ -32,7 +32,7 @@ export const down: WorkflowBuilder = (c, o) => {
       inventoryGoneStep(c),
       ...(o.purge ? [logsGoneStep(c)] : []),
       // A downloaded image is a cache outside the journal: --purge deletes it by the config's URL.
-      ...(o.purge ? purgeImageSteps(c) : []),
+      ...(o.purge && !o.keepImage ? purgeImageSteps(c) : []),
     ],
   };
 };

@@ -11,6 +11,8 @@ export interface WorkflowOptions {
   concurrency?: number;
   /** down: also delete upper layers, keys and the downloaded image. */
   purge?: boolean;
+  /** down with purge: the downloaded image stays (`aplspawn test` starts each lab fresh, not the cache). */
+  keepImage?: boolean;
   /** up: the user who ran it through sudo (or --owner): gets their own copies to use the lab. */
   owner?: Owner;
   /**

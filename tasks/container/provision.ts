@@ -18,6 +18,12 @@ export interface ProvisionParams {
   owner: Owner;
   /** That account's empty ansible.cfg (config/paths.ts ownerFiles), read instead of one it must not trust. */
   emptyConfig: string;
+  /**
+   * One pass alone (`aplspawn test` times its steps apart, and destroys the lab itself): "once"
+   * runs the playbook once, "idempotence" runs it once and fails on any change. Unset: the
+   * playbook, then idempotence if asked, and a failure leaves the lab up.
+   */
+  pass?: "once" | "idempotence";
 }
 
 const HOUR = 3_600_000;
@@ -61,25 +67,71 @@ export function changedTasks(output: string): { tasks: string[]; changed: number
   return { tasks, changed, recap };
 }
 
+/**
+ * What failed in a run, from its output: "TASK [name] failed on host: message" for each
+ * `fatal: [host]: FAILED! => …` (or UNREACHABLE, or `failed: [host] (item=…)`) line.
+ */
+export function failedTasks(output: string): string[] {
+  const out: string[] = [];
+  let task = "";
+  const lines = output.split("\n");
+  for (const [i, line] of lines.entries()) {
+    const t = /^TASK \[(.*)\]/.exec(line);
+    if (t) task = t[1] ?? "";
+    const f = /^(?:fatal|failed): \[([^\]]+)\](?: \(item=.*?\))?(?:: (FAILED|UNREACHABLE)!)? => (.*)$/.exec(
+      line,
+    );
+    if (!f) continue;
+    // The result is JSON on the line, or indented over the next ones up to a closing "}".
+    let json = f[3] ?? "";
+    if (json.trim() === "{") {
+      const end = lines.findIndex((l, k) => k > i && /^}/.test(l));
+      if (end > i)
+        json = lines
+          .slice(i, end + 1)
+          .join("\n")
+          .replace(/^.*?=> /, "");
+    }
+    let msg = "";
+    try {
+      const r = JSON.parse(json) as { msg?: unknown };
+      if (typeof r.msg === "string") msg = r.msg;
+    } catch {}
+    const how = f[2] === "UNREACHABLE" ? "unreachable" : "failed";
+    out.push(`TASK [${task}] ${how} on ${f[1]}${msg ? `: ${msg}` : ""}`);
+  }
+  return out;
+}
+
+/** Why a run failed: the failing tasks and hosts when the output names them, else its last lines. */
+const failure = (r: { stdout: string; stderr: string }, lines: number) => {
+  const named = failedTasks(r.stdout);
+  return printable(named.length ? named.join("; ") : lastLines(`${r.stdout}\n${r.stderr}`, lines));
+};
+
 /** Runs the playbook (twice with idempotence). */
 export const labProvision = defineTask<ProvisionParams, null>({
   kind: "lab.provision",
   title: (p) =>
-    `Running ansible-playbook ${p.playbook}${p.idempotence ? " twice (idempotence)" : ""} as ${p.owner.name}`,
+    p.pass === "idempotence"
+      ? `Running ansible-playbook ${p.playbook} again: it must change nothing (idempotence) as ${p.owner.name}`
+      : `Running ansible-playbook ${p.playbook}${p.idempotence && !p.pass ? " twice (idempotence)" : ""} as ${p.owner.name}`,
   async check() {
     return false;
   },
   async run(ctx, p) {
-    const first = await playbook(ctx, p, "");
-    if (first.exitCode !== 0)
-      throw new Error(
-        `ansible-playbook ${p.playbook} failed (exit code ${first.exitCode}); the lab stays up: ${printable(lastLines(`${first.stdout}\n${first.stderr}`, 6))}`,
-      );
-    if (!p.idempotence) return null;
+    if (p.pass !== "idempotence") {
+      const first = await playbook(ctx, p, "");
+      if (first.exitCode !== 0)
+        throw new Error(
+          `ansible-playbook ${p.playbook} failed (exit code ${first.exitCode})${p.pass ? "" : "; the lab stays up"}: ${failure(first, 6)}`,
+        );
+      if (!p.idempotence || p.pass === "once") return null;
+    }
     const second = await playbook(ctx, p, "idempotence: ");
     if (second.exitCode !== 0)
       throw new Error(
-        `ansible-playbook ${p.playbook} failed on its second run (exit code ${second.exitCode})`,
+        `ansible-playbook ${p.playbook} failed on its second run (exit code ${second.exitCode}): ${failure(second, 4)}`,
       );
     const { tasks, changed, recap } = changedTasks(second.stdout);
     // Never a pass by default: output without a recap was not read, so nothing is known of changes.

@@ -59,6 +59,9 @@ test("__complete: commands, workflows, options, choices, container and set names
     assert.deepEqual(await complete(c, ["-o", "net"]), ["netup", "netdown"]);
     assert.deepEqual(await complete(c, ["validate", ""]), [":file"]);
     assert.deepEqual(await complete(c, ["run", "up", "-c", ""]), [":file"]);
+    assert.deepEqual(await complete(c, ["te"]), ["test"]);
+    assert.deepEqual(await complete(c, ["test", "--k"]), ["--keep", "--keep-on-failure"]);
+    assert.deepEqual(await complete(c, ["test", "--junit", ""]), [":file"]);
     // A config that does not load: no names, no error.
     assert.deepEqual(await complete(join(d.path, "missing.yaml"), ["ssh", ""]), []);
     // The hidden command is not offered.

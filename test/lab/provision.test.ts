@@ -7,7 +7,7 @@ import { chmod, chown, mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { execa } from "execa";
-import { changedTasks } from "../../tasks/container/provision.js";
+import { changedTasks, failedTasks } from "../../tasks/container/provision.js";
 import { assertNoResidue, ok, withLab } from "../support/lab.js";
 import { isRoot } from "../support/ns.js";
 
@@ -34,6 +34,26 @@ test("the second run's changes are read from its output: tasks by host, and the 
   });
   // Output of another stdout callback (minimal's) has no recap: nothing is read from it.
   assert.equal(changedTasks("a-10 | CHANGED | rc=0 >>\nThu Dec  3\n").recap, false);
+});
+
+test("what failed is read from a run's output: the task and host, and the result's msg", () => {
+  const out = [
+    "TASK [motd says hello] *****",
+    'fatal: [a-10]: FAILED! => {"changed": false, "msg": "Assertion failed"}',
+    "fatal: [a-11]: FAILED! => {",
+    '    "assertion": "x == 1",',
+    '    "msg": "Assertion failed"',
+    "}",
+    "TASK [loop] *****",
+    'failed: [a-12] (item=1) => {"ansible_loop_var": "item", "msg": "boom"}',
+    'fatal: [a-13]: UNREACHABLE! => {"changed": false, "msg": "ssh: no route", "unreachable": true}',
+  ].join("\n");
+  assert.deepEqual(failedTasks(out), [
+    "TASK [motd says hello] failed on a-10: Assertion failed",
+    "TASK [motd says hello] failed on a-11: Assertion failed",
+    "TASK [loop] failed on a-12: boom",
+    "TASK [loop] unreachable on a-13: ssh: no route",
+  ]);
 });
 
 // A callback any config may load (it needs no enabling): it leaves a file when it is loaded.

@@ -1,0 +1,223 @@
+// `aplspawn test`: Molecule's sequence on a lab (workflows/test.ts gives the steps), each step a
+// run of its own, timed; the first failure skips the rest, and the lab is destroyed whatever
+// happened unless kept. Several labs (several -c, or --all for scenarios/*/aplspawn.yaml) run side
+// by side, each on names and a subnet of its own (cli/scenarios.ts). One JUnit report for all.
+import { dirname, resolve } from "node:path";
+import type { Command } from "commander";
+import { ExitError, errorMessage, InterruptedError, UsageError } from "../src/runner/errors.js";
+import type { JUnitCase, JUnitSuite } from "../src/runner/junit.js";
+import { type OutputMode, printable, type RunEvent, renderEvent } from "../src/runner/report.js";
+import type { TestStep } from "../workflows/test.js";
+import type { LoadedConfig } from "./config-file.js";
+import type { CliContext, CommandAdder, GlobalOptions } from "./context.js";
+import { ansibleAccount, mayUse, ownerOf } from "./lab-access.js";
+
+interface TestOptions {
+  junit?: string;
+  keep?: boolean;
+  keepOnFailure?: boolean;
+  all?: boolean;
+  ansibleUser?: string;
+}
+
+/** How one lab's test went: its JUnit suite, and whether every step passed. */
+interface LabResult {
+  suite: JUnitSuite;
+  ok: boolean;
+}
+
+const seconds = (ms: number) => Math.round(ms) / 1000;
+
+// What a step printed, kept for its testcase's failure: the lines a plain run shows.
+function keeper(): { onEvent: (e: RunEvent) => void; text: () => string } {
+  const lines: string[] = [];
+  return {
+    onEvent: (e) => {
+      const l = renderEvent("plain", e);
+      if (l !== undefined) lines.push(l);
+    },
+    // The end says why; a JUnit viewer shows the whole of it.
+    text: () => printable(lines.slice(-400).join("\n")),
+  };
+}
+
+/** The one line that says what failed: the task's own error (the failing task and host, when Ansible named them). */
+function failureMessage(e: unknown): string {
+  const cause = e instanceof Error && e.cause !== undefined ? e.cause : e;
+  return errorMessage(cause);
+}
+
+/** Run one lab's sequence; never throws for a failed step (an interrupt does). */
+async function testLab(
+  cli: CliContext,
+  loaded: LoadedConfig,
+  g: GlobalOptions,
+  o: TestOptions,
+  side: { prefix?: string; mode?: OutputMode },
+): Promise<LabResult> {
+  const { io } = cli;
+  const { config } = loaded;
+  const [{ testSteps, destroyStep }, { requirePlaybook }] = await Promise.all([
+    import("../workflows/test.js"),
+    import("./config-file.js"),
+  ]);
+  // Ansible runs as the lab's owner, else the unprivileged account; never as root.
+  const owner = await ownerOf(io, undefined, dirname(resolve(config.inventory.file)));
+  const ansibleUser = owner ? undefined : await ansibleAccount(io, o.ansibleUser);
+  const who = { ...(owner ? { owner } : {}), ...(ansibleUser ? { ansibleUser } : {}) };
+  await mayUse(io, loaded, "up", {
+    ...(owner ? { owner } : {}),
+    ...(ansibleUser ? { ansible: ansibleUser } : {}),
+  });
+  const p = config.provision;
+  if (!p)
+    throw new UsageError(`${loaded.file}: aplspawn test converges provision.playbook; the config has none`);
+  // Every playbook of the sequence exists and parses before anything changes (exit 2).
+  for (const playbook of [p.prepare, p.playbook, p.verify])
+    if (playbook)
+      await requirePlaybook(
+        io.host,
+        loaded.file,
+        { ...config, provision: { ...p, playbook } },
+        owner ?? ansibleUser,
+      );
+  if (io.host.uid() === 0) {
+    const { recordLab } = await import("../src/lab/registry.js");
+    await recordLab(io.host, config, loaded.file, {
+      ...(owner ? { owner: owner.name } : {}),
+      cwd: process.cwd(),
+    });
+  }
+  const mode = side.mode ?? cli.mode(g);
+  const say = (text: string, json: object) => {
+    if (mode === "json")
+      io.out(`${JSON.stringify({ ts: new Date().toISOString(), lab: config.lab, ...json })}\n`);
+    else if (!g.quiet || (json as { ok?: boolean }).ok === false) io.out(`${side.prefix ?? ""}${text}\n`);
+  };
+  if (mode !== "json" && !g.quiet) io.out(`${side.prefix ?? ""}‣ [ INFO ] test: ${cli.whichLab(loaded)}\n`);
+
+  const cases: JUnitCase[] = [];
+  let failed: string | undefined;
+  const runStep = async (step: TestStep) => {
+    const kept = keeper();
+    say(`‣ [ TEST ] ${step.name}`, { event: "test-step", step: step.name, state: "running" });
+    const start = performance.now();
+    try {
+      await cli.run(step.build(), config, g, {
+        command: `aplspawn test (${step.name})`,
+        onEvent: kept.onEvent,
+        ...(side.prefix ? { prefix: side.prefix } : {}),
+        ...(side.mode ? { mode: side.mode } : {}),
+      });
+      const time = seconds(performance.now() - start);
+      cases.push({ name: step.name, time });
+      say(`‣ [ PASS ] ${step.name} (${time.toFixed(1)} s)`, {
+        event: "test-step",
+        step: step.name,
+        ok: true,
+        seconds: time,
+      });
+    } catch (e) {
+      if (e instanceof InterruptedError) throw e;
+      const time = seconds(performance.now() - start);
+      const message = failureMessage(e);
+      cases.push({ name: step.name, time, failure: { message, output: kept.text() } });
+      failed ??= step.name;
+      say(`‣ [ FAIL ] ${step.name} (${time.toFixed(1)} s): ${message}`, {
+        event: "test-step",
+        step: step.name,
+        ok: false,
+        seconds: time,
+        error: message,
+      });
+    }
+  };
+  for (const step of testSteps(config, who)) {
+    if (failed) {
+      cases.push({ name: step.name, time: 0, skipped: `${failed} failed` });
+      continue;
+    }
+    await runStep(step);
+  }
+  const keep = o.keep === true || (o.keepOnFailure === true && failed !== undefined);
+  if (keep) cases.push({ name: "destroy", time: 0, skipped: o.keep ? "--keep" : "--keep-on-failure" });
+  else await runStep(destroyStep(config, who));
+  const ok = failed === undefined && cases.every((c) => !c.failure);
+  // The closing summary: each step and its time.
+  const steps = cases.map((c) => ({
+    step: c.name,
+    state: c.failure ? "failed" : c.skipped !== undefined ? "skipped" : "passed",
+    seconds: c.time,
+  }));
+  say(
+    `‣ [ ${ok ? "PASS" : "FAIL"} ] test of lab ${config.lab}: ${steps.map((s) => `${s.step} ${s.state === "passed" ? `${s.seconds.toFixed(1)} s` : s.state}`).join(", ")}${keep ? `; the lab is kept (sudo aplspawn -c ${loaded.file} run down --purge removes it)` : ""}`,
+    { event: "test", ok, steps, kept: keep },
+  );
+  return { suite: { name: config.lab, cases }, ok };
+}
+
+/** The config files named by -c (each one; commander keeps only the last of a global option). */
+function configArgs(raw: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const a = raw[i] ?? "";
+    if (a === "--") break;
+    if ((a === "-c" || a === "--config") && raw[i + 1] !== undefined) out.push(raw[++i] as string);
+    else if (a.startsWith("--config=")) out.push(a.slice("--config=".length));
+    else if (/^-c./.test(a)) out.push(a.slice(2));
+  }
+  return out;
+}
+
+const test: CommandAdder = (program, cli) =>
+  program
+    .command("test")
+    .description(
+      "Molecule's sequence on the lab: destroy what is left, create, prepare, converge, idempotence, verify, destroy",
+    )
+    .option("--junit <file>", "write a JUnit XML report here (one testcase per step, a suite per lab)")
+    .option("--keep", "leave the lab up at the end (run down --purge removes it)")
+    .option("--keep-on-failure", "leave the lab up when a step failed, to look at it")
+    .option("--all", "every scenario, scenarios/*/aplspawn.yaml, each its own lab, side by side")
+    .option(
+      "--ansible-user <user>",
+      "a lab without owner: the unprivileged account Ansible runs as (default: aplspawn)",
+    )
+    .action(async (o: TestOptions, cmd: Command) => {
+      const g = cmd.optsWithGlobals() as GlobalOptions;
+      const { io } = cli;
+      const files = configArgs((program as unknown as { rawArgs: string[] }).rawArgs);
+      if (o.all && files.length > 0)
+        throw new UsageError("--all runs scenarios/*/aplspawn.yaml: give it or -c, not both");
+      if (o.keep && o.keepOnFailure)
+        throw new UsageError("--keep keeps the lab whatever happens: --keep-on-failure adds nothing");
+      let labs: LoadedConfig[];
+      if (o.all || files.length > 1) {
+        const { scenarioConfigs } = await import("./scenarios.js");
+        labs = await scenarioConfigs(cli, g, o.all ? undefined : files);
+      } else labs = [await cli.loadFile(g, { interfaces: true })];
+      const side = labs.length > 1;
+      const results = await Promise.all(
+        labs.map((l) =>
+          testLab(
+            cli,
+            l,
+            g,
+            o,
+            side ? { prefix: `[${l.config.lab}] `, mode: cli.mode(g) === "json" ? "json" : "plain" } : {},
+          ),
+        ),
+      );
+      if (o.junit) {
+        const { junitXml } = await import("../src/runner/junit.js");
+        await io.host.fs.writeFile(resolve(o.junit), junitXml(results.map((r) => r.suite)), 0o644);
+      }
+      const failedLabs = results.filter((r) => !r.ok).map((r) => r.suite.name);
+      if (failedLabs.length > 0)
+        throw new ExitError(
+          `test failed: ${failedLabs.map((l) => `lab ${l}`).join(", ")}${o.junit ? ` (report: ${o.junit})` : ""}`,
+        );
+    });
+
+/** Commands added to the program. */
+export const testCommands: CommandAdder[] = [test];

@@ -1,0 +1,177 @@
+// `aplspawn test`, for real: Molecule's sequence on a lab of one container. A role whose verify
+// passes exits 0 with a JUnit report of every step and no failure; a failing assert exits 1 with a
+// failure naming the assert and the host; a playbook that always changes fails its idempotence
+// testcase. Whatever happened, the lab is destroyed and nothing of it is left. Two scenarios run
+// side by side, each on names and a subnet picked for it, in one report.
+import assert from "node:assert/strict";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { stringify } from "yaml";
+import { assertNoResidue, ok, withLab } from "../support/lab.js";
+import { isRoot } from "../support/ns.js";
+
+const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
+
+const play = (tasks: string) => `- hosts: aplspawned
+  become: true
+  gather_facts: false
+  tasks:
+${tasks}`;
+
+/** The testcases of a JUnit report: name, and its failure message when it failed. */
+function testcases(xml: string): { suite: string; name: string; failure?: string; skipped: boolean }[] {
+  const out: { suite: string; name: string; failure?: string; skipped: boolean }[] = [];
+  const re = /<testcase name="([^"]+)" classname="([^"]+)" time="[\d.]+"(\/>|>([\s\S]*?)<\/testcase>)/g;
+  for (const m of xml.matchAll(re)) {
+    const failure = /<failure message="([^"]*)"/.exec(m[4] ?? "")?.[1];
+    out.push({
+      suite: m[2] ?? "",
+      name: m[1] ?? "",
+      ...(failure !== undefined ? { failure } : {}),
+      skipped: (m[4] ?? "").includes("<skipped"),
+    });
+  }
+  return out;
+}
+
+test(
+  "aplspawn test: a passing role exits 0 (every step in the report), a failing assert and a changing playbook exit 1 naming what failed; nothing left",
+  { skip },
+  () =>
+    withLab(
+      "tst",
+      71,
+      async (lab) => {
+        const file = (n: string, text: string) =>
+          writeFile(join(lab.dir, n), text).then(() => join(lab.dir, n));
+        const prepare = await file(
+          "prepare.yml",
+          play('    - ansible.builtin.copy: { dest: /etc/prepared, content: "yes\\n" }\n'),
+        );
+        const converge = await file(
+          "converge.yml",
+          play(
+            '    - name: the motd\n      ansible.builtin.copy: { dest: /etc/motd, content: "{{ inventory_hostname }}\\n" }\n',
+          ),
+        );
+        const verify = await file(
+          "verify.yml",
+          play(`    - ansible.builtin.slurp: { src: /etc/motd }
+      register: motd
+    - ansible.builtin.slurp: { src: /etc/prepared }
+      register: prepared
+    - name: motd names the host, prepare ran first
+      ansible.builtin.assert:
+        that:
+          - (motd.content | b64decode) == inventory_hostname + "\\n"
+          - (prepared.content | b64decode) == "yes\\n"
+`),
+        );
+        await lab.writeConfig({ provision: { playbook: converge, prepare, verify, idempotence: true } });
+        const junit = join(lab.dir, "report.xml");
+        const passed = ok(await lab.cli(["test", "--junit", junit]), "aplspawn test of a passing role");
+        assert.deepEqual(
+          testcases(await readFile(junit, "utf8")).map((c) => [c.name, c.failure, c.skipped]),
+          ["cleanup", "create", "prepare", "converge", "idempotence", "verify", "destroy"].map((n) => [
+            n,
+            undefined,
+            false,
+          ]),
+        );
+        // The closing summary names each step and its time.
+        assert.match(
+          passed.stdout,
+          /\[ PASS \] test of lab tst: cleanup [\d.]+ s, create [\d.]+ s, prepare [\d.]+ s, converge [\d.]+ s, idempotence [\d.]+ s, verify [\d.]+ s, destroy [\d.]+ s/,
+        );
+        await assertNoResidue(lab, "after a passing test");
+
+        // A failing assert: exit 1, the verify testcase names the assert and the host, destroyed.
+        const wrong = await file(
+          "wrong.yml",
+          play(`    - name: motd says hello
+      ansible.builtin.assert:
+        that: lookup('pipe', 'echo nope') == "hello"
+`),
+        );
+        await lab.writeConfig({ provision: { playbook: converge, verify: wrong } });
+        const failed = await lab.cli(["--json", "test", "--junit", junit]);
+        assert.equal(failed.exitCode, 1, failed.stdout + failed.stderr);
+        const cases = testcases(await readFile(junit, "utf8"));
+        assert.deepEqual(
+          cases.map((c) => c.name),
+          ["cleanup", "create", "converge", "verify", "destroy"],
+        );
+        assert.match(cases[3]?.failure ?? "", /TASK \[motd says hello\] failed on tst-10: Assertion failed/);
+        assert.equal(cases[4]?.failure, undefined, "destroy after a failed verify");
+        // --json: the steps as events, and the closing one.
+        const events = failed.stdout
+          .split("\n")
+          .filter((l) => l.startsWith("{"))
+          .map((l) => JSON.parse(l) as { event: string; step?: string; ok?: boolean });
+        assert.ok(events.some((e) => e.event === "test-step" && e.step === "verify" && e.ok === false));
+        assert.ok(events.some((e) => e.event === "test" && e.ok === false));
+        await assertNoResidue(lab, "after a failed verify");
+
+        // A playbook that changes every time: the idempotence testcase fails, naming the task.
+        const changing = await file(
+          "changing.yml",
+          play("    - name: always changes\n      ansible.builtin.command: date\n"),
+        );
+        await lab.writeConfig({ provision: { playbook: changing, idempotence: true } });
+        const notIdem = await lab.cli(["test", "--junit", junit]);
+        assert.equal(notIdem.exitCode, 1, notIdem.stdout + notIdem.stderr);
+        const idem = testcases(await readFile(junit, "utf8")).find((c) => c.name === "idempotence");
+        assert.match(
+          idem?.failure ?? "",
+          /is not idempotent: its second run changed 1: always changes on tst-10/,
+        );
+        await assertNoResidue(lab, "after a changing playbook");
+      },
+      { containers: { count: 1 } },
+    ),
+);
+
+test(
+  "aplspawn test --all: two scenarios side by side, each on names of its own, one report, nothing left",
+  { skip },
+  () =>
+    withLab(
+      "scn",
+      72,
+      async (lab) => {
+        const converge = join(lab.dir, "converge.yml");
+        await writeFile(
+          converge,
+          play('    - ansible.builtin.copy: { dest: /etc/motd, content: "hi\\n" }\n'),
+        );
+        for (const s of ["alpha", "beta"]) {
+          await mkdir(join(lab.dir, "scenarios", s), { recursive: true });
+          // Neither pins its lab name, bridge, chain, subnet or container names.
+          await writeFile(
+            join(lab.dir, "scenarios", s, "aplspawn.yaml"),
+            stringify({
+              workdir: lab.workdir,
+              image: { url: `file://${lab.image.path}` },
+              containers: { count: 1, machinesDir: lab.machinesDir, readyTimeout: 90 },
+              provision: { playbook: converge, idempotence: true },
+            }),
+          );
+        }
+        const junit = join(lab.dir, "all.xml");
+        const r = ok(
+          await lab.ns.cli(["test", "--all", "--junit", junit], { cwd: lab.dir }),
+          "aplspawn test --all",
+        );
+        const cases = testcases(await readFile(junit, "utf8"));
+        assert.deepEqual([...new Set(cases.map((c) => c.suite))].sort(), ["alpha", "beta"]);
+        assert.equal(cases.filter((c) => c.failure).length, 0);
+        assert.equal(cases.filter((c) => c.name === "idempotence").length, 2);
+        // Side by side: each one's lines say whose they are, and their bridges differ.
+        assert.match(r.stdout, /^\[alpha\] /m);
+        assert.match(r.stdout, /^\[beta\] /m);
+        await assertNoResidue(lab, "after two scenarios");
+      },
+      { containers: { count: 1 } },
+    ),
+);
