@@ -11,8 +11,10 @@ import { readOr } from "../../src/host/files.js";
 import { type HostContext, lastLines } from "../../src/host/host.js";
 import { poll } from "../../src/host/poll.js";
 import { childrenOf, cmdline, isAlive, procStat } from "../../src/host/proc.js";
+import { bindArg, bindHostProblem } from "../../src/lab/binds.js";
 import { cgroupTree, containerCgroups, startInCgroups } from "../../src/lab/cgroups.js";
 import { idShiftOf, RANGE } from "../../src/lab/id-ranges.js";
+import { applyLimits, limitCgroups } from "../../src/lab/limits.js";
 import { endOrphanMachine, endOrphanScope, inScope, machinedAnswers } from "../../src/lab/machined.js";
 import {
   findNspawn,
@@ -48,6 +50,7 @@ export function nspawnArgs(p: NspawnParams, registered: boolean, idBase = 0): st
     // Registered, the machine's unit is the scope nspawn runs in (src/lab/machined.ts).
     ...(registered ? [] : ["--register=no"]),
     "--keep-unit",
+    ...(p.binds ?? []).map(bindArg),
     ...(p.init === "boot" ? ["--boot"] : [STARTUP_SCRIPT]),
   ];
 }
@@ -79,7 +82,9 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
   async prepare(ctx, p) {
     // Where machined answers, the machine is registered, in a scope of its own.
     const registered = await machinedAnswers(ctx.host);
-    return { registered, cgroups: registered ? [] : await containerCgroups(ctx.host, p.name) };
+    if (registered) return { registered, cgroups: [] };
+    const limits = p.limits ? (await limitCgroups(ctx.host, p.name, p.limits)).map((l) => l.dir) : [];
+    return { registered, cgroups: [...new Set([...(await containerCgroups(ctx.host, p.name)), ...limits])] };
   },
   async run(ctx, p, intent) {
     const h = ctx.host;
@@ -89,15 +94,25 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
         `systemd-nspawn for ${p.name} (PID ${stale[0]?.pid}) runs without a container; stop it first`,
       );
     const { registered } = intent;
+    // The host paths as they are now, right before the mount (validate saw them earlier).
+    for (const b of p.binds ?? []) {
+      const problem = await bindHostProblem(h, b, p.bindOwners ?? [0]);
+      if (problem) throw new Error(`cannot bind ${b.host} into ${p.name}: ${problem}`);
+    }
     // A registered container whose nspawn was killed lives on in its scope: end it, then start anew.
     if (registered) await endOrphans(ctx, p);
     await h.fs.appendFile(p.logFile, `--- aplspawn: starting ${p.name} at ${new Date().toISOString()}\n`);
     const idBase = await idShiftOf(h, p.merged);
     const argv = nspawnArgs(p, registered, idBase);
     const pid = registered
-      ? await h.spawnDetached("systemd-run", inScope(p.name, argv), { logFile: p.logFile })
-      : await startInCgroups(h, intent.cgroups, () =>
-          h.spawnDetached("systemd-nspawn", argv, { logFile: p.logFile }),
+      ? await h.spawnDetached("systemd-run", inScope(p.name, argv, p.limits), { logFile: p.logFile })
+      : await startInCgroups(
+          h,
+          intent.cgroups,
+          () => h.spawnDetached("systemd-nspawn", argv, { logFile: p.logFile }),
+          async () => {
+            if (p.limits) await applyLimits(h, await limitCgroups(h, p.name, p.limits));
+          },
         );
     // A dry run's host starts nothing (PID 0): there is no leader to wait for.
     if (pid <= 0) return { pid, start: 0, leader: 0, registered };
