@@ -135,7 +135,7 @@ const leaderProbe = ({ s, merged, seen }: Seen): Probe => ({
  * has them, and the limits its cgroups hold (src/lab/limits.ts), each against the config.
  */
 const bindsLimitsProbe = ({ s, merged, seen }: Seen): Probe => ({
-  name: "Checking binds and limits",
+  name: `Checking binds and limits: ${[...s.binds.map(bindText), limitsText(s)].filter(Boolean).join(", ")}`,
   target: s.name,
   async run(ctx) {
     const n = await seen.running(ctx, s.name, merged);
@@ -152,8 +152,7 @@ const bindsLimitsProbe = ({ s, merged, seen }: Seen): Probe => ({
       problems.push(
         `its cgroups hold ${[l.memory === undefined ? "no memory limit" : `memory ${l.memory} bytes`, l.cpus === undefined ? "no CPU quota" : `cpus ${l.cpus}`].join(", ")}`,
       );
-    const detail = [...s.binds.map(bindText), limitsText(s)].filter(Boolean).join(", ");
-    return problems.length ? { ok: false, detail: problems.join("; ") } : { ok: true, detail };
+    return problems.length ? { ok: false, detail: problems.join("; ") } : { ok: true };
   },
 });
 
