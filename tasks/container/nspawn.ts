@@ -95,9 +95,12 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
       );
     const { registered } = intent;
     // The host paths as they are now, right before the mount (validate saw them earlier).
+    const checked = new Map<string, string | undefined>();
     for (const b of p.binds ?? []) {
       const problem = await bindHostProblem(h, b, p.bindOwners ?? [0]);
       if (problem) throw new Error(`cannot bind ${b.host} into ${p.name}: ${problem}`);
+      const st = await h.fs.stat(b.host);
+      checked.set(b.container, st && `${st.devId}/${st.inoId}`);
     }
     // A registered container whose nspawn was killed lives on in its scope: end it, then start anew.
     if (registered) await endOrphans(ctx, p);
@@ -131,7 +134,16 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
       }
       return undefined;
     });
-    if (leader !== undefined) return { pid, start, leader, registered };
+    if (leader !== undefined) {
+      // What nspawn bound is what was checked: a path swapped for a link since is caught here (the
+      // run fails and its rollback stops the container).
+      for (const [at, id] of checked) {
+        const st = await h.fs.stat(`/proc/${leader}/root${at}`);
+        if (!st || `${st.devId}/${st.inoId}` !== id)
+          throw new Error(`${p.name}: what is bound at ${at} is not the host path checked before the start`);
+      }
+      return { pid, start, leader, registered };
+    }
     throw new Error(
       `container ${p.name} did not start its init within ${startTimeoutMs / 1000} s; ${await logTail(ctx, p.logFile)}`,
     );
