@@ -26,6 +26,8 @@ export interface LoadChecks {
   playbook?: { owner?: (c: Config) => Promise<Owner | undefined> };
   /** network.bridge, when an interface of that name exists here, must be a bridge. */
   interfaces?: boolean;
+  /** The binds' host paths (src/lab/binds.ts), which may be root's or this uid's. */
+  binds?: { owner?: number };
   /** Told what could not be checked. */
   warn?: (message: string) => void;
 }
@@ -97,6 +99,17 @@ async function fileChecks(host: Host, c: Config, checks: LoadChecks): Promise<st
     if (r.ok === false) problems.push(r.problem);
     else if (r.ok === "unchecked")
       checks.warn?.(`${r.why}: provision.playbook was not checked (ansible-playbook --syntax-check)`);
+  }
+  if (checks.binds) {
+    const [{ configBinds }, { bindHostProblem }] = await Promise.all([
+      import("../config/binds.js"),
+      import("../src/lab/binds.js"),
+    ]);
+    const { owner } = checks.binds;
+    for (const { at, bind } of configBinds(c)) {
+      const p = await bindHostProblem(host, bind, owner === undefined ? [0] : [0, owner]);
+      if (p) problems.push(`${at}.host: ${p}`);
+    }
   }
   if (checks.interfaces && (await host.which("ip"))) {
     const { linkInfo } = await import("../src/net/links.js");

@@ -1,5 +1,6 @@
 // What `run up` (and `run spawn`) print at the end: the lab's containers (name, address, groups,
 // state) and the commands to use it next.
+import { bindText, limitsText } from "../config/binds.js";
 import { containerSpecs } from "../config/containers.js";
 import type { Config } from "../config/schema.js";
 import type { ContainerState } from "../src/lab/state.js";
@@ -10,24 +11,38 @@ export interface LabRow {
   ip: string;
   groups: string[];
   state: "running" | "stopped";
+  /** Host paths bound into it ("/srv/data:/data (ro)") and its limits ("memory 512M, cpus 1.5"). */
+  binds?: string[];
+  limits?: string;
 }
 
 export function labRows(c: Config, states: readonly ContainerState[]): LabRow[] {
   const specs = new Map(containerSpecs(c).map((s) => [s.name, s]));
   return states
     .filter((s) => s.ip !== undefined)
-    .map((s) => ({
-      name: s.name,
-      ip: s.ip ?? "",
-      groups: [c.inventory.group, ...(specs.get(s.name)?.groups ?? [])],
-      state: s.leaderPid !== undefined ? "running" : "stopped",
-    }));
+    .map((s) => {
+      const spec = specs.get(s.name);
+      const limits = spec ? limitsText(spec) : "";
+      return {
+        name: s.name,
+        ip: s.ip ?? "",
+        groups: [c.inventory.group, ...(spec?.groups ?? [])],
+        state: s.leaderPid !== undefined ? "running" : "stopped",
+        ...(spec?.binds.length ? { binds: spec.binds.map(bindText) } : {}),
+        ...(limits ? { limits } : {}),
+      };
+    });
 }
 
 /** The table and the next commands; configArg is the -c the user gave (repeated in them). */
 export function renderLabTable(c: Config, rows: readonly LabRow[], configArg?: string): string {
-  const head = ["NAME", "ADDRESS", "GROUPS", "STATE"];
-  const cells = rows.map((r) => [r.name, r.ip, r.groups.join(","), r.state]);
+  // BINDS and LIMITS only when a container has some.
+  const more = [
+    ...(rows.some((r) => r.binds) ? [["BINDS", (r: LabRow) => (r.binds ?? []).join(" ")] as const] : []),
+    ...(rows.some((r) => r.limits) ? [["LIMITS", (r: LabRow) => r.limits ?? ""] as const] : []),
+  ];
+  const head = ["NAME", "ADDRESS", "GROUPS", "STATE", ...more.map(([h]) => h)];
+  const cells = rows.map((r) => [r.name, r.ip, r.groups.join(","), r.state, ...more.map(([, f]) => f(r))]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]?.length ?? 0)));
   const line = (row: string[]) =>
     `  ${row

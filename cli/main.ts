@@ -360,6 +360,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
                   : undefined,
             },
             interfaces: true,
+            // As `run up` will check them again: root's, or the lab's owner's (sudo from their account).
+            binds: io.env.SUDO_UID && io.env.SUDO_UID !== "0" ? { owner: Number(io.env.SUDO_UID) } : {},
             warn,
           },
         );

@@ -22,6 +22,18 @@ export interface ContainerSpec {
   init: "boot" | "script";
   user: string;
   group: string;
+  /** Host paths bound into it: containers.binds, then its set's. */
+  binds: Bind[];
+  /** Its cgroup's limits (its set's, else containers'): memory as given ("512M"), cpus. */
+  memory?: string;
+  cpus?: number;
+}
+
+/** A host path bound into a container. */
+export interface Bind {
+  host: string;
+  container: string;
+  readOnly: boolean;
 }
 
 /**
@@ -31,7 +43,11 @@ export interface ContainerSpec {
  */
 export function containerSpecs(c: Config): ContainerSpec[] {
   const k = c.containers;
-  const alike = { init: k.init, user: k.user, group: k.group };
+  const limit = (memory?: string, cpus?: number) => ({
+    ...(memory === undefined ? {} : { memory }),
+    ...(cpus === undefined ? {} : { cpus }),
+  });
+  const alike = { init: k.init, user: k.user, group: k.group, binds: k.binds, ...limit(k.memory, k.cpus) };
   const images = k.sets ? labImages(c) : [];
   const named =
     k.sets?.flatMap((s) => {
@@ -45,6 +61,8 @@ export function containerSpecs(c: Config): ContainerSpec[] {
         init: s.init ?? k.init,
         user: s.user ?? k.user,
         group: s.group ?? k.group,
+        binds: [...k.binds, ...s.binds],
+        ...limit(s.memory ?? k.memory, s.cpus ?? k.cpus),
       }));
     }) ?? [];
   const gw = ipToInt(parseCidr(c.network.address).address);

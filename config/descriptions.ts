@@ -62,6 +62,17 @@ export const KEY_DESCRIPTIONS: Record<string, string> = {
   "containers.readyTimeout": "Seconds to wait for a container's sshd.",
   "containers.privateUsers": "Run each container in a user namespace of its own.",
   "containers.consoleLogMax": "Bytes of console output a container's log keeps per start (default 8 MiB).",
+  "containers.binds":
+    "Host paths bound into every container: [{host, container, readOnly}] (read-only by default).",
+  "containers.binds[].host":
+    "An existing directory or file of root's or the lab owner's; no link, no system or aplspawn directory.",
+  "containers.binds[].container": "Where it appears in the container (absolute).",
+  "containers.binds[].readOnly": "Bind read-only (default true).",
+  "containers.memory": 'Memory limit of each container\'s cgroup, e.g. "512M" (K, M, G, T: powers of 1024).',
+  "containers.cpus": "CPUs each container may use, e.g. 1.5 (its cgroup's CPU quota).",
+  "containers.sets[].binds": "Host paths bound into its containers, besides containers.binds.",
+  "containers.sets[].memory": "Default containers.memory.",
+  "containers.sets[].cpus": "Default containers.cpus.",
   inventory: "The Ansible inventory of the lab.",
   "inventory.file": "Where `run up` and `inventory` write it.",
   "inventory.format": "ini or yaml.",
@@ -79,9 +90,9 @@ export const KEY_DESCRIPTIONS: Record<string, string> = {
   "provision.verify": "`aplspawn test`: a playbook of asserts run after converge (Molecule's verify).",
 };
 
-/** The description of a key path; a set's image keys are the top-level image's. */
+/** The description of a key path; a set's image and bind keys are the top-level ones'. */
 export const describeKey = (path: string): string | undefined =>
   KEY_DESCRIPTIONS[path] ??
-  (path.startsWith("containers.sets[].image.")
-    ? KEY_DESCRIPTIONS[path.slice("containers.sets[].".length)]
+  (path.startsWith("containers.sets[].image.") || path.startsWith("containers.sets[].binds[].")
+    ? KEY_DESCRIPTIONS[path.slice("containers.sets[].".length).replace(/^binds/, "containers.binds")]
     : undefined);

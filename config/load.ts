@@ -1,5 +1,6 @@
 // Reading a config: YAML → zod → cross-field checks, every problem reported at once with its key path.
 // Pure (text in, Config out): finding the file and checking the files it names is the CLI's.
+
 import {
   type Document,
   isAlias,
@@ -13,6 +14,7 @@ import {
   type YAMLError,
 } from "yaml";
 import { type core, z } from "zod";
+import { bindsProblems, limitsProblems } from "./binds.js";
 import { containerSpecs } from "./containers.js";
 import { inSubnet, ipToInt, parseCidr } from "./ip.js";
 import { imagePath } from "./paths.js";
@@ -455,7 +457,7 @@ function levenshtein(a: string, b: string): number {
 function crossChecks(c: Config, given: z.infer<typeof configSchema>["containers"]): string[] {
   // containers.ipRange was not given: it follows network.address.
   const derived = given.ipRange === undefined;
-  const problems: string[] = [...setProblems(c, given)];
+  const problems: string[] = [...setProblems(c, given), ...bindsProblems(c), ...limitsProblems(c)];
   const net = parseCidr(c.network.address);
   if (net.prefix > 30)
     problems.push("network.address: the prefix must be /30 or shorter to leave room for containers");

@@ -199,6 +199,24 @@ const imageSchema = z.strictObject({
     .optional(),
 });
 
+// A host path bound into containers, the limits of a container (config/binds.ts checks the rest).
+const bindPath = absPath.refine(
+  (p) => !/[:\\]/.test(p),
+  'must not contain ":" or "\\" (systemd-nspawn reads them)',
+);
+const binds = z.array(
+  z.strictObject({ host: bindPath, container: bindPath, readOnly: z.boolean().default(true) }),
+);
+const limits = {
+  /** Memory of the container's cgroup, in bytes with K, M, G or T (1024-based), e.g. 512M. */
+  memory: z
+    .string()
+    .regex(/^[1-9][0-9]*[KMGT]?$/, 'must be a size such as "512M" or "2G" (K, M, G, T: powers of 1024)')
+    .optional(),
+  /** CPUs the container may use, e.g. 1.5 (its cgroup's CPU quota). */
+  cpus: z.number().min(0.01).max(1024).optional(),
+};
+
 /** One set of containers alike: named from a pattern, in the same groups, with the same vars. */
 const containerSetSchema = z.strictObject({
   /** The set's name, which --only and `names` accept too. */
@@ -227,6 +245,10 @@ const containerSetSchema = z.strictObject({
    * as a read-only lower layer of its own; by default the config's image.
    */
   image: imageSchema.extend({ url }).optional(),
+  /** Host paths bound into its containers, besides containers.binds. */
+  binds: binds.default([]),
+  /** Default: containers.memory, containers.cpus. */
+  ...limits,
 });
 
 export const configSchema = z.strictObject({
@@ -331,6 +353,9 @@ export const configSchema = z.strictObject({
         .min(4096)
         .max(2 ** 40)
         .default(8 * 2 ** 20),
+      /** Host paths bound into every container. */
+      binds: binds.default([]),
+      ...limits,
     })
     .prefault({}),
   inventory: z

@@ -39,7 +39,8 @@ export const workflows: Record<string, WorkflowEntry> = {
   },
   spawn: {
     describe: "attach the image and start the containers",
-    options: ["only", "concurrency"],
+    // owner: whose host paths containers.binds may name besides root's.
+    options: ["only", "concurrency", "owner"],
     load: async () => (await import("./spawn.js")).spawn,
   },
   stop: {

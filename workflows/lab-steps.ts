@@ -1,6 +1,7 @@
 // Step builders shared by up and spawn (preflight, the lab key, one group per container, the
 // inventory) and the journal selections shared by down, stop, cleanup and up. Only composition.
 import { resolve } from "node:path";
+import { memoryBytes } from "../config/binds.js";
 import { type ContainerSpec, containerSpecs, specsNamed } from "../config/containers.js";
 import { labImages } from "../config/images.js";
 import { parseCidr } from "../config/ip.js";
@@ -98,11 +99,12 @@ export function selectedSpecs(c: Config, o: WorkflowOptions): ContainerSpec[] {
 }
 
 /** The tasks of one container, in order; each journals the container's name as its scope. */
-function containerSteps(c: Config, s: ContainerSpec): TaskStep[] {
-  return containerTasksOf(c, s).map((t) => ({ ...t, scope: s.name }));
+function containerSteps(c: Config, s: ContainerSpec, owner?: number): TaskStep[] {
+  return containerTasksOf(c, s, owner).map((t) => ({ ...t, scope: s.name }));
 }
 
-function containerTasksOf(c: Config, s: ContainerSpec): TaskStep[] {
+/** owner: the uid of the lab's owner, whose host paths may be bound too. */
+function containerTasksOf(c: Config, s: ContainerSpec, owner?: number): TaskStep[] {
   const n = s.name;
   const dir = containerDir(c, n);
   const merged = mergedDir(c, n);
@@ -169,6 +171,15 @@ function containerTasksOf(c: Config, s: ContainerSpec): TaskStep[] {
       stopTimeoutMs: 30_000,
       startTimeoutMs: c.containers.readyTimeout * 1000,
       logMaxBytes: c.containers.consoleLogMax,
+      ...(s.binds.length ? { binds: s.binds, bindOwners: [0, ...(owner === undefined ? [] : [owner])] } : {}),
+      ...(s.memory !== undefined || s.cpus !== undefined
+        ? {
+            limits: {
+              ...(s.memory === undefined ? {} : { memory: memoryBytes(s.memory) }),
+              ...(s.cpus === undefined ? {} : { cpus: s.cpus }),
+            },
+          }
+        : {}),
     }),
     task(containerReady, `container.ready[${n}]`, {
       name: n,
@@ -199,9 +210,15 @@ export function containersGroup(c: Config, specs: ContainerSpec[], o: WorkflowOp
     `Starting ${specs.length} container${specs.length === 1 ? "" : "s"}`,
     // On a terminal a container that is up is one line, and the title counts them: 50 fit.
     specs.map((s) =>
-      group(`container[${s.name}]`, `Container ${s.name}, ip ${s.ip}/${prefix}`, containerSteps(c, s), 1, {
-        collapse: true,
-      }),
+      group(
+        `container[${s.name}]`,
+        `Container ${s.name}, ip ${s.ip}/${prefix}`,
+        containerSteps(c, s, o.owner?.uid),
+        1,
+        {
+          collapse: true,
+        },
+      ),
     ),
     o.concurrency ?? c.containers.concurrency,
     { tally: "ready" },

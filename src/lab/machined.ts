@@ -5,6 +5,7 @@
 import type { Host, HostContext } from "../host/host.js";
 import { poll } from "../host/poll.js";
 import { isAlive } from "../host/proc.js";
+import type { Limits } from "./limits.js";
 
 const answers = new WeakMap<Host, Promise<boolean>>();
 
@@ -39,13 +40,16 @@ export const scopeOf = (name: string) => `aplspawn-${name}.scope`;
  * delegated (as systemd-nspawn@.service has it). `systemd-run --scope` execs the command itself: the
  * PID it starts with becomes the nspawn process.
  */
-export function inScope(name: string, nspawnArgv: readonly string[]): string[] {
+export function inScope(name: string, nspawnArgv: readonly string[], l: Limits = {}): string[] {
   return [
     "--scope",
     "--quiet",
     `--unit=${scopeOf(name)}`,
     "--slice=machine.slice",
     "--property=Delegate=yes",
+    // The container's limits (src/lab/limits.ts does it where systemd does not manage cgroups).
+    ...(l.memory === undefined ? [] : [`--property=MemoryMax=${l.memory}`, "--property=MemorySwapMax=0"]),
+    ...(l.cpus === undefined ? [] : [`--property=CPUQuota=${Math.round(l.cpus * 100)}%`]),
     "--collect",
     `--description=aplspawn container ${name}`,
     "--",

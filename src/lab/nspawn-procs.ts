@@ -23,6 +23,11 @@ export const nspawnParamsSchema = z.object({
   startTimeoutMs: z.number().optional(),
   /** containers.consoleLogMax (absent in journals written before it: unbounded). */
   logMaxBytes: z.number().int().positive().optional(),
+  /** Host paths bound into it (config/binds.ts), and the uids their host paths may belong to. */
+  binds: z.array(z.object({ host: z.string(), container: z.string(), readOnly: z.boolean() })).optional(),
+  bindOwners: z.array(z.number().int()).optional(),
+  /** Its cgroup's limits: memory in bytes, cpus (src/lab/limits.ts). */
+  limits: z.object({ memory: z.number().int().optional(), cpus: z.number().optional() }).optional(),
 });
 export type NspawnParams = z.infer<typeof nspawnParamsSchema>;
 

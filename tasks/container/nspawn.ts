@@ -11,8 +11,10 @@ import { readOr } from "../../src/host/files.js";
 import { type HostContext, lastLines } from "../../src/host/host.js";
 import { poll } from "../../src/host/poll.js";
 import { childrenOf, cmdline, isAlive, procStat } from "../../src/host/proc.js";
+import { bindArg, bindHostProblem } from "../../src/lab/binds.js";
 import { cgroupTree, containerCgroups, startInCgroups } from "../../src/lab/cgroups.js";
 import { idShiftOf, RANGE } from "../../src/lab/id-ranges.js";
+import { applyLimits, limitCgroups } from "../../src/lab/limits.js";
 import { endOrphanMachine, endOrphanScope, inScope, machinedAnswers } from "../../src/lab/machined.js";
 import {
   findNspawn,
@@ -48,6 +50,7 @@ export function nspawnArgs(p: NspawnParams, registered: boolean, idBase = 0): st
     // Registered, the machine's unit is the scope nspawn runs in (src/lab/machined.ts).
     ...(registered ? [] : ["--register=no"]),
     "--keep-unit",
+    ...(p.binds ?? []).map(bindArg),
     ...(p.init === "boot" ? ["--boot"] : [STARTUP_SCRIPT]),
   ];
 }
@@ -79,7 +82,9 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
   async prepare(ctx, p) {
     // Where machined answers, the machine is registered, in a scope of its own.
     const registered = await machinedAnswers(ctx.host);
-    return { registered, cgroups: registered ? [] : await containerCgroups(ctx.host, p.name) };
+    if (registered) return { registered, cgroups: [] };
+    const limits = p.limits ? (await limitCgroups(ctx.host, p.name, p.limits)).map((l) => l.dir) : [];
+    return { registered, cgroups: [...new Set([...(await containerCgroups(ctx.host, p.name)), ...limits])] };
   },
   async run(ctx, p, intent) {
     const h = ctx.host;
@@ -89,6 +94,14 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
         `systemd-nspawn for ${p.name} (PID ${stale[0]?.pid}) runs without a container; stop it first`,
       );
     const { registered } = intent;
+    // The host paths as they are now, right before the mount (validate saw them earlier).
+    const checked = new Map<string, string | undefined>();
+    for (const b of p.binds ?? []) {
+      const problem = await bindHostProblem(h, b, p.bindOwners ?? [0]);
+      if (problem) throw new Error(`cannot bind ${b.host} into ${p.name}: ${problem}`);
+      const st = await h.fs.stat(b.host);
+      checked.set(b.container, st && `${st.devId}/${st.inoId}`);
+    }
     // A registered container whose nspawn was killed lives on in its scope: end it, then start anew.
     if (registered) await endOrphans(ctx, p);
     const { logMaxBytes, midLine } = await rotateLog(ctx, p);
@@ -99,8 +112,15 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
     const argv = nspawnArgs(p, registered, idBase);
     const out = { logFile: p.logFile, logMaxBytes };
     const pid = registered
-      ? await h.spawnDetached("systemd-run", inScope(p.name, argv), out)
-      : await startInCgroups(h, intent.cgroups, () => h.spawnDetached("systemd-nspawn", argv, out));
+      ? await h.spawnDetached("systemd-run", inScope(p.name, argv, p.limits), out)
+      : await startInCgroups(
+          h,
+          intent.cgroups,
+          () => h.spawnDetached("systemd-nspawn", argv, out),
+          async () => {
+            if (p.limits) await applyLimits(h, await limitCgroups(h, p.name, p.limits));
+          },
+        );
     // A dry run's host starts nothing (PID 0): there is no leader to wait for.
     if (pid <= 0) return { pid, start: 0, leader: 0, registered };
     const start = (await procStat(h, pid))?.start ?? 0;
@@ -118,7 +138,16 @@ export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnInte
       }
       return undefined;
     });
-    if (leader !== undefined) return { pid, start, leader, registered };
+    if (leader !== undefined) {
+      // What nspawn bound is what was checked: a path swapped for a link since is caught here (the
+      // run fails and its rollback stops the container).
+      for (const [at, id] of checked) {
+        const st = await h.fs.stat(`/proc/${leader}/root${at}`);
+        if (!st || `${st.devId}/${st.inoId}` !== id)
+          throw new Error(`${p.name}: what is bound at ${at} is not the host path checked before the start`);
+      }
+      return { pid, start, leader, registered };
+    }
     throw new Error(
       `container ${p.name} did not start its init within ${startTimeoutMs / 1000} s; ${await logTail(ctx, p.logFile)}`,
     );

@@ -1,12 +1,15 @@
 // What `aplspawn status` looks at that no task of up checks, in the original tool's words: the lab's
 // working directories and, per container, its leader process, the host key it serves and an ssh
 // login. (Its nspawn process and overlay mount are up's own checks: workflows/status.ts.) Read-only.
+import { bindText, limitsText, memoryBytes } from "../../config/binds.js";
 import { type ContainerSpec, containerSpecs } from "../../config/containers.js";
 import { knownHostsPath, labDir, mergedDir, sshKeyPath } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import { type ExecResult, lastLines } from "../../src/host/host.js";
 import { cmdline } from "../../src/host/proc.js";
+import { bindArg } from "../../src/lab/binds.js";
 import { controlPathDir } from "../../src/lab/inventory.js";
+import { limitsOf } from "../../src/lab/limits.js";
 import { machinedAnswers, machineOf } from "../../src/lab/machined.js";
 import { findNspawnWhere, isNspawnFor, type NspawnProcess } from "../../src/lab/nspawn-procs.js";
 import { type SshTarget, sshBatchArgs } from "../../src/lab/ssh.js";
@@ -127,6 +130,32 @@ const leaderProbe = ({ s, merged, seen }: Seen): Probe => ({
   },
 });
 
+/**
+ * What the container was given of the host (config/binds.ts): its binds, as its running nspawn
+ * has them, and the limits its cgroups hold (src/lab/limits.ts), each against the config.
+ */
+const bindsLimitsProbe = ({ s, merged, seen }: Seen): Probe => ({
+  name: `Checking binds and limits: ${[...s.binds.map(bindText), limitsText(s)].filter(Boolean).join(", ")}`,
+  target: s.name,
+  async run(ctx) {
+    const n = await seen.running(ctx, s.name, merged);
+    if (!n?.leader) return { ok: false, detail: "not running" };
+    const problems = s.binds
+      .filter((b) => !n.argv.includes(bindArg(b)))
+      .map((b) => `not bound: ${bindText(b)}`);
+    const l = await limitsOf(ctx.host, n.leader);
+    const memory = s.memory === undefined ? undefined : memoryBytes(s.memory);
+    if (
+      (memory !== undefined && !(l.memory !== undefined && l.memory <= memory)) ||
+      (s.cpus !== undefined && !(l.cpus !== undefined && l.cpus <= s.cpus + 1e-9))
+    )
+      problems.push(
+        `its cgroups hold ${[l.memory === undefined ? "no memory limit" : `memory ${l.memory} bytes`, l.cpus === undefined ? "no CPU quota" : `cpus ${l.cpus}`].join(", ")}`,
+      );
+    return problems.length ? { ok: false, detail: problems.join("; ") } : { ok: true };
+  },
+});
+
 /** The container's host key, then an ssh login with sudo. */
 function sshProbes(x: Seen): Probe[] {
   const { s } = x;
@@ -180,7 +209,8 @@ export const containerProbes = (c: Config): { lab: Probe; of(name: string): Prob
       const s = specs.get(name);
       if (!s) return [];
       const x: Seen = { c, s, merged: mergedDir(c, s.name), seen };
-      return [leaderProbe(x), ...sshProbes(x)];
+      const given = s.binds.length > 0 || limitsText(s) !== "";
+      return [leaderProbe(x), ...(given ? [bindsLimitsProbe(x)] : []), ...sshProbes(x)];
     },
   };
 };

@@ -106,6 +106,7 @@ const BEYOND_JSON_SCHEMA = [
   "bridge named like an Ethernet device",
   "bridge named like a predictable NIC name",
   "bridge lo",
+  "a bind path with a colon, and one with ..",
 ];
 
 test("the JSON Schema is never stricter than the zod schema, and refuses what the zod schema refuses but its refinements", () => {

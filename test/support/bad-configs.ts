@@ -459,6 +459,48 @@ export const BAD_CONFIGS: [string, string, RegExp][] = [
     "inventory:\n  children:\n    a: [b]\n    b: [a]\n    c: [d]\n    d: [c]\n",
     /inventory\.children\.a: a would be a child of itself \(a → b → a\)[\s\S]*inventory\.children\.c: c would be a child of itself \(c → d → c\)/,
   ],
+  // Binds and limits (config/binds.ts): what the config alone tells.
+  [
+    "bind of a system directory",
+    "containers: {binds: [{host: /etc/ssl, container: /ssl}]}\n",
+    /containers\.binds\.0\.host: \/etc\/ssl is in the system directory \/etc/,
+  ],
+  [
+    "bind of the root directory",
+    "containers: {binds: [{host: /, container: /host}]}\n",
+    /containers\.binds\.0\.host: \/ is a system directory/,
+  ],
+  [
+    "bind of the machines directory's parent",
+    "containers: {machinesDir: /data/machines, binds: [{host: /data, container: /d}]}\n",
+    /containers\.binds\.0\.host: \/data is or holds aplspawn's own \/data\/machines/,
+  ],
+  [
+    "bind onto the container's /proc",
+    "containers: {binds: [{host: /data/a, container: /proc/x}]}\n",
+    /containers\.binds\.0\.container: \/proc\/x is where systemd-nspawn mounts/,
+  ],
+  [
+    "bind to a relative container path, read-only not a boolean",
+    "containers: {binds: [{host: /data/b, container: b, readOnly: yes please}]}\n",
+    /containers\.binds\.0\.container: must be an absolute path[\s\S]*containers\.binds\.0\.readOnly/,
+  ],
+  [
+    "one container path bound twice, by the lab and by a set",
+    "containers: {binds: [{host: /data/a, container: /d}], sets: [{name: web, binds: [{host: /data/b, container: /d}]}]}\n",
+    /containers\.sets\.0\.binds\.0\.container: \/d is bound twice/,
+  ],
+  [
+    "a bind path with a colon, and one with ..",
+    "containers: {binds: [{host: '/data/a:b', container: /d}, {host: /data/../etc, container: /e}]}\n",
+    /containers\.binds\.0\.host: must not contain ":"[\s\S]*containers\.binds\.1\.host: must not contain "\.\."/,
+  ],
+  [
+    "memory that is not a size, cpus 0",
+    "containers: {memory: 1.5G, sets: [{name: web, memory: 8M, cpus: 0}]}\n",
+    /containers\.memory: must be a size such as "512M"[\s\S]*containers\.sets\.0\.cpus/,
+  ],
+  ["memory too small to boot", "containers: {memory: 8M}\n", /containers\.memory: 8M is less than 32M/],
   // A file the config names, placed where the config names it.
   [
     "playbook that does not exist",
