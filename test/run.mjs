@@ -1,7 +1,15 @@
 // Runs the compiled test files (dist/test/**/*.test.js) with node's test runner.
 // Arguments filter the files by substring, e.g. `node test/run.mjs runner cli`.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 
@@ -22,17 +30,51 @@ if (files.length === 0) {
 const concurrency = process.env.APLSPAWN_TEST_CONCURRENCY ?? "3";
 // fs.inotify.max_user_instances is host-wide: labs of test files running side by side would raise
 // and restore it under each other's booting containers. Raise it once for the whole run instead.
+// Runs of this script side by side share the raise: a record in /run names the value found by the
+// first and the runs alive; the last one to end puts it back (each putting back the value it found
+// left 8192 behind when the first run ended before the second).
 const inotify = "/proc/sys/fs/inotify/max_user_instances";
-let inotifyBefore;
-if (process.getuid?.() === 0 && existsSync(inotify)) {
-  inotifyBefore = readFileSync(inotify, "utf8").trim();
-  if (Number(inotifyBefore) < 8192) writeFileSync(inotify, "8192");
+const RAISE = "/run/.aplspawn-test-inotify.json";
+const alive = (pid) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const readRaise = () => {
+  try {
+    const r = JSON.parse(readFileSync(RAISE, "utf8"));
+    return { original: String(r.original), pids: r.pids.filter((p) => p !== process.pid && alive(p)) };
+  } catch {
+    return undefined;
+  }
+};
+const raised = process.getuid?.() === 0 && existsSync(inotify);
+if (raised) {
+  const found = readRaise();
+  const current = readFileSync(inotify, "utf8").trim();
+  const original = found && found.pids.length > 0 ? found.original : current;
+  writeFileSync(RAISE, JSON.stringify({ original, pids: [...(found?.pids ?? []), process.pid] }));
+  if (Number(current) < 8192) writeFileSync(inotify, "8192");
 }
+const lowerInotify = () => {
+  const r = readRaise();
+  if (r && r.pids.length > 0) return writeFileSync(RAISE, JSON.stringify(r));
+  if (r) writeFileSync(inotify, r.original);
+  rmSync(RAISE, { force: true });
+};
+// The host-wide lock directory aplspawn makes (root's, 0700) goes again if the run made it and it
+// is empty at the end.
+const LOCK_DIR_MADE = !existsSync("/run/aplspawn");
 // aplspawn's names in /run. The host-wide lock directory itself stays (root's, 0700, empty, like
 // /run/lock): the files in it are counted.
 const LOCKS = "/run/aplspawn";
 const inRun = () => [
-  ...(existsSync("/run") ? readdirSync("/run") : []).filter((n) => /aplspawn/.test(n) && n !== "aplspawn"),
+  ...(existsSync("/run") ? readdirSync("/run") : []).filter(
+    (n) => /aplspawn/.test(n) && n !== "aplspawn" && `/run/${n}` !== RAISE,
+  ),
   ...(existsSync(LOCKS) ? readdirSync(LOCKS).map((n) => `aplspawn/${n}`) : []),
 ];
 const runBefore = inRun();
@@ -51,7 +93,11 @@ const r = spawnSync(
   ],
   { stdio: "inherit" },
 );
-if (inotifyBefore !== undefined) writeFileSync(inotify, inotifyBefore);
+if (raised) lowerInotify();
+if (LOCK_DIR_MADE && existsSync("/run/aplspawn") && readdirSync("/run/aplspawn").length === 0)
+  try {
+    rmdirSync("/run/aplspawn"); // empty only: a lock a run beside this one just made stays
+  } catch {}
 // Nothing of aplspawn's may stay in /run once every lab of the run is down: holds, claims, locks,
 // ssh master directories. What was there before the run (a lab of the user's) is not counted.
 const left = inRun().filter((n) => !runBefore.includes(n));
