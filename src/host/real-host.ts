@@ -113,17 +113,27 @@ async function spawnDetached(cmd: string, args: readonly string[], opts: Detache
   }
 }
 
-// The relay of a bounded log: the first $1 bytes of its input to the log as they come (unbuffered:
-// head alone holds them in stdio's buffer until 4 KiB have come; dd counts reads, not bytes), then,
-// if there is more, a line saying so, and the rest read and dropped (the writer must never block on
-// a full pipe: a container's console writes would stall). It ends when the last writer has gone.
-const LOG_RELAY = `stdbuf -o0 head -c "$1"
-if [ "$(dd bs=1 count=1 status=none | wc -c)" -gt 0 ]; then
-  printf '\n--- aplspawn: console output beyond %s bytes dropped until the container starts again\n' "$1"
-  exec cat >/dev/null
-fi`;
+// The relay of a bounded log, one small process with no shell: the first $max bytes of its input to
+// the log as they come (each read written at once; no stdio buffer holds them back), then, if there
+// is more, a line saying so, and the rest read and dropped (the writer must never block on a full
+// pipe: a container's console writes would stall). Reads are of fixed size, so a container writing
+// without newlines cannot make it hold more than 64 KiB. It ends when the last writer has gone. Perl
+// is Essential on Debian and Ubuntu (perl-base); the program is fixed, the bound comes as an argument.
+const LOG_RELAY = `use strict;
+my ($max, $n, $buf) = (shift, 0);
+while (1) {
+  my $r = sysread(STDIN, $buf, 65536);
+  last unless $r;
+  next if $n > $max;
+  my $keep = $r < $max - $n ? $r : $max - $n;
+  syswrite(STDOUT, $buf, $keep) if $keep > 0;
+  $n += $keep;
+  next if $keep == $r;
+  syswrite(STDOUT, "\n--- aplspawn: console output beyond $max bytes dropped until the container starts again\n");
+  $n = $max + 1;
+}`;
 
-// A FIFO beside the log (a blocking one: a socketpair, Node's "pipe", is non-blocking, and head
+// A FIFO beside the log (a blocking one: a socketpair, Node's "pipe", is non-blocking, and a reader
 // would give up on EAGAIN), a relay reading it into the log in its own session, and the FIFO's write end
 // for the command. The FIFO's name is gone before the command starts; the relay ends with it.
 async function boundedLog(logFile: string, log: fs.FileHandle, maxBytes: number) {
@@ -135,7 +145,7 @@ async function boundedLog(logFile: string, log: fs.FileHandle, maxBytes: number)
     try {
       const readEnd = await fs.open(fifo, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
       try {
-        const relay = spawn("sh", ["-c", LOG_RELAY, "aplspawn-log-relay", String(maxBytes)], {
+        const relay = spawn("perl", ["-e", LOG_RELAY, String(maxBytes)], {
           detached: true,
           stdio: [readEnd.fd, log.fd, "ignore"],
         });
