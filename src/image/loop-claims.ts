@@ -5,7 +5,7 @@
 // orphan (its attacher died between losetup and the claim), never another lab's fresh one.
 import { join } from "node:path";
 import type { HostContext } from "../host/host.js";
-import { withHostLock } from "../runner/lock.js";
+import { withHostLock } from "../host/lock.js";
 import { backs, listLoops } from "./image-host.js";
 import { loopDebug } from "./loop-debug.js";
 import type { LoopInfo } from "./system-info.js";

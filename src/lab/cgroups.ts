@@ -7,7 +7,7 @@
 
 import type { Host } from "../host/host.js";
 import { type MountInfo, readMounts } from "../host/mounts.js";
-import { serializer } from "../runner/serial.js";
+import { serializer } from "../host/serial.js";
 
 /** The mount points of the hierarchies systemd tracks processes in. */
 function systemdHierarchies(ms: readonly MountInfo[]): string[] {

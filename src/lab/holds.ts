@@ -9,8 +9,8 @@ import { z } from "zod";
 import { labDir } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import type { Host } from "../host/host.js";
+import { withHostLock } from "../host/lock.js";
 import { journalPath } from "../runner/journal-path.js";
-import { withHostLock } from "../runner/lock.js";
 
 /** One shared setting: where its record lives and how to read and write its value. */
 export interface SharedSetting {

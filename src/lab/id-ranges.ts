@@ -7,8 +7,8 @@
 // controls.
 import { join } from "node:path";
 import type { Host } from "../host/host.js";
+import { withHostLock } from "../host/lock.js";
 import { mountAt, overlayUpper, readMounts } from "../host/mounts.js";
-import { withHostLock } from "../runner/lock.js";
 
 /** Where the claims live. */
 export const RANGES_DIR = "/var/lib/aplspawn/userns";

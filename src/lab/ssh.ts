@@ -1,6 +1,6 @@
 // How aplspawn reaches a container over SSH: the lab's key, the lab's known_hosts with every
 // container's host key pinned in advance, and StrictHostKeyChecking=yes (never "no", never TOFU).
-import { type Serializer, serializer } from "../runner/serial.js";
+import { type Serializer, serializer } from "../host/serial.js";
 
 /** What an ssh command line needs. */
 export interface SshTarget {

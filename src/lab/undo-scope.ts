@@ -5,8 +5,8 @@
 // else is refused.
 import { imageStore, labDir, ownerFiles, sshKeyPath } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
+import { HOST_LOCK_DIR } from "../host/lock.js";
 import { CLAIMS_DIR as LOOP_CLAIMS_DIR } from "../image/loop-claims.js";
-import { HOST_LOCK_DIR } from "../runner/lock.js";
 import type { PathRule, UndoScope } from "../runner/undo-scope.js";
 import { CLAIMS_DIR } from "./claims.js";
 import { entryScope } from "./entries.js";

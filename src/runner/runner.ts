@@ -5,11 +5,11 @@ import { join } from "node:path";
 import { Listr } from "listr2";
 import { dryHost } from "../host/dry-host.js";
 import type { Host } from "../host/host.js";
+import { acquireLock } from "../host/lock.js";
 import { replaceableBy } from "../host/trusted-path.js";
 import { ExitError, errorMessage, InterruptedError, KnownAfterApply, TaskFailedError } from "./errors.js";
 import { FaultPlan, InjectedFault } from "./faults.js";
 import { Journal, journalPath } from "./journal.js";
-import { acquireLock } from "./lock.js";
 import type { OutputMode, RunEvent, SummaryEvent } from "./report.js";
 import { type AnyListrTask, RunState, type Wrapper } from "./run-state.js";
 import {

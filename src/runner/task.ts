@@ -152,8 +152,35 @@ export interface TaskDef<P = unknown, R = unknown, I = unknown> {
 export const familyOf = (def: { kind: string; family?: string }): string =>
   def.family ?? def.kind.split(".")[0] ?? def.kind;
 
-/** Declare a task kind (typed helper; returns its argument). */
-export function defineTask<P, R = void, I = void>(def: TaskDef<P, R, I>): TaskDef<P, R, I> {
+/** The type a shape yields. */
+export type Shaped<S> = S extends Shape<infer T> ? T : never;
+
+// biome-ignore lint/suspicious/noExplicitAny: the bound of any kind's shapes
+type AnyShapes = { params: Shape<any>; intent?: Shape<any>; result?: Shape<any> };
+
+/** What a kind's shapes say of one of its values: the shape's type, or `absent` when it has none. */
+type ShapedOr<J, K extends "intent" | "result", Absent> = J extends { [k in K]: Shape<infer T> } ? T : Absent;
+
+/** The task kind whose params, intent and result are the types of its `journaled` shapes. */
+export type JournaledTaskDef<J extends AnyShapes> = TaskDef<
+  Shaped<J["params"]>,
+  ShapedOr<J, "result", null>,
+  ShapedOr<J, "intent", void>
+>;
+
+/**
+ * Declare a task kind (typed helper; returns its argument). A kind that journals states its shapes,
+ * and its params, intent and result are their types (a kind without a result shape returns null);
+ * a kind with a rollback must journal (a kind without `journaled` has no rollback: a type error).
+ * A kind that journals nothing names its params' type: `defineTask<P>({ … })`.
+ */
+export function defineTask<J extends AnyShapes>(
+  def: NoInfer<JournaledTaskDef<J>> & { journaled: J },
+): JournaledTaskDef<J>;
+export function defineTask<P, R = void, I = void>(
+  def: TaskDef<P, R, I> & { journaled?: undefined; rollback?: undefined },
+): TaskDef<P, R, I>;
+export function defineTask(def: AnyTaskDef): AnyTaskDef {
   return def;
 }
 

@@ -16,7 +16,7 @@ export type ContainersClaimParams = z.infer<typeof containersClaimParamsSchema>;
 const claimOf = (p: ContainersClaimParams): ContainersClaim => ({ part: "containers", ...p });
 
 /** Claim the lab's container names. */
-export const labContainersClaim = defineTask<ContainersClaimParams, null>({
+export const labContainersClaim = defineTask({
   kind: "lab.claim",
   journaled: { params: containersClaimParamsSchema },
   title: (p) => `Claiming the container names ${p.names.join(", ")} for lab ${p.lab}`,

@@ -26,11 +26,7 @@ const dirsIntentSchema = z.object({ existed: z.array(z.string()) });
 const dirsResultSchema = z.object({ created: z.array(z.string()) });
 
 /** Creates the container's lab directory, overlay work directory and merged mount point. */
-export const containerDirs = defineTask<
-  DirsParams,
-  z.infer<typeof dirsResultSchema>,
-  z.infer<typeof dirsIntentSchema>
->({
+export const containerDirs = defineTask({
   kind: "container.dirs",
   journaled: { params: dirsParamsSchema, intent: dirsIntentSchema, result: dirsResultSchema },
   title: (p) => `Creating directories for container ${p.name}`,

@@ -33,7 +33,7 @@ async function wanted(ctx: HostContext, p: HostKeysParams) {
 }
 
 /** Generates, installs and pins the container's host key. */
-export const containerHostKeys = defineTask<HostKeysParams, null, z.infer<typeof hostKeysIntentSchema>>({
+export const containerHostKeys = defineTask({
   kind: "container.hostkeys",
   journaled: { params: hostKeysParamsSchema, intent: hostKeysIntentSchema },
   // Pinned in known_hosts and served by the kept upper layer: kept with it.

@@ -62,7 +62,7 @@ export async function removeInventory(
 }
 
 /** Writes the inventory. */
-export const labInventory = defineTask<InventoryParams, null>({
+export const labInventory = defineTask({
   kind: "lab.inventory",
   journaled: { params: inventoryParamsSchema },
   title: (p) => `Generating ansible inventory file ${p.path}`,

@@ -27,7 +27,7 @@ export type LayersParams = z.infer<typeof layersParamsSchema>;
 const origin = (p: LayersParams) => `${p.layers}.json`;
 
 /** Links a snapshot's layers in as the container's read-only layers. */
-export const containerLayers = defineTask<LayersParams, null>({
+export const containerLayers = defineTask({
   kind: "container.layers",
   journaled: { params: layersParamsSchema },
   kept: true,

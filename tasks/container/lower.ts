@@ -35,7 +35,7 @@ async function isOurView(ctx: HostContext, p: LowerViewParams): Promise<boolean>
 }
 
 /** Mounts the container's idmapped view of the image root. */
-export const containerLowerView = defineTask<LowerViewParams, null>({
+export const containerLowerView = defineTask({
   kind: "container.lower",
   journaled: { params: lowerViewParamsSchema },
   title: (p) => `Mounting the image root for container ${p.name} in its own user id range`,

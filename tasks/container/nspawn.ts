@@ -33,7 +33,6 @@ import { STARTUP_SCRIPT } from "./network.js";
 
 /** What prepare found: whether machined answers, and else the container's own cgroups (journaled before start). */
 const nspawnIntentSchema = z.object({ registered: z.boolean(), cgroups: z.array(z.string()) });
-type NspawnIntent = z.infer<typeof nspawnIntentSchema>;
 
 /**
  * The argv of systemd-nspawn for a container; idBase: the host id of its root when it runs in a user
@@ -68,7 +67,7 @@ const running = async (ctx: HostContext, p: NspawnParams) =>
   (await findNspawn(ctx.host, p.name, p.merged)).filter((n) => n.leader !== undefined);
 
 /** Starts the container. */
-export const containerNspawn = defineTask<NspawnParams, NspawnResult, NspawnIntent>({
+export const containerNspawn = defineTask({
   kind: "container.nspawn",
   title: (p) =>
     `Starting container ${p.name} (${p.init === "boot" ? "systemd-nspawn --boot" : STARTUP_SCRIPT})`,

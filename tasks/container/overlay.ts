@@ -34,7 +34,7 @@ async function isOurOverlay(ctx: HostContext, p: OverlayParams): Promise<boolean
 }
 
 /** Mounts the container's overlayfs. */
-export const containerOverlay = defineTask<OverlayParams, null>({
+export const containerOverlay = defineTask({
   kind: "container.overlay",
   journaled: { params: overlayParamsSchema },
   title: (p) => `Mounting overlayFS for container ${p.name}, merged path is ${p.merged}`,

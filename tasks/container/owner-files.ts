@@ -31,7 +31,7 @@ async function source(ctx: HostContext, c: { from?: string | undefined; text?: s
 }
 
 /** Gives the owner their copies. */
-export const labOwnerFiles = defineTask<OwnerFilesParams, null>({
+export const labOwnerFiles = defineTask({
   kind: "lab.owner-files",
   journaled: { params: ownerFilesParamsSchema },
   title: (p) => `Giving ${p.owner.name} the lab key and known_hosts in ${p.dir}`,

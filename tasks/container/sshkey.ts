@@ -31,7 +31,7 @@ async function given(ctx: TaskContext, p: SshKeyParams & { from: string }) {
 const named = (p: SshKeyParams): p is SshKeyParams & { from: string } => p.from !== undefined;
 
 /** Generates the lab key pair, or copies the one the config names. */
-export const labSshKey = defineTask<SshKeyParams, null>({
+export const labSshKey = defineTask({
   kind: "lab.sshkey",
   journaled: { params: sshKeyParamsSchema },
   // The lab's key, in every kept upper layer's authorized_keys: kept with them.

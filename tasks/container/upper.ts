@@ -30,7 +30,7 @@ async function modeProblem(ctx: HostContext, p: UpperParams): Promise<string | u
 }
 
 /** Creates the (empty) upper layer directory. */
-export const containerUpper = defineTask<UpperParams, null>({
+export const containerUpper = defineTask({
   kind: "container.upper",
   journaled: { params: upperParamsSchema },
   // The container's state: an ordinary teardown keeps it, a purge removes it.

@@ -46,7 +46,7 @@ export interface HeldSettingSpec<P extends HeldParams> {
 export function heldSettingTask<P extends HeldParams>(
   spec: HeldSettingSpec<P>,
 ): TaskDef<P, z.infer<typeof heldResultSchema>, void> {
-  return defineTask<P, z.infer<typeof heldResultSchema>>({
+  return defineTask({
     kind: spec.kind,
     journaled: { params: spec.params, result: heldResultSchema },
     title: spec.title,

@@ -100,7 +100,7 @@ async function configureTree(ctx: TaskContext, root: string): Promise<void> {
 }
 
 /** Build the image. */
-export const imageBuild = defineTask<BuildParams, BuildResult, BuildIntent>({
+export const imageBuild = defineTask({
   kind: "image.build",
   journaled: { params: buildParamsSchema, intent: buildIntentSchema, result: buildResultSchema },
   title: (p) =>

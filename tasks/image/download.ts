@@ -189,7 +189,7 @@ async function place(
 }
 
 /** Download, verify and place the image. */
-export const imageDownload = defineTask<DownloadParams, DownloadResult>({
+export const imageDownload = defineTask({
   kind: "image.download",
   journaled: { params: downloadParamsSchema, result: downloadResultSchema },
   title: (p) => `Downloading image ${p.name} to ${p.store}`,

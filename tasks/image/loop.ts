@@ -154,7 +154,7 @@ async function removeRecord(
 }
 
 /** Attach the image's root partition. */
-export const imageLoop = defineTask<LoopParams, LoopResult>({
+export const imageLoop = defineTask({
   kind: "image.loop",
   journaled: { params: loopParamsSchema, result: loopResultSchema },
   title: () => "Mounting image root partition to loop device",

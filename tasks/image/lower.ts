@@ -93,7 +93,7 @@ async function lostDevice(
 }
 
 /** Mount the image's root read-only at the lower directory. */
-export const imageLower = defineTask<LowerParams, LowerResult, LowerIntent>({
+export const imageLower = defineTask({
   kind: "image.lower",
   journaled: { params: lowerParamsSchema, intent: lowerIntentSchema, result: lowerResultSchema },
   title: (p) => `Mounting image root as lower overlayFS layer ${p.lowerDir}`,

@@ -15,7 +15,7 @@ export type BridgeAddressParams = z.infer<typeof bridgeAddressParamsSchema>;
 const bridgeAddressResultSchema = z.object({ added: z.literal(true) });
 
 /** Give the bridge its address. */
-export const bridgeAddressTask = defineTask<BridgeAddressParams, z.infer<typeof bridgeAddressResultSchema>>({
+export const bridgeAddressTask = defineTask({
   kind: "net.bridge.address",
   journaled: { params: bridgeAddressParamsSchema, result: bridgeAddressResultSchema },
   title: (p) => `Adding address ${p.address} to bridge ${p.bridge}`,

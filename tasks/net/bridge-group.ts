@@ -15,7 +15,7 @@ const bridgeGroupIntentSchema = z.object({ group: z.number().int().nonnegative()
 const setGroup = (bridge: string, group: number) => ["link", "set", "dev", bridge, "group", String(group)];
 
 /** Put the bridge in the labs' interface group. */
-export const bridgeGroupTask = defineTask<BridgeGroupParams, null, z.infer<typeof bridgeGroupIntentSchema>>({
+export const bridgeGroupTask = defineTask({
   kind: "net.bridge.group",
   journaled: { params: bridgeGroupParamsSchema, intent: bridgeGroupIntentSchema },
   title: (p) => `Marking bridge ${p.bridge} as a lab's (interface group ${p.group})`,

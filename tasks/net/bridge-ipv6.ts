@@ -33,7 +33,7 @@ const write = (ctx: HostContext, bridge: string, s: Setting, v: string) =>
   ctx.host.exec("sysctl", ["-q", "-w", `net/ipv6/conf/${bridge}/${s}=${v}`], { signal: ctx.signal });
 
 /** Keep the bridge out of IPv6. */
-export const bridgeIpv6Task = defineTask<BridgeIpv6Params, null, BridgeIpv6Intent>({
+export const bridgeIpv6Task = defineTask({
   kind: "net.bridge.ipv6",
   journaled: { params: bridgeIpv6ParamsSchema, intent: bridgeIpv6IntentSchema },
   title: (p) => `Keeping bridge ${p.bridge} out of IPv6 (no router advertisements, no address)`,

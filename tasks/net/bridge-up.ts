@@ -11,7 +11,7 @@ export type BridgeUpParams = z.infer<typeof bridgeUpParamsSchema>;
 const bridgeUpResultSchema = z.object({ broughtUp: z.literal(true) });
 
 /** Bring the bridge up. */
-export const bridgeUpTask = defineTask<BridgeUpParams, z.infer<typeof bridgeUpResultSchema>>({
+export const bridgeUpTask = defineTask({
   kind: "net.bridge.up",
   journaled: { params: bridgeUpParamsSchema, result: bridgeUpResultSchema },
   title: (p) => `Bringing bridge ${p.bridge} up`,

@@ -11,7 +11,7 @@ export type BridgeParams = z.infer<typeof bridgeParamsSchema>;
 const bridgeResultSchema = z.object({ created: z.literal(true) });
 
 /** Create the bridge `network.bridge` if it is missing. */
-export const bridgeTask = defineTask<BridgeParams, z.infer<typeof bridgeResultSchema>>({
+export const bridgeTask = defineTask({
   kind: "net.bridge",
   journaled: { params: bridgeParamsSchema, result: bridgeResultSchema },
   title: (p) => `Creating bridge ${p.bridge}`,

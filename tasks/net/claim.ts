@@ -25,7 +25,7 @@ const claimOf = async (ctx: HostContext, p: NetClaimParams): Promise<NetClaim> =
 });
 
 /** Claim the lab's network names. */
-export const netClaim = defineTask<NetClaimParams, null>({
+export const netClaim = defineTask({
   kind: "net.claim",
   journaled: { params: netClaimParamsSchema },
   title: (p) =>

@@ -18,11 +18,7 @@ export type ChainParams = z.infer<typeof chainParamsSchema>;
 const chainResultSchema = z.object({ created: z.literal(true) });
 
 /** Create a user-defined chain if it is missing. */
-export const chainTask = defineTask<
-  ChainParams,
-  z.infer<typeof chainResultSchema>,
-  z.infer<typeof backendIntentSchema>
->({
+export const chainTask = defineTask({
   kind: "net.iptables.chain",
   journaled: { params: chainParamsSchema, intent: backendIntentSchema, result: chainResultSchema },
   title: (p) => `Creating chain ${p.chain} in table ${p.table}`,

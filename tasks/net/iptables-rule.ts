@@ -26,11 +26,7 @@ export type RuleParams = z.infer<typeof ruleParamsSchema>;
 const ruleResultSchema = z.object({ added: z.literal(true) });
 
 /** Add one rule if `iptables -C` does not find it. */
-export const ruleTask = defineTask<
-  RuleParams,
-  z.infer<typeof ruleResultSchema>,
-  z.infer<typeof backendIntentSchema>
->({
+export const ruleTask = defineTask({
   kind: "net.iptables.rule",
   journaled: { params: ruleParamsSchema, intent: backendIntentSchema, result: ruleResultSchema },
   title: (p) => p.title,

@@ -31,7 +31,7 @@ const COPY_MS = 3_600_000;
 const snapshotDir = (p: SaveParams) => p.dest.slice(0, p.dest.lastIndexOf("/"));
 
 /** Copies a stopped container's layers into the snapshot. */
-export const snapshotSave = defineTask<SaveParams, null>({
+export const snapshotSave = defineTask({
   kind: "snapshot.save",
   journaled: { params: saveParamsSchema },
   kept: true,

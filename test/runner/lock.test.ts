@@ -1,4 +1,4 @@
-// The lock (src/runner/lock.ts) under contention, for real: processes and async callers within
+// The lock (src/host/lock.ts) under contention, for real: processes and async callers within
 // them taking it at once never hold it together (a counter incremented under the lock loses no
 // update, a marker only one holder may create is never found). The lock is the kernel's (flock):
 // a holder killed holding it lets go with its death, and nothing is ever taken over. (Found with
@@ -10,10 +10,10 @@ import { chmod, chown, mkdir, readdir, readFile, stat, symlink, writeFile } from
 import { dirname, join, resolve } from "node:path";
 import { test } from "node:test";
 import { execa } from "execa";
+import { acquireLock, HOST_LOCK_DIR, withHostLock } from "../../src/host/lock.js";
 import { realHost } from "../../src/host/real-host.js";
 import { imageLockPath } from "../../src/image/store-lock.js";
 import { ExitError } from "../../src/runner/errors.js";
-import { acquireLock, HOST_LOCK_DIR, withHostLock } from "../../src/runner/lock.js";
 import { isRoot, tempDir } from "../support/ns.js";
 
 const FIXTURE = join(import.meta.dirname, "lock-fixture.js");

@@ -199,7 +199,7 @@ test("only the rollback of a failed run is told the run (to keep what explains i
   try {
     const seen: (string | undefined)[] = [];
     let afterRun: () => void = () => {};
-    const keeper = defineTask<{ path: string }, null>({
+    const keeper = defineTask({
       kind: "test.keeper",
       journaled: { params: z.object({ path: z.string() }) },
       title: (p) => `Keeping ${p.path}`,

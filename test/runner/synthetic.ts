@@ -40,7 +40,7 @@ export type FileParams = z.infer<typeof fileParamsSchema>;
 const fileResultSchema = z.object({ created: z.string() });
 
 /** A task kind whose resource is one file. */
-export const fileTask = defineTask<FileParams, z.infer<typeof fileResultSchema>>({
+export const fileTask = defineTask({
   kind: "test.file",
   journaled: { params: fileParamsSchema, result: fileResultSchema },
   title: (p) => `Creating ${p.path.split("/").pop()}`,

@@ -3,9 +3,10 @@
 // as the process that took it: no signal to its process group frees it while that process goes on
 // (Host.lockFile). Lock files live in directories of root's alone: the lab's directory, and
 // HOST_LOCK_DIR for the host-wide ones.
-import type { HeldLock, Host, LockFileOptions } from "../host/host.js";
-import { procStat } from "../host/proc.js";
-import { ExitError, errorMessage, LockedError } from "./errors.js";
+
+import { ExitError, errorMessage, LockedError } from "../runner/errors.js";
+import type { HeldLock, Host, LockFileOptions } from "./host.js";
+import { procStat } from "./proc.js";
 
 /**
  * Where the host-wide locks live (claims.lock, holds.lock, loops.lock, userns.lock): root's alone,
