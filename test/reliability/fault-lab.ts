@@ -9,7 +9,8 @@ import { createInterface } from "node:readline";
 import { test } from "node:test";
 import { realHost } from "../../src/host/real-host.js";
 import { CLAIMS_DIR, withLoopClaims } from "../../src/image/loop-claims.js";
-import { taskEvents } from "../support/json-events.js";
+import type { SummaryEvent } from "../../src/runner/report.js";
+import { runEvents, taskEvents } from "../support/json-events.js";
 import {
   cgroupsOf,
   holdsUnder,
@@ -469,6 +470,8 @@ export async function faultAfter(
   const problems: string[] = [];
   if (r.exitCode !== 1) problems.push(`exit ${r.exitCode}, not 1`);
   if (!r.stderr.includes(id)) problems.push("stderr does not name the task");
+  const sum = runEvents(r).findLast((e): e is SummaryEvent => e.event === "summary");
+  if (!sum?.error?.includes(id)) problems.push("the --json summary's error does not name the task");
   if (!/injected failure/.test(r.stderr)) problems.push("stderr does not say the failure was injected");
   const failedUndo = taskEvents(r).filter((e) => e.state === "rollback-failed");
   if (failedUndo.length > 0) problems.push(`rollback failed: ${failedUndo.map((e) => e.id).join(", ")}`);
