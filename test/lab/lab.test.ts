@@ -12,9 +12,8 @@ import { controlPathDir } from "../../src/lab/inventory.js";
 import { startServer } from "../support/image.js";
 import { summary, taskEvents } from "../support/json-events.js";
 import { assertNoResidue, inotify, killNspawns, nspawnPids, ok, withLab } from "../support/lab.js";
-import { isRoot } from "../support/ns.js";
+import { skip } from "../support/ns.js";
 
-const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
 const alive = async (pid: number) =>
   !/\) [ZX] /.test(await readFile(`/proc/${pid}/stat`, "utf8").catch(() => ") X "));
 

@@ -22,7 +22,7 @@ import {
   settled,
   withLab,
 } from "../support/lab.js";
-import { isRoot, type NsResult, type NsSnapshot } from "../support/ns.js";
+import { type NsResult, type NsSnapshot, skip } from "../support/ns.js";
 
 /** Wait until `cond` holds (polling); false when it never did within `tries` × `ms`. */
 export async function waitFor(
@@ -414,7 +414,6 @@ export function labTest(
   subnet: number,
   fn: (lab: Lab, s: LabStart) => Promise<void>,
 ): void {
-  const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
   const run = async (lab: Lab) => {
     const image = await imageOf(lab);
     const loops: string[] = [];
