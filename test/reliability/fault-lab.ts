@@ -23,19 +23,7 @@ import {
   withLab,
 } from "../support/lab.js";
 import { type NsResult, type NsSnapshot, skip } from "../support/ns.js";
-
-/** Wait until `cond` holds (polling); false when it never did within `tries` × `ms`. */
-export async function waitFor(
-  cond: () => Promise<boolean> | boolean,
-  tries = 1200,
-  ms = 50,
-): Promise<boolean> {
-  for (let i = 0; i < tries; i++) {
-    if (await cond()) return true;
-    await new Promise((r) => setTimeout(r, ms));
-  }
-  return false;
-}
+import { waitFor } from "../support/wait.js";
 
 /** The task ids `run up --list-tasks` prints for the lab's current config. */
 export async function listTasks(lab: Lab): Promise<string[]> {
@@ -149,7 +137,7 @@ export async function assertLoopsGone(lab: Lab, devices: string[], image: string
         !(await backsImage(lab, d, image)) ||
         (await claimedByOther(lab, d)) ||
         (await mountedElsewhere(lab, d)),
-      40,
+      4000,
       100,
     );
     const claim = await readFile(join(CLAIMS_DIR, d.replace(/^\/dev\//, "")), "utf8").catch(() => "none");
@@ -285,7 +273,7 @@ export async function watch(lab: Lab, args: string[], env: Record<string, string
   const isNode = await waitFor(
     async () =>
       ended || (await readlink(`/proc/${pid}/exe`).catch(() => "")) === (await readlink("/proc/self/exe")),
-    200,
+    2000,
     10,
   );
   assert.ok(isNode, "the CLI's PID is node");
