@@ -1,17 +1,9 @@
 // Runs the compiled test files (dist/test/**/*.test.js) with node's test runner.
 // Arguments filter the files by substring, e.g. `node test/run.mjs runner cli`.
-import { spawnSync } from "node:child_process";
-import {
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmdirSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, relative } from "node:path";
+import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { run } from "node:test";
+import { tap } from "node:test/reporters";
 
 const root = join(import.meta.dirname, "..", "dist", "test");
 const walk = (d) =>
@@ -21,13 +13,20 @@ const walk = (d) =>
 const filters = process.argv.slice(2);
 const files = walk(root)
   .filter((f) => f.endsWith(".test.js"))
-  .filter((f) => filters.length === 0 || filters.some((x) => relative(root, f).includes(x)))
-  .sort();
+  .filter((f) => filters.length === 0 || filters.some((x) => relative(root, f).includes(x)));
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(" ")}`);
   process.exit(1);
 }
-const concurrency = process.env.APLSPAWN_TEST_CONCURRENCY ?? "3";
+const concurrency = Number(process.env.APLSPAWN_TEST_CONCURRENCY ?? "3");
+// Longest files first (longest-processing-time scheduling): with a few files at a time, the run
+// ends soonest when no long file starts last. test/timings.json holds each file's wall time (ms)
+// from a whole run; a file it does not know (a new one) counts as long. Refresh it with
+// `APLSPAWN_TEST_TIMINGS=test/timings.json node test/run.mjs`.
+const TIMINGS = join(import.meta.dirname, "timings.json");
+const known = existsSync(TIMINGS) ? JSON.parse(readFileSync(TIMINGS, "utf8")) : {};
+const cost = (f) => known[relative(root, f)] ?? Number.POSITIVE_INFINITY;
+files.sort((a, b) => cost(b) - cost(a) || a.localeCompare(b));
 // fs.inotify.max_user_instances is host-wide: labs of test files running side by side would raise
 // and restore it under each other's booting containers. Raise it once for the whole run instead.
 // Runs of this script side by side share the raise: a record in /run names the value found by the
@@ -78,21 +77,36 @@ const inRun = () => [
   ...(existsSync(LOCKS) ? readdirSync(LOCKS).map((n) => `aplspawn/${n}`) : []),
 ];
 const runBefore = inRun();
-// TAP to the terminal as before, and a copy to a file: what was skipped is counted from it.
-const tap = join(mkdtempSync(join(tmpdir(), "aplspawn-tap-")), "tests.tap");
-const r = spawnSync(
-  process.execPath,
-  [
-    "--test",
-    `--test-concurrency=${concurrency}`,
-    "--test-reporter=tap",
-    "--test-reporter-destination=stdout",
-    "--test-reporter=tap",
-    `--test-reporter-destination=${tap}`,
-    ...files,
-  ],
-  { stdio: "inherit" },
+// node --test would sort the files by name: run() keeps the order above.
+const took = {};
+let failed = false;
+async function* timed(events) {
+  for await (const e of events) {
+    if (e.type === "test:fail" && !e.data.todo) failed = true;
+    // A file is the test at nesting 0 named by its path.
+    if (e.type === "test:complete" && e.data.nesting === 0 && e.data.name === e.data.file)
+      took[relative(root, e.data.file)] = Math.round(e.data.details.duration_ms);
+    yield e;
+  }
+}
+// TAP to the terminal, and kept: what was skipped is counted from it.
+const tapText = [];
+for await (const chunk of tap(timed(run({ files, concurrency })))) {
+  process.stdout.write(chunk);
+  tapText.push(chunk);
+}
+const slowest = Object.entries(took).sort(([, a], [, b]) => b - a);
+console.log(
+  `# slowest files: ${slowest
+    .slice(0, 10)
+    .map(([f, ms]) => `${f} ${(ms / 1000).toFixed(1)} s`)
+    .join(", ")}`,
 );
+if (process.env.APLSPAWN_TEST_TIMINGS)
+  writeFileSync(
+    process.env.APLSPAWN_TEST_TIMINGS,
+    `${JSON.stringify(Object.fromEntries(Object.entries({ ...known, ...took }).sort()), null, 2)}\n`,
+  );
 if (raised) lowerInotify();
 if (LOCK_DIR_MADE && existsSync("/run/aplspawn") && readdirSync("/run/aplspawn").length === 0)
   try {
@@ -106,8 +120,7 @@ if (left.length > 0) {
   process.exitCode = 1;
 }
 // Skipped tests, as node's TAP names them ("ok 3 - title # SKIP reason"), at any depth.
-const lines = existsSync(tap) ? readFileSync(tap, "utf8").split("\n") : [];
-rmSync(dirname(tap), { recursive: true, force: true });
+const lines = tapText.join("").split("\n");
 const skipped = lines.filter((l) => /^\s*ok \d+ - .* # SKIP\b/.test(l)).map((l) => l.trim());
 const total = lines.filter((l) => /^\s*(not )?ok \d+ - /.test(l)).length;
 console.log(`# ${total - skipped.length} of ${total} tests ran; ${skipped.length} skipped`);
@@ -116,4 +129,4 @@ if (process.env.CI === "true" && skipped.length > 0) {
   console.error(`CI: ${skipped.length} tests skipped; in CI every test must run:\n  ${skipped.join("\n  ")}`);
   process.exit(1);
 }
-process.exit(process.exitCode || (r.status ?? 1));
+process.exit(process.exitCode || (failed ? 1 : 0));

@@ -14,7 +14,7 @@ import { realHost } from "../../src/host/real-host.js";
 import { pickStarter, recordedNames, type Taken } from "../../src/lab/starter.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import { assertNoResidue, ok, withLab, withNetLab } from "../support/lab.js";
-import { CLI, isRoot, tempDir } from "../support/ns.js";
+import { CLI, skip, tempDir } from "../support/ns.js";
 
 const none: Taken = { labs: [], links: [], chains: [], subnets: [], routes: [], names: [] };
 
@@ -74,7 +74,7 @@ test("init picks the first free lab name, bridge, chain, subnet and prefix", () 
 
 test(
   "init beside a lab: the config it writes takes nothing the lab or the host's routes have, and comes up beside it",
-  { skip: isRoot ? false : "needs root (a network namespace)" },
+  { skip },
   () =>
     withNetLab(
       "ini",
@@ -165,7 +165,7 @@ test("a lab's journal records its names for init: bridges, chains, subnets, cont
 
 test(
   "init beside labs that are down: what the default lab has and what a lab's journal records are taken",
-  { skip: isRoot ? false : "needs root (a lab)" },
+  { skip },
   () =>
     withLab(
       "inidown",
@@ -206,7 +206,7 @@ test(
 );
 
 test("init where it cannot write: exit 2 saying so, not an internal error", {
-  skip: isRoot ? false : "needs root (setpriv to another user)",
+  skip,
 }, async (t) => {
   const nobody = ["--reuid", "65534", "--regid", "65534", "--clear-groups", "--"];
   if ((await execa("setpriv", [...nobody, "test", "-r", CLI], { reject: false })).exitCode !== 0)

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { execa } from "execa";
 import { assertNoResidue, ok, withLab } from "../support/lab.js";
-import { CLI, isRoot } from "../support/ns.js";
+import { CLI, skip } from "../support/ns.js";
 
 const hasTmux = (await execa("sh", ["-c", "command -v tmux"], { reject: false })).exitCode === 0;
 const ROWS = 60;
@@ -40,7 +40,7 @@ async function onScreen(session: string, argv: string[], timeoutMs = 300_000): P
 
 test(
   "the terminal at N=10: run up fits the screen, containers collapsed and counted; a dry run shows its commands",
-  { skip: !isRoot ? "needs root" : !hasTmux ? "needs tmux" : false },
+  { skip: skip || !hasTmux ? "needs tmux" : false },
   () =>
     withLab(
       "term",

@@ -10,7 +10,7 @@ import type { Host } from "../../src/host/host.js";
 import { realHost } from "../../src/host/real-host.js";
 import { assertNoResidue, ok, withNetLab } from "../support/lab.js";
 import { runMain } from "../support/main-io.js";
-import { isRoot, tempDir } from "../support/ns.js";
+import { skip, tempDir } from "../support/ns.js";
 
 const hasAnsible = existsSync("/usr/bin/ansible-playbook");
 
@@ -141,7 +141,7 @@ test("validate checks provision.playbook: a missing or broken one is exit 2 at i
 
 test(
   "run up with a missing or broken playbook, or without ansible-playbook: exit 2 before anything is created",
-  { skip: !isRoot ? "needs root (a network namespace)" : hasAnsible ? false : "needs ansible-playbook" },
+  { skip: skip || hasAnsible ? false : "needs ansible-playbook" },
   () =>
     withNetLab("pbk", 85, async (lab) => {
       const broken = join(lab.dir, "broken.yml");
@@ -194,7 +194,7 @@ test(
 
 test(
   "network.bridge naming an interface of this host that is not a bridge: validate and run up refuse it (exit 2); an existing bridge is used",
-  { skip: isRoot ? false : "needs root (a network namespace)" },
+  { skip },
   () =>
     withNetLab("ifc", 86, async (lab) => {
       const { ns } = lab;

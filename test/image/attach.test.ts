@@ -22,11 +22,9 @@ import {
   makeTree,
   writeConfig,
 } from "../support/image.js";
-import { isRoot, TestNamespace, tempDir } from "../support/ns.js";
+import { isRoot, skip, TestNamespace, tempDir } from "../support/ns.js";
 
 const ESP = "c12a7328-f81f-11d2-ba4b-00a0c93ec3b8";
-const skip = isRoot ? false : "needs root";
-
 let ns: TestNamespace;
 let tmp: { path: string; cleanup(): Promise<void> };
 const img: Record<string, string> = {};

@@ -10,9 +10,7 @@ import { after, before, test } from "node:test";
 import { rootTypeGuid } from "../../src/image/partition-table.js";
 import { findChecksum } from "../../src/image/sha256sums.js";
 import { drive, ensureTestImage, loopsOf, makeTree, sh, sha256Of, writeConfig } from "../support/image.js";
-import { isRoot, type NsSnapshot, TestNamespace, tempDir } from "../support/ns.js";
-
-const skip = isRoot ? false : "needs root";
+import { isRoot, type NsSnapshot, skip, TestNamespace, tempDir } from "../support/ns.js";
 
 let ns: TestNamespace;
 let tmp: { path: string; cleanup(): Promise<void> };

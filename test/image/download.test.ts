@@ -12,9 +12,8 @@ import { after, before, test } from "node:test";
 import { execa } from "execa";
 import { sha256Of, startServer, type TestServer, writeConfig } from "../support/image.js";
 import { runEvents } from "../support/json-events.js";
-import { isRoot, type NsSnapshot, TestNamespace, tempDir } from "../support/ns.js";
+import { isRoot, type NsSnapshot, skip, TestNamespace, tempDir } from "../support/ns.js";
 
-const skip = isRoot ? false : "needs root";
 const SIZE = 4 * 1024 * 1024;
 
 let ns: TestNamespace;

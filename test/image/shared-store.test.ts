@@ -16,9 +16,8 @@ import { realHost } from "../../src/host/real-host.js";
 import { sha256File, writeStamp } from "../../src/image/image-host.js";
 import { stampPath } from "../../src/image/stamp.js";
 import { drive, loopsOf, makeDisk, makeSquashfs, makeTree, sha256Of, startServer } from "../support/image.js";
-import { CLI, isRoot, type NsResult, TestNamespace, tempDir } from "../support/ns.js";
+import { CLI, isRoot, type NsResult, skip, TestNamespace, tempDir } from "../support/ns.js";
 
-const skip = isRoot ? false : "needs root";
 const SIZE = 8 * 1024 * 1024;
 
 let ns: TestNamespace;

@@ -15,9 +15,8 @@ import {
   releaseSetting,
   type SharedSetting,
 } from "../../src/lab/holds.js";
-import { isRoot, tempDir } from "../support/ns.js";
+import { skip, tempDir } from "../support/ns.js";
 
-const skip = isRoot ? false : "needs root (/run)";
 const host = realHost();
 
 async function fixture(value: string) {

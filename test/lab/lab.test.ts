@@ -1,6 +1,7 @@
 // The whole lab, for real, as root, each test in its own namespace: up → status, pids, ssh, exec,
 // real Ansible → up again changes nothing → down leaves nothing; script mode; a killed container;
-// stop/spawn --only; down with the config deleted; a fault injected after every task of up.
+// stop/spawn --only; down with the config deleted; run up killed while containers start. (A fault
+// after each task of up: test/reliability/faults.test.ts.)
 
 import assert from "node:assert/strict";
 import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
@@ -11,9 +12,8 @@ import { controlPathDir } from "../../src/lab/inventory.js";
 import { startServer } from "../support/image.js";
 import { summary, taskEvents } from "../support/json-events.js";
 import { assertNoResidue, inotify, killNspawns, nspawnPids, ok, withLab } from "../support/lab.js";
-import { isRoot } from "../support/ns.js";
+import { skip } from "../support/ns.js";
 
-const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
 const alive = async (pid: number) =>
   !/\) [ZX] /.test(await readFile(`/proc/${pid}/stat`, "utf8").catch(() => ") X "));
 
@@ -267,45 +267,6 @@ test("run down with the config file deleted undoes everything from the journal",
       await killNspawns("/var/lib/machines/l5d-");
     }
   }),
-);
-
-test("a fault injected after each task of run up leaves nothing behind", { skip }, () =>
-  withLab(
-    "l5e",
-    35,
-    async (lab) => {
-      const limit = await inotify();
-      // The tasks a fresh up changes are where a fault can strike (a task whose check holds does not run).
-      const first = ok(await lab.cli(["--json", "run", "up"]), "run up");
-      const ids = taskEvents(first)
-        .filter((e) => e.state === "changed")
-        .map((e) => e.id);
-      // (container.ready is there only when its first check did not already reach sshd.)
-      assert.ok(ids.includes("container.nspawn[l5e-10]") && ids.includes("lab.inventory"), first.stdout);
-      ok(await lab.cli(["run", "down", "--purge"]), "run down --purge");
-      await assertNoResidue(lab, "after the first down");
-      const labDir = join(lab.workdir, "l5e");
-      const baseline = (await readdir(labDir)).sort();
-      for (const id of ids) {
-        const r = await lab.cli(["--json", "run", "up"], { APLSPAWN_FAIL_AFTER: id });
-        assert.equal(r.exitCode, 1, `fault after ${id}: exit ${r.exitCode}\n${r.stdout}\n${r.stderr}`);
-        assert.match(r.stderr, /injected failure/, `fault after ${id}:\n${r.stdout}\n${r.stderr}`);
-        assert.equal(summary(r).error?.includes(id), true);
-        assert.ok(!taskEvents(r).some((e) => e.state === "rollback-failed"), `rollback failed after ${id}`);
-        await assertNoResidue(lab, `after a fault after ${id}`);
-        // The console logs kept of the containers a failed run rolled back are no residue (logs.test.ts).
-        assert.deepEqual(
-          (await readdir(labDir)).filter((f) => f !== "logs").sort(),
-          baseline,
-          `files left after a fault after ${id}`,
-        );
-        assert.deepEqual(await readdir(lab.machinesDir).catch(() => []), [], `merged dirs left after ${id}`);
-        assert.equal(await inotify(), limit, `inotify limit left raised after ${id}`);
-      }
-      assert.equal(await killNspawns(lab.dir), 0);
-    },
-    { containers: { count: 1 } },
-  ),
 );
 
 test(

@@ -11,9 +11,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { test } from "node:test";
 import { assertNoResidue, killNspawns, ok, withLab } from "../support/lab.js";
-import { isRoot } from "../support/ns.js";
+import { skip } from "../support/ns.js";
 
-const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
 const ESC = String.fromCharCode(27);
 const LOG_MAX = 65536;
 const DROPPED = `--- aplspawn: console output beyond ${LOG_MAX} bytes dropped until the container starts again`;

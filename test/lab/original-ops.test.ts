@@ -13,9 +13,7 @@ import { test } from "node:test";
 import { controlPathDir } from "../../src/lab/inventory.js";
 import { tree } from "../reliability/fault-lab.js";
 import { assertNoResidue, holdsUnder, inotify, type Lab, nspawnPids, ok, withLab } from "../support/lab.js";
-import { isRoot, type NsResult } from "../support/ns.js";
-
-const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
+import { type NsResult, skip } from "../support/ns.js";
 
 /** The lab's hold records ("<record>: <lab dir>") on one setting. */
 const holdsOn = async (lab: Lab, key: string) =>

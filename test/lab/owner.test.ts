@@ -22,9 +22,8 @@ import { test } from "node:test";
 import { parseConfig } from "../../config/load.js";
 import { ownerFiles } from "../../config/paths.js";
 import { assertNoResidue, ok, withLab } from "../support/lab.js";
-import { isRoot } from "../support/ns.js";
+import { skip } from "../support/ns.js";
 
-const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn, setpriv)";
 const UID = 61234;
 const USER = "apltest";
 

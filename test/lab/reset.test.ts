@@ -13,9 +13,7 @@ import { test } from "node:test";
 import { sshBatchArgs } from "../../src/lab/ssh.js";
 import { summary, taskEvents } from "../support/json-events.js";
 import { assertNoResidue, claimsUnder, type Lab, nspawnPids, ok, withLab } from "../support/lab.js";
-import { isRoot } from "../support/ns.js";
-
-const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
+import { skip } from "../support/ns.js";
 
 /** Each running container's leader: name → "PID@start time" (/proc/PID/stat field 22). */
 async function leaders(lab: Lab): Promise<Map<string, string>> {

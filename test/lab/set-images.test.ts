@@ -10,7 +10,7 @@ import { test } from "node:test";
 import { DEFAULT_PACKAGES } from "../../config/schema.js";
 import { ensureTestImage, loopsOf } from "../support/image.js";
 import { assertNoResidue, ok, withLab } from "../support/lab.js";
-import { isRoot } from "../support/ns.js";
+import { skip } from "../support/ns.js";
 
 /** The second suite: Debian 13. */
 const TRIXIE = {
@@ -35,7 +35,7 @@ const PLAY = `- hosts: debian
 `;
 
 test("set images: a bookworm set and a trixie set in one lab, each image attached once as its own lower layer; a playbook branches on the release, idempotent; down leaves nothing", {
-  skip: isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)",
+  skip,
 }, async () => {
   const trixie = await ensureTestImage(TRIXIE);
   await withLab("simg", 61, async (lab) => {

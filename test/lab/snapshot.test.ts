@@ -13,9 +13,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { summary } from "../support/json-events.js";
 import { assertNoResidue, type Lab, ok, withLab } from "../support/lab.js";
-import { isRoot } from "../support/ns.js";
-
-const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
+import { skip } from "../support/ns.js";
 
 interface Listed {
   name: string;

@@ -9,9 +9,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { stringify } from "yaml";
 import { assertNoResidue, ok, withLab } from "../support/lab.js";
-import { isRoot } from "../support/ns.js";
-
-const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
+import { skip } from "../support/ns.js";
 
 const play = (tasks: string) => `- hosts: aplspawned
   become: true

@@ -10,9 +10,7 @@ import { test } from "node:test";
 import type { LabRow } from "../../cli/labs-command.js";
 import { summary, taskEvents } from "../support/json-events.js";
 import { assertNoResidue, ok, sameSnapshot, settled, withLab } from "../support/lab.js";
-import { isRoot } from "../support/ns.js";
-
-const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
+import { skip } from "../support/ns.js";
 
 test(
   "a new lab: dry run previews every step (exit 3, nothing made); status, ssh and exec say it is down; up, then labs, a dry run that changes nothing, down --lab with the config gone",

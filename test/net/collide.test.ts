@@ -9,10 +9,8 @@ import { test } from "node:test";
 import { realHost } from "../../src/host/real-host.js";
 import { dropClaim, takeClaim } from "../../src/lab/claims.js";
 import { assertNoResidue, ok } from "../support/lab.js";
-import { isRoot } from "../support/ns.js";
+import { skip } from "../support/ns.js";
 import { probes, withNettest } from "./net.js";
-
-const skip = !isRoot && "needs root (real bridges and iptables in a private namespace, /run)";
 
 test(
   "two labs with one bridge started at once, 20 times: exactly one runs, the other is refused",

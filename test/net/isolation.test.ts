@@ -5,11 +5,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { assertNoResidue, initTables, type LabConfig, type NetLab, ok, withNetLab } from "../support/lab.js";
-import { isRoot, type TestNamespace } from "../support/ns.js";
+import { skip, type TestNamespace } from "../support/ns.js";
 import { useLegacy, withNettest } from "./net.js";
 import { connect, lanPeer, listen, must, type Peer, peer, udpListen, udpSend } from "./peers.js";
-
-const skip = !isRoot && "needs root (real bridges, iptables and namespaces)";
 
 /** The lab's container 10.10.<sub>.10 on `bridge`, with `extra` addresses it was not given. */
 const container = (ns: TestNamespace, hostIf: string, bridge: string, sub: number, extra: string[] = []) =>

@@ -17,7 +17,7 @@ import {
 } from "../../tasks/host/capacity.js";
 import { taskEvents } from "../support/json-events.js";
 import { type Lab, withLab } from "../support/lab.js";
-import { CLI, isRoot } from "../support/ns.js";
+import { CLI, skip } from "../support/ns.js";
 
 const PIDS_V1 = "/sys/fs/cgroup/pids";
 
@@ -48,7 +48,7 @@ async function refused(
 
 test(
   "capacity: up refuses, before anything is made, a lab the host's memory cannot hold, a lab with no loop device to attach, and a lab whose pids cgroup is too small",
-  { skip: isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)" },
+  { skip },
   () =>
     withLab("capy", 105, async (lab) => {
       // Memory: more containers than MemAvailable holds at the figure per container, by half again.

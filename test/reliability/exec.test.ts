@@ -10,9 +10,7 @@ import { readdir, readFile, readlink } from "node:fs/promises";
 import { test } from "node:test";
 import { execa } from "execa";
 import { ok, withLab, withNetLab } from "../support/lab.js";
-import { CLI, isRoot } from "../support/ns.js";
-
-const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
+import { CLI, skip } from "../support/ns.js";
 
 /** A /proc/PID/status field. */
 const field = (status: string, name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1];

@@ -9,7 +9,8 @@ import { createInterface } from "node:readline";
 import { test } from "node:test";
 import { realHost } from "../../src/host/real-host.js";
 import { CLAIMS_DIR, withLoopClaims } from "../../src/image/loop-claims.js";
-import { taskEvents } from "../support/json-events.js";
+import type { SummaryEvent } from "../../src/runner/report.js";
+import { runEvents, taskEvents } from "../support/json-events.js";
 import {
   cgroupsOf,
   holdsUnder,
@@ -21,20 +22,8 @@ import {
   settled,
   withLab,
 } from "../support/lab.js";
-import { isRoot, type NsResult, type NsSnapshot } from "../support/ns.js";
-
-/** Wait until `cond` holds (polling); false when it never did within `tries` × `ms`. */
-export async function waitFor(
-  cond: () => Promise<boolean> | boolean,
-  tries = 1200,
-  ms = 50,
-): Promise<boolean> {
-  for (let i = 0; i < tries; i++) {
-    if (await cond()) return true;
-    await new Promise((r) => setTimeout(r, ms));
-  }
-  return false;
-}
+import { type NsResult, type NsSnapshot, skip } from "../support/ns.js";
+import { waitFor } from "../support/wait.js";
 
 /** The task ids `run up --list-tasks` prints for the lab's current config. */
 export async function listTasks(lab: Lab): Promise<string[]> {
@@ -148,7 +137,7 @@ export async function assertLoopsGone(lab: Lab, devices: string[], image: string
         !(await backsImage(lab, d, image)) ||
         (await claimedByOther(lab, d)) ||
         (await mountedElsewhere(lab, d)),
-      40,
+      4000,
       100,
     );
     const claim = await readFile(join(CLAIMS_DIR, d.replace(/^\/dev\//, "")), "utf8").catch(() => "none");
@@ -284,7 +273,7 @@ export async function watch(lab: Lab, args: string[], env: Record<string, string
   const isNode = await waitFor(
     async () =>
       ended || (await readlink(`/proc/${pid}/exe`).catch(() => "")) === (await readlink("/proc/self/exe")),
-    200,
+    2000,
     10,
   );
   assert.ok(isNode, "the CLI's PID is node");
@@ -413,7 +402,6 @@ export function labTest(
   subnet: number,
   fn: (lab: Lab, s: LabStart) => Promise<void>,
 ): void {
-  const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
   const run = async (lab: Lab) => {
     const image = await imageOf(lab);
     const loops: string[] = [];
@@ -469,6 +457,8 @@ export async function faultAfter(
   const problems: string[] = [];
   if (r.exitCode !== 1) problems.push(`exit ${r.exitCode}, not 1`);
   if (!r.stderr.includes(id)) problems.push("stderr does not name the task");
+  const sum = runEvents(r).findLast((e): e is SummaryEvent => e.event === "summary");
+  if (!sum?.error?.includes(id)) problems.push("the --json summary's error does not name the task");
   if (!/injected failure/.test(r.stderr)) problems.push("stderr does not say the failure was injected");
   const failedUndo = taskEvents(r).filter((e) => e.state === "rollback-failed");
   if (failedUndo.length > 0) problems.push(`rollback failed: ${failedUndo.map((e) => e.id).join(", ")}`);

@@ -8,10 +8,9 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { summary, taskIds } from "../support/json-events.js";
 import { assertNoResidue, nspawnPids, ok, withLab } from "../support/lab.js";
-import { isRoot } from "../support/ns.js";
+import { skip } from "../support/ns.js";
 import { backingFile, labLoop, openFilesUnder, processesLeft } from "./lab-state.js";
 
-const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
 const CYCLES = Number(process.env.APLSPAWN_REPEAT_CYCLES ?? 20);
 
 test(

@@ -8,11 +8,9 @@ import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
 import { detachLoopsUnder, loopsOf, makeSquashfs, makeTree } from "../support/image.js";
-import { isRoot, type NsSnapshot, TestNamespace, tempDir } from "../support/ns.js";
+import { isRoot, type NsSnapshot, skip, TestNamespace, tempDir } from "../support/ns.js";
 
 const DRIVER = resolve(import.meta.dirname, "vanish-drive.js");
-const skip = isRoot ? false : "needs root";
-
 let ns: TestNamespace;
 let tmp: { path: string; cleanup(): Promise<void> };
 let image: string;

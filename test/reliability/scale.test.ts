@@ -4,10 +4,9 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import { assertNoResidue, nspawnPids, ok, withLab } from "../support/lab.js";
-import { isRoot } from "../support/ns.js";
+import { skip } from "../support/ns.js";
 import { failing, openFilesUnder, processesLeft, status } from "./lab-state.js";
 
-const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
 const COUNT = 50;
 
 test(`${COUNT} containers: up, status passes for all, down leaves nothing`, { skip }, () =>

@@ -7,10 +7,9 @@ import { join, relative, resolve } from "node:path";
 import { test } from "node:test";
 import { parse, stringify } from "yaml";
 import { assertNoResidue, ok, withLab } from "../support/lab.js";
-import { isRoot, TestNamespace, tempDir } from "../support/ns.js";
+import { skip, TestNamespace, tempDir } from "../support/ns.js";
 import { foreignRules, status } from "./lab-state.js";
 
-const skip = isRoot ? false : "needs root (namespaces, mounts, bridges, systemd-nspawn)";
 const REPO = resolve(import.meta.dirname, "../../..");
 
 // Shell metacharacters and path traversal, each alone.

@@ -21,10 +21,9 @@ import {
   makeTree,
   writeConfig,
 } from "../support/image.js";
-import { isRoot, type NsResult, TestNamespace, tempDir } from "../support/ns.js";
+import { isRoot, type NsResult, skip, TestNamespace, tempDir } from "../support/ns.js";
 import { detachOrphans } from "./fault-lab.js";
 
-const skip = isRoot ? false : "needs root (loop devices, mounts)";
 const LABS = 4;
 const ROUNDS = 5;
 const CLEANUPS = 4;

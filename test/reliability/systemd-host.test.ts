@@ -4,10 +4,9 @@
 // `run down`; with machined masked, the unregistered path. Every step ends with nothing left inside.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isRoot, type NsResult } from "../support/ns.js";
+import { type NsResult, skip } from "../support/ns.js";
 import { type SystemdHost, withSystemdHost, writeSystemdLabConfig } from "../support/systemd-host.js";
 
-const skip = isRoot ? false : "needs root (systemd-nspawn, cgroups, loop devices)";
 const NAMES = ["sd-10", "sd-11"];
 
 function ok(r: NsResult, what: string): NsResult {

@@ -10,7 +10,7 @@ import { test } from "node:test";
 import { execa } from "execa";
 import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
-import { isRoot, TestNamespace, tempDir } from "../support/ns.js";
+import { skip, TestNamespace, tempDir } from "../support/ns.js";
 
 const FIXTURE = resolve(import.meta.dirname, "fixture-cli.js");
 
@@ -49,7 +49,7 @@ test("under a file size limit at every point of the journal's growth: whole reco
 });
 
 test("on a full filesystem (a small tmpfs, 0 to 5 pages left): whole records only; down with the space back cleans up", {
-  skip: isRoot ? false : "needs root (a tmpfs in a private mount namespace)",
+  skip,
 }, async () => {
   const ns = await TestNamespace.create();
   const t = await tempDir();

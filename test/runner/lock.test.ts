@@ -14,7 +14,7 @@ import { acquireLock, HOST_LOCK_DIR, withHostLock } from "../../src/host/lock.js
 import { realHost } from "../../src/host/real-host.js";
 import { imageLockPath } from "../../src/image/store-lock.js";
 import { ExitError } from "../../src/runner/errors.js";
-import { isRoot, tempDir } from "../support/ns.js";
+import { isRoot, skip, tempDir } from "../support/ns.js";
 
 const FIXTURE = join(import.meta.dirname, "lock-fixture.js");
 
@@ -54,8 +54,6 @@ async function labDirIn(dir: string): Promise<string> {
   await mkdir(lab, { mode: 0o700 });
   return lab;
 }
-
-const skipRoot = isRoot ? false : "needs root (the locks in /run/aplspawn, setpriv to nobody)";
 
 // The lock paths in aplspawn's code (the compiled files, on lines that say .lock): string literals
 // ending in .lock, and the fixed start of templates (`/run/aplspawn/image-${…}.lock` gives
@@ -106,7 +104,7 @@ test("every host-wide lock in the code lives in /run/aplspawn", async () => {
 });
 
 test("nobody cannot open, take or block any of aplspawn's locks (the lab's and the host-wide ones), free or held", {
-  skip: skipRoot,
+  skip,
 }, async () => {
   const host = realHost();
   const d = await tempDir("aplspawn-lock-");

@@ -1,4 +1,5 @@
 // Signals and crashes against a real process running the synthetic workflow.
+
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { join, resolve } from "node:path";
@@ -6,6 +7,7 @@ import { test } from "node:test";
 import { execa } from "execa";
 import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
+import { waitFor } from "../support/wait.js";
 import { setup } from "./synthetic.js";
 
 const FIXTURE = resolve(import.meta.dirname, "fixture-cli.js");
@@ -21,12 +23,8 @@ function start(args: string[]): { child: ChildProcess; out: () => string; done: 
   return { child, out: () => out, done };
 }
 
-async function waitFor(pred: () => boolean | Promise<boolean>, what: string) {
-  for (let i = 0; i < 500; i++) {
-    if (await pred()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+async function waitUntil(pred: () => boolean | Promise<boolean>, what: string) {
+  if (!(await waitFor(pred, 10_000, 20))) throw new Error(`timed out waiting for ${what}`);
 }
 
 const journal = async (lab: string) => ({
@@ -39,7 +37,7 @@ for (const sig of ["SIGINT", "SIGHUP"] as const)
     const t = await setup();
     try {
       const p = start(["up", t.world, t.lab, "10000"]);
-      await waitFor(async () => (await t.files()).includes("c3.layer"), "containers to start");
+      await waitUntil(async () => (await t.files()).includes("c3.layer"), "containers to start");
       p.child.kill(sig);
       assert.equal(await p.done, 130, p.out());
       assert.deepEqual(await t.files(), []);
@@ -54,7 +52,7 @@ test("a second SIGINT exits at once with a valid journal; a later down cleans up
   const t = await setup();
   try {
     const p = start(["up", t.world, t.lab, "10000"]);
-    await waitFor(async () => (await t.files()).includes("c3.layer"), "containers to start");
+    await waitUntil(async () => (await t.files()).includes("c3.layer"), "containers to start");
     p.child.kill("SIGINT");
     p.child.kill("SIGINT");
     assert.equal(await p.done, 130);
@@ -71,7 +69,7 @@ test("SIGKILL mid-run leaves a valid journal; up resumes to completion, and down
   const t = await setup();
   try {
     const p = start(["up", t.world, t.lab, "10000"]);
-    await waitFor(
+    await waitUntil(
       async () => (await journal(t.lab).catch(() => ({ entries: [] }))).entries.length === 8,
       "3 intents",
     );

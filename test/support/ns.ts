@@ -195,3 +195,10 @@ export async function tempDir(
 
 /** Whether we can run real tests (root with unshare). */
 export const isRoot = process.getuid?.() === 0;
+
+/**
+ * The skip option of every test that needs root (namespaces, mounts, bridges, iptables, loop
+ * devices, systemd-nspawn, setpriv): `test(title, { skip }, fn)`. False as root, else the reason;
+ * `skip || other` adds a condition of the test's own (a tool it needs).
+ */
+export const skip: false | string = isRoot ? false : "needs root";

@@ -5,6 +5,7 @@
 // overlayfs cannot stack on that overlay (the lab's upper layers) lives in host directories bound in.
 // The outer container gets every capability, loop devices, a network namespace of its own, the
 // host's Node (read-only: the image's own nodejs is 18) and this checkout (read-only).
+
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -15,6 +16,7 @@ import { execa } from "execa";
 import { ensureTestImage, TEST_CACHE } from "./image.js";
 import { inotify } from "./lab.js";
 import { type NsResult, tempDir } from "./ns.js";
+import { until } from "./wait.js";
 
 /** What the systemd host's root holds (debootstrap --include). */
 const PACKAGES = [
@@ -275,13 +277,7 @@ async function rmdirTree(dir: string): Promise<boolean> {
   return false;
 }
 
-async function waitFor<T>(f: () => Promise<T | undefined>, ms: number): Promise<T | undefined> {
-  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
-    const v = await f();
-    if (v !== undefined) return v;
-  }
-  return undefined;
-}
+const waitFor = <T>(f: () => Promise<T | undefined>, ms: number) => until(ms, 100, f);
 
 const tail = async (dir: string) =>
   (await readFile(join(dir, "outer.log"), "utf8").catch(() => "")).split("\n").slice(-20).join("\n");

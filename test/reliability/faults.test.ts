@@ -1,0 +1,78 @@
+// A fault after each task of `run up`, every task once: for each id `run up --list-tasks` prints for
+// a lab of 3 containers, a run with APLSPAWN_FAIL_AFTER=<id> exits 1, names the task (on stderr and
+// in the --json summary), says the failure was injected, fails no rollback, and leaves the
+// namespace, the loop devices, the nspawn processes, cgroups and /run dirs, the holds, the inotify
+// limit and the lab's files as they were before it. The ids come from --list-tasks, so a new task is
+// covered without touching this file.
+// - The network, image and lab tasks before the containers', and the lab tasks after them, start
+//   from nothing: each rollback undoes all the run made (after the containers: containers, lab
+//   key, image and network).
+// - Each kind of container task at every position (first, middle, last container) finds the
+//   network, the image and the lab key in place (a first `run up --no-rollback` stopped after
+//   containers.extra made them): each run rolls back only what it made (containers, inventory) and
+//   leaves what it found.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ok } from "../support/lab.js";
+import {
+  afterPurge,
+  assertAsBefore,
+  baseline,
+  faultAfter,
+  faultTargets,
+  labTest,
+  loopsIn,
+} from "./fault-lab.js";
+
+labTest(
+  "a fault after each task of run up (every task id of a lab of 3, once) rolls back what that run made",
+  "rfa",
+  41,
+  async (lab, s) => {
+    const { early, perContainer, late } = await faultTargets(lab);
+    assert.ok(early.includes("net.bridge") && early.includes("image.loop"), early.join(", "));
+    // Each kind once per position (first, middle, last): with 3 containers, every container id.
+    const kinds = [...new Set(perContainer.map((p) => p.kind))];
+    assert.equal(perContainer.length, kinds.length * 3, perContainer.map((p) => p.id).join(", "));
+    assert.ok(kinds.includes("container.nspawn") && kinds.includes("container.overlay"), kinds.join());
+    assert.ok(late.includes("lab.inventory"), late.join(", "));
+    const failures: string[] = [];
+
+    let before = s.start;
+    for (const id of [...early, ...late]) {
+      const f = await faultAfter(lab, "rfa", id, before, s.image);
+      if (f) {
+        failures.push(f);
+        // A run that did not fail left a lab up: take it down before the next fault.
+        ok(await lab.cli(["run", "down", "--purge"]), "run down --purge");
+        await assertAsBefore(lab, before, `down after ${id}`, { allowed: afterPurge("rfa") });
+        before = await baseline(lab);
+      }
+    }
+
+    // The network, the image and the lab key (the whole of up's prepare group: the fault is after
+    // the step that follows it; kept by --no-rollback): the runs below find them and leave them be.
+    const prepare = async () => {
+      const r = await lab.cli(["run", "up", "--no-rollback"], { APLSPAWN_FAIL_AFTER: "containers.extra" });
+      assert.equal(r.exitCode, 1, `preparing the network and the image:\n${r.stdout}\n${r.stderr}`);
+      assert.equal((await lab.ns.run("mountpoint", ["-q", join(lab.workdir, "rfa", "lower")])).exitCode, 0);
+      return baseline(lab);
+    };
+    before = await prepare();
+    for (const { id } of perContainer) {
+      const f = await faultAfter(lab, "rfa", id, before, s.image);
+      if (f) {
+        failures.push(f);
+        ok(await lab.cli(["run", "down", "--purge"]), "run down --purge");
+        before = await prepare();
+      }
+    }
+    const down = ok(await lab.cli(["--json", "run", "down", "--purge"]), "run down --purge");
+    await assertAsBefore(lab, s.start, "after the last down", {
+      loops: loopsIn(down),
+      image: s.image,
+      allowed: afterPurge("rfa"),
+    });
+    assert.deepEqual(failures, [], failures.join("\n\n"));
+  },
+);
