@@ -53,7 +53,18 @@ import { hostPreflight } from "../tasks/host/preflight.js";
 import type { WorkflowOptions } from "./types.js";
 
 /** Programs every lab needs on the host. */
-const PROGRAMS = ["systemd-nspawn", "ip", "iptables", "losetup", "mount", "umount", "ssh", "ssh-keygen"];
+const PROGRAMS = [
+  "systemd-nspawn",
+  "ip",
+  "iptables",
+  "losetup",
+  "mount",
+  "umount",
+  "ssh",
+  "ssh-keygen",
+  // Each container's own file system (tasks/container/disk.ts).
+  "mkfs.ext4",
+];
 /** And with containers.privateUsers (src/lab/idmap-mount.ts). */
 const USERNS_PROGRAMS = ["python3"];
 
