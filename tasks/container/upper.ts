@@ -59,6 +59,12 @@ export const containerUpper = defineTask<UpperParams, null>({
       throw new Error(
         `the upper layer of ${p.name} (${p.upper}) ${problem}; \`aplspawn run down --purge\` removes it`,
       );
+    // A layer an older aplspawn left on the host's file system is never silently set aside.
+    const legacy = `${p.dir}/upper`;
+    if (p.disk && p.upper !== legacy && (await ctx.host.fs.readdir(legacy).catch(() => [])).length > 0)
+      throw new Error(
+        `${p.name} has an upper layer from before containers had a file system of their own (${legacy}); \`aplspawn run down --purge\` removes it (or move its content into ${p.upper} while the lab is up)`,
+      );
     // Never on the host's file system under the mount point: the layer would have no bound.
     if (p.disk && !ctx.dryRun && !(await diskMounted(ctx, p.disk)))
       throw new Error(`the file system of ${p.name} is not mounted at ${p.disk.mount}`);
