@@ -63,7 +63,7 @@ export const containerUpper = defineTask<UpperParams, null>({
     const legacy = `${p.dir}/upper`;
     if (p.disk && p.upper !== legacy && (await ctx.host.fs.readdir(legacy).catch(() => [])).length > 0)
       throw new Error(
-        `${p.name} has an upper layer from before containers had a file system of their own (${legacy}); \`aplspawn run down --purge\` removes it (or move its content into ${p.upper} while the lab is up)`,
+        `${p.name} has an upper layer from before containers had a file system of their own (${legacy}); \`aplspawn run down --purge\` removes it (move it elsewhere first to keep its files)`,
       );
     // Never on the host's file system under the mount point: the layer would have no bound.
     if (p.disk && !ctx.dryRun && !(await diskMounted(ctx, p.disk)))
