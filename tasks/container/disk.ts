@@ -6,6 +6,7 @@
 // it. A larger diskMax grows it (while it is not attached); a smaller one is not taken from it.
 import { z } from "zod";
 import type { HostContext } from "../../src/host/host.js";
+import { mountsOfDevice } from "../../src/image/image-host.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { detectFilesystem } from "../../src/image/superblock.js";
 import { diskIdentity, loopsOf } from "../../src/lab/disk.js";
@@ -109,11 +110,11 @@ export const containerDisk = defineTask<DiskParams, null>({
   },
   async rollback(ctx, { params: p }) {
     const id = await diskIdentity(ctx, p.file);
-    const held = id ? await loopsOf(ctx, id) : [];
-    if (held.length > 0)
-      throw new Error(
-        `${p.file} is still attached to ${held.map((l) => l.name).join(", ")}; detach it first`,
-      );
+    // A device detached already (autoclear) but not yet freed by the kernel is no obstacle: it
+    // holds the inode, whose space goes with it. One still attached for good, or mounted, is.
+    for (const l of id ? await loopsOf(ctx, id) : [])
+      if (!l.autoclear || (await mountsOfDevice(ctx, l.name)).length > 0)
+        throw new Error(`${p.file} is still attached to ${l.name}; detach it first`);
     await ctx.host.fs.rm(p.file);
     await ctx.host.fs.rm(`${p.file}.part`);
   },

@@ -44,7 +44,7 @@ async function pins(lab: Lab): Promise<Map<string, string>> {
   );
 }
 
-const upperOf = (lab: Lab, name: string) => join(lab.workdir, lab.name, "containers", name, "upper");
+const upperOf = (lab: Lab, name: string) => join(lab.workdir, lab.name, "containers", name, "disk", "upper");
 
 test(
   "run reset --only A: A as the image made it, a new host key pinned in place of the old, ssh works; B and C keep running untouched; a stopped container comes back fresh; a failed reset rolls back; down leaves nothing",
