@@ -15,6 +15,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # systemd-container: systemd-nspawn; fdisk: sfdisk; squashfs-tools, debootstrap: image build;
 # openssh-client: ssh, ssh-keygen; ansible-core: the inventory check; psmisc: fuser (who holds a mount);
+# e2fsprogs: mkfs.ext4, each container's own file system (containers.diskMax);
 # python3: containers.privateUsers' idmapped mounts (src/lab/idmap-mount.ts); debian-archive-keyring,
 # gpgv: image build checks the mirror's signature; gnupg, openssl: the download tests sign checksums
 # and serve https with a key and certificate they make; tmux, zsh, fish: the tests of the terminal

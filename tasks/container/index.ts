@@ -7,6 +7,9 @@ import { hostPreflight } from "../host/preflight.js";
 import { labAnsiblePing } from "./ansible-ping.js";
 import { labContainersClaim } from "./claim.js";
 import { containerDirs } from "./dirs.js";
+import { containerDisk } from "./disk.js";
+import { containerDiskLoop } from "./disk-loop.js";
+import { containerDiskMount } from "./disk-mount.js";
 import { containerHostKeys } from "./hostkeys.js";
 import { containerHostname } from "./hostname.js";
 import { labIdle } from "./idle.js";
@@ -32,6 +35,9 @@ export const containerTasks: AnyTaskDef[] = [
   hostInotify,
   labSshKey,
   containerDirs,
+  containerDisk,
+  containerDiskLoop,
+  containerDiskMount,
   containerUpper,
   containerLowerView,
   containerLayers,
