@@ -346,6 +346,11 @@ export const configSchema = z.strictObject({
        */
       privateUsers: z.boolean().default(false),
       /**
+       * `lab`: drop-ins in each container's upper layer skip units a test target does not need
+       * (tasks/container/boot-profile.ts); `full`: the image boots as it is. Only for `init: boot`.
+       */
+      boot: z.enum(["lab", "full"]).default("lab"),
+      /**
        * Bytes of a container's console output kept in its log per start (beyond them it is read
        * and dropped); the log of the start before is kept as nspawn.log.1.
        */

@@ -27,6 +27,7 @@ import type { Owner } from "../src/lab/owner.js";
 import { UsageError } from "../src/runner/errors.js";
 import { group, type JournalRef, type Step, type TaskStep, task } from "../src/runner/task.js";
 import { labAnsiblePing } from "../tasks/container/ansible-ping.js";
+import { containerBootProfile } from "../tasks/container/boot-profile.js";
 import { labContainersClaim } from "../tasks/container/claim.js";
 import { containerDirs } from "../tasks/container/dirs.js";
 import { containerDisk } from "../tasks/container/disk.js";
@@ -188,6 +189,15 @@ function containerTasksOf(c: Config, s: ContainerSpec, owner?: number): TaskStep
       address: `${s.ip}/${net.prefix}`,
       gateway: net.address,
     }),
+    ...(init === "boot"
+      ? [
+          task(containerBootProfile, `container.boot-profile[${n}]`, {
+            name: n,
+            merged,
+            boot: c.containers.boot,
+          }),
+        ]
+      : []),
     task(containerNspawn, `container.nspawn[${n}]`, {
       name: n,
       merged,

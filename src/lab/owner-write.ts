@@ -12,9 +12,7 @@ const fs = require("node:fs");
 const { basename, dirname, join } = require("node:path");
 const { randomBytes } = require("node:crypto");
 const C = fs.constants;
-try {
-  const [file, modeText] = process.argv.slice(1);
-  const data = fs.readFileSync(0);
+function writeOne(file, mode, data) {
   let tmp;
   let fd;
   for (let tries = 1; fd === undefined; tries++) {
@@ -26,7 +24,7 @@ try {
     }
   }
   try {
-    fs.fchmodSync(fd, parseInt(modeText, 8));
+    fs.fchmodSync(fd, mode);
     for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
@@ -35,11 +33,33 @@ try {
     fs.rmSync(tmp, { force: true });
     throw e;
   }
+}
+try {
+  const args = process.argv.slice(1);
+  const data = fs.readFileSync(0);
+  if (args[0] === "--many") {
+    // stdin: {"dirs": [path…], "files": [{"path", "mode", "text"}…]}: the directories first (as
+    // mkdir -p -m 0700 makes them), then each file as above; one process for all.
+    const { dirs, files } = JSON.parse(data.toString("utf8"));
+    for (const d of dirs) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+    for (const f of files) writeOne(f.path, f.mode, Buffer.from(f.text, "utf8"));
+  } else writeOne(args[0], parseInt(args[1], 8), data);
 } catch (e) {
   process.stderr.write(String(e && e.message) + "\\n");
   process.exit(1);
 }
 `;
+
+/** Files and the directories to make first, written by one process (`--many`, JSON on stdin). */
+export interface OwnerWrites {
+  dirs: string[];
+  files: { path: string; mode: number; text: string }[];
+}
+
+/** The command that writes `writes` (given as its stdin) in one process, run as the owner. */
+export function ownerWriteManyCommand(): [string, string[]] {
+  return [process.execPath, ["-e", PROGRAM, "--", "--many"]];
+}
 
 /** The command that writes stdin to `path` with `mode`, run as the owner: [cmd, args]. */
 export function ownerWriteCommand(path: string, mode: number): [string, string[]] {

@@ -5,6 +5,7 @@ import { hostCapacity } from "../host/capacity.js";
 import { hostInotify } from "../host/inotify.js";
 import { hostPreflight } from "../host/preflight.js";
 import { labAnsiblePing } from "./ansible-ping.js";
+import { containerBootProfile } from "./boot-profile.js";
 import { labContainersClaim } from "./claim.js";
 import { containerDirs } from "./dirs.js";
 import { containerDisk } from "./disk.js";
@@ -45,6 +46,7 @@ export const containerTasks: AnyTaskDef[] = [
   containerHostKeys,
   containerHostname,
   containerUser,
+  containerBootProfile,
   containerNetwork,
   containerNspawn,
   containerReady,

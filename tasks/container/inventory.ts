@@ -74,10 +74,11 @@ export const labInventory = defineTask({
     return (await ownerFs(ctx, p.owner).read(p.path)) === renderInventory(p);
   },
   async run(ctx, p) {
-    const fs = ownerFs(ctx, p.owner);
-    await fs.write(p.path, renderInventory(p), 0o644);
     // The lab's directory of ssh masters (Ansible's and status's), gone with the inventory.
-    if (p.controlPathDir) await fs.mkdir(p.controlPathDir);
+    await ownerFs(ctx, p.owner).writeAll({
+      dirs: p.controlPathDir ? [p.controlPathDir] : [],
+      files: [{ path: p.path, text: renderInventory(p), mode: 0o644 }],
+    });
     return null;
   },
   async rollback(ctx, { params: p }) {

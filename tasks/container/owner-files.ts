@@ -48,9 +48,9 @@ export const labOwnerFiles = defineTask({
   },
   async run(ctx, p) {
     const theirs = ownerFs(ctx, p.owner);
-    await theirs.mkdir(p.dir);
-    await theirs.mkdir(p.controlPathDir);
-    for (const c of p.copies) await theirs.write(c.to, await source(ctx, c), c.mode);
+    const files = [];
+    for (const c of p.copies) files.push({ path: c.to, text: await source(ctx, c), mode: c.mode });
+    await theirs.writeAll({ dirs: [p.dir, p.controlPathDir], files });
     return null;
   },
   async rollback(ctx, { params: p }) {

@@ -5,6 +5,7 @@ import { z } from "zod";
 import {
   backendIntentSchema,
   chainExists,
+  chainMade,
   detectBackend,
   ipt,
   iptablesFor,
@@ -39,6 +40,7 @@ export const chainTask = defineTask({
   },
   async run(ctx, p) {
     await ipt(ctx, "iptables", p.table, ["-N", p.chain]);
+    chainMade(ctx, p.table, p.chain, true);
     return { created: true };
   },
   // Only a chain this task created is journaled, so only such a chain is flushed and deleted.
@@ -57,5 +59,6 @@ export const chainTask = defineTask({
     const there = () => chainExists(ctx, bin, p.table, p.chain);
     await undoUnlessGone(() => ipt(ctx, bin, p.table, ["-F", p.chain]), there);
     await undoUnlessGone(() => ipt(ctx, bin, p.table, ["-X", p.chain]), there);
+    chainMade(ctx, p.table, p.chain, false);
   },
 });

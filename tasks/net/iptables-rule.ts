@@ -9,6 +9,7 @@ import {
   detectBackend,
   ipt,
   iptablesFor,
+  ruleAdded,
   ruleExists,
   ruleSpecSchema,
 } from "../../src/net/iptables.js";
@@ -41,6 +42,7 @@ export const ruleTask = defineTask({
   },
   async run(ctx, p) {
     await ipt(ctx, "iptables", p.rule.table, [p.insert ? "-I" : "-A", p.rule.chain, ...p.rule.args]);
+    ruleAdded(ctx, p.rule);
     return { added: true };
   },
   async rollback(ctx, { params: p, intent }) {

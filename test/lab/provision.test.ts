@@ -203,3 +203,72 @@ test(
       await assertNoResidue(lab, "after down");
     }),
 );
+
+test(
+  "provision on both boot profiles (containers.boot lab and full): facts, become, a service with a handler, name resolution and journalctl pass with idempotence",
+  { skip: isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)" },
+  () =>
+    withLab("prb", 57, async (lab) => {
+      const book = join(lab.dir, "service.yml");
+      await writeFile(
+        book,
+        `${play(`    - name: facts
+      ansible.builtin.assert:
+        that: ["ansible_facts.distribution == 'Debian'", "ansible_facts.user_id == 'root'"]
+    - name: a service
+      ansible.builtin.copy:
+        dest: /etc/systemd/system/aplspawn-probe.service
+        content: "[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\nWantedBy=multi-user.target\\n"
+      notify: restart probe
+    - name: the service runs
+      ansible.builtin.systemd:
+        name: aplspawn-probe
+        state: started
+        enabled: true
+        daemon_reload: true
+    - name: name resolution (nss)
+      ansible.builtin.command: getent hosts {{ inventory_hostname }}
+      changed_when: false
+    - name: the journal answers for the service
+      ansible.builtin.command: journalctl -u aplspawn-probe --no-pager
+      register: j
+      changed_when: false
+      failed_when: j.rc != 0 or 'aplspawn-probe' not in j.stdout
+`)}  handlers:
+    - name: restart probe
+      ansible.builtin.systemd:
+        name: aplspawn-probe
+        state: restarted
+`,
+      );
+      for (const boot of ["lab", "full"] as const) {
+        await lab.writeConfig({
+          containers: { count: 1, boot },
+          provision: { playbook: book, idempotence: true },
+        });
+        const up = ok(await lab.cli(["run", "up"]), `run up, boot ${boot}`);
+        assert.match(up.stdout, /idempotence: .*changed=0/, `boot ${boot}`);
+        // The drop-ins of the lab profile are there with lab and gone with full (one upper layer).
+        const r = ok(
+          await lab.cli([
+            "exec",
+            "prb-10",
+            "--",
+            "systemctl",
+            "show",
+            "-p",
+            "ConditionResult",
+            "--value",
+            "console-getty",
+          ]),
+          "systemctl show",
+        );
+        assert.equal(
+          r.stdout.trim(),
+          boot === "lab" ? "no" : "yes",
+          `console-getty's condition, boot ${boot}`,
+        );
+        ok(await lab.cli(["run", "down"]), `run down, boot ${boot}`);
+      }
+    }),
+);
