@@ -9,7 +9,7 @@ const image: CommandAdder = (program, cli) => {
   cmd
     .command("build")
     .description(
-      "build the lab's images from their recipes (image.build, containers.sets[].image.build): debootstrap → squashfs → GPT disk image (as mkosi makes them), plus SHA256SUMS beside each",
+      "build the lab's images from their recipes (image.build, containers.sets[].image.build): debootstrap → squashfs → GPT disk image (as mkosi makes them), plus SHA256SUMS beside each; pull an OCI image (image.oci) into the image store",
     )
     .option("--set <name>", "only the image of this set (containers.sets)")
     .option("--output <file>", "where to write the image (default: the path of its url; one image only)")
@@ -23,12 +23,13 @@ const image: CommandAdder = (program, cli) => {
       async (o: { set?: string; output?: string; rootfs?: string; force?: boolean; dryRun?: boolean }, c) => {
         const g = c.optsWithGlobals() as GlobalOptions;
         const config = await cli.load(g);
-        const [{ configSchema }, { imageBuildStep }, { labImages }, { UsageError }] = await Promise.all([
-          import("../config/schema.js"),
-          import("../workflows/getimage.js"),
-          import("../config/images.js"),
-          import("../src/runner/errors.js"),
-        ]);
+        const [{ configSchema }, { imageBuildStep, imagePullStep }, { labImages }, { UsageError }] =
+          await Promise.all([
+            import("../config/schema.js"),
+            import("../workflows/getimage.js"),
+            import("../config/images.js"),
+            import("../src/runner/errors.js"),
+          ]);
         const images = labImages(config);
         let chosen = images;
         if (o.set !== undefined) {
@@ -45,9 +46,17 @@ const image: CommandAdder = (program, cli) => {
           );
         // The config's image without a recipe is built from the default one (bookworm with systemd,
         // sshd, python3…); a set's image without one is not aplspawn's to build.
+        // An OCI image (image.oci) is pulled instead.
         const recipe = (i: (typeof images)[number]) =>
-          i.section.build ?? (i.id === undefined ? configSchema.parse({}).image.build : undefined);
-        const unbuildable = chosen.filter((i) => !recipe(i));
+          i.section.oci
+            ? undefined
+            : (i.section.build ?? (i.id === undefined ? configSchema.parse({}).image.build : undefined));
+        const pulled = chosen.filter((i) => i.section.oci);
+        if (pulled.length && (o.output || o.rootfs))
+          throw new UsageError(
+            `--output and --rootfs build an image; ${pulled[0]!.section.oci} is pulled (image.oci)`,
+          );
+        const unbuildable = chosen.filter((i) => !recipe(i) && !i.section.oci);
         if (unbuildable.length === chosen.length && o.set !== undefined)
           throw new UsageError(
             `--set ${o.set}: its image ${chosen[0]!.path} has no build recipe (containers.sets[].image.build)`,
@@ -55,6 +64,7 @@ const image: CommandAdder = (program, cli) => {
         for (const i of unbuildable)
           cli.io.err(`aplspawn: ${i.path} (sets ${i.sets.join(", ")}) has no build recipe: not built\n`);
         const steps = chosen.flatMap((image) => {
+          if (image.section.oci) return imagePullStep(config, image, o.force === true);
           const build = recipe(image);
           return build
             ? [

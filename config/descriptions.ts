@@ -27,10 +27,13 @@ export const KEY_DESCRIPTIONS: Record<string, string> = {
   "network.forwards[].proto": "tcp or udp.",
   image: "The OS disk image the containers run on (a set's own image has the same keys).",
   "image.url": "http://, https:// or file:// URL of the image; a file URL is used in place.",
+  "image.oci":
+    "An OCI image reference (REGISTRY/NAME:TAG or NAME@sha256:DIGEST), pulled with skopeo (credentials from the containers auth file) and flattened into the image store; used instead of url.",
   "image.sha256": "The image's expected SHA-256.",
   "image.checksums": "URL of a SHA256SUMS file holding the image's line.",
   "image.checksumsKeyring": "A keyring the checksums' detached signature (<checksums>.gpg) must verify with.",
-  "image.insecure": "Accept a download that nothing verifies.",
+  "image.insecure":
+    "Accept a download that nothing verifies; for image.oci, a registry over plain http or with a certificate nothing vouches for.",
   "image.maxSize": "Bytes: a larger image is refused.",
   "image.build": "Build the image with debootstrap when its file:// URL does not exist.",
   "image.build.suite": "The Debian suite given to debootstrap.",

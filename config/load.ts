@@ -674,6 +674,15 @@ function sharedImageProblems(c: Config): string[] {
 // What an image's URLs turn into on the host: a file name in the store (http) or a path (file).
 function imageProblems(image: ImageSection, at: string): string[] {
   const problems: string[] = [];
+  if (image.oci) {
+    // Verified by the digests of the registry's manifest and blobs: the keys of a file image do not apply.
+    const others = (["sha256", "checksums", "checksumsKeyring", "build"] as const).filter((k) => image[k]);
+    if (others.length)
+      problems.push(
+        `${at}.oci: ${others.map((k) => `${at}.${k}`).join(", ")} apply to a file image, not an OCI image`,
+      );
+    return problems;
+  }
   if (image.sha256 && image.checksums) problems.push(`${at}: give ${at}.sha256 or ${at}.checksums, not both`);
   const u = new URL(image.url);
   const lastPart = u.pathname.split("/").pop() ?? "";

@@ -1,6 +1,7 @@
 // Where a lab keeps things on the host, derived from the config in one place.
 import { createHash } from "node:crypto";
 import { basename, resolve } from "node:path";
+import { ociImageFile } from "../src/image/oci-ref.js";
 import type { Config, ImageSection } from "./schema.js";
 
 /** The lab's state directory (journal, lock, keys, known_hosts, container layers). */
@@ -9,9 +10,10 @@ export const labDir = (c: Config) => `${c.workdir}/${c.lab}`;
 export const imageStore = (c: Config) => `${c.workdir}/images`;
 /**
  * An image's file (the config's image by default, or a set's own): a file:// URL is used where it
- * is; a download lands in the image store.
+ * is; a download, and an OCI image's flattened root (image.oci), land in the image store.
  */
 export function imagePath(c: Config, image: ImageSection = c.image): string {
+  if (image.oci) return `${imageStore(c)}/${ociImageFile(image.oci)}`;
   const u = new URL(image.url);
   return u.protocol === "file:"
     ? decodeURIComponent(u.pathname)

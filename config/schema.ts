@@ -1,6 +1,7 @@
 // The config schema: the one source of the config's types. Defaults fill everything optional.
 import { posix } from "node:path";
 import { z } from "zod";
+import { ociRefProblem } from "../src/image/oci-ref.js";
 import { defaultIpRange } from "./ip.js";
 
 // What the kernel and the filesystem accept for names that become paths, interfaces or chains.
@@ -176,6 +177,17 @@ const hostVars = z.record(z.string(), z.json()).superRefine((vars, ctx) => {
 /** An image section: the config's image, and a set's own (containers.sets[].image). */
 const imageSchema = z.strictObject({
   url: url.default("file:///var/lib/aplspawn/images/debian-bookworm.img"),
+  /**
+   * An OCI image reference (REGISTRY/NAME:TAG or …@sha256:DIGEST), pulled with skopeo and
+   * flattened into the image store instead of url; image.insecure allows a plain-http registry.
+   */
+  oci: z
+    .string()
+    .superRefine((r, ctx) => {
+      const message = ociRefProblem(r);
+      if (message) ctx.addIssue({ code: "custom", message });
+    })
+    .optional(),
   sha256: sha256.optional(),
   checksums: url.optional(),
   /** A keyring to check the checksums' detached signature (<checksums>.gpg, as mkosi signs) with. */

@@ -17,13 +17,14 @@ apt-get update -qq
 # openssh-client: ssh, ssh-keygen; ansible-core: the inventory check; psmisc: fuser (who holds a mount);
 # e2fsprogs: mkfs.ext4, each container's own file system (containers.diskMax);
 # python3: containers.privateUsers' idmapped mounts (src/lab/idmap-mount.ts); debian-archive-keyring,
-# gpgv: image build checks the mirror's signature; gnupg, openssl: the download tests sign checksums
+# gpgv: image build checks the mirror's signature; skopeo, umoci: OCI images (image.oci);
+# docker-registry: the OCI tests' registry on loopback; gnupg, openssl: the download tests sign checksums
 # and serve https with a key and certificate they make; tmux, zsh, fish: the tests of the terminal
 # and of the completion scripts.
 apt-get install -y -qq --no-install-recommends \
   systemd-container iptables iproute2 util-linux mount kmod debootstrap squashfs-tools fdisk e2fsprogs \
   openssh-client ansible-core python3 psmisc procps curl ca-certificates debian-archive-keyring gpgv \
-  gnupg openssl tmux zsh fish >/dev/null
+  gnupg openssl tmux zsh fish skopeo umoci docker-registry >/dev/null
 # The unprivileged account aplspawn runs Ansible as against a lab without owner (a root shell, CI):
 # never root against containers that run other people's code (src/lab/owner.ts ANSIBLE_ACCOUNT).
 if ! id -u aplspawn >/dev/null 2>&1; then

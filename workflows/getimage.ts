@@ -1,6 +1,7 @@
 // The getimage workflow: make the lab's images (config/images.ts) available and verified. An
 // http(s) URL is downloaded into the image store; a file:// URL is used where it is, built first
-// from its build recipe when it does not exist yet.
+// from its build recipe when it does not exist yet; an OCI image (image.oci) is pulled and flattened
+// into the store.
 import { imageStepId, type LabImage, labImages } from "../config/images.js";
 import { imageStore } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
@@ -11,6 +12,7 @@ import { type Step, task } from "../src/runner/task.js";
 import { type BuildParams, imageBuild } from "../tasks/image/build.js";
 import { imageDirs } from "../tasks/image/dirs.js";
 import { imageDownload } from "../tasks/image/download.js";
+import { imageOci } from "../tasks/image/oci.js";
 import { type DownloadParams, imagePrecheck } from "../tasks/image/precheck.js";
 import { imagePurge } from "../tasks/image/purge.js";
 import { imageVerify } from "../tasks/image/verify.js";
@@ -49,6 +51,18 @@ export function imageBuildStep(
   return task(imageBuild, imageStepId("image.build", img), params);
 }
 
+/** An OCI image's steps: the image store, then the pull (`force`: even when it is cached). */
+export function imagePullStep(c: Config, img: LabImage, force = false): Step[] {
+  const store = imageStore(c);
+  const ref = img.section.oci;
+  if (!ref) throw new Error("imagePullStep: not an OCI image");
+  const params = { ref, path: img.path, stamp: stampPath(store, img.path), insecure: img.section.insecure };
+  return [
+    task(imageDirs, imageStepId("image.dirs", img), { dirs: [store] }),
+    task(imageOci, imageStepId("image.oci", img), force ? { ...params, force } : params),
+  ];
+}
+
 /** The steps that make one image available and verified (download or build; also composed into `up`). */
 export function imageGetSteps(c: Config, img: LabImage): Step[] {
   const { section, path } = img;
@@ -59,8 +73,9 @@ export function imageGetSteps(c: Config, img: LabImage): Step[] {
     ...(section.checksums ? { checksums: section.checksums } : {}),
     ...(section.checksumsKeyring ? { checksumsKeyring: section.checksumsKeyring } : {}),
   };
-  const name = imageName(section.url);
   const stamp = stampPath(store, path);
+  if (section.oci) return imagePullStep(c, img);
+  const name = imageName(section.url);
   if (new URL(section.url).protocol === "file:")
     return [
       ...(section.build ? [imageBuildStep(c, { image: img })] : []),
@@ -85,10 +100,10 @@ export function imageGetSteps(c: Config, img: LabImage): Step[] {
 /** Every image of the lab, one after the other (the getimage workflow). */
 export const getimageSteps = (c: Config): Step[] => labImages(c).flatMap((img) => imageGetSteps(c, img));
 
-/** `run down --purge`: delete the downloaded images (a file:// image is the user's and stays). */
+/** `run down --purge`: delete the downloaded and pulled images (a file:// image is the user's and stays). */
 export const purgeImageSteps = (c: Config): Step[] =>
   labImages(c)
-    .filter((img) => new URL(img.section.url).protocol !== "file:")
+    .filter((img) => img.section.oci || new URL(img.section.url).protocol !== "file:")
     .map((img) =>
       task(imagePurge, imageStepId("image.purge", img), {
         path: img.path,

@@ -279,6 +279,7 @@ export async function writeStamp(
   image: string,
   hashed: Hashed,
   checksums?: string,
+  source?: string,
 ): Promise<void> {
   const id = await fileIdentity(ctx, image);
   if (!id || !sameIdentity(id, hashed.identity))
@@ -286,7 +287,7 @@ export async function writeStamp(
   await ctx.host.fs.mkdir(stampFile.slice(0, stampFile.lastIndexOf("/")), 0o755);
   await ctx.host.fs.writeFile(
     stampFile,
-    `${JSON.stringify(makeStamp(image, hashed.identity, hashed.sha256, checksums))}\n`,
+    `${JSON.stringify(makeStamp(image, hashed.identity, hashed.sha256, checksums, source))}\n`,
     0o644,
   );
 }

@@ -22,6 +22,8 @@ export interface Stamp {
   sha256: string;
   /** The SHA256SUMS URL the digest was checked against, if any. */
   checksums?: string;
+  /** What the file was made from, e.g. an OCI image's reference and manifest digest. */
+  source?: string;
 }
 
 /** Where the stamp of an image lives: in the image store, named for the image's path. */
@@ -31,7 +33,13 @@ export function stampPath(store: string, image: string): string {
 }
 
 /** Build a stamp. */
-export function makeStamp(path: string, identity: FileIdentity, sha256: string, checksums?: string): Stamp {
+export function makeStamp(
+  path: string,
+  identity: FileIdentity,
+  sha256: string,
+  checksums?: string,
+  source?: string,
+): Stamp {
   return {
     format: "aplspawn-image-stamp",
     version: 1,
@@ -39,6 +47,7 @@ export function makeStamp(path: string, identity: FileIdentity, sha256: string, 
     identity,
     sha256,
     ...(checksums ? { checksums } : {}),
+    ...(source ? { source } : {}),
   };
 }
 

@@ -68,7 +68,7 @@ const TOOLS: Record<string, string> = {
 
 // On a terminal, long tools' output is the task's passing line; off one it is noise in a log, shown
 // only with -v, and then a line every few seconds rather than hundreds.
-function lineReporter(ctx: TaskContext, everyMs = 5000): (line: string) => void {
+export function lineReporter(ctx: TaskContext, everyMs = 5000): (line: string) => void {
   let last = 0;
   return (line) => {
     const l = line.trim();
@@ -83,7 +83,7 @@ function lineReporter(ctx: TaskContext, everyMs = 5000): (line: string) => void 
 
 // The tree is untrusted (a --rootfs copy is whatever the user pointed at; debootstrap ran
 // maintainer scripts in it): it is changed only through its confined root.
-async function configureTree(ctx: TaskContext, root: string): Promise<void> {
+export async function configureTree(ctx: TaskContext, root: string): Promise<void> {
   const r = ctx.host.root(root, "image tree");
   for (const pattern of IMAGE_REMOVALS) {
     const dir = `/${dirname(pattern)}`;

@@ -5,6 +5,7 @@ import { imageDirs } from "./dirs.js";
 import { imageDownload } from "./download.js";
 import { imageLoop } from "./loop.js";
 import { imageLower } from "./lower.js";
+import { imageOci } from "./oci.js";
 import { imagePrecheck } from "./precheck.js";
 import { imagePurge } from "./purge.js";
 import { imageVerify } from "./verify.js";
@@ -16,6 +17,7 @@ export const imageTasks: AnyTaskDef[] = [
   imageDownload,
   imageVerify,
   imageBuild,
+  imageOci,
   imageLoop,
   imageLower,
   imagePurge,

@@ -1,0 +1,169 @@
+// image.oci: an OCI image from a registry (image.oci) as the lab's read-only lower layer. skopeo
+// copies it into an OCI layout (every blob checked against its digest; credentials from the
+// containers auth file, skopeo's own lookup), umoci unpacks it as root into a directory of its own
+// (umoci resolves every path inside the root: a layer's links cannot lead a write outside it), the
+// tree is cleaned of what must not reach a container (block and character devices; the files every
+// container makes its own: machine-id, host keys, hostname), and mksquashfs flattens it into the
+// image store, where it is attached like any image. All of it happens in a temporary directory
+// beside the target (0700: nothing in the hostile tree is reachable by other users meanwhile) and
+// the squashfs is renamed into place only when complete: a failed pull keeps nothing. The image is
+// a cache: rollback removes the temporary directory only.
+import { randomBytes } from "node:crypto";
+import { basename, dirname } from "node:path";
+import { z } from "zod";
+import type { HostContext } from "../../src/host/host.js";
+import {
+  type Hashed,
+  removeTree,
+  renameHashed,
+  sha256Open,
+  validStamp,
+  writeStamp,
+} from "../../src/image/image-host.js";
+import { layoutManifestDigest, ociSource } from "../../src/image/oci-ref.js";
+import { formatBytes } from "../../src/image/progress.js";
+import { withImageLock } from "../../src/image/store-lock.js";
+import { ExitError, errorMessage } from "../../src/runner/errors.js";
+import { defineTask, type TaskContext } from "../../src/runner/task.js";
+import { configureTree, lineReporter } from "./build.js";
+
+/** Parameters of image.oci. */
+const ociParamsSchema = z.object({
+  /** The image reference (image.oci). */
+  ref: z.string(),
+  /** The squashfs to make in the image store. */
+  path: z.string(),
+  stamp: z.string(),
+  /** image.insecure: the registry may be plain http (or https with a certificate nothing vouches for). */
+  insecure: z.boolean(),
+  /** Pull even when the image is cached (`image build --force`): it is replaced once the new one is complete. */
+  force: z.boolean().optional(),
+});
+export type OciParams = z.infer<typeof ociParamsSchema>;
+
+/** Journaled before the pull starts, so a crash's temporary directory can be found and removed. */
+const ociIntentSchema = z.object({ tmp: z.string() });
+type OciIntent = z.infer<typeof ociIntentSchema>;
+
+/** What image.oci returns. */
+const ociResultSchema = z.object({ path: z.string(), sha256: z.string(), manifest: z.string() });
+type OciResult = z.infer<typeof ociResultSchema>;
+
+const MIN = 60_000;
+const TOOLS: Record<string, string> = { skopeo: "skopeo", umoci: "umoci", mksquashfs: "squashfs-tools" };
+
+/** The stamp's record of where the file came from. */
+const sourceOf = (ref: string, manifest: string) => `oci:${ref}@${manifest}`;
+
+/** The cached image, when its stamp still describes it and names this reference. */
+async function cachedManifest(ctx: HostContext, p: OciParams): Promise<string | undefined> {
+  const s = await validStamp(ctx, p.stamp, p.path);
+  const prefix = `oci:${p.ref}@`;
+  return s?.source?.startsWith(prefix) ? s.source.slice(prefix.length) : undefined;
+}
+
+/** Pull the image and flatten it into the image store. */
+export const imageOci = defineTask<OciParams, OciResult, OciIntent>({
+  kind: "image.oci",
+  journaled: { params: ociParamsSchema, intent: ociIntentSchema, result: ociResultSchema },
+  title: (p) => `Pulling OCI image ${p.ref} (skopeo → umoci → squashfs)`,
+  async check(ctx, p) {
+    return !p.force && (await cachedManifest(ctx, p)) !== undefined;
+  },
+  async prepare(_ctx, p) {
+    return { tmp: `${dirname(p.path)}/.${basename(p.path)}.pull-${randomBytes(4).toString("hex")}` };
+  },
+  run: (ctx, p, intent) =>
+    // One pull of an image at a time: a lab that waited for another's pull reuses what it made.
+    withImageLock(ctx, p.path, "pulling", async () => {
+      const manifest = !p.force && (await cachedManifest(ctx, p));
+      if (manifest) {
+        ctx.info(`${p.ref} was pulled meanwhile (by another lab): reusing it`);
+        const s = await validStamp(ctx, p.stamp, p.path);
+        return { path: p.path, sha256: s?.sha256 ?? "", manifest };
+      }
+      return pull(ctx, p, intent);
+    }),
+  async rollback(ctx, { intent }) {
+    if (intent?.tmp) await removeTree(ctx, intent.tmp);
+  },
+  rollbackTitle: (p) => `Removing the temporary pull directory of ${p.ref}`,
+});
+
+async function pull(ctx: TaskContext, p: OciParams, intent: OciIntent): Promise<OciResult> {
+  const missing: string[] = [];
+  for (const [cmd, pkg] of Object.entries(TOOLS)) if (!(await ctx.host.which(cmd))) missing.push(pkg);
+  if (missing.length) throw new ExitError(`image.oci needs ${missing.join(", ")}: apt-get install them`);
+  const { tmp } = intent;
+  const layout = `${tmp}/layout`;
+  const bundle = `${tmp}/bundle`;
+  const squashfs = `${tmp}/root.squashfs`;
+  try {
+    await ctx.host.fs.mkdir(dirname(p.path), 0o755);
+    await ctx.host.fs.mkdir(tmp, 0o700);
+    ctx.info(
+      `skopeo copy ${ociSource(p.ref)}${p.insecure ? " (image.insecure: TLS not verified, plain http allowed)" : ""}`,
+    );
+    // skopeo checks every blob it copies against the digest the manifest gives (and the manifest
+    // against a digest in the reference): a changed byte fails the copy.
+    await ctx.host.exec(
+      "skopeo",
+      [
+        "copy",
+        "--retry-times",
+        "3",
+        ...(p.insecure ? ["--src-tls-verify=false"] : []),
+        "--",
+        ociSource(p.ref),
+        `oci:${layout}:image`,
+      ],
+      { signal: ctx.signal, timeoutMs: 60 * MIN, onLine: lineReporter(ctx) },
+    );
+    const manifest = layoutManifestDigest(await ctx.host.fs.readFile(`${layout}/index.json`));
+    if (!manifest) throw new ExitError(`skopeo left no single manifest in ${layout}/index.json`);
+    ctx.info(`Unpacking ${p.ref}@${manifest}`);
+    // As root (not --rootless): owners, modes and device numbers as the image has them; umoci makes
+    // the bundle go-rwx, and the tmp directory above is 0700 as well.
+    await ctx.host.exec("umoci", ["unpack", "--image", `${layout}:image`, "--", bundle], {
+      signal: ctx.signal,
+      timeoutMs: 60 * MIN,
+    });
+    // The blobs are no longer needed: free their space before the squashfs is made.
+    await removeTree(ctx, layout);
+    const root = `${bundle}/rootfs`;
+    // Device nodes come from the runtime (systemd-nspawn makes /dev), never from an image: a node
+    // of the host's disk in a layer would be one in every container. find does not follow links.
+    await ctx.host.exec("find", [root, "-xdev", "(", "-type", "b", "-o", "-type", "c", ")", "-delete"], {
+      signal: ctx.signal,
+      timeoutMs: 30 * MIN,
+    });
+    await configureTree(ctx, root);
+    ctx.info("Making the squashfs");
+    await ctx.host.exec(
+      "mksquashfs",
+      [root, squashfs, "-noappend", "-comp", "zstd", "-no-progress", "-quiet"],
+      {
+        signal: ctx.signal,
+        timeoutMs: 60 * MIN,
+        onLine: lineReporter(ctx),
+      },
+    );
+    await removeTree(ctx, bundle);
+    const f = await ctx.host.fs.openRead(squashfs);
+    if (!f) throw new ExitError("mksquashfs made no output");
+    let hashed: Hashed;
+    try {
+      hashed = await renameHashed(ctx, f, await sha256Open(ctx, f, squashfs), squashfs, p.path);
+    } finally {
+      await f.close();
+    }
+    await writeStamp(ctx, p.stamp, p.path, hashed, undefined, sourceOf(p.ref, manifest));
+    ctx.info(`Pulled ${p.ref} (manifest ${manifest}) into ${p.path} (${formatBytes(hashed.identity.size)})`);
+    return { path: p.path, sha256: hashed.sha256, manifest };
+  } finally {
+    // A cleanup failure must not hide the pull's own error; the journaled intent retries it.
+    await removeTree(ctx, tmp).catch((e: unknown) =>
+      ctx.info(`Could not remove ${tmp} (\`aplspawn run down\` retries): ${errorMessage(e)}`),
+    );
+  }
+}
