@@ -63,7 +63,7 @@ async function cachedManifest(ctx: HostContext, p: OciParams): Promise<string | 
 }
 
 /** Pull the image and flatten it into the image store. */
-export const imageOci = defineTask<OciParams, OciResult, OciIntent>({
+export const imageOci = defineTask({
   kind: "image.oci",
   journaled: { params: ociParamsSchema, intent: ociIntentSchema, result: ociResultSchema },
   title: (p) => `Pulling OCI image ${p.ref} (skopeo → umoci → squashfs)`,

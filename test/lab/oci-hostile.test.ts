@@ -8,10 +8,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { sh } from "../support/image.js";
 import { assertNoResidue, ok, withNetLab } from "../support/lab.js";
-import { isRoot } from "../support/ns.js";
+import { skip } from "../support/ns.js";
 import { startRegistry } from "../support/oci.js";
-
-const skip = isRoot ? false : "needs root (mounts, mknod, namespaces)";
 
 // Two layers in one tar stream order: the link first, then a file under it (what a second layer
 // would do), and a device node of the host's first disk.

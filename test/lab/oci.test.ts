@@ -9,10 +9,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { summary, taskEvents } from "../support/json-events.js";
 import { assertNoResidue, ok, withLab } from "../support/lab.js";
-import { isRoot } from "../support/ns.js";
+import { skip } from "../support/ns.js";
 import { ensureTestOciLayout, startRegistry } from "../support/oci.js";
-
-const skip = isRoot ? false : "needs root (mounts, bridges, systemd-nspawn)";
 
 /** The largest blob of the registry's storage: the image's one layer. */
 async function largestBlob(storage: string): Promise<string> {
