@@ -16,7 +16,7 @@ import { workflows } from "../../workflows/index.js";
 
 // The config variants whose workflows, between them, build every kind with a rollback: the packaged
 // default, and variants that turn the options aplspawn journals (another image source, privateUsers,
-// init, nat, a pinned loop device, …).
+// init, nat, a pinned loop device, an OCI image, …).
 async function configs(): Promise<Config[]> {
   const file = resolve(import.meta.dirname, "../../../config/aplspawn.yaml");
   const text = await readFile(file, "utf8");
@@ -33,7 +33,11 @@ async function configs(): Promise<Config[]> {
     loopDevice: "/dev/loop6",
   };
   const pinned = { ...other, image: { url, sha256: "a".repeat(64) } };
-  return [parseConfig(text, file), ...[other, pinned].map((o) => parseConfig(stringify(o), "variant.yaml"))];
+  const oci = { ...other, image: { oci: "127.0.0.1:5000/debian:bookworm", insecure: true } };
+  return [
+    parseConfig(text, file),
+    ...[other, pinned, oci].map((o) => parseConfig(stringify(o), "variant.yaml")),
+  ];
 }
 
 test("every kind with a rollback declares the shapes it journals: params, and an intent where it prepares one", () => {
