@@ -8,9 +8,6 @@ import { labAnsiblePing } from "./ansible-ping.js";
 import { containerBootProfile } from "./boot-profile.js";
 import { labContainersClaim } from "./claim.js";
 import { containerDirs } from "./dirs.js";
-import { containerDisk } from "./disk.js";
-import { containerDiskLoop } from "./disk-loop.js";
-import { containerDiskMount } from "./disk-mount.js";
 import { containerHostKeys } from "./hostkeys.js";
 import { containerHostname } from "./hostname.js";
 import { labIdle } from "./idle.js";
@@ -36,9 +33,6 @@ export const containerTasks: AnyTaskDef[] = [
   hostInotify,
   labSshKey,
   containerDirs,
-  containerDisk,
-  containerDiskLoop,
-  containerDiskMount,
   containerUpper,
   containerLowerView,
   containerLayers,
