@@ -5,9 +5,9 @@ import { resolve } from "node:path";
 import { ConfigError, concerns, type Diagnostic, parseConfig, placeProblems } from "../config/load.js";
 import { playbookFile } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
+import { UsageError } from "../src/errors.js";
 import type { Host } from "../src/host/host.js";
 import type { Owner } from "../src/lab/owner.js";
-import { UsageError } from "../src/runner/errors.js";
 
 /** A config as the CLI found it: which file, and whether it is the packaged default. */
 export interface LoadedConfig {

@@ -28,7 +28,7 @@ const image: CommandAdder = (program, cli) => {
             import("../config/schema.js"),
             import("../workflows/getimage.js"),
             import("../config/images.js"),
-            import("../src/runner/errors.js"),
+            import("../src/errors.js"),
           ]);
         const images = labImages(config);
         let chosen = images;
@@ -125,7 +125,7 @@ const image: CommandAdder = (program, cli) => {
         }
       }
       if (unusable.length > 0) {
-        const { UsageError } = await import("../src/runner/errors.js");
+        const { UsageError } = await import("../src/errors.js");
         throw new UsageError(unusable.join("\naplspawn: "));
       }
     });

@@ -2,7 +2,7 @@
 // host and no route (src/lab/starter.ts picks them); `aplspawn schema`: the config's JSON Schema.
 import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
-import { UsageError } from "../src/runner/errors.js";
+import { UsageError } from "../src/errors.js";
 import type { CommandAdder, GlobalOptions } from "./context.js";
 
 const init: CommandAdder = (program, cli) =>

@@ -1,8 +1,8 @@
 // Who a lab's Ansible runs as and what its config may name, as `run` and `test` check it before
 // anything changes: the lab's owner (SUDO_USER or --owner), else an unprivileged account.
 
+import { UsageError } from "../src/errors.js";
 import type { Owner } from "../src/lab/owner.js";
-import { UsageError } from "../src/runner/errors.js";
 import type { LoadedConfig } from "./config-file.js";
 import type { CliIo } from "./context.js";
 

@@ -16,9 +16,9 @@ import {
   sshKeyPath,
 } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
+import { ExitError, UsageError } from "../src/errors.js";
 import { type LineCount, parseLineCount } from "../src/lab/console-log.js";
 import { pinnedOptions } from "../src/lab/ssh.js";
-import { ExitError, UsageError } from "../src/runner/errors.js";
 import type { ProbeResult } from "../src/runner/probe.js";
 import type { LoadedConfig } from "./config-file.js";
 import type { CliContext, CommandAdder, GlobalOptions } from "./context.js";

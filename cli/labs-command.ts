@@ -2,7 +2,7 @@
 // `global-status`): from the index of labs (src/lab/registry.ts), each lab's journal (what of it
 // is live) and the processes the journal recorded (which containers run).
 import type { Command } from "commander";
-import { ExitError } from "../src/runner/errors.js";
+import { ExitError } from "../src/errors.js";
 import type { CommandAdder, GlobalOptions } from "./context.js";
 
 /** One lab, as `labs` shows it. */

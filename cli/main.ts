@@ -6,8 +6,6 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { labDir } from "../config/paths.js";
-import { CommandError, RootFsError, shellQuote } from "../src/host/host.js";
-import { realHost } from "../src/host/real-host.js";
 import {
   ExitError,
   errorMessage,
@@ -16,7 +14,9 @@ import {
   LockedError,
   TaskFailedError,
   UsageError,
-} from "../src/runner/errors.js";
+} from "../src/errors.js";
+import { CommandError, RootFsError, shellQuote } from "../src/host/host.js";
+import { realHost } from "../src/host/real-host.js";
 import { printable, type RunEvent, renderEvent, shownWhenQuiet } from "../src/runner/report.js";
 import { listTaskIds } from "../src/runner/task.js";
 import { workflows } from "../workflows/index.js";

@@ -5,7 +5,7 @@
 import { basename, dirname, join, resolve } from "node:path";
 import { parse, stringify } from "yaml";
 import { labDir } from "../config/paths.js";
-import { UsageError } from "../src/runner/errors.js";
+import { UsageError } from "../src/errors.js";
 import type { LoadedConfig } from "./config-file.js";
 import type { CliContext, GlobalOptions } from "./context.js";
 

@@ -6,6 +6,7 @@ import { containerSpecs, specsNamed } from "../config/containers.js";
 import { imageFileOf } from "../config/images.js";
 import { containerDir, labDir, snapshotsDir } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
+import { ExitError, UsageError } from "../src/errors.js";
 import { formatBytes } from "../src/image/progress.js";
 import {
   imageIdOrGone,
@@ -14,7 +15,6 @@ import {
   type SnapshotInfo,
   snapshotName,
 } from "../src/lab/snapshots.js";
-import { ExitError, UsageError } from "../src/runner/errors.js";
 import type { WorkflowBuilder } from "../workflows/types.js";
 import type { CliContext, CommandAdder, GlobalOptions } from "./context.js";
 

@@ -4,7 +4,7 @@
 // by side, each on names and a subnet of its own (cli/scenarios.ts). One JUnit report for all.
 import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
-import { ExitError, errorMessage, InterruptedError, UsageError } from "../src/runner/errors.js";
+import { ExitError, errorMessage, InterruptedError, UsageError } from "../src/errors.js";
 import type { JUnitCase, JUnitSuite } from "../src/runner/junit.js";
 import { type OutputMode, printable, type RunEvent, renderEvent } from "../src/runner/report.js";
 import type { TestStep } from "../workflows/test.js";

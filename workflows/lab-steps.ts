@@ -18,12 +18,12 @@ import {
   sshKeyPath,
 } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
+import { UsageError } from "../src/errors.js";
 import { EMPTY_ANSIBLE_CFG } from "../src/lab/ansible-config.js";
 import { entryFamily, entryKept, entryScope } from "../src/lab/entries.js";
 import { labHolder } from "../src/lab/holds.js";
 import { inventorySpec } from "../src/lab/inventory.js";
 import type { Owner } from "../src/lab/owner.js";
-import { UsageError } from "../src/runner/errors.js";
 import { group, type JournalRef, type Step, type TaskStep, task } from "../src/runner/task.js";
 import { labAnsiblePing } from "../tasks/container/ansible-ping.js";
 import { containerBootProfile } from "../tasks/container/boot-profile.js";

@@ -4,8 +4,8 @@
 import { resolve } from "node:path";
 import { ownerFiles, playbookFile } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
+import { UsageError } from "../src/errors.js";
 import { ANSIBLE_ACCOUNT } from "../src/lab/owner.js";
-import { UsageError } from "../src/runner/errors.js";
 import { task } from "../src/runner/task.js";
 import { labProvision, type ProvisionParams } from "../tasks/container/provision.js";
 import { ansibleInventory } from "./lab-steps.js";

@@ -5,8 +5,8 @@
 // container that was not up is brought up fresh. Spawn's lab steps come first (the network must be
 // up), so a host that cannot run the lab fails before anything is undone.
 import { containerSpecs } from "../config/containers.js";
+import { UsageError } from "../src/errors.js";
 import type { Owner } from "../src/lab/owner.js";
-import { UsageError } from "../src/runner/errors.js";
 import { undo } from "../src/runner/task.js";
 import { containersGroup, entries, ownerFilesStep, selectedSpecs } from "./lab-steps.js";
 import { spawnLabSteps } from "./spawn.js";

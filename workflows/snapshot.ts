@@ -8,7 +8,7 @@
 import { imageFileOf } from "../config/images.js";
 import { containerDir, layersDir, snapshotsDir } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
-import { UsageError } from "../src/runner/errors.js";
+import { UsageError } from "../src/errors.js";
 import { group, type JournalRef, task, undo } from "../src/runner/task.js";
 import { containerLayers } from "../tasks/container/layers.js";
 import { containerUpper } from "../tasks/container/upper.js";

@@ -3,7 +3,7 @@
 // left, create, prepare, converge, idempotence, verify, destroy. Only composition: cli/test-command.ts
 // runs them, stops at the first failure and always destroys unless told to keep the lab.
 import type { Config } from "../config/schema.js";
-import { UsageError } from "../src/runner/errors.js";
+import { UsageError } from "../src/errors.js";
 import type { Workflow } from "../src/runner/task.js";
 import { down } from "./down.js";
 import { playbookWorkflow } from "./provision.js";

@@ -4,7 +4,7 @@
 // (Host.lockFile). Lock files live in directories of root's alone: the lab's directory, and
 // HOST_LOCK_DIR for the host-wide ones.
 
-import { ExitError, errorMessage, LockedError } from "../runner/errors.js";
+import { ExitError, errorMessage, LockedError } from "../errors.js";
 import type { HeldLock, Host, LockFileOptions } from "./host.js";
 import { procStat } from "./proc.js";
 

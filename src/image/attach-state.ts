@@ -1,8 +1,9 @@
 // What the live host says about the image and the lower layer: which loop devices hold the image's
 // root, and what is mounted at the lower directory. Shared by the attach tasks' checks and the probes.
+
+import { ExitError } from "../errors.js";
 import type { HostContext } from "../host/host.js";
 import { type MountInfo, mountAt, readMounts } from "../host/mounts.js";
-import { ExitError } from "../runner/errors.js";
 import { met, unmet, type Verdict } from "../runner/task.js";
 import { backs, blockDevNumber, fileIdentity, imageLayout, listLoops } from "./image-host.js";
 import { describeLayout, type ImageLayout, PartitionTableError } from "./partition-table.js";

@@ -2,9 +2,9 @@
 // mounts, checksums and stamps. Everything goes through ctx.host.
 import { createHash, randomBytes } from "node:crypto";
 import { basename } from "node:path";
+import { ExitError } from "../errors.js";
 import type { FileStat, HostContext, ReadableFile } from "../host/host.js";
 import { type MountInfo, mountsUnder, readMounts } from "../host/mounts.js";
-import { ExitError } from "../runner/errors.js";
 import { undoUnlessGone } from "../runner/task.js";
 import { type ImageLayout, readImageLayout } from "./partition-table.js";
 import { formatBytes } from "./progress.js";

@@ -4,8 +4,8 @@
 // ends, so a killed download never blocks the next one.
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
+import { errorMessage } from "../errors.js";
 import type { HeldLock } from "../host/host.js";
-import { errorMessage } from "../runner/errors.js";
 import type { TaskContext } from "../runner/task.js";
 
 /**

@@ -8,11 +8,11 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { parseCidr } from "../../config/ip.js";
+import { ExitError } from "../errors.js";
 import { rmdirIfEmpty } from "../host/files.js";
 import type { Host, HostContext } from "../host/host.js";
 import { withHostLock } from "../host/lock.js";
 import { netnsOf } from "../host/proc.js";
-import { ExitError } from "../runner/errors.js";
 import { journalPath } from "../runner/journal-path.js";
 
 /** Where the claims live (root's alone: /run is). */

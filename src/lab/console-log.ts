@@ -4,8 +4,8 @@
 // container's to forge: only printable() text leaves here, and the file is opened without following
 // a link and read only when it is a regular file (HostFs.openRead).
 import { StringDecoder } from "node:string_decoder";
+import { UsageError } from "../errors.js";
 import type { Host, ReadableFile } from "../host/host.js";
-import { UsageError } from "../runner/errors.js";
 import { printable } from "../runner/report.js";
 
 /** How many of the last lines to show: a count (0: none) or every line. */

@@ -30,8 +30,8 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
+import { ExitError } from "../errors.js";
 import type { Host } from "../host/host.js";
-import { ExitError } from "../runner/errors.js";
 import { EXEC_HELPER } from "./exec-helper.js";
 
 /** What the helper is asked to run, and where. */

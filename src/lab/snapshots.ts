@@ -5,8 +5,8 @@
 // container, and deleting it takes nothing from a container that runs on its layers.
 import { join } from "node:path";
 import { z } from "zod";
+import { UsageError } from "../errors.js";
 import type { Host } from "../host/host.js";
-import { UsageError } from "../runner/errors.js";
 
 /** A snapshot's name: a directory name of its own, never a path. */
 export function snapshotNameProblem(name: string): string | undefined {

@@ -8,8 +8,8 @@
 // over the log, so the file on disk is always either the old log or the new one.
 import { basename, dirname, join } from "node:path";
 import { z } from "zod";
+import { InternalError, JournalError } from "../errors.js";
 import type { Host } from "../host/host.js";
-import { InternalError, JournalError } from "./errors.js";
 import type { AnyTaskDef, JournaledShapes, Shape, ShapeIssue, TaskDef, UndoRecord } from "./task.js";
 
 const entrySchema = z.object({

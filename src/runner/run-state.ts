@@ -3,8 +3,8 @@
 import { randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import type { ListrTask, ListrTaskWrapper } from "listr2";
+import { errorMessage, TaskFailedError } from "../errors.js";
 import type { Host } from "../host/host.js";
-import { errorMessage, TaskFailedError } from "./errors.js";
 import type { OutputMode, RunEvent, SummaryEvent, TaskState } from "./report.js";
 import type { FailedRun, TaskContext } from "./task.js";
 

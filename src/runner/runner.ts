@@ -3,11 +3,11 @@
 // containers: it drives any TaskDef. Signals and exit codes are the CLI's.
 import { join } from "node:path";
 import { Listr } from "listr2";
+import { ExitError, errorMessage, InterruptedError, KnownAfterApply, TaskFailedError } from "../errors.js";
 import { dryHost } from "../host/dry-host.js";
 import type { Host } from "../host/host.js";
 import { acquireLock } from "../host/lock.js";
 import { replaceableBy } from "../host/trusted-path.js";
-import { ExitError, errorMessage, InterruptedError, KnownAfterApply, TaskFailedError } from "./errors.js";
 import { FaultPlan, InjectedFault } from "./faults.js";
 import { Journal, journalPath } from "./journal.js";
 import type { OutputMode, RunEvent, SummaryEvent } from "./report.js";

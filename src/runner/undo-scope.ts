@@ -7,8 +7,8 @@
 // directory with its links resolved (a link on the way out of the lab is no way out), the last
 // component as named (rm, rmdir and rename do not follow it; umount does, and is judged resolved).
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
+import { ExitError } from "../errors.js";
 import type { Host, HostFs, RootFs } from "../host/host.js";
-import { ExitError } from "./errors.js";
 import type { JournalEntry } from "./journal.js";
 import type { PathRule } from "./task.js";
 

@@ -2,8 +2,8 @@
 // and the undo steps of teardown workflows, which take entries of any earlier run from the journal.
 // Each entry's code is found by its kind in the registry: the journal alone is enough.
 import { Listr } from "listr2";
+import { errorMessage } from "../errors.js";
 import type { Host } from "../host/host.js";
-import { errorMessage } from "./errors.js";
 import type { FaultPlan } from "./faults.js";
 import { type Journal, type JournalEntry, undoRecordFor, undoTitleOf } from "./journal.js";
 import type { AnyListrTask, RunState, Wrapper } from "./run-state.js";

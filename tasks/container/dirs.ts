@@ -4,10 +4,10 @@
 
 import { dirname } from "node:path";
 import { z } from "zod";
+import { errorMessage } from "../../src/errors.js";
 import { rmdirIfEmpty } from "../../src/host/files.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
 import { keepLog } from "../../src/lab/kept-logs.js";
-import { errorMessage } from "../../src/runner/errors.js";
 import { defineTask, type FailedRun, type TaskContext } from "../../src/runner/task.js";
 
 /** Journaled parameters: every path rollback needs. */

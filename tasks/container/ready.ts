@@ -1,11 +1,12 @@
 // Ready means reachable the way Ansible will reach it: sshd answers, the host key matches the one
 // pinned in known_hosts (StrictHostKeyChecking=yes), the lab key logs the user in, and sudo works.
+
+import { KnownAfterApply } from "../../src/errors.js";
 import { CommandError, type HostContext, lastLines } from "../../src/host/host.js";
 import { poll } from "../../src/host/poll.js";
 import { isAlive } from "../../src/host/proc.js";
 import { findNspawn } from "../../src/lab/nspawn-procs.js";
 import { type SshTarget, sshBatchArgs } from "../../src/lab/ssh.js";
-import { KnownAfterApply } from "../../src/runner/errors.js";
 import { defineTask } from "../../src/runner/task.js";
 import { logTail } from "./nspawn.js";
 

@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { basename, dirname } from "node:path";
 import { z } from "zod";
+import { ExitError, errorMessage } from "../../src/errors.js";
 import {
   BUILD_SPACE_NEEDED,
   DEBIAN_KEYRING,
@@ -31,7 +32,6 @@ import { describeLayout } from "../../src/image/partition-table.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { upsertSha256Sums } from "../../src/image/sha256sums.js";
 import { withImageLock } from "../../src/image/store-lock.js";
-import { ExitError, errorMessage } from "../../src/runner/errors.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 
 /** Parameters of image.build. */

@@ -6,6 +6,7 @@
 // wait and reuse what the first got. The digest is taken from the file, read back through one fd,
 // never from the streamed bytes: what is stamped verified is what is on disk.
 import { z } from "zod";
+import { ExitError, errorMessage } from "../../src/errors.js";
 import {
   DOWNLOAD_RETRY,
   DownloadError,
@@ -24,7 +25,6 @@ import {
 } from "../../src/image/image-host.js";
 import { formatBytes, TransferProgress } from "../../src/image/progress.js";
 import { ifImageUnlocked, withImageLock } from "../../src/image/store-lock.js";
-import { ExitError, errorMessage } from "../../src/runner/errors.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 import { type DownloadParams, downloadParamsSchema } from "./precheck.js";
 

@@ -3,6 +3,7 @@
 // journaled; rollback detaches exactly that device, and only while it still holds this image.
 import { dirname } from "node:path";
 import { z } from "zod";
+import { ExitError, KnownAfterApply } from "../../src/errors.js";
 import type { HostContext } from "../../src/host/host.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
 import { poll } from "../../src/host/poll.js";
@@ -19,7 +20,6 @@ import { type LoopView, withLoopClaims } from "../../src/image/loop-claims.js";
 import { loopDebug } from "../../src/image/loop-debug.js";
 import { describeLayout } from "../../src/image/partition-table.js";
 import { formatBytes } from "../../src/image/progress.js";
-import { ExitError, KnownAfterApply } from "../../src/runner/errors.js";
 import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
 
 /** Parameters of image.loop. */

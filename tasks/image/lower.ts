@@ -2,6 +2,7 @@
 // container shares: the loop device's filesystem (type read from its superblock), or a read-only
 // bind mount of a directory image. Rollback unmounts it, never lazily: a busy lower layer is an error.
 import { z } from "zod";
+import { ExitError } from "../../src/errors.js";
 import type { HostContext } from "../../src/host/host.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
 import {
@@ -21,7 +22,6 @@ import {
   readOnlyMountOptions,
   SUPERBLOCK_PROBE_BYTES,
 } from "../../src/image/superblock.js";
-import { ExitError } from "../../src/runner/errors.js";
 import { defineTask } from "../../src/runner/task.js";
 import { type LoopRecord, loopRecordPath, readLoopRecord } from "./loop.js";
 

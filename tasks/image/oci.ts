@@ -11,6 +11,7 @@
 import { randomBytes } from "node:crypto";
 import { basename, dirname } from "node:path";
 import { z } from "zod";
+import { ExitError, errorMessage } from "../../src/errors.js";
 import type { HostContext } from "../../src/host/host.js";
 import {
   type Hashed,
@@ -23,7 +24,6 @@ import {
 import { layoutManifestDigest, ociSource } from "../../src/image/oci-ref.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { withImageLock } from "../../src/image/store-lock.js";
-import { ExitError, errorMessage } from "../../src/runner/errors.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 import { configureTree, lineReporter } from "./build.js";
 

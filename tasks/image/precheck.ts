@@ -1,11 +1,11 @@
 // image.precheck: before a download, ask the server for the size, make sure the checksums name the
 // image, and check that it fits in the image store with a margin. Only reads.
 import { z } from "zod";
+import { ExitError } from "../../src/errors.js";
 import type { HostContext } from "../../src/host/host.js";
 import { SPACE_MARGIN, spaceNeeded, statusLine } from "../../src/image/http.js";
 import { expectedDigest, freeBytesFor, imageVerified } from "../../src/image/image-host.js";
 import { formatBytes } from "../../src/image/progress.js";
-import { ExitError } from "../../src/runner/errors.js";
 import { defineTask } from "../../src/runner/task.js";
 
 /** Parameters of image.precheck and image.download (the same: both come from image.*). */

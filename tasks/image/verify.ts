@@ -1,6 +1,7 @@
 // image.verify: a local image (file:// URL) is there and, when a digest is configured, has it.
 // A local file is the user's: a mismatch is reported, the file is never deleted.
 
+import { ExitError } from "../../src/errors.js";
 import {
   expectedDigest,
   hashProgress,
@@ -9,7 +10,6 @@ import {
   writeStamp,
 } from "../../src/image/image-host.js";
 import { withImageLock } from "../../src/image/store-lock.js";
-import { ExitError } from "../../src/runner/errors.js";
 import { defineTask } from "../../src/runner/task.js";
 
 /** Parameters of image.verify. */

@@ -4,8 +4,8 @@
 import { readFile } from "node:fs/promises";
 import { parseConfig } from "../../config/load.js";
 import { labDir } from "../../config/paths.js";
+import { errorMessage } from "../../src/errors.js";
 import { realHost } from "../../src/host/real-host.js";
-import { errorMessage } from "../../src/runner/errors.js";
 import { runProbes } from "../../src/runner/probe.js";
 import { renderEvent } from "../../src/runner/report.js";
 import { runWorkflow } from "../../src/runner/runner.js";

@@ -7,10 +7,10 @@ import { appendFile, mkdir, rename, symlink, writeFile } from "node:fs/promises"
 import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
+import { UsageError } from "../../src/errors.js";
 import type { Host } from "../../src/host/host.js";
 import { realHost } from "../../src/host/real-host.js";
 import { LineSplitter, parseLineCount, showLog, tailStart } from "../../src/lab/console-log.js";
-import { UsageError } from "../../src/runner/errors.js";
 import { runMain } from "../support/main-io.js";
 import { tempDir } from "../support/ns.js";
 

@@ -9,8 +9,8 @@ import { test } from "node:test";
 import { parse } from "yaml";
 import { containerSpecs, namePrefixes } from "../../config/containers.js";
 import { parseConfig } from "../../config/load.js";
+import { UsageError } from "../../src/errors.js";
 import { inventoryList, inventorySpec, pythonLiteral, renderInventory } from "../../src/lab/inventory.js";
-import { UsageError } from "../../src/runner/errors.js";
 import { selectedSpecs } from "../../workflows/lab-steps.js";
 import { problems } from "../support/bad-configs.js";
 

@@ -4,9 +4,9 @@
 // and its act, made deterministic. Only acts when started with --aplspawn-vanish (the test runner
 // loads every file under test/).
 import { join } from "node:path";
+import { errorMessage } from "../../src/errors.js";
 import type { ExecOptions, Host } from "../../src/host/host.js";
 import { realHost } from "../../src/host/real-host.js";
-import { errorMessage } from "../../src/runner/errors.js";
 import type { AnyTaskDef, TaskContext } from "../../src/runner/task.js";
 import { containerOverlay } from "../../tasks/container/overlay.js";
 import { imageLoop } from "../../tasks/image/loop.js";

@@ -10,10 +10,10 @@ import { chmod, chown, mkdir, readdir, readFile, stat, symlink, writeFile } from
 import { dirname, join, resolve } from "node:path";
 import { test } from "node:test";
 import { execa } from "execa";
+import { ExitError } from "../../src/errors.js";
 import { acquireLock, HOST_LOCK_DIR, withHostLock } from "../../src/host/lock.js";
 import { realHost } from "../../src/host/real-host.js";
 import { imageLockPath } from "../../src/image/store-lock.js";
-import { ExitError } from "../../src/runner/errors.js";
 import { isRoot, skip, tempDir } from "../support/ns.js";
 
 const FIXTURE = join(import.meta.dirname, "lock-fixture.js");

@@ -4,14 +4,14 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { z } from "zod";
-import { realHost } from "../../src/host/real-host.js";
 import {
   InterruptedError,
   JournalError,
   KnownAfterApply,
   LockedError,
   TaskFailedError,
-} from "../../src/runner/errors.js";
+} from "../../src/errors.js";
+import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import { renderEvent, type TaskEvent } from "../../src/runner/report.js";
 import { defineGuard, defineTask, listTaskIds, task, undo, unmet } from "../../src/runner/task.js";

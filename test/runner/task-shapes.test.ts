@@ -8,7 +8,7 @@ import { parse, stringify } from "yaml";
 import { containerSpecs } from "../../config/containers.js";
 import { parseConfig } from "../../config/load.js";
 import type { Config } from "../../config/schema.js";
-import { UsageError } from "../../src/runner/errors.js";
+import { UsageError } from "../../src/errors.js";
 import type { Step, TaskStep, Workflow } from "../../src/runner/task.js";
 import { taskRegistry } from "../../tasks/index.js";
 import { imageBuildStep } from "../../workflows/getimage.js";
