@@ -11,8 +11,12 @@ import { CLI, skip } from "../support/ns.js";
 const hasTmux = (await execa("sh", ["-c", "command -v tmux"], { reject: false })).exitCode === 0;
 const ROWS = 60;
 
-/** Run argv in a new tmux pane (ROWS high) and return its screen once the command ended. */
-async function onScreen(session: string, argv: string[], timeoutMs = 300_000): Promise<string> {
+/**
+ * Run argv in a new tmux pane (ROWS high) and return its screen once the command ended. The limit
+ * is a guard against a hang, not a speed check: in a full suite (three files side by side on two
+ * cores) ten containers once took over 300 s to boot, alone they take about 70 s.
+ */
+async function onScreen(session: string, argv: string[], timeoutMs = 900_000): Promise<string> {
   const quoted = argv.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
   await execa("tmux", [
     "new-session",
