@@ -19,7 +19,8 @@ apt-get update -qq
 # gpgv: image build checks the mirror's signature; skopeo, umoci: OCI images (image.oci);
 # docker-registry: the OCI tests' registry on loopback; gnupg, openssl: the download tests sign checksums
 # and serve https with a key and certificate they make; tmux, zsh, fish: the tests of the terminal
-# and of the completion scripts.
+# and of the completion scripts. src/host/programs.ts names the package of each program aplspawn
+# runs: test/cli/programs.test.ts checks that this list has them all.
 apt-get install -y -qq --no-install-recommends \
   systemd-container iptables iproute2 util-linux mount kmod debootstrap squashfs-tools fdisk e2fsprogs \
   openssh-client ansible-core python3 psmisc procps curl ca-certificates debian-archive-keyring gpgv \

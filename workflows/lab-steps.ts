@@ -19,6 +19,7 @@ import {
 } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { UsageError } from "../src/errors.js";
+import { programsFor } from "../src/host/programs.js";
 import { EMPTY_ANSIBLE_CFG } from "../src/lab/ansible-config.js";
 import { entryFamily, entryKept, entryScope } from "../src/lab/entries.js";
 import { labHolder } from "../src/lab/holds.js";
@@ -49,25 +50,10 @@ import { hostInotify, inotifyFor } from "../tasks/host/inotify.js";
 import { hostPreflight } from "../tasks/host/preflight.js";
 import type { WorkflowOptions } from "./types.js";
 
-/** Programs every lab needs on the host. */
-const PROGRAMS = [
-  "systemd-nspawn",
-  "ip",
-  "iptables",
-  "losetup",
-  "mount",
-  "umount",
-  "ssh",
-  "ssh-keygen",
-  "perl",
-];
-/** And with containers.privateUsers (src/lab/idmap-mount.ts). */
-const USERNS_PROGRAMS = ["python3"];
-
 /** Preflight, whether the host can hold the lab, then the inotify limit for the lab's containers. */
 export const preflightSteps = (c: Config, o: { bridgeMustExist: boolean }): Step[] => [
   task(hostPreflight, "host.preflight", {
-    programs: c.containers.privateUsers ? [...PROGRAMS, ...USERNS_PROGRAMS] : PROGRAMS,
+    programs: programsFor("lab", ...(c.containers.privateUsers ? (["privateUsers"] as const) : [])),
     machinesDir: c.containers.machinesDir,
     subnet: { address: c.network.address, bridge: c.network.bridge },
     ...(o.bridgeMustExist ? { bridge: c.network.bridge } : {}),

@@ -2,12 +2,14 @@
 // is changed. It changes nothing itself (no rollback): when a check fails, "run" reports every
 // problem at once, with the apt-get line that installs what is missing.
 import type { HostContext } from "../../src/host/host.js";
+import { missingPrograms } from "../../src/host/programs.js";
 import { notPrivate, replaceableBy } from "../../src/host/trusted-path.js";
 import { overlappingRoutes } from "../../src/net/routes.js";
 import { defineGuard, unmet } from "../../src/runner/task.js";
 
 /** Parameters. */
 export interface PreflightParams {
+  /** What the workflow runs on the host (src/host/programs.ts programsFor). */
   programs: string[];
   /** A bridge that must already exist (spawn runs without netup). */
   bridge?: string;
@@ -16,20 +18,6 @@ export interface PreflightParams {
   /** network.address and the lab's bridge: no route on another interface may overlap the subnet. */
   subnet?: { address: string; bridge: string };
 }
-
-/** The Debian package of each program aplspawn runs. */
-const PACKAGE_OF: Record<string, string> = {
-  "systemd-nspawn": "systemd-container",
-  ip: "iproute2",
-  iptables: "iptables",
-  losetup: "mount",
-  mount: "mount",
-  umount: "mount",
-  ssh: "openssh-client",
-  "ssh-keygen": "openssh-client",
-  nsenter: "util-linux",
-  setpriv: "util-linux",
-};
 
 // Asked of ip, not /sys: sysfs shows the network namespace that mounted it, not ours.
 async function isBridge(ctx: HostContext, name: string): Promise<boolean> {
@@ -48,14 +36,8 @@ async function preflightProblems(ctx: HostContext, p: PreflightParams): Promise<
   const h = ctx.host;
   const problems: string[] = [];
   if (h.uid() !== 0) problems.push("aplspawn must run as root (mounts, bridges, systemd-nspawn)");
-  const missing: string[] = [];
-  for (const prog of p.programs) if (!(await h.which(prog))) missing.push(prog);
-  if (missing.length > 0) {
-    const pkgs = [...new Set(missing.map((m) => PACKAGE_OF[m] ?? m))];
-    problems.push(
-      `missing programs: ${missing.join(", ")}; install them with: apt-get install ${pkgs.join(" ")}`,
-    );
-  }
+  const missing = await missingPrograms(h, p.programs);
+  if (missing) problems.push(missing);
   const fs = await h.fs.readFile("/proc/filesystems").catch(() => "");
   if (!fs.split("\n").some((l) => l.split("\t").pop() === "overlay"))
     problems.push("the kernel has no overlayfs: load it with `modprobe overlay`");

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { basename, dirname } from "node:path";
 import { z } from "zod";
 import { ExitError, errorMessage } from "../../src/errors.js";
+import { missingPrograms, programsFor } from "../../src/host/programs.js";
 import {
   BUILD_SPACE_NEEDED,
   DEBIAN_KEYRING,
@@ -57,15 +58,6 @@ const buildResultSchema = z.object({ path: z.string(), sha256: z.string() });
 export type BuildResult = z.infer<typeof buildResultSchema>;
 
 const MIN = 60_000;
-const TOOLS: Record<string, string> = {
-  debootstrap: "debootstrap",
-  mksquashfs: "squashfs-tools",
-  sfdisk: "fdisk",
-  gpgv: "gpgv",
-  dd: "coreutils",
-  truncate: "coreutils",
-};
-
 // On a terminal, long tools' output is the task's passing line; off one it is noise in a log, shown
 // only with -v, and then a line every few seconds rather than hundreds.
 export function lineReporter(ctx: TaskContext, everyMs = 5000): (line: string) => void {
@@ -130,13 +122,11 @@ export const imageBuild = defineTask({
 
 /** Build the image in a temporary tree and rename it into place (under the image's lock). */
 async function build(ctx: TaskContext, p: BuildParams, intent: BuildIntent): Promise<BuildResult> {
-  const missing: string[] = [];
-  for (const [cmd, pkg] of Object.entries(TOOLS)) {
-    const needed = !(p.rootfs && cmd === "debootstrap");
-    if (needed && !(await ctx.host.which(cmd))) missing.push(pkg);
-  }
-  if (missing.length)
-    throw new ExitError(`image build needs ${[...new Set(missing)].join(", ")}: apt-get install them`);
+  const missing = await missingPrograms(
+    ctx.host,
+    programsFor("imageBuild", ...(p.rootfs ? [] : (["mirror"] as const))),
+  );
+  if (missing) throw new ExitError(`image build: ${missing}`);
   // debootstrap checks the mirror's signature with this keyring: without it, nothing is fetched.
   const keyring = p.recipe.keyring ?? DEBIAN_KEYRING;
   if (!p.rootfs && !(await ctx.host.fs.stat(keyring))?.isFile)

@@ -13,6 +13,7 @@ import { basename, dirname } from "node:path";
 import { z } from "zod";
 import { ExitError, errorMessage } from "../../src/errors.js";
 import type { HostContext } from "../../src/host/host.js";
+import { missingPrograms, programsFor } from "../../src/host/programs.js";
 import {
   type Hashed,
   removeTree,
@@ -50,8 +51,6 @@ const ociResultSchema = z.object({ path: z.string(), sha256: z.string(), manifes
 type OciResult = z.infer<typeof ociResultSchema>;
 
 const MIN = 60_000;
-const TOOLS: Record<string, string> = { skopeo: "skopeo", umoci: "umoci", mksquashfs: "squashfs-tools" };
-
 /** The stamp's record of where the file came from. */
 const sourceOf = (ref: string, manifest: string) => `oci:${ref}@${manifest}`;
 
@@ -91,9 +90,8 @@ export const imageOci = defineTask({
 });
 
 async function pull(ctx: TaskContext, p: OciParams, intent: OciIntent): Promise<OciResult> {
-  const missing: string[] = [];
-  for (const [cmd, pkg] of Object.entries(TOOLS)) if (!(await ctx.host.which(cmd))) missing.push(pkg);
-  if (missing.length) throw new ExitError(`image.oci needs ${missing.join(", ")}: apt-get install them`);
+  const missing = await missingPrograms(ctx.host, programsFor("oci"));
+  if (missing) throw new ExitError(`image.oci: ${missing}`);
   const { tmp } = intent;
   const layout = `${tmp}/layout`;
   const bundle = `${tmp}/bundle`;
