@@ -4,11 +4,11 @@
 // rollback cannot find, and no other lab's device is ever taken for it. Rollback detaches them,
 // never one still mounted, and waits until the kernel has let them go.
 import { z } from "zod";
+import { KnownAfterApply } from "../../src/errors.js";
 import { poll } from "../../src/host/poll.js";
 import { mountsOfDevice } from "../../src/image/image-host.js";
 import { LOSETUP_RACE } from "../../src/image/system-info.js";
 import { type DiskIdentity, diskIdentity, loopsOf } from "../../src/lab/disk.js";
-import { KnownAfterApply } from "../../src/errors.js";
 import { defineTask, met, type TaskContext, undoUnlessGone, unmet } from "../../src/runner/task.js";
 
 /** Journaled parameters. */

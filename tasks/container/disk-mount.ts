@@ -3,11 +3,11 @@
 // a device or a setuid program for the host (the container sees its files through its overlay, whose
 // own mount decides that for it). Unmounting never goes lazy (src/host/unmount.ts).
 import { z } from "zod";
+import { KnownAfterApply } from "../../src/errors.js";
 import { rmdirIfEmpty } from "../../src/host/files.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
 import { unmountRetrying } from "../../src/host/unmount.js";
 import { diskIdentity, diskMountAt, loopsOf } from "../../src/lab/disk.js";
-import { KnownAfterApply } from "../../src/errors.js";
 import { defineTask, met, unmet } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
