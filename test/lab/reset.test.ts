@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { sshBatchArgs } from "../../src/lab/ssh.js";
 import { summary, taskEvents } from "../support/json-events.js";
-import { assertNoResidue, claimsUnder, type Lab, nspawnPids, ok, withLab } from "../support/lab.js";
+import { assertNoResidue, claimsUnder, type Lab, nspawnPids, ok, upperOf, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
 
 /** Each running container's leader: name → "PID@start time" (/proc/PID/stat field 22). */
@@ -42,7 +42,6 @@ async function pins(lab: Lab): Promise<Map<string, string>> {
   );
 }
 
-const upperOf = (lab: Lab, name: string) => join(lab.workdir, lab.name, "containers", name, "disk", "upper");
 // The upper layer is on the container's own file system, mounted in the lab's namespace only.
 const inNs = async (lab: Lab, path: string) => (await lab.ns.run("test", ["-e", path])).exitCode === 0;
 const uidInNs = async (lab: Lab, path: string) =>

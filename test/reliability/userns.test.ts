@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { assertNoResidue, claimsUnder, ok, withLab } from "../support/lab.js";
+import { assertNoResidue, claimsUnder, ok, upperOf, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
 
 const field = (status: string, name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1];
@@ -48,7 +48,7 @@ test(
         "exec",
       );
       // The upper layer is on the container's own file system, mounted in the lab's namespace only.
-      const upper = join(lab.workdir, "cnu", "containers", "cnu-10", "disk", "upper");
+      const upper = upperOf(lab, "cnu-10");
       const inLab = async (f: string) => {
         const r = await lab.ns.run("stat", ["-c", "%u %a", join(upper, f)]);
         assert.equal(r.exitCode, 0, `stat ${f}: ${r.stderr}`);
