@@ -1,9 +1,11 @@
 // A container's own file system (containers.diskMax), for real: a container that writes past it gets
 // ENOSPC inside and runs on (ssh answers), another container of the lab can still write, the host's
 // file system grew by no more than the bound, the state outlives `run down`, a failed first run
-// rolls the file, its loop device and its mount back, and `down --purge` leaves nothing.
+// rolls the file, its loop device and its mount back, an upper layer an older aplspawn left on the
+// host's file system is refused and left as it is, and `down --purge` leaves nothing.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { assertNoResidue, ok, withLab } from "../support/lab.js";
@@ -34,6 +36,25 @@ test(
         assert.deepEqual(await loops(), [], "loop devices left by the failed run");
         assert.equal(existsSync(join(dirOf(a), "disk.img")), false, "the failed run left the disk file");
         await assertNoResidue(lab, "after the failed run");
+
+        // A lab an older aplspawn made (the upper layer on the host's file system) is refused, the
+        // layer named and left as it is, never set aside for an empty one.
+        const legacy = join(dirOf(a), "upper");
+        await mkdir(join(legacy, "etc"), { recursive: true });
+        await writeFile(join(legacy, "etc", "old"), "old\n");
+        const old = await lab.cli(["run", "up"]);
+        assert.equal(old.exitCode, 1, `${old.stdout}\n${old.stderr}`);
+        assert.match(old.stderr, /upper layer from before containers had a file system of their own/);
+        assert.ok(old.stderr.includes(legacy), `the old layer is named:\n${old.stderr}`);
+        assert.match(old.stderr, /aplspawn run down --purge/);
+        assert.equal(
+          await readFile(join(legacy, "etc", "old"), "utf8"),
+          "old\n",
+          "the old layer was touched",
+        );
+        assert.equal(existsSync(join(dirOf(a), "disk.img")), false, "the refused run left the disk file");
+        await assertNoResidue(lab, "after the refused run");
+        await rm(legacy, { recursive: true });
 
         ok(await lab.cli(["run", "up"]), "run up");
         assert.equal((await loops()).length, 2, "one loop device per container");
