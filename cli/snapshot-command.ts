@@ -4,7 +4,7 @@
 import type { Command } from "commander";
 import { containerSpecs, specsNamed } from "../config/containers.js";
 import { imageFileOf } from "../config/images.js";
-import { containerDir, labDir, snapshotsDir } from "../config/paths.js";
+import { diskPaths, labDir, snapshotsDir } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { ExitError, UsageError } from "../src/errors.js";
 import { formatBytes } from "../src/image/progress.js";
@@ -70,11 +70,16 @@ const save = (cli: CliContext) => async (name: string, o: { only?: string }, cmd
   if (snapshots.some((s) => s.name === name) || (await cli.io.host.fs.exists(`${snapshotsDir(c)}/${name}`)))
     throw new UsageError(`a snapshot named ${name} exists: \`aplspawn snapshot delete ${name}\` first`);
   const only = onlyOf(o);
-  for (const n of only ? namesOf(c, only) : containerSpecs(c).map((s) => s.name))
-    if (!(await cli.io.host.fs.stat(`${containerDir(c, n)}/upper`))?.isDirectory)
-      throw new UsageError(
-        `container ${n} has no state to save (it was never up): \`aplspawn run up\` first`,
-      );
+  for (const n of only ? namesOf(c, only) : containerSpecs(c).map((s) => s.name)) {
+    // Its upper layer is on its own file system, in sight only while that is mounted (the lab is up).
+    const d = diskPaths(c, n);
+    if ((await cli.io.host.fs.stat(d.upper))?.isDirectory) continue;
+    throw new UsageError(
+      (await cli.io.host.fs.exists(d.file))
+        ? `container ${n} is not up (its file system is not mounted): \`aplspawn run up\` first`
+        : `container ${n} has no state to save (it was never up): \`aplspawn run up\` first`,
+    );
+  }
   await runIt(
     cli,
     g,

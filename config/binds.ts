@@ -98,15 +98,27 @@ export function memoryBytes(m: string): number {
 /** Memory limits below this would not let a container boot (systemd, sshd: about 20 MB). */
 export const MIN_MEMORY = 32 * 1024 ** 2;
 
+/**
+ * A container's own file system smaller than this would not hold what a boot writes (ext4's journal,
+ * systemd's journal, host keys).
+ */
+export const MIN_DISK = 64 * 1024 ** 2;
+
 /** Limits too small to run a container. */
 export function limitsProblems(c: Config): string[] {
   const k = c.containers;
+  const at = [
+    { at: "containers", memory: k.memory, diskMax: k.diskMax },
+    ...(k.sets ?? []).map((s, i) => ({ at: `containers.sets.${i}`, memory: s.memory, diskMax: s.diskMax })),
+  ];
   return [
-    { at: "containers", memory: k.memory },
-    ...(k.sets ?? []).map((s, i) => ({ at: `containers.sets.${i}`, memory: s.memory })),
-  ]
-    .filter((x) => x.memory !== undefined && memoryBytes(x.memory) < MIN_MEMORY)
-    .map((x) => `${x.at}.memory: ${x.memory} is less than 32M, too little for a container to boot`);
+    ...at
+      .filter((x) => x.memory !== undefined && memoryBytes(x.memory) < MIN_MEMORY)
+      .map((x) => `${x.at}.memory: ${x.memory} is less than 32M, too little for a container to boot`),
+    ...at
+      .filter((x) => x.diskMax !== undefined && memoryBytes(x.diskMax) < MIN_DISK)
+      .map((x) => `${x.at}.diskMax: ${x.diskMax} is less than 64M, too little for a container to boot`),
+  ];
 }
 
 /** A bind in a word: "/srv/data:/data (ro)". */

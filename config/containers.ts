@@ -27,6 +27,8 @@ export interface ContainerSpec {
   /** Its cgroup's limits (its set's, else containers'): memory as given ("512M"), cpus. */
   memory?: string;
   cpus?: number;
+  /** The size of its own file system (its set's diskMax, else containers'), as given ("10G"). */
+  diskMax: string;
 }
 
 /** A host path bound into a container. */
@@ -47,7 +49,14 @@ export function containerSpecs(c: Config): ContainerSpec[] {
     ...(memory === undefined ? {} : { memory }),
     ...(cpus === undefined ? {} : { cpus }),
   });
-  const alike = { init: k.init, user: k.user, group: k.group, binds: k.binds, ...limit(k.memory, k.cpus) };
+  const alike = {
+    init: k.init,
+    user: k.user,
+    group: k.group,
+    binds: k.binds,
+    ...limit(k.memory, k.cpus),
+    diskMax: k.diskMax,
+  };
   const images = k.sets ? labImages(c) : [];
   const named =
     k.sets?.flatMap((s) => {
@@ -63,6 +72,7 @@ export function containerSpecs(c: Config): ContainerSpec[] {
         group: s.group ?? k.group,
         binds: [...k.binds, ...s.binds],
         ...limit(s.memory ?? k.memory, s.cpus ?? k.cpus),
+        diskMax: s.diskMax ?? k.diskMax,
       }));
     }) ?? [];
   const gw = ipToInt(parseCidr(c.network.address).address);

@@ -75,9 +75,12 @@ export const KEY_DESCRIPTIONS: Record<string, string> = {
   "containers.binds[].readOnly": "Bind read-only (default true).",
   "containers.memory": 'Memory limit of each container\'s cgroup, e.g. "512M" (K, M, G, T: powers of 1024).',
   "containers.cpus": "CPUs each container may use, e.g. 1.5 (its cgroup's CPU quota).",
+  "containers.diskMax":
+    "Size of each container's own file system, which holds what it writes (its upper layer), e.g. \"10G\" (default; at least 64M): the most it can take of the host's disk.",
   "containers.sets[].binds": "Host paths bound into its containers, besides containers.binds.",
   "containers.sets[].memory": "Default containers.memory.",
   "containers.sets[].cpus": "Default containers.cpus.",
+  "containers.sets[].diskMax": "Default containers.diskMax.",
   inventory: "The Ansible inventory of the lab.",
   "inventory.file": "Where `run up` and `inventory` write it.",
   "inventory.format": "ini or yaml.",

@@ -31,6 +31,14 @@ export const lowerDir = (c: Config, id?: string) => `${labDir(c)}/lower${id === 
 export const playbookFile = (provision: { playbook: string }) => resolve(provision.playbook);
 /** A container's own directory: upper and work layers, host keys, log. */
 export const containerDir = (c: Config, name: string) => `${labDir(c)}/containers/${name}`;
+/**
+ * A container's own file system (tasks/container/disk.ts): the sparse file that holds it, and where
+ * it is mounted; the container's upper and work layers are in it.
+ */
+export const diskPaths = (c: Config, name: string) => {
+  const mount = `${containerDir(c, name)}/disk`;
+  return { file: `${containerDir(c, name)}/disk.img`, mount, upper: `${mount}/upper`, work: `${mount}/work` };
+};
 /** The lab's snapshots (`aplspawn snapshot`), one directory each, root's alone. */
 export const snapshotsDir = (c: Config) => `${labDir(c)}/snapshots`;
 /** The read-only layers a restored snapshot stacks under a container's upper layer. */

@@ -219,12 +219,12 @@ const bindPath = absPath.refine(
 const binds = z.array(
   z.strictObject({ host: bindPath, container: bindPath, readOnly: z.boolean().default(true) }),
 );
+const size = z
+  .string()
+  .regex(/^[1-9][0-9]*[KMGT]?$/, 'must be a size such as "512M" or "2G" (K, M, G, T: powers of 1024)');
 const limits = {
   /** Memory of the container's cgroup, in bytes with K, M, G or T (1024-based), e.g. 512M. */
-  memory: z
-    .string()
-    .regex(/^[1-9][0-9]*[KMGT]?$/, 'must be a size such as "512M" or "2G" (K, M, G, T: powers of 1024)')
-    .optional(),
+  memory: size.optional(),
   /** CPUs the container may use, e.g. 1.5 (its cgroup's CPU quota). */
   cpus: z.number().min(0.01).max(1024).optional(),
 };
@@ -261,6 +261,8 @@ const containerSetSchema = z.strictObject({
   binds: binds.default([]),
   /** Default: containers.memory, containers.cpus. */
   ...limits,
+  /** Default: containers.diskMax. */
+  diskMax: size.optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -373,6 +375,11 @@ export const configSchema = z.strictObject({
       /** Host paths bound into every container. */
       binds: binds.default([]),
       ...limits,
+      /**
+       * The size of each container's own file system, which holds its upper layer (a sparse file
+       * on the host, tasks/container/disk.ts): what the container can write, and all it can take of the host's disk.
+       */
+      diskMax: size.default("10G"),
     })
     .prefault({}),
   inventory: z

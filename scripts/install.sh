@@ -15,6 +15,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # systemd-container: systemd-nspawn; fdisk: sfdisk; squashfs-tools, debootstrap: image build;
 # openssh-client: ssh, ssh-keygen; ansible-core: the inventory check; psmisc: fuser (who holds a mount);
+# e2fsprogs: mkfs.ext4, each container's own file system (containers.diskMax);
 # python3: containers.privateUsers' idmapped mounts (src/lab/idmap-mount.ts); debian-archive-keyring,
 # gpgv: image build checks the mirror's signature; skopeo, umoci: OCI images (image.oci);
 # docker-registry: the OCI tests' registry on loopback; gnupg, openssl: the download tests sign checksums

@@ -8,6 +8,7 @@ import { parseCidr } from "../config/ip.js";
 import {
   consoleLogPath,
   containerDir,
+  diskPaths,
   keptLogsDir,
   knownHostsPath,
   labDir,
@@ -30,6 +31,9 @@ import { labAnsiblePing } from "../tasks/container/ansible-ping.js";
 import { containerBootProfile } from "../tasks/container/boot-profile.js";
 import { labContainersClaim } from "../tasks/container/claim.js";
 import { containerDirs } from "../tasks/container/dirs.js";
+import { containerDisk } from "../tasks/container/disk.js";
+import { containerDiskLoop } from "../tasks/container/disk-loop.js";
+import { containerDiskMount } from "../tasks/container/disk-mount.js";
 import { containerHostKeys } from "../tasks/container/hostkeys.js";
 import { containerHostname } from "../tasks/container/hostname.js";
 import { KEPT_KINDS } from "../tasks/container/index.js";
@@ -107,8 +111,8 @@ function containerTasksOf(c: Config, s: ContainerSpec, owner?: number): TaskStep
   const merged = mergedDir(c, n);
   const net = parseCidr(c.network.address);
   const logFile = consoleLogPath(c, n);
-  const work = `${dir}/work`;
-  const upper = `${dir}/upper`;
+  const disk = diskPaths(c, n);
+  const upper = disk.upper;
   const knownHosts = knownHostsPath(c);
   const init = s.init;
   const privateUsers = c.containers.privateUsers;
@@ -118,12 +122,22 @@ function containerTasksOf(c: Config, s: ContainerSpec, owner?: number): TaskStep
     task(containerDirs, `container.dirs[${n}]`, {
       name: n,
       dir,
-      work,
       merged,
       logFile,
       keptLogs: keptLogsDir(c),
     }),
-    task(containerUpper, `container.upper[${n}]`, { name: n, dir, upper, privateUsers }),
+    // Its own file system, which bounds what it can write (and take of the host's disk).
+    task(containerDisk, `container.disk[${n}]`, { name: n, file: disk.file, bytes: memoryBytes(s.diskMax) }),
+    task(containerDiskLoop, `container.disk-loop[${n}]`, { name: n, file: disk.file }),
+    task(containerDiskMount, `container.disk-mount[${n}]`, { name: n, file: disk.file, mount: disk.mount }),
+    task(containerUpper, `container.upper[${n}]`, {
+      name: n,
+      dir,
+      upper,
+      work: disk.work,
+      disk: { file: disk.file, mount: disk.mount },
+      privateUsers,
+    }),
     // In a user namespace, the container sees the image root through its own idmapped view.
     ...(privateUsers
       ? [
@@ -139,7 +153,7 @@ function containerTasksOf(c: Config, s: ContainerSpec, owner?: number): TaskStep
       name: n,
       lower: privateUsers ? view : lower,
       upper,
-      work,
+      work: disk.work,
       merged,
       layers: layersDir(c, n),
     }),
@@ -334,6 +348,11 @@ export const entries = {
     lane: (e: JournalRef) => entryScope(e),
     concurrency: o.concurrency ?? c.containers.concurrency,
   }),
+  /**
+   * A container's file system attached and mounted: undone with the rest of a container, but not by
+   * a snapshot's stop (its upper layer is copied from there, or replaced under it).
+   */
+  disk: (e: JournalRef) => e.kind === containerDiskLoop.kind || e.kind === containerDiskMount.kind,
   /** Entries whose resources `run down` keeps unless --purge (the lab's lasting state). */
   kept: (e: JournalRef) => entryKept(e, KEPT_KINDS),
   /** Entries of one family ("net", "image", …). */

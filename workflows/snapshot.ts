@@ -6,7 +6,7 @@
 // known_hosts and the owner's copies stay as they are. Delete undoes a snapshot's save entries;
 // `run down --purge` and `run cleanup` undo them all. Spawn's lab steps come first, as for reset.
 import { imageFileOf } from "../config/images.js";
-import { containerDir, layersDir, snapshotsDir } from "../config/paths.js";
+import { containerDir, diskPaths, layersDir, snapshotsDir } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { UsageError } from "../src/errors.js";
 import { group, type JournalRef, task, undo } from "../src/runner/task.js";
@@ -29,8 +29,9 @@ function named(c: Config, o: WorkflowOptions): { name: string; dir: string } {
 /** A container's save entry's id: the snapshot's name, then the container's. */
 const saveId = (snapshot: string, container: string) => `snapshot.save[${snapshot}:${container}]`;
 
-/** The entries of a container that are its running state (what stop undoes). */
-const runningOf = (names: string[]) => (e: JournalRef) => entries.container(e, names) && !entries.kept(e);
+/** The entries of a container that are its running state (what stop undoes), its file system kept mounted. */
+const runningOf = (names: string[]) => (e: JournalRef) =>
+  entries.container(e, names) && !entries.kept(e) && !entries.disk(e);
 
 /** Save: stop, copy, start again. */
 export const snapshotSaveWorkflow: WorkflowBuilder = (c, o) => {
@@ -55,7 +56,7 @@ export const snapshotSaveWorkflow: WorkflowBuilder = (c, o) => {
             snapshot: name,
             name: s.name,
             ...(s.set === undefined ? {} : { set: s.set }),
-            upper: `${containerDir(c, s.name)}/upper`,
+            upper: diskPaths(c, s.name).upper,
             layers: layersDir(c, s.name),
             image: imageFileOf(c, s.set),
             root: snapshotsDir(c),

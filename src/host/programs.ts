@@ -22,6 +22,8 @@ const PROGRAMS: Record<string, { package: string; for: readonly Need[] }> = {
   "ssh-keygen": { package: "openssh-client", for: ["lab"] },
   // The relay that bounds a container's console log (src/host/exec.ts).
   perl: { package: "perl-base", for: ["lab"] },
+  // Each container's own file system (tasks/container/disk.ts).
+  "mkfs.ext4": { package: "e2fsprogs", for: ["lab"] },
   // idmapped mounts (src/lab/idmap-mount.ts).
   python3: { package: "python3", for: ["privateUsers"] },
   debootstrap: { package: "debootstrap", for: ["mirror"] },

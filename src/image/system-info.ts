@@ -14,6 +14,10 @@ export interface LoopInfo {
   autoclear: boolean;
 }
 
+/** losetup's words when another process took the device it found (`--find` is not atomic): try again. */
+export const LOSETUP_RACE =
+  /busy|resource temporarily unavailable|already in use|no such device|could not find any free/i;
+
 /** The columns asked of losetup for LoopInfo. */
 export const LOSETUP_COLUMNS = "NAME,BACK-FILE,BACK-INO,BACK-MAJ:MIN,OFFSET,SIZELIMIT,RO,AUTOCLEAR";
 

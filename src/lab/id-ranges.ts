@@ -21,6 +21,11 @@ const LAST = 0x6fff0000;
 
 interface Claim {
   upper: string;
+  /**
+   * The container's file system (tasks/container/disk.ts) that holds the upper layer: while it is
+   * not mounted the layer is out of sight, and the claim lives as long as the file does.
+   */
+  disk?: string;
 }
 
 async function readClaim(host: Host, base: number): Promise<Claim | undefined> {
@@ -41,7 +46,9 @@ async function liveClaims(host: Host, sweep = false): Promise<Map<number, string
   for (const n of await host.fs.readdir(RANGES_DIR).catch(() => [] as string[])) {
     const base = Number(n);
     const c = /^\d+$/.test(n) && base % RANGE === 0 ? await readClaim(host, base) : undefined;
-    if (c && (await host.fs.stat(c.upper))?.isDirectory) out.set(base, c.upper);
+    const live =
+      c && ((await host.fs.stat(c.upper))?.isDirectory || (c.disk && (await host.fs.stat(c.disk))?.isFile));
+    if (c && live) out.set(base, c.upper);
     else if (sweep) await host.fs.rm(join(RANGES_DIR, n));
   }
   return out;
@@ -76,8 +83,11 @@ async function usedByHost(host: Host): Promise<[number, number][]> {
   return out;
 }
 
-/** The range of an upper layer: its claim, or a new one (the first range nobody uses). */
-export function claimRange(host: Host, upper: string, signal?: AbortSignal): Promise<number> {
+/**
+ * The range of an upper layer: its claim, or a new one (the first range nobody uses). disk: the file
+ * system that holds the layer, if it has one of its own.
+ */
+export function claimRange(host: Host, upper: string, signal?: AbortSignal, disk?: string): Promise<number> {
   return withHostLock(host, LOCK, "aplspawn (user id ranges)", signal, async () => {
     await host.fs.mkdir(RANGES_DIR, 0o700);
     const claims = await liveClaims(host, true);
@@ -86,7 +96,11 @@ export function claimRange(host: Host, upper: string, signal?: AbortSignal): Pro
     for (let base = FIRST; base <= LAST; base += RANGE) {
       if (claims.has(base)) continue;
       if (used.some(([s, n]) => s < base + RANGE && base < s + n)) continue;
-      await host.fs.writeFile(join(RANGES_DIR, String(base)), `${JSON.stringify({ upper })}\n`, 0o600);
+      await host.fs.writeFile(
+        join(RANGES_DIR, String(base)),
+        `${JSON.stringify({ upper, ...(disk ? { disk } : {}) })}\n`,
+        0o600,
+      );
       return base;
     }
     throw new Error(`no free user id range left in ${FIRST}..${LAST + RANGE - 1}`);

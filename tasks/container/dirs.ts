@@ -1,4 +1,4 @@
-// A container's directories: its own dir in the lab (work layer, log) and its merged root under
+// A container's directories: its own dir in the lab (its log, its file system) and its merged root under
 // machinesDir. Rollback removes what did not exist before, never a mount point or a non-empty root;
 // the rollback of a failed run first moves the container's log to the run's kept logs.
 
@@ -14,7 +14,8 @@ import { defineTask, type FailedRun, type TaskContext } from "../../src/runner/t
 const dirsParamsSchema = z.object({
   name: z.string(),
   dir: z.string(),
-  work: z.string(),
+  /** The overlay's work directory, in journals from before it moved to the container's file system. */
+  work: z.string().optional(),
   merged: z.string(),
   logFile: z.string(),
   /** Where a failed run keeps the logs of the containers it rolls back (absent in older journals). */
@@ -25,28 +26,30 @@ export type DirsParams = z.infer<typeof dirsParamsSchema>;
 const dirsIntentSchema = z.object({ existed: z.array(z.string()) });
 const dirsResultSchema = z.object({ created: z.array(z.string()) });
 
-/** Creates the container's lab directory, overlay work directory and merged mount point. */
+const dirsOf = (p: DirsParams) => [p.dir, ...(p.work ? [p.work] : []), p.merged];
+
+/** Creates the container's lab directory and merged mount point (and, in old journals, the work directory). */
 export const containerDirs = defineTask({
   kind: "container.dirs",
   journaled: { params: dirsParamsSchema, intent: dirsIntentSchema, result: dirsResultSchema },
   title: (p) => `Creating directories for container ${p.name}`,
   rollbackTitle: (p) => `Removing directories of container ${p.name}`,
   async check(ctx, p) {
-    for (const d of [p.dir, p.work, p.merged]) if (!(await ctx.host.fs.stat(d))?.isDirectory) return false;
+    for (const d of dirsOf(p)) if (!(await ctx.host.fs.stat(d))?.isDirectory) return false;
     return true;
   },
   async prepare(ctx, p) {
     const existed: string[] = [];
-    for (const d of [p.dir, p.work, p.merged]) if (await ctx.host.fs.exists(d)) existed.push(d);
+    for (const d of dirsOf(p)) if (await ctx.host.fs.exists(d)) existed.push(d);
     return { existed };
   },
   async run(ctx, p, intent) {
     await ctx.host.fs.mkdir(p.dir, 0o700);
-    await ctx.host.fs.mkdir(p.work, 0o700);
+    if (p.work) await ctx.host.fs.mkdir(p.work, 0o700);
     // Root's alone, machinesDir included when it is made here: others must not reach the
     // containers' trees (a setuid file in a container is one for the host otherwise).
     await ctx.host.fs.mkdir(p.merged, 0o700);
-    return { created: [p.dir, p.work, p.merged].filter((d) => !intent.existed.includes(d)) };
+    return { created: dirsOf(p).filter((d) => !intent.existed.includes(d)) };
   },
   async rollback(ctx, { params: p, intent }) {
     const h = ctx.host;
@@ -55,7 +58,7 @@ export const containerDirs = defineTask({
     if (m) throw new Error(`${p.merged} is still mounted (${m.fstype}); unmount it first`);
     if (mine(p.merged)) await rmdirIfEmpty(h, p.merged);
     // The overlay work dir holds only the kernel's scratch ("work/"), useless once unmounted.
-    if (mine(p.work)) await h.fs.rm(p.work);
+    if (p.work && mine(p.work)) await h.fs.rm(p.work);
     if (ctx.failedRun && p.keptLogs) await keep(ctx, p, p.keptLogs, ctx.failedRun);
     await h.fs.rm(p.logFile);
     await h.fs.rm(`${p.logFile}.1`);

@@ -8,6 +8,9 @@ import { labAnsiblePing } from "./ansible-ping.js";
 import { containerBootProfile } from "./boot-profile.js";
 import { labContainersClaim } from "./claim.js";
 import { containerDirs } from "./dirs.js";
+import { containerDisk } from "./disk.js";
+import { containerDiskLoop } from "./disk-loop.js";
+import { containerDiskMount } from "./disk-mount.js";
 import { containerHostKeys } from "./hostkeys.js";
 import { containerHostname } from "./hostname.js";
 import { labIdle } from "./idle.js";
@@ -33,6 +36,9 @@ export const containerTasks: AnyTaskDef[] = [
   hostInotify,
   labSshKey,
   containerDirs,
+  containerDisk,
+  containerDiskLoop,
+  containerDiskMount,
   containerUpper,
   containerLowerView,
   containerLayers,

@@ -2,10 +2,11 @@
 // container's own upper layer, mounted at its merged directory. Unmounting never goes lazy: a
 // busy mount is retried, then reported with the processes that hold it.
 import { z } from "zod";
-import { type HostContext, lastLines } from "../../src/host/host.js";
+import type { HostContext } from "../../src/host/host.js";
 import { isOverlayOf, mountAt, readMounts } from "../../src/host/mounts.js";
+import { unmountRetrying } from "../../src/host/unmount.js";
 import { layerNumbers } from "../../src/lab/snapshots.js";
-import { defineTask, met, type TaskContext, unmet } from "../../src/runner/task.js";
+import { defineTask, met, unmet } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
 const overlayParamsSchema = z.object({
@@ -64,29 +65,3 @@ export const containerOverlay = defineTask({
     await unmountRetrying(ctx, p.merged, () => isOurOverlay(ctx, p));
   },
 });
-
-/** Unmount `path` while `mounted()` holds; retry a busy mount, then fail naming who holds it. */
-async function unmountRetrying(
-  ctx: TaskContext,
-  path: string,
-  mounted: () => Promise<boolean>,
-  attempts = 10,
-): Promise<void> {
-  const h = ctx.host;
-  let last = "";
-  for (let i = 0; i < attempts; i++) {
-    if (!(await mounted())) return;
-    const r = await h.exec("umount", [path], { signal: ctx.signal, allowFail: true });
-    if (r.exitCode === 0) continue;
-    if (!(await mounted())) return; // unmounted by someone else in the meantime: done
-    last = lastLines(r.stderr, 1);
-    if (!/busy/i.test(r.stderr)) throw new Error(`umount ${path} failed: ${last}`);
-    await h.sleep(500, ctx.signal);
-  }
-  if (!(await mounted())) return;
-  const f = (await h.which("fuser"))
-    ? await h.exec("fuser", ["-vm", path], { allowFail: true, readOnly: true, signal: ctx.signal })
-    : undefined;
-  const holders = f ? lastLines(`${f.stdout}\n${f.stderr}`, 20) : "(install psmisc for fuser to list them)";
-  throw new Error(`${path} stays busy after ${attempts} attempts (${last}); processes using it:\n${holders}`);
-}

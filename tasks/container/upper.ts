@@ -5,6 +5,7 @@ import { z } from "zod";
 import { rmdirIfEmpty } from "../../src/host/files.js";
 import type { HostContext } from "../../src/host/host.js";
 import { isOverlayOf, readMounts } from "../../src/host/mounts.js";
+import { diskIdentity, diskMountAt } from "../../src/lab/disk.js";
 import { claimRange, rangeOf, releaseRange } from "../../src/lab/id-ranges.js";
 import { defineTask } from "../../src/runner/task.js";
 
@@ -15,6 +16,12 @@ const upperParamsSchema = z.object({
   upper: z.string(),
   /** containers.privateUsers: the layer belongs to a user id range of its own (absent in old journals). */
   privateUsers: z.boolean().optional(),
+  /**
+   * The overlay's work directory, beside the layer on the container's own file system (container.disk):
+   * its file and where it is mounted. Absent in journals from before containers had one.
+   */
+  work: z.string().optional(),
+  disk: z.object({ file: z.string(), mount: z.string() }).optional(),
 });
 export type UpperParams = z.infer<typeof upperParamsSchema>;
 
@@ -29,7 +36,10 @@ async function modeProblem(ctx: HostContext, p: UpperParams): Promise<string | u
   return undefined;
 }
 
-/** Creates the (empty) upper layer directory. */
+const diskMounted = async (ctx: HostContext, d: { file: string; mount: string }) =>
+  (await diskMountAt(ctx, d.mount, await diskIdentity(ctx, d.file))) !== undefined;
+
+/** Creates the (empty) upper layer directory, and the overlay's work directory beside it. */
 export const containerUpper = defineTask({
   kind: "container.upper",
   journaled: { params: upperParamsSchema },
@@ -38,6 +48,8 @@ export const containerUpper = defineTask({
   title: (p) => `Creating upper layer for container ${p.name}`,
   rollbackTitle: (p) => `Deleting upper layer of container ${p.name}`,
   async check(ctx, p) {
+    if (p.disk && !(await diskMounted(ctx, p.disk))) return false;
+    if (p.work && !(await ctx.host.fs.stat(p.work))?.isDirectory) return false;
     if (!(await ctx.host.fs.stat(p.upper))?.isDirectory || (await modeProblem(ctx, p))) return false;
     return !p.privateUsers || (await rangeOf(ctx.host, p.upper)) !== undefined;
   },
@@ -47,11 +59,21 @@ export const containerUpper = defineTask({
       throw new Error(
         `the upper layer of ${p.name} (${p.upper}) ${problem}; \`aplspawn run down --purge\` removes it`,
       );
+    // A layer an older aplspawn left on the host's file system is never silently set aside.
+    const legacy = `${p.dir}/upper`;
+    if (p.disk && p.upper !== legacy && (await ctx.host.fs.readdir(legacy).catch(() => [])).length > 0)
+      throw new Error(
+        `${p.name} has an upper layer from before containers had a file system of their own (${legacy}); \`aplspawn run down --purge\` removes it (move it elsewhere first to keep its files)`,
+      );
+    // Never on the host's file system under the mount point: the layer would have no bound.
+    if (p.disk && !ctx.dryRun && !(await diskMounted(ctx, p.disk)))
+      throw new Error(`the file system of ${p.name} is not mounted at ${p.disk.mount}`);
     await ctx.host.fs.mkdir(p.dir, 0o700);
     await ctx.host.fs.mkdir(p.upper, 0o755);
+    if (p.work) await ctx.host.fs.mkdir(p.work, 0o700);
     // The layer's root directory is the container's /: owned by the container's root.
     if (p.privateUsers) {
-      const base = await claimRange(ctx.host, p.upper, ctx.signal);
+      const base = await claimRange(ctx.host, p.upper, ctx.signal, p.disk?.file);
       await ctx.host.fs.chown(p.upper, base, base);
     }
     return null;
@@ -61,6 +83,7 @@ export const containerUpper = defineTask({
     if (used)
       throw new Error(`${p.upper} is the upper layer of the mount at ${used.mountPoint}; unmount it first`);
     await ctx.host.fs.rm(p.upper);
+    if (p.work) await ctx.host.fs.rm(p.work);
     if (p.privateUsers) await releaseRange(ctx.host, p.upper, ctx.signal);
     await rmdirIfEmpty(ctx.host, p.dir);
     await rmdirIfEmpty(ctx.host, p.dir.slice(0, p.dir.lastIndexOf("/")));

@@ -170,14 +170,20 @@ export async function capacityProblems(ctx: HostContext, p: CapacityParams): Pro
         );
     }
   }
-  // Loop devices: without /dev/loop-control no new device can be made; only free ones serve.
+  // Loop devices: without /dev/loop-control no new device can be made; only free ones serve. One
+  // for each image not attached yet, and one for each starting container's file system (container.disk).
   const attaching = [];
   for (const l of p.lowers) if (!(await fs.exists(`${l}.loop`))) attaching.push(l);
-  if (attaching.length > 0 && !(await fs.exists("/dev/loop-control"))) {
+  const need = attaching.length + starting;
+  if (need > 0 && !(await fs.exists("/dev/loop-control"))) {
     const free = await freeLoops(ctx);
-    if (free < attaching.length)
+    const what = [
+      ...(attaching.length > 0 ? [`${attaching.length} image${attaching.length === 1 ? "" : "s"}`] : []),
+      ...(starting > 0 ? [`${starting} container file system${starting === 1 ? "" : "s"}`] : []),
+    ].join(" and ");
+    if (free < need)
       problems.push(
-        `loop devices: the lab attaches ${attaching.length} image${attaching.length === 1 ? "" : "s"}, /dev/loop-control is missing and ${free} loop device${free === 1 ? " is" : "s are"} free: ${attaching.length - free} short; load the loop module (modprobe loop) or detach unused devices (losetup -a)`,
+        `loop devices: the lab attaches ${what}, /dev/loop-control is missing and ${free} loop device${free === 1 ? " is" : "s are"} free: ${need - free} short; load the loop module (modprobe loop) or detach unused devices (losetup -a)`,
       );
   }
   return problems;

@@ -20,6 +20,7 @@ import { type LoopView, withLoopClaims } from "../../src/image/loop-claims.js";
 import { loopDebug } from "../../src/image/loop-debug.js";
 import { describeLayout } from "../../src/image/partition-table.js";
 import { formatBytes } from "../../src/image/progress.js";
+import { LOSETUP_RACE } from "../../src/image/system-info.js";
 import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
 
 /** Parameters of image.loop. */
@@ -63,8 +64,6 @@ const loopResultSchema = z.union([
 export type LoopResult = z.infer<typeof loopResultSchema>;
 
 const ATTEMPTS = 6;
-// losetup's words when another process took the device it found (`--find` is not atomic).
-const RACE = /busy|resource temporarily unavailable|already in use|no such device|could not find any free/i;
 
 type Target = { device: string; ino: string; dev: string; offset: number };
 
@@ -241,7 +240,7 @@ export const imageLoop = defineTask({
           );
         }
         loopDebug(ctx, "attach-failed", { lowerDir: p.lowerDir, attempt, error: lastError });
-        if (!RACE.test(lastError)) throw new ExitError(`losetup failed for ${p.image}: ${lastError}`);
+        if (!LOSETUP_RACE.test(lastError)) throw new ExitError(`losetup failed for ${p.image}: ${lastError}`);
         return undefined;
       });
       if (done) return done;

@@ -104,10 +104,11 @@ test(
         1,
         "inventory removed",
       );
-      // The lab's state stays for the next up (upper layers, keys); --purge removes it.
+      // The lab's state stays for the next up (upper layers on the containers' own file systems, keys);
+      // --purge removes it.
       const labDir = join(lab.workdir, "l5a");
       assert.deepEqual((await readdir(join(labDir, "containers"))).sort(), ["l5a-10", "l5a-11", "l5a-12"]);
-      assert.ok((await readdir(join(labDir, "containers", "l5a-10"))).includes("upper"));
+      assert.ok((await readdir(join(labDir, "containers", "l5a-10"))).includes("disk.img"));
       assert.ok(await stat(downloaded).catch(() => undefined), "plain down keeps the downloaded image");
       ok(await lab.cli(["run", "down", "--purge"]), "run down --purge");
       assert.deepEqual(

@@ -7,12 +7,12 @@
 // upper layer, none after a purge.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { readFile, stat, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { sshBatchArgs } from "../../src/lab/ssh.js";
 import { summary, taskEvents } from "../support/json-events.js";
-import { assertNoResidue, claimsUnder, type Lab, nspawnPids, ok, withLab } from "../support/lab.js";
+import { assertNoResidue, claimsUnder, type Lab, nspawnPids, ok, upperOf, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
 
 /** Each running container's leader: name → "PID@start time" (/proc/PID/stat field 22). */
@@ -42,7 +42,10 @@ async function pins(lab: Lab): Promise<Map<string, string>> {
   );
 }
 
-const upperOf = (lab: Lab, name: string) => join(lab.workdir, lab.name, "containers", name, "upper");
+// The upper layer is on the container's own file system, mounted in the lab's namespace only.
+const inNs = async (lab: Lab, path: string) => (await lab.ns.run("test", ["-e", path])).exitCode === 0;
+const uidInNs = async (lab: Lab, path: string) =>
+  Number((await lab.ns.run("stat", ["-c", "%u", path])).stdout.trim());
 
 test(
   "run reset --only A: A as the image made it, a new host key pinned in place of the old, ssh works; B and C keep running untouched; a stopped container comes back fresh; a failed reset rolls back; down leaves nothing",
@@ -53,7 +56,7 @@ test(
       ok(await lab.cli(["run", "up"]), "run up");
       ok(await lab.cli(["exec", a, "--", "sh", "-c", "echo changed > /var/tmp/reset-marker"]), "exec");
       assert.ok(
-        existsSync(join(upperOf(lab, a), "var/tmp/reset-marker")),
+        await inNs(lab, join(upperOf(lab, a), "var/tmp/reset-marker")),
         "the change is in A's upper layer",
       );
       const before = await leaders(lab);
@@ -74,7 +77,11 @@ test(
       );
 
       // A: its change gone, a new leader, a new host key pinned and served, the old one refused.
-      assert.equal(existsSync(join(upperOf(lab, a), "var/tmp/reset-marker")), false, "A's change is gone");
+      assert.equal(
+        await inNs(lab, join(upperOf(lab, a), "var/tmp/reset-marker")),
+        false,
+        "A's change is gone",
+      );
       ok(await lab.cli(["exec", a, "--", "test", "!", "-e", "/var/tmp/reset-marker"]), "no marker in A");
       const after = await leaders(lab);
       assert.notEqual(after.get(a), before.get(a), "A was restarted");
@@ -172,8 +179,8 @@ test(
         const base = baseOf(after, a);
         assert.ok(base !== undefined, "A's new upper layer has a range");
         assert.equal(baseOf(after, b), baseOf(before, b), "B keeps its range");
-        assert.equal(existsSync(join(upperOf(lab, a), "root/by-root")), false, "A's change is gone");
-        assert.equal((await stat(upperOf(lab, a))).uid, base, "the new layer is the range's");
+        assert.equal(await inNs(lab, join(upperOf(lab, a), "root/by-root")), false, "A's change is gone");
+        assert.equal(await uidInNs(lab, upperOf(lab, a)), base, "the new layer is the range's");
         const leader = (await leaders(lab)).get(a)?.split("@")[0];
         const [, host] = (await readFile(`/proc/${leader}/uid_map`, "utf8")).trim().split(/\s+/);
         assert.equal(Number(host), base, "A runs in its claimed range");

@@ -193,6 +193,14 @@ test(
           (await listed(lab)).map((s) => s.name),
           ["s2"],
         );
+        // A down lab's upper layers are on file systems not mounted: save says to bring it up.
+        const downSave = await lab.cli(["snapshot", "save", "s4"]);
+        assert.equal(downSave.exitCode, 2, `save of a down lab: ${downSave.stdout}\n${downSave.stderr}`);
+        assert.match(
+          downSave.stderr,
+          /is not up \(its file system is not mounted\): `aplspawn run up` first/,
+        );
+        assert.equal(existsSync(join(snaps, "s4")), false, "the refused save made a snapshot");
         ok(await lab.cli(["run", "up"]), "up again");
         assert.equal(await cat(lab, a, "/var/tmp/marker"), "saved", "A's state survives down and up");
         ok(await lab.cli(["run", "down"]), "run down");

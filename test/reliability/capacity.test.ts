@@ -89,7 +89,7 @@ test(
       try {
         await refused(
           lab,
-          /loop devices: the lab attaches 1 image, \/dev\/loop-control is missing and 0 loop devices are free: 1 short/,
+          /loop devices: the lab attaches 1 image and 3 container file systems, \/dev\/loop-control is missing and 0 loop devices are free: 4 short/,
           "loop devices",
         );
       } finally {

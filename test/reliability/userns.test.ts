@@ -3,10 +3,10 @@
 // what root inside leaves on the host (files, a setuid binary), ssh, Ansible with become, exec's
 // capabilities, the range kept across down/up with the upper layer, and nothing left after a purge.
 import assert from "node:assert/strict";
-import { readFile, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { assertNoResidue, claimsUnder, ok, withLab } from "../support/lab.js";
+import { assertNoResidue, claimsUnder, ok, upperOf, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
 
 const field = (status: string, name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1];
@@ -47,21 +47,27 @@ test(
         ),
         "exec",
       );
-      const upper = join(lab.workdir, "cnu", "containers", "cnu-10", "upper");
+      // The upper layer is on the container's own file system, mounted in the lab's namespace only.
+      const upper = upperOf(lab, "cnu-10");
+      const inLab = async (f: string) => {
+        const r = await lab.ns.run("stat", ["-c", "%u %a", join(upper, f)]);
+        assert.equal(r.exitCode, 0, `stat ${f}: ${r.stderr}`);
+        const [uid, mode] = r.stdout.trim().split(" ");
+        return { uid: Number(uid), mode: Number.parseInt(mode ?? "", 8) };
+      };
       const base = claims.get(bases[0] as number) === upper ? (bases[0] as number) : (bases[1] as number);
       for (const f of ["root/by-root", "root/suid"]) {
-        const s = await stat(join(upper, f));
+        const s = await inLab(f);
         assert.equal(s.uid, base, `${f} is owned by host uid ${s.uid}`);
       }
-      assert.equal((await stat(join(upper, "root/suid"))).mode & 0o4000, 0o4000);
+      assert.equal((await inLab("root/suid")).mode & 0o4000, 0o4000);
       assert.equal(ok(await exec("cnu-10", "id", "-u"), "id").stdout.trim(), "0", "root inside");
 
       // aplspawn's own writes carry the container's ids: host keys (root's), the user's keys.
-      const hostKey = await stat(join(upper, "etc/ssh/ssh_host_ed25519_key"));
-      assert.equal(hostKey.uid, base);
-      const passwd = await readFile(join(upper, "etc/passwd"), "utf8");
+      assert.equal((await inLab("etc/ssh/ssh_host_ed25519_key")).uid, base);
+      const passwd = ok(await lab.ns.run("cat", [join(upper, "etc/passwd")]), "passwd").stdout;
       const uid = Number(/^test:[^:]*:(\d+):/m.exec(passwd)?.[1]);
-      assert.equal((await stat(join(upper, "home/test/.ssh/authorized_keys"))).uid, base + uid);
+      assert.equal((await inLab("home/test/.ssh/authorized_keys")).uid, base + uid);
 
       // exec: started by the container's systemd, so with the init's bounding set and seccomp filter.
       const init = await readFile(`/proc/${leaders[0]}/status`, "utf8");
@@ -77,7 +83,7 @@ test(
         { cwd: lab.dir },
       );
       assert.equal(a.exitCode, 0, a.stdout + a.stderr);
-      assert.equal((await stat(join(upper, "root/by-ansible"))).uid, base);
+      assert.equal((await inLab("root/by-ansible")).uid, base);
 
       // down keeps the upper layers and their ranges; up again gets the same ones.
       ok(await lab.cli(["run", "down"]), "run down");

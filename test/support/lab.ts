@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { CLAIMS_DIR } from "../../src/image/loop-claims.js";
@@ -16,6 +16,7 @@ import { RANGES_DIR } from "../../src/lab/id-ranges.js";
 import { controlPathDir } from "../../src/lab/inventory.js";
 import { ensureTestImage } from "./image.js";
 import { CLI, type NsResult, type NsSnapshot, TestNamespace, tempDir, withoutSudo } from "./ns.js";
+import { waitFor } from "./wait.js";
 
 /**
  * The image tests use: the cached GPT test image that `aplspawn image build` made
@@ -90,6 +91,45 @@ export interface Lab extends NetLab {
 export function ok(r: NsResult, what = "the run"): NsResult {
   assert.equal(r.exitCode, 0, `${what} exited ${r.exitCode}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
   return r;
+}
+
+/** A container's upper layer: on its own file system (containers/<name>/disk), mounted in the lab's namespace. */
+export const upperOf = (lab: LabConfig & { workdir: string }, name: string) =>
+  join(lab.workdir, lab.name, "containers", name, "disk", "upper");
+
+/**
+ * fn on a container's upper layer while its lab is down, as a container's root left it: the
+ * container's file system (disk.img) mounted in the test's namespace at a directory of the test's,
+ * reached from here through the namespace's root (/proc/<holder>/root); unmounted and detached again
+ * before fn's promise settles, so that the lab never finds a device of the test's.
+ */
+export async function withUpperOf<T>(
+  lab: NetLab,
+  name: string,
+  fn: (upper: string) => Promise<T>,
+): Promise<T> {
+  const file = join(lab.workdir, lab.name, "containers", name, "disk.img");
+  const mnt = await mkdtemp(join(lab.dir, "upper-"));
+  const dev = ok(
+    await lab.ns.run("losetup", ["--find", "--show", "--", file]),
+    `losetup ${file}`,
+  ).stdout.trim();
+  try {
+    ok(await lab.ns.run("mount", ["-t", "ext4", "--", dev, mnt]), `mount ${dev}`);
+    try {
+      return await fn(join(`/proc/${lab.ns.pid}/root`, mnt, "upper"));
+    } finally {
+      ok(await lab.ns.run("umount", [mnt]), `umount ${mnt}`);
+    }
+  } finally {
+    ok(await lab.ns.run("losetup", ["--detach", dev]), `losetup --detach ${dev}`);
+    const gone = await waitFor(
+      async () => (await lab.ns.run("losetup", ["-j", file])).stdout.trim() === "",
+      30_000,
+    );
+    assert.ok(gone, `${dev} still holds ${file} after losetup --detach`);
+    await rmdir(mnt);
+  }
 }
 
 /**
