@@ -54,6 +54,7 @@ const EXAMPLES: Record<string, string[]> = {
     "sudo aplspawn test --junit report.xml",
     "sudo aplspawn test --all --junit report.xml",
     "sudo aplspawn test -c a.yaml -c b.yaml --keep-on-failure",
+    "sudo aplspawn test --reuse-prepare   # the next run starts from the state prepare left",
   ],
   labs: ["sudo aplspawn labs", "sudo aplspawn labs --json"],
   validate: ["aplspawn validate lab.yaml", "aplspawn --json validate"],

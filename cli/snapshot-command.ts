@@ -2,11 +2,12 @@
 // (workflows/snapshot.ts). What can be refused is refused here, before anything is stopped: an
 // unknown or taken name, a container the snapshot does not hold, a snapshot of another image or set.
 import type { Command } from "commander";
-import { containerSpecs, specsNamed } from "../config/containers.js";
+import { type ContainerSpec, containerSpecs, specsNamed } from "../config/containers.js";
 import { imageFileOf } from "../config/images.js";
 import { diskPaths, labDir, snapshotsDir } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { ExitError, UsageError } from "../src/errors.js";
+import type { Host } from "../src/host/host.js";
 import { formatBytes } from "../src/image/progress.js";
 import {
   imageIdOrGone,
@@ -31,6 +32,24 @@ async function lab(cli: CliContext, g: GlobalOptions): Promise<{ c: Config; snap
     );
   if (!g.json && !g.quiet) cli.io.out(`‣ [ INFO ] ${cli.whichLab(loaded)}\n`);
   return { c, snapshots: await listSnapshots(cli.io.host, snapshotsDir(c)) };
+}
+
+/** Why a snapshot cannot be restored onto these containers of the lab (undefined: it can). */
+export async function snapshotMisfit(
+  host: Host,
+  c: Config,
+  snap: SnapshotInfo,
+  specs: readonly ContainerSpec[],
+): Promise<string | undefined> {
+  const held = new Map(snap.containers.map((m) => [m.container, m]));
+  for (const s of specs) {
+    const m = held.get(s.name);
+    if (!m)
+      return `snapshot ${snap.name} holds no container ${s.name}; it holds ${[...held.keys()].join(", ")}`;
+    const misfit = layersMisfit(m, { set: s.set, image: await imageIdOrGone(host, imageFileOf(c, s.set)) });
+    if (misfit) return misfit;
+  }
+  return undefined;
 }
 
 /** The snapshot of that name, or a usage error listing those there are. */
@@ -95,25 +114,14 @@ const restore = (cli: CliContext) => async (name: string, o: { only?: string }, 
   snapshotName(name);
   const { c, snapshots } = await lab(cli, g);
   const snap = find(snapshots, name);
-  const held = new Map(snap.containers.map((m) => [m.container, m]));
   const only = onlyOf(o);
-  const names = only ? namesOf(c, only) : [...held.keys()];
+  const names = only ? namesOf(c, only) : snap.containers.map((m) => m.container);
   const specs = specsNamed(c, names);
   if (specs.unknown.length)
     throw new UsageError(`snapshot ${name} holds ${specs.unknown.join(", ")}, which this lab has no longer`);
   // Refused before anything is stopped: a refused restore leaves the containers as they were.
-  for (const s of specs.specs) {
-    const m = held.get(s.name);
-    if (!m)
-      throw new UsageError(
-        `snapshot ${name} holds no container ${s.name}; it holds ${[...held.keys()].join(", ")}`,
-      );
-    const misfit = layersMisfit(m, {
-      set: s.set,
-      image: await imageIdOrGone(cli.io.host, imageFileOf(c, s.set)),
-    });
-    if (misfit) throw new UsageError(misfit);
-  }
+  const misfit = await snapshotMisfit(cli.io.host, c, snap, specs.specs);
+  if (misfit) throw new UsageError(misfit);
   await runIt(
     cli,
     g,

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { ExitError, errorMessage, InterruptedError, UsageError } from "../src/errors.js";
 import type { JUnitCase, JUnitSuite } from "../src/runner/junit.js";
 import { type OutputMode, printable, type RunEvent, renderEvent } from "../src/runner/report.js";
-import type { TestStep } from "../workflows/test.js";
+import type { PreparedState, TestStep } from "../workflows/test.js";
 import type { LoadedConfig } from "./config-file.js";
 import type { CliContext, CommandAdder, GlobalOptions } from "./context.js";
 import { ansibleAccount, mayUse, ownerOf } from "./lab-access.js";
@@ -18,6 +18,7 @@ interface TestOptions {
   keepOnFailure?: boolean;
   all?: boolean;
   ansibleUser?: string;
+  reusePrepare?: boolean;
 }
 
 /** How one lab's test went: its JUnit suite, and whether every step passed. */
@@ -45,6 +46,37 @@ function keeper(): { onEvent: (e: RunEvent) => void; text: () => string } {
 function failureMessage(e: unknown): string {
   const cause = e instanceof Error && e.cause !== undefined ? e.cause : e;
   return errorMessage(cause);
+}
+
+/**
+ * --reuse-prepare: the snapshot that keeps this lab's prepared state (named by a hash of what
+ * prepare depends on), and whether one of that name is there and fits the lab as it is now.
+ */
+async function preparedState(
+  cli: CliContext,
+  config: LoadedConfig["config"],
+): Promise<PreparedState & { why: string }> {
+  const [{ prepareInputs, prepareSnapshotName }, { listSnapshots }, { snapshotsDir }, { containerSpecs }] =
+    await Promise.all([
+      import("../src/lab/prepare-key.js"),
+      import("../src/lab/snapshots.js"),
+      import("../config/paths.js"),
+      import("../config/containers.js"),
+    ]);
+  if (config.containers.privateUsers)
+    throw new UsageError(
+      "--reuse-prepare keeps the prepared state as a snapshot: snapshots are not made of containers with containers.privateUsers (yet)",
+    );
+  const inputs = await prepareInputs(cli.io.host, config);
+  if (!inputs) throw new Error("--reuse-prepare without provision.prepare");
+  const snapshot = prepareSnapshotName(inputs.hash);
+  const snap = (await listSnapshots(cli.io.host, snapshotsDir(config))).find((s) => s.name === snapshot);
+  if (!snap) return { snapshot, reuse: false, why: "no snapshot of the prepared state for these inputs yet" };
+  const { snapshotMisfit } = await import("./snapshot-command.js");
+  const misfit = await snapshotMisfit(cli.io.host, config, snap, containerSpecs(config));
+  return misfit
+    ? { snapshot, reuse: false, why: misfit }
+    : { snapshot, reuse: true, why: `snapshot ${snapshot} holds the state prepare left` };
 }
 
 /** Run one lab's sequence; never throws for a failed step (an interrupt does). */
@@ -88,6 +120,8 @@ async function testLab(
       cwd: process.cwd(),
     });
   }
+  // --reuse-prepare: decided before cleanup, which keeps a snapshot that fits and purges any other.
+  const kept = o.reusePrepare && p.prepare ? await preparedState(cli, config) : undefined;
   const mode = side.mode ?? cli.mode(g);
   const say = (text: string, json: object) => {
     if (mode === "json")
@@ -95,6 +129,10 @@ async function testLab(
     else if (!g.quiet || (json as { ok?: boolean }).ok === false) io.out(`${side.prefix ?? ""}${text}\n`);
   };
   if (mode !== "json" && !g.quiet) io.out(`${side.prefix ?? ""}‣ [ INFO ] test: ${cli.whichLab(loaded)}\n`);
+  if (o.reusePrepare && mode !== "json" && !g.quiet)
+    io.out(
+      `${side.prefix ?? ""}‣ [ INFO ] ${kept ? (kept.reuse ? `prepare is reused: ${kept.why}` : `prepare runs and is kept as snapshot ${kept.snapshot}: ${kept.why}`) : "--reuse-prepare: this lab has no provision.prepare, nothing to keep"}\n`,
+    );
 
   const cases: JUnitCase[] = [];
   let failed: string | undefined;
@@ -132,26 +170,60 @@ async function testLab(
       });
     }
   };
-  for (const step of testSteps(config, who)) {
+  for (const step of testSteps(config, who, kept)) {
     if (failed) {
       cases.push({ name: step.name, time: 0, skipped: `${failed} failed` });
       continue;
     }
+    if (step.reused) {
+      const note = `reused: prepare did not run; create started the containers on snapshot ${step.reused}, the state an earlier prepare left`;
+      cases.push({ name: step.name, time: 0, note });
+      say(`‣ [ PASS ] ${step.name}: ${note}`, {
+        event: "test-step",
+        step: step.name,
+        ok: true,
+        seconds: 0,
+        reused: step.reused,
+      });
+      continue;
+    }
     await runStep(step);
+    const last = cases.at(-1);
+    if (kept && step.name === "prepare" && last && !last.failure)
+      last.note = `kept as snapshot ${kept.snapshot}: the next aplspawn test --reuse-prepare with the same inputs starts from it`;
   }
   const keep = o.keep === true || (o.keepOnFailure === true && failed !== undefined);
   if (keep) cases.push({ name: "destroy", time: 0, skipped: o.keep ? "--keep" : "--keep-on-failure" });
-  else await runStep(destroyStep(config, who));
+  else await runStep(destroyStep(config, who, kept?.snapshot));
   const ok = failed === undefined && cases.every((c) => !c.failure);
   // The closing summary: each step and its time.
+  const reused = kept?.reuse === true && !cases.some((c) => c.name === "prepare" && c.skipped !== undefined);
   const steps = cases.map((c) => ({
     step: c.name,
-    state: c.failure ? "failed" : c.skipped !== undefined ? "skipped" : "passed",
+    state: c.failure
+      ? "failed"
+      : c.skipped !== undefined
+        ? "skipped"
+        : c.name === "prepare" && reused
+          ? "reused"
+          : "passed",
     seconds: c.time,
   }));
+  // Whether the prepared state is there for the next run: reused, or saved by a prepare that passed.
+  const saved = reused || steps.some((s) => s.step === "prepare" && s.state === "passed");
+  const snapshotNote =
+    kept && saved
+      ? `; prepare ${reused ? "reused" : "kept as"} snapshot ${kept.snapshot}${keep ? "" : " (kept after destroy; aplspawn snapshot delete removes it)"}`
+      : "";
   say(
-    `‣ [ ${ok ? "PASS" : "FAIL"} ] test of lab ${config.lab}: ${steps.map((s) => `${s.step} ${s.state === "passed" ? `${s.seconds.toFixed(1)} s` : s.state}`).join(", ")}${keep ? `; the lab is kept (sudo aplspawn -c ${loaded.file} run down --purge removes it)` : ""}`,
-    { event: "test", ok, steps, kept: keep },
+    `‣ [ ${ok ? "PASS" : "FAIL"} ] test of lab ${config.lab}: ${steps.map((s) => `${s.step} ${s.state === "passed" ? `${s.seconds.toFixed(1)} s` : s.state}`).join(", ")}${snapshotNote}${keep ? `; the lab is kept (sudo aplspawn -c ${loaded.file} run down --purge removes it)` : ""}`,
+    {
+      event: "test",
+      ok,
+      steps,
+      kept: keep,
+      ...(kept && saved ? { prepared: { snapshot: kept.snapshot, reused } } : {}),
+    },
   );
   return { suite: { name: config.lab, cases }, ok };
 }
@@ -180,6 +252,10 @@ const test: CommandAdder = (program, cli) =>
     .option("--keep-on-failure", "leave the lab up when a step failed, to look at it")
     .option("--all", "every scenario, scenarios/*/aplspawn.yaml, each its own lab, side by side")
     .option(
+      "--reuse-prepare",
+      "keep the state after prepare as a snapshot; a later run with the same prepare inputs starts from it instead of running prepare",
+    )
+    .option(
       "--ansible-user <user>",
       "a lab without owner: the unprivileged account Ansible runs as (default: aplspawn)",
     )
@@ -196,6 +272,10 @@ const test: CommandAdder = (program, cli) =>
         const { scenarioConfigs } = await import("./scenarios.js");
         labs = await scenarioConfigs(cli, g, o.all ? undefined : files);
       } else labs = [await cli.loadFile(g, { interfaces: true })];
+      if (o.reusePrepare && !labs.some((l) => l.config.provision?.prepare))
+        throw new UsageError(
+          `--reuse-prepare keeps the state provision.prepare leaves: ${labs.map((l) => l.file).join(", ")} ${labs.length > 1 ? "have" : "has"} no provision.prepare`,
+        );
       const side = labs.length > 1;
       const results = await Promise.all(
         labs.map((l) =>

@@ -4,15 +4,18 @@
 // The lab's lasting state (upper layers, host keys, the lab key) stays unless --purge, which also
 // deletes the downloaded image. Last, what no journal records: the inventory `aplspawn inventory`
 // wrote and the ssh masters `status` and ansible keep (found by the config's paths, ours only), and
-// with --purge the console logs failed runs kept.
+// with --purge the console logs failed runs kept. `aplspawn test --reuse-prepare` spares the one
+// snapshot it keeps (keepSnapshot) from its purge.
 import { type JournalRef, undo } from "../src/runner/task.js";
+import { savedIn } from "../tasks/snapshot/save.js";
 import { purgeImageSteps } from "./getimage.js";
 import { entries, inventoryGoneStep, logsGoneStep } from "./lab-steps.js";
 import type { WorkflowBuilder } from "./types.js";
 
 /** The down workflow. */
 export const down: WorkflowBuilder = (c, o) => {
-  const keep = (e: JournalRef) => !o.purge && entries.kept(e);
+  const spared = o.keepSnapshot === undefined ? () => false : savedIn(o.keepSnapshot);
+  const keep = (e: JournalRef) => (!o.purge && entries.kept(e)) || spared(e);
   return {
     name: "down",
     steps: [

@@ -3,7 +3,7 @@
 import { resolve } from "node:path";
 import { memoryBytes } from "../config/binds.js";
 import { type ContainerSpec, containerSpecs, specsNamed } from "../config/containers.js";
-import { labImages } from "../config/images.js";
+import { imageFileOf, labImages } from "../config/images.js";
 import { parseCidr } from "../config/ip.js";
 import {
   consoleLogPath,
@@ -16,6 +16,7 @@ import {
   lowerDir,
   mergedDir,
   ownerFiles,
+  snapshotsDir,
   sshKeyPath,
 } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
@@ -39,6 +40,7 @@ import { containerHostname } from "../tasks/container/hostname.js";
 import { KEPT_KINDS } from "../tasks/container/index.js";
 import { labInventory } from "../tasks/container/inventory.js";
 import { labInventoryGone } from "../tasks/container/inventory-gone.js";
+import { containerLayers } from "../tasks/container/layers.js";
 import { labLogsGone } from "../tasks/container/logs-gone.js";
 import { containerLowerView } from "../tasks/container/lower.js";
 import { containerNetwork } from "../tasks/container/network.js";
@@ -327,6 +329,28 @@ function ownInventorySteps(c: Config, o: Owner, path: string, id = "lab.inventor
 
 /** A container's entry that `stop` undoes: one left means the container (partly) runs. */
 const running = (e: JournalRef) => entryScope(e) !== undefined && !entryKept(e, KEPT_KINDS);
+
+/**
+ * Each container's read-only layers linked from the snapshot (before its container steps, which
+ * stack them under its upper layer): restore's, and `run up`'s for `aplspawn test --reuse-prepare`.
+ */
+export const snapshotLayersSteps = (c: Config, specs: ContainerSpec[], snapshot: string): Step[] =>
+  specs.map((s) =>
+    task(
+      containerLayers,
+      `container.layers[${s.name}]`,
+      {
+        name: s.name,
+        ...(s.set === undefined ? {} : { set: s.set }),
+        dir: containerDir(c, s.name),
+        layers: layersDir(c, s.name),
+        snapshot,
+        from: `${snapshotsDir(c)}/${snapshot}/${s.name}`,
+        image: imageFileOf(c, s.set),
+      },
+      s.name,
+    ),
+  );
 
 /**
  * The lab's inventory and ssh masters that no journal entry records (`aplspawn inventory`, then

@@ -12,8 +12,8 @@ import { UsageError } from "../src/errors.js";
 import { group, type JournalRef, task, undo } from "../src/runner/task.js";
 import { containerLayers } from "../tasks/container/layers.js";
 import { containerUpper } from "../tasks/container/upper.js";
-import { snapshotSave } from "../tasks/snapshot/save.js";
-import { containersGroup, entries, selectedSpecs } from "./lab-steps.js";
+import { savedIn, saveId, snapshotSave } from "../tasks/snapshot/save.js";
+import { containersGroup, entries, selectedSpecs, snapshotLayersSteps } from "./lab-steps.js";
 import { spawnLabSteps } from "./spawn.js";
 import type { WorkflowBuilder, WorkflowOptions } from "./types.js";
 
@@ -25,9 +25,6 @@ function named(c: Config, o: WorkflowOptions): { name: string; dir: string } {
     throw new UsageError("snapshots are not made of containers with containers.privateUsers (yet)");
   return { name: o.snapshot, dir: `${snapshotsDir(c)}/${o.snapshot}` };
 }
-
-/** A container's save entry's id: the snapshot's name, then the container's. */
-const saveId = (snapshot: string, container: string) => `snapshot.save[${snapshot}:${container}]`;
 
 /** The entries of a container that are its running state (what stop undoes), its file system kept mounted. */
 const runningOf = (names: string[]) => (e: JournalRef) =>
@@ -72,7 +69,7 @@ export const snapshotSaveWorkflow: WorkflowBuilder = (c, o) => {
 
 /** Restore: a reset of the containers onto the snapshot's layers. */
 export const snapshotRestoreWorkflow: WorkflowBuilder = (c, o) => {
-  const { name, dir } = named(c, o);
+  const { name } = named(c, o);
   const specs = selectedSpecs(c, o);
   const names = specs.map((s) => s.name);
   const layered = [containerUpper.kind, containerLayers.kind];
@@ -86,22 +83,7 @@ export const snapshotRestoreWorkflow: WorkflowBuilder = (c, o) => {
         (e) => runningOf(names)(e) || (entries.container(e, names) && layered.includes(e.kind)),
         entries.lanes(c, o),
       ),
-      ...specs.map((s) =>
-        task(
-          containerLayers,
-          `container.layers[${s.name}]`,
-          {
-            name: s.name,
-            ...(s.set === undefined ? {} : { set: s.set }),
-            dir: containerDir(c, s.name),
-            layers: layersDir(c, s.name),
-            snapshot: name,
-            from: `${dir}/${s.name}`,
-            image: imageFileOf(c, s.set),
-          },
-          s.name,
-        ),
-      ),
+      ...snapshotLayersSteps(c, specs, name),
       containersGroup(c, specs, o),
     ],
   };
@@ -112,12 +94,6 @@ export const snapshotDeleteWorkflow: WorkflowBuilder = (c, o) => {
   const { name } = named(c, o);
   return {
     name: "snapshot-delete",
-    steps: [
-      undo(
-        "snapshot.delete",
-        `Deleting snapshot ${name}`,
-        (e) => e.kind === snapshotSave.kind && e.id.startsWith(`snapshot.save[${name}:`),
-      ),
-    ],
+    steps: [undo("snapshot.delete", `Deleting snapshot ${name}`, savedIn(name))],
   };
 };

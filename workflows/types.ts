@@ -22,6 +22,10 @@ export interface WorkflowOptions {
   ansibleUser?: Owner;
   /** snapshot save, restore, delete: the snapshot's name (src/lab/snapshots.ts). */
   snapshot?: string;
+  /** up: the containers start on this snapshot's layers (`aplspawn test --reuse-prepare`). */
+  fromSnapshot?: string;
+  /** down: this snapshot stays, even with purge (`aplspawn test --reuse-prepare`). */
+  keepSnapshot?: string;
 }
 
 /** Builds a workflow from a config: only composition, no I/O. */

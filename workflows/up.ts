@@ -14,6 +14,7 @@ import {
   entries,
   inventorySteps,
   preflightSteps,
+  snapshotLayersSteps,
   sshKeyStep,
 } from "./lab-steps.js";
 import { netupSteps } from "./netup.js";
@@ -68,6 +69,8 @@ export const up: WorkflowBuilder = (c, o) => {
         (e) => entries.container(e) && !names.includes(entryScope(e) ?? ""),
         entries.lanes(c, o),
       ),
+      // `aplspawn test --reuse-prepare`: the containers start on the prepared state it kept.
+      ...(o.fromSnapshot ? snapshotLayersSteps(c, specs, o.fromSnapshot) : []),
       containersGroup(c, specs, o),
       ...inventorySteps(c, o.owner, o.ansibleUser),
     ],

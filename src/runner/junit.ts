@@ -10,6 +10,8 @@ export interface JUnitCase {
   failure?: { message: string; output: string };
   /** Not run (an earlier step failed): a skipped testcase. */
   skipped?: string;
+  /** A note on a passed step (its <system-out>): a prepare reused from a snapshot says which. */
+  note?: string;
 }
 
 /** A lab's sequence: the suite's name (the scenario) and its steps. */
@@ -54,6 +56,8 @@ export function junitXml(suites: readonly JUnitSuite[], name = "aplspawn test"):
         );
       else if (c.skipped !== undefined)
         lines.push(`${open}>`, `      <skipped message="${attr(c.skipped)}"/>`, "    </testcase>");
+      else if (c.note !== undefined)
+        lines.push(`${open}>`, `      <system-out>${text(c.note)}</system-out>`, "    </testcase>");
       else lines.push(`${open}/>`);
     }
     lines.push("  </testsuite>");

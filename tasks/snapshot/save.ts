@@ -8,7 +8,7 @@
 import { z } from "zod";
 import { rmdirIfEmpty } from "../../src/host/files.js";
 import { imageIdOf, layerNumbers, readMeta, type SnapshotMeta } from "../../src/lab/snapshots.js";
-import { defineTask } from "../../src/runner/task.js";
+import { defineTask, type JournalRef } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
 const saveParamsSchema = z.object({
@@ -25,6 +25,13 @@ const saveParamsSchema = z.object({
   dest: z.string(),
 });
 export type SaveParams = z.infer<typeof saveParamsSchema>;
+
+/** A container's save entry's id: the snapshot's name, then the container's. */
+export const saveId = (snapshot: string, container: string) => `snapshot.save[${snapshot}:${container}]`;
+
+/** Whether a journal entry is one of a snapshot's save entries (what deleting it undoes). */
+export const savedIn = (snapshot: string) => (e: JournalRef) =>
+  e.kind === "snapshot.save" && e.id.startsWith(`snapshot.save[${snapshot}:`);
 
 /** A copy of a tree can take long: an hour before it is called stuck. */
 const COPY_MS = 3_600_000;

@@ -4,6 +4,7 @@
 // testcase. Whatever happened, the lab is destroyed and nothing of it is left. Two scenarios run
 // side by side, each on names and a subnet picked for it, in one report.
 import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -170,6 +171,144 @@ test(
         assert.match(r.stdout, /^\[tcalpha\] /m);
         assert.match(r.stdout, /^\[tcbeta\] /m);
         await assertNoResidue(lab, "after two scenarios");
+      },
+      { containers: { count: 1 } },
+    ),
+);
+
+test(
+  "aplspawn test --reuse-prepare: the first run keeps prepare's state, the next restores it without running prepare, a changed prepare runs again; destroy spares the snapshot, down --purge takes it",
+  { skip },
+  () =>
+    withLab(
+      "rpr",
+      76,
+      async (lab) => {
+        const file = (n: string, text: string) =>
+          writeFile(join(lab.dir, n), text).then(() => join(lab.dir, n));
+        const snaps = join(lab.workdir, lab.name, "snapshots");
+        // Each run of prepare appends a line of its own (a fresh uuid): the line says which run made it.
+        const prepareTasks =
+          "    - ansible.builtin.shell: cat /proc/sys/kernel/random/uuid >> /etc/prepare-runs\n";
+        const prepare = await file("prepare.yml", play(prepareTasks));
+        const converge = await file(
+          "converge.yml",
+          play('    - ansible.builtin.copy: { dest: /etc/motd, content: "hi\\n" }\n'),
+        );
+        // verify: /etc/prepare-runs holds exactly this text (a regex: any one line at first).
+        const verifyThat = (expr: string) =>
+          file(
+            "verify.yml",
+            play(`    - ansible.builtin.slurp: { src: /etc/prepare-runs }
+      register: runs
+    - name: prepare's marker
+      ansible.builtin.assert:
+        that:
+          - ${expr}
+`),
+          );
+        const verify = await verifyThat("(runs.content | b64decode) is match('^[0-9a-f-]{36}\\n$')");
+        const junit = join(lab.dir, "report.xml");
+
+        // Without provision.prepare there is nothing to keep: exit 2 before anything changes.
+        await lab.writeConfig({ provision: { playbook: converge } });
+        const none = await lab.cli(["test", "--reuse-prepare"]);
+        assert.equal(none.exitCode, 2, none.stdout + none.stderr);
+        assert.match(
+          none.stderr,
+          /--reuse-prepare keeps the state provision.prepare leaves: .* has no provision.prepare/,
+        );
+
+        await lab.writeConfig({ provision: { playbook: converge, prepare, verify, idempotence: true } });
+        const cases = async () => testcases(await readFile(junit, "utf8"));
+        // A passed testcase's note (its <system-out>).
+        const note = async (name: string) =>
+          new RegExp(`<testcase name="${name}"[^>]*>\\s*<system-out>([^<]*)</system-out>`).exec(
+            await readFile(junit, "utf8"),
+          )?.[1];
+        const snapshotsNow = () => (existsSync(snaps) ? readdirSync(snaps).sort() : []);
+        const marker = (snap: string) => {
+          const [c] = readdirSync(join(snaps, snap));
+          return readFileSync(join(snaps, snap, c as string, "layers", "1", "etc", "prepare-runs"), "utf8");
+        };
+
+        // 1. prepare runs and its state is kept: one snapshot of aplspawn's, that survives destroy.
+        const first = ok(
+          await lab.cli(["test", "--reuse-prepare", "--junit", junit]),
+          "first --reuse-prepare",
+        );
+        assert.deepEqual(
+          (await cases()).map((c) => [c.name, c.failure, c.skipped]),
+          ["cleanup", "create", "prepare", "converge", "idempotence", "verify", "destroy"].map((n) => [
+            n,
+            undefined,
+            false,
+          ]),
+        );
+        const [snap1, ...more] = snapshotsNow();
+        assert.match(snap1 ?? "", /^aplspawn-prepare-[0-9a-f]{16}$/);
+        assert.deepEqual(more, []);
+        assert.match((await note("prepare")) ?? "", new RegExp(`kept as snapshot ${snap1}`));
+        assert.match(first.stdout, new RegExp(`; prepare kept as snapshot ${snap1} \\(kept after destroy`));
+        const ran = marker(snap1 as string);
+        assert.match(ran, /^[0-9a-f-]{36}\n$/, "prepare's one line is in the snapshot");
+        await assertNoResidue(lab, "after the first --reuse-prepare run");
+
+        // 2. Same inputs (verify changed: not one of prepare's inputs): prepare does not run, its
+        // state is there. The verify asserts the very line the first run's prepare wrote, alone.
+        await verifyThat(`(runs.content | b64decode) == ${JSON.stringify(ran)}`);
+        const second = ok(
+          await lab.cli(["test", "--reuse-prepare", "--junit", junit]),
+          "second --reuse-prepare",
+        );
+        assert.deepEqual(
+          (await cases()).map((c) => [c.name, c.failure, c.skipped]),
+          ["cleanup", "create", "prepare", "converge", "idempotence", "verify", "destroy"].map((n) => [
+            n,
+            undefined,
+            false,
+          ]),
+        );
+        assert.match(
+          (await note("prepare")) ?? "",
+          new RegExp(`reused: prepare did not run; create started the containers on snapshot ${snap1}`),
+        );
+        assert.match(second.stdout, new RegExp(`prepare reused, .*; prepare reused snapshot ${snap1}`));
+        assert.doesNotMatch(second.stdout, /TASK \[ansible.builtin.shell\]/);
+        assert.deepEqual(snapshotsNow(), [snap1]);
+        assert.equal(marker(snap1 as string), ran);
+        await assertNoResidue(lab, "after a run that reused prepare");
+
+        // 3. prepare changed: it runs again (a line of its own), and its snapshot replaces the old one.
+        await file(
+          "prepare.yml",
+          play(`${prepareTasks}    - ansible.builtin.file: { path: /etc/prepared-too, state: touch }\n`),
+        );
+        await verifyThat(
+          `(runs.content | b64decode) is match('^[0-9a-f-]{36}\\n$') and (runs.content | b64decode) != ${JSON.stringify(ran)}`,
+        );
+        const third = ok(
+          await lab.cli(["test", "--reuse-prepare", "--junit", junit]),
+          "--reuse-prepare, prepare changed",
+        );
+        assert.match(
+          third.stdout,
+          /prepare runs and is kept as snapshot aplspawn-prepare-[0-9a-f]{16}: no snapshot of the prepared state for these inputs yet/,
+        );
+        const [snap2, ...more2] = snapshotsNow();
+        assert.notEqual(snap2, snap1);
+        assert.match(snap2 ?? "", /^aplspawn-prepare-[0-9a-f]{16}$/);
+        assert.deepEqual(more2, [], "the stale snapshot is gone");
+        assert.notEqual(marker(snap2 as string), ran);
+        assert.match((await note("prepare")) ?? "", new RegExp(`kept as snapshot ${snap2}`));
+        await assertNoResidue(lab, "after prepare ran again");
+
+        // The kept snapshot is the lab's: listed, and down --purge removes it and the rest.
+        const list = ok(await lab.cli(["snapshot", "list"]), "snapshot list");
+        assert.match(list.stdout, new RegExp(`^${snap2} `, "m"));
+        ok(await lab.cli(["run", "down", "--purge"]), "down --purge");
+        assert.equal(existsSync(snaps), false, "down --purge removes the kept snapshot");
+        await assertNoResidue(lab, "after down --purge");
       },
       { containers: { count: 1 } },
     ),
