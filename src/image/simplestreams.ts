@@ -42,10 +42,15 @@ export function streamPathProblem(p: unknown): string | undefined {
   return undefined;
 }
 
-/** The URL of a path relative to the server's root (each part escaped: a version such as 20240101_05:24). */
+/**
+ * The URL of a path relative to the server's root, each part escaped but for ":" (Incus' versions
+ * are named 20240101_05:24; a first part that would read as a URL scheme is refused by
+ * streamPathProblem).
+ */
 export function streamUrl(server: string, path: string): string {
   const base = server.endsWith("/") ? server : `${server}/`;
-  return new URL(path.split("/").map(encodeURIComponent).join("/"), base).href;
+  const escaped = path.split("/").map((s) => encodeURIComponent(s).replaceAll("%3A", ":"));
+  return new URL(escaped.join("/"), base).href;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
