@@ -9,7 +9,7 @@ const image: CommandAdder = (program, cli) => {
   cmd
     .command("build")
     .description(
-      "build the lab's images from their recipes (image.build, containers.sets[].image.build): debootstrap → squashfs → GPT disk image (as mkosi makes them), plus SHA256SUMS beside each; pull an OCI image (image.oci) into the image store",
+      "build the lab's images from their recipes (image.build, containers.sets[].image.build): debootstrap → squashfs → GPT disk image (as mkosi makes them), plus SHA256SUMS beside each; pull an OCI image (image.oci) or an image server's (image.server + image.alias) into the image store",
     )
     .option("--set <name>", "only the image of this set (containers.sets)")
     .option("--output <file>", "where to write the image (default: the path of its url; one image only)")
@@ -23,13 +23,17 @@ const image: CommandAdder = (program, cli) => {
       async (o: { set?: string; output?: string; rootfs?: string; force?: boolean; dryRun?: boolean }, c) => {
         const g = c.optsWithGlobals() as GlobalOptions;
         const config = await cli.load(g);
-        const [{ configSchema }, { imageBuildStep, imagePullStep }, { labImages }, { UsageError }] =
-          await Promise.all([
-            import("../config/schema.js"),
-            import("../workflows/getimage.js"),
-            import("../config/images.js"),
-            import("../src/errors.js"),
-          ]);
+        const [
+          { configSchema },
+          { imageBuildStep, imagePullStep },
+          { labImages, isPulled, pulledName },
+          { UsageError },
+        ] = await Promise.all([
+          import("../config/schema.js"),
+          import("../workflows/getimage.js"),
+          import("../config/images.js"),
+          import("../src/errors.js"),
+        ]);
         const images = labImages(config);
         let chosen = images;
         if (o.set !== undefined) {
@@ -46,17 +50,17 @@ const image: CommandAdder = (program, cli) => {
           );
         // The config's image without a recipe is built from the default one (bookworm with systemd,
         // sshd, python3…); a set's image without one is not aplspawn's to build.
-        // An OCI image (image.oci) is pulled instead.
+        // An OCI image (image.oci) is pulled instead, an image server's (image.server) downloaded.
         const recipe = (i: (typeof images)[number]) =>
-          i.section.oci
+          isPulled(i.section)
             ? undefined
             : (i.section.build ?? (i.id === undefined ? configSchema.parse({}).image.build : undefined));
-        const pulled = chosen.filter((i) => i.section.oci);
+        const pulled = chosen.filter((i) => isPulled(i.section));
         if (pulled.length && (o.output || o.rootfs))
           throw new UsageError(
-            `--output and --rootfs build an image; ${pulled[0]!.section.oci} is pulled (image.oci)`,
+            `--output and --rootfs build an image; ${pulledName(pulled[0]!.section)} is pulled, not built`,
           );
-        const unbuildable = chosen.filter((i) => !recipe(i) && !i.section.oci);
+        const unbuildable = chosen.filter((i) => !recipe(i) && !isPulled(i.section));
         if (unbuildable.length === chosen.length && o.set !== undefined)
           throw new UsageError(
             `--set ${o.set}: its image ${chosen[0]!.path} has no build recipe (containers.sets[].image.build)`,
@@ -64,7 +68,7 @@ const image: CommandAdder = (program, cli) => {
         for (const i of unbuildable)
           cli.io.err(`aplspawn: ${i.path} (sets ${i.sets.join(", ")}) has no build recipe: not built\n`);
         const steps = chosen.flatMap((image) => {
-          if (image.section.oci) return imagePullStep(config, image, o.force === true);
+          if (isPulled(image.section)) return imagePullStep(config, image, o.force === true);
           const build = recipe(image);
           return build
             ? [

@@ -29,11 +29,15 @@ export const KEY_DESCRIPTIONS: Record<string, string> = {
   "image.url": "http://, https:// or file:// URL of the image; a file URL is used in place.",
   "image.oci":
     "An OCI image reference (REGISTRY/NAME:TAG or NAME@sha256:DIGEST), pulled with skopeo (credentials from the containers auth file) and flattened into the image store; used instead of url.",
+  "image.server":
+    "An Incus image server (simplestreams, e.g. https://images.linuxcontainers.org): the root squashfs of image.alias for this host's architecture is downloaded, verified by the index's SHA-256 and made the lab's layer; used instead of url.",
+  "image.alias":
+    "The image's alias on image.server, as `incus image list images:` names it (e.g. debian/12).",
   "image.sha256": "The image's expected SHA-256.",
   "image.checksums": "URL of a SHA256SUMS file holding the image's line.",
   "image.checksumsKeyring": "A keyring the checksums' detached signature (<checksums>.gpg) must verify with.",
   "image.insecure":
-    "Accept a download that nothing verifies; for image.oci, a registry over plain http or with a certificate nothing vouches for.",
+    "Accept a download that nothing verifies; for image.oci, a registry over plain http or with a certificate nothing vouches for; for image.server, an index over plain http.",
   "image.maxSize": "Bytes: a larger image is refused.",
   "image.build": "Build the image with debootstrap when its file:// URL does not exist.",
   "image.build.suite": "The Debian suite given to debootstrap.",

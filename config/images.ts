@@ -59,3 +59,10 @@ export const imageFileOf = (c: Config, set: string | undefined): string =>
 /** A step id of an image's task: "image.loop" for the config's image, "image.loop[ID]" for a set's. */
 export const imageStepId = (kind: string, img: Pick<LabImage, "id">): string =>
   img.id === undefined ? kind : `${kind}[${img.id}]`;
+
+/** Whether an image is fetched and flattened into the store (image.oci, image.server), not a file or built. */
+export const isPulled = (s: ImageSection): boolean => s.oci !== undefined || s.server !== undefined;
+
+/** How a pulled image is named in messages: its reference, or server and alias. */
+export const pulledName = (s: ImageSection): string =>
+  s.oci ?? `${s.alias ?? ""} from ${s.server ?? ""} (image.server)`;

@@ -671,9 +671,39 @@ function sharedImageProblems(c: Config): string[] {
   return problems;
 }
 
+// An image server's image (image.server + image.alias): verified by the SHA-256 its index gives, so
+// a file image's keys do not apply, and neither does another source.
+function serverProblems(image: ImageSection, at: string): string[] {
+  const problems: string[] = [];
+  if (image.server === undefined)
+    problems.push(`${at}.alias: names an image on ${at}.server, which is not set`);
+  if (image.alias === undefined)
+    problems.push(`${at}.server: needs ${at}.alias, the image's alias on it (e.g. debian/12)`);
+  const others = (["oci", "sha256", "checksums", "checksumsKeyring", "build"] as const).filter(
+    (k) => image[k],
+  );
+  if (others.length)
+    problems.push(
+      `${at}.server: ${others.map((k) => `${at}.${k}`).join(", ")} ${others.length > 1 ? "do" : "does"} not apply to an image server's image (give one image source)`,
+    );
+  if (image.server !== undefined) {
+    const u = new URL(image.server);
+    if (u.protocol === "file:") problems.push(`${at}.server: must be an https:// URL of an image server`);
+    else if (u.protocol === "http:" && !image.insecure)
+      problems.push(
+        `${at}.server: over plain http anyone on the way can rewrite the index with its checksums: use https, or ${at}.insecure: true`,
+      );
+    if (u.username || u.password)
+      problems.push(`${at}.server: credentials in a URL would be printed and journaled: leave them out`);
+    if (u.search || u.hash) problems.push(`${at}.server: must not have a query or fragment`);
+  }
+  return problems;
+}
+
 // What an image's URLs turn into on the host: a file name in the store (http) or a path (file).
 function imageProblems(image: ImageSection, at: string): string[] {
   const problems: string[] = [];
+  if (image.server !== undefined || image.alias !== undefined) return serverProblems(image, at);
   if (image.oci) {
     // Verified by the digests of the registry's manifest and blobs: the keys of a file image do not apply.
     const others = (["sha256", "checksums", "checksumsKeyring", "build"] as const).filter((k) => image[k]);

@@ -2,6 +2,7 @@
 import { createHash } from "node:crypto";
 import { basename, resolve } from "node:path";
 import { ociImageFile } from "../src/image/oci-ref.js";
+import { streamImageFile } from "../src/image/simplestreams.js";
 import type { Config, ImageSection } from "./schema.js";
 
 /** The lab's state directory (journal, lock, keys, known_hosts, container layers). */
@@ -10,10 +11,12 @@ export const labDir = (c: Config) => `${c.workdir}/${c.lab}`;
 export const imageStore = (c: Config) => `${c.workdir}/images`;
 /**
  * An image's file (the config's image by default, or a set's own): a file:// URL is used where it
- * is; a download, and an OCI image's flattened root (image.oci), land in the image store.
+ * is; a download, an OCI image's flattened root (image.oci) and an image server's (image.server)
+ * land in the image store.
  */
 export function imagePath(c: Config, image: ImageSection = c.image): string {
   if (image.oci) return `${imageStore(c)}/${ociImageFile(image.oci)}`;
+  if (image.server) return `${imageStore(c)}/${streamImageFile(image.server, image.alias ?? "")}`;
   const u = new URL(image.url);
   return u.protocol === "file:"
     ? decodeURIComponent(u.pathname)

@@ -2,6 +2,7 @@
 import { posix } from "node:path";
 import { z } from "zod";
 import { ociRefProblem } from "../src/image/oci-ref.js";
+import { streamAliasProblem } from "../src/image/simplestreams.js";
 import { defaultIpRange } from "./ip.js";
 
 // What the kernel and the filesystem accept for names that become paths, interfaces or chains.
@@ -185,6 +186,19 @@ const imageSchema = z.strictObject({
     .string()
     .superRefine((r, ctx) => {
       const message = ociRefProblem(r);
+      if (message) ctx.addIssue({ code: "custom", message });
+    })
+    .optional(),
+  /**
+   * An Incus image server (simplestreams, e.g. https://images.linuxcontainers.org), with
+   * image.alias: its root squashfs is downloaded, verified and made the lab's layer instead of url.
+   */
+  server: url.optional(),
+  /** The image's alias on image.server, as `incus image list images:` names it (debian/12). */
+  alias: z
+    .string()
+    .superRefine((a, ctx) => {
+      const message = streamAliasProblem(a);
       if (message) ctx.addIssue({ code: "custom", message });
     })
     .optional(),

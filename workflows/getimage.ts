@@ -1,12 +1,13 @@
 // The getimage workflow: make the lab's images (config/images.ts) available and verified. An
 // http(s) URL is downloaded into the image store; a file:// URL is used where it is, built first
 // from its build recipe when it does not exist yet; an OCI image (image.oci) is pulled and flattened
-// into the store.
-import { imageStepId, type LabImage, labImages } from "../config/images.js";
+// into the store, and so is an image server's (image.server).
+import { imageStepId, isPulled, type LabImage, labImages } from "../config/images.js";
 import { imageStore } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import type { Recipe } from "../src/image/build-plan.js";
 import { imageName } from "../src/image/image-host.js";
+import { simplestreamsArch } from "../src/image/simplestreams.js";
 import { stampPath } from "../src/image/stamp.js";
 import { type Step, task } from "../src/runner/task.js";
 import { type BuildParams, imageBuild } from "../tasks/image/build.js";
@@ -15,6 +16,7 @@ import { imageDownload } from "../tasks/image/download.js";
 import { imageOci } from "../tasks/image/oci.js";
 import { type DownloadParams, imagePrecheck } from "../tasks/image/precheck.js";
 import { imagePurge } from "../tasks/image/purge.js";
+import { imageServer } from "../tasks/image/simplestreams.js";
 import { imageVerify } from "../tasks/image/verify.js";
 import type { WorkflowBuilder } from "./types.js";
 
@@ -51,15 +53,36 @@ export function imageBuildStep(
   return task(imageBuild, imageStepId("image.build", img), params);
 }
 
-/** An OCI image's steps: the image store, then the pull (`force`: even when it is cached). */
+/**
+ * An OCI image's or an image server's steps: the image store, then the pull or download (`force`:
+ * even when it is cached).
+ */
 export function imagePullStep(c: Config, img: LabImage, force = false): Step[] {
   const store = imageStore(c);
-  const ref = img.section.oci;
-  if (!ref) throw new Error("imagePullStep: not an OCI image");
-  const params = { ref, path: img.path, stamp: stampPath(store, img.path), insecure: img.section.insecure };
+  const { oci, server, alias, insecure, maxSize } = img.section;
+  const stamp = stampPath(store, img.path);
+  const dirs = task(imageDirs, imageStepId("image.dirs", img), { dirs: [store] });
+  const forced = force ? { force } : {};
+  if (oci)
+    return [
+      dirs,
+      task(imageOci, imageStepId("image.oci", img), { ref: oci, path: img.path, stamp, insecure, ...forced }),
+    ];
+  if (!server || !alias) throw new Error("imagePullStep: neither an OCI image nor an image server's");
+  const arch = simplestreamsArch();
   return [
-    task(imageDirs, imageStepId("image.dirs", img), { dirs: [store] }),
-    task(imageOci, imageStepId("image.oci", img), force ? { ...params, force } : params),
+    dirs,
+    task(imageServer, imageStepId("image.server", img), {
+      server,
+      alias,
+      arch,
+      path: img.path,
+      stamp,
+      store,
+      insecure,
+      maxSize,
+      ...forced,
+    }),
   ];
 }
 
@@ -74,7 +97,7 @@ export function imageGetSteps(c: Config, img: LabImage): Step[] {
     ...(section.checksumsKeyring ? { checksumsKeyring: section.checksumsKeyring } : {}),
   };
   const stamp = stampPath(store, path);
-  if (section.oci) return imagePullStep(c, img);
+  if (isPulled(section)) return imagePullStep(c, img);
   const name = imageName(section.url);
   if (new URL(section.url).protocol === "file:")
     return [
@@ -100,10 +123,10 @@ export function imageGetSteps(c: Config, img: LabImage): Step[] {
 /** Every image of the lab, one after the other (the getimage workflow). */
 export const getimageSteps = (c: Config): Step[] => labImages(c).flatMap((img) => imageGetSteps(c, img));
 
-/** `run down --purge`: delete the downloaded and pulled images (a file:// image is the user's and stays). */
+/** `run down --purge`: delete the downloaded and pulled images (image.oci, image.server) (a file:// image is the user's and stays). */
 export const purgeImageSteps = (c: Config): Step[] =>
   labImages(c)
-    .filter((img) => img.section.oci || new URL(img.section.url).protocol !== "file:")
+    .filter((img) => isPulled(img.section) || new URL(img.section.url).protocol !== "file:")
     .map((img) =>
       task(imagePurge, imageStepId("image.purge", img), {
         path: img.path,

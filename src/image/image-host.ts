@@ -181,15 +181,23 @@ export async function freeBytesFor(ctx: HostContext, path: string): Promise<numb
 
 const MAX_TEXT = 1024 * 1024;
 
-/** A small resource (a SHA256SUMS file, its signature) from an http(s) or file URL. */
-async function fetchSmall(ctx: HostContext, url: string): Promise<Buffer> {
+/**
+ * A small resource (a SHA256SUMS file, its signature, a simplestreams index) from an http(s) or file
+ * URL: at most `max` bytes, a larger one is refused (`what` says what it then cannot be).
+ */
+export async function fetchSmall(
+  ctx: HostContext,
+  url: string,
+  max = MAX_TEXT,
+  what = "not a SHA256SUMS file",
+): Promise<Buffer> {
   const u = new URL(url);
   if (u.protocol === "file:") {
     const p = decodeURIComponent(u.pathname);
     const st = await ctx.host.fs.stat(p);
     if (!st) throw new ExitError(`${p} not found`);
-    if (st.size > MAX_TEXT) throw new ExitError(`${p} is larger than ${formatBytes(MAX_TEXT)}`);
-    return ctx.host.fs.readBytes(p, 0, MAX_TEXT);
+    if (st.size > max) throw new ExitError(`${p} is larger than ${formatBytes(max)}`);
+    return ctx.host.fs.readBytes(p, 0, max);
   }
   const res = await ctx.host.http.request(url, { signal: ctx.signal, timeoutMs: 30_000 });
   const chunks: Buffer[] = [];
@@ -197,8 +205,7 @@ async function fetchSmall(ctx: HostContext, url: string): Promise<Buffer> {
   for await (const c of res.body) {
     if (res.status >= 200 && res.status < 300) {
       n += c.length;
-      if (n > MAX_TEXT)
-        throw new ExitError(`${url} is larger than ${formatBytes(MAX_TEXT)}: not a SHA256SUMS file`);
+      if (n > max) throw new ExitError(`${url} is larger than ${formatBytes(max)}: ${what}`);
       chunks.push(Buffer.from(c));
     }
   }

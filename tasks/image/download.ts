@@ -128,7 +128,7 @@ async function transferOnce(
  * download on a flaky line would fail after 5 cuts however far each got), and a server that cannot
  * resume ends its try with an error where here it starts over.
  */
-async function transfer(ctx: TaskContext, p: DownloadParams): Promise<void> {
+export async function transfer(ctx: TaskContext, p: DownloadParams): Promise<void> {
   const part = `${p.path}.part`;
   const progress = new TransferProgress({ tty: ctx.tty, emit: (l) => ctx.progress(l) });
   let stalls = 0;
@@ -156,7 +156,7 @@ async function transfer(ctx: TaskContext, p: DownloadParams): Promise<void> {
  * open across the rename, so the stamp names exactly the bytes that were hashed. A mismatch deletes
  * the .part (the one hashed) and says so.
  */
-async function place(
+export async function place(
   ctx: TaskContext,
   p: DownloadParams,
   expected: { sha256: string; from: string } | undefined,

@@ -8,6 +8,7 @@ import { imageLower } from "./lower.js";
 import { imageOci } from "./oci.js";
 import { imagePrecheck } from "./precheck.js";
 import { imagePurge } from "./purge.js";
+import { imageServer } from "./simplestreams.js";
 import { imageVerify } from "./verify.js";
 
 /** Every image task kind. */
@@ -18,6 +19,7 @@ export const imageTasks: AnyTaskDef[] = [
   imageVerify,
   imageBuild,
   imageOci,
+  imageServer,
   imageLoop,
   imageLower,
   imagePurge,

@@ -54,12 +54,22 @@ const MIN = 60_000;
 /** The stamp's record of where the file came from. */
 const sourceOf = (ref: string, manifest: string) => `oci:${ref}@${manifest}`;
 
-/** The cached image, when its stamp still describes it and names this reference. */
-async function cachedManifest(ctx: HostContext, p: OciParams): Promise<string | undefined> {
+/**
+ * What a cached image resolved to (the rest of its stamp's source after `prefix`), when its stamp
+ * still describes it and its source starts with `prefix` (image.oci's reference, image.server's
+ * server and alias).
+ */
+export async function cachedSource(
+  ctx: HostContext,
+  p: { stamp: string; path: string },
+  prefix: string,
+): Promise<string | undefined> {
   const s = await validStamp(ctx, p.stamp, p.path);
-  const prefix = `oci:${p.ref}@`;
   return s?.source?.startsWith(prefix) ? s.source.slice(prefix.length) : undefined;
 }
+
+/** The cached image, when its stamp still describes it and names this reference. */
+const cachedManifest = (ctx: HostContext, p: OciParams) => cachedSource(ctx, p, `oci:${p.ref}@`);
 
 /** Pull the image and flatten it into the image store. */
 export const imageOci = defineTask({
@@ -88,6 +98,42 @@ export const imageOci = defineTask({
   },
   rollbackTitle: (p) => `Removing the temporary pull directory of ${p.ref}`,
 });
+
+/**
+ * A hostile root tree made into the image store's read-only layer: device nodes dropped, configured
+ * as every image is (configureTree), flattened by mksquashfs into `squashfs` (beside the target),
+ * the tree removed, and the squashfs hashed, renamed into place and stamped with its source.
+ * image.oci and image.server (tasks/image/simplestreams.ts) both end with it.
+ */
+export async function squashTree(
+  ctx: TaskContext,
+  t: { root: string; tree: string; squashfs: string; path: string; stamp: string; source: string },
+): Promise<Hashed> {
+  // Device nodes come from the runtime (systemd-nspawn makes /dev), never from an image: a node
+  // of the host's disk in a layer would be one in every container. find does not follow links.
+  await ctx.host.exec("find", [t.root, "-xdev", "(", "-type", "b", "-o", "-type", "c", ")", "-delete"], {
+    signal: ctx.signal,
+    timeoutMs: 30 * MIN,
+  });
+  await configureTree(ctx, t.root);
+  ctx.info("Making the squashfs");
+  await ctx.host.exec(
+    "mksquashfs",
+    [t.root, t.squashfs, "-noappend", "-comp", "zstd", "-no-progress", "-quiet"],
+    { signal: ctx.signal, timeoutMs: 60 * MIN, onLine: lineReporter(ctx) },
+  );
+  await removeTree(ctx, t.tree);
+  const f = await ctx.host.fs.openRead(t.squashfs);
+  if (!f) throw new ExitError("mksquashfs made no output");
+  let hashed: Hashed;
+  try {
+    hashed = await renameHashed(ctx, f, await sha256Open(ctx, f, t.squashfs), t.squashfs, t.path);
+  } finally {
+    await f.close();
+  }
+  await writeStamp(ctx, t.stamp, t.path, hashed, undefined, t.source);
+  return hashed;
+}
 
 async function pull(ctx: TaskContext, p: OciParams, intent: OciIntent): Promise<OciResult> {
   const missing = await missingPrograms(ctx.host, programsFor("oci"));
@@ -128,34 +174,14 @@ async function pull(ctx: TaskContext, p: OciParams, intent: OciIntent): Promise<
     });
     // The blobs are no longer needed: free their space before the squashfs is made.
     await removeTree(ctx, layout);
-    const root = `${bundle}/rootfs`;
-    // Device nodes come from the runtime (systemd-nspawn makes /dev), never from an image: a node
-    // of the host's disk in a layer would be one in every container. find does not follow links.
-    await ctx.host.exec("find", [root, "-xdev", "(", "-type", "b", "-o", "-type", "c", ")", "-delete"], {
-      signal: ctx.signal,
-      timeoutMs: 30 * MIN,
+    const hashed = await squashTree(ctx, {
+      root: `${bundle}/rootfs`,
+      tree: bundle,
+      squashfs,
+      path: p.path,
+      stamp: p.stamp,
+      source: sourceOf(p.ref, manifest),
     });
-    await configureTree(ctx, root);
-    ctx.info("Making the squashfs");
-    await ctx.host.exec(
-      "mksquashfs",
-      [root, squashfs, "-noappend", "-comp", "zstd", "-no-progress", "-quiet"],
-      {
-        signal: ctx.signal,
-        timeoutMs: 60 * MIN,
-        onLine: lineReporter(ctx),
-      },
-    );
-    await removeTree(ctx, bundle);
-    const f = await ctx.host.fs.openRead(squashfs);
-    if (!f) throw new ExitError("mksquashfs made no output");
-    let hashed: Hashed;
-    try {
-      hashed = await renameHashed(ctx, f, await sha256Open(ctx, f, squashfs), squashfs, p.path);
-    } finally {
-      await f.close();
-    }
-    await writeStamp(ctx, p.stamp, p.path, hashed, undefined, sourceOf(p.ref, manifest));
     ctx.info(`Pulled ${p.ref} (manifest ${manifest}) into ${p.path} (${formatBytes(hashed.identity.size)})`);
     return { path: p.path, sha256: hashed.sha256, manifest };
   } finally {
