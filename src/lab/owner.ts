@@ -61,8 +61,10 @@ export interface OwnerFs {
   /** The directories (mode 0700), then the files: as the owner, in one process. */
   writeAll(w: OwnerWrites): Promise<void>;
   mkdir(path: string): Promise<void>;
-  rm(path: string): Promise<void>;
-  rmdir(path: string): Promise<void>;
+  /** Remove the files (those missing are no error): as the owner, in one process. */
+  rm(...paths: string[]): Promise<void>;
+  /** Remove the empty directories, in order (one not empty or missing is left, no error). */
+  rmdir(...paths: string[]): Promise<void>;
 }
 
 export function ownerFs(ctx: HostContext, o: Owner | undefined): OwnerFs {
@@ -76,8 +78,12 @@ export function ownerFs(ctx: HostContext, o: Owner | undefined): OwnerFs {
         for (const d of w.dirs) await fs.mkdir(d, 0o700);
         for (const f of w.files) await fs.writeFile(f.path, f.text, f.mode);
       },
-      rm: (p) => fs.rm(p),
-      rmdir: (p) => fs.rmdir(p).catch(() => undefined),
+      async rm(...ps) {
+        for (const p of ps) await fs.rm(p);
+      },
+      async rmdir(...ps) {
+        for (const p of ps) await fs.rmdir(p).catch(() => undefined);
+      },
     };
   const must = async (what: string, r: Promise<ExecResult>) => {
     const x = await r;
@@ -106,9 +112,10 @@ export function ownerFs(ctx: HostContext, o: Owner | undefined): OwnerFs {
       );
     },
     mkdir: (p) => must(`making ${p}`, execAsOwner(ctx, o, "mkdir", ["-p", "-m", "0700", "--", p])),
-    rm: (p) => must(`removing ${p}`, execAsOwner(ctx, o, "rm", ["-f", "--", p])),
-    rmdir: async (p) => {
-      await execAsOwner(ctx, o, "rmdir", ["--", p]);
+    rm: (...ps) => must(`removing ${ps.join(", ")}`, execAsOwner(ctx, o, "rm", ["-f", "--", ...ps])),
+    // rmdir goes on past a directory it cannot remove (a parent after its child then fails too).
+    rmdir: async (...ps) => {
+      await execAsOwner(ctx, o, "rmdir", ["--", ...ps]);
     },
   };
 }

@@ -1,7 +1,7 @@
 // iptables access shared by the net tasks: backend detection, the command to use, and the reads
 // (chain present, rule present) that checks, rollbacks and probes all ask the live host.
 import { z } from "zod";
-import type { HostContext } from "../host/host.js";
+import { type HostContext, hostKey } from "../host/host.js";
 
 /** The netfilter backend the iptables command drives; rules of one are invisible to the other. */
 export const backendSchema = z.enum(["nf_tables", "legacy"]);
@@ -23,16 +23,18 @@ export const ruleSpecSchema = z.object({
 export type RuleSpec = z.infer<typeof ruleSpecSchema>;
 
 // One run asks once: every iptables task checks the backend, and each `iptables -V` costs a
-// process start (13 tasks, twice each). The backend does not change under a running aplspawn.
+// process start (13 tasks, twice each; each rule's rollback, which gets a confined view of the
+// host: hence hostKey). The backend does not change under a running aplspawn.
 const backends = new WeakMap<object, Promise<Backend>>();
 
 /** Which backend `iptables` uses now; a clear error when iptables is not installed. */
 export function detectBackend(ctx: HostContext): Promise<Backend> {
-  let b = backends.get(ctx.host);
+  const key = hostKey(ctx.host);
+  let b = backends.get(key);
   if (!b) {
     b = askBackend(ctx);
-    backends.set(ctx.host, b);
-    b.catch(() => backends.delete(ctx.host));
+    backends.set(key, b);
+    b.catch(() => backends.delete(key));
   }
   return b;
 }
@@ -83,9 +85,12 @@ export async function chainExists(
 ): Promise<boolean> {
   // Listing the whole table works the same on both backends; `-S CHAIN` of a missing chain
   // gives backend-specific errors.
-  const r = await ipt(ctx, bin, table, ["-S"], { readOnly: true });
-  return r.stdout.split("\n").some((l) => l.trim() === `-N ${chain}`);
+  return listsChain((await ipt(ctx, bin, table, ["-S"], { readOnly: true })).stdout, chain);
 }
+
+/** Whether a table's `iptables -S` listing has the user-defined chain. */
+export const listsChain = (listing: string, chain: string): boolean =>
+  listing.split("\n").some((l) => l.trim() === `-N ${chain}`);
 
 // The chains this process created (`-N`) and has not deleted since: a rule in one of them cannot be
 // there yet unless this process added it, so its check needs no `iptables -C` (a process each, about
@@ -95,20 +100,20 @@ const chainKey = (table: Table, chain: string) => `${table}/${chain}`;
 
 /** Record that this process created the chain (empty) or deleted it. */
 export function chainMade(ctx: HostContext, table: Table, chain: string, there: boolean): void {
-  const m = made.get(ctx.host) ?? new Map<string, Set<string>>();
-  made.set(ctx.host, m);
+  const m = made.get(hostKey(ctx.host)) ?? new Map<string, Set<string>>();
+  made.set(hostKey(ctx.host), m);
   if (there) m.set(chainKey(table, chain), new Set());
   else m.delete(chainKey(table, chain));
 }
 
 /** Record a rule this process added, so a check after it asks iptables again. */
 export function ruleAdded(ctx: HostContext, rule: RuleSpec): void {
-  made.get(ctx.host)?.get(chainKey(rule.table, rule.chain))?.add(rule.args.join("\0"));
+  made.get(hostKey(ctx.host))?.get(chainKey(rule.table, rule.chain))?.add(rule.args.join("\0"));
 }
 
 /** Whether the rule exists (`iptables -C`); a missing chain or jump target means absent. */
 export async function ruleExists(ctx: HostContext, bin: string, rule: RuleSpec): Promise<boolean> {
-  const fresh = made.get(ctx.host)?.get(chainKey(rule.table, rule.chain));
+  const fresh = made.get(hostKey(ctx.host))?.get(chainKey(rule.table, rule.chain));
   if (bin === "iptables" && fresh && !fresh.has(rule.args.join("\0"))) return false;
   const r = await ipt(ctx, bin, rule.table, ["-C", rule.chain, ...rule.args], {
     readOnly: true,

@@ -24,6 +24,20 @@ export interface TaskContext extends HostContext {
   /** The lab and the run this task runs in (debug lines name them: src/image/loop-debug.ts). */
   lab?: string;
   runId?: string;
+  /**
+   * Set only while undoing: the entries the same undo takes after this one, in order (older ones
+   * of its lane). A rollback may leave to one of them what that one undoes anyway (a rule in a
+   * chain deleted after it); should that one fail or never run, it stays in the journal, and so
+   * does what it undoes.
+   */
+  undoneAfter?: readonly UndoneEntry[];
+}
+
+/** What a rollback sees of an entry undone after it (TaskContext.undoneAfter): unchecked data. */
+export interface UndoneEntry {
+  kind: string;
+  params: unknown;
+  intent?: unknown;
 }
 
 /**

@@ -93,6 +93,7 @@ export function confinedHost(host: Host, rules: readonly PathRule[], what: strin
   };
   return {
     ...host,
+    viewOf: host,
     fs,
     // A confined tree (a container's root) is changed only within the lab's places.
     root(dir, label, idShift) {

@@ -106,11 +106,12 @@ export class Undo {
   /** Listr tasks undoing entries newest first; a failing one is reported and kept, the rest still run. */
   private tasks(entries: readonly JournalEntry[], failed?: FailedRun): UndoTasks {
     let failures = 0;
-    const tasks: AnyListrTask[] = [...entries].reverse().map((e) => ({
+    const newestFirst = [...entries].reverse();
+    const tasks: AnyListrTask[] = newestFirst.map((e, i) => ({
       title: this.title(e),
       task: async (_c, lt) => {
         try {
-          await this.entry(e, lt, failed);
+          await this.entry(e, lt, newestFirst.slice(i + 1), failed);
         } catch (err) {
           failures++;
           throw err;
@@ -155,7 +156,12 @@ export class Undo {
     return undoTitleOf(this.o.registry.get(e.kind), e);
   }
 
-  private async entry(e: JournalEntry, lt: Wrapper, failed?: FailedRun): Promise<void> {
+  private async entry(
+    e: JournalEntry,
+    lt: Wrapper,
+    after: readonly JournalEntry[],
+    failed?: FailedRun,
+  ): Promise<void> {
     const { state } = this.o;
     const t0 = performance.now();
     const title = this.title(e);
@@ -170,7 +176,7 @@ export class Undo {
         : this.o.host;
       // Rollback must run even after an interrupt: it gets a signal of its own.
       const ctx = state.context(e.id, lt, host, new AbortController().signal, failed);
-      await def.rollback(ctx, rec);
+      await def.rollback({ ...ctx, undoneAfter: after }, rec);
       await this.o.journal.remove(e.seq);
       state.counts.rolledBack++;
       state.emitTask(e, title, "rolled-back", t0);

@@ -57,8 +57,13 @@ export async function removeInventory(
   owner?: Owner,
 ): Promise<void> {
   const fs = ownerFs(ctx, owner);
-  if (ours((await fs.read(path)) ?? "\0absent")) await fs.rm(path);
-  if (controlPathDir) await closeMasters(ctx, controlPathDir, owner);
+  // Two independent things, each a process or two as the owner: at once.
+  await Promise.all([
+    (async () => {
+      if (ours((await fs.read(path)) ?? "\0absent")) await fs.rm(path);
+    })(),
+    controlPathDir ? closeMasters(ctx, controlPathDir, owner) : undefined,
+  ]);
 }
 
 /** Writes the inventory. */

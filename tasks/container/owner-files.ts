@@ -55,8 +55,7 @@ export const labOwnerFiles = defineTask({
   },
   async rollback(ctx, { params: p }) {
     const theirs = ownerFs(ctx, p.owner);
-    for (const c of p.copies) await theirs.rm(c.to);
-    await theirs.rmdir(p.controlPathDir);
-    await theirs.rmdir(p.dir);
+    await theirs.rm(...p.copies.map((c) => c.to));
+    await theirs.rmdir(p.controlPathDir, p.dir);
   },
 });

@@ -9,12 +9,13 @@ import {
   detectBackend,
   ipt,
   iptablesFor,
+  listsChain,
   tableSchema,
 } from "../../src/net/iptables.js";
 import { defineTask, undoUnlessGone, unmet } from "../../src/runner/task.js";
 
 /** What the chain task needs. */
-const chainParamsSchema = z.object({ table: tableSchema, chain: z.string() });
+export const chainParamsSchema = z.object({ table: tableSchema, chain: z.string() });
 export type ChainParams = z.infer<typeof chainParamsSchema>;
 const chainResultSchema = z.object({ created: z.literal(true) });
 
@@ -47,8 +48,9 @@ export const chainTask = defineTask({
   // The jumps into it are newer journal entries and are undone first.
   async rollback(ctx, { params: p, intent }) {
     const bin = await iptablesFor(ctx, intent?.backend);
-    if (!(await chainExists(ctx, bin, p.table, p.chain))) return;
+    // One listing says whether the chain is there and what refers to it.
     const all = await ipt(ctx, bin, p.table, ["-S"], { readOnly: true });
+    if (!listsChain(all.stdout, p.chain)) return;
     const refs = all.stdout
       .split("\n")
       .filter((l) => l.startsWith("-A ") && new RegExp(`\\s-[jg] ${p.chain}(\\s|$)`).test(l));
