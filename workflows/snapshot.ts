@@ -6,7 +6,7 @@
 // known_hosts and the owner's copies stay as they are. Delete undoes a snapshot's save entries;
 // `run down --purge` and `run cleanup` undo them all. Spawn's lab steps come first, as for reset.
 import { imageFileOf } from "../config/images.js";
-import { containerDir, diskPaths, layersDir, snapshotsDir } from "../config/paths.js";
+import { diskPaths, layersDir, snapshotsDir } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { UsageError } from "../src/errors.js";
 import { group, type JournalRef, task, undo } from "../src/runner/task.js";

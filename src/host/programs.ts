@@ -7,9 +7,9 @@ import type { Host } from "./host.js";
 /**
  * What needs a program: every lab (`run up`, `run spawn`: checked by host.preflight before anything
  * changes), a lab with containers.privateUsers, an image build, one from a mirror (not --rootfs),
- * an OCI pull (image.oci).
+ * an OCI pull (image.oci), an Incus image (image.server).
  */
-export type Need = "lab" | "privateUsers" | "imageBuild" | "mirror" | "oci";
+export type Need = "lab" | "privateUsers" | "imageBuild" | "mirror" | "oci" | "server";
 
 const PROGRAMS: Record<string, { package: string; for: readonly Need[] }> = {
   "systemd-nspawn": { package: "systemd-container", for: ["lab"] },
@@ -28,7 +28,8 @@ const PROGRAMS: Record<string, { package: string; for: readonly Need[] }> = {
   python3: { package: "python3", for: ["privateUsers"] },
   debootstrap: { package: "debootstrap", for: ["mirror"] },
   gpgv: { package: "gpgv", for: ["imageBuild"] },
-  mksquashfs: { package: "squashfs-tools", for: ["imageBuild", "oci"] },
+  mksquashfs: { package: "squashfs-tools", for: ["imageBuild", "oci", "server"] },
+  unsquashfs: { package: "squashfs-tools", for: ["server"] },
   sfdisk: { package: "fdisk", for: ["imageBuild"] },
   dd: { package: "coreutils", for: ["imageBuild"] },
   truncate: { package: "coreutils", for: ["imageBuild"] },

@@ -10,10 +10,12 @@
 // into place when complete: a failed or refused download keeps nothing. The image is a cache: as a
 // tag, it is fetched when missing (`image build --force` fetches the newest again); rollback removes
 // the temporary directory only.
+
 import { randomBytes } from "node:crypto";
 import { basename, dirname } from "node:path";
 import { z } from "zod";
 import { ExitError, errorMessage } from "../../src/errors.js";
+import { missingPrograms, programsFor } from "../../src/host/programs.js";
 import { SPACE_MARGIN, spaceNeeded } from "../../src/image/http.js";
 import { fetchSmall, freeBytesFor, removeTree, validStamp } from "../../src/image/image-host.js";
 import { formatBytes } from "../../src/image/progress.js";
@@ -130,10 +132,8 @@ async function findImage(ctx: TaskContext, p: ServerParams): Promise<StreamImage
 }
 
 async function fetchImage(ctx: TaskContext, p: ServerParams, intent: ServerIntent): Promise<ServerResult> {
-  const missing = [];
-  for (const cmd of ["unsquashfs", "mksquashfs"]) if (!(await ctx.host.which(cmd))) missing.push(cmd);
-  if (missing.length)
-    throw new ExitError(`image.server needs ${missing.join(", ")}: apt-get install squashfs-tools`);
+  const missing = await missingPrograms(ctx.host, programsFor("server"));
+  if (missing) throw new ExitError(`image.server: ${missing}`);
   const img = await findImage(ctx, p);
   ctx.info(
     `${p.alias} (${p.arch}) is ${img.product} version ${img.version}: ${img.path}${img.size === undefined ? "" : ` (${formatBytes(img.size)})`}`,
