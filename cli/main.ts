@@ -17,6 +17,7 @@ import {
 } from "../src/errors.js";
 import { CommandError, RootFsError, shellQuote } from "../src/host/host.js";
 import { realHost } from "../src/host/real-host.js";
+import { journalPath } from "../src/runner/journal-path.js";
 import { printable, type RunEvent, renderEvent, shownWhenQuiet } from "../src/runner/report.js";
 import { listTaskIds } from "../src/runner/task.js";
 import { workflows } from "../workflows/index.js";
@@ -292,7 +293,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       // Which lab this is, before anything is done to it.
       if (!g.json && !g.quiet) io.out(`‣ [ INFO ] ${cli.whichLab(loaded)}\n`);
       // The index of this host's labs (`aplspawn labs`, `run down --lab`): not for a preview.
-      if (o.dryRun !== true && o.lab === undefined && io.host.uid() === 0) {
+      // Nor for undoing a lab that was never run: there is nothing of it to list.
+      const nothingToUndo = wf.undoes === true && !(await io.host.fs.exists(journalPath(labDir(config))));
+      if (o.dryRun !== true && o.lab === undefined && io.host.uid() === 0 && !nothingToUndo) {
         const { recordLab } = await import("../src/lab/registry.js");
         await recordLab(io.host, config, loaded.file, {
           ...(owner ? { owner: owner.name } : {}),

@@ -7,6 +7,8 @@ export interface WorkflowEntry {
   describe: string;
   /** The `run` options this workflow takes; any other is refused. */
   options: readonly (keyof WorkflowOptions)[];
+  /** It only undoes what a run made: a lab with no journal has nothing of it, and is not recorded. */
+  undoes?: true;
   load(): Promise<WorkflowBuilder>;
 }
 
@@ -20,6 +22,7 @@ export const workflows: Record<string, WorkflowEntry> = {
   down: {
     describe: "undo everything the lab created, from the journal",
     options: ["concurrency", "purge"],
+    undoes: true,
     load: async () => (await import("./down.js")).down,
   },
   netup: {
@@ -30,6 +33,7 @@ export const workflows: Record<string, WorkflowEntry> = {
   netdown: {
     describe: "undo the network",
     options: [],
+    undoes: true,
     load: async () => (await import("./netdown.js")).netdown,
   },
   getimage: {
@@ -46,6 +50,7 @@ export const workflows: Record<string, WorkflowEntry> = {
   stop: {
     describe: "stop the containers and detach the image",
     options: ["only", "concurrency"],
+    undoes: true,
     load: async () => (await import("./stop.js")).stop,
   },
   provision: {
@@ -61,6 +66,7 @@ export const workflows: Record<string, WorkflowEntry> = {
   cleanup: {
     describe: "remove the working directories' content",
     options: [],
+    undoes: true,
     load: async () => (await import("./cleanup.js")).cleanup,
   },
 };

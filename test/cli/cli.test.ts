@@ -1,5 +1,6 @@
 // The CLI called in-process (citty-style: argv as a parameter): exit codes, config errors, aliases.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -178,6 +179,9 @@ test("--json: every line of a run carries ts (ISO 8601) and the lab's name, then
       assert.deepEqual(Object.keys(e).slice(0, 3), ["ts", "lab", "event"], l);
     }
     assert.equal((JSON.parse(lines.at(-1)!) as { event: string }).event, "summary");
+    // Nothing was undone, so the host's index of labs did not gain it (root's, outside the test).
+    const entry = createHash("sha256").update(`${d.path}/work/jsonlab`).digest("hex").slice(0, 16);
+    assert.equal(existsSync(`/var/lib/aplspawn/labs/${entry}.json`), false, "recorded in the index");
   } finally {
     await d.cleanup();
   }
