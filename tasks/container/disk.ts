@@ -4,7 +4,9 @@
 // system the host has, and a full disk is the container's alone. It is the container's lasting
 // state, as its upper layer is: `run down` keeps it; a purge, a reset or a failed first run delete
 // it. A larger diskMax grows it (while it is not attached); a smaller one is not taken from it.
+import { dirname } from "node:path";
 import { z } from "zod";
+import { rmdirIfEmpty } from "../../src/host/files.js";
 import type { HostContext } from "../../src/host/host.js";
 import { mountsOfDevice } from "../../src/image/image-host.js";
 import { formatBytes } from "../../src/image/progress.js";
@@ -117,5 +119,10 @@ export const containerDisk = defineTask({
         throw new Error(`${p.file} is still attached to ${l.name}; detach it first`);
     await ctx.host.fs.rm(p.file);
     await ctx.host.fs.rm(`${p.file}.part`);
+    // The last of the container's lasting state (after its upper layer and keys): its directory,
+    // and the lab's containers/ when it was the last one, go with it.
+    const dir = dirname(p.file);
+    await rmdirIfEmpty(ctx.host, dir);
+    await rmdirIfEmpty(ctx.host, dirname(dir));
   },
 });

@@ -160,7 +160,7 @@ test(
           j
             .entries()
             .map((e) => e.id)
-            .filter((id) => !/^(container\.(upper|hostkeys)|lab\.sshkey)/.test(id)),
+            .filter((id) => !/^(container\.(upper|hostkeys|disk)|lab\.sshkey)/.test(id)),
           [],
           "only what down keeps stays in the journal",
         );
