@@ -200,7 +200,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       return n;
     })
     .option("--only <names>", "limit per-container work to these containers (comma-separated)")
-    .option("--purge", "down: also delete upper layers, keys, kept logs and the downloaded image")
+    .option("--purge", "down: also delete upper layers, keys, kept logs and the downloaded and pulled images")
     .option(
       "--owner <user>",
       "up: the user who gets their own copy of the lab key, known_hosts and inventory (default: SUDO_USER)",

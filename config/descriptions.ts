@@ -58,7 +58,8 @@ export const KEY_DESCRIPTIONS: Record<string, string> = {
   "containers.sets[].init": "Default containers.init.",
   "containers.sets[].user": "Default containers.user.",
   "containers.sets[].group": "Default containers.group.",
-  "containers.sets[].image": "The set's own image (url required); default: the top-level image.",
+  "containers.sets[].image":
+    "The set's own image, from one source: url, oci, or server with alias; default: the top-level image.",
   "containers.ipRange": "First and last address of the containers, inside the bridge's subnet.",
   "containers.machinesDir": "Where the containers' merged roots live (<machinesDir>/<name>).",
   "containers.init": "boot: systemd boots the container; script: a startup script is the leader.",

@@ -1,6 +1,7 @@
 // Reading a config: YAML → zod → cross-field checks, every problem reported at once with its key path.
 // Pure (text in, Config out): finding the file and checking the files it names is the CLI's.
 
+import { isDeepStrictEqual } from "node:util";
 import {
   type Document,
   isAlias,
@@ -16,6 +17,7 @@ import {
 import { type core, z } from "zod";
 import { bindsProblems, limitsProblems } from "./binds.js";
 import { containerSpecs } from "./containers.js";
+import { isPulled, pulledName } from "./images.js";
 import { inSubnet, ipToInt, parseCidr } from "./ip.js";
 import { imagePath } from "./paths.js";
 import { type Config, completeConfig, configSchema, type ImageSection } from "./schema.js";
@@ -636,8 +638,9 @@ function addressProblems(net: ReturnType<typeof parseCidr>): string[] {
 // Two sets that name one image file must agree on everything about it: it is got and attached once.
 function sharedImageProblems(c: Config): string[] {
   const problems: string[] = [];
-  // A URL imageProblems refuses names no file.
+  // A URL imageProblems refuses names no file, nor does half an image server's source.
   const fileOf = (section: ImageSection) => {
+    if ((section.server === undefined) !== (section.alias === undefined)) return undefined;
     try {
       return imagePath(c, section);
     } catch {
@@ -653,9 +656,11 @@ function sharedImageProblems(c: Config): string[] {
     const at = `containers.sets.${i}.image`;
     const first = seen.get(path);
     if (!first) seen.set(path, { at, section: s.image });
-    else if (JSON.stringify(first.section) !== JSON.stringify(s.image))
+    else if (!isDeepStrictEqual(sourceKeys(first.section), sourceKeys(s.image)))
       problems.push(
-        `${at}: names the file ${path} as ${first.at} does, but differs from it (checksum, build recipe or another key): one file is one image; give it a url of its own`,
+        isPulled(s.image)
+          ? `${at}: names the image ${pulledName(s.image)} as ${first.at} does, but differs from it (insecure, maxSize or another key): one image is pulled once; give both the same keys`
+          : `${at}: names the file ${path} as ${first.at} does, but differs from it (checksum, build recipe or another key): one file is one image; give it a url of its own`,
       );
   }
   // A pinned loop device holds one image.
@@ -670,6 +675,13 @@ function sharedImageProblems(c: Config): string[] {
   }
   return problems;
 }
+
+// What makes an image what it is: a pulled one does not read url (a set's is the config's default).
+const sourceKeys = (s: ImageSection): Partial<ImageSection> => {
+  if (!isPulled(s)) return s;
+  const { url: _url, ...rest } = s;
+  return rest;
+};
 
 // An image server's image (image.server + image.alias): verified by the SHA-256 its index gives, so
 // a file image's keys do not apply, and neither does another source.

@@ -175,9 +175,12 @@ const hostVars = z.record(z.string(), z.json()).superRefine((vars, ctx) => {
   }
 });
 
+/** The config's image when it names none: the image `aplspawn image build` makes. */
+export const DEFAULT_IMAGE_URL = "file:///var/lib/aplspawn/images/debian-bookworm.img";
+
 /** An image section: the config's image, and a set's own (containers.sets[].image). */
 const imageSchema = z.strictObject({
-  url: url.default("file:///var/lib/aplspawn/images/debian-bookworm.img"),
+  url: url.default(DEFAULT_IMAGE_URL),
   /**
    * An OCI image reference (REGISTRY/NAME:TAG or …@sha256:DIGEST), pulled with skopeo and
    * flattened into the image store instead of url; image.insecure allows a plain-http registry.
@@ -225,6 +228,35 @@ const imageSchema = z.strictObject({
     .optional(),
 });
 
+/**
+ * A set's own image: exactly one source, as it has no default (a set without one runs on the
+ * config's image): url (a file, built or not, or a download), oci, or server with alias.
+ */
+const setImageSchema = imageSchema
+  .extend({ url: url.optional() })
+  .superRefine((s, ctx) => {
+    const pulled = [s.oci !== undefined && "oci", (s.server ?? s.alias) !== undefined && "server"].filter(
+      (k) => k !== false,
+    );
+    if (s.url === undefined && pulled.length === 0)
+      ctx.addIssue({
+        code: "custom",
+        message:
+          "names no image: give its url (a file or a download), oci (an OCI image) or server with alias (an image server's)",
+      });
+    else if (s.url !== undefined && pulled.length > 0)
+      ctx.addIssue({
+        code: "custom",
+        path: ["url"],
+        message: `give one image source: url, oci, or server with alias, not url and ${pulled.join(" and ")}`,
+      });
+  })
+  // The same for editors (the JSON Schema): one of the sources, never url with another.
+  .meta({
+    anyOf: ["url", "oci", "server", "alias"].map((k) => ({ required: [k] })),
+    not: { anyOf: ["oci", "server", "alias"].map((k) => ({ required: ["url", k] })) },
+  });
+
 // A host path bound into containers, the limits of a container (config/binds.ts checks the rest).
 const bindPath = absPath.refine(
   (p) => !/[:\\]/.test(p),
@@ -267,10 +299,11 @@ const containerSetSchema = z.strictObject({
   user: userName.optional(),
   group: userName.optional(),
   /**
-   * The set's own image (url required, with its own build recipe if it is built), attached once
-   * as a read-only lower layer of its own; by default the config's image.
+   * The set's own image, from one source (url, with its own build recipe if it is built; oci; or
+   * server with alias), attached once as a read-only lower layer of its own; by default the
+   * config's image.
    */
-  image: imageSchema.extend({ url }).optional(),
+  image: setImageSchema.optional(),
   /** Host paths bound into its containers, besides containers.binds. */
   binds: binds.default([]),
   /** Default: containers.memory, containers.cpus. */
@@ -439,8 +472,14 @@ type Parsed = z.infer<typeof configSchema>;
 /** An image section (the config's image, or a set's own), defaults filled in. */
 export type ImageSection = z.infer<typeof imageSchema>;
 
-/** A set of containers as the config gives it, with its defaults filled in. */
-export type ContainerSet = Omit<z.infer<typeof containerSetSchema>, "pattern"> & { pattern: string };
+/**
+ * A set of containers as the config gives it, with its defaults filled in; a pulled image's url
+ * (which it does not read) is the config's default, as the config's own pulled image has it.
+ */
+export type ContainerSet = Omit<z.infer<typeof containerSetSchema>, "pattern" | "image"> & {
+  pattern: string;
+  image?: ImageSection;
+};
 
 /** A validated config with every default filled in. */
 export type Config = Omit<Parsed, "containers"> & {
@@ -456,7 +495,11 @@ export type Config = Omit<Parsed, "containers"> & {
 /** The parsed config with the defaults that follow other keys (count, prefix, ipRange) filled in. */
 export function completeConfig(p: Parsed): Config {
   const { sets: given, count: _count, prefix, ipRange: _ipRange, ...rest } = p.containers;
-  const sets = given?.map((s) => ({ ...s, pattern: s.pattern ?? `${s.name}%d` }));
+  const sets = given?.map(({ image, ...s }) => ({
+    ...s,
+    pattern: s.pattern ?? `${s.name}%d`,
+    ...(image ? { image: { ...image, url: image.url ?? DEFAULT_IMAGE_URL } } : {}),
+  }));
   const count = sets ? sets.reduce((n, s) => n + s.count, 0) : (p.containers.count ?? 3);
   const ipRange = p.containers.ipRange ?? defaultIpRange(p.network.address, count);
   return {

@@ -146,9 +146,9 @@ test("set images: a set naming the config's own image file shares it (its id, it
   assert.deepEqual(listTaskIds(attachSteps(c)), ["image.loop", "image.lower"]);
 });
 
-test("set images are refused without a url, checked as the config's image is, and must agree on a shared file", () => {
+test("set images are refused without a source, checked as the config's image is, and must agree on a shared file", () => {
   assert.deepEqual(problems("containers:\n  sets:\n    - {name: a, image: {build: {suite: trixie}}}\n"), [
-    "containers.sets.0.image.url: required (line 3, column 24)",
+    "containers.sets.0.image: names no image: give its url (a file or a download), oci (an OCI image) or server with alias (an image server's) (line 3, column 24)",
   ]);
   const p = problems(`image: {loopDevice: /dev/loop7}
 containers:
@@ -163,4 +163,129 @@ containers:
     "containers.sets.2.image: names the file /img/x.img as containers.sets.1.image does, but differs from it (checksum, build recipe or another key): one file is one image; give it a url of its own (line 6, column 24)",
     "containers.sets.3.image.loopDevice: /dev/loop7 is pinned for /var/lib/aplspawn/images/debian-bookworm.img too; one device holds one image (line 7, column 63)",
   ]);
+});
+
+const DEBIAN = `{server: "https://images.example.org", alias: debian/12}`;
+
+test("set images from a registry and an image server: pulled into the store once each, under their sets' ids; down --purge removes both", () => {
+  const c = parseConfig(
+    `containers:
+  machinesDir: /m
+  sets:
+    - {name: deb}
+    - {name: rocky, count: 2, image: {oci: "quay.io/rockylinux/rockylinux:9"}}
+    - {name: incus, image: ${DEBIAN}}
+    - {name: incus-too, image: ${DEBIAN}}
+`,
+    "t.yaml",
+  );
+  const images = labImages(c);
+  assert.deepEqual(
+    images.map((i) => [i.id, i.sets.join(",")]),
+    [
+      [undefined, "deb"],
+      ["rocky", "rocky"],
+      ["incus", "incus,incus-too"],
+    ],
+  );
+  assert.match(images[1]!.path, /^\/var\/lib\/aplspawn\/images\/oci-rockylinux-9-[0-9a-f]{12}\.squashfs$/);
+  assert.match(
+    images[2]!.path,
+    /^\/var\/lib\/aplspawn\/images\/incus-debian_12-[a-z0-9]+-[0-9a-f]{12}\.squashfs$/,
+  );
+  assert.deepEqual(listTaskIds(getimageSteps(c)), [
+    "image.build",
+    "image.verify",
+    "image.dirs[rocky]",
+    "image.oci[rocky]",
+    "image.dirs[incus]",
+    "image.server[incus]",
+  ]);
+  const pulls = taskSteps(getimageSteps(c)).filter((s) => ["image.oci", "image.server"].includes(s.def.kind));
+  assert.deepEqual(
+    pulls.map((s) => {
+      const { ref, server, alias, path } = s.params as Record<string, string>;
+      return [ref ?? `${server} ${alias}`, path];
+    }),
+    [
+      ["quay.io/rockylinux/rockylinux:9", images[1]!.path],
+      ["https://images.example.org debian/12", images[2]!.path],
+    ],
+  );
+  assert.deepEqual(listTaskIds(attachSteps(c)), [
+    "image.loop",
+    "image.lower",
+    "image.loop[rocky]",
+    "image.lower[rocky]",
+    "image.loop[incus]",
+    "image.lower[incus]",
+  ]);
+  assert.deepEqual(
+    containerSpecs(c).map((s) => [s.name, s.image]),
+    [
+      ["deb1", undefined],
+      ["rocky1", "rocky"],
+      ["rocky2", "rocky"],
+      ["incus1", "incus"],
+      ["incus-too1", "incus"],
+    ],
+  );
+  // The config's image is a file of the user's: the purge deletes the pulled ones alone.
+  assert.deepEqual(listTaskIds(purgeImageSteps(c)), ["image.purge[rocky]", "image.purge[incus]"]);
+});
+
+test("set images from a registry or an image server are checked as the config's are: one source, server with alias, one pulled image one section", () => {
+  const sets = (...images: string[]) =>
+    `containers:\n  sets:\n${images.map((i, n) => `    - {name: s${n}, image: ${i}}\n`).join("")}`;
+  assert.deepEqual(
+    problems(
+      sets(`{url: "file:///img/a.img", oci: "x.org/y:1"}`, `{url: "file:///img/b.img", ${DEBIAN.slice(1)}`),
+    ),
+    [
+      'containers.sets.0.image.url: give one image source: url, oci, or server with alias, not url and oci (line 3, column 31: "file:///img/a.img")',
+      'containers.sets.1.image.url: give one image source: url, oci, or server with alias, not url and server (line 4, column 31: "file:///img/b.img")',
+    ],
+  );
+  assert.deepEqual(problems(sets(`{server: "https://images.example.org"}`, "{alias: debian/12}")), [
+    "containers.sets.0.image.server: needs containers.sets.0.image.alias, the image's alias on it (e.g. debian/12) (line 3, column 34)",
+    "containers.sets.1.image.alias: names an image on containers.sets.1.image.server, which is not set (line 4, column 33)",
+  ]);
+  assert.deepEqual(
+    problems(
+      sets(
+        `{oci: "x.org/y:1", sha256: "${"a".repeat(64)}"}`,
+        `{server: "http://images.example.org", alias: debian/12}`,
+        `{oci: "x.org/z:1", server: "https://images.example.org", alias: debian/12}`,
+      ),
+    ),
+    [
+      "containers.sets.0.image.oci: containers.sets.0.image.sha256 apply to a file image, not an OCI image (line 3, column 31)",
+      "containers.sets.1.image.server: over plain http anyone on the way can rewrite the index with its checksums: use https, or containers.sets.1.image.insecure: true (line 4, column 34)",
+      "containers.sets.2.image.server: containers.sets.2.image.oci does not apply to an image server's image (give one image source) (line 5, column 52)",
+    ],
+  );
+  // Two sets naming one pulled image (or a set and the config) must agree on its every key.
+  assert.deepEqual(
+    problems(`image: {oci: "x.org/y:1"}
+containers:
+  sets:
+    - {name: a, image: {oci: "x.org/y:1"}}
+    - {name: b, image: {oci: "x.org/y:1", insecure: true}}
+    - {name: c, image: ${DEBIAN}}
+    - {name: d, image: {server: "https://images.example.org", alias: debian/12, maxSize: 1000}}
+`),
+    [
+      "containers.sets.1.image: names the image x.org/y:1 as image does, but differs from it (insecure, maxSize or another key): one image is pulled once; give both the same keys (line 5, column 24)",
+      "containers.sets.3.image: names the image debian/12 from https://images.example.org (image.server) as containers.sets.2.image does, but differs from it (insecure, maxSize or another key): one image is pulled once; give both the same keys (line 7, column 24)",
+    ],
+  );
+  // The config's own pulled image, named again by a set with the same keys, is one image.
+  const c = parseConfig(
+    `image: {url: "file:///img/ignored.img", oci: "x.org/y:1"}\ncontainers:\n  sets:\n    - {name: a}\n    - {name: b, image: {oci: "x.org/y:1"}}\n`,
+    "t.yaml",
+  );
+  assert.deepEqual(
+    labImages(c).map((i) => [i.id, i.sets.join(",")]),
+    [[undefined, "a,b"]],
+  );
 });

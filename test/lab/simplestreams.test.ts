@@ -8,13 +8,12 @@ import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { execa } from "execa";
 import { simplestreamsArch } from "../../src/image/simplestreams.js";
 import { startServer } from "../support/image.js";
 import { summary, taskEvents } from "../support/json-events.js";
 import { assertNoResidue, ok, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
-import { ensureTestRootSquashfs, publishStream } from "../support/simplestreams.js";
+import { ensureTestRootSquashfs, loopbackCertificate, publishStream } from "../support/simplestreams.js";
 
 const VERSION = "20250101_00:00";
 
@@ -73,22 +72,7 @@ test(
           ],
           { [rootPath]: { link: root.path } },
         );
-        const cert = join(lab.dir, "cert.pem");
-        const key = join(lab.dir, "key.pem");
-        await execa("openssl", [
-          ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"],
-          ...[
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            key,
-            "-out",
-            cert,
-          ],
-        ]);
-        const trust = { NODE_EXTRA_CA_CERTS: cert };
+        const { cert, key, trust } = await loopbackCertificate(lab.dir);
         // The squashfs is cut off after 4 MiB once: the download resumes where it broke.
         const server = await startServer(lab.ns, tree, {
           cutAfter: 4 * 1024 * 1024,

@@ -288,9 +288,14 @@ export const BAD_CONFIGS: [string, string, RegExp][] = [
     /containers\.sets\.0\.image\.url: malformed percent-encoding/,
   ],
   [
-    "a set's image without url",
+    "a set's image without a source",
     "containers: {sets: [{name: a, image: {build: {suite: trixie}}}]}\n",
-    /containers\.sets\.0\.image\.url: required \(line 2, column 38\)/,
+    /containers\.sets\.0\.image: names no image: give its url .*, oci .* or server with alias .* \(line 2, column 38\)/,
+  ],
+  [
+    "a set's image with url and oci",
+    "containers: {sets: [{name: a, image: {url: 'file:///img/a.img', oci: 'x.org/y:1'}}]}\n",
+    /containers\.sets\.0\.image\.url: give one image source: url, oci, or server with alias, not url and oci/,
   ],
   [
     "image url name decodes to ..",

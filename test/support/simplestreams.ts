@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { copyFile, mkdir, open, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { execa } from "execa";
 import { ensureTestImage, TEST_CACHE } from "./image.js";
 
 /** Where the built image's squashfs starts (diskGeometry: 1 MiB of GPT before the partition). */
@@ -99,4 +100,20 @@ export async function publishStream(
     else if ("link" in what) await symlink(what.link, to);
     else await copyFile(what.copy, to);
   }
+}
+
+/**
+ * A self-signed certificate for 127.0.0.1 in `dir` (cert.pem, key.pem), for the test server's
+ * https; `trust` is the environment a CLI run needs to trust it.
+ */
+export async function loopbackCertificate(
+  dir: string,
+): Promise<{ cert: string; key: string; trust: Record<string, string> }> {
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  await execa("openssl", [
+    ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"],
+    ...["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+  ]);
+  return { cert, key, trust: { NODE_EXTRA_CA_CERTS: cert } };
 }
