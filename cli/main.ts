@@ -370,12 +370,13 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
           },
         );
       } catch (e) {
-        // --json: the problems as data, each with its key and where it is (exit 2 all the same).
-        const { ConfigError } = await import("../config/load.js");
-        if (g.json && e instanceof UsageError && e.cause instanceof ConfigError) {
-          const { file: f } = e.cause;
+        // --json: the problems as data, each with its key and where it is (exit 2 all the same). A
+        // file that cannot be read says so in a sentence of its own, its diagnostic the cause.
+        const { ConfigError } = await import("../config/diagnostic.js");
+        const bad = e instanceof ConfigError ? e : e instanceof UsageError ? e.cause : undefined;
+        if (g.json && bad instanceof ConfigError) {
           const more = warnings.length ? { warnings } : {};
-          io.out(`${JSON.stringify({ ok: false, file: f, diagnostics: e.cause.diagnostics(), ...more })}\n`);
+          io.out(`${JSON.stringify({ ok: false, file: bad.file, diagnostics: bad.items, ...more })}\n`);
           throw new ExitError("", 2);
         }
         throw e;

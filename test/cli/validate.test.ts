@@ -40,7 +40,7 @@ test("validate --json: a YAML error with its line and column; a missing config f
       file: f,
       diagnostics: [
         {
-          key: "",
+          path: "",
           message: "YAML syntax: a tab indents this line: YAML indents with spaces only",
           line: 3,
           column: 1,
@@ -58,7 +58,7 @@ test("validate --json: a YAML error with its line and column; a missing config f
       assert.deepEqual(JSON.parse(m.out), {
         ok: false,
         file: missing,
-        diagnostics: [{ key: "", message: "no such file" }],
+        diagnostics: [{ path: "", message: "no such file" }],
       });
     }
     const plain = await runMain(["validate", missing]);
@@ -66,7 +66,7 @@ test("validate --json: a YAML error with its line and column; a missing config f
     assert.equal(plain.err, `aplspawn: Config file not found: ${missing}\n`);
     const dir = await runMain(["--json", "validate", d.path]);
     assert.equal(dir.code, 2);
-    assert.deepEqual(JSON.parse(dir.out).diagnostics, [{ key: "", message: "not a file" }]);
+    assert.deepEqual(JSON.parse(dir.out).diagnostics, [{ path: "", message: "not a file" }]);
   } finally {
     await d.cleanup();
   }
@@ -98,7 +98,7 @@ test("validate checks provision.playbook: a missing or broken one is exit 2 at i
     assert.equal(b.code, 2, b.err);
     const { diagnostics } = JSON.parse(b.out) as { diagnostics: Record<string, unknown>[] };
     assert.equal(diagnostics.length, 1, b.out);
-    assert.equal(diagnostics[0]!.key, "provision.playbook");
+    assert.equal(diagnostics[0]!.path, "provision.playbook");
     assert.deepEqual([diagnostics[0]!.line, diagnostics[0]!.column], [4, 13]);
     assert.match(
       String(diagnostics[0]!.message),
