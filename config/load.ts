@@ -24,7 +24,8 @@ import { type Config, completeConfig, configSchema, type ImageSection } from "./
 /** Parse and validate config text; throws ConfigError listing every problem. */
 export function parseConfig(text: string, file: string): Config {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { uniqueKeys: true, lineCounter: lines });
+  // prettyErrors: false, the library's messages without the place (which is ours to give).
+  const doc = parseDocument(text, { uniqueKeys: true, lineCounter: lines, prettyErrors: false });
   if (doc.errors.length > 0) throw new ConfigError(file, yamlProblems(doc.errors, lines));
   const unreadable = unreadableNode(doc);
   if (unreadable)
@@ -40,7 +41,7 @@ export function parseConfig(text: string, file: string): Config {
   const parsed = configSchema.safeParse(raw, { error: inOurWords });
   if (!parsed.success) {
     const issues = parsed.error.issues;
-    const schemaProblems = issues.flatMap((issue) => formatIssue(issue, doc, lines));
+    const schemaProblems = issues.flatMap((issue) => issueDiagnostics(issue, doc, lines));
     // Every phase in one run: the checks across keys and of the files named run on the config
     // without the keys found wrong (their defaults in their place), and report what does not
     // concern those keys.
@@ -72,8 +73,7 @@ export function placeProblems(text: string, problems: readonly Problem[]): Diagn
   return problems.map((p) => located(doc, lines, p));
 }
 
-// The library's errors in our words, each place once (it reports some twice, and its own
-// messages end with the place again).
+// The library's errors in our words, each place once (it reports some twice).
 const YAML_WORDS: Partial<Record<YAMLError["code"], string>> = {
   MULTIPLE_DOCS:
     'a config is one YAML document, and a second one starts here: remove this "---" and what follows, or put it in a file of its own',
@@ -97,7 +97,7 @@ function yamlProblems(errors: readonly YAMLError[], lines: LineCounter): Diagnos
       words = "this key is not in line with the keys above it: keys of one mapping start at the same column";
     out.push({
       path: "",
-      message: `YAML syntax: ${words ?? e.message.replace(/ at line \d+, column \d+:?[\s\S]*$/, "")}`,
+      message: `YAML syntax: ${words ?? e.message}`,
       line,
       column: col,
     });
@@ -300,7 +300,7 @@ function inOurWords(issue: core.$ZodRawIssue): string | undefined {
   };
   switch (issue.code) {
     case "invalid_type": {
-      if (issue.input === undefined) return undefined; // "required", formatIssue's
+      if (issue.input === undefined) return "required";
       const expected = String(issue.expected);
       return `must be ${what[expected] ?? expected}`;
     }
@@ -334,8 +334,8 @@ function keyPath(path: readonly PropertyKey[]): string {
   return path.length === 0 ? "top level" : dotted(keyPathOf(path));
 }
 
-// One issue as problems placed in the file (an unknown key's issue names every unknown key).
-function formatIssue(issue: core.$ZodIssue, doc: Document, lines: LineCounter): Diagnostic[] {
+// One issue as diagnostics placed in the file (an unknown key's issue names every unknown key).
+function issueDiagnostics(issue: core.$ZodIssue, doc: Document, lines: LineCounter): Diagnostic[] {
   if (issue.code === "unrecognized_keys") {
     const known = knownKeys(issue.path);
     return issue.keys.map((k) => {
@@ -345,11 +345,7 @@ function formatIssue(issue: core.$ZodIssue, doc: Document, lines: LineCounter): 
       return { path, message, ...whereIs(doc, lines, issue, k) };
     });
   }
-  const message =
-    issue.code === "invalid_type" && issue.message.includes("received undefined")
-      ? "required"
-      : issue.message;
-  return [{ path: keyPath(issue.path), message, ...whereIs(doc, lines, issue) }];
+  return [{ path: keyPath(issue.path), message: issue.message, ...whereIs(doc, lines, issue) }];
 }
 
 /** The keys the schema allows at a path (for "did you mean"). */
