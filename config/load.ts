@@ -249,28 +249,39 @@ function without(raw: unknown, paths: readonly KeyPath[]): unknown {
   return copy;
 }
 
+/** Whether `at` is the key `outer` or a key inside it. */
+const within = (at: KeyPath, outer: KeyPath): boolean =>
+  at.length >= outer.length && outer.every((k, i) => String(k) === String(at[i]));
+
 /** Whether a problem about `at` is about a key found wrong, or one inside or above it. */
 export function concerns(at: KeyPath, wrong: KeyPath): boolean {
   if (at.length === 0 || wrong.length === 0) return false;
-  const n = Math.min(at.length, wrong.length);
-  return at.slice(0, n).every((k, i) => String(k) === String(wrong[i]));
+  return within(at, wrong) || within(wrong, at);
 }
 
 // What a check across keys reads besides the key it names. When one of those was found wrong (left
 // out, its default in its place), the check would judge that default: it says nothing then.
-const CONTAINER_KEYS = ["containers.ipRange", "containers.count", "containers.prefix", "containers.sets"];
-const READS: [string, string[]][] = [
-  ["containers", ["network.address", ...CONTAINER_KEYS]],
-  ["network.forwards", CONTAINER_KEYS],
-  ["inventory.children", ["inventory.group", "containers.sets"]],
-  ["containers.sets", ["inventory.templates"]],
+const CONTAINER_KEYS: KeyPath[] = [
+  ["containers", "ipRange"],
+  ["containers", "count"],
+  ["containers", "prefix"],
+  ["containers", "sets"],
+];
+const READS: [KeyPath, KeyPath[]][] = [
+  [["containers"], [["network", "address"], ...CONTAINER_KEYS]],
+  [["network", "forwards"], CONTAINER_KEYS],
+  [
+    ["inventory", "children"],
+    [
+      ["inventory", "group"],
+      ["containers", "sets"],
+    ],
+  ],
+  [["containers", "sets"], [["inventory", "templates"]]],
 ];
 
 function readsWrong(at: KeyPath, wrong: KeyPath): boolean {
-  const key = dotted(at);
-  const w = dotted(wrong);
-  const within = (k: string, at: string) => k === at || k.startsWith(`${at}.`);
-  return READS.some(([at, reads]) => within(key, at) && reads.some((r) => within(w, r)));
+  return READS.some(([key, reads]) => within(at, key) && reads.some((r) => within(wrong, r)));
 }
 
 /** Problems in file order (by the line and column they name); those without a place last. */
