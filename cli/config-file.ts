@@ -143,6 +143,14 @@ export async function requirePlaybook(host: Host, file: string, c: Config, owner
   // Not checked for another reason (an ansible.cfg not to be trusted): provision says it as it runs.
   if (r.ok === true || (r.ok === "unchecked" && !r.missing)) return;
   const message = r.ok === false ? r.problem : `${r.why}; the playbook cannot run without it`;
-  const problem = { at: ["provision", "playbook"], message };
-  throw new ConfigError(file, placeProblems(await host.fs.readFile(file), [problem]));
+  throw await configProblem(host, file, { at: ["provision", "playbook"], message });
+}
+
+/**
+ * A problem of a loaded config that a command finds (exit 2), placed where its key is written, as
+ * validate reports the config's own; unplaced when the file cannot be read again.
+ */
+export async function configProblem(host: Host, file: string, problem: Problem): Promise<ConfigError> {
+  const text = await host.fs.readFile(file).catch(() => "");
+  return new ConfigError(file, placeProblems(text, [problem]));
 }

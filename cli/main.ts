@@ -273,11 +273,14 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       // changes, checked as the one who will run it (never root): else exit 2, as validate says it.
       if ((name === "up" || name === "provision") && config.provision && !o.listTasks) {
         const as = owner ?? ansibleUser;
+        const { configProblem, requirePlaybook } = await import("./config-file.js");
         if (!as)
-          throw new UsageError(
-            "provision.playbook: Ansible runs as the lab's owner (sudo from your account, or --owner) or as an unprivileged account (--ansible-user, or aplspawn, which scripts/install.sh makes); neither is here, and Ansible never runs as root against a lab",
-          );
-        await (await import("./config-file.js")).requirePlaybook(io.host, loaded.file, config, as);
+          throw await configProblem(io.host, loaded.file, {
+            at: ["provision", "playbook"],
+            message:
+              "Ansible runs as the lab's owner (sudo from your account, or --owner) or as an unprivileged account (--ansible-user, or aplspawn, which scripts/install.sh makes); neither is here, and Ansible never runs as root against a lab",
+          });
+        await requirePlaybook(io.host, loaded.file, config, as);
       }
       const workflow = build(config, {
         only,
