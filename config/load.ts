@@ -93,7 +93,7 @@ function yamlProblems(errors: readonly YAMLError[], lines: LineCounter): Diagnos
     if (seen.has(`${line}:${col}`)) continue;
     seen.add(`${line}:${col}`);
     let words = YAML_WORDS[e.code];
-    if (!words && e.code === "BAD_INDENT" && /^All mapping items/.test(e.message))
+    if (!words && e.code === "BAD_INDENT" && e.message.startsWith("All mapping items"))
       words = "this key is not in line with the keys above it: keys of one mapping start at the same column";
     out.push({
       path: "",
