@@ -2,7 +2,8 @@
 // it names that must exist already are checked here (config/ itself reads nothing), and, when a
 // command asks, the playbook it names and the host's network interfaces.
 import { resolve } from "node:path";
-import { ConfigError, concerns, type Diagnostic, parseConfig, placeProblems } from "../config/load.js";
+import { ConfigError, type Diagnostic, type Problem } from "../config/diagnostic.js";
+import { concerns, parseConfig, placeProblems } from "../config/load.js";
 import { playbookFile } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { UsageError } from "../src/errors.js";
@@ -65,12 +66,9 @@ export async function loadConfig(
       if (!(e instanceof ConfigError)) throw e;
       // Every phase in one run: the files the rest of the config names are checked too.
       const more = e.partial
-        ? placeProblems(text, await fileChecks(host, e.partial, checks)).filter(
-            (d) => !e.wrong.some((w) => concerns(d.key, w)),
-          )
+        ? (await fileChecks(host, e.partial, checks)).filter((p) => !e.wrong.some((w) => concerns(p.at, w)))
         : [];
-      const all = more.length ? new ConfigError(c, [...e.items, ...more]) : e;
-      throw new UsageError(all.message, { cause: all });
+      throw more.length ? new ConfigError(c, [...e.items, ...placeProblems(text, more)]) : e;
     }
   }
   throw fileProblem(`Config file not found: ${candidates.join(" or ")}`, candidates[0]!, "no such file");
@@ -78,25 +76,26 @@ export async function loadConfig(
 
 // A config file that cannot be read at all: a usage error, and for --json a diagnostic of the file.
 function fileProblem(text: string, file: string, message: string): UsageError {
-  const d: Diagnostic = { key: "", message };
+  const d: Diagnostic = { path: "", message };
   return new UsageError(text, { cause: new ConfigError(file, [d]) });
 }
 
 // Files the config names that must exist already, and what `checks` asks of the host (reads only).
-async function fileChecks(host: Host, c: Config, checks: LoadChecks): Promise<string[]> {
-  const problems: string[] = [];
+async function fileChecks(host: Host, c: Config, checks: LoadChecks): Promise<Problem[]> {
+  const problems: Problem[] = [];
   const key = c.containers.sshKey;
   if (key !== undefined) {
     for (const f of [key, `${key}.pub`])
       if (!(await host.fs.stat(resolve(f)))?.isFile)
-        problems.push(
-          `containers.sshKey: ${resolve(f)} does not exist: leave the key out to have one generated`,
-        );
+        problems.push({
+          at: ["containers", "sshKey"],
+          message: `${resolve(f)} does not exist: leave the key out to have one generated`,
+        });
   }
   const ctx = { host, signal: new AbortController().signal };
   if (checks.playbook && c.provision) {
     const r = await playbookProblem(host, c.provision, await checks.playbook.owner?.(c));
-    if (r.ok === false) problems.push(r.problem);
+    if (r.ok === false) problems.push({ at: ["provision", "playbook"], message: r.problem });
     else if (r.ok === "unchecked")
       checks.warn?.(`${r.why}: provision.playbook was not checked (ansible-playbook --syntax-check)`);
   }
@@ -108,7 +107,7 @@ async function fileChecks(host: Host, c: Config, checks: LoadChecks): Promise<st
     const { owner } = checks.binds;
     for (const { at, bind } of configBinds(c)) {
       const p = await bindHostProblem(host, bind, owner === undefined ? [0] : [0, owner]);
-      if (p) problems.push(`${at}.host: ${p}`);
+      if (p) problems.push({ at: [...at, "host"], message: p });
     }
   }
   if (checks.interfaces && (await host.which("ip"))) {
@@ -119,9 +118,10 @@ async function fileChecks(host: Host, c: Config, checks: LoadChecks): Promise<st
       return undefined;
     });
     if (l && l.kind !== "bridge")
-      problems.push(
-        `network.bridge: ${l.name} is an interface of this host that is not a bridge (${l.kind ? `a ${l.kind}` : "a network device"}): give the lab a bridge of its own, e.g. nspawnd0`,
-      );
+      problems.push({
+        at: ["network", "bridge"],
+        message: `${l.name} is an interface of this host that is not a bridge (${l.kind ? `a ${l.kind}` : "a network device"}): give the lab a bridge of its own, e.g. nspawnd0`,
+      });
   }
   return problems;
 }
@@ -129,8 +129,7 @@ async function fileChecks(host: Host, c: Config, checks: LoadChecks): Promise<st
 async function playbookProblem(host: Host, p: NonNullable<Config["provision"]>, owner: Owner | undefined) {
   const { checkPlaybook } = await import("../src/lab/playbook-check.js");
   const ctx = { host, signal: new AbortController().signal };
-  const r = await checkPlaybook(ctx, playbookFile(p), p.args, owner);
-  return r.ok === false ? { ok: false as const, problem: `provision.playbook: ${r.problem}` } : r;
+  return checkPlaybook(ctx, playbookFile(p), p.args, owner);
 }
 
 /**
@@ -143,8 +142,15 @@ export async function requirePlaybook(host: Host, file: string, c: Config, owner
   const r = await playbookProblem(host, c.provision, owner);
   // Not checked for another reason (an ansible.cfg not to be trusted): provision says it as it runs.
   if (r.ok === true || (r.ok === "unchecked" && !r.missing)) return;
-  const problem =
-    r.ok === false ? r.problem : `provision.playbook: ${r.why}; the playbook cannot run without it`;
-  const e = new ConfigError(file, placeProblems(await host.fs.readFile(file), [problem]));
-  throw new UsageError(e.message, { cause: e });
+  const message = r.ok === false ? r.problem : `${r.why}; the playbook cannot run without it`;
+  throw await configProblem(host, file, { at: ["provision", "playbook"], message });
+}
+
+/**
+ * A problem of a loaded config that a command finds (exit 2), placed where its key is written, as
+ * validate reports the config's own; unplaced when the file cannot be read again.
+ */
+export async function configProblem(host: Host, file: string, problem: Problem): Promise<ConfigError> {
+  const text = await host.fs.readFile(file).catch(() => "");
+  return new ConfigError(file, placeProblems(text, [problem]));
 }

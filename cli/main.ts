@@ -273,11 +273,14 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       // changes, checked as the one who will run it (never root): else exit 2, as validate says it.
       if ((name === "up" || name === "provision") && config.provision && !o.listTasks) {
         const as = owner ?? ansibleUser;
+        const { configProblem, requirePlaybook } = await import("./config-file.js");
         if (!as)
-          throw new UsageError(
-            "provision.playbook: Ansible runs as the lab's owner (sudo from your account, or --owner) or as an unprivileged account (--ansible-user, or aplspawn, which scripts/install.sh makes); neither is here, and Ansible never runs as root against a lab",
-          );
-        await (await import("./config-file.js")).requirePlaybook(io.host, loaded.file, config, as);
+          throw await configProblem(io.host, loaded.file, {
+            at: ["provision", "playbook"],
+            message:
+              "Ansible runs as the lab's owner (sudo from your account, or --owner) or as an unprivileged account (--ansible-user, or aplspawn, which scripts/install.sh makes); neither is here, and Ansible never runs as root against a lab",
+          });
+        await requirePlaybook(io.host, loaded.file, config, as);
       }
       const workflow = build(config, {
         only,
@@ -370,12 +373,13 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
           },
         );
       } catch (e) {
-        // --json: the problems as data, each with its key and where it is (exit 2 all the same).
-        const { ConfigError } = await import("../config/load.js");
-        if (g.json && e instanceof UsageError && e.cause instanceof ConfigError) {
-          const { file: f } = e.cause;
+        // --json: the problems as data, each with its key and where it is (exit 2 all the same). A
+        // file that cannot be read says so in a sentence of its own, its diagnostic the cause.
+        const { ConfigError } = await import("../config/diagnostic.js");
+        const bad = e instanceof ConfigError ? e : e instanceof UsageError ? e.cause : undefined;
+        if (g.json && bad instanceof ConfigError) {
           const more = warnings.length ? { warnings } : {};
-          io.out(`${JSON.stringify({ ok: false, file: f, diagnostics: e.cause.diagnostics(), ...more })}\n`);
+          io.out(`${JSON.stringify({ ok: false, file: bad.file, diagnostics: bad.items, ...more })}\n`);
           throw new ExitError("", 2);
         }
         throw e;

@@ -2,6 +2,7 @@
 // cpus): what the config alone can tell of them (no zod here, no host). The host's side (the path
 // exists, is no link, is root's or the owner's) is src/lab/binds.ts.
 import type { Bind, ContainerSpec } from "./containers.js";
+import type { KeyPath, Problem } from "./diagnostic.js";
 import { imagePath } from "./paths.js";
 import type { Config } from "./schema.js";
 
@@ -42,13 +43,14 @@ const CONTAINER_API = ["/", "/proc", "/sys", "/dev", "/run/host", "/run/systemd/
 const under = (p: string, dir: string) => p === dir || p.startsWith(dir === "/" ? "/" : `${dir}/`);
 
 /** Why a bind (at `at`, e.g. containers.binds.0) cannot be, by the config alone. */
-function bindProblems(c: Config, b: Bind, at: string): string[] {
-  const out: string[] = [];
+function bindProblems(c: Config, b: Bind, at: KeyPath): Problem[] {
+  const out: Problem[] = [];
+  const host = (message: string) => out.push({ at: [...at, "host"], message });
   const tree = SYSTEM_TREES.find((d) => under(b.host, d));
   const system = tree !== undefined || SHARED_DIRS.includes(b.host);
   if (system)
-    out.push(
-      `${at}.host: ${b.host} is ${tree ? `in the system directory ${tree}` : "a system directory"}: bind a directory of its own`,
+    host(
+      `${b.host} is ${tree ? `in the system directory ${tree}` : "a system directory"}: bind a directory of its own`,
     );
   // aplspawn's own places, and what holds them: a container must not reach a lab's state or roots.
   const own = [
@@ -59,29 +61,36 @@ function bindProblems(c: Config, b: Bind, at: string): string[] {
     ...(c.containers.sets ?? []).flatMap((s) => (s.image ? [imagePath(c, s.image)] : [])),
   ];
   const hit = own.find((d) => under(b.host, d) || under(d, b.host));
-  if (hit && !system)
-    out.push(`${at}.host: ${b.host} is or holds aplspawn's own ${hit} (a lab's state, image or roots)`);
+  if (hit && !system) host(`${b.host} is or holds aplspawn's own ${hit} (a lab's state, image or roots)`);
   const api = CONTAINER_API.find((d) => (d === "/" ? b.container === "/" : under(b.container, d)));
   if (api)
-    out.push(`${at}.container: ${b.container} is where systemd-nspawn mounts the container's own ${api}`);
+    out.push({
+      at: [...at, "container"],
+      message: `${b.container} is where systemd-nspawn mounts the container's own ${api}`,
+    });
   return out;
 }
 
 /** Every bind's problems, and a container path bound twice in one container. */
-export function bindsProblems(c: Config): string[] {
+export function bindsProblems(c: Config): Problem[] {
   const k = c.containers;
-  const out = k.binds.flatMap((b, i) => bindProblems(c, b, `containers.binds.${i}`));
+  const out = k.binds.flatMap((b, i) => bindProblems(c, b, ["containers", "binds", i]));
   // at(i): the key of the list's i-th bind.
-  const twice = (list: Bind[], at: (i: number) => string) => {
+  const twice = (list: Bind[], at: (i: number) => KeyPath) => {
     for (const [i, b] of list.entries())
       if (list.findIndex((o) => o.container === b.container) !== i)
-        out.push(`${at(i)}.container: ${b.container} is bound twice in the same containers`);
+        out.push({
+          at: [...at(i), "container"],
+          message: `${b.container} is bound twice in the same containers`,
+        });
   };
-  twice(k.binds, (i) => `containers.binds.${i}`);
+  twice(k.binds, (i) => ["containers", "binds", i]);
   for (const [i, s] of (k.sets ?? []).entries()) {
-    out.push(...s.binds.flatMap((b, j) => bindProblems(c, b, `containers.sets.${i}.binds.${j}`)));
+    out.push(...s.binds.flatMap((b, j) => bindProblems(c, b, ["containers", "sets", i, "binds", j])));
     twice([...k.binds, ...s.binds], (j) =>
-      j < k.binds.length ? `containers.binds.${j}` : `containers.sets.${i}.binds.${j - k.binds.length}`,
+      j < k.binds.length
+        ? ["containers", "binds", j]
+        : ["containers", "sets", i, "binds", j - k.binds.length],
     );
   }
   return out;
@@ -105,19 +114,29 @@ export const MIN_MEMORY = 32 * 1024 ** 2;
 export const MIN_DISK = 64 * 1024 ** 2;
 
 /** Limits too small to run a container. */
-export function limitsProblems(c: Config): string[] {
+export function limitsProblems(c: Config): Problem[] {
   const k = c.containers;
-  const at = [
-    { at: "containers", memory: k.memory, diskMax: k.diskMax },
-    ...(k.sets ?? []).map((s, i) => ({ at: `containers.sets.${i}`, memory: s.memory, diskMax: s.diskMax })),
+  const at: { at: KeyPath; memory?: string | undefined; diskMax?: string | undefined }[] = [
+    { at: ["containers"], memory: k.memory, diskMax: k.diskMax },
+    ...(k.sets ?? []).map((s, i) => ({
+      at: ["containers", "sets", i],
+      memory: s.memory,
+      diskMax: s.diskMax,
+    })),
   ];
   return [
     ...at
       .filter((x) => x.memory !== undefined && memoryBytes(x.memory) < MIN_MEMORY)
-      .map((x) => `${x.at}.memory: ${x.memory} is less than 32M, too little for a container to boot`),
+      .map((x) => ({
+        at: [...x.at, "memory"],
+        message: `${x.memory} is less than 32M, too little for a container to boot`,
+      })),
     ...at
       .filter((x) => x.diskMax !== undefined && memoryBytes(x.diskMax) < MIN_DISK)
-      .map((x) => `${x.at}.diskMax: ${x.diskMax} is less than 64M, too little for a container to boot`),
+      .map((x) => ({
+        at: [...x.at, "diskMax"],
+        message: `${x.diskMax} is less than 64M, too little for a container to boot`,
+      })),
   ];
 }
 
@@ -131,9 +150,9 @@ export const limitsText = (s: Pick<ContainerSpec, "memory" | "cpus">) =>
     .join(", ");
 
 /** Every bind of the config with its key (containers.binds.0, containers.sets.1.binds.0). */
-export const configBinds = (c: Config): { at: string; bind: Bind }[] => [
-  ...c.containers.binds.map((bind, i) => ({ at: `containers.binds.${i}`, bind })),
+export const configBinds = (c: Config): { at: KeyPath; bind: Bind }[] => [
+  ...c.containers.binds.map((bind, i) => ({ at: ["containers", "binds", i], bind })),
   ...(c.containers.sets ?? []).flatMap((s, i) =>
-    s.binds.map((bind, j) => ({ at: `containers.sets.${i}.binds.${j}`, bind })),
+    s.binds.map((bind, j) => ({ at: ["containers", "sets", i, "binds", j], bind })),
   ),
 ];

@@ -17,67 +17,17 @@ import {
 import { type core, z } from "zod";
 import { bindsProblems, limitsProblems } from "./binds.js";
 import { containerSpecs } from "./containers.js";
+import { ConfigError, type Diagnostic, dotted, type KeyPath, type Problem } from "./diagnostic.js";
 import { isPulled, pulledName } from "./images.js";
 import { inSubnet, ipToInt, parseCidr } from "./ip.js";
 import { imagePath } from "./paths.js";
 import { type Config, completeConfig, configSchema, type ImageSection } from "./schema.js";
 
-/**
- * One problem of a config: its key path ("" when none), what is wrong, where (1-based), the value
- * written there (as YAML read it, JSON-quoted when a string) and a hint, when there are. Data from
- * where it is found to the edge: `formatDiagnostic` for the terminal, as it is for --json.
- */
-export interface Diagnostic {
-  key: string;
-  message: string;
-  line?: number;
-  column?: number;
-  value?: string;
-  hint?: string;
-}
-
-/** A problem as one line: "key: message (line L, column C: value; hint)". */
-export function formatDiagnostic(d: Diagnostic): string {
-  const shown = [d.value, d.hint].filter((s) => s !== undefined);
-  const where =
-    d.line !== undefined
-      ? ` (line ${d.line}, column ${d.column}${d.value !== undefined ? `: ${shown.join("; ")}` : d.hint ? `; ${d.hint}` : ""})`
-      : d.hint
-        ? ` (${d.hint})`
-        : "";
-  return `${d.key ? `${d.key}: ` : ""}${d.message}${where}`;
-}
-
-/** A config file that failed to load: each problem with its key path (a usage error: exit 2). */
-export class ConfigError extends Error {
-  override name = "ConfigError";
-  readonly exitCode = 2;
-  constructor(
-    readonly file: string,
-    readonly items: readonly Diagnostic[],
-    /** The config without the keys found wrong (when it parses so), for checks that come later. */
-    readonly partial?: Config,
-    /** The key paths found wrong (or left out to read the rest). */
-    readonly wrong: readonly (readonly PropertyKey[])[] = [],
-  ) {
-    super(`Invalid config ${file}:\n${items.map((d) => `  - ${formatDiagnostic(d)}`).join("\n")}`);
-  }
-
-  /** Each problem as a line of text. */
-  get problems(): string[] {
-    return this.items.map(formatDiagnostic);
-  }
-
-  /** Each problem as data (validate --json). */
-  diagnostics(): Diagnostic[] {
-    return [...this.items];
-  }
-}
-
 /** Parse and validate config text; throws ConfigError listing every problem. */
 export function parseConfig(text: string, file: string): Config {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { uniqueKeys: true, lineCounter: lines });
+  // prettyErrors: false, the library's messages without the place (which is ours to give).
+  const doc = parseDocument(text, { uniqueKeys: true, lineCounter: lines, prettyErrors: false });
   if (doc.errors.length > 0) throw new ConfigError(file, yamlProblems(doc.errors, lines));
   const unreadable = unreadableNode(doc);
   if (unreadable)
@@ -86,14 +36,14 @@ export function parseConfig(text: string, file: string): Config {
   if (doc.contents !== null && !isMap(doc.contents))
     throw new ConfigError(file, [
       {
-        key: "top level",
+        path: "top level",
         message: "must be a mapping of keys (lab, network, image, containers, inventory, …)",
       },
     ]);
   const parsed = configSchema.safeParse(raw, { error: inOurWords });
   if (!parsed.success) {
     const issues = parsed.error.issues;
-    const schemaProblems = issues.flatMap((issue) => formatIssue(issue, doc, lines));
+    const schemaProblems = issues.flatMap((issue) => issueDiagnostics(issue, doc, lines));
     // Every phase in one run: the checks across keys and of the files named run on the config
     // without the keys found wrong (their defaults in their place), and report what does not
     // concern those keys.
@@ -103,8 +53,8 @@ export function parseConfig(text: string, file: string): Config {
     const more =
       rest && partial
         ? crossChecks(partial, rest.data.containers)
+            .filter((p) => !wrong.some((w) => concerns(p.at, w) || readsWrong(p.at, w)))
             .map((p) => located(doc, lines, p))
-            .filter((d) => !wrong.some((w) => concerns(d.key, w) || readsWrong(d.key, w)))
         : [];
     throw new ConfigError(file, byPlace([...schemaProblems, ...more]), partial, wrong);
   }
@@ -116,17 +66,16 @@ export function parseConfig(text: string, file: string): Config {
 }
 
 /**
- * Problems found after parsing (the files a config names, the host it runs on), each "key: …",
- * placed where that key is written in the config's text.
+ * Problems found after parsing (the files a config names, the host it runs on), each placed where
+ * its key is written in the config's text.
  */
-export function placeProblems(text: string, problems: readonly string[]): Diagnostic[] {
+export function placeProblems(text: string, problems: readonly Problem[]): Diagnostic[] {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines });
   return problems.map((p) => located(doc, lines, p));
 }
 
-// The library's errors in our words, each place once (it reports some twice, and its own
-// messages end with the place again).
+// The library's errors in our words, each place once (it reports some twice).
 const YAML_WORDS: Partial<Record<YAMLError["code"], string>> = {
   MULTIPLE_DOCS:
     'a config is one YAML document, and a second one starts here: remove this "---" and what follows, or put it in a file of its own',
@@ -146,11 +95,11 @@ function yamlProblems(errors: readonly YAMLError[], lines: LineCounter): Diagnos
     if (seen.has(`${line}:${col}`)) continue;
     seen.add(`${line}:${col}`);
     let words = YAML_WORDS[e.code];
-    if (!words && e.code === "BAD_INDENT" && /^All mapping items/.test(e.message))
+    if (!words && e.code === "BAD_INDENT" && e.message.startsWith("All mapping items"))
       words = "this key is not in line with the keys above it: keys of one mapping start at the same column";
     out.push({
-      key: "",
-      message: `YAML syntax: ${words ?? e.message.replace(/ at line \d+, column \d+:?[\s\S]*$/, "")}`,
+      path: "",
+      message: `YAML syntax: ${words ?? e.message}`,
       line,
       column: col,
     });
@@ -168,7 +117,7 @@ function unreadableNode(doc: Document): { node: Node; problem: Diagnostic } | un
         found = {
           node,
           problem: {
-            key: "",
+            path: "",
             message: `YAML syntax: *${node.source} names no anchor (&${node.source}) above it`,
           },
         };
@@ -180,7 +129,7 @@ function unreadableNode(doc: Document): { node: Node; problem: Diagnostic } | un
       if (isNode(pair.key) && !isScalar(pair.key) && !isAlias(pair.key)) {
         found = {
           node: pair.key,
-          problem: { key: "", message: "YAML syntax: a key must be a name, not a list or a mapping" },
+          problem: { path: "", message: "YAML syntax: a key must be a name, not a list or a mapping" },
         };
         return visit.BREAK;
       }
@@ -206,7 +155,7 @@ function whereIs(
   lines: LineCounter,
   issue: core.$ZodIssue,
   unknownKey?: string,
-): Omit<Diagnostic, "key" | "message"> {
+): Omit<Diagnostic, "path" | "message"> {
   let node: unknown = doc.getIn(issue.path, true);
   if (unknownKey !== undefined) {
     const parent = issue.path.length ? doc.getIn(issue.path, true) : doc.contents;
@@ -253,11 +202,15 @@ function hintFor(issue: core.$ZodIssue, v: unknown): string | undefined {
 }
 
 /** The key paths the issues name (for an unknown key, that key's). */
-function wrongPaths(issues: readonly core.$ZodIssue[]): PropertyKey[][] {
+function wrongPaths(issues: readonly core.$ZodIssue[]): KeyPath[] {
   return issues.flatMap((i) =>
-    i.code === "unrecognized_keys" ? i.keys.map((k) => [...i.path, k]) : [[...i.path]],
+    i.code === "unrecognized_keys" ? i.keys.map((k) => [...keyPathOf(i.path), k]) : [keyPathOf(i.path)],
   );
 }
+
+// zod's path as a config's: a config has no symbol keys (its keys are YAML's).
+const keyPathOf = (path: readonly PropertyKey[]): KeyPath =>
+  path.map((k) => (typeof k === "number" ? k : String(k)));
 
 /**
  * The config parsed without the values found wrong, and the paths left out. A value left out takes
@@ -267,10 +220,9 @@ function wrongPaths(issues: readonly core.$ZodIssue[]): PropertyKey[][] {
 function parseWithout(
   raw: unknown,
   issues: readonly core.$ZodIssue[],
-): { data: z.infer<typeof configSchema>; wrong: PropertyKey[][] } | undefined {
+): { data: z.infer<typeof configSchema>; wrong: KeyPath[] } | undefined {
   const wrong = wrongPaths(issues);
-  const same = (a: readonly PropertyKey[], b: readonly PropertyKey[]) =>
-    a.length === b.length && a.every((k, i) => k === b[i]);
+  const same = (a: KeyPath, b: KeyPath) => a.length === b.length && a.every((k, i) => k === b[i]);
   for (let round = 0; round < 16; round++) {
     const r = configSchema.safeParse(without(raw, wrong));
     if (r.success) return { data: r.data, wrong };
@@ -284,7 +236,7 @@ function parseWithout(
 }
 
 /** A deep copy of a YAML value without the values at `paths` (a list's item becomes undefined). */
-function without(raw: unknown, paths: readonly (readonly PropertyKey[])[]): unknown {
+function without(raw: unknown, paths: readonly KeyPath[]): unknown {
   const copy = structuredClone(raw) as Record<PropertyKey, unknown>;
   for (const path of paths) {
     if (path.length === 0) return {};
@@ -299,27 +251,39 @@ function without(raw: unknown, paths: readonly (readonly PropertyKey[])[]): unkn
   return copy;
 }
 
-/** Whether a problem about `key` ("a.b.0") is about a key found wrong, or one inside or above it. */
-export function concerns(key: string, wrong: readonly PropertyKey[]): boolean {
-  if (!key) return false;
-  const w = wrong.map(String).join(".");
-  return key === w || key.startsWith(`${w}.`) || w.startsWith(`${key}.`);
+/** Whether `at` is the key `outer` or a key inside it. */
+const within = (at: KeyPath, outer: KeyPath): boolean =>
+  at.length >= outer.length && outer.every((k, i) => String(k) === String(at[i]));
+
+/** Whether a problem about `at` is about a key found wrong, or one inside or above it. */
+export function concerns(at: KeyPath, wrong: KeyPath): boolean {
+  if (at.length === 0 || wrong.length === 0) return false;
+  return within(at, wrong) || within(wrong, at);
 }
 
 // What a check across keys reads besides the key it names. When one of those was found wrong (left
 // out, its default in its place), the check would judge that default: it says nothing then.
-const CONTAINER_KEYS = ["containers.ipRange", "containers.count", "containers.prefix", "containers.sets"];
-const READS: [string, string[]][] = [
-  ["containers", ["network.address", ...CONTAINER_KEYS]],
-  ["network.forwards", CONTAINER_KEYS],
-  ["inventory.children", ["inventory.group", "containers.sets"]],
-  ["containers.sets", ["inventory.templates"]],
+const CONTAINER_KEYS: KeyPath[] = [
+  ["containers", "ipRange"],
+  ["containers", "count"],
+  ["containers", "prefix"],
+  ["containers", "sets"],
+];
+const READS: [KeyPath, KeyPath[]][] = [
+  [["containers"], [["network", "address"], ...CONTAINER_KEYS]],
+  [["network", "forwards"], CONTAINER_KEYS],
+  [
+    ["inventory", "children"],
+    [
+      ["inventory", "group"],
+      ["containers", "sets"],
+    ],
+  ],
+  [["containers", "sets"], [["inventory", "templates"]]],
 ];
 
-function readsWrong(key: string, wrong: readonly PropertyKey[]): boolean {
-  const w = wrong.map(String).join(".");
-  const within = (k: string, at: string) => k === at || k.startsWith(`${at}.`);
-  return READS.some(([at, reads]) => within(key, at) && reads.some((r) => within(w, r)));
+function readsWrong(at: KeyPath, wrong: KeyPath): boolean {
+  return READS.some(([key, reads]) => within(at, key) && reads.some((r) => within(wrong, r)));
 }
 
 /** Problems in file order (by the line and column they name); those without a place last. */
@@ -349,7 +313,7 @@ function inOurWords(issue: core.$ZodRawIssue): string | undefined {
   };
   switch (issue.code) {
     case "invalid_type": {
-      if (issue.input === undefined) return undefined; // "required", formatIssue's
+      if (issue.input === undefined) return "required";
       const expected = String(issue.expected);
       return `must be ${what[expected] ?? expected}`;
     }
@@ -373,39 +337,28 @@ function inOurWords(issue: core.$ZodRawIssue): string | undefined {
   }
 }
 
-/** A problem found across keys or in the files named ("key.path: …"), placed where that key is written. */
-function located(doc: Document, lines: LineCounter, problem: string): Diagnostic {
-  const m = /^([A-Za-z0-9_.]+|top level): ([\s\S]*)$/.exec(problem);
-  if (!m) return { key: "", message: problem };
-  const [, key, message] = m as unknown as [string, string, string];
-  if (key === "top level") return { key, message };
-  const node = doc.getIn(
-    key.split(".").map((k) => (/^\d+$/.test(k) ? Number(k) : k)),
-    true,
-  );
-  return { key, message, ...(isNode(node) ? placeOf(lines, node) : {}) };
+/** A problem found across keys or in the files named, placed where its key is written. */
+function located(doc: Document, lines: LineCounter, { at, message }: Problem): Diagnostic {
+  const node = at.length ? doc.getIn(at, true) : undefined;
+  return { path: dotted(at), message, ...(isNode(node) ? placeOf(lines, node) : {}) };
 }
 
 function keyPath(path: readonly PropertyKey[]): string {
-  return path.length === 0 ? "top level" : path.map(String).join(".");
+  return path.length === 0 ? "top level" : dotted(keyPathOf(path));
 }
 
-// One issue as problems placed in the file (an unknown key's issue names every unknown key).
-function formatIssue(issue: core.$ZodIssue, doc: Document, lines: LineCounter): Diagnostic[] {
+// One issue as diagnostics placed in the file (an unknown key's issue names every unknown key).
+function issueDiagnostics(issue: core.$ZodIssue, doc: Document, lines: LineCounter): Diagnostic[] {
   if (issue.code === "unrecognized_keys") {
     const known = knownKeys(issue.path);
     return issue.keys.map((k) => {
       const hint = closest(k, known);
-      const key = issue.path.length ? `${keyPath(issue.path)}.${k}` : k;
+      const path = issue.path.length ? `${keyPath(issue.path)}.${k}` : k;
       const message = `unknown key${hint ? ` (did you mean "${hint}"?)` : ""}`;
-      return { key, message, ...whereIs(doc, lines, issue, k) };
+      return { path, message, ...whereIs(doc, lines, issue, k) };
     });
   }
-  const message =
-    issue.code === "invalid_type" && issue.message.includes("received undefined")
-      ? "required"
-      : issue.message;
-  return [{ key: keyPath(issue.path), message, ...whereIs(doc, lines, issue) }];
+  return [{ path: keyPath(issue.path), message: issue.message, ...whereIs(doc, lines, issue) }];
 }
 
 /** The keys the schema allows at a path (for "did you mean"). */
@@ -456,56 +409,58 @@ function levenshtein(a: string, b: string): number {
 }
 
 /** given: the containers section as written (what completeConfig filled in is not). */
-function crossChecks(c: Config, given: z.infer<typeof configSchema>["containers"]): string[] {
+function crossChecks(c: Config, given: z.infer<typeof configSchema>["containers"]): Problem[] {
   // containers.ipRange was not given: it follows network.address.
   const derived = given.ipRange === undefined;
-  const problems: string[] = [...setProblems(c, given), ...bindsProblems(c), ...limitsProblems(c)];
+  const problems: Problem[] = [...setProblems(c, given), ...bindsProblems(c), ...limitsProblems(c)];
+  const add = (at: KeyPath, message: string) => problems.push({ at, message });
   const net = parseCidr(c.network.address);
   if (net.prefix > 30)
-    problems.push("network.address: the prefix must be /30 or shorter to leave room for containers");
+    add(["network", "address"], "the prefix must be /30 or shorter to leave room for containers");
   if (ipToInt(net.address) === net.network || ipToInt(net.address) === net.broadcast)
-    problems.push(
-      `network.address: ${net.address} is the subnet's network or broadcast address, not a host address`,
+    add(
+      ["network", "address"],
+      `${net.address} is the subnet's network or broadcast address, not a host address`,
     );
   // First the images: the containers (below) are known only when every image URL names a file.
   const images = [
-    ...imageProblems(c.image, "image"),
+    ...imageProblems(c.image, ["image"]),
     ...(c.containers.sets ?? []).flatMap((s, i) =>
-      s.image ? imageProblems(s.image, `containers.sets.${i}.image`) : [],
+      s.image ? imageProblems(s.image, ["containers", "sets", i, "image"]) : [],
     ),
   ];
   problems.push(...images, ...sharedImageProblems(c));
   const [first, last] = c.containers.ipRange;
   for (const [i, ip] of c.containers.ipRange.entries())
     if (!inSubnet(ip, net))
-      problems.push(`containers.ipRange.${i}: ${ip} is not a host address in ${c.network.address}`);
+      add(["containers", "ipRange", i], `${ip} is not a host address in ${c.network.address}`);
   const a = ipToInt(first);
   const b = ipToInt(last);
-  if (a > b) problems.push(`containers.ipRange: ${first} comes after ${last}`);
+  if (a > b) add(["containers", "ipRange"], `${first} comes after ${last}`);
   else {
     const gw = ipToInt(net.address);
-    if (gw >= a && gw <= b) problems.push(`containers.ipRange: contains the bridge address ${net.address}`);
+    if (gw >= a && gw <= b) add(["containers", "ipRange"], `contains the bridge address ${net.address}`);
     const size = b - a + 1 - (gw >= a && gw <= b ? 1 : 0);
     if (c.containers.count > size)
-      problems.push(
-        `containers.${c.containers.sets ? "sets" : "count"}: ${c.containers.count} containers do not fit in ipRange ${first}–${last} (${size} addresses${derived ? `, what ${c.network.address} leaves; give a larger subnet or containers.ipRange` : ""})`,
+      add(
+        ["containers", c.containers.sets ? "sets" : "count"],
+        `${c.containers.count} containers do not fit in ipRange ${first}–${last} (${size} addresses${derived ? `, what ${c.network.address} leaves; give a larger subnet or containers.ipRange` : ""})`,
       );
   }
   if (problems.length === 0) {
     const names = containerSpecs(c).map((s) => s.name);
     const dup = names.find((n, i) => names.indexOf(n) !== i);
     if (dup && !c.containers.sets)
-      problems.push(
-        `containers.ipRange: two containers would both be named ${dup} (names use the last octet)`,
-      );
+      add(["containers", "ipRange"], `two containers would both be named ${dup} (names use the last octet)`);
     const seen = new Set<string>();
     for (const [i, f] of c.network.forwards.entries()) {
       if (!names.includes(f.container))
-        problems.push(
-          `network.forwards.${i}.container: no container named ${f.container} in this lab; containers: ${names.join(", ")}`,
+        add(
+          ["network", "forwards", i, "container"],
+          `no container named ${f.container} in this lab; containers: ${names.join(", ")}`,
         );
       const key = `${f.proto}/${f.hostPort}`;
-      if (seen.has(key)) problems.push(`network.forwards.${i}: host port ${key} is forwarded twice`);
+      if (seen.has(key)) add(["network", "forwards", i], `host port ${key} is forwarded twice`);
       seen.add(key);
     }
   }
@@ -518,69 +473,76 @@ function crossChecks(c: Config, given: z.infer<typeof configSchema>["containers"
     userns: "aplspawn's record of user id ranges (/var/lib/aplspawn/userns)",
   };
   const taken = reserved[c.lab];
-  if (taken) problems.push(`lab: "${c.lab}" is the name of ${taken}`);
+  if (taken) add(["lab"], `"${c.lab}" is the name of ${taken}`);
   return problems;
 }
 
 const CONTAINER_NAME = /^[a-z][a-z0-9-]{0,39}$/;
+const TEMPLATING = /\{\{|\{%|\{#/;
 
 // The sets' names and their containers' (unique, fit for a machine name), and inventory.children.
-/** Every string in a JSON value, with its key path. */
-function strings(v: unknown, at: string[]): [string, string][] {
-  if (typeof v === "string") return [[at.join("."), v]];
-  if (Array.isArray(v)) return v.flatMap((x, i) => strings(x, [...at, String(i)]));
+/** Every string in a JSON value (a key that templates too), with its key path. */
+function strings(v: unknown, at: KeyPath): [KeyPath, string][] {
+  if (typeof v === "string") return [[at, v]];
+  if (Array.isArray(v)) return v.flatMap((x, i) => strings(x, [...at, i]));
   if (v && typeof v === "object")
     return Object.entries(v).flatMap(([k, x]) => [
-      ...(/\{\{|\{%|\{#/.test(k) ? ([[[...at, k].join("."), k]] as [string, string][]) : []),
+      ...(TEMPLATING.test(k) ? ([[[...at, k], k]] as [KeyPath, string][]) : []),
       ...strings(x, [...at, k]),
     ]);
   return [];
 }
 
-function setProblems(c: Config, given: z.infer<typeof configSchema>["containers"]): string[] {
-  const problems: string[] = [];
+function setProblems(c: Config, given: z.infer<typeof configSchema>["containers"]): Problem[] {
+  const problems: Problem[] = [];
+  const add = (at: KeyPath, message: string) => problems.push({ at, message });
   const sets = c.containers.sets ?? [];
   if (sets.length > 0) {
     if (given.count !== undefined)
-      problems.push(
-        "containers.count: not with containers.sets (each set has its count; the lab's is their sum)",
+      add(
+        ["containers", "count"],
+        "not with containers.sets (each set has its count; the lab's is their sum)",
       );
     if (given.prefix !== undefined)
-      problems.push(
-        "containers.prefix: not with containers.sets (each set names its containers by its pattern)",
+      add(
+        ["containers", "prefix"],
+        "not with containers.sets (each set names its containers by its pattern)",
       );
   }
   // A var Ansible would template runs on the controller (lookup('pipe', …) runs a command there):
   // only when the config says it means that.
   if (!c.inventory.templates)
     for (const [i, s] of sets.entries())
-      for (const [path, text] of strings(s.vars, [`containers.sets.${i}.vars`]))
-        if (/\{\{|\{%|\{#/.test(text))
-          problems.push(
-            `${path}: holds Ansible templating ("{{", "{%" or "{#"), which Ansible evaluates on the controller (a lookup('pipe', …) runs a command there); set inventory.templates: true if that is meant`,
+      for (const [at, text] of strings(s.vars, ["containers", "sets", i, "vars"]))
+        if (TEMPLATING.test(text))
+          add(
+            at,
+            `holds Ansible templating ("{{", "{%" or "{#"), which Ansible evaluates on the controller (a lookup('pipe', …) runs a command there); set inventory.templates: true if that is meant`,
           );
   const made = new Map<string, string>();
   for (const [i, s] of sets.entries()) {
     const first = sets.findIndex((o) => o.name === s.name);
-    if (first !== i) problems.push(`containers.sets.${i}.name: ${s.name} is the name of set ${first} too`);
+    if (first !== i) add(["containers", "sets", i, "name"], `${s.name} is the name of set ${first} too`);
     for (let n = 1; n <= s.count; n++) {
       const name = s.pattern.replace("%d", String(n));
       if (!CONTAINER_NAME.test(name)) {
-        problems.push(`containers.sets.${i}.pattern: makes ${name}, more than 40 characters`);
+        add(["containers", "sets", i, "pattern"], `makes ${name}, more than 40 characters`);
         break;
       }
       const other = made.get(name);
       if (other !== undefined)
-        problems.push(
-          `containers.sets.${i}: two containers would both be named ${name} (sets ${other} and ${s.name})`,
+        add(
+          ["containers", "sets", i],
+          `two containers would both be named ${name} (sets ${other} and ${s.name})`,
         );
       made.set(name, s.name);
     }
   }
   for (const [i, s] of sets.entries())
     if (made.has(s.name))
-      problems.push(
-        `containers.sets.${i}.name: ${s.name} is also a container's name (--only ${s.name} would mean both)`,
+      add(
+        ["containers", "sets", i, "name"],
+        `${s.name} is also a container's name (--only ${s.name} would mean both)`,
       );
   const groups = new Set([
     c.inventory.group,
@@ -590,11 +552,12 @@ function setProblems(c: Config, given: z.infer<typeof configSchema>["containers"
   for (const [parent, kids] of Object.entries(c.inventory.children))
     for (const k of kids)
       if (!groups.has(k))
-        problems.push(`inventory.children.${parent}: no group named ${k}; groups: ${[...groups].join(", ")}`);
+        add(["inventory", "children", parent], `no group named ${k}; groups: ${[...groups].join(", ")}`);
   for (const cycle of cycles(c.inventory.children)) {
     const [g] = cycle as [string];
-    problems.push(
-      `inventory.children.${g}: ${g} would be a child of itself${cycle.length > 1 ? ` (${[...cycle, g].join(" → ")})` : ""}`,
+    add(
+      ["inventory", "children", g],
+      `${g} would be a child of itself${cycle.length > 1 ? ` (${[...cycle, g].join(" → ")})` : ""}`,
     );
   }
   return problems;
@@ -625,19 +588,20 @@ const SPECIAL: [string, number, string][] = [
   ["240.0.0.0", 4, "reserved"],
 ];
 
-function addressProblems(net: ReturnType<typeof parseCidr>): string[] {
-  if (net.prefix < 8) return ["network.address: the prefix must be /8 or longer"];
+function addressProblems(net: ReturnType<typeof parseCidr>): Problem[] {
+  const at = ["network", "address"];
+  if (net.prefix < 8) return [{ at, message: "the prefix must be /8 or longer" }];
   for (const [base, len, what] of SPECIAL) {
     const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
     if ((ipToInt(net.address) & mask) >>> 0 === ipToInt(base))
-      return [`network.address: ${net.address} is a ${what} address (${base}/${len}), not one for a lab`];
+      return [{ at, message: `${net.address} is a ${what} address (${base}/${len}), not one for a lab` }];
   }
   return [];
 }
 
 // Two sets that name one image file must agree on everything about it: it is got and attached once.
-function sharedImageProblems(c: Config): string[] {
-  const problems: string[] = [];
+function sharedImageProblems(c: Config): Problem[] {
+  const problems: Problem[] = [];
   // A URL imageProblems refuses names no file, nor does half an image server's source.
   const fileOf = (section: ImageSection) => {
     if ((section.server === undefined) !== (section.alias === undefined)) return undefined;
@@ -647,21 +611,22 @@ function sharedImageProblems(c: Config): string[] {
       return undefined;
     }
   };
-  const seen = new Map<string, { at: string; section: ImageSection }>();
+  const seen = new Map<string, { at: KeyPath; section: ImageSection }>();
   const main = fileOf(c.image);
-  if (main !== undefined) seen.set(main, { at: "image", section: c.image });
+  if (main !== undefined) seen.set(main, { at: ["image"], section: c.image });
   for (const [i, s] of (c.containers.sets ?? []).entries()) {
     const path = s.image && fileOf(s.image);
     if (!s.image || path === undefined) continue;
-    const at = `containers.sets.${i}.image`;
+    const at = ["containers", "sets", i, "image"];
     const first = seen.get(path);
     if (!first) seen.set(path, { at, section: s.image });
     else if (!isDeepStrictEqual(sourceKeys(first.section), sourceKeys(s.image)))
-      problems.push(
-        isPulled(s.image)
-          ? `${at}: names the image ${pulledName(s.image)} as ${first.at} does, but differs from it (insecure, maxSize or another key): one image is pulled once; give both the same keys`
-          : `${at}: names the file ${path} as ${first.at} does, but differs from it (checksum, build recipe or another key): one file is one image; give it a url of its own`,
-      );
+      problems.push({
+        at,
+        message: isPulled(s.image)
+          ? `names the image ${pulledName(s.image)} as ${dotted(first.at)} does, but differs from it (insecure, maxSize or another key): one image is pulled once; give both the same keys`
+          : `names the file ${path} as ${dotted(first.at)} does, but differs from it (checksum, build recipe or another key): one file is one image; give it a url of its own`,
+      });
   }
   // A pinned loop device holds one image.
   const pins = new Map<string, string>();
@@ -670,7 +635,10 @@ function sharedImageProblems(c: Config): string[] {
     if (pin === undefined) continue;
     const other = pins.get(pin);
     if (other !== undefined && other !== path)
-      problems.push(`${at}.loopDevice: ${pin} is pinned for ${other} too; one device holds one image`);
+      problems.push({
+        at: [...at, "loopDevice"],
+        message: `${pin} is pinned for ${other} too; one device holds one image`,
+      });
     pins.set(pin, path);
   }
   return problems;
@@ -685,80 +653,101 @@ const sourceKeys = (s: ImageSection): Partial<ImageSection> => {
 
 // An image server's image (image.server + image.alias): verified by the SHA-256 its index gives, so
 // a file image's keys do not apply, and neither does another source.
-function serverProblems(image: ImageSection, at: string): string[] {
-  const problems: string[] = [];
+function serverProblems(image: ImageSection, at: KeyPath): Problem[] {
+  const problems: Problem[] = [];
+  // A key of this image: its path, and as the messages name it.
+  const k = (key: string) => [...at, key];
+  const named = (key: string) => dotted(k(key));
   if (image.server === undefined)
-    problems.push(`${at}.alias: names an image on ${at}.server, which is not set`);
+    problems.push({ at: k("alias"), message: `names an image on ${named("server")}, which is not set` });
   if (image.alias === undefined)
-    problems.push(`${at}.server: needs ${at}.alias, the image's alias on it (e.g. debian/12)`);
+    problems.push({
+      at: k("server"),
+      message: `needs ${named("alias")}, the image's alias on it (e.g. debian/12)`,
+    });
   const others = (["oci", "sha256", "checksums", "checksumsKeyring", "build"] as const).filter(
-    (k) => image[k],
+    (key) => image[key],
   );
   if (others.length)
-    problems.push(
-      `${at}.server: ${others.map((k) => `${at}.${k}`).join(", ")} ${others.length > 1 ? "do" : "does"} not apply to an image server's image (give one image source)`,
-    );
+    problems.push({
+      at: k("server"),
+      message: `${others.map(named).join(", ")} ${others.length > 1 ? "do" : "does"} not apply to an image server's image (give one image source)`,
+    });
   if (image.server !== undefined) {
+    const server = (message: string) => problems.push({ at: k("server"), message });
     const u = new URL(image.server);
-    if (u.protocol === "file:") problems.push(`${at}.server: must be an https:// URL of an image server`);
+    if (u.protocol === "file:") server("must be an https:// URL of an image server");
     else if (u.protocol === "http:" && !image.insecure)
-      problems.push(
-        `${at}.server: over plain http anyone on the way can rewrite the index with its checksums: use https, or ${at}.insecure: true`,
+      server(
+        `over plain http anyone on the way can rewrite the index with its checksums: use https, or ${named("insecure")}: true`,
       );
     if (u.username || u.password)
-      problems.push(`${at}.server: credentials in a URL would be printed and journaled: leave them out`);
-    if (u.search || u.hash) problems.push(`${at}.server: must not have a query or fragment`);
+      server("credentials in a URL would be printed and journaled: leave them out");
+    if (u.search || u.hash) server("must not have a query or fragment");
   }
   return problems;
 }
 
 // What an image's URLs turn into on the host: a file name in the store (http) or a path (file).
-function imageProblems(image: ImageSection, at: string): string[] {
-  const problems: string[] = [];
+function imageProblems(image: ImageSection, at: KeyPath): Problem[] {
   if (image.server !== undefined || image.alias !== undefined) return serverProblems(image, at);
+  const problems: Problem[] = [];
+  const k = (key: string) => [...at, key];
+  const named = (key: string) => dotted(k(key));
   if (image.oci) {
     // Verified by the digests of the registry's manifest and blobs: the keys of a file image do not apply.
-    const others = (["sha256", "checksums", "checksumsKeyring", "build"] as const).filter((k) => image[k]);
+    const others = (["sha256", "checksums", "checksumsKeyring", "build"] as const).filter(
+      (key) => image[key],
+    );
     if (others.length)
-      problems.push(
-        `${at}.oci: ${others.map((k) => `${at}.${k}`).join(", ")} apply to a file image, not an OCI image`,
-      );
+      problems.push({
+        at: k("oci"),
+        message: `${others.map(named).join(", ")} apply to a file image, not an OCI image`,
+      });
     return problems;
   }
-  if (image.sha256 && image.checksums) problems.push(`${at}: give ${at}.sha256 or ${at}.checksums, not both`);
+  if (image.sha256 && image.checksums)
+    problems.push({ at, message: `give ${named("sha256")} or ${named("checksums")}, not both` });
+  const url = (message: string) => problems.push({ at: k("url"), message });
   const u = new URL(image.url);
   const lastPart = u.pathname.split("/").pop() ?? "";
   let decoded: string | undefined;
   try {
     decoded = decodeURIComponent(u.protocol === "file:" ? u.pathname : lastPart);
   } catch {
-    problems.push(`${at}.url: malformed percent-encoding in ${JSON.stringify(u.pathname)}`);
+    url(`malformed percent-encoding in ${JSON.stringify(u.pathname)}`);
   }
   if (decoded !== undefined && u.protocol === "file:") {
     if (decoded.split("/").includes("..") || decoded.includes("\0"))
-      problems.push(`${at}.url: the file path ${JSON.stringify(decoded)} must not contain ".." or NUL`);
+      url(`the file path ${JSON.stringify(decoded)} must not contain ".." or NUL`);
   } else if (decoded !== undefined && (["", ".", ".."].includes(decoded) || /[/\0]/.test(decoded)))
-    problems.push(
-      `${at}.url: must end in a file name (the image's name in the store), not ${JSON.stringify(decoded)}`,
-    );
+    url(`must end in a file name (the image's name in the store), not ${JSON.stringify(decoded)}`);
   for (const [key, text] of [
-    [`${at}.url`, image.url],
-    [`${at}.checksums`, image.checksums],
-    [`${at}.build.mirror`, image.build?.mirror],
+    [["url"], image.url],
+    [["checksums"], image.checksums],
+    [["build", "mirror"], image.build?.mirror],
   ] as const) {
     const withCreds = text !== undefined && URL.canParse(text) && new URL(text);
     if (withCreds && (withCreds.username || withCreds.password))
-      problems.push(`${key}: credentials in a URL would be printed and journaled: leave them out`);
+      problems.push({
+        at: [...at, ...key],
+        message: "credentials in a URL would be printed and journaled: leave them out",
+      });
   }
   if (u.protocol !== "file:" && !image.sha256 && !image.checksums && !image.insecure)
-    problems.push(
-      `${at}: a downloaded image must be verified: give ${at}.sha256 or ${at}.checksums (or ${at}.insecure: true to accept it unverified)`,
-    );
+    problems.push({
+      at,
+      message: `a downloaded image must be verified: give ${named("sha256")} or ${named("checksums")} (or ${named("insecure")}: true to accept it unverified)`,
+    });
   if (image.checksums?.startsWith("http:") && !image.checksumsKeyring && !image.insecure)
-    problems.push(
-      `${at}.checksums: over plain http anyone on the way can rewrite the checksums with the image: use https, ${at}.sha256, a signature (${at}.checksumsKeyring), or ${at}.insecure: true`,
-    );
+    problems.push({
+      at: k("checksums"),
+      message: `over plain http anyone on the way can rewrite the checksums with the image: use https, ${named("sha256")}, a signature (${named("checksumsKeyring")}), or ${named("insecure")}: true`,
+    });
   if (image.checksumsKeyring && !image.checksums)
-    problems.push(`${at}.checksumsKeyring: checks the signature of ${at}.checksums, which is not set`);
+    problems.push({
+      at: k("checksumsKeyring"),
+      message: `checks the signature of ${named("checksums")}, which is not set`,
+    });
   return problems;
 }

@@ -229,7 +229,7 @@ test("validate: a one-line summary of a valid lab; --json gives each problem as 
     assert.equal(out.file, bad);
     assert.deepEqual(out.diagnostics, [
       {
-        key: "network.nat",
+        path: "network.nat",
         message: "must be true or false",
         line: 3,
         column: 8,
@@ -237,7 +237,7 @@ test("validate: a one-line summary of a valid lab; --json gives each problem as 
         hint: "YAML 1.2 reads no as a string: write false",
       },
       {
-        key: "containers.concurency",
+        path: "containers.concurency",
         message: 'unknown key (did you mean "concurrency"?)',
         line: 7,
         column: 3,
@@ -252,7 +252,7 @@ test("validate: a one-line summary of a valid lab; --json gives each problem as 
     const f = JSON.parse((await cli(["--json", "validate", far])).out) as { diagnostics: unknown[] };
     assert.deepEqual(f.diagnostics, [
       {
-        key: "containers.ipRange.1",
+        path: "containers.ipRange.1",
         message: "10.99.0.1 is not a host address in 10.10.12.1/26",
         line: 4,
         column: 26,

@@ -40,7 +40,7 @@ test("validate --json: a YAML error with its line and column; a missing config f
       file: f,
       diagnostics: [
         {
-          key: "",
+          path: "",
           message: "YAML syntax: a tab indents this line: YAML indents with spaces only",
           line: 3,
           column: 1,
@@ -58,7 +58,7 @@ test("validate --json: a YAML error with its line and column; a missing config f
       assert.deepEqual(JSON.parse(m.out), {
         ok: false,
         file: missing,
-        diagnostics: [{ key: "", message: "no such file" }],
+        diagnostics: [{ path: "", message: "no such file" }],
       });
     }
     const plain = await runMain(["validate", missing]);
@@ -66,7 +66,88 @@ test("validate --json: a YAML error with its line and column; a missing config f
     assert.equal(plain.err, `aplspawn: Config file not found: ${missing}\n`);
     const dir = await runMain(["--json", "validate", d.path]);
     assert.equal(dir.code, 2);
-    assert.deepEqual(JSON.parse(dir.out).diagnostics, [{ key: "", message: "not a file" }]);
+    assert.deepEqual(JSON.parse(dir.out).diagnostics, [{ path: "", message: "not a file" }]);
+  } finally {
+    await d.cleanup();
+  }
+});
+
+test("a problem deep in a list is named by its path and placed at its line and column, in --json, on the terminal and by run up, from the schema, the checks across keys and the host's", async () => {
+  const d = await tempDir();
+  try {
+    const f = join(d.path, "deep.yaml");
+    await writeFile(
+      f,
+      [
+        `workdir: ${d.path}/w`,
+        "network:",
+        "  hostPorts: [tcp/3142, 8080]",
+        "containers:",
+        `  machinesDir: ${d.path}/m`,
+        "  binds:",
+        "    - host: /etc/ssl",
+        "      container: /ssl",
+        "  sets:",
+        "    - {name: web}",
+        "    - name: db",
+        "      image:",
+        "        url: https://example.org/images/",
+        "        insecure: true",
+        "      binds:",
+        `        - {host: ${d.path}/nothing, container: /data}`,
+        "",
+      ].join("\n"),
+    );
+    const diagnostics = [
+      {
+        path: "network.hostPorts.1",
+        message: "must be tcp/PORT or udp/PORT, e.g. tcp/3142",
+        line: 3,
+        column: 25,
+        value: "8080",
+        hint: "write tcp/8080 or udp/8080",
+      },
+      {
+        path: "containers.binds.0.host",
+        message: "/etc/ssl is in the system directory /etc: bind a directory of its own",
+        line: 7,
+        column: 13,
+      },
+      {
+        path: "containers.sets.1.image.url",
+        message: 'must end in a file name (the image\'s name in the store), not ""',
+        line: 13,
+        column: 14,
+      },
+    ];
+    const j = await runMain(["--json", "validate", f]);
+    assert.equal(j.code, 2, j.err);
+    const out = JSON.parse(j.out) as { diagnostics: Record<string, unknown>[] };
+    assert.deepEqual(out.diagnostics.slice(0, 3), diagnostics);
+    // The host's check of the set's bind (the path does not exist), last in the file.
+    const host = out.diagnostics[3]!;
+    assert.equal(out.diagnostics.length, 4, j.out);
+    assert.deepEqual([host.path, host.line, host.column], ["containers.sets.1.binds.0.host", 16, 18]);
+    // The terminal: the same list, one line each, in the same order.
+    const t = await runMain(["validate", f]);
+    assert.equal(t.code, 2);
+    assert.equal(
+      t.err,
+      `aplspawn: Invalid config ${f}:\n${[
+        "network.hostPorts.1: must be tcp/PORT or udp/PORT, e.g. tcp/3142 (line 3, column 25: 8080; write tcp/8080 or udp/8080)",
+        "containers.binds.0.host: /etc/ssl is in the system directory /etc: bind a directory of its own (line 7, column 13)",
+        'containers.sets.1.image.url: must end in a file name (the image\'s name in the store), not "" (line 13, column 14)',
+        `containers.sets.1.binds.0.host: ${host.message} (line 16, column 18)`,
+      ]
+        .map((l) => `  - ${l}\n`)
+        .join("")}`,
+    );
+    // run up refuses it with the same words (and nothing made); it checks the binds' host paths as
+    // it binds them, not before.
+    const up = await runMain(["-c", f, "run", "up"]);
+    assert.equal(up.code, 2);
+    assert.equal(up.err, t.err.replace(/ {2}- containers\.sets\.1\.binds\.0\.host: .*\n$/, ""));
+    assert.equal(existsSync(`${d.path}/w`), false);
   } finally {
     await d.cleanup();
   }
@@ -98,7 +179,7 @@ test("validate checks provision.playbook: a missing or broken one is exit 2 at i
     assert.equal(b.code, 2, b.err);
     const { diagnostics } = JSON.parse(b.out) as { diagnostics: Record<string, unknown>[] };
     assert.equal(diagnostics.length, 1, b.out);
-    assert.equal(diagnostics[0]!.key, "provision.playbook");
+    assert.equal(diagnostics[0]!.path, "provision.playbook");
     assert.deepEqual([diagnostics[0]!.line, diagnostics[0]!.column], [4, 13]);
     assert.match(
       String(diagnostics[0]!.message),

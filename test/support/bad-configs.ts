@@ -1,7 +1,8 @@
 // The corpus of invalid configs: each with a name, its YAML and what its error must say. Run
 // through the CLI by test/cli/bad-config.test.ts, and against the JSON Schema by schema.test.ts.
 import assert from "node:assert/strict";
-import { ConfigError, parseConfig } from "../../config/load.js";
+import { ConfigError } from "../../config/diagnostic.js";
+import { parseConfig } from "../../config/load.js";
 
 /** [name, YAML (workdir/machinesDir are added unless the case sets them), what the message must say] */
 export const BAD_CONFIGS: [string, string, RegExp][] = [
