@@ -8,7 +8,6 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { stringify } from "yaml";
 import { ok, withLab } from "../dist/test/support/lab.js";
 
 const { values } = parseArgs({
@@ -46,7 +45,10 @@ await withLab(
     const steps = async () => {
       const xml = await readFile(junit, "utf8");
       return Object.fromEntries(
-        [...xml.matchAll(/<testcase [^>]*name="([^"]+)"[^>]*time="([\d.]+)"/g)].map((m) => [m[1], Number(m[2])]),
+        [...xml.matchAll(/<testcase [^>]*name="([^"]+)"[^>]*time="([\d.]+)"/g)].map((m) => [
+          m[1],
+          Number(m[2]),
+        ]),
       );
     };
     const run = async (args) => {
