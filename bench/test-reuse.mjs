@@ -45,7 +45,7 @@ await withLab(
     const steps = async () => {
       const xml = await readFile(junit, "utf8");
       return Object.fromEntries(
-        [...xml.matchAll(/<testcase [^>]*name="([^"]+)"[^>]*time="([\d.]+)"/g)].map((m) => [
+        [...xml.matchAll(/<testcase name="([^"]+)"[^>]*time="([\d.]+)"/g)].map((m) => [
           m[1],
           Number(m[2]),
         ]),
