@@ -45,10 +45,7 @@ await withLab(
     const steps = async () => {
       const xml = await readFile(junit, "utf8");
       return Object.fromEntries(
-        [...xml.matchAll(/<testcase name="([^"]+)"[^>]*time="([\d.]+)"/g)].map((m) => [
-          m[1],
-          Number(m[2]),
-        ]),
+        [...xml.matchAll(/<testcase name="([^"]+)"[^>]*time="([\d.]+)"/g)].map((m) => [m[1], Number(m[2])]),
       );
     };
     const run = async (args) => {
