@@ -10,15 +10,18 @@ import { realHost } from "../../src/host/real-host.js";
 import { dropClaim, takeClaim } from "../../src/lab/claims.js";
 import { assertNoResidue, ok } from "../support/lab.js";
 import { skip } from "../support/ns.js";
+import { rounds } from "../support/rounds.js";
 import { probes, withNettest } from "./net.js";
 
+const ROUNDS = rounds(8, 20);
+
 test(
-  "two labs with one bridge started at once, 20 times: exactly one runs, the other is refused",
+  `two labs with one bridge started at once, ${ROUNDS} times: exactly one runs, the other is refused`,
   { skip },
   () =>
     withNettest({}, async (a) => {
       const b = await a.add("other", 14, { network: { bridge: "nspawnd0", chain: "OTHER" } });
-      for (let i = 0; i < 20; i++) {
+      for (let i = 0; i < ROUNDS; i++) {
         const [ra, rb] = await Promise.all([a.cli(["run", "netup"]), b.cli(["run", "netup"])]);
         const winners = [ra, rb].filter((r) => r.exitCode === 0);
         assert.equal(winners.length, 1, `round ${i}: exactly one runs\n${ra.stderr}\n${rb.stderr}`);

@@ -1,4 +1,4 @@
-// Repetition (issue 6, item 5): 20 cycles of up, up again, down, down again on a 2-container lab.
+// Repetition (issue 6, item 5): 5 cycles (20 with APLSPAWN_TEST_DEEP=1) of up, up again, down, down again on a 2-container lab.
 // Nothing grows from one cycle to the next (loop devices, mounts, links, rules, open files,
 // processes), and the second up and the second down of every cycle change nothing.
 
@@ -9,9 +9,10 @@ import { test } from "node:test";
 import { summary, taskIds } from "../support/json-events.js";
 import { assertNoResidue, nspawnPids, ok, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
+import { rounds } from "../support/rounds.js";
 import { backingFile, labLoop, openFilesUnder, processesLeft } from "./lab-state.js";
 
-const CYCLES = Number(process.env.APLSPAWN_REPEAT_CYCLES ?? 20);
+const CYCLES = rounds(5, 20);
 
 test(
   `${CYCLES} cycles of run up / run down: nothing grows, the second up and down change nothing`,
