@@ -1,4 +1,4 @@
-// Repetition (issue 6, item 5): 5 cycles (20 with APLSPAWN_TEST_DEEP=1) of up, up again, down, down again on a 2-container lab.
+// Repetition (issue 6, item 5): cycles (5; 20 with APLSPAWN_TEST_DEEP=1) of up, up again, down, down again on a 2-container lab.
 // Nothing grows from one cycle to the next (loop devices, mounts, links, rules, open files,
 // processes), and the second up and the second down of every cycle change nothing.
 
