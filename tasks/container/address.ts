@@ -71,14 +71,14 @@ const inNetns = (
 
 /** What is wrong with host0's address, link or default route in the namespace (undefined: all set). */
 async function missing(ctx: HostContext, p: AddressParams, leader: number): Promise<string | undefined> {
-  const link = await inNetns(ctx, leader, ["-o", "link", "show", "dev", HOST0], { readOnly: true });
-  if (link.exitCode !== 0) return `no ${HOST0} in the container's network namespace`;
-  if (!/<[^>]*\bUP\b[^>]*>/.test(link.stdout)) return `${HOST0} is down`;
-  const addr = await inNetns(ctx, leader, ["-o", "-4", "address", "show", "dev", HOST0], { readOnly: true });
-  if (!addr.stdout.split("\n").some((l) => l.includes(` inet ${p.address} `)))
-    return `${HOST0} does not have ${p.address}`;
-  const route = await inNetns(ctx, leader, ["-4", "route", "show", "default"], { readOnly: true });
-  if (!route.stdout.split("\n").some((l) => l.startsWith(`default via ${p.gateway} dev ${HOST0}`)))
+  // One process for the three: a namespace without host0 fails at the first line.
+  const batch = `link show dev ${HOST0}\naddress show dev ${HOST0}\nroute show default\n`;
+  const r = await inNetns(ctx, leader, ["-4", "-o", "-batch", "-"], { input: batch, readOnly: true });
+  if (r.exitCode !== 0) return `no ${HOST0} in the container's network namespace`;
+  const lines = r.stdout.split("\n");
+  if (!lines.some((l) => l.includes(`: ${HOST0}`) && /<[^>]*\bUP\b[^>]*>/.test(l))) return `${HOST0} is down`;
+  if (!lines.some((l) => l.includes(` inet ${p.address} `))) return `${HOST0} does not have ${p.address}`;
+  if (!lines.some((l) => l.startsWith(`default via ${p.gateway} dev ${HOST0}`)))
     return `no default route via ${p.gateway}`;
   return undefined;
 }
