@@ -71,13 +71,15 @@ const inNetns = (
 
 /** What is wrong with host0's address, link or default route in the namespace (undefined: all set). */
 async function missing(ctx: HostContext, p: AddressParams, leader: number): Promise<string | undefined> {
-  // One process for the three: a namespace without host0 fails at the first line.
-  const batch = `link show dev ${HOST0}\naddress show dev ${HOST0}\nroute show default\n`;
-  const r = await inNetns(ctx, leader, ["-4", "-o", "-batch", "-"], { input: batch, readOnly: true });
+  // One process for both (its header line shows the link's flags); a namespace without host0
+  // fails at the first line. (`link show` before them in one batch leaves `address show` printing
+  // links only.)
+  const batch = `address show dev ${HOST0}\nroute show default\n`;
+  const r = await inNetns(ctx, leader, ["-4", "-batch", "-"], { input: batch, readOnly: true });
   if (r.exitCode !== 0) return `no ${HOST0} in the container's network namespace`;
   const lines = r.stdout.split("\n");
-  if (!lines.some((l) => l.includes(`: ${HOST0}`) && /<[^>]*\bUP\b[^>]*>/.test(l))) return `${HOST0} is down`;
   if (!lines.some((l) => l.includes(` inet ${p.address} `))) return `${HOST0} does not have ${p.address}`;
+  if (!lines.some((l) => l.includes(`: ${HOST0}`) && /<[^>]*\bUP\b[^>]*>/.test(l))) return `${HOST0} is down`;
   if (!lines.some((l) => l.startsWith(`default via ${p.gateway} dev ${HOST0}`)))
     return `no default route via ${p.gateway}`;
   return undefined;
