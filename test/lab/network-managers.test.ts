@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { execa } from "execa";
 import { makeSquashfs, sh, TEST_CACHE } from "../support/image.js";
+import { summary } from "../support/json-events.js";
 import { assertNoResidue, nspawnPids, ok, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
 import { ensureTestRootSquashfs } from "../support/simplestreams.js";
@@ -115,8 +116,9 @@ test("any network manager: an image without systemd-networkd, with ifupdown's ne
       const st = ok(await lab.cli(["status"]), "status");
       assert.match(st.stdout, /Checking address 10\.10\.93\.10\/26 of container nmgr-10/);
 
-      // A second up finds everything in place.
-      ok(await lab.cli(["run", "up"]), "second run up");
+      // A second up finds everything in place, the address too.
+      const again = ok(await lab.cli(["--json", "run", "up"]), "second run up");
+      assert.equal(summary(again).changed, 0, "a second up changes nothing");
 
       ok(await lab.cli(["run", "down", "--purge"]), "run down --purge");
       await assertNoResidue(lab, "after run down --purge");
