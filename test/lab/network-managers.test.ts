@@ -74,12 +74,12 @@ test("any network manager: an image without systemd-networkd, with ifupdown's ne
   const image = await ensureIfupdownImage();
   await withLab(
     "nmgr",
-    93,
+    95,
     async (lab) => {
       const up = await lab.cli(["run", "up"]);
       ok(up, "run up of an image without systemd-networkd");
       const names = ["nmgr-10", "nmgr-11"];
-      const ips = ["10.10.93.10", "10.10.93.11"];
+      const ips = ["10.10.95.10", "10.10.95.11"];
       for (const [i, name] of names.entries()) {
         const ip = ips[i]!;
         // Seen from the host: the container's network namespace, through its leader.
@@ -90,7 +90,7 @@ test("any network manager: an image without systemd-networkd, with ifupdown's ne
           ok(await lab.ns.run("nsenter", [`--net=/proc/${leader}/ns/net`, "ip", ...args]), args.join(" "))
             .stdout;
         assert.match(await inNs("-4", "-o", "addr", "show", "dev", "host0"), new RegExp(` inet ${ip}/26 `));
-        assert.match(await inNs("-4", "route", "show", "default"), /^default via 10\.10\.93\.1 dev host0/m);
+        assert.match(await inNs("-4", "route", "show", "default"), /^default via 10\.10\.95\.1 dev host0/m);
 
         // Seen from inside, over ssh, once networking.service has run (no `-o` in the command: the
         // CLI takes it for its own --operation, even after `--`).
@@ -100,7 +100,7 @@ test("any network manager: an image without systemd-networkd, with ifupdown's ne
         assert.match(await sshOut("ip", "-4", "addr", "show", "dev", "host0"), new RegExp(` inet ${ip}/26 `));
         assert.match(
           await sshOut("ip", "-4", "route", "show", "default"),
-          /^default via 10\.10\.93\.1 dev host0/m,
+          /^default via 10\.10\.95\.1 dev host0/m,
         );
         // What keeps NetworkManager (were a role to install it) off host0.
         assert.match(
@@ -114,7 +114,7 @@ test("any network manager: an image without systemd-networkd, with ifupdown's ne
 
       // status checks the address from the host side.
       const st = ok(await lab.cli(["status"]), "status");
-      assert.match(st.stdout, /Checking address 10\.10\.93\.10\/26 of container nmgr-10/);
+      assert.match(st.stdout, /Checking address 10\.10\.95\.10\/26 of container nmgr-10/);
 
       // A second up finds everything in place, the address too.
       const again = ok(await lab.cli(["--json", "run", "up"]), "second run up");
