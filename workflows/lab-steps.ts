@@ -28,6 +28,7 @@ import { labHolder } from "../src/lab/holds.js";
 import { inventorySpec } from "../src/lab/inventory.js";
 import type { Owner } from "../src/lab/owner.js";
 import { group, type JournalRef, type Step, type TaskStep, task } from "../src/runner/task.js";
+import { containerAddress } from "../tasks/container/address.js";
 import { labAnsiblePing } from "../tasks/container/ansible-ping.js";
 import { containerBootProfile } from "../tasks/container/boot-profile.js";
 import { labContainersClaim } from "../tasks/container/claim.js";
@@ -202,6 +203,13 @@ function containerTasksOf(c: Config, s: ContainerSpec, owner?: number): TaskStep
             },
           }
         : {}),
+    }),
+    // Its address, from the host side, in its network namespace (whatever manager the image runs).
+    task(containerAddress, `container.address[${n}]`, {
+      name: n,
+      merged,
+      address: `${s.ip}/${net.prefix}`,
+      gateway: net.address,
     }),
     task(containerReady, `container.ready[${n}]`, {
       name: n,

@@ -14,6 +14,8 @@ export type Need = "lab" | "privateUsers" | "imageBuild" | "mirror" | "oci" | "s
 const PROGRAMS: Record<string, { package: string; for: readonly Need[] }> = {
   "systemd-nspawn": { package: "systemd-container", for: ["lab"] },
   ip: { package: "iproute2", for: ["lab"] },
+  // A container's address, set in its network namespace (tasks/container/address.ts).
+  nsenter: { package: "util-linux", for: ["lab"] },
   iptables: { package: "iptables", for: ["lab"] },
   losetup: { package: "mount", for: ["lab"] },
   mount: { package: "mount", for: ["lab"] },

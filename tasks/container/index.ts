@@ -4,6 +4,7 @@ import type { AnyTaskDef } from "../../src/runner/task.js";
 import { hostCapacity } from "../host/capacity.js";
 import { hostInotify } from "../host/inotify.js";
 import { hostPreflight } from "../host/preflight.js";
+import { containerAddress } from "./address.js";
 import { labAnsiblePing } from "./ansible-ping.js";
 import { containerBootProfile } from "./boot-profile.js";
 import { labContainersClaim } from "./claim.js";
@@ -49,6 +50,7 @@ export const containerTasks: AnyTaskDef[] = [
   containerBootProfile,
   containerNetwork,
   containerNspawn,
+  containerAddress,
   containerReady,
   labOwnerFiles,
   labInventory,

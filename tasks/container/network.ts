@@ -1,8 +1,13 @@
-// The container's address. For `init: boot`: a systemd-networkd file for host0 named to sort
-// before the image's own 80-container-host0.network (DHCP), and networkd enabled. For
-// `init: script`: the original tool's way, a startup script that nspawn runs as the leader, with
-// the variables it needs beside it. Both live in the upper layer (no rollback of their own).
-import { type RootFs, RootFsError } from "../../src/host/host.js";
+// What keeps the image's own network manager from undoing the container's address, which
+// container.address (tasks/container/address.ts) sets from the host side once it runs. For
+// `init: boot`: a systemd-networkd file for host0 named to sort before the image's own
+// 80-container-host0.network (DHCP), so an image that enables networkd configures host0 the same
+// static way (networkd itself is not enabled: an image runs whatever manager it has, or none); and
+// a NetworkManager drop-in that leaves host0 unmanaged (else NetworkManager's automatic DHCP
+// connection would flush the address). ifupdown touches only interfaces /etc/network/interfaces
+// names (`ifup -a`: the `auto` ones), never host0. For `init: script`: the original tool's way, a
+// startup script that nspawn runs as the leader (it starts sshd), with the variables it needs beside
+// it. All live in the upper layer (no rollback of their own).
 import { containerRoot, rootHolds, rootWriteIfChanged } from "../../src/lab/container-files.js";
 import { defineTask } from "../../src/runner/task.js";
 
@@ -21,6 +26,10 @@ const NETWORKD_FILE = "/etc/systemd/network/10-aplspawn-host0.network";
 /** The startup script of `init: script` (its path, as the container sees it). */
 export const STARTUP_SCRIPT = "/root/starter/startup.sh";
 const STARTUP_ENV = "/root/starter/env";
+/** NetworkManager's drop-in: host0 is not NetworkManager's to manage. */
+const NM_FILE = "/etc/NetworkManager/conf.d/10-aplspawn-host0.conf";
+const NM_TEXT =
+  "# Written by aplspawn: host0's address is set from the host.\n[keyfile]\nunmanaged-devices=interface-name:host0\n";
 
 /** The networkd file for a static address on host0. */
 const networkdFile = (address: string, gateway: string) =>
@@ -30,44 +39,22 @@ const networkdFile = (address: string, gateway: string) =>
 const startupEnv = (p: NetworkParams) =>
   `APLSPAWN_NAME=${p.name}\nAPLSPAWN_ADDRESS=${p.address}\nAPLSPAWN_GATEWAY=${p.gateway}\n`;
 
-/** The startup script: address host0, then become sshd (which reaps children as PID 1 must). */
+/**
+ * The startup script: become sshd (which reaps children as PID 1 must). The address is set from the
+ * host (container.address), so the image needs no `ip`.
+ */
 const startupScript = `#!/bin/sh
 # Written by aplspawn: the leader of an \`init: script\` container.
 set -eu
 . ${STARTUP_ENV}
-ip link set lo up
-ip addr replace "$APLSPAWN_ADDRESS" dev host0
-ip link set host0 up
-ip route replace default via "$APLSPAWN_GATEWAY"
 mkdir -p /run/sshd
 exec /usr/sbin/sshd -D -e
 `;
 
-// systemctl enable, by hand: the links `systemctl enable systemd-networkd` makes.
-const NETWORKD_LINKS = [
-  ["multi-user.target.wants", "systemd-networkd.service"],
-  ["sockets.target.wants", "systemd-networkd.socket"],
-] as const;
-
-// Where the image keeps a unit. Looked up in the confined root: a directory on the way that is a
-// link (/lib on a merged-/usr image) is not followed, so that place does not count.
-async function unitPath(r: RootFs, unit: string): Promise<string> {
-  for (const d of ["/usr/lib/systemd/system", "/lib/systemd/system"]) {
-    const kind = await r.kind(`${d}/${unit}`).catch((e: unknown) => {
-      if (e instanceof RootFsError) return undefined;
-      throw e;
-    });
-    if (kind === "file") return `${d}/${unit}`;
-  }
-  // Not mounted (a dry run previews on an empty merged dir): Debian's path.
-  if ((await r.kind("/usr")) === undefined) return `/lib/systemd/system/${unit}`;
-  throw new Error(`the image has no ${unit}: install systemd (with systemd-networkd) in it`);
-}
-
-/** Configures the container's static address. */
+/** Writes what keeps the image's network manager off the container's address. */
 export const containerNetwork = defineTask<NetworkParams, null>({
   kind: "container.network",
-  title: (p) => `Configuring address ${p.address} (gateway ${p.gateway}) for container ${p.name}`,
+  title: (p) => `Keeping the network manager of container ${p.name} off its address ${p.address}`,
   async check(ctx, p) {
     const r = await containerRoot(ctx.host, p.merged, p.name);
     if (p.init === "script")
@@ -75,11 +62,10 @@ export const containerNetwork = defineTask<NetworkParams, null>({
         (await rootHolds(r, STARTUP_SCRIPT, startupScript)) &&
         (await rootHolds(r, STARTUP_ENV, startupEnv(p)))
       );
-    if (!(await rootHolds(r, NETWORKD_FILE, networkdFile(p.address, p.gateway)))) return false;
-    for (const [wants, unit] of NETWORKD_LINKS)
-      if ((await r.readlink(`/etc/systemd/system/${wants}/${unit}`)) !== (await unitPath(r, unit)))
-        return false;
-    return true;
+    return (
+      (await rootHolds(r, NETWORKD_FILE, networkdFile(p.address, p.gateway))) &&
+      (await rootHolds(r, NM_FILE, NM_TEXT))
+    );
   },
   async run(ctx, p) {
     const r = await containerRoot(ctx.host, p.merged, p.name);
@@ -91,11 +77,8 @@ export const containerNetwork = defineTask<NetworkParams, null>({
     }
     await r.mkdir("/etc/systemd/network", { mode: 0o755 });
     await rootWriteIfChanged(r, NETWORKD_FILE, networkdFile(p.address, p.gateway), { mode: 0o644 });
-    for (const [wants, unit] of NETWORKD_LINKS) {
-      const dir = `/etc/systemd/system/${wants}`;
-      await r.mkdir(dir, { mode: 0o755 });
-      await r.symlink(await unitPath(r, unit), `${dir}/${unit}`);
-    }
+    await r.mkdir("/etc/NetworkManager/conf.d", { mode: 0o755 });
+    await rootWriteIfChanged(r, NM_FILE, NM_TEXT, { mode: 0o644 });
     return null;
   },
 });

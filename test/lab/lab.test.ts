@@ -49,7 +49,7 @@ test(
       assert.equal(st.exitCode, 0, st.stdout);
       assert.equal(s.ok, true);
       for (const n of ["l5a-10", "l5a-11", "l5a-12"])
-        assert.equal(s.checks.filter((c) => c.target === n && c.ok).length, 5, `5 passing checks for ${n}`);
+        assert.equal(s.checks.filter((c) => c.target === n && c.ok).length, 6, `6 passing checks for ${n}`);
       // The first status left an ssh master per container; the second runs over them.
       const cp = controlPathDir(join(lab.workdir, "l5a"));
       const masters = (await readdir(cp)).filter((f) => f.startsWith("st-"));
@@ -183,10 +183,14 @@ test(
         const changed = taskEvents(up)
           .filter((e) => e.state === "changed")
           .map((e) => e.id);
-        // Only the killed container starts again (its ready check may already hold when it runs).
+        // Only the killed container starts again (its ready check may already hold when it runs),
+        // and gets its address in its new network namespace.
         assert.equal(changed[0], "container.nspawn[l5c-11]", changed.join(", "));
+        assert.ok(changed.includes("container.address[l5c-11]"), changed.join(", "));
         assert.ok(
-          changed.every((id) => ["container.nspawn[l5c-11]", "container.ready[l5c-11]"].includes(id)),
+          changed.every((id) =>
+            ["container.nspawn[l5c-11]", "container.address[l5c-11]", "container.ready[l5c-11]"].includes(id),
+          ),
           changed.join(", "),
         );
         ok(await lab.cli(["status"]), "status after the restart");

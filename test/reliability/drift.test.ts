@@ -68,7 +68,7 @@ test(
           ...healthy.checks.filter((c) => c.target === "rdrift-11"),
           ...healthy.checks.filter((c) => c.target === "rdrift-12" && c.name !== "Checking overlayFS mount"),
         ];
-        assert.equal(expected.length, 1 + 5 + 4, "5 checks per container");
+        assert.equal(expected.length, 1 + 6 + 5, "6 checks per container");
         const drifted = await status(lab);
         assert.equal(drifted.exitCode, 1, "status fails while the lab has drifted");
         assert.deepEqual(failing(drifted.checks), failing(expected.map((c) => ({ ...c, ok: false }))));
@@ -76,6 +76,8 @@ test(
         const up = ok(await lab.cli(["--json", "run", "up"]), "run up repairs");
         const changed = taskIds(up, "changed").sort();
         const needed = [
+          "container.address[rdrift-11]",
+          "container.address[rdrift-12]",
           "container.nspawn[rdrift-11]",
           "container.nspawn[rdrift-12]",
           "container.overlay[rdrift-11]",
