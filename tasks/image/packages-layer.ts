@@ -33,6 +33,7 @@ import {
 import { formatBytes } from "../../src/image/progress.js";
 import { stampPath } from "../../src/image/stamp.js";
 import { withImageLock } from "../../src/image/store-lock.js";
+import { printable } from "../../src/runner/report.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
 import { lineReporter } from "./build.js";
 import { squashTree } from "./oci.js";
@@ -205,12 +206,16 @@ async function install(ctx: TaskContext, p: PackagesParams, l: WantedLayer, i: P
     );
     // The package manager and the maintainer scripts are the image's code: they run as any lab
     // container does, in their own namespaces, on the lab's network only.
-    await ctx.host.exec(
+    // The last lines the install printed: what a failure is reported with.
+    const tail: string[] = [];
+    const report = lineReporter(ctx);
+    const r = await ctx.host.exec(
       "systemd-nspawn",
       [
         "--quiet",
         "--register=no",
         "--keep-unit",
+        `--machine=${i.netns}`,
         `--directory=${merged}`,
         `--network-namespace-path=/run/netns/${i.netns}`,
         "--link-journal=no",
@@ -222,8 +227,21 @@ async function install(ctx: TaskContext, p: PackagesParams, l: WantedLayer, i: P
         "-c",
         installScript(l.manager, l.packages),
       ],
-      { signal: ctx.signal, timeoutMs: 60 * MIN, onLine: lineReporter(ctx) },
+      {
+        signal: ctx.signal,
+        timeoutMs: 60 * MIN,
+        allowFail: true,
+        onLine: (l) => {
+          report(l);
+          tail.push(printable(l));
+          if (tail.length > 15) tail.shift();
+        },
+      },
     );
+    if (r.exitCode !== 0)
+      throw new ExitError(
+        `image.packages: ${l.manager} failed to install ${l.packages.join(" ")} in the image (exit ${r.exitCode}); its last lines:\n${tail.map((t) => `  ${t}`).join("\n")}`,
+      );
     await ctx.host.exec("umount", ["--", merged], { signal: ctx.signal });
     // The host's resolv.conf was lent for the install only: not part of the layer.
     await ctx.host.root(upper, "packages layer").remove("/etc/resolv.conf");
