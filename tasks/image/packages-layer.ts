@@ -117,6 +117,8 @@ export async function wantedLayer(
 ): Promise<WantedLayer | undefined> {
   if (p.packages?.length === 0) return undefined;
   const r = ctx.host.root(p.lower, "image");
+  // Not attached (a dry run previews on an empty lower directory): nothing to tell yet.
+  if ((await r.kind("/usr")) !== "dir") return undefined;
   const os = await osRelease(r);
   const manager = os && packageManagerOf(os);
   const has = { sshd: await present(r, SSHD_PATHS), python3: await present(r, PYTHON3_PATHS) };

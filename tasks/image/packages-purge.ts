@@ -3,10 +3,10 @@
 // device still holds one (another lab runs on it: its own purge deletes it). Under the layer's lock,
 // where image.packages makes it. Nothing to roll back: it only removes a cache.
 
-import type { HostContext } from "../../src/host/host.js";
 import { fileIdentity } from "../../src/image/image-host.js";
+import { packagesLayersOf } from "../../src/image/layer-store.js";
 import { withLoopClaims } from "../../src/image/loop-claims.js";
-import { parseStamp, stampPath } from "../../src/image/stamp.js";
+import { stampPath } from "../../src/image/stamp.js";
 import { withImageLock } from "../../src/image/store-lock.js";
 import { defineTask } from "../../src/runner/task.js";
 
@@ -16,28 +16,15 @@ export interface PackagesPurgeParams {
   image: string;
 }
 
-/** The layers in the store whose stamp says they were made for `image`. */
-async function layersOf(ctx: HostContext, p: PackagesPurgeParams): Promise<string[]> {
-  const dir = `${p.store}/layers`;
-  const names = await ctx.host.fs.readdir(dir).catch(() => [] as string[]);
-  const out: string[] = [];
-  for (const n of names.filter((n) => /^[0-9a-f]{64}\.squashfs$/.test(n))) {
-    const path = `${dir}/${n}`;
-    const text = await ctx.host.fs.readFile(stampPath(p.store, path)).catch(() => "");
-    if (parseStamp(text)?.source?.startsWith(`packages:${p.image} `)) out.push(path);
-  }
-  return out;
-}
-
 /** Delete the image's packages layers, unless another lab uses one. */
 export const imagePackagesPurge = defineTask<PackagesPurgeParams>({
   kind: "image.packages-purge",
   title: (p) => `Deleting the packages layers of ${p.image}`,
   async check(ctx, p) {
-    return (await layersOf(ctx, p)).length === 0;
+    return (await packagesLayersOf(ctx.host, p.store, p.image)).length === 0;
   },
   async run(ctx, p) {
-    for (const path of await layersOf(ctx, p))
+    for (const { path } of await packagesLayersOf(ctx.host, p.store, p.image))
       await withImageLock(ctx, path, "deleting", () =>
         withLoopClaims(ctx, async (v) => {
           const id = await fileIdentity(ctx, path);
