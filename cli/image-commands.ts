@@ -94,12 +94,15 @@ const image: CommandAdder = (program, cli) => {
     .argument("[file]", "image file (default: each image of the lab, one after the other)")
     .action(async (file: string | undefined, _o: unknown, c) => {
       const g = c.optsWithGlobals() as GlobalOptions;
-      const paths = file
-        ? [resolve(file)]
-        : (await import("../config/images.js")).labImages(await cli.load(g)).map((i) => i.path);
-      const [{ inspectImage }, { describeLayout }] = await Promise.all([
+      const config = file ? undefined : await cli.load(g);
+      const paths = config
+        ? (await import("../config/images.js")).labImages(config).map((i) => i.path)
+        : [resolve(file ?? "")];
+      const [{ inspectImage }, { describeLayout }, { packagesLayersOf }, { imageStore }] = await Promise.all([
         import("../src/image/attach-state.js"),
         import("../src/image/partition-table.js"),
+        import("../src/image/layer-store.js"),
+        import("../config/paths.js"),
       ]);
       // As ls does: what can be inspected is, then exit 2 naming what could not (missing, unreadable).
       const unusable: string[] = [];
@@ -114,10 +117,13 @@ const image: CommandAdder = (program, cli) => {
           continue;
         }
         if (s.kind === "missing") unusable.push(`${path}: does not exist`);
+        // The packages layers (image.packages) made for it, when the lab's config says where the store is.
+        const layers = config ? await packagesLayersOf(cli.io.host, imageStore(config), path) : [];
         if (g.json) {
           const { kind } = s;
+          const packagesLayers = layers.map((l) => ({ path: l.path, source: l.source, size: l.size }));
           cli.io.out(
-            `${JSON.stringify(kind === "file" ? { path, kind, fs: s.fs ?? null, ...s.layout } : { path, kind })}\n`,
+            `${JSON.stringify(kind === "file" ? { path, kind, fs: s.fs ?? null, ...s.layout, packagesLayers } : { path, kind, packagesLayers })}\n`,
           );
           continue;
         }
@@ -127,6 +133,10 @@ const image: CommandAdder = (program, cli) => {
           cli.io.out(`${path}: ${describeLayout(s.layout, s.fs)}\n`);
           for (const n of s.layout.notes) cli.io.out(`  note: ${n}\n`);
         }
+        for (const l of layers)
+          cli.io.out(
+            `  packages layer (image.packages): ${l.path}, ${l.source.split(" ").slice(1).join(" ")}, ${l.size} bytes\n`,
+          );
       }
       if (unusable.length > 0) {
         const { UsageError } = await import("../src/errors.js");

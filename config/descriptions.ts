@@ -44,6 +44,8 @@ export const KEY_DESCRIPTIONS: Record<string, string> = {
   "image.build.mirror": "The Debian mirror.",
   "image.build.packages": "Packages installed besides debootstrap's minbase.",
   "image.build.keyring": "The keyring the mirror's Release file must be signed with.",
+  "image.packages":
+    "Packages the lab needs in the image (e.g. [openssh-server, python3, sudo]), installed once by the image's package manager (apt, dnf, zypper, pacman) into a cached read-only layer under every container. Unset: a default set when the image lacks sshd or python3; [] never.",
   "image.loopDevice": "Pin a loop device (e.g. /dev/loop6); by default a free one is found.",
   containers: "The lab's containers.",
   "containers.count": "How many containers (not with sets).",

@@ -28,6 +28,12 @@ export function imagePath(c: Config, image: ImageSection = c.image): string {
  */
 export const lowerDir = (c: Config, id?: string) => `${labDir(c)}/lower${id === undefined ? "" : `-${id}`}`;
 /**
+ * Where an image's packages layer (image.packages) is mounted read-only, when the image needs one:
+ * beside its lower directory, named like it.
+ */
+export const packagesLayerDir = (c: Config, id?: string) =>
+  `${labDir(c)}/packages${id === undefined ? "" : `-${id}`}`;
+/**
  * The playbook `run up` and `run provision` run, and `validate` checks: provision.playbook, relative
  * to the working directory (as inventory.file is).
  */

@@ -221,6 +221,12 @@ const imageSchema = z.strictObject({
     .positive()
     .default(16 * 1024 ** 3),
   build: buildSchema.optional(),
+  /**
+   * What a lab needs in the image, installed once by the image's own package manager into a cached
+   * read-only layer stacked under every container (src/image/packages.ts). Unset: the manager's
+   * default set when the image lacks sshd or python3, nothing when it has both; [] never.
+   */
+  packages: z.array(packageName).optional(),
   /** Pin the loop device (e.g. /dev/loop6); by default a free one is found. */
   loopDevice: z
     .string()

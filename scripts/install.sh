@@ -20,12 +20,12 @@ apt-get update -qq
 # gpgv: image build checks the mirror's signature; skopeo, umoci: OCI images (image.oci);
 # docker-registry: the OCI tests' registry on loopback; gnupg, openssl: the download tests sign checksums
 # and serve https with a key and certificate they make; tmux, zsh, fish: the tests of the terminal
-# and of the completion scripts. src/host/programs.ts names the package of each program aplspawn
+# and of the completion scripts; dpkg-dev: the image.packages test indexes its apt repository. src/host/programs.ts names the package of each program aplspawn
 # runs: test/cli/programs.test.ts checks that this list has them all.
 apt-get install -y -qq --no-install-recommends \
   systemd-container iptables iproute2 util-linux mount kmod debootstrap squashfs-tools fdisk e2fsprogs \
   openssh-client ansible-core python3 psmisc procps curl ca-certificates debian-archive-keyring gpgv \
-  gnupg openssl tmux zsh fish skopeo umoci docker-registry >/dev/null
+  gnupg openssl tmux zsh fish skopeo umoci docker-registry dpkg-dev >/dev/null
 # The unprivileged account aplspawn runs Ansible as against a lab without owner (a root shell, CI):
 # never root against containers that run other people's code (src/lab/owner.ts ANSIBLE_ACCOUNT).
 if ! id -u aplspawn >/dev/null 2>&1; then

@@ -27,6 +27,6 @@ export const detachSteps = (): Step[] => [
   undo(
     "image.detach",
     "Unmounting the lower layer and detaching the image",
-    (e) => e.kind === "image.lower" || e.kind === "image.loop",
+    (e) => e.kind === "image.lower" || e.kind === "image.loop" || e.kind === "image.layer",
   ),
 ];

@@ -10,6 +10,7 @@ import { type JournalRef, undo } from "../src/runner/task.js";
 import { savedIn } from "../tasks/snapshot/save.js";
 import { purgeImageSteps } from "./getimage.js";
 import { entries, inventoryGoneStep, logsGoneStep } from "./lab-steps.js";
+import { purgePackagesSteps } from "./packages.js";
 import type { WorkflowBuilder } from "./types.js";
 
 /** The down workflow. */
@@ -35,7 +36,7 @@ export const down: WorkflowBuilder = (c, o) => {
       inventoryGoneStep(c),
       ...(o.purge ? [logsGoneStep(c)] : []),
       // A downloaded image is a cache outside the journal: --purge deletes it by the config's URL.
-      ...(o.purge && !o.keepImage ? purgeImageSteps(c) : []),
+      ...(o.purge && !o.keepImage ? [...purgePackagesSteps(c), ...purgeImageSteps(c)] : []),
     ],
   };
 };

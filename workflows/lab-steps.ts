@@ -16,6 +16,7 @@ import {
   lowerDir,
   mergedDir,
   ownerFiles,
+  packagesLayerDir,
   snapshotsDir,
   sshKeyPath,
 } from "../config/paths.js";
@@ -159,6 +160,7 @@ function containerTasksOf(c: Config, s: ContainerSpec, owner?: number): TaskStep
       work: disk.work,
       merged,
       layers: layersDir(c, n),
+      ...(privateUsers ? {} : { packages: packagesLayerDir(c, s.image) }),
     }),
     task(containerHostKeys, `container.hostkeys[${n}]`, { name: n, ip: s.ip, dir, merged, knownHosts }),
     task(containerHostname, `container.hostname[${n}]`, { name: n, ip: s.ip, merged }),

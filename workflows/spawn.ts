@@ -11,6 +11,7 @@ import {
   selectedSpecs,
   sshKeyStep,
 } from "./lab-steps.js";
+import { allPackagesSteps } from "./packages.js";
 import type { WorkflowBuilder } from "./types.js";
 
 /** What spawn makes of the lab before its containers (composed into reset too): the network must be up. */
@@ -18,6 +19,7 @@ export const spawnLabSteps = (c: Config, reader?: Owner): Step[] => [
   ...preflightSteps(c, { bridgeMustExist: true }),
   containersClaimStep(c),
   ...attachSteps(c),
+  ...allPackagesSteps(c),
   sshKeyStep(c, reader),
 ];
 

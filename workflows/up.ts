@@ -18,6 +18,7 @@ import {
   sshKeyStep,
 } from "./lab-steps.js";
 import { netupSteps } from "./netup.js";
+import { allPackagesSteps } from "./packages.js";
 import type { WorkflowBuilder } from "./types.js";
 
 const getAndAttach = (c: Config, img: LabImage): Step[] => [
@@ -62,6 +63,8 @@ export const up: WorkflowBuilder = (c, o) => {
         // Done before the containers start: one line from then on.
         { collapse: true },
       ),
+      // What the lab needs in its images (sshd, python3), once: the network is up by now.
+      ...allPackagesSteps(c),
       // A smaller count (or another prefix or range): the containers the config no longer names go.
       undo(
         "containers.extra",

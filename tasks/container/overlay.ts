@@ -17,6 +17,8 @@ const overlayParamsSchema = z.object({
   merged: z.string(),
   /** A restored snapshot's layers (container.layers), stacked between lower and upper when there. */
   layers: z.string().optional(),
+  /** The image's packages layer (image.layer), stacked right above the image when it is mounted. */
+  packages: z.string().optional(),
 });
 export type OverlayParams = z.infer<typeof overlayParamsSchema>;
 
@@ -52,8 +54,10 @@ export const containerOverlay = defineTask({
     const h = ctx.host;
     // The topmost layer first, as overlayfs lists them.
     const layers = p.layers ? (await layerNumbers(h, p.layers)).reverse().map((n) => `${p.layers}/${n}`) : [];
+    const mounts = await readMounts(h);
+    if (p.packages && mountAt(mounts, p.packages)) layers.push(p.packages);
     const opts = mountOptions(p, layers);
-    const there = mountAt(await readMounts(h), p.merged);
+    const there = mountAt(mounts, p.merged);
     if (there) throw new Error(`${p.merged} is already a mount point (${there.fstype} from ${there.source})`);
     // The image is untrusted too: its /usr is looked at in its own confined root, never followed.
     if ((await h.root(p.lower, "image").kind("/usr")) !== "dir")

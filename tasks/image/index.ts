@@ -6,6 +6,9 @@ import { imageDownload } from "./download.js";
 import { imageLoop } from "./loop.js";
 import { imageLower } from "./lower.js";
 import { imageOci } from "./oci.js";
+import { imagePackages } from "./packages-layer.js";
+import { imageLayerMount } from "./packages-mount.js";
+import { imagePackagesPurge } from "./packages-purge.js";
 import { imagePrecheck } from "./precheck.js";
 import { imagePurge } from "./purge.js";
 import { imageServer } from "./simplestreams.js";
@@ -23,4 +26,7 @@ export const imageTasks: AnyTaskDef[] = [
   imageLoop,
   imageLower,
   imagePurge,
+  imagePackages,
+  imageLayerMount,
+  imagePackagesPurge,
 ];

@@ -108,13 +108,9 @@ export const imageOci = defineTask({
 export async function squashTree(
   ctx: TaskContext,
   t: { root: string; tree: string; squashfs: string; path: string; stamp: string; source: string },
+  o: { whiteouts?: boolean } = {},
 ): Promise<Hashed> {
-  // Device nodes come from the runtime (systemd-nspawn makes /dev), never from an image: a node
-  // of the host's disk in a layer would be one in every container. find does not follow links.
-  await ctx.host.exec("find", [t.root, "-xdev", "(", "-type", "b", "-o", "-type", "c", ")", "-delete"], {
-    signal: ctx.signal,
-    timeoutMs: 30 * MIN,
-  });
+  await dropDevices(ctx, t.root, o.whiteouts === true);
   await configureTree(ctx, t.root);
   ctx.info("Making the squashfs");
   await ctx.host.exec(
@@ -133,6 +129,31 @@ export async function squashTree(
   }
   await writeStamp(ctx, t.stamp, t.path, hashed, undefined, t.source);
   return hashed;
+}
+
+/**
+ * Device nodes come from the runtime (systemd-nspawn makes /dev), never from an image: a node of the
+ * host's disk in a layer would be one in every container. find does not follow links. `whiteouts`:
+ * the tree is an overlay upper layer (image.packages), whose character devices 0:0 are overlayfs
+ * whiteouts (a file the layer deletes from the image): those stay, every other node goes.
+ */
+async function dropDevices(ctx: TaskContext, root: string, whiteouts: boolean): Promise<void> {
+  const o = { signal: ctx.signal, timeoutMs: 30 * MIN };
+  if (!whiteouts) {
+    await ctx.host.exec("find", [root, "-xdev", "(", "-type", "b", "-o", "-type", "c", ")", "-delete"], o);
+    return;
+  }
+  await ctx.host.exec("find", [root, "-xdev", "-type", "b", "-delete"], o);
+  // stat without -L describes the node itself; the tree is a closed 0700 directory nothing runs in.
+  const chars = await ctx.host.exec(
+    "find",
+    [root, "-xdev", "-type", "c", "-exec", "stat", "--printf", "%t:%T\\t%n\\0", "{}", "+"],
+    { ...o, readOnly: true },
+  );
+  for (const entry of chars.stdout.split("\0")) {
+    const tab = entry.indexOf("\t");
+    if (tab > 0 && entry.slice(0, tab) !== "0:0") await ctx.host.fs.rm(entry.slice(tab + 1));
+  }
 }
 
 async function pull(ctx: TaskContext, p: OciParams, intent: OciIntent): Promise<OciResult> {
