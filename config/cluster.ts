@@ -14,6 +14,8 @@ export interface ClusterHost {
   /** IPv4: its `aplspawn_address` host variable, else `ansible_host`, else its name. */
   address: string;
   groups: string[];
+  /** How Ansible reaches it (its ansible_* connection variables): the one inventory jumps through it. */
+  ssh?: { host: string; user?: string; port?: number; key?: string; args?: string };
 }
 
 /** What one host holds of the lab. */
@@ -23,6 +25,8 @@ export interface HostShare {
   address: string;
   /** Its bridge's address with the lab's prefix (the first host's is network.address). */
   bridgeAddress: string;
+  /** How Ansible reaches it (ClusterHost.ssh). */
+  ssh?: ClusterHost["ssh"];
   /** Its containers, with their lab addresses. */
   containers: { name: string; ip: string; set?: string; user: string }[];
   /** Its share as a config for aplspawn there (parses with configSchema; no cluster, no provision). */
@@ -183,6 +187,7 @@ export function splitLab(
     return {
       host: h.name,
       address: h.address,
+      ...(h.ssh ? { ssh: h.ssh } : {}),
       bridgeAddress,
       containers,
       config: shareConfig(c, {

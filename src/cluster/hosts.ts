@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import { type ClusterHost, type ClusterPlan, splitLab } from "../../config/cluster.js";
 import type { Problem } from "../../config/diagnostic.js";
 import type { Config } from "../../config/schema.js";
-import type { HostContext } from "../host/host.js";
+import { type HostContext, shellQuote } from "../host/host.js";
 
 /** What `ansible-inventory --list` prints, as far as it is read here. */
 interface InventoryList {
@@ -38,7 +38,17 @@ export function hostsOfList(list: InventoryList): ClusterHost[] {
   return [...groupsOf].map(([name, groups]) => {
     const v = vars[name] ?? {};
     const address = v.aplspawn_address ?? v.ansible_host ?? name;
-    return { name, address: String(address), groups: [...groups] };
+    const str = (k: string) =>
+      typeof v[k] === "string" || typeof v[k] === "number" ? String(v[k]) : undefined;
+    const port = Number(str("ansible_port") ?? str("ansible_ssh_port"));
+    const ssh = {
+      host: str("ansible_host") ?? name,
+      ...(str("ansible_user") ? { user: str("ansible_user")! } : {}),
+      ...(Number.isInteger(port) && port > 0 ? { port } : {}),
+      ...(str("ansible_ssh_private_key_file") ? { key: str("ansible_ssh_private_key_file")! } : {}),
+      ...(str("ansible_ssh_common_args") ? { args: str("ansible_ssh_common_args")! } : {}),
+    };
+    return { name, address: String(address), groups: [...groups], ssh };
   });
 }
 
@@ -81,4 +91,25 @@ export async function clusterPlan(
   const read = await clusterHosts(ctx, c);
   if ("problem" in read) return { problems: [read.problem] };
   return { ...splitLab(c, read.hosts), hosts: read.hosts };
+}
+
+/**
+ * The ssh ProxyCommand that reaches a container through its host, as Ansible reaches the host (its
+ * user, port, key and ssh_common_args): the control node needs no route to the lab. ssh runs it
+ * with the user's shell, so each word is quoted (the host's common args are a shell-like string
+ * already, as Ansible splits them).
+ */
+export function proxyCommand(ssh: NonNullable<ClusterHost["ssh"]>): string {
+  const q = (w: string) => shellQuote(w);
+  return [
+    "ssh",
+    ...(ssh.args ? [ssh.args] : []),
+    "-o",
+    "BatchMode=yes",
+    ...(ssh.port ? ["-p", String(ssh.port)] : []),
+    ...(ssh.key ? ["-i", q(ssh.key), "-o", "IdentitiesOnly=yes"] : []),
+    "-W",
+    "%h:%p",
+    q(ssh.user ? `${ssh.user}@${ssh.host}` : ssh.host),
+  ].join(" ");
 }
