@@ -11,7 +11,8 @@ import { stringify } from "yaml";
 import { type ClusterHost, splitLab, vniOf } from "../../config/cluster.js";
 import { containerSpecs } from "../../config/containers.js";
 import { parseConfig } from "../../config/load.js";
-import { hostsOfList } from "../../src/cluster/hosts.js";
+import { hostsOfList, proxyCommand } from "../../src/cluster/hosts.js";
+import { renderInventory } from "../../src/lab/inventory.js";
 
 const HOSTS: ClusterHost[] = [
   { name: "h1", address: "192.0.2.11", groups: ["aplspawn_hosts", "big"] },
@@ -230,3 +231,43 @@ function hasAnsible(): boolean {
     return false;
   }
 }
+
+test("the one inventory reaches a container through its host: a ProxyCommand as Ansible reaches the host, quoted", () => {
+  const proxy = proxyCommand({
+    host: "192.0.2.11",
+    user: "root",
+    port: 2222,
+    key: "/home/u/my key",
+    args: "-o UserKnownHostsFile=/k",
+  });
+  assert.equal(
+    proxy,
+    "ssh -o UserKnownHostsFile=/k -o BatchMode=yes -p 2222 -i '/home/u/my key' -o IdentitiesOnly=yes -W %h:%p root@192.0.2.11",
+  );
+  const text = renderInventory({
+    format: "ini",
+    group: "aplspawned",
+    hosts: [{ name: "a-10", ip: "10.10.12.10", user: "test", proxy }],
+    user: "test",
+    key: "/w/k",
+    knownHosts: "/w/known_hosts",
+    controlPathDir: "/run/cp",
+  });
+  assert.match(
+    text,
+    /ansible_ssh_common_args=".*ProxyCommand=ssh -o UserKnownHostsFile=\/k .*-W %h:%p root@192\.0\.2\.11/,
+  );
+  // Without a proxy, nothing changes for a lab on one host.
+  assert.doesNotMatch(
+    renderInventory({
+      format: "ini",
+      group: "g",
+      hosts: [{ name: "a", ip: "10.0.0.2" }],
+      user: "t",
+      key: "/k",
+      knownHosts: "/kh",
+      controlPathDir: "/c",
+    }),
+    /ProxyCommand/,
+  );
+});
