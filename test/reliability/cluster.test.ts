@@ -60,7 +60,10 @@ async function sshDebs(): Promise<void> {
     if (f.endsWith(".deb")) execFileSync("dpkg-deb", ["-x", join(DEBS, f), join(DEBS, "root")]);
 }
 
-/** What the lab changes on a host, to compare before up and after down. */
+/**
+ * What the lab changes on a host, to compare before up and after down (link indexes and IPv6's
+ * duplicate address detection still running on the new link left out).
+ */
 async function hostState(h: SystemdHost): Promise<string> {
   const parts = [
     ["ip", "-o", "link"],
@@ -71,7 +74,9 @@ async function hostState(h: SystemdHost): Promise<string> {
   ];
   const out: string[] = [];
   for (const argv of parts)
-    out.push(`$ ${argv.join(" ")}\n${(await h.run(argv)).stdout.replace(/\d+: /g, "")}`);
+    out.push(
+      `$ ${argv.join(" ")}\n${(await h.run(argv)).stdout.replace(/\d+: /g, "").replace(/ tentative/g, "")}`,
+    );
   return out.join("\n");
 }
 
@@ -85,7 +90,11 @@ mkdir -p /run/sshd /root/.ssh
 ssh-keygen -A >/dev/null
 printf '%s\\n' '${pub}' > /root/.ssh/authorized_keys
 chmod 700 /root/.ssh; chmod 600 /root/.ssh/authorized_keys
-systemd-run --unit=sshd-test /usr/sbin/sshd -D -e -o PermitRootLogin=prohibit-password -o UsePAM=no
+printf 'PermitRootLogin prohibit-password\nUsePAM no\nSubsystem sftp /usr/lib/openssh/sftp-server\n' > /etc/ssh/sshd_config
+grep -q '^sshd:' /etc/passwd || echo 'sshd:x:990:65534::/run/sshd:/usr/sbin/nologin' >> /etc/passwd
+/usr/sbin/sshd -t
+systemd-run --unit=sshd-test /usr/sbin/sshd -D -e
+i=0; until ss -ltn | grep -q ':22 '; do i=$((i+1)); [ $i -lt 100 ] || { journalctl -u sshd-test --no-pager | tail; exit 1; }; sleep 0.1; done
 printf '#!/bin/sh\\nexec node ${join(CLI)} "$@"\\n' > /usr/local/bin/aplspawn
 chmod 755 /usr/local/bin/aplspawn
 for t in filter nat; do iptables -w -t $t -N APLSPAWN-TEST-INIT; iptables -w -t $t -X APLSPAWN-TEST-INIT; done
