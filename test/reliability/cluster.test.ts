@@ -122,7 +122,7 @@ async function plugIn(iflink: string, address: string): Promise<string> {
 test("a lab across two hosts: Ansible reaches every container through one inventory, containers reach each other across hosts over the VXLAN although the datacenter drops foreign sources, run down leaves each host as it was", {
   skip,
   timeout: 40 * 60_000,
-}, async () => {
+}, async (t2) => {
   await sshDebs();
   const t = await tempDir("aplspawn-x32c-");
   execFileSync("ip", ["netns", "add", NS]);
@@ -173,6 +173,8 @@ inventory: {file: inventory.ini}
             const cli = (args: string[]) =>
               dc(["node", CLI, "-c", join(t.path, "lab.yaml"), ...args], { cwd: t.path });
             const up = ok(await cli(["run", "up"]), "run up with cluster");
+            // What up took (Ansible included), for the docs: shown, never asserted.
+            t2.diagnostic(up.stdout.split("\n").find((l) => /\bup: \d+ changed/.test(l)) ?? "");
             assert.match(up.stdout, /x32h1 \(192\.0\.2\.11\): x32-10/);
             assert.match(up.stdout, /x32h2 \(192\.0\.2\.12\): x32-11/);
             const inv = join(t.path, "inventory.ini");
