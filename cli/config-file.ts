@@ -110,6 +110,8 @@ async function fileChecks(host: Host, c: Config, checks: LoadChecks): Promise<Pr
       if (p) problems.push({ at: [...at, "host"], message: p });
     }
   }
+  if (c.cluster && checks.interfaces)
+    problems.push(...(await (await import("../src/cluster/hosts.js")).clusterPlan(ctx, c)).problems);
   if (checks.interfaces && (await host.which("ip"))) {
     const { linkInfo } = await import("../src/net/links.js");
     // What ip cannot tell is left to the bridge task, which asks again when it makes the bridge.

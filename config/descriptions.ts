@@ -88,6 +88,14 @@ export const KEY_DESCRIPTIONS: Record<string, string> = {
   "containers.sets[].memory": "Default containers.memory.",
   "containers.sets[].cpus": "Default containers.cpus.",
   "containers.sets[].diskMax": "Default containers.diskMax.",
+  "containers.sets[].hosts":
+    "With cluster: the Ansible group whose hosts hold this set's containers (default: cluster.group).",
+  cluster:
+    "A lab across hosts: its containers spread over the hosts of an Ansible group, each host running its share with aplspawn, their bridges joined into one network.",
+  "cluster.inventory": "The Ansible inventory of the hosts (relative to the working directory).",
+  "cluster.group": "The inventory's group of the hosts that hold the lab (default aplspawn_hosts).",
+  "cluster.overlay":
+    "vxlan: a VXLAN between the hosts' bridges, unicast to each peer (UDP 4789); routes: plain routes, for hosts on one L2.",
   inventory: "The Ansible inventory of the lab.",
   "inventory.file": "Where `run up` and `inventory` write it.",
   "inventory.format": "ini or yaml.",

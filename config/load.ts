@@ -414,6 +414,9 @@ function crossChecks(c: Config, given: z.infer<typeof configSchema>["containers"
   const derived = given.ipRange === undefined;
   const problems: Problem[] = [...setProblems(c, given), ...bindsProblems(c), ...limitsProblems(c)];
   const add = (at: KeyPath, message: string) => problems.push({ at, message });
+  for (const [i, s] of (c.containers.sets ?? []).entries())
+    if (s.hosts !== undefined && !c.cluster)
+      add(["containers", "sets", i, "hosts"], "pins the set to a group of hosts: it needs a cluster section");
   const net = parseCidr(c.network.address);
   if (net.prefix > 30)
     add(["network", "address"], "the prefix must be /30 or shorter to leave room for containers");

@@ -316,6 +316,8 @@ const containerSetSchema = z.strictObject({
   ...limits,
   /** Default: containers.diskMax. */
   diskMax: size.optional(),
+  /** With `cluster`: the set's containers go to the hosts of this Ansible group (default cluster.group's). */
+  hosts: groupName.optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -469,6 +471,20 @@ export const configSchema = z.strictObject({
       prepare: anyPath.optional(),
       /** Run by `aplspawn test` after converge and idempotence: asserts (Molecule's verify). */
       verify: anyPath.optional(),
+    })
+    .optional(),
+  /**
+   * A lab across hosts: the containers spread over the hosts of an Ansible group, each running its
+   * share with aplspawn there, their bridges joined into one network (config/cluster.ts).
+   */
+  cluster: z
+    .strictObject({
+      /** An Ansible inventory file, relative to the working directory as inventory.file. */
+      inventory: anyPath,
+      /** The group of the hosts that hold the lab. */
+      group: groupName.default("aplspawn_hosts"),
+      /** vxlan: one VXLAN between the hosts' bridges (unicast peers); routes: hosts on one L2. */
+      overlay: z.enum(["vxlan", "routes"]).default("vxlan"),
     })
     .optional(),
 });

@@ -7,6 +7,7 @@ import type { Config } from "../config/schema.js";
 import { entryScope } from "../src/lab/entries.js";
 import { group, type Step, undo } from "../src/runner/task.js";
 import { imageAttachSteps } from "./attach.js";
+import { clusterUp } from "./cluster.js";
 import { imageGetSteps } from "./getimage.js";
 import {
   containersClaimStep,
@@ -47,6 +48,8 @@ function imagesGroup(c: Config): Step {
 
 /** The up workflow. */
 export const up: WorkflowBuilder = (c, o) => {
+  // A lab across hosts: each host runs its share with this same workflow, driven by Ansible.
+  if (c.cluster) return clusterUp(c, o);
   const specs = containerSpecs(c);
   const names = specs.map((s) => s.name);
   return {

@@ -23,6 +23,8 @@ export const inventorySpecSchema = z.object({
       groups: z.array(z.string()).optional(),
       /** Its host variables (never ansible_*: config/schema.ts refuses those). */
       vars: z.record(z.string(), z.json()).optional(),
+      /** A lab across hosts: the ssh ProxyCommand through the host that holds it (config/cluster.ts). */
+      proxy: z.string().optional(),
     }),
   ),
   /** Groups of groups: each key's children. */
@@ -72,8 +74,15 @@ export function inventorySpec(
 }
 
 /** The common ssh arguments, as one string (Ansible splits it with shlex: quoted as a shell would). */
-const sshCommonArgs = (knownHosts: string) =>
-  [...pinnedOptions(knownHosts), "-o", "IdentitiesOnly=yes"].map(shellQuote).join(" ");
+const sshCommonArgs = (knownHosts: string, proxy?: string) =>
+  [
+    ...pinnedOptions(knownHosts),
+    "-o",
+    "IdentitiesOnly=yes",
+    ...(proxy ? ["-o", `ProxyCommand=${proxy}`] : []),
+  ]
+    .map(shellQuote)
+    .join(" ");
 
 /** The first line of every inventory aplspawn writes: what tells its files from the user's. */
 export const INVENTORY_MARK = "# Written by aplspawn.";
@@ -115,7 +124,7 @@ function connectionVars(s: InventorySpec, h: InventorySpec["hosts"][number]) {
     ansible_host_key_checking: "true",
     ansible_user: h.user ?? s.user,
     ansible_ssh_private_key_file: s.key,
-    ansible_ssh_common_args: sshCommonArgs(s.knownHosts),
+    ansible_ssh_common_args: sshCommonArgs(s.knownHosts, h.proxy),
     ansible_control_path_dir: s.controlPathDir,
   };
 }

@@ -110,7 +110,12 @@ export interface SystemdHost {
  * Boot a systemd host, run fn, then power it off and prove that nothing of it is left on this
  * machine (processes, cgroups, loop devices, mounts, nspawn's /run entries).
  */
-export async function withSystemdHost(name: string, fn: (h: SystemdHost) => Promise<void>): Promise<void> {
+export async function withSystemdHost(
+  name: string,
+  fn: (h: SystemdHost) => Promise<void>,
+  /** More systemd-nspawn options (a test's network bridge, its own binds). */
+  more: readonly string[] = [],
+): Promise<void> {
   const [root, image] = await Promise.all([systemdHostRoot(), ensureTestImage()]);
   const t = await tempDir(`aplspawn-${name}-`);
   const machine = `aplspawn-test-${name}`;
@@ -144,6 +149,7 @@ export async function withSystemdHost(name: string, fn: (h: SystemdHost) => Prom
       `--bind=${lab}:/lab`,
       `--bind-ro=${process.execPath}:/usr/local/bin/node`,
       `--bind-ro=${REPO}`,
+      ...more,
     ];
     // Started from cgroups of its own in each hierarchy systemd uses (it delegates them inside).
     outer = spawn(

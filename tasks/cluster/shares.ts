@@ -1,0 +1,111 @@
+// Task: the lab split over its hosts (config/cluster.ts), written on the control node where the
+// cluster playbook reads it: each host's share as a config, a copy of the lab key, the playbook's
+// vars and the plan the one inventory is made from. Its result, journaled, says which host holds
+// what. Everything is in one directory of its own (the owner's, when the playbook runs as them).
+import { stringify } from "yaml";
+import { z } from "zod";
+import { shareDir } from "../../config/cluster.js";
+import type { Config } from "../../config/schema.js";
+import { clusterPlan, proxyCommand } from "../../src/cluster/hosts.js";
+import { execAsOwner, ownerFs, ownerSchema } from "../../src/lab/owner.js";
+import { defineTask, unmet } from "../../src/runner/task.js";
+
+const paramsSchema = z.object({
+  /** The directory on the control node. */
+  dir: z.string(),
+  /** Who runs the playbook: the files are theirs. */
+  owner: ownerSchema.optional(),
+  /** The lab key (root's), copied into dir for the playbook to copy to the hosts. */
+  key: z.string(),
+  /** The control node's aplspawn version: every host must run the same. */
+  versionFile: z.string(),
+  /** The lab's config (cluster.inventory absolute): the split is made at run, from the inventory. */
+  config: z.custom<Config>((v) => typeof v === "object" && v !== null),
+});
+const resultSchema = z.object({
+  vni: z.number(),
+  shares: z.array(
+    z.object({ host: z.string(), address: z.string(), bridge: z.string(), containers: z.array(z.string()) }),
+  ),
+});
+export type SharesParams = z.infer<typeof paramsSchema>;
+
+/** The plan's containers, each with the ProxyCommand through its host (the one inventory's). */
+export const planFileSchema = z.object({
+  hosts: z.array(
+    z.object({
+      name: z.string(),
+      ip: z.string(),
+      user: z.string(),
+      set: z.string().optional(),
+      proxy: z.string().optional(),
+    }),
+  ),
+});
+
+/** Splits the lab and writes each host's share. */
+export const clusterShares = defineTask({
+  kind: "cluster.shares",
+  journaled: { params: paramsSchema, result: resultSchema.optional() },
+  title: (p) => `Splitting lab ${p.config.lab} over the hosts of ${p.config.cluster?.group} (${p.dir})`,
+  rollbackTitle: (p) => `Removing the hosts' shares (${p.dir})`,
+  undoPaths: ({ params: p }) => [p.dir],
+  // Written again at every up: the inventory may have changed.
+  check: async () => unmet("the split follows the inventory: made at every up"),
+  async run(ctx, p) {
+    const { plan, problems } = await clusterPlan(ctx, p.config);
+    if (!plan)
+      throw new Error(`the lab does not fit its hosts: ${problems.map((q) => q.message).join("; ")}`);
+    const [key, pub, pkg] = await Promise.all([
+      ctx.host.fs.readFile(p.key),
+      ctx.host.fs.readFile(`${p.key}.pub`),
+      ctx.host.fs.readFile(p.versionFile),
+    ]);
+    const c = p.config;
+    const vars = {
+      aplspawn_targets: plan.shares.map((s) => s.host),
+      aplspawn_version: (JSON.parse(pkg) as { version: string }).version,
+      aplspawn_lab: c.lab,
+      aplspawn_workdir: c.workdir,
+      aplspawn_share_dir: shareDir(c),
+      aplspawn_local: p.dir,
+      aplspawn_bridge: c.network.bridge,
+      aplspawn_vni: plan.vni,
+      aplspawn_vxlan: plan.vxlan,
+      aplspawn_port: plan.port,
+      aplspawn_peers: Object.fromEntries(plan.shares.map((s) => [s.host, s.address])),
+    };
+    const hosts = plan.shares.flatMap((s) =>
+      s.containers.map((k) => ({ ...k, ...(s.ssh ? { proxy: proxyCommand(s.ssh) } : {}) })),
+    );
+    await ownerFs(ctx, p.owner).writeAll({
+      dirs: [p.dir, `${p.dir}/shares`, `${p.dir}/inventories`, `${p.dir}/known_hosts.d`],
+      files: [
+        ...plan.shares.map((s) => ({
+          path: `${p.dir}/shares/${s.host}.yaml`,
+          text: stringify(s.config),
+          mode: 0o600,
+        })),
+        { path: `${p.dir}/id_ed25519`, text: key, mode: 0o600 },
+        { path: `${p.dir}/id_ed25519.pub`, text: pub, mode: 0o644 },
+        { path: `${p.dir}/vars.json`, text: `${JSON.stringify(vars, null, 2)}\n`, mode: 0o600 },
+        { path: `${p.dir}/plan.json`, text: `${JSON.stringify({ hosts }, null, 2)}\n`, mode: 0o600 },
+      ],
+    });
+    for (const s of plan.shares)
+      ctx.info(`${s.host} (${s.address}): ${s.containers.map((k) => k.name).join(", ")}`);
+    return {
+      vni: plan.vni,
+      shares: plan.shares.map((s) => ({
+        host: s.host,
+        address: s.address,
+        bridge: s.bridgeAddress,
+        containers: s.containers.map((k) => k.name),
+      })),
+    };
+  },
+  async rollback(ctx, { params: p }) {
+    if (p.owner) await execAsOwner(ctx, p.owner, "rm", ["-rf", "--", p.dir]);
+    else await ctx.host.fs.rm(p.dir);
+  },
+});

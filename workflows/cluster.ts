@@ -1,0 +1,63 @@
+// A lab across hosts, up (`run up` with `cluster`), as the user sees it: the lab key on the control
+// node → the lab split into each host's share → every host's share up and the overlay, by Ansible
+// (ansible/cluster-up.yml) → the one inventory. `run down` undoes these from the journal: the
+// playbook's rollback is ansible/cluster-down.yml.
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { labDir, ownerFiles, sshKeyPath } from "../config/paths.js";
+import type { Config } from "../config/schema.js";
+import { controlPathDir } from "../src/lab/inventory.js";
+import type { Owner } from "../src/lab/owner.js";
+import { task } from "../src/runner/task.js";
+import { clusterHosts } from "../tasks/cluster/hosts.js";
+import { clusterInventory } from "../tasks/cluster/inventory.js";
+import { clusterShares } from "../tasks/cluster/shares.js";
+import { sshKeyStep } from "./lab-steps.js";
+import type { WorkflowBuilder } from "./types.js";
+
+/** The package's own files (the playbooks, package.json): from dist/workflows, two levels up. */
+const packaged = (path: string) => fileURLToPath(new URL(`../../${path}`, import.meta.url));
+
+/** Where the control node keeps the split: the owner's (Ansible runs as them), else the lab's. */
+export const clusterDir = (c: Config, owner?: Owner) =>
+  owner ? `${ownerFiles(c, owner.home).dir}/cluster` : `${labDir(c)}/cluster`;
+
+/** The up workflow of a lab across hosts. */
+export const clusterUp: WorkflowBuilder = (c, o) => {
+  const dir = clusterDir(c, o.owner);
+  const inventory = resolve(c.cluster!.inventory);
+  const config: Config = { ...c, cluster: { ...c.cluster!, inventory } };
+  const owner = o.owner ? { owner: o.owner } : {};
+  return {
+    name: "up",
+    steps: [
+      sshKeyStep(c, o.owner),
+      task(clusterShares, "cluster.shares", {
+        dir,
+        key: sshKeyPath(c),
+        versionFile: packaged("package.json"),
+        config,
+        ...owner,
+      }),
+      task(clusterHosts, "cluster.hosts", {
+        inventory,
+        dir,
+        up: packaged("ansible/cluster-up.yml"),
+        down: packaged("ansible/cluster-down.yml"),
+        ...owner,
+      }),
+      task(clusterInventory, "cluster.inventory", {
+        path: resolve(c.inventory.file),
+        dir,
+        format: c.inventory.format,
+        group: c.inventory.group,
+        children: c.inventory.children,
+        user: c.containers.user,
+        key: `${dir}/id_ed25519`,
+        knownHosts: `${dir}/known_hosts`,
+        controlPathDir: o.owner ? ownerFiles(c, o.owner.home).controlPathDir : controlPathDir(labDir(c)),
+        ...owner,
+      }),
+    ],
+  };
+};
