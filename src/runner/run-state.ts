@@ -5,6 +5,7 @@ import { setMaxListeners } from "node:events";
 import type { ListrTask, ListrTaskWrapper } from "listr2";
 import { errorMessage, TaskFailedError } from "../errors.js";
 import type { Host } from "../host/host.js";
+import { FramedRenderer } from "./framed-renderer.js";
 import type { OutputMode, RunEvent, SummaryEvent, TaskState } from "./report.js";
 import type { FailedRun, TaskContext } from "./task.js";
 
@@ -56,11 +57,11 @@ export class RunState {
     this.o.emit(e);
   }
 
-  /** listr2's renderer: the default one on a terminal, else silent (events are printed instead). */
+  /** listr2's renderer: its default one on a terminal (at most 5 frames a second), else silent (events are printed instead). */
   listrOptions() {
     return this.o.mode === "tty"
       ? ({
-          renderer: "default",
+          renderer: FramedRenderer,
           rendererOptions: { collapseSubtasks: false, collapseErrors: false },
         } as const)
       : ({ renderer: "silent" } as const);
