@@ -213,15 +213,15 @@ export interface HostHttp {
   ): Promise<HttpResponse>;
 }
 
-/** What everything that touches the host gets: the host and the run's cancel signal. */
+/**
+ * What everything that touches the host gets: the host and the run's cancel signal (and, in a run,
+ * the run's scope: RunContext, run-scope.ts).
+ */
 export interface HostContext {
   host: Host;
   /** Aborted when the run is cancelled (failure elsewhere, Ctrl-C); pass it to every command. */
   signal: AbortSignal;
 }
-
-/** What a fact learned about `host` is kept under: the host itself, or the one it is a view of. */
-export const hostKey = (host: Host): Host => (host.viewOf ? hostKey(host.viewOf) : host);
 
 /** A lock the kernel holds for us (flock(2)) until release(), or until we die. */
 export interface HeldLock {
@@ -239,11 +239,6 @@ export interface LockFileOptions {
 
 /** Everything with a side effect that a task may do. */
 export interface Host {
-  /**
-   * Set on a view of another host (a rollback's confined host, undo-scope.ts): the host it views.
-   * What is learned about a host once per run is kept under hostKey(), so its views share it.
-   */
-  readonly viewOf?: Host;
   exec(cmd: string, args: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
   /** Start a process in its own session, detached from ours; returns its PID. */
   spawnDetached(cmd: string, args: readonly string[], opts: DetachedOptions): Promise<number>;

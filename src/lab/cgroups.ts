@@ -7,6 +7,7 @@
 
 import type { Host } from "../host/host.js";
 import { type MountInfo, readMounts } from "../host/mounts.js";
+import { type RunContext, runKey } from "../host/run-scope.js";
 import { serializer } from "../host/serial.js";
 
 /** The mount points of the hierarchies systemd tracks processes in. */
@@ -43,12 +44,14 @@ export async function cgroupsOf(host: Host, pid: number | "self"): Promise<Map<s
   return out;
 }
 
-const ownCgroups = (host: Host) => cgroupsOf(host, "self");
-
-// The moves into a container's cgroups and its fork, one container at a time.
+// The moves into a container's cgroups and its fork, one container at a time in the whole process:
+// it is the process itself that moves, and `aplspawn test --all` runs labs side by side in one
+// process. So this lock is the process's, not a run's (src/host/run-scope.ts): the one mutex kept
+// at module level.
 const moves = serializer();
-// This process's own cgroups, read once per host (every move here goes back to them).
-const ownMemo = new WeakMap<Host, Promise<Map<string, string>>>();
+// This process's own cgroups, where every move here goes back to: read once per run, and under the
+// moves lock, so never while another run has the process moved.
+const ownKey = runKey<Promise<Map<string, string>>>("own cgroups");
 
 /**
  * Run `start` (which forks the process) with this process moved into `cgroups`, then move back:
@@ -56,23 +59,22 @@ const ownMemo = new WeakMap<Host, Promise<Map<string, string>>>();
  * moves the writer's own process.
  */
 export function startInCgroups<T>(
-  host: Host,
+  ctx: RunContext,
   cgroups: readonly string[],
   start: () => Promise<T>,
   /** Run once the cgroups are made, before anything moves into them (their limits). */
   setup?: () => Promise<void>,
 ): Promise<T> {
+  const { host } = ctx;
   // Only the moves and the fork are serialized: with many containers starting at once, everything
   // else here waits its turn behind the others' file operations (10 containers: 1.7 s for the last).
   const prepared = (async () => {
-    if (!ownMemo.has(host)) ownMemo.set(host, ownCgroups(host));
-    const own = await ownMemo.get(host)!;
     for (const cg of cgroups) await host.fs.mkdir(cg, 0o755);
     await setup?.();
-    return own;
   })();
   const run = async () => {
-    const own = await prepared;
+    await prepared;
+    const own = await ctx.memo(ownKey, () => cgroupsOf(host, "self"));
     try {
       for (const cg of cgroups) await host.fs.appendFile(`${cg}/cgroup.procs`, "0\n");
       return await start();

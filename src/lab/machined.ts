@@ -2,34 +2,31 @@
 // container, and ending a registered container whose systemd-nspawn is gone. Registered containers
 // run in a transient scope unit of their own (machine.slice), not in the cgroup of whatever ran
 // `run up`: a lab outlives the process, service, timer or login session that started it.
-import type { Host, HostContext } from "../host/host.js";
+import type { HostContext } from "../host/host.js";
 import { poll } from "../host/poll.js";
 import { isAlive } from "../host/proc.js";
+import { type RunContext, runKey } from "../host/run-scope.js";
 import type { Limits } from "./limits.js";
 
-const answers = new WeakMap<Host, Promise<boolean>>();
+const answersKey = runKey<Promise<boolean>>("machined answers");
 
 /**
- * Whether systemd-machined answers on the system bus (asked once per host object). systemd as PID 1
- * alone is not enough: machined may be masked, or the bus down; then containers run unregistered.
+ * Whether systemd-machined answers on the system bus (asked once per run). systemd as PID 1 alone
+ * is not enough: machined may be masked, or the bus down; then containers run unregistered.
  */
-export function machinedAnswers(host: Host): Promise<boolean> {
-  let a = answers.get(host);
-  if (!a) {
-    a = (async () => {
-      if (!(await host.fs.exists("/run/systemd/system"))) return false;
-      const r = await host
-        .exec("machinectl", ["list", "--no-legend", "--no-pager"], {
-          allowFail: true,
-          readOnly: true,
-          timeoutMs: 15_000,
-        })
-        .catch(() => undefined);
-      return r?.exitCode === 0;
-    })();
-    answers.set(host, a);
-  }
-  return a;
+export function machinedAnswers(ctx: RunContext): Promise<boolean> {
+  return ctx.memo(answersKey, async () => {
+    const { host } = ctx;
+    if (!(await host.fs.exists("/run/systemd/system"))) return false;
+    const r = await host
+      .exec("machinectl", ["list", "--no-legend", "--no-pager"], {
+        allowFail: true,
+        readOnly: true,
+        timeoutMs: 15_000,
+      })
+      .catch(() => undefined);
+    return r?.exitCode === 0;
+  });
 }
 
 /** The transient scope a registered container runs in (systemd-nspawn --keep-unit registers it). */

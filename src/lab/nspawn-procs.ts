@@ -5,6 +5,7 @@
 import { z } from "zod";
 import type { Host } from "../host/host.js";
 import { allPids, childrenOf, cmdline, procStat } from "../host/proc.js";
+import { type RunContext, runKey } from "../host/run-scope.js";
 
 /** The journaled parameters of a container's systemd-nspawn (the kind container.nspawn). */
 export const nspawnParamsSchema = z.object({
@@ -68,25 +69,22 @@ interface NspawnBinary {
   ino: number;
   pidNs: number;
 }
-const binaries = new WeakMap<Host, Promise<NspawnBinary | undefined>>();
-function nspawnBinary(host: Host): Promise<NspawnBinary | undefined> {
-  let b = binaries.get(host);
-  if (!b) {
-    b = (async () => {
-      const which = await host.which("systemd-nspawn");
-      if (!which) return undefined;
-      const path = await host.fs.realpath(which);
-      const [st, ns] = [await host.fs.stat(path), await host.fs.stat("/proc/self/ns/pid")];
-      return st && ns ? { path, dev: st.dev, ino: st.ino, pidNs: ns.ino } : undefined;
-    })();
-    binaries.set(host, b);
-  }
-  return b;
+// Looked up once per run.
+const binaryKey = runKey<Promise<NspawnBinary | undefined>>("systemd-nspawn binary");
+function nspawnBinary({ host, memo }: RunContext): Promise<NspawnBinary | undefined> {
+  return memo(binaryKey, async () => {
+    const which = await host.which("systemd-nspawn");
+    if (!which) return undefined;
+    const path = await host.fs.realpath(which);
+    const [st, ns] = [await host.fs.stat(path), await host.fs.stat("/proc/self/ns/pid")];
+    return st && ns ? { path, dev: st.dev, ino: st.ino, pidNs: ns.ino } : undefined;
+  });
 }
 
 /** Whether PID is the host's systemd-nspawn binary, run by root in our PID namespace. */
-async function isRealNspawn(host: Host, pid: number): Promise<boolean> {
-  const bin = await nspawnBinary(host);
+async function isRealNspawn(ctx: RunContext, pid: number): Promise<boolean> {
+  const { host } = ctx;
+  const bin = await nspawnBinary(ctx);
   if (!bin) return false;
   const status = await host.fs.readFile(`/proc/${pid}/status`).catch(() => "");
   if (/^Uid:\s+(\d+)/m.exec(status)?.[1] !== "0") return false;
@@ -114,24 +112,24 @@ export function isNspawnFor(argv: readonly string[], machine: string, dir: strin
 }
 
 /** The live systemd-nspawn processes of container `machine` on `dir` (normally zero or one). */
-export async function findNspawn(host: Host, machine: string, dir: string): Promise<NspawnProcess[]> {
-  return findNspawnWhere(host, (argv) => isNspawnFor(argv, machine, dir));
+export async function findNspawn(ctx: RunContext, machine: string, dir: string): Promise<NspawnProcess[]> {
+  return findNspawnWhere(ctx, (argv) => isNspawnFor(argv, machine, dir));
 }
 
 // Many containers' checks scan /proc at once. A caller shares a scan only if it started after the
 // caller asked (the one running is waited out, then one next scan serves everyone who came
-// meanwhile): each answer is as live as a scan of one's own, and 30 containers cost a few scans.
+// meanwhile): each answer is as live as a scan of one's own, and 30 containers of a run cost a few scans.
 type Scan = Promise<Map<number, string[]>>;
-const scans = new WeakMap<Host, { current?: Scan; next?: Scan }>();
-function nspawnArgvs(host: Host): Scan {
-  const s = scans.get(host) ?? {};
-  scans.set(host, s);
+const scansKey = runKey<{ current?: Scan; next?: Scan }>("systemd-nspawn scans");
+function nspawnArgvs(ctx: RunContext): Scan {
+  const { host } = ctx;
+  const s = ctx.memo(scansKey, () => ({}));
   const start = (): Scan => {
     const p: Scan = (async () => {
       const out = new Map<number, string[]>();
       for (const pid of await nspawnPids(host)) {
         const argv = await cmdline(host, pid);
-        if (argv && isNspawnArgv(argv) && (await isRealNspawn(host, pid))) out.set(pid, argv);
+        if (argv && isNspawnArgv(argv) && (await isRealNspawn(ctx, pid))) out.set(pid, argv);
       }
       return out;
     })().finally(() => {
@@ -152,11 +150,12 @@ function nspawnArgvs(host: Host): Scan {
 
 /** The live systemd-nspawn processes whose argv matches. */
 export async function findNspawnWhere(
-  host: Host,
+  ctx: RunContext,
   match: (argv: readonly string[]) => boolean,
 ): Promise<NspawnProcess[]> {
+  const { host } = ctx;
   const out: NspawnProcess[] = [];
-  for (const [pid, argv] of await nspawnArgvs(host)) {
+  for (const [pid, argv] of await nspawnArgvs(ctx)) {
     if (!match(argv)) continue;
     const st = await procStat(host, pid);
     if (!st || st.state === "Z") continue;
@@ -167,14 +166,15 @@ export async function findNspawnWhere(
 
 /** The nspawn process recorded in the journal, if that very process (same start time) still runs. */
 export async function recordedNspawn(
-  host: Host,
+  ctx: RunContext,
   rec: { pid: number; start: number },
   machine: string,
   dir: string,
 ): Promise<NspawnProcess | undefined> {
+  const { host } = ctx;
   const st = await procStat(host, rec.pid);
   if (!st || st.state === "Z" || st.start !== rec.start) return undefined;
   const argv = await cmdline(host, rec.pid);
-  if (!argv || !isNspawnFor(argv, machine, dir) || !(await isRealNspawn(host, rec.pid))) return undefined;
+  if (!argv || !isNspawnFor(argv, machine, dir) || !(await isRealNspawn(ctx, rec.pid))) return undefined;
   return { pid: rec.pid, start: st.start, leader: (await childrenOf(host, rec.pid))[0], argv };
 }

@@ -1,6 +1,7 @@
 // How aplspawn reaches a container over SSH: the lab's key, the lab's known_hosts with every
 // container's host key pinned in advance, and StrictHostKeyChecking=yes (never "no", never TOFU).
-import { type Serializer, serializer } from "../host/serial.js";
+import type { RunScope } from "../host/run-scope.js";
+import type { Serializer } from "../host/serial.js";
 
 /** What an ssh command line needs. */
 export interface SshTarget {
@@ -77,6 +78,8 @@ export function withKnownHost(text: string, name: string, line: string | undefin
   return kept.length ? `${kept.join("\n")}\n` : "";
 }
 
-// Containers start concurrently in one process and all write the one known_hosts: serialize.
-/** Run fn after every earlier caller's fn has finished (the lab lock covers other processes). */
-export const serialized: Serializer = serializer();
+/**
+ * The turn-taking queue for the lab's known_hosts: a run's containers start concurrently and all
+ * write the one file (the lab lock keeps other processes out).
+ */
+export const knownHostsTurn = (ctx: RunScope): Serializer => ctx.mutex("known_hosts");

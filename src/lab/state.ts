@@ -7,6 +7,7 @@ import type { Config } from "../../config/schema.js";
 import { JournalError } from "../errors.js";
 import type { Host } from "../host/host.js";
 import { isAlive } from "../host/proc.js";
+import { runContext } from "../host/run-scope.js";
 import { Journal, type JournalEntry, journalPath, recordOf } from "../runner/journal.js";
 import { entryScope } from "./entries.js";
 import { findNspawn, nspawnParamsSchema, nspawnResultSchema, recordedNspawn } from "./nspawn-procs.js";
@@ -34,6 +35,7 @@ function nspawnRecord(e: JournalEntry, warn: ((message: string) => void) | undef
  * Every container the config or the journal knows, with its live nspawn and leader PIDs. A
  * container.nspawn entry that does not hold what that kind journals is left out, with a warning:
  * its PIDs are never trusted (`journaledOnly` then finds no process; else the live host is asked).
+ * A look of its own (a run scope of its own: src/host/run-scope.ts).
  */
 export async function containerStates(
   host: Host,
@@ -55,11 +57,12 @@ export async function containerStates(
     // Later entries are newer starts of the same container.
     byName.set(name, { ...cur, merged: p.merged, ...(r ? { rec: r } : {}) });
   }
+  const ctx = runContext(host);
   const out: ContainerState[] = [];
   for (const s of byName.values()) {
     const n =
-      (s.rec && (await recordedNspawn(host, s.rec, s.name, s.merged))) ||
-      (o.journaledOnly ? undefined : (await findNspawn(host, s.name, s.merged))[0]);
+      (s.rec && (await recordedNspawn(ctx, s.rec, s.name, s.merged))) ||
+      (o.journaledOnly ? undefined : (await findNspawn(ctx, s.name, s.merged))[0]);
     const st: ContainerState = { name: s.name, ip: s.ip };
     if (n?.leader && (await isAlive(host, n.leader))) {
       st.nspawnPid = n.pid;

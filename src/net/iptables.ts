@@ -1,7 +1,8 @@
 // iptables access shared by the net tasks: backend detection, the command to use, and the reads
 // (chain present, rule present) that checks, rollbacks and probes all ask the live host.
 import { z } from "zod";
-import { type HostContext, hostKey } from "../host/host.js";
+import type { HostContext } from "../host/host.js";
+import { type RunContext, runKey } from "../host/run-scope.js";
 
 /** The netfilter backend the iptables command drives; rules of one are invisible to the other. */
 export const backendSchema = z.enum(["nf_tables", "legacy"]);
@@ -23,20 +24,13 @@ export const ruleSpecSchema = z.object({
 export type RuleSpec = z.infer<typeof ruleSpecSchema>;
 
 // One run asks once: every iptables task checks the backend, and each `iptables -V` costs a
-// process start (13 tasks, twice each; each rule's rollback, which gets a confined view of the
-// host: hence hostKey). The backend does not change under a running aplspawn.
-const backends = new WeakMap<object, Promise<Backend>>();
+// process start (13 tasks, twice each, and each rule's rollback). The backend does not change
+// under a running aplspawn.
+const backendKey = runKey<Promise<Backend>>("iptables backend");
 
-/** Which backend `iptables` uses now; a clear error when iptables is not installed. */
-export function detectBackend(ctx: HostContext): Promise<Backend> {
-  const key = hostKey(ctx.host);
-  let b = backends.get(key);
-  if (!b) {
-    b = askBackend(ctx);
-    backends.set(key, b);
-    b.catch(() => backends.delete(key));
-  }
-  return b;
+/** Which backend `iptables` uses now (asked once per run); a clear error when iptables is not installed. */
+export function detectBackend(ctx: RunContext): Promise<Backend> {
+  return ctx.memo(backendKey, () => askBackend(ctx));
 }
 
 async function askBackend(ctx: HostContext): Promise<Backend> {
@@ -55,7 +49,7 @@ async function askBackend(ctx: HostContext): Promise<Backend> {
  * the rules were made (update-alternatives), the backend's own binary, so that rollback deletes the
  * rules where they are instead of mixing backends.
  */
-export async function iptablesFor(ctx: HostContext, backend: Backend | undefined): Promise<string> {
+export async function iptablesFor(ctx: RunContext, backend: Backend | undefined): Promise<string> {
   const now = await detectBackend(ctx);
   if (backend === undefined || backend === now) return "iptables";
   const own = backend === "nf_tables" ? "iptables-nft" : "iptables-legacy";
@@ -92,28 +86,28 @@ export async function chainExists(
 export const listsChain = (listing: string, chain: string): boolean =>
   listing.split("\n").some((l) => l.trim() === `-N ${chain}`);
 
-// The chains this process created (`-N`) and has not deleted since: a rule in one of them cannot be
-// there yet unless this process added it, so its check needs no `iptables -C` (a process each, about
-// 20 rules at every up of a new lab, on the path before the first container starts).
-const made = new WeakMap<object, Map<string, Set<string>>>();
+// The chains this run created (`-N`) and has not deleted since, with the rules it added to them: a
+// rule in one of them cannot be there yet unless this run added it, so its check needs no
+// `iptables -C` (a process each, about 20 rules at every up of a new lab, on the path before the
+// first container starts). The lab lock keeps other processes out of the lab's chains meanwhile.
+const madeKey = runKey<Map<string, Set<string>>>("iptables chains made");
+const made = (ctx: RunContext) => ctx.memo(madeKey, () => new Map<string, Set<string>>());
 const chainKey = (table: Table, chain: string) => `${table}/${chain}`;
 
-/** Record that this process created the chain (empty) or deleted it. */
-export function chainMade(ctx: HostContext, table: Table, chain: string, there: boolean): void {
-  const m = made.get(hostKey(ctx.host)) ?? new Map<string, Set<string>>();
-  made.set(hostKey(ctx.host), m);
-  if (there) m.set(chainKey(table, chain), new Set());
-  else m.delete(chainKey(table, chain));
+/** Record that this run created the chain (empty) or deleted it. */
+export function chainMade(ctx: RunContext, table: Table, chain: string, there: boolean): void {
+  if (there) made(ctx).set(chainKey(table, chain), new Set());
+  else made(ctx).delete(chainKey(table, chain));
 }
 
-/** Record a rule this process added, so a check after it asks iptables again. */
-export function ruleAdded(ctx: HostContext, rule: RuleSpec): void {
-  made.get(hostKey(ctx.host))?.get(chainKey(rule.table, rule.chain))?.add(rule.args.join("\0"));
+/** Record a rule this run added, so a check after it asks iptables again. */
+export function ruleAdded(ctx: RunContext, rule: RuleSpec): void {
+  made(ctx).get(chainKey(rule.table, rule.chain))?.add(rule.args.join("\0"));
 }
 
 /** Whether the rule exists (`iptables -C`); a missing chain or jump target means absent. */
-export async function ruleExists(ctx: HostContext, bin: string, rule: RuleSpec): Promise<boolean> {
-  const fresh = made.get(hostKey(ctx.host))?.get(chainKey(rule.table, rule.chain));
+export async function ruleExists(ctx: RunContext, bin: string, rule: RuleSpec): Promise<boolean> {
+  const fresh = made(ctx).get(chainKey(rule.table, rule.chain));
   if (bin === "iptables" && fresh && !fresh.has(rule.args.join("\0"))) return false;
   const r = await ipt(ctx, bin, rule.table, ["-C", rule.chain, ...rule.args], {
     readOnly: true,

@@ -1,9 +1,10 @@
 // Status probes: read-only checks of the live host that `aplspawn status` runs and reports.
 import type { HostContext } from "../host/host.js";
+import { type RunContext, runScope } from "../host/run-scope.js";
 import { detailOf, holds, type TaskStep } from "./task.js";
 
-/** What a probe may use: the host, read only. */
-export type ProbeContext = HostContext;
+/** What a probe may use: the host, read only, and the status's run scope. */
+export type ProbeContext = RunContext;
 
 /** One status check: what it looks at and how. Probes only read. */
 export interface Probe {
@@ -36,12 +37,16 @@ export interface ProbeResult {
   detail?: string;
 }
 
-/** Run probes with bounded concurrency; results keep the probes' order. A probe that throws fails. */
+/**
+ * Run probes with bounded concurrency; results keep the probes' order. A probe that throws fails.
+ * The probes are one run: they share a scope of their own (what one learns of the host, the others reuse).
+ */
 export async function runProbes(
   probes: readonly Probe[],
-  ctx: ProbeContext,
+  host: HostContext,
   concurrency = 16,
 ): Promise<ProbeResult[]> {
+  const ctx: ProbeContext = { ...host, ...runScope() };
   const results: ProbeResult[] = new Array(probes.length);
   let next = 0;
   const worker = async () => {

@@ -5,6 +5,7 @@ import { setMaxListeners } from "node:events";
 import type { ListrTask, ListrTaskWrapper } from "listr2";
 import { errorMessage, TaskFailedError } from "../errors.js";
 import type { Host } from "../host/host.js";
+import { runScope } from "../host/run-scope.js";
 import { FramedRenderer } from "./framed-renderer.js";
 import type { OutputMode, RunEvent, SummaryEvent, TaskState } from "./report.js";
 import type { FailedRun, TaskContext } from "./task.js";
@@ -42,6 +43,8 @@ export class RunState {
     wouldChange: 0,
     skipped: 0,
   };
+  /** What the run learns once and its mutexes (run-scope.ts): every context of the run shares it. */
+  readonly scope = runScope();
   private readonly t0 = performance.now();
 
   constructor(private readonly o: ReportOptions) {
@@ -91,8 +94,8 @@ export class RunState {
   }
 
   /**
-   * What a task gets: the host, a signal, and its notes and progress shown under its line; and, in
-   * the rollback of a failed run, that run.
+   * What a task gets: the host, a signal, the run's scope, and its notes and progress shown under
+   * its line; and, in the rollback of a failed run, that run.
    */
   context(
     id: string,
@@ -107,6 +110,7 @@ export class RunState {
     return {
       host,
       signal,
+      ...this.scope,
       tty,
       runId: this.runId,
       ...(this.o.lab ? { lab: this.o.lab } : {}),

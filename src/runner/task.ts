@@ -1,8 +1,11 @@
 // The task model: an operation with check/run/rollback, and the steps a workflow is made of.
-import type { HostContext } from "../host/host.js";
+import type { RunContext } from "../host/run-scope.js";
 
-/** What a task gets while it checks, runs or rolls back. */
-export interface TaskContext extends HostContext {
+/**
+ * What a task gets while it checks, runs or rolls back: the host, the run's signal and the run's
+ * scope (what the run learned of the host once, its mutexes: run-scope.ts).
+ */
+export interface TaskContext extends RunContext {
   /** True when output goes to a terminal (progress bars make sense). */
   tty: boolean;
   /** A note shown under the task ("[ INFO ]" off a terminal). */
@@ -126,7 +129,7 @@ export interface TaskDef<P = unknown, R = unknown, I = unknown> {
    */
   skip?(ctx: TaskContext, params: P): Promise<string | undefined>;
   /** Does the desired state already hold on the live host? Reads only; may say why it does not. */
-  check(ctx: HostContext, params: P): Promise<Verdict>;
+  check(ctx: RunContext, params: P): Promise<Verdict>;
   /** Reads what run will need to remember (e.g. a sysctl's old value); journaled before run. */
   prepare?(ctx: TaskContext, params: P): Promise<I>;
   /** Make the state hold; return what rollback needs. */
@@ -206,7 +209,7 @@ export function defineTask(def: AnyTaskDef): AnyTaskDef {
 export function defineGuard<P>(g: {
   kind: string;
   title(params: P): string;
-  check(ctx: HostContext, params: P): Promise<Verdict>;
+  check(ctx: RunContext, params: P): Promise<Verdict>;
 }): TaskDef<P, null> {
   return {
     ...g,

@@ -93,7 +93,6 @@ export function confinedHost(host: Host, rules: readonly PathRule[], what: strin
   };
   return {
     ...host,
-    viewOf: host,
     fs,
     // A confined tree (a container's root) is changed only within the lab's places.
     root(dir, label, idShift) {

@@ -6,9 +6,9 @@
 // or none. What keeps a manager from undoing it is written before the start (tasks/container/
 // network.ts). Nothing to undo: the namespace, with all of this, goes with the container.
 import { KnownAfterApply } from "../../src/errors.js";
-import type { HostContext } from "../../src/host/host.js";
 import { poll } from "../../src/host/poll.js";
 import { childrenOf, procStat } from "../../src/host/proc.js";
+import type { RunContext } from "../../src/host/run-scope.js";
 import { findNspawn } from "../../src/lab/nspawn-procs.js";
 import { defineTask, met, unmet } from "../../src/runner/task.js";
 
@@ -36,10 +36,10 @@ export const addressBatch = (p: AddressParams) =>
 
 /** The container's leader (its init) and that process's start time, found through its nspawn. */
 async function leaderOf(
-  ctx: HostContext,
+  ctx: RunContext,
   p: AddressParams,
 ): Promise<{ pid: number; start: number } | undefined> {
-  const n = (await findNspawn(ctx.host, p.name, p.merged)).find((x) => x.leader !== undefined);
+  const n = (await findNspawn(ctx, p.name, p.merged)).find((x) => x.leader !== undefined);
   if (!n?.leader) return undefined;
   const st = await procStat(ctx.host, n.leader);
   return st ? { pid: n.leader, start: st.start } : undefined;
@@ -49,15 +49,15 @@ async function leaderOf(
  * Whether `leader` is still the very process found (same start time, still a child of its nspawn):
  * a PID that ended and was reused by another process is never entered, or trusted afterwards.
  */
-async function stillLeader(ctx: HostContext, p: AddressParams, leader: { pid: number; start: number }) {
-  const n = (await findNspawn(ctx.host, p.name, p.merged))[0];
+async function stillLeader(ctx: RunContext, p: AddressParams, leader: { pid: number; start: number }) {
+  const n = (await findNspawn(ctx, p.name, p.merged))[0];
   if (!n || !(await childrenOf(ctx.host, n.pid)).includes(leader.pid)) return false;
   return (await procStat(ctx.host, leader.pid))?.start === leader.start;
 }
 
 /** `ip ARGS` in the container's network namespace, the host's ip in the host's other namespaces. */
 const inNetns = (
-  ctx: HostContext,
+  ctx: RunContext,
   leader: number,
   args: string[],
   o: { input?: string; readOnly?: boolean },
@@ -70,7 +70,7 @@ const inNetns = (
   });
 
 /** What is wrong with host0's address, link or default route in the namespace (undefined: all set). */
-async function missing(ctx: HostContext, p: AddressParams, leader: number): Promise<string | undefined> {
+async function missing(ctx: RunContext, p: AddressParams, leader: number): Promise<string | undefined> {
   // One process for both (its header line shows the link's flags); a namespace without host0
   // fails at the first line. (`link show` before them in one batch leaves `address show` printing
   // links only.)

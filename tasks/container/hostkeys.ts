@@ -5,7 +5,7 @@ import { z } from "zod";
 import { readOr, rmdirIfEmpty } from "../../src/host/files.js";
 import type { HostContext } from "../../src/host/host.js";
 import { containerRoot, rootHolds, rootWriteIfChanged } from "../../src/lab/container-files.js";
-import { knownHostsLine, serialized, withKnownHost } from "../../src/lab/ssh.js";
+import { knownHostsLine, knownHostsTurn, withKnownHost } from "../../src/lab/ssh.js";
 import { defineTask } from "../../src/runner/task.js";
 
 /** Journaled parameters. */
@@ -75,7 +75,7 @@ export const containerHostKeys = defineTask({
     await rootWriteIfChanged(r, `/etc/ssh/${KEY}`, w.priv, { mode: 0o600 });
     await rootWriteIfChanged(r, `/etc/ssh/${KEY}.pub`, w.pub, { mode: 0o644 });
     await rootWriteIfChanged(r, DROPIN, SSHD_DROPIN, { mode: 0o644 });
-    await serialized(async () => {
+    await knownHostsTurn(ctx)(async () => {
       const text = await readOr(h, p.knownHosts);
       const next = withKnownHost(text, p.name, w.line);
       if (next !== text) await h.fs.writeFile(p.knownHosts, next, 0o644);
@@ -84,7 +84,7 @@ export const containerHostKeys = defineTask({
   },
   async rollback(ctx, { params: p, intent }) {
     const h = ctx.host;
-    await serialized(async () => {
+    await knownHostsTurn(ctx)(async () => {
       const text = await readOr(h, p.knownHosts);
       const next = withKnownHost(text, p.name, undefined);
       if (next === text) return;

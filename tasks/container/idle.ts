@@ -1,7 +1,8 @@
 // A guard for `run cleanup`: the lab's working directories are only emptied when nothing of the lab
 // runs or is mounted (a check-only task: it changes nothing and has no rollback).
-import type { HostContext } from "../../src/host/host.js";
+
 import { readMounts } from "../../src/host/mounts.js";
+import type { RunContext } from "../../src/host/run-scope.js";
 import { findNspawnWhere } from "../../src/lab/nspawn-procs.js";
 import { defineTask } from "../../src/runner/task.js";
 
@@ -13,12 +14,12 @@ export interface IdleParams {
   prefixes: string[];
 }
 
-async function busy(ctx: HostContext, p: IdleParams): Promise<string[]> {
+async function busy(ctx: RunContext, p: IdleParams): Promise<string[]> {
   const out: string[] = [];
   const under = (path: string, dir: string) => path.startsWith(`${dir}/`);
   const ours = (name: string) => p.prefixes.some((x) => name.startsWith(x));
   for (const n of await findNspawnWhere(
-    ctx.host,
+    ctx,
     (argv) =>
       argv.some((a) => a.startsWith("--directory=") && under(a.slice(12), p.machinesDir)) &&
       argv.some((a) => a.startsWith("--machine=") && ours(a.slice(10))),

@@ -8,9 +8,10 @@
 
 import { z } from "zod";
 import { readOr } from "../../src/host/files.js";
-import { type HostContext, lastLines } from "../../src/host/host.js";
+import { lastLines } from "../../src/host/host.js";
 import { poll } from "../../src/host/poll.js";
 import { childrenOf, cmdline, isAlive, procStat } from "../../src/host/proc.js";
+import type { RunContext } from "../../src/host/run-scope.js";
 import { bindArg, bindHostProblem } from "../../src/lab/binds.js";
 import { cgroupTree, containerCgroups, startInCgroups } from "../../src/lab/cgroups.js";
 import { idShiftOf, RANGE } from "../../src/lab/id-ranges.js";
@@ -63,8 +64,8 @@ export async function logTail(ctx: TaskContext, logFile: string, lines = 15): Pr
     .join("\n")}`;
 }
 
-const running = async (ctx: HostContext, p: NspawnParams) =>
-  (await findNspawn(ctx.host, p.name, p.merged)).filter((n) => n.leader !== undefined);
+const running = async (ctx: RunContext, p: NspawnParams) =>
+  (await findNspawn(ctx, p.name, p.merged)).filter((n) => n.leader !== undefined);
 
 /** Starts the container. */
 export const containerNspawn = defineTask({
@@ -80,14 +81,14 @@ export const containerNspawn = defineTask({
   },
   async prepare(ctx, p) {
     // Where machined answers, the machine is registered, in a scope of its own.
-    const registered = await machinedAnswers(ctx.host);
+    const registered = await machinedAnswers(ctx);
     if (registered) return { registered, cgroups: [] };
     const limits = p.limits ? (await limitCgroups(ctx.host, p.name, p.limits)).map((l) => l.dir) : [];
     return { registered, cgroups: [...new Set([...(await containerCgroups(ctx.host, p.name)), ...limits])] };
   },
   async run(ctx, p, intent) {
     const h = ctx.host;
-    const stale = await findNspawn(h, p.name, p.merged);
+    const stale = await findNspawn(ctx, p.name, p.merged);
     if (stale.length > 0)
       throw new Error(
         `systemd-nspawn for ${p.name} (PID ${stale[0]?.pid}) runs without a container; stop it first`,
@@ -113,7 +114,7 @@ export const containerNspawn = defineTask({
     const pid = registered
       ? await h.spawnDetached("systemd-run", inScope(p.name, argv, p.limits), out)
       : await startInCgroups(
-          h,
+          ctx,
           intent.cgroups,
           () => h.spawnDetached("systemd-nspawn", argv, out),
           async () => {
@@ -157,7 +158,7 @@ export const containerNspawn = defineTask({
     if (intent?.registered || result?.registered) await endOrphans(ctx, p);
     for (const cg of intent?.cgroups ?? []) await removeCgroup(ctx, cg);
     // What nspawn removes when it exits normally, left when it had to be killed.
-    if ((await findNspawn(ctx.host, p.name, p.merged)).length === 0) {
+    if ((await findNspawn(ctx, p.name, p.merged)).length === 0) {
       const slash = p.merged.lastIndexOf("/");
       await ctx.host.fs.rm(`${p.merged.slice(0, slash)}/.#${p.merged.slice(slash + 1)}.lck`);
       await ctx.host.fs.rm(`/run/systemd/nspawn/propagate/${p.name}`);
@@ -189,7 +190,7 @@ async function rotateLog(
 // nspawn removes its veth when it exits; killed, it leaves it on the bridge until the kernel gets
 // round to freeing the container's network namespace: removed here once nothing of it runs.
 async function endOrphans(ctx: TaskContext, p: NspawnParams): Promise<void> {
-  if ((await findNspawn(ctx.host, p.name, p.merged)).length > 0) return;
+  if ((await findNspawn(ctx, p.name, p.merged)).length > 0) return;
   const ended =
     (await endOrphanMachine(ctx, p.name, p.merged, p.stopTimeoutMs)) || (await endOrphanScope(ctx, p.name));
   if (!ended) return;
@@ -213,11 +214,11 @@ async function stopContainer(
   const h = ctx.host;
   const found = new Map<number, NspawnProcess>();
   if (result) {
-    const r = await recordedNspawn(h, result, p.name, p.merged);
+    const r = await recordedNspawn(ctx, result, p.name, p.merged);
     if (r) found.set(r.pid, r);
   }
   // Also what the live host shows (a crash may have left no result).
-  for (const n of await findNspawn(h, p.name, p.merged)) found.set(n.pid, n);
+  for (const n of await findNspawn(ctx, p.name, p.merged)) found.set(n.pid, n);
   if (found.size === 0) return;
   const procs = [...found.values()];
   // nspawn turns each SIGTERM into a poweroff request to the container's init, which an init still

@@ -40,7 +40,7 @@ export const containerReady = defineTask<ReadyParams, null>({
   kind: "container.ready",
   title: (p) => `Checking ssh connection to ${p.ip} (container ${p.name})`,
   async check(ctx, p) {
-    if ((await findNspawn(ctx.host, p.name, p.merged)).length === 0) return false;
+    if ((await findNspawn(ctx, p.name, p.merged)).length === 0) return false;
     return (await trySsh(ctx, p)).ok;
   },
   async run(ctx, p) {
@@ -49,7 +49,7 @@ export const containerReady = defineTask<ReadyParams, null>({
     let last = "";
     let listening = false;
     // Found once; then its PID is watched (scanning /proc each round costs much with many containers).
-    const nspawn = (await findNspawn(ctx.host, p.name, p.merged))[0];
+    const nspawn = (await findNspawn(ctx, p.name, p.merged))[0];
     const answered = await poll(
       ctx.host,
       { timeoutMs: p.timeoutMs, everyMs: () => (listening ? 250 : 100), signal: ctx.signal },

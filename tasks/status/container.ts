@@ -24,7 +24,7 @@ function snapshot() {
   let procs: Promise<NspawnProcess[]> | undefined;
   return {
     async running(ctx: ProbeContext, name: string, merged: string) {
-      procs ??= findNspawnWhere(ctx.host, () => true);
+      procs ??= findNspawnWhere(ctx, () => true);
       return (await procs).find((n) => n.leader !== undefined && isNspawnFor(n.argv, name, merged));
     },
   };
@@ -116,7 +116,7 @@ const leaderProbe = ({ s, merged, seen }: Seen): Probe => ({
   async run(ctx) {
     const n = await seen.running(ctx, s.name, merged);
     if (!n?.leader) return { ok: false, detail: "no leader process" };
-    if (await machinedAnswers(ctx.host)) {
+    if (await machinedAnswers(ctx)) {
       const m = await machineOf(ctx, s.name);
       if (!m) return { ok: false, detail: `machinectl does not know ${s.name}` };
       if (m.leader !== n.leader || m.root !== merged)

@@ -6,6 +6,7 @@ import { mkdir, readdir, readFile, stat, symlink, writeFile } from "node:fs/prom
 import { join } from "node:path";
 import { test } from "node:test";
 import { realHost } from "../../src/host/real-host.js";
+import { runContext } from "../../src/host/run-scope.js";
 import { KEPT_RUNS, keepLog, keptLog, runDirName } from "../../src/lab/kept-logs.js";
 import type { TaskContext } from "../../src/runner/task.js";
 import { containerDirs } from "../../tasks/container/dirs.js";
@@ -50,8 +51,7 @@ test("keepLog moves a log into its run's directory (0700, the file 0600) and kee
 function context(failedRun?: { id: string; notes: string[] }) {
   const infos: string[] = [];
   const ctx: TaskContext = {
-    host: realHost(),
-    signal: new AbortController().signal,
+    ...runContext(realHost()),
     tty: false,
     info: (m) => infos.push(m),
     progress: () => undefined,

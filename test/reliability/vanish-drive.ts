@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { errorMessage } from "../../src/errors.js";
 import type { ExecOptions, Host } from "../../src/host/host.js";
 import { realHost } from "../../src/host/real-host.js";
+import { runContext } from "../../src/host/run-scope.js";
 import type { AnyTaskDef, TaskContext } from "../../src/runner/task.js";
 import { containerOverlay } from "../../tasks/container/overlay.js";
 import { imageLoop } from "../../tasks/image/loop.js";
@@ -104,8 +105,7 @@ function racingHost(real: Host, s: Scenario): { host: Host; fired: () => number 
 }
 
 const ctxOf = (host: Host): TaskContext => ({
-  host,
-  signal: new AbortController().signal,
+  ...runContext(host),
   tty: false,
   info: () => undefined,
   progress: () => undefined,
