@@ -1,4 +1,5 @@
-// What the CLI's commands share: its I/O, the global options and the context handed to each command.
+// What the CLI's commands share: its I/O, the global options, the context handed to each command
+// (loading the config, running a workflow and rendering its events), and help's examples.
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
