@@ -3,8 +3,7 @@
 // being completed), as cobra-based tools do. What comes next is read from the CLI's own command
 // and option definitions; container and set names from the lab's config (-c, as the command would
 // read it). A first line ":file" asks the shell for its own file name completion.
-import { Argument, type Command, type Option } from "commander";
-import type { CommandAdder, GlobalOptions } from "./context.js";
+import type { Argument, Command, Option } from "commander";
 
 /** The shells completion scripts are printed for. */
 export const SHELLS = ["bash", "zsh", "fish"] as const;
@@ -195,41 +194,3 @@ complete -c aplspawn -f -a '(__aplspawn_complete)'
 `;
   }
 }
-
-const completion: CommandAdder = (program, cli) => {
-  program
-    .command("completion")
-    .description('print a shell completion script: eval "$(aplspawn completion bash)"')
-    .addArgument(new Argument("<shell>", SHELLS.join(", ")).choices(SHELLS))
-    .action((shell: (typeof SHELLS)[number]) => cli.io.out(completionScript(shell)));
-  program
-    .command("__complete", { hidden: true })
-    .argument("[words...]")
-    .allowUnknownOption()
-    .action(async (words: string[]) => {
-      const { workflows } = await import("../workflows/index.js");
-      const found = await completions(
-        program,
-        words.length ? words : [""],
-        Object.keys(workflows),
-        async (config) => {
-          try {
-            const [c, { containerSpecs }] = await Promise.all([
-              cli.load({ config } as GlobalOptions),
-              import("../config/containers.js"),
-            ]);
-            return {
-              containers: containerSpecs(c).map((s) => s.name),
-              sets: c.containers.sets?.map((s) => s.name) ?? [],
-            };
-          } catch {
-            return { containers: [], sets: [] };
-          }
-        },
-      );
-      if (found.length) cli.io.out(`${found.join("\n")}\n`);
-    });
-};
-
-/** Commands added to the program. */
-export const completionCommands: CommandAdder[] = [completion];

@@ -15,18 +15,49 @@ import type { CliIo } from "./context.js";
 export async function mayUse(
   io: CliIo,
   l: LoadedConfig,
-  workflow: string,
-  who: { owner?: Owner; ansible?: Owner },
+  who: LabAccounts,
+  /** The run writes the inventory where the config says (up). */
+  writesInventory: boolean,
 ): Promise<void> {
   if (io.host.uid() !== 0) return;
   const { unreadable, namedFiles, inventoryPlaceProblem } = await import("../src/lab/config-trust.js");
   const ctx = { host: io.host, signal: new AbortController().signal };
-  const problems = await unreadable(ctx, namedFiles(l.config, who));
-  if (workflow === "up" && !who.owner) {
+  const named = namedFiles(l.config, {
+    ...(who.owner ? { owner: who.owner } : {}),
+    ...(who.ansibleUser ? { ansible: who.ansibleUser } : {}),
+  });
+  const problems = await unreadable(ctx, named);
+  if (writesInventory && !who.owner) {
     const p = inventoryPlaceProblem(l.config, l.file, l.packaged);
     if (p) problems.push(p);
   }
   if (problems.length > 0) throw new UsageError(problems.join("\n"));
+}
+
+/** Who a lab's Ansible runs as: its owner, else an unprivileged account (never root). */
+export interface LabAccounts {
+  owner?: Owner;
+  ansibleUser?: Owner;
+}
+
+/**
+ * Who a run acts for, by the options its workflow takes: the lab's owner (--owner, else
+ * SUDO_USER), else the unprivileged account Ansible runs as (--ansible-user, else aplspawn's own).
+ * Naming both is a usage error: with an owner, Ansible runs as them.
+ */
+export async function labAccounts(
+  io: CliIo,
+  takes: { owner: boolean; ansibleUser: boolean },
+  given: { owner?: string | undefined; ansibleUser?: string | undefined },
+  inventoryDir: string,
+): Promise<LabAccounts> {
+  const owner = takes.owner ? await ownerOf(io, given.owner, inventoryDir) : undefined;
+  if (owner && given.ansibleUser !== undefined)
+    throw new UsageError(
+      `--ansible-user is for a lab without owner; this one has ${owner.name}, and Ansible runs as them`,
+    );
+  const ansibleUser = takes.ansibleUser && !owner ? await ansibleAccount(io, given.ansibleUser) : undefined;
+  return { ...(owner ? { owner } : {}), ...(ansibleUser ? { ansibleUser } : {}) };
 }
 
 /**

@@ -1,6 +1,6 @@
 // test: Molecule's sequence on one lab, as the steps `aplspawn test` runs one after the other, each
 // a workflow of its own (timed and reported as one JUnit testcase): destroy what an earlier run
-// left, create, prepare, converge, idempotence, verify, destroy. Only composition: cli/test-command.ts
+// left, create, prepare, converge, idempotence, verify, destroy. Only composition: cli/commands/test.ts
 // runs them, stops at the first failure and always destroys unless told to keep the lab. With
 // --reuse-prepare the prepared state is kept as a snapshot (prepare's own step saves it): a later
 // run with the same inputs creates the containers on it and reports prepare as reused; cleanup and

@@ -2,7 +2,7 @@
 // outcomes, and how an outcome is reported (events, and the listr2 line on a terminal).
 import { randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import type { ListrTask, ListrTaskWrapper } from "listr2";
+import { ListrDefaultRendererLogLevels, type ListrTask, type ListrTaskWrapper, PRESET_TIMER } from "listr2";
 import { errorMessage, TaskFailedError } from "../errors.js";
 import type { Host } from "../host/host.js";
 import { runScope } from "../host/run-scope.js";
@@ -15,6 +15,14 @@ export type AnyListrTask = ListrTask<unknown, any, any>;
 // biome-ignore lint/suspicious/noExplicitAny: the renderer is chosen at run time
 export type Wrapper = ListrTaskWrapper<unknown, any, any>;
 
+// Every color listr2's default renderer puts on a line it draws, as the identity: its icons' by
+// level, and the paused timer's (the only suffix we let it show).
+const plain = (s?: string) => s ?? "";
+const UNCOLORED = {
+  color: Object.fromEntries(Object.values(ListrDefaultRendererLogLevels).map((k) => [k, plain])),
+  pausedTimer: { ...PRESET_TIMER, format: () => plain },
+};
+
 /** How a run reports. */
 export interface ReportOptions {
   mode: OutputMode;
@@ -22,6 +30,8 @@ export interface ReportOptions {
   /** -v: the output of long tools (debootstrap) too, off a terminal. */
   verbose?: boolean;
   lab?: string;
+  /** false: the terminal's tree without colors (--no-color; NO_COLOR=1 listr2 reads itself). */
+  color?: boolean;
 }
 
 /** The shared state of one run. */
@@ -65,7 +75,11 @@ export class RunState {
     return this.o.mode === "tty"
       ? ({
           renderer: FramedRenderer,
-          rendererOptions: { collapseSubtasks: false, collapseErrors: false },
+          rendererOptions: {
+            collapseSubtasks: false,
+            collapseErrors: false,
+            ...(this.o.color === false ? UNCOLORED : {}),
+          },
         } as const)
       : ({ renderer: "silent" } as const);
   }

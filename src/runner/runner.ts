@@ -39,6 +39,8 @@ export interface RunOptions {
   noRollback?: boolean;
   /** -v: the output of long tools (debootstrap) too, off a terminal. */
   verbose?: boolean;
+  /** false: no colors on a terminal (--no-color). */
+  color?: boolean;
   /** Glob of task ids: fail right after such a task's run succeeded (fault injection). */
   failAfter?: string;
   /** Shown to a second process that finds the lab locked. */

@@ -6,7 +6,7 @@ import { chmod, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promis
 import { join } from "node:path";
 import { test } from "node:test";
 import { execa } from "execa";
-import { sshTarget } from "../../cli/lab-commands.js";
+import { sshTarget } from "../../cli/commands/ssh.js";
 import { labRows, renderLabTable } from "../../cli/lab-table.js";
 import { defaultIpRange } from "../../config/ip.js";
 import { parseConfig } from "../../config/load.js";

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import type { LabRow } from "../../cli/labs-command.js";
+import type { LabRow } from "../../cli/commands/labs.js";
 import { summary, taskEvents } from "../support/json-events.js";
 import { assertNoResidue, ok, sameSnapshot, settled, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";

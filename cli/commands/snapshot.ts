@@ -2,24 +2,23 @@
 // (workflows/snapshot.ts). What can be refused is refused here, before anything is stopped: an
 // unknown or taken name, a container the snapshot does not hold, a snapshot of another image or set.
 import type { Command } from "commander";
-import { type ContainerSpec, containerSpecs, specsNamed } from "../config/containers.js";
-import { imageFileOf } from "../config/images.js";
-import { diskPaths, labDir, snapshotsDir } from "../config/paths.js";
-import type { Config } from "../config/schema.js";
-import { ExitError, UsageError } from "../src/errors.js";
-import type { Host } from "../src/host/host.js";
-import { formatBytes } from "../src/image/progress.js";
+import { type ContainerSpec, containerSpecs, specsNamed } from "../../config/containers.js";
+import { imageFileOf } from "../../config/images.js";
+import { diskPaths, labDir, snapshotsDir } from "../../config/paths.js";
+import type { Config } from "../../config/schema.js";
+import { ExitError, UsageError } from "../../src/errors.js";
+import type { Host } from "../../src/host/host.js";
+import { formatBytes } from "../../src/image/progress.js";
 import {
   imageIdOrGone,
   layersMisfit,
   listSnapshots,
   type SnapshotInfo,
   snapshotName,
-} from "../src/lab/snapshots.js";
-import type { WorkflowBuilder } from "../workflows/types.js";
-import type { CliContext, CommandAdder, GlobalOptions } from "./context.js";
+} from "../../src/lab/snapshots.js";
+import type { WorkflowBuilder } from "../../workflows/types.js";
+import { type CliContext, type CommandAdder, type GlobalOptions, globals, withExamples } from "../context.js";
 
-const globals = (cmd: Command) => cmd.optsWithGlobals() as GlobalOptions;
 const onlyOf = (o: { only?: string }) => o.only?.split(",").filter(Boolean);
 
 /** The config, as root (the lab's directory is root's alone), and its snapshots. */
@@ -74,11 +73,11 @@ async function runIt(
   cli: CliContext,
   g: GlobalOptions,
   c: Config,
-  build: (m: typeof import("../workflows/snapshot.js")) => WorkflowBuilder,
+  build: (m: typeof import("../../workflows/snapshot.js")) => WorkflowBuilder,
   o: { snapshot: string; only?: string[] },
   command: string,
 ): Promise<void> {
-  const workflow = build(await import("../workflows/snapshot.js"))(c, o);
+  const workflow = build(await import("../../workflows/snapshot.js"))(c, o);
   await cli.run(workflow, c, g, { command });
 }
 
@@ -172,10 +171,11 @@ const list = (cli: CliContext) => async (_o: unknown, cmd: Command) => {
 };
 
 /** The snapshot command and its subcommands. */
-const snapshot: CommandAdder = (program, cli) => {
-  const cmd = program
-    .command("snapshot")
-    .description("keep containers' state and bring it back: save, list, restore, delete");
+export const snapshotCommand: CommandAdder = (program, cli) => {
+  const cmd = withExamples(program.command("snapshot"), [
+    "sudo aplspawn snapshot save base",
+    "sudo aplspawn snapshot restore base --only web1",
+  ]).description("keep containers' state and bring it back: save, list, restore, delete");
   const only = "these containers or sets (comma-separated; default: all of the lab's, or of the snapshot's)";
   cmd
     .command("save")
@@ -196,6 +196,3 @@ const snapshot: CommandAdder = (program, cli) => {
     .argument("<snapshot>", "snapshot name")
     .action(remove(cli));
 };
-
-/** The snapshot commands. */
-export const snapshotCommands: CommandAdder[] = [snapshot];

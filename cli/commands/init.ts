@@ -1,25 +1,25 @@
 // `aplspawn init`: write a starter config whose names and subnet collide with no other lab on this
-// host and no route (src/lab/starter.ts picks them); `aplspawn schema`: the config's JSON Schema.
+// host and no route (src/lab/starter.ts picks them).
 import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
-import { UsageError } from "../src/errors.js";
-import type { CommandAdder, GlobalOptions } from "./context.js";
+import { UsageError } from "../../src/errors.js";
+import { type CommandAdder, globals, packageDir, withExamples } from "../context.js";
 
-const init: CommandAdder = (program, cli) =>
-  program
-    .command("init")
+/** `aplspawn init`: what it writes is a config aplspawn accepts as it is. */
+export const initCommand: CommandAdder = (program, cli) =>
+  withExamples(program.command("init"), ["aplspawn -c lab.yaml init --lab mylab"])
     .description("write a starter config (-c FILE, default ./aplspawn.yaml) that collides with no other lab")
     .option("--lab <name>", "the lab's name (default: default, else the first free of lab2, lab3, …)")
     .option("--force", "overwrite the file if it exists")
     .action(async (o: { lab?: string; force?: boolean }, cmd: Command) => {
-      const g = cmd.optsWithGlobals() as GlobalOptions;
+      const g = globals(cmd);
       const host = cli.io.host;
       const file = resolve(g.config ?? "aplspawn.yaml");
       if (!o.force && (await host.fs.exists(file)))
         throw new UsageError(`${file} exists; give --force to overwrite it, or -c FILE to write another`);
       const [{ pickStarter, renderStarter, takenOnHost }, { parseConfig }] = await Promise.all([
-        import("../src/lab/starter.js"),
-        import("../config/load.js"),
+        import("../../src/lab/starter.js"),
+        import("../../config/load.js"),
       ]);
       if (process.getuid?.() !== 0)
         cli.io.err(
@@ -28,7 +28,7 @@ const init: CommandAdder = (program, cli) =>
       const signal = new AbortController().signal;
       // The default lab, up or down, has what the packaged config gives it.
       const packaged = parseConfig(
-        await host.fs.readFile(resolve(import.meta.dirname, "../../config/aplspawn.yaml")),
+        await host.fs.readFile(resolve(packageDir, "config/aplspawn.yaml")),
         "config/aplspawn.yaml",
       );
       const { bridge, chain, address } = packaged.network;
@@ -40,7 +40,7 @@ const init: CommandAdder = (program, cli) =>
         throw new UsageError((e as Error).message);
       }
       // The JSON Schema the package ships (config/aplspawn.schema.json, beside dist/).
-      const text = renderStarter(s, resolve(import.meta.dirname, "../../config/aplspawn.schema.json"));
+      const text = renderStarter(s, resolve(packageDir, "config/aplspawn.schema.json"));
       // What is written must be a config aplspawn accepts as it is.
       const c = parseConfig(text, file);
       try {
@@ -66,17 +66,3 @@ const init: CommandAdder = (program, cli) =>
             `Then: sudo aplspawn${g.config ? ` -c ${file}` : ""} run up\n`,
         );
     });
-
-const schema: CommandAdder = (program, cli) =>
-  program
-    .command("schema")
-    .description(
-      "print the config's JSON Schema (editors: `# yaml-language-server: $schema=FILE` in a config)",
-    )
-    .action(async () => {
-      const { configJsonSchema } = await import("../config/json-schema.js");
-      cli.io.out(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
-    });
-
-/** Commands added to the program. */
-export const initCommands: CommandAdder[] = [init, schema];

@@ -4,13 +4,13 @@
 // by side, each on names and a subnet of its own (cli/scenarios.ts). One JUnit report for all.
 import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
-import { ExitError, errorMessage, InterruptedError, UsageError } from "../src/errors.js";
-import type { JUnitCase, JUnitSuite } from "../src/runner/junit.js";
-import { type OutputMode, printable, type RunEvent, renderEvent } from "../src/runner/report.js";
-import type { PreparedState, TestStep } from "../workflows/test.js";
-import type { LoadedConfig } from "./config-file.js";
-import type { CliContext, CommandAdder, GlobalOptions } from "./context.js";
-import { ansibleAccount, mayUse, ownerOf } from "./lab-access.js";
+import { ExitError, errorMessage, InterruptedError, UsageError } from "../../src/errors.js";
+import type { JUnitCase, JUnitSuite } from "../../src/runner/junit.js";
+import { type OutputMode, printable, type RunEvent, renderEvent } from "../../src/runner/report.js";
+import type { PreparedState, TestStep } from "../../workflows/test.js";
+import type { LoadedConfig } from "../config-file.js";
+import { type CliContext, type CommandAdder, type GlobalOptions, globals, withExamples } from "../context.js";
+import { ansibleAccount, mayUse, ownerOf } from "../lab-access.js";
 
 interface TestOptions {
   junit?: string;
@@ -58,10 +58,10 @@ async function preparedState(
 ): Promise<PreparedState & { why: string }> {
   const [{ prepareInputs, prepareSnapshotName }, { listSnapshots }, { snapshotsDir }, { containerSpecs }] =
     await Promise.all([
-      import("../src/lab/prepare-key.js"),
-      import("../src/lab/snapshots.js"),
-      import("../config/paths.js"),
-      import("../config/containers.js"),
+      import("../../src/lab/prepare-key.js"),
+      import("../../src/lab/snapshots.js"),
+      import("../../config/paths.js"),
+      import("../../config/containers.js"),
     ]);
   if (config.containers.privateUsers)
     throw new UsageError(
@@ -72,7 +72,7 @@ async function preparedState(
   const snapshot = prepareSnapshotName(inputs.hash);
   const snap = (await listSnapshots(cli.io.host, snapshotsDir(config))).find((s) => s.name === snapshot);
   if (!snap) return { snapshot, reuse: false, why: "no snapshot of the prepared state for these inputs yet" };
-  const { snapshotMisfit } = await import("./snapshot-command.js");
+  const { snapshotMisfit } = await import("./snapshot.js");
   const misfit = await snapshotMisfit(cli.io.host, config, snap, containerSpecs(config));
   return misfit
     ? { snapshot, reuse: false, why: misfit }
@@ -90,17 +90,14 @@ async function testLab(
   const { io } = cli;
   const { config } = loaded;
   const [{ testSteps, destroyStep }, { requirePlaybook }] = await Promise.all([
-    import("../workflows/test.js"),
-    import("./config-file.js"),
+    import("../../workflows/test.js"),
+    import("../config-file.js"),
   ]);
   // Ansible runs as the lab's owner, else the unprivileged account; never as root.
   const owner = await ownerOf(io, undefined, dirname(resolve(config.inventory.file)));
   const ansibleUser = owner ? undefined : await ansibleAccount(io, o.ansibleUser);
   const who = { ...(owner ? { owner } : {}), ...(ansibleUser ? { ansibleUser } : {}) };
-  await mayUse(io, loaded, "up", {
-    ...(owner ? { owner } : {}),
-    ...(ansibleUser ? { ansible: ansibleUser } : {}),
-  });
+  await mayUse(io, loaded, who, true);
   const p = config.provision;
   if (!p)
     throw new UsageError(`${loaded.file}: aplspawn test converges provision.playbook; the config has none`);
@@ -114,7 +111,7 @@ async function testLab(
         owner ?? ansibleUser,
       );
   if (io.host.uid() === 0) {
-    const { recordLab } = await import("../src/lab/registry.js");
+    const { recordLab } = await import("../../src/lab/registry.js");
     await recordLab(io.host, config, loaded.file, {
       ...(owner ? { owner: owner.name } : {}),
       cwd: process.cwd(),
@@ -241,9 +238,14 @@ function configArgs(raw: readonly string[]): string[] {
   return out;
 }
 
-const test: CommandAdder = (program, cli) =>
-  program
-    .command("test")
+/** `aplspawn test`: its options, and each lab's run side by side. */
+export const testCommand: CommandAdder = (program, cli) =>
+  withExamples(program.command("test"), [
+    "sudo aplspawn test --junit report.xml",
+    "sudo aplspawn test --all --junit report.xml",
+    "sudo aplspawn test -c a.yaml -c b.yaml --keep-on-failure",
+    "sudo aplspawn test --reuse-prepare   # the next run starts from the state prepare left",
+  ])
     .description(
       "Molecule's sequence on the lab: destroy what is left, create, prepare, converge, idempotence, verify, destroy",
     )
@@ -260,7 +262,7 @@ const test: CommandAdder = (program, cli) =>
       "a lab without owner: the unprivileged account Ansible runs as (default: aplspawn)",
     )
     .action(async (o: TestOptions, cmd: Command) => {
-      const g = cmd.optsWithGlobals() as GlobalOptions;
+      const g = globals(cmd);
       const { io } = cli;
       const files = configArgs((program as unknown as { rawArgs: string[] }).rawArgs);
       if (o.all && files.length > 0)
@@ -269,7 +271,7 @@ const test: CommandAdder = (program, cli) =>
         throw new UsageError("--keep keeps the lab whatever happens: --keep-on-failure adds nothing");
       let labs: LoadedConfig[];
       if (o.all || files.length > 1) {
-        const { scenarioConfigs } = await import("./scenarios.js");
+        const { scenarioConfigs } = await import("../scenarios.js");
         labs = await scenarioConfigs(cli, g, o.all ? undefined : files);
       } else labs = [await cli.loadFile(g, { interfaces: true })];
       if (o.reusePrepare && !labs.some((l) => l.config.provision?.prepare))
@@ -289,7 +291,7 @@ const test: CommandAdder = (program, cli) =>
         ),
       );
       if (o.junit) {
-        const { junitXml } = await import("../src/runner/junit.js");
+        const { junitXml } = await import("../../src/runner/junit.js");
         await io.host.fs.writeFile(resolve(o.junit), junitXml(results.map((r) => r.suite)), 0o644);
       }
       const failedLabs = results.filter((r) => !r.ok).map((r) => r.suite.name);
@@ -298,6 +300,3 @@ const test: CommandAdder = (program, cli) =>
           `test failed: ${failedLabs.map((l) => `lab ${l}`).join(", ")}${o.junit ? ` (report: ${o.junit})` : ""}`,
         );
     });
-
-/** Commands added to the program. */
-export const testCommands: CommandAdder[] = [test];

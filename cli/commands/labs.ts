@@ -2,8 +2,8 @@
 // `global-status`): from the index of labs (src/lab/registry.ts), each lab's journal (what of it
 // is live) and the processes the journal recorded (which containers run).
 import type { Command } from "commander";
-import { ExitError } from "../src/errors.js";
-import type { CommandAdder, GlobalOptions } from "./context.js";
+import { ExitError } from "../../src/errors.js";
+import { type CommandAdder, globals, withExamples } from "../context.js";
 
 /** One lab, as `labs` shows it. */
 export interface LabRow {
@@ -39,20 +39,20 @@ function table(rows: readonly LabRow[]): string {
   return `${[line(head), ...cells.map(line)].join("\n")}\n`;
 }
 
-const labs: CommandAdder = (program, cli) =>
-  program
-    .command("labs")
+/** `aplspawn labs`: the index of labs, each with what of it is live. */
+export const labsCommand: CommandAdder = (program, cli) =>
+  withExamples(program.command("labs"), ["sudo aplspawn labs", "sudo aplspawn labs --json"])
     .description("every lab on this host, up or down: state, containers up, bridge, subnet, owner, config")
     .action(async (_o: unknown, cmd: Command) => {
-      const g = cmd.optsWithGlobals() as GlobalOptions;
+      const g = globals(cmd);
       const host = cli.io.host;
       if (host.uid() !== 0)
         throw new ExitError(
           "labs reads root's state (the index of labs, their journals): sudo aplspawn labs",
         );
       const [{ recordedLabs, recordedConfig }, { labState }] = await Promise.all([
-        import("../src/lab/registry.js"),
-        import("../src/lab/state.js"),
+        import("../../src/lab/registry.js"),
+        import("../../src/lab/state.js"),
       ]);
       const rows: LabRow[] = [];
       for (const r of await recordedLabs(host)) {
@@ -75,6 +75,3 @@ const labs: CommandAdder = (program, cli) =>
       else if (rows.length === 0) cli.io.out("no labs on this host (sudo aplspawn run up makes one)\n");
       else cli.io.out(table(rows));
     });
-
-/** Commands added to the program. */
-export const labsCommands: CommandAdder[] = [labs];
