@@ -16,7 +16,7 @@ import { workflows } from "../../workflows/index.js";
 
 // The config variants whose workflows, between them, build every kind with a rollback: the packaged
 // default, and variants that turn the options aplspawn journals (another image source, privateUsers,
-// init, nat, a pinned loop device, an OCI image, an image server's, …).
+// init, nat, a pinned loop device, an OCI image, an image server's, a lab across hosts, …).
 async function configs(): Promise<Config[]> {
   const file = resolve(import.meta.dirname, "../../../config/aplspawn.yaml");
   const text = await readFile(file, "utf8");
@@ -35,9 +35,11 @@ async function configs(): Promise<Config[]> {
   const pinned = { ...other, image: { url, sha256: "a".repeat(64) } };
   const oci = { ...other, image: { oci: "127.0.0.1:5000/debian:bookworm", insecure: true } };
   const server = { ...other, image: { server: "https://images.example", alias: "debian/12" } };
+  // A lab across hosts (its inventory is read when the run starts, not when the workflow is built).
+  const cluster = { ...(parse(text) as object), cluster: { inventory: "/nonexistent/hosts.ini" } };
   return [
     parseConfig(text, file),
-    ...[other, pinned, oci, server].map((o) => parseConfig(stringify(o), "variant.yaml")),
+    ...[other, pinned, oci, server, cluster].map((o) => parseConfig(stringify(o), "variant.yaml")),
   ];
 }
 
