@@ -22,12 +22,21 @@ import { type CliIo, cliContext, type GlobalOptions, packageDir } from "./contex
 import { processSignals, tolerateClosedOutput } from "./signals.js";
 
 // The original tool's `-o OPERATION`: report commands keep their names, the rest are workflows.
+// It stands among the global options, before any command: a command's own words (`ssh NAME --
+// ip -o addr`) are never taken for it.
 const REPORTS = new Set(["status", "pids", "names", "inventory"]);
+/** The global options that take a value (the word after them is that value, not a command). */
+const VALUED = new Set(["-c", "--config"]);
 function rewriteLegacy(argv: string[]): string[] {
-  // The words completion is asked about are not this command's.
-  if (argv[0] === "__complete") return argv;
-  const i = argv.findIndex((a) => a === "-o" || a === "--operation");
-  if (i < 0) return argv;
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i] ?? "";
+    if (a === "-o" || a === "--operation") break;
+    // A command's name (or `--`): what follows is that command's (completion's words too).
+    if (a === "--" || !a.startsWith("-")) return argv;
+    if (VALUED.has(a)) i++;
+  }
+  if (i >= argv.length) return argv;
   const op = argv[i + 1];
   if (!op) throw new UsageError("-o needs an operation, e.g. -o netup");
   const rest = [...argv.slice(0, i), ...argv.slice(i + 2)];

@@ -122,6 +122,27 @@ test("--list-tasks and the original -o form", async () => {
   const legacy = await cli(["-o", "netup", "--list-tasks"]);
   assert.equal(legacy.code, 0, legacy.err);
   assert.equal(legacy.out, r.out);
+  const packaged = join(import.meta.dirname, "../../../config/aplspawn.yaml");
+  const afterConfig = await cli(["-c", packaged, "-o", "netup", "--list-tasks"]);
+  assert.equal(afterConfig.code, 0, afterConfig.err);
+  assert.equal(afterConfig.out, r.out);
+});
+
+test("a command's own -o is its own: ssh NAME -- ip -o addr is not the original -o form", async () => {
+  const d = await tempDir();
+  try {
+    const f = join(d.path, "o.yaml");
+    await writeFile(
+      f,
+      `lab: o\nworkdir: ${join(d.path, "work")}\ncontainers: {count: 1, machinesDir: ${join(d.path, "m")}}\n`,
+    );
+    const r = await cli(["-c", f, "ssh", "aplspawn1", "--", "ip", "-4", "-o", "addr"]);
+    assert.doesNotMatch(r.err, /too many arguments|-o needs an operation/, r.err);
+    // The lab was never up: ssh says so (and does not wait on an address nothing answers).
+    assert.match(r.err, /aplspawn1/, r.err);
+  } finally {
+    await d.cleanup();
+  }
 });
 
 test("run reset needs --only and names the lab's containers for a name it does not have (exit 2, nothing touched)", async () => {
