@@ -1,6 +1,7 @@
 // A lab across hosts, for real: two hosts simulated as booted systemd hosts (test/support/
 // systemd-host.ts), each with sshd and aplspawn bound in, on one "datacenter" bridge in a network
-// namespace of the test's own, which drops every packet whose source is not the sending host's own
+// namespace of the test's own (a TestNamespace: nothing named in /run/netns, a private index of
+// labs), which drops every packet whose source is not the sending host's own
 // address (as a cloud network does), so the lab's traffic between hosts must ride the overlay. The
 // control node (this test, in the datacenter's namespace) runs `aplspawn run up` with `cluster`:
 // Ansible reaches every container through the one inventory, a container reaches the other host's
@@ -12,12 +13,10 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { execa } from "execa";
 import { TEST_CACHE } from "../support/image.js";
-import { CLI, type NsResult, skip, tempDir, withoutSudo } from "../support/ns.js";
+import { CLI, type NsResult, skip, TestNamespace, tempDir } from "../support/ns.js";
 import { type SystemdHost, withSystemdHost } from "../support/systemd-host.js";
 
-const NS = "aplspawn-x32dc";
 const DC = "dc0";
 const DEBS = join(TEST_CACHE, "debs", "openssh-server");
 const HOSTS = [
@@ -31,19 +30,20 @@ function ok(r: NsResult, what: string): NsResult {
   return r;
 }
 
-/** Run in the datacenter's namespace (the control node's). */
+/** The datacenter's namespace (the control node's): the test's own, with a private index of labs. */
+let dcNs: TestNamespace | undefined;
+
+/** Run in the datacenter's namespace. */
 const dc = async (
   argv: readonly string[],
   opts: { cwd?: string; timeoutMs?: number } = {},
 ): Promise<NsResult> => {
-  const r = await execa("ip", ["netns", "exec", NS, ...argv], {
-    reject: false,
-    timeout: opts.timeoutMs ?? 900_000,
-    env: withoutSudo(process.env),
-    extendEnv: false,
+  assert.ok(dcNs, "the datacenter's namespace is made first");
+  const [cmd = "", ...args] = argv;
+  return dcNs.run(cmd, args, {
+    timeoutMs: opts.timeoutMs ?? 900_000,
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
-  return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
 };
 
 /** openssh-server for the hosts (their root has only the client), fetched once with apt-get download. */
@@ -108,7 +108,7 @@ async function plugIn(iflink: string, address: string): Promise<string> {
   const links = execFileSync("ip", ["-o", "link"], { encoding: "utf8" });
   const name = new RegExp(`^${iflink}: ([^:@]+)`, "m").exec(links)?.[1];
   assert.ok(name, `no link of index ${iflink} here`);
-  execFileSync("ip", ["link", "set", name, "netns", NS]);
+  execFileSync("ip", ["link", "set", name, "netns", String(dcNs?.pid)]);
   ok(await dc(["ip", "link", "set", name, "master", DC, "up"]), "plug in");
   // The datacenter drops what a host sends from any address but its own (IPv4 and ARP).
   for (const rule of [
@@ -125,7 +125,7 @@ test("a lab across two hosts: Ansible reaches every container through one invent
 }, async (t2) => {
   await sshDebs();
   const t = await tempDir("aplspawn-x32c-");
-  execFileSync("ip", ["netns", "add", NS]);
+  dcNs = await TestNamespace.create();
   try {
     ok(await dc(["ip", "link", "add", DC, "type", "bridge"]), "bridge");
     ok(await dc(["ip", "addr", "add", "192.0.2.1/24", "dev", DC]), "address");
@@ -219,7 +219,8 @@ inventory: {file: inventory.ini}
       binds,
     );
   } finally {
-    execFileSync("ip", ["netns", "del", NS]);
+    await dcNs.destroy();
+    dcNs = undefined;
     await rm(WORKDIR, { recursive: true, force: true });
     await t.cleanup();
   }
