@@ -2,7 +2,8 @@
 // apt pointed at a repository on another machine) comes up with sshd from the packages layer, which
 // the image's own apt installed through the lab's NAT from that repository: a peer namespace (the
 // LAN) serving the openssh-server .deb the host's apt downloaded. ssh and Ansible work; a second up
-// changes nothing and asks the repository for nothing; down --purge deletes the layer; no residue.
+// changes nothing and asks the repository for nothing; down keeps the layer, cleanup deletes it (as
+// down --purge does); no residue.
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -94,7 +95,7 @@ async function startRepo(ns: { spawn(cmd: string, args: readonly string[]): Chil
 }
 
 test(
-  "image.packages: an image without sshd comes up with sshd from a layer its apt installed through the lab's NAT; a second up installs nothing; down --purge deletes the layer",
+  "image.packages: an image without sshd comes up with sshd from a layer its apt installed through the lab's NAT; a second up installs nothing; down keeps the layer, cleanup deletes it",
   { skip },
   () =>
     withLab(
@@ -143,11 +144,18 @@ test(
           assert.equal(summary(again).changed, 0, "a second up changes nothing");
           assert.equal(server.requests.length, asked, "a second up asks the repository for nothing");
 
+          const left = async () =>
+            existsSync(layers) ? (await readdir(layers)).filter((f) => f.endsWith(".squashfs")) : [];
+          // Plain down keeps the layer (a cache, like the image); cleanup deletes it; down --purge
+          // runs the same deletion (its plan names it) and finds nothing left to do.
+          ok(await lab.cli(["run", "down"]), "down");
+          assert.deepEqual(await left(), made, "plain down keeps the packages layer");
+          ok(await lab.cli(["run", "cleanup"]), "cleanup");
+          assert.deepEqual(await left(), [], "cleanup deletes the packages layer");
+          const plan = ok(await lab.cli(["run", "down", "--purge", "--list-tasks"]), "plan").stdout;
+          assert.match(plan, /^image\.packages-purge/m, plan);
           ok(await lab.cli(["run", "down", "--purge"]), "down --purge");
-          const left = existsSync(layers)
-            ? (await readdir(layers)).filter((f) => f.endsWith(".squashfs"))
-            : [];
-          assert.deepEqual(left, [], "down --purge deletes the packages layer");
+          assert.deepEqual(await left(), [], "nothing left after down --purge");
         } finally {
           await server.stop();
           await lan.destroy();
