@@ -101,14 +101,27 @@ export function packagesToInstall(
 const PACKAGE = /^[a-z0-9][a-z0-9+.-]*$/;
 
 /**
- * The shell line that installs `packages` with `manager` as the container's root and drops the
- * manager's download cache (it would only grow the layer). Non-interactive; fails on any error.
+ * Enable sshd at boot when the install brought its unit: Debian's postinst enables ssh.service
+ * itself, Fedora's and Rocky's presets do for sshd.service, openSUSE's and Arch's packages leave it
+ * off. `systemctl enable` of the image's own systemd, offline (nothing boots in the install
+ * container): the links land in the layer. A failure is said, not fatal: the ready check names it.
+ */
+const ENABLE_SSHD = `for u in sshd ssh; do for d in /usr/lib/systemd/system /lib/systemd/system; do if [ -f "$d/$u.service" ]; then systemctl enable "$u.service" || echo "aplspawn: could not enable $u.service" >&2; break 2; fi; done; done`;
+
+/**
+ * The shell line that installs `packages` with `manager` as the container's root, drops the
+ * manager's download cache (it would only grow the layer) and enables sshd when it is there.
+ * Non-interactive; fails on any error of the install.
  */
 export function installScript(manager: PackageManager, packages: readonly string[]): string {
   const bad = packages.find((p) => !PACKAGE.test(p));
   if (bad !== undefined) throw new Error(`image.packages: ${JSON.stringify(bad)} is not a package name`);
   if (packages.length === 0) throw new Error("installScript: no packages");
   const list = [...packages].join(" ");
+  return `${installLine(manager, list)}; ${ENABLE_SSHD}`;
+}
+
+function installLine(manager: PackageManager, list: string): string {
   switch (manager) {
     case "apt":
       return `set -e; export DEBIAN_FRONTEND=noninteractive; apt-get update; apt-get install -y --no-install-recommends -- ${list}; apt-get clean; rm -rf /var/lib/apt/lists/*`;

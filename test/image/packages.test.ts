@@ -69,13 +69,17 @@ test("image.packages: unset installs the default set only when sshd or python3 i
 });
 
 test("image.packages: each manager's non-interactive install line; a bad name is refused", () => {
-  assert.equal(
-    installScript("apt", ["openssh-server", "python3"]),
-    "set -e; export DEBIAN_FRONTEND=noninteractive; apt-get update; apt-get install -y --no-install-recommends -- openssh-server python3; apt-get clean; rm -rf /var/lib/apt/lists/*",
+  assert.ok(
+    installScript("apt", ["openssh-server", "python3"]).startsWith(
+      "set -e; export DEBIAN_FRONTEND=noninteractive; apt-get update; apt-get install -y --no-install-recommends -- openssh-server python3; apt-get clean; rm -rf /var/lib/apt/lists/*; ",
+    ),
   );
   assert.match(installScript("dnf", ["sudo"]), /dnf -y install sudo/);
   assert.match(installScript("zypper", ["sudo"]), /zypper -n install sudo/);
   assert.match(installScript("pacman", ["sudo"]), /pacman -Sy --noconfirm sudo/);
+  // sshd enabled at boot whatever the manager's packages do (Arch's and openSUSE's leave it off).
+  for (const m of ["apt", "dnf", "zypper", "pacman"] as const)
+    assert.match(installScript(m, ["sudo"]), /systemctl enable "\$u\.service"/);
   assert.throws(() => installScript("apt", ["x; reboot"]), /not a package name/);
   assert.throws(() => installScript("apt", []), /no packages/);
 });
