@@ -248,6 +248,8 @@ test("reset --only undoes all of those containers' entries, lasting state includ
     "lab.claim",
     "image.loop",
     "image.lower",
+    "image.packages",
+    "image.layer",
     "lab.sshkey",
   ]);
   // Then exactly up's container steps of that container, in up's order.
@@ -328,6 +330,7 @@ test("cleanup removes what is left of the lab but its network and image, then it
     "cleanup.state",
     "lab.inventory-gone",
     "lab.logs-gone",
+    "image.packages-purge",
   ]);
   const u = undos(wf.steps)[0]!;
   for (const id of [
