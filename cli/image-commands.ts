@@ -86,6 +86,25 @@ const image: CommandAdder = (program, cli) => {
           dryRun: o.dryRun === true,
           command: "aplspawn image build",
         });
+        if (g.json || o.dryRun) return;
+        // The packages layer (image.packages) is made by `run up`: it installs through the lab's
+        // network. Said here, with what the store already holds for each image.
+        const [{ packagesLayersOf }, { imageStore }] = await Promise.all([
+          import("../src/image/layer-store.js"),
+          import("../config/paths.js"),
+        ]);
+        for (const image of chosen) {
+          const layers = await packagesLayersOf(cli.io.host, imageStore(config), image.path);
+          for (const l of layers)
+            cli.io.out(
+              `${image.path}: packages layer ${l.path} (${l.source.split(" ").slice(1).join(" ")})\n`,
+            );
+          const wanted = image.section.packages;
+          if (layers.length === 0 && (wanted === undefined || wanted.length > 0))
+            cli.io.out(
+              `${image.path}: ${wanted ? `packages ${wanted.join(", ")}` : "sshd and python3 if it lacks them"} (image.packages) go into a layer the first \`run up\` makes, through the lab's network\n`,
+            );
+        }
       },
     );
   cmd

@@ -1,8 +1,9 @@
-// image.packages, for real: an image without sshd (the test image with openssh-server purged, its
-// apt pointed at a repository on another machine) comes up with sshd from the packages layer, which
+// image.packages, for real: an OCI image without sshd, pushed (skopeo) to a registry on the test's
+// loopback (the test image with openssh-server purged, its apt pointed at a repository on another
+// machine), comes up with sshd from the packages layer, which
 // the image's own apt installed through the lab's NAT from that repository: a peer namespace (the
 // LAN) serving the openssh-server .deb the host's apt downloaded. ssh and Ansible work; a second up
-// changes nothing and asks the repository for nothing; down keeps the layer, cleanup deletes it (as
+// changes nothing and asks the repository and the registry for nothing; down keeps the layer, cleanup deletes it (as
 // down --purge does); no residue.
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
@@ -16,6 +17,7 @@ import { sh, TEST_CACHE } from "../support/image.js";
 import { summary, taskEvents } from "../support/json-events.js";
 import { ok, testImage, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
+import { startRegistry } from "../support/oci.js";
 
 const REPO_IP = "192.168.77.2";
 const REPO_PORT = 8080;
@@ -31,18 +33,25 @@ async function installedVersion(tree: string, pkg: string): Promise<string> {
 }
 
 /**
- * The test image without sshd, as a squashfs file (cached under TEST_CACHE), and the apt repository
- * its sources.list names: the openssh-server it lacked, at the version it had.
+ * The test image without sshd, as an OCI image layout with one tag, "test" (cached under
+ * TEST_CACHE), and the apt repository its sources.list names: the openssh-server it lacked, at the
+ * version it had.
  */
-async function ensureNoSshd(): Promise<{ image: string; repo: string }> {
+async function ensureNoSshd(): Promise<{ layout: string; repo: string }> {
   const { path, sha256 } = await testImage();
   const dir = join(TEST_CACHE, `no-sshd-${sha256.slice(0, 16)}`);
-  const image = join(dir, "no-sshd.squashfs");
+  const layout = join(dir, "layout");
   const repo = join(dir, "repo");
-  if (existsSync(image) && existsSync(join(repo, "Packages"))) return { image, repo };
+  if (existsSync(join(layout, "index.json")) && existsSync(join(repo, "Packages"))) return { layout, repo };
   await rm(dir, { recursive: true, force: true });
   await mkdir(repo, { recursive: true });
-  const tree = join(dir, "tree");
+  const work = join(dir, "work");
+  const bundle = join(work, "bundle");
+  const tree = join(bundle, "rootfs");
+  await sh("umoci", ["init", "--layout", join(work, "layout")]);
+  await sh("umoci", ["new", "--image", `${join(work, "layout")}:test`]);
+  await sh("umoci", ["unpack", "--image", `${join(work, "layout")}:test`, bundle]);
+  await rm(tree, { recursive: true });
   await sh("unsquashfs", ["-q", "-o", SQUASHFS_OFFSET, "-d", tree, path]);
   const version = await installedVersion(tree, "openssh-server");
   // A tree this test made: running its own dpkg in it is fine.
@@ -53,16 +62,16 @@ async function ensureNoSshd(): Promise<{ image: string; repo: string }> {
   );
   await rm(join(tree, "etc/apt/sources.list.d"), { recursive: true, force: true });
   await mkdir(join(tree, "etc/apt/sources.list.d"));
-  await sh("mksquashfs", [tree, `${image}.part`, "-noappend", "-comp", "zstd", "-no-progress", "-quiet"]);
-  await rm(tree, { recursive: true, force: true });
+  await sh("umoci", ["repack", "--image", `${join(work, "layout")}:test`, bundle]);
   // Debian's archive, through the host's apt: the package the image lost, at its version.
   await sh("sh", ["-c", `cd '${repo}' && apt-get download -q 'openssh-server=${version}'`]);
   await writeFile(
     join(repo, "Packages"),
     await sh("sh", ["-c", `cd '${repo}' && dpkg-scanpackages -m . /dev/null`]),
   );
-  await rename(`${image}.part`, image);
-  return { image, repo };
+  await rename(join(work, "layout"), layout);
+  await rm(work, { recursive: true, force: true });
+  return { layout, repo };
 }
 
 /** python3's http.server in the peer, serving the repository; `requests` collects its log lines. */
@@ -95,21 +104,23 @@ async function startRepo(ns: { spawn(cmd: string, args: readonly string[]): Chil
 }
 
 test(
-  "image.packages: an image without sshd comes up with sshd from a layer its apt installed through the lab's NAT; a second up installs nothing; down keeps the layer, cleanup deletes it",
+  "image.packages: an OCI image without sshd from a registry comes up with sshd from a layer its apt installed through the lab's NAT; a second up pulls and installs nothing; image build and inspect name the layer, down keeps it, cleanup deletes it",
   { skip },
   () =>
     withLab(
       "pkgs",
       93,
       async (lab) => {
-        const { image, repo } = await ensureNoSshd();
+        const { layout, repo } = await ensureNoSshd();
         const lan = await lanPeer(lab.ns, ["10.10.93.0/26"]);
         const server = await startRepo(lan.ns, repo);
+        const registry = await startRegistry(lab.ns, lab.dir);
         try {
+          await registry.push(layout, "test", "nosshd:test");
           // The repository is on the LAN: a private address, which the lab reaches only by allowTo
           // (the install runs under the lab's rules like any container).
           await lab.writeConfig({
-            image: { url: `file://${image}` },
+            image: { oci: `${registry.host}/nosshd:test`, insecure: true },
             network: { allowTo: ["192.168.77.0/24"] },
             containers: { count: 1 },
           });
@@ -128,6 +139,15 @@ test(
           const layers = join(lab.workdir, "images", "layers");
           const made = (await readdir(layers)).filter((f) => f.endsWith(".squashfs"));
           assert.equal(made.length, 1, `one packages layer: ${made}`);
+          // image build and image inspect name it.
+          const built = ok(await lab.cli(["image", "build"]), "image build").stdout;
+          assert.match(built, new RegExp(`packages layer .*${made[0]} \\(apt openssh-server`), built);
+          const inspected = ok(await lab.cli(["image", "inspect"]), "image inspect").stdout;
+          assert.match(
+            inspected,
+            new RegExp(`packages layer \\(image\\.packages\\): .*${made[0]}`),
+            inspected,
+          );
 
           assert.equal(ok(await lab.cli(["ssh", "pkgs-10", "--", "hostname"]), "ssh").stdout, "pkgs-10");
           // sshd came from the layer: dpkg in the container knows it, the image did not have it.
@@ -140,9 +160,11 @@ test(
           assert.equal(a.exitCode, 0, `${a.stdout}\n${a.stderr}`);
 
           const asked = server.requests.length;
+          const pulled = registry.requests.length;
           const again = ok(await lab.cli(["--json", "run", "up"]), "second run up");
           assert.equal(summary(again).changed, 0, "a second up changes nothing");
           assert.equal(server.requests.length, asked, "a second up asks the repository for nothing");
+          assert.equal(registry.requests.length, pulled, "a second up asks the registry for nothing");
 
           const left = async () =>
             existsSync(layers) ? (await readdir(layers)).filter((f) => f.endsWith(".squashfs")) : [];
@@ -157,6 +179,7 @@ test(
           ok(await lab.cli(["run", "down", "--purge"]), "down --purge");
           assert.deepEqual(await left(), [], "nothing left after down --purge");
         } finally {
+          await registry.stop();
           await server.stop();
           await lan.destroy();
         }
