@@ -7,7 +7,7 @@ import { intToIp, ipToInt, parseCidr } from "../config/ip.js";
 import { imageStore, packagesLayerDir } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { stampPath } from "../src/image/stamp.js";
-import { type Step, task } from "../src/runner/task.js";
+import { group, type Step, task } from "../src/runner/task.js";
 import { imagePackages } from "../tasks/image/packages-layer.js";
 import { imageLayerMount } from "../tasks/image/packages-mount.js";
 import { imagePackagesPurge } from "../tasks/image/packages-purge.js";
@@ -48,8 +48,19 @@ export function packagesSteps(c: Config, img: LabImage): Step[] {
   ];
 }
 
-/** Every image's packages layer. */
-export const allPackagesSteps = (c: Config): Step[] => labImages(c).flatMap((img) => packagesSteps(c, img));
+/**
+ * Every image's packages layer, as one group: a line of its own while it works (an install takes
+ * minutes), one line once done (most images need no layer: two steps saying so are not news).
+ */
+export const allPackagesSteps = (c: Config): Step[] => [
+  group(
+    "lab.packages",
+    "Installing what the images lack (image.packages)",
+    labImages(c).flatMap((img) => packagesSteps(c, img)),
+    1,
+    { collapse: true },
+  ),
+];
 
 /** `run down --purge`: delete the packages layers made for the lab's images. */
 export const purgePackagesSteps = (c: Config): Step[] =>
