@@ -48,3 +48,21 @@ test("a frame that took long to draw is followed by SHARE times as long without 
   assert.equal(draws.mock.callCount(), 2);
   r.end();
 });
+
+test("a task list that appeared since the last frame is drawn at once (listr2 learns its options by drawing it)", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
+  const draws = t.mock.method(DefaultRenderer.prototype, "update", () => undefined);
+  t.mock.method(DefaultRenderer.prototype, "end", () => undefined);
+  const group = { subtasks: [] as unknown[] };
+  const roots = [group];
+  const r = new FramedRenderer(roots as never, {}, undefined as never);
+  r.update();
+  assert.equal(draws.mock.callCount(), 1);
+  r.update();
+  assert.equal(draws.mock.callCount(), 1, "within the frame time, no new task: no frame");
+  // A group starts: its steps appear as a list of its own.
+  group.subtasks.push({ subtasks: [] }, { subtasks: [] });
+  r.update();
+  assert.equal(draws.mock.callCount(), 2, "the new list is drawn at once");
+  r.end();
+});
