@@ -117,8 +117,23 @@ test(
         const registry = await startRegistry(lab.ns, lab.dir);
         try {
           await registry.push(layout, "test", "nosshd:test");
-          // The repository is on the LAN: a private address, which the lab reaches only by allowTo
-          // (the install runs under the lab's rules like any container).
+          // The repository is on the LAN: a private address, which the lab reaches only by allowTo.
+          // The install is the image's code: without allowTo it runs under the lab's rules like any
+          // container and reaches nothing there; the up fails and keeps no layer.
+          const layers = join(lab.workdir, "images", "layers");
+          await lab.writeConfig({
+            image: { oci: `${registry.host}/nosshd:test`, insecure: true },
+            containers: { count: 1 },
+          });
+          const held = await lab.cli(["run", "up"]);
+          assert.equal(held.exitCode, 1, `${held.stdout.slice(-3000)}\n${held.stderr}`);
+          assert.match(held.stderr, /image\.packages/, held.stderr);
+          assert.equal(server.requests.length, 0, "the install reached the LAN without allowTo");
+          assert.deepEqual(
+            existsSync(layers) ? (await readdir(layers)).filter((f) => f.endsWith(".squashfs")) : [],
+            [],
+            "a failed install keeps no layer",
+          );
           await lab.writeConfig({
             image: { oci: `${registry.host}/nosshd:test`, insecure: true },
             network: { allowTo: ["192.168.77.0/24"] },
@@ -136,7 +151,6 @@ test(
             server.requests.some((r) => r.includes("openssh-server")),
             server.requests.join("\n"),
           );
-          const layers = join(lab.workdir, "images", "layers");
           const made = (await readdir(layers)).filter((f) => f.endsWith(".squashfs"));
           assert.equal(made.length, 1, `one packages layer: ${made}`);
           // image build and image inspect name it.
