@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { stringify } from "yaml";
 import { ensureTestImage } from "../dist/test/support/image.js";
 import { CLI, TestNamespace } from "../dist/test/support/ns.js";
+import { benchLabConfig } from "./lab-config.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -39,19 +39,15 @@ try {
       const cfg = join(dir, "lab.yaml");
       writeFileSync(
         cfg,
-        stringify({
+        benchLabConfig({
           lab,
-          workdir: store,
-          network: { bridge: "pfbr0", address: "10.10.0.1/16", chain: "PROF" },
-          image: { url: `file://${image.path}`, sha256: image.sha256 },
-          containers: {
-            count: n,
-            ipRange: ["10.10.1.1", "10.10.1.250"],
-            machinesDir: join(dir, "machines"),
-            concurrency: n,
-            init: values.init,
-          },
-          inventory: { file: join(dir, "inventory.txt"), ping: false },
+          store,
+          dir,
+          image,
+          n,
+          bridge: "pfbr0",
+          chain: "PROF",
+          containers: { init: values.init },
         }),
       );
       const t0 = performance.now();

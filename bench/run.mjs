@@ -35,6 +35,7 @@ import { ensureTestImage, startServer } from "../dist/test/support/image.js";
 import { withLab } from "../dist/test/support/lab.js";
 import { CLI, TestNamespace } from "../dist/test/support/ns.js";
 import { soakLabs, soak as soakRounds } from "../dist/test/support/soak.js";
+import { benchLabConfig } from "./lab-config.mjs";
 
 const here = import.meta.dirname;
 const { values } = parseArgs({
@@ -83,20 +84,7 @@ async function withBenchLab(n, containers, fn) {
     const cfg = join(dir, "lab.yaml");
     writeFileSync(
       cfg,
-      stringify({
-        lab,
-        workdir: store,
-        network: { bridge: "bnbr0", address: "10.10.0.1/16", chain: "BENCH" },
-        image: { url: `file://${image.path}`, sha256: image.sha256 },
-        containers: {
-          count: n,
-          ipRange: ["10.10.1.1", "10.10.1.250"],
-          machinesDir: join(dir, "machines"),
-          concurrency: n,
-          ...containers,
-        },
-        inventory: { file: join(dir, "inventory.txt"), ping: false },
-      }),
+      benchLabConfig({ lab, store, dir, image, n, bridge: "bnbr0", chain: "BENCH", containers }),
     );
     const run = async (...args) => {
       const t0 = performance.now();

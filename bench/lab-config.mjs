@@ -1,0 +1,21 @@
+// The config of a bench lab of n containers on the cached test image, in its own namespace (so the
+// same bridge, chain and subnet serve every lab), its machines and inventory under `dir`.
+import { join } from "node:path";
+import { stringify } from "yaml";
+
+export function benchLabConfig({ lab, store, dir, image, n, bridge, chain, containers = {} }) {
+  return stringify({
+    lab,
+    workdir: store,
+    network: { bridge, address: "10.10.0.1/16", chain },
+    image: { url: `file://${image.path}`, sha256: image.sha256 },
+    containers: {
+      count: n,
+      ipRange: ["10.10.1.1", "10.10.1.250"],
+      machinesDir: join(dir, "machines"),
+      concurrency: n,
+      ...containers,
+    },
+    inventory: { file: join(dir, "inventory.txt"), ping: false },
+  });
+}
