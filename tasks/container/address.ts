@@ -25,7 +25,7 @@ export interface AddressParams {
 export const HOST0 = "host0";
 
 /** What `ip -batch` is given: host0's address first (it fails in a namespace without host0). */
-export const addressBatch = (p: AddressParams) =>
+export const addressBatch = (p: Pick<AddressParams, "address" | "gateway">) =>
   [
     `address replace ${p.address} dev ${HOST0}`,
     "link set lo up",

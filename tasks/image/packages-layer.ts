@@ -15,6 +15,7 @@ import { ExitError, errorMessage } from "../../src/errors.js";
 import type { HostContext, RootFs } from "../../src/host/host.js";
 import { RootFsError } from "../../src/host/host.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
+import { holdNetns, netnsPath, releaseNetns } from "../../src/host/netns-holder.js";
 import { fileIdentity, removeTree, validStamp } from "../../src/image/image-host.js";
 import {
   installScript,
@@ -35,6 +36,7 @@ import { stampPath } from "../../src/image/stamp.js";
 import { withImageLock } from "../../src/image/store-lock.js";
 import { printable } from "../../src/runner/report.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
+import { addressBatch, HOST0 } from "../container/address.js";
 import { lineReporter } from "./build.js";
 import { squashTree } from "./oci.js";
 
@@ -59,8 +61,12 @@ const packagesParamsSchema = layerOfImageSchema.extend({
 });
 export type PackagesParams = z.infer<typeof packagesParamsSchema>;
 
-/** Journaled before the install starts: the temporary directory, network namespace and veth to remove. */
-const packagesIntentSchema = z.object({ tmp: z.string(), netns: z.string(), veth: z.string() });
+/**
+ * Journaled before the install starts: the temporary directory (which also records the holder of
+ * the builder's network namespace) and the veth to remove. `netns` is a named namespace an older
+ * aplspawn made (`ip netns add`), deleted if a journal names one.
+ */
+const packagesIntentSchema = z.object({ tmp: z.string(), veth: z.string(), netns: z.string().optional() });
 type PackagesIntent = z.infer<typeof packagesIntentSchema>;
 
 /** The layer a lab's image needs. */
@@ -150,7 +156,7 @@ export const imagePackages = defineTask({
   },
   async prepare(_ctx, p) {
     const id = randomBytes(4).toString("hex");
-    return { tmp: `${p.store}/layers/.install-${id}`, netns: `aplspawn-pkg-${id}`, veth: `vpkg${id}` };
+    return { tmp: `${p.store}/layers/.install-${id}`, veth: `vpkg${id}` };
   },
   async run(ctx, p, intent) {
     const l = await wantedLayer(ctx, p);
@@ -170,21 +176,35 @@ async function cleanUp(ctx: TaskContext, i: PackagesIntent): Promise<void> {
   const merged = `${i.tmp}/merged`;
   if (mountAt(await readMounts(ctx.host), merged))
     await ctx.host.exec("umount", ["--", merged], { signal: ctx.signal });
+  // Ending the holder ends the namespace, and the veth whose peer is in it.
+  if (await ctx.host.fs.exists(i.tmp)) await releaseNetns(ctx.host, i.tmp);
   await ctx.host.exec("ip", ["link", "del", i.veth], { allowFail: true });
-  await ctx.host.exec("ip", ["netns", "del", i.netns], { allowFail: true });
+  if (i.netns) await ctx.host.exec("ip", ["netns", "del", i.netns], { allowFail: true });
   await removeTree(ctx, i.tmp);
 }
 
-/** The builder's network namespace: a veth whose host end is a port of the lab's bridge. */
-async function builderNetwork(ctx: TaskContext, p: PackagesParams, i: PackagesIntent): Promise<void> {
-  const ip = (args: string[]) => ctx.host.exec("ip", args, { signal: ctx.signal });
-  await ip(["netns", "add", i.netns]);
-  await ip(["link", "add", i.veth, "type", "veth", "peer", "name", "host0", "netns", i.netns]);
-  await ip(["link", "set", i.veth, "master", p.bridge, "up"]);
-  await ip(["-n", i.netns, "link", "set", "lo", "up"]);
-  await ip(["-n", i.netns, "addr", "add", p.address, "dev", "host0"]);
-  await ip(["-n", i.netns, "link", "set", "host0", "up"]);
-  await ip(["-n", i.netns, "route", "add", "default", "via", p.gateway]);
+/**
+ * The builder's network namespace, held by a process of ours (not a named one under /run/netns,
+ * which every namespace of the host would see): a veth whose host end is a port of the lab's
+ * bridge, its peer host0 inside with the builder's address and the lab's gateway. The host's `ip`
+ * enters the namespace's network only (nsenter --net): it is still empty, nothing of the image runs
+ * in it yet.
+ */
+async function builderNetwork(ctx: TaskContext, p: PackagesParams, i: PackagesIntent): Promise<string> {
+  const holder = await holdNetns(ctx.host, i.tmp, ctx.signal);
+  const ns = netnsPath(holder);
+  const o = { signal: ctx.signal };
+  await ctx.host.exec(
+    "ip",
+    ["link", "add", i.veth, "type", "veth", "peer", "name", HOST0, "netns", String(holder.pid)],
+    o,
+  );
+  await ctx.host.exec("ip", ["link", "set", i.veth, "master", p.bridge, "up"], o);
+  await ctx.host.exec("nsenter", [`--net=${ns}`, "--", "ip", "-batch", "-"], {
+    ...o,
+    input: addressBatch({ address: p.address, gateway: p.gateway }),
+  });
+  return ns;
 }
 
 async function install(ctx: TaskContext, p: PackagesParams, l: WantedLayer, i: PackagesIntent) {
@@ -202,7 +222,7 @@ async function install(ctx: TaskContext, p: PackagesParams, l: WantedLayer, i: P
       ["-t", "overlay", "overlay", "-o", `lowerdir=${p.lower},upperdir=${upper},workdir=${work}`, merged],
       { signal: ctx.signal },
     );
-    await builderNetwork(ctx, p, i);
+    const netns = await builderNetwork(ctx, p, i);
     ctx.info(
       `${l.manager}: installing ${l.packages.join(" ")} (as the container's root, through the lab's NAT)`,
     );
@@ -217,9 +237,9 @@ async function install(ctx: TaskContext, p: PackagesParams, l: WantedLayer, i: P
         "--quiet",
         "--register=no",
         "--keep-unit",
-        `--machine=${i.netns}`,
+        `--machine=aplspawn-pkg-${i.veth.slice(4)}`,
         `--directory=${merged}`,
-        `--network-namespace-path=/run/netns/${i.netns}`,
+        `--network-namespace-path=${netns}`,
         "--link-journal=no",
         "--resolv-conf=copy-host",
         "--timezone=off",
