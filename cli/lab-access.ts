@@ -60,25 +60,13 @@ export async function labAccounts(
   return { ...(owner ? { owner } : {}), ...(ansibleUser ? { ansibleUser } : {}) };
 }
 
-/**
- * The unprivileged account Ansible runs as against a lab without owner: --ansible-user, else
- * aplspawn's own (scripts/install.sh makes it); undefined when that one does not exist (the ping
- * is then skipped and provision refused: Ansible never runs as root against a lab).
- */
+/** The unprivileged account Ansible runs as against a lab without owner (src/lab/owner.ts). */
 export async function ansibleAccount(io: CliIo, given: string | undefined): Promise<Owner | undefined> {
-  const { ownerFromPasswd, ANSIBLE_ACCOUNT } = await import("../src/lab/owner.js");
-  try {
-    return ownerFromPasswd(await io.host.fs.readFile("/etc/passwd"), given ?? ANSIBLE_ACCOUNT);
-  } catch (e) {
-    if (given !== undefined) throw new UsageError(`--ansible-user: ${(e as Error).message}`);
-    return undefined;
-  }
+  const { ansibleAccount: account } = await import("../src/lab/owner.js");
+  return account(io.host, given);
 }
 
-/**
- * Who owns what `run up` makes for using the lab: --owner, else the user who ran aplspawn through
- * sudo (SUDO_USER, when it is not root); none when aplspawn runs as root directly.
- */
+/** The lab's owner (src/lab/owner.ts labOwner), saying on stderr when SUDO_USER will not be it. */
 export async function ownerOf(
   io: CliIo,
   given: string | undefined,
@@ -86,28 +74,9 @@ export async function ownerOf(
   /** Say when SUDO_USER will not own the lab (false: validate, which makes nothing). */
   tell = true,
 ): Promise<Owner | undefined> {
-  const name = given ?? (io.env.SUDO_USER && io.env.SUDO_USER !== "root" ? io.env.SUDO_USER : undefined);
-  if (!name) return undefined;
-  const passwd = await io.host.fs.readFile("/etc/passwd");
-  const { ownerFromPasswd, execAsOwner } = await import("../src/lab/owner.js");
-  let o: Owner;
-  try {
-    o = ownerFromPasswd(passwd, name);
-    if (!given && io.env.SUDO_UID !== undefined && Number(io.env.SUDO_UID) !== o.uid)
-      throw new Error(`SUDO_USER ${name} is uid ${o.uid}, but SUDO_UID says ${io.env.SUDO_UID}`);
-  } catch (e) {
-    throw new UsageError(`${given ? "--owner" : "SUDO_USER"}: ${(e as Error).message}`);
-  }
-  // The inventory is written as the owner: where they cannot write (`sudo -i`, a directory of
-  // root's), SUDO_USER gets nothing and the lab stays root's; a named --owner is an error.
+  const { labOwner } = await import("../src/lab/owner.js");
   const ctx = { host: io.host, signal: new AbortController().signal };
-  const w = await execAsOwner(ctx, o, "test", ["-w", inventoryDir], { readOnly: true });
-  if (w.exitCode === 0) return o;
-  const why = `${name} cannot write ${inventoryDir}, where the inventory goes (inventory.file)`;
-  if (given) throw new UsageError(`--owner: ${why}`);
-  if (tell)
-    io.err(
-      `aplspawn: warning: ${why}: the lab's key, known_hosts and inventory stay root's; run from a directory of ${name}'s to have them\n`,
-    );
-  return undefined;
+  const { owner, warning } = await labOwner(ctx, { given, env: io.env }, inventoryDir);
+  if (warning && tell) io.err(`aplspawn: warning: ${warning}\n`);
+  return owner;
 }

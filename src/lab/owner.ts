@@ -3,7 +3,8 @@
 // in their home or in their current directory is done as them (setpriv), never as root: root
 // following paths a user controls could be made to write anywhere.
 import { z } from "zod";
-import type { ExecOptions, ExecResult, HostContext } from "../host/host.js";
+import { UsageError } from "../errors.js";
+import type { ExecOptions, ExecResult, Host, HostContext } from "../host/host.js";
 import { type OwnerWrites, ownerWriteCommand, ownerWriteManyCommand } from "./owner-write.js";
 
 export const ownerSchema = z.object({
@@ -31,6 +32,58 @@ export function ownerFromPasswd(passwd: string, name: string): Owner {
     return ownerSchema.parse(o);
   }
   throw new Error(`no user ${name} in /etc/passwd`);
+}
+
+/**
+ * The unprivileged account Ansible runs as against a lab without owner: `given` (--ansible-user),
+ * else aplspawn's own (scripts/install.sh makes it); undefined when that one does not exist (the
+ * ping is then skipped and provision refused: Ansible never runs as root against a lab).
+ */
+export async function ansibleAccount(host: Host, given: string | undefined): Promise<Owner | undefined> {
+  try {
+    return ownerFromPasswd(await host.fs.readFile("/etc/passwd"), given ?? ANSIBLE_ACCOUNT);
+  } catch (e) {
+    if (given !== undefined) throw new UsageError(`--ansible-user: ${(e as Error).message}`);
+    return undefined;
+  }
+}
+
+/** Who asks for a lab's owner: a name given (--owner), else the sudo caller's (SUDO_USER, SUDO_UID). */
+export interface OwnerAsked {
+  given: string | undefined;
+  env: { SUDO_USER?: string | undefined; SUDO_UID?: string | undefined };
+}
+
+/**
+ * Who owns what `run up` makes for using the lab: the name given, else the user who ran aplspawn
+ * through sudo (SUDO_USER, when it is not root); none when aplspawn runs as root directly. The
+ * inventory is written as the owner: where they cannot write `inventoryDir` (`sudo -i`, a directory
+ * of root's), SUDO_USER gets nothing and the lab stays root's (`warning` says so); a given name is
+ * a usage error.
+ */
+export async function labOwner(
+  ctx: HostContext,
+  asked: OwnerAsked,
+  inventoryDir: string,
+): Promise<{ owner?: Owner; warning?: string }> {
+  const { given, env } = asked;
+  const name = given ?? (env.SUDO_USER && env.SUDO_USER !== "root" ? env.SUDO_USER : undefined);
+  if (!name) return {};
+  let o: Owner;
+  try {
+    o = ownerFromPasswd(await ctx.host.fs.readFile("/etc/passwd"), name);
+    if (!given && env.SUDO_UID !== undefined && Number(env.SUDO_UID) !== o.uid)
+      throw new Error(`SUDO_USER ${name} is uid ${o.uid}, but SUDO_UID says ${env.SUDO_UID}`);
+  } catch (e) {
+    throw new UsageError(`${given ? "--owner" : "SUDO_USER"}: ${(e as Error).message}`);
+  }
+  const w = await execAsOwner(ctx, o, "test", ["-w", inventoryDir], { readOnly: true });
+  if (w.exitCode === 0) return { owner: o };
+  const why = `${name} cannot write ${inventoryDir}, where the inventory goes (inventory.file)`;
+  if (given) throw new UsageError(`--owner: ${why}`);
+  return {
+    warning: `${why}: the lab's key, known_hosts and inventory stay root's; run from a directory of ${name}'s to have them`,
+  };
 }
 
 /** Run a command as the owner: their uid and gid, no supplementary groups, their HOME. */
