@@ -71,7 +71,7 @@ export const preflightSteps = (c: Config, o: { bridgeMustExist: boolean }): Step
     lowers: labImages(c).map((i) => i.lower),
     inotify: inotifyFor(c.containers.count),
   }),
-  task(hostInotify, "host.inotify", { ...inotifyFor(c.containers.count), holder: labHolder(c) }),
+  task(hostInotify, "host.inotify", { ...inotifyFor(c.containers.count), holder: labHolder(labDir(c)) }),
 ];
 
 /** The lab's SSH key. */

@@ -436,7 +436,7 @@ export function netPlan(c: Config): NetPlan {
     bridge: { bridge },
     address: { bridge, address },
     group: { bridge, group: LAB_BRIDGE_GROUP },
-    forwarding: { holder: labHolder(c) },
+    forwarding: { holder: labHolder(labDir(c)) },
     filterChain: { table: "filter", chain },
     outChain: { table: "filter", chain: outChain },
     outRules: outRules(x, outChain),

@@ -6,8 +6,6 @@
 // gone (its lab directory was deleted by hand) no longer counts. Reads and changes of a record are
 // serialized by one lock file.
 import { z } from "zod";
-import { labDir } from "../../config/paths.js";
-import type { Config } from "../../config/schema.js";
 import type { Host } from "../host/host.js";
 import { withHostLock } from "../host/lock.js";
 import { journalPath } from "../runner/journal-path.js";
@@ -24,8 +22,8 @@ export interface SharedSetting {
 export const holderSchema = z.object({ lab: z.string(), journal: z.string() });
 export type Holder = z.infer<typeof holderSchema>;
 
-/** The lab as a holder: it exists while its journal does. */
-export const labHolder = (c: Config): Holder => ({ lab: labDir(c), journal: journalPath(labDir(c)) });
+/** The lab (its directory) as a holder: it exists while its journal does. */
+export const labHolder = (lab: string): Holder => ({ lab, journal: journalPath(lab) });
 
 interface HoldRecord {
   original: string;
