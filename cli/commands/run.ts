@@ -199,6 +199,7 @@ async function recordRun(
 
 /** The lab table: each container, its address and state, and what to do with the lab. */
 async function showLab(cli: CliContext, config: Config, g: GlobalOptions): Promise<void> {
+  if (config.cluster) return (await import("../cluster-commands.js")).clusterLabTable(cli, config, g);
   const [{ containerStates }, { labRows, renderLabTable }] = await Promise.all([
     import("../../src/lab/state.js"),
     import("../lab-table.js"),
