@@ -10,6 +10,7 @@ import {
   type ClusterView,
   clusterView,
   containerSshArgs,
+  failedHosts,
   hostExecCommand,
   interactiveAsViewer,
   inventoryHost,
@@ -178,6 +179,15 @@ export async function clusterExec(
       255,
     );
   passOn(`${command[0]} in ${name} on ${share.host}`, code);
+}
+
+/** After `run up --keep-going`: exit 1 naming each host that failed and why, when one did. */
+export async function failIfHostsFailed(cli: CliContext, c: Config): Promise<void> {
+  const failed = await failedHosts(cli, c);
+  if (failed.length === 0) return;
+  throw new ExitError(
+    `the lab is up without ${failed.map((f) => f.host).join(", ")} (--keep-going): ${failed.map((f) => `${f.host}: ${printable(f.why)}`).join("; ")}; \`run down\` takes down every host`,
+  );
 }
 
 export type { ClusterView };

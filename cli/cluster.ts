@@ -28,6 +28,8 @@ import { ansibleConfigEnv } from "../src/lab/ansible-config.js";
 import { execAsOwner, type Owner, ownerFs } from "../src/lab/owner.js";
 import { pinnedOptions } from "../src/lab/ssh.js";
 import { Journal, journalPath, recordOf } from "../src/runner/journal.js";
+import { clusterHosts as clusterHostsTask } from "../tasks/cluster/hosts.js";
+import type { FailedHost } from "../tasks/cluster/keep-going.js";
 import { clusterShares } from "../tasks/cluster/shares.js";
 import type { LoadedConfig } from "./config-file.js";
 import type { CliContext } from "./context.js";
@@ -88,6 +90,17 @@ export async function clusterView(cli: CliContext, l: LoadedConfig): Promise<Clu
     containers,
     shares: sharesOf(v, containers),
   };
+}
+
+/** The hosts the last `run up --keep-going` left out, as the journal's cluster.hosts entry says. */
+export async function failedHosts(cli: CliContext, c: Config): Promise<FailedHost[]> {
+  const journal = await Journal.open(cli.io.host, journalPath(labDir(c)), c.lab, false);
+  const e = journal
+    .entries()
+    .filter((x) => x.kind === "cluster.hosts")
+    .at(-1);
+  if (!e || !clusterHostsTask.journaled) return [];
+  return recordOf(e, clusterHostsTask.journaled).result?.failed ?? [];
 }
 
 /** The view, or an ExitError saying the lab is down. */

@@ -34,13 +34,18 @@ export interface ShareView {
   containers: PlanContainer[];
 }
 
-/** The shares, in the order of the playbook's targets; containers of no known host are left out. */
+/**
+ * The shares, in the order of the playbook's targets; containers of no known host are left out, and
+ * so are hosts that hold none (those `run up --keep-going` took down), unless plan.json names no
+ * host at all (written before it did).
+ */
 export function sharesOf(vars: ClusterVars, plan: readonly PlanContainer[]): ShareView[] {
-  return vars.aplspawn_targets.map((host) => ({
+  const shares = vars.aplspawn_targets.map((host) => ({
     host,
     address: vars.aplspawn_peers[host] ?? "",
     containers: plan.filter((k) => k.host === host),
   }));
+  return plan.some((k) => k.host !== undefined) ? shares.filter((s) => s.containers.length > 0) : shares;
 }
 
 /** What a host answered (its aplspawn's exit code and output), as the playbook wrote it. */
@@ -62,20 +67,36 @@ export interface HostReport extends ShareView {
   output?: unknown;
 }
 
-/** Hosts ansible-playbook could not reach, with Ansible's reason ("fatal: [h]: UNREACHABLE! => {…}"). */
-export function unreachableOf(stdout: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const m of stdout.matchAll(/^fatal: \[([^\]]+)\]: UNREACHABLE! => (\{.*\})\s*$/gm)) {
-    let why = "unreachable";
+/**
+ * The hosts a play failed on, each with why, from ansible-playbook's lines "fatal: [HOST]: FAILED!
+ * => {…}" and "… UNREACHABLE! => {…}" (the first per host): Ansible's msg, or for a command that
+ * exited non-zero the last line of its stderr.
+ */
+export function playFailures(stdout: string): Map<string, { unreachable: boolean; why: string }> {
+  const out = new Map<string, { unreachable: boolean; why: string }>();
+  for (const m of stdout.matchAll(/^fatal: \[([^\]]+)\]: (FAILED|UNREACHABLE)! => (\{.*\})\s*$/gm)) {
+    const host = m[1] ?? "";
+    if (out.has(host)) continue;
+    const unreachable = m[2] === "UNREACHABLE";
+    let why = unreachable ? "unreachable" : "failed";
     try {
-      const j = JSON.parse(m[2] ?? "") as { msg?: unknown };
-      if (typeof j.msg === "string" && j.msg.trim()) why = j.msg.trim();
+      const j = JSON.parse(m[3] ?? "") as { msg?: unknown; stderr?: unknown; rc?: unknown };
+      const err = typeof j.stderr === "string" ? lastLine(j.stderr) : "";
+      const msg = typeof j.msg === "string" ? j.msg.trim() : "";
+      why = (msg === "non-zero return code" && err ? `${err} (exit ${String(j.rc)})` : msg || err) || why;
     } catch {
-      // Not JSON: the host is still unreachable; Ansible's own words are not kept.
+      // Not JSON: the host still failed; Ansible's own words are not kept.
     }
-    out.set(m[1] ?? "", why);
+    out.set(host, { unreachable, why });
   }
   return out;
+}
+
+/** Hosts ansible-playbook could not reach, with Ansible's reason. */
+export function unreachableOf(stdout: string): Map<string, string> {
+  return new Map(
+    [...playFailures(stdout)].filter(([, f]) => f.unreachable).map(([h, f]) => [h, f.why] as const),
+  );
 }
 
 const lastLine = (s: string) =>
