@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import type { ClusterHost } from "../config/cluster.js";
 import { labDir, ownerFiles } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
-import { clusterHosts, hostSsh } from "../src/cluster/hosts.js";
+import { clusterHosts, hostSsh, hostsOfList } from "../src/cluster/hosts.js";
 import {
   type ClusterVars,
   clusterPlanFileSchema,
@@ -238,11 +238,28 @@ export function hostExecCommand(
   return hostSsh(ssh, o.tty ? ["-t"] : ["-T"], [remote.map((w) => shellQuote(w)).join(" ")]);
 }
 
-/** The inventory's entry for a host (its ssh variables), read with ansible-inventory. */
+/**
+ * The inventory's entry for a host (its ssh variables), read with ansible-inventory as whoever ssh
+ * to the hosts runs as: an inventory may be a script, never run as root for a lab's owner.
+ */
 export async function inventoryHost(cli: CliContext, c: Config, v: ClusterView, host: string) {
-  const read = await clusterHosts(ctxOf(cli), { ...c, cluster: { ...c.cluster!, inventory: v.inventory } });
-  if ("problem" in read) throw new ExitError(read.problem.message);
-  const h = read.hosts.find((x) => x.name === host);
+  let hosts: ClusterHost[];
+  if (v.owner) {
+    const r = await asViewer(cli, v, "ansible-inventory", ["-i", v.inventory, "--list"], {
+      ANSIBLE_NOCOLOR: "1",
+      ANSIBLE_INVENTORY_UNPARSED_FAILED: "1",
+    });
+    if (r.exitCode !== 0)
+      throw new ExitError(
+        `ansible-inventory cannot parse ${v.inventory}: ${r.stderr.trim().split("\n").at(-1) ?? ""}`,
+      );
+    hosts = hostsOfList(JSON.parse(r.stdout) as Parameters<typeof hostsOfList>[0]);
+  } else {
+    const read = await clusterHosts(ctxOf(cli), { ...c, cluster: { ...c.cluster!, inventory: v.inventory } });
+    if ("problem" in read) throw new ExitError(read.problem.message);
+    hosts = read.hosts;
+  }
+  const h = hosts.find((x) => x.name === host);
   if (!h?.ssh) throw new ExitError(`host ${host} is no longer in ${v.inventory}`);
   return h.ssh;
 }
