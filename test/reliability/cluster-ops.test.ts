@@ -84,7 +84,13 @@ inventory: {file: inventory.ini}
 `,
             );
             const cli = (args: string[]) => dc(["node", CLI, "-c", join(t.path, "lab.yaml"), ...args]);
-            await scenario({ h1, h2, cli, dc, inventory: join(t.path, "inventory.ini") });
+            try {
+              await scenario({ h1, h2, cli, dc, inventory: join(t.path, "inventory.ini") });
+            } catch (e) {
+              // A failed scenario still takes the lab down: the hosts' loop devices are this machine's.
+              await cli(["run", "down"]);
+              throw e;
+            }
             ok(await cli(["run", "down"]), "run down with cluster");
             for (const [i, h] of hosts.entries())
               assert.equal(
