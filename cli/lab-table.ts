@@ -10,7 +10,9 @@ export interface LabRow {
   name: string;
   ip: string;
   groups: string[];
-  state: "running" | "stopped";
+  /** A lab across hosts: the host that holds it; unknown when that host gave no answer. */
+  host?: string;
+  state: "running" | "stopped" | "unknown";
   /** Host paths bound into it ("/srv/data:/data (ro)") and its limits ("memory 512M, cpus 1.5"). */
   binds?: string[];
   limits?: string;
@@ -41,8 +43,16 @@ export function renderLabTable(c: Config, rows: readonly LabRow[], configArg?: s
     ...(rows.some((r) => r.binds) ? [["BINDS", (r: LabRow) => (r.binds ?? []).join(" ")] as const] : []),
     ...(rows.some((r) => r.limits) ? [["LIMITS", (r: LabRow) => r.limits ?? ""] as const] : []),
   ];
-  const head = ["NAME", "ADDRESS", "GROUPS", "STATE", ...more.map(([h]) => h)];
-  const cells = rows.map((r) => [r.name, r.ip, r.groups.join(","), r.state, ...more.map(([, f]) => f(r))]);
+  const hosts = rows.some((r) => r.host !== undefined);
+  const head = ["NAME", "ADDRESS", ...(hosts ? ["HOST"] : []), "GROUPS", "STATE", ...more.map(([h]) => h)];
+  const cells = rows.map((r) => [
+    r.name,
+    r.ip,
+    ...(hosts ? [r.host ?? ""] : []),
+    r.groups.join(","),
+    r.state,
+    ...more.map(([, f]) => f(r)),
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]?.length ?? 0)));
   const line = (row: string[]) =>
     `  ${row

@@ -44,6 +44,7 @@ export const clusterUp: WorkflowBuilder = (c, o) => {
         dir,
         up: packaged("ansible/cluster-up.yml"),
         down: packaged("ansible/cluster-down.yml"),
+        ...(o.keepGoing ? { keepGoing: true, prune: packaged("ansible/cluster-prune.yml") } : {}),
         ...owner,
       }),
       task(clusterInventory, "cluster.inventory", {

@@ -26,7 +26,7 @@ export interface WorkflowEntry {
 export const workflows: Record<string, WorkflowEntry> = {
   up: {
     describe: "the whole lab: network, image, containers, inventory",
-    options: ["concurrency", "owner", "ansibleUser"],
+    options: ["concurrency", "owner", "ansibleUser", "keepGoing"],
     makesNetwork: true,
     runsPlaybook: true,
     writesInventory: true,

@@ -26,6 +26,8 @@ export interface WorkflowOptions {
   fromSnapshot?: string;
   /** down: this snapshot stays, even with purge (`aplspawn test --reuse-prepare`). */
   keepSnapshot?: string;
+  /** up of a lab across hosts: a host that fails is taken down alone, the others stay up. */
+  keepGoing?: boolean;
 }
 
 /** Builds a workflow from a config: only composition, no I/O. */

@@ -17,6 +17,8 @@ export const execCommand: CommandAdder = (program, cli) =>
       const loaded = await cli.loadFile(globals(cmd));
       const c = loaded.config;
       const s = spec(c, name);
+      // Across hosts: the container's host runs exec (as root there), reached over ssh.
+      if (c.cluster) return (await import("../cluster-commands.js")).clusterExec(cli, loaded, name, command);
       // No systemd inside to start the command as one of the container's own processes; entering
       // with host tools is what exec no longer does (src/lab/enter.ts).
       if (s.init === "script")

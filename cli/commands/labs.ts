@@ -3,6 +3,7 @@
 // is live) and the processes the journal recorded (which containers run).
 import type { Command } from "commander";
 import { ExitError } from "../../src/errors.js";
+import { printable } from "../../src/runner/report.js";
 import { type CommandAdder, globals, withExamples } from "../context.js";
 
 /** One lab, as `labs` shows it. */
@@ -17,6 +18,8 @@ export interface LabRow {
   owner: string | null;
   config: string;
   labDir: string;
+  /** A lab across hosts: each host, its containers and their states as that host reports them. */
+  hosts?: import("../cluster-commands.js").ClusterLabPart["hosts"];
 }
 
 function table(rows: readonly LabRow[]): string {
@@ -36,7 +39,13 @@ function table(rows: readonly LabRow[]): string {
       .map((x, i) => (i === c.length - 1 ? x : x.padEnd(width[i] ?? 0)))
       .join("  ")
       .trimEnd();
-  return `${[line(head), ...cells.map(line)].join("\n")}\n`;
+  // A lab across hosts: a line per host under its row (which host holds which container, its state).
+  const under = (r: LabRow) =>
+    (r.hosts ?? []).map(
+      (h) =>
+        `  ${h.host} (${h.address}): ${h.error ? `no answer: ${printable(h.error)}` : h.containers.map((k) => `${k.name} ${k.state}`).join(", ") || "no containers"}`,
+    );
+  return `${[line(head), ...rows.flatMap((r, i) => [line(cells[i] ?? []), ...under(r)])].join("\n")}\n`;
 }
 
 /** `aplspawn labs`: the index of labs, each with what of it is live. */
@@ -59,16 +68,22 @@ export const labsCommand: CommandAdder = (program, cli) =>
         const c = recordedConfig(r);
         if (!c) continue;
         const s = await labState(host, c);
+        // Across hosts: its containers run there, as each host's aplspawn says (through Ansible).
+        const part = c.cluster
+          ? await (await import("../cluster-commands.js")).clusterLabPart(cli, c, r.file)
+          : undefined;
+        const up = part?.containersUp ?? s.containersUp;
         rows.push({
           lab: r.lab,
-          state: s.containersUp === s.containers && s.containers > 0 ? "up" : s.live ? "partial" : "down",
-          containersUp: s.containersUp,
+          state: up === s.containers && s.containers > 0 ? "up" : s.live || part?.live ? "partial" : "down",
+          containersUp: up,
           containers: s.containers,
           bridge: c.network.bridge,
           subnet: s.subnet,
           owner: r.owner ?? null,
           config: r.file,
           labDir: r.labDir,
+          ...(part ? { hosts: part.hosts } : {}),
         });
       }
       if (g.json) cli.io.out(`${JSON.stringify(rows)}\n`);

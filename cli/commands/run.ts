@@ -35,6 +35,7 @@ interface RunOptions {
   owner?: string;
   ansibleUser?: string;
   lab?: string;
+  keepGoing?: boolean;
 }
 
 /** `aplspawn run`: the workflow, its options checked against its entry, and what follows it. */
@@ -68,6 +69,10 @@ export const runCommand: CommandAdder = (program, cli) =>
       "up, provision, reset of a lab without owner: the unprivileged account Ansible runs as (default: aplspawn)",
     )
     .option(
+      "--keep-going",
+      "up of a lab across hosts: a host that fails is taken down alone and named, the others stay up (exit 1)",
+    )
+    .option(
       "--lab <name>",
       "down: the lab of this name on this host, by what its last run recorded (its config may be gone)",
     )
@@ -86,6 +91,10 @@ async function run(cli: CliContext, name: string, o: RunOptions, g: GlobalOption
       ? await recordedLab(io, o.lab, g)
       : await cli.loadFile(g, wf.makesNetwork && !o.listTasks ? { interfaces: true } : {});
   const { config } = loaded;
+  if (o.keepGoing && !config.cluster)
+    throw new UsageError(
+      "--keep-going applies to a lab across hosts (a config with cluster): one host has nothing to go on with",
+    );
   const build = await wf.load();
   const who = await labAccounts(
     io,
@@ -99,6 +108,7 @@ async function run(cli: CliContext, name: string, o: RunOptions, g: GlobalOption
     only: o.only?.split(",").filter(Boolean),
     concurrency: o.concurrency,
     purge: o.purge === true,
+    ...(o.keepGoing ? { keepGoing: true } : {}),
     ...who,
   });
   if (o.listTasks) {
@@ -118,6 +128,8 @@ async function run(cli: CliContext, name: string, o: RunOptions, g: GlobalOption
   if (o.dryRun === true) return;
   // After containers came up: the lab, and what to do with it.
   if (wf.followedBy?.includes("labTable") && !g.quiet) await showLab(cli, config, g);
+  // --keep-going: the hosts that failed, after the lab that stays up; no playbook on a part of it.
+  if (o.keepGoing) await (await import("../cluster-commands.js")).failIfHostsFailed(cli, config);
   // The playbook under test, as a run of its own: its failure leaves the lab up.
   if (wf.followedBy?.includes("provision") && config.provision) {
     const { provision } = await import("../../workflows/provision.js");
@@ -137,6 +149,7 @@ function refuseOthers(name: string, wf: WorkflowEntry, o: RunOptions): void {
     purge: o.purge === true,
     owner: o.owner !== undefined,
     ansibleUser: o.ansibleUser !== undefined,
+    keepGoing: o.keepGoing === true,
   };
   for (const [opt, set] of Object.entries(given) as [keyof typeof given, boolean][])
     if (set && !wf.options.includes(opt)) {
@@ -199,6 +212,7 @@ async function recordRun(
 
 /** The lab table: each container, its address and state, and what to do with the lab. */
 async function showLab(cli: CliContext, config: Config, g: GlobalOptions): Promise<void> {
+  if (config.cluster) return (await import("../cluster-commands.js")).clusterLabTable(cli, config, g);
   const [{ containerStates }, { labRows, renderLabTable }] = await Promise.all([
     import("../../src/lab/state.js"),
     import("../lab-table.js"),

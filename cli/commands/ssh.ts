@@ -56,6 +56,7 @@ export const sshCommand: CommandAdder = (program, cli) =>
       const loaded = await cli.loadFile(globals(cmd));
       const c = loaded.config;
       const t = sshTarget(c, target, command);
+      if (c.cluster) return (await import("../cluster-commands.js")).clusterSsh(cli, loaded, t, o.login);
       const s = spec(c, t.name);
       const files = await sshFiles(cli, c);
       await mustRun(cli, loaded, t.name);

@@ -48,6 +48,8 @@ export const statusCommand: CommandAdder = (program, cli) =>
         import("../../tasks/status/container.js"),
       ]);
       if (!g.json) cli.io.out(`‣ [ INFO ] ${cli.whichLab(loaded)}\n`);
+      // Across hosts: each host's own status of its share, through Ansible.
+      if (c.cluster) return (await import("../cluster-commands.js")).clusterStatus(cli, loaded, g);
       // Not root: what the user's own copies reach (ssh logins); the rest is root's to read.
       const asRoot = process.getuid?.() === 0;
       // A lab that is down is said to be, at once: not a FAIL line for every check of every container.

@@ -94,12 +94,15 @@ export async function clusterPlan(
 }
 
 /**
- * The ssh ProxyCommand that reaches a container through its host, as Ansible reaches the host (its
- * user, port, key and ssh_common_args): the control node needs no route to the lab. ssh runs it
- * with the user's shell, so each word is quoted (the host's common args are a shell-like string
- * already, as Ansible splits them).
+ * ssh to a host as Ansible reaches it (its user, port, key and ssh_common_args), as one command
+ * line for a shell: the host's common args are a shell-like string already, as Ansible splits them;
+ * every other word is quoted. `more` goes before the destination (options, -W), `remote` after it.
  */
-export function proxyCommand(ssh: NonNullable<ClusterHost["ssh"]>): string {
+export function hostSsh(
+  ssh: NonNullable<ClusterHost["ssh"]>,
+  more: readonly string[] = [],
+  remote: readonly string[] = [],
+): string {
   const q = (w: string) => shellQuote(w);
   return [
     "ssh",
@@ -108,8 +111,14 @@ export function proxyCommand(ssh: NonNullable<ClusterHost["ssh"]>): string {
     "BatchMode=yes",
     ...(ssh.port ? ["-p", String(ssh.port)] : []),
     ...(ssh.key ? ["-i", q(ssh.key), "-o", "IdentitiesOnly=yes"] : []),
-    "-W",
-    "%h:%p",
+    ...more.map(q),
     q(ssh.user ? `${ssh.user}@${ssh.host}` : ssh.host),
+    ...remote.map(q),
   ].join(" ");
 }
+
+/**
+ * The ssh ProxyCommand that reaches a container through its host, as Ansible reaches the host: the
+ * control node needs no route to the lab. ssh runs it with the user's shell.
+ */
+export const proxyCommand = (ssh: NonNullable<ClusterHost["ssh"]>): string => hostSsh(ssh, ["-W", "%h:%p"]);

@@ -4,11 +4,13 @@
 // with the same vars: every host's share down and its VXLAN gone, also after the control node
 // crashed mid-up (the vars were written before).
 import { z } from "zod";
+import type { ExecResult } from "../../src/host/host.js";
 import { ansibleConfigEnv } from "../../src/lab/ansible-config.js";
 import { execAsOwner, ownerSchema } from "../../src/lab/owner.js";
 import { printable } from "../../src/runner/report.js";
 import { defineTask, type TaskContext, unmet } from "../../src/runner/task.js";
 import { failedTasks } from "../container/provision.js";
+import { upKeepingGoing } from "./keep-going.js";
 
 const paramsSchema = z.object({
   /** The cluster's inventory (cluster.inventory, absolute). */
@@ -19,13 +21,24 @@ const paramsSchema = z.object({
   down: z.string(),
   /** Who runs Ansible (their ssh access to the hosts); root without one. */
   owner: ownerSchema.optional(),
+  /** run up --keep-going: a host that fails is taken down alone, the others stay up (keep-going.ts). */
+  keepGoing: z.boolean().optional(),
+  /** With keepGoing: ansible/cluster-prune.yml. */
+  prune: z.string().optional(),
 });
+const resultSchema = z.object({ failed: z.array(z.object({ host: z.string(), why: z.string() })) });
 export type ClusterHostsParams = z.infer<typeof paramsSchema>;
 
 const HOUR = 3_600_000;
 
-async function playbook(ctx: TaskContext, p: ClusterHostsParams, book: string): Promise<void> {
-  const args = ["-i", p.inventory, "-e", `@${p.dir}/vars.json`, book];
+/** Run a playbook of the cluster's with the vars the shares task wrote (more: ansible-playbook's options). */
+export async function runPlaybook(
+  ctx: TaskContext,
+  p: ClusterHostsParams,
+  book: string,
+  more: readonly string[] = [],
+): Promise<ExecResult> {
+  const args = ["-i", p.inventory, "-e", `@${p.dir}/vars.json`, ...more, book];
   const env = { ANSIBLE_NOCOLOR: "1", ANSIBLE_FORCE_COLOR: "0", ANSIBLE_STDOUT_CALLBACK: "default" };
   const onLine = (line: string) => {
     if (line.trim()) ctx.info(printable(line));
@@ -51,6 +64,11 @@ async function playbook(ctx: TaskContext, p: ClusterHostsParams, book: string): 
         allowFail: true,
         signal: ctx.signal,
       });
+  return r;
+}
+
+async function playbook(ctx: TaskContext, p: ClusterHostsParams, book: string): Promise<void> {
+  const r = await runPlaybook(ctx, p, book);
   if (r.exitCode !== 0) {
     const failed = failedTasks(r.stdout);
     throw new Error(
@@ -62,14 +80,20 @@ async function playbook(ctx: TaskContext, p: ClusterHostsParams, book: string): 
 /** Runs the cluster playbook. */
 export const clusterHosts = defineTask({
   kind: "cluster.hosts",
-  journaled: { params: paramsSchema },
+  journaled: { params: paramsSchema, result: resultSchema.optional() },
   title: () => "Bringing up each host's share and the overlay (ansible-playbook cluster-up.yml)",
   rollbackTitle: () => "Taking down each host's share and the overlay (ansible-playbook cluster-down.yml)",
   // The hosts' state is theirs to check: the playbook is idempotent, run at every up.
   check: async () => unmet("the hosts are checked by the playbook itself"),
   async run(ctx, p) {
+    if (p.keepGoing && p.prune)
+      return {
+        failed: await upKeepingGoing(ctx, { ...p, prune: p.prune }, (book, more) =>
+          runPlaybook(ctx, p, book, more),
+        ),
+      };
     await playbook(ctx, p, p.up);
-    return null;
+    return { failed: [] };
   },
   async rollback(ctx, { params: p }) {
     await playbook(ctx, p, p.down);

@@ -76,7 +76,7 @@ export const clusterShares = defineTask({
       aplspawn_peers: Object.fromEntries(plan.shares.map((s) => [s.host, s.address])),
     };
     const hosts = plan.shares.flatMap((s) =>
-      s.containers.map((k) => ({ ...k, ...(s.ssh ? { proxy: proxyCommand(s.ssh) } : {}) })),
+      s.containers.map((k) => ({ ...k, host: s.host, ...(s.ssh ? { proxy: proxyCommand(s.ssh) } : {}) })),
     );
     await ownerFs(ctx, p.owner).writeAll({
       dirs: [p.dir, `${p.dir}/shares`, `${p.dir}/inventories`, `${p.dir}/known_hosts.d`],

@@ -10,25 +10,19 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { TEST_CACHE } from "../support/image.js";
+import { DEBS, hostState, ok, plugIn, setUpHost, sshDebs } from "../support/cluster.js";
 import { CLI, type NsResult, skip, TestNamespace, tempDir } from "../support/ns.js";
-import { type SystemdHost, withSystemdHost } from "../support/systemd-host.js";
+import { withSystemdHost } from "../support/systemd-host.js";
 
 const DC = "dc0";
-const DEBS = join(TEST_CACHE, "debs", "openssh-server");
 const HOSTS = [
   { name: "x32h1", address: "192.0.2.11" },
   { name: "x32h2", address: "192.0.2.12" },
 ];
 const WORKDIR = "/var/lib/aplspawn/x32-cluster-test";
-
-function ok(r: NsResult, what: string): NsResult {
-  assert.equal(r.exitCode, 0, `${what} failed (exit ${r.exitCode}):\n${r.stdout}\n${r.stderr}`);
-  return r;
-}
 
 /** The datacenter's namespace (the control node's): the test's own, with a private index of labs. */
 let dcNs: TestNamespace | undefined;
@@ -45,79 +39,6 @@ const dc = async (
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
 };
-
-/** openssh-server for the hosts (their root has only the client), fetched once with apt-get download. */
-async function sshDebs(): Promise<void> {
-  if (existsSync(join(DEBS, "root", "usr", "sbin", "sshd"))) return;
-  await mkdir(DEBS, { recursive: true });
-  if (!(await readdir(DEBS)).some((f) => f.startsWith("openssh-server")))
-    execFileSync("apt-get", ["download", "openssh-server", "openssh-sftp-server", "libwrap0"], {
-      cwd: DEBS,
-      stdio: "ignore",
-    });
-  // Unpacked here: the hosts' root has no dpkg-deb.
-  for (const f of await readdir(DEBS))
-    if (f.endsWith(".deb")) execFileSync("dpkg-deb", ["-x", join(DEBS, f), join(DEBS, "root")]);
-}
-
-/**
- * What the lab changes on a host, to compare before up and after down (link indexes and IPv6's
- * duplicate address detection still running on the new link left out).
- */
-async function hostState(h: SystemdHost): Promise<string> {
-  const parts = [
-    ["ip", "-o", "link"],
-    ["ip", "-o", "addr"],
-    ["sh", "-c", "iptables-save | grep -v '^#'"],
-    ["machinectl", "list", "--no-legend", "--no-pager"],
-    ["sh", "-c", "findmnt -rn -o TARGET | grep -E '^/var/lib/(machines|aplspawn)/' || true"],
-  ];
-  const out: string[] = [];
-  for (const argv of parts)
-    out.push(
-      `$ ${argv.join(" ")}\n${(await h.run(argv)).stdout.replace(/\d+: /g, "").replace(/ tentative/g, "")}`,
-    );
-  return out.join("\n");
-}
-
-/** Make the host a cluster host: its datacenter address, sshd with the control node's key, aplspawn. */
-async function setUpHost(h: SystemdHost, address: string, pub: string): Promise<string> {
-  const script = `set -e
-ip addr add ${address}/24 dev host0
-ip link set host0 up
-tar -C /debs/root -cf - . | tar -C / -xf - --keep-directory-symlink
-mkdir -p /run/sshd /root/.ssh
-ssh-keygen -A >/dev/null
-printf '%s\\n' '${pub}' > /root/.ssh/authorized_keys
-chmod 700 /root/.ssh; chmod 600 /root/.ssh/authorized_keys
-printf 'PermitRootLogin prohibit-password\nUsePAM no\nSubsystem sftp /usr/lib/openssh/sftp-server\n' > /etc/ssh/sshd_config
-grep -q '^sshd:' /etc/passwd || echo 'sshd:x:990:65534::/run/sshd:/usr/sbin/nologin' >> /etc/passwd
-/usr/sbin/sshd -t
-systemd-run --unit=sshd-test /usr/sbin/sshd -D -e
-i=0; until ss -ltn | grep -q ':22 '; do i=$((i+1)); [ $i -lt 100 ] || { journalctl -u sshd-test --no-pager | tail; exit 1; }; sleep 0.1; done
-printf '#!/bin/sh\\nexec node ${join(CLI)} "$@"\\n' > /usr/local/bin/aplspawn
-chmod 755 /usr/local/bin/aplspawn
-for t in filter nat; do iptables -w -t $t -N APLSPAWN-TEST-INIT; iptables -w -t $t -X APLSPAWN-TEST-INIT; done
-cat /sys/class/net/host0/iflink`;
-  const r = ok(await h.run(["sh", "-c", script]), `setting up host ${address}`);
-  return r.stdout.trim().split("\n").at(-1) ?? "";
-}
-
-/** The host side of a host's veth (by its index in this namespace), moved onto the datacenter bridge. */
-async function plugIn(iflink: string, address: string): Promise<string> {
-  const links = execFileSync("ip", ["-o", "link"], { encoding: "utf8" });
-  const name = new RegExp(`^${iflink}: ([^:@]+)`, "m").exec(links)?.[1];
-  assert.ok(name, `no link of index ${iflink} here`);
-  execFileSync("ip", ["link", "set", name, "netns", String(dcNs?.pid)]);
-  ok(await dc(["ip", "link", "set", name, "master", DC, "up"]), "plug in");
-  // The datacenter drops what a host sends from any address but its own (IPv4 and ARP).
-  for (const rule of [
-    ["-p", "IPv4", "--ip-src", "!", address],
-    ["-p", "ARP", "--arp-ip-src", "!", address],
-  ])
-    ok(await dc(["ebtables", "-A", "FORWARD", "-i", name, ...rule, "-j", "DROP"]), "ebtables");
-  return name;
-}
 
 test("a lab across two hosts: Ansible reaches every container through one inventory, containers reach each other across hosts over the VXLAN although the datacenter drops foreign sources, run down leaves each host as it was", {
   skip,
@@ -145,7 +66,7 @@ test("a lab across two hosts: Ansible reaches every container through one invent
             const known: string[] = [];
             for (const [i, h] of hosts.entries()) {
               const { address } = HOSTS[i]!;
-              await plugIn(await setUpHost(h, address, pub), address);
+              await plugIn(dcNs!, DC, await setUpHost(h, address, pub), address);
               before.push(await hostState(h));
               const key = ok(await h.run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"]), "host key").stdout;
               known.push(`${address} ${key.split(" ").slice(0, 2).join(" ")}`);

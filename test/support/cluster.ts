@@ -1,0 +1,104 @@
+// The fixture of a lab across hosts, for the real cluster tests: hosts simulated as booted systemd
+// hosts (systemd-host.ts) with sshd and aplspawn, plugged into a "datacenter" bridge of a
+// TestNamespace that drops every packet whose source is not the sending host's own address.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { TEST_CACHE } from "./image.js";
+import { CLI, type NsResult, type TestNamespace } from "./ns.js";
+import type { SystemdHost } from "./systemd-host.js";
+
+/** openssh-server unpacked for the hosts (their root has only the client), bound in at /debs. */
+export const DEBS = join(TEST_CACHE, "debs", "openssh-server");
+
+/** The result, when its exit code is 0; else fail the test with its output. */
+export function ok(r: NsResult, what: string): NsResult {
+  assert.equal(r.exitCode, 0, `${what} failed (exit ${r.exitCode}):\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+/** openssh-server for the hosts, fetched once with apt-get download. */
+export async function sshDebs(): Promise<void> {
+  if (existsSync(join(DEBS, "root", "usr", "sbin", "sshd"))) return;
+  await mkdir(DEBS, { recursive: true });
+  if (!(await readdir(DEBS)).some((f) => f.startsWith("openssh-server")))
+    execFileSync("apt-get", ["download", "openssh-server", "openssh-sftp-server", "libwrap0"], {
+      cwd: DEBS,
+      stdio: "ignore",
+    });
+  // Unpacked here: the hosts' root has no dpkg-deb.
+  for (const f of await readdir(DEBS))
+    if (f.endsWith(".deb")) execFileSync("dpkg-deb", ["-x", join(DEBS, f), join(DEBS, "root")]);
+}
+
+/**
+ * What the lab changes on a host, to compare before up and after down (link indexes and IPv6's
+ * duplicate address detection still running on the new link left out).
+ */
+export async function hostState(h: SystemdHost): Promise<string> {
+  const parts = [
+    ["ip", "-o", "link"],
+    ["ip", "-o", "addr"],
+    ["sh", "-c", "iptables-save | grep -v '^#'"],
+    ["machinectl", "list", "--no-legend", "--no-pager"],
+    ["sh", "-c", "findmnt -rn -o TARGET | grep -E '^/var/lib/(machines|aplspawn)/' || true"],
+  ];
+  const out: string[] = [];
+  for (const argv of parts)
+    out.push(
+      `$ ${argv.join(" ")}\n${(await h.run(argv)).stdout.replace(/\d+: /g, "").replace(/ tentative/g, "")}`,
+    );
+  return out.join("\n");
+}
+
+/**
+ * Make the host a cluster host: its datacenter address, sshd with the control node's key (pub),
+ * aplspawn as /usr/local/bin/aplspawn. Returns the index of its veth's host side (iflink).
+ */
+export async function setUpHost(h: SystemdHost, address: string, pub: string): Promise<string> {
+  const script = `set -e
+ip addr add ${address}/24 dev host0
+ip link set host0 up
+tar -C /debs/root -cf - . | tar -C / -xf - --keep-directory-symlink
+mkdir -p /run/sshd /root/.ssh
+ssh-keygen -A >/dev/null
+printf '%s\\n' '${pub}' > /root/.ssh/authorized_keys
+chmod 700 /root/.ssh; chmod 600 /root/.ssh/authorized_keys
+printf 'PermitRootLogin prohibit-password\nUsePAM no\nSubsystem sftp /usr/lib/openssh/sftp-server\n' > /etc/ssh/sshd_config
+grep -q '^sshd:' /etc/passwd || echo 'sshd:x:990:65534::/run/sshd:/usr/sbin/nologin' >> /etc/passwd
+/usr/sbin/sshd -t
+systemd-run --unit=sshd-test /usr/sbin/sshd -D -e
+i=0; until ss -ltn | grep -q ':22 '; do i=$((i+1)); [ $i -lt 100 ] || { journalctl -u sshd-test --no-pager | tail; exit 1; }; sleep 0.1; done
+printf '#!/bin/sh\\nexec node ${join(CLI)} "$@"\\n' > /usr/local/bin/aplspawn
+chmod 755 /usr/local/bin/aplspawn
+for t in filter nat; do iptables -w -t $t -N APLSPAWN-TEST-INIT; iptables -w -t $t -X APLSPAWN-TEST-INIT; done
+cat /sys/class/net/host0/iflink`;
+  const r = ok(await h.run(["sh", "-c", script]), `setting up host ${address}`);
+  return r.stdout.trim().split("\n").at(-1) ?? "";
+}
+
+/**
+ * The host side of a host's veth (by its index in this namespace), moved onto the datacenter's
+ * bridge in ns; the datacenter drops what the host sends from any address but its own.
+ */
+export async function plugIn(
+  ns: TestNamespace,
+  bridge: string,
+  iflink: string,
+  address: string,
+): Promise<string> {
+  const links = execFileSync("ip", ["-o", "link"], { encoding: "utf8" });
+  const name = new RegExp(`^${iflink}: ([^:@]+)`, "m").exec(links)?.[1];
+  assert.ok(name, `no link of index ${iflink} here`);
+  execFileSync("ip", ["link", "set", name, "netns", String(ns.pid)]);
+  ok(await ns.run("ip", ["link", "set", name, "master", bridge, "up"]), "plug in");
+  // IPv4 and ARP.
+  for (const rule of [
+    ["-p", "IPv4", "--ip-src", "!", address],
+    ["-p", "ARP", "--arp-ip-src", "!", address],
+  ])
+    ok(await ns.run("ebtables", ["-A", "FORWARD", "-i", name, ...rule, "-j", "DROP"]), "ebtables");
+  return name;
+}
