@@ -19,3 +19,9 @@ export function benchLabConfig({ lab, store, dir, image, n, bridge, chain, conta
     inventory: { file: join(dir, "inventory.txt"), ping: false },
   });
 }
+
+// The median of a list of numbers (the bench scripts' summary).
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};

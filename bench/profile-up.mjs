@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureTestImage } from "../dist/test/support/image.js";
 import { CLI, TestNamespace } from "../dist/test/support/ns.js";
-import { benchLabConfig } from "./lab-config.mjs";
+import { benchLabConfig, median } from "./lab-config.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -22,10 +22,6 @@ const { values } = parseArgs({
 });
 const n = Number(values.n);
 const runs = Number(values.runs);
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const image = await ensureTestImage();
 const store = mkdtempSync(join(tmpdir(), "aplspawn-profile-store-"));
 const byKind = new Map();
