@@ -187,7 +187,7 @@ test("up composes preflight first, containers concurrently, inventory last; ever
   assert.equal(extra.select(entry("container.nspawn[aplspawn12]")), false);
   assert.equal(extra.select(entry("net.bridge")), false);
   // --only is spawn's and stop's: the CLI refuses it for up (test/cli/cli.test.ts).
-  assert.deepEqual(workflows.up?.options, ["concurrency", "owner", "ansibleUser"]);
+  assert.deepEqual(workflows.up?.options, ["concurrency", "owner", "ansibleUser", "keepGoing"]);
 });
 
 test("down undoes containers, image, network, then the rest; the lab's state stays unless --purge", () => {
