@@ -1,5 +1,6 @@
 // The config of a bench lab of n containers on the cached test image, in its own namespace (so the
 // same bridge, chain and subnet serve every lab), its machines and inventory under `dir`.
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 
@@ -25,3 +26,10 @@ export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
+
+// A bench lab's end: its namespace (bridge, rules, mounts) and what it left in dir and the store.
+export async function endBenchLab(ns, { dir, store, lab }) {
+  await ns.destroy();
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(join(store, lab), { recursive: true, force: true });
+}

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureTestImage } from "../dist/test/support/image.js";
 import { CLI, TestNamespace } from "../dist/test/support/ns.js";
-import { benchLabConfig, median } from "./lab-config.mjs";
+import { benchLabConfig, endBenchLab, median } from "./lab-config.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -70,9 +70,7 @@ try {
       }
       for (const [k, ms] of seen) byKind.set(k, [...(byKind.get(k) ?? []), ms]);
     } finally {
-      await ns.destroy();
-      rmSync(dir, { recursive: true, force: true });
-      rmSync(join(store, lab), { recursive: true, force: true });
+      await endBenchLab(ns, { dir, store, lab });
     }
   }
 } finally {

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureTestImage } from "../dist/test/support/image.js";
 import { CLI, TestNamespace } from "../dist/test/support/ns.js";
-import { benchLabConfig, median } from "./lab-config.mjs";
+import { benchLabConfig, endBenchLab, median } from "./lab-config.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -152,9 +152,7 @@ try {
           else Object.assign(out[op][out[op].length - 1], await traced(ns, argv));
         }
       } finally {
-        await ns.destroy();
-        rmSync(dir, { recursive: true, force: true });
-        rmSync(join(store, lab), { recursive: true, force: true });
+        await endBenchLab(ns, { dir, store, lab });
       }
     }
   }
