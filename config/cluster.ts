@@ -47,6 +47,12 @@ export interface ClusterPlan {
 /** IANA's VXLAN port: it must be open between the hosts. */
 export const VXLAN_PORT = 4789;
 
+/** What VXLAN over IPv4 adds to a frame: outer IPv4, UDP, VXLAN and inner Ethernet headers. */
+export const VXLAN_OVERHEAD = 50;
+
+/** The lab's links' MTU across hosts unless network.mtu says: a 1500 network less the VXLAN's. */
+export const clusterMtu = (c: Pick<Config, "network">) => c.network.mtu ?? 1500 - VXLAN_OVERHEAD;
+
 /**
  * The lab's VXLAN network identifier: the first 24 bits of SHA-256("aplspawn-vni:" + lab), 0 and
  * 2^24-1 moved to 1 and 2^24-2. The same lab name gives the same VNI on every control node; two
@@ -219,6 +225,7 @@ function shareConfig(
     network: {
       ...c.network,
       address: s.bridgeAddress,
+      mtu: clusterMtu(c),
       forwards: c.network.forwards.filter((f) => s.names.includes(f.container)),
     },
     image: c.image,

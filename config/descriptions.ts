@@ -12,6 +12,8 @@ export const KEY_DESCRIPTIONS: Record<string, string> = {
   "network.chain":
     "The iptables chain aplspawn owns (it also owns <chain>-IN, <chain>-OUT and <chain>-DNAT); not a built-in chain.",
   "network.nat": "Masquerade the subnet's traffic leaving through other interfaces.",
+  "network.mtu":
+    "The MTU of the containers' links (host0), when not 1500; a lab across hosts has 1450 by default (the VXLAN's 50 bytes less).",
   "network.hostPorts":
     "Ports on the host the containers may reach, e.g. tcp/3142; all else to the host is rejected.",
   "network.allowMetadata": "Let the containers reach link-local 169.254.0.0/16 (cloud metadata services).",

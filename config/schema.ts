@@ -345,6 +345,11 @@ export const configSchema = z.strictObject({
         .default("NSPAWN"),
       nat: z.boolean().default(true),
       /**
+       * The MTU of the containers' links (host0), when not the kernel's 1500: a lab across hosts
+       * gets 1450 by default (a 1500 network between the hosts less the VXLAN's 50 bytes).
+       */
+      mtu: z.number().int().min(1280).max(65000).optional(),
+      /**
        * Ports on the host the containers may reach (e.g. tcp/3142 for an apt cache); everything
        * else a container sends to the host itself is rejected.
        */

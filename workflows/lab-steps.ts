@@ -177,6 +177,7 @@ function containerTasksOf(c: Config, s: ContainerSpec, owner?: number): TaskStep
       init,
       address: `${s.ip}/${net.prefix}`,
       gateway: net.address,
+      ...(c.network.mtu === undefined ? {} : { mtu: c.network.mtu }),
     }),
     ...(init === "boot"
       ? [

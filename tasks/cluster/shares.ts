@@ -4,7 +4,7 @@
 // what. Everything is in one directory of its own (the owner's, when the playbook runs as them).
 import { stringify } from "yaml";
 import { z } from "zod";
-import { shareDir } from "../../config/cluster.js";
+import { clusterMtu, shareDir, VXLAN_OVERHEAD } from "../../config/cluster.js";
 import type { Config } from "../../config/schema.js";
 import { clusterPlan, proxyCommand } from "../../src/cluster/hosts.js";
 import { execAsOwner, ownerFs, ownerSchema } from "../../src/lab/owner.js";
@@ -73,6 +73,10 @@ export const clusterShares = defineTask({
       aplspawn_vni: plan.vni,
       aplspawn_vxlan: plan.vxlan,
       aplspawn_port: plan.port,
+      // Only the peers may send the lab's VNI to the VXLAN port (a chain of the lab's own).
+      aplspawn_vxchain: plan.vxlan.toUpperCase(),
+      aplspawn_mtu: clusterMtu(c),
+      aplspawn_vxlan_overhead: VXLAN_OVERHEAD,
       aplspawn_peers: Object.fromEntries(plan.shares.map((s) => [s.host, s.address])),
     };
     const hosts = plan.shares.flatMap((s) =>

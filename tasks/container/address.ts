@@ -19,6 +19,8 @@ export interface AddressParams {
   /** The container's address with prefix, e.g. 10.10.12.10/26. */
   address: string;
   gateway: string;
+  /** host0's MTU (network.mtu); the kernel's when unset. */
+  mtu?: number;
 }
 
 /** The interface nspawn's --network-bridge gives the container. */
@@ -28,6 +30,7 @@ export const HOST0 = "host0";
 export const addressBatch = (p: Pick<AddressParams, "address" | "gateway">) =>
   [
     `address replace ${p.address} dev ${HOST0}`,
+    ...(p.mtu === undefined ? [] : [`link set ${HOST0} mtu ${p.mtu}`]),
     "link set lo up",
     `link set ${HOST0} up`,
     `route replace default via ${p.gateway} dev ${HOST0}`,
@@ -79,7 +82,9 @@ async function missing(ctx: RunContext, p: AddressParams, leader: number): Promi
   if (r.exitCode !== 0) return `no ${HOST0} in the container's network namespace`;
   const lines = r.stdout.split("\n");
   if (!lines.some((l) => l.includes(` inet ${p.address} `))) return `${HOST0} does not have ${p.address}`;
-  if (!lines.some((l) => l.includes(`: ${HOST0}`) && /<[^>]*\bUP\b[^>]*>/.test(l))) return `${HOST0} is down`;
+  const link = lines.find((l) => l.includes(`: ${HOST0}`)) ?? "";
+  if (!/<[^>]*\bUP\b[^>]*>/.test(link)) return `${HOST0} is down`;
+  if (p.mtu !== undefined && !link.includes(` mtu ${p.mtu} `)) return `${HOST0}'s MTU is not ${p.mtu}`;
   if (!lines.some((l) => l.startsWith(`default via ${p.gateway} dev ${HOST0}`)))
     return `no default route via ${p.gateway}`;
   return undefined;
