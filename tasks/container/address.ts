@@ -27,7 +27,7 @@ export interface AddressParams {
 export const HOST0 = "host0";
 
 /** What `ip -batch` is given: host0's address first (it fails in a namespace without host0). */
-export const addressBatch = (p: Pick<AddressParams, "address" | "gateway">) =>
+export const addressBatch = (p: Pick<AddressParams, "address" | "gateway" | "mtu">) =>
   [
     `address replace ${p.address} dev ${HOST0}`,
     ...(p.mtu === undefined ? [] : [`link set ${HOST0} mtu ${p.mtu}`]),
