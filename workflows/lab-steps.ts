@@ -177,7 +177,6 @@ function containerTasksOf(c: Config, s: ContainerSpec, owner?: number): TaskStep
       init,
       address: `${s.ip}/${net.prefix}`,
       gateway: net.address,
-      ...(c.network.mtu === undefined ? {} : { mtu: c.network.mtu }),
     }),
     ...(init === "boot"
       ? [
@@ -213,6 +212,7 @@ function containerTasksOf(c: Config, s: ContainerSpec, owner?: number): TaskStep
       merged,
       address: `${s.ip}/${net.prefix}`,
       gateway: net.address,
+      ...(c.network.mtu === undefined ? {} : { mtu: c.network.mtu }),
     }),
     task(containerReady, `container.ready[${n}]`, {
       name: n,

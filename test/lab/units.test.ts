@@ -190,6 +190,22 @@ test("up composes preflight first, containers concurrently, inventory last; ever
   assert.deepEqual(workflows.up?.options, ["concurrency", "owner", "ansibleUser", "keepGoing"]);
 });
 
+test("network.mtu reaches each container's address step (host0's MTU), and nothing else's", () => {
+  const c = parseConfig(
+    "workdir: /tmp/w\nnetwork: {mtu: 1450}\ncontainers: {count: 2, machinesDir: /tmp/m}\n",
+    "test.yaml",
+  );
+  const tasks = flat(up(c, {}).steps).filter((s) => s.type === "task");
+  const withMtu = tasks.filter((s) => (s.params as { mtu?: number }).mtu !== undefined).map((s) => s.id);
+  assert.deepEqual(withMtu, ["container.address[aplspawn10]", "container.address[aplspawn11]"]);
+  for (const s of tasks.filter((t) => t.id.startsWith("container.address[")))
+    assert.equal((s.params as { mtu?: number }).mtu, 1450);
+  const none = flat(up(cfg(2), {}).steps).filter(
+    (s) => s.type === "task" && s.id.startsWith("container.address["),
+  );
+  for (const s of none) assert.equal((s as { params: { mtu?: number } }).params.mtu, undefined);
+});
+
 test("down undoes containers, image, network, then the rest; the lab's state stays unless --purge", () => {
   const c = cfg();
   const plain = undos(down(c, {}).steps);

@@ -37,13 +37,15 @@ export async function sshDebs(): Promise<void> {
  * What the lab changes on a host, to compare before up and after down (link indexes and IPv6's
  * duplicate address detection still running on the new link left out).
  */
-export async function hostState(h: SystemdHost): Promise<string> {
+export async function hostState(h: SystemdHost, workdir?: string): Promise<string> {
   const parts = [
     ["ip", "-o", "link"],
     ["ip", "-o", "addr"],
     ["sh", "-c", "iptables-save | grep -v '^#'"],
     ["machinectl", "list", "--no-legend", "--no-pager"],
     ["sh", "-c", "findmnt -rn -o TARGET | grep -E '^/var/lib/(machines|aplspawn)/' || true"],
+    // The shares' directories under the lab's workdir (when given).
+    ...(workdir ? [["ls", "-A", `${workdir}/.cluster`]] : []),
   ];
   const out: string[] = [];
   for (const argv of parts)

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, open, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import { copyFile, lstat, mkdir, open, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
 import { ensureTestImage, TEST_CACHE } from "./image.js";
@@ -233,10 +233,8 @@ export async function withSystemdHost(
     const cgLeft: string[] = [];
     for (const cg of cgroups) if (!(await rmdirTree(cg))) cgLeft.push(cg);
     for (const h of CGROUP_HIERARCHIES) await rmdir(`${h}/aplspawn-test`).catch(() => undefined);
-    const loops = (await execa("losetup", ["-a"], { reject: false })).stdout
-      .split("\n")
-      .filter((l) => l.includes(t.path));
-    for (const l of loops) await execa("losetup", ["-d", l.split(":")[0] ?? ""], { reject: false });
+    const loops = await loopsUnder(t.path);
+    for (const l of loops) await execa("losetup", ["-d", l], { reject: false });
     const propagate = `/run/systemd/nspawn/propagate/${machine}`;
     const propagateLeft = existsSync(propagate);
     await rm(propagate, { recursive: true, force: true });
@@ -254,6 +252,32 @@ export async function withSystemdHost(
       assert.equal(propagateLeft, false, `${propagate} was left`);
     }
   }
+}
+
+/**
+ * The loop devices whose backing file lies under dir. Matched by device and inode: losetup shows a
+ * backing file by the path the host saw (inside its binds), not by this machine's.
+ */
+async function loopsUnder(dir: string): Promise<string[]> {
+  const files = new Set<string>();
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => []))
+      if (e.isDirectory()) await walk(join(d, e.name));
+      else if (e.isFile()) {
+        const st = await lstat(join(d, e.name));
+        files.add(
+          `${Math.floor(st.dev / 256) % 4096}:${(st.dev % 256) + (Math.floor(st.dev / 4096) & ~0xff)}:${st.ino}`,
+        );
+      }
+  };
+  await walk(dir);
+  const out = (
+    await execa("losetup", ["--list", "--json", "-O", "NAME,BACK-MAJ:MIN,BACK-INO"], { reject: false })
+  ).stdout;
+  const devices = (out ? JSON.parse(out).loopdevices : []) as Record<string, string | number | null>[];
+  return devices
+    .filter((l) => files.has(`${String(l["back-maj:min"]).replace(/\s+/g, "")}:${l["back-ino"]}`))
+    .map((l) => String(l.name));
 }
 
 /** SIGTERM (a clean poweroff), SIGKILL after 20 s; whether it had to be killed. */
