@@ -10,9 +10,9 @@ import { existsSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { DEBS, hostState, ok, plugIn, setUpHost, sshDebs } from "../support/cluster.js";
+import { DEBS, hostState, joinDatacenter, ok, sshDebs } from "../support/cluster.js";
 import { CLI, type NsResult, skip, TestNamespace, tempDir } from "../support/ns.js";
-import { type SystemdHost, withSystemdHost } from "../support/systemd-host.js";
+import { type SystemdHost, withSystemdHosts } from "../support/systemd-host.js";
 
 const DC = "dc-o32";
 const HOSTS = [
@@ -45,36 +45,17 @@ async function withCluster(scenario: (l: Lab) => Promise<void>): Promise<void> {
     ok(await dc(["ip", "addr", "add", "198.18.32.1/24", "dev", DC]), "address");
     ok(await dc(["ip", "link", "set", DC, "up"]), "up");
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(t.path, "id")]);
-    const pub = (await readFile(join(t.path, "id.pub"), "utf8")).trim();
     const binds = ["--network-veth", `--bind-ro=${DEBS}:/debs`];
-    await withSystemdHost(
-      HOSTS[0]!.name,
-      (h1) =>
-        withSystemdHost(
-          HOSTS[1]!.name,
-          async (h2) => {
-            const hosts = [h1, h2];
-            const before: string[] = [];
-            const known: string[] = [];
-            for (const [i, h] of hosts.entries()) {
-              const { address } = HOSTS[i]!;
-              await plugIn(ns, DC, await setUpHost(h, address, pub), address);
-              before.push(await hostState(h));
-              const key = ok(await h.run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"]), "host key").stdout;
-              known.push(`${address} ${key.split(" ").slice(0, 2).join(" ")}`);
-            }
-            await writeFile(join(t.path, "known_hosts"), `${known.join("\n")}\n`);
-            const sshArgs = `-o UserKnownHostsFile=${t.path}/known_hosts -o StrictHostKeyChecking=yes`;
-            await writeFile(
-              join(t.path, "hosts.ini"),
-              `[aplspawn_hosts]\n${HOSTS.map(
-                (x) =>
-                  `${x.name} ansible_host=${x.address} ansible_user=root ansible_ssh_private_key_file=${t.path}/id ansible_ssh_common_args="${sshArgs}"`,
-              ).join("\n")}\n`,
-            );
-            await writeFile(
-              join(t.path, "lab.yaml"),
-              `lab: o32
+    await withSystemdHosts(
+      HOSTS.map((h) => h.name),
+      binds,
+      async (hosts) => {
+        const [h1, h2] = hosts as [SystemdHost, SystemdHost];
+        await joinDatacenter(ns, DC, t.path, hosts, HOSTS);
+        const before = await Promise.all(hosts.map((h) => hostState(h)));
+        await writeFile(
+          join(t.path, "lab.yaml"),
+          `lab: o32
 workdir: ${WORKDIR}
 cluster: {inventory: hosts.ini}
 network: {bridge: br-o32, address: 10.10.46.1/26}
@@ -82,30 +63,23 @@ image: {url: "file://${h1.image.path}", sha256: "${h1.image.sha256}"}
 containers: {count: 2, prefix: o32-, machinesDir: /var/lib/machines/o32, readyTimeout: 120}
 inventory: {file: inventory.ini}
 `,
-            );
-            const cli = (args: string[]) => dc(["node", CLI, "-c", join(t.path, "lab.yaml"), ...args]);
-            try {
-              await scenario({ h1, h2, cli, dc, inventory: join(t.path, "inventory.ini") });
-            } catch (e) {
-              // A failed scenario still takes the lab down: the hosts' loop devices are this machine's.
-              await cli(["run", "down"]);
-              throw e;
-            }
-            ok(await cli(["run", "down"]), "run down with cluster");
-            for (const [i, h] of hosts.entries())
-              assert.equal(
-                await hostState(h),
-                before[i],
-                `host ${HOSTS[i]!.name} differs from before the lab`,
-              );
-            const after = await cli(["status"]);
-            assert.equal(after.exitCode, 1);
-            assert.match(after.stderr, /lab o32 is down/);
-            assert.equal(existsSync(join(t.path, "inventory.ini")), false, "the one inventory was left");
-          },
-          binds,
-        ),
-      binds,
+        );
+        const cli = (args: string[]) => dc(["node", CLI, "-c", join(t.path, "lab.yaml"), ...args]);
+        try {
+          await scenario({ h1, h2, cli, dc, inventory: join(t.path, "inventory.ini") });
+        } catch (e) {
+          // A failed scenario still takes the lab down: the hosts' loop devices are this machine's.
+          await cli(["run", "down"]);
+          throw e;
+        }
+        ok(await cli(["run", "down"]), "run down with cluster");
+        for (const [i, h] of hosts.entries())
+          assert.equal(await hostState(h), before[i], `host ${HOSTS[i]!.name} differs from before the lab`);
+        const after = await cli(["status"]);
+        assert.equal(after.exitCode, 1);
+        assert.match(after.stderr, /lab o32 is down/);
+        assert.equal(existsSync(join(t.path, "inventory.ini")), false, "the one inventory was left");
+      },
     );
   } finally {
     await ns.destroy();

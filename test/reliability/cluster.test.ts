@@ -15,16 +15,16 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { vniOf } from "../../config/cluster.js";
 import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
-import { DEBS, hostState, ok, plugIn, setUpHost, sshDebs } from "../support/cluster.js";
+import { DEBS, hostState, joinDatacenter, ok, sshDebs } from "../support/cluster.js";
 import { CLI, type NsResult, type NsSnapshot, skip, TestNamespace, tempDir } from "../support/ns.js";
-import { type SystemdHost, withSystemdHost } from "../support/systemd-host.js";
+import { type SystemdHost, withSystemdHosts } from "../support/systemd-host.js";
 import { until } from "../support/wait.js";
 import { PROBE_PY, TOOL_PY } from "./cluster-probes.js";
 
@@ -69,54 +69,6 @@ async function droppedFrom(port: string): Promise<number> {
   const l = ok(await dc(["ebtables", "-L", "FORWARD", "--Lc"]), "ebtables counters").stdout;
   const rule = l.split("\n").find((x) => x.includes(`-i ${port} `) && x.includes("--ip-src"));
   return Number(/pcnt = (\d+)/.exec(rule ?? "")?.[1] ?? Number.NaN);
-}
-
-/**
- * Boot the systemd hosts at once, run fn with them all, power them all off (each proving it left
- * nothing); a host that fails to boot fails the whole.
- */
-async function withSystemdHosts(
-  names: readonly string[],
-  more: readonly string[],
-  fn: (hosts: SystemdHost[]) => Promise<void>,
-): Promise<void> {
-  const hosts: SystemdHost[] = [];
-  let release = () => {};
-  const released = new Promise<void>((r) => {
-    release = r;
-  });
-  let booted = () => {};
-  let bootFailed: (e: unknown) => void = () => {};
-  const allBooted = new Promise<void>((res, rej) => {
-    booted = res;
-    bootFailed = rej;
-  });
-  const runs = names.map((name, i) =>
-    withSystemdHost(
-      name,
-      async (h) => {
-        hosts[i] = h;
-        if (hosts.filter(Boolean).length === names.length) booted();
-        await released;
-      },
-      more,
-    ).catch((e: unknown) => {
-      bootFailed(e);
-      throw e;
-    }),
-  );
-  let failure: { e: unknown } | undefined;
-  try {
-    await allBooted;
-    await fn(hosts);
-  } catch (e) {
-    failure = { e };
-  } finally {
-    release();
-  }
-  const ends = await Promise.allSettled(runs);
-  if (failure) throw failure.e;
-  for (const end of ends) if (end.status === "rejected") throw end.reason;
 }
 
 /** The PLAY RECAP's changed= of each container, and whether every one ran without failure. */
@@ -174,7 +126,6 @@ test("a lab across three hosts: a fault on one mid-up rolls back all three; Ansi
     ok(await dc(["ip", "link", "set", DC, "up"]), "up");
     ok(await dc(["ip", "link", "set", "lo", "up"]), "lo");
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(t.path, "id")]);
-    const pub = (await readFile(join(t.path, "id.pub"), "utf8")).trim();
     const tool = join(t.path, "tool.py");
     await writeFile(tool, TOOL_PY);
     await writeFile(join(t.path, "probe.py"), PROBE_PY, { mode: 0o755 });
@@ -187,28 +138,9 @@ test("a lab across three hosts: a fault on one mid-up rolls back all three; Ansi
       HOSTS.map((x) => x.name),
       binds,
       async (hosts) => {
-        const before: string[] = [];
-        const known: string[] = [];
-        const ports: string[] = [];
-        await Promise.all(
-          hosts.map(async (h, i) => {
-            const { address } = HOSTS[i]!;
-            ports[i] = await plugIn(dcNs!, DC, await setUpHost(h, address, pub), address);
-            before[i] = await hostState(h, WORKDIR);
-            const key = ok(await h.run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"]), "host key").stdout;
-            known[i] = `${address} ${key.split(" ").slice(0, 2).join(" ")}`;
-          }),
-        );
+        const ports = await joinDatacenter(dcNs!, DC, t.path, hosts, HOSTS);
+        const before = await Promise.all(hosts.map((h) => hostState(h, WORKDIR)));
         const [h1, h2, h3] = hosts as [SystemdHost, SystemdHost, SystemdHost];
-        await writeFile(join(t.path, "known_hosts"), `${known.join("\n")}\n`);
-        const sshArgs = `-o UserKnownHostsFile=${t.path}/known_hosts -o StrictHostKeyChecking=yes`;
-        await writeFile(
-          join(t.path, "hosts.ini"),
-          `[aplspawn_hosts]\n${HOSTS.map(
-            (x) =>
-              `${x.name} ansible_host=${x.address} ansible_user=root ansible_ssh_private_key_file=${t.path}/id ansible_ssh_common_args="${sshArgs}"`,
-          ).join("\n")}\n`,
-        );
         await writeFile(
           join(t.path, "lab.yaml"),
           `lab: ${LAB}

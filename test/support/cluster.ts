@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readdir } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { TEST_CACHE } from "./image.js";
 import { CLI, type NsResult, type TestNamespace } from "./ns.js";
@@ -103,4 +103,39 @@ export async function plugIn(
   ])
     ok(await ns.run("ebtables", ["-A", "FORWARD", "-i", name, ...rule, "-j", "DROP"]), "ebtables");
   return name;
+}
+
+/**
+ * The hosts set up (setUpHost) and plugged into the datacenter's bridge in ns at once, then the
+ * control node's files in dir: known_hosts with each host's key, and hosts.ini, the cluster's
+ * inventory (group aplspawn_hosts, root with the key dir/id). Returns each host's datacenter port.
+ */
+export async function joinDatacenter(
+  ns: TestNamespace,
+  bridge: string,
+  dir: string,
+  hosts: readonly SystemdHost[],
+  specs: readonly { name: string; address: string }[],
+): Promise<string[]> {
+  const pub = (await readFile(join(dir, "id.pub"), "utf8")).trim();
+  const joined = await Promise.all(
+    hosts.map(async (h, i) => {
+      const { address } = specs[i]!;
+      const port = await plugIn(ns, bridge, await setUpHost(h, address, pub), address);
+      const key = ok(await h.run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"]), "host key").stdout;
+      return { port, known: `${address} ${key.split(" ").slice(0, 2).join(" ")}` };
+    }),
+  );
+  await writeFile(join(dir, "known_hosts"), `${joined.map((j) => j.known).join("\n")}\n`);
+  const ssh = `-o UserKnownHostsFile=${dir}/known_hosts -o StrictHostKeyChecking=yes`;
+  await writeFile(
+    join(dir, "hosts.ini"),
+    `[aplspawn_hosts]\n${specs
+      .map(
+        (x) =>
+          `${x.name} ansible_host=${x.address} ansible_user=root ansible_ssh_private_key_file=${dir}/id ansible_ssh_common_args="${ssh}"`,
+      )
+      .join("\n")}\n`,
+  );
+  return joined.map((j) => j.port);
 }

@@ -14,6 +14,7 @@ import { DEFAULT_PACKAGES } from "../../config/schema.js";
 import { type Recipe, recipeKey } from "../../src/image/build-plan.js";
 import { rootTypeGuid } from "../../src/image/partition-table.js";
 import { findChecksum } from "../../src/image/sha256sums.js";
+import { INDEX_DIR } from "../../src/lab/registry.js";
 import { CLI, type TestNamespace } from "./ns.js";
 
 /** The script that runs image workflows (attach, detach, status) inside a namespace. */
@@ -270,7 +271,9 @@ async function buildTestImage(recipe: Recipe): Promise<{ path: string; sha256: s
     const cli = reuse
       ? [CLI, "-c", config, "image", "build", "--rootfs", CACHED_TREE]
       : [CLI, "-c", config, "run", "getimage"];
-    // flock: concurrent test files wait for one build; unshare: nothing debootstrap mounts can leak.
+    // flock: concurrent test files wait for one build; unshare: nothing debootstrap mounts can leak,
+    // and the host's index of labs is a private tmpfs there (the build's lab is not the host's).
+    await mkdir(INDEX_DIR, { recursive: true, mode: 0o700 });
     const r = await execa(
       "flock",
       [
@@ -280,6 +283,11 @@ async function buildTestImage(recipe: Recipe): Promise<{ path: string; sha256: s
         "--propagation",
         "private",
         "--",
+        "sh",
+        "-ec",
+        'mount -t tmpfs -o mode=0700 aplspawn-test-index "$1"; shift; exec "$@"',
+        "sh",
+        INDEX_DIR,
         process.execPath,
         ...cli,
       ],

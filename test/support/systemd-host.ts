@@ -280,6 +280,54 @@ async function loopsUnder(dir: string): Promise<string[]> {
     .map((l) => String(l.name));
 }
 
+/**
+ * Boot the systemd hosts at once, run fn with them all, power them all off (each proving it left
+ * nothing); a host that fails to boot fails the whole.
+ */
+export async function withSystemdHosts(
+  names: readonly string[],
+  more: readonly string[],
+  fn: (hosts: SystemdHost[]) => Promise<void>,
+): Promise<void> {
+  const hosts: SystemdHost[] = [];
+  let release = () => {};
+  const released = new Promise<void>((r) => {
+    release = r;
+  });
+  let booted = () => {};
+  let bootFailed: (e: unknown) => void = () => {};
+  const allBooted = new Promise<void>((res, rej) => {
+    booted = res;
+    bootFailed = rej;
+  });
+  const runs = names.map((name, i) =>
+    withSystemdHost(
+      name,
+      async (h) => {
+        hosts[i] = h;
+        if (hosts.filter(Boolean).length === names.length) booted();
+        await released;
+      },
+      more,
+    ).catch((e: unknown) => {
+      bootFailed(e);
+      throw e;
+    }),
+  );
+  let failure: { e: unknown } | undefined;
+  try {
+    await allBooted;
+    await fn(hosts);
+  } catch (e) {
+    failure = { e };
+  } finally {
+    release();
+  }
+  const ends = await Promise.allSettled(runs);
+  if (failure) throw failure.e;
+  for (const end of ends) if (end.status === "rejected") throw end.reason;
+}
+
 /** SIGTERM (a clean poweroff), SIGKILL after 20 s; whether it had to be killed. */
 async function powerOff(outer: ChildProcess | undefined): Promise<boolean> {
   if (!outer || outer.exitCode !== null || outer.signalCode !== null) return false;
