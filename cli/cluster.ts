@@ -226,7 +226,8 @@ export function hostExecCommand(
     "env",
     "SUDO_USER=",
     "SUDO_UID=",
-    "aplspawn",
+    // The host's aplspawn as its playbooks run it (aplspawn_command), one word.
+    ssh.aplspawn ?? "aplspawn",
     "-c",
     `${o.shareDir}/aplspawn.yaml`,
     "exec",

@@ -15,7 +15,15 @@ export interface ClusterHost {
   address: string;
   groups: string[];
   /** How Ansible reaches it (its ansible_* connection variables): the one inventory jumps through it. */
-  ssh?: { host: string; user?: string; port?: number; key?: string; args?: string };
+  ssh?: {
+    host: string;
+    user?: string;
+    port?: number;
+    key?: string;
+    args?: string;
+    /** Its `aplspawn_command` host variable: the program that is aplspawn there (default aplspawn). */
+    aplspawn?: string;
+  };
 }
 
 /** What one host holds of the lab. */

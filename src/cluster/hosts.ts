@@ -47,6 +47,7 @@ export function hostsOfList(list: InventoryList): ClusterHost[] {
       ...(Number.isInteger(port) && port > 0 ? { port } : {}),
       ...(str("ansible_ssh_private_key_file") ? { key: str("ansible_ssh_private_key_file")! } : {}),
       ...(str("ansible_ssh_common_args") ? { args: str("ansible_ssh_common_args")! } : {}),
+      ...(str("aplspawn_command") ? { aplspawn: str("aplspawn_command")! } : {}),
     };
     return { name, address: String(address), groups: [...groups], ssh };
   });

@@ -161,7 +161,7 @@ test("ssh to a container goes through its host's ProxyCommand with the merged kn
   assert.ok(!args.join(" ").includes("StrictHostKeyChecking=no"));
 });
 
-test("exec runs the host's aplspawn exec on its share, as root there: sudo -n unless Ansible logs in as root, each word quoted twice", () => {
+test("exec runs the host's aplspawn exec (aplspawn_command when set) on its share, as root there: sudo -n unless Ansible logs in as root, each word quoted twice", () => {
   const o = { loginUser: "alice", shareDir: "/var/lib/aplspawn/.cluster/o32", name: "o32-12", tty: false };
   const asRoot = hostExecCommand(
     { host: "198.18.32.12", user: "root", key: "/k", args: "-o UserKnownHostsFile=/kh" },
@@ -198,6 +198,12 @@ test("exec runs the host's aplspawn exec on its share, as root there: sudo -n un
   ]);
   const asAlice = hostExecCommand({ host: "h2", port: 2222 }, { ...o, command: ["true"], tty: true });
   assert.match(asAlice, /^ssh -o BatchMode=yes -p 2222 -t h2 'sudo -n -- env /);
+  // The host's aplspawn_command is the program run there, as its playbooks run it.
+  const own = hostExecCommand(
+    { host: "h3", user: "root", aplspawn: "/opt/my aplspawn/bin/aplspawn" },
+    { ...o, command: ["true"] },
+  );
+  assert.deepEqual(words(words(own).at(-1)!).slice(3, 5), ["/opt/my aplspawn/bin/aplspawn", "-c"]);
 });
 
 test("run up's table of a lab across hosts names each container's host, and an unknown state when it gave no answer", () => {

@@ -156,7 +156,7 @@ test("hosts and their groups from ansible-inventory --list (through children), a
     _meta: {
       hostvars: {
         a: { ansible_host: "192.0.2.1" },
-        b: { aplspawn_address: "192.0.2.2", ansible_host: "b.x" },
+        b: { aplspawn_address: "192.0.2.2", ansible_host: "b.x", aplspawn_command: "/opt/aplspawn" },
       },
     },
     all: { children: ["ungrouped", "aplspawn_hosts"] },
@@ -173,6 +173,8 @@ test("hosts and their groups from ansible-inventory --list (through children), a
       ["c", false],
     ],
   );
+  assert.equal(byName("b")?.ssh?.aplspawn, "/opt/aplspawn");
+  assert.equal(byName("a")?.ssh?.aplspawn, undefined);
 });
 
 test("validate reads the inventory with ansible-inventory: missing, unparsable, fitting", {
