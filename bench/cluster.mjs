@@ -37,6 +37,8 @@ const t = await tempDir("aplspawn-b32-");
 const ns = await TestNamespace.create();
 const dc = (argv) => ns.run(argv[0], argv.slice(1), { timeoutMs: 900_000, cwd: t.path });
 const times = { across: { up: [], down: [] }, share: { up: [], down: [] } };
+/** Each task of the control node's up across hosts: its durations (s). */
+const tasks = new Map();
 try {
   ok(await dc(["ip", "link", "add", DC, "type", "bridge"]), "bridge");
   ok(await dc(["ip", "addr", "add", "198.18.33.1/24", "dev", DC]), "address");
@@ -62,7 +64,14 @@ try {
       const share = (args) => h1.run(["aplspawn", "-c", "/lab/share.yaml", ...args]);
       // One untimed round of each first (caches warm on every host), then alternating.
       for (let i = 0; i <= runs; i++) {
-        const a = { up: await timed("up across hosts", () => across(["run", "up"])) };
+        let out = "";
+        const a = {
+          up: await timed("up across hosts", async () => {
+            const r = await across(["--json", "run", "up"]);
+            out = r.stdout;
+            return r;
+          }),
+        };
         a.down = await timed("down across hosts", () => across(["run", "down", "--purge"]));
         const s = { up: await timed("up of one share", () => share(["run", "up"])) };
         s.down = await timed("down of one share", () => share(["run", "down", "--purge"]));
@@ -71,6 +80,11 @@ try {
           `round ${i}${i === 0 ? " (warm-up, not counted)" : ""}: 3 hosts ${line(a)}; one share ${line(s)}`,
         );
         if (i === 0) continue;
+        for (const e of out.split("\n").filter((l) => l.startsWith("{"))) {
+          const ev = JSON.parse(e);
+          if (ev.event === "task" && ev.durationMs !== undefined)
+            tasks.set(ev.id, [...(tasks.get(ev.id) ?? []), ev.durationMs / 1000]);
+        }
         for (const k of ["up", "down"]) {
           times.across[k].push(a[k]);
           times.share[k].push(s[k]);
@@ -91,3 +105,9 @@ for (const k of ["up", "down"]) {
     `${k.padEnd(4)} 6 containers over 3 hosts ${a.toFixed(2)} s; one host's share (2) alone ${s.toFixed(2)} s; ratio ${(a / s).toFixed(2)}x`,
   );
 }
+console.log("\nthe control node's up across hosts, its slowest tasks (medians):");
+for (const [id, xs] of [...tasks]
+  .map(([id, xs]) => [id, median(xs)])
+  .sort((x, y) => y[1] - x[1])
+  .slice(0, 6))
+  console.log(`${xs.toFixed(2).padStart(7)} s  ${id}`);

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import type { ClusterHost } from "../config/cluster.js";
 import { labDir, ownerFiles } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
-import { clusterHosts, hostSsh, hostsOfList } from "../src/cluster/hosts.js";
+import { clusterHosts, clusterPlaybookEnv, hostSsh, hostsOfList } from "../src/cluster/hosts.js";
 import {
   type ClusterVars,
   clusterPlanFileSchema,
@@ -165,7 +165,7 @@ export async function askHosts(
         JSON.stringify({ aplspawn_report: report, aplspawn_report_command: command }),
         packaged("ansible/cluster-status.yml"),
       ],
-      { ANSIBLE_NOCOLOR: "1", ANSIBLE_FORCE_COLOR: "0", ANSIBLE_STDOUT_CALLBACK: "default" },
+      clusterPlaybookEnv(cli.io.env),
     );
     const files = new Map<string, string | undefined>();
     for (const s of v.shares) files.set(s.host, await fs.read(`${report}/${s.host}.json`));

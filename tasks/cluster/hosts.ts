@@ -4,6 +4,7 @@
 // with the same vars: every host's share down and its VXLAN gone, also after the control node
 // crashed mid-up (the vars were written before).
 import { z } from "zod";
+import { clusterPlaybookEnv } from "../../src/cluster/hosts.js";
 import type { ExecResult } from "../../src/host/host.js";
 import { ansibleConfigEnv } from "../../src/lab/ansible-config.js";
 import { execAsOwner, ownerSchema } from "../../src/lab/owner.js";
@@ -39,7 +40,7 @@ export async function runPlaybook(
   more: readonly string[] = [],
 ): Promise<ExecResult> {
   const args = ["-i", p.inventory, "-e", `@${p.dir}/vars.json`, ...more, book];
-  const env = { ANSIBLE_NOCOLOR: "1", ANSIBLE_FORCE_COLOR: "0", ANSIBLE_STDOUT_CALLBACK: "default" };
+  const env = clusterPlaybookEnv(process.env);
   const onLine = (line: string) => {
     if (line.trim()) ctx.info(printable(line));
   };
