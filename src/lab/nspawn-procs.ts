@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { Host } from "../host/host.js";
 import { allPids, childrenOf, cmdline, procStat } from "../host/proc.js";
 import { type RunContext, runKey } from "../host/run-scope.js";
+import { freshLook, type Looks } from "../host/shared-look.js";
 
 /** The journaled parameters of a container's systemd-nspawn (the kind container.nspawn). */
 export const nspawnParamsSchema = z.object({
@@ -116,36 +117,22 @@ export async function findNspawn(ctx: RunContext, machine: string, dir: string):
   return findNspawnWhere(ctx, (argv) => isNspawnFor(argv, machine, dir));
 }
 
-// Many containers' checks scan /proc at once. A caller shares a scan only if it started after the
-// caller asked (the one running is waited out, then one next scan serves everyone who came
-// meanwhile): each answer is as live as a scan of one's own, and 30 containers of a run cost a few scans.
-type Scan = Promise<Map<number, string[]>>;
-const scansKey = runKey<{ current?: Scan; next?: Scan }>("systemd-nspawn scans");
-function nspawnArgvs(ctx: RunContext): Scan {
+// Many containers' checks scan /proc at once: they share scans (src/host/shared-look.ts).
+type Scan = Map<number, string[]>;
+const scansKey = runKey<Looks<Scan>>("systemd-nspawn scans");
+function nspawnArgvs(ctx: RunContext): Promise<Scan> {
   const { host } = ctx;
-  const s = ctx.memo(scansKey, () => ({}));
-  const start = (): Scan => {
-    const p: Scan = (async () => {
-      const out = new Map<number, string[]>();
+  return freshLook(
+    ctx.memo(scansKey, () => ({})),
+    async () => {
+      const out: Scan = new Map();
       for (const pid of await nspawnPids(host)) {
         const argv = await cmdline(host, pid);
         if (argv && isNspawnArgv(argv) && (await isRealNspawn(ctx, pid))) out.set(pid, argv);
       }
       return out;
-    })().finally(() => {
-      if (s.current === p) s.current = undefined;
-    });
-    s.current = p;
-    return p;
-  };
-  if (!s.current) return start();
-  s.next ??= s.current
-    .catch(() => undefined)
-    .then(() => {
-      s.next = undefined;
-      return start();
-    });
-  return s.next;
+    },
+  );
 }
 
 /** The live systemd-nspawn processes whose argv matches. */

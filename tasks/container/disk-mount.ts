@@ -7,6 +7,7 @@ import { KnownAfterApply } from "../../src/errors.js";
 import { rmdirIfEmpty } from "../../src/host/files.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
 import { unmountRetrying } from "../../src/host/unmount.js";
+import { loopChange } from "../../src/image/loop-list.js";
 import { diskIdentity, diskMountAt, loopsOf } from "../../src/lab/disk.js";
 import { defineTask, met, unmet } from "../../src/runner/task.js";
 
@@ -54,7 +55,10 @@ export const containerDiskMount = defineTask({
   },
   async rollback(ctx, { params: p, result }) {
     const id = result ?? (await diskIdentity(ctx, p.file));
-    await unmountRetrying(ctx, p.mount, async () => (await diskMountAt(ctx, p.mount, id)) !== undefined);
+    // An autoclear device (a detach tried while it was mounted) goes with its mount.
+    await loopChange(ctx, () =>
+      unmountRetrying(ctx, p.mount, async () => (await diskMountAt(ctx, p.mount, id)) !== undefined),
+    );
     await rmdirIfEmpty(ctx.host, p.mount);
   },
 });
