@@ -114,7 +114,36 @@ export function isNspawnFor(argv: readonly string[], machine: string, dir: strin
 
 /** The live systemd-nspawn processes of container `machine` on `dir` (normally zero or one). */
 export async function findNspawn(ctx: RunContext, machine: string, dir: string): Promise<NspawnProcess[]> {
-  return findNspawnWhere(ctx, (argv) => isNspawnFor(argv, machine, dir));
+  const found = await findNspawnWhere(ctx, (argv) => isNspawnFor(argv, machine, dir));
+  if (found.length === 1) knowNspawn(ctx, machine, dir, found[0]!);
+  return found;
+}
+
+// The container's nspawn this run started or found, by PID and start time: the run's later steps
+// check that very process through its own /proc entries (recordedNspawn) rather than scan every
+// process again. Gone or replaced (another start time), it is looked for anew.
+const knownKey = runKey<Map<string, { pid: number; start: number }>>("systemd-nspawn processes known");
+const knownName = (machine: string, dir: string) => `${machine}\0${dir}`;
+
+/** Remember the container's nspawn for the rest of the run (its start, or a scan that found it). */
+export function knowNspawn(ctx: RunContext, machine: string, dir: string, n: { pid: number; start: number }) {
+  if (n.pid > 0)
+    ctx.memo(knownKey, () => new Map()).set(knownName(machine, dir), { pid: n.pid, start: n.start });
+}
+
+/**
+ * The live systemd-nspawn of container `machine` on `dir`: the one the run knows when it still
+ * runs (no scan), else the first a scan finds.
+ */
+export async function theNspawn(
+  ctx: RunContext,
+  machine: string,
+  dir: string,
+): Promise<NspawnProcess | undefined> {
+  const known = ctx.memo(knownKey, () => new Map()).get(knownName(machine, dir));
+  return (
+    (known && (await recordedNspawn(ctx, known, machine, dir))) ?? (await findNspawn(ctx, machine, dir))[0]
+  );
 }
 
 // Many containers' checks scan /proc at once: they share scans (src/host/shared-look.ts).
