@@ -18,7 +18,7 @@ import {
 import { backs, fileIdentity } from "../../src/image/image-host.js";
 import { withLoopClaims } from "../../src/image/loop-claims.js";
 import { loopDebug } from "../../src/image/loop-debug.js";
-import { listLoops, loopChange } from "../../src/image/loop-list.js";
+import { listLoops, loopChange, seenLoops } from "../../src/image/loop-list.js";
 import {
   detectFilesystem,
   readOnlyMountOptions,
@@ -122,8 +122,9 @@ export const imageLower = defineTask({
       result = { lowerDir: p.lowerDir, device: null, fs: "bind" };
     } else {
       const img = requireRoot(p.image, s);
-      // The devices and their claims as the loop lock's holder sees them (one look at both).
-      const { loops: all, claims: claimed } = await withLoopClaims(ctx, async (v) => v);
+      // The image's devices as the run saw them last (image.loop's attach made it look anew); which
+      // of them is this lab's, the claims say, read under the loop lock below.
+      const all = await seenLoops(ctx);
       let loops = rootLoopsIn(all, img);
       if (p.loopDevice) loops = loops.filter((l) => l.name === p.loopDevice);
       const rec = await readLoopRecord(ctx, p.lowerDir);
@@ -144,6 +145,7 @@ export const imageLower = defineTask({
       }
       // The device this lab's image.loop attached (its record; else, the record lost in a crash, the
       // device claimed for this lab). Never one of another lab's: labs share images.
+      const claimed = await withLoopClaims(ctx, async (v) => v.claims);
       const owner = (l: { name: string }) => claimed.get(l.name)?.lowerDir ?? p.lowerDir;
       const device = loops.find(
         (l) =>
