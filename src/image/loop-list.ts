@@ -4,8 +4,9 @@
 // What another lab does meanwhile never reaches those answers' decisions: each names only devices
 // backed by this lab's own files (a container's disk, a device this run's claim names), and every
 // decision that must see the host as it is now (claiming and pruning claims under the loop lock,
-// detaching, waiting for a device to go, checking a device just attached) asks listLoops, a look
-// begun after it asked. Concurrent askers share looks (src/host/shared-look.ts).
+// detaching, mounting a device or taking one found earlier again, waiting for a device to go,
+// checking a device just attached) asks listLoops, a look begun after it asked: a device the run
+// saw may have been freed since (autoclear) and its number be another lab's. Concurrent askers share looks (src/host/shared-look.ts).
 import { type RunContext, runKey } from "../host/run-scope.js";
 import { freshLook, type Looks } from "../host/shared-look.js";
 import { LOSETUP_COLUMNS, type LoopInfo, parseLosetupJson } from "./system-info.js";

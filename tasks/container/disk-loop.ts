@@ -56,7 +56,8 @@ export const containerDiskLoop = defineTask({
       throw new Error(`${p.file} does not exist`);
     }
     // One a run killed before its result was journaled attached: taken again, not a second one.
-    const had = (await loopsOf(ctx, id))[0];
+    // Looked at now: a device the run saw earlier may have been freed (autoclear) and be another's.
+    const had = (await loopsOf(ctx, id, true))[0];
     return { device: had ? had.name : await attach(ctx, p, id), ...id };
   },
   async rollback(ctx, { params: p, result }) {

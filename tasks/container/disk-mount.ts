@@ -42,7 +42,8 @@ export const containerDiskMount = defineTask({
   async run(ctx, p) {
     const h = ctx.host;
     const id = await diskIdentity(ctx, p.file);
-    const l = id && (await loopsOf(ctx, id))[0];
+    // Looked at now (what is mounted must be this disk's device as it is, not as the run saw it).
+    const l = id && (await loopsOf(ctx, id, true))[0];
     if (!id || !l) {
       if (ctx.dryRun) throw new KnownAfterApply("the loop device container.disk-loop attaches");
       throw new Error(`${p.file} is on no loop device`);

@@ -24,6 +24,7 @@ import {
   readOnlyMountOptions,
   SUPERBLOCK_PROBE_BYTES,
 } from "../../src/image/superblock.js";
+import type { LoopInfo } from "../../src/image/system-info.js";
 import { defineTask } from "../../src/runner/task.js";
 import { type LoopRecord, loopRecordPath, readLoopRecord } from "./loop.js";
 
@@ -122,11 +123,12 @@ export const imageLower = defineTask({
       result = { lowerDir: p.lowerDir, device: null, fs: "bind" };
     } else {
       const img = requireRoot(p.image, s);
-      // The image's devices as the run saw them last (image.loop's attach made it look anew); which
-      // of them is this lab's, the claims say, read under the loop lock below.
+      // Whether any device holds the image, as the run saw it last (image.loop's attach made it
+      // look anew); which one is this lab's, the devices and claims under the loop lock say below.
       const all = await seenLoops(ctx);
-      let loops = rootLoopsIn(all, img);
-      if (p.loopDevice) loops = loops.filter((l) => l.name === p.loopDevice);
+      const rootsIn = (l: LoopInfo[]) =>
+        rootLoopsIn(l, img).filter((x) => !p.loopDevice || x.name === p.loopDevice);
+      let loops = rootsIn(all);
       const rec = await readLoopRecord(ctx, p.lowerDir);
       if (loops.length === 0) {
         loopDebug(ctx, "lower-none", {
@@ -145,7 +147,10 @@ export const imageLower = defineTask({
       }
       // The device this lab's image.loop attached (its record; else, the record lost in a crash, the
       // device claimed for this lab). Never one of another lab's: labs share images.
-      const claimed = await withLoopClaims(ctx, async (v) => v.claims);
+      const claimed = await withLoopClaims(ctx, async (v) => {
+        loops = rootsIn(v.loops);
+        return v.claims;
+      });
       const owner = (l: { name: string }) => claimed.get(l.name)?.lowerDir ?? p.lowerDir;
       const device = loops.find(
         (l) =>
