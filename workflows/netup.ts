@@ -9,10 +9,18 @@ import { bridgeIpv6Task } from "../tasks/net/bridge-ipv6.js";
 import { bridgeUpTask } from "../tasks/net/bridge-up.js";
 import { netClaim } from "../tasks/net/claim.js";
 import { forwardingTask } from "../tasks/net/forwarding.js";
-import { chainTask } from "../tasks/net/iptables-chain.js";
+import { type ChainParams, chainTask } from "../tasks/net/iptables-chain.js";
 import { ruleTask } from "../tasks/net/iptables-rule.js";
-import { netPlan } from "./net-plan.js";
+import { netPlan, type PlannedRule } from "./net-plan.js";
 import type { WorkflowBuilder } from "./types.js";
+
+/** A chain with its own rules, made with it in one batch (tasks/net/iptables-chain.ts). */
+const withRules = (c: ChainParams, rules: PlannedRule[]): ChainParams => ({
+  ...c,
+  rules: rules
+    .filter((r) => r.params.rule.table === c.table && r.params.rule.chain === c.chain)
+    .map((r) => ({ args: r.params.rule.args, insert: r.params.insert })),
+});
 
 /** The steps that bring the network up (also composed into `up`). */
 export const netupSteps = (c: Config): Step[] => {
@@ -27,8 +35,10 @@ export const netupSteps = (c: Config): Step[] => {
     ]),
     task(forwardingTask, "net.forwarding", p.forwarding),
     group("net.group.filter", `Configuring iptables forwarding rules for chain ${p.filterChain.chain}`, [
-      task(chainTask, "net.filter.chain", p.filterChain),
-      task(chainTask, "net.out.chain", p.outChain),
+      // The out chain first: the filter chain's rules jump to it (and its undo, coming later,
+      // finds it no longer referenced).
+      task(chainTask, "net.out.chain", withRules(p.outChain, p.outRules)),
+      task(chainTask, "net.filter.chain", withRules(p.filterChain, p.filterRules)),
       ...p.outRules.map((r) => task(ruleTask, r.id, r.params)),
       ...p.filterRules.map((r) => task(ruleTask, r.id, r.params)),
     ]),
@@ -36,7 +46,7 @@ export const netupSteps = (c: Config): Step[] => {
       "net.group.input",
       `Configuring iptables rules for traffic to the host, chain ${p.inputChain.chain}`,
       [
-        task(chainTask, "net.input.chain", p.inputChain),
+        task(chainTask, "net.input.chain", withRules(p.inputChain, p.inputRules)),
         ...p.inputRules.map((r) => task(ruleTask, r.id, r.params)),
       ],
     ),
@@ -44,14 +54,14 @@ export const netupSteps = (c: Config): Step[] => {
   if (p.nat)
     steps.push(
       group("net.group.nat", `Configuring iptable NAT rules for chain ${p.nat.chain.chain}`, [
-        task(chainTask, "net.nat.chain", p.nat.chain),
+        task(chainTask, "net.nat.chain", withRules(p.nat.chain, p.nat.rules)),
         ...p.nat.rules.map((r) => task(ruleTask, r.id, r.params)),
       ]),
     );
   if (p.dnat)
     steps.push(
       group("net.group.dnat", `Configuring port forwards, chain ${p.dnat.chain.chain}`, [
-        task(chainTask, "net.dnat.chain", p.dnat.chain),
+        task(chainTask, "net.dnat.chain", withRules(p.dnat.chain, p.dnat.rules)),
         ...p.dnat.rules.map((r) => task(ruleTask, r.id, r.params)),
       ]),
     );

@@ -17,6 +17,8 @@ const PROGRAMS: Record<string, { package: string; for: readonly Need[] }> = {
   // A container's address, set in its network namespace (tasks/container/address.ts).
   nsenter: { package: "util-linux", for: ["lab"] },
   iptables: { package: "iptables", for: ["lab"] },
+  // A new chain and its rules in one batch (tasks/net/iptables-chain.ts).
+  "iptables-restore": { package: "iptables", for: ["lab"] },
   losetup: { package: "mount", for: ["lab"] },
   mount: { package: "mount", for: ["lab"] },
   umount: { package: "mount", for: ["lab"] },

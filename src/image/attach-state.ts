@@ -4,8 +4,10 @@
 import { ExitError } from "../errors.js";
 import type { HostContext } from "../host/host.js";
 import { type MountInfo, mountAt, readMounts } from "../host/mounts.js";
+import type { RunContext } from "../host/run-scope.js";
 import { met, unmet, type Verdict } from "../runner/task.js";
-import { backs, blockDevNumber, fileIdentity, imageLayout, listLoops } from "./image-host.js";
+import { backs, blockDevNumber, fileIdentity, imageLayout } from "./image-host.js";
+import { seenLoops } from "./loop-list.js";
 import { describeLayout, type ImageLayout, PartitionTableError } from "./partition-table.js";
 import type { FileIdentity } from "./stamp.js";
 import type { FsType } from "./superblock.js";
@@ -50,12 +52,9 @@ export function requireRoot(
   return s as Extract<ImageState, { kind: "file" }> & { fs: FsType };
 }
 
-/** Loop devices holding the image's root (read-only, right offset). */
-export async function rootLoops(
-  ctx: HostContext,
-  s: Extract<ImageState, { kind: "file" }>,
-): Promise<LoopInfo[]> {
-  return (await listLoops(ctx)).filter((l) => backs(l, s.identity, s.layout.offset) && l.ro);
+/** Loop devices holding the image's root (read-only, right offset), of this lab's or another's. */
+export function rootLoopsIn(loops: LoopInfo[], s: Extract<ImageState, { kind: "file" }>): LoopInfo[] {
+  return loops.filter((l) => backs(l, s.identity, s.layout.offset) && l.ro);
 }
 
 /** Whether a mount's filesystem is that loop device. */
@@ -99,11 +98,14 @@ export function loopVerdict(s: LowerState): Verdict {
       );
 }
 
-/** Inspect the image and the lower directory. */
-export async function lowerState(ctx: HostContext, image: string, lowerDir: string): Promise<LowerState> {
+/**
+ * Inspect the image and the lower directory (the checks' view: the loop devices as the run last
+ * saw them; what is mounted at the lower directory holds its device, whoever else attaches).
+ */
+export async function lowerState(ctx: RunContext, image: string, lowerDir: string): Promise<LowerState> {
   const img = await inspectImage(ctx, image);
   const mount = mountAt(await readMounts(ctx.host), lowerDir);
-  const loops = img.kind === "file" ? await rootLoops(ctx, img) : [];
+  const loops = img.kind === "file" ? rootLoopsIn(await seenLoops(ctx), img) : [];
   let device: string | undefined;
   let isImage = false;
   if (mount && img.kind === "file") {

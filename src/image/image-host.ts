@@ -11,7 +11,7 @@ import { formatBytes } from "./progress.js";
 import { findChecksum } from "./sha256sums.js";
 import { type FileIdentity, makeStamp, parseStamp, type Stamp, stampMatches } from "./stamp.js";
 import { detectFilesystem, type FsType, SUPERBLOCK_PROBE_BYTES } from "./superblock.js";
-import { LOSETUP_COLUMNS, type LoopInfo, parseLosetupJson } from "./system-info.js";
+import type { LoopInfo } from "./system-info.js";
 
 /** A file's identity (size, inode, times), or undefined when it does not exist. */
 export async function fileIdentity(ctx: HostContext, path: string): Promise<FileIdentity | undefined> {
@@ -129,15 +129,6 @@ export async function imageLayout(
   const layout = await readImageLayout((o, n) => ctx.host.fs.readBytes(image, o, n), st.size);
   const fs = detectFilesystem(await ctx.host.fs.readBytes(image, layout.offset, SUPERBLOCK_PROBE_BYTES));
   return { layout, fs };
-}
-
-/** Every loop device in use. */
-export async function listLoops(ctx: HostContext): Promise<LoopInfo[]> {
-  const r = await ctx.host.exec("losetup", ["--list", "--json", "-O", LOSETUP_COLUMNS], {
-    readOnly: true,
-    signal: ctx.signal,
-  });
-  return parseLosetupJson(r.stdout);
 }
 
 /** Whether a loop device is backed by the file with this identity, at this offset. */

@@ -4,10 +4,11 @@
 // aplspawn device either claimed or not attached yet: an unclaimed device of the image is then an
 // orphan (its attacher died between losetup and the claim), never another lab's fresh one.
 import { join } from "node:path";
-import type { HostContext } from "../host/host.js";
 import { withHostLock } from "../host/lock.js";
-import { backs, listLoops } from "./image-host.js";
+import type { RunContext } from "../host/run-scope.js";
+import { backs } from "./image-host.js";
 import { loopDebug } from "./loop-debug.js";
+import { listLoops } from "./loop-list.js";
 import type { LoopInfo } from "./system-info.js";
 
 /** Where the claims live (root's alone: /run is). */
@@ -36,7 +37,7 @@ export interface LoopView {
   drop(device: string, lowerDir: string): Promise<void>;
 }
 
-async function readClaim(ctx: HostContext, file: string): Promise<LoopClaim | undefined> {
+async function readClaim(ctx: RunContext, file: string): Promise<LoopClaim | undefined> {
   try {
     const c = JSON.parse(await ctx.host.fs.readFile(file)) as LoopClaim;
     return typeof c.device === "string" && typeof c.lowerDir === "string" ? c : undefined;
@@ -47,9 +48,10 @@ async function readClaim(ctx: HostContext, file: string): Promise<LoopClaim | un
 
 /**
  * Run f holding the loop lock. A claim is live while its device still backs what it was attached
- * to; the others (a device freed by the kernel, then maybe reused) are removed here.
+ * to; the others (a device freed by the kernel, then maybe reused) are removed here. The devices
+ * are looked at once the lock is held (never what the run saw before: other labs attach).
  */
-export function withLoopClaims<T>(ctx: HostContext, f: (v: LoopView) => Promise<T>): Promise<T> {
+export function withLoopClaims<T>(ctx: RunContext, f: (v: LoopView) => Promise<T>): Promise<T> {
   return withHostLock(ctx.host, LOCK, "aplspawn (loop devices)", ctx.signal, async () => {
     await ctx.host.fs.mkdir(CLAIMS_DIR, 0o700);
     const loops = await listLoops(ctx);

@@ -4,7 +4,9 @@
 // backed by it is this container's, whoever attached it), and the mount of one of them.
 import type { HostContext } from "../host/host.js";
 import { type MountInfo, mountAt, readMounts } from "../host/mounts.js";
-import { backs, blockDevNumber, fileIdentity, listLoops } from "../image/image-host.js";
+import type { RunContext } from "../host/run-scope.js";
+import { backs, blockDevNumber, fileIdentity } from "../image/image-host.js";
+import { listLoops, seenLoops } from "../image/loop-list.js";
 import type { LoopInfo } from "../image/system-info.js";
 
 /** A file's inode and device, as losetup shows a backing file's. */
@@ -19,14 +21,17 @@ export async function diskIdentity(ctx: HostContext, file: string): Promise<Disk
   return id && { ino: id.ino, dev: id.dev };
 }
 
-/** The loop devices that hold the disk (normally none or one). */
-export async function loopsOf(ctx: HostContext, id: DiskIdentity): Promise<LoopInfo[]> {
-  return (await listLoops(ctx)).filter((l) => backs(l, id, 0));
+/**
+ * The loop devices that hold the disk (normally none or one), as the run last saw them (no device
+ * of its disk changes but by this run: src/image/loop-list.ts); `now` for a look begun after the call.
+ */
+export async function loopsOf(ctx: RunContext, id: DiskIdentity, now = false): Promise<LoopInfo[]> {
+  return (await (now ? listLoops(ctx) : seenLoops(ctx))).filter((l) => backs(l, id, 0));
 }
 
 /** What is mounted at `mount` when it is one of the disk's devices (an ext4 of ours), else undefined. */
 export async function diskMountAt(
-  ctx: HostContext,
+  ctx: RunContext,
   mount: string,
   id: DiskIdentity | undefined,
 ): Promise<MountInfo | undefined> {

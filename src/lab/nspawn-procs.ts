@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { Host } from "../host/host.js";
 import { allPids, childrenOf, cmdline, procStat } from "../host/proc.js";
 import { type RunContext, runKey } from "../host/run-scope.js";
+import { freshLook, type Looks } from "../host/shared-look.js";
 
 /** The journaled parameters of a container's systemd-nspawn (the kind container.nspawn). */
 export const nspawnParamsSchema = z.object({
@@ -113,39 +114,54 @@ export function isNspawnFor(argv: readonly string[], machine: string, dir: strin
 
 /** The live systemd-nspawn processes of container `machine` on `dir` (normally zero or one). */
 export async function findNspawn(ctx: RunContext, machine: string, dir: string): Promise<NspawnProcess[]> {
-  return findNspawnWhere(ctx, (argv) => isNspawnFor(argv, machine, dir));
+  const found = await findNspawnWhere(ctx, (argv) => isNspawnFor(argv, machine, dir));
+  if (found.length === 1) knowNspawn(ctx, machine, dir, found[0]!);
+  return found;
 }
 
-// Many containers' checks scan /proc at once. A caller shares a scan only if it started after the
-// caller asked (the one running is waited out, then one next scan serves everyone who came
-// meanwhile): each answer is as live as a scan of one's own, and 30 containers of a run cost a few scans.
-type Scan = Promise<Map<number, string[]>>;
-const scansKey = runKey<{ current?: Scan; next?: Scan }>("systemd-nspawn scans");
-function nspawnArgvs(ctx: RunContext): Scan {
+// The container's nspawn this run started or found, by PID and start time: the run's later steps
+// check that very process through its own /proc entries (recordedNspawn) rather than scan every
+// process again. Gone or replaced (another start time), it is looked for anew.
+const knownKey = runKey<Map<string, { pid: number; start: number }>>("systemd-nspawn processes known");
+const knownName = (machine: string, dir: string) => `${machine}\0${dir}`;
+
+/** Remember the container's nspawn for the rest of the run (its start, or a scan that found it). */
+export function knowNspawn(ctx: RunContext, machine: string, dir: string, n: { pid: number; start: number }) {
+  if (n.pid > 0)
+    ctx.memo(knownKey, () => new Map()).set(knownName(machine, dir), { pid: n.pid, start: n.start });
+}
+
+/**
+ * The live systemd-nspawn of container `machine` on `dir`: the one the run knows when it still
+ * runs (no scan), else the first a scan finds.
+ */
+export async function theNspawn(
+  ctx: RunContext,
+  machine: string,
+  dir: string,
+): Promise<NspawnProcess | undefined> {
+  const known = ctx.memo(knownKey, () => new Map()).get(knownName(machine, dir));
+  return (
+    (known && (await recordedNspawn(ctx, known, machine, dir))) ?? (await findNspawn(ctx, machine, dir))[0]
+  );
+}
+
+// Many containers' checks scan /proc at once: they share scans (src/host/shared-look.ts).
+type Scan = Map<number, string[]>;
+const scansKey = runKey<Looks<Scan>>("systemd-nspawn scans");
+function nspawnArgvs(ctx: RunContext): Promise<Scan> {
   const { host } = ctx;
-  const s = ctx.memo(scansKey, () => ({}));
-  const start = (): Scan => {
-    const p: Scan = (async () => {
-      const out = new Map<number, string[]>();
+  return freshLook(
+    ctx.memo(scansKey, () => ({})),
+    async () => {
+      const out: Scan = new Map();
       for (const pid of await nspawnPids(host)) {
         const argv = await cmdline(host, pid);
         if (argv && isNspawnArgv(argv) && (await isRealNspawn(ctx, pid))) out.set(pid, argv);
       }
       return out;
-    })().finally(() => {
-      if (s.current === p) s.current = undefined;
-    });
-    s.current = p;
-    return p;
-  };
-  if (!s.current) return start();
-  s.next ??= s.current
-    .catch(() => undefined)
-    .then(() => {
-      s.next = undefined;
-      return start();
-    });
-  return s.next;
+    },
+  );
 }
 
 /** The live systemd-nspawn processes whose argv matches. */

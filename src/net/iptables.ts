@@ -100,7 +100,7 @@ export function chainMade(ctx: RunContext, table: Table, chain: string, there: b
   else made(ctx).delete(chainKey(table, chain));
 }
 
-/** Record a rule this run added, so a check after it asks iptables again. */
+/** Record a rule this run added to a chain it made: it is there, its check needs no `iptables -C`. */
 export function ruleAdded(ctx: RunContext, rule: RuleSpec): void {
   made(ctx).get(chainKey(rule.table, rule.chain))?.add(rule.args.join("\0"));
 }
@@ -108,7 +108,7 @@ export function ruleAdded(ctx: RunContext, rule: RuleSpec): void {
 /** Whether the rule exists (`iptables -C`); a missing chain or jump target means absent. */
 export async function ruleExists(ctx: RunContext, bin: string, rule: RuleSpec): Promise<boolean> {
   const fresh = made(ctx).get(chainKey(rule.table, rule.chain));
-  if (bin === "iptables" && fresh && !fresh.has(rule.args.join("\0"))) return false;
+  if (bin === "iptables" && fresh) return fresh.has(rule.args.join("\0"));
   const r = await ipt(ctx, bin, rule.table, ["-C", rule.chain, ...rule.args], {
     readOnly: true,
     allowFail: true,
@@ -137,6 +137,9 @@ function assertAbsent(r: { command: string; exitCode: number; stderr: string }):
   if (r.exitCode === 2 && /does not exist|No chain|Couldn't load target/i.test(r.stderr)) return;
   throw new Error(`${r.command} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
 }
+
+/** Whether iptables-restore reads the word as it is (no quoting needed: no space, quote or #). */
+export const restoreWord = (a: string): boolean => /^[\w@%+=:,./!-]+$/.test(a);
 
 /** The comment that marks every rule aplspawn adds, so a person reading iptables-save knows whose it is. */
 export const ruleComment = (lab: string) => `aplspawn:${lab}`;

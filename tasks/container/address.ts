@@ -9,7 +9,7 @@ import { KnownAfterApply } from "../../src/errors.js";
 import { poll } from "../../src/host/poll.js";
 import { childrenOf, procStat } from "../../src/host/proc.js";
 import type { RunContext } from "../../src/host/run-scope.js";
-import { findNspawn } from "../../src/lab/nspawn-procs.js";
+import { theNspawn } from "../../src/lab/nspawn-procs.js";
 import { defineTask, met, unmet } from "../../src/runner/task.js";
 
 /** Parameters (nothing to undo, nothing journaled to read back). */
@@ -42,7 +42,7 @@ async function leaderOf(
   ctx: RunContext,
   p: AddressParams,
 ): Promise<{ pid: number; start: number } | undefined> {
-  const n = (await findNspawn(ctx, p.name, p.merged)).find((x) => x.leader !== undefined);
+  const n = await theNspawn(ctx, p.name, p.merged);
   if (!n?.leader) return undefined;
   const st = await procStat(ctx.host, n.leader);
   return st ? { pid: n.leader, start: st.start } : undefined;
@@ -53,7 +53,7 @@ async function leaderOf(
  * a PID that ended and was reused by another process is never entered, or trusted afterwards.
  */
 async function stillLeader(ctx: RunContext, p: AddressParams, leader: { pid: number; start: number }) {
-  const n = (await findNspawn(ctx, p.name, p.merged))[0];
+  const n = await theNspawn(ctx, p.name, p.merged);
   if (!n || !(await childrenOf(ctx.host, n.pid)).includes(leader.pid)) return false;
   return (await procStat(ctx.host, leader.pid))?.start === leader.start;
 }

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { KnownAfterApply } from "../../src/errors.js";
 import { poll } from "../../src/host/poll.js";
 import { mountsOfDevice } from "../../src/image/image-host.js";
+import { loopChange } from "../../src/image/loop-list.js";
 import { LOSETUP_RACE } from "../../src/image/system-info.js";
 import { type DiskIdentity, diskIdentity, loopsOf } from "../../src/lab/disk.js";
 import { defineTask, met, type TaskContext, undoUnlessGone, unmet } from "../../src/runner/task.js";
@@ -24,13 +25,12 @@ const ATTEMPTS = 6;
 async function attach(ctx: TaskContext, p: DiskLoopParams, id: DiskIdentity): Promise<string> {
   let last = "";
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
-    const r = await ctx.host.exec("losetup", ["--find", "--show", "--", p.file], {
-      signal: ctx.signal,
-      allowFail: true,
-    });
+    const r = await loopChange(ctx, () =>
+      ctx.host.exec("losetup", ["--find", "--show", "--", p.file], { signal: ctx.signal, allowFail: true }),
+    );
     if (ctx.dryRun) throw new KnownAfterApply("the loop device losetup picks");
     const device = r.stdout.trim();
-    if (r.exitCode === 0 && (await loopsOf(ctx, id)).some((l) => l.name === device)) return device;
+    if (r.exitCode === 0 && (await loopsOf(ctx, id, true)).some((l) => l.name === device)) return device;
     last = r.stderr.trim() || `${device} does not hold ${p.file}`;
     if (r.exitCode !== 0 && !LOSETUP_RACE.test(last)) break;
     await ctx.host.sleep(50 * attempt, ctx.signal);
@@ -56,21 +56,23 @@ export const containerDiskLoop = defineTask({
       throw new Error(`${p.file} does not exist`);
     }
     // One a run killed before its result was journaled attached: taken again, not a second one.
-    const had = (await loopsOf(ctx, id))[0];
+    // Looked at now: a device the run saw earlier may have been freed (autoclear) and be another's.
+    const had = (await loopsOf(ctx, id, true))[0];
     return { device: had ? had.name : await attach(ctx, p, id), ...id };
   },
   async rollback(ctx, { params: p, result }) {
     const id = result ?? (await diskIdentity(ctx, p.file));
     if (!id) return;
-    for (const l of await loopsOf(ctx, id)) {
+    // Looked at now: a device name the run saw earlier may be another lab's by now.
+    for (const l of await loopsOf(ctx, id, true)) {
       const mounts = await mountsOfDevice(ctx, l.name);
       if (mounts.length > 0)
         throw new Error(
           `${l.name} (${p.file}) is still mounted at ${mounts.map((m) => m.mountPoint).join(", ")}; unmount it first`,
         );
       await undoUnlessGone(
-        () => ctx.host.exec("losetup", ["--detach", l.name], { signal: ctx.signal }),
-        async () => (await loopsOf(ctx, id)).some((x) => x.name === l.name),
+        () => loopChange(ctx, () => ctx.host.exec("losetup", ["--detach", l.name], { signal: ctx.signal })),
+        async () => (await loopsOf(ctx, id, true)).some((x) => x.name === l.name),
       );
     }
     // losetup -d only marks a device something still holds open (autoclear): the kernel frees it
@@ -79,9 +81,9 @@ export const containerDiskLoop = defineTask({
     // container's end: waited for, then left to the kernel, never an error while it is not mounted
     // here (container.disk deletes the file meanwhile: the device holds the inode until it goes).
     const gone = await poll(ctx.host, { timeoutMs: 30_000, everyMs: 100, signal: ctx.signal }, async () =>
-      (await loopsOf(ctx, id)).length === 0 ? true : undefined,
+      (await loopsOf(ctx, id, true)).length === 0 ? true : undefined,
     );
-    const left = gone || ctx.dryRun ? [] : await loopsOf(ctx, id);
+    const left = gone || ctx.dryRun ? [] : await loopsOf(ctx, id, true);
     if (left.some((l) => !l.autoclear))
       throw new Error(
         `${p.file} is still on a loop device after \`losetup --detach\`: something holds it open`,

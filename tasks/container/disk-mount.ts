@@ -7,6 +7,7 @@ import { KnownAfterApply } from "../../src/errors.js";
 import { rmdirIfEmpty } from "../../src/host/files.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
 import { unmountRetrying } from "../../src/host/unmount.js";
+import { loopChange } from "../../src/image/loop-list.js";
 import { diskIdentity, diskMountAt, loopsOf } from "../../src/lab/disk.js";
 import { defineTask, met, unmet } from "../../src/runner/task.js";
 
@@ -41,7 +42,8 @@ export const containerDiskMount = defineTask({
   async run(ctx, p) {
     const h = ctx.host;
     const id = await diskIdentity(ctx, p.file);
-    const l = id && (await loopsOf(ctx, id))[0];
+    // Looked at now (what is mounted must be this disk's device as it is, not as the run saw it).
+    const l = id && (await loopsOf(ctx, id, true))[0];
     if (!id || !l) {
       if (ctx.dryRun) throw new KnownAfterApply("the loop device container.disk-loop attaches");
       throw new Error(`${p.file} is on no loop device`);
@@ -54,7 +56,10 @@ export const containerDiskMount = defineTask({
   },
   async rollback(ctx, { params: p, result }) {
     const id = result ?? (await diskIdentity(ctx, p.file));
-    await unmountRetrying(ctx, p.mount, async () => (await diskMountAt(ctx, p.mount, id)) !== undefined);
+    // An autoclear device (a detach tried while it was mounted) goes with its mount.
+    await loopChange(ctx, () =>
+      unmountRetrying(ctx, p.mount, async () => (await diskMountAt(ctx, p.mount, id)) !== undefined),
+    );
     await rmdirIfEmpty(ctx.host, p.mount);
   },
 });

@@ -65,7 +65,7 @@ async function make(ctx: TaskContext, p: DiskParams): Promise<void> {
 async function grow(ctx: TaskContext, p: DiskParams, from: number): Promise<void> {
   const h = ctx.host;
   const id = await diskIdentity(ctx, p.file);
-  const held = id ? await loopsOf(ctx, id) : [];
+  const held = id ? await loopsOf(ctx, id, true) : [];
   if (held.length > 0)
     throw new Error(
       `${p.file} is attached to ${held.map((l) => l.name).join(", ")}: \`aplspawn run stop --only ${p.name}\` first to grow it`,
@@ -114,7 +114,7 @@ export const containerDisk = defineTask({
     const id = await diskIdentity(ctx, p.file);
     // A device detached already (autoclear) but not yet freed by the kernel is no obstacle: it
     // holds the inode, whose space goes with it. One still attached for good, or mounted, is.
-    for (const l of id ? await loopsOf(ctx, id) : [])
+    for (const l of id ? await loopsOf(ctx, id, true) : [])
       if (!l.autoclear || (await mountsOfDevice(ctx, l.name)).length > 0)
         throw new Error(`${p.file} is still attached to ${l.name}; detach it first`);
     await ctx.host.fs.rm(p.file);

@@ -20,6 +20,7 @@ import { endOrphanMachine, endOrphanScope, inScope, machinedAnswers } from "../.
 import {
   findNspawn,
   isNspawnArgv,
+  knowNspawn,
   type NspawnParams,
   type NspawnProcess,
   type NspawnResult,
@@ -124,6 +125,7 @@ export const containerNspawn = defineTask({
     // A dry run's host starts nothing (PID 0): there is no leader to wait for.
     if (pid <= 0) return { pid, start: 0, leader: 0, registered };
     const start = (await procStat(h, pid))?.start ?? 0;
+    knowNspawn(ctx, p.name, p.merged, { pid, start });
     // The leader is nspawn's child once it has exec'd the container's init (before, it is a fork of nspawn).
     const startTimeoutMs = p.startTimeoutMs ?? 60_000;
     const leader = await poll(h, { timeoutMs: startTimeoutMs, everyMs: 50, signal: ctx.signal }, async () => {

@@ -5,7 +5,7 @@ import { KnownAfterApply } from "../../src/errors.js";
 import { CommandError, type HostContext, lastLines } from "../../src/host/host.js";
 import { poll } from "../../src/host/poll.js";
 import { isAlive } from "../../src/host/proc.js";
-import { findNspawn } from "../../src/lab/nspawn-procs.js";
+import { theNspawn } from "../../src/lab/nspawn-procs.js";
 import { type SshTarget, sshBatchArgs } from "../../src/lab/ssh.js";
 import { defineTask } from "../../src/runner/task.js";
 import { logTail } from "./nspawn.js";
@@ -40,7 +40,7 @@ export const containerReady = defineTask<ReadyParams, null>({
   kind: "container.ready",
   title: (p) => `Checking ssh connection to ${p.ip} (container ${p.name})`,
   async check(ctx, p) {
-    if ((await findNspawn(ctx, p.name, p.merged)).length === 0) return false;
+    if (!(await theNspawn(ctx, p.name, p.merged))) return false;
     return (await trySsh(ctx, p)).ok;
   },
   async run(ctx, p) {
@@ -49,7 +49,7 @@ export const containerReady = defineTask<ReadyParams, null>({
     let last = "";
     let listening = false;
     // Found once; then its PID is watched (scanning /proc each round costs much with many containers).
-    const nspawn = (await findNspawn(ctx, p.name, p.merged))[0];
+    const nspawn = await theNspawn(ctx, p.name, p.merged);
     const answered = await poll(
       ctx.host,
       { timeoutMs: p.timeoutMs, everyMs: () => (listening ? 250 : 100), signal: ctx.signal },

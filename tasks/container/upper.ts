@@ -5,6 +5,7 @@ import { z } from "zod";
 import { rmdirIfEmpty } from "../../src/host/files.js";
 import type { HostContext } from "../../src/host/host.js";
 import { isOverlayOf, readMounts } from "../../src/host/mounts.js";
+import type { RunContext } from "../../src/host/run-scope.js";
 import { diskIdentity, diskMountAt } from "../../src/lab/disk.js";
 import { claimRange, rangeOf, releaseRange } from "../../src/lab/id-ranges.js";
 import { defineTask } from "../../src/runner/task.js";
@@ -36,7 +37,7 @@ async function modeProblem(ctx: HostContext, p: UpperParams): Promise<string | u
   return undefined;
 }
 
-const diskMounted = async (ctx: HostContext, d: { file: string; mount: string }) =>
+const diskMounted = async (ctx: RunContext, d: { file: string; mount: string }) =>
   (await diskMountAt(ctx, d.mount, await diskIdentity(ctx, d.file))) !== undefined;
 
 /** Creates the (empty) upper layer directory, and the overlay's work directory beside it. */

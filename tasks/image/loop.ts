@@ -7,6 +7,7 @@ import { ExitError, KnownAfterApply } from "../../src/errors.js";
 import type { HostContext } from "../../src/host/host.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
 import { poll } from "../../src/host/poll.js";
+import type { RunContext } from "../../src/host/run-scope.js";
 import {
   inspectImage,
   loopVerdict,
@@ -15,9 +16,10 @@ import {
   mountIsDevice,
   requireRoot,
 } from "../../src/image/attach-state.js";
-import { backs, fileIdentity, listLoops, mountsOfDevice } from "../../src/image/image-host.js";
+import { backs, fileIdentity, mountsOfDevice } from "../../src/image/image-host.js";
 import { type LoopView, withLoopClaims } from "../../src/image/loop-claims.js";
 import { loopDebug } from "../../src/image/loop-debug.js";
+import { listLoops, loopChange } from "../../src/image/loop-list.js";
 import { describeLayout } from "../../src/image/partition-table.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { LOSETUP_RACE } from "../../src/image/system-info.js";
@@ -71,7 +73,7 @@ type Target = { device: string; ino: string; dev: string; offset: number };
  * Detach one device (the caller holds the loop lock and decided it is ours) if it still holds the
  * image's root; never while it is mounted. Returns whether there is something to wait for.
  */
-async function detachNow(ctx: HostContext, v: LoopView, t: Target): Promise<boolean> {
+async function detachNow(ctx: RunContext, v: LoopView, t: Target): Promise<boolean> {
   const dev = v.loops.find((l) => l.name === t.device && backs(l, t, t.offset));
   if (!dev) return false; // already detached, or reused by someone else since: not ours
   const mounts = await mountsOfDevice(ctx, t.device);
@@ -84,7 +86,7 @@ async function detachNow(ctx: HostContext, v: LoopView, t: Target): Promise<bool
   loopDebug(ctx, "detach", { device: t.device, ino: t.ino, offset: t.offset, autoclear: dev.autoclear });
   if (!dev.autoclear)
     await undoUnlessGone(
-      () => ctx.host.exec("losetup", ["--detach", t.device], { signal: ctx.signal }),
+      () => loopChange(ctx, () => ctx.host.exec("losetup", ["--detach", t.device], { signal: ctx.signal })),
       async () => (await listLoops(ctx)).some((l) => l.name === t.device && backs(l, t, t.offset)),
     );
   return true;
@@ -95,7 +97,7 @@ async function detachNow(ctx: HostContext, v: LoopView, t: Target): Promise<bool
  * open; another lab on the same image may be reading its superblock for a moment), and fail when it
  * is not. Outside the loop lock: other labs attach meanwhile.
  */
-async function waitGone(ctx: HostContext, t: Target): Promise<void> {
+async function waitGone(ctx: RunContext, t: Target): Promise<void> {
   const gone = await poll(ctx.host, { timeoutMs: 30_000, everyMs: 100, signal: ctx.signal }, async () =>
     (await listLoops(ctx)).some((l) => l.name === t.device && backs(l, t, t.offset)) ? undefined : true,
   );
@@ -113,7 +115,7 @@ async function waitGone(ctx: HostContext, t: Target): Promise<void> {
  * one still there is in use, or already another lab's device of the same image under the same name.
  */
 async function releaseHanded(
-  ctx: HostContext,
+  ctx: RunContext,
   t: { device: string; ino: string; dev: string; offset: number },
   lowerDir: string,
 ): Promise<void> {
@@ -206,7 +208,9 @@ export const imageLoop = defineTask({
       // orphan in between (src/image/loop-claims.ts).
       const done = await withLoopClaims(ctx, async (v) => {
         const args = p.loopDevice ? [...opts, p.loopDevice, p.image] : ["--find", ...opts, p.image];
-        const r = await ctx.host.exec("losetup", args, { signal: ctx.signal, allowFail: true });
+        const r = await loopChange(ctx, () =>
+          ctx.host.exec("losetup", args, { signal: ctx.signal, allowFail: true }),
+        );
         if (ctx.dryRun) throw new KnownAfterApply("the loop device losetup picks");
         if (r.exitCode === 0) {
           const device = r.stdout.trim();

@@ -5,6 +5,7 @@ import { z } from "zod";
 import { ExitError } from "../../src/errors.js";
 import type { HostContext } from "../../src/host/host.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
+import type { RunContext } from "../../src/host/run-scope.js";
 import {
   inspectImage,
   lowerState,
@@ -12,16 +13,18 @@ import {
   missingImage,
   mountIsDevice,
   requireRoot,
-  rootLoops,
+  rootLoopsIn,
 } from "../../src/image/attach-state.js";
-import { backs, fileIdentity, listLoops } from "../../src/image/image-host.js";
+import { backs, fileIdentity } from "../../src/image/image-host.js";
 import { withLoopClaims } from "../../src/image/loop-claims.js";
 import { loopDebug } from "../../src/image/loop-debug.js";
+import { listLoops, loopChange, seenLoops } from "../../src/image/loop-list.js";
 import {
   detectFilesystem,
   readOnlyMountOptions,
   SUPERBLOCK_PROBE_BYTES,
 } from "../../src/image/superblock.js";
+import type { LoopInfo } from "../../src/image/system-info.js";
 import { defineTask } from "../../src/runner/task.js";
 import { type LoopRecord, loopRecordPath, readLoopRecord } from "./loop.js";
 
@@ -53,7 +56,7 @@ async function isBindOf(ctx: HostContext, lowerDir: string, image: string): Prom
 }
 
 // Is the mount at lowerDir the one this task made (from its result, or, after a crash, the image's)?
-async function isOurs(ctx: HostContext, p: LowerParams, result: LowerResult | undefined): Promise<boolean> {
+async function isOurs(ctx: RunContext, p: LowerParams, result: LowerResult | undefined): Promise<boolean> {
   const m = mountAt(await readMounts(ctx.host), p.lowerDir);
   if (!m) return false;
   if (result)
@@ -74,7 +77,7 @@ async function isOurs(ctx: HostContext, p: LowerParams, result: LowerResult | un
  * says so, or undefined while the device is still this lab's.
  */
 async function lostDevice(
-  ctx: HostContext,
+  ctx: RunContext,
   lowerDir: string,
   rec: LoopRecord | undefined,
 ): Promise<ExitError | undefined> {
@@ -120,8 +123,12 @@ export const imageLower = defineTask({
       result = { lowerDir: p.lowerDir, device: null, fs: "bind" };
     } else {
       const img = requireRoot(p.image, s);
-      let loops = await rootLoops(ctx, img);
-      if (p.loopDevice) loops = loops.filter((l) => l.name === p.loopDevice);
+      // Whether any device holds the image, as the run saw it last (image.loop's attach made it
+      // look anew); which one is this lab's, the devices and claims under the loop lock say below.
+      const all = await seenLoops(ctx);
+      const rootsIn = (l: LoopInfo[]) =>
+        rootLoopsIn(l, img).filter((x) => !p.loopDevice || x.name === p.loopDevice);
+      let loops = rootsIn(all);
       const rec = await readLoopRecord(ctx, p.lowerDir);
       if (loops.length === 0) {
         loopDebug(ctx, "lower-none", {
@@ -129,7 +136,7 @@ export const imageLower = defineTask({
           ino: img.identity.ino,
           offset: img.layout.offset,
           record: rec ?? null,
-          loops: await listLoops(ctx),
+          loops: all,
         });
         throw (
           (await lostDevice(ctx, p.lowerDir, rec)) ??
@@ -140,7 +147,10 @@ export const imageLower = defineTask({
       }
       // The device this lab's image.loop attached (its record; else, the record lost in a crash, the
       // device claimed for this lab). Never one of another lab's: labs share images.
-      const claimed = await withLoopClaims(ctx, async (v) => v.claims);
+      const claimed = await withLoopClaims(ctx, async (v) => {
+        loops = rootsIn(v.loops);
+        return v.claims;
+      });
       const owner = (l: { name: string }) => claimed.get(l.name)?.lowerDir ?? p.lowerDir;
       const device = loops.find(
         (l) =>
@@ -183,7 +193,8 @@ export const imageLower = defineTask({
     // dies with its mount namespace (a killed test, a crashed host tool) and no rollback ever runs.
     // On a mounted device `losetup --detach` only sets that flag.
     if (result.device) {
-      await ctx.host.exec("losetup", ["--detach", result.device], { signal: ctx.signal });
+      const device = result.device;
+      await loopChange(ctx, () => ctx.host.exec("losetup", ["--detach", device], { signal: ctx.signal }));
       loopDebug(ctx, "handover", { device: result.device, lowerDir: p.lowerDir });
       // image.loop's record says so: its rollback must not detach what may soon be someone else's.
       const rec = await readLoopRecord(ctx, p.lowerDir);
@@ -207,10 +218,10 @@ export const imageLower = defineTask({
         );
       }
       loopDebug(ctx, "unmount", { lowerDir: params.lowerDir, device: result?.device ?? null });
-      const r = await ctx.host.exec("umount", ["--", params.lowerDir], {
-        signal: ctx.signal,
-        allowFail: true,
-      });
+      // Its device is autoclear: the kernel frees it with this mount.
+      const r = await loopChange(ctx, () =>
+        ctx.host.exec("umount", ["--", params.lowerDir], { signal: ctx.signal, allowFail: true }),
+      );
       // Gone on its own in the meantime (its namespace died, someone unmounted it): done.
       if (r.exitCode !== 0 && (await isOurs(ctx, params, result).catch(() => true)))
         throw new ExitError(

@@ -5,10 +5,11 @@
 import { z } from "zod";
 import { ExitError } from "../../src/errors.js";
 import { rmdirIfEmpty } from "../../src/host/files.js";
-import type { HostContext } from "../../src/host/host.js";
 import { mountAt, readMounts } from "../../src/host/mounts.js";
+import type { RunContext } from "../../src/host/run-scope.js";
 import { unmountRetrying } from "../../src/host/unmount.js";
-import { backs, fileIdentity, listLoops } from "../../src/image/image-host.js";
+import { backs, fileIdentity } from "../../src/image/image-host.js";
+import { loopChange, seenLoops } from "../../src/image/loop-list.js";
 import { defineTask, met, unmet } from "../../src/runner/task.js";
 import { layerOfImageSchema, wantedLayer } from "./packages-layer.js";
 
@@ -22,12 +23,12 @@ const layerMountParamsSchema = layerOfImageSchema.extend({
 export type LayerMountParams = z.infer<typeof layerMountParamsSchema>;
 
 /** Whether `target` is a squashfs mount of the file at `layer`. */
-async function mountedLayer(ctx: HostContext, target: string, layer: string): Promise<boolean> {
+async function mountedLayer(ctx: RunContext, target: string, layer: string): Promise<boolean> {
   const m = mountAt(await readMounts(ctx.host), target);
   const id = await fileIdentity(ctx, layer);
   if (m?.fstype !== "squashfs" || !id) return false;
   const dev = m.source.replace(/^\/dev\//, "");
-  return (await listLoops(ctx)).some((l) => l.name.replace(/^\/dev\//, "") === dev && backs(l, id, 0));
+  return (await seenLoops(ctx)).some((l) => l.name.replace(/^\/dev\//, "") === dev && backs(l, id, 0));
 }
 
 /** Mounts the image's packages layer (or checks that it needs none). */
@@ -57,15 +58,19 @@ export const imageLayerMount = defineTask({
         `image.packages: the image needs ${l.packages.join(" ")}, but a packages layer cannot be stacked under containers.privateUsers yet: install them in the image, or set image.packages: []`,
       );
     await ctx.host.fs.mkdir(p.target, 0o700);
-    await ctx.host.exec("mount", ["-t", "squashfs", "-o", "ro,loop,nodev,nosuid", "--", l.path, p.target], {
-      signal: ctx.signal,
-    });
+    await loopChange(ctx, () =>
+      ctx.host.exec("mount", ["-t", "squashfs", "-o", "ro,loop,nodev,nosuid", "--", l.path, p.target], {
+        signal: ctx.signal,
+      }),
+    );
     return null;
   },
   async rollback(ctx, { params: p }) {
     const m = mountAt(await readMounts(ctx.host), p.target);
     if (m?.fstype === "squashfs")
-      await unmountRetrying(ctx, p.target, async () => !!mountAt(await readMounts(ctx.host), p.target));
+      await loopChange(ctx, () =>
+        unmountRetrying(ctx, p.target, async () => !!mountAt(await readMounts(ctx.host), p.target)),
+      );
     if (!mountAt(await readMounts(ctx.host), p.target)) await rmdirIfEmpty(ctx.host, p.target);
   },
 });

@@ -1,5 +1,9 @@
 // Task: a chain of our own exists in a table (the filter chain holding the lab's forwarding rules,
 // the nat chain holding its MASQUERADE). A chain that was already there is used and never deleted.
+// A new chain is made with its own rules in one `iptables-restore --noflush` (atomic: the chain and
+// all of them, or nothing), not a process per rule; each rule's task then finds it there (this run
+// made the chain and its rules: src/net/iptables.ts) and, were it deleted by hand later, re-adds it
+// alone. The chain's rollback flushes whatever is in it.
 
 import { z } from "zod";
 import {
@@ -10,12 +14,22 @@ import {
   ipt,
   iptablesFor,
   listsChain,
+  restoreWord,
+  ruleAdded,
   tableSchema,
 } from "../../src/net/iptables.js";
 import { defineTask, undoUnlessGone, unmet } from "../../src/runner/task.js";
 
 /** What the chain task needs. */
-export const chainParamsSchema = z.object({ table: tableSchema, chain: z.string() });
+export const chainParamsSchema = z.object({
+  table: tableSchema,
+  chain: z.string(),
+  /**
+   * The chain's own rules (their rule tasks follow), in the order those tasks add them (-I or -A),
+   * made with a new chain; absent in journals written before.
+   */
+  rules: z.array(z.object({ args: z.array(z.string()), insert: z.boolean() })).optional(),
+});
 export type ChainParams = z.infer<typeof chainParamsSchema>;
 const chainResultSchema = z.object({ created: z.literal(true) });
 
@@ -40,8 +54,25 @@ export const chainTask = defineTask({
     return { backend: await detectBackend(ctx) };
   },
   async run(ctx, p) {
-    await ipt(ctx, "iptables", p.table, ["-N", p.chain]);
+    // A rule iptables-restore would read otherwise (a word to quote) is left to its own task; so
+    // are all in a preview, which shows each rule's own command (a batch's input is not shown).
+    const rules =
+      !ctx.dryRun && (p.rules ?? []).every((r) => r.args.every(restoreWord)) ? (p.rules ?? []) : [];
+    if (rules.length === 0) await ipt(ctx, "iptables", p.table, ["-N", p.chain]);
+    else {
+      // -N, not a ":chain" line: an existing chain fails the batch, as `iptables -N` fails (with
+      // --noflush a ":chain" line would flush it).
+      const batch = [
+        `*${p.table}`,
+        `-N ${p.chain}`,
+        ...rules.map((r) => [r.insert ? "-I" : "-A", p.chain, ...r.args].join(" ")),
+        "COMMIT",
+        "",
+      ].join("\n");
+      await ctx.host.exec("iptables-restore", ["-w", "--noflush"], { input: batch, signal: ctx.signal });
+    }
     chainMade(ctx, p.table, p.chain, true);
+    for (const r of rules) ruleAdded(ctx, { table: p.table, chain: p.chain, args: r.args });
     return { created: true };
   },
   // Only a chain this task created is journaled, so only such a chain is flushed and deleted.

@@ -57,7 +57,7 @@ test(
       const r = await lab.cli(["run", "netup"], { PATH: bin });
       assert.equal(r.exitCode, 1, r.stdout + r.stderr);
       // The four parts of netup run side by side: whichever iptables task comes first fails.
-      assert.match(r.stderr, /task net\.(filter|nat)\.chain failed: iptables is not installed/);
+      assert.match(r.stderr, /task net\.(filter|out|nat)\.chain failed: iptables is not installed/);
       assert.match(r.stderr, /apt-get install iptables/);
       await assertNoResidue(lab, "after the failed netup");
     }),

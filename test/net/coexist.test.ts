@@ -32,7 +32,7 @@ test("two labs coexist; netdown in reverse order leaves each as it was", { skip 
     const onlyAlpha = settled(await ns.snapshot());
     assert.equal(
       summary(ok(await b.cli(["--json", "run", "netup"]))).changed,
-      36,
+      15,
       "beta finds forwarding on, and holds it too",
     );
     const both = await rules(ns);

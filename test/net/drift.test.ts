@@ -23,8 +23,13 @@ test("a bridge that existed before netup survives netdown; what netup added to i
       assert.equal((await ns.run("ip", args)).exitCode, 0);
     lab.before = await ns.snapshot();
     const up = ok(await lab.cli(["--json", "run", "netup"]));
-    assert.deepEqual(taskIds(up, "ok"), ["net.bridge"], "the existing bridge is used, not created");
-    assert.equal(summary(up).changed, 35);
+    // (The rules of the chains netup made came with their chain: their own tasks find them.)
+    assert.deepEqual(
+      taskIds(up, "ok").filter((id) => !/\.rule\[/.test(id)),
+      ["net.bridge"],
+      "the existing bridge is used, not created",
+    );
+    assert.equal(summary(up).changed, 14);
     ok(await lab.cli(["run", "netdown"]));
     await assertNoResidue(lab, "after netdown");
     assert.equal(
@@ -39,7 +44,10 @@ test("a bridge that existed before netup survives netdown; what netup added to i
     await ns.run("ip", ["link", "set", "dev", "nspawnd0", "up"]);
     const configured = settled(await ns.snapshot());
     const up2 = ok(await lab.cli(["--json", "run", "netup"]));
-    assert.deepEqual(taskIds(up2, "ok"), ["net.bridge", "net.bridge.address", "net.bridge.up"]);
+    assert.deepEqual(
+      taskIds(up2, "ok").filter((id) => !/\.rule\[/.test(id)),
+      ["net.bridge", "net.bridge.address", "net.bridge.up"],
+    );
     ok(await lab.cli(["run", "netdown"]));
     sameSnapshot(settled(await ns.snapshot()), configured, "after the second netdown");
   }),

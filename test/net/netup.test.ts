@@ -79,7 +79,10 @@ test(
       );
 
       const up = ok(await lab.cli(["--json", "run", "netup"]));
-      assert.equal(summary(up).changed, 36);
+      // 36 tasks; the 21 rules of the lab's own chains are made with their chain (one
+      // iptables-restore each), so their own tasks find them there.
+      assert.equal(summary(up).changed, 15);
+      assert.equal(summary(up).unchanged, 21);
       const link = JSON.parse(
         (await ns.run("ip", ["-j", "-d", "link", "show", "dev", "nspawnd0"])).stdout,
       )[0];
@@ -118,7 +121,7 @@ test(
       ok(await lab.cli(["run", "netup", "--dry-run", "--detailed-exitcode"]), "no drift");
 
       const nd = ok(await lab.cli(["--json", "run", "netdown"]));
-      assert.equal(taskIds(nd, "rolled-back").length, 36);
+      assert.equal(taskIds(nd, "rolled-back").length, 15);
       await assertNoResidue(lab, "after netdown");
       const nd2 = ok(await lab.cli(["--json", "run", "netdown"]));
       assert.equal(summary(nd2).changed, 0);
@@ -184,7 +187,7 @@ test("network.nat: false sets up no NAT chain", { skip }, () =>
       .stdout.trim()
       .split("\n");
     assert.ok(!list.some((id) => id.startsWith("net.nat")), list.join(" "));
-    assert.equal(summary(ok(await lab.cli(["--json", "run", "netup"]))).changed, 33);
+    assert.equal(summary(ok(await lab.cli(["--json", "run", "netup"]))).changed, 13);
     assert.ok(!(await rules(lab.ns)).includes("MASQUERADE"));
     assert.equal((await probes(lab)).length, 32);
     ok(await lab.cli(["run", "netdown"]));

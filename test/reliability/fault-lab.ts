@@ -8,6 +8,7 @@ import { join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { test } from "node:test";
 import { realHost } from "../../src/host/real-host.js";
+import { runContext } from "../../src/host/run-scope.js";
 import { CLAIMS_DIR, withLoopClaims } from "../../src/image/loop-claims.js";
 import type { SummaryEvent } from "../../src/runner/report.js";
 import { runEvents, taskEvents } from "../support/json-events.js";
@@ -363,7 +364,7 @@ export async function detachOrphans(
   image: string,
 ): Promise<string[]> {
   const detached: string[] = [];
-  const ctx = { host: realHost(), signal: new AbortController().signal };
+  const ctx = runContext(realHost());
   await withLoopClaims(ctx, async (v) => {
     for (const d of new Set(devices)) {
       try {
