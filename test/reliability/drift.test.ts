@@ -13,8 +13,8 @@ import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import { taskIds } from "../support/json-events.js";
 import { assertNoResidue, nspawnPids, ok, withLab } from "../support/lab.js";
+import { failing, status } from "../support/lab-state.js";
 import { skip } from "../support/ns.js";
-import { failing, status } from "./lab-state.js";
 
 async function waitGone(path: string): Promise<void> {
   for (let i = 0; i < 200 && (await nspawnPids(path)).length > 0; i++)

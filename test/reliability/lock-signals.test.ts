@@ -7,8 +7,8 @@ import { spawn } from "node:child_process";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
+import { afterPurge, assertAsBefore, crash, labTest, watch } from "../support/fault-lab.js";
 import { CLI, withoutSudo } from "../support/ns.js";
-import { afterPurge, assertAsBefore, crash, labTest, watch } from "./fault-lab.js";
 
 const STARTED = /"id":"container\.nspawn\[[^\]]+\]","title":"[^"]*","state":"changed"/;
 

@@ -10,7 +10,7 @@ import { after, before, test } from "node:test";
 import { detachLoopsUnder, loopsOf, makeSquashfs, makeTree } from "../support/image.js";
 import { isRoot, type NsSnapshot, skip, TestNamespace, tempDir } from "../support/ns.js";
 
-const DRIVER = resolve(import.meta.dirname, "vanish-drive.js");
+const DRIVER = resolve(import.meta.dirname, "../support/bin/vanish.js");
 let ns: TestNamespace;
 let tmp: { path: string; cleanup(): Promise<void> };
 let image: string;

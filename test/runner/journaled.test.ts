@@ -21,7 +21,7 @@ import {
   run,
   setup,
   taskEvents,
-} from "./synthetic.js";
+} from "../support/synthetic.js";
 
 const entryIds = async (lab: string) =>
   (await Journal.open(realHost(), journalPath(lab), "t", false)).entries().map((e) => e.id);

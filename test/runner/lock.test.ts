@@ -17,7 +17,7 @@ import { imageLockPath } from "../../src/image/store-lock.js";
 import { isRoot, skip, tempDir } from "../support/ns.js";
 import { rounds } from "../support/rounds.js";
 
-const FIXTURE = join(import.meta.dirname, "lock-fixture.js");
+const FIXTURE = join(import.meta.dirname, "../support/bin/lock-stress.js");
 const TAKES = rounds(20, 50);
 
 test(`a holder SIGKILLed holding the lock, then six processes taking it ${TAKES} times each (five callers at once): one holder at a time, no update lost`, async () => {

@@ -10,7 +10,7 @@ import { detectBackend } from "../../src/net/iptables.js";
 import { task, type Workflow } from "../../src/runner/task.js";
 import { ruleTask } from "../../tasks/net/iptables-rule.js";
 import { recordingHost } from "../support/recording-host.js";
-import { run, setup } from "./synthetic.js";
+import { run, setup } from "../support/synthetic.js";
 
 const VERSION = { stdout: "iptables v1.8.9 (nf_tables)" };
 const asked = (calls: readonly { op: string; detail: string }[]) =>

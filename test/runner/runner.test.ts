@@ -15,7 +15,7 @@ import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import { renderEvent, type TaskEvent } from "../../src/runner/report.js";
 import { defineGuard, defineTask, listTaskIds, task, undo, unmet } from "../../src/runner/task.js";
-import { downWorkflow, labWorkflow, run, setup, taskEvents } from "./synthetic.js";
+import { downWorkflow, labWorkflow, run, setup, taskEvents } from "../support/synthetic.js";
 
 const journalOf = async (lab: string) => ({
   entries: (await Journal.open(realHost(), journalPath(lab), "t", false)).entries(),

@@ -7,10 +7,10 @@ import { test } from "node:test";
 import { execa } from "execa";
 import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
+import { setup } from "../support/synthetic.js";
 import { waitFor } from "../support/wait.js";
-import { setup } from "./synthetic.js";
 
-const FIXTURE = resolve(import.meta.dirname, "fixture-cli.js");
+const FIXTURE = resolve(import.meta.dirname, "../support/bin/synthetic-cli.js");
 
 function start(args: string[]): { child: ChildProcess; out: () => string; done: Promise<number | null> } {
   const child = spawn(process.execPath, [FIXTURE, ...args], { stdio: ["ignore", "pipe", "pipe"] });

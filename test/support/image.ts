@@ -18,9 +18,9 @@ import { INDEX_DIR } from "../../src/lab/registry.js";
 import { CLI, type TestNamespace } from "./ns.js";
 
 /** The script that runs image workflows (attach, detach, status) inside a namespace. */
-export const DRIVER = resolve(import.meta.dirname, "../image/drive.js");
+export const DRIVER = resolve(import.meta.dirname, "bin/image-steps.js");
 /** The loopback HTTP server script. */
-export const HTTP_SERVER = resolve(import.meta.dirname, "../image/http-server.js");
+export const HTTP_SERVER = resolve(import.meta.dirname, "bin/http-server.js");
 
 /** Run a command; throws with its stderr on failure. */
 export async function sh(cmd: string, args: string[], input?: string): Promise<string> {

@@ -16,7 +16,7 @@ import {
   undo,
   type Workflow,
 } from "../../src/runner/task.js";
-import { tempDir } from "../support/ns.js";
+import { tempDir } from "./ns.js";
 
 /** Parameters of a synthetic resource. */
 export const fileParamsSchema = z.object({

@@ -3,7 +3,7 @@
 // gateway. Other machines (a LAN, the world, a docker0-like bridge's containers) are namespaces
 // joined to the test namespace the same way. Traffic goes only between namespaces the test made.
 import assert from "node:assert/strict";
-import { TestNamespace } from "../support/ns.js";
+import { TestNamespace } from "./ns.js";
 
 /** A peer namespace joined to the test namespace by a veth pair. */
 export interface Peer {

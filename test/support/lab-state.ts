@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
-import type { Lab } from "../support/lab.js";
-import type { NsResult } from "../support/ns.js";
+import type { Lab } from "./lab.js";
+import type { NsResult } from "./ns.js";
 
 /** One check of `status --json`. */
 export interface Check {
