@@ -6,9 +6,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { execa } from "execa";
 import { assertNoResidue, ok, withLab } from "../support/lab.js";
-import { CLI, skip } from "../support/ns.js";
+import { CLI, requires } from "../support/ns.js";
 
-const hasTmux = (await execa("sh", ["-c", "command -v tmux"], { reject: false })).exitCode === 0;
 const ROWS = 60;
 
 /**
@@ -44,7 +43,7 @@ async function onScreen(session: string, argv: string[], timeoutMs = 900_000): P
 
 test(
   "the terminal at N=10: run up fits the screen, containers collapsed and counted; a dry run shows its commands",
-  { skip: skip || !hasTmux ? "needs tmux" : false },
+  { skip: requires("root", "tmux") },
   () =>
     withLab(
       "term",

@@ -10,9 +10,7 @@ import type { Host } from "../../src/host/host.js";
 import { realHost } from "../../src/host/real-host.js";
 import { assertNoResidue, ok, withNetLab } from "../support/lab.js";
 import { runMain } from "../support/main-io.js";
-import { skip, tempDir } from "../support/ns.js";
-
-const hasAnsible = existsSync("/usr/bin/ansible-playbook");
+import { requires, skip, tempDir } from "../support/ns.js";
 
 /** A play for every host, with these tasks. */
 const play = (tasks: string) => `- hosts: all\n  gather_facts: false\n  tasks:\n${tasks}`;
@@ -154,7 +152,7 @@ test("a problem deep in a list is named by its path and placed at its line and c
 });
 
 test("validate checks provision.playbook: a missing or broken one is exit 2 at its key; without ansible-playbook, a warning", {
-  skip: hasAnsible ? false : "needs ansible-playbook",
+  skip: requires("ansible-playbook"),
 }, async () => {
   const d = await tempDir();
   try {
@@ -222,7 +220,7 @@ test("validate checks provision.playbook: a missing or broken one is exit 2 at i
 
 test(
   "run up with a missing or broken playbook, or without ansible-playbook: exit 2 before anything is created",
-  { skip: skip || hasAnsible ? false : "needs ansible-playbook" },
+  { skip: requires("root", "ansible-playbook") },
   () =>
     withNetLab("pbk", 85, async (lab) => {
       const broken = join(lab.dir, "broken.yml");

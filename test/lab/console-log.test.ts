@@ -13,6 +13,7 @@ import { realHost } from "../../src/host/real-host.js";
 import { LineSplitter, parseLineCount, showLog, tailStart } from "../../src/lab/console-log.js";
 import { runMain } from "../support/main-io.js";
 import { tempDir } from "../support/ns.js";
+import { waitFor } from "../support/wait.js";
 
 const ESC = String.fromCharCode(27);
 const lines = (n: number, from = 1) => Array.from({ length: n }, (_, i) => `line ${i + from}\n`).join("");
@@ -96,10 +97,11 @@ test("showLog, following: appended lines, then a file put in its place shown fro
     const out: string[] = [];
     const stop = new AbortController();
     const arrived = (l: string) =>
-      (async () => {
-        for (let i = 0; i < 200 && !out.includes(l); i++) await new Promise((r) => setTimeout(r, 10));
-        assert.ok(out.includes(l), `${l} was shown: ${JSON.stringify(out)}`);
-      })();
+      (async () =>
+        assert.ok(
+          await waitFor(() => out.includes(l), 2000, 10),
+          `${l} was shown: ${JSON.stringify(out)}`,
+        ))();
     const following = showLog(realHost(), log, {
       lines: 1,
       follow: true,

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type NsResult, skip } from "../support/ns.js";
 import { type SystemdHost, withSystemdHost, writeSystemdLabConfig } from "../support/systemd-host.js";
+import { waitFor } from "../support/wait.js";
 
 const NAMES = ["sd-10", "sd-11"];
 
@@ -40,8 +41,7 @@ async function killNspawn(h: SystemdHost, name: string): Promise<void> {
   const comm = ok(await h.run(["ps", "-o", "comm=", "-p", ppid]), "ps").stdout.trim();
   assert.equal(comm, "systemd-nspawn", `the parent of ${name}'s leader is ${comm}`);
   ok(await h.run(["kill", "-KILL", ppid]), "kill");
-  for (let i = 0; i < 50 && (await h.run(["kill", "-0", ppid])).exitCode === 0; i++)
-    await new Promise((r) => setTimeout(r, 100));
+  await waitFor(async () => (await h.run(["kill", "-0", ppid])).exitCode !== 0, 5000, 100);
 }
 
 /** Nothing of the lab is left inside the systemd host. */

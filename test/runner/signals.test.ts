@@ -8,7 +8,7 @@ import { execa } from "execa";
 import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import { setup } from "../support/synthetic.js";
-import { waitFor } from "../support/wait.js";
+import { waitUntil } from "../support/wait.js";
 
 const FIXTURE = resolve(import.meta.dirname, "../support/bin/synthetic-cli.js");
 
@@ -21,10 +21,6 @@ function start(args: string[]): { child: ChildProcess; out: () => string; done: 
     child.on("exit", (code, sig) => r(code ?? (sig ? -1 : null))),
   );
   return { child, out: () => out, done };
-}
-
-async function waitUntil(pred: () => boolean | Promise<boolean>, what: string) {
-  if (!(await waitFor(pred, 10_000, 20))) throw new Error(`timed out waiting for ${what}`);
 }
 
 const journal = async (lab: string) => ({
