@@ -8,26 +8,30 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { execa } from "execa";
-import { sha256Of, startServer, type TestServer, writeConfig } from "../support/image.js";
+import {
+  type FileNamespace,
+  namespacePerFile,
+  sha256Of,
+  startServer,
+  type TestServer,
+  writeConfig,
+} from "../support/image.js";
 import { runEvents } from "../support/json-events.js";
-import { isRoot, type NsSnapshot, skip, TestNamespace, tempDir } from "../support/ns.js";
+import { type NsSnapshot, skip, type TestNamespace } from "../support/ns.js";
 
 const SIZE = 4 * 1024 * 1024;
 
 let ns: TestNamespace;
-let tmp: { path: string; cleanup(): Promise<void> };
+let tmp: FileNamespace["tmp"];
 let served: string;
 let digest: string;
 let data: Buffer;
 let start: NsSnapshot;
 
-before(async () => {
-  if (!isRoot) return;
-  ns = await TestNamespace.create();
-  start = await ns.snapshot();
-  tmp = await tempDir("aplspawn-download-");
+namespacePerFile("aplspawn-download-", async (f) => {
+  ({ ns, tmp, start } = f);
   served = join(tmp.path, "served");
   await mkdir(join(served, "plain"), { recursive: true });
   await mkdir(join(served, "wrong"), { recursive: true });
@@ -38,12 +42,6 @@ before(async () => {
   await writeFile(join(served, "SHA256SUMS"), `${"0".repeat(64)} *other.img\n${digest} *deb.img\n`);
   await writeFile(join(served, "plain/SHA256SUMS"), `${digest}  deb.img\n`);
   await writeFile(join(served, "wrong/SHA256SUMS"), `${"f".repeat(64)}  deb.img\n`);
-});
-
-after(async () => {
-  if (!isRoot) return;
-  await ns.destroy();
-  await tmp.cleanup();
 });
 
 async function lab(image: Record<string, unknown>) {
