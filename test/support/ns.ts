@@ -187,6 +187,18 @@ export function withoutSudo(env: NodeJS.ProcessEnv): Record<string, string> {
   );
 }
 
+/** Run `fn` with a temporary directory (tempDir's), removed whatever happened; gives what `fn` gives. */
+export async function withTempDir<T>(
+  fn: (d: { path: string; cleanup(): Promise<void> }) => Promise<T>,
+): Promise<T> {
+  const d = await tempDir();
+  try {
+    return await fn(d);
+  } finally {
+    await d.cleanup();
+  }
+}
+
 /** A temporary directory removed by the returned cleanup. */
 export async function tempDir(
   prefix = "aplspawn-test-",

@@ -129,6 +129,16 @@ export async function setup() {
   return { ...d, world, lab, files: async () => (await readdir(world)).sort() };
 }
 
+/** Run `fn` with a fresh world and lab directory (setup's), removed whatever happened. */
+export async function withWorld<T>(fn: (t: Awaited<ReturnType<typeof setup>>) => Promise<T>): Promise<T> {
+  const t = await setup();
+  try {
+    return await fn(t);
+  } finally {
+    await t.cleanup();
+  }
+}
+
 /** The task events among a run's events. */
 export const taskEvents = (events: unknown[]) =>
   events.filter((e): e is TaskEvent => (e as TaskEvent).event === "task");
