@@ -190,14 +190,20 @@ test("given up on after the limit with a clear error, nothing left: a server tha
   });
 });
 
+/** Get `l`'s image with `part` left in its store as a crashed run's .part: it succeeds, the image right. */
+async function getWithPart(l: Awaited<ReturnType<typeof lab>>, part: Buffer) {
+  await mkdir(l.store, { recursive: true });
+  await writeFile(l.part, part);
+  const r = await getimage(l.config);
+  assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+  await assertImage(l);
+  return r;
+}
+
 test("a .part left by a crashed run is resumed with a Range request", { skip }, async () => {
   await withServer({ range: true }, async (s) => {
     const l = await lab({ url: s.url("deb.img"), checksums: s.url("plain/SHA256SUMS") });
-    await mkdir(l.store, { recursive: true });
-    await writeFile(l.part, data.subarray(0, 1048576));
-    const r = await getimage(l.config);
-    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
-    await assertImage(l);
+    const r = await getWithPart(l, data.subarray(0, 1048576));
     assert.match(r.stdout, /1\.0 MiB already there/);
     assert.deepEqual(
       gets(s).map((g) => g.range),
@@ -211,11 +217,7 @@ test("a complete .part (crash before the rename) is only verified: the server an
 }, async () => {
   await withServer({ range: true }, async (s) => {
     const l = await lab({ url: s.url("deb.img"), sha256: digest });
-    await mkdir(l.store, { recursive: true });
-    await writeFile(l.part, data);
-    const r = await getimage(l.config);
-    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
-    await assertImage(l);
+    await getWithPart(l, data);
     assert.deepEqual(
       gets(s).map((g) => g.range),
       [`bytes=${SIZE}-`],
@@ -226,12 +228,8 @@ test("a complete .part (crash before the rename) is only verified: the server an
 test("a server that ignores Range restarts the download cleanly", { skip }, async () => {
   await withServer({ range: false }, async (s) => {
     const l = await lab({ url: s.url("deb.img"), checksums: s.url("plain/SHA256SUMS") });
-    await mkdir(l.store, { recursive: true });
     // Garbage in the .part: had it been kept and appended to, the digest would not match.
-    await writeFile(l.part, Buffer.alloc(1048576, 0x55));
-    const r = await getimage(l.config);
-    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
-    await assertImage(l);
+    const r = await getWithPart(l, Buffer.alloc(1048576, 0x55));
     assert.match(r.stdout, /the server ignores Range requests: downloading from the start/);
     assert.equal(gets(s)[0]?.range, "bytes=1048576-");
   });

@@ -8,6 +8,7 @@ import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
 import { type FileNamespace, loopsOf, makeSquashfs, makeTree, namespacePerFile } from "../support/image.js";
+import { initTables } from "../support/lab.js";
 import { type NsSnapshot, skip, type TestNamespace } from "../support/ns.js";
 
 const DRIVER = resolve(import.meta.dirname, "../support/bin/vanish.js");
@@ -17,9 +18,8 @@ let image: string;
 
 namespacePerFile("aplspawn-vanish-", async (f) => {
   ({ ns, tmp } = f);
-  // The filter table shows in iptables-save once anything used it: make it exist before the snapshots.
-  await ns.run("iptables", ["-w", "-t", "filter", "-N", "VNSH-INIT"]);
-  await ns.run("iptables", ["-w", "-t", "filter", "-X", "VNSH-INIT"]);
+  // A table shows in iptables-save once anything used it: make them exist before the snapshots.
+  await initTables(ns);
   image = await makeSquashfs(
     await makeTree(join(tmp.path, "img-tree"), "vanish"),
     join(tmp.path, "img.sqfs"),
