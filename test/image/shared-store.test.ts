@@ -195,8 +195,7 @@ test("a lab interrupted while it waits for another's download rolls back without
     // 16 KiB every 10 ms: 5 s or more for the 8 MiB, so lab A still downloads when lab B rolls back.
     const { store, labs } = await labsOf(2, { url: s.url("variants/1/16/slow.img"), sha256: digest });
     const a = watch(labs[0]!.config, ["run", "getimage"]);
-    for (let i = 0; i < 600 && !existsSync(join(store, "slow.img.part")); i++)
-      await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => existsSync(join(store, "slow.img.part")), 12_000, 20);
     assert.ok(existsSync(join(store, "slow.img.part")), "lab A did not start its download");
     const b = watch(labs[1]!.config, ["run", "getimage"]);
     assert.ok(await b.saw(/Waiting for lab l0/), "lab B did not say it waits for lab A");
