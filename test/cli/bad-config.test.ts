@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { test } from "node:test";
 import { BAD_CONFIGS as corpus } from "../support/bad-configs.js";
 import { runMain } from "../support/main-io.js";
-import { tempDir } from "../support/ns.js";
+import { tempDir, withTempDir } from "../support/ns.js";
 
 /** Every corpus message, whole (test/cli/, not dist/). */
 const SNAPSHOT = resolve(import.meta.dirname, "../../../test/cli/bad-config.snapshot.txt");
@@ -47,9 +47,8 @@ test(`${corpus.length} invalid configs: exit 2, the key named, nothing created`,
   );
 });
 
-test("validate and run given a directory for a config: exit 2, saying a file is expected", async () => {
-  const d = await tempDir();
-  try {
+test("validate and run given a directory for a config: exit 2, saying a file is expected", () =>
+  withTempDir(async (d) => {
     for (const argv of [
       ["validate", d.path],
       ["-c", d.path, "validate"],
@@ -59,7 +58,4 @@ test("validate and run given a directory for a config: exit 2, saying a file is 
       assert.equal(code, 2, `${argv.join(" ")}: ${err}`);
       assert.match(err, /is not a file \(a YAML file is expected\)/);
     }
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));

@@ -6,7 +6,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { runMain } from "../support/main-io.js";
-import { tempDir } from "../support/ns.js";
+import { withTempDir } from "../support/ns.js";
 
 const cli = (argv: string[], env: Record<string, string> = {}) => runMain(argv, { env });
 
@@ -51,9 +51,8 @@ test("each workflow takes only its own options: one it would ignore exits 2, nam
   }
 });
 
-test("a bad config exits 2 and lists every problem with its key path", async () => {
-  const d = await tempDir();
-  try {
+test("a bad config exits 2 and lists every problem with its key path", () =>
+  withTempDir(async (d) => {
     const f = join(d.path, "bad.yaml");
     await writeFile(
       f,
@@ -82,14 +81,10 @@ test("a bad config exits 2 and lists every problem with its key path", async () 
       assert.match(r.err, re);
     const v = await cli(["validate", f]);
     assert.equal(v.code, 2);
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));
 
-test("cross-field problems: range outside the subnet, containing the bridge, too small", async () => {
-  const d = await tempDir();
-  try {
+test("cross-field problems: range outside the subnet, containing the bridge, too small", () =>
+  withTempDir(async (d) => {
     const f = join(d.path, "c.yaml");
     await writeFile(
       f,
@@ -106,10 +101,7 @@ test("cross-field problems: range outside the subnet, containing the bridge, too
     );
     await writeFile(f, "a: [1\n");
     assert.match((await cli(["validate", f])).err, /YAML syntax: .* \(line 2, column 1\)$/m);
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));
 
 test("the packaged default config is valid", async () => {
   const r = await cli(["validate"]);
@@ -128,9 +120,8 @@ test("--list-tasks and the original -o form", async () => {
   assert.equal(afterConfig.out, r.out);
 });
 
-test("a command's own -o is its own: ssh NAME -- ip -o addr is not the original -o form", async () => {
-  const d = await tempDir();
-  try {
+test("a command's own -o is its own: ssh NAME -- ip -o addr is not the original -o form", () =>
+  withTempDir(async (d) => {
     const f = join(d.path, "o.yaml");
     await writeFile(
       f,
@@ -140,14 +131,10 @@ test("a command's own -o is its own: ssh NAME -- ip -o addr is not the original 
     assert.doesNotMatch(r.err, /too many arguments|-o needs an operation/, r.err);
     // The lab was never up: ssh says so (and does not wait on an address nothing answers).
     assert.match(r.err, /aplspawn1/, r.err);
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));
 
-test("run reset needs --only and names the lab's containers for a name it does not have (exit 2, nothing touched)", async () => {
-  const d = await tempDir();
-  try {
+test("run reset needs --only and names the lab's containers for a name it does not have (exit 2, nothing touched)", () =>
+  withTempDir(async (d) => {
     const f = join(d.path, "r.yaml");
     const work = join(d.path, "work");
     await writeFile(
@@ -174,14 +161,10 @@ test("run reset needs --only and names the lab's containers for a name it does n
     assert.equal(ids.filter((i) => i.endsWith("[aplspawn11]")).at(-1), "container.ready[aplspawn11]");
     assert.ok(["container.ready[aplspawn11]", "lab.owner-files"].includes(ids.at(-1) ?? ""), list.out);
     assert.ok(!list.out.includes("aplspawn10"), list.out);
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));
 
-test("--json: every line of a run carries ts (ISO 8601) and the lab's name, then its event", async () => {
-  const d = await tempDir();
-  try {
+test("--json: every line of a run carries ts (ISO 8601) and the lab's name, then its event", () =>
+  withTempDir(async (d) => {
     const c = join(d.path, "lab.yaml");
     await writeFile(
       c,
@@ -203,14 +186,10 @@ test("--json: every line of a run carries ts (ISO 8601) and the lab's name, then
     // Nothing was undone, so the host's index of labs did not gain it (root's, outside the test).
     const entry = createHash("sha256").update(`${d.path}/work/jsonlab`).digest("hex").slice(0, 16);
     assert.equal(existsSync(`/var/lib/aplspawn/labs/${entry}.json`), false, "recorded in the index");
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));
 
-test("validate: a one-line summary of a valid lab; --json gives each problem as data with its key and place", async () => {
-  const d = await tempDir();
-  try {
+test("validate: a one-line summary of a valid lab; --json gives each problem as data with its key and place", () =>
+  withTempDir(async (d) => {
     const good = join(d.path, "good.yaml");
     await writeFile(
       good,
@@ -279,14 +258,10 @@ test("validate: a one-line summary of a valid lab; --json gives each problem as 
         column: 26,
       },
     ]);
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));
 
-test("every phase in one run: a schema problem, a problem across keys and a missing file are reported together, in file order", async () => {
-  const d = await tempDir();
-  try {
+test("every phase in one run: a schema problem, a problem across keys and a missing file are reported together, in file order", () =>
+  withTempDir(async (d) => {
     const c = join(d.path, "c.yaml");
     await writeFile(
       c,
@@ -312,7 +287,4 @@ test("every phase in one run: a schema problem, a problem across keys and a miss
       /inventory\.ping: must be true or false \(line 8, column 19: "no"; YAML 1\.2 reads no as a string: write false\)/,
     );
     assert.match(r.err, new RegExp(`containers\\.sshKey: ${d.path}/nokey does not exist`));
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));

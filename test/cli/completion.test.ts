@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { execa } from "execa";
 import { runMain } from "../support/main-io.js";
-import { CLI, tempDir } from "../support/ns.js";
+import { CLI, withTempDir } from "../support/ns.js";
 
 const CONFIG = `workdir: /nonexistent/w
 containers:
@@ -24,9 +24,8 @@ async function complete(config: string, words: string[]): Promise<string[]> {
   return out.split("\n").filter(Boolean);
 }
 
-test("__complete: commands, workflows, options, choices, container and set names, --only lists, USER@NAME, files", async () => {
-  const d = await tempDir();
-  try {
+test("__complete: commands, workflows, options, choices, container and set names, --only lists, USER@NAME, files", () =>
+  withTempDir(async (d) => {
     const c = join(d.path, "lab.yaml");
     await writeFile(c, CONFIG);
     assert.deepEqual(await complete(c, ["st"]), ["status"]);
@@ -66,14 +65,10 @@ test("__complete: commands, workflows, options, choices, container and set names
     assert.deepEqual(await complete(join(d.path, "missing.yaml"), ["ssh", ""]), []);
     // The hidden command is not offered.
     assert.ok(!(await complete(c, [""])).includes("__complete"));
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));
 
-test("completion scripts: bash and fish complete a container name through their own completion; zsh loads its script", async (t) => {
-  const d = await tempDir();
-  try {
+test("completion scripts: bash and fish complete a container name through their own completion; zsh loads its script", (t) =>
+  withTempDir(async (d) => {
     const c = join(d.path, "lab.yaml");
     await writeFile(c, CONFIG);
     // `aplspawn` on PATH, as the installed one is.
@@ -122,7 +117,4 @@ COMP_WORDS=(aplspawn -c ${c} run st); COMP_CWORD=4; _aplspawn; echo "[\${COMPREP
     });
     assert.equal(f.exitCode, 0, f.stderr);
     assert.deepEqual(f.stdout.split("\n"), ["web1", "web2"]);
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));

@@ -14,7 +14,8 @@ import { realHost } from "../../src/host/real-host.js";
 import { pickStarter, recordedNames, type Taken } from "../../src/lab/starter.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import { assertNoResidue, ok, withLab, withNetLab } from "../support/lab.js";
-import { CLI, skip, tempDir } from "../support/ns.js";
+import { lanBridge } from "../support/net-peers.js";
+import { CLI, skip, tempDir, withTempDir } from "../support/ns.js";
 
 const none: Taken = { labs: [], links: [], chains: [], subnets: [], routes: [], names: [] };
 
@@ -82,13 +83,7 @@ test(
       async (lab) => {
         const { ns } = lab;
         ok(await lab.cli(["run", "netup"]), "netup of the first lab");
-        for (const [cmd, ...args] of [
-          ["ip", "link", "add", "lan0", "type", "bridge"],
-          ["sysctl", "-q", "-w", "net.ipv6.conf.lan0.disable_ipv6=1"],
-          ["ip", "addr", "add", "10.10.13.7/23", "dev", "lan0"],
-          ["ip", "link", "set", "lan0", "up"],
-        ] as const)
-          assert.equal((await ns.run(cmd, args)).exitCode, 0);
+        await lanBridge(ns, "10.10.13.7/23");
         const file = join(lab.dir, "second.yaml");
         const r = ok(await ns.cli(["-c", file, "--json", "init"], { cwd: lab.dir }), "init");
         const s = JSON.parse(r.stdout) as { lab: string; bridge: string; chain: string; address: string };
@@ -114,9 +109,8 @@ test(
     ),
 );
 
-test("a lab's journal records its names for init: bridges, chains, subnets, containers' addresses and names", async () => {
-  const d = await tempDir();
-  try {
+test("a lab's journal records its names for init: bridges, chains, subnets, containers' addresses and names", () =>
+  withTempDir(async (d) => {
     const dir = join(d.path, "lab2");
     await mkdir(dir);
     const j = await Journal.open(realHost(), journalPath(dir), "lab2");
@@ -158,10 +152,7 @@ test("a lab's journal records its names for init: bridges, chains, subnets, cont
       names: [],
     });
     assert.deepEqual((await recordedNames(realHost(), dir, "other")).links, []);
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));
 
 test(
   "init beside labs that are down: what the default lab has and what a lab's journal records are taken",

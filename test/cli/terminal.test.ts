@@ -6,9 +6,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { execa } from "execa";
 import { assertNoResidue, ok, withLab } from "../support/lab.js";
-import { CLI, skip } from "../support/ns.js";
+import { CLI, requires } from "../support/ns.js";
+import { waitFor } from "../support/wait.js";
 
-const hasTmux = (await execa("sh", ["-c", "command -v tmux"], { reject: false })).exitCode === 0;
 const ROWS = 60;
 
 /**
@@ -30,13 +30,17 @@ async function onScreen(session: string, argv: string[], timeoutMs = 900_000): P
     `env -u CI -u SUDO_USER -u SUDO_UID -u SUDO_GID TERM=xterm-256color ${quoted}; echo "EXIT:$?"; sleep 3600`,
   ]);
   try {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const screen = (await execa("tmux", ["capture-pane", "-p", "-t", session])).stdout;
-      if (/^EXIT:\d+$/m.test(screen)) return screen;
-      assert.ok(Date.now() < end, `timed out; the screen:\n${screen}`);
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    let screen = "";
+    const ended = await waitFor(
+      async () => {
+        screen = (await execa("tmux", ["capture-pane", "-p", "-t", session])).stdout;
+        return /^EXIT:\d+$/m.test(screen);
+      },
+      timeoutMs,
+      500,
+    );
+    assert.ok(ended, `timed out; the screen:\n${screen}`);
+    return screen;
   } finally {
     await execa("tmux", ["kill-session", "-t", session], { reject: false });
   }
@@ -44,7 +48,7 @@ async function onScreen(session: string, argv: string[], timeoutMs = 900_000): P
 
 test(
   "the terminal at N=10: run up fits the screen, containers collapsed and counted; a dry run shows its commands",
-  { skip: skip || !hasTmux ? "needs tmux" : false },
+  { skip: requires("root", "tmux") },
   () =>
     withLab(
       "term",

@@ -5,11 +5,10 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { runMain } from "../support/main-io.js";
-import { tempDir } from "../support/ns.js";
+import { withTempDir } from "../support/ns.js";
 
-test("aplspawn test refuses, before anything changes, what it cannot run", async () => {
-  const d = await tempDir();
-  try {
+test("aplspawn test refuses, before anything changes, what it cannot run", () =>
+  withTempDir(async (d) => {
     const bare = join(d.path, "bare.yaml");
     await writeFile(bare, `lab: t1\nworkdir: ${d.path}/work\ninventory: { file: ${d.path}/inv.txt }\n`);
     const none = await runMain(["-c", bare, "test"]);
@@ -32,7 +31,4 @@ test("aplspawn test refuses, before anything changes, what it cannot run", async
     const keep = await runMain(["-c", bare, "test", "--keep", "--keep-on-failure"]);
     assert.equal(keep.code, 2);
     assert.match(keep.err, /--keep keeps the lab whatever happens/);
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));

@@ -10,9 +10,7 @@ import type { Host } from "../../src/host/host.js";
 import { realHost } from "../../src/host/real-host.js";
 import { assertNoResidue, ok, withNetLab } from "../support/lab.js";
 import { runMain } from "../support/main-io.js";
-import { skip, tempDir } from "../support/ns.js";
-
-const hasAnsible = existsSync("/usr/bin/ansible-playbook");
+import { requires, skip, withTempDir } from "../support/ns.js";
 
 /** A play for every host, with these tasks. */
 const play = (tasks: string) => `- hosts: all\n  gather_facts: false\n  tasks:\n${tasks}`;
@@ -28,9 +26,8 @@ function withoutAnsible(): Host {
   return { ...h, which: async (cmd) => (cmd === "ansible-playbook" ? undefined : h.which(cmd)) };
 }
 
-test("validate --json: a YAML error with its line and column; a missing config file is a diagnostic, exit 2", async () => {
-  const d = await tempDir();
-  try {
+test("validate --json: a YAML error with its line and column; a missing config file is a diagnostic, exit 2", () =>
+  withTempDir(async (d) => {
     const f = join(d.path, "c.yaml");
     await writeFile(f, "lab: a\nnetwork:\n\tbridge: b\n");
     const r = await runMain(["--json", "validate", f]);
@@ -67,14 +64,10 @@ test("validate --json: a YAML error with its line and column; a missing config f
     const dir = await runMain(["--json", "validate", d.path]);
     assert.equal(dir.code, 2);
     assert.deepEqual(JSON.parse(dir.out).diagnostics, [{ path: "", message: "not a file" }]);
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));
 
-test("a problem deep in a list is named by its path and placed at its line and column, in --json, on the terminal and by run up, from the schema, the checks across keys and the host's", async () => {
-  const d = await tempDir();
-  try {
+test("a problem deep in a list is named by its path and placed at its line and column, in --json, on the terminal and by run up, from the schema, the checks across keys and the host's", () =>
+  withTempDir(async (d) => {
     const f = join(d.path, "deep.yaml");
     await writeFile(
       f,
@@ -148,81 +141,81 @@ test("a problem deep in a list is named by its path and placed at its line and c
     assert.equal(up.code, 2);
     assert.equal(up.err, t.err.replace(/ {2}- containers\.sets\.1\.binds\.0\.host: .*\n$/, ""));
     assert.equal(existsSync(`${d.path}/w`), false);
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));
 
-test("validate checks provision.playbook: a missing or broken one is exit 2 at its key; without ansible-playbook, a warning", {
-  skip: hasAnsible ? false : "needs ansible-playbook",
-}, async () => {
-  const d = await tempDir();
-  try {
-    const c = join(d.path, "c.yaml");
-    const config = (playbook: string) =>
-      writeFile(
-        c,
-        `workdir: ${d.path}/w\ncontainers: {machinesDir: ${d.path}/m}\nprovision:\n  playbook: ${playbook}\n`,
+test(
+  "validate checks provision.playbook: a missing or broken one is exit 2 at its key; without ansible-playbook, a warning",
+  {
+    skip: requires("ansible-playbook"),
+  },
+  () =>
+    withTempDir(async (d) => {
+      const c = join(d.path, "c.yaml");
+      const config = (playbook: string) =>
+        writeFile(
+          c,
+          `workdir: ${d.path}/w\ncontainers: {machinesDir: ${d.path}/m}\nprovision:\n  playbook: ${playbook}\n`,
+        );
+      await config(join(d.path, "nosuch.yml"));
+      const missing = await runMain(["validate", c]);
+      assert.equal(missing.code, 2, missing.err);
+      assert.match(
+        missing.err,
+        new RegExp(
+          `provision\\.playbook: ${d.path}/nosuch\\.yml does not exist \\(line 4, column 13\\)$`,
+          "m",
+        ),
       );
-    await config(join(d.path, "nosuch.yml"));
-    const missing = await runMain(["validate", c]);
-    assert.equal(missing.code, 2, missing.err);
-    assert.match(
-      missing.err,
-      new RegExp(`provision\\.playbook: ${d.path}/nosuch\\.yml does not exist \\(line 4, column 13\\)$`, "m"),
-    );
 
-    const broken = join(d.path, "broken.yml");
-    await writeFile(broken, BROKEN);
-    await config(broken);
-    const b = await runMain(["--json", "validate", c]);
-    assert.equal(b.code, 2, b.err);
-    const { diagnostics } = JSON.parse(b.out) as { diagnostics: Record<string, unknown>[] };
-    assert.equal(diagnostics.length, 1, b.out);
-    assert.equal(diagnostics[0]!.path, "provision.playbook");
-    assert.deepEqual([diagnostics[0]!.line, diagnostics[0]!.column], [4, 13]);
-    assert.match(
-      String(diagnostics[0]!.message),
-      new RegExp(
-        `^ansible-playbook --syntax-check refuses ${broken}: conflicting action statements: .* \\(${broken}, line \\d+, column \\d+\\)$`,
-      ),
-    );
-    // Not YAML at all: the YAML parser's words.
-    await writeFile(broken, "- hosts: all\n  tasks: [\n");
-    assert.match((await runMain(["validate", c])).err, /refuses .*broken\.yml: it is not valid YAML: /);
+      const broken = join(d.path, "broken.yml");
+      await writeFile(broken, BROKEN);
+      await config(broken);
+      const b = await runMain(["--json", "validate", c]);
+      assert.equal(b.code, 2, b.err);
+      const { diagnostics } = JSON.parse(b.out) as { diagnostics: Record<string, unknown>[] };
+      assert.equal(diagnostics.length, 1, b.out);
+      assert.equal(diagnostics[0]!.path, "provision.playbook");
+      assert.deepEqual([diagnostics[0]!.line, diagnostics[0]!.column], [4, 13]);
+      assert.match(
+        String(diagnostics[0]!.message),
+        new RegExp(
+          `^ansible-playbook --syntax-check refuses ${broken}: conflicting action statements: .* \\(${broken}, line \\d+, column \\d+\\)$`,
+        ),
+      );
+      // Not YAML at all: the YAML parser's words.
+      await writeFile(broken, "- hosts: all\n  tasks: [\n");
+      assert.match((await runMain(["validate", c])).err, /refuses .*broken\.yml: it is not valid YAML: /);
 
-    // Relative to the working directory, as provision runs it.
-    const good = join(d.path, "good.yml");
-    await writeFile(good, GOOD);
-    await config(good);
-    const g = await runMain(["validate", c]);
-    assert.equal(g.code, 0, g.err);
-    assert.equal(g.err, "");
+      // Relative to the working directory, as provision runs it.
+      const good = join(d.path, "good.yml");
+      await writeFile(good, GOOD);
+      await config(good);
+      const g = await runMain(["validate", c]);
+      assert.equal(g.code, 0, g.err);
+      assert.equal(g.err, "");
 
-    // Without ansible-playbook: still valid, and said.
-    const w = await runMain(["validate", c], { host: withoutAnsible() });
-    assert.equal(w.code, 0, w.err);
-    assert.match(
-      w.err,
-      /^aplspawn: warning: ansible-playbook is not installed \(apt-get install ansible-core\): provision\.playbook was not checked/,
-    );
-    const wj = JSON.parse((await runMain(["--json", "validate", c], { host: withoutAnsible() })).out) as {
-      ok: boolean;
-      warnings: string[];
-    };
-    assert.equal(wj.ok, true);
-    assert.equal(wj.warnings.length, 1);
-    // The file must exist all the same.
-    await config(join(d.path, "nosuch.yml"));
-    assert.equal((await runMain(["validate", c], { host: withoutAnsible() })).code, 2);
-  } finally {
-    await d.cleanup();
-  }
-});
+      // Without ansible-playbook: still valid, and said.
+      const w = await runMain(["validate", c], { host: withoutAnsible() });
+      assert.equal(w.code, 0, w.err);
+      assert.match(
+        w.err,
+        /^aplspawn: warning: ansible-playbook is not installed \(apt-get install ansible-core\): provision\.playbook was not checked/,
+      );
+      const wj = JSON.parse((await runMain(["--json", "validate", c], { host: withoutAnsible() })).out) as {
+        ok: boolean;
+        warnings: string[];
+      };
+      assert.equal(wj.ok, true);
+      assert.equal(wj.warnings.length, 1);
+      // The file must exist all the same.
+      await config(join(d.path, "nosuch.yml"));
+      assert.equal((await runMain(["validate", c], { host: withoutAnsible() })).code, 2);
+    }),
+);
 
 test(
   "run up with a missing or broken playbook, or without ansible-playbook: exit 2 before anything is created",
-  { skip: skip || hasAnsible ? false : "needs ansible-playbook" },
+  { skip: requires("root", "ansible-playbook") },
   () =>
     withNetLab("pbk", 85, async (lab) => {
       const broken = join(lab.dir, "broken.yml");

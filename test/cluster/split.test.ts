@@ -13,6 +13,7 @@ import { containerSpecs } from "../../config/containers.js";
 import { parseConfig } from "../../config/load.js";
 import { hostsOfList, proxyCommand } from "../../src/cluster/hosts.js";
 import { renderInventory } from "../../src/lab/inventory.js";
+import { requires } from "../support/ns.js";
 
 const HOSTS: ClusterHost[] = [
   { name: "h1", address: "192.0.2.11", groups: ["aplspawn_hosts", "big"] },
@@ -178,7 +179,7 @@ test("hosts and their groups from ansible-inventory --list (through children), a
 });
 
 test("validate reads the inventory with ansible-inventory: missing, unparsable, fitting", {
-  skip: !hasAnsible(),
+  skip: requires("ansible-inventory"),
 }, () => {
   const dir = mkdtempSync(join(tmpdir(), "aplspawn-x32-"));
   try {
@@ -225,14 +226,6 @@ test("validate reads the inventory with ansible-inventory: missing, unparsable, 
 });
 
 const MAIN = join(import.meta.dirname, "..", "..", "cli", "main.js");
-function hasAnsible(): boolean {
-  try {
-    execFileSync("ansible-inventory", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test("the one inventory reaches a container through its host: a ProxyCommand as Ansible reaches the host, quoted", () => {
   const proxy = proxyCommand({

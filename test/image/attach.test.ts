@@ -6,33 +6,32 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { chmod, copyFile, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
+import { test } from "node:test";
 import { execa } from "execa";
 import { CLAIMS_DIR } from "../../src/image/loop-claims.js";
 import { LINUX_DATA_GUID } from "../../src/image/partition-table.js";
 import { LOSETUP_COLUMNS, parseLosetupJson } from "../../src/image/system-info.js";
 import {
-  detachLoopsUnder,
   drive,
+  type FileNamespace,
   loopsOf,
   makeDisk,
   makeExt4,
   makeSquashfs,
   makeTree,
+  namespacePerFile,
   writeConfig,
 } from "../support/image.js";
-import { isRoot, skip, TestNamespace, tempDir } from "../support/ns.js";
+import { skip, type TestNamespace, tempDir } from "../support/ns.js";
+import { waitFor } from "../support/wait.js";
 
 const ESP = "c12a7328-f81f-11d2-ba4b-00a0c93ec3b8";
 let ns: TestNamespace;
-let tmp: { path: string; cleanup(): Promise<void> };
+let tmp: FileNamespace["tmp"];
 const img: Record<string, string> = {};
 
-before(async () => {
-  if (!isRoot) return;
-  ns = await TestNamespace.create();
-  tmp = await tempDir("aplspawn-attach-");
+namespacePerFile("aplspawn-attach-", async (f) => {
+  ({ ns, tmp } = f);
   const t = tmp.path;
   const tree = await makeTree(join(t, "tree"), "tree-marker");
   img.dir = tree;
@@ -56,15 +55,6 @@ before(async () => {
     join(t, "ext4gpt.img"),
     { table: "gpt", type: LINUX_DATA_GUID, extraPartitions: [ESP] },
   );
-});
-
-after(async () => {
-  if (!isRoot) return;
-  // Loop devices are global: whatever a failed test left must go, and is reported.
-  const left = await detachLoopsUnder(tmp.path);
-  await ns.destroy();
-  await tmp.cleanup();
-  assert.deepEqual(left, [], "loop devices were left behind");
 });
 
 let n = 0;
@@ -283,11 +273,12 @@ test("a busy lower layer is not lazily unmounted: detach fails, keeps the device
   const holder = ns.spawn("tail", ["-f", join(lower, "marker")]);
   try {
     // Wait until tail has the file open.
-    for (let i = 0; i < 100; i++) {
-      const fds = await execa("ls", ["-l", `/proc/${holder.pid}/fd`], { reject: false });
-      if (fds.stdout.includes("marker")) break;
-      await sleep(20);
-    }
+    await waitFor(
+      async () =>
+        (await execa("ls", ["-l", `/proc/${holder.pid}/fd`], { reject: false })).stdout.includes("marker"),
+      2000,
+      20,
+    );
     const d = await drive(ns, "detach", config);
     assert.equal(d.exitCode, 1, d.stdout);
     assert.match(d.stdout, /Cannot unmount .*lower: it is busy/);

@@ -6,27 +6,27 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { rootTypeGuid } from "../../src/image/partition-table.js";
 import { findChecksum } from "../../src/image/sha256sums.js";
-import { drive, ensureTestImage, loopsOf, makeTree, sh, sha256Of, writeConfig } from "../support/image.js";
-import { isRoot, type NsSnapshot, skip, TestNamespace, tempDir } from "../support/ns.js";
+import {
+  drive,
+  ensureTestImage,
+  type FileNamespace,
+  loopsOf,
+  makeTree,
+  namespacePerFile,
+  sh,
+  sha256Of,
+  writeConfig,
+} from "../support/image.js";
+import { type NsSnapshot, skip, type TestNamespace } from "../support/ns.js";
 
 let ns: TestNamespace;
-let tmp: { path: string; cleanup(): Promise<void> };
+let tmp: FileNamespace["tmp"];
 let start: NsSnapshot;
-
-before(async () => {
-  if (!isRoot) return;
-  ns = await TestNamespace.create();
-  start = await ns.snapshot();
-  tmp = await tempDir("aplspawn-build-");
-});
-
-after(async () => {
-  if (!isRoot) return;
-  await ns.destroy();
-  await tmp.cleanup();
+namespacePerFile("aplspawn-build-", (f) => {
+  ({ ns, tmp, start } = f);
 });
 
 const leftovers = async (dir: string) => (await readdir(dir)).filter((f) => f.includes(".build-"));

@@ -8,26 +8,30 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { execa } from "execa";
-import { sha256Of, startServer, type TestServer, writeConfig } from "../support/image.js";
+import {
+  type FileNamespace,
+  namespacePerFile,
+  sha256Of,
+  startServer,
+  type TestServer,
+  writeConfig,
+} from "../support/image.js";
 import { runEvents } from "../support/json-events.js";
-import { isRoot, type NsSnapshot, skip, TestNamespace, tempDir } from "../support/ns.js";
+import { type NsSnapshot, skip, type TestNamespace } from "../support/ns.js";
 
 const SIZE = 4 * 1024 * 1024;
 
 let ns: TestNamespace;
-let tmp: { path: string; cleanup(): Promise<void> };
+let tmp: FileNamespace["tmp"];
 let served: string;
 let digest: string;
 let data: Buffer;
 let start: NsSnapshot;
 
-before(async () => {
-  if (!isRoot) return;
-  ns = await TestNamespace.create();
-  start = await ns.snapshot();
-  tmp = await tempDir("aplspawn-download-");
+namespacePerFile("aplspawn-download-", async (f) => {
+  ({ ns, tmp, start } = f);
   served = join(tmp.path, "served");
   await mkdir(join(served, "plain"), { recursive: true });
   await mkdir(join(served, "wrong"), { recursive: true });
@@ -38,12 +42,6 @@ before(async () => {
   await writeFile(join(served, "SHA256SUMS"), `${"0".repeat(64)} *other.img\n${digest} *deb.img\n`);
   await writeFile(join(served, "plain/SHA256SUMS"), `${digest}  deb.img\n`);
   await writeFile(join(served, "wrong/SHA256SUMS"), `${"f".repeat(64)}  deb.img\n`);
-});
-
-after(async () => {
-  if (!isRoot) return;
-  await ns.destroy();
-  await tmp.cleanup();
 });
 
 async function lab(image: Record<string, unknown>) {
@@ -192,14 +190,20 @@ test("given up on after the limit with a clear error, nothing left: a server tha
   });
 });
 
+/** Get `l`'s image with `part` left in its store as a crashed run's .part: it succeeds, the image right. */
+async function getWithPart(l: Awaited<ReturnType<typeof lab>>, part: Buffer) {
+  await mkdir(l.store, { recursive: true });
+  await writeFile(l.part, part);
+  const r = await getimage(l.config);
+  assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+  await assertImage(l);
+  return r;
+}
+
 test("a .part left by a crashed run is resumed with a Range request", { skip }, async () => {
   await withServer({ range: true }, async (s) => {
     const l = await lab({ url: s.url("deb.img"), checksums: s.url("plain/SHA256SUMS") });
-    await mkdir(l.store, { recursive: true });
-    await writeFile(l.part, data.subarray(0, 1048576));
-    const r = await getimage(l.config);
-    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
-    await assertImage(l);
+    const r = await getWithPart(l, data.subarray(0, 1048576));
     assert.match(r.stdout, /1\.0 MiB already there/);
     assert.deepEqual(
       gets(s).map((g) => g.range),
@@ -213,11 +217,7 @@ test("a complete .part (crash before the rename) is only verified: the server an
 }, async () => {
   await withServer({ range: true }, async (s) => {
     const l = await lab({ url: s.url("deb.img"), sha256: digest });
-    await mkdir(l.store, { recursive: true });
-    await writeFile(l.part, data);
-    const r = await getimage(l.config);
-    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
-    await assertImage(l);
+    await getWithPart(l, data);
     assert.deepEqual(
       gets(s).map((g) => g.range),
       [`bytes=${SIZE}-`],
@@ -228,12 +228,8 @@ test("a complete .part (crash before the rename) is only verified: the server an
 test("a server that ignores Range restarts the download cleanly", { skip }, async () => {
   await withServer({ range: false }, async (s) => {
     const l = await lab({ url: s.url("deb.img"), checksums: s.url("plain/SHA256SUMS") });
-    await mkdir(l.store, { recursive: true });
     // Garbage in the .part: had it been kept and appended to, the digest would not match.
-    await writeFile(l.part, Buffer.alloc(1048576, 0x55));
-    const r = await getimage(l.config);
-    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
-    await assertImage(l);
+    const r = await getWithPart(l, Buffer.alloc(1048576, 0x55));
     assert.match(r.stdout, /the server ignores Range requests: downloading from the start/);
     assert.equal(gets(s)[0]?.range, "bytes=1048576-");
   });

@@ -9,34 +9,37 @@ import { existsSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { stringify } from "yaml";
 import type { Host } from "../../src/host/host.js";
 import { realHost } from "../../src/host/real-host.js";
 import { sha256File, writeStamp } from "../../src/image/image-host.js";
 import { stampPath } from "../../src/image/stamp.js";
 import { imageLockPath } from "../../src/image/store-lock.js";
-import { drive, loopsOf, makeDisk, makeSquashfs, makeTree, sha256Of, startServer } from "../support/image.js";
-import { CLI, isRoot, type NsResult, skip, TestNamespace, tempDir } from "../support/ns.js";
+import {
+  drive,
+  type FileNamespace,
+  loopsOf,
+  makeDisk,
+  makeSquashfs,
+  makeTree,
+  namespacePerFile,
+  sha256Of,
+  startServer,
+} from "../support/image.js";
+import { CLI, type NsResult, skip, type TestNamespace } from "../support/ns.js";
+import { waitFor } from "../support/wait.js";
 
 const SIZE = 8 * 1024 * 1024;
 
 let ns: TestNamespace;
-let tmp: { path: string; cleanup(): Promise<void> };
+let tmp: FileNamespace["tmp"];
 let served: string;
 
-before(async () => {
-  if (!isRoot) return;
-  ns = await TestNamespace.create();
-  tmp = await tempDir("aplspawn-store-");
+namespacePerFile("aplspawn-store-", async (f) => {
+  ({ ns, tmp } = f);
   served = join(tmp.path, "served");
   await mkdir(served, { recursive: true });
-});
-
-after(async () => {
-  if (!isRoot) return;
-  await ns.destroy();
-  await tmp.cleanup();
 });
 
 /** N labs (l0, l1, …) of one workdir, so one image store, all of the image `image`. */
@@ -177,11 +180,7 @@ function watch(config: string, args: string[]) {
   const done = new Promise<NsResult>((res) =>
     child.once("exit", (code) => res({ exitCode: code ?? -1, stdout, stderr })),
   );
-  const saw = async (re: RegExp) => {
-    for (let i = 0; i < 600 && !lines.some((l) => re.test(l)); i++)
-      await new Promise((r) => setTimeout(r, 50));
-    return lines.some((l) => re.test(l));
-  };
+  const saw = (re: RegExp) => waitFor(() => lines.some((l) => re.test(l)), 30_000, 50);
   return { child, done, saw };
 }
 
@@ -196,8 +195,7 @@ test("a lab interrupted while it waits for another's download rolls back without
     // 16 KiB every 10 ms: 5 s or more for the 8 MiB, so lab A still downloads when lab B rolls back.
     const { store, labs } = await labsOf(2, { url: s.url("variants/1/16/slow.img"), sha256: digest });
     const a = watch(labs[0]!.config, ["run", "getimage"]);
-    for (let i = 0; i < 600 && !existsSync(join(store, "slow.img.part")); i++)
-      await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => existsSync(join(store, "slow.img.part")), 12_000, 20);
     assert.ok(existsSync(join(store, "slow.img.part")), "lab A did not start its download");
     const b = watch(labs[1]!.config, ["run", "getimage"]);
     assert.ok(await b.saw(/Waiting for lab l0/), "lab B did not say it waits for lab A");

@@ -12,7 +12,8 @@ import type { Host } from "../../src/host/host.js";
 import { realHost } from "../../src/host/real-host.js";
 import { LineSplitter, parseLineCount, showLog, tailStart } from "../../src/lab/console-log.js";
 import { runMain } from "../support/main-io.js";
-import { tempDir } from "../support/ns.js";
+import { withTempDir } from "../support/ns.js";
+import { waitFor } from "../support/wait.js";
 
 const ESC = String.fromCharCode(27);
 const lines = (n: number, from = 1) => Array.from({ length: n }, (_, i) => `line ${i + from}\n`).join("");
@@ -61,9 +62,8 @@ async function shown(host: Host, path: string, n: number | "all") {
   return { found, out };
 }
 
-test("showLog: the last N lines of a log larger than a read, all of them, none; no log; never a link or a FIFO", async () => {
-  const d = await tempDir();
-  try {
+test("showLog: the last N lines of a log larger than a read, all of them, none; no log; never a link or a FIFO", () =>
+  withTempDir(async (d) => {
     const h = realHost();
     const log = join(d.path, "nspawn.log");
     // ~190 KiB: the last lines are found across three reads back from the end.
@@ -83,23 +83,20 @@ test("showLog: the last N lines of a log larger than a read, all of them, none; 
     const fifo = join(d.path, "fifo.log");
     await promisify(execFile)("mkfifo", [fifo]);
     await assert.rejects(shown(h, fifo, 5), /fifo\.log is not a regular file/);
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));
 
-test("showLog, following: appended lines, then a file put in its place shown from its start, until aborted", async () => {
-  const d = await tempDir();
-  try {
+test("showLog, following: appended lines, then a file put in its place shown from its start, until aborted", () =>
+  withTempDir(async (d) => {
     const log = join(d.path, "nspawn.log");
     await writeFile(log, "old 1\nold 2\n");
     const out: string[] = [];
     const stop = new AbortController();
     const arrived = (l: string) =>
-      (async () => {
-        for (let i = 0; i < 200 && !out.includes(l); i++) await new Promise((r) => setTimeout(r, 10));
-        assert.ok(out.includes(l), `${l} was shown: ${JSON.stringify(out)}`);
-      })();
+      (async () =>
+        assert.ok(
+          await waitFor(() => out.includes(l), 2000, 10),
+          `${l} was shown: ${JSON.stringify(out)}`,
+        ))();
     const following = showLog(realHost(), log, {
       lines: 1,
       follow: true,
@@ -119,16 +116,12 @@ test("showLog, following: appended lines, then a file put in its place shown fro
     stop.abort();
     assert.equal(await following, true);
     assert.deepEqual(out, ["old 2", "new 1", "partial", "--- aplspawn: starting x at now", "boot"]);
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));
 
 const cli = (argv: string[], host: Host) => runMain(argv, { host });
 
-test("logs command: needs root, prints the last lines printable, -n, a kept log named when there is no log", async () => {
-  const d = await tempDir();
-  try {
+test("logs command: needs root, prints the last lines printable, -n, a kept log named when there is no log", () =>
+  withTempDir(async (d) => {
     const config = join(d.path, "lab.yaml");
     await writeFile(config, `workdir: ${d.path}/w\nlab: lg\ncontainers: {count: 2, prefix: lg}\n`);
     const root: Host = { ...realHost(), uid: () => 0 };
@@ -163,7 +156,4 @@ test("logs command: needs root, prints the last lines printable, -n, a kept log 
     assert.equal(k.code, 1);
     assert.match(k.err, /lg11 has no log now \(.*\); the log a failed run kept of it is .*lg11\.log/);
     assert.ok(k.err.includes(kept));
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));

@@ -10,11 +10,10 @@ import { runContext } from "../../src/host/run-scope.js";
 import { KEPT_RUNS, keepLog, keptLog, runDirName } from "../../src/lab/kept-logs.js";
 import type { TaskContext } from "../../src/runner/task.js";
 import { containerDirs } from "../../tasks/container/dirs.js";
-import { tempDir } from "../support/ns.js";
+import { withTempDir } from "../support/ns.js";
 
-test("keepLog moves a log into its run's directory (0700, the file 0600) and keeps the newest runs only", async () => {
-  const d = await tempDir();
-  try {
+test("keepLog moves a log into its run's directory (0700, the file 0600) and keeps the newest runs only", () =>
+  withTempDir(async (d) => {
     const h = realHost();
     const logsDir = join(d.path, "lab", "logs");
     const logFile = join(d.path, "nspawn.log");
@@ -42,10 +41,7 @@ test("keepLog moves a log into its run's directory (0700, the file 0600) and kee
       keepLog(h, { logFile, logsDir, runId: "2026-12-01T00:00:00.000Z-abc", name: "web1" }),
       /symbolic link/,
     );
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));
 
 /** A task context on the real host, recording its notes. */
 function context(failedRun?: { id: string; notes: string[] }) {
@@ -60,9 +56,8 @@ function context(failedRun?: { id: string; notes: string[] }) {
   return { ctx, infos };
 }
 
-test("container.dirs: the rollback of a failed run keeps the container's log and says where; a teardown deletes it", async () => {
-  const d = await tempDir();
-  try {
+test("container.dirs: the rollback of a failed run keeps the container's log and says where; a teardown deletes it", () =>
+  withTempDir(async (d) => {
     const lab = join(d.path, "lab");
     const params = (name: string) => ({
       name,
@@ -102,7 +97,4 @@ test("container.dirs: the rollback of a failed run keeps the container's log and
       result: undefined,
     });
     await assert.rejects(stat(old.logFile));
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));

@@ -13,6 +13,7 @@ import { startServer } from "../support/image.js";
 import { summary, taskEvents } from "../support/json-events.js";
 import { assertNoResidue, inotify, killNspawns, nspawnPids, ok, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
+import { waitFor } from "../support/wait.js";
 
 const alive = async (pid: number) =>
   !/\) [ZX] /.test(await readFile(`/proc/${pid}/stat`, "utf8").catch(() => ") X "));
@@ -169,8 +170,11 @@ test(
           .map(Number);
         assert.ok(victim);
         process.kill(victim, "SIGKILL");
-        for (let i = 0; i < 100 && (await nspawnPids(join(lab.machinesDir, "l5c-11"))).length > 0; i++)
-          await new Promise((r) => setTimeout(r, 100));
+        await waitFor(
+          async () => (await nspawnPids(join(lab.machinesDir, "l5c-11"))).length === 0,
+          10_000,
+          100,
+        );
 
         const st = await lab.cli(["--json", "status"]);
         assert.equal(st.exitCode, 1);
@@ -288,8 +292,7 @@ test(
         child.stderr?.resume();
         try {
           // Kill the CLI as soon as a container's nspawn exists: its journal entry may still say "running".
-          for (let i = 0; i < 600 && (await nspawnPids(lab.dir)).length < 2; i++)
-            await new Promise((r) => setTimeout(r, 50));
+          await waitFor(async () => (await nspawnPids(lab.dir)).length >= 2, 30_000, 50);
           assert.ok((await nspawnPids(lab.dir)).length > 0, "containers were starting");
         } finally {
           child.kill("SIGKILL");

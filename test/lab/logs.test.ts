@@ -12,6 +12,7 @@ import { createInterface } from "node:readline";
 import { test } from "node:test";
 import { assertNoResidue, killNspawns, ok, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
+import { waitFor } from "../support/wait.js";
 
 const ESC = String.fromCharCode(27);
 const LOG_MAX = 65536;
@@ -61,6 +62,10 @@ test(
         assert.ok(all.split("\n").length > 50, "more than 50 lines in all");
         assert.ok(all.split("\n").includes(last) && all.includes(tail), "lines of the log");
 
+        /** What `script` prints, written to lgs-10's console from inside it. */
+        const toConsole = (script: string) =>
+          lab.cli(["exec", "lgs-10", "--", "sh", "-c", `${script} > /dev/console`]);
+
         // Following: what the container writes to its console, escape sequences removed; then the
         // container set up again (stop removes its directory and log, spawn makes new ones).
         const child = lab.spawnCli(["logs", "lgs-10", "-f", "-n", "0"]);
@@ -71,34 +76,29 @@ test(
         });
         createInterface({ input: child.stdout! }).on("line", (l) => seen.push(l));
         const exited = new Promise<number | null>((res) => child.once("close", (code) => res(code)));
-        const until = async (re: RegExp, what: string) => {
-          for (let i = 0; i < 600 && !seen.some((l) => re.test(l)); i++)
-            await new Promise((r) => setTimeout(r, 100));
+        const shown = async (re: RegExp, what: string) =>
           assert.ok(
-            seen.some((l) => re.test(l)),
+            await waitFor(() => seen.some((l) => re.test(l)), 60_000, 100),
             `${what}: ${JSON.stringify(seen)}`,
           );
-        };
         try {
           // Until the follower runs, what is written would fall before its start (-n 0).
-          for (let i = 0; i < 30 && !seen.some((l) => l.includes("hello")); i++) {
-            ok(
-              await lab.cli([
+          await waitFor(
+            async () => {
+              if (seen.some((l) => l.includes("hello"))) return true;
+              ok(
+                await toConsole(`printf 'hello \\033[31mfrom\\033[0m \\033]0;title\\007console\\n'`),
                 "exec",
-                "lgs-10",
-                "--",
-                "sh",
-                "-c",
-                `printf 'hello \\033[31mfrom\\033[0m \\033]0;title\\007console\\n' > /dev/console`,
-              ]),
-              "exec",
-            );
-            await new Promise((r) => setTimeout(r, 500));
-          }
-          await until(/^hello from console$/, "a line written to the container's console");
+              );
+              return false;
+            },
+            15_000,
+            500,
+          );
+          await shown(/^hello from console$/, "a line written to the container's console");
           ok(await lab.cli(["run", "stop", "--only", "lgs-10"]), "stop --only");
           ok(await lab.cli(["run", "spawn", "--only", "lgs-10"]), "spawn --only");
-          await until(/^--- aplspawn: starting lgs-10 at /, "the new log, from its start");
+          await shown(/^--- aplspawn: starting lgs-10 at /, "the new log, from its start");
         } finally {
           child.kill("SIGINT");
         }
@@ -110,22 +110,16 @@ test(
         // the rest was dropped, the container runs on (its console never blocks), and its next start
         // moves that log to nspawn.log.1 and starts anew.
         const log = join(labDir, "containers", "lgs-10", "nspawn.log");
-        ok(
-          await lab.cli([
-            "exec",
-            "lgs-10",
-            "--",
-            "sh",
-            "-c",
-            "yes console-flood | tr -d '\\n' | head -c 600000 > /dev/console",
-          ]),
-          "flooding the console",
-        );
+        ok(await toConsole("yes console-flood | tr -d '\\n' | head -c 600000"), "flooding the console");
         let flooded = "";
-        for (let i = 0; i < 100 && !flooded.includes(DROPPED); i++) {
-          await new Promise((r) => setTimeout(r, 100));
-          flooded = await readFile(log, "utf8");
-        }
+        await waitFor(
+          async () => {
+            flooded = await readFile(log, "utf8");
+            return flooded.includes(DROPPED);
+          },
+          10_000,
+          100,
+        );
         assert.ok(flooded.includes(DROPPED), `the log says where it stops:\n${flooded.slice(-500)}`);
         const size = (await stat(log)).size;
         assert.ok(size <= LOG_MAX + 256, `the log holds at most consoleLogMax: ${size} bytes`);

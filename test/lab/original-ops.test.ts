@@ -11,7 +11,7 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { controlPathDir } from "../../src/lab/inventory.js";
-import { tree } from "../reliability/fault-lab.js";
+import { tree } from "../support/fault-lab.js";
 import { assertNoResidue, holdsUnder, inotify, type Lab, nspawnPids, ok, withLab } from "../support/lab.js";
 import { type NsResult, skip } from "../support/ns.js";
 

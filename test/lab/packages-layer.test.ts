@@ -12,10 +12,10 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promise
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { test } from "node:test";
-import { lanPeer } from "../net/peers.js";
 import { sh, TEST_CACHE } from "../support/image.js";
 import { summary, taskEvents } from "../support/json-events.js";
 import { ok, testImage, withLab } from "../support/lab.js";
+import { lanPeer } from "../support/net-peers.js";
 import { skip } from "../support/ns.js";
 import { startRegistry } from "../support/oci.js";
 

@@ -13,6 +13,7 @@ import { UsageError } from "../../src/errors.js";
 import { inventoryList, inventorySpec, pythonLiteral, renderInventory } from "../../src/lab/inventory.js";
 import { selectedSpecs } from "../../workflows/lab-steps.js";
 import { problems } from "../support/bad-configs.js";
+import { requires } from "../support/ns.js";
 
 const SETS = `workdir: /tmp/w
 network: {address: 10.10.12.1/26}
@@ -228,17 +229,8 @@ test("host variables are Python literals in INI (what Ansible's ast.literal_eval
   assert.equal(pythonLiteral([1, true, null, { x: 1.5 }]), '[1, True, None, {"x": 1.5}]');
 });
 
-const hasAnsible = (() => {
-  try {
-    execFileSync("ansible-inventory", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
 test("Ansible reads both inventories alike: the same groups, children and typed host variables", {
-  skip: hasAnsible ? false : "ansible-inventory is not installed",
+  skip: requires("ansible-inventory"),
 }, () => {
   const c = parseConfig(SETS, "t.yaml");
   const dir = mkdtempSync(join(tmpdir(), "aplspawn-sets-"));

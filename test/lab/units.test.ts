@@ -29,7 +29,7 @@ import { reset } from "../../workflows/reset.js";
 import { spawn } from "../../workflows/spawn.js";
 import { stop } from "../../workflows/stop.js";
 import { up } from "../../workflows/up.js";
-import { tempDir } from "../support/ns.js";
+import { withTempDir } from "../support/ns.js";
 import { recordingHost } from "../support/recording-host.js";
 
 const DEBIAN = {
@@ -372,9 +372,8 @@ test("cleanup removes what is left of the lab but its network and image, then it
   );
 });
 
-test("inventory command: INI and YAML that real ansible-inventory reads, pinned host keys, no extra flags", async () => {
-  const d = await tempDir();
-  try {
+test("inventory command: INI and YAML that real ansible-inventory reads, pinned host keys, no extra flags", () =>
+  withTempDir(async (d) => {
     const config = join(d.path, "lab.yaml");
     await writeFile(config, `workdir: ${d.path}/w\nlab: inv\ncontainers: {count: 2, user: ann}\n`);
     const out: string[] = [];
@@ -426,10 +425,7 @@ test("inventory command: INI and YAML that real ansible-inventory reads, pinned 
       }),
       /ansible_ssh_common_args="-o 'UserKnownHostsFile=\/a b\/kh' /,
     );
-  } finally {
-    await d.cleanup();
-  }
-});
+  }));
 
 test("user id ranges: the first range no host user, group, subordinate range or claim uses; one per upper layer, kept while it exists", async () => {
   const h = recordingHost();

@@ -5,8 +5,8 @@ import { mkdir, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { assertNoResidue, initTables, ok } from "../support/lab.js";
+import { rules, useLegacy, withNettest } from "../support/net-lab.js";
 import { skip } from "../support/ns.js";
-import { rules, useLegacy, withNettest } from "./net.js";
 
 test("netup and netdown with the legacy backend", { skip }, () =>
   withNettest({}, async (lab) => {

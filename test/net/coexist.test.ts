@@ -13,8 +13,8 @@ import {
   settled,
   withNetLab,
 } from "../support/lab.js";
+import { probes, rules } from "../support/net-lab.js";
 import { skip } from "../support/ns.js";
-import { probes, rules } from "./net.js";
 
 /** Lab alpha (10.10.12.1/26) and, in the same namespace, lab beta (10.10.13.1/26, range .10 to .60). */
 const withAlphaBeta = (fn: (a: NetLab, b: LabConfig) => Promise<void>) =>

@@ -9,9 +9,9 @@ import { test } from "node:test";
 import { realHost } from "../../src/host/real-host.js";
 import { dropClaim, takeClaim } from "../../src/lab/claims.js";
 import { assertNoResidue, ok } from "../support/lab.js";
+import { probes, withNettest } from "../support/net-lab.js";
 import { skip } from "../support/ns.js";
 import { rounds } from "../support/rounds.js";
-import { probes, withNettest } from "./net.js";
 
 const ROUNDS = rounds(8, 20);
 

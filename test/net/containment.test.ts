@@ -5,9 +5,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { assertNoResidue, ok } from "../support/lab.js";
+import { withNettest } from "../support/net-lab.js";
+import { connect, lanPeer, listen, must, peer } from "../support/net-peers.js";
 import { skip } from "../support/ns.js";
-import { withNettest } from "./net.js";
-import { connect, lanPeer, listen, must, peer } from "./peers.js";
 
 test(
   "the lab reaches the host only on hostPorts, never cloud metadata; from outside only allowFrom and forwards reach it",

@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { summary, taskIds } from "../support/json-events.js";
 import { assertNoResidue, ok, sameSnapshot, settled } from "../support/lab.js";
+import { probes, rules, withNettest } from "../support/net-lab.js";
 import { skip } from "../support/ns.js";
-import { probes, rules, withNettest } from "./net.js";
 
 const sorted = (s: string) => s.split("\n").sort().join("\n");
 

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { assertNoResidue, ok } from "../support/lab.js";
+import { withNettest } from "../support/net-lab.js";
 import { skip } from "../support/ns.js";
-import { withNettest } from "./net.js";
 
 test("APLSPAWN_FAIL_AFTER at each netup task: exit 1, names the task, nothing left", { skip }, () =>
   // Every kind of rule there is: a host port, a subnet let in, a port forward.

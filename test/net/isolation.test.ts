@@ -1,13 +1,13 @@
 // Labs reach nothing they were not given, attacked for real (issue #28, item 3): another lab's
 // containers (whichever lab came up first), a docker0-like bridge, the LAN's private and CGNAT
 // addresses, and anything with a source address the lab was not given. Containers, LAN, world and
-// the docker-like bridge's container are namespaces of the test (test/net/peers.ts).
+// the docker-like bridge's container are namespaces of the test (test/support/net-peers.ts).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { assertNoResidue, initTables, type LabConfig, type NetLab, ok, withNetLab } from "../support/lab.js";
+import { useLegacy, withNettest } from "../support/net-lab.js";
+import { connect, lanPeer, listen, must, type Peer, peer, udpListen, udpSend } from "../support/net-peers.js";
 import { skip, type TestNamespace } from "../support/ns.js";
-import { useLegacy, withNettest } from "./net.js";
-import { connect, lanPeer, listen, must, type Peer, peer, udpListen, udpSend } from "./peers.js";
 
 /** The lab's container 10.10.<sub>.10 on `bridge`, with `extra` addresses it was not given. */
 const container = (ns: TestNamespace, hostIf: string, bridge: string, sub: number, extra: string[] = []) =>

@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { summary, taskEvents, taskIds } from "../support/json-events.js";
 import { assertNoResidue, ok } from "../support/lab.js";
+import { probes, rules, withNettest } from "../support/net-lab.js";
 import { skip } from "../support/ns.js";
-import { probes, rules, withNettest } from "./net.js";
 
 const EXPECTED_RULES = `*filter
 :INPUT ACCEPT

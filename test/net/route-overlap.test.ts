@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
 import { assertNoResidue, withNetLab } from "../support/lab.js";
+import { lanBridge } from "../support/net-peers.js";
 import { skip } from "../support/ns.js";
 
 test(
@@ -17,14 +18,7 @@ test(
       49,
       async (lab) => {
         const { ns } = lab;
-        for (const [cmd, ...args] of [
-          ["ip", "link", "add", "lan0", "type", "bridge"],
-          // No IPv6 link-local address appearing later, in the middle of the comparison.
-          ["sysctl", "-q", "-w", "net.ipv6.conf.lan0.disable_ipv6=1"],
-          ["ip", "addr", "add", "10.10.48.7/23", "dev", "lan0"],
-          ["ip", "link", "set", "lan0", "up"],
-        ] as const)
-          assert.equal((await ns.run(cmd, args)).exitCode, 0);
+        await lanBridge(ns, "10.10.48.7/23");
         lab.before = await ns.snapshot();
         const image = { url: `file://${join(lab.dir, "none.img")}` };
         // 10.10.49.1/26, the lab's address.

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 
 test("a cancelled command that could not start signals no one: 90 spawns that fail, cancelled around the spawn", async () => {
-  const child = spawn(process.execPath, [join(import.meta.dirname, "cancel-drive.js")], {
+  const child = spawn(process.execPath, [join(import.meta.dirname, "../support/bin/cancel-spawn.js")], {
     detached: true,
     stdio: ["ignore", "pipe", "inherit"],
   });

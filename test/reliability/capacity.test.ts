@@ -21,7 +21,7 @@ import { CLI, skip } from "../support/ns.js";
 
 const PIDS_V1 = "/sys/fs/cgroup/pids";
 
-import { assertAsBefore, baseline, journalOnly } from "./fault-lab.js";
+import { assertAsBefore, baseline, journalOnly } from "../support/fault-lab.js";
 
 /** A refused `run up`: exit 1, host.capacity failed and named `what`, nothing else ran, nothing changed. */
 async function refused(

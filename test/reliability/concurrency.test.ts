@@ -2,7 +2,6 @@
 // naming the holder's PID. Two labs with their own bridges, chains and ranges run side by side in
 // one namespace; each `run down` removes only its own lab, and nothing is left at the end.
 import assert from "node:assert/strict";
-import { nspawnPids, ok } from "../support/lab.js";
 import {
   afterPurge,
   assertAsBefore,
@@ -12,7 +11,8 @@ import {
   labTest,
   overlayMounts,
   watch,
-} from "./fault-lab.js";
+} from "../support/fault-lab.js";
+import { nspawnPids, ok } from "../support/lab.js";
 
 labTest(
   "two run up of one lab: one proceeds, the other fails at once naming its PID; two labs side by side, each down removes only its own",

@@ -5,8 +5,6 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { runEvents, taskIds } from "../support/json-events.js";
-import { type Lab, nspawnPids, ok } from "../support/lab.js";
 import {
   afterPurge,
   assertAsBefore,
@@ -18,7 +16,9 @@ import {
   labTest,
   overlayMounts,
   watch,
-} from "./fault-lab.js";
+} from "../support/fault-lab.js";
+import { runEvents, taskIds } from "../support/json-events.js";
+import { type Lab, nspawnPids, ok } from "../support/lab.js";
 
 const NAMES = (p: string) => [`${p}10`, `${p}11`, `${p}12`];
 

@@ -13,12 +13,12 @@ import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import { taskIds } from "../support/json-events.js";
 import { assertNoResidue, nspawnPids, ok, withLab } from "../support/lab.js";
+import { failing, status } from "../support/lab-state.js";
 import { skip } from "../support/ns.js";
-import { failing, status } from "./lab-state.js";
+import { waitFor } from "../support/wait.js";
 
 async function waitGone(path: string): Promise<void> {
-  for (let i = 0; i < 200 && (await nspawnPids(path)).length > 0; i++)
-    await new Promise((r) => setTimeout(r, 100));
+  await waitFor(async () => (await nspawnPids(path)).length === 0, 20_000, 100);
   assert.deepEqual(await nspawnPids(path), [], `systemd-nspawn of ${path} is still running`);
 }
 
@@ -127,11 +127,12 @@ test(
             holder.once("error", j);
           });
           // nsenter execs sleep (no fork without --pid): wait until it has.
-          for (let i = 0; i < 100; i++) {
-            const comm = await readFile(`/proc/${holder.pid}/comm`, "utf8").catch(() => "");
-            if (comm.trim() === "sleep") break;
-            await new Promise((r) => setTimeout(r, 20));
-          }
+          await waitFor(
+            async () =>
+              (await readFile(`/proc/${holder.pid}/comm`, "utf8").catch(() => "")).trim() === "sleep",
+            2000,
+            20,
+          );
           const cwd = await readlink(`/proc/${holder.pid}/cwd`).catch(() => "gone");
           assert.equal(cwd, `${merged}/etc`, "the holder runs with its cwd in the merged root");
           const down = await lab.cli(["run", "down"]);

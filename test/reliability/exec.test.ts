@@ -11,6 +11,7 @@ import { test } from "node:test";
 import { execa } from "execa";
 import { ok, withLab, withNetLab } from "../support/lab.js";
 import { CLI, skip } from "../support/ns.js";
+import { waitFor } from "../support/wait.js";
 
 /** A /proc/PID/status field. */
 const field = (status: string, name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1];
@@ -168,7 +169,7 @@ test("exec is no stronger than the container's init and runs no host binary in i
         let out = "";
         child.stdout?.on("data", (d: Buffer) => (out += d));
         const exited = new Promise<number | null>((res) => child.once("exit", (code) => res(code)));
-        for (let i = 0; i < 600 && !out.includes("ready"); i++) await new Promise((r) => setTimeout(r, 100));
+        await waitFor(() => out.includes("ready"), 60_000, 100);
         assert.match(out, /ready/, "the command runs");
         const ours = await tree(child.pid ?? -1);
         assert.ok(ours.length >= 2, `aplspawn and its helper: ${ours}`);

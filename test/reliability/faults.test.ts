@@ -13,7 +13,6 @@
 //   leaves what it found.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ok } from "../support/lab.js";
 import {
   afterPurge,
   assertAsBefore,
@@ -22,7 +21,8 @@ import {
   faultTargets,
   labTest,
   loopsIn,
-} from "./fault-lab.js";
+} from "../support/fault-lab.js";
+import { ok } from "../support/lab.js";
 
 labTest(
   "a fault after each task of run up (every task id of a lab of 3, once) rolls back what that run made",

@@ -10,7 +10,7 @@ import { realHost } from "../../src/host/real-host.js";
 import { skip, tempDir } from "../support/ns.js";
 
 const require = createRequire(import.meta.url);
-const DRIVE = resolve(import.meta.dirname, "owner-write-drive.js");
+const DRIVE = resolve(import.meta.dirname, "../support/bin/owner-write.js");
 
 // node:crypto's randomBytes as every module sees it, returning `fixed` bytes on its first call
 // (the temp name an attacker guessed), the real ones after.

@@ -7,8 +7,9 @@ import { spawn } from "node:child_process";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
+import { afterPurge, assertAsBefore, crash, labTest, watch } from "../support/fault-lab.js";
 import { CLI, withoutSudo } from "../support/ns.js";
-import { afterPurge, assertAsBefore, crash, labTest, watch } from "./fault-lab.js";
+import { waitFor } from "../support/wait.js";
 
 const STARTED = /"id":"container\.nspawn\[[^\]]+\]","title":"[^"]*","state":"changed"/;
 
@@ -48,11 +49,15 @@ async function procState(pid: number): Promise<string | undefined> {
  * process next runs, so right after kill() it can still read R. Gives what it last saw after 5 s.
  */
 async function stoppedState(pid: number): Promise<string | undefined> {
-  let st = await procState(pid);
-  for (let i = 0; i < 100 && st !== undefined && st !== "T"; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    st = await procState(pid);
-  }
+  let st: string | undefined;
+  await waitFor(
+    async () => {
+      st = await procState(pid);
+      return st === undefined || st === "T";
+    },
+    5000,
+    50,
+  );
   return st;
 }
 

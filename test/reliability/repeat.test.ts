@@ -8,9 +8,9 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { summary, taskIds } from "../support/json-events.js";
 import { assertNoResidue, nspawnPids, ok, withLab } from "../support/lab.js";
+import { backingFile, labLoop, openFilesUnder, processesLeft } from "../support/lab-state.js";
 import { skip } from "../support/ns.js";
 import { rounds } from "../support/rounds.js";
-import { backingFile, labLoop, openFilesUnder, processesLeft } from "./lab-state.js";
 
 const CYCLES = rounds(5, 20);
 

@@ -6,34 +6,24 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { after, before, test } from "node:test";
-import { detachLoopsUnder, loopsOf, makeSquashfs, makeTree } from "../support/image.js";
-import { isRoot, type NsSnapshot, skip, TestNamespace, tempDir } from "../support/ns.js";
+import { test } from "node:test";
+import { type FileNamespace, loopsOf, makeSquashfs, makeTree, namespacePerFile } from "../support/image.js";
+import { initTables } from "../support/lab.js";
+import { type NsSnapshot, skip, type TestNamespace } from "../support/ns.js";
 
-const DRIVER = resolve(import.meta.dirname, "vanish-drive.js");
+const DRIVER = resolve(import.meta.dirname, "../support/bin/vanish.js");
 let ns: TestNamespace;
-let tmp: { path: string; cleanup(): Promise<void> };
+let tmp: FileNamespace["tmp"];
 let image: string;
 
-before(async () => {
-  if (!isRoot) return;
-  ns = await TestNamespace.create();
-  // The filter table shows in iptables-save once anything used it: make it exist before the snapshots.
-  await ns.run("iptables", ["-w", "-t", "filter", "-N", "VNSH-INIT"]);
-  await ns.run("iptables", ["-w", "-t", "filter", "-X", "VNSH-INIT"]);
-  tmp = await tempDir("aplspawn-vanish-");
+namespacePerFile("aplspawn-vanish-", async (f) => {
+  ({ ns, tmp } = f);
+  // A table shows in iptables-save once anything used it: make them exist before the snapshots.
+  await initTables(ns);
   image = await makeSquashfs(
     await makeTree(join(tmp.path, "img-tree"), "vanish"),
     join(tmp.path, "img.sqfs"),
   );
-});
-
-after(async () => {
-  if (!isRoot) return;
-  const left = await detachLoopsUnder(tmp.path);
-  await ns.destroy();
-  await tmp.cleanup();
-  assert.deepEqual(left, [], "loop devices were left behind");
 });
 
 const cases = [

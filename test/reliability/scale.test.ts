@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import { assertNoResidue, nspawnPids, ok, withLab } from "../support/lab.js";
+import { failing, openFilesUnder, processesLeft, status } from "../support/lab-state.js";
 import { skip } from "../support/ns.js";
-import { failing, openFilesUnder, processesLeft, status } from "./lab-state.js";
 
 const COUNT = 50;
 

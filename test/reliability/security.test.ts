@@ -7,8 +7,8 @@ import { join, relative, resolve } from "node:path";
 import { test } from "node:test";
 import { parse, stringify } from "yaml";
 import { assertNoResidue, ok, withLab } from "../support/lab.js";
+import { foreignRules, status } from "../support/lab-state.js";
 import { skip, TestNamespace, tempDir } from "../support/ns.js";
-import { foreignRules, status } from "./lab-state.js";
 
 const REPO = resolve(import.meta.dirname, "../../..");
 

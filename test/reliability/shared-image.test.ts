@@ -12,6 +12,7 @@ import { mkdtemp, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { CLAIMS_DIR } from "../../src/image/loop-claims.js";
+import { detachOrphans } from "../support/fault-lab.js";
 import {
   detachLoopsUnder,
   drive,
@@ -22,7 +23,6 @@ import {
   writeConfig,
 } from "../support/image.js";
 import { isRoot, type NsResult, skip, TestNamespace, tempDir } from "../support/ns.js";
-import { detachOrphans } from "./fault-lab.js";
 
 const LABS = 4;
 const ROUNDS = 5;

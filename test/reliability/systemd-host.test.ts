@@ -6,12 +6,21 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type NsResult, skip } from "../support/ns.js";
 import { type SystemdHost, withSystemdHost, writeSystemdLabConfig } from "../support/systemd-host.js";
+import { waitFor } from "../support/wait.js";
 
 const NAMES = ["sd-10", "sd-11"];
 
 function ok(r: NsResult, what: string): NsResult {
   assert.equal(r.exitCode, 0, `${what} failed (exit ${r.exitCode}):\n${r.stdout}\n${r.stderr}`);
   return r;
+}
+
+/** The lab's containers' PIDs, as `aplspawn pids` prints them. */
+async function labPids(h: SystemdHost): Promise<number[]> {
+  return ok(await h.cli(["pids"]), "pids")
+    .stdout.trim()
+    .split(/\s+/)
+    .map(Number);
 }
 
 /** machined's machines, by name: leader PID and unit. */
@@ -40,8 +49,7 @@ async function killNspawn(h: SystemdHost, name: string): Promise<void> {
   const comm = ok(await h.run(["ps", "-o", "comm=", "-p", ppid]), "ps").stdout.trim();
   assert.equal(comm, "systemd-nspawn", `the parent of ${name}'s leader is ${comm}`);
   ok(await h.run(["kill", "-KILL", ppid]), "kill");
-  for (let i = 0; i < 50 && (await h.run(["kill", "-0", ppid])).exitCode === 0; i++)
-    await new Promise((r) => setTimeout(r, 100));
+  await waitFor(async () => (await h.run(["kill", "-0", ppid])).exitCode !== 0, 5000, 100);
 }
 
 /** Nothing of the lab is left inside the systemd host. */
@@ -132,10 +140,7 @@ test(
       assert.deepEqual([...ms.keys()].sort(), NAMES, "machined lists both containers after up's unit ended");
       for (const n of NAMES) assert.equal(ms.get(n)?.unit, `aplspawn-${n}.scope`);
       // pids are machined's leaders; status passes; a second up changes nothing.
-      const pids = ok(await h.cli(["pids"]), "pids")
-        .stdout.trim()
-        .split(/\s+/)
-        .map(Number);
+      const pids = await labPids(h);
       assert.deepEqual(
         pids,
         NAMES.map((n) => ms.get(n)?.leader),
@@ -150,10 +155,7 @@ test(
       assert.match(repaired.stdout, /sd-10 is registered, its systemd-nspawn gone: ending it/);
       ms = await machines(h);
       assert.deepEqual([...ms.keys()].sort(), NAMES);
-      const after = ok(await h.cli(["pids"]), "pids")
-        .stdout.trim()
-        .split(/\s+/)
-        .map(Number);
+      const after = await labPids(h);
       assert.deepEqual(
         after,
         NAMES.map((n) => ms.get(n)?.leader),
@@ -170,9 +172,7 @@ test(
       // machined masked: not registered (systemd runs, machined does not answer); still outlives up.
       ok(await h.run(["systemctl", "mask", "--now", "systemd-machined"]), "mask machined");
       ok(await h.cli(["run", "up"], { asService: true }), "run up without machined");
-      const unregistered = ok(await h.cli(["pids"]), "pids")
-        .stdout.trim()
-        .split(/\s+/);
+      const unregistered = await labPids(h);
       assert.equal(unregistered.length, 2, "both containers run after up's unit ended");
       ok(await h.cli(["status"]), "status without machined");
       ok(await h.cli(["run", "down"]), "run down without machined");

@@ -12,7 +12,7 @@ import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import { skip, TestNamespace, tempDir } from "../support/ns.js";
 
-const FIXTURE = resolve(import.meta.dirname, "fixture-cli.js");
+const FIXTURE = resolve(import.meta.dirname, "../support/bin/synthetic-cli.js");
 
 test("under a file size limit at every point of the journal's growth: whole records only, and down cleans up", async () => {
   const outcomes = { failed: 0, passed: 0 };

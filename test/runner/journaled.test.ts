@@ -19,9 +19,9 @@ import {
   labWorkflow,
   registry,
   run,
-  setup,
   taskEvents,
-} from "./synthetic.js";
+  withWorld,
+} from "../support/synthetic.js";
 
 const entryIds = async (lab: string) =>
   (await Journal.open(realHost(), journalPath(lab), "t", false)).entries().map((e) => e.id);
@@ -56,9 +56,8 @@ async function tamper(
   await writeFile(jp, `${out.join("\n")}\n`);
 }
 
-test("an entry whose params or result do not fit its kind's shapes is not rolled back: reported, kept", async () => {
-  const t = await setup();
-  try {
+test("an entry whose params or result do not fit its kind's shapes is not rolled back: reported, kept", () =>
+  withWorld(async (t) => {
     assert.equal((await run(labWorkflow(t.world), t.lab)).error, undefined);
     await tamper(t.lab, {
       // A wrong type, a missing field, no object at all, and a result of the wrong shape.
@@ -102,14 +101,10 @@ test("an entry whose params or result do not fit its kind's shapes is not rolled
     says("file[z]", /params: .*expected object, received null/);
     says("file[c1.layer]", /result\.created: .*expected string, received number/);
     assert.equal(failed.get("file[z]")?.title, "Undoing file[z]", "a title from its own id, not its params");
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("a kind with a rollback but no journaled shapes is a bug: its entries are reported and kept", async () => {
-  const t = await setup();
-  try {
+test("a kind with a rollback but no journaled shapes is a bug: its entries are reported and kept", () =>
+  withWorld(async (t) => {
     assert.equal((await run(labWorkflow(t.world, { containers: 0 }), t.lab)).error, undefined);
     const { journaled: _, ...undeclared } = fileTask;
     const d = await run(downWorkflow, t.lab, {
@@ -124,10 +119,7 @@ test("a kind with a rollback but no journaled shapes is a bug: its entries are r
     );
     assert.deepEqual(await t.files(), ["a", "b", "z"]);
     assert.equal((await entryIds(t.lab)).length, 3);
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
 test("pids and exec skip a container.nspawn entry that does not fit its shapes, with a warning naming it", async () => {
   const h = recordingHost();

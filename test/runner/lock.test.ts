@@ -16,8 +16,9 @@ import { realHost } from "../../src/host/real-host.js";
 import { imageLockPath } from "../../src/image/store-lock.js";
 import { isRoot, skip, tempDir } from "../support/ns.js";
 import { rounds } from "../support/rounds.js";
+import { waitUntil } from "../support/wait.js";
 
-const FIXTURE = join(import.meta.dirname, "lock-fixture.js");
+const FIXTURE = join(import.meta.dirname, "../support/bin/lock-stress.js");
 const TAKES = rounds(20, 50);
 
 test(`a holder SIGKILLed holding the lock, then six processes taking it ${TAKES} times each (five callers at once): one holder at a time, no update lost`, async () => {
@@ -189,7 +190,7 @@ test("flock(1) killed by PID while it waits for a lock: the take fails, it never
   // Someone else holds it for the whole test.
   const holder = spawn("flock", [path, "sleep", "60"], { stdio: "ignore" });
   try {
-    await waitUntil(() => held(path));
+    await waitUntil(() => held(path), "the lock to be held");
     let ran = false;
     const take = withHostLock(host, path, "test", undefined, async () => {
       ran = true;
@@ -199,7 +200,7 @@ test("flock(1) killed by PID while it waits for a lock: the take fails, it never
     await waitUntil(async () => {
       helper = await childNamed("flock", holder.pid);
       return helper !== undefined;
-    });
+    }, "the flock helper to start");
     process.kill(helper!, "SIGKILL");
     await assert.rejects(take, /Cannot take the lock/);
     assert.equal(ran, false, "nothing ran without the lock");
@@ -212,14 +213,6 @@ test("flock(1) killed by PID while it waits for a lock: the take fails, it never
 // Whether someone holds the lock at path (flock -n from here conflicts).
 async function held(path: string): Promise<boolean> {
   return (await execa("flock", ["-n", "-E", "75", path, "true"], { reject: false })).exitCode === 75;
-}
-
-async function waitUntil(cond: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error("timed out");
 }
 
 // A child of this process running `name`, other than `not`.

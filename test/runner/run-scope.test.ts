@@ -10,7 +10,7 @@ import { detectBackend } from "../../src/net/iptables.js";
 import { task, type Workflow } from "../../src/runner/task.js";
 import { ruleTask } from "../../tasks/net/iptables-rule.js";
 import { recordingHost } from "../support/recording-host.js";
-import { run, setup } from "./synthetic.js";
+import { run, withWorld } from "../support/synthetic.js";
 
 const VERSION = { stdout: "iptables v1.8.9 (nf_tables)" };
 const asked = (calls: readonly { op: string; detail: string }[]) =>
@@ -29,9 +29,8 @@ test("two runs on one host object do not share what they learned: each asks ipta
   assert.equal(asked(h.calls), 2, "another run on the same host object asks for itself");
 });
 
-test("a run's checks and its dry-run previews share the run's scope; the next run starts empty", async () => {
-  const t = await setup();
-  try {
+test("a run's checks and its dry-run previews share the run's scope; the next run starts empty", () =>
+  withWorld(async (t) => {
     const real = realHost();
     const calls: { op: string; detail: string }[] = [];
     // The real host, but iptables is a fake: its rules are absent, its backend nf_tables.
@@ -69,10 +68,7 @@ test("a run's checks and its dry-run previews share the run's scope; the next ru
         `run ${n}: its checks and previews ask iptables -V once between them`,
       );
     }
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
 test("a memo keeps what it made for the run, forgets a promise that failed; a mutex of one name is one queue", async () => {
   const s = runScope();

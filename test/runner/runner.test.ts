@@ -15,15 +15,14 @@ import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import { renderEvent, type TaskEvent } from "../../src/runner/report.js";
 import { defineGuard, defineTask, listTaskIds, task, undo, unmet } from "../../src/runner/task.js";
-import { downWorkflow, labWorkflow, run, setup, taskEvents } from "./synthetic.js";
+import { downWorkflow, labWorkflow, run, taskEvents, withWorld } from "../support/synthetic.js";
 
 const journalOf = async (lab: string) => ({
   entries: (await Journal.open(realHost(), journalPath(lab), "t", false)).entries(),
 });
 
-test("a full run creates every resource, journals each, and a second run changes nothing", async () => {
-  const t = await setup();
-  try {
+test("a full run creates every resource, journals each, and a second run changes nothing", () =>
+  withWorld(async (t) => {
     const r1 = await run(labWorkflow(t.world), t.lab);
     assert.equal(r1.error, undefined);
     assert.equal(r1.summary?.changed, 9);
@@ -49,26 +48,18 @@ test("a full run creates every resource, journals each, and a second run changes
     assert.equal(r2.summary?.changed, 0);
     assert.equal(r2.summary?.unchanged, 9);
     assert.equal((await journalOf(t.lab)).entries.length, 9, "check-held tasks journal nothing");
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("each intent is on disk before run starts, and each result before the next task starts", async () => {
-  const t = await setup();
-  try {
+test("each intent is on disk before run starts, and each result before the next task starts", () =>
+  withWorld(async (t) => {
     const jp = journalPath(t.lab);
     const all = Object.fromEntries(["a", "b", "z"].map((n) => [n, { journalPath: jp }]));
     const r = await run(labWorkflow(t.world, { perFile: all }), t.lab);
     assert.equal(r.error, undefined, String(r.error));
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("a failure in one concurrent subtask cancels the others and rolls back this run in reverse order", async () => {
-  const t = await setup();
-  try {
+test("a failure in one concurrent subtask cancels the others and rolls back this run in reverse order", () =>
+  withWorld(async (t) => {
     await writeFile(join(t.world, "b"), "pre-existing");
     const wf = labWorkflow(t.world, {
       perFile: {
@@ -97,14 +88,10 @@ test("a failure in one concurrent subtask cancels the others and rolls back this
       "running siblings were cancelled",
     );
     assert.equal((await journalOf(t.lab)).entries.length, 0);
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("a failing rollback step is reported, the rest still run, and its entry stays for `down`", async () => {
-  const t = await setup();
-  try {
+test("a failing rollback step is reported, the rest still run, and its entry stays for `down`", () =>
+  withWorld(async (t) => {
     const r = await run(
       labWorkflow(t.world, { perFile: { b: { failRollback: true }, z: { failRun: true } } }),
       t.lab,
@@ -120,14 +107,10 @@ test("a failing rollback step is reported, the rest still run, and its entry sta
     const failed = taskEvents(r.events).filter((e) => e.state === "rollback-failed");
     assert.equal(failed.length, 1);
     assert.match(failed[0]?.error ?? "", /rollback of .*b failed/);
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("--no-rollback keeps everything; running again resumes at the failed task", async () => {
-  const t = await setup();
-  try {
+test("--no-rollback keeps everything; running again resumes at the failed task", () =>
+  withWorld(async (t) => {
     const r1 = await run(labWorkflow(t.world, { perFile: { "c2.run": { failRun: true } } }), t.lab, {
       noRollback: true,
     });
@@ -143,14 +126,10 @@ test("--no-rollback keeps everything; running again resumes at the failed task",
     const d = await run(downWorkflow, t.lab);
     assert.equal(d.error, undefined);
     assert.deepEqual(await t.files(), [], "down undoes both runs' resources");
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("an interrupt cancels running work, rolls back exactly once, and reports InterruptedError", async () => {
-  const t = await setup();
-  try {
+test("an interrupt cancels running work, rolls back exactly once, and reports InterruptedError", () =>
+  withWorld(async (t) => {
     const ac = new AbortController();
     const wf = labWorkflow(t.world, {
       perFile: { "c1.run": { delayMs: 5000 }, "c2.run": { delayMs: 5000 }, "c3.run": { delayMs: 5000 } },
@@ -173,14 +152,10 @@ test("an interrupt cancels running work, rolls back exactly once, and reports In
     // a, b, c1..c3.layer were created; c1..c3.run were started (intent journaled) and are undone too.
     assert.equal(undone.length, 8);
     assert.equal(r.summary, undefined);
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("APLSPAWN_FAIL_AFTER fails right after the named task, whose resource is then rolled back", async () => {
-  const t = await setup();
-  try {
+test("APLSPAWN_FAIL_AFTER fails right after the named task, whose resource is then rolled back", () =>
+  withWorld(async (t) => {
     const ids = listTaskIds(labWorkflow(t.world).steps);
     assert.deepEqual(ids.slice(0, 3), ["file[a]", "file[b]", "file[c1.layer]"]);
     for (const id of ["file[a]", "file[c3.run]", "file[z]", "file[c*.layer]"]) {
@@ -189,14 +164,10 @@ test("APLSPAWN_FAIL_AFTER fails right after the named task, whose resource is th
       assert.match(String(r.error.message), /injected failure/);
       assert.deepEqual(await t.files(), [], `nothing left after failing after ${id}`);
     }
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("only the rollback of a failed run is told the run (to keep what explains it); its notes end the error, once each", async () => {
-  const t = await setup();
-  try {
+test("only the rollback of a failed run is told the run (to keep what explains it); its notes end the error, once each", () =>
+  withWorld(async (t) => {
     const seen: (string | undefined)[] = [];
     let afterRun: () => void = () => {};
     const keeper = defineTask({
@@ -240,14 +211,10 @@ test("only the rollback of a failed run is told the run (to keep what explains i
     const r3 = await run(failing, t.lab, { registry, interrupt: ac.signal });
     assert.ok(r3.error instanceof InterruptedError);
     assert.deepEqual(seen, [undefined], "an interrupted run keeps nothing");
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("--dry-run changes nothing and says what would change", async () => {
-  const t = await setup();
-  try {
+test("--dry-run changes nothing and says what would change", () =>
+  withWorld(async (t) => {
     await writeFile(join(t.world, "a"), "x");
     const r = await run(labWorkflow(t.world), t.lab, { dryRun: true });
     assert.equal(r.error, undefined);
@@ -261,14 +228,10 @@ test("--dry-run changes nothing and says what would change", async () => {
     );
     const { stat } = await import("node:fs/promises");
     await assert.rejects(stat(t.lab), "no lab dir, no journal, no lock");
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("a second run on a locked lab fails at once naming the holder; a dead holder's lock is taken over", async () => {
-  const t = await setup();
-  try {
+test("a second run on a locked lab fails at once naming the holder; a dead holder's lock is taken over", () =>
+  withWorld(async (t) => {
     const wf = labWorkflow(t.world, { perFile: { a: { delayMs: 2000 } } });
     const first = run(wf, t.lab);
     const { access } = await import("node:fs/promises");
@@ -293,14 +256,10 @@ test("a second run on a locked lab fails at once naming the holder; a dead holde
     assert.ok(
       third.events.some((e) => e.event === "warning" && /took over the lock of PID 999999/.test(e.message)),
     );
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("a corrupt journal is reported, never guessed at; a torn last record or a leftover temp file is reported and handled", async () => {
-  const t = await setup();
-  try {
+test("a corrupt journal is reported, never guessed at; a torn last record or a leftover temp file is reported and handled", () =>
+  withWorld(async (t) => {
     await run(labWorkflow(t.world), t.lab);
     const jp = journalPath(t.lab);
     const good = await readFile(jp, "utf8");
@@ -339,14 +298,10 @@ test("a corrupt journal is reported, never guessed at; a torn last record or a l
     );
     assert.deepEqual(await t.files(), []);
     assert.deepEqual(await readdir(t.lab), ["journal.jsonl"]);
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("the journal compacts itself: many runs leave a file proportional to what exists", async () => {
-  const t = await setup();
-  try {
+test("the journal compacts itself: many runs leave a file proportional to what exists", () =>
+  withWorld(async (t) => {
     for (let i = 0; i < 30; i++) {
       assert.equal((await run(labWorkflow(t.world), t.lab)).error, undefined);
       assert.equal((await run(downWorkflow, t.lab)).error, undefined);
@@ -354,14 +309,10 @@ test("the journal compacts itself: many runs leave a file proportional to what e
     const size = (await readFile(journalPath(t.lab), "utf8")).split("\n").length;
     assert.ok(size < 600, `journal has ${size} lines after 30 up/down cycles`);
     assert.equal((await journalOf(t.lab)).entries.length, 0);
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("down undoes every run's resources newest first; a busy one fails the run, stays journaled, and a later down finishes", async () => {
-  const t = await setup();
-  try {
+test("down undoes every run's resources newest first; a busy one fails the run, stays journaled, and a later down finishes", () =>
+  withWorld(async (t) => {
     const busy = join(t.lab, "..", "busy");
     await writeFile(busy, "");
     const r = await run(labWorkflow(t.world, { perFile: { b: { busyWhile: busy } } }), t.lab);
@@ -386,14 +337,10 @@ test("down undoes every run's resources newest first; a busy one fails the run, 
     assert.deepEqual(await t.files(), []);
     const d3 = await run(downWorkflow, t.lab);
     assert.equal(d3.summary?.changed, 0, "a second down changes nothing");
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("an undo step with lanes undoes each lane newest first, lanes at the same time", async () => {
-  const t = await setup();
-  try {
+test("an undo step with lanes undoes each lane newest first, lanes at the same time", () =>
+  withWorld(async (t) => {
     const slow = { rollbackDelayMs: 200 };
     const perFile = {
       "c1.layer": slow,
@@ -426,14 +373,10 @@ test("an undo step with lanes undoes each lane newest first, lanes at the same t
       assert.ok(undone.indexOf(`${c}.run`) < undone.indexOf(`${c}.layer`), "newest first within a lane");
     assert.deepEqual(undone.slice(6), ["z", "b", "a"]);
     assert.deepEqual(await t.files(), []);
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("a task that does not apply is skipped with its reason: neither checked nor run, counted apart", async () => {
-  const t = await setup();
-  try {
+test("a task that does not apply is skipped with its reason: neither checked nor run, counted apart", () =>
+  withWorld(async (t) => {
     const calls: string[] = [];
     const offTask = defineTask<{ on: boolean }>({
       kind: "test.off",
@@ -455,14 +398,10 @@ test("a task that does not apply is skipped with its reason: neither checked nor
     assert.equal(e?.reason, "ping is off");
     assert.equal(renderEvent("plain", e as TaskEvent), "‣ [ SKIP ] Pinging the lab: ping is off");
     assert.deepEqual([r.summary?.skipped, r.summary?.changed, r.summary?.unchanged], [1, 0, 0]);
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("a guard that does not hold fails the run with its check's reason; one that holds shows as ok", async () => {
-  const t = await setup();
-  try {
+test("a guard that does not hold fails the run with its check's reason; one that holds shows as ok", () =>
+  withWorld(async (t) => {
     let ready = false;
     const calls: string[] = [];
     const guard = defineGuard<{ what: string }>({
@@ -495,10 +434,7 @@ test("a guard that does not hold fails the run with its check's reason; one that
     assert.equal(r2.error, undefined);
     assert.deepEqual(calls, ["check", "after"]);
     assert.equal(taskEvents(r2.events).find((e) => e.id === "g" && e.state !== "running")?.state, "ok");
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
 test("the host never signals a process group or every process (PID 0 or below)", () => {
   const h = realHost();
@@ -509,9 +445,8 @@ test("the host never signals a process group or every process (PID 0 or below)",
   assert.equal(h.kill(process.pid, 0), true, "a real PID is still signalled");
 });
 
-test("a dry run's preview: a retried command shown once, what needs an earlier change known after apply, never an error of its own", async () => {
-  const t = await setup();
-  try {
+test("a dry run's preview: a retried command shown once, what needs an earlier change known after apply, never an error of its own", () =>
+  withWorld(async (t) => {
     const echo = (ctx: { host: { exec(c: string, a: string[]): Promise<{ stdout: string }> } }) =>
       ctx.host.exec("echo", ["attach"]);
     const retry = defineTask<{ n: number }>({
@@ -554,14 +489,10 @@ test("a dry run's preview: a retried command shown once, what needs an earlier c
       renderEvent("plain", a as TaskEvent),
       "‣ [ DRY ] Attaching: would change\n      echo attach\n      (known after apply: the device it picks)",
     );
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("plain output prints a step's progress lines only once it has run two seconds; --json gets them all", async () => {
-  const t = await setup();
-  try {
+test("plain output prints a step's progress lines only once it has run two seconds; --json gets them all", () =>
+  withWorld(async (t) => {
     const slow = defineTask<{ waitMs: number }>({
       kind: "test.slow",
       title: () => "Downloading",
@@ -580,7 +511,4 @@ test("plain output prints a step's progress lines only once it has run two secon
     assert.deepEqual(progress(plain.events), ["late"]);
     const json = await run(wf, t.lab, { mode: "json" });
     assert.deepEqual(progress(json.events), ["early", "late"]);
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));

@@ -7,10 +7,10 @@ import { test } from "node:test";
 import { execa } from "execa";
 import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
-import { waitFor } from "../support/wait.js";
-import { setup } from "./synthetic.js";
+import { withWorld } from "../support/synthetic.js";
+import { waitUntil } from "../support/wait.js";
 
-const FIXTURE = resolve(import.meta.dirname, "fixture-cli.js");
+const FIXTURE = resolve(import.meta.dirname, "../support/bin/synthetic-cli.js");
 
 function start(args: string[]): { child: ChildProcess; out: () => string; done: Promise<number | null> } {
   const child = spawn(process.execPath, [FIXTURE, ...args], { stdio: ["ignore", "pipe", "pipe"] });
@@ -23,19 +23,14 @@ function start(args: string[]): { child: ChildProcess; out: () => string; done: 
   return { child, out: () => out, done };
 }
 
-async function waitUntil(pred: () => boolean | Promise<boolean>, what: string) {
-  if (!(await waitFor(pred, 10_000, 20))) throw new Error(`timed out waiting for ${what}`);
-}
-
 const journal = async (lab: string) => ({
   entries: (await Journal.open(realHost(), journalPath(lab), "t", false)).entries(),
 });
 
 // SIGHUP (a closed terminal or ssh session) is an interrupt like Ctrl-C.
 for (const sig of ["SIGINT", "SIGHUP"] as const)
-  test(`${sig} while containers start: exit 130, rolled back once, nothing left`, async () => {
-    const t = await setup();
-    try {
+  test(`${sig} while containers start: exit 130, rolled back once, nothing left`, () =>
+    withWorld(async (t) => {
       const p = start(["up", t.world, t.lab, "10000"]);
       await waitUntil(async () => (await t.files()).includes("c3.layer"), "containers to start");
       p.child.kill(sig);
@@ -43,14 +38,10 @@ for (const sig of ["SIGINT", "SIGHUP"] as const)
       assert.deepEqual(await t.files(), []);
       assert.equal((await journal(t.lab)).entries.length, 0);
       assert.equal(p.out().match(/UNDONE.*Creating a$/gm)?.length, 1, p.out());
-    } finally {
-      await t.cleanup();
-    }
-  });
+    }));
 
-test("a second SIGINT exits at once with a valid journal; a later down cleans up", async () => {
-  const t = await setup();
-  try {
+test("a second SIGINT exits at once with a valid journal; a later down cleans up", () =>
+  withWorld(async (t) => {
     const p = start(["up", t.world, t.lab, "10000"]);
     await waitUntil(async () => (await t.files()).includes("c3.layer"), "containers to start");
     p.child.kill("SIGINT");
@@ -60,14 +51,10 @@ test("a second SIGINT exits at once with a valid journal; a later down cleans up
     const d = start(["down", t.world, t.lab]);
     assert.equal(await d.done, 0, d.out());
     assert.deepEqual(await t.files(), []);
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
-test("SIGKILL mid-run leaves a valid journal; up resumes to completion, and down after a crash leaves nothing", async () => {
-  const t = await setup();
-  try {
+test("SIGKILL mid-run leaves a valid journal; up resumes to completion, and down after a crash leaves nothing", () =>
+  withWorld(async (t) => {
     const p = start(["up", t.world, t.lab, "10000"]);
     await waitUntil(
       async () => (await journal(t.lab).catch(() => ({ entries: [] }))).entries.length === 8,
@@ -87,10 +74,7 @@ test("SIGKILL mid-run leaves a valid journal; up resumes to completion, and down
     assert.equal(await p2.done, 0, p2.out());
     assert.deepEqual(await t.files(), []);
     assert.equal((await journal(t.lab)).entries.length, 0);
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));
 
 // A terminal of its own (python3's pty): once c3.layer exists, the terminal is closed, so the
 // kernel sends SIGHUP and every later write to it fails with EIO; prints the exit code and output.
@@ -109,9 +93,8 @@ status = os.waitpid(pid, 0)[1]
 print(json.dumps({"code": os.waitstatus_to_exitcode(status), "out": out.decode(errors="replace")}))
 `;
 
-test("the terminal hangs up while containers start: the run rolls back to its end (its output lost), exit 130, nothing left", async () => {
-  const t = await setup();
-  try {
+test("the terminal hangs up while containers start: the run rolls back to its end (its output lost), exit 130, nothing left", () =>
+  withWorld(async (t) => {
     const r = await execa("python3", [
       "-c",
       ON_A_TERMINAL,
@@ -127,7 +110,4 @@ test("the terminal hangs up while containers start: the run rolls back to its en
     assert.equal(code, 130, `exit ${code}: ${out}`);
     assert.deepEqual(await t.files(), []);
     assert.equal((await journal(t.lab)).entries.length, 0);
-  } finally {
-    await t.cleanup();
-  }
-});
+  }));

@@ -298,26 +298,18 @@ export const BAD_CONFIGS: [string, string, RegExp][] = [
     "containers: {sets: [{name: a, image: {url: 'file:///img/a.img', oci: 'x.org/y:1'}}]}\n",
     /containers\.sets\.0\.image\.url: give one image source: url, oci, or server with alias, not url and oci/,
   ],
-  [
-    "image url name decodes to ..",
-    `image: {url: 'https://example.invalid/x/%2e%2e', sha256: ${"a".repeat(64)}}\n`,
+  ...(
+    [
+      ["name decodes to ..", "x/%2e%2e"],
+      ["name decodes to a slash", "x/a%2Fb.img"],
+      ["with no file name", ""],
+      ["name with NUL", "a%00.img"],
+    ] as const
+  ).map(([what, path]): [string, string, RegExp] => [
+    `image url ${what}`,
+    `image: {url: 'https://example.invalid/${path}', sha256: ${"a".repeat(64)}}\n`,
     /image\.url: must end in a file name/,
-  ],
-  [
-    "image url name decodes to a slash",
-    `image: {url: 'https://example.invalid/x/a%2Fb.img', sha256: ${"a".repeat(64)}}\n`,
-    /image\.url: must end in a file name/,
-  ],
-  [
-    "image url with no file name",
-    `image: {url: 'https://example.invalid/', sha256: ${"a".repeat(64)}}\n`,
-    /image\.url: must end in a file name/,
-  ],
-  [
-    "image url name with NUL",
-    `image: {url: 'https://example.invalid/a%00.img', sha256: ${"a".repeat(64)}}\n`,
-    /image\.url: must end in a file name/,
-  ],
+  ]),
   [
     "https image, nothing to verify it",
     "image: {url: 'https://example.invalid/deb.img'}\n",

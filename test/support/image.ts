@@ -1,6 +1,7 @@
 // Images for the real tests, made inside the tests from tiny trees (mksquashfs, mkfs.ext4, sfdisk),
 // the driver that runs the attach steps inside a test namespace, the loopback HTTP server, and
 // ensureTestImage(): a real `aplspawn image build`, cached outside the repo keyed by its recipe.
+import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
@@ -8,6 +9,7 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { after, before } from "node:test";
 import { execa } from "execa";
 import { stringify } from "yaml";
 import { DEFAULT_PACKAGES } from "../../config/schema.js";
@@ -15,12 +17,12 @@ import { type Recipe, recipeKey } from "../../src/image/build-plan.js";
 import { rootTypeGuid } from "../../src/image/partition-table.js";
 import { findChecksum } from "../../src/image/sha256sums.js";
 import { INDEX_DIR } from "../../src/lab/registry.js";
-import { CLI, type TestNamespace } from "./ns.js";
+import { CLI, isRoot, type NsSnapshot, TestNamespace, tempDir } from "./ns.js";
 
 /** The script that runs image workflows (attach, detach, status) inside a namespace. */
-export const DRIVER = resolve(import.meta.dirname, "../image/drive.js");
+export const DRIVER = resolve(import.meta.dirname, "bin/image-steps.js");
 /** The loopback HTTP server script. */
-export const HTTP_SERVER = resolve(import.meta.dirname, "../image/http-server.js");
+export const HTTP_SERVER = resolve(import.meta.dirname, "bin/http-server.js");
 
 /** Run a command; throws with its stderr on failure. */
 export async function sh(cmd: string, args: string[], input?: string): Promise<string> {
@@ -111,6 +113,37 @@ export async function detachLoopsUnder(dir: string): Promise<string[]> {
     .map(([n]) => n!);
   for (const d of found) await execa("losetup", ["-d", d], { reject: false });
   return found;
+}
+
+/** What the tests of one file share: a namespace, its state before they ran, a temp directory. */
+export interface FileNamespace {
+  ns: TestNamespace;
+  start: NsSnapshot;
+  tmp: { path: string; cleanup(): Promise<void> };
+}
+
+/**
+ * The namespace and temp directory (named from `prefix`) of one test file's image tests: made before
+ * its first test, then given to `setup`; after its last, the loop devices left on files under the
+ * directory are detached (a leak fails the file) and both go. As root only: without, the file's
+ * tests skip.
+ */
+export function namespacePerFile(prefix: string, setup: (f: FileNamespace) => Promise<void> | void): void {
+  let f: FileNamespace | undefined;
+  before(async () => {
+    if (!isRoot) return;
+    const ns = await TestNamespace.create();
+    f = { ns, start: await ns.snapshot(), tmp: await tempDir(prefix) };
+    await setup(f);
+  });
+  after(async () => {
+    if (!f) return;
+    // Loop devices are global: whatever a failed test left must go, and is reported.
+    const left = await detachLoopsUnder(f.tmp.path);
+    await f.ns.destroy();
+    await f.tmp.cleanup();
+    assert.deepEqual(left, [], "loop devices were left behind");
+  });
 }
 
 /** A test config (YAML) with its workdir in `dir`. */

@@ -401,8 +401,7 @@ export async function killNspawns(path: string): Promise<number> {
       process.kill(pid, "SIGKILL");
     } catch {}
   }
-  for (let i = 0; i < 100 && (await nspawnPids(path)).length > 0; i++)
-    await new Promise((r) => setTimeout(r, 100));
+  await waitFor(async () => (await nspawnPids(path)).length === 0, 10_000, 100);
   return pids.length;
 }
 

@@ -2,11 +2,13 @@
 // (mount propagation private), and commands run inside it with nsenter. Bridges, iptables rules,
 // sysctls of the network stack and mounts stay private to the test; loop devices and processes do not.
 import { type ChildProcess, spawn } from "node:child_process";
+import { accessSync, constants } from "node:fs";
 import { chmod, cp, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { delimiter, join, resolve } from "node:path";
 import { execa } from "execa";
 import { INDEX_DIR } from "../../src/lab/registry.js";
+import { waitFor } from "./wait.js";
 
 /** The compiled CLI. */
 export const CLI = resolve(import.meta.dirname, "../../cli/main.js");
@@ -49,13 +51,16 @@ export class TestNamespace {
       holder.once("spawn", () => res(holder.pid ?? -1));
     });
     // unshare execs sleep once the namespaces exist: wait for that.
-    for (let i = 0; i < 200; i++) {
-      const { stdout } = await execa("readlink", [`/proc/${pid}/ns/net`], { reject: false });
-      const mine = (await execa("readlink", ["/proc/self/ns/net"])).stdout;
-      const comm = (await execa("cat", [`/proc/${pid}/comm`], { reject: false })).stdout.trim();
-      if (stdout && stdout !== mine && comm === "sleep") break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitFor(
+      async () => {
+        const { stdout } = await execa("readlink", [`/proc/${pid}/ns/net`], { reject: false });
+        const mine = (await execa("readlink", ["/proc/self/ns/net"])).stdout;
+        const comm = (await execa("cat", [`/proc/${pid}/comm`], { reject: false })).stdout.trim();
+        return Boolean(stdout) && stdout !== mine && comm === "sleep";
+      },
+      10_000,
+      10,
+    );
     const ns = new TestNamespace(holder, pid);
     await ns.run("ip", ["link", "set", "lo", "up"]);
     // The host's index of labs (src/lab/registry.ts) is the test's own: its labs are not the host's.
@@ -182,6 +187,18 @@ export function withoutSudo(env: NodeJS.ProcessEnv): Record<string, string> {
   );
 }
 
+/** Run `fn` with a temporary directory (tempDir's), removed whatever happened; gives what `fn` gives. */
+export async function withTempDir<T>(
+  fn: (d: { path: string; cleanup(): Promise<void> }) => Promise<T>,
+): Promise<T> {
+  const d = await tempDir();
+  try {
+    return await fn(d);
+  } finally {
+    await d.cleanup();
+  }
+}
+
 /** A temporary directory removed by the returned cleanup. */
 export async function tempDir(
   prefix = "aplspawn-test-",
@@ -196,9 +213,30 @@ export async function tempDir(
 /** Whether we can run real tests (root with unshare). */
 export const isRoot = process.getuid?.() === 0;
 
+/** Whether `program` is an executable file in a directory of PATH. */
+function onPath(program: string): boolean {
+  return (process.env.PATH ?? "").split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir, program), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * The skip option of a test that needs root or programs the machine may lack: false when it can
+ * run here, else the first need not met ("needs root", "needs tmux"). `requires("root", "tmux")`.
+ */
+export function requires(...needs: ("root" | (string & {}))[]): false | string {
+  const missing = needs.find((n) => (n === "root" ? !isRoot : !onPath(n)));
+  return missing === undefined ? false : `needs ${missing}`;
+}
+
 /**
  * The skip option of every test that needs root (namespaces, mounts, bridges, iptables, loop
- * devices, systemd-nspawn, setpriv): `test(title, { skip }, fn)`. False as root, else the reason;
- * `skip || other` adds a condition of the test's own (a tool it needs).
+ * devices, systemd-nspawn, setpriv): `test(title, { skip }, fn)`; `requires("root", program)` for
+ * one that also needs a program.
  */
-export const skip: false | string = isRoot ? false : "needs root";
+export const skip = requires("root");

@@ -167,7 +167,7 @@ export async function withSystemdHost(
     );
     await log.close();
     const nspawnPid = outer.pid ?? -1;
-    const leader = await waitFor(async () => {
+    const leader = await until(30_000, 100, async () => {
       if (outer?.exitCode !== null) throw new Error(`the systemd host exited:\n${await tail(t.path)}`);
       const kids = (await readFile(`/proc/${nspawnPid}/task/${nspawnPid}/children`, "utf8").catch(() => ""))
         .split(/\s+/)
@@ -176,7 +176,7 @@ export async function withSystemdHost(
         if ((await readFile(`/proc/${k}/comm`, "utf8").catch(() => "")).trim() === "systemd")
           return Number(k);
       return undefined;
-    }, 30_000);
+    });
     const initScope = `${cgroups[0]}/payload/init.scope`;
     const enter = (argv: readonly string[], timeoutMs = 600_000) =>
       execa(
@@ -194,10 +194,10 @@ export async function withSystemdHost(
           extendEnv: false,
         },
       );
-    const booted = await waitFor(async () => {
+    const booted = await until(60_000, 100, async () => {
       const r = await enter(["systemctl", "is-system-running"], 10_000);
       return ["running", "degraded"].includes(r.stdout.trim()) ? r.stdout.trim() : undefined;
-    }, 60_000);
+    });
     assert.ok(booted, `the systemd host did not boot:\n${await tail(t.path)}`);
     // Loop device nodes: the kernel makes new ones on demand, but no udev makes their nodes inside.
     const mk = await enter([
@@ -354,8 +354,6 @@ async function rmdirTree(dir: string): Promise<boolean> {
   }
   return false;
 }
-
-const waitFor = <T>(f: () => Promise<T | undefined>, ms: number) => until(ms, 100, f);
 
 const tail = async (dir: string) =>
   (await readFile(join(dir, "outer.log"), "utf8").catch(() => "")).split("\n").slice(-20).join("\n");

@@ -21,3 +21,13 @@ export async function waitFor(
 ): Promise<boolean> {
   return (await until(timeoutMs, everyMs, async () => ((await cond()) ? true : undefined))) ?? false;
 }
+
+/** Wait until `cond` holds; throws "timed out waiting for `what`" when it never did within `timeoutMs`. */
+export async function waitUntil(
+  cond: () => Promise<boolean> | boolean,
+  what: string,
+  timeoutMs = 10_000,
+  everyMs = 20,
+): Promise<void> {
+  if (!(await waitFor(cond, timeoutMs, everyMs))) throw new Error(`timed out waiting for ${what}`);
+}

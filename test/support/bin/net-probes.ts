@@ -2,11 +2,11 @@
 // inside a test namespace, so the probes read that namespace's bridge, sysctl and rules.
 import { setMaxListeners } from "node:events";
 import { readFile } from "node:fs/promises";
-import { parseConfig } from "../../config/load.js";
-import { realHost } from "../../src/host/real-host.js";
-import { runProbes } from "../../src/runner/probe.js";
-import { netupSteps } from "../../workflows/netup.js";
-import { stepProbes } from "../../workflows/status.js";
+import { parseConfig } from "../../../config/load.js";
+import { realHost } from "../../../src/host/real-host.js";
+import { runProbes } from "../../../src/runner/probe.js";
+import { netupSteps } from "../../../workflows/netup.js";
+import { stepProbes } from "../../../workflows/status.js";
 
 const file = process.argv[2] ?? "";
 const config = parseConfig(await readFile(file, "utf8"), file);

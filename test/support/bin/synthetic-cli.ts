@@ -1,8 +1,8 @@
 // A process running the synthetic workflow with real signal handling, for signal and crash tests.
 // argv: up|down WORLD LABDIR [slowMs]
-import { processSignals, runInterrupts, tolerateClosedOutput } from "../../cli/signals.js";
-import { type RunEvent, renderEvent } from "../../src/runner/report.js";
-import { downWorkflow, labWorkflow, run } from "./synthetic.js";
+import { processSignals, runInterrupts, tolerateClosedOutput } from "../../../cli/signals.js";
+import { type RunEvent, renderEvent } from "../../../src/runner/report.js";
+import { downWorkflow, labWorkflow, run } from "../synthetic.js";
 
 const [mode, world = "", lab = "", slow = "0"] = process.argv.slice(2);
 const slowMs = Number(slow);

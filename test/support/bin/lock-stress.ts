@@ -3,9 +3,9 @@
 // test runner loads every file under test/).
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { LockedError } from "../../src/errors.js";
-import { acquireLock } from "../../src/host/lock.js";
-import { realHost } from "../../src/host/real-host.js";
+import { LockedError } from "../../../src/errors.js";
+import { acquireLock } from "../../../src/host/lock.js";
+import { realHost } from "../../../src/host/real-host.js";
 
 async function stress(lock: string, counter: string, times: number): Promise<void> {
   const host = realHost();

@@ -16,7 +16,7 @@ import {
   undo,
   type Workflow,
 } from "../../src/runner/task.js";
-import { tempDir } from "../support/ns.js";
+import { tempDir } from "./ns.js";
 
 /** Parameters of a synthetic resource. */
 export const fileParamsSchema = z.object({
@@ -127,6 +127,16 @@ export async function setup() {
   const lab = join(d.path, "lab");
   await mkdir(world);
   return { ...d, world, lab, files: async () => (await readdir(world)).sort() };
+}
+
+/** Run `fn` with a fresh world and lab directory (setup's), removed whatever happened. */
+export async function withWorld<T>(fn: (t: Awaited<ReturnType<typeof setup>>) => Promise<T>): Promise<T> {
+  const t = await setup();
+  try {
+    return await fn(t);
+  } finally {
+    await t.cleanup();
+  }
 }
 
 /** The task events among a run's events. */

@@ -4,18 +4,18 @@
 // and its act, made deterministic. Only acts when started with --aplspawn-vanish (the test runner
 // loads every file under test/).
 import { join } from "node:path";
-import { errorMessage } from "../../src/errors.js";
-import type { ExecOptions, Host } from "../../src/host/host.js";
-import { realHost } from "../../src/host/real-host.js";
-import { runContext } from "../../src/host/run-scope.js";
-import type { AnyTaskDef, TaskContext } from "../../src/runner/task.js";
-import { containerOverlay } from "../../tasks/container/overlay.js";
-import { imageLoop } from "../../tasks/image/loop.js";
-import { imageLower } from "../../tasks/image/lower.js";
-import { bridgeTask } from "../../tasks/net/bridge.js";
-import { bridgeAddressTask } from "../../tasks/net/bridge-address.js";
-import { bridgeUpTask } from "../../tasks/net/bridge-up.js";
-import { chainTask } from "../../tasks/net/iptables-chain.js";
+import { errorMessage } from "../../../src/errors.js";
+import type { ExecOptions, Host } from "../../../src/host/host.js";
+import { realHost } from "../../../src/host/real-host.js";
+import { runContext } from "../../../src/host/run-scope.js";
+import type { AnyTaskDef, TaskContext } from "../../../src/runner/task.js";
+import { containerOverlay } from "../../../tasks/container/overlay.js";
+import { imageLoop } from "../../../tasks/image/loop.js";
+import { imageLower } from "../../../tasks/image/lower.js";
+import { bridgeTask } from "../../../tasks/net/bridge.js";
+import { bridgeAddressTask } from "../../../tasks/net/bridge-address.js";
+import { bridgeUpTask } from "../../../tasks/net/bridge-up.js";
+import { chainTask } from "../../../tasks/net/iptables-chain.js";
 
 type Argv = [string, string[]];
 
@@ -166,14 +166,14 @@ async function reuse(dir: string, image: string): Promise<void> {
 
 if (process.argv[2] === "--aplspawn-reuse") {
   reuse(process.argv[3] ?? "", process.argv[4] ?? "").catch((e: unknown) => {
-    process.stderr.write(`vanish-drive: ${errorMessage(e)}\n`);
+    process.stderr.write(`vanish: ${errorMessage(e)}\n`);
     process.exitCode = 1;
   });
 }
 
 if (process.argv[2] === "--aplspawn-vanish") {
   main(process.argv[3] ?? "", process.argv[4] ?? "", process.argv[5] ?? "").catch((e: unknown) => {
-    process.stderr.write(`vanish-drive: ${errorMessage(e)}\n`);
+    process.stderr.write(`vanish: ${errorMessage(e)}\n`);
     process.exitCode = 1;
   });
 }

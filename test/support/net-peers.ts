@@ -3,7 +3,18 @@
 // gateway. Other machines (a LAN, the world, a docker0-like bridge's containers) are namespaces
 // joined to the test namespace the same way. Traffic goes only between namespaces the test made.
 import assert from "node:assert/strict";
-import { TestNamespace } from "../support/ns.js";
+import { TestNamespace } from "./ns.js";
+
+/**
+ * A LAN the host is on, with no peer on it: a bridge lan0 in `ns` with `cidr`, up, without IPv6 (no
+ * link-local address appearing later, in the middle of a comparison of routes).
+ */
+export async function lanBridge(ns: TestNamespace, cidr: string): Promise<void> {
+  await must(ns, "ip", ["link", "add", "lan0", "type", "bridge"]);
+  await must(ns, "sysctl", ["-q", "-w", "net.ipv6.conf.lan0.disable_ipv6=1"]);
+  await must(ns, "ip", ["addr", "add", cidr, "dev", "lan0"]);
+  await must(ns, "ip", ["link", "set", "lan0", "up"]);
+}
 
 /** A peer namespace joined to the test namespace by a veth pair. */
 export interface Peer {

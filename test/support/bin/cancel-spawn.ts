@@ -2,7 +2,7 @@
 // PATH), cancelled at every moment around their spawn, through the real Host. Prints how many
 // SIGTERMs reached this process group: a kill meant for a child that never started, made into
 // kill(0, SIGTERM) by Node, is one.
-import { realHost } from "../../src/host/real-host.js";
+import { realHost } from "../../../src/host/real-host.js";
 
 let signals = 0;
 process.on("SIGTERM", () => {

@@ -11,7 +11,7 @@ import { realHost } from "../../src/host/real-host.js";
 import { runContext } from "../../src/host/run-scope.js";
 import { CLAIMS_DIR, withLoopClaims } from "../../src/image/loop-claims.js";
 import type { SummaryEvent } from "../../src/runner/report.js";
-import { runEvents, taskEvents } from "../support/json-events.js";
+import { runEvents, taskEvents } from "./json-events.js";
 import {
   cgroupsOf,
   holdsUnder,
@@ -22,9 +22,9 @@ import {
   sameSnapshot,
   settled,
   withLab,
-} from "../support/lab.js";
-import { type NsResult, type NsSnapshot, skip } from "../support/ns.js";
-import { waitFor } from "../support/wait.js";
+} from "./lab.js";
+import { type NsResult, type NsSnapshot, skip } from "./ns.js";
+import { waitFor } from "./wait.js";
 
 /** The task ids `run up --list-tasks` prints for the lab's current config. */
 export async function listTasks(lab: Lab): Promise<string[]> {

@@ -3,8 +3,9 @@
 import assert from "node:assert/strict";
 import { readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
-import type { Lab } from "../support/lab.js";
-import type { NsResult } from "../support/ns.js";
+import type { Lab } from "./lab.js";
+import type { NsResult } from "./ns.js";
+import { waitFor } from "./wait.js";
 
 /** One check of `status --json`. */
 export interface Check {
@@ -106,10 +107,14 @@ export async function foreignRules(lab: Lab, chains: string[]): Promise<string> 
  * to be reaped after `run down` returns; a leak is still there after `waitMs`.
  */
 export async function processesLeft(dir: string, prefix: string, waitMs = 5000): Promise<string[]> {
-  let left = await processesOf(dir, prefix);
-  for (let waited = 0; left.length > 0 && waited < waitMs; waited += 250) {
-    await new Promise((r) => setTimeout(r, 250));
-    left = await processesOf(dir, prefix);
-  }
+  let left: string[] = [];
+  await waitFor(
+    async () => {
+      left = await processesOf(dir, prefix);
+      return left.length === 0;
+    },
+    waitMs,
+    250,
+  );
   return left;
 }

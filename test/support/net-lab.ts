@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { cp, rm, symlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { type LabConfig, type NetLab, withNetLab } from "../support/lab.js";
-import type { TestNamespace } from "../support/ns.js";
+import { type LabConfig, type NetLab, withNetLab } from "./lab.js";
+import type { TestNamespace } from "./ns.js";
 
 /**
  * Run `fn` with the net tests' lab (no image): nettest on bridge nspawnd0, address 10.10.12.1/26,
@@ -25,13 +25,13 @@ export async function rules(ns: TestNamespace): Promise<string> {
 }
 
 /** The compiled probe fixture (runs netProbes inside a namespace, prints JSON). */
-const PROBE_FIXTURE = resolve(import.meta.dirname, "probe-fixture.js");
+const NET_PROBES = resolve(import.meta.dirname, "bin/net-probes.js");
 
 /** Run the net status probes for `lab` inside its namespace. */
 export async function probes(
   lab: LabConfig,
 ): Promise<{ name: string; target: string; ok: boolean; detail?: string }[]> {
-  const r = await lab.ns.run(process.execPath, [PROBE_FIXTURE, lab.config]);
+  const r = await lab.ns.run(process.execPath, [NET_PROBES, lab.config]);
   assert.equal(r.exitCode, 0, r.stderr);
   return JSON.parse(r.stdout);
 }

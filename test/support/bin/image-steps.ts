@@ -2,16 +2,16 @@
 // runs workflows, inside a test namespace. Only acts when started with --aplspawn-drive: the test
 // runner also loads every file under test/ and must find nothing to do here.
 import { readFile } from "node:fs/promises";
-import { parseConfig } from "../../config/load.js";
-import { labDir } from "../../config/paths.js";
-import { errorMessage } from "../../src/errors.js";
-import { realHost } from "../../src/host/real-host.js";
-import { runProbes } from "../../src/runner/probe.js";
-import { renderEvent } from "../../src/runner/report.js";
-import { runWorkflow } from "../../src/runner/runner.js";
-import { taskRegistry } from "../../tasks/index.js";
-import { attachSteps, detachSteps } from "../../workflows/attach.js";
-import { stepProbes } from "../../workflows/status.js";
+import { parseConfig } from "../../../config/load.js";
+import { labDir } from "../../../config/paths.js";
+import { errorMessage } from "../../../src/errors.js";
+import { realHost } from "../../../src/host/real-host.js";
+import { runProbes } from "../../../src/runner/probe.js";
+import { renderEvent } from "../../../src/runner/report.js";
+import { runWorkflow } from "../../../src/runner/runner.js";
+import { taskRegistry } from "../../../tasks/index.js";
+import { attachSteps, detachSteps } from "../../../workflows/attach.js";
+import { stepProbes } from "../../../workflows/status.js";
 
 async function drive(action: string, file: string): Promise<number> {
   const c = parseConfig(await readFile(file, "utf8"), file);
