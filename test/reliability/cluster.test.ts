@@ -23,10 +23,10 @@ import { vniOf } from "../../config/cluster.js";
 import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import { DEBS, hostState, joinDatacenter, ok, sshDebs } from "../support/cluster.js";
+import { PROBE_PY, TOOL_PY } from "../support/cluster-probes.js";
 import { CLI, type NsResult, type NsSnapshot, skip, TestNamespace, tempDir } from "../support/ns.js";
 import { type SystemdHost, withSystemdHosts } from "../support/systemd-host.js";
 import { until } from "../support/wait.js";
-import { PROBE_PY, TOOL_PY } from "./cluster-probes.js";
 
 const DC = "dc0";
 const HOSTS = [
@@ -70,6 +70,9 @@ async function droppedFrom(port: string): Promise<number> {
   const rule = l.split("\n").find((x) => x.includes(`-i ${port} `) && x.includes("--ip-src"));
   return Number(/pcnt = (\d+)/.exec(rule ?? "")?.[1] ?? Number.NaN);
 }
+
+/** The test's packet tool (cluster-probes.ts TOOL_PY, bound in at /x32-tool.py) run on a host. */
+const hostTool = (h: SystemdHost, ...args: string[]) => h.run(["python3", "/x32-tool.py", ...args]);
 
 /** The PLAY RECAP's changed= of each container, and whether every one ran without failure. */
 function recap(out: string): Map<string, number> {
@@ -256,35 +259,12 @@ inventory: {file: inventory.ini}
           const dropped = await droppedFrom(ports[0]!);
           const mac2 = ok(await h2.run(["cat", "/sys/class/net/host0/address"]), "MAC").stdout.trim();
           const [heard] = await Promise.all([
-            h2.run(["python3", "/x32-tool.py", "listen", "47002", "4"]),
+            hostTool(h2, "listen", "47002", "4"),
             (async () => {
               await sleep(1000);
               const to = HOSTS[1]!.address;
-              ok(
-                await h1.run([
-                  "python3",
-                  "/x32-tool.py",
-                  "spoof",
-                  HOSTS[0]!.address,
-                  to,
-                  "47002",
-                  "own-source",
-                ]),
-                "own source",
-              );
-              ok(
-                await h1.run([
-                  "python3",
-                  "/x32-tool.py",
-                  "frame",
-                  ON_HOST[0]![0]!,
-                  to,
-                  mac2,
-                  "47002",
-                  "lab-source",
-                ]),
-                "lab source",
-              );
+              ok(await hostTool(h1, "spoof", HOSTS[0]!.address, to, "47002", "own-source"), "own source");
+              ok(await hostTool(h1, "frame", ON_HOST[0]![0]!, to, mac2, "47002", "lab-source"), "lab source");
             })(),
           ]);
           assert.match(heard.stdout, /got own-source from 192\.0\.2\.11/, heard.stdout);
@@ -327,17 +307,7 @@ inventory: {file: inventory.ini}
                 "VXLAN from the datacenter",
               );
               ok(
-                await h1.run([
-                  "python3",
-                  "/x32-tool.py",
-                  "vxlan",
-                  HOSTS[1]!.address,
-                  vni,
-                  mac,
-                  target,
-                  "47001",
-                  "from-peer",
-                ]),
+                await hostTool(h1, "vxlan", HOSTS[1]!.address, vni, mac, target, "47001", "from-peer"),
                 "VXLAN from a peer",
               );
             })(),

@@ -2,6 +2,16 @@
 // tool for it: in the containers (through Ansible's script module) and on the simulated hosts
 // (their own python3). Kept as text: the test writes them into its temporary directory.
 
+/** The Internet checksum (RFC 1071), for both programs' hand-made headers. */
+const CSUM_PY = `def csum(b):
+    if len(b) % 2:
+        b += b"\\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xFFFF)
+    s += s >> 16
+    return ~s & 0xFFFF
+`;
+
 /**
  * In a container, as root, for each lab address given: a TCP connection to its sshd, and an ICMP
  * echo the size of the container's link MTU with "don't fragment" set, whose reply must come back.
@@ -10,14 +20,7 @@
 export const PROBE_PY = `#!/usr/bin/python3
 import os, select, socket, struct, sys, time
 
-def csum(b):
-    if len(b) % 2:
-        b += b"\\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
-
+${CSUM_PY}
 mtu = int(open("/sys/class/net/host0/mtu").read())
 ident = os.getpid() & 0xFFFF
 bad = 0
@@ -69,14 +72,7 @@ sys.exit(1 if bad else 0)
  */
 export const TOOL_PY = `import socket, struct, sys, time
 
-def csum(b):
-    if len(b) % 2:
-        b += b"\\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
-
+${CSUM_PY}
 def ipv4_udp(src, dst, port, text):
     data = text.encode()
     udp = struct.pack("!HHHH", 40000, port, 8 + len(data), 0) + data
