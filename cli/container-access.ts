@@ -39,8 +39,11 @@ export async function sshFiles(cli: CliContext, c: Config): Promise<{ key: strin
 
 /** Why a container cannot be entered: it is not running, and whether its lab is; and what brings it up. */
 export async function notRunning(cli: CliContext, l: LoadedConfig, name: string): Promise<string> {
-  const { labState } = await import("../src/lab/state.js");
-  const s = await labState(cli.io.host, l.config);
+  const [{ labState }, { labLook }] = await Promise.all([
+    import("../src/lab/state.js"),
+    import("../workflows/lab-params.js"),
+  ]);
+  const s = await labState(cli.io.host, labLook(l.config));
   const lab =
     s.containersUp > 0 || s.live ? `lab ${l.config.lab} is up, but not it` : `lab ${l.config.lab} is down`;
   return `container ${name} is not running (${lab}): \`${cli.upCommand(l)}\` brings it up`;
@@ -49,10 +52,13 @@ export async function notRunning(cli: CliContext, l: LoadedConfig, name: string)
 /** As root: fail at once, saying so, when the container does not run (ssh would wait on it). */
 export async function mustRun(cli: CliContext, l: LoadedConfig, name: string): Promise<void> {
   if (cli.io.host.uid() !== 0) return;
-  const { containerStates } = await import("../src/lab/state.js");
-  const st = (await containerStates(cli.io.host, l.config, { journaledOnly: true, warn: warnOn(cli) })).find(
-    (x) => x.name === name,
-  );
+  const [{ containerStates }, { labLook }] = await Promise.all([
+    import("../src/lab/state.js"),
+    import("../workflows/lab-params.js"),
+  ]);
+  const st = (
+    await containerStates(cli.io.host, labLook(l.config), { journaledOnly: true, warn: warnOn(cli) })
+  ).find((x) => x.name === name);
   if (!st?.leaderPid) throw new ExitError(await notRunning(cli, l, name));
 }
 

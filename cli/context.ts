@@ -127,7 +127,10 @@ export function cliContext(io: CliIo): CliContext {
       const mode = o.mode ?? cli.mode(g);
       const { runWorkflow } = await import("../src/runner/runner.js");
       const { taskRegistry } = await import("../tasks/index.js");
-      const { labUndoScope } = await import("../src/lab/undo-scope.js");
+      const [{ labUndoScope }, { labPlaces }] = await Promise.all([
+        import("../src/lab/undo-scope.js"),
+        import("../workflows/lab-params.js"),
+      ]);
       const emit = (e: RunEvent) => {
         o.onEvent?.(e);
         if (g.quiet && mode !== "json" && !shownWhenQuiet(e)) return;
@@ -151,7 +154,7 @@ export function cliContext(io: CliIo): CliContext {
           failAfter: io.env.APLSPAWN_FAIL_AFTER || undefined,
           command: o.command,
           interrupt: interrupt.signal,
-          undoScope: labUndoScope(config),
+          undoScope: labUndoScope(labPlaces(config)),
         });
       } finally {
         interrupt.off();

@@ -20,15 +20,18 @@ export async function mayUse(
   writesInventory: boolean,
 ): Promise<void> {
   if (io.host.uid() !== 0) return;
-  const { unreadable, namedFiles, inventoryPlaceProblem } = await import("../src/lab/config-trust.js");
+  const [{ unreadable, namedFiles, inventoryPlaceProblem }, { namedFilesOf }] = await Promise.all([
+    import("../src/lab/config-trust.js"),
+    import("../workflows/lab-params.js"),
+  ]);
   const ctx = { host: io.host, signal: new AbortController().signal };
-  const named = namedFiles(l.config, {
+  const named = namedFiles(namedFilesOf(l.config), {
     ...(who.owner ? { owner: who.owner } : {}),
     ...(who.ansibleUser ? { ansible: who.ansibleUser } : {}),
   });
   const problems = await unreadable(ctx, named);
   if (writesInventory && !who.owner) {
-    const p = inventoryPlaceProblem(l.config, l.file, l.packaged);
+    const p = inventoryPlaceProblem(l.config.inventory.file, l);
     if (p) problems.push(p);
   }
   if (problems.length > 0) throw new UsageError(problems.join("\n"));

@@ -28,6 +28,12 @@ export function parseCidr(cidr: string): Cidr {
   return { address, prefix, network, broadcast: (network | (~mask >>> 0)) >>> 0 };
 }
 
+/** A subnet in CIDR form: 10.10.12.0/26 for 10.10.12.1/26. */
+export function subnetOf(cidr: string): string {
+  const c = parseCidr(cidr);
+  return `${intToIp(c.network)}/${c.prefix}`;
+}
+
 /** Whether ip is a host address inside the subnet (not network, not broadcast). */
 export function inSubnet(ip: string, c: Cidr): boolean {
   const n = ipToInt(ip);

@@ -26,7 +26,6 @@ import { programsFor } from "../src/host/programs.js";
 import { EMPTY_ANSIBLE_CFG } from "../src/lab/ansible-config.js";
 import { entryFamily, entryKept, entryScope } from "../src/lab/entries.js";
 import { labHolder } from "../src/lab/holds.js";
-import { inventorySpec } from "../src/lab/inventory.js";
 import type { Owner } from "../src/lab/owner.js";
 import { group, type JournalRef, type Step, type TaskStep, task } from "../src/runner/task.js";
 import { containerAddress } from "../tasks/container/address.js";
@@ -56,6 +55,7 @@ import { containerUser } from "../tasks/container/user.js";
 import { hostCapacity } from "../tasks/host/capacity.js";
 import { hostInotify, inotifyFor } from "../tasks/host/inotify.js";
 import { hostPreflight } from "../tasks/host/preflight.js";
+import { inventorySpec } from "./lab-params.js";
 import type { WorkflowOptions } from "./types.js";
 
 /** Preflight, whether the host can hold the lab, then the inotify limit for the lab's containers. */

@@ -2,7 +2,7 @@
 // workflow composes its tasks from it, and status runs those very tasks' checks, so the two never
 // disagree. No I/O here.
 import { containerSpecs } from "../config/containers.js";
-import { intToIp, parseCidr } from "../config/ip.js";
+import { subnetOf } from "../config/ip.js";
 import { labDir } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { labHolder } from "../src/lab/holds.js";
@@ -44,12 +44,6 @@ export interface NetPlan {
   nat?: { chain: ChainParams; rules: PlannedRule[] };
   /** network.forwards: our nat chain for them, its DNAT rules and the jump from PREROUTING; absent when none. */
   dnat?: { chain: ChainParams; rules: PlannedRule[] };
-}
-
-/** The bridge's subnet in CIDR form (10.10.12.0/26 for 10.10.12.1/26). */
-function subnetOf(address: string): string {
-  const c = parseCidr(address);
-  return `${intToIp(c.network)}/${c.prefix}`;
 }
 
 /** Link-local addresses: where clouds serve instance metadata (169.254.169.254) and credentials. */

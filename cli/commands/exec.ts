@@ -27,13 +27,14 @@ export const execCommand: CommandAdder = (program, cli) =>
         );
       const host = cli.io.host;
       if (host.uid() !== 0) throw new ExitError("exec must run as root (or use `aplspawn ssh`)");
-      const [{ containerStates }, { execRequest, runInContainer }] = await Promise.all([
+      const [{ containerStates }, { execRequest, runInContainer }, { labLook }] = await Promise.all([
         import("../../src/lab/state.js"),
         import("../../src/lab/enter.js"),
+        import("../../workflows/lab-params.js"),
       ]);
       // Only the nspawn process the journal recorded (PID and start time), verified to be the host's
       // systemd-nspawn: never a process found by its name.
-      const st = (await containerStates(host, c, { journaledOnly: true, warn: warnOn(cli) })).find(
+      const st = (await containerStates(host, labLook(c), { journaledOnly: true, warn: warnOn(cli) })).find(
         (x) => x.name === name,
       );
       if (!st?.leaderPid) throw new ExitError(await notRunning(cli, loaded, name));

@@ -23,7 +23,10 @@ export const inventoryCommand: CommandAdder = (program, cli) =>
       const g = globals(cmd);
       const c = await cli.load(g);
       const format = (o.format ?? c.inventory.format) as "ini" | "yaml" | "json";
-      const { inventorySpec, renderInventory, inventoryList } = await import("../../src/lab/inventory.js");
+      const [{ renderInventory, inventoryList }, { inventorySpec }] = await Promise.all([
+        import("../../src/lab/inventory.js"),
+        import("../../workflows/lab-params.js"),
+      ]);
       if (format === "json") {
         // Ansible reads this shape from an inventory script's stdout, never from a file.
         if (o.output !== undefined && o.output !== "-")
@@ -43,7 +46,7 @@ export const inventoryCommand: CommandAdder = (program, cli) =>
       if (o.output === undefined && cli.io.host.uid() === 0) {
         const l = await cli.loadFile(g);
         const { inventoryPlaceProblem } = await import("../../src/lab/config-trust.js");
-        const problem = inventoryPlaceProblem(c, l.file, l.packaged);
+        const problem = inventoryPlaceProblem(c.inventory.file, l);
         if (problem) throw new UsageError(problem);
       }
       const file = resolve(o.output ?? c.inventory.file);

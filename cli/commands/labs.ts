@@ -59,15 +59,16 @@ export const labsCommand: CommandAdder = (program, cli) =>
         throw new ExitError(
           "labs reads root's state (the index of labs, their journals): sudo aplspawn labs",
         );
-      const [{ recordedLabs, recordedConfig }, { labState }] = await Promise.all([
+      const [{ recordedLabs, recordedConfig }, { labState }, { labLook }] = await Promise.all([
         import("../../src/lab/registry.js"),
         import("../../src/lab/state.js"),
+        import("../../workflows/lab-params.js"),
       ]);
       const rows: LabRow[] = [];
       for (const r of await recordedLabs(host)) {
         const c = recordedConfig(r);
         if (!c) continue;
-        const s = await labState(host, c);
+        const s = await labState(host, labLook(c));
         // Across hosts: its containers run there, as each host's aplspawn says (through Ansible).
         const part = c.cluster
           ? await (await import("../cluster-commands.js")).clusterLabPart(cli, c, r.file)

@@ -11,8 +11,11 @@ export const pidsCommand: CommandAdder = (program, cli) =>
     .action(async (_o: unknown, cmd: Command) => {
       const g = globals(cmd);
       const c = await cli.load(g);
-      const { containerStates } = await import("../../src/lab/state.js");
-      const states = await containerStates(cli.io.host, c, { warn: warnOn(cli) });
+      const [{ containerStates }, { labLook }] = await Promise.all([
+        import("../../src/lab/state.js"),
+        import("../../workflows/lab-params.js"),
+      ]);
+      const states = await containerStates(cli.io.host, labLook(c), { warn: warnOn(cli) });
       const live = states.filter((s) => s.leaderPid !== undefined);
       if (g.json) cli.io.out(`${JSON.stringify(states)}\n`);
       else cli.io.out(live.map((s) => `${s.leaderPid}\n`).join(""));

@@ -213,11 +213,12 @@ async function recordRun(
 /** The lab table: each container, its address and state, and what to do with the lab. */
 async function showLab(cli: CliContext, config: Config, g: GlobalOptions): Promise<void> {
   if (config.cluster) return (await import("../cluster-commands.js")).clusterLabTable(cli, config, g);
-  const [{ containerStates }, { labRows, renderLabTable }] = await Promise.all([
+  const [{ containerStates }, { labRows, renderLabTable }, { labLook }] = await Promise.all([
     import("../../src/lab/state.js"),
     import("../lab-table.js"),
+    import("../../workflows/lab-params.js"),
   ]);
-  const rows = labRows(config, await containerStates(cli.io.host, config));
+  const rows = labRows(config, await containerStates(cli.io.host, labLook(config)));
   cli.io.out(
     g.json
       ? `${jsonLine(config.lab, { event: "lab", containers: rows })}\n`

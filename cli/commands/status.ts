@@ -54,8 +54,11 @@ export const statusCommand: CommandAdder = (program, cli) =>
       const asRoot = process.getuid?.() === 0;
       // A lab that is down is said to be, at once: not a FAIL line for every check of every container.
       if (asRoot) {
-        const { labState } = await import("../../src/lab/state.js");
-        const s = await labState(cli.io.host, c);
+        const [{ labState }, { labLook }] = await Promise.all([
+          import("../../src/lab/state.js"),
+          import("../../workflows/lab-params.js"),
+        ]);
+        const s = await labState(cli.io.host, labLook(c));
         if (!s.live && s.containersUp === 0) {
           if (g.json) cli.io.out(`${JSON.stringify({ ok: false, state: "down", checks: [] })}\n`);
           throw new ExitError(

@@ -56,18 +56,24 @@ async function preparedState(
   cli: CliContext,
   config: LoadedConfig["config"],
 ): Promise<PreparedState & { why: string }> {
-  const [{ prepareInputs, prepareSnapshotName }, { listSnapshots }, { snapshotsDir }, { containerSpecs }] =
-    await Promise.all([
-      import("../../src/lab/prepare-key.js"),
-      import("../../src/lab/snapshots.js"),
-      import("../../config/paths.js"),
-      import("../../config/containers.js"),
-    ]);
+  const [
+    { prepareInputs, prepareSnapshotName },
+    { listSnapshots },
+    { snapshotsDir },
+    { containerSpecs },
+    { prepareParams },
+  ] = await Promise.all([
+    import("../../src/lab/prepare-key.js"),
+    import("../../src/lab/snapshots.js"),
+    import("../../config/paths.js"),
+    import("../../config/containers.js"),
+    import("../../workflows/lab-params.js"),
+  ]);
   if (config.containers.privateUsers)
     throw new UsageError(
       "--reuse-prepare keeps the prepared state as a snapshot: snapshots are not made of containers with containers.privateUsers (yet)",
     );
-  const inputs = await prepareInputs(cli.io.host, config);
+  const inputs = await prepareInputs(cli.io.host, prepareParams(config));
   if (!inputs) throw new Error("--reuse-prepare without provision.prepare");
   const snapshot = prepareSnapshotName(inputs.hash);
   const snap = (await listSnapshots(cli.io.host, snapshotsDir(config))).find((s) => s.name === snapshot);

@@ -53,17 +53,16 @@ export const validateCommand: CommandAdder = (program, { io }) =>
         throw e;
       }
       const { file: used, config: c } = loaded;
-      const [{ containerSpecs }, { labImages }, { parseCidr, intToIp }] = await Promise.all([
+      const [{ containerSpecs }, { labImages }, { subnetOf }] = await Promise.all([
         import("../../config/containers.js"),
         import("../../config/images.js"),
         import("../../config/ip.js"),
       ]);
-      const net = parseCidr(c.network.address);
       const lab = {
         lab: c.lab,
         containers: containerSpecs(c).length,
         sets: (c.containers.sets ?? []).map((s) => ({ name: s.name, count: s.count })),
-        subnet: `${intToIp(net.network)}/${net.prefix}`,
+        subnet: subnetOf(c.network.address),
         bridge: c.network.bridge,
         images: labImages(c).map((i) => i.path),
       };

@@ -4,7 +4,6 @@
 // (or the account Ansible runs as), which must be able to read them; the inventory root writes for
 // a lab without owner goes only under the config's own directory.
 import { dirname, relative, resolve } from "node:path";
-import type { Config } from "../../config/schema.js";
 import type { Host, HostContext } from "../host/host.js";
 import { execAsOwner, type Owner } from "./owner.js";
 
@@ -42,9 +41,13 @@ const within = (inside: string, dir: string) => {
  * Why root must not write the inventory where the config says, for a lab without owner: only under
  * the config's own directory (for the packaged default config, under the current directory).
  */
-export function inventoryPlaceProblem(c: Config, file: string, packaged: boolean): string | undefined {
-  const inventory = resolve(c.inventory.file);
-  const base = packaged ? process.cwd() : dirname(file);
+export function inventoryPlaceProblem(
+  /** inventory.file */
+  inventoryFile: string,
+  config: { file: string; packaged: boolean },
+): string | undefined {
+  const inventory = resolve(inventoryFile);
+  const base = config.packaged ? process.cwd() : dirname(config.file);
   if (within(dirname(inventory), base)) return undefined;
   return `inventory.file: ${inventory} is outside ${base}, the config's own directory: root writes a lab's inventory only there when the lab has no owner (run it through sudo from your account to have it written as you, anywhere you may write)`;
 }
@@ -74,16 +77,17 @@ export async function unreadable(
  * owner (root's own lab: root), the playbook as whoever Ansible runs as.
  */
 export function namedFiles(
-  c: Config,
+  /** containers.sshKey and provision.playbook, as the config gives them. */
+  named: { sshKey: string | undefined; playbook: string | undefined },
   o: { owner?: Owner; ansible?: Owner },
 ): { key: string; path: string; as: Owner }[] {
-  const key = c.containers.sshKey;
+  const key = named.sshKey;
   const out: { key: string; path: string; as: Owner }[] = [];
   if (key !== undefined && o.owner)
     for (const path of [resolve(key), `${resolve(key)}.pub`])
       out.push({ key: "containers.sshKey", path, as: o.owner });
   const ansible = o.owner ?? o.ansible;
-  if (c.provision && ansible)
-    out.push({ key: "provision.playbook", path: resolve(c.provision.playbook), as: ansible });
+  if (named.playbook !== undefined && ansible)
+    out.push({ key: "provision.playbook", path: resolve(named.playbook), as: ansible });
   return out;
 }

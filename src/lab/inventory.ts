@@ -3,13 +3,10 @@
 import { createHash } from "node:crypto";
 import { stringify } from "yaml";
 import { z } from "zod";
-import { containerSpecs } from "../../config/containers.js";
-import { knownHostsPath, labDir, sshKeyPath } from "../../config/paths.js";
-import type { Config } from "../../config/schema.js";
 import { shellQuote } from "../host/host.js";
 import { pinnedOptions } from "./ssh.js";
 
-/** Everything an inventory says. */
+/** Everything an inventory says (the config's: workflows/lab-params.ts inventorySpec). */
 export const inventorySpecSchema = z.object({
   format: z.enum(["ini", "yaml"]),
   group: z.string(),
@@ -49,29 +46,6 @@ export type InventorySpec = z.infer<typeof inventorySpecSchema>;
  */
 export const controlPathDir = (lab: string) =>
   `/run/aplspawn-cp-${createHash("sha256").update(lab).digest("hex").slice(0, 12)}`;
-
-/** The lab's inventory as the config describes it (`run up` and `aplspawn inventory` share it). */
-export function inventorySpec(
-  c: Config,
-  format: InventorySpec["format"] = c.inventory.format,
-): InventorySpec {
-  return {
-    format,
-    group: c.inventory.group,
-    hosts: containerSpecs(c).map((s) => ({
-      name: s.name,
-      ip: s.ip,
-      user: s.user,
-      groups: s.groups,
-      vars: s.vars,
-    })),
-    children: c.inventory.children,
-    user: c.containers.user,
-    key: sshKeyPath(c),
-    knownHosts: knownHostsPath(c),
-    controlPathDir: controlPathDir(labDir(c)),
-  };
-}
 
 /** The common ssh arguments, as one string (Ansible splits it with shlex: quoted as a shell would). */
 const sshCommonArgs = (knownHosts: string, proxy?: string) =>

@@ -10,8 +10,7 @@
 import { createHash } from "node:crypto";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { containerSpecs } from "../../config/containers.js";
-import type { Config } from "../../config/schema.js";
+import type { ContainerSpec } from "../../config/containers.js";
 import type { Host } from "../host/host.js";
 
 /** The prefix of the snapshots `aplspawn test --reuse-prepare` owns (the rest is the hash). */
@@ -40,12 +39,26 @@ function namesIn(text: string): string[] {
   return [...out];
 }
 
+/** What of a lab's config prepare depends on (workflows/lab-params.ts prepareParams). */
+export interface PrepareParams {
+  /** provision.prepare: the playbook; none, no inputs. */
+  prepare: string | undefined;
+  /** provision.args. */
+  args: readonly string[];
+  /** The inventory section but its file. */
+  inventory: Readonly<Record<string, unknown>>;
+  containers: readonly Pick<
+    ContainerSpec,
+    "name" | "set" | "image" | "groups" | "vars" | "user" | "group" | "init"
+  >[];
+}
+
 /** The hash of what prepare depends on, and the files it read (absolute, sorted). */
 export async function prepareInputs(
   host: Host,
-  c: Config,
+  p: PrepareParams,
 ): Promise<{ hash: string; files: string[] } | undefined> {
-  const prepare = c.provision?.prepare;
+  const prepare = p.prepare;
   if (!prepare) return undefined;
   const files = new Map<string, string>();
   const fileDigest = async (path: string): Promise<string> => {
@@ -81,13 +94,12 @@ export async function prepareInputs(
   const playbook = resolve(prepare);
   await visit(playbook, 0);
   const base = dirname(playbook);
-  const { file: _file, ...inventory } = c.inventory;
   const key = {
     // By their place next to the playbook: the same tree elsewhere is the same input.
-    files: [...files].map(([p, d]) => [relative(base, p), d]).sort(),
-    args: c.provision?.args ?? [],
-    inventory,
-    containers: containerSpecs(c).map((s) => ({
+    files: [...files].map(([f, d]) => [relative(base, f), d]).sort(),
+    args: p.args,
+    inventory: p.inventory,
+    containers: p.containers.map((s) => ({
       name: s.name,
       set: s.set ?? null,
       image: s.image ?? null,

@@ -1,9 +1,5 @@
 // What runs of a lab, for the report commands (pids, exec): the journal says which processes
 // aplspawn started; /proc says whether those very processes still run.
-import { containerSpecs } from "../../config/containers.js";
-import { intToIp, parseCidr } from "../../config/ip.js";
-import { labDir, mergedDir } from "../../config/paths.js";
-import type { Config } from "../../config/schema.js";
 import { JournalError } from "../errors.js";
 import type { Host } from "../host/host.js";
 import { isAlive } from "../host/proc.js";
@@ -11,6 +7,17 @@ import { runContext } from "../host/run-scope.js";
 import { Journal, type JournalEntry, journalPath, recordOf } from "../runner/journal.js";
 import { entryScope } from "./entries.js";
 import { findNspawn, nspawnParamsSchema, nspawnResultSchema, recordedNspawn } from "./nspawn-procs.js";
+
+/** What a report reads of a lab, from its config (workflows/lab-params.ts labLook). */
+export interface LabLook {
+  /** The lab's name and directory: where its journal is. */
+  lab: string;
+  labDir: string;
+  /** Its subnet, e.g. 10.10.12.0/26. */
+  subnet: string;
+  /** The containers its config names: each one's address and merged root. */
+  containers: readonly { name: string; ip: string; merged: string }[];
+}
 
 /** A container of the lab and its processes, when it runs. */
 export interface ContainerState {
@@ -39,14 +46,13 @@ function nspawnRecord(e: JournalEntry, warn: ((message: string) => void) | undef
  */
 export async function containerStates(
   host: Host,
-  c: Config,
+  l: Omit<LabLook, "subnet">,
   o: { journaledOnly?: boolean; warn?(message: string): void } = {},
 ): Promise<ContainerState[]> {
-  const journal = await Journal.open(host, journalPath(labDir(c)), c.lab, false);
+  const journal = await Journal.open(host, journalPath(l.labDir), l.lab, false);
   for (const w of journal.warnings) o.warn?.(w);
   const byName = new Map<string, ContainerState & { merged: string; rec?: { pid: number; start: number } }>();
-  for (const s of containerSpecs(c))
-    byName.set(s.name, { name: s.name, ip: s.ip, merged: mergedDir(c, s.name) });
+  for (const s of l.containers) byName.set(s.name, { name: s.name, ip: s.ip, merged: s.merged });
   for (const e of journal.entries()) {
     if (e.kind !== "container.nspawn") continue;
     const name = entryScope(e);
@@ -84,14 +90,13 @@ export interface LabState {
 }
 
 /** What of the lab runs: its containers (by the processes the journal recorded) and its journal. */
-export async function labState(host: Host, c: Config): Promise<LabState> {
-  const states = await containerStates(host, c, { journaledOnly: true });
-  const journal = await Journal.open(host, journalPath(labDir(c)), c.lab, false);
-  const net = parseCidr(c.network.address);
+export async function labState(host: Host, l: LabLook): Promise<LabState> {
+  const states = await containerStates(host, l, { journaledOnly: true });
+  const journal = await Journal.open(host, journalPath(l.labDir), l.lab, false);
   return {
-    containers: containerSpecs(c).length,
+    containers: l.containers.length,
     containersUp: states.filter((s) => s.leaderPid !== undefined).length,
     live: journal.entries().some((e) => !e.kept),
-    subnet: `${intToIp(net.network)}/${net.prefix}`,
+    subnet: l.subnet,
   };
 }

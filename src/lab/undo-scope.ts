@@ -1,10 +1,7 @@
-// The places a lab's rollbacks may act on (src/runner/undo-scope.ts), from its config: its
-// directory under workdir, each container's merged root and nspawn's /run entries and cgroups of
-// that container, aplspawn's host-wide records in /run and /var/lib, the image store, a build's
-// temp tree, the lab key the config names, and the owner's copies. A journal entry naming anything
-// else is refused.
-import { imageStore, labDir, ownerFiles, sshKeyPath } from "../../config/paths.js";
-import type { Config } from "../../config/schema.js";
+// The places a lab's rollbacks may act on (src/runner/undo-scope.ts): its directory under workdir,
+// each container's merged root and nspawn's /run entries and cgroups of that container, aplspawn's
+// host-wide records in /run and /var/lib, the image store, a build's temp tree, the lab key, and the
+// owner's copies. A journal entry naming anything else is refused.
 import { HOST_LOCK_DIR } from "../host/lock.js";
 import { CLAIMS_DIR as LOOP_CLAIMS_DIR } from "../image/loop-claims.js";
 import type { PathRule, UndoScope } from "../runner/undo-scope.js";
@@ -16,16 +13,28 @@ import { controlPathDir } from "./inventory.js";
 // A container's name as the config accepts it (config/schema.ts): no "/", never "." or "..".
 const CONTAINER_NAME = /^[a-z][a-z0-9-]{0,39}$/;
 
+/** A lab's places on the host, as its config puts them (workflows/lab-params.ts labPlaces). */
+export interface LabPlaces {
+  /** The lab's directory (journal, key, layers). */
+  labDir: string;
+  /** The lab's private key (its .pub beside it). */
+  key: string;
+  /** The image store labs share. */
+  imageStore: string;
+  /** Where the containers' merged roots are (containers.machinesDir). */
+  machinesDir: string;
+  /** The directory of the owner's copies below a home, starting with "/" (config/paths.ts ownerFiles). */
+  ownerDirInHome: string;
+}
+
 /** Where undoing an entry of the lab may remove, unmount or rewrite. */
-export function labUndoScope(c: Config): UndoScope {
-  const lab = labDir(c);
-  const key = sshKeyPath(c);
+export function labUndoScope(p: LabPlaces): UndoScope {
   const everyEntry: PathRule[] = [
-    lab,
-    imageStore(c),
-    { only: key },
-    { only: `${key}.pub` },
-    controlPathDir(lab),
+    p.labDir,
+    p.imageStore,
+    { only: p.key },
+    { only: `${p.key}.pub` },
+    controlPathDir(p.labDir),
     // The holder's note in a lock file of aplspawn's (src/image/store-lock.ts writes one).
     HOST_LOCK_DIR,
     CLAIMS_DIR,
@@ -36,12 +45,12 @@ export function labUndoScope(c: Config): UndoScope {
     // An image build's temp tree beside its image, wherever that goes (tasks/image/build.ts).
     /\/\.[^/]+\.build-[0-9a-f]{8}(\/.*)?$/,
     // The owner's copies and masters' directory, in whichever home (removed as the owner).
-    new RegExp(`${ownerFiles(c, "").dir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(/.*)?$`),
+    new RegExp(`${p.ownerDirInHome.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(/.*)?$`),
   ];
   return (e) => {
     const name = entryScope(e);
     if (name === undefined || !CONTAINER_NAME.test(name)) return everyEntry;
-    const m = c.containers.machinesDir;
+    const m = p.machinesDir;
     return [
       ...everyEntry,
       `${m}/${name}`,

@@ -11,6 +11,7 @@ import { realHost } from "../../src/host/real-host.js";
 import { containerStates } from "../../src/lab/state.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import type { AnyTaskDef, UndoRecord } from "../../src/runner/task.js";
+import { labLook } from "../../workflows/lab-params.js";
 import { recordingHost } from "../support/recording-host.js";
 import {
   downWorkflow,
@@ -152,7 +153,7 @@ test("pids and exec skip a container.nspawn entry that does not fit its shapes, 
   await entry("old-2", { ...params("old-2"), merged: 7 }, result);
   await entry("old-3", params("old-3"), { ...result, pid: "4242" });
   const warnings: string[] = [];
-  const states = await containerStates(h, c, { journaledOnly: true, warn: (m) => warnings.push(m) });
+  const states = await containerStates(h, labLook(c), { journaledOnly: true, warn: (m) => warnings.push(m) });
   assert.deepEqual(
     states.map((s) => s.name),
     [...containerSpecs(c).map((s) => s.name), "old-1"],
