@@ -42,8 +42,8 @@ const within = (inside: string, dir: string) => {
  * the config's own directory (for the packaged default config, under the current directory).
  */
 export function inventoryPlaceProblem(
-  /** inventory.file */
   inventoryFile: string,
+  /** The config file, and whether it is the packaged default. */
   config: { file: string; packaged: boolean },
 ): string | undefined {
   const inventory = resolve(inventoryFile);

@@ -58,7 +58,7 @@ export async function prepareInputs(
   host: Host,
   p: PrepareParams,
 ): Promise<{ hash: string; files: string[] } | undefined> {
-  const prepare = p.prepare;
+  const { prepare } = p;
   if (!prepare) return undefined;
   const files = new Map<string, string>();
   const fileDigest = async (path: string): Promise<string> => {
