@@ -5,6 +5,7 @@
 //
 //   npm run bench                  # N = 1, 10, 30, 50; 3 runs each
 //   npm run bench -- --n 1,10 --runs 1
+//   npm run bench -- --parts labs --boot lab,full   # both boot profiles against the floor, alternating
 //   npm run bench -- --parts startup,getimage   # labs, startup (and the runner alone), getimage
 //   npm run bench -- --parts userns --n 10      # containers.privateUsers against without, alternating
 //   npm run bench -- --parts reset --runs 3     # reset of one container of 3 against down --purge + up
@@ -44,6 +45,8 @@ const { values } = parseArgs({
     runs: { type: "string", default: "3" },
     parts: { type: "string", default: "labs,startup,getimage" },
     minutes: { type: "string", default: "5" },
+    // The labs part's boot profiles (containers.boot): `lab,full` measures both, alternating.
+    boot: { type: "string", default: "lab" },
   },
 });
 const parts = new Set(values.parts.split(","));
@@ -51,6 +54,7 @@ const parts = new Set(values.parts.split(","));
 const lockDirMade = !existsSync("/run/aplspawn");
 const sizes = values.n.split(",").map(Number);
 const runs = Number(values.runs);
+const profiles = values.boot.split(",");
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -179,21 +183,33 @@ if (parts.has("labs"))
     // Warm-up, not measured: the image's checksum is verified once and stamped in the store.
     await aplspawnLab(1, false);
     for (const n of sizes) {
-      const r = { floorUp: [], floorDown: [], up: [], down: [], status: [], statusCold: [] };
+      const r = {
+        floorUp: [],
+        floorDown: [],
+        up: [],
+        down: [],
+        status: [],
+        statusCold: [],
+        upFull: [],
+        downFull: [],
+      };
       for (let i = 0; i < runs; i++) {
         const f = floor(n, "all");
         if (f) {
           r.floorUp.push(f.upMs);
           r.floorDown.push(f.downMs);
         }
-        const a = await aplspawnLab(n, n === 1 || n === Math.max(...sizes));
-        r.up.push(a.upMs);
-        r.down.push(a.downMs);
-        if (a.statusMs !== undefined) r.status.push(a.statusMs);
-        if (a.statusColdMs !== undefined) r.statusCold.push(a.statusColdMs);
-        log(
-          `N=${n} run ${i + 1}: floor up ${f?.upMs} ms, down ${f?.downMs} ms; aplspawn up ${a.upMs | 0} ms, down ${a.downMs | 0} ms`,
-        );
+        const said = [];
+        for (const boot of profiles) {
+          const a = await aplspawnLab(n, boot === "lab" && (n === 1 || n === Math.max(...sizes)), { boot });
+          const [up, down] = boot === "lab" ? ["up", "down"] : ["upFull", "downFull"];
+          r[up].push(a.upMs);
+          r[down].push(a.downMs);
+          if (a.statusMs !== undefined) r.status.push(a.statusMs);
+          if (a.statusColdMs !== undefined) r.statusCold.push(a.statusColdMs);
+          said.push(`aplspawn (boot: ${boot}) up ${a.upMs | 0} ms, down ${a.downMs | 0} ms`);
+        }
+        log(`N=${n} run ${i + 1}: floor up ${f?.upMs} ms, down ${f?.downMs} ms; ${said.join("; ")}`);
       }
       if (n === 10) {
         r.serialUp = [];
@@ -517,13 +533,14 @@ function bigFile() {
 // Report.
 const fmt = (ms) => (ms === undefined ? "—" : `${(ms / 1000).toFixed(2)} s`);
 const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : "—");
+const full = Object.values(results.sizes).some((r) => r.upFull !== undefined);
 const rows = [
-  "| N | floor up | aplspawn up | up / floor | floor down | aplspawn down | down / floor | one at a time | one-at-a-time / aplspawn |",
-  "|---|---|---|---|---|---|---|---|---|",
+  `| N | floor up | aplspawn up | up / floor | floor down | aplspawn down | down / floor |${full ? " up, boot: full | up (full) / floor | down, boot: full | down (full) / floor |" : ""} one at a time | one-at-a-time / aplspawn |`,
+  `|---|---|---|---|---|---|---|${full ? "---|---|---|---|" : ""}---|---|`,
 ];
 for (const [n, r] of Object.entries(results.sizes))
   rows.push(
-    `| ${n} | ${fmt(r.floorUp)} | ${fmt(r.up)} | ${ratio(r.up, r.floorUp)} | ${fmt(r.floorDown)} | ${fmt(r.down)} | ${ratio(r.down, r.floorDown)} | ${fmt(r.serialUp)} | ${ratio(r.serialUp, r.up)} |`,
+    `| ${n} | ${fmt(r.floorUp)} | ${fmt(r.up)} | ${ratio(r.up, r.floorUp)} | ${fmt(r.floorDown)} | ${fmt(r.down)} | ${ratio(r.down, r.floorDown)} |${full ? ` ${fmt(r.upFull)} | ${ratio(r.upFull, r.floorUp)} | ${fmt(r.downFull)} | ${ratio(r.downFull, r.floorDown)} |` : ""} ${fmt(r.serialUp)} | ${ratio(r.serialUp, r.up)} |`,
   );
 const o = results.other;
 const statusN = Object.entries(results.sizes).filter(([, r]) => r.status !== undefined);
