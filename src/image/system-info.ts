@@ -12,6 +12,8 @@ export interface LoopInfo {
   sizelimit: number;
   ro: boolean;
   autoclear: boolean;
+  /** Its backing file is deleted (losetup's " (deleted)"): no path names that inode any more. */
+  deleted?: boolean;
 }
 
 /** losetup's words when another process took the device it found (`--find` is not atomic): try again. */
@@ -36,5 +38,6 @@ export function parseLosetupJson(out: string): LoopInfo[] {
     sizelimit: num(d.sizelimit),
     ro: bool(d.ro),
     autoclear: bool(d.autoclear),
+    ...(/ \(deleted\)$/.test(String(d["back-file"] ?? "")) ? { deleted: true } : {}),
   }));
 }

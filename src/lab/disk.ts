@@ -24,9 +24,11 @@ export async function diskIdentity(ctx: HostContext, file: string): Promise<Disk
 /**
  * The loop devices that hold the disk (normally none or one), as the run last saw them (no device
  * of its disk changes but by this run: src/image/loop-list.ts); `now` for a look begun after the call.
+ * id is a live file's: a device whose backing file is deleted holds another inode, even when a look
+ * from before the kernel freed it shows the number the new file was given since.
  */
 export async function loopsOf(ctx: RunContext, id: DiskIdentity, now = false): Promise<LoopInfo[]> {
-  return (await (now ? listLoops(ctx) : seenLoops(ctx))).filter((l) => backs(l, id, 0));
+  return (await (now ? listLoops(ctx) : seenLoops(ctx))).filter((l) => !l.deleted && backs(l, id, 0));
 }
 
 /** What is mounted at `mount` when it is one of the disk's devices (an ext4 of ours), else undefined. */

@@ -9,6 +9,7 @@ import { z } from "zod";
 import { rmdirIfEmpty } from "../../src/host/files.js";
 import type { HostContext } from "../../src/host/host.js";
 import { mountsOfDevice } from "../../src/image/image-host.js";
+import { loopChange } from "../../src/image/loop-list.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { detectFilesystem } from "../../src/image/superblock.js";
 import { diskIdentity, loopsOf } from "../../src/lab/disk.js";
@@ -102,7 +103,9 @@ export const containerDisk = defineTask({
       throw new Error(
         `${p.file} is ${d.what}, not the container's file system; \`aplspawn run down --purge\` removes it`,
       );
-    if (d.kind === "none") await make(ctx, p);
+    // A new file may take the inode number of one a device held until lately: what the run saw of
+    // the loop devices before is no answer for it.
+    if (d.kind === "none") await loopChange(ctx, () => make(ctx, p));
     else if (d.size < p.bytes) await grow(ctx, p, d.size);
     else if (d.size > p.bytes)
       ctx.info(
@@ -117,7 +120,7 @@ export const containerDisk = defineTask({
     for (const l of id ? await loopsOf(ctx, id, true) : [])
       if (!l.autoclear || (await mountsOfDevice(ctx, l.name)).length > 0)
         throw new Error(`${p.file} is still attached to ${l.name}; detach it first`);
-    await ctx.host.fs.rm(p.file);
+    await loopChange(ctx, () => ctx.host.fs.rm(p.file));
     await ctx.host.fs.rm(`${p.file}.part`);
     // The last of the container's lasting state (after its upper layer and keys): its directory,
     // and the lab's containers/ when it was the last one, go with it.

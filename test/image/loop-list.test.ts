@@ -6,11 +6,14 @@ import { test } from "node:test";
 import { runContext } from "../../src/host/run-scope.js";
 import { CLAIMS_DIR, withLoopClaims } from "../../src/image/loop-claims.js";
 import { listLoops, loopChange, seenLoops } from "../../src/image/loop-list.js";
+import { loopsOf } from "../../src/lab/disk.js";
 import { recordingHost } from "../support/recording-host.js";
 
 interface Dev {
   name: string;
   ino: string;
+  /** Its backing file is deleted (losetup shows " (deleted)" after the path). */
+  deleted?: boolean;
 }
 
 // A recording host whose `losetup --list` reports `devs` as they are when the command runs; a test
@@ -25,7 +28,7 @@ function loopHost() {
     gate = undefined;
     const now = devs.map((d) => ({
       name: d.name,
-      "back-file": "/f",
+      "back-file": d.deleted ? "/f (deleted)" : "/f",
       "back-ino": d.ino,
       "back-maj:min": "8:1",
       offset: 0,
@@ -111,4 +114,23 @@ test("the loop lock's holder looks again: another lab's device attached and clai
   const owner = await withLoopClaims(ctx, async (v) => v.owner("/dev/loop9"));
   assert.equal(owner, "/other/lower", "the other lab's claim was taken for a stale one");
   assert.ok(h.files.has(`${CLAIMS_DIR}/loop9`), "the other lab's claim file was removed");
+});
+
+test("a container's disk is never held by a device whose backing file is deleted, even when a look from before the kernel freed it shows the inode number the new file took", async () => {
+  const { h, devs } = loopHost();
+  const ctx = runContext(h);
+  // The old disk file, deleted while its device (detached lazily: autoclear) still held it.
+  devs.push({ name: "/dev/loop11", ino: "7", deleted: true });
+  assert.deepEqual(names(await seenLoops(ctx)), ["/dev/loop11"]);
+  // The kernel frees loop11 and the new disk file gets inode 7: the run's look is older than both.
+  devs.length = 0;
+  assert.deepEqual(
+    await loopsOf(ctx, { ino: "7", dev: "8:1" }),
+    [],
+    "the stale look's deleted file is not the disk",
+  );
+  // A live file's device is found, from a seen look as from a fresh one.
+  devs.push({ name: "/dev/loop12", ino: "7" });
+  assert.deepEqual(names(await loopsOf(ctx, { ino: "7", dev: "8:1" }, true)), ["/dev/loop12"]);
+  assert.deepEqual(names(await loopsOf(ctx, { ino: "7", dev: "8:1" })), ["/dev/loop12"]);
 });
