@@ -15,6 +15,7 @@ import {
   interactiveAsViewer,
   inventoryHost,
   placed,
+  upAnswers,
   upClusterView,
 } from "./cluster.js";
 import type { LoadedConfig } from "./config-file.js";
@@ -114,9 +115,12 @@ export async function clusterLabPart(cli: CliContext, c: Config, file: string): 
 export async function clusterLabTable(cli: CliContext, c: Config, g: GlobalOptions): Promise<void> {
   const v = await clusterView(cli, { config: c, file: g.config ?? "", packaged: false });
   if (!v) return;
-  const reports = await askHosts(cli, v, "pids");
+  // Right after up, each host's own answer to it says its containers' states; asked again only
+  // when one is missing (a second playbook across the hosts).
+  const answered = await upAnswers(cli, v);
+  const reports = answered ? [] : await askHosts(cli, v, "pids");
   const specs = new Map(containerSpecs(c).map((s) => [s.name, s]));
-  const rows: TableRow[] = containerStatesOf(reports).map((s) => ({
+  const rows: TableRow[] = (answered ?? containerStatesOf(reports)).map((s) => ({
     name: s.name,
     ip: s.ip,
     host: s.host,

@@ -18,8 +18,11 @@ import {
   type HostReport,
   hostReports,
   type PlanContainer,
+  type RemoteState,
   type ShareView,
   sharesOf,
+  upAnswerFile,
+  upAnswerStates,
 } from "../src/cluster/report.js";
 import { ExitError } from "../src/errors.js";
 import type { HostContext } from "../src/host/host.js";
@@ -137,6 +140,27 @@ async function asViewer(
     readOnly: true,
     timeoutMs: 600_000,
   });
+}
+
+/**
+ * The lab's containers with their states as each host's `run up` answered them (the up playbook
+ * keeps each host's `--json` answer beside the split): undefined when a host's answer is missing or
+ * names no lab table, and the hosts are then asked (askHosts). Only the split's own containers are
+ * taken from an answer, each on its own host.
+ */
+export async function upAnswers(
+  cli: CliContext,
+  v: ClusterView,
+): Promise<{ name: string; ip: string; host: string; state: RemoteState }[] | undefined> {
+  const fs = ownerFs(ctxOf(cli), v.owner);
+  const rows: { name: string; ip: string; host: string; state: RemoteState }[] = [];
+  for (const s of v.shares) {
+    const states = upAnswerStates((await fs.read(`${v.dir}/${upAnswerFile(s.host)}`)) ?? "");
+    if (!states) return undefined;
+    for (const k of s.containers)
+      rows.push({ name: k.name, ip: k.ip, host: s.host, state: states.get(k.name) ?? "unknown" });
+  }
+  return rows;
 }
 
 /**

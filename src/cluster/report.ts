@@ -177,6 +177,31 @@ export function containerStatesOf(
   });
 }
 
+/** Where the up playbook keeps a host's `run up --json` answer, in the split's directory. */
+export const upAnswerFile = (host: string) => `answer-${host}.jsonl`;
+
+const labEventSchema = z.object({
+  event: z.literal("lab"),
+  containers: z.array(z.object({ name: z.string(), state: z.enum(["running", "stopped"]) })),
+});
+
+/**
+ * The containers' states as a host's own `run up --json` ended (its `event: lab` line, the table of
+ * its share), or undefined when its answer has none that reads as one.
+ */
+export function upAnswerStates(answer: string): Map<string, "running" | "stopped"> | undefined {
+  for (const line of answer.split("\n").reverse()) {
+    if (!line.includes('"event":"lab"')) continue;
+    try {
+      const p = labEventSchema.safeParse(JSON.parse(line));
+      if (p.success) return new Map(p.data.containers.map((c) => [c.name, c.state]));
+    } catch {
+      // Not JSON: an earlier line may be.
+    }
+  }
+  return undefined;
+}
+
 const statusSchema = z.object({
   ok: z.boolean(),
   state: z.string().optional(),

@@ -6,7 +6,12 @@
 // what is up. vars.json still names every host: `run down` runs cluster-down on all of them (a
 // host that holds nothing is left alone). No host left, or a failure among those that stay: an
 // error, and the task's rollback takes down every host.
-import { clusterPlanFileSchema, clusterVarsSchema, playFailures } from "../../src/cluster/report.js";
+import {
+  clusterPlanFileSchema,
+  clusterVarsSchema,
+  playFailures,
+  upAnswerFile,
+} from "../../src/cluster/report.js";
 import type { ExecResult } from "../../src/host/host.js";
 import { type Owner, ownerFs } from "../../src/lab/owner.js";
 import type { TaskContext } from "../../src/runner/task.js";
@@ -50,7 +55,11 @@ export async function upKeepingGoing(
     );
   // What the failed hosts gave the control node goes: their containers' host keys and inventory.
   await fs.rm(
-    ...failed.flatMap((f) => [`${p.dir}/known_hosts.d/${f.host}`, `${p.dir}/inventories/${f.host}.ini`]),
+    ...failed.flatMap((f) => [
+      `${p.dir}/known_hosts.d/${f.host}`,
+      `${p.dir}/inventories/${f.host}.ini`,
+      `${p.dir}/${upAnswerFile(f.host)}`,
+    ]),
   );
   const among = {
     aplspawn_targets: stay,

@@ -14,6 +14,7 @@ import {
   sharesOf,
   statusOf,
   unreachableOf,
+  upAnswerStates,
 } from "../../src/cluster/report.js";
 
 const PLAY_UNREACHABLE = `
@@ -220,4 +221,28 @@ test("run up's table of a lab across hosts names each container's host, and an u
   ]);
   assert.match(text, /NAME\s+ADDRESS\s+HOST\s+GROUPS\s+STATE/);
   assert.match(text, /o32-12\s+10\.10\.46\.12\s+h2\s+aplspawned\s+unknown/);
+});
+
+test("the table after up takes each host's states from its own run up --json answer: the last lab line that reads as one, nothing else", () => {
+  const lab = (containers: unknown) => JSON.stringify({ ts: "t", lab: "o32", event: "lab", containers });
+  const answer = [
+    JSON.stringify({ ts: "t", lab: "o32", event: "task", id: "container.ready[o32-10]", state: "changed" }),
+    lab([{ name: "o32-10", state: "stopped" }]),
+    lab([
+      { name: "o32-10", ip: "10.10.46.10", groups: ["aplspawned"], state: "running" },
+      { name: "o32-11", ip: "10.10.46.11", groups: ["aplspawned"], state: "stopped" },
+    ]),
+    "",
+  ].join("\n");
+  assert.deepEqual(
+    [...(upAnswerStates(answer) ?? [])],
+    [
+      ["o32-10", "running"],
+      ["o32-11", "stopped"],
+    ],
+  );
+  // No lab line, or one whose states are not ours to print: no answer (the hosts are asked).
+  assert.equal(upAnswerStates(answer.split("\n")[0]!), undefined);
+  assert.equal(upAnswerStates(lab([{ name: "o32-10", state: "\u001b[2Jpwned" }])), undefined);
+  assert.equal(upAnswerStates('{"event":"lab", broken'), undefined);
 });
