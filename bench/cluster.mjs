@@ -7,6 +7,7 @@
 //
 //   node bench/cluster.mjs --runs 3
 import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -65,10 +66,15 @@ try {
       // One untimed round of each first (caches warm on every host), then alternating.
       for (let i = 0; i <= runs; i++) {
         let out = "";
+        let began = 0;
+        let ended = 0;
         const a = {
           up: await timed("up across hosts", async () => {
+            began = Date.now();
             const r = await across(["--json", "run", "up"]);
+            ended = Date.now();
             out = r.stdout;
+            if (process.env.APLSPAWN_BENCH_DUMP) writeFileSync(process.env.APLSPAWN_BENCH_DUMP, out);
             return r;
           }),
         };
@@ -80,9 +86,26 @@ try {
           `round ${i}${i === 0 ? " (warm-up, not counted)" : ""}: 3 hosts ${line(a)}; one share ${line(s)}`,
         );
         if (i === 0) continue;
+        // Before the first task's event and after the last one: what the runner's tasks leave out.
+        const stamps = out
+          .split("\n")
+          .filter((l) => l.startsWith("{"))
+          .map((l) => JSON.parse(l))
+          .filter((e) => e.event === "task")
+          .map((e) => Date.parse(e.ts));
+        if (stamps.length) {
+          tasks.set("(before the first task)", [
+            ...(tasks.get("(before the first task)") ?? []),
+            (Math.min(...stamps) - began) / 1000,
+          ]);
+          tasks.set("(after the last task)", [
+            ...(tasks.get("(after the last task)") ?? []),
+            (ended - Math.max(...stamps)) / 1000,
+          ]);
+        }
         for (const e of out.split("\n").filter((l) => l.startsWith("{"))) {
           const ev = JSON.parse(e);
-          if (ev.event === "task" && ev.durationMs !== undefined)
+          if (ev.event === "task" && ev.state !== "running" && ev.durationMs !== undefined)
             tasks.set(ev.id, [...(tasks.get(ev.id) ?? []), ev.durationMs / 1000]);
         }
         for (const k of ["up", "down"]) {
