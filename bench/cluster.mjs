@@ -6,6 +6,7 @@
 // drops foreign sources). Alternating, medians of --runs each. Run as root.
 //
 //   node bench/cluster.mjs --runs 3
+//   APLSPAWN_BENCH_DUMP=/tmp/up.jsonl node bench/cluster.mjs --runs 1   # also keep the last up's --json events
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";

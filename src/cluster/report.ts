@@ -186,20 +186,12 @@ const labEventSchema = z.object({
 });
 
 /**
- * The containers' states as a host's own `run up --json` ended (its `event: lab` line, the table of
- * its share), or undefined when its answer has none that reads as one.
+ * The containers' states as a host's own `run up --json` ended (its last JSON line: the `event: lab`
+ * table of its share), or undefined when that line does not read as one.
  */
 export function upAnswerStates(answer: string): Map<string, "running" | "stopped"> | undefined {
-  for (const line of answer.split("\n").reverse()) {
-    if (!line.includes('"event":"lab"')) continue;
-    try {
-      const p = labEventSchema.safeParse(JSON.parse(line));
-      if (p.success) return new Map(p.data.containers.map((c) => [c.name, c.state]));
-    } catch {
-      // Not JSON: an earlier line may be.
-    }
-  }
-  return undefined;
+  const p = labEventSchema.safeParse(lastJson(answer));
+  return p.success ? new Map(p.data.containers.map((c) => [c.name, c.state])) : undefined;
 }
 
 const statusSchema = z.object({

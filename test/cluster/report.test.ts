@@ -223,7 +223,7 @@ test("run up's table of a lab across hosts names each container's host, and an u
   assert.match(text, /o32-12\s+10\.10\.46\.12\s+h2\s+aplspawned\s+unknown/);
 });
 
-test("the table after up takes each host's states from its own run up --json answer: the last lab line that reads as one, nothing else", () => {
+test("the table after up takes each host's states from its own run up --json answer: its last JSON line when it is a lab table, nothing else", () => {
   const lab = (containers: unknown) => JSON.stringify({ ts: "t", lab: "o32", event: "lab", containers });
   const answer = [
     JSON.stringify({ ts: "t", lab: "o32", event: "task", id: "container.ready[o32-10]", state: "changed" }),
