@@ -133,6 +133,7 @@ test("losetup JSON and mountinfo parsing", () => {
     sizelimit: 0,
     ro: true,
     autoclear: false,
+    deleted: true,
   });
   assert.deepEqual(parseLosetupJson(""), []);
   const mi = parseMountinfo(
