@@ -43,6 +43,10 @@ export async function hostState(h: SystemdHost, workdir?: string): Promise<strin
     ["ip", "-o", "addr"],
     ["sh", "-c", "iptables-save | grep -v '^#'"],
     ["machinectl", "list", "--no-legend", "--no-pager"],
+    // What an overlay of routes sets: routes, proxy neighbour entries, and the sysctls they rely on.
+    ["ip", "-4", "route", "show", "table", "all"],
+    ["ip", "neigh", "show", "proxy"],
+    ["sysctl", "-a", "-r", "^net\\.ipv4\\.(ip_forward$|conf\\.(all|default|host0)\\.)"],
     ["sh", "-c", "findmnt -rn -o TARGET | grep -E '^/var/lib/(machines|aplspawn)/' || true"],
     // The shares' directories under the lab's workdir (when given).
     ...(workdir ? [["ls", "-A", `${workdir}/.cluster`]] : []),
@@ -90,12 +94,14 @@ export async function plugIn(
   bridge: string,
   iflink: string,
   address: string,
+  opts: { foreignSources?: boolean } = {},
 ): Promise<string> {
   const links = execFileSync("ip", ["-o", "link"], { encoding: "utf8" });
   const name = new RegExp(`^${iflink}: ([^:@]+)`, "m").exec(links)?.[1];
   assert.ok(name, `no link of index ${iflink} here`);
   execFileSync("ip", ["link", "set", name, "netns", String(ns.pid)]);
   ok(await ns.run("ip", ["link", "set", name, "master", bridge, "up"]), "plug in");
+  if (opts.foreignSources) return name;
   // IPv4 and ARP.
   for (const rule of [
     ["-p", "IPv4", "--ip-src", "!", address],
@@ -109,6 +115,7 @@ export async function plugIn(
  * The hosts set up (setUpHost) and plugged into the datacenter's bridge in ns at once, then the
  * control node's files in dir: known_hosts with each host's key, and hosts.ini, the cluster's
  * inventory (group aplspawn_hosts, root with the key dir/id). Returns each host's datacenter port.
+ * foreignSources: the datacenter is one plain L2 that lets any source pass (for an overlay of routes).
  */
 export async function joinDatacenter(
   ns: TestNamespace,
@@ -116,12 +123,13 @@ export async function joinDatacenter(
   dir: string,
   hosts: readonly SystemdHost[],
   specs: readonly { name: string; address: string }[],
+  opts: { foreignSources?: boolean } = {},
 ): Promise<string[]> {
   const pub = (await readFile(join(dir, "id.pub"), "utf8")).trim();
   const joined = await Promise.all(
     hosts.map(async (h, i) => {
       const { address } = specs[i]!;
-      const port = await plugIn(ns, bridge, await setUpHost(h, address, pub), address);
+      const port = await plugIn(ns, bridge, await setUpHost(h, address, pub), address, opts);
       const key = ok(await h.run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"]), "host key").stdout;
       return { port, known: `${address} ${key.split(" ").slice(0, 2).join(" ")}` };
     }),

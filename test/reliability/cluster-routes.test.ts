@@ -1,0 +1,241 @@
+// A lab across hosts with `cluster.overlay: routes`, for real: two hosts simulated as booted
+// systemd hosts on one "datacenter" bridge of the test's own namespace that lets any source pass
+// (one plain L2, what routes need). The control node (this test, in the datacenter's namespace)
+// runs `aplspawn run up`, a lab of 4 containers, 2 on each host. Ansible reaches all 4 through the
+// one inventory; every container reaches every other by its lab address (TCP, and an echo of its
+// link's full 1500 bytes with "don't fragment": routes add no header). The attack: the datacenter
+// itself (on the hosts' L2, no host of the lab) sends a container a frame with a lab source of the
+// other host's; the routes' chain drops it. The control: with that chain replaced by a check of the
+// source address alone, the same frame is delivered; a second `run up` puts the chain back and the
+// frame is dropped again. `run down` leaves each host (routes, proxy neighbour entries, chains,
+// sysctls) and the control node as they were.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { vniOf } from "../../config/cluster.js";
+import { realHost } from "../../src/host/real-host.js";
+import { Journal, journalPath } from "../../src/runner/journal.js";
+import { DEBS, hostState, joinDatacenter, ok, sshDebs } from "../support/cluster.js";
+import { PROBE_PY, TOOL_PY } from "../support/cluster-probes.js";
+import { CLI, type NsResult, type NsSnapshot, skip, TestNamespace, tempDir } from "../support/ns.js";
+import { type SystemdHost, withSystemdHosts } from "../support/systemd-host.js";
+
+const DC = "dc-r32";
+const HOSTS = [
+  { name: "r32h1", address: "198.18.33.11" },
+  { name: "r32h2", address: "198.18.33.12" },
+];
+const LAB = "r32";
+const SUBNET = "10.10.52.0/26";
+const WORKDIR = "/var/lib/aplspawn/r32-cluster-routes-test";
+/** The containers' lab addresses, host by host. */
+const ON_HOST = [
+  ["10.10.52.10", "10.10.52.11"],
+  ["10.10.52.12", "10.10.52.13"],
+];
+/** The routes' chain on every host (config/cluster.ts). */
+const CHAIN = `APLRT${vniOf(LAB).toString(16).padStart(6, "0").toUpperCase()}`;
+
+/** The control node's state without IPv6's duplicate address detection still running on a new port. */
+const settled = (s: NsSnapshot) => ({ ...s, addrs: s.addrs.replace(/ tentative/g, "") });
+
+test("a lab across two hosts with overlay routes: Ansible reaches all 4 containers, each reaches the others by their lab addresses with full 1500-byte packets; a frame with a peer's lab source from a machine on the L2 that is no peer is dropped (and delivered with a source check alone); run down leaves each host and the control node as they were", {
+  skip,
+  timeout: 30 * 60_000,
+}, async (t2) => {
+  await sshDebs();
+  const t = await tempDir("aplspawn-r32-");
+  const ns = await TestNamespace.create();
+  const dc = (argv: readonly string[]): Promise<NsResult> =>
+    ns.run(argv[0] ?? "", argv.slice(1), { timeoutMs: 900_000, cwd: t.path });
+  try {
+    ok(await dc(["ip", "link", "add", DC, "type", "bridge"]), "bridge");
+    ok(await dc(["ip", "addr", "add", "198.18.33.1/24", "dev", DC]), "address");
+    ok(await dc(["ip", "link", "set", DC, "up"]), "up");
+    ok(await dc(["ip", "link", "set", "lo", "up"]), "lo");
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(t.path, "id")]);
+    const tool = join(t.path, "tool.py");
+    await writeFile(tool, TOOL_PY);
+    await writeFile(join(t.path, "probe.py"), PROBE_PY, { mode: 0o755 });
+    const binds = ["--network-veth", `--bind-ro=${DEBS}:/debs`, `--bind-ro=${tool}:/r32-tool.py`];
+    await withSystemdHosts(
+      HOSTS.map((x) => x.name),
+      binds,
+      async (hosts) => {
+        await joinDatacenter(ns, DC, t.path, hosts, HOSTS, { foreignSources: true });
+        // Strict reverse-path filtering on the hosts: a peer's lab address is routed through the
+        // link it arrives on, so the routes pass it.
+        for (const h of hosts)
+          ok(
+            await h.run([
+              "sysctl",
+              "-q",
+              "-w",
+              "net.ipv4.conf.all.rp_filter=1",
+              "net.ipv4.conf.default.rp_filter=1",
+            ]),
+            "strict rp_filter",
+          );
+        const before = await Promise.all(hosts.map((h) => hostState(h, WORKDIR)));
+        const [h1] = hosts as [SystemdHost, SystemdHost];
+        await writeFile(
+          join(t.path, "lab.yaml"),
+          `lab: ${LAB}
+workdir: ${WORKDIR}
+cluster: {inventory: hosts.ini, overlay: routes}
+network: {bridge: br-r32, address: 10.10.52.1/26}
+image: {url: "file://${h1.image.path}", sha256: "${h1.image.sha256}"}
+containers: {count: 4, prefix: r32-, ipRange: [10.10.52.10, 10.10.52.40], machinesDir: /var/lib/machines/r32, readyTimeout: 120}
+inventory: {file: inventory.ini}
+`,
+        );
+        const cli = (args: string[]) => dc(["node", CLI, "-c", join(t.path, "lab.yaml"), ...args]);
+        const inv = join(t.path, "inventory.ini");
+        const control = await ns.snapshot();
+        /** Every host and the control node as before the lab: nothing of it, no journal entry. */
+        const asBefore = async (when: string, kept: string[] = []) => {
+          for (const [i, h] of hosts.entries())
+            assert.equal(
+              await hostState(h, WORKDIR),
+              before[i],
+              `${when}: host ${HOSTS[i]!.name} differs from before`,
+            );
+          assert.deepEqual(
+            settled(await ns.snapshot()),
+            settled(control),
+            `${when}: the control node differs from before`,
+          );
+          const journal = await Journal.open(realHost(), journalPath(join(WORKDIR, LAB)), LAB, false);
+          assert.deepEqual(
+            journal.entries().map((e) => `${e.id}${e.kept ? " (kept)" : ""}`),
+            kept,
+            `${when}: the control node's journal holds more than the lab's kept state`,
+          );
+          assert.equal(existsSync(inv), false, `${when}: the one inventory was left`);
+        };
+
+        try {
+          const up = ok(await cli(["run", "up"]), "run up with cluster.overlay routes");
+          t2.diagnostic(up.stdout.split("\n").find((l) => /\bup: \d+ changed/.test(l)) ?? "");
+          for (const [i, x] of HOSTS.entries())
+            assert.ok(
+              up.stdout.includes(
+                `${x.name} (${x.address}): ${ON_HOST[i]!.map((ip) => `r32-${ip.split(".")[3]}`).join(", ")}`,
+              ),
+              up.stdout,
+            );
+          // What the routes rely on, as the hosts have it (shown, for the docs).
+          t2.diagnostic(
+            ok(
+              await h1.run([
+                "sysctl",
+                "net.ipv4.ip_forward",
+                "net.ipv4.conf.all.rp_filter",
+                "net.ipv4.conf.host0.rp_filter",
+                "net.ipv4.conf.br-r32.rp_filter",
+                "net.ipv4.conf.br-r32.proxy_arp",
+              ]),
+              "sysctls",
+            ).stdout.replace(/\n/g, "; "),
+          );
+          // No VXLAN: the other host's containers are routed through it, and answered for on the bridge.
+          assert.match(
+            ok(await h1.run(["ip", "-4", "route", "show", "10.10.52.12"]), "route").stdout,
+            /^10\.10\.52\.12 via 198\.18\.33\.12 dev host0/,
+          );
+          assert.match(
+            ok(await h1.run(["ip", "neigh", "show", "proxy", "dev", "br-r32"]), "proxy").stdout,
+            /10\.10\.52\.13/,
+          );
+          assert.doesNotMatch(ok(await h1.run(["ip", "-o", "link"]), "links").stdout, /aplvx/);
+
+          const ansible = (args: string[], what: string) =>
+            dc(["ansible", "-i", inv, ...args]).then((r) => ok(r, what));
+          const ping = await ansible(["all", "-m", "ping", "-o"], "ansible ping through the one inventory");
+          assert.equal(ping.stdout.match(/SUCCESS/g)?.length, 4, ping.stdout);
+          const probe = await ansible(
+            ["all", "-b", "-m", "script", "-a", `${t.path}/probe.py ${ON_HOST.flat().join(" ")}`],
+            "every container reaches every other across the hosts",
+          );
+          assert.match(probe.stdout, /df 1500 ok/, probe.stdout);
+          assert.doesNotMatch(probe.stdout, /FAILED/, probe.stdout);
+
+          // The attack: the datacenter's namespace (on the hosts' L2, no host of the lab) sends the
+          // first host a frame for its container 10.10.52.10 with the lab source 10.10.52.12 (a
+          // container of the second host), and one with its own source.
+          const target = ON_HOST[0]![0]!;
+          const leader = ok(
+            await h1.run(["machinectl", "show", `r32-${target.split(".")[3]}`, "-p", "Leader", "--value"]),
+            "the container's leader",
+          ).stdout.trim();
+          const mac1 = ok(await h1.run(["cat", "/sys/class/net/host0/address"]), "MAC").stdout.trim();
+          const attack = async (port: string): Promise<string> => {
+            const [got] = await Promise.all([
+              h1.run([
+                "nsenter",
+                `--net=/proc/${leader}/ns/net`,
+                "python3",
+                "/r32-tool.py",
+                "listen",
+                port,
+                "4",
+              ]),
+              (async () => {
+                await sleep(1000);
+                ok(
+                  await dc(["python3", tool, "frame", ON_HOST[1]![0]!, target, mac1, port, "lab-source", DC]),
+                  "a frame with a peer's lab source",
+                );
+                ok(
+                  await dc(["python3", tool, "frame", "198.18.33.1", target, mac1, port, "own-source", DC]),
+                  "a frame with the outsider's own source",
+                );
+              })(),
+            ]);
+            return ok(got, "listening in the container").stdout;
+          };
+          const first = await attack("47101");
+          assert.doesNotMatch(first, /got /, `a frame from no peer reached the container:\n${first}`);
+
+          // The control: the chain checking the source address alone lets the same frame through.
+          ok(
+            await h1.run([
+              "sh",
+              "-c",
+              `printf '*filter\\n-F ${CHAIN}\\n-A ${CHAIN} -s ${SUBNET} -i host0 -o br-r32 -j ACCEPT\\nCOMMIT\\n' | iptables-restore -w --noflush`,
+            ]),
+            "a chain of source checks alone",
+          );
+          const naive = await attack("47102");
+          assert.match(naive, /got lab-source from 10\.10\.52\.12/, naive);
+
+          // A second up puts the chain back.
+          ok(await cli(["run", "up"]), "run up again");
+          const again = await attack("47103");
+          assert.doesNotMatch(again, /got /, `a frame from no peer reached the container:\n${again}`);
+          const probe2 = await ansible(
+            ["all", "-b", "-m", "script", "-a", `${t.path}/probe.py ${ON_HOST.flat().join(" ")}`],
+            "every container still reaches every other",
+          );
+          assert.doesNotMatch(probe2.stdout, /FAILED/, probe2.stdout);
+
+          ok(await cli(["run", "down"]), "run down with cluster");
+          await asBefore("after run down", ["lab.sshkey (kept)"]);
+          ok(await cli(["run", "down", "--purge"]), "run down --purge with cluster");
+          await asBefore("after run down --purge");
+        } catch (e) {
+          await cli(["run", "down", "--purge"]);
+          throw e;
+        }
+      },
+    );
+  } finally {
+    await ns.destroy();
+    await rm(WORKDIR, { recursive: true, force: true });
+    await t.cleanup();
+  }
+});
