@@ -63,6 +63,13 @@ export const VXLAN_PORT = 4789;
 /** What VXLAN over IPv4 adds to a frame: outer IPv4, UDP, VXLAN and inner Ethernet headers. */
 export const VXLAN_OVERHEAD = 50;
 
+/**
+ * The routing protocol number of an overlay of routes' /32 routes (`ip route … proto 165`, a number
+ * no routing daemon uses): a share's check for routes that overlap its subnet passes over them
+ * (src/net/routes.ts), as they are the lab's own.
+ */
+export const ROUTES_PROTO = 165;
+
 /** What the overlay adds to each of the lab's packets on the hosts' network: routes add nothing. */
 export const overlayOverhead = (c: Pick<Config, "cluster">) =>
   c.cluster?.overlay === "routes" ? 0 : VXLAN_OVERHEAD;

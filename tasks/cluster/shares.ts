@@ -4,7 +4,13 @@
 // what. Everything is in one directory of its own (the owner's, when the playbook runs as them).
 import { stringify } from "yaml";
 import { z } from "zod";
-import { clusterMtu, overlayOverhead, remoteAddresses, shareDir } from "../../config/cluster.js";
+import {
+  clusterMtu,
+  overlayOverhead,
+  ROUTES_PROTO,
+  remoteAddresses,
+  shareDir,
+} from "../../config/cluster.js";
 import { subnetOf } from "../../config/ip.js";
 import type { Config } from "../../config/schema.js";
 import { clusterPlan, proxyCommand } from "../../src/cluster/hosts.js";
@@ -84,6 +90,7 @@ export const clusterShares = defineTask({
             aplspawn_rtchain: plan.chain,
             aplspawn_subnet: subnetOf(c.network.address),
             aplspawn_remote: remoteAddresses(plan),
+            aplspawn_rtproto: ROUTES_PROTO,
           }
         : // Only the peers may send the lab's VNI to the VXLAN port (a chain of the lab's own).
           { aplspawn_vxchain: plan.chain }),

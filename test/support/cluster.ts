@@ -6,8 +6,10 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { realHost } from "../../src/host/real-host.js";
+import { Journal, journalPath } from "../../src/runner/journal.js";
 import { TEST_CACHE } from "./image.js";
-import { CLI, type NsResult, type TestNamespace } from "./ns.js";
+import { CLI, type NsResult, type NsSnapshot, type TestNamespace } from "./ns.js";
 import type { SystemdHost } from "./systemd-host.js";
 
 /** openssh-server unpacked for the hosts (their root has only the client), bound in at /debs. */
@@ -146,4 +148,46 @@ export async function joinDatacenter(
       .join("\n")}\n`,
   );
   return joined.map((j) => j.port);
+}
+
+/** The control node's state without IPv6's duplicate address detection still running on a new port. */
+export const settled = (s: NsSnapshot) => ({ ...s, addrs: s.addrs.replace(/ tentative/g, "") });
+
+/**
+ * Every host (hostState) and the control node (its namespace's snapshot) as before the lab: its
+ * journal holds only `kept`, the one inventory and the split are gone.
+ */
+export async function assertAsBefore(
+  when: string,
+  o: {
+    hosts: readonly SystemdHost[];
+    names: readonly string[];
+    before: readonly string[];
+    ns: TestNamespace;
+    control: NsSnapshot;
+    workdir: string;
+    lab: string;
+    inventory: string;
+  },
+  kept: string[] = [],
+): Promise<void> {
+  for (const [i, h] of o.hosts.entries())
+    assert.equal(
+      await hostState(h, o.workdir),
+      o.before[i],
+      `${when}: host ${o.names[i]} differs from before`,
+    );
+  assert.deepEqual(
+    settled(await o.ns.snapshot()),
+    settled(o.control),
+    `${when}: the control node differs from before`,
+  );
+  const journal = await Journal.open(realHost(), journalPath(join(o.workdir, o.lab)), o.lab, false);
+  assert.deepEqual(
+    journal.entries().map((e) => `${e.id}${e.kept ? " (kept)" : ""}`),
+    kept,
+    `${when}: the control node's journal holds more than the lab's kept state`,
+  );
+  assert.equal(existsSync(o.inventory), false, `${when}: the one inventory was left`);
+  assert.equal(existsSync(join(o.workdir, o.lab, "cluster")), false, `${when}: the split was left`);
 }
