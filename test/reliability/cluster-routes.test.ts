@@ -1,7 +1,8 @@
 // A lab across hosts with `cluster.overlay: routes`, for real: two hosts simulated as booted
 // systemd hosts on one "datacenter" bridge of the test's own namespace that lets any source pass
 // (one plain L2, what routes need). The control node (this test, in the datacenter's namespace)
-// runs `aplspawn run up`, a lab of 4 containers, 2 on each host. Ansible reaches all 4 through the
+// runs `aplspawn run up`, a lab of 4 containers, 2 on each host: first with a fault on the control
+// node once the hosts are up, which rolls both hosts back to as they were. Ansible reaches all 4 through the
 // one inventory; every container reaches every other by its lab address (TCP, and an echo of its
 // link's full 1500 bytes with "don't fragment": routes add no header). The attack: the datacenter
 // itself (on the hosts' L2, no host of the lab) sends a container a frame with a lab source of the
@@ -121,6 +122,26 @@ inventory: {file: inventory.ini}
           );
 
         try {
+          // A fault on the control node once every host's share and routes are up: the rollback
+          // takes the routes, proxy entries and chains down on both hosts with the shares.
+          const failed = await dc([
+            "env",
+            "APLSPAWN_FAIL_AFTER=cluster.hosts",
+            "node",
+            CLI,
+            "-c",
+            join(t.path, "lab.yaml"),
+            "run",
+            "up",
+          ]);
+          assert.notEqual(
+            failed.exitCode,
+            0,
+            `run up succeeded with a fault after the hosts:\n${failed.stdout}`,
+          );
+          assert.match(failed.stdout, /Taking down each host's share and the overlay/, failed.stdout);
+          await asBefore("after the failed up");
+
           const up = ok(await cli(["run", "up"]), "run up with cluster.overlay routes");
           t2.diagnostic(up.stdout.split("\n").find((l) => /\bup: \d+ changed/.test(l)) ?? "");
           for (const [i, x] of HOSTS.entries())
