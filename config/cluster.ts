@@ -44,11 +44,16 @@ export interface HostShare {
 /** The whole split: the shares (hosts holding nothing left out) and the overlay's identity. */
 export interface ClusterPlan {
   lab: string;
+  /** cluster.overlay: a VXLAN between the bridges, or plain routes between hosts on one L2. */
+  overlay: "vxlan" | "routes";
+  /** The lab's identity on the hosts: the VXLAN's VNI, and the suffix of the overlay's names. */
   vni: number;
   /** The VXLAN interface's name on every host (at most 15 characters). */
   vxlan: string;
   /** UDP port of the VXLAN (IANA's). */
   port: number;
+  /** The overlay's iptables chain on every host (the VXLAN's filter, or the routes' containment). */
+  chain: string;
   shares: HostShare[];
 }
 
@@ -58,8 +63,20 @@ export const VXLAN_PORT = 4789;
 /** What VXLAN over IPv4 adds to a frame: outer IPv4, UDP, VXLAN and inner Ethernet headers. */
 export const VXLAN_OVERHEAD = 50;
 
-/** The lab's links' MTU across hosts unless network.mtu says: a 1500 network less the VXLAN's. */
-export const clusterMtu = (c: Pick<Config, "network">) => c.network.mtu ?? 1500 - VXLAN_OVERHEAD;
+/**
+ * The routing protocol number of an overlay of routes' /32 routes (`ip route … proto 165`, a number
+ * no routing daemon uses): a share's check for routes that overlap its subnet passes over them
+ * (src/net/routes.ts), as they are the lab's own.
+ */
+export const ROUTES_PROTO = 165;
+
+/** What the overlay adds to each of the lab's packets on the hosts' network: routes add nothing. */
+export const overlayOverhead = (c: Pick<Config, "cluster">) =>
+  c.cluster?.overlay === "routes" ? 0 : VXLAN_OVERHEAD;
+
+/** The lab's links' MTU across hosts unless network.mtu says: a 1500 network less the overlay's. */
+export const clusterMtu = (c: Pick<Config, "network" | "cluster">) =>
+  c.network.mtu ?? 1500 - overlayOverhead(c);
 
 /**
  * The lab's VXLAN network identifier: the first 24 bits of SHA-256("aplspawn-vni:" + lab), 0 and
@@ -134,11 +151,6 @@ export function splitLab(
 ): { plan?: ClusterPlan; problems: Problem[] } {
   const problems: Problem[] = [];
   if (!c.cluster) return { problems: [{ at: ["cluster"], message: "the config has no cluster section" }] };
-  if (c.cluster.overlay === "routes")
-    problems.push({
-      at: ["cluster", "overlay"],
-      message: "routes is not implemented yet: use vxlan (the hosts' bridges then form one network)",
-    });
   for (const h of hosts)
     if (!/^(\d{1,3}\.){3}\d{1,3}$/.test(h.address) || h.address.split(".").some((o) => Number(o) > 255))
       problems.push({
@@ -214,10 +226,43 @@ export function splitLab(
     };
   });
   const vni = vniOf(c.lab);
+  const id = vni.toString(16).padStart(6, "0");
+  const overlay = c.cluster.overlay;
   return {
-    plan: { lab: c.lab, vni, vxlan: `aplvx${vni.toString(16).padStart(6, "0")}`, port: VXLAN_PORT, shares },
+    plan: {
+      lab: c.lab,
+      overlay,
+      vni,
+      vxlan: `aplvx${id}`,
+      port: VXLAN_PORT,
+      // The VXLAN's filter keeps the name it had before routes existed: a lab up then goes down.
+      chain: `${overlay === "routes" ? "APLRT" : "APLVX"}${id.toUpperCase()}`,
+      shares,
+    },
     problems,
   };
+}
+
+/**
+ * With routes, what each host routes to its peers: every lab address another host holds (its
+ * containers' and its bridge's), with that host's name and its address on the hosts' network.
+ */
+export function remoteAddresses(
+  plan: Pick<ClusterPlan, "shares">,
+): Record<string, { addr: string; via: string; host: string }[]> {
+  const own = plan.shares.map((s) => ({
+    host: s.host,
+    via: s.address,
+    addrs: [...s.containers.map((k) => k.ip), s.bridgeAddress.split("/")[0]!],
+  }));
+  return Object.fromEntries(
+    own.map((me) => [
+      me.host,
+      own
+        .filter((o) => o.host !== me.host)
+        .flatMap((o) => o.addrs.map((addr) => ({ addr, via: o.via, host: o.host }))),
+    ]),
+  );
 }
 
 /** One host's share as a config: the lab's keys, its own addresses, containers and forwards. */

@@ -97,7 +97,7 @@ export const KEY_DESCRIPTIONS: Record<string, string> = {
   "cluster.inventory": "The Ansible inventory of the hosts (relative to the working directory).",
   "cluster.group": "The inventory's group of the hosts that hold the lab (default aplspawn_hosts).",
   "cluster.overlay":
-    "vxlan: a VXLAN between the hosts' bridges, unicast to each peer (UDP 4789); routes: plain routes, for hosts on one L2.",
+    "vxlan: a VXLAN between the hosts' bridges, unicast to each peer (UDP 4789; lab MTU 1450 by default); routes: no tunnel, each host routes the other hosts' lab addresses to them and answers ARP for them, for hosts on one L2 whose network lets the containers' source addresses pass (lab MTU 1500 by default).",
   inventory: "The Ansible inventory of the lab.",
   "inventory.file": "Where `run up` and `inventory` write it.",
   "inventory.format": "ini or yaml.",

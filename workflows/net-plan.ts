@@ -354,7 +354,10 @@ function natRules(x: PlanContext): PlannedRule[] {
       x,
       { table: "nat", chain, id: "net.nat.rule[masquerade]" },
       `Masquerading ${subnet} leaving through interfaces other than ${bridge}`,
-      ["-s", subnet, "!", "-o", bridge],
+      // Never towards the lab's own subnet: across hosts (cluster.overlay routes) its containers
+      // reach each other through the hosts' network with their own addresses. On one host nothing
+      // of the subnet lies beyond the bridge, so this changes nothing there.
+      ["-s", subnet, "!", "-d", subnet, "!", "-o", bridge],
       ["MASQUERADE"],
       "bottom",
     ),

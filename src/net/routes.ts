@@ -1,4 +1,5 @@
 // The host's routes, as a lab's subnet sees them: which would collide with it.
+import { ROUTES_PROTO } from "../../config/cluster.js";
 import { ipToInt, parseCidr } from "../../config/ip.js";
 import type { HostContext } from "../host/host.js";
 
@@ -7,6 +8,8 @@ export interface HostRoute {
   first: number;
   last: number;
   dev: string | undefined;
+  /** Who made it, as `ip -j` says: "kernel", "static", "165". */
+  protocol?: string;
   /** "10.10.12.0/26 dev br0 table main" */
   label: string;
 }
@@ -28,6 +31,7 @@ export async function hostRoutes(ctx: HostContext): Promise<HostRoute[]> {
     dev?: string;
     table?: string;
     type?: string;
+    protocol?: string;
   }[]) {
     if (!route.dst || route.dst === "default") continue;
     if (route.type && !["unicast", "local"].includes(route.type)) continue;
@@ -40,6 +44,7 @@ export async function hostRoutes(ctx: HostContext): Promise<HostRoute[]> {
       first,
       last: first + 2 ** (32 - bits) - 1,
       dev: route.dev,
+      ...(route.protocol ? { protocol: route.protocol } : {}),
       label: `${route.dst} dev ${route.dev ?? "?"}${route.table ? ` table ${route.table}` : ""}`,
     });
   }
@@ -53,14 +58,29 @@ export function routeOverlaps(r: HostRoute, subnet: string): boolean {
 }
 
 /**
+ * A route an overlay of routes made for its lab (cluster.overlay routes: a /32 of the lab's subnet
+ * through a peer host, proto ROUTES_PROTO): the lab's own, no other network's.
+ */
+export function isOverlayRoute(r: HostRoute, subnet: string): boolean {
+  const net = parseCidr(subnet);
+  return (
+    r.protocol === String(ROUTES_PROTO) &&
+    r.first === r.last &&
+    net.network <= r.first &&
+    r.last <= net.broadcast
+  );
+}
+
+/**
  * Routes to destinations that overlap the lab's subnet, on other interfaces than its bridge: the
- * lab's traffic would go astray, or take over a network the host reaches.
+ * lab's traffic would go astray, or take over a network the host reaches. The lab's own routes to
+ * its containers on other hosts (isOverlayRoute) are not such.
  */
 export async function overlappingRoutes(
   ctx: HostContext,
   s: { address: string; bridge: string },
 ): Promise<string[]> {
   return (await hostRoutes(ctx))
-    .filter((r) => r.dev !== s.bridge && routeOverlaps(r, s.address))
+    .filter((r) => r.dev !== s.bridge && routeOverlaps(r, s.address) && !isOverlayRoute(r, s.address))
     .map((r) => r.label);
 }

@@ -97,6 +97,13 @@ export const clusterHosts = defineTask({
     return { failed: [] };
   },
   async rollback(ctx, { params: p }) {
+    // Each `run up` journals this task again (the playbook runs at every up): the newest entry's
+    // rollback took every host down, then the split's went with the shares task's. An older entry
+    // finds no vars.json: the hosts were taken down with the same vars already.
+    if (!(await ctx.host.fs.exists(`${p.dir}/vars.json`))) {
+      ctx.info(`${p.dir}/vars.json is gone: the hosts were taken down by a later up's entry`);
+      return;
+    }
     await playbook(ctx, p, p.down);
   },
 });

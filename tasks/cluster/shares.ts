@@ -4,7 +4,14 @@
 // what. Everything is in one directory of its own (the owner's, when the playbook runs as them).
 import { stringify } from "yaml";
 import { z } from "zod";
-import { clusterMtu, shareDir, VXLAN_OVERHEAD } from "../../config/cluster.js";
+import {
+  clusterMtu,
+  overlayOverhead,
+  ROUTES_PROTO,
+  remoteAddresses,
+  shareDir,
+} from "../../config/cluster.js";
+import { subnetOf } from "../../config/ip.js";
 import type { Config } from "../../config/schema.js";
 import { clusterPlan, proxyCommand } from "../../src/cluster/hosts.js";
 import { execAsOwner, ownerFs, ownerSchema } from "../../src/lab/owner.js";
@@ -70,14 +77,23 @@ export const clusterShares = defineTask({
       aplspawn_share_dir: shareDir(c),
       aplspawn_local: p.dir,
       aplspawn_bridge: c.network.bridge,
+      aplspawn_overlay: plan.overlay,
       aplspawn_vni: plan.vni,
       aplspawn_vxlan: plan.vxlan,
       aplspawn_port: plan.port,
-      // Only the peers may send the lab's VNI to the VXLAN port (a chain of the lab's own).
-      aplspawn_vxchain: plan.vxlan.toUpperCase(),
       aplspawn_mtu: clusterMtu(c),
-      aplspawn_vxlan_overhead: VXLAN_OVERHEAD,
+      aplspawn_vxlan_overhead: overlayOverhead(c),
       aplspawn_peers: Object.fromEntries(plan.shares.map((s) => [s.host, s.address])),
+      ...(plan.overlay === "routes"
+        ? {
+            // The lab's traffic crosses the hosts' network only between its hosts (a chain of the lab's own).
+            aplspawn_rtchain: plan.chain,
+            aplspawn_subnet: subnetOf(c.network.address),
+            aplspawn_remote: remoteAddresses(plan),
+            aplspawn_rtproto: ROUTES_PROTO,
+          }
+        : // Only the peers may send the lab's VNI to the VXLAN port (a chain of the lab's own).
+          { aplspawn_vxchain: plan.chain }),
     };
     const hosts = plan.shares.flatMap((s) =>
       s.containers.map((k) => ({ ...k, host: s.host, ...(s.ssh ? { proxy: proxyCommand(s.ssh) } : {}) })),

@@ -18,7 +18,7 @@ test("netup and netdown with the legacy backend", { skip }, () =>
     ok(await lab.cli(["run", "netup"]));
     const r = await rules(ns);
     assert.match(r, /-A FORWARD -i nspawnd0 -m comment --comment "?aplspawn:nettest"? -j NSPAWN/);
-    assert.match(r, /-A NSPAWN -s 10\.10\.12\.0\/26 ! -o nspawnd0 .*-j MASQUERADE/);
+    assert.match(r, /-A NSPAWN -s 10\.10\.12\.0\/26 ! -d 10\.10\.12\.0\/26 ! -o nspawnd0 .*-j MASQUERADE/);
     // Nothing went into nf_tables: the backends are not mixed.
     assert.doesNotMatch((await ns.run("iptables-nft-save", [])).stdout, /NSPAWN/);
     ok(await lab.cli(["run", "netdown"]));

@@ -109,7 +109,7 @@ test(
         },
         {
           id: "net.nat.rule[masquerade]",
-          undo: "iptables -w -t nat -D NSPAWN -s 10.10.12.0/26 ! -o nspawnd0 -m comment --comment aplspawn:nettest -j MASQUERADE",
+          undo: "iptables -w -t nat -D NSPAWN -s 10.10.12.0/26 ! -d 10.10.12.0/26 ! -o nspawnd0 -m comment --comment aplspawn:nettest -j MASQUERADE",
         },
         { id: "net.bridge.address", undo: "ip addr del 10.10.12.1/26 dev nspawnd0" },
         { id: "net.forwarding", undo: "sysctl -q -w net.ipv4.ip_forward=0" },

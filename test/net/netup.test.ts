@@ -46,7 +46,7 @@ COMMIT
 :POSTROUTING ACCEPT
 :NSPAWN -
 -A POSTROUTING -s 10.10.12.0/26 -m comment --comment "aplspawn:nettest" -j NSPAWN
--A NSPAWN -s 10.10.12.0/26 ! -o nspawnd0 -m comment --comment "aplspawn:nettest" -j MASQUERADE
+-A NSPAWN -s 10.10.12.0/26 ! -d 10.10.12.0/26 ! -o nspawnd0 -m comment --comment "aplspawn:nettest" -j MASQUERADE
 COMMIT`;
 
 test(
@@ -162,7 +162,7 @@ test("--dry-run netup changes nothing and prints the commands it would run", { s
       "iptables -w -t filter -N NSPAWN",
       "iptables -w -t filter -I FORWARD -i nspawnd0 -m comment --comment aplspawn:nettest -j NSPAWN",
       "iptables -w -t nat -N NSPAWN",
-      "iptables -w -t nat -A NSPAWN -s 10.10.12.0/26 '!' -o nspawnd0 -m comment --comment aplspawn:nettest -j MASQUERADE",
+      "iptables -w -t nat -A NSPAWN -s 10.10.12.0/26 '!' -d 10.10.12.0/26 '!' -o nspawnd0 -m comment --comment aplspawn:nettest -j MASQUERADE",
     ])
       assert.ok(commands.includes(c), `missing "${c}" in:\n${commands.join("\n")}`);
     assert.ok(taskEvents(r).some((e) => e.state === "would-change"));

@@ -14,17 +14,14 @@
 // and the control node as they were.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { vniOf } from "../../config/cluster.js";
-import { realHost } from "../../src/host/real-host.js";
-import { Journal, journalPath } from "../../src/runner/journal.js";
-import { DEBS, hostState, joinDatacenter, ok, sshDebs } from "../support/cluster.js";
+import { assertAsBefore, DEBS, hostState, joinDatacenter, ok, sshDebs } from "../support/cluster.js";
 import { PROBE_PY, TOOL_PY } from "../support/cluster-probes.js";
-import { CLI, type NsResult, type NsSnapshot, skip, TestNamespace, tempDir } from "../support/ns.js";
+import { CLI, type NsResult, skip, TestNamespace, tempDir } from "../support/ns.js";
 import { type SystemdHost, withSystemdHosts } from "../support/systemd-host.js";
 import { until } from "../support/wait.js";
 
@@ -60,9 +57,6 @@ const dc = async (
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
 };
-
-/** The control node's state without IPv6's duplicate address detection still running on a new port. */
-const settled = (s: NsSnapshot) => ({ ...s, addrs: s.addrs.replace(/ tentative/g, "") });
 
 /** Packets the datacenter dropped of those a host's port sent from a foreign IPv4 source. */
 async function droppedFrom(port: string): Promise<number> {
@@ -160,27 +154,21 @@ inventory: {file: inventory.ini}
         const inv = join(t.path, "inventory.ini");
         const control = await dcNs!.snapshot();
         /** Every host and the control node as before the lab: nothing of it, no journal entry. */
-        const asBefore = async (when: string, kept: string[] = []) => {
-          for (const [i, h] of hosts.entries())
-            assert.equal(
-              await hostState(h, WORKDIR),
-              before[i],
-              `${when}: host ${HOSTS[i]!.name} differs from before`,
-            );
-          assert.deepEqual(
-            settled(await dcNs!.snapshot()),
-            settled(control),
-            `${when}: the control node differs from before`,
-          );
-          const journal = await Journal.open(realHost(), journalPath(join(WORKDIR, LAB)), LAB, false);
-          assert.deepEqual(
-            journal.entries().map((e) => `${e.id}${e.kept ? " (kept)" : ""}`),
+        const asBefore = (when: string, kept: string[] = []) =>
+          assertAsBefore(
+            when,
+            {
+              hosts,
+              names: HOSTS.map((x) => x.name),
+              before,
+              ns: dcNs!,
+              control,
+              workdir: WORKDIR,
+              lab: LAB,
+              inventory: inv,
+            },
             kept,
-            `${when}: the control node's journal holds more than the lab's kept state`,
           );
-          assert.equal(existsSync(inv), false, `${when}: the one inventory was left`);
-          assert.equal(existsSync(join(WORKDIR, LAB, "cluster")), false, `${when}: the split was left`);
-        };
 
         try {
           // A fault mid-up: the third host's VXLAN port is taken (its part of the overlay cannot come

@@ -65,12 +65,12 @@ sys.exit(1 if bad else 0)
 /**
  * On a host or the control node: `listen PORT SECONDS` prints each UDP payload received;
  * `spoof SRC DST PORT TEXT` sends a UDP datagram with any IPv4 source (a raw socket);
- * `frame SRC DST MAC PORT TEXT` sends that datagram as an Ethernet frame to MAC straight out of
- * host0 (a packet socket: no netfilter of the sender, so no NAT rewrites its source);
+ * `frame SRC DST MAC PORT TEXT [LINK]` sends that datagram as an Ethernet frame to MAC straight out
+ * of LINK (default host0; a packet socket: no netfilter of the sender, so no NAT rewrites its source);
  * `vxlan HOST VNI MAC IP PORT TEXT` sends a VXLAN packet of that VNI to HOST whose inner frame is a
  * UDP datagram to IP (at MAC) from 10.10.44.50, as anyone on the hosts' network could.
  */
-export const TOOL_PY = `import socket, struct, sys, time
+export const TOOL_PY = `import fcntl, socket, struct, sys, time
 
 ${CSUM_PY}
 def ipv4_udp(src, dst, port, text):
@@ -101,10 +101,12 @@ elif cmd == "spoof":
         time.sleep(0.2)
 elif cmd == "frame":
     src, dst, mac, port, text = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
+    link = sys.argv[7] if len(sys.argv) > 7 else "host0"
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-    s.bind(("host0", 0))
-    own = open("/sys/class/net/host0/address").read().strip()
-    head = bytes.fromhex(mac.replace(":", "")) + bytes.fromhex(own.replace(":", "")) + b"\\x08\\x00"
+    s.bind((link, 0))
+    # The link's own MAC by SIOCGIFHWADDR: /sys may be another network namespace's.
+    own = fcntl.ioctl(s.fileno(), 0x8927, struct.pack("256s", link.encode()[:15]))[18:24]
+    head = bytes.fromhex(mac.replace(":", "")) + own + b"\\x08\\x00"
     for _ in range(3):
         s.send(head + ipv4_udp(src, dst, port, text))
         time.sleep(0.2)

@@ -6,8 +6,10 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { realHost } from "../../src/host/real-host.js";
+import { Journal, journalPath } from "../../src/runner/journal.js";
 import { TEST_CACHE } from "./image.js";
-import { CLI, type NsResult, type TestNamespace } from "./ns.js";
+import { CLI, type NsResult, type NsSnapshot, type TestNamespace } from "./ns.js";
 import type { SystemdHost } from "./systemd-host.js";
 
 /** openssh-server unpacked for the hosts (their root has only the client), bound in at /debs. */
@@ -43,6 +45,10 @@ export async function hostState(h: SystemdHost, workdir?: string): Promise<strin
     ["ip", "-o", "addr"],
     ["sh", "-c", "iptables-save | grep -v '^#'"],
     ["machinectl", "list", "--no-legend", "--no-pager"],
+    // What an overlay of routes sets: routes, proxy neighbour entries, and the sysctls they rely on.
+    ["ip", "-4", "route", "show", "table", "all"],
+    ["ip", "neigh", "show", "proxy"],
+    ["sysctl", "-a", "-r", "^net\\.ipv4\\.(ip_forward$|conf\\.(all|default|host0)\\.)"],
     ["sh", "-c", "findmnt -rn -o TARGET | grep -E '^/var/lib/(machines|aplspawn)/' || true"],
     // The shares' directories under the lab's workdir (when given).
     ...(workdir ? [["ls", "-A", `${workdir}/.cluster`]] : []),
@@ -90,12 +96,14 @@ export async function plugIn(
   bridge: string,
   iflink: string,
   address: string,
+  opts: { foreignSources?: boolean } = {},
 ): Promise<string> {
   const links = execFileSync("ip", ["-o", "link"], { encoding: "utf8" });
   const name = new RegExp(`^${iflink}: ([^:@]+)`, "m").exec(links)?.[1];
   assert.ok(name, `no link of index ${iflink} here`);
   execFileSync("ip", ["link", "set", name, "netns", String(ns.pid)]);
   ok(await ns.run("ip", ["link", "set", name, "master", bridge, "up"]), "plug in");
+  if (opts.foreignSources) return name;
   // IPv4 and ARP.
   for (const rule of [
     ["-p", "IPv4", "--ip-src", "!", address],
@@ -109,6 +117,7 @@ export async function plugIn(
  * The hosts set up (setUpHost) and plugged into the datacenter's bridge in ns at once, then the
  * control node's files in dir: known_hosts with each host's key, and hosts.ini, the cluster's
  * inventory (group aplspawn_hosts, root with the key dir/id). Returns each host's datacenter port.
+ * foreignSources: the datacenter is one plain L2 that lets any source pass (for an overlay of routes).
  */
 export async function joinDatacenter(
   ns: TestNamespace,
@@ -116,12 +125,13 @@ export async function joinDatacenter(
   dir: string,
   hosts: readonly SystemdHost[],
   specs: readonly { name: string; address: string }[],
+  opts: { foreignSources?: boolean } = {},
 ): Promise<string[]> {
   const pub = (await readFile(join(dir, "id.pub"), "utf8")).trim();
   const joined = await Promise.all(
     hosts.map(async (h, i) => {
       const { address } = specs[i]!;
-      const port = await plugIn(ns, bridge, await setUpHost(h, address, pub), address);
+      const port = await plugIn(ns, bridge, await setUpHost(h, address, pub), address, opts);
       const key = ok(await h.run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"]), "host key").stdout;
       return { port, known: `${address} ${key.split(" ").slice(0, 2).join(" ")}` };
     }),
@@ -138,4 +148,46 @@ export async function joinDatacenter(
       .join("\n")}\n`,
   );
   return joined.map((j) => j.port);
+}
+
+/** The control node's state without IPv6's duplicate address detection still running on a new port. */
+export const settled = (s: NsSnapshot) => ({ ...s, addrs: s.addrs.replace(/ tentative/g, "") });
+
+/**
+ * Every host (hostState) and the control node (its namespace's snapshot) as before the lab: its
+ * journal holds only `kept`, the one inventory and the split are gone.
+ */
+export async function assertAsBefore(
+  when: string,
+  o: {
+    hosts: readonly SystemdHost[];
+    names: readonly string[];
+    before: readonly string[];
+    ns: TestNamespace;
+    control: NsSnapshot;
+    workdir: string;
+    lab: string;
+    inventory: string;
+  },
+  kept: string[] = [],
+): Promise<void> {
+  for (const [i, h] of o.hosts.entries())
+    assert.equal(
+      await hostState(h, o.workdir),
+      o.before[i],
+      `${when}: host ${o.names[i]} differs from before`,
+    );
+  assert.deepEqual(
+    settled(await o.ns.snapshot()),
+    settled(o.control),
+    `${when}: the control node differs from before`,
+  );
+  const journal = await Journal.open(realHost(), journalPath(join(o.workdir, o.lab)), o.lab, false);
+  assert.deepEqual(
+    journal.entries().map((e) => `${e.id}${e.kept ? " (kept)" : ""}`),
+    kept,
+    `${when}: the control node's journal holds more than the lab's kept state`,
+  );
+  assert.equal(existsSync(o.inventory), false, `${when}: the one inventory was left`);
+  assert.equal(existsSync(join(o.workdir, o.lab, "cluster")), false, `${when}: the split was left`);
 }
