@@ -13,7 +13,7 @@ import { existsSync } from "node:fs";
 import { copyFile, lstat, mkdir, open, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
-import { ensureTestImage, TEST_CACHE } from "./image.js";
+import { ensureTestImage, lockedPrivate, TEST_CACHE } from "./image.js";
 import { inotify } from "./lab.js";
 import { type NsResult, tempDir } from "./ns.js";
 import { until } from "./wait.js";
@@ -73,21 +73,11 @@ debootstrap --variant=minbase --include="$3" ${SUITE} "$1.tmp/root" ${MIRROR} > 
   || { tail -20 "$1.tmp/debootstrap.log" >&2; exit 1; }
 printf %s "$2" > "$1.tmp/recipe.json"
 mv "$1.tmp" "$1"`;
-  const r = await execa(
-    "flock",
-    [
-      `${ROOT_DIR}.lock`,
-      "unshare",
-      "--mount",
-      "--propagation",
-      "private",
-      "--",
-      "sh",
-      "-c",
-      script,
-      "sh",
-    ].concat([ROOT_DIR, RECIPE, PACKAGES.join(",")]),
-    { reject: false, all: true, timeout: 30 * 60_000 },
+  const r = await lockedPrivate(
+    `${ROOT_DIR}.lock`,
+    script,
+    [ROOT_DIR, RECIPE, PACKAGES.join(",")],
+    30 * 60_000,
   );
   if (r.exitCode !== 0)
     throw new Error(`building the systemd host's root failed (exit ${r.exitCode}):\n${r.all}`);
