@@ -14,7 +14,7 @@ import { copyFile, lstat, mkdir, open, readdir, readFile, rm, rmdir, writeFile }
 import { join, resolve } from "node:path";
 import { execa } from "execa";
 import { ensureTestImage, lockedPrivate, TEST_CACHE } from "./image.js";
-import { inotify } from "./lab.js";
+import { holdInotify } from "./inotify.js";
 import { type NsResult, tempDir } from "./ns.js";
 import { until } from "./wait.js";
 
@@ -113,8 +113,7 @@ export async function withSystemdHost(
     (h) => `${h}/aplspawn-test/${name}`,
   );
   // Inside, /proc/sys is read-only: the limit the lab's containers need must be there already.
-  const inotifyBefore = await inotify();
-  if (inotifyBefore < 8192) await writeFile("/proc/sys/fs/inotify/max_user_instances", "8192");
+  const releaseInotify = holdInotify();
   let outer: ChildProcess | undefined;
   let failed = false;
   try {
@@ -228,8 +227,7 @@ export async function withSystemdHost(
     const propagate = `/run/systemd/nspawn/propagate/${machine}`;
     const propagateLeft = existsSync(propagate);
     await rm(propagate, { recursive: true, force: true });
-    if (inotifyBefore < 8192)
-      await writeFile("/proc/sys/fs/inotify/max_user_instances", `${inotifyBefore}\n`);
+    releaseInotify();
     const mounts = (await readFile("/proc/self/mountinfo", "utf8"))
       .split("\n")
       .filter((l) => l.includes(t.path));
