@@ -4,9 +4,12 @@
 // what. Everything is in one directory of its own (the owner's, when the playbook runs as them).
 import { stringify } from "yaml";
 import { z } from "zod";
-import { clusterMtu, shareDir, VXLAN_OVERHEAD } from "../../config/cluster.js";
+import { clusterMtu, copiedImages, hostImagesDir, shareDir, VXLAN_OVERHEAD } from "../../config/cluster.js";
+import { imageStore } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import { clusterPlan, proxyCommand } from "../../src/cluster/hosts.js";
+import { validStamp } from "../../src/image/image-host.js";
+import { stampPath } from "../../src/image/stamp.js";
 import { execAsOwner, ownerFs, ownerSchema } from "../../src/lab/owner.js";
 import { defineTask, unmet } from "../../src/runner/task.js";
 
@@ -53,7 +56,16 @@ export const clusterShares = defineTask({
   // Written again at every up: the inventory may have changed.
   check: async () => unmet("the split follows the inventory: made at every up"),
   async run(ctx, p) {
-    const { plan, problems } = await clusterPlan(ctx, p.config);
+    // The control node's file:// images, verified by the image steps before this one: each host
+    // gets a copy pinned to the digest verified here.
+    const images = copiedImages(p.config);
+    const digests: Record<string, string> = {};
+    for (const img of images) {
+      const stamp = await validStamp(ctx, stampPath(imageStore(p.config), img.src), img.src);
+      if (!stamp) throw new Error(`${img.src} is not verified on the control node (run getimage first)`);
+      digests[img.src] = stamp.sha256;
+    }
+    const { plan, problems } = await clusterPlan(ctx, p.config, digests);
     if (!plan)
       throw new Error(`the lab does not fit its hosts: ${problems.map((q) => q.message).join("; ")}`);
     const [key, pub, pkg] = await Promise.all([
@@ -78,6 +90,10 @@ export const clusterShares = defineTask({
       aplspawn_mtu: clusterMtu(c),
       aplspawn_vxlan_overhead: VXLAN_OVERHEAD,
       aplspawn_peers: Object.fromEntries(plan.shares.map((s) => [s.host, s.address])),
+      // The control node's images each host gets a copy of, and where the copies live.
+      // (Its stamp in the host's store too: --purge removes it with the copy.)
+      aplspawn_images: images.map((i) => ({ ...i, stamp: stampPath(imageStore(c), i.dest) })),
+      aplspawn_images_dir: hostImagesDir(c),
     };
     const hosts = plan.shares.flatMap((s) =>
       s.containers.map((k) => ({ ...k, host: s.host, ...(s.ssh ? { proxy: proxyCommand(s.ssh) } : {}) })),
