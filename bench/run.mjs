@@ -33,6 +33,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { ensureTestImage, startServer } from "../dist/test/support/image.js";
+import { holdInotify } from "../dist/test/support/inotify.js";
 import { withLab } from "../dist/test/support/lab.js";
 import { CLI, TestNamespace } from "../dist/test/support/ns.js";
 import { soakLabs, soak as soakRounds } from "../dist/test/support/soak.js";
@@ -70,8 +71,6 @@ const failures = [];
 
 const image = await ensureTestImage();
 log(`image: ${image.path}`);
-const inotify = "/proc/sys/fs/inotify/max_user_instances";
-const inotifyBefore = readFileSync(inotify, "utf8").trim();
 
 // The image store all labs of the bench share: the image is already in the store (verified once,
 // by the warm-up below, and known by its stamp after), as a user's second lab finds it.
@@ -177,108 +176,95 @@ function floor(n, mode) {
 }
 
 const results = { date: new Date().toISOString(), parts: [...parts], runs, sizes: {}, other: {} };
-writeFileSync(inotify, "8192");
-if (parts.has("labs"))
-  try {
-    // Warm-up, not measured: the image's checksum is verified once and stamped in the store.
-    await aplspawnLab(1, false);
-    for (const n of sizes) {
-      const r = {
-        floorUp: [],
-        floorDown: [],
-        up: [],
-        down: [],
-        status: [],
-        statusCold: [],
-        upFull: [],
-        downFull: [],
-      };
-      // The contestants of a run, in an order that turns by one each run: the run right after
-      // another's teardown (the kernel still freeing its namespace) is slower, measured up to
-      // 0.9 s at N = 1; each contestant takes that place in turn.
-      const contestants = [
-        async () => {
-          const f = floor(n, "all");
-          if (f) {
-            r.floorUp.push(f.upMs);
-            r.floorDown.push(f.downMs);
-          }
-          return `floor up ${f?.upMs} ms, down ${f?.downMs} ms`;
-        },
-        ...profiles.map((boot) => async () => {
-          const a = await aplspawnLab(n, boot === "lab" && (n === 1 || n === Math.max(...sizes)), { boot });
-          const [up, down] = boot === "lab" ? ["up", "down"] : ["upFull", "downFull"];
-          r[up].push(a.upMs);
-          r[down].push(a.downMs);
-          if (a.statusMs !== undefined) r.status.push(a.statusMs);
-          if (a.statusColdMs !== undefined) r.statusCold.push(a.statusColdMs);
-          return `aplspawn (boot: ${boot}) up ${a.upMs | 0} ms, down ${a.downMs | 0} ms`;
-        }),
-      ];
-      for (let i = 0; i < runs; i++) {
-        const said = [];
-        for (let k = 0; k < contestants.length; k++)
-          said.push(await contestants[(i + k) % contestants.length]());
-        log(`N=${n} run ${i + 1}: ${said.join("; ")}`);
-      }
-      if (n === 10) {
-        r.serialUp = [];
-        for (let i = 0; i < runs; i++) {
-          const f = floor(n, "serial");
-          if (f) r.serialUp.push(f.upMs);
+// Booted containers need more inotify instances than Debian's 128: held for the whole bench, shared
+// with test runs and other benches alive beside it (the last to end puts the limit back).
+process.on("exit", holdInotify());
+if (parts.has("labs")) {
+  // Warm-up, not measured: the image's checksum is verified once and stamped in the store.
+  await aplspawnLab(1, false);
+  for (const n of sizes) {
+    const r = {
+      floorUp: [],
+      floorDown: [],
+      up: [],
+      down: [],
+      status: [],
+      statusCold: [],
+      upFull: [],
+      downFull: [],
+    };
+    // The contestants of a run, in an order that turns by one each run: the run right after
+    // another's teardown (the kernel still freeing its namespace) is slower, measured up to
+    // 0.9 s at N = 1; each contestant takes that place in turn.
+    const contestants = [
+      async () => {
+        const f = floor(n, "all");
+        if (f) {
+          r.floorUp.push(f.upMs);
+          r.floorDown.push(f.downMs);
         }
-      }
-      results.sizes[n] = Object.fromEntries(
-        Object.entries(r)
-          .filter(([, v]) => v.length)
-          .map(([k, v]) => [k, median(v)]),
-      );
+        return `floor up ${f?.upMs} ms, down ${f?.downMs} ms`;
+      },
+      ...profiles.map((boot) => async () => {
+        const a = await aplspawnLab(n, boot === "lab" && (n === 1 || n === Math.max(...sizes)), { boot });
+        const [up, down] = boot === "lab" ? ["up", "down"] : ["upFull", "downFull"];
+        r[up].push(a.upMs);
+        r[down].push(a.downMs);
+        if (a.statusMs !== undefined) r.status.push(a.statusMs);
+        if (a.statusColdMs !== undefined) r.statusCold.push(a.statusColdMs);
+        return `aplspawn (boot: ${boot}) up ${a.upMs | 0} ms, down ${a.downMs | 0} ms`;
+      }),
+    ];
+    for (let i = 0; i < runs; i++) {
+      const said = [];
+      for (let k = 0; k < contestants.length; k++)
+        said.push(await contestants[(i + k) % contestants.length]());
+      log(`N=${n} run ${i + 1}: ${said.join("; ")}`);
     }
-  } finally {
-    writeFileSync(inotify, inotifyBefore);
-  }
-if (parts.has("userns"))
-  try {
-    // containers.privateUsers against the default, alternating, same image and store.
-    await aplspawnLab(1, false);
-    for (const n of sizes) {
-      const r = { up: [], upUserns: [] };
+    if (n === 10) {
+      r.serialUp = [];
       for (let i = 0; i < runs; i++) {
-        const a = await aplspawnLab(n, false);
-        const u = await aplspawnLab(n, false, { privateUsers: true });
-        r.up.push(a.upMs);
-        r.upUserns.push(u.upMs);
-        log(`N=${n} run ${i + 1}: up ${a.upMs | 0} ms; with privateUsers ${u.upMs | 0} ms`);
+        const f = floor(n, "serial");
+        if (f) r.serialUp.push(f.upMs);
       }
-      const [m, mu] = [median(r.up), median(r.upUserns)];
-      results.other[`userns${n}`] = { upMs: m, upUsernsMs: mu, ratio: mu / m };
-      log(
-        `N=${n}: up ${(m / 1000).toFixed(2)} s, privateUsers ${(mu / 1000).toFixed(2)} s: ${(mu / m).toFixed(2)}x`,
-      );
     }
-  } finally {
-    writeFileSync(inotify, inotifyBefore);
+    results.sizes[n] = Object.fromEntries(
+      Object.entries(r)
+        .filter(([, v]) => v.length)
+        .map(([k, v]) => [k, median(v)]),
+    );
   }
-if (parts.has("reset"))
-  try {
-    const r = await resetLab(3);
-    results.other.reset3 = { ...r, ratio: r.resetMs / r.downPurgeUpMs };
-  } finally {
-    writeFileSync(inotify, inotifyBefore);
+}
+if (parts.has("userns")) {
+  // containers.privateUsers against the default, alternating, same image and store.
+  await aplspawnLab(1, false);
+  for (const n of sizes) {
+    const r = { up: [], upUserns: [] };
+    for (let i = 0; i < runs; i++) {
+      const a = await aplspawnLab(n, false);
+      const u = await aplspawnLab(n, false, { privateUsers: true });
+      r.up.push(a.upMs);
+      r.upUserns.push(u.upMs);
+      log(`N=${n} run ${i + 1}: up ${a.upMs | 0} ms; with privateUsers ${u.upMs | 0} ms`);
+    }
+    const [m, mu] = [median(r.up), median(r.upUserns)];
+    results.other[`userns${n}`] = { upMs: m, upUsernsMs: mu, ratio: mu / m };
+    log(
+      `N=${n}: up ${(m / 1000).toFixed(2)} s, privateUsers ${(mu / 1000).toFixed(2)} s: ${(mu / m).toFixed(2)}x`,
+    );
   }
-if (parts.has("capacity"))
-  try {
-    await aplspawnLab(1, false);
-    results.other.capacity = await capacity(Math.max(...sizes));
-  } finally {
-    writeFileSync(inotify, inotifyBefore);
-  }
-if (parts.has("soak"))
-  try {
-    results.other.soak = await soak(Number(values.minutes));
-  } finally {
-    writeFileSync(inotify, inotifyBefore);
-  }
+}
+if (parts.has("reset")) {
+  const r = await resetLab(3);
+  results.other.reset3 = { ...r, ratio: r.resetMs / r.downPurgeUpMs };
+}
+if (parts.has("capacity")) {
+  await aplspawnLab(1, false);
+  results.other.capacity = await capacity(Math.max(...sizes));
+}
+if (parts.has("soak")) {
+  results.other.soak = await soak(Number(values.minutes));
+}
 rmSync(store, { recursive: true, force: true });
 
 if (parts.has("startup")) {

@@ -3,10 +3,12 @@
 // config (the same schema, no `cluster`), so the unit on each host is today's aplspawn. Pure: the
 // hosts come from the inventory (src/cluster/hosts.ts), nothing here reads the host.
 import { createHash } from "node:crypto";
+import { basename } from "node:path";
 import { type ContainerSpec, containerSpecs } from "./containers.js";
 import type { Problem } from "./diagnostic.js";
 import { intToIp, ipToInt, parseCidr } from "./ip.js";
-import type { Config } from "./schema.js";
+import { imagePath } from "./paths.js";
+import type { Config, ImageSection } from "./schema.js";
 
 /** A host of the cluster's inventory: its name there, the address its peers reach it at, its groups. */
 export interface ClusterHost {
@@ -91,6 +93,51 @@ export function vniOf(lab: string): number {
 /** Where the share's files live on its host: the config, the lab key, the inventory aplspawn writes. */
 export const shareDir = (c: Pick<Config, "workdir" | "lab">) => `${c.workdir}/.cluster/${c.lab}`;
 
+/** A lab image the control node copies to its hosts: a file:// one (its path is the control node's). */
+export interface CopiedImage {
+  /** The file on the control node. */
+  src: string;
+  /** Where each host keeps its copy (hostImagePath): kept after `run down`, removed by `--purge`. */
+  dest: string;
+}
+
+/** Where the hosts keep the lab's copies of the control node's images (removed by `run down --purge`). */
+export const hostImagesDir = (c: Pick<Config, "workdir" | "lab">) => `${c.workdir}/.cluster/${c.lab}.images`;
+
+/** Where a host keeps its copy of the control node's image file: named by the path and its base name. */
+export const hostImagePath = (c: Pick<Config, "workdir" | "lab">, src: string) =>
+  `${hostImagesDir(c)}/${createHash("sha256").update(src).digest("hex").slice(0, 12)}-${basename(src)}`;
+
+const isFileImage = (s: ImageSection) => !s.oci && !s.server && new URL(s.url).protocol === "file:";
+
+/**
+ * The lab's file:// images (the config's and the sets'), each once: a file:// URL names a file of
+ * the control node's, which gets (or builds) and verifies it, and copies it to every host. An
+ * image the hosts download or pull themselves (https, image.oci, image.server) is not copied.
+ */
+export function copiedImages(c: Config): CopiedImage[] {
+  const sections = [c.image, ...(c.containers.sets ?? []).flatMap((s) => (s.image ? [s.image] : []))];
+  const srcs = new Set(sections.filter(isFileImage).map((s) => imagePath(c, s)));
+  return [...srcs].map((src) => ({ src, dest: hostImagePath(c, src) }));
+}
+
+/**
+ * An image section as a host's share has it: a file:// image is the host's copy, pinned to the
+ * digest the control node verified (`digests`, by the control node's path; without one, as the
+ * config gives it), and never built there.
+ */
+function shareImage(c: Config, s: ImageSection, digests: Readonly<Record<string, string>>): ImageSection {
+  if (!isFileImage(s)) return s;
+  const src = imagePath(c, s);
+  const { build: _build, checksums: _sums, checksumsKeyring: _keyring, ...rest } = s;
+  const sha256 = digests[src] ?? s.sha256;
+  return {
+    ...rest,
+    url: `file://${hostImagePath(c, src)}`,
+    ...(sha256 ? { sha256 } : {}),
+  } as ImageSection;
+}
+
 /** The hosts a group holds, in the inventory's order. */
 const members = (hosts: readonly ClusterHost[], group: string) =>
   hosts.filter((h) => h.groups.includes(group));
@@ -148,6 +195,7 @@ function placement(
 export function splitLab(
   c: Config,
   hosts: readonly ClusterHost[],
+  digests: Readonly<Record<string, string>> = {},
 ): { plan?: ClusterPlan; problems: Problem[] } {
   const problems: Problem[] = [];
   if (!c.cluster) return { problems: [{ at: ["cluster"], message: "the config has no cluster section" }] };
@@ -216,7 +264,7 @@ export function splitLab(
       ...(h.ssh ? { ssh: h.ssh } : {}),
       bridgeAddress,
       containers,
-      config: shareConfig(c, {
+      config: shareConfig(c, digests, {
         bridgeAddress,
         ipRange,
         count,
@@ -268,6 +316,7 @@ export function remoteAddresses(
 /** One host's share as a config: the lab's keys, its own addresses, containers and forwards. */
 function shareConfig(
   c: Config,
+  digests: Readonly<Record<string, string>>,
   s: { bridgeAddress: string; ipRange: [string, string]; count: number; names: string[]; sets: number[] },
 ): Record<string, unknown> {
   const { sets, count: _count, prefix, ipRange: _range, sshKey: _key, ...containers } = c.containers;
@@ -281,14 +330,14 @@ function shareConfig(
       mtu: clusterMtu(c),
       forwards: c.network.forwards.filter((f) => s.names.includes(f.container)),
     },
-    image: c.image,
+    image: shareImage(c, c.image, digests),
     containers: {
       ...containers,
       ...(sets
         ? {
             sets: s.sets.map((i) => {
-              const { hosts: _hosts, ...set } = sets[i]!;
-              return set;
+              const { hosts: _hosts, image, ...set } = sets[i]!;
+              return { ...set, ...(image ? { image: shareImage(c, image, digests) } : {}) };
             }),
           }
         : { count: s.count, prefix }),

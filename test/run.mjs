@@ -1,6 +1,6 @@
 // Runs the compiled test files (dist/test/**/*.test.js) with node's test runner.
 // Arguments filter the files by substring, e.g. `node test/run.mjs runner cli`.
-import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { run } from "node:test";
 import { tap } from "node:test/reporters";
@@ -28,42 +28,10 @@ const known = existsSync(TIMINGS) ? JSON.parse(readFileSync(TIMINGS, "utf8")) : 
 const cost = (f) => known[relative(root, f)] ?? Number.POSITIVE_INFINITY;
 files.sort((a, b) => cost(b) - cost(a) || a.localeCompare(b));
 // fs.inotify.max_user_instances is host-wide: labs of test files running side by side would raise
-// and restore it under each other's booting containers. Raise it once for the whole run instead.
-// Runs of this script side by side share the raise: a record in /run names the value found by the
-// first and the runs alive; the last one to end puts it back (each putting back the value it found
-// left 8192 behind when the first run ended before the second).
-const inotify = "/proc/sys/fs/inotify/max_user_instances";
-const RAISE = "/run/.aplspawn-test-inotify.json";
-const alive = (pid) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-const readRaise = () => {
-  try {
-    const r = JSON.parse(readFileSync(RAISE, "utf8"));
-    return { original: String(r.original), pids: r.pids.filter((p) => p !== process.pid && alive(p)) };
-  } catch {
-    return undefined;
-  }
-};
-const raised = process.getuid?.() === 0 && existsSync(inotify);
-if (raised) {
-  const found = readRaise();
-  const current = readFileSync(inotify, "utf8").trim();
-  const original = found && found.pids.length > 0 ? found.original : current;
-  writeFileSync(RAISE, JSON.stringify({ original, pids: [...(found?.pids ?? []), process.pid] }));
-  if (Number(current) < 8192) writeFileSync(inotify, "8192");
-}
-const lowerInotify = () => {
-  const r = readRaise();
-  if (r && r.pids.length > 0) return writeFileSync(RAISE, JSON.stringify(r));
-  if (r) writeFileSync(inotify, r.original);
-  rmSync(RAISE, { force: true });
-};
+// and restore it under each other's booting containers. Raise it once for the whole run instead,
+// shared with other runs and benches (test/support/inotify.ts).
+const { holdInotify, RAISE } = await import(join(root, "support", "inotify.js"));
+const lowerInotify = holdInotify();
 // The host-wide lock directory aplspawn makes (root's, 0700) goes again if the run made it and it
 // is empty at the end.
 const LOCK_DIR_MADE = !existsSync("/run/aplspawn");
@@ -117,7 +85,7 @@ if (process.env.APLSPAWN_TEST_TIMINGS)
     process.env.APLSPAWN_TEST_TIMINGS,
     `${JSON.stringify(Object.fromEntries(Object.entries({ ...known, ...took }).sort()), null, 2)}\n`,
   );
-if (raised) lowerInotify();
+lowerInotify();
 if (LOCK_DIR_MADE && existsSync(LOCKS) && lockFiles().length === 0)
   try {
     rmdirSync(LOCKS); // empty only: a lock a run beside this one just made stays

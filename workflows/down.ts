@@ -8,6 +8,7 @@
 // snapshot it keeps (keepSnapshot) from its purge.
 import { type JournalRef, undo } from "../src/runner/task.js";
 import { savedIn } from "../tasks/snapshot/save.js";
+import { clusterPurgeStep } from "./cluster.js";
 import { purgeImageSteps } from "./getimage.js";
 import { entries, inventoryGoneStep, logsGoneStep } from "./lab-steps.js";
 import { purgePackagesSteps } from "./packages.js";
@@ -20,6 +21,8 @@ export const down: WorkflowBuilder = (c, o) => {
   return {
     name: "down",
     steps: [
+      // A lab across hosts: the hosts' lasting state goes first (their journals are theirs).
+      ...(o.purge && c.cluster ? [clusterPurgeStep(c, o)] : []),
       undo(
         "down.containers",
         "Stopping containers",

@@ -85,21 +85,15 @@ async function preparedState(
     : { snapshot, reuse: true, why: `snapshot ${snapshot} holds the state prepare left` };
 }
 
-/** Run one lab's sequence; never throws for a failed step (an interrupt does). */
-async function testLab(
-  cli: CliContext,
-  loaded: LoadedConfig,
-  g: GlobalOptions,
-  o: TestOptions,
-  side: { prefix?: string; mode?: OutputMode },
-): Promise<LabResult> {
+/**
+ * Before a lab's test changes anything: who runs Ansible (the lab's owner, else the unprivileged
+ * account; never root), that they may use the lab, that every playbook of the sequence exists and
+ * parses (exit 2), and the lab's record in the index (as root).
+ */
+async function testPreflight(cli: CliContext, loaded: LoadedConfig, o: TestOptions) {
   const { io } = cli;
   const { config } = loaded;
-  const [{ testSteps, destroyStep }, { requirePlaybook }] = await Promise.all([
-    import("../../workflows/test.js"),
-    import("../config-file.js"),
-  ]);
-  // Ansible runs as the lab's owner, else the unprivileged account; never as root.
+  const { requirePlaybook } = await import("../config-file.js");
   const owner = await ownerOf(io, undefined, dirname(resolve(config.inventory.file)));
   const ansibleUser = owner ? undefined : await ansibleAccount(io, o.ansibleUser);
   const who = { ...(owner ? { owner } : {}), ...(ansibleUser ? { ansibleUser } : {}) };
@@ -107,7 +101,6 @@ async function testLab(
   const p = config.provision;
   if (!p)
     throw new UsageError(`${loaded.file}: aplspawn test converges provision.playbook; the config has none`);
-  // Every playbook of the sequence exists and parses before anything changes (exit 2).
   for (const playbook of [p.prepare, p.playbook, p.verify])
     if (playbook)
       await requirePlaybook(
@@ -123,6 +116,21 @@ async function testLab(
       cwd: process.cwd(),
     });
   }
+  return { who, p };
+}
+
+/** Run one lab's sequence; never throws for a failed step (an interrupt does). */
+async function testLab(
+  cli: CliContext,
+  loaded: LoadedConfig,
+  g: GlobalOptions,
+  o: TestOptions,
+  side: { prefix?: string; mode?: OutputMode },
+): Promise<LabResult> {
+  const { io } = cli;
+  const { config } = loaded;
+  const { testSteps, destroyStep } = await import("../../workflows/test.js");
+  const { who, p } = await testPreflight(cli, loaded, o);
   // --reuse-prepare: decided before cleanup, which keeps a snapshot that fits and purges any other.
   const kept = o.reusePrepare && p.prepare ? await preparedState(cli, config) : undefined;
   const mode = side.mode ?? cli.mode(g);
@@ -199,7 +207,20 @@ async function testLab(
   if (keep) cases.push({ name: "destroy", time: 0, skipped: o.keep ? "--keep" : "--keep-on-failure" });
   else await runStep(destroyStep(config, who, kept?.snapshot));
   const ok = failed === undefined && cases.every((c) => !c.failure);
-  // The closing summary: each step and its time.
+  const summary = closingSummary(cases, ok, keep, kept, loaded);
+  say(summary.text, summary.json);
+  return { suite: { name: config.lab, cases }, ok };
+}
+
+/** The closing line of a lab's test: each step and its time, the prepared state, a kept lab. */
+function closingSummary(
+  cases: JUnitCase[],
+  ok: boolean,
+  keep: boolean,
+  kept: { snapshot: string; reuse: boolean } | undefined,
+  loaded: LoadedConfig,
+): { text: string; json: object } {
+  const { config } = loaded;
   const reused = kept?.reuse === true && !cases.some((c) => c.name === "prepare" && c.skipped !== undefined);
   const steps = cases.map((c) => ({
     step: c.name,
@@ -218,17 +239,16 @@ async function testLab(
     kept && saved
       ? `; prepare ${reused ? "reused" : "kept as"} snapshot ${kept.snapshot}${keep ? "" : " (kept after destroy; aplspawn snapshot delete removes it)"}`
       : "";
-  say(
-    `‣ [ ${ok ? "PASS" : "FAIL"} ] test of lab ${config.lab}: ${steps.map((s) => `${s.step} ${s.state === "passed" ? `${s.seconds.toFixed(1)} s` : s.state}`).join(", ")}${snapshotNote}${keep ? `; the lab is kept (sudo aplspawn -c ${loaded.file} run down --purge removes it)` : ""}`,
-    {
+  return {
+    text: `‣ [ ${ok ? "PASS" : "FAIL"} ] test of lab ${config.lab}: ${steps.map((s) => `${s.step} ${s.state === "passed" ? `${s.seconds.toFixed(1)} s` : s.state}`).join(", ")}${snapshotNote}${keep ? `; the lab is kept (sudo aplspawn -c ${loaded.file} run down --purge removes it)` : ""}`,
+    json: {
       event: "test",
       ok,
       steps,
       kept: keep,
       ...(kept && saved ? { prepared: { snapshot: kept.snapshot, reused } } : {}),
     },
-  );
-  return { suite: { name: config.lab, cases }, ok };
+  };
 }
 
 /** The config files named by -c (each one; commander keeps only the last of a global option). */

@@ -96,14 +96,18 @@ export async function clusterHosts(
   }
 }
 
-/** The lab split over the hosts of its inventory, or every problem that keeps it from being split. */
+/**
+ * The lab split over the hosts of its inventory, or every problem that keeps it from being split.
+ * `digests`: the control node's verified file:// images (config/cluster.ts splitLab).
+ */
 export async function clusterPlan(
   ctx: HostContext,
   c: Config,
+  digests: Readonly<Record<string, string>> = {},
 ): Promise<{ plan?: ClusterPlan; hosts?: ClusterHost[]; problems: Problem[] }> {
   const read = await clusterHosts(ctx, c);
   if ("problem" in read) return { problems: [read.problem] };
-  return { ...splitLab(c, read.hosts), hosts: read.hosts };
+  return { ...splitLab(c, read.hosts, digests), hosts: read.hosts };
 }
 
 /**

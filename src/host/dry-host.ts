@@ -1,5 +1,5 @@
 // A host for --dry-run: reads pass through to the real host, changes are recorded, not made.
-import { formatCommand, type Host } from "./host.js";
+import { formatCommand, type Host, rootReads } from "./host.js";
 
 /** Wrap `real` so that nothing changes; `record` receives each change it would have made. */
 export function dryHost(real: Host, record: (change: string) => void): Host {
@@ -63,11 +63,7 @@ export function dryHost(real: Host, record: (change: string) => void): Host {
       // Reads go to the real confined root (a class: its methods are delegated, never spread).
       const r = real.root(dir, label, idShift);
       return {
-        root: r.root,
-        kind: (p) => r.kind(p),
-        readFile: (p, max) => r.readFile(p, max),
-        readlink: (p) => r.readlink(p),
-        list: (p) => r.list(p),
+        ...rootReads(r),
         async writeFile(p) {
           record(`write ${dir}${p}`);
         },

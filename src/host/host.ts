@@ -121,6 +121,15 @@ export interface RootFs {
   remove(path: string): Promise<void>;
 }
 
+/** A RootFs's reads, delegated one by one (it is a class: its methods are never spread). */
+export const rootReads = (r: RootFs): Pick<RootFs, "root" | "kind" | "readFile" | "readlink" | "list"> => ({
+  root: r.root,
+  kind: (p) => r.kind(p),
+  readFile: (p, max) => r.readFile(p, max),
+  readlink: (p) => r.readlink(p),
+  list: (p) => r.list(p),
+});
+
 /** A confined-root operation refused what it found: names the tree and the path. */
 export class RootFsError extends Error {
   override name = "RootFsError";

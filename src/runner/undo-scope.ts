@@ -8,7 +8,7 @@
 // component as named (rm, rmdir and rename do not follow it; umount does, and is judged resolved).
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { ExitError } from "../errors.js";
-import type { Host, HostFs, RootFs } from "../host/host.js";
+import { type Host, type HostFs, type RootFs, rootReads } from "../host/host.js";
 import type { JournalEntry } from "./journal.js";
 import type { PathRule } from "./task.js";
 
@@ -98,13 +98,8 @@ export function confinedHost(host: Host, rules: readonly PathRule[], what: strin
     root(dir, label, idShift) {
       const r = host.root(dir, label, idShift);
       const inDir = () => [dir];
-      // (A class instance: its methods are delegated one by one, not spread.)
       return {
-        root: r.root,
-        kind: (p) => r.kind(p),
-        readFile: (p, max) => r.readFile(p, max),
-        readlink: (p) => r.readlink(p),
-        list: (p) => r.list(p),
+        ...rootReads(r),
         writeFile: guard("write in", inDir, (p: string, d: string, o: Parameters<RootFs["writeFile"]>[2]) =>
           r.writeFile(p, d, o),
         ),

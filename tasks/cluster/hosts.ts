@@ -68,8 +68,14 @@ export async function runPlaybook(
   return r;
 }
 
-async function playbook(ctx: TaskContext, p: ClusterHostsParams, book: string): Promise<void> {
-  const r = await runPlaybook(ctx, p, book);
+/** Run a playbook of the cluster's (runPlaybook); its failure names the tasks that failed. */
+export async function playbook(
+  ctx: TaskContext,
+  p: ClusterHostsParams,
+  book: string,
+  more: readonly string[] = [],
+): Promise<void> {
+  const r = await runPlaybook(ctx, p, book, more);
   if (r.exitCode !== 0) {
     const failed = failedTasks(r.stdout);
     throw new Error(

@@ -6,14 +6,19 @@ import { stringify } from "yaml";
 import { z } from "zod";
 import {
   clusterMtu,
+  copiedImages,
+  hostImagesDir,
   overlayOverhead,
   ROUTES_PROTO,
   remoteAddresses,
   shareDir,
 } from "../../config/cluster.js";
 import { subnetOf } from "../../config/ip.js";
+import { imageStore } from "../../config/paths.js";
 import type { Config } from "../../config/schema.js";
 import { clusterPlan, proxyCommand } from "../../src/cluster/hosts.js";
+import { validStamp } from "../../src/image/image-host.js";
+import { stampPath } from "../../src/image/stamp.js";
 import { execAsOwner, ownerFs, ownerSchema } from "../../src/lab/owner.js";
 import { defineTask, unmet } from "../../src/runner/task.js";
 
@@ -60,7 +65,16 @@ export const clusterShares = defineTask({
   // Written again at every up: the inventory may have changed.
   check: async () => unmet("the split follows the inventory: made at every up"),
   async run(ctx, p) {
-    const { plan, problems } = await clusterPlan(ctx, p.config);
+    // The control node's file:// images, verified by the image steps before this one: each host
+    // gets a copy pinned to the digest verified here.
+    const images = copiedImages(p.config);
+    const digests: Record<string, string> = {};
+    for (const img of images) {
+      const stamp = await validStamp(ctx, stampPath(imageStore(p.config), img.src), img.src);
+      if (!stamp) throw new Error(`${img.src} is not verified on the control node (run getimage first)`);
+      digests[img.src] = stamp.sha256;
+    }
+    const { plan, problems } = await clusterPlan(ctx, p.config, digests);
     if (!plan)
       throw new Error(`the lab does not fit its hosts: ${problems.map((q) => q.message).join("; ")}`);
     const [key, pub, pkg] = await Promise.all([
@@ -94,6 +108,9 @@ export const clusterShares = defineTask({
           }
         : // Only the peers may send the lab's VNI to the VXLAN port (a chain of the lab's own).
           { aplspawn_vxchain: plan.chain }),
+      // The control node's images each host gets a copy of (and its stamp there), and where.
+      aplspawn_images: images.map((i) => ({ ...i, stamp: stampPath(imageStore(c), i.dest) })),
+      aplspawn_images_dir: hostImagesDir(c),
     };
     const hosts = plan.shares.flatMap((s) =>
       s.containers.map((k) => ({ ...k, host: s.host, ...(s.ssh ? { proxy: proxyCommand(s.ssh) } : {}) })),

@@ -120,8 +120,8 @@ export const imageBuild = defineTask({
   rollbackTitle: (p) => `Removing the temporary build tree of ${basename(p.target)}`,
 });
 
-/** Build the image in a temporary tree and rename it into place (under the image's lock). */
-async function build(ctx: TaskContext, p: BuildParams, intent: BuildIntent): Promise<BuildResult> {
+/** What a build needs before it starts: its programs, the mirror's keyring or the given tree, space. */
+async function buildPrechecks(ctx: TaskContext, p: BuildParams, dir: string): Promise<void> {
   const missing = await missingPrograms(
     ctx.host,
     programsFor("imageBuild", ...(p.rootfs ? [] : (["mirror"] as const))),
@@ -135,92 +135,120 @@ async function build(ctx: TaskContext, p: BuildParams, intent: BuildIntent): Pro
     );
   if (p.rootfs && !(await ctx.host.fs.stat(`${p.rootfs}/etc`))?.isDirectory)
     throw new ExitError(`${p.rootfs} is not a root filesystem tree (no etc/)`);
-  const dir = dirname(p.target);
   await ctx.host.fs.mkdir(dir, 0o755);
   const free = await freeBytesFor(ctx, dir);
   if (free < BUILD_SPACE_NEEDED)
     throw new ExitError(
       `Not enough free space in ${dir} to build an image: it needs about ${formatBytes(BUILD_SPACE_NEEDED)}, and ${formatBytes(free)} is free`,
     );
-  const { tmp } = intent;
+}
+
+/** The root tree: a copy of the given one (--rootfs), else debootstrap's; then configured. */
+async function makeRoot(ctx: TaskContext, p: BuildParams, root: string): Promise<void> {
+  if (p.rootfs) {
+    ctx.info(`Copying the root tree ${p.rootfs}`);
+    await ctx.host.exec("cp", ["-a", "--reflink=auto", "--", p.rootfs, root], {
+      signal: ctx.signal,
+      timeoutMs: 30 * MIN,
+    });
+  } else {
+    ctx.info(
+      `debootstrap ${p.recipe.suite} from ${p.recipe.mirror} with ${p.recipe.packages.join(", ")} (a few minutes)`,
+    );
+    await ctx.host.exec("debootstrap", debootstrapArgs(p.recipe, root), {
+      signal: ctx.signal,
+      timeoutMs: 60 * MIN,
+      onLine: lineReporter(ctx),
+    });
+  }
+  await configureTree(ctx, root);
+}
+
+/**
+ * The tree as a squashfs in a GPT disk image (the tree is removed once squashed), read back as
+ * attach will read it. Returns the image's size.
+ */
+async function writeDiskImage(ctx: TaskContext, p: BuildParams, tmp: string, image: string): Promise<number> {
   const root = `${tmp}/root`;
   const squashfs = `${tmp}/root.squashfs`;
+  ctx.info("Making the squashfs");
+  await ctx.host.exec(
+    "mksquashfs",
+    [root, squashfs, "-noappend", "-comp", "zstd", "-no-progress", "-quiet"],
+    {
+      signal: ctx.signal,
+      timeoutMs: 60 * MIN,
+      onLine: lineReporter(ctx),
+    },
+  );
+  const sqSize = (await ctx.host.fs.stat(squashfs))?.size;
+  if (!sqSize) throw new ExitError("mksquashfs made no output");
+  // The tree is no longer needed: free its space before the image is assembled.
+  await removeTree(ctx, root);
+  const g = diskGeometry(sqSize);
+  ctx.info(`Writing the GPT disk image (${formatBytes(g.size)})`);
+  await ctx.host.exec("truncate", ["-s", String(g.size), "--", image], { signal: ctx.signal });
+  await ctx.host.exec("sfdisk", ["--no-reread", "--no-tell-kernel", "--quiet", image], {
+    input: sfdiskScript(g, p.recipe.arch),
+    signal: ctx.signal,
+  });
+  await ctx.host.exec(
+    "dd",
+    [
+      `if=${squashfs}`,
+      `of=${image}`,
+      "bs=1M",
+      `seek=${g.partitionOffset / (1024 * 1024)}`,
+      "conv=notrunc,fsync",
+      "status=none",
+    ],
+    { signal: ctx.signal, timeoutMs: 30 * MIN },
+  );
+  // Read it back as attach will: the table must lead to the squashfs.
+  const { layout, fs } = await imageLayout(ctx, image);
+  if (fs !== "squashfs" || layout.offset !== g.partitionOffset)
+    throw new ExitError(`the image just built does not read back as expected: ${describeLayout(layout, fs)}`);
+  return g.size;
+}
+
+/**
+ * The built image into place: hashed through the fd that stays open across the rename (the stamp
+ * names those bytes), listed in SHA256SUMS beside it, stamped.
+ */
+async function keepBuilt(ctx: TaskContext, p: BuildParams, image: string, dir: string): Promise<string> {
+  const f = await ctx.host.fs.openRead(image);
+  if (!f) throw new ExitError(`${image} vanished before it was hashed`);
+  let hashed: Hashed;
+  try {
+    hashed = await sha256Open(
+      ctx,
+      f,
+      image,
+      hashProgress((l) => ctx.progress(l)),
+    );
+    hashed = await renameHashed(ctx, f, hashed, image, p.target);
+  } finally {
+    await f.close();
+  }
+  const sums = `${dir}/SHA256SUMS`;
+  const old = (await ctx.host.fs.exists(sums)) ? await ctx.host.fs.readFile(sums) : "";
+  await ctx.host.fs.writeFile(sums, upsertSha256Sums(old, hashed.sha256, basename(p.target)), 0o644);
+  await writeStamp(ctx, p.stamp, p.target, hashed);
+  return hashed.sha256;
+}
+
+/** Build the image in a temporary tree and rename it into place (under the image's lock). */
+async function build(ctx: TaskContext, p: BuildParams, intent: BuildIntent): Promise<BuildResult> {
+  const dir = dirname(p.target);
+  await buildPrechecks(ctx, p, dir);
+  const { tmp } = intent;
   const image = `${tmp}/${basename(p.target)}`;
   try {
     await ctx.host.fs.mkdir(tmp, 0o700);
-    if (p.rootfs) {
-      ctx.info(`Copying the root tree ${p.rootfs}`);
-      await ctx.host.exec("cp", ["-a", "--reflink=auto", "--", p.rootfs, root], {
-        signal: ctx.signal,
-        timeoutMs: 30 * MIN,
-      });
-    } else {
-      ctx.info(
-        `debootstrap ${p.recipe.suite} from ${p.recipe.mirror} with ${p.recipe.packages.join(", ")} (a few minutes)`,
-      );
-      await ctx.host.exec("debootstrap", debootstrapArgs(p.recipe, root), {
-        signal: ctx.signal,
-        timeoutMs: 60 * MIN,
-        onLine: lineReporter(ctx),
-      });
-    }
-    await configureTree(ctx, root);
-    ctx.info("Making the squashfs");
-    await ctx.host.exec(
-      "mksquashfs",
-      [root, squashfs, "-noappend", "-comp", "zstd", "-no-progress", "-quiet"],
-      { signal: ctx.signal, timeoutMs: 60 * MIN, onLine: lineReporter(ctx) },
-    );
-    const sqSize = (await ctx.host.fs.stat(squashfs))?.size;
-    if (!sqSize) throw new ExitError("mksquashfs made no output");
-    // The tree is no longer needed: free its space before the image is assembled.
-    await removeTree(ctx, root);
-    const g = diskGeometry(sqSize);
-    ctx.info(`Writing the GPT disk image (${formatBytes(g.size)})`);
-    await ctx.host.exec("truncate", ["-s", String(g.size), "--", image], { signal: ctx.signal });
-    await ctx.host.exec("sfdisk", ["--no-reread", "--no-tell-kernel", "--quiet", image], {
-      input: sfdiskScript(g, p.recipe.arch),
-      signal: ctx.signal,
-    });
-    await ctx.host.exec(
-      "dd",
-      [
-        `if=${squashfs}`,
-        `of=${image}`,
-        "bs=1M",
-        `seek=${g.partitionOffset / (1024 * 1024)}`,
-        "conv=notrunc,fsync",
-        "status=none",
-      ],
-      { signal: ctx.signal, timeoutMs: 30 * MIN },
-    );
-    // Read it back as attach will: the table must lead to the squashfs.
-    const { layout, fs } = await imageLayout(ctx, image);
-    if (fs !== "squashfs" || layout.offset !== g.partitionOffset)
-      throw new ExitError(
-        `the image just built does not read back as expected: ${describeLayout(layout, fs)}`,
-      );
-    // Hashed through the fd that stays open across the rename: the stamp names those bytes.
-    const f = await ctx.host.fs.openRead(image);
-    if (!f) throw new ExitError(`${image} vanished before it was hashed`);
-    let hashed: Hashed;
-    try {
-      hashed = await sha256Open(
-        ctx,
-        f,
-        image,
-        hashProgress((l) => ctx.progress(l)),
-      );
-      hashed = await renameHashed(ctx, f, hashed, image, p.target);
-    } finally {
-      await f.close();
-    }
-    const { sha256 } = hashed;
-    const sums = `${dir}/SHA256SUMS`;
-    const old = (await ctx.host.fs.exists(sums)) ? await ctx.host.fs.readFile(sums) : "";
-    await ctx.host.fs.writeFile(sums, upsertSha256Sums(old, sha256, basename(p.target)), 0o644);
-    await writeStamp(ctx, p.stamp, p.target, hashed);
-    ctx.info(`Built ${p.target} (${formatBytes(g.size)}), SHA-256 ${sha256}, listed in ${sums}`);
+    await makeRoot(ctx, p, `${tmp}/root`);
+    const size = await writeDiskImage(ctx, p, tmp, image);
+    const sha256 = await keepBuilt(ctx, p, image, dir);
+    ctx.info(`Built ${p.target} (${formatBytes(size)}), SHA-256 ${sha256}, listed in ${dir}/SHA256SUMS`);
     return { path: p.target, sha256 };
   } finally {
     // A cleanup failure must not hide the build's own error; the journaled intent retries it.

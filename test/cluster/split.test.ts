@@ -8,7 +8,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { stringify } from "yaml";
-import { type ClusterHost, clusterMtu, remoteAddresses, splitLab, vniOf } from "../../config/cluster.js";
+import {
+  type ClusterHost,
+  clusterMtu,
+  copiedImages,
+  hostImagePath,
+  remoteAddresses,
+  splitLab,
+  vniOf,
+} from "../../config/cluster.js";
 import { containerSpecs } from "../../config/containers.js";
 import { parseConfig } from "../../config/load.js";
 import { hostsOfList, proxyCommand } from "../../src/cluster/hosts.js";
@@ -321,4 +329,36 @@ test("the one inventory reaches a container through its host: a ProxyCommand as 
     }),
     /ProxyCommand/,
   );
+});
+
+test("a file:// image is the control node's: each share names the host's copy, pinned to the verified digest, never built there; a download is the hosts' own", () => {
+  const digest = "a".repeat(64);
+  const c = parseConfig(
+    base(
+      `image: {url: "file:///srv/img/base.raw", build: {suite: bookworm}}
+containers:
+  machinesDir: /tmp/m
+  sets:
+    - {name: web, count: 2}
+    - {name: db, count: 1, image: {url: "https://example.test/db.raw", sha256: "${"b".repeat(64)}"}}
+`,
+    ),
+    "t.yaml",
+  );
+  const copied = copiedImages(c);
+  assert.deepEqual(copied, [{ src: "/srv/img/base.raw", dest: hostImagePath(c, "/srv/img/base.raw") }]);
+  assert.match(copied[0]!.dest, /^\/tmp\/w\/\.cluster\/c1\.images\/[0-9a-f]{12}-base\.raw$/);
+  const { plan, problems } = splitLab(c, HOSTS, { "/srv/img/base.raw": digest });
+  assert.deepEqual(problems, []);
+  for (const s of plan!.shares) {
+    const share = parseConfig(stringify(s.config), "share.yaml");
+    assert.equal(share.image.url, `file://${copied[0]!.dest}`);
+    assert.equal(share.image.sha256, digest);
+    assert.equal(share.image.build, undefined, "a host never builds the control node's image");
+    const db = share.containers.sets?.find((x) => x.name === "db");
+    if (db) assert.equal(db.image?.url, "https://example.test/db.raw", "a download stays the host's own");
+  }
+  // Without a verified digest (validate), the config's own (none here) is kept.
+  const unverified = splitLab(c, HOSTS).plan!.shares[0]!.config.image as { sha256?: string };
+  assert.equal(unverified.sha256, undefined);
 });

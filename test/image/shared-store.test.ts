@@ -197,8 +197,9 @@ test("a lab interrupted while it waits for another's download rolls back without
   await copyFile(join(served, "slow.img"), join(served, "slow.img.0"));
   const s = await startServer(ns, served);
   try {
-    // 16 KiB every 10 ms: 5 s or more for the 8 MiB, so lab A still downloads when lab B rolls back.
-    const { store, labs } = await labsOf(2, { url: s.url("variants/1/16/slow.img"), sha256: digest });
+    // 8 KiB every 10 ms: 10 s or more for the 8 MiB, so lab A still downloads when lab B rolls back
+    // (B's start, wait and rollback took 7 s on a loaded host: 5 s of download were not enough).
+    const { store, labs } = await labsOf(2, { url: s.url("variants/1/8/slow.img"), sha256: digest });
     const a = watch(labs[0]!.config, ["run", "getimage"]);
     await waitFor(() => existsSync(join(store, "slow.img.part")), 12_000, 20);
     assert.ok(existsSync(join(store, "slow.img.part")), "lab A did not start its download");

@@ -9,38 +9,37 @@ import { test } from "node:test";
 import { realHost } from "../../src/host/real-host.js";
 import { dropClaim, takeClaim } from "../../src/lab/claims.js";
 import { assertNoResidue, ok } from "../support/lab.js";
-import { probes, withNettest } from "../support/net-lab.js";
+import { netTest, probes } from "../support/net-lab.js";
 import { skip } from "../support/ns.js";
 import { rounds } from "../support/rounds.js";
 
 const ROUNDS = rounds(8, 20);
 
-test(
+netTest(
   `two labs with one bridge started at once, ${ROUNDS} times: exactly one runs, the other is refused`,
-  { skip },
-  () =>
-    withNettest({}, async (a) => {
-      const b = await a.add("other", 14, { network: { bridge: "nspawnd0", chain: "OTHER" } });
-      for (let i = 0; i < ROUNDS; i++) {
-        const [ra, rb] = await Promise.all([a.cli(["run", "netup"]), b.cli(["run", "netup"])]);
-        const winners = [ra, rb].filter((r) => r.exitCode === 0);
-        assert.equal(winners.length, 1, `round ${i}: exactly one runs\n${ra.stderr}\n${rb.stderr}`);
-        const [won, lost] = ra.exitCode === 0 ? [a, b] : [b, a];
-        const loser = ra.exitCode === 0 ? rb : ra;
-        assert.equal(loser.exitCode, 1, loser.stdout + loser.stderr);
-        assert.match(
-          loser.stderr,
-          new RegExp(`bridge nspawnd0: already lab ${won.name}'s`),
-          `round ${i}: the refusal names the other lab`,
-        );
-        const failing = (await probes(won)).filter((p) => !p.ok);
-        assert.deepEqual(failing, [], `round ${i}: the survivor's status passes`);
-        // The loser left nothing to undo; the survivor's netdown leaves nothing at all.
-        assert.doesNotMatch(ok(await lost.cli(["run", "netdown"])).stdout, /UNDONE/);
-        ok(await won.cli(["run", "netdown"]));
-        await assertNoResidue(a, `after round ${i}`);
-      }
-    }),
+  {},
+  async (a) => {
+    const b = await a.add("other", 14, { network: { bridge: "nspawnd0", chain: "OTHER" } });
+    for (let i = 0; i < ROUNDS; i++) {
+      const [ra, rb] = await Promise.all([a.cli(["run", "netup"]), b.cli(["run", "netup"])]);
+      const winners = [ra, rb].filter((r) => r.exitCode === 0);
+      assert.equal(winners.length, 1, `round ${i}: exactly one runs\n${ra.stderr}\n${rb.stderr}`);
+      const [won, lost] = ra.exitCode === 0 ? [a, b] : [b, a];
+      const loser = ra.exitCode === 0 ? rb : ra;
+      assert.equal(loser.exitCode, 1, loser.stdout + loser.stderr);
+      assert.match(
+        loser.stderr,
+        new RegExp(`bridge nspawnd0: already lab ${won.name}'s`),
+        `round ${i}: the refusal names the other lab`,
+      );
+      const failing = (await probes(won)).filter((p) => !p.ok);
+      assert.deepEqual(failing, [], `round ${i}: the survivor's status passes`);
+      // The loser left nothing to undo; the survivor's netdown leaves nothing at all.
+      assert.doesNotMatch(ok(await lost.cli(["run", "netdown"])).stdout, /UNDONE/);
+      ok(await won.cli(["run", "netdown"]));
+      await assertNoResidue(a, `after round ${i}`);
+    }
+  },
 );
 
 test("container names are one lab's on the host; a claim of a lab that is gone does not count", {

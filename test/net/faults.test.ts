@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { assertNoResidue, ok } from "../support/lab.js";
-import { withNettest } from "../support/net-lab.js";
+import { netTest, withNettest } from "../support/net-lab.js";
 import { skip } from "../support/ns.js";
 
 test("APLSPAWN_FAIL_AFTER at each netup task: exit 1, names the task, nothing left", { skip }, () =>
@@ -32,8 +32,10 @@ test("APLSPAWN_FAIL_AFTER at each netup task: exit 1, names the task, nothing le
   ),
 );
 
-test("a failure after netup's forwarding task restores the old ip_forward value, even 1", { skip }, () =>
-  withNettest({}, async (lab) => {
+netTest(
+  "a failure after netup's forwarding task restores the old ip_forward value, even 1",
+  {},
+  async (lab) => {
     const { ns } = lab;
     // With forwarding already on, the task finds nothing to do and rollback must not turn it off.
     assert.equal((await ns.run("sysctl", ["-q", "-w", "net.ipv4.ip_forward=1"])).exitCode, 0);
@@ -42,5 +44,5 @@ test("a failure after netup's forwarding task restores the old ip_forward value,
     assert.equal(r.exitCode, 1);
     await assertNoResidue(lab, "after rollback");
     assert.equal((await ns.snapshot()).ipForward, "1");
-  }),
+  },
 );

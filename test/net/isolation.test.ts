@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { assertNoResidue, initTables, type LabConfig, type NetLab, ok, withNetLab } from "../support/lab.js";
-import { useLegacy, withNettest } from "../support/net-lab.js";
+import { netTest, useLegacy } from "../support/net-lab.js";
 import { connect, lanPeer, listen, must, type Peer, peer, udpListen, udpSend } from "../support/net-peers.js";
 import { skip, type TestNamespace } from "../support/ns.js";
 
@@ -128,94 +128,92 @@ for (const legacy of [false, true])
       ),
   );
 
-test(
+netTest(
   "the lab reaches the world through NAT, not a docker0-like bridge, nor the LAN's private or CGNAT addresses unless network.allowTo names them",
-  { skip },
-  () =>
-    withNettest({}, async (lab) => {
-      const { ns } = lab;
-      ok(await lab.cli(["run", "netup"]), "netup");
-      // A docker0: its own bridge and subnet on the host, a container of its own behind it.
-      for (const args of [
-        ["link", "add", "dock0", "type", "bridge"],
-        ["addr", "add", "172.17.0.1/16", "dev", "dock0"],
-        ["link", "set", "dock0", "up"],
-      ])
-        await must(ns, "ip", args);
-      await must(ns, "sysctl", ["-q", "-w", "net/ipv6/conf/dock0/disable_ipv6=1"]);
-      const c = await container(ns, "vc10", "nspawnd0", 12);
-      const wan = await world(ns);
-      const docker = await peer(ns, {
-        hostIf: "vdock",
-        bridge: "dock0",
-        address: "172.17.0.2/16",
-        gateway: "172.17.0.1",
+  {},
+  async (lab) => {
+    const { ns } = lab;
+    ok(await lab.cli(["run", "netup"]), "netup");
+    // A docker0: its own bridge and subnet on the host, a container of its own behind it.
+    for (const args of [
+      ["link", "add", "dock0", "type", "bridge"],
+      ["addr", "add", "172.17.0.1/16", "dev", "dock0"],
+      ["link", "set", "dock0", "up"],
+    ])
+      await must(ns, "ip", args);
+    await must(ns, "sysctl", ["-q", "-w", "net/ipv6/conf/dock0/disable_ipv6=1"]);
+    const c = await container(ns, "vc10", "nspawnd0", 12);
+    const wan = await world(ns);
+    const docker = await peer(ns, {
+      hostIf: "vdock",
+      bridge: "dock0",
+      address: "172.17.0.2/16",
+      gateway: "172.17.0.1",
+    });
+    // The LAN, with a CGNAT address (a carrier's, or a tailnet's) behind it too.
+    const lan = await lanPeer(ns, ["10.10.12.0/26"], ["100.64.7.2/32"]);
+    await must(ns, "ip", ["route", "add", "100.64.7.0/24", "via", "192.168.77.2"]);
+    const stops = [
+      await listen(wan.ns, "198.51.100.2", 80),
+      await listen(lan.ns, "192.168.77.2", 80),
+      await listen(lan.ns, "100.64.7.2", 80),
+      await listen(docker.ns, "172.17.0.2", 80),
+      await listen(ns, "172.17.0.1", 81),
+    ];
+    const reach = async () => ({
+      world: await connect(c.ns, "198.51.100.2", 80, true),
+      "the LAN": await connect(c.ns, "192.168.77.2", 80, true),
+      CGNAT: await connect(c.ns, "100.64.7.2", 80),
+      "the docker bridge's container": await connect(c.ns, "172.17.0.2", 80),
+      "the host on the docker bridge": await connect(c.ns, "172.17.0.1", 81),
+    });
+    await withPeers([c, wan, docker, lan], stops, async () => {
+      assert.deepEqual(await reach(), {
+        world: "open from 198.51.100.1",
+        "the LAN": "refused",
+        CGNAT: "refused",
+        "the docker bridge's container": "refused",
+        "the host on the docker bridge": "refused",
       });
-      // The LAN, with a CGNAT address (a carrier's, or a tailnet's) behind it too.
-      const lan = await lanPeer(ns, ["10.10.12.0/26"], ["100.64.7.2/32"]);
-      await must(ns, "ip", ["route", "add", "100.64.7.0/24", "via", "192.168.77.2"]);
-      const stops = [
-        await listen(wan.ns, "198.51.100.2", 80),
-        await listen(lan.ns, "192.168.77.2", 80),
-        await listen(lan.ns, "100.64.7.2", 80),
-        await listen(docker.ns, "172.17.0.2", 80),
-        await listen(ns, "172.17.0.1", 81),
-      ];
-      const reach = async () => ({
-        world: await connect(c.ns, "198.51.100.2", 80, true),
-        "the LAN": await connect(c.ns, "192.168.77.2", 80, true),
-        CGNAT: await connect(c.ns, "100.64.7.2", 80),
-        "the docker bridge's container": await connect(c.ns, "172.17.0.2", 80),
-        "the host on the docker bridge": await connect(c.ns, "172.17.0.1", 81),
+      // The LAN given: reached, masqueraded to the host's address there; nothing else opens.
+      await lab.writeConfig({
+        network: { bridge: "nspawnd0", chain: "NSPAWN", allowTo: ["192.168.77.0/24"] },
       });
-      await withPeers([c, wan, docker, lan], stops, async () => {
-        assert.deepEqual(await reach(), {
-          world: "open from 198.51.100.1",
-          "the LAN": "refused",
-          CGNAT: "refused",
-          "the docker bridge's container": "refused",
-          "the host on the docker bridge": "refused",
-        });
-        // The LAN given: reached, masqueraded to the host's address there; nothing else opens.
-        await lab.writeConfig({
-          network: { bridge: "nspawnd0", chain: "NSPAWN", allowTo: ["192.168.77.0/24"] },
-        });
-        ok(await lab.cli(["run", "netup"]), "netup with allowTo");
-        assert.deepEqual(await reach(), {
-          world: "open from 198.51.100.1",
-          "the LAN": "open from 192.168.77.1",
-          CGNAT: "refused",
-          "the docker bridge's container": "refused",
-          "the host on the docker bridge": "refused",
-        });
+      ok(await lab.cli(["run", "netup"]), "netup with allowTo");
+      assert.deepEqual(await reach(), {
+        world: "open from 198.51.100.1",
+        "the LAN": "open from 192.168.77.1",
+        CGNAT: "refused",
+        "the docker bridge's container": "refused",
+        "the host on the docker bridge": "refused",
       });
-      await must(ns, "ip", ["link", "del", "dock0"]);
-      ok(await lab.cli(["run", "netdown"]), "netdown");
-      await assertNoResidue(lab, "after netdown");
-    }),
+    });
+    await must(ns, "ip", ["link", "del", "dock0"]);
+    ok(await lab.cli(["run", "netdown"]), "netdown");
+    await assertNoResidue(lab, "after netdown");
+  },
 );
 
-test(
+netTest(
   "packets from the bridge with a source outside the lab's subnet are dropped, to the world and to the host",
-  { skip },
-  () =>
-    withNettest({ hostPorts: ["udp/5353"] }, async (lab) => {
-      const { ns } = lab;
-      ok(await lab.cli(["run", "netup"]), "netup");
-      const c = await container(ns, "vc10", "nspawnd0", 12, ["203.0.113.5/32"]);
-      const wan = await world(ns);
-      const out = await udpListen(wan.ns, "198.51.100.2", 9999);
-      const host = await udpListen(ns, "10.10.12.1", 5353);
-      await withPeers([c, wan], [out.stop, host.stop], async () => {
-        // Each time the spoofed datagram goes first and a true one after it, on the same path.
-        await udpSend(c.ns, "198.51.100.2", 9999, "spoofed", "203.0.113.5");
-        await udpSend(c.ns, "198.51.100.2", 9999, "marker");
-        assert.deepEqual(await out.waitFor("marker"), ["198.51.100.1 marker"], "to the world");
-        await udpSend(c.ns, "10.10.12.1", 5353, "spoofed", "203.0.113.5");
-        await udpSend(c.ns, "10.10.12.1", 5353, "marker");
-        assert.deepEqual(await host.waitFor("marker"), ["10.10.12.10 marker"], "to a hostPorts port");
-      });
-      ok(await lab.cli(["run", "netdown"]), "netdown");
-      await assertNoResidue(lab, "after netdown");
-    }),
+  { hostPorts: ["udp/5353"] },
+  async (lab) => {
+    const { ns } = lab;
+    ok(await lab.cli(["run", "netup"]), "netup");
+    const c = await container(ns, "vc10", "nspawnd0", 12, ["203.0.113.5/32"]);
+    const wan = await world(ns);
+    const out = await udpListen(wan.ns, "198.51.100.2", 9999);
+    const host = await udpListen(ns, "10.10.12.1", 5353);
+    await withPeers([c, wan], [out.stop, host.stop], async () => {
+      // Each time the spoofed datagram goes first and a true one after it, on the same path.
+      await udpSend(c.ns, "198.51.100.2", 9999, "spoofed", "203.0.113.5");
+      await udpSend(c.ns, "198.51.100.2", 9999, "marker");
+      assert.deepEqual(await out.waitFor("marker"), ["198.51.100.1 marker"], "to the world");
+      await udpSend(c.ns, "10.10.12.1", 5353, "spoofed", "203.0.113.5");
+      await udpSend(c.ns, "10.10.12.1", 5353, "marker");
+      assert.deepEqual(await host.waitFor("marker"), ["10.10.12.10 marker"], "to a hostPorts port");
+    });
+    ok(await lab.cli(["run", "netdown"]), "netdown");
+    await assertNoResidue(lab, "after netdown");
+  },
 );

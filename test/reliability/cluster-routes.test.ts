@@ -19,6 +19,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { vniOf } from "../../config/cluster.js";
 import { assertAsBefore, DEBS, hostState, joinDatacenter, ok, sshDebs } from "../support/cluster.js";
 import { PROBE_PY, TOOL_PY } from "../support/cluster-probes.js";
+import { ensureTestImage } from "../support/image.js";
 import { CLI, type NsResult, skip, TestNamespace, tempDir } from "../support/ns.js";
 import { type SystemdHost, withSystemdHosts } from "../support/systemd-host.js";
 
@@ -90,13 +91,15 @@ test("a lab across two hosts with overlay routes: Ansible reaches all 4 containe
           );
         const before = await Promise.all(hosts.map((h) => hostState(h, WORKDIR)));
         const [h1] = hosts as [SystemdHost, SystemdHost];
+        // The control node's image: up copies it to each host.
+        const image = await ensureTestImage();
         await writeFile(
           join(t.path, "lab.yaml"),
           `lab: ${LAB}
 workdir: ${WORKDIR}
 cluster: {inventory: hosts.ini, overlay: routes}
 network: {bridge: br-r32, address: 10.10.52.1/26}
-image: {url: "file://${h1.image.path}", sha256: "${h1.image.sha256}"}
+image: {url: "file://${image.path}", sha256: "${image.sha256}"}
 containers: {count: 4, prefix: r32-, ipRange: [10.10.52.10, 10.10.52.40], machinesDir: /var/lib/machines/r32, readyTimeout: 120}
 inventory: {file: inventory.ini}
 `,

@@ -21,6 +21,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { vniOf } from "../../config/cluster.js";
 import { assertAsBefore, DEBS, hostState, joinDatacenter, ok, sshDebs } from "../support/cluster.js";
 import { PROBE_PY, TOOL_PY } from "../support/cluster-probes.js";
+import { ensureTestImage } from "../support/image.js";
 import { CLI, type NsResult, skip, TestNamespace, tempDir } from "../support/ns.js";
 import { type SystemdHost, withSystemdHosts } from "../support/systemd-host.js";
 import { until } from "../support/wait.js";
@@ -138,13 +139,16 @@ test("a lab across three hosts: a fault on one mid-up rolls back all three; Ansi
         const ports = await joinDatacenter(dcNs!, DC, t.path, hosts, HOSTS);
         const before = await Promise.all(hosts.map((h) => hostState(h, WORKDIR)));
         const [h1, h2, h3] = hosts as [SystemdHost, SystemdHost, SystemdHost];
+        // The control node's image (a file:// URL names the control node's file): up copies it to
+        // each host and down removes the copies.
+        const image = await ensureTestImage();
         await writeFile(
           join(t.path, "lab.yaml"),
           `lab: ${LAB}
 workdir: ${WORKDIR}
 cluster: {inventory: hosts.ini}
 network: {bridge: br-x32, address: 10.10.44.1/26}
-image: {url: "file://${h1.image.path}", sha256: "${h1.image.sha256}"}
+image: {url: "file://${image.path}", sha256: "${image.sha256}"}
 containers: {count: 6, prefix: x32-, ipRange: [10.10.44.10, 10.10.44.40], machinesDir: /var/lib/machines/x32, readyTimeout: 120}
 inventory: {file: inventory.ini}
 `,

@@ -307,24 +307,11 @@ async function buildTestImage(recipe: Recipe): Promise<{ path: string; sha256: s
     // flock: concurrent test files wait for one build; unshare: nothing debootstrap mounts can leak,
     // and the host's index of labs is a private tmpfs there (the build's lab is not the host's).
     await mkdir(INDEX_DIR, { recursive: true, mode: 0o700 });
-    const r = await execa(
-      "flock",
-      [
-        join(TEST_CACHE, `image-${recipeKey(recipe)}.lock`),
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-        "sh",
-        "-ec",
-        'mount -t tmpfs -o mode=0700 aplspawn-test-index "$1"; shift; exec "$@"',
-        "sh",
-        INDEX_DIR,
-        process.execPath,
-        ...cli,
-      ],
-      { reject: false, timeout: 60 * 60 * 1000, all: true },
+    const r = await lockedPrivate(
+      join(TEST_CACHE, `image-${recipeKey(recipe)}.lock`),
+      'set -e; mount -t tmpfs -o mode=0700 aplspawn-test-index "$1"; shift; exec "$@"',
+      [INDEX_DIR, process.execPath, ...cli],
+      60 * 60 * 1000,
     );
     if (r.exitCode !== 0) throw new Error(`building the test image failed (exit ${r.exitCode}):\n${r.all}`);
   } finally {
@@ -333,4 +320,20 @@ async function buildTestImage(recipe: Recipe): Promise<{ path: string; sha256: s
   const done = await cached(path);
   if (!done) throw new Error(`the test image build left no verified image at ${path}`);
   return done;
+}
+
+/**
+ * `sh -c script sh args…` holding the lock file (flock: one at a time across test files) in a mount
+ * namespace of its own (unshare, private propagation: nothing it mounts leaks). Never rejects.
+ */
+export function lockedPrivate(lock: string, script: string, args: readonly string[], timeout: number) {
+  return execa(
+    "flock",
+    [lock, "unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", ...args],
+    {
+      reject: false,
+      all: true,
+      timeout,
+    },
+  );
 }

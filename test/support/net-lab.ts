@@ -3,8 +3,9 @@
 import assert from "node:assert/strict";
 import { cp, rm, symlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { test } from "node:test";
 import { type LabConfig, type NetLab, withNetLab } from "./lab.js";
-import type { TestNamespace } from "./ns.js";
+import { skip, type TestNamespace } from "./ns.js";
 
 /**
  * Run `fn` with the net tests' lab (no image): nettest on bridge nspawnd0, address 10.10.12.1/26,
@@ -13,6 +14,13 @@ import type { TestNamespace } from "./ns.js";
 export function withNettest(network: Record<string, unknown>, fn: (lab: NetLab) => Promise<void>) {
   return withNetLab("nettest", 12, fn, { network: { bridge: "nspawnd0", chain: "NSPAWN", ...network } });
 }
+
+/** A test on the net tests' lab (withNettest), skipped where it cannot run (not root). */
+export const netTest = (
+  title: string,
+  network: Record<string, unknown>,
+  fn: (lab: NetLab) => Promise<void>,
+) => test(title, { skip }, () => withNettest(network, fn));
 
 /** iptables-save without comments and counters: the rules only, in order. */
 export async function rules(ns: TestNamespace): Promise<string> {

@@ -13,8 +13,8 @@ import { existsSync } from "node:fs";
 import { copyFile, lstat, mkdir, open, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { execa } from "execa";
-import { ensureTestImage, TEST_CACHE } from "./image.js";
-import { inotify } from "./lab.js";
+import { ensureTestImage, lockedPrivate, TEST_CACHE } from "./image.js";
+import { holdInotify } from "./inotify.js";
 import { type NsResult, tempDir } from "./ns.js";
 import { until } from "./wait.js";
 
@@ -73,21 +73,11 @@ debootstrap --variant=minbase --include="$3" ${SUITE} "$1.tmp/root" ${MIRROR} > 
   || { tail -20 "$1.tmp/debootstrap.log" >&2; exit 1; }
 printf %s "$2" > "$1.tmp/recipe.json"
 mv "$1.tmp" "$1"`;
-  const r = await execa(
-    "flock",
-    [
-      `${ROOT_DIR}.lock`,
-      "unshare",
-      "--mount",
-      "--propagation",
-      "private",
-      "--",
-      "sh",
-      "-c",
-      script,
-      "sh",
-    ].concat([ROOT_DIR, RECIPE, PACKAGES.join(",")]),
-    { reject: false, all: true, timeout: 30 * 60_000 },
+  const r = await lockedPrivate(
+    `${ROOT_DIR}.lock`,
+    script,
+    [ROOT_DIR, RECIPE, PACKAGES.join(",")],
+    30 * 60_000,
   );
   if (r.exitCode !== 0)
     throw new Error(`building the systemd host's root failed (exit ${r.exitCode}):\n${r.all}`);
@@ -123,8 +113,7 @@ export async function withSystemdHost(
     (h) => `${h}/aplspawn-test/${name}`,
   );
   // Inside, /proc/sys is read-only: the limit the lab's containers need must be there already.
-  const inotifyBefore = await inotify();
-  if (inotifyBefore < 8192) await writeFile("/proc/sys/fs/inotify/max_user_instances", "8192");
+  const releaseInotify = holdInotify();
   let outer: ChildProcess | undefined;
   let failed = false;
   try {
@@ -238,8 +227,7 @@ export async function withSystemdHost(
     const propagate = `/run/systemd/nspawn/propagate/${machine}`;
     const propagateLeft = existsSync(propagate);
     await rm(propagate, { recursive: true, force: true });
-    if (inotifyBefore < 8192)
-      await writeFile("/proc/sys/fs/inotify/max_user_instances", `${inotifyBefore}\n`);
+    releaseInotify();
     const mounts = (await readFile("/proc/self/mountinfo", "utf8"))
       .split("\n")
       .filter((l) => l.includes(t.path));
