@@ -234,13 +234,10 @@ test("a second run on a locked lab fails at once naming the holder; a dead holde
   withWorld(async (t) => {
     const wf = labWorkflow(t.world, { perFile: { a: { delayMs: 2000 } } });
     const first = run(wf, t.lab);
-    const { access } = await import("node:fs/promises");
-    while (
-      !(await access(join(t.lab, "lock")).then(
-        () => true,
-        () => false,
-      ))
-    )
+    // Held once it names its holder: the file is made a moment before the kernel's lock is taken,
+    // and on a loaded host a second run looking then could take it first.
+    const { readFile } = await import("node:fs/promises");
+    while (!(await readFile(join(t.lab, "lock"), "utf8").catch(() => "")).includes(`"pid":${process.pid}`))
       await new Promise((r) => setTimeout(r, 10));
     const second = await run(labWorkflow(t.world), t.lab);
     assert.ok(second.error instanceof LockedError);
