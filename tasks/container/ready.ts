@@ -41,6 +41,8 @@ export const containerReady = defineTask<ReadyParams, null>({
   title: (p) => `Checking ssh connection to ${p.ip} (container ${p.name})`,
   async check(ctx, p) {
     if (!(await theNspawn(ctx, p.name, p.merged))) return false;
+    // A container just started has nothing on port 22 yet: known without starting ssh.
+    if (!(await ctx.host.canConnect(p.ip, 22, 300, ctx.signal))) return false;
     return (await trySsh(ctx, p)).ok;
   },
   async run(ctx, p) {
