@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { UsageError } from "../errors.js";
 import type { ExecOptions, ExecResult, Host, HostContext } from "../host/host.js";
-import { type OwnerWrites, ownerWriteCommand, ownerWriteManyCommand } from "./owner-write.js";
+import { type OwnerWrites, ownerWriteCommand } from "./owner-write.js";
 
 export const ownerSchema = z.object({
   name: z.string(),
@@ -143,27 +143,21 @@ export function ownerFs(ctx: HostContext, o: Owner | undefined): OwnerFs {
     if (x.exitCode !== 0)
       throw new Error(`${what} as ${o.name} failed: ${x.stderr.trim() || `exit ${x.exitCode}`}`);
   };
+  const writeAs = (what: string, w: OwnerWrites) => {
+    const { cmd, args, input } = ownerWriteCommand(w);
+    // PERL5OPT is root's environment, for root's programs: not for one run as the owner.
+    return must(what, execAsOwner(ctx, o, cmd, args, { input, env: { PERL5OPT: "" } }));
+  };
   return {
     async read(p) {
       const r = await execAsOwner(ctx, o, "cat", ["--", p], { readOnly: true });
       return r.exitCode === 0 ? r.stdout : undefined;
     },
     // A fresh temp file beside it, then rename (owner-write.ts); the content comes on stdin.
-    write: (p, t, m) => {
-      const [cmd, args] = ownerWriteCommand(p, m);
-      // NODE_OPTIONS is root's, for aplspawn: not for a program run as the owner.
-      return must(`writing ${p}`, execAsOwner(ctx, o, cmd, args, { input: t, env: { NODE_OPTIONS: "" } }));
-    },
+    write: (p, t, m) => writeAs(`writing ${p}`, { dirs: [], files: [{ path: p, text: t, mode: m }] }),
     // A process start per file was most of the second a small lab's up spent after its last
     // container answered: one for all.
-    writeAll: (w) => {
-      const [cmd, args] = ownerWriteManyCommand();
-      const what = `writing ${w.files.map((f) => f.path).join(", ")}`;
-      return must(
-        what,
-        execAsOwner(ctx, o, cmd, args, { input: JSON.stringify(w), env: { NODE_OPTIONS: "" } }),
-      );
-    },
+    writeAll: (w) => writeAs(`writing ${w.files.map((f) => f.path).join(", ")}`, w),
     mkdir: (p) => must(`making ${p}`, execAsOwner(ctx, o, "mkdir", ["-p", "-m", "0700", "--", p])),
     rm: (...ps) => must(`removing ${ps.join(", ")}`, execAsOwner(ctx, o, "rm", ["-f", "--", ...ps])),
     // rmdir goes on past a directory it cannot remove (a parent after its child then fails too).
