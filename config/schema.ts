@@ -108,6 +108,9 @@ export const DEFAULT_PACKAGES = [
   "systemd",
   "systemd-sysv",
   "dbus",
+  // pam_systemd: a login (and a lingering user) gets its own systemd --user, so `systemctl --user`
+  // and Ansible's systemd module with scope: user work, as on a Debian install (minbase leaves it out).
+  "libpam-systemd",
   "openssh-server",
   "iproute2",
   "python3",

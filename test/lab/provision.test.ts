@@ -205,7 +205,7 @@ test(
 );
 
 test(
-  "provision on both boot profiles (containers.boot lab and full): facts, become, a service with a handler, name resolution and journalctl pass with idempotence",
+  "provision on both boot profiles (containers.boot lab and full): facts, become, a service with a handler, name resolution, journalctl and a user unit through systemctl --user pass with idempotence",
   { skip },
   () =>
     withLab("prb", 57, async (lab) => {
@@ -234,6 +234,38 @@ test(
       register: j
       changed_when: false
       failed_when: j.rc != 0 or 'aplspawn-probe' not in j.stdout
+    # systemctl --user: a unit of the lab user's own manager. Lingering starts that manager at boot
+    # and keeps it after the last logout, as on a host (logind and user@.service run with both
+    # profiles); the module finds the manager's bus under /run/user/UID.
+    - name: the lab user lingers
+      ansible.builtin.command: loginctl enable-linger {{ ansible_user }}
+      args:
+        creates: /var/lib/systemd/linger/{{ ansible_user }}
+    - name: a user unit
+      become_user: "{{ ansible_user }}"
+      block:
+        - name: its directory
+          ansible.builtin.file:
+            path: ~/.config/systemd/user
+            state: directory
+            mode: "0755"
+        - name: its file
+          ansible.builtin.copy:
+            dest: ~/.config/systemd/user/aplspawn-user-probe.service
+            content: "[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\nWantedBy=default.target\\n"
+            mode: "0644"
+        - name: it runs, enabled, under the user's manager
+          ansible.builtin.systemd:
+            name: aplspawn-user-probe
+            scope: user
+            state: started
+            enabled: true
+            daemon_reload: true
+        - name: the user's manager says so
+          ansible.builtin.shell: XDG_RUNTIME_DIR=/run/user/$(id -u) systemctl --user is-active aplspawn-user-probe
+          register: u
+          changed_when: false
+          failed_when: u.stdout != 'active'
 `)}  handlers:
     - name: restart probe
       ansible.builtin.systemd:
