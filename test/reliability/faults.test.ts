@@ -68,7 +68,13 @@ labTest(
       const r = await lab.cli(["run", "up", "--no-rollback"], { APLSPAWN_FAIL_AFTER: "containers.extra" });
       assert.equal(r.exitCode, 1, `preparing the network and the image:\n${r.stdout}\n${r.stderr}`);
       assert.equal((await lab.ns.run("mountpoint", ["-q", join(lab.workdir, "rfa", "lower")])).exitCode, 0);
-      return baseline(lab);
+      const b = await baseline(lab);
+      // The journal the runs below are compared with is read: it holds what the prepare made.
+      assert.ok(
+        b.journal.includes("net.bridge done") && b.journal.includes("image.lower done"),
+        b.journal.join(),
+      );
+      return b;
     };
     before = await prepare();
     for (const { id } of perContainer) {
