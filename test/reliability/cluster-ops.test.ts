@@ -20,7 +20,9 @@ const HOSTS = [
   { name: "o32h1", address: "198.18.32.11" },
   { name: "o32h2", address: "198.18.32.12" },
 ];
-const WORKDIR = "/var/lib/aplspawn/o32-cluster-ops-test";
+// The hosts see the control node's /var/lib/aplspawn; a run of its own there (two runs of this file
+// side by side, from two checkouts, must not take down or delete each other's lab).
+const WORKDIR = `/var/lib/aplspawn/o32-cluster-ops-test-${process.pid}`;
 
 /** What a scenario gets: the hosts, the CLI on the lab's config, the datacenter's commands. */
 interface Lab {
@@ -31,11 +33,18 @@ interface Lab {
   inventory: string;
 }
 
-/**
- * Two hosts on the datacenter, the lab's files on the control node, then the scenario; then `run
- * down`, and each host as it was before, the one inventory gone, status saying the lab is down.
- */
-async function withCluster(scenario: (l: Lab) => Promise<void>): Promise<void> {
+/** The two hosts on the datacenter, booted once for the scenarios of this file. */
+interface Cluster {
+  hosts: [SystemdHost, SystemdHost];
+  dc(argv: readonly string[]): Promise<NsResult>;
+  /** The control node's directory: the key, hosts.ini and known_hosts, the lab's files. */
+  dir: string;
+  /** Each host as it was before any lab. */
+  before: string[];
+}
+
+/** Two hosts on the datacenter (booted, sshd up, joined), then `fn`; then everything goes. */
+async function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
   await sshDebs();
   const t = await tempDir("aplspawn-o32-");
   const ns = await TestNamespace.create();
@@ -51,37 +60,9 @@ async function withCluster(scenario: (l: Lab) => Promise<void>): Promise<void> {
       HOSTS.map((h) => h.name),
       binds,
       async (hosts) => {
-        const [h1, h2] = hosts as [SystemdHost, SystemdHost];
-        // The control node's image: up copies it to each host.
-        const image = await ensureTestImage();
         await joinDatacenter(ns, DC, t.path, hosts, HOSTS);
         const before = await Promise.all(hosts.map((h) => hostState(h)));
-        await writeFile(
-          join(t.path, "lab.yaml"),
-          `lab: o32
-workdir: ${WORKDIR}
-cluster: {inventory: hosts.ini}
-network: {bridge: br-o32, address: 10.10.46.1/26}
-image: {url: "file://${image.path}", sha256: "${image.sha256}"}
-containers: {count: 2, prefix: o32-, machinesDir: /var/lib/machines/o32, readyTimeout: 120}
-inventory: {file: inventory.ini}
-`,
-        );
-        const cli = (args: string[]) => dc(["node", CLI, "-c", join(t.path, "lab.yaml"), ...args]);
-        try {
-          await scenario({ h1, h2, cli, dc, inventory: join(t.path, "inventory.ini") });
-        } catch (e) {
-          // A failed scenario still takes the lab down: the hosts' loop devices are this machine's.
-          await cli(["run", "down"]);
-          throw e;
-        }
-        ok(await cli(["run", "down"]), "run down with cluster");
-        for (const [i, h] of hosts.entries())
-          assert.equal(await hostState(h), before[i], `host ${HOSTS[i]!.name} differs from before the lab`);
-        const after = await cli(["status"]);
-        assert.equal(after.exitCode, 1);
-        assert.match(after.stderr, /lab o32 is down/);
-        assert.equal(existsSync(join(t.path, "inventory.ini")), false, "the one inventory was left");
+        await fn({ hosts: hosts as [SystemdHost, SystemdHost], dc, dir: t.path, before });
       },
     );
   } finally {
@@ -91,137 +72,180 @@ inventory: {file: inventory.ini}
   }
 }
 
+/**
+ * One scenario on the cluster's hosts: the lab's files on the control node, the scenario, then `run
+ * down`, and each host as it was before, the one inventory gone, status saying the lab is down; the
+ * lab's workdir on the control node goes with it (the next scenario starts from nothing there).
+ */
+async function onCluster(c: Cluster, scenario: (l: Lab) => Promise<void>): Promise<void> {
+  const { hosts, dc, dir, before } = c;
+  const [h1, h2] = hosts;
+  // The control node's image: up copies it to each host.
+  const image = await ensureTestImage();
+  try {
+    await writeFile(
+      join(dir, "lab.yaml"),
+      `lab: o32
+workdir: ${WORKDIR}
+cluster: {inventory: hosts.ini}
+network: {bridge: br-o32, address: 10.10.46.1/26}
+image: {url: "file://${image.path}", sha256: "${image.sha256}"}
+containers: {count: 2, prefix: o32-, machinesDir: /var/lib/machines/o32, readyTimeout: 120}
+inventory: {file: inventory.ini}
+`,
+    );
+    const cli = (args: string[]) => dc(["node", CLI, "-c", join(dir, "lab.yaml"), ...args]);
+    try {
+      await scenario({ h1, h2, cli, dc, inventory: join(dir, "inventory.ini") });
+    } catch (e) {
+      // A failed scenario still takes the lab down: the hosts' loop devices are this machine's.
+      await cli(["run", "down"]);
+      throw e;
+    }
+    ok(await cli(["run", "down"]), "run down with cluster");
+    for (const [i, h] of hosts.entries())
+      assert.equal(await hostState(h), before[i], `host ${HOSTS[i]!.name} differs from before the lab`);
+    const after = await cli(["status"]);
+    assert.equal(after.exitCode, 1);
+    assert.match(after.stderr, /lab o32 is down/);
+    assert.equal(existsSync(join(dir, "inventory.ini")), false, "the one inventory was left");
+  } finally {
+    await rm(WORKDIR, { recursive: true, force: true });
+  }
+}
+
+// The two scenarios share one boot of the two hosts: each ends with the lab down and both hosts
+// as they were before it (and host 2's sshd serving again), so the next starts as on fresh hosts.
 test(
-  "a lab across two hosts from the control node: up's table, status and labs show each host's containers and states, ssh and exec reach a container through its host, an unreachable host is named with why",
-  {
-    skip,
-    timeout: 40 * 60_000,
-  },
-  () =>
-    withCluster(async ({ h2, cli, dc }) => {
-      // Up: its table names each container's host and its state as that host reports it.
-      const up = ok(await cli(["run", "up"]), "run up with cluster");
-      assert.match(up.stdout, /NAME\s+ADDRESS\s+HOST\s+GROUPS\s+STATE/);
-      assert.match(up.stdout, /o32-10\s+10\.10\.46\.10\s+o32h1\s+\S+\s+running/);
-      assert.match(up.stdout, /o32-11\s+10\.10\.46\.11\s+o32h2\s+\S+\s+running/);
-
-      // status: each host's own checks of its share.
-      const st = ok(await cli(["status"]), "status across hosts");
-      assert.match(st.stdout, /host o32h1 \(198\.18\.32\.11\): o32-10/);
-      assert.match(st.stdout, /host o32h2 \(198\.18\.32\.12\): o32-11/);
-      assert.match(st.stdout, /Checking container o32-11 on o32h2, ip 10\.10\.46\.11\/26/);
-      assert.match(st.stdout, /\[ DONE \] all \d+ checks passed on 2 hosts/);
-      const stj = JSON.parse(ok(await cli(["status", "--json"]), "status --json").stdout) as {
-        ok: boolean;
-        hosts: { host: string; ok: boolean; checks: { target: string }[] }[];
-      };
-      assert.equal(stj.ok, true);
-      assert.deepEqual(
-        stj.hosts.map((h) => [
-          h.host,
-          h.ok,
-          h.checks.some((k) => k.target === `o32-1${h.host.at(-1) === "1" ? 0 : 1}`),
-        ]),
-        [
-          ["o32h1", true, true],
-          ["o32h2", true, true],
-        ],
+  "two hosts booted once, a lab across them used from the control node",
+  { skip, timeout: 40 * 60_000 },
+  (t) =>
+    withCluster(async (c) => {
+      await t.test(
+        "a lab across two hosts from the control node: up's table, status and labs show each host's containers and states, ssh and exec reach a container through its host, an unreachable host is named with why",
+        () => onCluster(c, acrossTwoHosts),
       );
-
-      // labs: the lab up, each host's container running there.
-      const labs = JSON.parse(ok(await dc(["node", CLI, "labs", "--json"]), "labs").stdout) as {
-        lab: string;
-        state: string;
-        containersUp: number;
-        hosts?: { host: string; containers: { name: string; state: string }[] }[];
-      }[];
-      const row = labs.find((r) => r.lab === "o32");
-      assert.equal(row?.state, "up", JSON.stringify(labs));
-      assert.equal(row?.containersUp, 2);
-      assert.deepEqual(
-        row?.hosts?.map((h) => [h.host, h.containers]),
-        [
-          ["o32h1", [{ name: "o32-10", state: "running" }]],
-          ["o32h2", [{ name: "o32-11", state: "running" }]],
-        ],
+      await t.test(
+        "run up --keep-going across two hosts: the host that fails is named with why and taken down alone, the other's share stays up in the one inventory and the overlay, run down takes down both",
+        () => onCluster(c, keepGoing),
       );
-      assert.match(
-        ok(await dc(["node", CLI, "labs"]), "labs").stdout,
-        /^ {2}o32h2 \(198\.18\.32\.12\): o32-11 running$/m,
-      );
-
-      // ssh through the host (the merged known_hosts pins the container's key), exec by its host.
-      const ssh = ok(await cli(["ssh", "o32-11", "--", "cat", "/etc/hostname"]), "ssh across hosts");
-      assert.equal(ssh.stdout.trim(), "o32-11");
-      const ex = ok(await cli(["exec", "o32-10", "--", "cat", "/etc/hostname"]), "exec across hosts");
-      assert.equal(ex.stdout.trim(), "o32-10");
-      // Its exit code comes back.
-      assert.equal((await cli(["exec", "o32-11", "--", "sh", "-c", "exit 7"])).exitCode, 7);
-
-      // One host unreachable: named, with why; the other still reports.
-      ok(await h2.run(["systemctl", "stop", "sshd-test"]), "stop host 2's sshd");
-      const down2 = await cli(["status"]);
-      assert.equal(down2.exitCode, 1, down2.stdout);
-      assert.match(
-        down2.stdout,
-        /\[ FAIL \] host o32h2 \(198\.18\.32\.12\): o32-11: unreachable: .*198\.18\.32\.12 port 22/,
-      );
-      assert.match(down2.stdout, /\[ OK \] o32h1: /);
-      assert.match(down2.stderr, /status failed on o32h2; no answer from o32h2: unreachable/);
-      const labs2 = ok(await dc(["node", CLI, "labs"]), "labs with a host unreachable").stdout;
-      assert.match(labs2, /^o32\s+partial\s+1\/2/m);
-      assert.match(labs2, /^ {2}o32h2 \(198\.18\.32\.12\): no answer: unreachable: /m);
-      const ex2 = await cli(["exec", "o32-11", "--", "true"]);
-      assert.equal(ex2.exitCode, 255);
-      assert.match(ex2.stderr, /ssh to its host o32h2 \(198\.18\.32\.12\) failed/);
-      ok(
-        await h2.run(["systemd-run", "--unit=sshd-test2", "/usr/sbin/sshd", "-D", "-e"]),
-        "host 2's sshd again",
-      );
-      for (let i = 0; i < 50 && (await h2.run(["sh", "-c", "ss -ltn | grep -q ':22 '"])).exitCode !== 0; i++)
-        await new Promise((r) => setTimeout(r, 100));
     }),
 );
 
-test(
-  "run up --keep-going across two hosts: the host that fails is named with why and taken down alone, the other's share stays up in the one inventory and the overlay, run down takes down both",
-  {
-    skip,
-    timeout: 40 * 60_000,
-  },
-  () =>
-    withCluster(async ({ h1, h2, cli, dc, inventory }) => {
-      const before2 = await hostState(h2);
-      // Host 2 cannot make its lab's machines directory (a file stands there): its aplspawn run up
-      // fails (and rolls back its own part).
-      ok(
-        await h2.run(["sh", "-c", "mkdir -p /var/lib/machines && : > /var/lib/machines/o32"]),
-        "host 2's machines dir blocked",
-      );
-      const up = await cli(["run", "up", "--keep-going"]);
-      assert.equal(up.exitCode, 1, `${up.stdout}\n${up.stderr}`);
-      assert.match(
-        up.stdout,
-        /warning: host o32h2 failed: .+; its share is taken down, the lab goes on without it/,
-      );
-      assert.match(up.stderr, /the lab is up without o32h2 \(--keep-going\): o32h2: /);
-      // The table and the one inventory: host 1's container alone, running.
-      assert.match(up.stdout, /o32-10\s+10\.10\.46\.10\s+o32h1\s+\S+\s+running/);
-      assert.doesNotMatch(up.stdout, /o32-11\s+10\.10\.46\.11/);
-      const inv = await readFile(inventory, "utf8");
-      assert.match(inv, /^o32-10 /m);
-      assert.doesNotMatch(inv, /o32-11/);
-      const ping = ok(await dc(["ansible", "-i", inventory, "all", "-m", "ping", "-o"]), "ansible ping");
-      assert.equal(ping.stdout.match(/SUCCESS/g)?.length, 1, ping.stdout);
-      // Host 2 holds nothing of the lab; host 1's overlay no longer sends to it.
-      assert.equal(await hostState(h2), before2, "host 2 keeps something of the failed share");
-      const fdb = ok(await h1.run(["bridge", "fdb", "show"]), "fdb").stdout;
-      assert.doesNotMatch(fdb, /dst 198\.18\.32\.12\b/);
-      assert.match(ok(await h1.run(["ip", "-o", "link", "show", "type", "vxlan"]), "vxlan").stdout, /aplvx/);
-      // status asks the host that holds the lab.
-      const st = ok(await cli(["status"]), "status after keep-going");
-      assert.match(st.stdout, /host o32h1 \(198\.18\.32\.11\): o32-10/);
-      assert.doesNotMatch(st.stdout, /host o32h2/);
-      ok(await h2.run(["rm", "/var/lib/machines/o32"]), "host 2's machines dir unblocked");
-    }),
-);
+/** up's table, status, labs, ssh and exec across the hosts; then host 2 unreachable. */
+async function acrossTwoHosts({ h2, cli, dc }: Lab): Promise<void> {
+  // Up: its table names each container's host and its state as that host reports it.
+  const up = ok(await cli(["run", "up"]), "run up with cluster");
+  assert.match(up.stdout, /NAME\s+ADDRESS\s+HOST\s+GROUPS\s+STATE/);
+  assert.match(up.stdout, /o32-10\s+10\.10\.46\.10\s+o32h1\s+\S+\s+running/);
+  assert.match(up.stdout, /o32-11\s+10\.10\.46\.11\s+o32h2\s+\S+\s+running/);
+
+  // status: each host's own checks of its share.
+  const st = ok(await cli(["status"]), "status across hosts");
+  assert.match(st.stdout, /host o32h1 \(198\.18\.32\.11\): o32-10/);
+  assert.match(st.stdout, /host o32h2 \(198\.18\.32\.12\): o32-11/);
+  assert.match(st.stdout, /Checking container o32-11 on o32h2, ip 10\.10\.46\.11\/26/);
+  assert.match(st.stdout, /\[ DONE \] all \d+ checks passed on 2 hosts/);
+  const stj = JSON.parse(ok(await cli(["status", "--json"]), "status --json").stdout) as {
+    ok: boolean;
+    hosts: { host: string; ok: boolean; checks: { target: string }[] }[];
+  };
+  assert.equal(stj.ok, true);
+  assert.deepEqual(
+    stj.hosts.map((h) => [
+      h.host,
+      h.ok,
+      h.checks.some((k) => k.target === `o32-1${h.host.at(-1) === "1" ? 0 : 1}`),
+    ]),
+    [
+      ["o32h1", true, true],
+      ["o32h2", true, true],
+    ],
+  );
+
+  // labs: the lab up, each host's container running there.
+  const labs = JSON.parse(ok(await dc(["node", CLI, "labs", "--json"]), "labs").stdout) as {
+    lab: string;
+    state: string;
+    containersUp: number;
+    hosts?: { host: string; containers: { name: string; state: string }[] }[];
+  }[];
+  const row = labs.find((r) => r.lab === "o32");
+  assert.equal(row?.state, "up", JSON.stringify(labs));
+  assert.equal(row?.containersUp, 2);
+  assert.deepEqual(
+    row?.hosts?.map((h) => [h.host, h.containers]),
+    [
+      ["o32h1", [{ name: "o32-10", state: "running" }]],
+      ["o32h2", [{ name: "o32-11", state: "running" }]],
+    ],
+  );
+  assert.match(
+    ok(await dc(["node", CLI, "labs"]), "labs").stdout,
+    /^ {2}o32h2 \(198\.18\.32\.12\): o32-11 running$/m,
+  );
+
+  // ssh through the host (the merged known_hosts pins the container's key), exec by its host.
+  const ssh = ok(await cli(["ssh", "o32-11", "--", "cat", "/etc/hostname"]), "ssh across hosts");
+  assert.equal(ssh.stdout.trim(), "o32-11");
+  const ex = ok(await cli(["exec", "o32-10", "--", "cat", "/etc/hostname"]), "exec across hosts");
+  assert.equal(ex.stdout.trim(), "o32-10");
+  // Its exit code comes back.
+  assert.equal((await cli(["exec", "o32-11", "--", "sh", "-c", "exit 7"])).exitCode, 7);
+
+  // One host unreachable: named, with why; the other still reports.
+  ok(await h2.run(["systemctl", "stop", "sshd-test"]), "stop host 2's sshd");
+  const down2 = await cli(["status"]);
+  assert.equal(down2.exitCode, 1, down2.stdout);
+  assert.match(
+    down2.stdout,
+    /\[ FAIL \] host o32h2 \(198\.18\.32\.12\): o32-11: unreachable: .*198\.18\.32\.12 port 22/,
+  );
+  assert.match(down2.stdout, /\[ OK \] o32h1: /);
+  assert.match(down2.stderr, /status failed on o32h2; no answer from o32h2: unreachable/);
+  const labs2 = ok(await dc(["node", CLI, "labs"]), "labs with a host unreachable").stdout;
+  assert.match(labs2, /^o32\s+partial\s+1\/2/m);
+  assert.match(labs2, /^ {2}o32h2 \(198\.18\.32\.12\): no answer: unreachable: /m);
+  const ex2 = await cli(["exec", "o32-11", "--", "true"]);
+  assert.equal(ex2.exitCode, 255);
+  assert.match(ex2.stderr, /ssh to its host o32h2 \(198\.18\.32\.12\) failed/);
+  ok(await h2.run(["systemd-run", "--unit=sshd-test2", "/usr/sbin/sshd", "-D", "-e"]), "host 2's sshd again");
+  for (let i = 0; i < 50 && (await h2.run(["sh", "-c", "ss -ltn | grep -q ':22 '"])).exitCode !== 0; i++)
+    await new Promise((r) => setTimeout(r, 100));
+}
+
+/** Host 2 cannot make its machines directory: up --keep-going goes on with host 1's share alone. */
+async function keepGoing({ h1, h2, cli, dc, inventory }: Lab): Promise<void> {
+  const before2 = await hostState(h2);
+  // Host 2 cannot make its lab's machines directory (a file stands there): its aplspawn run up
+  // fails (and rolls back its own part).
+  ok(
+    await h2.run(["sh", "-c", "mkdir -p /var/lib/machines && : > /var/lib/machines/o32"]),
+    "host 2's machines dir blocked",
+  );
+  const up = await cli(["run", "up", "--keep-going"]);
+  assert.equal(up.exitCode, 1, `${up.stdout}\n${up.stderr}`);
+  assert.match(
+    up.stdout,
+    /warning: host o32h2 failed: .+; its share is taken down, the lab goes on without it/,
+  );
+  assert.match(up.stderr, /the lab is up without o32h2 \(--keep-going\): o32h2: /);
+  // The table and the one inventory: host 1's container alone, running.
+  assert.match(up.stdout, /o32-10\s+10\.10\.46\.10\s+o32h1\s+\S+\s+running/);
+  assert.doesNotMatch(up.stdout, /o32-11\s+10\.10\.46\.11/);
+  const inv = await readFile(inventory, "utf8");
+  assert.match(inv, /^o32-10 /m);
+  assert.doesNotMatch(inv, /o32-11/);
+  const ping = ok(await dc(["ansible", "-i", inventory, "all", "-m", "ping", "-o"]), "ansible ping");
+  assert.equal(ping.stdout.match(/SUCCESS/g)?.length, 1, ping.stdout);
+  // Host 2 holds nothing of the lab; host 1's overlay no longer sends to it.
+  assert.equal(await hostState(h2), before2, "host 2 keeps something of the failed share");
+  const fdb = ok(await h1.run(["bridge", "fdb", "show"]), "fdb").stdout;
+  assert.doesNotMatch(fdb, /dst 198\.18\.32\.12\b/);
+  assert.match(ok(await h1.run(["ip", "-o", "link", "show", "type", "vxlan"]), "vxlan").stdout, /aplvx/);
+  // status asks the host that holds the lab.
+  const st = ok(await cli(["status"]), "status after keep-going");
+  assert.match(st.stdout, /host o32h1 \(198\.18\.32\.11\): o32-10/);
+  assert.doesNotMatch(st.stdout, /host o32h2/);
+  ok(await h2.run(["rm", "/var/lib/machines/o32"]), "host 2's machines dir unblocked");
+}

@@ -2,8 +2,10 @@
 // a lab of 3 containers, a run with APLSPAWN_FAIL_AFTER=<id> exits 1, names the task (on stderr and
 // in the --json summary), says the failure was injected, fails no rollback, and leaves the
 // namespace, the loop devices, the nspawn processes, cgroups and /run dirs, the holds, the inotify
-// limit and the lab's files as they were before it. The ids come from --list-tasks, so a new task is
-// covered without touching this file.
+// limit, the lab's files and its journal's entries (nothing more for a `run down` to undo) as they
+// were before it. The ids come from --list-tasks, so a new task is covered without touching this
+// file. The lab has every kind of network rule there is (a host port, a subnet let in, a port
+// forward): its network tasks are every task of `run netup` (which runs the same tasks alone).
 // - The network, image and lab tasks before the containers', and the lab tasks after them, start
 //   from nothing: each rollback undoes all the run made (after the containers: containers, lab
 //   key, image and network).
@@ -31,6 +33,16 @@ labTest(
   async (lab, s) => {
     const { early, perContainer, late } = await faultTargets(lab);
     assert.ok(early.includes("net.bridge") && early.includes("image.loop"), early.join(", "));
+    // Each of netup's tasks is one of these: the fault after each of them is here too.
+    const netup = ok(await lab.cli(["run", "netup", "--list-tasks"]), "netup --list-tasks")
+      .stdout.split("\n")
+      .filter(Boolean);
+    assert.equal(netup.length, 42, netup.join(", "));
+    assert.deepEqual(
+      netup.filter((id) => !early.includes(id)),
+      [],
+      "every netup task is one of up's",
+    );
     // Each kind once per position (first, middle, last): with 3 containers, every container id.
     const kinds = [...new Set(perContainer.map((p) => p.kind))];
     assert.equal(perContainer.length, kinds.length * 3, perContainer.map((p) => p.id).join(", "));
@@ -56,7 +68,13 @@ labTest(
       const r = await lab.cli(["run", "up", "--no-rollback"], { APLSPAWN_FAIL_AFTER: "containers.extra" });
       assert.equal(r.exitCode, 1, `preparing the network and the image:\n${r.stdout}\n${r.stderr}`);
       assert.equal((await lab.ns.run("mountpoint", ["-q", join(lab.workdir, "rfa", "lower")])).exitCode, 0);
-      return baseline(lab);
+      const b = await baseline(lab);
+      // The journal the runs below are compared with is read: it holds what the prepare made.
+      assert.ok(
+        b.journal.includes("net.bridge done") && b.journal.includes("image.lower done"),
+        b.journal.join(),
+      );
+      return b;
     };
     before = await prepare();
     for (const { id } of perContainer) {
@@ -74,5 +92,10 @@ labTest(
       allowed: afterPurge("rfa"),
     });
     assert.deepEqual(failures, [], failures.join("\n\n"));
+  },
+  {
+    hostPorts: ["tcp/3142"],
+    allowFrom: ["192.168.77.0/24"],
+    forwards: [{ hostPort: 2222, container: "rfa-10", port: 22 }],
   },
 );

@@ -10,9 +10,11 @@ import { test } from "node:test";
 import { realHost } from "../../src/host/real-host.js";
 import { runContext } from "../../src/host/run-scope.js";
 import { CLAIMS_DIR, withLoopClaims } from "../../src/image/loop-claims.js";
+import { Journal, journalPath } from "../../src/runner/journal.js";
 import type { SummaryEvent } from "../../src/runner/report.js";
 import { runEvents, taskEvents } from "./json-events.js";
 import {
+  type ConfigOverrides,
   cgroupsOf,
   holdsUnder,
   inotify,
@@ -163,6 +165,14 @@ export interface Baseline {
   inotify: number;
   /** Holds of the lab on host-wide settings (kept when a run keeps the network). */
   holds: string[];
+  /** The lab's journal: each live entry's task id and state (what a `run down` would undo). */
+  journal: string[];
+}
+
+/** The live entries of the lab's journal, as "id state", in order (read only, never written). */
+export async function journalEntries(lab: Lab): Promise<string[]> {
+  const j = await Journal.open(realHost(), journalPath(join(lab.workdir, lab.name)), lab.name, false);
+  return j.entries().map((e) => `${e.id} ${e.state}`);
 }
 
 /** Take a baseline of the lab. */
@@ -172,6 +182,7 @@ export async function baseline(lab: Lab): Promise<Baseline> {
     files: await tree(lab.dir),
     inotify: await inotify(),
     holds: await holdsUnder(lab.dir),
+    journal: await journalEntries(lab),
   };
 }
 
@@ -402,6 +413,7 @@ export function labTest(
   name: string,
   subnet: number,
   fn: (lab: Lab, s: LabStart) => Promise<void>,
+  network: NonNullable<ConfigOverrides["network"]> = {},
 ): void {
   const run = async (lab: Lab) => {
     const image = await imageOf(lab);
@@ -418,7 +430,9 @@ export function labTest(
       await detachOrphans(lab, loops, image);
     }
   };
-  test(title, { skip }, () => withLab(name, subnet, run, { network: { chain: name.toUpperCase() } }));
+  test(title, { skip }, () =>
+    withLab(name, subnet, run, { network: { chain: name.toUpperCase(), ...network } }),
+  );
 }
 
 /**
@@ -463,6 +477,10 @@ export async function faultAfter(
   if (!/injected failure/.test(r.stderr)) problems.push("stderr does not say the failure was injected");
   const failedUndo = taskEvents(r).filter((e) => e.state === "rollback-failed");
   if (failedUndo.length > 0) problems.push(`rollback failed: ${failedUndo.map((e) => e.id).join(", ")}`);
+  // The rollback also forgot what it undid: a `run down` after it has nothing of this run to undo.
+  const journal = await journalEntries(lab);
+  if ([...journal].sort().join("\n") !== [...before.journal].sort().join("\n"))
+    problems.push(`the journal differs from before the run:\n  ${journal.join("\n  ")}`);
   await assertAsBefore(lab, before, `fault after ${id}${out}`, {
     loops: loopsIn(r),
     image,

@@ -145,7 +145,14 @@ export class TestNamespace {
     args: readonly string[],
     opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {},
   ): Promise<NsResult> {
-    return this.run(process.execPath, [CLI, ...args], opts);
+    if (!process.env.APLSPAWN_TEST_TRACE) return this.run(process.execPath, [CLI, ...args], opts);
+    // APLSPAWN_TEST_TRACE=1: each CLI run's wall time on stderr, to find where a test's time goes.
+    const t0 = Date.now();
+    return this.run(process.execPath, [CLI, ...args], opts).then((r) => {
+      const shown = args.filter((a, i) => a !== "-c" && args[i - 1] !== "-c").join(" ");
+      process.stderr.write(`# cli ${((Date.now() - t0) / 1000).toFixed(1)} s: ${shown} → ${r.exitCode}\n`);
+      return r;
+    });
   }
 
   /** Start a long-running process inside (a server); kill it when done. */
