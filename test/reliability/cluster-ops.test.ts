@@ -5,7 +5,7 @@
 // host key pinned; `exec NAME` runs in a container by its host's aplspawn. With one host's sshd
 // stopped, status, labs and exec name that host and why, and the other host still answers.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { type ChildProcess, execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -14,6 +14,7 @@ import { DEBS, hostState, joinDatacenter, ok, sshDebs } from "../support/cluster
 import { ensureTestImage } from "../support/image.js";
 import { CLI, type NsResult, skip, TestNamespace, tempDir } from "../support/ns.js";
 import { type SystemdHost, withSystemdHosts } from "../support/systemd-host.js";
+import { until } from "../support/wait.js";
 
 const DC = "dc-o32";
 const HOSTS = [
@@ -30,6 +31,8 @@ interface Lab {
   h2: SystemdHost;
   cli(args: string[]): Promise<NsResult>;
   dc(argv: readonly string[]): Promise<NsResult>;
+  /** Start the CLI on the lab's config in the control node's namespace, without waiting. */
+  start(args: string[]): ChildProcess;
   inventory: string;
 }
 
@@ -37,6 +40,7 @@ interface Lab {
 interface Cluster {
   hosts: [SystemdHost, SystemdHost];
   dc(argv: readonly string[]): Promise<NsResult>;
+  ns: TestNamespace;
   /** The control node's directory: the key, hosts.ini and known_hosts, the lab's files. */
   dir: string;
   /** Each host as it was before any lab. */
@@ -62,7 +66,7 @@ async function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
       async (hosts) => {
         await joinDatacenter(ns, DC, t.path, hosts, HOSTS);
         const before = await Promise.all(hosts.map((h) => hostState(h)));
-        await fn({ hosts: hosts as [SystemdHost, SystemdHost], dc, dir: t.path, before });
+        await fn({ hosts: hosts as [SystemdHost, SystemdHost], dc, ns, dir: t.path, before });
       },
     );
   } finally {
@@ -78,7 +82,7 @@ async function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
  * lab's workdir on the control node goes with it (the next scenario starts from nothing there).
  */
 async function onCluster(c: Cluster, scenario: (l: Lab) => Promise<void>): Promise<void> {
-  const { hosts, dc, dir, before } = c;
+  const { hosts, dc, ns, dir, before } = c;
   const [h1, h2] = hosts;
   // The control node's image: up copies it to each host.
   const image = await ensureTestImage();
@@ -96,7 +100,19 @@ inventory: {file: inventory.ini}
     );
     const cli = (args: string[]) => dc(["node", CLI, "-c", join(dir, "lab.yaml"), ...args]);
     try {
-      await scenario({ h1, h2, cli, dc, inventory: join(dir, "inventory.ini") });
+      const start = (args: string[]) =>
+        ns.spawn("sh", [
+          "-c",
+          'cd "$1" && shift && exec "$@"',
+          "sh",
+          dir,
+          "node",
+          CLI,
+          "-c",
+          join(dir, "lab.yaml"),
+          ...args,
+        ]);
+      await scenario({ h1, h2, cli, dc, start, inventory: join(dir, "inventory.ini") });
     } catch (e) {
       // A failed scenario still takes the lab down: the hosts' loop devices are this machine's.
       await cli(["run", "down"]);
@@ -128,6 +144,10 @@ test(
       await t.test(
         "run up --keep-going across two hosts: the host that fails is named with why and taken down alone, the other's share stays up in the one inventory and the overlay, run down takes down both",
         () => onCluster(c, keepGoing),
+      );
+      await t.test(
+        "the control node killed mid-up (it and its ansible-playbook, at once) while a host's share comes up: run down takes down both hosts from its journal",
+        () => onCluster(c, controlNodeKilled),
       );
     }),
 );
@@ -256,4 +276,39 @@ async function keepGoing({ h1, h2, cli, dc, inventory }: Lab): Promise<void> {
     await h2.run(["sh", "-c", "rm /var/lib/machines/o32 && mkdir /var/lib/machines/o32"]),
     "host 2's machines dir unblocked",
   );
+}
+
+/** Every process below pid (its children, theirs, …), leaves first. */
+function descendants(pid: number): number[] {
+  const rows = execFileSync("ps", ["-e", "-o", "pid=,ppid="], { encoding: "utf8" })
+    .trim()
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/).map(Number) as [number, number]);
+  const below = (p: number): number[] => rows.filter(([, pp]) => pp === p).flatMap(([c]) => [...below(c), c]);
+  return below(pid);
+}
+
+/**
+ * The control node dies mid-up: `run up` and everything it started (ansible-playbook, its ssh
+ * connections) killed at once while host 1's share is coming up. The hosts' own runs go on without
+ * it; `run down` (onCluster) then takes down both hosts from the control node's journal, waiting
+ * for a host's run that still holds its share.
+ */
+async function controlNodeKilled({ h1, start }: Lab): Promise<void> {
+  const up = start(["run", "up"]);
+  const exited = new Promise((res) => up.once("exit", res));
+  try {
+    // Host 1's share is coming up: its lab bridge is there.
+    await until(600_000, 200, async () =>
+      (await h1.run(["ip", "link", "show", "br-o32"])).exitCode === 0 ? true : undefined,
+    );
+  } finally {
+    for (const p of [...descendants(up.pid!), up.pid!])
+      try {
+        process.kill(p, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    await exited;
+  }
 }
