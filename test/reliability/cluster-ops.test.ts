@@ -146,7 +146,7 @@ test(
         () => onCluster(c, keepGoing),
       );
       await t.test(
-        "the control node killed mid-up (it and its ansible-playbook, at once) while a host's share comes up: run down takes down both hosts from its journal",
+        "the control node killed mid-up (it and its ansible-playbook, at once) while a host's share comes up: run down --purge takes down both hosts from its journal, purging their shares",
         () => onCluster(c, controlNodeKilled),
       );
     }),
@@ -291,10 +291,10 @@ function descendants(pid: number): number[] {
 /**
  * The control node dies mid-up: `run up` and everything it started (ansible-playbook, its ssh
  * connections) killed at once while host 1's share is coming up. The hosts' own runs go on without
- * it; `run down` (onCluster) then takes down both hosts from the control node's journal, waiting
- * for a host's run that still holds its share.
+ * it; `run down --purge` then takes down both hosts from the control node's journal, with --purge
+ * on the hosts too.
  */
-async function controlNodeKilled({ h1, start }: Lab): Promise<void> {
+async function controlNodeKilled({ h1, h2, cli, start }: Lab): Promise<void> {
   const up = start(["run", "up"]);
   const exited = new Promise((res) => up.once("exit", res));
   try {
@@ -310,5 +310,14 @@ async function controlNodeKilled({ h1, start }: Lab): Promise<void> {
         // gone already
       }
     await exited;
+  }
+  // `run down --purge` from there: the hosts' down runs with --purge too, so each host's share
+  // leaves nothing of its lasting state (lab key, host keys, upper layers) in its lab directory.
+  ok(await cli(["run", "down", "--purge"]), "run down --purge after the control node was killed");
+  // (Its journal file stays, its entries all undone, as on one host.)
+  for (const h of [h1, h2]) {
+    const left = await h.run(["sh", "-c", `ls -A ${WORKDIR}/o32 2>/dev/null || true`]);
+    const kept = left.stdout.split("\n").filter((f) => f && f !== "journal.jsonl");
+    assert.deepEqual(kept, [], `a host kept its share's lasting state: ${kept.join(", ")}`);
   }
 }
