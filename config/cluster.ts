@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import { type ContainerSpec, containerSpecs } from "./containers.js";
 import type { Problem } from "./diagnostic.js";
+import { isFileImage, labImages } from "./images.js";
 import { intToIp, ipToInt, parseCidr } from "./ip.js";
 import { imagePath } from "./paths.js";
 import type { Config, ImageSection } from "./schema.js";
@@ -108,18 +109,15 @@ export const hostImagesDir = (c: Pick<Config, "workdir" | "lab">) => `${c.workdi
 export const hostImagePath = (c: Pick<Config, "workdir" | "lab">, src: string) =>
   `${hostImagesDir(c)}/${createHash("sha256").update(src).digest("hex").slice(0, 12)}-${basename(src)}`;
 
-const isFileImage = (s: ImageSection) => !s.oci && !s.server && new URL(s.url).protocol === "file:";
-
 /**
  * The lab's file:// images (the config's and the sets'), each once: a file:// URL names a file of
  * the control node's, which gets (or builds) and verifies it, and copies it to every host. An
  * image the hosts download or pull themselves (https, image.oci, image.server) is not copied.
  */
-export function copiedImages(c: Config): CopiedImage[] {
-  const sections = [c.image, ...(c.containers.sets ?? []).flatMap((s) => (s.image ? [s.image] : []))];
-  const srcs = new Set(sections.filter(isFileImage).map((s) => imagePath(c, s)));
-  return [...srcs].map((src) => ({ src, dest: hostImagePath(c, src) }));
-}
+export const copiedImages = (c: Config): CopiedImage[] =>
+  labImages(c)
+    .filter((img) => isFileImage(img.section))
+    .map((img) => ({ src: img.path, dest: hostImagePath(c, img.path) }));
 
 /**
  * An image section as a host's share has it: a file:// image is the host's copy, pinned to the

@@ -63,6 +63,9 @@ export const imageStepId = (kind: string, img: Pick<LabImage, "id">): string =>
 /** Whether an image is fetched and flattened into the store (image.oci, image.server), not a file or built. */
 export const isPulled = (s: ImageSection): boolean => s.oci !== undefined || s.server !== undefined;
 
+/** Whether an image is a file where the config names it (file://, built there when missing), not a download or pulled. */
+export const isFileImage = (s: ImageSection): boolean => !isPulled(s) && new URL(s.url).protocol === "file:";
+
 /** How a pulled image is named in messages: its reference, or server and alias. */
 export const pulledName = (s: ImageSection): string =>
   s.oci ?? `${s.alias ?? ""} from ${s.server ?? ""} (image.server)`;

@@ -5,8 +5,7 @@
 // playbook's rollback is ansible/cluster-down.yml.
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { copiedImages } from "../config/cluster.js";
-import { labImages } from "../config/images.js";
+import { isFileImage, labImages } from "../config/images.js";
 import { labDir, ownerFiles, sshKeyPath } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import { controlPathDir } from "../src/lab/inventory.js";
@@ -52,7 +51,7 @@ export const clusterUp: WorkflowBuilder = (c, o) => {
       sshKeyStep(c, o.owner),
       // The control node's file:// images, built if missing and verified: the hosts get copies.
       ...labImages(c)
-        .filter((img) => copiedImages(c).some((x) => x.src === img.path))
+        .filter((img) => isFileImage(img.section))
         .flatMap((img) => imageGetSteps(c, img)),
       task(clusterShares, "cluster.shares", {
         dir,

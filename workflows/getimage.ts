@@ -2,7 +2,7 @@
 // http(s) URL is downloaded into the image store; a file:// URL is used where it is, built first
 // from its build recipe when it does not exist yet; an OCI image (image.oci) is pulled and flattened
 // into the store, and so is an image server's (image.server).
-import { imageStepId, isPulled, type LabImage, labImages } from "../config/images.js";
+import { imageStepId, isFileImage, isPulled, type LabImage, labImages } from "../config/images.js";
 import { imageStore } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
 import type { Recipe } from "../src/image/build-plan.js";
@@ -99,7 +99,7 @@ export function imageGetSteps(c: Config, img: LabImage): Step[] {
   const stamp = stampPath(store, path);
   if (isPulled(section)) return imagePullStep(c, img);
   const name = imageName(section.url);
-  if (new URL(section.url).protocol === "file:")
+  if (isFileImage(section))
     return [
       ...(section.build ? [imageBuildStep(c, { image: img })] : []),
       task(imageVerify, id("image.verify"), { path, stamp, name, buildable: !!section.build, ...digest }),
@@ -126,7 +126,7 @@ export const getimageSteps = (c: Config): Step[] => labImages(c).flatMap((img) =
 /** `run down --purge`: delete the downloaded and pulled images (image.oci, image.server) (a file:// image is the user's and stays). */
 export const purgeImageSteps = (c: Config): Step[] =>
   labImages(c)
-    .filter((img) => isPulled(img.section) || new URL(img.section.url).protocol !== "file:")
+    .filter((img) => !isFileImage(img.section))
     .map((img) =>
       task(imagePurge, imageStepId("image.purge", img), {
         path: img.path,

@@ -145,8 +145,12 @@ export function ownerFs(ctx: HostContext, o: Owner | undefined): OwnerFs {
   };
   const writeAs = (what: string, w: OwnerWrites) => {
     const { cmd, args, input } = ownerWriteCommand(w);
-    // PERL5OPT is root's environment, for root's programs: not for one run as the owner.
-    return must(what, execAsOwner(ctx, o, cmd, args, { input, env: { PERL5OPT: "" } }));
+    // Perl's variables are root's environment, for root's programs: not for one run as the owner
+    // (no options, no module paths of root's).
+    return must(
+      what,
+      execAsOwner(ctx, o, cmd, args, { input, env: { PERL5OPT: "", PERL5LIB: "", PERLLIB: "" } }),
+    );
   };
   return {
     async read(p) {
