@@ -27,6 +27,10 @@ export const detachSteps = (): Step[] => [
   undo(
     "image.detach",
     "Unmounting the lower layer and detaching the image",
-    (e) => e.kind === "image.lower" || e.kind === "image.loop" || e.kind === "image.layer",
+    (e) =>
+      e.kind === "image.lower" ||
+      e.kind === "image.loop" ||
+      e.kind === "image.layer" ||
+      e.kind === "lab.share",
   ),
 ];

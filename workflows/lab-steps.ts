@@ -49,6 +49,7 @@ import { containerNspawn } from "../tasks/container/nspawn.js";
 import { containerOverlay } from "../tasks/container/overlay.js";
 import { labOwnerFiles } from "../tasks/container/owner-files.js";
 import { containerReady } from "../tasks/container/ready.js";
+import { containerShare, labShare } from "../tasks/container/share.js";
 import { labSshKey } from "../tasks/container/sshkey.js";
 import { containerUpper } from "../tasks/container/upper.js";
 import { containerUser } from "../tasks/container/user.js";
@@ -130,6 +131,8 @@ function containerTasksOf(c: Config, s: ContainerSpec, owner?: number): TaskStep
       logFile,
       keptLogs: keptLogsDir(c),
     }),
+    // Its overlay's copies in containers started after it go with it (tasks/container/share.ts).
+    task(containerShare, `container.share[${n}]`, { name: n, dir: merged }),
     // Its own file system, which bounds what it can write (and take of the host's disk).
     task(containerDisk, `container.disk[${n}]`, { name: n, file: disk.file, bytes: memoryBytes(s.diskMax) }),
     task(containerDiskLoop, `container.disk-loop[${n}]`, { name: n, file: disk.file }),
@@ -226,6 +229,9 @@ function containerTasksOf(c: Config, s: ContainerSpec, owner?: number): TaskStep
     }),
   ];
 }
+
+/** The lab's directory a shared mount, before any of its mounts are made in it (tasks/container/share.ts). */
+export const labShareStep = (c: Config): Step => task(labShare, "lab.share", { dir: labDir(c) });
 
 /** The lab's claim on its container names, before any container is made. */
 export const containersClaimStep = (c: Config): Step =>

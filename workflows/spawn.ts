@@ -7,6 +7,7 @@ import { attachSteps } from "./attach.js";
 import {
   containersClaimStep,
   containersGroup,
+  labShareStep,
   preflightSteps,
   selectedSpecs,
   sshKeyStep,
@@ -18,6 +19,7 @@ import type { WorkflowBuilder } from "./types.js";
 export const spawnLabSteps = (c: Config, reader?: Owner): Step[] => [
   ...preflightSteps(c, { bridgeMustExist: true }),
   containersClaimStep(c),
+  labShareStep(c),
   ...attachSteps(c),
   ...allPackagesSteps(c),
   sshKeyStep(c, reader),

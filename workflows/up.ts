@@ -14,6 +14,7 @@ import {
   containersGroup,
   entries,
   inventorySteps,
+  labShareStep,
   preflightSteps,
   snapshotLayersSteps,
   sshKeyStep,
@@ -57,6 +58,7 @@ export const up: WorkflowBuilder = (c, o) => {
     steps: [
       ...preflightSteps(c, { bridgeMustExist: false }),
       containersClaimStep(c),
+      labShareStep(c),
       // The network, the image and the lab key need nothing of each other: made side by side.
       group(
         "up.prepare",

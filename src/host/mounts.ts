@@ -1,5 +1,6 @@
 // The mount table as the kernel reports it (/proc/self/mountinfo, read through the Host): the one
 // reader every check and rollback asks, rather than anything remembered.
+import { posix } from "node:path";
 import type { Host } from "./host.js";
 
 /** One line of /proc/self/mountinfo. */
@@ -17,6 +18,8 @@ export interface MountInfo {
   source: string;
   /** Per-superblock options, e.g. lowerdir=…, upperdir=…, workdir=… for overlayfs. */
   superOptions: string[];
+  /** The peer group of a shared mount (`shared:N`): mounts and unmounts under it propagate to its copies. */
+  peerGroup?: number;
 }
 
 // mountinfo escapes space, tab, newline and backslash as octal.
@@ -32,6 +35,7 @@ export function parseMountinfo(text: string): MountInfo[] {
     // Optional fields (shared:N, master:N) end at a lone "-".
     const sep = f.indexOf("-", 6);
     if (sep < 0 || f.length < sep + 3) continue;
+    const shared = f.slice(6, sep).find((o) => o.startsWith("shared:"));
     out.push({
       id: Number(f[0]),
       parent: Number(f[1]),
@@ -42,6 +46,7 @@ export function parseMountinfo(text: string): MountInfo[] {
       fstype: f[sep + 1] ?? "",
       source: unescapeOctal(f[sep + 2] ?? ""),
       superOptions: unescapeOctal(f[sep + 3] ?? "").split(","),
+      ...(shared ? { peerGroup: Number(shared.slice(7)) } : {}),
     });
   }
   return out;
@@ -58,6 +63,39 @@ const stripSlash = (p: string) => (p.length > 1 ? p.replace(/\/+$/, "") : p);
 export function mountAt(mounts: readonly MountInfo[], path: string): MountInfo | undefined {
   const p = stripSlash(path);
   return mounts.filter((m) => m.mountPoint === p).pop();
+}
+
+/** The mount `path` is in: the one at it or at its nearest ancestor (the last one mounted there wins). */
+export function mountHolding(mounts: readonly MountInfo[], path: string): MountInfo | undefined {
+  const p = stripSlash(path);
+  let best: MountInfo | undefined;
+  for (const m of mounts) {
+    const mp = m.mountPoint;
+    if (mp !== p && mp !== "/" && !p.startsWith(`${mp}/`)) continue;
+    if (!best || mp.length >= best.mountPoint.length) best = m;
+  }
+  return best;
+}
+
+/**
+ * The bind mount of `dir` onto itself, if one is there: a mount at dir of the same filesystem as the
+ * mount under it, showing the very directory it covers (the lowest such one).
+ */
+export function selfBindAt(mounts: readonly MountInfo[], dir: string): MountInfo | undefined {
+  const p = stripSlash(dir);
+  const byId = new Map(mounts.map((m) => [m.id, m]));
+  return mounts.find((m) => {
+    const under = m.mountPoint === p ? byId.get(m.parent) : undefined;
+    if (!under || under.dev !== m.dev || under.mountPoint === p) return false;
+    const rel = under.mountPoint === "/" ? p : p.slice(under.mountPoint.length);
+    return m.root === posix.join(under.root, rel);
+  });
+}
+
+/** The mount at `path` over the bind of it onto itself (tasks/container/share.ts), or at it when there is none. */
+export function mountOn(mounts: readonly MountInfo[], path: string): MountInfo | undefined {
+  const m = mountAt(mounts, path);
+  return m && m === selfBindAt(mounts, path) ? undefined : m;
 }
 
 /** Every mount at or below `dir`, deepest first (the order to unmount them in). */

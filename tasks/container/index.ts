@@ -26,6 +26,7 @@ import { containerOverlay } from "./overlay.js";
 import { labOwnerFiles } from "./owner-files.js";
 import { labProvision } from "./provision.js";
 import { containerReady } from "./ready.js";
+import { containerShare, labShare } from "./share.js";
 import { labSshKey } from "./sshkey.js";
 import { containerUpper } from "./upper.js";
 import { containerUser } from "./user.js";
@@ -36,7 +37,9 @@ export const containerTasks: AnyTaskDef[] = [
   hostCapacity,
   hostInotify,
   labSshKey,
+  labShare,
   containerDirs,
+  containerShare,
   containerDisk,
   containerDiskLoop,
   containerDiskMount,

@@ -3,7 +3,7 @@
 // busy mount is retried, then reported with the processes that hold it.
 import { z } from "zod";
 import type { HostContext } from "../../src/host/host.js";
-import { isOverlayOf, mountAt, readMounts } from "../../src/host/mounts.js";
+import { isOverlayOf, mountAt, mountOn, readMounts } from "../../src/host/mounts.js";
 import { unmountRetrying } from "../../src/host/unmount.js";
 import { layerNumbers } from "../../src/lab/snapshots.js";
 import { defineTask, met, unmet } from "../../src/runner/task.js";
@@ -44,7 +44,7 @@ export const containerOverlay = defineTask({
   rollbackTitle: (p) => `Unmounting overlayFS of container ${p.name} at ${p.merged}`,
   status: (p) => ({ name: "Checking overlayFS mount", target: p.name }),
   async check(ctx, p) {
-    const m = mountAt(await readMounts(ctx.host), p.merged);
+    const m = mountOn(await readMounts(ctx.host), p.merged);
     if (!m) return unmet(`nothing is mounted at ${p.merged}`);
     return isOverlayOf(m, p.upper)
       ? met(p.merged)
@@ -57,7 +57,7 @@ export const containerOverlay = defineTask({
     const mounts = await readMounts(h);
     if (p.packages && mountAt(mounts, p.packages)) layers.push(p.packages);
     const opts = mountOptions(p, layers);
-    const there = mountAt(mounts, p.merged);
+    const there = mountOn(mounts, p.merged);
     if (there) throw new Error(`${p.merged} is already a mount point (${there.fstype} from ${there.source})`);
     // The image is untrusted too: its /usr is looked at in its own confined root, never followed.
     if ((await h.root(p.lower, "image").kind("/usr")) !== "dir")

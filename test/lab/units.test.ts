@@ -9,7 +9,7 @@ import { execa } from "execa";
 import { parse } from "yaml";
 import { main } from "../../cli/main.js";
 import { parseConfig } from "../../config/load.js";
-import { parseMountinfo } from "../../src/host/mounts.js";
+import { mountHolding, mountOn, parseMountinfo, selfBindAt } from "../../src/host/mounts.js";
 import { realHost } from "../../src/host/real-host.js";
 import { accountProblem, addAccount } from "../../src/lab/accounts.js";
 import { entryKept, entryScope } from "../../src/lab/entries.js";
@@ -118,6 +118,35 @@ test("mountinfo: mount points with escaped spaces, fs type and overlay options",
     superOptions: ["rw", "lowerdir=/l", "upperdir=/u", "workdir=/w"],
   });
   assert.equal(m[1]?.fstype, "proc");
+});
+
+test("mountinfo: a shared mount's peer group; a bind of a directory onto itself, and what is mounted over it", () => {
+  const m = parseMountinfo(
+    [
+      "46 1 254:0 / / rw - ext4 /dev/vda rw",
+      "60 46 254:1 / /var/lib rw shared:3 - ext4 /dev/vdb rw",
+      // /tmp/w/lab bound onto itself (a shared mount of its own), a disk mounted in it.
+      "67 46 254:0 /tmp/w/lab /tmp/w/lab rw shared:1 - ext4 /dev/vda rw",
+      "72 67 7:2 / /tmp/w/lab/disk rw shared:6 - ext4 /dev/loop2 rw",
+      // /var/lib/m/c1 (in another filesystem) bound onto itself, an overlay over it.
+      "69 60 254:1 /m/c1 /var/lib/m/c1 rw shared:4 - ext4 /dev/vdb rw",
+      "78 69 0:43 / /var/lib/m/c1 rw shared:8 - overlay overlay rw,upperdir=/u",
+      // Another directory bound there is no bind of the directory onto itself.
+      "80 46 254:0 /srv /tmp/w/other rw - ext4 /dev/vda rw",
+    ].join("\n"),
+  );
+  assert.equal(m[0]?.peerGroup, undefined);
+  assert.equal(m[2]?.peerGroup, 1);
+  assert.equal(selfBindAt(m, "/tmp/w/lab/")?.id, 67);
+  assert.equal(selfBindAt(m, "/var/lib/m/c1")?.id, 69);
+  assert.equal(selfBindAt(m, "/tmp/w/other"), undefined);
+  assert.equal(selfBindAt(m, "/tmp/w/lab/disk"), undefined, "a device's mount is no bind");
+  assert.equal(mountOn(m, "/var/lib/m/c1")?.id, 78, "the overlay over the bind");
+  assert.equal(mountOn(m, "/tmp/w/lab"), undefined, "nothing over the bind");
+  assert.equal(mountOn(m, "/tmp/w/other")?.id, 80);
+  assert.equal(mountHolding(m, "/tmp/w/lab/containers/c1")?.id, 67);
+  assert.equal(mountHolding(m, "/tmp/w/labx")?.id, 46, "a sibling's mount holds nothing of it");
+  assert.equal(mountHolding(m, "/var/lib/m/c1")?.id, 78, "the last one mounted there");
 });
 
 test("nspawn argv: registered with machined where it answers (--keep-unit: its own scope), --register=no --keep-unit elsewhere; a user namespace's range", () => {
@@ -262,6 +291,7 @@ test("reset --only undoes all of those containers' entries, lasting state includ
     "host.capacity",
     "host.inotify",
     "lab.claim",
+    "lab.share",
     "image.loop",
     "image.lower",
     "image.packages",
@@ -282,7 +312,15 @@ test("reset --only undoes all of those containers' entries, lasting state includ
     assert.equal(u.select({ id: "x", kind: id, scope: "aplspawn11", family: "container", kept: true }), true);
     assert.equal(u.select(entry(`${id}[aplspawn10]`)), false, `${id} of another container`);
   }
-  for (const id of ["host.inotify", "lab.claim", "lab.sshkey", "lab.inventory", "image.loop", "net.bridge"])
+  for (const id of [
+    "host.inotify",
+    "lab.claim",
+    "lab.share",
+    "lab.sshkey",
+    "lab.inventory",
+    "image.loop",
+    "net.bridge",
+  ])
     assert.equal(u.select(entry(id)), false, id);
   assert.equal(u.lane?.(entry("container.nspawn[aplspawn11]")), "aplspawn11");
   // Two names: both undone (side by side), both made again.

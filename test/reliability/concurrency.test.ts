@@ -68,6 +68,13 @@ labTest(
     const b1 = await ofB();
     const downA = ok(await lab.cli(["--json", "run", "down", "--purge"]), "run down of lab A");
     assert.deepEqual(await ofB(), b1, "lab B is untouched by lab A's down");
+    // B's containers may hold copies of A's mounts (those started after A's were made): A's
+    // unmounts reach them, and A's loop devices go with its down (tasks/container/share.ts).
+    assert.doesNotMatch(
+      `${downA.stdout}${downA.stderr}`,
+      /released by the kernel/,
+      "lab A's loop devices went",
+    );
     ok(await labB.cli(["status"]), "status of lab B after lab A's down");
     const save = (await iptablesSave(lab)).join("\n");
     assert.ok(!/\bRCC\b/.test(save), "lab A's chains are gone");
