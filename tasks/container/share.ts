@@ -19,10 +19,17 @@ export type ShareParams = z.infer<typeof shareParamsSchema>;
 const shareIntentSchema = z.object({ existed: z.boolean() });
 
 async function shareCheck(ctx: HostContext, p: ShareParams) {
-  const m = mountHolding(await readMounts(ctx.host), p.dir);
-  return m?.peerGroup !== undefined
-    ? met(`${p.dir} is in a shared mount (${m.mountPoint})`)
-    : unmet(`${p.dir} is in a private mount (${m?.mountPoint ?? "none"})`);
+  const mounts = await readMounts(ctx.host);
+  const m = mountHolding(mounts, p.dir);
+  if (m?.peerGroup !== undefined) return met(`${p.dir} is in a shared mount (${m.mountPoint})`);
+  // A lab an older aplspawn brought up has its mounts there already: a bind now would hide them.
+  // It is shared at its next start (after `run stop` or `run down`).
+  const below = mountsUnder(mounts, p.dir)[0];
+  if (below && !selfBindAt(mounts, p.dir))
+    return met(
+      `${p.dir} holds mounts made before it was shared (${below.mountPoint}): shared at its next start`,
+    );
+  return unmet(`${p.dir} is in a private mount (${m?.mountPoint ?? "none"})`);
 }
 
 async function shareRun(ctx: HostContext, p: ShareParams): Promise<null> {

@@ -11,15 +11,17 @@ import { main } from "../../cli/main.js";
 import { parseConfig } from "../../config/load.js";
 import { mountHolding, mountOn, parseMountinfo, selfBindAt } from "../../src/host/mounts.js";
 import { realHost } from "../../src/host/real-host.js";
+import { runContext } from "../../src/host/run-scope.js";
 import { accountProblem, addAccount } from "../../src/lab/accounts.js";
 import { entryKept, entryScope } from "../../src/lab/entries.js";
 import { claimRange, rangeOf, releaseRange } from "../../src/lab/id-ranges.js";
 import { controlPathDir, renderInventory } from "../../src/lab/inventory.js";
 import { knownHostsLine, withKnownHost } from "../../src/lab/ssh.js";
 import { printable } from "../../src/runner/report.js";
-import type { GroupStep, Step, UndoStep } from "../../src/runner/task.js";
-import { listTaskIds } from "../../src/runner/task.js";
+import type { GroupStep, Step, TaskContext, UndoStep } from "../../src/runner/task.js";
+import { holds, listTaskIds } from "../../src/runner/task.js";
 import { nspawnArgs } from "../../tasks/container/nspawn.js";
+import { labShare } from "../../tasks/container/share.js";
 import { inotifyFor } from "../../tasks/host/inotify.js";
 import { taskRegistry } from "../../tasks/index.js";
 import { cleanup } from "../../workflows/cleanup.js";
@@ -30,7 +32,7 @@ import { spawn } from "../../workflows/spawn.js";
 import { stop } from "../../workflows/stop.js";
 import { up } from "../../workflows/up.js";
 import { withTempDir } from "../support/ns.js";
-import { recordingHost } from "../support/recording-host.js";
+import { type RecordingHost, recordingHost } from "../support/recording-host.js";
 
 const DEBIAN = {
   passwd: "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
@@ -147,6 +149,33 @@ test("mountinfo: a shared mount's peer group; a bind of a directory onto itself,
   assert.equal(mountHolding(m, "/tmp/w/lab/containers/c1")?.id, 67);
   assert.equal(mountHolding(m, "/tmp/w/labx")?.id, 46, "a sibling's mount holds nothing of it");
   assert.equal(mountHolding(m, "/var/lib/m/c1")?.id, 78, "the last one mounted there");
+});
+
+test("lab.share: a bind of the lab directory onto itself under a private mount; none under a shared one, nor over mounts an older run made there", async () => {
+  const ctx = (mountinfo: string) => {
+    const h = recordingHost();
+    h.files.set("/proc/self/mountinfo", Buffer.from(`${mountinfo}\n`));
+    const c: TaskContext = { ...runContext(h), tty: false, info: () => undefined, progress: () => undefined };
+    return c;
+  };
+  const root = "46 1 254:0 / / rw - ext4 /dev/vda rw";
+  const p = { dir: "/w/lab" };
+  const mounts = (c: TaskContext) =>
+    (c.host as RecordingHost).calls
+      .filter((x) => x.op === "exec" && x.detail.startsWith("mount"))
+      .map((x) => x.detail);
+  const priv = ctx(root);
+  assert.equal(holds(await labShare.check(priv, p)), false, "private: not shared yet");
+  await labShare.run(priv, p, { existed: false });
+  assert.deepEqual(mounts(priv), ["mount --bind --make-shared /w/lab /w/lab"]);
+  const shared = ctx("46 1 254:0 / / rw shared:1 - ext4 /dev/vda rw");
+  assert.equal(holds(await labShare.check(shared, p)), true, "in a shared mount: nothing to do");
+  const older = ctx(`${root}\n70 46 7:0 / /w/lab/lower ro - squashfs /dev/loop0 ro`);
+  assert.equal(holds(await labShare.check(older, p)), true, "an older lab's mounts are never hidden");
+  await assert.rejects(labShare.run(older, p, { existed: false }), /has mounts in it already/);
+  const bound = ctx(`${root}\n67 46 254:0 /w/lab /w/lab rw - ext4 /dev/vda rw`);
+  await labShare.run(bound, p, { existed: true });
+  assert.deepEqual(mounts(bound), ["mount --make-shared /w/lab"], "a bind there is made shared, not stacked");
 });
 
 test("nspawn argv: registered with machined where it answers (--keep-unit: its own scope), --register=no --keep-unit elsewhere; a user namespace's range", () => {
