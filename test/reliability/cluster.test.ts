@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { vniOf } from "../../config/cluster.js";
-import { labAcross, type Datacenter, ok, withDatacenter } from "../support/cluster.js";
+import { type Datacenter, labAcross, ok, withDatacenter } from "../support/cluster.js";
 import { PROBE_PY, TOOL_PY } from "../support/cluster-probes.js";
 import { skip } from "../support/ns.js";
 import type { SystemdHost } from "../support/systemd-host.js";
