@@ -5,10 +5,10 @@
 // that keeps it (not measured), then the measured --reuse-prepare runs, which start from it.
 // Prints each run, the medians, and the steps' times from the JUnit report.
 // Needs root and `npm run build`. Usage: node bench/test-reuse.mjs [--containers 2] [--runs 3]
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ok, withLab } from "../dist/test/support/lab.js";
+import { ok, playbook, withLab } from "../dist/test/support/lab.js";
 
 const { values } = parseArgs({
   options: { containers: { type: "string", default: "2" }, runs: { type: "string", default: "3" } },
@@ -18,28 +18,25 @@ const runs = Number(values.runs);
 const secs = (ms) => (ms / 1000).toFixed(1);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-const play = (tasks, facts = false) =>
-  `- hosts: aplspawned\n  become: true\n  gather_facts: ${facts}\n  tasks:\n${tasks}`;
-
 await withLab(
   "btr",
   75,
   async (lab) => {
-    const prepare = join(lab.dir, "prepare.yml");
-    await writeFile(
-      prepare,
-      play(
+    const prepare = await lab.file(
+      "prepare.yml",
+      playbook(
         [
           "    - ansible.builtin.user: { name: 'svc{{ item }}', create_home: true }\n      loop: [1, 2, 3, 4, 5, 6]\n",
           "    - ansible.builtin.file: { path: '/srv/app/{{ item }}', state: directory, mode: '0755' }\n      loop: [a, b, c, d, e, f, g, h]\n",
           "    - ansible.builtin.copy: { dest: '/srv/app/{{ item }}/config', content: 'setting={{ item }}\\n' }\n      loop: [a, b, c, d, e, f, g, h]\n",
           "    - ansible.builtin.shell: for i in $(seq 1 2000); do head -c 4096 /dev/urandom > /var/cache/blob.$i; done\n      args: { creates: /var/cache/blob.2000 }\n",
         ].join(""),
-        true,
       ),
     );
-    const converge = join(lab.dir, "converge.yml");
-    await writeFile(converge, play('    - ansible.builtin.copy: { dest: /etc/motd, content: "hi\\n" }\n'));
+    const converge = await lab.file(
+      "converge.yml",
+      playbook('    - ansible.builtin.copy: { dest: /etc/motd, content: "hi\\n" }\n', { facts: false }),
+    );
     await lab.writeConfig({ provision: { playbook: converge, prepare, idempotence: true } });
     const junit = join(lab.dir, "report.xml");
     const steps = async () => {

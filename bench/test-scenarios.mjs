@@ -6,7 +6,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
-import { ok, withLab } from "../dist/test/support/lab.js";
+import { ok, playbook, withLab } from "../dist/test/support/lab.js";
 
 const { values } = parseArgs({
   options: { n: { type: "string", default: "2" }, runs: { type: "string", default: "1" } },
@@ -19,10 +19,9 @@ await withLab(
   "bts",
   74,
   async (lab) => {
-    const converge = join(lab.dir, "converge.yml");
-    await writeFile(
-      converge,
-      '- hosts: aplspawned\n  become: true\n  gather_facts: false\n  tasks:\n    - ansible.builtin.copy: { dest: /etc/motd, content: "hi\\n" }\n',
+    const converge = await lab.file(
+      "converge.yml",
+      playbook('    - ansible.builtin.copy: { dest: /etc/motd, content: "hi\\n" }\n', { facts: false }),
     );
     const files = [];
     for (let i = 0; i < n; i++) {

@@ -105,24 +105,17 @@ function rule(
   };
 }
 
-/** A jump from a built-in chain into one of ours. */
+/** A jump from a built-in chain into one of ours, for `what` (e.g. "traffic from br0"). */
 function jump(
   x: PlanContext,
   id: string,
   from: { table: "filter" | "nat"; chain: string },
   into: string,
   args: string[],
-  title: string,
-  insert: boolean,
+  what: string,
+  place: Place,
 ): PlannedRule {
-  return {
-    id,
-    params: {
-      rule: { table: from.table, chain: from.chain, args: [...args, ...x.mark, "-j", into] },
-      insert,
-      title,
-    },
-  };
+  return rule(x, { ...from, id }, `Jumping from ${from.chain} to ${into} for ${what}`, args, [into], place);
 }
 
 /** Matches an interface in the labs' group (`--dst-group`: the one the packet leaves by), or not (`negate`). */
@@ -257,8 +250,8 @@ function forwardRules(x: PlanContext, outChain: string): PlannedRule[] {
       { table: "filter", chain: "FORWARD" },
       chain,
       ["-i", bridge],
-      `Jumping from FORWARD to ${chain} for traffic from ${bridge}`,
-      true,
+      `traffic from ${bridge}`,
+      "top",
     ),
     jump(
       x,
@@ -266,8 +259,8 @@ function forwardRules(x: PlanContext, outChain: string): PlannedRule[] {
       { table: "filter", chain: "FORWARD" },
       chain,
       ["-o", bridge],
-      `Jumping from FORWARD to ${chain} for traffic to ${bridge}`,
-      true,
+      `traffic to ${bridge}`,
+      "top",
     ),
   ];
 }
@@ -340,8 +333,8 @@ function inputRules(x: PlanContext, inputChain: string): PlannedRule[] {
       { table: "filter", chain: "INPUT" },
       inputChain,
       ["-i", bridge],
-      `Jumping from INPUT to ${inputChain} for traffic from ${bridge}`,
-      true,
+      `traffic from ${bridge}`,
+      "top",
     ),
   ];
 }
@@ -367,8 +360,8 @@ function natRules(x: PlanContext): PlannedRule[] {
       { table: "nat", chain: "POSTROUTING" },
       chain,
       ["-s", subnet],
-      `Jumping from POSTROUTING to ${chain} for traffic from ${subnet}`,
-      false,
+      `traffic from ${subnet}`,
+      "bottom",
     ),
   ];
 }
@@ -396,8 +389,8 @@ function dnatRules(x: PlanContext, dnatChain: string): PlannedRule[] {
       { table: "nat", chain: "PREROUTING" },
       dnatChain,
       ["!", "-i", x.bridge, "-m", "addrtype", "--dst-type", "LOCAL"],
-      `Jumping from PREROUTING to ${dnatChain} for traffic to the host's addresses`,
-      false,
+      `traffic to the host's addresses`,
+      "bottom",
     ),
   ];
 }

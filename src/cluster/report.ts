@@ -21,6 +21,8 @@ export const clusterPlanFileSchema = z.object({
       ip: z.string(),
       user: z.string(),
       host: z.string().optional(),
+      /** The container's set (containers.sets), when it is in one. */
+      set: z.string().optional(),
       proxy: z.string().optional(),
     }),
   ),

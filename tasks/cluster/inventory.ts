@@ -2,11 +2,11 @@
 // address, reached through its host (an ssh ProxyCommand as Ansible reaches the host), its host key
 // pinned to the known_hosts merged from the hosts' (ansible/cluster-up.yml).
 import { z } from "zod";
+import { clusterPlanFileSchema } from "../../src/cluster/report.js";
 import { INVENTORY_MARK, inventorySpecSchema, renderInventory } from "../../src/lab/inventory.js";
 import { ownerFs, ownerSchema } from "../../src/lab/owner.js";
 import { defineTask } from "../../src/runner/task.js";
 import { removeInventory } from "../container/inventory.js";
-import { planFileSchema } from "./shares.js";
 
 const paramsSchema = inventorySpecSchema.omit({ hosts: true }).extend({
   path: z.string(),
@@ -19,8 +19,8 @@ export type ClusterInventoryParams = z.infer<typeof paramsSchema>;
 async function render(ctx: Parameters<typeof ownerFs>[0], p: ClusterInventoryParams): Promise<string> {
   const text = await ownerFs(ctx, p.owner).read(`${p.dir}/plan.json`);
   if (text === undefined) throw new Error(`${p.dir}/plan.json cannot be read: the split was not written`);
-  const { hosts } = planFileSchema.parse(JSON.parse(text));
-  return renderInventory({ ...p, hosts: hosts.map(({ set: _set, ...h }) => h) });
+  const { hosts } = clusterPlanFileSchema.parse(JSON.parse(text));
+  return renderInventory({ ...p, hosts: hosts.map(({ set: _set, host: _host, ...h }) => h) });
 }
 
 /** Writes the one inventory. */

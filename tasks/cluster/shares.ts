@@ -42,19 +42,6 @@ const resultSchema = z.object({
 });
 export type SharesParams = z.infer<typeof paramsSchema>;
 
-/** The plan's containers, each with the ProxyCommand through its host (the one inventory's). */
-export const planFileSchema = z.object({
-  hosts: z.array(
-    z.object({
-      name: z.string(),
-      ip: z.string(),
-      user: z.string(),
-      set: z.string().optional(),
-      proxy: z.string().optional(),
-    }),
-  ),
-});
-
 /** Splits the lab and writes each host's share. */
 export const clusterShares = defineTask({
   kind: "cluster.shares",

@@ -2,7 +2,7 @@
 // network.address (the picking of free names and subnets, and a real init beside a lab in a private
 // namespace), ssh's target, and the table at the end of up.
 import assert from "node:assert/strict";
-import { chmod, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, stat, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { execa } from "execa";
@@ -97,8 +97,7 @@ test(
         const again = await ns.cli(["-c", file, "init"], { cwd: lab.dir });
         assert.equal(again.exitCode, 2, "init over an existing file without --force");
         // It comes up beside the first lab (a workdir of the test's own).
-        const second = join(lab.dir, "second-work.yaml");
-        await writeFile(second, `${text}workdir: ${join(lab.dir, "work")}\n`);
+        const second = await lab.file("second-work.yaml", `${text}workdir: ${join(lab.dir, "work")}\n`);
         ok(await ns.cli(["-c", second, "run", "netup"], { cwd: lab.dir }), "netup of the init'd lab");
         ok(await ns.cli(["-c", second, "run", "netdown"], { cwd: lab.dir }), "netdown of the init'd lab");
         ok(await lab.cli(["run", "netdown"]), "netdown of the first lab");

@@ -218,10 +218,8 @@ test(
   { skip: requires("root", "ansible-playbook") },
   () =>
     withNetLab("pbk", 85, async (lab) => {
-      const broken = join(lab.dir, "broken.yml");
-      await writeFile(broken, BROKEN);
-      const good = join(lab.dir, "good.yml");
-      await writeFile(good, GOOD);
+      const broken = await lab.file("broken.yml", BROKEN);
+      const good = await lab.file("good.yml", GOOD);
       // PATH with ip (and nsenter, which enters the namespace; setpriv and test, which check as
       // Ansible's account that it can read the playbook) and no ansible-playbook.
       const bin = join(lab.dir, "bin");

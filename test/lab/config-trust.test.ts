@@ -78,8 +78,10 @@ test("configs that could aim root at the host are refused with exit 2, nothing m
     const closed = join(lab.dir, "closed");
     await mkdir(closed, { mode: 0o700 });
     await writeFile(join(closed, "site.yml"), "- hosts: all\n  tasks: []\n");
-    const pb = join(lab.dir, "pb.yaml");
-    await writeFile(pb, stringify({ ...c, provision: { playbook: join(closed, "site.yml") } }));
+    const pb = await lab.file(
+      "pb.yaml",
+      stringify({ ...c, provision: { playbook: join(closed, "site.yml") } }),
+    );
     await refused(
       "a playbook Ansible's account cannot read",
       ["-c", pb, "run", "up"],
@@ -91,9 +93,8 @@ test("configs that could aim root at the host are refused with exit 2, nothing m
     const home = join(lab.dir, "home");
     await mkdir(home);
     await chown(home, UID, UID);
-    const passwd = join(lab.dir, "passwd");
-    await writeFile(
-      passwd,
+    const passwd = await lab.file(
+      "passwd",
       `${await readFile("/etc/passwd", "utf8")}${USER}:x:${UID}:${UID}::${home}:/bin/sh\n`,
     );
     ok(await ns.run("mount", ["--bind", passwd, "/etc/passwd"]), "bind passwd");

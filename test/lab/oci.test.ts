@@ -8,7 +8,7 @@ import { open, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { summary, taskEvents } from "../support/json-events.js";
-import { assertNoResidue, ok, withLab } from "../support/lab.js";
+import { assertNoResidue, downPurgesStore, ok, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
 import { ensureTestOciLayout, startRegistry } from "../support/oci.js";
 
@@ -85,12 +85,7 @@ test(
           );
 
           await lab.writeConfig({ image: { oci: ref, insecure: true } });
-          ok(await lab.cli(["run", "down", "--purge"]), "run down --purge");
-          assert.deepEqual(
-            (await readdir(store)).filter((f) => !f.startsWith(".")),
-            [],
-            "the purge removes the flattened image",
-          );
+          await downPurgesStore(lab, store, "the flattened image");
           await assertNoResidue(lab, "after run down --purge");
         } finally {
           await registry.stop();

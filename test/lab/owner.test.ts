@@ -39,9 +39,8 @@ test(
       try {
         await chown(home, UID, UID);
         await chmod(home, 0o700);
-        const passwd = join(lab.dir, "passwd");
-        await writeFile(
-          passwd,
+        const passwd = await lab.file(
+          "passwd",
           `${await readFile("/etc/passwd", "utf8")}${USER}:x:${UID}:${UID}::${home}:/bin/sh\n`,
         );
         ok(await ns.run("mount", ["--bind", passwd, "/etc/passwd"]), "bind passwd");

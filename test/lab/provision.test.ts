@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { execa } from "execa";
 import { changedTasks, failedTasks } from "../../tasks/container/provision.js";
-import { assertNoResidue, ok, withLab } from "../support/lab.js";
+import { assertNoResidue, ok, playbook, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
 
 test("the second run's changes are read from its output: tasks by host, and the recap's counts", () => {
@@ -83,20 +83,14 @@ class CallbackModule(CallbackBase):
         self._display.display(json.dumps({"plays": self.results}))
 `;
 
-const play = (tasks: string) => `- hosts: aplspawned
-  become: true
-  tasks:
-${tasks}`;
-
 test(
   "provision: up runs the playbook (facts, become, vars), idempotence is checked; a failing or changing playbook fails the command and the lab stays up",
   { skip },
   () =>
     withLab("prv", 53, async (lab) => {
-      const good = join(lab.dir, "good.yml");
-      await writeFile(
-        good,
-        play(`    - name: a file naming the host and its release
+      const good = await lab.file(
+        "good.yml",
+        playbook(`    - name: a file naming the host and its release
       ansible.builtin.copy:
         dest: /etc/provisioned
         content: "{{ inventory_hostname }} {{ ansible_distribution_release }} {{ greeting }}\\n"
@@ -138,8 +132,7 @@ test(
       const plugins = join(lab.dir, "cfg-plugins");
       await mkdir(plugins, { recursive: true });
       await writeFile(join(plugins, "marker.py"), markerCallback(marker));
-      const cfg = join(lab.dir, "ansible.cfg");
-      await writeFile(cfg, `[defaults]\ncallback_plugins = ${plugins}\n`);
+      const cfg = await lab.file("ansible.cfg", `[defaults]\ncallback_plugins = ${plugins}\n`);
       await chown(cfg, 61234, 61234);
       const theirs = ok(await lab.cli(["run", "provision"]), "provision beside another user's ansible.cfg");
       assert.match(theirs.stdout, /Ansible does not read .*ansible\.cfg: it belongs to uid 61234/);
@@ -154,8 +147,10 @@ test(
       await rm(cfg);
 
       // A task that changes every time: the second run names it, the command fails, the lab stays.
-      const changing = join(lab.dir, "changing.yml");
-      await writeFile(changing, play("    - name: always changes\n      ansible.builtin.command: date\n"));
+      const changing = await lab.file(
+        "changing.yml",
+        playbook("    - name: always changes\n      ansible.builtin.command: date\n"),
+      );
       await lab.writeConfig({
         containers: { count: 2 },
         provision: { playbook: changing, idempotence: true },
@@ -188,8 +183,10 @@ test(
       }
 
       // A playbook that fails: the command fails, the lab stays up.
-      const failing = join(lab.dir, "failing.yml");
-      await writeFile(failing, play("    - name: boom\n      ansible.builtin.fail:\n        msg: boom\n"));
+      const failing = await lab.file(
+        "failing.yml",
+        playbook("    - name: boom\n      ansible.builtin.fail:\n        msg: boom\n"),
+      );
       await lab.writeConfig({
         containers: { count: 2 },
         provision: { playbook: failing },
@@ -209,10 +206,9 @@ test(
   { skip },
   () =>
     withLab("prb", 57, async (lab) => {
-      const book = join(lab.dir, "service.yml");
-      await writeFile(
-        book,
-        `${play(`    - name: facts
+      const book = await lab.file(
+        "service.yml",
+        `${playbook(`    - name: facts
       ansible.builtin.assert:
         that: ["ansible_facts.distribution == 'Debian'", "ansible_facts.user_id == 'root'"]
     - name: a service

@@ -5,13 +5,13 @@
 // images; a second up changes nothing and asks the server for nothing; down --purge removes the
 // pulled image, keeps the user's file, and leaves nothing else.
 import assert from "node:assert/strict";
-import { readdir, stat, writeFile } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { simplestreamsArch } from "../../src/image/simplestreams.js";
 import { startServer } from "../support/image.js";
 import { summary, taskEvents, taskIds } from "../support/json-events.js";
-import { assertNoResidue, ok, withLab } from "../support/lab.js";
+import { assertNoResidue, downPurgesStore, ok, SETS_ONLY, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
 import { ensureTestRootSquashfs, loopbackCertificate, publishStream } from "../support/simplestreams.js";
 
@@ -54,12 +54,10 @@ test(
       const { cert, key, trust } = await loopbackCertificate(lab.dir);
       const server = await startServer(lab.ns, tree, { tls: { cert, key } });
       try {
-        const playbook = join(lab.dir, "seen.yml");
-        await writeFile(playbook, PLAY);
+        const playbook = await lab.file("seen.yml", PLAY);
         await lab.writeConfig({
           containers: {
-            count: undefined,
-            prefix: undefined,
+            ...SETS_ONLY,
             sets: [
               { name: "deb", pattern: "ssets-deb%d", groups: ["onfile"] },
               {
@@ -127,12 +125,7 @@ test(
         assert.deepEqual(taskIds(again, "changed"), ["lab.provision"], "a second up changes nothing");
         assert.deepEqual(server.requests.slice(asked), [], "a second up asks the server for nothing");
 
-        ok(await lab.cli(["run", "down", "--purge"], trust), "run down --purge");
-        assert.deepEqual(
-          (await readdir(store)).filter((f) => !f.startsWith(".")),
-          [],
-          "the purge removes the pulled image",
-        );
+        await downPurgesStore(lab, store, "the pulled image", trust);
         assert.ok((await stat(lab.image.path)).isFile(), "the config's image file stays");
         await assertNoResidue(lab, "after run down --purge");
       } finally {

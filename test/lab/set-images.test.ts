@@ -4,12 +4,11 @@
 // overlays; a real playbook uses the sets' groups and vars and branches on the release, idempotence
 // on; `image build` of the lab sees both images; down leaves nothing, the trixie image no loop device.
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { DEFAULT_PACKAGES } from "../../config/schema.js";
 import { ensureTestImage, loopsOf } from "../support/image.js";
-import { assertNoResidue, ok, withLab } from "../support/lab.js";
+import { assertNoResidue, ok, SETS_ONLY, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
 
 /** The second suite: Debian 13. */
@@ -39,8 +38,7 @@ test("set images: a bookworm set and a trixie set in one lab, each image attache
 }, async () => {
   const trixie = await ensureTestImage(TRIXIE);
   await withLab("simg", 61, async (lab) => {
-    const playbook = join(lab.dir, "suites.yml");
-    await writeFile(playbook, PLAY);
+    const playbook = await lab.file("suites.yml", PLAY);
     const trixieImage = {
       url: `file://${trixie.path}`,
       sha256: trixie.sha256,
@@ -48,8 +46,7 @@ test("set images: a bookworm set and a trixie set in one lab, each image attache
     };
     await lab.writeConfig({
       containers: {
-        count: undefined,
-        prefix: undefined,
+        ...SETS_ONLY,
         sets: [
           { name: "old", pattern: "simg-old%d", groups: ["stable"], vars: { expected: "bookworm" } },
           {

@@ -2,10 +2,8 @@
 // sets' groups, group children and host vars; each container logs in as its set's user; names,
 // ssh, stop --only and spawn --only know the sets; nothing is left after down.
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { test } from "node:test";
-import { assertNoResidue, ok, withLab } from "../support/lab.js";
+import { assertNoResidue, ok, SETS_ONLY, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
 
 const PLAY = `- hosts: webservers
@@ -29,13 +27,10 @@ test(
   { skip },
   () =>
     withLab("sets", 58, async (lab) => {
-      const playbook = join(lab.dir, "sets.yml");
-      await writeFile(playbook, PLAY);
-      // The fixture writes count and prefix: sets take their place (undefined leaves a key out).
+      const playbook = await lab.file("sets.yml", PLAY);
       await lab.writeConfig({
         containers: {
-          count: undefined,
-          prefix: undefined,
+          ...SETS_ONLY,
           sets: [
             {
               name: "web",

@@ -11,7 +11,7 @@ import { test } from "node:test";
 import { simplestreamsArch } from "../../src/image/simplestreams.js";
 import { startServer } from "../support/image.js";
 import { summary, taskEvents } from "../support/json-events.js";
-import { assertNoResidue, ok, withLab } from "../support/lab.js";
+import { assertNoResidue, downPurgesStore, ok, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
 import { ensureTestRootSquashfs, loopbackCertificate, publishStream } from "../support/simplestreams.js";
 
@@ -143,12 +143,7 @@ test(
           assert.deepEqual((await readdir(store)).sort(), storeBefore, "nothing is kept");
 
           await lab.writeConfig({ image: { server: server.tlsUrl(""), alias: "debian/12" } });
-          ok(await lab.cli(["run", "down", "--purge"], trust), "run down --purge");
-          assert.deepEqual(
-            (await readdir(store)).filter((f) => !f.startsWith(".")),
-            [],
-            "the purge removes the image",
-          );
+          await downPurgesStore(lab, store, "the image", trust);
           await assertNoResidue(lab, "after run down --purge");
         } finally {
           await server.stop();

@@ -9,14 +9,11 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { stringify } from "yaml";
-import { assertNoResidue, ok, withLab } from "../support/lab.js";
+import { assertNoResidue, ok, playbook, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
 
-const play = (tasks: string) => `- hosts: aplspawned
-  become: true
-  gather_facts: false
-  tasks:
-${tasks}`;
+/** A playbook without facts (quicker). */
+const play = (tasks: string) => playbook(tasks, { facts: false });
 
 /** The testcases of a JUnit report: name, and its failure message when it failed. */
 function testcases(xml: string): { suite: string; name: string; failure?: string; skipped: boolean }[] {
@@ -139,9 +136,8 @@ test(
       "scn",
       72,
       async (lab) => {
-        const converge = join(lab.dir, "converge.yml");
-        await writeFile(
-          converge,
+        const converge = await lab.file(
+          "converge.yml",
           play('    - ansible.builtin.copy: { dest: /etc/motd, content: "hi\\n" }\n'),
         );
         // Not alpha and beta: those are the labs of test/net (their residue checks would see these cgroups).

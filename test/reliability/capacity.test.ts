@@ -16,7 +16,7 @@ import {
   PIDS_PER_CONTAINER,
 } from "../../tasks/host/capacity.js";
 import { taskEvents } from "../support/json-events.js";
-import { type Lab, withLab } from "../support/lab.js";
+import { type Lab, SETS_ONLY, withLab } from "../support/lab.js";
 import { CLI, skip } from "../support/ns.js";
 
 const PIDS_V1 = "/sys/fs/cgroup/pids";
@@ -61,7 +61,7 @@ test(
       }));
       await lab.writeConfig({
         network: { address: "10.105.0.1/16" },
-        containers: { count: undefined, prefix: undefined, sets, ipRange: ["10.105.0.10", "10.105.250.250"] },
+        containers: { ...SETS_ONLY, sets, ipRange: ["10.105.0.10", "10.105.250.250"] },
       });
       const mem = await refused(
         lab,

@@ -7,16 +7,14 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { DEBS, hostState, joinDatacenter, ok, sshDebs } from "../support/cluster.js";
-import { ensureTestImage } from "../support/image.js";
-import { CLI, type NsResult, skip, TestNamespace, tempDir } from "../support/ns.js";
-import { type SystemdHost, withSystemdHosts } from "../support/systemd-host.js";
+import { type Datacenter, hostState, ok, withDatacenter } from "../support/cluster.js";
+import { CLI, type NsResult, skip } from "../support/ns.js";
+import type { SystemdHost } from "../support/systemd-host.js";
 import { until } from "../support/wait.js";
 
-const DC = "dc-o32";
 const HOSTS = [
   { name: "o32h1", address: "198.18.32.11" },
   { name: "o32h2", address: "198.18.32.12" },
@@ -37,43 +35,21 @@ interface Lab {
 }
 
 /** The two hosts on the datacenter, booted once for the scenarios of this file. */
-interface Cluster {
+interface Cluster extends Datacenter {
   hosts: [SystemdHost, SystemdHost];
-  dc(argv: readonly string[]): Promise<NsResult>;
-  ns: TestNamespace;
-  /** The control node's directory: the key, hosts.ini and known_hosts, the lab's files. */
-  dir: string;
   /** Each host as it was before any lab. */
   before: string[];
 }
 
 /** Two hosts on the datacenter (booted, sshd up, joined), then `fn`; then everything goes. */
-async function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
-  await sshDebs();
-  const t = await tempDir("aplspawn-o32-");
-  const ns = await TestNamespace.create();
-  const dc = (argv: readonly string[]): Promise<NsResult> =>
-    ns.run(argv[0] ?? "", argv.slice(1), { timeoutMs: 900_000, cwd: t.path });
-  try {
-    ok(await dc(["ip", "link", "add", DC, "type", "bridge"]), "bridge");
-    ok(await dc(["ip", "addr", "add", "198.18.32.1/24", "dev", DC]), "address");
-    ok(await dc(["ip", "link", "set", DC, "up"]), "up");
-    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(t.path, "id")]);
-    const binds = ["--network-veth", `--bind-ro=${DEBS}:/debs`];
-    await withSystemdHosts(
-      HOSTS.map((h) => h.name),
-      binds,
-      async (hosts) => {
-        await joinDatacenter(ns, DC, t.path, hosts, HOSTS);
-        const before = await Promise.all(hosts.map((h) => hostState(h)));
-        await fn({ hosts: hosts as [SystemdHost, SystemdHost], dc, ns, dir: t.path, before });
-      },
-    );
-  } finally {
-    await ns.destroy();
-    await rm(WORKDIR, { recursive: true, force: true });
-    await t.cleanup();
-  }
+function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
+  return withDatacenter(
+    { bridge: "dc-o32", gateway: "198.18.32.1/24", hosts: HOSTS, workdir: WORKDIR, prefix: "aplspawn-o32-" },
+    async (d) => {
+      const before = await Promise.all(d.hosts.map((h) => hostState(h)));
+      await fn({ ...d, hosts: d.hosts as [SystemdHost, SystemdHost], before });
+    },
+  );
 }
 
 /**
@@ -82,23 +58,16 @@ async function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
  * lab's workdir on the control node goes with it (the next scenario starts from nothing there).
  */
 async function onCluster(c: Cluster, scenario: (l: Lab) => Promise<void>): Promise<void> {
-  const { hosts, dc, ns, dir, before } = c;
+  const { hosts, dc, ns, dir, before, cli } = c;
   const [h1, h2] = hosts;
-  // The control node's image: up copies it to each host.
-  const image = await ensureTestImage();
   try {
-    await writeFile(
-      join(dir, "lab.yaml"),
-      `lab: o32
+    await c.writeLab(`lab: o32
 workdir: ${WORKDIR}
 cluster: {inventory: hosts.ini}
 network: {bridge: br-o32, address: 10.10.46.1/26}
-image: {url: "file://${image.path}", sha256: "${image.sha256}"}
 containers: {count: 2, prefix: o32-, machinesDir: /var/lib/machines/o32, readyTimeout: 120}
 inventory: {file: inventory.ini}
-`,
-    );
-    const cli = (args: string[]) => dc(["node", CLI, "-c", join(dir, "lab.yaml"), ...args]);
+`);
     try {
       const start = (args: string[]) =>
         ns.spawn("sh", [

@@ -11,17 +11,14 @@
 // frame is dropped again. `run down` leaves each host (routes, proxy neighbour entries, chains,
 // sysctls) and the control node as they were.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { vniOf } from "../../config/cluster.js";
-import { assertAsBefore, DEBS, hostState, joinDatacenter, ok, sshDebs } from "../support/cluster.js";
+import { labAcross, ok, withDatacenter } from "../support/cluster.js";
 import { PROBE_PY, TOOL_PY } from "../support/cluster-probes.js";
-import { ensureTestImage } from "../support/image.js";
-import { CLI, type NsResult, skip, TestNamespace, tempDir } from "../support/ns.js";
-import { type SystemdHost, withSystemdHosts } from "../support/systemd-host.js";
+import { CLI, skip } from "../support/ns.js";
+import type { SystemdHost } from "../support/systemd-host.js";
 
 const DC = "dc-r32";
 const HOSTS = [
@@ -56,223 +53,165 @@ test("a lab across two hosts with overlay routes: Ansible reaches all 4 containe
   skip,
   timeout: 30 * 60_000,
 }, async (t2) => {
-  await sshDebs();
-  const t = await tempDir("aplspawn-r32-");
-  const ns = await TestNamespace.create();
-  const dc = (argv: readonly string[]): Promise<NsResult> =>
-    ns.run(argv[0] ?? "", argv.slice(1), { timeoutMs: 900_000, cwd: t.path });
-  try {
-    ok(await dc(["ip", "link", "add", DC, "type", "bridge"]), "bridge");
-    ok(await dc(["ip", "addr", "add", "198.18.33.1/24", "dev", DC]), "address");
-    ok(await dc(["ip", "link", "set", DC, "up"]), "up");
-    ok(await dc(["ip", "link", "set", "lo", "up"]), "lo");
-    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(t.path, "id")]);
-    const tool = join(t.path, "tool.py");
-    await writeFile(tool, TOOL_PY);
-    await writeFile(join(t.path, "probe.py"), PROBE_PY, { mode: 0o755 });
-    const binds = ["--network-veth", `--bind-ro=${DEBS}:/debs`, `--bind-ro=${tool}:/r32-tool.py`];
-    await withSystemdHosts(
-      HOSTS.map((x) => x.name),
-      binds,
-      async (hosts) => {
-        await joinDatacenter(ns, DC, t.path, hosts, HOSTS, { foreignSources: true });
-        // Strict reverse-path filtering on the hosts: a peer's lab address is routed through the
-        // link it arrives on, so the routes pass it.
-        for (const h of hosts)
-          ok(
-            await h.run([
-              "sysctl",
-              "-q",
-              "-w",
-              "net.ipv4.conf.all.rp_filter=1",
-              "net.ipv4.conf.default.rp_filter=1",
-            ]),
-            "strict rp_filter",
-          );
-        const before = await Promise.all(hosts.map((h) => hostState(h, WORKDIR)));
-        const [h1] = hosts as [SystemdHost, SystemdHost];
-        // The control node's image: up copies it to each host.
-        const image = await ensureTestImage();
-        await writeFile(
-          join(t.path, "lab.yaml"),
-          `lab: ${LAB}
-workdir: ${WORKDIR}
-cluster: {inventory: hosts.ini, overlay: routes}
-network: {bridge: br-r32, address: 10.10.52.1/26}
-image: {url: "file://${image.path}", sha256: "${image.sha256}"}
-containers: {count: 4, prefix: r32-, ipRange: [10.10.52.10, 10.10.52.40], machinesDir: /var/lib/machines/r32, readyTimeout: 120}
-inventory: {file: inventory.ini}
-`,
+  await withDatacenter(
+    {
+      bridge: DC,
+      gateway: "198.18.33.1/24",
+      hosts: HOSTS,
+      workdir: WORKDIR,
+      prefix: "aplspawn-r32-",
+      files: { "tool.py": TOOL_PY, "probe.py": { text: PROBE_PY, mode: 0o755 } },
+      binds: { "tool.py": "/r32-tool.py" },
+      foreignSources: true,
+    },
+    async (d) => {
+      const { hosts, dc, dir, cli } = d;
+      const tool = join(dir, "tool.py");
+      // Strict reverse-path filtering on the hosts: a peer's lab address is routed through the
+      // link it arrives on, so the routes pass it.
+      for (const h of hosts)
+        ok(
+          await h.run([
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv4.conf.all.rp_filter=1",
+            "net.ipv4.conf.default.rp_filter=1",
+          ]),
+          "strict rp_filter",
         );
-        const cli = (args: string[]) => dc(["node", CLI, "-c", join(t.path, "lab.yaml"), ...args]);
-        const inv = join(t.path, "inventory.ini");
-        const control = await ns.snapshot();
-        /** Every host and the control node as before the lab: nothing of it, no journal entry. */
-        const asBefore = (when: string, kept: string[] = []) =>
-          assertAsBefore(
-            when,
-            {
-              hosts,
-              names: HOSTS.map((x) => x.name),
-              before,
-              ns,
-              control,
-              workdir: WORKDIR,
-              lab: LAB,
-              inventory: inv,
-            },
-            kept,
-          );
+      const [h1] = hosts as [SystemdHost, SystemdHost];
+      const lab = await labAcross(d, {
+        name: LAB,
+        workdir: WORKDIR,
+        hosts: HOSTS,
+        onHost: ON_HOST,
+        address: "10.10.52.1/26",
+        ipRange: ["10.10.52.10", "10.10.52.40"],
+        overlay: "routes",
+      });
+      const { asBefore } = lab;
 
-        try {
-          // A fault on the control node once every host's share and routes are up: the rollback
-          // takes the routes, proxy entries and chains down on both hosts with the shares.
-          const failed = await dc([
-            "env",
-            "APLSPAWN_FAIL_AFTER=cluster.hosts",
-            "node",
-            CLI,
-            "-c",
-            join(t.path, "lab.yaml"),
-            "run",
-            "up",
-          ]);
-          assert.notEqual(
-            failed.exitCode,
-            0,
-            `run up succeeded with a fault after the hosts:\n${failed.stdout}`,
-          );
-          assert.match(failed.stdout, /Taking down each host's share and the overlay/, failed.stdout);
-          await asBefore("after the failed up");
+      try {
+        // A fault on the control node once every host's share and routes are up: the rollback
+        // takes the routes, proxy entries and chains down on both hosts with the shares.
+        const failed = await dc([
+          "env",
+          "APLSPAWN_FAIL_AFTER=cluster.hosts",
+          "node",
+          CLI,
+          "-c",
+          join(dir, "lab.yaml"),
+          "run",
+          "up",
+        ]);
+        assert.notEqual(
+          failed.exitCode,
+          0,
+          `run up succeeded with a fault after the hosts:\n${failed.stdout}`,
+        );
+        assert.match(failed.stdout, /Taking down each host's share and the overlay/, failed.stdout);
+        await asBefore("after the failed up");
 
-          const up = ok(await cli(["run", "up"]), "run up with cluster.overlay routes");
-          t2.diagnostic(up.stdout.split("\n").find((l) => /\bup: \d+ changed/.test(l)) ?? "");
-          for (const [i, x] of HOSTS.entries())
-            assert.ok(
-              up.stdout.includes(
-                `${x.name} (${x.address}): ${ON_HOST[i]!.map((ip) => `r32-${ip.split(".")[3]}`).join(", ")}`,
-              ),
-              up.stdout,
-            );
-          // What the routes rely on, as the hosts have it (shown, for the docs).
-          t2.diagnostic(
-            ok(
-              await h1.run([
-                "sysctl",
-                "net.ipv4.ip_forward",
-                "net.ipv4.conf.all.rp_filter",
-                "net.ipv4.conf.host0.rp_filter",
-                "net.ipv4.conf.br-r32.rp_filter",
-                "net.ipv4.conf.br-r32.proxy_arp",
-              ]),
-              "sysctls",
-            ).stdout.replace(/\n/g, "; "),
-          );
-          // No VXLAN: the other host's containers are routed through it, and answered for on the bridge.
-          assert.match(
-            ok(await h1.run(["ip", "-4", "route", "show", "10.10.52.12"]), "route").stdout,
-            /^10\.10\.52\.12 via 198\.18\.33\.12 dev host0/,
-          );
-          assert.match(
-            ok(await h1.run(["ip", "neigh", "show", "proxy", "dev", "br-r32"]), "proxy").stdout,
-            /10\.10\.52\.13/,
-          );
-          assert.doesNotMatch(ok(await h1.run(["ip", "-o", "link"]), "links").stdout, /aplvx/);
-
-          const ansible = (args: string[], what: string) =>
-            dc(["ansible", "-i", inv, ...args]).then((r) => ok(r, what));
-          const ping = await ansible(["all", "-m", "ping", "-o"], "ansible ping through the one inventory");
-          assert.equal(ping.stdout.match(/SUCCESS/g)?.length, 4, ping.stdout);
-          const probe = await ansible(
-            ["all", "-b", "-m", "script", "-a", `${t.path}/probe.py ${ON_HOST.flat().join(" ")}`],
-            "every container reaches every other across the hosts",
-          );
-          assert.match(probe.stdout, /df 1500 ok/, probe.stdout);
-          assert.doesNotMatch(probe.stdout, /FAILED/, probe.stdout);
-
-          // The attack: the datacenter's namespace (on the hosts' L2, no host of the lab) sends the
-          // first host a frame for its container 10.10.52.10 with the lab source 10.10.52.12 (a
-          // container of the second host), and one with its own source.
-          const target = ON_HOST[0]![0]!;
-          const leader = ok(
-            await h1.run(["machinectl", "show", `r32-${target.split(".")[3]}`, "-p", "Leader", "--value"]),
-            "the container's leader",
-          ).stdout.trim();
-          const mac1 = ok(await h1.run(["cat", "/sys/class/net/host0/address"]), "MAC").stdout.trim();
-          const attack = async (port: string): Promise<string> => {
-            const [got] = await Promise.all([
-              h1.run([
-                "nsenter",
-                `--net=/proc/${leader}/ns/net`,
-                "python3",
-                "/r32-tool.py",
-                "listen",
-                port,
-                "4",
-              ]),
-              (async () => {
-                await sleep(1000);
-                ok(
-                  await dc(["python3", tool, "frame", ON_HOST[1]![0]!, target, mac1, port, "lab-source", DC]),
-                  "a frame with a peer's lab source",
-                );
-                ok(
-                  await dc(["python3", tool, "frame", "198.18.33.1", target, mac1, port, "own-source", DC]),
-                  "a frame with the outsider's own source",
-                );
-              })(),
-            ]);
-            return ok(got, "listening in the container").stdout;
-          };
-          const first = await attack("47101");
-          assert.doesNotMatch(first, /got /, `a frame from no peer reached the container:\n${first}`);
-
-          // The control: the chain checking the source address alone lets the same frame through.
+        await lab.up(t2, "run up with cluster.overlay routes");
+        // What the routes rely on, as the hosts have it (shown, for the docs).
+        t2.diagnostic(
           ok(
             await h1.run([
-              "sh",
-              "-c",
-              `printf '*filter\\n-F ${CHAIN}\\n-A ${CHAIN} -s ${SUBNET} -i host0 -o br-r32 -j ACCEPT\\nCOMMIT\\n' | iptables-restore -w --noflush`,
+              "sysctl",
+              "net.ipv4.ip_forward",
+              "net.ipv4.conf.all.rp_filter",
+              "net.ipv4.conf.host0.rp_filter",
+              "net.ipv4.conf.br-r32.rp_filter",
+              "net.ipv4.conf.br-r32.proxy_arp",
             ]),
-            "a chain of source checks alone",
-          );
-          const naive = await attack("47102");
-          assert.match(naive, /got lab-source from 10\.10\.52\.12/, naive);
+            "sysctls",
+          ).stdout.replace(/\n/g, "; "),
+        );
+        // No VXLAN: the other host's containers are routed through it, and answered for on the bridge.
+        assert.match(
+          ok(await h1.run(["ip", "-4", "route", "show", "10.10.52.12"]), "route").stdout,
+          /^10\.10\.52\.12 via 198\.18\.33\.12 dev host0/,
+        );
+        assert.match(
+          ok(await h1.run(["ip", "neigh", "show", "proxy", "dev", "br-r32"]), "proxy").stdout,
+          /10\.10\.52\.13/,
+        );
+        assert.doesNotMatch(ok(await h1.run(["ip", "-o", "link"]), "links").stdout, /aplvx/);
 
-          // A second up puts the chain back.
-          const second = ok(await cli(["run", "up"]), "run up again");
-          // Idempotent: only the chain changed, on the first host only (besides aplspawn's own up
-          // on each host and its answer kept on the control node).
-          assert.deepEqual(
-            changedTasks(second.stdout).filter(
-              (x) => !x.startsWith("The host's share up") && !x.startsWith("The host's answer"),
-            ),
-            [
-              "The routes' containment (a lab source from a peer's own addresses and MAC, nothing else) on r32h1",
-            ],
-            second.stdout,
-          );
-          const again = await attack("47103");
-          assert.doesNotMatch(again, /got /, `a frame from no peer reached the container:\n${again}`);
-          const probe2 = await ansible(
-            ["all", "-b", "-m", "script", "-a", `${t.path}/probe.py ${ON_HOST.flat().join(" ")}`],
-            "every container still reaches every other",
-          );
-          assert.doesNotMatch(probe2.stdout, /FAILED/, probe2.stdout);
+        await lab.reachesAll(1500, "every container reaches every other across the hosts");
 
-          ok(await cli(["run", "down"]), "run down with cluster");
-          await asBefore("after run down", ["lab.sshkey (kept)"]);
-          ok(await cli(["run", "down", "--purge"]), "run down --purge with cluster");
-          await asBefore("after run down --purge");
-        } catch (e) {
-          await cli(["run", "down", "--purge"]);
-          throw e;
-        }
-      },
-    );
-  } finally {
-    await ns.destroy();
-    await rm(WORKDIR, { recursive: true, force: true });
-    await t.cleanup();
-  }
+        // The attack: the datacenter's namespace (on the hosts' L2, no host of the lab) sends the
+        // first host a frame for its container 10.10.52.10 with the lab source 10.10.52.12 (a
+        // container of the second host), and one with its own source.
+        const target = ON_HOST[0]![0]!;
+        const leader = ok(
+          await h1.run(["machinectl", "show", `r32-${target.split(".")[3]}`, "-p", "Leader", "--value"]),
+          "the container's leader",
+        ).stdout.trim();
+        const mac1 = ok(await h1.run(["cat", "/sys/class/net/host0/address"]), "MAC").stdout.trim();
+        const attack = async (port: string): Promise<string> => {
+          const [got] = await Promise.all([
+            h1.run([
+              "nsenter",
+              `--net=/proc/${leader}/ns/net`,
+              "python3",
+              "/r32-tool.py",
+              "listen",
+              port,
+              "4",
+            ]),
+            (async () => {
+              await sleep(1000);
+              ok(
+                await dc(["python3", tool, "frame", ON_HOST[1]![0]!, target, mac1, port, "lab-source", DC]),
+                "a frame with a peer's lab source",
+              );
+              ok(
+                await dc(["python3", tool, "frame", "198.18.33.1", target, mac1, port, "own-source", DC]),
+                "a frame with the outsider's own source",
+              );
+            })(),
+          ]);
+          return ok(got, "listening in the container").stdout;
+        };
+        const first = await attack("47101");
+        assert.doesNotMatch(first, /got /, `a frame from no peer reached the container:\n${first}`);
+
+        // The control: the chain checking the source address alone lets the same frame through.
+        ok(
+          await h1.run([
+            "sh",
+            "-c",
+            `printf '*filter\\n-F ${CHAIN}\\n-A ${CHAIN} -s ${SUBNET} -i host0 -o br-r32 -j ACCEPT\\nCOMMIT\\n' | iptables-restore -w --noflush`,
+          ]),
+          "a chain of source checks alone",
+        );
+        const naive = await attack("47102");
+        assert.match(naive, /got lab-source from 10\.10\.52\.12/, naive);
+
+        // A second up puts the chain back.
+        const second = ok(await cli(["run", "up"]), "run up again");
+        // Idempotent: only the chain changed, on the first host only (besides aplspawn's own up
+        // on each host and its answer kept on the control node).
+        assert.deepEqual(
+          changedTasks(second.stdout).filter(
+            (x) => !x.startsWith("The host's share up") && !x.startsWith("The host's answer"),
+          ),
+          [
+            "The routes' containment (a lab source from a peer's own addresses and MAC, nothing else) on r32h1",
+          ],
+          second.stdout,
+        );
+        const again = await attack("47103");
+        assert.doesNotMatch(again, /got /, `a frame from no peer reached the container:\n${again}`);
+        await lab.reachesAll(1500, "every container still reaches every other");
+
+        await lab.down();
+      } catch (e) {
+        await cli(["run", "down", "--purge"]);
+        throw e;
+      }
+    },
+  );
 });

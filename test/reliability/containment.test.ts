@@ -23,7 +23,7 @@ import { test } from "node:test";
 import { execa } from "execa";
 import { parse, stringify } from "yaml";
 import { makeSquashfs } from "../support/image.js";
-import { assertNoResidue, type Lab, ok, withLab, withUpperOf } from "../support/lab.js";
+import { assertNoResidue, type Lab, ok, statusField, withLab, withUpperOf } from "../support/lab.js";
 import { skip } from "../support/ns.js";
 
 /** Every entry under dir, not followed: type, mode, owner, size and content digest. */
@@ -367,9 +367,6 @@ test(
     }),
 );
 
-/** A /proc/PID/status field. */
-const field = (status: string, name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1];
-
 test(
   "exec gets no more than the container's init: its bounding set, a cgroup of the container's, its PID namespace, no_new_privs and a clean environment",
   { skip },
@@ -385,11 +382,15 @@ test(
           PATH: process.env.PATH ?? "",
         });
       const own = ok(await exec("cat", "/proc/self/status"), "exec cat status").stdout;
-      assert.equal(field(own, "CapBnd"), field(init, "CapBnd"), "bounding set as the container init's");
-      assert.notEqual(field(own, "CapBnd"), "000001ffffffffff", "not the host's full set");
-      assert.equal(field(own, "CapInh"), "0000000000000000");
-      assert.equal(field(own, "CapAmb"), "0000000000000000");
-      assert.equal(field(own, "NoNewPrivs"), "1");
+      assert.equal(
+        statusField(own, "CapBnd"),
+        statusField(init, "CapBnd"),
+        "bounding set as the container init's",
+      );
+      assert.notEqual(statusField(own, "CapBnd"), "000001ffffffffff", "not the host's full set");
+      assert.equal(statusField(own, "CapInh"), "0000000000000000");
+      assert.equal(statusField(own, "CapAmb"), "0000000000000000");
+      assert.equal(statusField(own, "NoNewPrivs"), "1");
       // The container's systemd started it: a service of its own, inside the container's cgroup
       // namespace (a path outside it would read "/..").
       const cg = ok(await exec("cat", "/proc/self/cgroup"), "cgroups").stdout;

@@ -9,12 +9,9 @@ import assert from "node:assert/strict";
 import { readdir, readFile, readlink } from "node:fs/promises";
 import { test } from "node:test";
 import { execa } from "execa";
-import { ok, withLab, withNetLab } from "../support/lab.js";
+import { ok, statusField, withLab, withNetLab } from "../support/lab.js";
 import { CLI, skip } from "../support/ns.js";
 import { waitFor } from "../support/wait.js";
-
-/** A /proc/PID/status field. */
-const field = (status: string, name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1];
 
 // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0): allowed to any process by the kernel,
 // refused (EPERM) by nspawn's seccomp filter. Prints the result and errno.
@@ -104,11 +101,11 @@ test("exec is no stronger than the container's init and runs no host binary in i
       "the Seccomp line under exec is the init's, and a syscall nspawn refuses is refused",
       async () => {
         const init = await readFile(`/proc/${leader}/status`, "utf8");
-        assert.equal(field(init, "Seccomp"), "2", "the init runs under nspawn's filter");
+        assert.equal(statusField(init, "Seccomp"), "2", "the init runs under nspawn's filter");
         const own = ok(await exec("cat", "/proc/self/status"), "exec cat").stdout;
         for (const f of ["Seccomp", "Seccomp_filters", "CapBnd"])
-          assert.equal(field(own, f), field(init, f), `${f} as the init's`);
-        assert.equal(field(own, "NoNewPrivs"), "1");
+          assert.equal(statusField(own, f), statusField(init, f), `${f} as the init's`);
+        assert.equal(statusField(own, "NoNewPrivs"), "1");
         // The same probe as one of the init's own children (sshd's session) and under exec.
         const asInit = ok(await lab.cli(["ssh", name, "--", `python3 -c "${KEYCTL}"`]), "ssh keyctl").stdout;
         assert.match(asInit, /^keyctl -1 1$/m, "nspawn's filter refuses keyctl (EPERM)");

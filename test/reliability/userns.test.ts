@@ -6,10 +6,8 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { assertNoResidue, claimsUnder, ok, upperOf, withLab } from "../support/lab.js";
+import { assertNoResidue, claimsUnder, ok, statusField, upperOf, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
-
-const field = (status: string, name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1];
 
 test(
   "containers.privateUsers: root in a container is an id range of its own on the host; ssh, Ansible become and exec work; nothing is left",
@@ -73,8 +71,8 @@ test(
       const init = await readFile(`/proc/${leaders[0]}/status`, "utf8");
       const own = ok(await exec("cnu-10", "cat", "/proc/self/status"), "status").stdout;
       for (const f of ["CapBnd", "Seccomp", "Seccomp_filters"])
-        assert.equal(field(own, f), field(init, f), `${f} as the container init's`);
-      assert.equal(field(own, "NoNewPrivs"), "1");
+        assert.equal(statusField(own, f), statusField(init, f), `${f} as the container init's`);
+      assert.equal(statusField(own, "NoNewPrivs"), "1");
 
       // Ansible through the inventory, with become: root inside, the range's on the host.
       const a = await lab.ns.run(

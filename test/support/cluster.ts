@@ -4,13 +4,14 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { TestContext } from "node:test";
 import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
-import { TEST_CACHE } from "./image.js";
-import { CLI, type NsResult, type NsSnapshot, type TestNamespace } from "./ns.js";
-import type { SystemdHost } from "./systemd-host.js";
+import { ensureTestImage, TEST_CACHE } from "./image.js";
+import { CLI, type NsResult, type NsSnapshot, TestNamespace, tempDir } from "./ns.js";
+import { type SystemdHost, withSystemdHosts } from "./systemd-host.js";
 
 /** openssh-server unpacked for the hosts (their root has only the client), bound in at /debs. */
 export const DEBS = join(TEST_CACHE, "debs", "openssh-server");
@@ -190,4 +191,184 @@ export async function assertAsBefore(
   );
   assert.equal(existsSync(o.inventory), false, `${when}: the one inventory was left`);
   assert.equal(existsSync(join(o.workdir, o.lab, "cluster")), false, `${when}: the split was left`);
+}
+
+/** The datacenter withDatacenter made: its namespace (the control node's), the hosts joined to it. */
+export interface Datacenter {
+  ns: TestNamespace;
+  /** The control node's directory: the key (id), known_hosts, hosts.ini and the caller's files. */
+  dir: string;
+  hosts: SystemdHost[];
+  /** Each host's port on the datacenter's bridge (in ns), in the order of the hosts. */
+  ports: string[];
+  /** Run in the datacenter's namespace, in dir. */
+  dc(argv: readonly string[]): Promise<NsResult>;
+  /**
+   * Write the lab's config, dir/lab.yaml: `yaml` with the control node's test image (a file://
+   * URL names the control node's file: up copies it to each host and down removes the copies).
+   */
+  writeLab(yaml: string): Promise<void>;
+  /** The CLI on dir/lab.yaml, run in the datacenter's namespace. */
+  cli(args: readonly string[]): Promise<NsResult>;
+}
+
+/**
+ * A datacenter for a lab across hosts, then `fn`, then everything goes: a TestNamespace (the
+ * control node's) with a bridge at `gateway` (address/prefix), the control node's ssh key and
+ * `files` in a temporary directory, the hosts booted at once (systemd-host.ts) with openssh-server
+ * at /debs and each of `binds` (a file of the directory → its path on the hosts) bound in read-only,
+ * then joined (joinDatacenter). The lab's `workdir` on this machine is removed at the end.
+ */
+export async function withDatacenter<T>(
+  o: {
+    bridge: string;
+    gateway: string;
+    hosts: readonly { name: string; address: string }[];
+    workdir: string;
+    /** The temporary directory's prefix. */
+    prefix: string;
+    /** Written in the directory before the hosts boot (a path relative to it → its text). */
+    files?: Record<string, string | { text: string; mode: number }>;
+    binds?: Record<string, string>;
+    foreignSources?: boolean;
+  },
+  fn: (d: Datacenter) => Promise<T>,
+): Promise<T> {
+  await sshDebs();
+  const t = await tempDir(o.prefix);
+  const ns = await TestNamespace.create();
+  const dc = (argv: readonly string[]): Promise<NsResult> =>
+    ns.run(argv[0] ?? "", argv.slice(1), { timeoutMs: 900_000, cwd: t.path });
+  try {
+    ok(await dc(["ip", "link", "add", o.bridge, "type", "bridge"]), "bridge");
+    ok(await dc(["ip", "addr", "add", o.gateway, "dev", o.bridge]), "address");
+    ok(await dc(["ip", "link", "set", o.bridge, "up"]), "up");
+    ok(await dc(["ip", "link", "set", "lo", "up"]), "lo");
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(t.path, "id")]);
+    for (const [f, x] of Object.entries(o.files ?? {})) {
+      await mkdir(dirname(join(t.path, f)), { recursive: true });
+      await writeFile(join(t.path, f), typeof x === "string" ? x : x.text, {
+        mode: typeof x === "string" ? 0o644 : x.mode,
+      });
+    }
+    const binds = Object.entries(o.binds ?? {}).map(([f, at]) => `--bind-ro=${join(t.path, f)}:${at}`);
+    let result: { value: T } | undefined;
+    await withSystemdHosts(
+      o.hosts.map((h) => h.name),
+      ["--network-veth", `--bind-ro=${DEBS}:/debs`, ...binds],
+      async (hosts) => {
+        const ports = await joinDatacenter(ns, o.bridge, t.path, hosts, o.hosts, {
+          foreignSources: o.foreignSources ?? false,
+        });
+        const config = join(t.path, "lab.yaml");
+        const writeLab = async (yaml: string) => {
+          const image = await ensureTestImage();
+          await writeFile(config, `${yaml}image: {url: "file://${image.path}", sha256: "${image.sha256}"}\n`);
+        };
+        const cli = (args: readonly string[]) => dc(["node", CLI, "-c", config, ...args]);
+        result = { value: await fn({ ns, dir: t.path, hosts, ports, dc, writeLab, cli }) };
+      },
+    );
+    assert.ok(result, "the hosts ran no scenario");
+    return result.value;
+  } finally {
+    await ns.destroy();
+    await rm(o.workdir, { recursive: true, force: true });
+    await t.cleanup();
+  }
+}
+
+/** A lab across the datacenter's hosts (labAcross), with the checks the cluster tests share. */
+export interface LabAcross {
+  /** The one inventory on the control node. */
+  inventory: string;
+  /** Every host and the control node as before the lab (assertAsBefore), with only `kept` in the journal. */
+  asBefore(when: string, kept?: string[]): Promise<void>;
+  /** `run up`, which must succeed, its table naming each host's containers (what it took shown in t). */
+  up(t: TestContext, what: string): Promise<NsResult>;
+  /**
+   * Ansible through the one inventory reaches every container, and each container every lab address
+   * by TCP and by an echo of `mtu` bytes with "don't fragment" (probe.py in the directory).
+   */
+  reachesAll(mtu: number, what: string): Promise<void>;
+  /** `run down` keeps the lab's key on the control node, `--purge` takes it: each leaves all as before. */
+  down(): Promise<void>;
+}
+
+/**
+ * The lab `name` across the datacenter's hosts: its config written (Datacenter.writeLab: its bridge
+ * br-`name` at `address`, the containers `name`-N, as many as onHost holds, from `ipRange`), and every
+ * host (hostState with the lab's workdir) and the control node taken as they are now, before it.
+ * onHost: the containers' lab addresses, host by host (named `name`-last octet).
+ */
+export async function labAcross(
+  d: Datacenter,
+  lab: {
+    name: string;
+    workdir: string;
+    hosts: readonly { name: string; address: string }[];
+    onHost: readonly (readonly string[])[];
+    address: string;
+    ipRange: readonly [string, string];
+    overlay?: "routes";
+  },
+): Promise<LabAcross> {
+  const n = lab.name;
+  await d.writeLab(`lab: ${n}
+workdir: ${lab.workdir}
+cluster: {inventory: hosts.ini${lab.overlay ? `, overlay: ${lab.overlay}` : ""}}
+network: {bridge: br-${n}, address: ${lab.address}}
+containers: {count: ${lab.onHost.flat().length}, prefix: ${n}-, ipRange: [${lab.ipRange.join(", ")}], machinesDir: /var/lib/machines/${n}, readyTimeout: 120}
+inventory: {file: inventory.ini}
+`);
+  const inventory = join(d.dir, "inventory.ini");
+  const before = await Promise.all(d.hosts.map((h) => hostState(h, lab.workdir)));
+  const control = await d.ns.snapshot();
+  const asBefore = (when: string, kept: string[] = []) =>
+    assertAsBefore(
+      when,
+      {
+        hosts: d.hosts,
+        names: lab.hosts.map((x) => x.name),
+        before,
+        ns: d.ns,
+        control,
+        workdir: lab.workdir,
+        lab: lab.name,
+        inventory,
+      },
+      kept,
+    );
+  const ansible = async (args: string[], what: string) =>
+    ok(await d.dc(["ansible", "-i", inventory, ...args]), what);
+  return {
+    inventory,
+    asBefore,
+    async up(t, what) {
+      const up = ok(await d.cli(["run", "up"]), what);
+      // What up took (Ansible included), for the docs: shown, never asserted.
+      t.diagnostic(up.stdout.split("\n").find((l) => /\bup: \d+ changed/.test(l)) ?? "");
+      for (const [i, x] of lab.hosts.entries()) {
+        const names = (lab.onHost[i] ?? []).map((ip) => `${lab.name}-${ip.split(".")[3]}`);
+        assert.ok(up.stdout.includes(`${x.name} (${x.address}): ${names.join(", ")}`), up.stdout);
+      }
+      return up;
+    },
+    async reachesAll(mtu, what) {
+      const ping = await ansible(["all", "-m", "ping", "-o"], "ansible ping through the one inventory");
+      assert.equal(ping.stdout.match(/SUCCESS/g)?.length, lab.onHost.flat().length, ping.stdout);
+      const probe = await ansible(
+        ["all", "-b", "-m", "script", "-a", `${d.dir}/probe.py ${lab.onHost.flat().join(" ")}`],
+        what,
+      );
+      assert.match(probe.stdout, new RegExp(`df ${mtu} ok`), probe.stdout);
+      assert.doesNotMatch(probe.stdout, /FAILED/, probe.stdout);
+    },
+    async down() {
+      ok(await d.cli(["run", "down"]), "run down with cluster");
+      await asBefore("after run down", ["lab.sshkey (kept)"]);
+      ok(await d.cli(["run", "down", "--purge"]), "run down --purge with cluster");
+      await asBefore("after run down --purge");
+    },
+  };
 }

@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { stringify } from "yaml";
 import { CLAIMS_DIR } from "../../src/image/loop-claims.js";
 import { RANGES_DIR } from "../../src/lab/id-ranges.js";
@@ -77,6 +77,8 @@ export interface NetLab extends LabConfig {
   add(name: string, subnet: number, base?: ConfigOverrides): Promise<LabConfig>;
   /** Every lab of the fixture: this one first, then those added. */
   labs: readonly LabConfig[];
+  /** Write `text` to the file `name` in the temp dir (its parents made); gives its path. */
+  file(name: string, text: string): Promise<string>;
 }
 
 /** What a test of the whole lab gets (withLab). */
@@ -87,11 +89,46 @@ export interface Lab extends NetLab {
   inotifyBefore: number;
 }
 
+/**
+ * A playbook for the lab's containers (group aplspawned, with become): `tasks`, YAML already
+ * indented under `tasks:`; facts gathered unless `facts` is false.
+ */
+export const playbook = (tasks: string, o: { facts?: boolean } = {}) =>
+  `- hosts: aplspawned\n  become: true\n${o.facts === false ? "  gather_facts: false\n" : ""}  tasks:\n${tasks}`;
+
 /** Assert a CLI run exited 0 (showing its output when not). */
 export function ok(r: NsResult, what = "the run"): NsResult {
   assert.equal(r.exitCode, 0, `${what} exited ${r.exitCode}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
   return r;
 }
+
+/**
+ * `run down --purge` (env: the CLI's environment), which must succeed and leave nothing but dot
+ * files in the image store `store`: `image` (what the lab pulled there) goes with it.
+ */
+export async function downPurgesStore(
+  lab: LabConfig,
+  store: string,
+  image: string,
+  env?: Record<string, string>,
+): Promise<void> {
+  ok(await lab.cli(["run", "down", "--purge"], env), "run down --purge");
+  assert.deepEqual(
+    (await readdir(store)).filter((f) => !f.startsWith(".")),
+    [],
+    `the purge removes ${image}`,
+  );
+}
+
+/**
+ * Spread into a containers override with sets: the fixture writes count and prefix, which
+ * containers.sets take the place of (undefined leaves a key out).
+ */
+export const SETS_ONLY = { count: undefined, prefix: undefined } as const;
+
+/** A field of a /proc/PID/status text (CapBnd, NoNewPrivs, …). */
+export const statusField = (status: string, name: string) =>
+  new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1];
 
 /** A container's upper layer: on its own file system (containers/<name>/disk), mounted in the lab's namespace. */
 export const upperOf = (lab: LabConfig & { workdir: string }, name: string) =>
@@ -255,6 +292,12 @@ async function runLab(
         const c = labConfig(n, sub, `-${n}`, b);
         await c.writeConfig();
         return c;
+      },
+      async file(f, text) {
+        const path = join(t.path, f);
+        await mkdir(dirname(path), { recursive: true });
+        await writeFile(path, text);
+        return path;
       },
       ...(image ? { image, inotifyBefore } : {}),
     };

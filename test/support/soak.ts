@@ -6,7 +6,6 @@
 // others boot and provision beside it): it must roll back clean, leaving nothing of its own while
 // the others run on, and go on with its rounds.
 import { existsSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { loopRecordPath } from "../../tasks/image/loop.js";
 import { taskEvents } from "./json-events.js";
@@ -28,8 +27,7 @@ const PLAYBOOK = `- hosts: aplspawned
  * own lab and n - 1 added, each of 2 containers with the playbook, on subnets subnet, subnet + 1, ….
  */
 export async function soakLabs(lab: NetLab, n: number, subnet: number): Promise<LabConfig[]> {
-  const playbook = join(lab.dir, "soak.yml");
-  await writeFile(playbook, PLAYBOOK);
+  const playbook = await lab.file("soak.yml", PLAYBOOK);
   // Each lab its own iptables chain too (net.claim refuses two labs one chain).
   const base = (i: number) => ({
     network: { chain: `SOAK${i}` },
