@@ -10,8 +10,8 @@ import { execa } from "execa";
 import { INDEX_DIR } from "../../src/lab/registry.js";
 import { waitFor } from "./wait.js";
 
-/** The compiled CLI. */
-export const CLI = resolve(import.meta.dirname, "../../cli/main.js");
+/** The CLI as it ships (the bundle `npm run build` makes; dist/cli/main.js is its entry). */
+export const CLI = resolve(import.meta.dirname, "../../bin/aplspawn.js");
 
 /** What a command inside the namespace returned. */
 export interface NsResult {
