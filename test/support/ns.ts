@@ -10,8 +10,8 @@ import { execa } from "execa";
 import { INDEX_DIR } from "../../src/lab/registry.js";
 import { waitFor } from "./wait.js";
 
-/** The compiled CLI. */
-export const CLI = resolve(import.meta.dirname, "../../cli/main.js");
+/** The CLI as it ships: the bundle and its code cache `npm run build` makes (dist/cli/main.js unbundled). */
+export const CLI = resolve(import.meta.dirname, "../../cli/bin.js");
 
 /** What a command inside the namespace returned. */
 export interface NsResult {
@@ -112,7 +112,7 @@ export class TestNamespace {
     const dir = await mkdtemp(join(tmpdir(), "aplspawn-cli-"));
     await chmod(dir, 0o755);
     this.cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const cli = join(dir, "dist", "cli", "main.js");
+    const cli = join(dir, "dist", "cli", "bin.js");
     const bound = await this.run("mount", ["--bind", "-o", "ro", pkg, dir]);
     if (bound.exitCode !== 0) throw new Error(`binding ${pkg} at ${dir}: ${bound.stderr}`);
     const readable = await this.run("setpriv", [
@@ -134,7 +134,7 @@ export class TestNamespace {
     for (const part of ["package.json", "dist", "config", "node_modules"])
       await cp(join(pkg, part), join(dir, part), {
         recursive: true,
-        filter: (src) => !/node_modules\/(@biomejs|typescript)(\/|$)/.test(src),
+        filter: (src) => !/node_modules\/(@biomejs|typescript|esbuild|@esbuild)(\/|$)/.test(src),
       });
     await this.run("chmod", ["-R", "a+rX", dir]);
     return { cli, release: async () => undefined };
