@@ -26,7 +26,7 @@ import { layoutManifestDigest, ociSource } from "../../src/image/oci-ref.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { withImageLock } from "../../src/image/store-lock.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
-import { configureTree, lineReporter } from "./build.js";
+import { configureTree, lineReporter, makeSquashfs } from "./build.js";
 
 /** Parameters of image.oci. */
 const ociParamsSchema = z.object({
@@ -112,12 +112,7 @@ export async function squashTree(
 ): Promise<Hashed> {
   await dropDevices(ctx, t.root, o.whiteouts === true);
   await configureTree(ctx, t.root);
-  ctx.info("Making the squashfs");
-  await ctx.host.exec(
-    "mksquashfs",
-    [t.root, t.squashfs, "-noappend", "-comp", "zstd", "-no-progress", "-quiet"],
-    { signal: ctx.signal, timeoutMs: 60 * MIN, onLine: lineReporter(ctx) },
-  );
+  await makeSquashfs(ctx, t.root, t.squashfs);
   await removeTree(ctx, t.tree);
   const f = await ctx.host.fs.openRead(t.squashfs);
   if (!f) throw new ExitError("mksquashfs made no output");
