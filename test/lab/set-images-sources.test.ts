@@ -3,8 +3,7 @@
 // simplestreams tree published over https on the loopback of the test's namespace. Both sets'
 // containers come up and answer ssh and a playbook (idempotence on); validate and status name both
 // images; a second up changes nothing and asks the server for nothing; down --purge removes the
-// pulled image, keeps the user's file, and leaves nothing else. The containers run `init: script`
-// (sshd alone): what is tested is which image each set runs on, not its boot.
+// pulled image, keeps the user's file, and leaves nothing else.
 import assert from "node:assert/strict";
 import { readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -61,7 +60,6 @@ test(
           containers: {
             count: undefined,
             prefix: undefined,
-            init: "script",
             sets: [
               { name: "deb", pattern: "ssets-deb%d", groups: ["onfile"] },
               {
@@ -113,8 +111,7 @@ test(
           ["ssets-inc1", `${labDir}/lower-inc`, "aplspawned,onserver"],
         ] as const) {
           assert.equal(ok(await lab.cli(["ssh", n, "--", "hostname"]), `ssh ${n}`).stdout, n);
-          // ssh, not exec: `init: script` has no systemd for exec to ask.
-          const seen = ok(await lab.cli(["ssh", n, "--", "cat", "/etc/seen"]), `/etc/seen on ${n}`);
+          const seen = ok(await lab.cli(["exec", n, "--", "cat", "/etc/seen"]), `/etc/seen on ${n}`);
           assert.equal(seen.stdout.trim(), groups);
           const overlay = mounts.find(([t, , fs]) => t === join(lab.machinesDir, n) && fs === "overlay");
           assert.ok(overlay, `${n} has its overlay`);
