@@ -18,57 +18,50 @@ export type ShareParams = z.infer<typeof shareParamsSchema>;
 /** Journaled before the mount: whether a bind of the directory onto itself was there already. */
 const shareIntentSchema = z.object({ existed: z.boolean() });
 
+/** A mount below dir that is not under a bind of dir onto itself: made before dir was shared. */
+const madeBefore = (mounts: readonly MountInfo[], dir: string): MountInfo | undefined =>
+  selfBindAt(mounts, dir) ? undefined : mountsUnder(mounts, dir)[0];
+
 async function shareCheck(ctx: HostContext, p: ShareParams) {
   const mounts = await readMounts(ctx.host);
   const m = mountHolding(mounts, p.dir);
   if (m?.peerGroup !== undefined) return met(`${p.dir} is in a shared mount (${m.mountPoint})`);
   // A lab an older aplspawn brought up has its mounts there already: a bind now would hide them.
   // It is shared at its next start (after `run stop` or `run down`).
-  const below = mountsUnder(mounts, p.dir)[0];
-  if (below && !selfBindAt(mounts, p.dir))
+  const before = madeBefore(mounts, p.dir);
+  if (before)
     return met(
-      `${p.dir} holds mounts made before it was shared (${below.mountPoint}): shared at its next start`,
+      `${p.dir} holds mounts made before it was shared (${before.mountPoint}): shared at its next start`,
     );
   return unmet(`${p.dir} is in a private mount (${m?.mountPoint ?? "none"})`);
 }
 
 async function shareRun(ctx: HostContext, p: ShareParams): Promise<null> {
-  const h = ctx.host;
-  const mounts = await readMounts(h);
-  const below = mountsUnder(mounts, p.dir);
-  if (below.length > 0 && !selfBindAt(mounts, p.dir))
-    throw new Error(`${p.dir} has mounts in it already (${below[0]?.mountPoint}); unmount them first`);
-  await h.fs.mkdir(p.dir, 0o700);
+  const mounts = await readMounts(ctx.host);
+  const before = madeBefore(mounts, p.dir);
+  if (before) throw new Error(`${p.dir} has mounts in it already (${before.mountPoint}); unmount them first`);
   // A bind made again onto an existing one would stack; one there already is only made shared.
   const args = selfBindAt(mounts, p.dir)
     ? ["--make-shared", p.dir]
     : ["--bind", "--make-shared", p.dir, p.dir];
-  await h.exec("mount", args, { signal: ctx.signal });
+  await ctx.host.exec("mount", args, { signal: ctx.signal });
   return null;
 }
-
-/** What is mounted at or below dir other than the bind itself (the bind goes only when that is nothing). */
-const mountedIn = (mounts: readonly MountInfo[], dir: string, bind: MountInfo) =>
-  mountsUnder(mounts, dir).filter((m) => m.id !== bind.id);
 
 async function shareRollback(ctx: TaskContext, p: ShareParams, existed: boolean | undefined): Promise<void> {
   if (existed) return;
   const h = ctx.host;
-  const bindOf = async () => selfBindAt(await readMounts(h), p.dir);
-  const bind = await bindOf();
+  const mounts = await readMounts(h);
+  const bind = selfBindAt(mounts, p.dir);
   if (!bind) return;
-  const left = mountedIn(await readMounts(h), p.dir, bind);
-  if (left.length > 0)
-    throw new Error(`${left[0]?.mountPoint} is still mounted in ${p.dir}; unmount it first`);
-  // Nothing is mounted below it, and it shows the very directory it covers: files open through it
-  // (the lab's journal and lock, while this run lasts) are the same files without it, so a busy
-  // one is detached lazily rather than left.
+  const left = mountsUnder(mounts, p.dir).find((m) => m.id !== bind.id);
+  if (left) throw new Error(`${left.mountPoint} is still mounted in ${p.dir}; unmount it first`);
+  // Nothing is mounted below it, and it shows the very directory it covers: the files open through
+  // it (the journal and lock of the run undoing it) are the same files without it. So it is
+  // detached lazily: a plain umount is always busy in `run down`, for nothing.
   await undoUnlessGone(
-    async () => {
-      const r = await h.exec("umount", ["--", p.dir], { signal: ctx.signal, allowFail: true });
-      if (r.exitCode !== 0) await h.exec("umount", ["--lazy", "--", p.dir], { signal: ctx.signal });
-    },
-    async () => (await bindOf()) !== undefined,
+    () => h.exec("umount", ["--lazy", "--", p.dir], { signal: ctx.signal }),
+    async () => selfBindAt(await readMounts(h), p.dir) !== undefined,
   );
 }
 
