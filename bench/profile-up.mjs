@@ -3,7 +3,7 @@
 // and the wall time not spent in any task (the runner, start-up, journal). Run as root.
 //
 //   node bench/profile-up.mjs --n 1 --runs 5 [--init script]
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -18,6 +18,10 @@ const { values } = parseArgs({
     init: { type: "string", default: "boot" },
     // Also time `run up` on a terminal (a pty, the default renderer) in place of --json.
     tty: { type: "boolean", default: false },
+    // Also print the last run's timeline: when each task started and ended, from the CLI's start.
+    timeline: { type: "boolean", default: false },
+    // With --timeline: also each process the CLI spawned (bench/exec-log.mjs), on the same clock.
+    execs: { type: "boolean", default: false },
   },
 });
 const n = Number(values.n);
@@ -26,6 +30,40 @@ const image = await ensureTestImage();
 const store = mkdtempSync(join(tmpdir(), "aplspawn-profile-store-"));
 const byKind = new Map();
 const walls = [];
+let timeline = [];
+let execs = [];
+const EXEC_LOG = join(tmpdir(), `aplspawn-profile-execs-${process.pid}.jsonl`);
+
+/** `run up --json` inside the namespace, each output line stamped with its arrival (ms from start). */
+function stamped(ns, args) {
+  rmSync(EXEC_LOG, { force: true });
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    // The exec log's clock is the CLI's performance.now(), which starts near our t0 (its start-up).
+    const env = values.execs
+      ? [
+          `NODE_OPTIONS=--import=${join(import.meta.dirname, "exec-log.mjs")}`,
+          `APLSPAWN_EXEC_LOG=${EXEC_LOG}`,
+        ]
+      : [];
+    const child = ns.spawn("env", [...env, process.execPath, CLI, ...args]);
+    const lines = [];
+    let rest = "";
+    let stderr = "";
+    child.stdout.on("data", (b) => {
+      const parts = (rest + b).split("\n");
+      rest = parts.pop();
+      for (const l of parts) lines.push([performance.now() - t0, l]);
+    });
+    child.stderr.on("data", (b) => {
+      stderr += b;
+    });
+    child.on("error", reject);
+    child.on("close", (code) =>
+      resolve({ exitCode: code, stdout: lines.map(([, l]) => l).join("\n"), stderr, lines }),
+    );
+  });
+}
 try {
   for (let i = 0; i <= runs; i++) {
     const dir = mkdtempSync(join(tmpdir(), "aplspawn-profile-"));
@@ -51,13 +89,23 @@ try {
         ? await ns.run("script", ["-qec", `${process.execPath} ${CLI} -c ${cfg} run up`, "/dev/null"], {
             env: { TERM: "xterm-256color", CI: "" },
           })
-        : await ns.cli(["-c", cfg, "--json", "run", "up"]);
+        : values.timeline
+          ? await stamped(ns, ["-c", cfg, "--json", "run", "up"])
+          : await ns.cli(["-c", cfg, "--json", "run", "up"]);
       const wall = performance.now() - t0;
       if (r.exitCode !== 0) throw new Error(`run up failed:\n${r.stdout}\n${r.stderr}`);
       await ns.cli(["-c", cfg, "run", "down"]);
       // The first run is a warm-up (it verifies the image once).
       if (i === 0) continue;
       walls.push(wall);
+      if (r.lines) timeline = r.lines;
+      if (values.execs) {
+        execs = readFileSync(EXEC_LOG, "utf8")
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l));
+      }
+      rmSync(EXEC_LOG, { force: true });
       const events = r.stdout
         .split("\n")
         .filter((l) => l.startsWith("{"))
@@ -83,3 +131,21 @@ for (const [k, ms] of rows)
   console.log(`${ms.toFixed(0).padStart(7)} ms  ${((100 * ms) / wall).toFixed(1).padStart(5)}%  ${k}`);
 const sum = rows.reduce((a, [, ms]) => a + ms, 0);
 console.log(`${sum.toFixed(0).padStart(7)} ms  sum of tasks (concurrent tasks overlap)`);
+if (values.timeline) {
+  // Each task's line: when it ended (its event's arrival) and, from its duration, when it started.
+  console.log("\nlast run's timeline (ms from the CLI's start): start → end  task (or $ process)");
+  const rows = [];
+  for (const [at, l] of timeline) {
+    if (!l.startsWith("{")) continue;
+    const e = JSON.parse(l);
+    if (e.event === "task" && e.durationMs !== undefined && e.state !== "running")
+      rows.push([at - e.durationMs, at, `${e.id} (${e.state})`]);
+    else if (e.event === "summary") rows.push([at, at, "summary"]);
+  }
+  for (const x of execs) rows.push([x.t0, x.t0 + x.ms, `  $ ${x.argv.join(" ").slice(0, 110)}`]);
+  rows.sort((a, b) => a[0] - b[0]);
+  for (const [a, b, what] of rows)
+    console.log(
+      `${a.toFixed(0).padStart(6)} → ${b.toFixed(0).padStart(6)} ${(b - a).toFixed(0).padStart(5)}  ${what}`,
+    );
+}
