@@ -74,7 +74,7 @@ export const KEY_DESCRIPTIONS: Record<string, string> = {
   "containers.readyTimeout": "Seconds to wait for a container's sshd.",
   "containers.privateUsers": "Run each container in a user namespace of its own.",
   "containers.boot":
-    "lab: skip the units a test target does not need on the way to sshd (console getty, journal flush to disk); full: boot the image as it is.",
+    "lab: skip what a test target does not need on the way to sshd (console getty, journal flush to disk, host key types sshd does not serve); full: boot the image as it is.",
   "containers.consoleLogMax": "Bytes of console output a container's log keeps per start (default 8 MiB).",
   "containers.binds":
     "Host paths bound into every container: [{host, container, readOnly}] (read-only by default).",

@@ -81,10 +81,15 @@ export function imageFiles(): Record<string, string> {
     "etc/machine-id": "",
     // Host keys are removed from the image; sshd makes the missing ones on first start, unless the
     // container's upper layer already holds keys of its own.
-    "etc/systemd/system/ssh.service.d/10-aplspawn-host-keys.conf":
-      "[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n",
+    [SSH_HOST_KEYS_DROP_IN.path.slice(1)]: SSH_HOST_KEYS_DROP_IN.text,
   };
 }
+
+/** The image's ssh.service drop-in that makes the host keys removed from it (every missing type). */
+export const SSH_HOST_KEYS_DROP_IN = {
+  path: "/etc/systemd/system/ssh.service.d/10-aplspawn-host-keys.conf",
+  text: "[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n",
+} as const;
 
 /** Files removed from the tree (relative paths; a trailing "/*" empties a directory of its files). */
 export const IMAGE_REMOVALS = [

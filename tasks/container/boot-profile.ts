@@ -2,8 +2,13 @@
 // image) that skip, in a container, what a test target does not need on the way to a reachable
 // sshd. Each is a condition (ConditionVirtualization=!container), so the unit stays installed and
 // shows as skipped ("condition failed"), not failed or masked; a unit a playbook starts by hand is
-// still skipped, so only units no role manages are listed. `full` removes these drop-ins and boots
-// the image as it is. README "Lab boot profile" lists each unit with why.
+// still skipped, so only units no role manages are listed. In an image aplspawn built, sshd makes
+// only the host keys its config names (the one aplspawn pinned), not every type at every first
+// boot. `full` removes these drop-ins and boots the image as it is. README "Lab boot profile" lists
+// each with why.
+
+import type { RootFs } from "../../src/host/host.js";
+import { SSH_HOST_KEYS_DROP_IN } from "../../src/image/build-plan.js";
 import { containerRoot, rootHolds, rootWriteIfChanged } from "../../src/lab/container-files.js";
 import { defineTask } from "../../src/runner/task.js";
 
@@ -30,6 +35,38 @@ const dropInPath = (unit: string) => `/etc/systemd/system/${unit}.d/${DROP_IN}`;
 const DROP_IN_TEXT =
   "# Written by aplspawn (containers.boot: lab): not needed in a test container; `boot: full` removes this.\n[Unit]\nConditionVirtualization=!container\n";
 
+/**
+ * The image's `ssh-keygen -A` before each start of sshd makes every missing key type: a 3072-bit RSA
+ * key costs 0.3-1.3 s of CPU at a container's first boot, on the way to sshd, for a key sshd never
+ * serves (hostkeys.ts configures the one ed25519 key it pinned). This drop-in (named to come after
+ * the image's) runs it only when sshd's own config names a host key file that is missing, or when
+ * `sshd -T` cannot read that config: a role that configures an RSA host key and restarts sshd gets
+ * it made, as with the image's drop-in. Only over that very drop-in (an image aplspawn built): the
+ * unit of another image is not known here.
+ */
+const SSH_KEYS = {
+  path: `/etc/systemd/system/ssh.service.d/${DROP_IN}`,
+  text: [
+    "# Written by aplspawn (containers.boot: lab): make the host keys sshd's config names, not every type; `boot: full` removes this.",
+    "[Service]",
+    "ExecStartPre=",
+    // systemd's own `$$` is the shell's `$`.
+    `ExecStartPre=/bin/sh -c 'k=$$(/usr/sbin/sshd -T 2>/dev/null) || exec /usr/bin/ssh-keygen -A; echo "$$k" | while read -r w f; do [ "$$w" != hostkey ] || [ -e "$$f" ] || exec /usr/bin/ssh-keygen -A; done'`,
+    "ExecStartPre=/usr/sbin/sshd -t",
+    "",
+  ].join("\n"),
+};
+
+const UNIT_DROP_INS = LAB_SKIPPED_UNITS.map((u) => ({ path: dropInPath(u), text: DROP_IN_TEXT }));
+/** Every drop-in the lab profile may write (what `full` removes). */
+const ALL_DROP_INS = [...UNIT_DROP_INS, SSH_KEYS];
+
+/** The lab profile's drop-ins for this container's root: the units', and the ssh one over the image's. */
+async function labDropIns(r: RootFs): Promise<readonly { path: string; text: string }[]> {
+  const built = await rootHolds(r, SSH_HOST_KEYS_DROP_IN.path, SSH_HOST_KEYS_DROP_IN.text);
+  return built ? ALL_DROP_INS : UNIT_DROP_INS;
+}
+
 /** Writes (lab) or removes (full) the lab profile's drop-ins. */
 export const containerBootProfile = defineTask<BootProfileParams, null>({
   kind: "container.boot-profile",
@@ -39,21 +76,23 @@ export const containerBootProfile = defineTask<BootProfileParams, null>({
       : `Booting container ${p.name} as the image is (containers.boot: full)`,
   async check(ctx, p) {
     const r = await containerRoot(ctx.host, p.merged, p.name);
-    for (const u of LAB_SKIPPED_UNITS) {
-      const there = await rootHolds(r, dropInPath(u), DROP_IN_TEXT);
-      if (there !== (p.boot === "lab")) return false;
+    const wanted = p.boot === "lab" ? await labDropIns(r) : [];
+    for (const d of ALL_DROP_INS) {
+      const there = await rootHolds(r, d.path, d.text);
+      if (there !== wanted.includes(d)) return false;
     }
     return true;
   },
   async run(ctx, p) {
     const r = await containerRoot(ctx.host, p.merged, p.name);
-    for (const u of LAB_SKIPPED_UNITS) {
-      if (p.boot === "full") {
-        if ((await r.readFile(dropInPath(u))) === DROP_IN_TEXT) await r.remove(dropInPath(u));
+    const wanted = p.boot === "lab" ? await labDropIns(r) : [];
+    for (const d of ALL_DROP_INS) {
+      if (!wanted.includes(d)) {
+        if (await rootHolds(r, d.path, d.text)) await r.remove(d.path);
         continue;
       }
-      await r.mkdir(`/etc/systemd/system/${u}.d`, { mode: 0o755 });
-      await rootWriteIfChanged(r, dropInPath(u), DROP_IN_TEXT, { mode: 0o644 });
+      await r.mkdir(d.path.slice(0, d.path.lastIndexOf("/")), { mode: 0o755 });
+      await rootWriteIfChanged(r, d.path, d.text, { mode: 0o644 });
     }
     return null;
   },
