@@ -13,7 +13,7 @@ import { parseConfig } from "../../config/load.js";
 import { realHost } from "../../src/host/real-host.js";
 import { pickStarter, recordedNames, type Taken } from "../../src/lab/starter.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
-import { assertNoResidue, ok, withLab, withNetLab } from "../support/lab.js";
+import { assertNoResidue, labTest, netLabTest, ok } from "../support/lab.js";
 import { lanBridge } from "../support/net-peers.js";
 import { CLI, skip, TestNamespace, tempDir, withTempDir } from "../support/ns.js";
 
@@ -73,39 +73,33 @@ test("init picks the first free lab name, bridge, chain, subnet and prefix", () 
   assert.throws(() => pickStarter(taken, "../x"), /--lab/);
 });
 
-test(
+netLabTest(
   "init beside a lab: the config it writes takes nothing the lab or the host's routes have, and comes up beside it",
-  { skip },
-  () =>
-    withNetLab(
-      "ini",
-      12,
-      async (lab) => {
-        const { ns } = lab;
-        ok(await lab.cli(["run", "netup"]), "netup of the first lab");
-        await lanBridge(ns, "10.10.13.7/23");
-        const file = join(lab.dir, "second.yaml");
-        const r = ok(await ns.cli(["-c", file, "--json", "init"], { cwd: lab.dir }), "init");
-        const s = JSON.parse(r.stdout) as { lab: string; bridge: string; chain: string; address: string };
-        // The first lab is "default" on nspawnd0, NSPAWN, 10.10.12.1/26; the LAN: 10.10.12.0/23.
-        assert.notEqual(s.lab, "default");
-        assert.equal(s.bridge, "nspawnd1");
-        assert.equal(s.chain, "NSPAWN1");
-        assert.equal(s.address, "10.10.14.1/26");
-        const text = await readFile(file, "utf8");
-        assert.match(text, /^lab: /m);
-        const again = await ns.cli(["-c", file, "init"], { cwd: lab.dir });
-        assert.equal(again.exitCode, 2, "init over an existing file without --force");
-        // It comes up beside the first lab (a workdir of the test's own).
-        const second = await lab.file("second-work.yaml", `${text}workdir: ${join(lab.dir, "work")}\n`);
-        ok(await ns.cli(["-c", second, "run", "netup"], { cwd: lab.dir }), "netup of the init'd lab");
-        ok(await ns.cli(["-c", second, "run", "netdown"], { cwd: lab.dir }), "netdown of the init'd lab");
-        ok(await lab.cli(["run", "netdown"]), "netdown of the first lab");
-        assert.equal((await ns.run("ip", ["link", "del", "lan0"])).exitCode, 0);
-        await assertNoResidue(lab, "both labs down");
-      },
-      { lab: "default", network: { bridge: "nspawnd0", chain: "NSPAWN" } },
-    ),
+  { name: "ini", subnet: 12, lab: "default", network: { bridge: "nspawnd0", chain: "NSPAWN" } },
+  async (lab) => {
+    const { ns } = lab;
+    ok(await lab.cli(["run", "netup"]), "netup of the first lab");
+    await lanBridge(ns, "10.10.13.7/23");
+    const file = join(lab.dir, "second.yaml");
+    const r = ok(await ns.cli(["-c", file, "--json", "init"], { cwd: lab.dir }), "init");
+    const s = JSON.parse(r.stdout) as { lab: string; bridge: string; chain: string; address: string };
+    // The first lab is "default" on nspawnd0, NSPAWN, 10.10.12.1/26; the LAN: 10.10.12.0/23.
+    assert.notEqual(s.lab, "default");
+    assert.equal(s.bridge, "nspawnd1");
+    assert.equal(s.chain, "NSPAWN1");
+    assert.equal(s.address, "10.10.14.1/26");
+    const text = await readFile(file, "utf8");
+    assert.match(text, /^lab: /m);
+    const again = await ns.cli(["-c", file, "init"], { cwd: lab.dir });
+    assert.equal(again.exitCode, 2, "init over an existing file without --force");
+    // It comes up beside the first lab (a workdir of the test's own).
+    const second = await lab.file("second-work.yaml", `${text}workdir: ${join(lab.dir, "work")}\n`);
+    ok(await ns.cli(["-c", second, "run", "netup"], { cwd: lab.dir }), "netup of the init'd lab");
+    ok(await ns.cli(["-c", second, "run", "netdown"], { cwd: lab.dir }), "netdown of the init'd lab");
+    ok(await lab.cli(["run", "netdown"]), "netdown of the first lab");
+    assert.equal((await ns.run("ip", ["link", "del", "lan0"])).exitCode, 0);
+    await assertNoResidue(lab, "both labs down");
+  },
 );
 
 test("a lab's journal records its names for init: bridges, chains, subnets, containers' addresses and names", () =>
@@ -153,46 +147,42 @@ test("a lab's journal records its names for init: bridges, chains, subnets, cont
     assert.deepEqual((await recordedNames(realHost(), dir, "other")).links, []);
   }));
 
-test(
+labTest(
   "init beside labs that are down: what the default lab has and what a lab's journal records are taken",
-  { skip },
-  () =>
-    withLab(
-      "inidown",
-      84,
-      async (lab) => {
-        const { ns } = lab;
-        // lab2 on the default's bridge name and the second /26, brought up and down: it keeps its
-        // containers' layers and host keys, and its journal their addresses.
-        ok(await lab.cli(["run", "up"]), "up of lab2");
-        ok(await lab.cli(["run", "down"]), "down of lab2");
-        // The workdir init reads, /var/lib/aplspawn, is the lab's (in the test's mount namespace
-        // only), beside a default lab that is down and recorded nothing.
-        const varLib = join(lab.dir, "var-lib");
-        await mkdir(varLib);
-        await symlink(lab.workdir, join(varLib, "aplspawn"));
-        await mkdir(join(lab.workdir, "default"));
-        ok(await ns.run("mount", ["--bind", varLib, "/var/lib"]), "bind /var/lib");
-        try {
-          const file = join(lab.dir, "third.yaml");
-          const r = ok(await ns.cli(["-c", file, "--json", "init"], { cwd: lab.dir }), "init");
-          const s = JSON.parse(r.stdout) as { lab: string; bridge: string; chain: string; address: string };
-          assert.deepEqual(
-            { lab: s.lab, bridge: s.bridge, chain: s.chain, address: s.address },
-            // default: nspawnd0, NSPAWN, 10.10.12.1/26 (the packaged config's); lab2: 10.10.12.74 on.
-            { lab: "lab3", bridge: "nspawnd1", chain: "NSPAWN1", address: "10.10.12.129/26" },
-          );
-        } finally {
-          ok(await ns.run("umount", ["/var/lib"]), "umount /var/lib");
-        }
-        await assertNoResidue(lab, "after down and init");
-      },
-      {
-        lab: "lab2",
-        network: { bridge: "nspawnd0", chain: "NSPAWN", address: "10.10.12.65/26" },
-        containers: { count: 1, prefix: "lab2-", ipRange: ["10.10.12.74", "10.10.12.80"] },
-      },
-    ),
+  {
+    name: "inidown",
+    subnet: 84,
+    lab: "lab2",
+    network: { bridge: "nspawnd0", chain: "NSPAWN", address: "10.10.12.65/26" },
+    containers: { count: 1, prefix: "lab2-", ipRange: ["10.10.12.74", "10.10.12.80"] },
+  },
+  async (lab) => {
+    const { ns } = lab;
+    // lab2 on the default's bridge name and the second /26, brought up and down: it keeps its
+    // containers' layers and host keys, and its journal their addresses.
+    ok(await lab.cli(["run", "up"]), "up of lab2");
+    ok(await lab.cli(["run", "down"]), "down of lab2");
+    // The workdir init reads, /var/lib/aplspawn, is the lab's (in the test's mount namespace
+    // only), beside a default lab that is down and recorded nothing.
+    const varLib = join(lab.dir, "var-lib");
+    await mkdir(varLib);
+    await symlink(lab.workdir, join(varLib, "aplspawn"));
+    await mkdir(join(lab.workdir, "default"));
+    ok(await ns.run("mount", ["--bind", varLib, "/var/lib"]), "bind /var/lib");
+    try {
+      const file = join(lab.dir, "third.yaml");
+      const r = ok(await ns.cli(["-c", file, "--json", "init"], { cwd: lab.dir }), "init");
+      const s = JSON.parse(r.stdout) as { lab: string; bridge: string; chain: string; address: string };
+      assert.deepEqual(
+        { lab: s.lab, bridge: s.bridge, chain: s.chain, address: s.address },
+        // default: nspawnd0, NSPAWN, 10.10.12.1/26 (the packaged config's); lab2: 10.10.12.74 on.
+        { lab: "lab3", bridge: "nspawnd1", chain: "NSPAWN1", address: "10.10.12.129/26" },
+      );
+    } finally {
+      ok(await ns.run("umount", ["/var/lib"]), "umount /var/lib");
+    }
+    await assertNoResidue(lab, "after down and init");
+  },
 );
 
 test("init where it cannot write: exit 2 saying so, not an internal error", {

@@ -8,9 +8,9 @@ import { join } from "node:path";
 import { test } from "node:test";
 import type { Host } from "../../src/host/host.js";
 import { realHost } from "../../src/host/real-host.js";
-import { assertNoResidue, ok, withNetLab } from "../support/lab.js";
+import { assertNoResidue, netLabTest, ok } from "../support/lab.js";
 import { runMain } from "../support/main-io.js";
-import { requires, skip, withTempDir } from "../support/ns.js";
+import { requires, withTempDir } from "../support/ns.js";
 
 /** A play for every host, with these tasks. */
 const play = (tasks: string) => `- hosts: all\n  gather_facts: false\n  tasks:\n${tasks}`;
@@ -213,82 +213,80 @@ test(
     }),
 );
 
-test(
+netLabTest(
   "run up with a missing or broken playbook, or without ansible-playbook: exit 2 before anything is created",
-  { skip: requires("root", "ansible-playbook") },
-  () =>
-    withNetLab("pbk", 85, async (lab) => {
-      const broken = await lab.file("broken.yml", BROKEN);
-      const good = await lab.file("good.yml", GOOD);
-      // PATH with ip (and nsenter, which enters the namespace; setpriv and test, which check as
-      // Ansible's account that it can read the playbook) and no ansible-playbook.
-      const bin = join(lab.dir, "bin");
-      await mkdir(bin);
-      for (const p of ["/usr/sbin/ip", "/usr/bin/nsenter", "/usr/bin/setpriv", "/usr/bin/test"])
-        await symlink(p, join(bin, p.split("/").pop()!));
-      const cases: [string, string, Record<string, string> | undefined, RegExp][] = [
-        [
-          "missing",
-          join(lab.dir, "nosuch.yml"),
-          undefined,
-          /provision\.playbook: .*nosuch\.yml does not exist \(line/,
-        ],
-        [
-          "broken",
-          broken,
-          undefined,
-          /provision\.playbook: ansible-playbook --syntax-check refuses .*broken\.yml/,
-        ],
-        [
-          "no ansible-playbook",
-          good,
-          { PATH: bin },
-          /provision\.playbook: ansible-playbook is not installed \(apt-get install ansible-core\); the playbook cannot run without it/,
-        ],
-      ];
-      for (const [what, playbook, env, expect] of cases) {
-        await lab.writeConfig({ provision: { playbook } });
-        for (const args of [
-          ["run", "up"],
-          ["run", "up", "--dry-run"],
-          ["run", "provision"],
-        ]) {
-          const r = await lab.cli(args, env);
-          assert.equal(r.exitCode, 2, `${what}: ${args.join(" ")}: ${r.stdout}${r.stderr}`);
-          assert.match(r.stderr, expect, what);
-          assert.equal(r.stdout, "", `${what}: nothing ran`);
-        }
-        assert.equal(existsSync(lab.workdir), false, `${what}: no lab directory`);
+  { name: "pbk", subnet: 85, requires: ["ansible-playbook"] },
+  async (lab) => {
+    const broken = await lab.file("broken.yml", BROKEN);
+    const good = await lab.file("good.yml", GOOD);
+    // PATH with ip (and nsenter, which enters the namespace; setpriv and test, which check as
+    // Ansible's account that it can read the playbook) and no ansible-playbook.
+    const bin = join(lab.dir, "bin");
+    await mkdir(bin);
+    for (const p of ["/usr/sbin/ip", "/usr/bin/nsenter", "/usr/bin/setpriv", "/usr/bin/test"])
+      await symlink(p, join(bin, p.split("/").pop()!));
+    const cases: [string, string, Record<string, string> | undefined, RegExp][] = [
+      [
+        "missing",
+        join(lab.dir, "nosuch.yml"),
+        undefined,
+        /provision\.playbook: .*nosuch\.yml does not exist \(line/,
+      ],
+      [
+        "broken",
+        broken,
+        undefined,
+        /provision\.playbook: ansible-playbook --syntax-check refuses .*broken\.yml/,
+      ],
+      [
+        "no ansible-playbook",
+        good,
+        { PATH: bin },
+        /provision\.playbook: ansible-playbook is not installed \(apt-get install ansible-core\); the playbook cannot run without it/,
+      ],
+    ];
+    for (const [what, playbook, env, expect] of cases) {
+      await lab.writeConfig({ provision: { playbook } });
+      for (const args of [
+        ["run", "up"],
+        ["run", "up", "--dry-run"],
+        ["run", "provision"],
+      ]) {
+        const r = await lab.cli(args, env);
+        assert.equal(r.exitCode, 2, `${what}: ${args.join(" ")}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, expect, what);
+        assert.equal(r.stdout, "", `${what}: nothing ran`);
       }
-      await assertNoResidue(lab, "after the refused runs");
-    }),
+      assert.equal(existsSync(lab.workdir), false, `${what}: no lab directory`);
+    }
+    await assertNoResidue(lab, "after the refused runs");
+  },
 );
 
-test(
+netLabTest(
   "network.bridge naming an interface of this host that is not a bridge: validate and run up refuse it (exit 2); an existing bridge is used",
-  { skip },
-  () =>
-    withNetLab("ifc", 86, async (lab) => {
-      const { ns } = lab;
-      ok(await ns.run("ip", ["link", "add", "lab0", "type", "veth", "peer", "name", "lab0p"]), "a veth pair");
-      ok(await ns.run("ip", ["link", "add", "lab1", "type", "bridge"]), "a bridge");
-      try {
-        await lab.writeConfig({ network: { bridge: "lab0" } });
-        for (const args of [["validate"], ["run", "up"], ["run", "netup"]]) {
-          const r = await lab.cli(args);
-          assert.equal(r.exitCode, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
-          assert.match(
-            r.stderr,
-            /network\.bridge: lab0 is an interface of this host that is not a bridge \(a veth\): give the lab a bridge of its own, e\.g\. nspawnd0 \(line \d+, column \d+\)/,
-          );
-        }
-        assert.equal(existsSync(lab.workdir), false, "no lab directory");
-        await lab.writeConfig({ network: { bridge: "lab1" } });
-        ok(await lab.cli(["validate"]), "validate with an existing bridge");
-      } finally {
-        ok(await ns.run("ip", ["link", "del", "lab0"]), "del lab0");
-        ok(await ns.run("ip", ["link", "del", "lab1"]), "del lab1");
+  { name: "ifc", subnet: 86 },
+  async (lab) => {
+    const { ns } = lab;
+    ok(await ns.run("ip", ["link", "add", "lab0", "type", "veth", "peer", "name", "lab0p"]), "a veth pair");
+    ok(await ns.run("ip", ["link", "add", "lab1", "type", "bridge"]), "a bridge");
+    try {
+      await lab.writeConfig({ network: { bridge: "lab0" } });
+      for (const args of [["validate"], ["run", "up"], ["run", "netup"]]) {
+        const r = await lab.cli(args);
+        assert.equal(r.exitCode, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+        assert.match(
+          r.stderr,
+          /network\.bridge: lab0 is an interface of this host that is not a bridge \(a veth\): give the lab a bridge of its own, e\.g\. nspawnd0 \(line \d+, column \d+\)/,
+        );
       }
-      await assertNoResidue(lab, "after the refused runs");
-    }),
+      assert.equal(existsSync(lab.workdir), false, "no lab directory");
+      await lab.writeConfig({ network: { bridge: "lab1" } });
+      ok(await lab.cli(["validate"]), "validate with an existing bridge");
+    } finally {
+      ok(await ns.run("ip", ["link", "del", "lab0"]), "del lab0");
+      ok(await ns.run("ip", ["link", "del", "lab1"]), "del lab1");
+    }
+    await assertNoResidue(lab, "after the refused runs");
+  },
 );

@@ -6,16 +6,17 @@ import assert from "node:assert/strict";
 import { chmod, chown, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
 import { parse, stringify } from "yaml";
-import { ok, sameSnapshot, settled, withNetLab } from "../support/lab.js";
-import { type NsSnapshot, skip } from "../support/ns.js";
+import { netLabTest, ok, sameSnapshot, settled } from "../support/lab.js";
+import type { NsSnapshot } from "../support/ns.js";
 
 const UID = 61235;
 const USER = "apltrust";
 
-test("configs that could aim root at the host are refused with exit 2, nothing made", { skip }, () =>
-  withNetLab("ctr", 58, async (lab) => {
+netLabTest(
+  "configs that could aim root at the host are refused with exit 2, nothing made",
+  { name: "ctr", subnet: 58 },
+  async (lab) => {
     const { ns } = lab;
     const base = await readFile(lab.config, "utf8");
     const refused = async (
@@ -123,5 +124,5 @@ test("configs that could aim root at the host are refused with exit 2, nothing m
     } finally {
       await ns.run("umount", ["/etc/passwd"]);
     }
-  }),
+  },
 );

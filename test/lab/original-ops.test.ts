@@ -9,11 +9,10 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { test } from "node:test";
 import { controlPathDir } from "../../src/lab/inventory.js";
 import { tree } from "../support/fault-lab.js";
-import { assertNoResidue, holdsUnder, inotify, type Lab, nspawnPids, ok, withLab } from "../support/lab.js";
-import { type NsResult, skip } from "../support/ns.js";
+import { assertNoResidue, holdsUnder, inotify, type Lab, labTest, nspawnPids, ok } from "../support/lab.js";
+import type { NsResult } from "../support/ns.js";
 
 /** The lab's hold records ("<record>: <lab dir>") on one setting. */
 const holdsOn = async (lab: Lab, key: string) =>
@@ -91,14 +90,14 @@ async function originalSequence(lab: Lab, name: string, times: number, partialSt
   assert.ok(existsSync(lab.image.path), "the image stays cached");
 }
 
-test(
+labTest(
   "the original sequence (-o netup … names, then -o stop, netdown, cleanup) leaves the host as before netup",
-  { skip },
-  () => withLab("l5g", 37, (lab) => originalSequence(lab, "l5g", 1, false)),
+  { name: "l5g", subnet: 37 },
+  (lab) => originalSequence(lab, "l5g", 1, false),
 );
 
-test(
+labTest(
   "the original sequence with every step run twice, and a partial stop --only first, leaves the host as before netup",
-  { skip },
-  () => withLab("l5h", 38, (lab) => originalSequence(lab, "l5h", 2, true)),
+  { name: "l5h", subnet: 38 },
+  (lab) => originalSequence(lab, "l5h", 2, true),
 );

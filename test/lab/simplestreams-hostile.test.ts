@@ -4,75 +4,72 @@
 import assert from "node:assert/strict";
 import { mkdir, readdir, symlink } from "node:fs/promises";
 import { join } from "node:path";
-import { test } from "node:test";
 import { simplestreamsArch } from "../../src/image/simplestreams.js";
 import { sh, sha256Of, startServer } from "../support/image.js";
-import { assertNoResidue, withNetLab } from "../support/lab.js";
-import { skip } from "../support/ns.js";
+import { assertNoResidue, netLabTest } from "../support/lab.js";
 import { publishStream } from "../support/simplestreams.js";
 
-test(
+netLabTest(
   "image.server: a squashfs's link to a host directory is not followed and its device node is dropped",
-  { skip },
-  () =>
-    withNetLab("ssh-hostile", 118, async (lab) => {
-      const target = join(lab.dir, "host-target");
-      await mkdir(target);
-      const tree = join(lab.dir, "tree");
-      await mkdir(tree);
-      await symlink(target, join(tree, "etc"));
-      const sq = join(lab.dir, "hostile.squashfs");
-      await sh("mksquashfs", [
-        tree,
-        sq,
-        "-noappend",
-        "-quiet",
-        "-no-progress",
-        "-p",
-        "disk b 666 root root 8 0",
-      ]);
-      const arch = simplestreamsArch();
-      const stream = join(lab.dir, "stream");
-      await publishStream(
-        stream,
-        [
-          {
-            id: "hostile",
-            aliases: "test/hostile",
-            arch,
-            versions: {
-              "20250101": {
-                "root.squashfs": {
-                  ftype: "squashfs",
-                  path: "h/root.squashfs",
-                  sha256: await sha256Of(sq),
-                  size: 1,
-                },
+  { name: "ssh-hostile", subnet: 118 },
+  async (lab) => {
+    const target = join(lab.dir, "host-target");
+    await mkdir(target);
+    const tree = join(lab.dir, "tree");
+    await mkdir(tree);
+    await symlink(target, join(tree, "etc"));
+    const sq = join(lab.dir, "hostile.squashfs");
+    await sh("mksquashfs", [
+      tree,
+      sq,
+      "-noappend",
+      "-quiet",
+      "-no-progress",
+      "-p",
+      "disk b 666 root root 8 0",
+    ]);
+    const arch = simplestreamsArch();
+    const stream = join(lab.dir, "stream");
+    await publishStream(
+      stream,
+      [
+        {
+          id: "hostile",
+          aliases: "test/hostile",
+          arch,
+          versions: {
+            "20250101": {
+              "root.squashfs": {
+                ftype: "squashfs",
+                path: "h/root.squashfs",
+                sha256: await sha256Of(sq),
+                size: 1,
               },
             },
           },
-        ],
-        { "h/root.squashfs": { copy: sq } },
+        },
+      ],
+      { "h/root.squashfs": { copy: sq } },
+    );
+    const server = await startServer(lab.ns, stream);
+    try {
+      await lab.writeConfig({ image: { server: server.url(""), alias: "test/hostile", insecure: true } });
+      const r = await lab.cli(["image", "build"]);
+      assert.deepEqual(
+        await readdir(target),
+        [],
+        `nothing written through the link:\n${r.stdout}\n${r.stderr}`,
       );
-      const server = await startServer(lab.ns, stream);
-      try {
-        await lab.writeConfig({ image: { server: server.url(""), alias: "test/hostile", insecure: true } });
-        const r = await lab.cli(["image", "build"]);
-        assert.deepEqual(
-          await readdir(target),
-          [],
-          `nothing written through the link:\n${r.stdout}\n${r.stderr}`,
-        );
-        const store = join(lab.workdir, "images");
-        const images = (await readdir(store).catch(() => [])).filter((f) => f.endsWith(".squashfs"));
-        for (const i of images) {
-          const list = await sh("unsquashfs", ["-lls", join(store, i)]);
-          assert.doesNotMatch(list, /^[bc]/m, `no device node in the image:\n${list}`);
-        }
-        await lab.cli(["run", "down", "--purge"]);
-        await assertNoResidue(lab, "after run down --purge");
-      } finally {
-        await server.stop();
+      const store = join(lab.workdir, "images");
+      const images = (await readdir(store).catch(() => [])).filter((f) => f.endsWith(".squashfs"));
+      for (const i of images) {
+        const list = await sh("unsquashfs", ["-lls", join(store, i)]);
+        assert.doesNotMatch(list, /^[bc]/m, `no device node in the image:\n${list}`);
       }
-    }),
+      await lab.cli(["run", "down", "--purge"]);
+      await assertNoResidue(lab, "after run down --purge");
+    } finally {
+      await server.stop();
+    }
+  },
 );

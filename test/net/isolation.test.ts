@@ -3,11 +3,10 @@
 // addresses, and anything with a source address the lab was not given. Containers, LAN, world and
 // the docker-like bridge's container are namespaces of the test (test/support/net-peers.ts).
 import assert from "node:assert/strict";
-import { test } from "node:test";
-import { assertNoResidue, initTables, type LabConfig, type NetLab, ok, withNetLab } from "../support/lab.js";
+import { assertNoResidue, initTables, type LabConfig, type NetLab, netLabTest, ok } from "../support/lab.js";
 import { netTest, useLegacy } from "../support/net-lab.js";
 import { connect, lanPeer, listen, must, type Peer, peer, udpListen, udpSend } from "../support/net-peers.js";
-import { skip, type TestNamespace } from "../support/ns.js";
+import type { TestNamespace } from "../support/ns.js";
 
 /** The lab's container 10.10.<sub>.10 on `bridge`, with `extra` addresses it was not given. */
 const container = (ns: TestNamespace, hostIf: string, bridge: string, sub: number, extra: string[] = []) =>
@@ -106,26 +105,22 @@ const TWO_LABS = {
 };
 
 for (const legacy of [false, true])
-  test(
+  netLabTest(
     `two labs, either up first: neither reaches the other (allowTo and allowFrom notwithstanding), allowFrom opens the uplink only, a spoofed source is dropped${legacy ? "; with the legacy backend" : ""}`,
-    { skip },
-    () =>
-      withNetLab(
-        "alpha",
-        12,
-        async (a) =>
-          assert.deepEqual(await twoLabs(a, legacy), {
-            "alpha up first": TWO_LABS,
-            "beta up first": TWO_LABS,
-          }),
-        {
-          network: {
-            bridge: "bralpha",
-            chain: "ALPHA",
-            allowFrom: ["192.168.77.0/24", "10.10.13.0/26"],
-          },
-        },
-      ),
+    {
+      name: "alpha",
+      subnet: 12,
+      network: {
+        bridge: "bralpha",
+        chain: "ALPHA",
+        allowFrom: ["192.168.77.0/24", "10.10.13.0/26"],
+      },
+    },
+    async (a) =>
+      assert.deepEqual(await twoLabs(a, legacy), {
+        "alpha up first": TWO_LABS,
+        "beta up first": TWO_LABS,
+      }),
   );
 
 netTest(

@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rmdir, writeFile } from "node:fs/promises";
-import { test } from "node:test";
 import {
   MEMORY_MARGIN,
   MEMORY_PER_CONTAINER,
@@ -16,8 +15,8 @@ import {
   PIDS_PER_CONTAINER,
 } from "../../tasks/host/capacity.js";
 import { taskEvents } from "../support/json-events.js";
-import { type Lab, SETS_ONLY, withLab } from "../support/lab.js";
-import { CLI, skip } from "../support/ns.js";
+import { type Lab, labTest, SETS_ONLY } from "../support/lab.js";
+import { CLI } from "../support/ns.js";
 
 const PIDS_V1 = "/sys/fs/cgroup/pids";
 
@@ -46,90 +45,88 @@ async function refused(
   return r.stderr;
 }
 
-test(
+labTest(
   "capacity: up refuses, before anything is made, a lab the host's memory cannot hold, a lab with no loop device to attach, and a lab whose pids cgroup is too small",
-  { skip },
-  () =>
-    withLab("capy", 105, async (lab) => {
-      // Memory: more containers than MemAvailable holds at the figure per container, by half again.
-      const avail =
-        Number(/^MemAvailable:\s+(\d+)/m.exec(await readFile("/proc/meminfo", "utf8"))?.[1]) * 1024;
-      const count = Math.ceil(((avail - MEMORY_MARGIN) / MEMORY_PER_CONTAINER) * 1.5);
-      const sets = Array.from({ length: Math.ceil(count / 250) }, (_, i) => ({
-        name: `s${i}`,
-        count: Math.min(250, count - i * 250),
-      }));
-      await lab.writeConfig({
-        network: { address: "10.105.0.1/16" },
-        containers: { ...SETS_ONLY, sets, ipRange: ["10.105.0.10", "10.105.250.250"] },
-      });
-      const mem = await refused(
+  { name: "capy", subnet: 105 },
+  async (lab) => {
+    // Memory: more containers than MemAvailable holds at the figure per container, by half again.
+    const avail = Number(/^MemAvailable:\s+(\d+)/m.exec(await readFile("/proc/meminfo", "utf8"))?.[1]) * 1024;
+    const count = Math.ceil(((avail - MEMORY_MARGIN) / MEMORY_PER_CONTAINER) * 1.5);
+    const sets = Array.from({ length: Math.ceil(count / 250) }, (_, i) => ({
+      name: `s${i}`,
+      count: Math.min(250, count - i * 250),
+    }));
+    await lab.writeConfig({
+      network: { address: "10.105.0.1/16" },
+      containers: { ...SETS_ONLY, sets, ipRange: ["10.105.0.10", "10.105.250.250"] },
+    });
+    const mem = await refused(
+      lab,
+      /memory: \d+ containers need [\d.]+ GiB .* available \(MemAvailable\): [\d.]+ GiB short/,
+      "memory",
+    );
+    assert.match(
+      mem,
+      new RegExp(`memory: ${count} containers need`),
+      "the refusal counts the lab's containers",
+    );
+
+    // Loop devices: a /dev of the test's own, without loop-control and loop devices.
+    await lab.writeConfig();
+    const dev = [
+      "set -e",
+      "d=$(mktemp -d)",
+      "mount -t tmpfs -o mode=0755 capy-dev $d",
+      "for n in null zero full random urandom tty; do touch $d/$n; mount --bind /dev/$n $d/$n; done",
+      "mount --move $d /dev",
+      "rmdir $d",
+    ].join("\n");
+    const m = await lab.ns.run("sh", ["-c", dev]);
+    assert.equal(m.exitCode, 0, m.stderr);
+    try {
+      await refused(
         lab,
-        /memory: \d+ containers need [\d.]+ GiB .* available \(MemAvailable\): [\d.]+ GiB short/,
-        "memory",
+        /loop devices: the lab attaches 1 image and 3 container file systems, \/dev\/loop-control is missing and 0 loop devices are free: 4 short/,
+        "loop devices",
       );
-      assert.match(
-        mem,
-        new RegExp(`memory: ${count} containers need`),
-        "the refusal counts the lab's containers",
-      );
+    } finally {
+      const u = await lab.ns.run("umount", ["-R", "/dev"]);
+      assert.equal(u.exitCode, 0, u.stderr);
+    }
 
-      // Loop devices: a /dev of the test's own, without loop-control and loop devices.
-      await lab.writeConfig();
-      const dev = [
-        "set -e",
-        "d=$(mktemp -d)",
-        "mount -t tmpfs -o mode=0755 capy-dev $d",
-        "for n in null zero full random urandom tty; do touch $d/$n; mount --bind /dev/$n $d/$n; done",
-        "mount --move $d /dev",
-        "rmdir $d",
-      ].join("\n");
-      const m = await lab.ns.run("sh", ["-c", dev]);
-      assert.equal(m.exitCode, 0, m.stderr);
-      try {
-        await refused(
-          lab,
-          /loop devices: the lab attaches 1 image and 3 container file systems, \/dev\/loop-control is missing and 0 loop devices are free: 4 short/,
-          "loop devices",
-        );
-      } finally {
-        const u = await lab.ns.run("umount", ["-R", "/dev"]);
-        assert.equal(u.exitCode, 0, u.stderr);
-      }
-
-      // Pids: the run in a pids cgroup of its own whose limit leaves less than the lab needs (cgroup
-      // v1, where the containers stay in the pids cgroup of the run that starts them).
-      if (!existsSync(`${PIDS_V1}/cgroup.procs`)) return;
-      const cg = `${PIDS_V1}/aplspawn-capy-${process.pid}`;
-      await mkdir(cg);
-      try {
-        await writeFile(`${cg}/pids.max`, "64");
-        await refused(
-          lab,
-          new RegExp(
-            `pids: 3 containers need ${3 * PIDS_PER_CONTAINER + PIDS_MARGIN} tasks, the cgroup limit ${cg}/pids.max leaves \\d+: \\d+ short`,
-          ),
-          "pids cgroup",
-          () =>
-            lab.ns.run(
+    // Pids: the run in a pids cgroup of its own whose limit leaves less than the lab needs (cgroup
+    // v1, where the containers stay in the pids cgroup of the run that starts them).
+    if (!existsSync(`${PIDS_V1}/cgroup.procs`)) return;
+    const cg = `${PIDS_V1}/aplspawn-capy-${process.pid}`;
+    await mkdir(cg);
+    try {
+      await writeFile(`${cg}/pids.max`, "64");
+      await refused(
+        lab,
+        new RegExp(
+          `pids: 3 containers need ${3 * PIDS_PER_CONTAINER + PIDS_MARGIN} tasks, the cgroup limit ${cg}/pids.max leaves \\d+: \\d+ short`,
+        ),
+        "pids cgroup",
+        () =>
+          lab.ns.run(
+            "sh",
+            [
+              "-c",
+              `echo $$ > ${cg}/cgroup.procs && exec "$@"`,
               "sh",
-              [
-                "-c",
-                `echo $$ > ${cg}/cgroup.procs && exec "$@"`,
-                "sh",
-                process.execPath,
-                CLI,
-                "-c",
-                lab.config,
-                "--json",
-                "run",
-                "up",
-              ],
-              { cwd: lab.dir },
-            ),
-        );
-      } finally {
-        await rmdir(cg);
-      }
-    }),
+              process.execPath,
+              CLI,
+              "-c",
+              lab.config,
+              "--json",
+              "run",
+              "up",
+            ],
+            { cwd: lab.dir },
+          ),
+      );
+    } finally {
+      await rmdir(cg);
+    }
+  },
 );

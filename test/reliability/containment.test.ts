@@ -19,12 +19,10 @@ import {
   writeFile,
 } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { test } from "node:test";
 import { execa } from "execa";
 import { parse, stringify } from "yaml";
 import { makeSquashfs } from "../support/image.js";
-import { assertNoResidue, type Lab, ok, statusField, withLab, withUpperOf } from "../support/lab.js";
-import { skip } from "../support/ns.js";
+import { assertNoResidue, type Lab, labTest, ok, statusField, withUpperOf } from "../support/lab.js";
 
 /** Every entry under dir, not followed: type, mode, owner, size and content digest. */
 async function tree(dir: string): Promise<string[]> {
@@ -193,271 +191,255 @@ const ATTACKS: Attack[] = [
   },
 ];
 
-test(
+labTest(
   "a container's root plants links, a .. home, a FIFO, a device and a huge file: run up never leaves the root",
-  { skip },
-  () =>
-    withLab("cnt", 41, async (lab) => {
-      await lab.writeConfig({ containers: { count: 1 }, inventory: { ping: false } });
-      const canary = await makeCanary(join(lab.dir, "canary"));
-      const before = await tree(canary);
-      const merged = join(lab.machinesDir, "cnt-10");
-      ok(await lab.cli(["run", "up"]), "first run up");
-      const key = keyLine(await readFile(join(lab.workdir, "cnt", "id_ed25519"), "utf8"));
-      assert.ok(key.length > 40, "the lab's private key was read");
+  { name: "cnt", subnet: 41, containers: { count: 1 }, inventory: { ping: false } },
+  async (lab) => {
+    const canary = await makeCanary(join(lab.dir, "canary"));
+    const before = await tree(canary);
+    const merged = join(lab.machinesDir, "cnt-10");
+    ok(await lab.cli(["run", "up"]), "first run up");
+    const key = keyLine(await readFile(join(lab.workdir, "cnt", "id_ed25519"), "utf8"));
+    assert.ok(key.length > 40, "the lab's private key was read");
 
-      // Planted in a running container's root (mounted in the lab's namespace): run up over the
-      // running lab checks through it.
-      ok(await lab.ns.run("rm", ["-rf", "--", join(merged, "etc/ssh")]), "rm /etc/ssh");
-      ok(
-        await lab.ns.run("ln", ["-s", "--", join(canary, "ssh"), join(merged, "etc/ssh")]),
-        "ln -s /etc/ssh",
-      );
-      const over = await lab.cli(["run", "up"]);
-      assert.equal(
-        over.exitCode,
-        1,
-        `run up over a running lab with /etc/ssh a link:\n${over.stdout}${over.stderr}`,
-      );
-      assert.match(over.stderr, /container cnt-10: \/etc\/ssh is a symbolic link/);
-      assert.deepEqual(await tree(canary), before, "the host canary changed (run up over the running lab)");
-      ok(await lab.cli(["run", "down"]), "run down");
-      // While the lab is down its upper layer is in the container's own file system, not mounted:
-      // the test mounts that to plant and to look, as a container's root would have left it.
-      const inUpper = (fn: (upper: string) => Promise<void>) => withUpperOf(lab, "cnt-10", fn);
-      await inUpper((upper) => rm(join(upper, "etc/ssh"), { recursive: true, force: true }));
+    // Planted in a running container's root (mounted in the lab's namespace): run up over the
+    // running lab checks through it.
+    ok(await lab.ns.run("rm", ["-rf", "--", join(merged, "etc/ssh")]), "rm /etc/ssh");
+    ok(await lab.ns.run("ln", ["-s", "--", join(canary, "ssh"), join(merged, "etc/ssh")]), "ln -s /etc/ssh");
+    const over = await lab.cli(["run", "up"]);
+    assert.equal(
+      over.exitCode,
+      1,
+      `run up over a running lab with /etc/ssh a link:\n${over.stdout}${over.stderr}`,
+    );
+    assert.match(over.stderr, /container cnt-10: \/etc\/ssh is a symbolic link/);
+    assert.deepEqual(await tree(canary), before, "the host canary changed (run up over the running lab)");
+    ok(await lab.cli(["run", "down"]), "run down");
+    // While the lab is down its upper layer is in the container's own file system, not mounted:
+    // the test mounts that to plant and to look, as a container's root would have left it.
+    const inUpper = (fn: (upper: string) => Promise<void>) => withUpperOf(lab, "cnt-10", fn);
+    await inUpper((upper) => rm(join(upper, "etc/ssh"), { recursive: true, force: true }));
 
-      for (const a of ATTACKS) {
-        await inUpper((upper) => a.plant(upper, canary, lab));
-        // Bounded: a read that blocks on a FIFO would otherwise hold the lab for ever.
-        const up = await lab.ns.cli(["-c", lab.config, "run", "up"], { cwd: lab.dir, timeoutMs: 180_000 });
-        assert.deepEqual(await tree(canary), before, `${a.title}: the host canary changed`);
-        if (a.expect === "repaired") {
-          ok(up, `${a.title}: run up`);
-        } else {
-          assert.equal(up.exitCode, 1, `${a.title}: run up should fail:\n${up.stdout}${up.stderr}`);
-          assert.match(up.stderr, a.expect.refused, `${a.title}: the error names the container and the path`);
-        }
-        ok(await lab.cli(["run", "down"]), `${a.title}: run down`);
-        await assertNoResidue(lab, a.title);
-        await inUpper(async (upper) => {
-          assert.deepEqual(
-            await filesHolding(upper, key),
-            [],
-            `${a.title}: the lab's private key is in the upper layer`,
-          );
-          await a.unplant(upper);
-        });
+    for (const a of ATTACKS) {
+      await inUpper((upper) => a.plant(upper, canary, lab));
+      // Bounded: a read that blocks on a FIFO would otherwise hold the lab for ever.
+      const up = await lab.ns.cli(["-c", lab.config, "run", "up"], { cwd: lab.dir, timeoutMs: 180_000 });
+      assert.deepEqual(await tree(canary), before, `${a.title}: the host canary changed`);
+      if (a.expect === "repaired") {
+        ok(up, `${a.title}: run up`);
+      } else {
+        assert.equal(up.exitCode, 1, `${a.title}: run up should fail:\n${up.stdout}${up.stderr}`);
+        assert.match(up.stderr, a.expect.refused, `${a.title}: the error names the container and the path`);
       }
-      // Repaired or refused, the container still comes up once the plants are gone.
-      ok(await lab.cli(["run", "up"]), "run up after the attacks");
-      ok(await lab.cli(["run", "down"]), "final run down");
-      await assertNoResidue(lab, "after the attacks");
-      assert.deepEqual(await tree(canary), before, "the host canary changed");
-    }),
-);
-
-test(
-  "links shipped inside an image (a squashfs) never lead aplspawn out of the container's root",
-  { skip },
-  () =>
-    withLab("cni", 42, async (lab) => {
-      const canary = await makeCanary(join(lab.dir, "canary"));
-      const before = await tree(canary);
-      const images: [string, string, string, RegExp][] = [
-        ["ssh", "etc/ssh", join(canary, "img"), /container cni-10: \/etc\/ssh is a symbolic link/],
-        [
-          "net",
-          "etc/systemd/network",
-          `../../../../../../../..${join(canary, "img")}`,
-          /container cni-10: \/etc\/systemd\/network is a symbolic link/,
-        ],
-        ["root", "root", join(canary, "img"), /container cni-10: \/root is a symbolic link/],
-      ];
-      for (const [name, rel, target, refused] of images) {
-        const t = join(lab.dir, `tree-${name}`);
-        await mkdir(join(t, "usr/lib/systemd/system"), { recursive: true });
-        await mkdir(join(t, "etc"), { recursive: true });
-        await writeFile(join(t, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
-        await writeFile(join(t, "etc/group"), "root:x:0:\nshadow:x:42:\n");
-        await writeFile(join(t, "etc/shadow"), "root:*:19000:0:99999:7:::\n");
-        await writeFile(join(t, "usr/lib/systemd/system/systemd-networkd.service"), "[Unit]\n");
-        await writeFile(join(t, "usr/lib/systemd/system/systemd-networkd.socket"), "[Unit]\n");
-        await mkdir(dirname(join(t, rel)), { recursive: true });
-        await symlink(target, join(t, rel));
-        const image = await makeSquashfs(t, join(lab.dir, `hostile-${name}.squashfs`));
-        await lab.writeConfig({
-          image: { url: `file://${image}` },
-          containers: { count: 1 },
-          inventory: { ping: false },
-        });
-        const up = await lab.cli(["run", "up"]);
-        assert.deepEqual(await tree(canary), before, `image with ${rel} a link: the host canary changed`);
-        assert.equal(
-          up.exitCode,
-          1,
-          `image with ${rel} a link: run up should fail:\n${up.stdout}${up.stderr}`,
+      ok(await lab.cli(["run", "down"]), `${a.title}: run down`);
+      await assertNoResidue(lab, a.title);
+      await inUpper(async (upper) => {
+        assert.deepEqual(
+          await filesHolding(upper, key),
+          [],
+          `${a.title}: the lab's private key is in the upper layer`,
         );
-        assert.match(up.stderr, refused);
-        ok(await lab.cli(["run", "down", "--purge"]), "run down --purge");
-        await assertNoResidue(lab, `image with ${rel} a link`);
-      }
-    }),
+        await a.unplant(upper);
+      });
+    }
+    // Repaired or refused, the container still comes up once the plants are gone.
+    ok(await lab.cli(["run", "up"]), "run up after the attacks");
+    ok(await lab.cli(["run", "down"]), "final run down");
+    await assertNoResidue(lab, "after the attacks");
+    assert.deepEqual(await tree(canary), before, "the host canary changed");
+  },
 );
 
-test(
+labTest(
+  "links shipped inside an image (a squashfs) never lead aplspawn out of the container's root",
+  { name: "cni", subnet: 42 },
+  async (lab) => {
+    const canary = await makeCanary(join(lab.dir, "canary"));
+    const before = await tree(canary);
+    const images: [string, string, string, RegExp][] = [
+      ["ssh", "etc/ssh", join(canary, "img"), /container cni-10: \/etc\/ssh is a symbolic link/],
+      [
+        "net",
+        "etc/systemd/network",
+        `../../../../../../../..${join(canary, "img")}`,
+        /container cni-10: \/etc\/systemd\/network is a symbolic link/,
+      ],
+      ["root", "root", join(canary, "img"), /container cni-10: \/root is a symbolic link/],
+    ];
+    for (const [name, rel, target, refused] of images) {
+      const t = join(lab.dir, `tree-${name}`);
+      await mkdir(join(t, "usr/lib/systemd/system"), { recursive: true });
+      await mkdir(join(t, "etc"), { recursive: true });
+      await writeFile(join(t, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
+      await writeFile(join(t, "etc/group"), "root:x:0:\nshadow:x:42:\n");
+      await writeFile(join(t, "etc/shadow"), "root:*:19000:0:99999:7:::\n");
+      await writeFile(join(t, "usr/lib/systemd/system/systemd-networkd.service"), "[Unit]\n");
+      await writeFile(join(t, "usr/lib/systemd/system/systemd-networkd.socket"), "[Unit]\n");
+      await mkdir(dirname(join(t, rel)), { recursive: true });
+      await symlink(target, join(t, rel));
+      const image = await makeSquashfs(t, join(lab.dir, `hostile-${name}.squashfs`));
+      await lab.writeConfig({
+        image: { url: `file://${image}` },
+        containers: { count: 1 },
+        inventory: { ping: false },
+      });
+      const up = await lab.cli(["run", "up"]);
+      assert.deepEqual(await tree(canary), before, `image with ${rel} a link: the host canary changed`);
+      assert.equal(up.exitCode, 1, `image with ${rel} a link: run up should fail:\n${up.stdout}${up.stderr}`);
+      assert.match(up.stderr, refused);
+      ok(await lab.cli(["run", "down", "--purge"]), "run down --purge");
+      await assertNoResidue(lab, `image with ${rel} a link`);
+    }
+  },
+);
+
+labTest(
   "other local users: machinesDir is root's alone, a container's setuid file cannot be run through it, an open machinesDir or a replaceable workdir is refused",
-  { skip },
-  () =>
-    withLab("cnm", 43, async (lab) => {
-      await lab.writeConfig({ containers: { count: 1 }, inventory: { ping: false } });
-      ok(await lab.cli(["run", "up"]), "run up");
-      const md = await stat(lab.machinesDir);
-      assert.equal(md.uid, 0);
-      assert.equal(md.mode & 0o7777, 0o700, "machinesDir is made 0700");
-      // A setuid copy of id inside the container, tried by nobody through the host's paths.
-      const merged = join(lab.machinesDir, "cnm-10");
-      ok(await lab.ns.run("cp", ["/usr/bin/id", join(merged, "usr/local/bin/suid-id")]), "cp id");
-      ok(await lab.ns.run("chmod", ["4755", join(merged, "usr/local/bin/suid-id")]), "chmod 4755");
-      const lower = join(lab.workdir, "cnm", "lower");
-      for (const bin of [join(merged, "usr/local/bin/suid-id"), join(lower, "usr/bin/su")]) {
-        // Through sh: setpriv's own exec still has root's capabilities for the path lookup.
-        const r = await lab.ns.run("setpriv", [
-          "--reuid=65534",
-          "--regid=65534",
-          "--clear-groups",
-          "--",
-          "/bin/sh",
-          "-c",
-          'exec "$0" -u',
-          bin,
-        ]);
-        assert.notEqual(r.exitCode, 0, `nobody ran ${bin}: ${r.stdout}`);
-        assert.match(r.stderr, /Permission denied/, `nobody could not reach ${bin}`);
-      }
-      ok(await lab.cli(["run", "down"]), "run down");
+  { name: "cnm", subnet: 43, containers: { count: 1 }, inventory: { ping: false } },
+  async (lab) => {
+    ok(await lab.cli(["run", "up"]), "run up");
+    const md = await stat(lab.machinesDir);
+    assert.equal(md.uid, 0);
+    assert.equal(md.mode & 0o7777, 0o700, "machinesDir is made 0700");
+    // A setuid copy of id inside the container, tried by nobody through the host's paths.
+    const merged = join(lab.machinesDir, "cnm-10");
+    ok(await lab.ns.run("cp", ["/usr/bin/id", join(merged, "usr/local/bin/suid-id")]), "cp id");
+    ok(await lab.ns.run("chmod", ["4755", join(merged, "usr/local/bin/suid-id")]), "chmod 4755");
+    const lower = join(lab.workdir, "cnm", "lower");
+    for (const bin of [join(merged, "usr/local/bin/suid-id"), join(lower, "usr/bin/su")]) {
+      // Through sh: setpriv's own exec still has root's capabilities for the path lookup.
+      const r = await lab.ns.run("setpriv", [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        "/bin/sh",
+        "-c",
+        'exec "$0" -u',
+        bin,
+      ]);
+      assert.notEqual(r.exitCode, 0, `nobody ran ${bin}: ${r.stdout}`);
+      assert.match(r.stderr, /Permission denied/, `nobody could not reach ${bin}`);
+    }
+    ok(await lab.cli(["run", "down"]), "run down");
 
-      await chmod(lab.machinesDir, 0o755);
-      const open = await lab.cli(["run", "up"]);
-      assert.equal(open.exitCode, 1, open.stdout + open.stderr);
-      assert.match(
-        open.stderr,
-        /containers\.machinesDir .*other users can reach into it \(mode 755\).*chmod 700/,
-      );
-      await chmod(lab.machinesDir, 0o700);
+    await chmod(lab.machinesDir, 0o755);
+    const open = await lab.cli(["run", "up"]);
+    assert.equal(open.exitCode, 1, open.stdout + open.stderr);
+    assert.match(
+      open.stderr,
+      /containers\.machinesDir .*other users can reach into it \(mode 755\).*chmod 700/,
+    );
+    await chmod(lab.machinesDir, 0o700);
 
-      // A workdir below a directory others can write to, or one another user owns.
-      const config = parse(await readFile(lab.config, "utf8")) as Record<string, unknown>;
-      for (const [mode, owner, why] of [
-        [0o777, 0, /is writable by everyone \(mode 777\)/],
-        [0o755, 65534, /is owned by uid 65534, not root/],
-      ] as const) {
-        const parent = join(lab.dir, `shared-${mode.toString(8)}-${owner}`);
-        await mkdir(parent);
-        await chmod(parent, mode);
-        await chown(parent, owner, owner);
-        const file = join(lab.dir, `open-${owner}.yaml`);
-        await writeFile(file, stringify({ ...config, workdir: join(parent, "work") }));
-        const r = await lab.ns.cli(["-c", file, "run", "up"], { cwd: lab.dir });
-        assert.equal(r.exitCode, 1, r.stdout + r.stderr);
-        assert.match(r.stderr, why);
-        assert.deepEqual(await readdir(parent), [], "nothing was made in the replaceable workdir");
-      }
-      await assertNoResidue(lab, "after the refusals");
-    }),
+    // A workdir below a directory others can write to, or one another user owns.
+    const config = parse(await readFile(lab.config, "utf8")) as Record<string, unknown>;
+    for (const [mode, owner, why] of [
+      [0o777, 0, /is writable by everyone \(mode 777\)/],
+      [0o755, 65534, /is owned by uid 65534, not root/],
+    ] as const) {
+      const parent = join(lab.dir, `shared-${mode.toString(8)}-${owner}`);
+      await mkdir(parent);
+      await chmod(parent, mode);
+      await chown(parent, owner, owner);
+      const file = join(lab.dir, `open-${owner}.yaml`);
+      await writeFile(file, stringify({ ...config, workdir: join(parent, "work") }));
+      const r = await lab.ns.cli(["-c", file, "run", "up"], { cwd: lab.dir });
+      assert.equal(r.exitCode, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, why);
+      assert.deepEqual(await readdir(parent), [], "nothing was made in the replaceable workdir");
+    }
+    await assertNoResidue(lab, "after the refusals");
+  },
 );
 
-test(
+labTest(
   "exec gets no more than the container's init: its bounding set, a cgroup of the container's, its PID namespace, no_new_privs and a clean environment",
-  { skip },
-  () =>
-    withLab("cnx", 44, async (lab) => {
-      await lab.writeConfig({ containers: { count: 1 }, inventory: { ping: false } });
-      ok(await lab.cli(["run", "up"]), "run up");
-      const leader = Number(ok(await lab.cli(["pids"]), "pids").stdout.trim());
-      const init = await readFile(`/proc/${leader}/status`, "utf8");
-      const exec = (...cmd: string[]) =>
-        lab.cli(["exec", "cnx-10", "--", ...cmd], {
-          APLSPAWN_LEAK: "host-secret",
-          PATH: process.env.PATH ?? "",
-        });
-      const own = ok(await exec("cat", "/proc/self/status"), "exec cat status").stdout;
-      assert.equal(
-        statusField(own, "CapBnd"),
-        statusField(init, "CapBnd"),
-        "bounding set as the container init's",
-      );
-      assert.notEqual(statusField(own, "CapBnd"), "000001ffffffffff", "not the host's full set");
-      assert.equal(statusField(own, "CapInh"), "0000000000000000");
-      assert.equal(statusField(own, "CapAmb"), "0000000000000000");
-      assert.equal(statusField(own, "NoNewPrivs"), "1");
-      // The container's systemd started it: a service of its own, inside the container's cgroup
-      // namespace (a path outside it would read "/..").
-      const cg = ok(await exec("cat", "/proc/self/cgroup"), "cgroups").stdout;
-      assert.match(cg, /^0::\/system\.slice\/aplspawn-exec-[0-9a-f]+\.service$/m, cg);
-      assert.doesNotMatch(cg, /:\/\.\./, "a cgroup outside the container's");
-      const pidNs = ok(await exec("readlink", "/proc/self/ns/pid"), "pid ns").stdout.trim();
-      assert.equal(pidNs, await readlink(`/proc/${leader}/ns/pid`), "the init's PID namespace");
-      const env = ok(await exec("cat", "/proc/self/environ"), "environ")
-        .stdout.split("\0")
-        .filter(Boolean)
-        .map((l) => l.split("=")[0] ?? "")
-        // What systemd gives every service.
-        .filter((n) => !/^(INVOCATION_ID|SYSTEMD_EXEC_PID|LANG|LC_\w+)$/.test(n))
-        .sort();
-      // Off a terminal there is no TERM (with a terminal, the caller's goes with the pty).
-      assert.deepEqual(env, ["HOME", "LOGNAME", "PATH", "USER"], "a clean environment");
-      ok(await lab.cli(["run", "down"]), "run down");
-    }),
+  { name: "cnx", subnet: 44, containers: { count: 1 }, inventory: { ping: false } },
+  async (lab) => {
+    ok(await lab.cli(["run", "up"]), "run up");
+    const leader = Number(ok(await lab.cli(["pids"]), "pids").stdout.trim());
+    const init = await readFile(`/proc/${leader}/status`, "utf8");
+    const exec = (...cmd: string[]) =>
+      lab.cli(["exec", "cnx-10", "--", ...cmd], {
+        APLSPAWN_LEAK: "host-secret",
+        PATH: process.env.PATH ?? "",
+      });
+    const own = ok(await exec("cat", "/proc/self/status"), "exec cat status").stdout;
+    assert.equal(
+      statusField(own, "CapBnd"),
+      statusField(init, "CapBnd"),
+      "bounding set as the container init's",
+    );
+    assert.notEqual(statusField(own, "CapBnd"), "000001ffffffffff", "not the host's full set");
+    assert.equal(statusField(own, "CapInh"), "0000000000000000");
+    assert.equal(statusField(own, "CapAmb"), "0000000000000000");
+    assert.equal(statusField(own, "NoNewPrivs"), "1");
+    // The container's systemd started it: a service of its own, inside the container's cgroup
+    // namespace (a path outside it would read "/..").
+    const cg = ok(await exec("cat", "/proc/self/cgroup"), "cgroups").stdout;
+    assert.match(cg, /^0::\/system\.slice\/aplspawn-exec-[0-9a-f]+\.service$/m, cg);
+    assert.doesNotMatch(cg, /:\/\.\./, "a cgroup outside the container's");
+    const pidNs = ok(await exec("readlink", "/proc/self/ns/pid"), "pid ns").stdout.trim();
+    assert.equal(pidNs, await readlink(`/proc/${leader}/ns/pid`), "the init's PID namespace");
+    const env = ok(await exec("cat", "/proc/self/environ"), "environ")
+      .stdout.split("\0")
+      .filter(Boolean)
+      .map((l) => l.split("=")[0] ?? "")
+      // What systemd gives every service.
+      .filter((n) => !/^(INVOCATION_ID|SYSTEMD_EXEC_PID|LANG|LC_\w+)$/.test(n))
+      .sort();
+    // Off a terminal there is no TERM (with a terminal, the caller's goes with the pty).
+    assert.deepEqual(env, ["HOME", "LOGNAME", "PATH", "USER"], "a clean environment");
+    ok(await lab.cli(["run", "down"]), "run down");
+  },
 );
 
-test(
+labTest(
   "a process inside a container that names itself systemd-nspawn is never taken for one: up, pids, status and exec ignore it",
-  { skip },
-  () =>
-    withLab("cnf", 45, async (lab) => {
-      await lab.writeConfig({ containers: { count: 2 }, inventory: { ping: false } });
-      ok(await lab.cli(["run", "up"]), "run up");
-      ok(await lab.cli(["run", "stop", "--only", "cnf-11"]), "stop cnf-11");
-      // pids exits 1 while a container is stopped; it still lists the running ones.
-      const leader = Number((await lab.cli(["pids"])).stdout.trim());
-      // In cnf-10: a copy of dash named systemd-nspawn, its argv that of cnf-11's nspawn, with a child.
-      const merged11 = join(lab.machinesDir, "cnf-11");
-      ok(
-        await lab.ns.run("nsenter", [
-          `--target=${leader}`,
-          "--all",
-          "--root",
-          "--wd",
-          "--",
-          "sh",
-          "-c",
-          `cp /bin/dash /tmp/systemd-nspawn && (setsid /tmp/systemd-nspawn -c 'sleep 1000; :' --machine=cnf-11 --directory=${merged11} >/dev/null 2>&1 &)`,
-        ]),
-        "plant the fake",
-      );
-      const fake = (
-        await execa("pgrep", ["-f", "--", `--machine=cnf-11 --directory=${merged11}`], { reject: false })
-      ).stdout
-        .split("\n")
-        .filter(Boolean);
-      assert.ok(fake.length > 0, "the fake runs (seen by name from the host)");
-      const pids = (await lab.cli(["pids"])).stdout.trim().split("\n");
-      assert.deepEqual(pids, [String(leader)], "pids lists only cnf-10's real leader");
-      const st = JSON.parse((await lab.cli(["--json", "status"])).stdout) as {
-        checks: { target: string; name: string; ok: boolean }[];
-      };
-      assert.equal(
-        st.checks.find((c) => c.target === "cnf-11" && c.name.startsWith("Checking nspawn process"))?.ok,
-        false,
-      );
-      const ex = await lab.cli(["exec", "cnf-11", "--", "hostname"]);
-      assert.equal(ex.exitCode, 1, `exec entered the fake: ${ex.stdout}`);
-      assert.match(ex.stderr, /container cnf-11 is not running/);
-      // run up starts the real cnf-11 (the fake does not make it "already running").
-      ok(await lab.cli(["run", "up"]), "run up");
-      assert.equal(ok(await lab.cli(["exec", "cnf-11", "--", "hostname"]), "exec").stdout.trim(), "cnf-11");
-      for (const p of fake) await execa("kill", ["-9", p], { reject: false });
-      ok(await lab.cli(["run", "down"]), "run down");
-    }),
+  { name: "cnf", subnet: 45, containers: { count: 2 }, inventory: { ping: false } },
+  async (lab) => {
+    ok(await lab.cli(["run", "up"]), "run up");
+    ok(await lab.cli(["run", "stop", "--only", "cnf-11"]), "stop cnf-11");
+    // pids exits 1 while a container is stopped; it still lists the running ones.
+    const leader = Number((await lab.cli(["pids"])).stdout.trim());
+    // In cnf-10: a copy of dash named systemd-nspawn, its argv that of cnf-11's nspawn, with a child.
+    const merged11 = join(lab.machinesDir, "cnf-11");
+    ok(
+      await lab.ns.run("nsenter", [
+        `--target=${leader}`,
+        "--all",
+        "--root",
+        "--wd",
+        "--",
+        "sh",
+        "-c",
+        `cp /bin/dash /tmp/systemd-nspawn && (setsid /tmp/systemd-nspawn -c 'sleep 1000; :' --machine=cnf-11 --directory=${merged11} >/dev/null 2>&1 &)`,
+      ]),
+      "plant the fake",
+    );
+    const fake = (
+      await execa("pgrep", ["-f", "--", `--machine=cnf-11 --directory=${merged11}`], { reject: false })
+    ).stdout
+      .split("\n")
+      .filter(Boolean);
+    assert.ok(fake.length > 0, "the fake runs (seen by name from the host)");
+    const pids = (await lab.cli(["pids"])).stdout.trim().split("\n");
+    assert.deepEqual(pids, [String(leader)], "pids lists only cnf-10's real leader");
+    const st = JSON.parse((await lab.cli(["--json", "status"])).stdout) as {
+      checks: { target: string; name: string; ok: boolean }[];
+    };
+    assert.equal(
+      st.checks.find((c) => c.target === "cnf-11" && c.name.startsWith("Checking nspawn process"))?.ok,
+      false,
+    );
+    const ex = await lab.cli(["exec", "cnf-11", "--", "hostname"]);
+    assert.equal(ex.exitCode, 1, `exec entered the fake: ${ex.stdout}`);
+    assert.match(ex.stderr, /container cnf-11 is not running/);
+    // run up starts the real cnf-11 (the fake does not make it "already running").
+    ok(await lab.cli(["run", "up"]), "run up");
+    assert.equal(ok(await lab.cli(["exec", "cnf-11", "--", "hostname"]), "exec").stdout.trim(), "cnf-11");
+    for (const p of fake) await execa("kill", ["-9", p], { reject: false });
+    ok(await lab.cli(["run", "down"]), "run down");
+  },
 );

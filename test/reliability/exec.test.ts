@@ -7,10 +7,9 @@
 // uid 0); each attack in a subtest of its own.
 import assert from "node:assert/strict";
 import { readdir, readFile, readlink } from "node:fs/promises";
-import { test } from "node:test";
 import { execa } from "execa";
-import { ok, statusField, withLab, withNetLab } from "../support/lab.js";
-import { CLI, skip } from "../support/ns.js";
+import { labTest, netLabTest, ok, statusField } from "../support/lab.js";
+import { CLI } from "../support/ns.js";
 import { waitFor } from "../support/wait.js";
 
 // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0): allowed to any process by the kernel,
@@ -89,9 +88,10 @@ async function cgroups(pid: number | string): Promise<Map<string, string>> {
   return out;
 }
 
-test("exec is no stronger than the container's init and runs no host binary in it", { skip }, (t) =>
-  withLab("exc", 91, async (lab) => {
-    await lab.writeConfig({ containers: { count: 1 }, inventory: { ping: false } });
+labTest(
+  "exec is no stronger than the container's init and runs no host binary in it",
+  { name: "exc", subnet: 91, containers: { count: 1 }, inventory: { ping: false } },
+  async (lab, t) => {
     ok(await lab.cli(["run", "up"]), "run up");
     const name = "exc-10";
     const leader = Number(ok(await lab.cli(["pids"]), "pids").stdout.trim());
@@ -212,17 +212,15 @@ test("exec is no stronger than the container's init and runs no host binary in i
     });
 
     ok(await lab.cli(["run", "down"]), "run down");
-  }),
+  },
 );
 
-test(
+netLabTest(
   "exec refuses a container whose init is a script: there is no systemd in it to start the command",
-  { skip },
-  () =>
-    withNetLab("exs", 92, async (lab) => {
-      await lab.writeConfig({ containers: { count: 1, init: "script" } });
-      const r = await lab.cli(["exec", "exs-10", "--", "true"]);
-      assert.equal(r.exitCode, 1, r.stdout + r.stderr);
-      assert.match(r.stderr, /exs-10 runs `init: script`.*aplspawn ssh exs-10 -- true/);
-    }),
+  { name: "exs", subnet: 92, containers: { count: 1, init: "script" } },
+  async (lab) => {
+    const r = await lab.cli(["exec", "exs-10", "--", "true"]);
+    assert.equal(r.exitCode, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /exs-10 runs `init: script`.*aplspawn ssh exs-10 -- true/);
+  },
 );

@@ -5,77 +5,74 @@
 import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { test } from "node:test";
 import { summary, taskIds } from "../support/json-events.js";
-import { assertNoResidue, nspawnPids, ok, withLab } from "../support/lab.js";
+import { assertNoResidue, labTest, nspawnPids, ok } from "../support/lab.js";
 import { backingFile, labLoop, openFilesUnder, processesLeft } from "../support/lab-state.js";
-import { skip } from "../support/ns.js";
 import { rounds } from "../support/rounds.js";
 
 const CYCLES = rounds(5, 20);
 
-test(
+labTest(
   `${CYCLES} cycles of run up / run down: nothing grows, the second up and down change nothing`,
-  { skip },
-  () =>
-    withLab(
-      "rrep",
-      71,
-      async (lab) => {
-        const labDir = join(lab.workdir, "rrep");
-        let filesAfterFirst: string[] | undefined;
-        const leftProcesses: string[] = [];
-        const stillAttached: string[] = [];
-        const t0 = Date.now();
-        const mark = (what: string) =>
-          console.error(`[repeat] ${((Date.now() - t0) / 1000).toFixed(1)} s ${what}`);
-        for (let i = 1; i <= CYCLES; i++) {
-          const c = `cycle ${i}`;
-          const up = ok(await lab.cli(["--json", "run", "up"]), `${c}: run up`);
-          mark(`${c} up`);
-          assert.ok(summary(up).changed > 0, `${c}: the first up changed something`);
-          const loop = await labLoop(lab, "rrep");
-          assert.ok(loop, `${c}: the lab recorded its loop device`);
-          assert.equal((await nspawnPids(lab.dir)).length, 2, `${c}: 2 containers run`);
+  {
+    name: "rrep",
+    subnet: 71,
+    containers: { count: 2 },
+    network: { chain: "RREP" },
+    inventory: { ping: false },
+  },
+  async (lab) => {
+    const labDir = join(lab.workdir, "rrep");
+    let filesAfterFirst: string[] | undefined;
+    const leftProcesses: string[] = [];
+    const stillAttached: string[] = [];
+    const t0 = Date.now();
+    const mark = (what: string) =>
+      console.error(`[repeat] ${((Date.now() - t0) / 1000).toFixed(1)} s ${what}`);
+    for (let i = 1; i <= CYCLES; i++) {
+      const c = `cycle ${i}`;
+      const up = ok(await lab.cli(["--json", "run", "up"]), `${c}: run up`);
+      mark(`${c} up`);
+      assert.ok(summary(up).changed > 0, `${c}: the first up changed something`);
+      const loop = await labLoop(lab, "rrep");
+      assert.ok(loop, `${c}: the lab recorded its loop device`);
+      assert.equal((await nspawnPids(lab.dir)).length, 2, `${c}: 2 containers run`);
 
-          const again = ok(await lab.cli(["--json", "run", "up"]), `${c}: second run up`);
-          mark(`${c} up again`);
-          assert.equal(
-            summary(again).changed,
-            0,
-            `${c}: second up changed ${taskIds(again, "changed").join(", ")}`,
-          );
+      const again = ok(await lab.cli(["--json", "run", "up"]), `${c}: second run up`);
+      mark(`${c} up again`);
+      assert.equal(
+        summary(again).changed,
+        0,
+        `${c}: second up changed ${taskIds(again, "changed").join(", ")}`,
+      );
 
-          const down = ok(await lab.cli(["--json", "run", "down"]), `${c}: run down`);
-          mark(`${c} down`);
-          assert.ok(summary(down).changed > 0, `${c}: the first down undid something`);
-          // The device number is global: another test may attach the same image to it a moment
-          // later, so one sighting is not proof; a real leak shows in every cycle.
-          if ((await backingFile(loop)) !== "") stillAttached.push(`${c}: ${loop}`);
-          const down2 = ok(await lab.cli(["--json", "run", "down"]), `${c}: second run down`);
-          mark(`${c} down again`);
-          assert.equal(summary(down2).changed, 0, `${c}: the second down changed something`);
+      const down = ok(await lab.cli(["--json", "run", "down"]), `${c}: run down`);
+      mark(`${c} down`);
+      assert.ok(summary(down).changed > 0, `${c}: the first down undid something`);
+      // The device number is global: another test may attach the same image to it a moment
+      // later, so one sighting is not proof; a real leak shows in every cycle.
+      if ((await backingFile(loop)) !== "") stillAttached.push(`${c}: ${loop}`);
+      const down2 = ok(await lab.cli(["--json", "run", "down"]), `${c}: second run down`);
+      mark(`${c} down again`);
+      assert.equal(summary(down2).changed, 0, `${c}: the second down changed something`);
 
-          // Links, addresses, rules, sysctls, mounts, nspawn processes, loop devices on the test's files.
-          await assertNoResidue(lab, c);
-          assert.deepEqual(await openFilesUnder(lab.dir), [], `${c}: files under the lab are held open`);
-          // Collected, not asserted at once: one leftover must not hide what later cycles would show.
-          for (const p of await processesLeft(lab.dir, lab.prefix)) leftProcesses.push(`${c}: ${p}`);
-          // What down keeps (the containers' file systems, keys) stays the same set of files: nothing
-          // piles up. (The containers' own writes, e.g. their logs, are inside their disk.img.)
-          const files = (await readdir(labDir, { recursive: true })).map(String).sort();
-          filesAfterFirst ??= files;
-          assert.deepEqual(files, filesAfterFirst, `${c}: the lab dir's files changed between cycles`);
-        }
-        assert.deepEqual(leftProcesses, [], "processes of the lab were left after run down");
-        assert.ok(
-          stillAttached.length < Math.max(2, CYCLES / 2),
-          `loop devices left attached: ${stillAttached.join(", ")}`,
-        );
-        ok(await lab.cli(["run", "down", "--purge"]), "run down --purge");
-        await assertNoResidue(lab, "after --purge");
-      },
-      // No ansible ping: it is slow, and has nothing to do with what repeats (security.test.ts runs it).
-      { containers: { count: 2 }, network: { chain: "RREP" }, inventory: { ping: false } },
-    ),
+      // Links, addresses, rules, sysctls, mounts, nspawn processes, loop devices on the test's files.
+      await assertNoResidue(lab, c);
+      assert.deepEqual(await openFilesUnder(lab.dir), [], `${c}: files under the lab are held open`);
+      // Collected, not asserted at once: one leftover must not hide what later cycles would show.
+      for (const p of await processesLeft(lab.dir, lab.prefix)) leftProcesses.push(`${c}: ${p}`);
+      // What down keeps (the containers' file systems, keys) stays the same set of files: nothing
+      // piles up. (The containers' own writes, e.g. their logs, are inside their disk.img.)
+      const files = (await readdir(labDir, { recursive: true })).map(String).sort();
+      filesAfterFirst ??= files;
+      assert.deepEqual(files, filesAfterFirst, `${c}: the lab dir's files changed between cycles`);
+    }
+    assert.deepEqual(leftProcesses, [], "processes of the lab were left after run down");
+    assert.ok(
+      stillAttached.length < Math.max(2, CYCLES / 2),
+      `loop devices left attached: ${stillAttached.join(", ")}`,
+    );
+    ok(await lab.cli(["run", "down", "--purge"]), "run down --purge");
+    await assertNoResidue(lab, "after --purge");
+  },
 );

@@ -6,7 +6,7 @@ import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { test } from "node:test";
 import { parse, stringify } from "yaml";
-import { assertNoResidue, ok, withLab } from "../support/lab.js";
+import { assertNoResidue, labTest, ok } from "../support/lab.js";
 import { foreignRules, status } from "../support/lab-state.js";
 import { skip, TestNamespace, tempDir } from "../support/ns.js";
 
@@ -191,172 +191,167 @@ async function secretLines(file: string): Promise<string[]> {
   return lines;
 }
 
-test(
+labTest(
   "a lab with hostile paths: no shell runs them; state root-only, keys never leak, host firewall untouched, host keys pinned",
-  { skip },
-  () =>
-    withLab(
-      "rsec",
-      75,
-      async (lab) => {
-        // Paths full of shell syntax (no spaces: overlayfs options cannot hold them). Run through a
-        // shell anywhere, they would create pwn* files in the working directory. The workdir's is
-        // shorter: Ansible's master sockets live under it and a socket path has at most 107 bytes.
-        const weird = "w;id>pwn1$(id>pwn2)`id>pwn3`|id>pwn4&id>pwn5";
-        const workdir = join(lab.dir, "w;id>pwn6`id>pwn7`$(id>pwn8)");
-        const doc = parse(await readFile(lab.config, "utf8")) as Record<string, Record<string, unknown>>;
-        doc.workdir = workdir as never;
-        (doc.containers as Record<string, unknown>).machinesDir = join(lab.dir, `m${weird}`);
-        (doc.inventory as Record<string, unknown>).file = join(lab.dir, `inv${weird}.txt`);
-        await writeFile(lab.config, stringify(doc));
-        const labDir = join(workdir, "rsec");
-        const merged = (n: string) => join(lab.dir, `m${weird}`, n);
-        const inventory = join(lab.dir, `inv${weird}.txt`);
+  {
+    name: "rsec",
+    subnet: 75,
+    containers: { count: 2 },
+    network: { chain: "RSEC" },
+    inventory: { ping: false },
+  },
+  async (lab) => {
+    // Paths full of shell syntax (no spaces: overlayfs options cannot hold them). Run through a
+    // shell anywhere, they would create pwn* files in the working directory. The workdir's is
+    // shorter: Ansible's master sockets live under it and a socket path has at most 107 bytes.
+    const weird = "w;id>pwn1$(id>pwn2)`id>pwn3`|id>pwn4&id>pwn5";
+    const workdir = join(lab.dir, "w;id>pwn6`id>pwn7`$(id>pwn8)");
+    const doc = parse(await readFile(lab.config, "utf8")) as Record<string, Record<string, unknown>>;
+    doc.workdir = workdir as never;
+    (doc.containers as Record<string, unknown>).machinesDir = join(lab.dir, `m${weird}`);
+    (doc.inventory as Record<string, unknown>).file = join(lab.dir, `inv${weird}.txt`);
+    await writeFile(lab.config, stringify(doc));
+    const labDir = join(workdir, "rsec");
+    const merged = (n: string) => join(lab.dir, `m${weird}`, n);
+    const inventory = join(lab.dir, `inv${weird}.txt`);
 
-        // The host's own rules, before aplspawn: one in FORWARD, one in nat POSTROUTING.
-        ok(
-          await lab.ns.run("iptables", ["-w", "-A", "FORWARD", "-s", "192.0.2.0/24", "-j", "DROP"]),
-          "own rule",
-        );
-        ok(
-          await lab.ns.run("iptables", [
-            "-w",
-            "-t",
-            "nat",
-            "-A",
-            "POSTROUTING",
-            "-s",
-            "192.0.2.0/24",
-            "-j",
-            "RETURN",
-          ]),
-          "own nat rule",
-        );
-        lab.before = await lab.ns.snapshot();
-        const foreignBefore = await foreignRules(lab, ["RSEC"]);
-        assert.match(foreignBefore, /-A FORWARD -s 192\.0\.2\.0\/24 -j DROP/);
-        assert.match(foreignBefore, /-A POSTROUTING -s 192\.0\.2\.0\/24 -j RETURN/);
+    // The host's own rules, before aplspawn: one in FORWARD, one in nat POSTROUTING.
+    ok(await lab.ns.run("iptables", ["-w", "-A", "FORWARD", "-s", "192.0.2.0/24", "-j", "DROP"]), "own rule");
+    ok(
+      await lab.ns.run("iptables", [
+        "-w",
+        "-t",
+        "nat",
+        "-A",
+        "POSTROUTING",
+        "-s",
+        "192.0.2.0/24",
+        "-j",
+        "RETURN",
+      ]),
+      "own nat rule",
+    );
+    lab.before = await lab.ns.snapshot();
+    const foreignBefore = await foreignRules(lab, ["RSEC"]);
+    assert.match(foreignBefore, /-A FORWARD -s 192\.0\.2\.0\/24 -j DROP/);
+    assert.match(foreignBefore, /-A POSTROUTING -s 192\.0\.2\.0\/24 -j RETURN/);
 
-        const outputs: [string, string][] = [];
-        const keep = (what: string, r: { stdout: string; stderr: string }) => {
-          outputs.push([what, `${r.stdout}\n${r.stderr}`]);
-          return r;
-        };
-        keep("run up --json", ok(await lab.cli(["--json", "run", "up"]), "run up"));
-        keep("run up", ok(await lab.cli(["run", "up"]), "run up again"));
-        assert.deepEqual(
-          (await readdir(lab.dir)).filter((f) => f.startsWith("pwn")),
-          [],
-          "a path was run through a shell",
-        );
-        assert.equal(
-          await foreignRules(lab, ["RSEC"]),
-          foreignBefore,
-          "the host's rules changed while the lab is up",
-        );
+    const outputs: [string, string][] = [];
+    const keep = (what: string, r: { stdout: string; stderr: string }) => {
+      outputs.push([what, `${r.stdout}\n${r.stderr}`]);
+      return r;
+    };
+    keep("run up --json", ok(await lab.cli(["--json", "run", "up"]), "run up"));
+    keep("run up", ok(await lab.cli(["run", "up"]), "run up again"));
+    assert.deepEqual(
+      (await readdir(lab.dir)).filter((f) => f.startsWith("pwn")),
+      [],
+      "a path was run through a shell",
+    );
+    assert.equal(
+      await foreignRules(lab, ["RSEC"]),
+      foreignBefore,
+      "the host's rules changed while the lab is up",
+    );
 
-        // (b) Root-only state.
-        const mode = async (p: string) => {
-          const s = await stat(p);
-          assert.equal(s.uid, 0, `${p} is owned by root`);
-          return (s.mode & 0o777).toString(8);
-        };
-        assert.equal(await mode(labDir), "700", "the lab directory");
-        assert.equal(await mode(join(labDir, "id_ed25519")), "600", "the lab key");
-        assert.equal(await mode(join(labDir, "journal.jsonl")), "600", "the journal");
-        const hostKeys = ["rsec-10", "rsec-11"].map((n) =>
-          join(labDir, "containers", n, "ssh_host_ed25519_key"),
-        );
-        for (const k of hostKeys) assert.equal(await mode(k), "600", k);
+    // (b) Root-only state.
+    const mode = async (p: string) => {
+      const s = await stat(p);
+      assert.equal(s.uid, 0, `${p} is owned by root`);
+      return (s.mode & 0o777).toString(8);
+    };
+    assert.equal(await mode(labDir), "700", "the lab directory");
+    assert.equal(await mode(join(labDir, "id_ed25519")), "600", "the lab key");
+    assert.equal(await mode(join(labDir, "journal.jsonl")), "600", "the journal");
+    const hostKeys = ["rsec-10", "rsec-11"].map((n) => join(labDir, "containers", n, "ssh_host_ed25519_key"));
+    for (const k of hostKeys) assert.equal(await mode(k), "600", k);
 
-        const st = await lab.cli(["--json", "status"]);
-        assert.equal(st.exitCode, 0, st.stdout);
-        keep("status --json", st);
-        keep("status", ok(await lab.cli(["status"]), "status"));
-        keep("inventory", ok(await lab.cli(["inventory"]), "inventory"));
-        keep("inventory --json", ok(await lab.cli(["--json", "inventory"]), "inventory --json"));
-        keep("pids", ok(await lab.cli(["pids"]), "pids"));
-        outputs.push(["the journal", await readFile(join(labDir, "journal.jsonl"), "utf8")]);
-        outputs.push(["the inventory", await readFile(inventory, "utf8")]);
-        for (const n of ["rsec-10", "rsec-11"])
-          outputs.push([
-            `${n}'s nspawn log`,
-            await readFile(join(labDir, "containers", n, "nspawn.log"), "utf8"),
-          ]);
+    const st = await lab.cli(["--json", "status"]);
+    assert.equal(st.exitCode, 0, st.stdout);
+    keep("status --json", st);
+    keep("status", ok(await lab.cli(["status"]), "status"));
+    keep("inventory", ok(await lab.cli(["inventory"]), "inventory"));
+    keep("inventory --json", ok(await lab.cli(["--json", "inventory"]), "inventory --json"));
+    keep("pids", ok(await lab.cli(["pids"]), "pids"));
+    outputs.push(["the journal", await readFile(join(labDir, "journal.jsonl"), "utf8")]);
+    outputs.push(["the inventory", await readFile(inventory, "utf8")]);
+    for (const n of ["rsec-10", "rsec-11"])
+      outputs.push([
+        `${n}'s nspawn log`,
+        await readFile(join(labDir, "containers", n, "nspawn.log"), "utf8"),
+      ]);
 
-        // (d) Host keys are pinned: rsec-10 now serves another key; ssh and Ansible refuse it.
-        const fake = join(lab.dir, "fake_host_key");
-        ok(await lab.ns.run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", fake]), "ssh-keygen");
-        for (const s of ["", ".pub"])
-          ok(
-            await lab.ns.run("cp", [`${fake}${s}`, `${merged("rsec-10")}/etc/ssh/ssh_host_ed25519_key${s}`]),
-            "cp",
-          );
-        ok(await lab.cli(["exec", "rsec-10", "--", "systemctl", "restart", "ssh"]), "restart sshd");
-        const pinned = (await status(lab)).checks.filter((c) => c.name.includes("pinned host key") && !c.ok);
-        assert.deepEqual(
-          pinned.map((c) => c.target),
-          ["rsec-10"],
-          "status sees the changed host key",
-        );
-        const refused = await lab.cli(["ssh", "rsec-10", "--", "true"]);
-        assert.notEqual(refused.exitCode, 0, "ssh to a container with a changed host key is refused");
-        assert.match(refused.stderr, /Host key verification failed/);
-        ok(await lab.cli(["ssh", "rsec-11", "--", "true"]), "ssh to the other container");
-        const ansible = (host: string) =>
-          lab.ns.run("ansible", ["-i", inventory, "-m", "ping", host], {
-            cwd: lab.dir,
-            env: { ANSIBLE_NOCOLOR: "1" },
-          });
-        const a10 = await ansible("rsec-10");
-        assert.notEqual(a10.exitCode, 0, `ansible reached rsec-10:\n${a10.stdout}`);
-        assert.match(`${a10.stdout}\n${a10.stderr}`, /Host key verification failed/);
-        // Even where the user's Ansible turns host key checking off (ansible.cfg or environment).
-        await writeFile(join(lab.dir, "ansible.cfg"), "[defaults]\nhost_key_checking = False\n");
-        const lax = await lab.ns.run("ansible", ["-i", inventory, "-m", "ping", "rsec-10"], {
-          cwd: lab.dir,
-          env: {
-            ANSIBLE_NOCOLOR: "1",
-            ANSIBLE_HOST_KEY_CHECKING: "False",
-            ANSIBLE_CONFIG: join(lab.dir, "ansible.cfg"),
-          },
-        });
-        assert.notEqual(
-          lax.exitCode,
-          0,
-          `ansible with host_key_checking = False reached rsec-10:\n${lax.stdout}`,
-        );
-        assert.match(
-          `${lax.stdout}\n${lax.stderr}`,
-          /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/,
-        );
-        const a11 = await ansible("rsec-11");
-        assert.equal(a11.exitCode, 0, `ansible could not reach rsec-11:\n${a11.stdout}\n${a11.stderr}`);
-        assert.match(a11.stdout, /rsec-11 \| SUCCESS/);
-
-        keep("run down", ok(await lab.cli(["run", "down"]), "run down"));
-        keep("run down --json", ok(await lab.cli(["--json", "run", "down"]), "second run down"));
-        assert.equal(
-          outputs.at(-2)?.[1].includes("[ DONE ]"),
-          true,
-          `run down finished:\n${outputs.at(-2)?.[1]}`,
-        );
-        outputs.push(["the journal after down", await readFile(join(labDir, "journal.jsonl"), "utf8")]);
-        await assertNoResidue(lab, "after run down");
-        assert.equal(await foreignRules(lab, ["RSEC"]), foreignBefore, "the host's rules changed after down");
-
-        const secrets = [join(labDir, "id_ed25519"), ...hostKeys];
-        for (const k of secrets) {
-          const lines = await secretLines(k);
-          for (const [what, text] of outputs)
-            for (const l of lines) assert.ok(!text.includes(l), `a line of ${k} appears in ${what}`);
-        }
-        assert.deepEqual(
-          (await readdir(lab.dir)).filter((f) => f.startsWith("pwn")),
-          [],
-          "a path was run through a shell",
-        );
+    // (d) Host keys are pinned: rsec-10 now serves another key; ssh and Ansible refuse it.
+    const fake = join(lab.dir, "fake_host_key");
+    ok(await lab.ns.run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", fake]), "ssh-keygen");
+    for (const s of ["", ".pub"])
+      ok(
+        await lab.ns.run("cp", [`${fake}${s}`, `${merged("rsec-10")}/etc/ssh/ssh_host_ed25519_key${s}`]),
+        "cp",
+      );
+    ok(await lab.cli(["exec", "rsec-10", "--", "systemctl", "restart", "ssh"]), "restart sshd");
+    const pinned = (await status(lab)).checks.filter((c) => c.name.includes("pinned host key") && !c.ok);
+    assert.deepEqual(
+      pinned.map((c) => c.target),
+      ["rsec-10"],
+      "status sees the changed host key",
+    );
+    const refused = await lab.cli(["ssh", "rsec-10", "--", "true"]);
+    assert.notEqual(refused.exitCode, 0, "ssh to a container with a changed host key is refused");
+    assert.match(refused.stderr, /Host key verification failed/);
+    ok(await lab.cli(["ssh", "rsec-11", "--", "true"]), "ssh to the other container");
+    const ansible = (host: string) =>
+      lab.ns.run("ansible", ["-i", inventory, "-m", "ping", host], {
+        cwd: lab.dir,
+        env: { ANSIBLE_NOCOLOR: "1" },
+      });
+    const a10 = await ansible("rsec-10");
+    assert.notEqual(a10.exitCode, 0, `ansible reached rsec-10:\n${a10.stdout}`);
+    assert.match(`${a10.stdout}\n${a10.stderr}`, /Host key verification failed/);
+    // Even where the user's Ansible turns host key checking off (ansible.cfg or environment).
+    await writeFile(join(lab.dir, "ansible.cfg"), "[defaults]\nhost_key_checking = False\n");
+    const lax = await lab.ns.run("ansible", ["-i", inventory, "-m", "ping", "rsec-10"], {
+      cwd: lab.dir,
+      env: {
+        ANSIBLE_NOCOLOR: "1",
+        ANSIBLE_HOST_KEY_CHECKING: "False",
+        ANSIBLE_CONFIG: join(lab.dir, "ansible.cfg"),
       },
-      { containers: { count: 2 }, network: { chain: "RSEC" }, inventory: { ping: false } },
-    ),
+    });
+    assert.notEqual(
+      lax.exitCode,
+      0,
+      `ansible with host_key_checking = False reached rsec-10:\n${lax.stdout}`,
+    );
+    assert.match(
+      `${lax.stdout}\n${lax.stderr}`,
+      /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/,
+    );
+    const a11 = await ansible("rsec-11");
+    assert.equal(a11.exitCode, 0, `ansible could not reach rsec-11:\n${a11.stdout}\n${a11.stderr}`);
+    assert.match(a11.stdout, /rsec-11 \| SUCCESS/);
+
+    keep("run down", ok(await lab.cli(["run", "down"]), "run down"));
+    keep("run down --json", ok(await lab.cli(["--json", "run", "down"]), "second run down"));
+    assert.equal(
+      outputs.at(-2)?.[1].includes("[ DONE ]"),
+      true,
+      `run down finished:\n${outputs.at(-2)?.[1]}`,
+    );
+    outputs.push(["the journal after down", await readFile(join(labDir, "journal.jsonl"), "utf8")]);
+    await assertNoResidue(lab, "after run down");
+    assert.equal(await foreignRules(lab, ["RSEC"]), foreignBefore, "the host's rules changed after down");
+
+    const secrets = [join(labDir, "id_ed25519"), ...hostKeys];
+    for (const k of secrets) {
+      const lines = await secretLines(k);
+      for (const [what, text] of outputs)
+        for (const l of lines) assert.ok(!text.includes(l), `a line of ${k} appears in ${what}`);
+    }
+    assert.deepEqual(
+      (await readdir(lab.dir)).filter((f) => f.startsWith("pwn")),
+      [],
+      "a path was run through a shell",
+    );
+  },
 );

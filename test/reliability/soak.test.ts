@@ -7,27 +7,24 @@
 // Three labs, not four: two healthy labs beside each other and the faulted one beside both are
 // every pairing the soak asserts on; a fourth lab on 2 cores adds the same again.
 import assert from "node:assert/strict";
-import { test } from "node:test";
-import { assertNoResidue, withLab } from "../support/lab.js";
-import { skip } from "../support/ns.js";
+import { assertNoResidue, labTest } from "../support/lab.js";
 import { soak, soakFault, soakLabs } from "../support/soak.js";
 
 const LABS = 3;
 const ROUNDS = 2;
 
-test(
+labTest(
   "soak: 3 labs of 2 containers on one workdir and image, up, reset, provision, down, twice, one faulted midway: every healthy command succeeds, the faulted lab rolls back clean, nothing is left",
-  { skip },
-  () =>
-    withLab("soak0", 101, async (lab) => {
-      const labs = await soakLabs(lab, LABS, 101);
-      const faulted = labs[LABS - 1]!;
-      const ids = (await faulted.cli(["run", "up", "--list-tasks"])).stdout.split("\n");
-      assert.ok(ids.includes(soakFault(faulted)), `no task ${soakFault(faulted)} in:\n${ids.join("\n")}`);
-      const r = await soak(lab, labs, { rounds: ROUNDS, fault: { lab: LABS - 1, round: 1 } });
-      assert.deepEqual(r.failures, [], "commands of the labs failed");
-      assert.deepEqual(r.faultProblems, [], "the faulted up did not roll back clean");
-      assert.equal(r.rounds, LABS * ROUNDS);
-      await assertNoResidue(lab, "after the last down");
-    }),
+  { name: "soak0", subnet: 101 },
+  async (lab) => {
+    const labs = await soakLabs(lab, LABS, 101);
+    const faulted = labs[LABS - 1]!;
+    const ids = (await faulted.cli(["run", "up", "--list-tasks"])).stdout.split("\n");
+    assert.ok(ids.includes(soakFault(faulted)), `no task ${soakFault(faulted)} in:\n${ids.join("\n")}`);
+    const r = await soak(lab, labs, { rounds: ROUNDS, fault: { lab: LABS - 1, round: 1 } });
+    assert.deepEqual(r.failures, [], "commands of the labs failed");
+    assert.deepEqual(r.faultProblems, [], "the faulted up did not roll back clean");
+    assert.equal(r.rounds, LABS * ROUNDS);
+    await assertNoResidue(lab, "after the last down");
+  },
 );

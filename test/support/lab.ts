@@ -10,12 +10,13 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { type TestContext, test } from "node:test";
 import { stringify } from "yaml";
 import { CLAIMS_DIR } from "../../src/image/loop-claims.js";
 import { RANGES_DIR } from "../../src/lab/id-ranges.js";
 import { controlPathDir } from "../../src/lab/inventory.js";
 import { ensureTestImage } from "./image.js";
-import { CLI, type NsResult, type NsSnapshot, TestNamespace, tempDir, withoutSudo } from "./ns.js";
+import { CLI, type NsResult, type NsSnapshot, requires, TestNamespace, tempDir, withoutSudo } from "./ns.js";
 import { waitFor } from "./wait.js";
 
 /**
@@ -169,28 +170,46 @@ export async function withUpperOf<T>(
   }
 }
 
+/** What runs on a lab (withLab's fn). */
+export type LabFn<L> = (lab: L) => Promise<void>;
+
+/** A lab test's body: the lab, and the test's context (for subtests). */
+export type LabBody<L> = (lab: L, t: TestContext) => Promise<void>;
+
 /**
  * Run fn with a fresh lab of the test image (3 containers by default); always clean up, then prove
- * the namespace and host hold nothing of it.
+ * the namespace and host hold nothing of it. `subnet`: the third octet of the lab's addresses (each
+ * lab has its own: ssh and Ansible cache by address).
  */
-export function withLab(
-  name: string,
-  /** The subnet's third octet: each test has its own addresses (ssh and Ansible cache by address). */
-  subnet: number,
-  fn: (lab: Lab) => Promise<void>,
-  base: ConfigOverrides = {},
-): Promise<void> {
-  return runLab(name, subnet, base, true, (lab) => fn(lab as Lab));
-}
+export const withLab = (name: string, subnet: number, fn: LabFn<Lab>, base: ConfigOverrides = {}) =>
+  runLab(name, subnet, base, true, (lab) => fn(lab as Lab));
 
 /** withLab without image: a lab whose network alone the test sets up (no container ever starts). */
-export function withNetLab(
-  name: string,
-  subnet: number,
-  fn: (lab: NetLab) => Promise<void>,
-  base: ConfigOverrides = {},
-): Promise<void> {
-  return runLab(name, subnet, base, false, fn);
+export const withNetLab = (name: string, subnet: number, fn: LabFn<NetLab>, base: ConfigOverrides = {}) =>
+  runLab(name, subnet, base, false, fn);
+
+/**
+ * The lab a lab test runs on: its name and subnet (see withLab), the programs it needs besides root,
+ * and the sections of its config over the lab's defaults.
+ */
+export interface LabSpec extends ConfigOverrides {
+  name: string;
+  subnet: number;
+  requires?: string[];
+}
+
+/** A test on a fresh lab from withLab (like `test(title, { skip }, fn)`: skipped where it cannot run). */
+export const labTest = (title: string, spec: LabSpec, fn: LabBody<Lab>) => specTest(title, spec, true, fn);
+
+/** A test on a fresh lab without image, from withNetLab. */
+export const netLabTest = (title: string, spec: LabSpec, fn: LabBody<NetLab>) =>
+  specTest(title, spec, false, fn);
+
+function specTest(title: string, spec: LabSpec, withImage: boolean, fn: LabBody<Lab>): void {
+  const { name, subnet, requires: needs = [], ...base } = spec;
+  test(title, { skip: requires("root", ...needs) }, (t) =>
+    runLab(name, subnet, base, withImage, (lab) => fn(lab as Lab, t)),
+  );
 }
 
 /**
@@ -212,7 +231,7 @@ async function runLab(
   subnet: number,
   base: ConfigOverrides,
   withImage: boolean,
-  fn: (lab: NetLab) => Promise<void>,
+  fn: LabFn<NetLab>,
 ): Promise<void> {
   // Only a lab with containers holds the inotify limit: a lab without is not to touch it.
   const inotifyBefore = withImage ? await inotify() : undefined;
