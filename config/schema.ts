@@ -178,6 +178,13 @@ const hostVars = z.record(z.string(), z.json()).superRefine((vars, ctx) => {
   }
 });
 
+/** A string that `problem` finds nothing wrong with (what it finds is the issue's message). */
+const stringWithout = (problem: (s: string) => string | undefined) =>
+  z.string().superRefine((s, ctx) => {
+    const message = problem(s);
+    if (message) ctx.addIssue({ code: "custom", message });
+  });
+
 /** The config's image when it names none: the image `aplspawn image build` makes. */
 export const DEFAULT_IMAGE_URL = "file:///var/lib/aplspawn/images/debian-bookworm.img";
 
@@ -188,26 +195,14 @@ const imageSchema = z.strictObject({
    * An OCI image reference (REGISTRY/NAME:TAG or …@sha256:DIGEST), pulled with skopeo and
    * flattened into the image store instead of url; image.insecure allows a plain-http registry.
    */
-  oci: z
-    .string()
-    .superRefine((r, ctx) => {
-      const message = ociRefProblem(r);
-      if (message) ctx.addIssue({ code: "custom", message });
-    })
-    .optional(),
+  oci: stringWithout(ociRefProblem).optional(),
   /**
    * An Incus image server (simplestreams, e.g. https://images.linuxcontainers.org), with
    * image.alias: its root squashfs is downloaded, verified and made the lab's layer instead of url.
    */
   server: url.optional(),
   /** The image's alias on image.server, as `incus image list images:` names it (debian/12). */
-  alias: z
-    .string()
-    .superRefine((a, ctx) => {
-      const message = streamAliasProblem(a);
-      if (message) ctx.addIssue({ code: "custom", message });
-    })
-    .optional(),
+  alias: stringWithout(streamAliasProblem).optional(),
   sha256: sha256.optional(),
   checksums: url.optional(),
   /** A keyring to check the checksums' detached signature (<checksums>.gpg, as mkosi signs) with. */
