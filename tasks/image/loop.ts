@@ -25,8 +25,8 @@ import { formatBytes } from "../../src/image/progress.js";
 import { LOSETUP_RACE } from "../../src/image/system-info.js";
 import { defineTask, undoUnlessGone } from "../../src/runner/task.js";
 
-/** Parameters of image.loop. */
-const loopParamsSchema = z.object({
+/** Parameters of image.loop, and of image.lower after it (one attach: workflows/attach.ts). */
+export const loopParamsSchema = z.object({
   image: z.string(),
   /** The lower directory (the attach is complete when the image's root is mounted there). */
   lowerDir: z.string(),

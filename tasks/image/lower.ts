@@ -26,16 +26,13 @@ import {
 } from "../../src/image/superblock.js";
 import type { LoopInfo } from "../../src/image/system-info.js";
 import { defineTask } from "../../src/runner/task.js";
-import { type LoopRecord, loopRecordPath, readLoopRecord } from "./loop.js";
-
-/** Parameters of image.lower. */
-const lowerParamsSchema = z.object({
-  image: z.string(),
-  lowerDir: z.string(),
-  /** image.loopDevice, when pinned. */
-  loopDevice: z.string().optional(),
-});
-export type LowerParams = z.infer<typeof lowerParamsSchema>;
+import {
+  type LoopParams,
+  type LoopRecord,
+  loopParamsSchema,
+  loopRecordPath,
+  readLoopRecord,
+} from "./loop.js";
 
 /** Journaled before the mount: whether the directory is ours to remove. */
 const lowerIntentSchema = z.object({ createdDir: z.boolean() });
@@ -56,7 +53,7 @@ async function isBindOf(ctx: HostContext, lowerDir: string, image: string): Prom
 }
 
 // Is the mount at lowerDir the one this task made (from its result, or, after a crash, the image's)?
-async function isOurs(ctx: RunContext, p: LowerParams, result: LowerResult | undefined): Promise<boolean> {
+async function isOurs(ctx: RunContext, p: LoopParams, result: LowerResult | undefined): Promise<boolean> {
   const m = mountAt(await readMounts(ctx.host), p.lowerDir);
   if (!m) return false;
   if (result)
@@ -98,7 +95,7 @@ async function lostDevice(
 /** Mount the image's root read-only at the lower directory. */
 export const imageLower = defineTask({
   kind: "image.lower",
-  journaled: { params: lowerParamsSchema, intent: lowerIntentSchema, result: lowerResultSchema },
+  journaled: { params: loopParamsSchema, intent: lowerIntentSchema, result: lowerResultSchema },
   title: (p) => `Mounting image root as lower overlayFS layer ${p.lowerDir}`,
   status: (p) => ({ name: "Checking if loop (image root) is mounted to lower", target: p.lowerDir }),
   async check(ctx, p) {
