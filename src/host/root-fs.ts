@@ -205,55 +205,56 @@ class ConfinedRoot implements RootFs {
     );
   }
 
-  async kind(path: string): Promise<EntryKind | undefined> {
-    return this.inParent(
-      path,
-      async (dir, name) => {
-        const fh = await lookup(dir, name);
-        if (!fh) return undefined;
-        try {
-          return kindOf(await fh.stat());
-        } finally {
-          await fh.close();
-        }
-      },
-      () => undefined,
-    );
-  }
-
-  async readFile(path: string, maxBytes = DEFAULT_MAX_BYTES): Promise<string | undefined> {
+  /**
+   * Run `fn` on the entry at `path` (opened O_PATH, never followed; closed after), its directory,
+   * its name and its path's names; undefined when the entry or a directory on the way is missing.
+   */
+  private async atEntry<T>(
+    path: string,
+    fn: (ref: FileHandle, dir: FileHandle, name: string, parts: string[]) => Promise<T>,
+  ): Promise<T | undefined> {
     return this.inParent(
       path,
       async (dir, name, parts) => {
         const ref = await lookup(dir, name);
         if (!ref) return undefined;
         try {
-          const st = await ref.stat();
-          if (!st.isFile())
-            this.fail(shown(parts), `is ${KIND_WORDS[kindOf(st)]}, where a regular file is expected`);
-          if (st.size > maxBytes)
-            this.fail(shown(parts), `is ${st.size} bytes, more than the ${maxBytes} aplspawn reads`);
-          // Reopen the very inode the O_PATH fd holds (not the name again), without blocking.
-          const fh = await fs.open(self(ref), C.O_RDONLY | C.O_NONBLOCK | C.O_NOCTTY);
-          try {
-            const buf = Buffer.alloc(maxBytes + 1);
-            let n = 0;
-            for (;;) {
-              const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
-              if (bytesRead === 0) break;
-              n += bytesRead;
-              if (n > maxBytes) this.fail(shown(parts), `grew past the ${maxBytes} bytes aplspawn reads`);
-            }
-            return buf.subarray(0, n).toString("utf8");
-          } finally {
-            await fh.close();
-          }
+          return await fn(ref, dir, name, parts);
         } finally {
           await ref.close();
         }
       },
       () => undefined,
     );
+  }
+
+  async kind(path: string): Promise<EntryKind | undefined> {
+    return this.atEntry(path, async (ref) => kindOf(await ref.stat()));
+  }
+
+  async readFile(path: string, maxBytes = DEFAULT_MAX_BYTES): Promise<string | undefined> {
+    return this.atEntry(path, async (ref, _dir, _name, parts) => {
+      const st = await ref.stat();
+      if (!st.isFile())
+        this.fail(shown(parts), `is ${KIND_WORDS[kindOf(st)]}, where a regular file is expected`);
+      if (st.size > maxBytes)
+        this.fail(shown(parts), `is ${st.size} bytes, more than the ${maxBytes} aplspawn reads`);
+      // Reopen the very inode the O_PATH fd holds (not the name again), without blocking.
+      const fh = await fs.open(self(ref), C.O_RDONLY | C.O_NONBLOCK | C.O_NOCTTY);
+      try {
+        const buf = Buffer.alloc(maxBytes + 1);
+        let n = 0;
+        for (;;) {
+          const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+          if (bytesRead === 0) break;
+          n += bytesRead;
+          if (n > maxBytes) this.fail(shown(parts), `grew past the ${maxBytes} bytes aplspawn reads`);
+        }
+        return buf.subarray(0, n).toString("utf8");
+      } finally {
+        await fh.close();
+      }
+    });
   }
 
   async writeFile(path: string, data: string, o: Owner & { mode: number }): Promise<void> {
@@ -301,18 +302,11 @@ class ConfinedRoot implements RootFs {
   }
 
   async readlink(path: string): Promise<string | undefined> {
-    return this.inParent(
-      path,
-      async (dir, name) => {
-        const fh = await lookup(dir, name);
-        if (!fh) return undefined;
-        const st = await fh.stat().finally(() => fh.close());
-        if (!st.isSymbolicLink()) return undefined;
-        // readlink does not follow its last component: the link's own text, a string only.
-        return fs.readlink(at(dir, name)).catch(() => undefined);
-      },
-      () => undefined,
-    );
+    return this.atEntry(path, async (ref, dir, name) => {
+      if (!(await ref.stat()).isSymbolicLink()) return undefined;
+      // readlink does not follow its last component: the link's own text, a string only.
+      return fs.readlink(at(dir, name)).catch(() => undefined);
+    });
   }
 
   async symlink(target: string, path: string): Promise<void> {
