@@ -31,6 +31,17 @@ function testcases(xml: string): { suite: string; name: string; failure?: string
   return out;
 }
 
+/** Assert a JUnit report holds every step of Molecule's sequence, in order, each passed. */
+const allPassed = (xml: string) =>
+  assert.deepEqual(
+    testcases(xml).map((c) => [c.name, c.failure, c.skipped]),
+    ["cleanup", "create", "prepare", "converge", "idempotence", "verify", "destroy"].map((n) => [
+      n,
+      undefined,
+      false,
+    ]),
+  );
+
 labTest(
   "aplspawn test: a passing role exits 0 (every step in the report), a failing assert and a changing playbook exit 1 naming what failed; nothing left",
   { name: "tst", subnet: 71, containers: { count: 1, init: "script" } },
@@ -62,14 +73,7 @@ labTest(
     await lab.writeConfig({ provision: { playbook: converge, prepare, verify, idempotence: true } });
     const junit = join(lab.dir, "report.xml");
     const passed = ok(await lab.cli(["test", "--junit", junit]), "aplspawn test of a passing role");
-    assert.deepEqual(
-      testcases(await readFile(junit, "utf8")).map((c) => [c.name, c.failure, c.skipped]),
-      ["cleanup", "create", "prepare", "converge", "idempotence", "verify", "destroy"].map((n) => [
-        n,
-        undefined,
-        false,
-      ]),
-    );
+    allPassed(await readFile(junit, "utf8"));
     // The closing summary names each step and its time.
     assert.match(
       passed.stdout,
@@ -198,7 +202,6 @@ labTest(
     );
 
     await lab.writeConfig({ provision: { playbook: converge, prepare, verify, idempotence: true } });
-    const cases = async () => testcases(await readFile(junit, "utf8"));
     // A passed testcase's note (its <system-out>).
     const note = async (name: string) =>
       new RegExp(`<testcase name="${name}"[^>]*>\\s*<system-out>([^<]*)</system-out>`).exec(
@@ -212,14 +215,7 @@ labTest(
 
     // 1. prepare runs and its state is kept: one snapshot of aplspawn's, that survives destroy.
     const first = ok(await lab.cli(["test", "--reuse-prepare", "--junit", junit]), "first --reuse-prepare");
-    assert.deepEqual(
-      (await cases()).map((c) => [c.name, c.failure, c.skipped]),
-      ["cleanup", "create", "prepare", "converge", "idempotence", "verify", "destroy"].map((n) => [
-        n,
-        undefined,
-        false,
-      ]),
-    );
+    allPassed(await readFile(junit, "utf8"));
     const [snap1, ...more] = snapshotsNow();
     assert.match(snap1 ?? "", /^aplspawn-prepare-[0-9a-f]{16}$/);
     assert.deepEqual(more, []);
@@ -233,14 +229,7 @@ labTest(
     // state is there. The verify asserts the very line the first run's prepare wrote, alone.
     await verifyThat(`(runs.content | b64decode) == ${JSON.stringify(ran)}`);
     const second = ok(await lab.cli(["test", "--reuse-prepare", "--junit", junit]), "second --reuse-prepare");
-    assert.deepEqual(
-      (await cases()).map((c) => [c.name, c.failure, c.skipped]),
-      ["cleanup", "create", "prepare", "converge", "idempotence", "verify", "destroy"].map((n) => [
-        n,
-        undefined,
-        false,
-      ]),
-    );
+    allPassed(await readFile(junit, "utf8"));
     assert.match(
       (await note("prepare")) ?? "",
       new RegExp(`reused: prepare did not run; create started the containers on snapshot ${snap1}`),

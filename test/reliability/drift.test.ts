@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { realHost } from "../../src/host/real-host.js";
 import { Journal, journalPath } from "../../src/runner/journal.js";
 import { taskIds } from "../support/json-events.js";
-import { assertNoResidue, labTest, nspawnPids, ok } from "../support/lab.js";
+import { assertNoResidue, labTest, nspawnPids, ok, ownChainLab } from "../support/lab.js";
 import { failing, status } from "../support/lab-state.js";
 import { waitFor } from "../support/wait.js";
 
@@ -22,7 +22,7 @@ async function waitGone(path: string): Promise<void> {
 
 labTest(
   "drift: status names exactly a deleted rule, an unmounted overlay and two killed containers; up repairs only those",
-  { name: "rdrift", subnet: 72, network: { chain: "RDRIFT" }, inventory: { ping: false } },
+  ownChainLab("rdrift", 72, 3),
   async (lab) => {
     ok(await lab.cli(["run", "up"]), "run up");
     const healthy = await status(lab);
@@ -97,13 +97,7 @@ labTest(
 
 labTest(
   "busy teardown: run down retries, fails naming the process that holds a merged root, keeps the journal; later down finishes",
-  {
-    name: "rbusy",
-    subnet: 73,
-    containers: { count: 2 },
-    network: { chain: "RBUSY" },
-    inventory: { ping: false },
-  },
+  ownChainLab("rbusy", 73),
   async (lab) => {
     ok(await lab.cli(["run", "up"]), "run up");
     const merged = join(lab.machinesDir, "rbusy-10");

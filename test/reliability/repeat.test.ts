@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { summary, taskIds } from "../support/json-events.js";
-import { assertNoResidue, labTest, nspawnPids, ok } from "../support/lab.js";
+import { assertNoResidue, labTest, nspawnPids, ok, ownChainLab } from "../support/lab.js";
 import { backingFile, labLoop, openFilesUnder, processesLeft } from "../support/lab-state.js";
 import { rounds } from "../support/rounds.js";
 
@@ -14,13 +14,7 @@ const CYCLES = rounds(5, 20);
 
 labTest(
   `${CYCLES} cycles of run up / run down: nothing grows, the second up and down change nothing`,
-  {
-    name: "rrep",
-    subnet: 71,
-    containers: { count: 2 },
-    network: { chain: "RREP" },
-    inventory: { ping: false },
-  },
+  ownChainLab("rrep", 71),
   async (lab) => {
     const labDir = join(lab.workdir, "rrep");
     let filesAfterFirst: string[] | undefined;

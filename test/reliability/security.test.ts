@@ -6,7 +6,7 @@ import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { test } from "node:test";
 import { parse, stringify } from "yaml";
-import { assertNoResidue, labTest, ok } from "../support/lab.js";
+import { assertNoResidue, labTest, ok, ownChainLab } from "../support/lab.js";
 import { foreignRules, status } from "../support/lab-state.js";
 import { skip, TestNamespace, tempDir } from "../support/ns.js";
 
@@ -193,13 +193,7 @@ async function secretLines(file: string): Promise<string[]> {
 
 labTest(
   "a lab with hostile paths: no shell runs them; state root-only, keys never leak, host firewall untouched, host keys pinned",
-  {
-    name: "rsec",
-    subnet: 75,
-    containers: { count: 2 },
-    network: { chain: "RSEC" },
-    inventory: { ping: false },
-  },
+  ownChainLab("rsec", 75),
   async (lab) => {
     // Paths full of shell syntax (no spaces: overlayfs options cannot hold them). Run through a
     // shell anywhere, they would create pwn* files in the working directory. The workdir's is

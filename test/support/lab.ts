@@ -198,6 +198,19 @@ export interface LabSpec extends ConfigOverrides {
   requires?: string[];
 }
 
+/**
+ * The lab of a reliability test: `count` containers, iptables rules in a chain of its own (its name
+ * in capitals, for the test to find them), and no Ansible ping at the end of up (the test checks
+ * what it needs itself).
+ */
+export const ownChainLab = (name: string, subnet: number, count = 2): LabSpec => ({
+  name,
+  subnet,
+  containers: { count },
+  network: { chain: name.toUpperCase() },
+  inventory: { ping: false },
+});
+
 /** A test on a fresh lab from withLab (like `test(title, { skip }, fn)`: skipped where it cannot run). */
 export const labTest = (title: string, spec: LabSpec, fn: LabBody<Lab>) => specTest(title, spec, true, fn);
 
