@@ -69,6 +69,13 @@ async function withServer<T>(
   }
 }
 
+/** A test (it needs root) on a loopback server of `served` (`o`: startServer's options), stopped after. */
+const serverTest = (
+  title: string,
+  o: Parameters<typeof startServer>[2],
+  fn: (s: TestServer) => Promise<void>,
+) => test(title, { skip }, () => withServer(o, fn));
+
 const gets = (s: TestServer, path = "/deb.img") =>
   s.requests.filter((r) => r.method === "GET" && r.url === path);
 
@@ -113,10 +120,10 @@ test("full download from a server without Range, verified by image.sha256; a sec
   assert.deepEqual(await ns.snapshot(), start);
 });
 
-test("a download cut off halfway is retried with Range and resumed; SHA256SUMS with '*'", {
-  skip,
-}, async () => {
-  await withServer({ range: true, cutAfter: SIZE / 2, cutTimes: 1 }, async (s) => {
+serverTest(
+  "a download cut off halfway is retried with Range and resumed; SHA256SUMS with '*'",
+  { range: true, cutAfter: SIZE / 2, cutTimes: 1 },
+  async (s) => {
     const l = await lab({ url: s.url("deb.img"), checksums: s.url("SHA256SUMS") });
     const r = await getimage(l.config);
     assert.equal(r.exitCode, 0, r.stdout + r.stderr);
@@ -132,13 +139,13 @@ test("a download cut off halfway is retried with Range and resumed; SHA256SUMS w
     const resumedAt = Number(/^bytes=(\d+)-$/.exec(ranges[1] ?? "")?.[1]);
     assert.ok(resumedAt > 0 && resumedAt <= SIZE / 2, `resumed at ${ranges[1]}`);
     assert.match(r.stdout, /Expected SHA-256 \(http:.*\/SHA256SUMS\)/);
-  });
-});
+  },
+);
 
-test("a 503 and a connection reset before the response are retried with growing waits, each told", {
-  skip,
-}, async () => {
-  await withServer({ range: true }, async (s) => {
+serverTest(
+  "a 503 and a connection reset before the response are retried with growing waits, each told",
+  { range: true },
+  async (s) => {
     for (const c of [
       {
         path: "fault/503/2/deb.img",
@@ -158,13 +165,13 @@ test("a 503 and a connection reset before the response are retried with growing 
       for (const [i, re] of c.notes.entries()) assert.match(told[i] ?? "", re);
       assert.equal(gets(s, `/${c.path}`).length, c.notes.length + 1);
     }
-  });
-});
+  },
+);
 
-test("given up on after the limit with a clear error, nothing left: a server that stays busy, a body that breaks off without progress", {
-  skip,
-}, async () => {
-  await withServer({ range: true }, async (s) => {
+serverTest(
+  "given up on after the limit with a clear error, nothing left: a server that stays busy, a body that breaks off without progress",
+  { range: true },
+  async (s) => {
     for (const c of [
       // A 429 says Retry-After: 1, followed rather than waits of 1, 2, 4, 8 and 16 s.
       {
@@ -187,8 +194,8 @@ test("given up on after the limit with a clear error, nothing left: a server tha
       assert.equal(existsSync(l.part), false);
       assert.equal(existsSync(l.path), false);
     }
-  });
-});
+  },
+);
 
 /** Get `l`'s image with `part` left in its store as a crashed run's .part: it succeeds, the image right. */
 async function getWithPart(l: Awaited<ReturnType<typeof lab>>, part: Buffer) {
@@ -200,83 +207,81 @@ async function getWithPart(l: Awaited<ReturnType<typeof lab>>, part: Buffer) {
   return r;
 }
 
-test("a .part left by a crashed run is resumed with a Range request", { skip }, async () => {
-  await withServer({ range: true }, async (s) => {
-    const l = await lab({ url: s.url("deb.img"), checksums: s.url("plain/SHA256SUMS") });
-    const r = await getWithPart(l, data.subarray(0, 1048576));
-    assert.match(r.stdout, /1\.0 MiB already there/);
-    assert.deepEqual(
-      gets(s).map((g) => g.range),
-      ["bytes=1048576-"],
-    );
-  });
+serverTest("a .part left by a crashed run is resumed with a Range request", { range: true }, async (s) => {
+  const l = await lab({ url: s.url("deb.img"), checksums: s.url("plain/SHA256SUMS") });
+  const r = await getWithPart(l, data.subarray(0, 1048576));
+  assert.match(r.stdout, /1\.0 MiB already there/);
+  assert.deepEqual(
+    gets(s).map((g) => g.range),
+    ["bytes=1048576-"],
+  );
 });
 
-test("a complete .part (crash before the rename) is only verified: the server answers 416", {
-  skip,
-}, async () => {
-  await withServer({ range: true }, async (s) => {
+serverTest(
+  "a complete .part (crash before the rename) is only verified: the server answers 416",
+  { range: true },
+  async (s) => {
     const l = await lab({ url: s.url("deb.img"), sha256: digest });
     await getWithPart(l, data);
     assert.deepEqual(
       gets(s).map((g) => g.range),
       [`bytes=${SIZE}-`],
     );
-  });
+  },
+);
+
+serverTest("a server that ignores Range restarts the download cleanly", { range: false }, async (s) => {
+  const l = await lab({ url: s.url("deb.img"), checksums: s.url("plain/SHA256SUMS") });
+  // Garbage in the .part: had it been kept and appended to, the digest would not match.
+  const r = await getWithPart(l, Buffer.alloc(1048576, 0x55));
+  assert.match(r.stdout, /the server ignores Range requests: downloading from the start/);
+  assert.equal(gets(s)[0]?.range, "bytes=1048576-");
 });
 
-test("a server that ignores Range restarts the download cleanly", { skip }, async () => {
-  await withServer({ range: false }, async (s) => {
-    const l = await lab({ url: s.url("deb.img"), checksums: s.url("plain/SHA256SUMS") });
-    // Garbage in the .part: had it been kept and appended to, the digest would not match.
-    const r = await getWithPart(l, Buffer.alloc(1048576, 0x55));
-    assert.match(r.stdout, /the server ignores Range requests: downloading from the start/);
-    assert.equal(gets(s)[0]?.range, "bytes=1048576-");
-  });
+serverTest("a checksum mismatch deletes the download and names both digests", { range: true }, async (s) => {
+  for (const image of [
+    { url: s.url("deb.img"), sha256: "e".repeat(64) },
+    { url: s.url("deb.img"), checksums: s.url("wrong/SHA256SUMS") },
+  ]) {
+    const l = await lab(image);
+    const r = await getimage(l.config);
+    assert.equal(r.exitCode, 1, r.stdout);
+    const expected = image.sha256 ?? "f".repeat(64);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `Checksum mismatch for deb\\.img: expected ${expected} \\(.*\\), got ${digest}; the download was deleted`,
+      ),
+    );
+    assert.equal(existsSync(l.path), false);
+    assert.equal(existsSync(l.part), false);
+  }
 });
 
-test("a checksum mismatch deletes the download and names both digests", { skip }, async () => {
-  await withServer({ range: true }, async (s) => {
-    for (const image of [
-      { url: s.url("deb.img"), sha256: "e".repeat(64) },
-      { url: s.url("deb.img"), checksums: s.url("wrong/SHA256SUMS") },
-    ]) {
-      const l = await lab(image);
-      const r = await getimage(l.config);
-      assert.equal(r.exitCode, 1, r.stdout);
-      const expected = image.sha256 ?? "f".repeat(64);
-      assert.match(
-        r.stderr,
-        new RegExp(
-          `Checksum mismatch for deb\\.img: expected ${expected} \\(.*\\), got ${digest}; the download was deleted`,
-        ),
-      );
-      assert.equal(existsSync(l.path), false);
-      assert.equal(existsSync(l.part), false);
-    }
-  });
-});
-
-test("checksums that do not list the image stop before anything is downloaded", { skip }, async () => {
-  await withServer({ range: true }, async (s) => {
+serverTest(
+  "checksums that do not list the image stop before anything is downloaded",
+  { range: true },
+  async (s) => {
     const l = await lab({ url: s.url("other.img"), checksums: s.url("plain/SHA256SUMS") });
     const r = await getimage(l.config);
     assert.equal(r.exitCode, 1);
     assert.match(r.stderr, /plain\/SHA256SUMS has no line for other\.img/);
     assert.equal(gets(s, "/other.img").length, 0);
-  });
-});
+  },
+);
 
-test("a 404 stops at once with the URL and the status, without retrying", { skip }, async () => {
-  await withServer({ range: true }, async (s) => {
+serverTest(
+  "a 404 stops at once with the URL and the status, without retrying",
+  { range: true },
+  async (s) => {
     const l = await lab({ url: s.url("nope.img") });
     const r = await getimage(l.config);
     assert.equal(r.exitCode, 1, r.stdout);
     assert.match(r.stderr, new RegExp(`HTTP 404 Not Found for ${s.url("nope.img").replaceAll(".", "\\.")}`));
     assert.equal(s.requests.filter((q) => q.url === "/nope.img").length, 1);
     assert.equal(existsSync(join(l.store, "nope.img.part")), false);
-  });
-});
+  },
+);
 
 test("not enough space in the image store (a small tmpfs) stops before downloading", { skip }, async () => {
   await withServer({ range: true }, async (s) => {
@@ -300,10 +305,10 @@ test("not enough space in the image store (a small tmpfs) stops before downloadi
   assert.deepEqual(await ns.snapshot(), start);
 });
 
-test("the verified image is a cache: a fault after the download keeps it, the .part never stays", {
-  skip,
-}, async () => {
-  await withServer({ range: true }, async (s) => {
+serverTest(
+  "the verified image is a cache: a fault after the download keeps it, the .part never stays",
+  { range: true },
+  async (s) => {
     const l = await lab({ url: s.url("deb.img"), sha256: digest });
     const r = await getimage(l.config, { APLSPAWN_FAIL_AFTER: "image.download" });
     assert.equal(r.exitCode, 1, r.stdout);
@@ -317,8 +322,8 @@ test("the verified image is a cache: a fault after the download keeps it, the .p
     const l2 = await lab({ url: s.url("deb.img"), sha256: "e".repeat(64) });
     assert.equal((await getimage(l2.config)).exitCode, 1);
     assert.deepEqual(await readdir(l2.store).then((f) => f.filter((n) => !n.startsWith("."))), []);
-  });
-});
+  },
+);
 
 test("a file:// image with a digest is verified once and then trusted by its stamp", { skip }, async () => {
   const l = await lab({
@@ -341,10 +346,10 @@ test("a file:// image with a digest is verified once and then trusted by its sta
   assert.match(m.stderr, /missing\.img does not exist: set image\.url to an image, or add image\.build/);
 });
 
-test("image.maxSize: an oversized image is refused, told by its size or cut off while sent chunked; no .part is left", {
-  skip,
-}, async () => {
-  await withServer({}, async (s) => {
+serverTest(
+  "image.maxSize: an oversized image is refused, told by its size or cut off while sent chunked; no .part is left",
+  {},
+  async (s) => {
     const announced = await lab({ url: s.url("deb.img"), sha256: digest, maxSize: SIZE - 1 });
     const a = await getimage(announced.config);
     assert.equal(a.exitCode, 1, a.stdout);
@@ -361,8 +366,8 @@ test("image.maxSize: an oversized image is refused, told by its size or cut off 
     const fits = await lab({ url: s.url("chunked/deb.img"), sha256: digest, maxSize: SIZE });
     assert.equal((await getimage(fits.config)).exitCode, 0);
     await assertImage(fits);
-  });
-});
+  },
+);
 
 test("redirects: followed within https; from https to plain http refused before anything is fetched over it", {
   skip,
@@ -436,21 +441,19 @@ test("checksums over plain http are trusted when their signature verifies with i
   await writeFile(join(forged, "SHA256SUMS"), `${"e".repeat(64)}  deb.img\n`);
   await execa("cp", [join(signed, "SHA256SUMS.gpg"), join(forged, "SHA256SUMS.gpg")]);
   await withServer({}, async (s) => {
-    const good = await lab({
-      url: s.url("deb.img"),
-      checksums: s.url("signed/SHA256SUMS"),
-      checksumsKeyring: keyring,
-      insecure: false,
-    });
+    // The lab of the image whose checksums (and their signature) are in `dir` of the server.
+    const checkedBy = (dir: string) =>
+      lab({
+        url: s.url("deb.img"),
+        checksums: s.url(`${dir}/SHA256SUMS`),
+        checksumsKeyring: keyring,
+        insecure: false,
+      });
+    const good = await checkedBy("signed");
     const r = await getimage(good.config);
     assert.equal(r.exitCode, 0, r.stdout + r.stderr);
     await assertImage(good);
-    const bad = await lab({
-      url: s.url("deb.img"),
-      checksums: s.url("forged/SHA256SUMS"),
-      checksumsKeyring: keyring,
-      insecure: false,
-    });
+    const bad = await checkedBy("forged");
     const b = await getimage(bad.config);
     assert.equal(b.exitCode, 1, b.stdout);
     assert.match(
