@@ -19,6 +19,7 @@ import {
   sh,
   sha256Of,
   writeConfig,
+  writeFiles,
 } from "../support/image.js";
 import { type NsSnapshot, skip, type TestNamespace } from "../support/ns.js";
 
@@ -33,12 +34,12 @@ const leftovers = async (dir: string) => (await readdir(dir)).filter((f) => f.in
 
 async function tinyRootfs(dir: string): Promise<string> {
   const tree = await makeTree(dir, "built-marker");
-  await mkdir(join(tree, "etc/ssh"), { recursive: true });
-  await mkdir(join(tree, "var/lib/dbus"), { recursive: true });
-  await writeFile(join(tree, "etc/ssh/ssh_host_ed25519_key"), "build host's key\n");
-  await writeFile(join(tree, "etc/ssh/sshd_config"), "# kept\n");
-  await writeFile(join(tree, "etc/machine-id"), "0123456789abcdef0123456789abcdef\n");
-  await writeFile(join(tree, "var/lib/dbus/machine-id"), "0123456789abcdef0123456789abcdef\n");
+  await writeFiles(tree, {
+    "etc/ssh/ssh_host_ed25519_key": "build host's key\n",
+    "etc/ssh/sshd_config": "# kept\n",
+    "etc/machine-id": "0123456789abcdef0123456789abcdef\n",
+    "var/lib/dbus/machine-id": "0123456789abcdef0123456789abcdef\n",
+  });
   return tree;
 }
 

@@ -21,7 +21,7 @@ import {
 import { dirname, join } from "node:path";
 import { execa } from "execa";
 import { parse, stringify } from "yaml";
-import { makeSquashfs } from "../support/image.js";
+import { makeSquashfs, writeFiles } from "../support/image.js";
 import { assertNoResidue, type Lab, labTest, ok, statusField, withUpperOf } from "../support/lab.js";
 
 /** Every entry under dir, not followed: type, mode, owner, size and content digest. */
@@ -268,13 +268,13 @@ labTest(
     ];
     for (const [name, rel, target, refused] of images) {
       const t = join(lab.dir, `tree-${name}`);
-      await mkdir(join(t, "usr/lib/systemd/system"), { recursive: true });
-      await mkdir(join(t, "etc"), { recursive: true });
-      await writeFile(join(t, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
-      await writeFile(join(t, "etc/group"), "root:x:0:\nshadow:x:42:\n");
-      await writeFile(join(t, "etc/shadow"), "root:*:19000:0:99999:7:::\n");
-      await writeFile(join(t, "usr/lib/systemd/system/systemd-networkd.service"), "[Unit]\n");
-      await writeFile(join(t, "usr/lib/systemd/system/systemd-networkd.socket"), "[Unit]\n");
+      await writeFiles(t, {
+        "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n",
+        "etc/group": "root:x:0:\nshadow:x:42:\n",
+        "etc/shadow": "root:*:19000:0:99999:7:::\n",
+        "usr/lib/systemd/system/systemd-networkd.service": "[Unit]\n",
+        "usr/lib/systemd/system/systemd-networkd.socket": "[Unit]\n",
+      });
       await mkdir(dirname(join(t, rel)), { recursive: true });
       await symlink(target, join(t, rel));
       const image = await makeSquashfs(t, join(lab.dir, `hostile-${name}.squashfs`));

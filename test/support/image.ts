@@ -47,6 +47,14 @@ export async function makeTree(dir: string, marker: string): Promise<string> {
   return dir;
 }
 
+/** Write files into a tree: relative path → content, parent directories made as needed. */
+export async function writeFiles(root: string, files: Record<string, string>): Promise<void> {
+  for (const [path, content] of Object.entries(files)) {
+    await mkdir(dirname(join(root, path)), { recursive: true });
+    await writeFile(join(root, path), content);
+  }
+}
+
 /** A bare squashfs of a tree. */
 export async function makeSquashfs(tree: string, out: string): Promise<string> {
   await sh("mksquashfs", [tree, out, "-noappend", "-no-progress", "-quiet", "-comp", "gzip"]);
