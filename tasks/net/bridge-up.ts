@@ -4,16 +4,14 @@
 import { z } from "zod";
 import { linkInfo } from "../../src/net/links.js";
 import { defineTask, undoUnlessGone, unmet } from "../../src/runner/task.js";
+import { bridgeParamsSchema } from "./bridge.js";
 
-/** What the link-up task needs. */
-const bridgeUpParamsSchema = z.object({ bridge: z.string() });
-export type BridgeUpParams = z.infer<typeof bridgeUpParamsSchema>;
 const bridgeUpResultSchema = z.object({ broughtUp: z.literal(true) });
 
 /** Bring the bridge up. */
 export const bridgeUpTask = defineTask({
   kind: "net.bridge.up",
-  journaled: { params: bridgeUpParamsSchema, result: bridgeUpResultSchema },
+  journaled: { params: bridgeParamsSchema, result: bridgeUpResultSchema },
   title: (p) => `Bringing bridge ${p.bridge} up`,
   rollbackTitle: (p) => `Bringing bridge ${p.bridge} down`,
   status: (p) => ({ name: `Checking if bridge ${p.bridge} is up`, target: p.bridge }),

@@ -5,8 +5,8 @@ import { z } from "zod";
 import { bridgeInfo, containerPorts } from "../../src/net/links.js";
 import { defineTask, undoUnlessGone, unmet } from "../../src/runner/task.js";
 
-/** What the bridge task needs (journaled: rollback works from these alone). */
-const bridgeParamsSchema = z.object({ bridge: z.string() });
+/** What the bridge tasks (this one and net.bridge.up) need (journaled: rollback works from these alone). */
+export const bridgeParamsSchema = z.object({ bridge: z.string() });
 export type BridgeParams = z.infer<typeof bridgeParamsSchema>;
 const bridgeResultSchema = z.object({ created: z.literal(true) });
 
