@@ -107,6 +107,26 @@ export async function renameHashed(
   return { sha256: hashed.sha256, identity: now };
 }
 
+/**
+ * Hash the file at `from` through one fd that stays open across its rename to `to` (a stamp of the
+ * result names exactly the bytes hashed), and return what it is there. `missing`: the error when
+ * there is no file at `from`.
+ */
+export async function hashIntoPlace(
+  ctx: HostContext,
+  from: string,
+  to: string,
+  o: { missing: string; onProgress?: (done: number, total: number) => void },
+): Promise<Hashed> {
+  const f = await ctx.host.fs.openRead(from);
+  if (!f) throw new ExitError(o.missing);
+  try {
+    return await renameHashed(ctx, f, await sha256Open(ctx, f, from, o.onProgress), from, to);
+  } finally {
+    await f.close();
+  }
+}
+
 /** A hashing progress reporter that says something every 10 % (hashing is quick but not instant). */
 export function hashProgress(report: (line: string) => void): (done: number, total: number) => void {
   let last = -1;

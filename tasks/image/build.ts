@@ -20,12 +20,10 @@ import {
 } from "../../src/image/build-plan.js";
 import {
   freeBytesFor,
-  type Hashed,
+  hashIntoPlace,
   hashProgress,
   imageLayout,
   removeTree,
-  renameHashed,
-  sha256Open,
   validStamp,
   writeStamp,
 } from "../../src/image/image-host.js";
@@ -221,20 +219,10 @@ async function writeDiskImage(ctx: TaskContext, p: BuildParams, tmp: string, ima
  * names those bytes), listed in SHA256SUMS beside it, stamped.
  */
 async function keepBuilt(ctx: TaskContext, p: BuildParams, image: string, dir: string): Promise<string> {
-  const f = await ctx.host.fs.openRead(image);
-  if (!f) throw new ExitError(`${image} vanished before it was hashed`);
-  let hashed: Hashed;
-  try {
-    hashed = await sha256Open(
-      ctx,
-      f,
-      image,
-      hashProgress((l) => ctx.progress(l)),
-    );
-    hashed = await renameHashed(ctx, f, hashed, image, p.target);
-  } finally {
-    await f.close();
-  }
+  const hashed = await hashIntoPlace(ctx, image, p.target, {
+    missing: `${image} vanished before it was hashed`,
+    onProgress: hashProgress((l) => ctx.progress(l)),
+  });
   const sums = `${dir}/SHA256SUMS`;
   const old = (await ctx.host.fs.exists(sums)) ? await ctx.host.fs.readFile(sums) : "";
   await ctx.host.fs.writeFile(sums, upsertSha256Sums(old, hashed.sha256, basename(p.target)), 0o644);

@@ -16,9 +16,8 @@ import type { HostContext } from "../../src/host/host.js";
 import { missingPrograms, programsFor } from "../../src/host/programs.js";
 import {
   type Hashed,
+  hashIntoPlace,
   removeTree,
-  renameHashed,
-  sha256Open,
   validStamp,
   writeStamp,
 } from "../../src/image/image-host.js";
@@ -114,14 +113,7 @@ export async function squashTree(
   await configureTree(ctx, t.root);
   await makeSquashfs(ctx, t.root, t.squashfs);
   await removeTree(ctx, t.tree);
-  const f = await ctx.host.fs.openRead(t.squashfs);
-  if (!f) throw new ExitError("mksquashfs made no output");
-  let hashed: Hashed;
-  try {
-    hashed = await renameHashed(ctx, f, await sha256Open(ctx, f, t.squashfs), t.squashfs, t.path);
-  } finally {
-    await f.close();
-  }
+  const hashed = await hashIntoPlace(ctx, t.squashfs, t.path, { missing: "mksquashfs made no output" });
   await writeStamp(ctx, t.stamp, t.path, hashed, undefined, t.source);
   return hashed;
 }
