@@ -47,9 +47,12 @@ const buildParamsSchema = z.object({
 });
 export type BuildParams = z.infer<typeof buildParamsSchema>;
 
-/** Journaled before the build starts, so a crash's temporary tree can be found and removed. */
-const buildIntentSchema = z.object({ tmp: z.string() });
-export type BuildIntent = z.infer<typeof buildIntentSchema>;
+/**
+ * Journaled before an image is made in a temporary directory beside its target (a build, a pull, a
+ * download), so that a crash's can be found and removed.
+ */
+export const tmpIntentSchema = z.object({ tmp: z.string() });
+export type TmpIntent = z.infer<typeof tmpIntentSchema>;
 
 /** What image.build returns. */
 const buildResultSchema = z.object({ path: z.string(), sha256: z.string() });
@@ -92,7 +95,7 @@ export async function configureTree(ctx: TaskContext, root: string): Promise<voi
 /** Build the image. */
 export const imageBuild = defineTask({
   kind: "image.build",
-  journaled: { params: buildParamsSchema, intent: buildIntentSchema, result: buildResultSchema },
+  journaled: { params: buildParamsSchema, intent: tmpIntentSchema, result: buildResultSchema },
   title: (p) =>
     `Building image ${basename(p.target)} (Debian ${p.recipe.suite}: debootstrap → squashfs → GPT disk image)`,
   async check(ctx, p) {
@@ -231,7 +234,7 @@ async function keepBuilt(ctx: TaskContext, p: BuildParams, image: string, dir: s
 }
 
 /** Build the image in a temporary tree and rename it into place (under the image's lock). */
-async function build(ctx: TaskContext, p: BuildParams, intent: BuildIntent): Promise<BuildResult> {
+async function build(ctx: TaskContext, p: BuildParams, intent: TmpIntent): Promise<BuildResult> {
   const dir = dirname(p.target);
   await buildPrechecks(ctx, p, dir);
   const { tmp } = intent;

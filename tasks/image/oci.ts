@@ -25,7 +25,7 @@ import { layoutManifestDigest, ociSource } from "../../src/image/oci-ref.js";
 import { formatBytes } from "../../src/image/progress.js";
 import { withImageLock } from "../../src/image/store-lock.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
-import { configureTree, lineReporter, makeSquashfs } from "./build.js";
+import { configureTree, lineReporter, makeSquashfs, type TmpIntent, tmpIntentSchema } from "./build.js";
 
 /** Parameters of image.oci. */
 const ociParamsSchema = z.object({
@@ -40,10 +40,6 @@ const ociParamsSchema = z.object({
   force: z.boolean().optional(),
 });
 export type OciParams = z.infer<typeof ociParamsSchema>;
-
-/** Journaled before the pull starts, so a crash's temporary directory can be found and removed. */
-const ociIntentSchema = z.object({ tmp: z.string() });
-type OciIntent = z.infer<typeof ociIntentSchema>;
 
 /** What image.oci returns. */
 const ociResultSchema = z.object({ path: z.string(), sha256: z.string(), manifest: z.string() });
@@ -73,7 +69,7 @@ const cachedManifest = (ctx: HostContext, p: OciParams) => cachedSource(ctx, p, 
 /** Pull the image and flatten it into the image store. */
 export const imageOci = defineTask({
   kind: "image.oci",
-  journaled: { params: ociParamsSchema, intent: ociIntentSchema, result: ociResultSchema },
+  journaled: { params: ociParamsSchema, intent: tmpIntentSchema, result: ociResultSchema },
   title: (p) => `Pulling OCI image ${p.ref} (skopeo → umoci → squashfs)`,
   async check(ctx, p) {
     return !p.force && (await cachedManifest(ctx, p)) !== undefined;
@@ -143,7 +139,7 @@ async function dropDevices(ctx: TaskContext, root: string, whiteouts: boolean): 
   }
 }
 
-async function pull(ctx: TaskContext, p: OciParams, intent: OciIntent): Promise<OciResult> {
+async function pull(ctx: TaskContext, p: OciParams, intent: TmpIntent): Promise<OciResult> {
   const missing = await missingPrograms(ctx.host, programsFor("oci"));
   if (missing) throw new ExitError(`image.oci: ${missing}`);
   const { tmp } = intent;

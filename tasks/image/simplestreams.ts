@@ -31,6 +31,7 @@ import {
 } from "../../src/image/simplestreams.js";
 import { withImageLock } from "../../src/image/store-lock.js";
 import { defineTask, type TaskContext } from "../../src/runner/task.js";
+import { type TmpIntent, tmpIntentSchema } from "./build.js";
 import { place, transfer } from "./download.js";
 import { cachedSource, squashTree } from "./oci.js";
 import type { DownloadParams } from "./precheck.js";
@@ -57,10 +58,6 @@ const serverParamsSchema = z.object({
 });
 export type ServerParams = z.infer<typeof serverParamsSchema>;
 
-/** Journaled before the download starts, so a crash's temporary directory can be found and removed. */
-const serverIntentSchema = z.object({ tmp: z.string() });
-type ServerIntent = z.infer<typeof serverIntentSchema>;
-
 /** What image.server returns. */
 const serverResultSchema = z.object({ path: z.string(), sha256: z.string(), version: z.string() });
 type ServerResult = z.infer<typeof serverResultSchema>;
@@ -74,7 +71,7 @@ const resolvedOf = (img: StreamImage) => `${img.product} ${img.version} sha256:$
 /** Download the image server's root squashfs and make it the image store's layer. */
 export const imageServer = defineTask({
   kind: "image.server",
-  journaled: { params: serverParamsSchema, intent: serverIntentSchema, result: serverResultSchema },
+  journaled: { params: serverParamsSchema, intent: tmpIntentSchema, result: serverResultSchema },
   title: (p) => `Downloading ${p.alias} (${p.arch}) from the image server ${p.server}`,
   async check(ctx, p) {
     return !p.force && (await cachedSource(ctx, p, prefixOf(p))) !== undefined;
@@ -131,7 +128,7 @@ async function findImage(ctx: TaskContext, p: ServerParams): Promise<StreamImage
   throw new ExitError(`${p.server} has no image with the alias ${p.alias} for ${p.arch}`);
 }
 
-async function fetchImage(ctx: TaskContext, p: ServerParams, intent: ServerIntent): Promise<ServerResult> {
+async function fetchImage(ctx: TaskContext, p: ServerParams, intent: TmpIntent): Promise<ServerResult> {
   const missing = await missingPrograms(ctx.host, programsFor("server"));
   if (missing) throw new ExitError(`image.server: ${missing}`);
   const img = await findImage(ctx, p);
