@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { execa } from "execa";
 import { changedTasks, failedTasks } from "../../tasks/container/provision.js";
-import { assertNoResidue, ok, playbook, withLab } from "../support/lab.js";
+import { assertNoResidue, type Lab, ok, playbook, withLab } from "../support/lab.js";
 import { skip } from "../support/ns.js";
 
 test("the second run's changes are read from its output: tasks by host, and the recap's counts", () => {
@@ -83,132 +83,9 @@ class CallbackModule(CallbackBase):
         self._display.display(json.dumps({"plays": self.results}))
 `;
 
-test(
-  "provision: up runs the playbook (facts, become, vars), idempotence is checked; a failing or changing playbook fails the command and the lab stays up",
-  { skip },
-  () =>
-    withLab("prv", 53, async (lab) => {
-      const good = await lab.file(
-        "good.yml",
-        playbook(`    - name: a file naming the host and its release
-      ansible.builtin.copy:
-        dest: /etc/provisioned
-        content: "{{ inventory_hostname }} {{ ansible_distribution_release }} {{ greeting }}\\n"
-    - name: who Ansible runs as on the controller
-      ansible.builtin.copy:
-        dest: /etc/controller-uid
-        content: "{{ lookup('pipe', 'id -u') }}\\n"
-`),
-      );
-      await lab.writeConfig({
-        containers: { count: 2 },
-        provision: { playbook: good, args: ["-e", "greeting=hello"], idempotence: true },
-      });
-      const up = ok(await lab.cli(["run", "up"]), "run up with a playbook");
-      assert.match(up.stdout, /Running ansible-playbook .*good\.yml twice \(idempotence\)/);
-      assert.match(up.stdout, /TASK \[a file naming the host and its release\]/);
-      assert.match(up.stdout, /idempotence: .*changed=0/);
-      for (const n of ["prv-10", "prv-11"]) {
-        const r = ok(await lab.cli(["exec", n, "--", "cat", "/etc/provisioned"]), "cat");
-        assert.equal(r.stdout.trim(), `${n} bookworm hello`);
-      }
-      // A lab without owner (root ran it, no sudo): Ansible ran as aplspawn's unprivileged account,
-      // the ping too, never as root on the controller.
-      const account = (await execa("id", ["-u", "aplspawn"])).stdout.trim();
-      assert.match(up.stdout, /Checking the lab with ansible .* as aplspawn/);
-      assert.match(up.stdout, /Running ansible-playbook .* as aplspawn/);
-      const uid = ok(await lab.cli(["exec", "prv-10", "--", "cat", "/etc/controller-uid"]), "cat uid");
-      assert.equal(uid.stdout.trim(), account, "the controller's uid under Ansible");
-      assert.notEqual(uid.stdout.trim(), "0");
-
-      // An ansible.cfg in the current directory that another user could have written is not read
-      // (a config loads plugins: their code, run by aplspawn); one of root's is.
-      // Where the callback, run as Ansible's account, may leave its file.
-      const markers = join(lab.dir, "markers");
-      await mkdir(markers);
-      await chmod(markers, 0o1777);
-      const marker = join(markers, "cfg-was-read");
-      // Not callback_plugins: Ansible loads that directory beside a playbook whatever the config says.
-      const plugins = join(lab.dir, "cfg-plugins");
-      await mkdir(plugins, { recursive: true });
-      await writeFile(join(plugins, "marker.py"), markerCallback(marker));
-      const cfg = await lab.file("ansible.cfg", `[defaults]\ncallback_plugins = ${plugins}\n`);
-      await chown(cfg, 61234, 61234);
-      const theirs = ok(await lab.cli(["run", "provision"]), "provision beside another user's ansible.cfg");
-      assert.match(theirs.stdout, /Ansible does not read .*ansible\.cfg: it belongs to uid 61234/);
-      assert.equal(existsSync(marker), false, "another user's ansible.cfg was read");
-      await chown(cfg, 0, 0);
-      await chmod(cfg, 0o666);
-      ok(await lab.cli(["run", "provision"]), "provision beside a world-writable ansible.cfg");
-      assert.equal(existsSync(marker), false, "a world-writable ansible.cfg was read");
-      await chmod(cfg, 0o644);
-      ok(await lab.cli(["run", "provision"]), "provision beside root's ansible.cfg");
-      assert.equal(existsSync(marker), true, "root's own ansible.cfg was not read");
-      await rm(cfg);
-
-      // A task that changes every time: the second run names it, the command fails, the lab stays.
-      const changing = await lab.file(
-        "changing.yml",
-        playbook("    - name: always changes\n      ansible.builtin.command: date\n"),
-      );
-      await lab.writeConfig({
-        containers: { count: 2 },
-        provision: { playbook: changing, idempotence: true },
-      });
-      const notIdem = await lab.cli(["run", "provision"]);
-      assert.equal(notIdem.exitCode, 1, notIdem.stdout);
-      assert.match(
-        notIdem.stderr,
-        /is not idempotent: its second run changed 2: always changes on prv-1[01]; always changes on prv-1[01]/,
-      );
-      ok(await lab.cli(["status"]), "status after the non-idempotent playbook");
-
-      // Whatever stdout callback the user's Ansible is set to (an ansible.cfg in the current
-      // directory, the environment, a JSON callback of their own), the second run is read the same.
-      await writeFile(join(plugins, "userjson.py"), JSON_CALLBACK);
-      for (const [what, cfgText, env] of [
-        ["stdout_callback = minimal in ./ansible.cfg", "[defaults]\nstdout_callback = minimal\n", {}],
-        ["ANSIBLE_STDOUT_CALLBACK=minimal", undefined, { ANSIBLE_STDOUT_CALLBACK: "minimal" }],
-        [
-          "a JSON stdout callback",
-          `[defaults]\nstdout_callback = userjson\ncallback_plugins = ${plugins}\n`,
-          {},
-        ],
-      ] as const) {
-        if (cfgText) await writeFile(cfg, cfgText);
-        const r = await lab.cli(["run", "provision"], env);
-        await rm(cfg, { force: true });
-        assert.equal(r.exitCode, 1, `${what}: a changing playbook passed idempotence\n${r.stdout}`);
-        assert.match(r.stderr, /is not idempotent: its second run changed 2/, what);
-      }
-
-      // A playbook that fails: the command fails, the lab stays up.
-      const failing = await lab.file(
-        "failing.yml",
-        playbook("    - name: boom\n      ansible.builtin.fail:\n        msg: boom\n"),
-      );
-      await lab.writeConfig({
-        containers: { count: 2 },
-        provision: { playbook: failing },
-      });
-      const failed = await lab.cli(["run", "up"]);
-      assert.equal(failed.exitCode, 1, failed.stdout);
-      assert.match(failed.stderr, /failing\.yml failed \(exit code 2\); the lab stays up/);
-      ok(await lab.cli(["status"]), "status after the failing playbook");
-
-      ok(await lab.cli(["run", "down"]), "run down");
-      await assertNoResidue(lab, "after down");
-    }),
-);
-
-test(
-  "provision on both boot profiles (containers.boot lab and full): facts, become, a service with a handler, name resolution, journalctl and a user unit through systemctl --user pass with idempotence",
-  { skip },
-  () =>
-    withLab("prb", 57, async (lab) => {
-      const book = await lab.file(
-        "service.yml",
-        `${playbook(`    - name: facts
+// What a test target does with systemd, on either boot profile: facts, a service with a handler,
+// name resolution (nss), journalctl, and a user unit through systemctl --user (a linger).
+const SERVICE_TASKS = `    - name: facts
       ansible.builtin.assert:
         that: ["ansible_facts.distribution == 'Debian'", "ansible_facts.user_id == 'root'"]
     - name: a service
@@ -262,41 +139,176 @@ test(
           register: u
           changed_when: false
           failed_when: u.stdout != 'active'
-`)}  handlers:
+`;
+const SERVICE_HANDLERS = `  handlers:
     - name: restart probe
       ansible.builtin.systemd:
         name: aplspawn-probe
         state: restarted
-`,
+`;
+
+// Consoles: the lab profile's drop-ins are there with lab and gone with full (one upper layer).
+async function assertConsoleGetty(lab: Lab, name: string, boot: "lab" | "full"): Promise<void> {
+  const r = ok(
+    await lab.cli([
+      "exec",
+      name,
+      "--",
+      "systemctl",
+      "show",
+      "-p",
+      "ConditionResult",
+      "--value",
+      "console-getty",
+    ]),
+    "systemctl show",
+  );
+  assert.equal(r.stdout.trim(), boot === "lab" ? "no" : "yes", `console-getty's condition, boot ${boot}`);
+}
+
+// A playbook that does nothing but start (no facts, one ping): where what is checked is what
+// aplspawn does around Ansible (which ansible.cfg it reads, how it reads a second run), not what
+// the playbook does in the containers.
+const quick = (task = "    - ansible.builtin.ping:\n") => playbook(task, { facts: false });
+
+test(
+  "provision: up runs the playbook (facts, become, vars, and on the lab boot profile a service with a handler, name resolution, journalctl and a user unit through systemctl --user), idempotence is checked; a failing or changing playbook fails the command and the lab stays up",
+  { skip },
+  () =>
+    withLab("prv", 53, async (lab) => {
+      const good = await lab.file(
+        "good.yml",
+        `${playbook(`    - name: a file naming the host and its release
+      ansible.builtin.copy:
+        dest: /etc/provisioned
+        content: "{{ inventory_hostname }} {{ ansible_distribution_release }} {{ greeting }}\\n"
+    - name: who Ansible runs as on the controller
+      ansible.builtin.copy:
+        dest: /etc/controller-uid
+        content: "{{ lookup('pipe', 'id -u') }}\\n"
+${SERVICE_TASKS}`)}${SERVICE_HANDLERS}`,
       );
-      for (const boot of ["lab", "full"] as const) {
-        await lab.writeConfig({
-          containers: { count: 1, boot },
-          provision: { playbook: book, idempotence: true },
-        });
-        const up = ok(await lab.cli(["run", "up"]), `run up, boot ${boot}`);
-        assert.match(up.stdout, /idempotence: .*changed=0/, `boot ${boot}`);
-        // The drop-ins of the lab profile are there with lab and gone with full (one upper layer).
-        const r = ok(
-          await lab.cli([
-            "exec",
-            "prb-10",
-            "--",
-            "systemctl",
-            "show",
-            "-p",
-            "ConditionResult",
-            "--value",
-            "console-getty",
-          ]),
-          "systemctl show",
-        );
-        assert.equal(
-          r.stdout.trim(),
-          boot === "lab" ? "no" : "yes",
-          `console-getty's condition, boot ${boot}`,
-        );
-        ok(await lab.cli(["run", "down"]), `run down, boot ${boot}`);
+      await lab.writeConfig({
+        containers: { count: 2 },
+        provision: { playbook: good, args: ["-e", "greeting=hello"], idempotence: true },
+      });
+      const up = ok(await lab.cli(["run", "up"]), "run up with a playbook");
+      assert.match(up.stdout, /Running ansible-playbook .*good\.yml twice \(idempotence\)/);
+      assert.match(up.stdout, /TASK \[a file naming the host and its release\]/);
+      assert.match(up.stdout, /TASK \[it runs, enabled, under the user's manager\]/);
+      assert.match(up.stdout, /idempotence: .*changed=0/);
+      for (const n of ["prv-10", "prv-11"]) {
+        const r = ok(await lab.cli(["exec", n, "--", "cat", "/etc/provisioned"]), "cat");
+        assert.equal(r.stdout.trim(), `${n} bookworm hello`);
       }
+      await assertConsoleGetty(lab, "prv-10", "lab");
+      // A lab without owner (root ran it, no sudo): Ansible ran as aplspawn's unprivileged account,
+      // the ping too, never as root on the controller.
+      const account = (await execa("id", ["-u", "aplspawn"])).stdout.trim();
+      assert.match(up.stdout, /Checking the lab with ansible .* as aplspawn/);
+      assert.match(up.stdout, /Running ansible-playbook .* as aplspawn/);
+      const uid = ok(await lab.cli(["exec", "prv-10", "--", "cat", "/etc/controller-uid"]), "cat uid");
+      assert.equal(uid.stdout.trim(), account, "the controller's uid under Ansible");
+      assert.notEqual(uid.stdout.trim(), "0");
+
+      // An ansible.cfg in the current directory that another user could have written is not read
+      // (a config loads plugins: their code, run by aplspawn); one of root's is.
+      // Where the callback, run as Ansible's account, may leave its file.
+      const markers = join(lab.dir, "markers");
+      await mkdir(markers);
+      await chmod(markers, 0o1777);
+      const marker = join(markers, "cfg-was-read");
+      // Not callback_plugins: Ansible loads that directory beside a playbook whatever the config says.
+      const plugins = join(lab.dir, "cfg-plugins");
+      await mkdir(plugins, { recursive: true });
+      await writeFile(join(plugins, "marker.py"), markerCallback(marker));
+      const cfg = await lab.file("ansible.cfg", `[defaults]\ncallback_plugins = ${plugins}\n`);
+      await chown(cfg, 61234, 61234);
+      // The callback is loaded when the playbook starts: any playbook shows it, once.
+      await lab.writeConfig({
+        containers: { count: 2 },
+        provision: { playbook: await lab.file("ping.yml", quick()) },
+      });
+      const theirs = ok(await lab.cli(["run", "provision"]), "provision beside another user's ansible.cfg");
+      assert.match(theirs.stdout, /Ansible does not read .*ansible\.cfg: it belongs to uid 61234/);
+      assert.equal(existsSync(marker), false, "another user's ansible.cfg was read");
+      await chown(cfg, 0, 0);
+      await chmod(cfg, 0o666);
+      ok(await lab.cli(["run", "provision"]), "provision beside a world-writable ansible.cfg");
+      assert.equal(existsSync(marker), false, "a world-writable ansible.cfg was read");
+      await chmod(cfg, 0o644);
+      ok(await lab.cli(["run", "provision"]), "provision beside root's ansible.cfg");
+      assert.equal(existsSync(marker), true, "root's own ansible.cfg was not read");
+      await rm(cfg);
+
+      // A task that changes every time: the second run names it, the command fails, the lab stays.
+      const changing = await lab.file(
+        "changing.yml",
+        quick("    - name: always changes\n      ansible.builtin.command: date\n"),
+      );
+      await lab.writeConfig({
+        containers: { count: 2 },
+        provision: { playbook: changing, idempotence: true },
+      });
+      const notIdem = await lab.cli(["run", "provision"]);
+      assert.equal(notIdem.exitCode, 1, notIdem.stdout);
+      assert.match(
+        notIdem.stderr,
+        /is not idempotent: its second run changed 2: always changes on prv-1[01]; always changes on prv-1[01]/,
+      );
+      ok(await lab.cli(["status"]), "status after the non-idempotent playbook");
+
+      // Whatever stdout callback the user's Ansible is set to (an ansible.cfg in the current
+      // directory, the environment, a JSON callback of their own), the second run is read the same.
+      await writeFile(join(plugins, "userjson.py"), JSON_CALLBACK);
+      for (const [what, cfgText, env] of [
+        ["stdout_callback = minimal in ./ansible.cfg", "[defaults]\nstdout_callback = minimal\n", {}],
+        ["ANSIBLE_STDOUT_CALLBACK=minimal", undefined, { ANSIBLE_STDOUT_CALLBACK: "minimal" }],
+        [
+          "a JSON stdout callback",
+          `[defaults]\nstdout_callback = userjson\ncallback_plugins = ${plugins}\n`,
+          {},
+        ],
+      ] as const) {
+        if (cfgText) await writeFile(cfg, cfgText);
+        const r = await lab.cli(["run", "provision"], env);
+        await rm(cfg, { force: true });
+        assert.equal(r.exitCode, 1, `${what}: a changing playbook passed idempotence\n${r.stdout}`);
+        assert.match(r.stderr, /is not idempotent: its second run changed 2/, what);
+      }
+
+      // A playbook that fails: the command fails, the lab stays up.
+      const failing = await lab.file(
+        "failing.yml",
+        quick("    - name: boom\n      ansible.builtin.fail:\n        msg: boom\n"),
+      );
+      await lab.writeConfig({
+        containers: { count: 2 },
+        provision: { playbook: failing },
+      });
+      const failed = await lab.cli(["run", "up"]);
+      assert.equal(failed.exitCode, 1, failed.stdout);
+      assert.match(failed.stderr, /failing\.yml failed \(exit code 2\); the lab stays up/);
+      ok(await lab.cli(["status"]), "status after the failing playbook");
+
+      ok(await lab.cli(["run", "down"]), "run down");
+      await assertNoResidue(lab, "after down");
+    }),
+);
+
+test(
+  "provision on the full boot profile (the image boots as it is): facts, become, a service with a handler, name resolution, journalctl and a user unit through systemctl --user pass with idempotence",
+  { skip },
+  () =>
+    withLab("prb", 57, async (lab) => {
+      const book = await lab.file("service.yml", `${playbook(SERVICE_TASKS)}${SERVICE_HANDLERS}`);
+      await lab.writeConfig({
+        containers: { count: 1, boot: "full" },
+        provision: { playbook: book, idempotence: true },
+      });
+      const up = ok(await lab.cli(["run", "up"]), "run up, boot full");
+      assert.match(up.stdout, /idempotence: .*changed=0/, "boot full");
+      await assertConsoleGetty(lab, "prb-10", "full");
+      ok(await lab.cli(["run", "down"]), "run down, boot full");
     }),
 );

@@ -89,9 +89,16 @@ export const loopsIn = (r: { stdout: string }) => [
   ...new Set([...r.stdout.matchAll(/→ (\/dev\/loop\d+)/g)].map((m) => m[1]!)),
 ];
 
-/** Whether `device` is attached to `image` (losetup's back file). */
-async function backsImage(lab: Pick<Lab, "ns">, device: string, image: string): Promise<boolean> {
-  const out = (await lab.ns.run("losetup", ["--list", "--noheadings", "-O", "NAME,BACK-FILE"])).stdout;
+const LOSETUP = ["losetup", "--list", "--noheadings", "-O", "NAME,BACK-FILE"] as const;
+
+/** Whether `device` is attached to `image` (losetup's back file; `listed`: that list, read already). */
+async function backsImage(
+  lab: Pick<Lab, "ns">,
+  device: string,
+  image: string,
+  listed?: string,
+): Promise<boolean> {
+  const out = listed ?? (await lab.ns.run(LOSETUP[0], LOSETUP.slice(1))).stdout;
   return out.split("\n").some((l) => {
     const [n, f] = l.trim().split(/\s+/);
     return n === device && (f === image || f === `${image}`);
@@ -133,13 +140,26 @@ async function mountedElsewhere(lab: Pick<Lab, "ns">, device: string): Promise<b
  * the same cached image and `losetup --find` hands out freed numbers again: a device that holds the
  * image but is mounted in another test's namespace is theirs now.
  */
-export async function assertLoopsGone(lab: Lab, devices: string[], image: string, what: string) {
+export async function assertLoopsGone(
+  lab: Lab,
+  devices: string[],
+  image: string,
+  what: string,
+  /** losetup's list, read a moment ago: the first look needs no process of its own. */
+  listed?: string,
+) {
   for (const d of devices) {
+    let first = listed;
     const gone = await waitFor(
-      async () =>
-        !(await backsImage(lab, d, image)) ||
-        (await claimedByOther(lab, d)) ||
-        (await mountedElsewhere(lab, d)),
+      async () => {
+        const seen = first;
+        first = undefined;
+        return (
+          !(await backsImage(lab, d, image, seen)) ||
+          (await claimedByOther(lab, d)) ||
+          (await mountedElsewhere(lab, d))
+        );
+      },
       4000,
       100,
     );
@@ -175,10 +195,54 @@ export async function journalEntries(lab: Lab): Promise<string[]> {
   return j.entries().map((e) => `${e.id} ${e.state}`);
 }
 
+// The commands of TestNamespace.snapshot and losetup's list, run by one shell in the namespace (one
+// process entering it, not six: the residue check follows each of a hundred runs), each output
+// ended by a NUL.
+const STATE_SCRIPT = [
+  "iptables-save",
+  "ip -o link",
+  "ip -o addr",
+  "cat /proc/sys/net/ipv4/ip_forward",
+  "findmnt -rn -o TARGET,FSTYPE",
+  LOSETUP.join(" "),
+]
+  .map((c) => `${c}; printf '\\0'`)
+  .join("; ");
+
+/**
+ * The namespace's state as TestNamespace.snapshot gives it (the same text: each output without its
+ * last newline, as execa gives it), and the loop devices losetup lists, read by one process.
+ */
+export async function nsState(lab: Pick<Lab, "ns">): Promise<{ snap: NsSnapshot; losetup: string }> {
+  const out = (await lab.ns.run("sh", ["-c", STATE_SCRIPT])).stdout.split("\0");
+  assert.equal(out.length, 7, `the state script's output: ${out.join("|")}`);
+  const [iptables, links, addrs, ipForward, mounts, losetup] = out.map((o) => o.replace(/\n$/, "")) as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  return {
+    snap: {
+      links: links.replace(/\s+link\/.*$/gm, ""),
+      addrs,
+      iptables: iptables
+        .split("\n")
+        .filter((l) => !l.startsWith("#"))
+        .join("\n"),
+      ipForward: ipForward.trim(),
+      mounts: mounts.split("\n").sort().join("\n"),
+    },
+    losetup,
+  };
+}
+
 /** Take a baseline of the lab. */
 export async function baseline(lab: Lab): Promise<Baseline> {
   return {
-    snap: await lab.ns.snapshot(),
+    snap: (await nsState(lab)).snap,
     files: await tree(lab.dir),
     inotify: await inotify(),
     holds: await holdsUnder(lab.dir),
@@ -197,7 +261,8 @@ export async function assertAsBefore(
   what: string,
   o: { loops?: string[]; image?: string; allowed?: RegExp; ignore?: (keyof NsSnapshot)[] } = {},
 ): Promise<void> {
-  const now = await lab.ns.snapshot();
+  const state = await nsState(lab);
+  const now = state.snap;
   for (const k of o.ignore ?? []) now[k] = b.snap[k];
   // A bridge that stays (made before the run) changes by itself: IPv6 duplicate address detection
   // ends, and its carrier goes once ports came and went (a new bridge shows none of NO-CARRIER).
@@ -205,7 +270,7 @@ export async function assertAsBefore(
   assert.deepEqual(await nspawnPids(lab.dir), [], `${what}: systemd-nspawn processes are left`);
   assert.deepEqual(await cgroupsOf(lab.prefix), [], `${what}: container cgroups are left`);
   assert.deepEqual(await propagateDirs(lab.prefix), [], `${what}: nspawn's /run dirs are left`);
-  if (o.loops && o.image) await assertLoopsGone(lab, o.loops, o.image, what);
+  if (o.loops && o.image) await assertLoopsGone(lab, o.loops, o.image, what, state.losetup);
   assert.equal(await inotify(), b.inotify, `${what}: fs.inotify.max_user_instances differs from before`);
   assert.deepEqual(
     await holdsUnder(lab.dir),
@@ -440,6 +505,8 @@ export function labTest(
  * (network, image, lab), the per-container ids (see classify) and the lab-level ids after them.
  */
 export async function faultTargets(lab: Lab): Promise<{
+  /** Every id, in the order --list-tasks gives. */
+  ids: string[];
   early: string[];
   perContainer: ReturnType<typeof classify>["perContainer"];
   late: string[];
@@ -448,6 +515,7 @@ export async function faultTargets(lab: Lab): Promise<{
   const firstContainer = ids.findIndex((id) => containerTask(id));
   const { labLevel, perContainer } = classify(ids);
   return {
+    ids,
     early: labLevel.filter((id) => ids.indexOf(id) < firstContainer),
     perContainer,
     late: labLevel.filter((id) => ids.indexOf(id) > firstContainer),
