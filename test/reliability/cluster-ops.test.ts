@@ -13,7 +13,6 @@ import { test } from "node:test";
 import { type Datacenter, hostState, ok, withDatacenter } from "../support/cluster.js";
 import { CLI, type NsResult, skip } from "../support/ns.js";
 import type { SystemdHost } from "../support/systemd-host.js";
-import { until } from "../support/wait.js";
 
 const HOSTS = [
   { name: "o32h1", address: "198.18.32.11" },
@@ -199,8 +198,14 @@ async function acrossTwoHosts({ h2, cli, dc }: Lab): Promise<void> {
   assert.equal(ex2.exitCode, 255);
   assert.match(ex2.stderr, /ssh to its host o32h2 \(198\.18\.32\.12\) failed/);
   ok(await h2.run(["systemd-run", "--unit=sshd-test2", "/usr/sbin/sshd", "-D", "-e"]), "host 2's sshd again");
-  for (let i = 0; i < 50 && (await h2.run(["sh", "-c", "ss -ltn | grep -q ':22 '"])).exitCode !== 0; i++)
-    await new Promise((r) => setTimeout(r, 100));
+  ok(
+    await h2.run([
+      "sh",
+      "-c",
+      "i=0; until ss -ltn | grep -q ':22 '; do i=$((i+1)); [ $i -lt 300 ] || exit 1; sleep 0.1; done",
+    ]),
+    "host 2's sshd listening again",
+  );
 }
 
 /** Host 2 cannot make its machines directory: up --keep-going goes on with host 1's share alone. */
@@ -267,9 +272,13 @@ async function controlNodeKilled({ h1, h2, cli, start }: Lab): Promise<void> {
   const up = start(["run", "up"]);
   const exited = new Promise((res) => up.once("exit", res));
   try {
-    // Host 1's share is coming up: its lab bridge is there.
-    await until(600_000, 200, async () =>
-      (await h1.run(["ip", "link", "show", "br-o32"])).exitCode === 0 ? true : undefined,
+    // Host 1's share is coming up: its lab bridge is there (watched on the host itself: one
+    // process there, not one entered every 200 ms).
+    ok(
+      await h1.run(["sh", "-c", "until ip link show br-o32 >/dev/null 2>&1; do sleep 0.2; done"], {
+        timeoutMs: 600_000,
+      }),
+      "host 1's lab bridge",
     );
   } finally {
     for (const p of [...descendants(up.pid!), up.pid!])
