@@ -5,7 +5,7 @@
 // containers booting at once cost about N times this. Run as root.
 //
 //   node bench/boot-cpu.mjs --runs 3 --boot lab [--by-process]
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -95,6 +95,7 @@ for (let i = 0; i < Number(values.runs); i++) {
     await ns.cli(["-c", cfg, "run", "down"]);
   } finally {
     await endBenchLab(ns, { dir, store, lab });
+    rmSync(store, { recursive: true, force: true });
   }
 }
 console.log(`boot ${values.boot}: median ${median(totals)} ms of CPU per container, boot to ready`);
