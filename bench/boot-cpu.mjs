@@ -5,13 +5,12 @@
 // containers booting at once cost about N times this. Run as root.
 //
 //   node bench/boot-cpu.mjs --runs 3 --boot lab [--by-process]
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureTestImage } from "../dist/test/support/image.js";
-import { TestNamespace } from "../dist/test/support/ns.js";
-import { benchLabConfig, endBenchLab, median } from "./lab-config.mjs";
+import { median, withBenchLab } from "./lab-config.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -39,63 +38,52 @@ function cpuOf(pid) {
   return { own, reaped, comm: readFileSync(`/proc/${pid}/comm`, "utf8").trim() };
 }
 
-const image = await ensureTestImage();
-const totals = [];
-for (let i = 0; i < Number(values.runs); i++) {
-  const store = mkdtempSync(join(tmpdir(), "aplspawn-bootcpu-store-"));
-  const dir = mkdtempSync(join(tmpdir(), "aplspawn-bootcpu-"));
-  const ns = await TestNamespace.create();
-  const lab = `bootcpu${i}`;
-  try {
-    const cfg = join(dir, "lab.yaml");
-    writeFileSync(
-      cfg,
-      benchLabConfig({
-        lab,
-        store,
-        dir,
-        image,
-        n: 1,
-        bridge: "bcbr0",
-        chain: "BOOTCPU",
-        containers: { boot: values.boot },
-      }),
-    );
-    const up = await ns.cli(["-c", cfg, "run", "up"]);
-    if (up.exitCode !== 0) throw new Error(`run up failed:\n${up.stdout}\n${up.stderr}`);
-    // The container's init: the systemd among the PIDs `aplspawn pids` prints.
-    const pids = (await ns.cli(["-c", cfg, "pids"])).stdout.match(/\b\d+\b/g) ?? [];
-    const init = pids.find((p) => {
-      try {
-        return readFileSync(`/proc/${p}/comm`, "utf8").trim() === "systemd";
-      } catch {
-        return false;
-      }
-    });
-    if (!init) throw new Error(`no init among the PIDs of the lab: ${pids.join(" ")}`);
-    // Its cgroup in the named systemd hierarchy, above nspawn's "payload": nspawn and the container.
-    const line = readFileSync(`/proc/${init}/cgroup`, "utf8")
-      .split("\n")
-      .find((l) => l.includes(":name=systemd:") || l.startsWith("0::"));
-    const hierarchy = line.includes("name=systemd") ? "/sys/fs/cgroup/systemd" : "/sys/fs/cgroup";
-    const cgroup = join(hierarchy, line.split(":")[2].replace(/\/payload(\/.*)?$/, ""));
-    let total = 0;
-    for (const pid of procs(cgroup)) {
-      try {
-        const c = cpuOf(pid);
-        total += c.own + c.reaped;
-        if (values["by-process"] && c.own + c.reaped > 0)
-          console.log(`  ${c.comm} (${pid}): ${c.own} ms, and ${c.reaped} ms in the children it reaped`);
-      } catch {
-        // gone meanwhile
-      }
+// The container's cgroup: that of its init (the systemd among the PIDs `aplspawn pids` printed), in
+// the named systemd hierarchy (or cgroup2), above nspawn's "payload": nspawn and the container.
+function containerCgroup(pidsText) {
+  const pids = pidsText.match(/\b\d+\b/g) ?? [];
+  const init = pids.find((p) => {
+    try {
+      return readFileSync(`/proc/${p}/comm`, "utf8").trim() === "systemd";
+    } catch {
+      return false;
     }
-    totals.push(total);
-    console.log(`run ${i + 1}: ${total} ms of CPU in ${cgroup}`);
-    await ns.cli(["-c", cfg, "run", "down"]);
-  } finally {
-    await endBenchLab(ns, { dir, store, lab });
-    rmSync(store, { recursive: true, force: true });
+  });
+  if (!init) throw new Error(`no init among the PIDs of the lab: ${pids.join(" ")}`);
+  const line = readFileSync(`/proc/${init}/cgroup`, "utf8")
+    .split("\n")
+    .find((l) => l.includes(":name=systemd:") || l.startsWith("0::"));
+  const hierarchy = line.includes("name=systemd") ? "/sys/fs/cgroup/systemd" : "/sys/fs/cgroup";
+  return join(hierarchy, line.split(":")[2].replace(/\/payload(\/.*)?$/, ""));
+}
+
+const image = await ensureTestImage();
+const store = mkdtempSync(join(tmpdir(), "aplspawn-bootcpu-store-"));
+const totals = [];
+try {
+  for (let i = 0; i < Number(values.runs); i++) {
+    const o = { lab: `bootcpu${i}`, store, image, n: 1, bridge: "bcbr0", chain: "BOOTCPU" };
+    await withBenchLab({ ...o, containers: { boot: values.boot } }, async ({ ns, cfg }) => {
+      const up = await ns.cli(["-c", cfg, "run", "up"]);
+      if (up.exitCode !== 0) throw new Error(`run up failed:\n${up.stdout}\n${up.stderr}`);
+      const cgroup = containerCgroup((await ns.cli(["-c", cfg, "pids"])).stdout);
+      let total = 0;
+      for (const pid of procs(cgroup)) {
+        try {
+          const c = cpuOf(pid);
+          total += c.own + c.reaped;
+          if (values["by-process"] && c.own + c.reaped > 0)
+            console.log(`  ${c.comm} (${pid}): ${c.own} ms, and ${c.reaped} ms in the children it reaped`);
+        } catch {
+          // gone meanwhile
+        }
+      }
+      totals.push(total);
+      console.log(`run ${i + 1}: ${total} ms of CPU in ${cgroup}`);
+      await ns.cli(["-c", cfg, "run", "down"]);
+    });
   }
+} finally {
+  rmSync(store, { recursive: true, force: true });
 }
 console.log(`boot ${values.boot}: median ${median(totals)} ms of CPU per container, boot to ready`);

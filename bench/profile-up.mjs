@@ -3,13 +3,13 @@
 // and the wall time not spent in any task (the runner, start-up, journal). Run as root.
 //
 //   node bench/profile-up.mjs --n 1 --runs 5 [--init script]
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureTestImage } from "../dist/test/support/image.js";
-import { CLI, TestNamespace } from "../dist/test/support/ns.js";
-import { benchLabConfig, endBenchLab, median } from "./lab-config.mjs";
+import { CLI } from "../dist/test/support/ns.js";
+import { median, withBenchLab } from "./lab-config.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -66,24 +66,8 @@ function stamped(ns, args) {
 }
 try {
   for (let i = 0; i <= runs; i++) {
-    const dir = mkdtempSync(join(tmpdir(), "aplspawn-profile-"));
-    const ns = await TestNamespace.create();
-    const lab = `prof${i}`;
-    try {
-      const cfg = join(dir, "lab.yaml");
-      writeFileSync(
-        cfg,
-        benchLabConfig({
-          lab,
-          store,
-          dir,
-          image,
-          n,
-          bridge: "pfbr0",
-          chain: "PROF",
-          containers: { init: values.init },
-        }),
-      );
+    const lab = { lab: `prof${i}`, store, image, n, bridge: "pfbr0", chain: "PROF" };
+    await withBenchLab({ ...lab, containers: { init: values.init } }, async ({ ns, cfg }) => {
       const t0 = performance.now();
       const r = values.tty
         ? await ns.run("script", ["-qec", `${process.execPath} ${CLI} -c ${cfg} run up`, "/dev/null"], {
@@ -96,7 +80,7 @@ try {
       if (r.exitCode !== 0) throw new Error(`run up failed:\n${r.stdout}\n${r.stderr}`);
       await ns.cli(["-c", cfg, "run", "down"]);
       // The first run is a warm-up (it verifies the image once).
-      if (i === 0) continue;
+      if (i === 0) return;
       walls.push(wall);
       if (r.lines) timeline = r.lines;
       if (values.execs) {
@@ -117,9 +101,7 @@ try {
         seen.set(kind, (seen.get(kind) ?? 0) + e.durationMs);
       }
       for (const [k, ms] of seen) byKind.set(k, [...(byKind.get(k) ?? []), ms]);
-    } finally {
-      await endBenchLab(ns, { dir, store, lab });
-    }
+    });
   }
 } finally {
   rmSync(store, { recursive: true, force: true });

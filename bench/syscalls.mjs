@@ -5,13 +5,13 @@
 // apart. A fresh lab each run, on the cached test image, in a private namespace. Run as root.
 //
 //   node bench/syscalls.mjs --n 1 --runs 2 [--list]   # --list: every spawned command, by count
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureTestImage } from "../dist/test/support/image.js";
-import { CLI, TestNamespace } from "../dist/test/support/ns.js";
-import { benchLabConfig, endBenchLab, median } from "./lab-config.mjs";
+import { CLI } from "../dist/test/support/ns.js";
+import { median, withBenchLab } from "./lab-config.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -135,12 +135,8 @@ const out = { up: [], down: [] };
 try {
   for (let i = 0; i <= runs; i++) {
     for (const mode of i === 0 ? ["time"] : ["time", "strace"]) {
-      const dir = mkdtempSync(join(tmpdir(), "aplspawn-syscalls-"));
-      const ns = await TestNamespace.create();
-      const lab = `sysc${i}${mode[0]}`;
-      try {
-        const cfg = join(dir, "lab.yaml");
-        writeFileSync(cfg, benchLabConfig({ lab, store, dir, image, n, bridge: "scbr0", chain: "SYSC" }));
+      const lab = { lab: `sysc${i}${mode[0]}`, store, image, n, bridge: "scbr0", chain: "SYSC" };
+      await withBenchLab(lab, async ({ ns, cfg }) => {
         for (const op of ["up", "down"]) {
           const argv = [process.execPath, CLI, "-c", cfg, "--json", "run", op];
           // The first run is a warm-up (it verifies the image once).
@@ -151,9 +147,7 @@ try {
           if (mode === "time") out[op].push({ ...(await timed(ns, argv)) });
           else Object.assign(out[op][out[op].length - 1], await traced(ns, argv));
         }
-      } finally {
-        await endBenchLab(ns, { dir, store, lab });
-      }
+      });
     }
   }
 } finally {
