@@ -1,6 +1,6 @@
 // Runs the compiled test files (dist/test/**/*.test.js) with node's test runner.
 // Arguments filter the files by substring, e.g. `node test/run.mjs runner cli`.
-import { existsSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { run } from "node:test";
 import { tap } from "node:test/reporters";
@@ -55,6 +55,18 @@ const inRun = () => [
   ...lockFiles(),
 ];
 const runBefore = inRun();
+// APLSPAWN_TEST_CPU=1: each file's CPU, with everything it starts (test/cpu-account.mjs), from a
+// cpuacct cgroup per file (root, a cgroup v1 cpuacct hierarchy).
+const CPU_ROOT = "/sys/fs/cgroup/cpuacct";
+const cpuDir =
+  process.env.APLSPAWN_TEST_CPU === "1" && existsSync(CPU_ROOT)
+    ? `${CPU_ROOT}/aplspawn-test-${process.pid}`
+    : undefined;
+if (cpuDir) {
+  mkdirSync(cpuDir);
+  process.env.APLSPAWN_TEST_CPU_DIR = cpuDir;
+  process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --import=${join(import.meta.dirname, "cpu-account.mjs")}`;
+}
 // node --test would sort the files by name: run() keeps the order above.
 const took = {};
 let failed = false;
@@ -80,6 +92,23 @@ console.log(
     .map(([f, ms]) => `${f} ${(ms / 1000).toFixed(1)} s`)
     .join(", ")}`,
 );
+if (cpuDir) {
+  const used = readdirSync(cpuDir, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => [e.name, Number(readFileSync(join(cpuDir, e.name, "cpuacct.usage"), "utf8")) / 1e9]);
+  const sum = used.reduce((a, [, s]) => a + s, 0);
+  console.log(`# CPU of the files, with what they started: ${sum.toFixed(0)} s`);
+  for (const [f, s] of used.sort(([, a], [, b]) => b - a))
+    console.log(`#   ${s.toFixed(1).padStart(7)} s  ${f}`);
+  for (const e of readdirSync(cpuDir, { withFileTypes: true }))
+    if (e.isDirectory())
+      try {
+        rmdirSync(join(cpuDir, e.name));
+      } catch {}
+  try {
+    rmdirSync(cpuDir);
+  } catch {}
+}
 if (process.env.APLSPAWN_TEST_TIMINGS)
   writeFileSync(
     process.env.APLSPAWN_TEST_TIMINGS,
