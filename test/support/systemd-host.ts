@@ -167,19 +167,26 @@ export async function withSystemdHost(
       return undefined;
     });
     const initScope = `${cgroups[0]}/payload/init.scope`;
+    // The time limit is kept inside the host too (timeout(1)): a killed nsenter would leave the
+    // process it started holding our pipes, and the test would wait on them forever.
     const enter = (argv: readonly string[], timeoutMs = 600_000) =>
       execa(
         "sh",
         [
           "-c",
-          'echo $$ > "$SCOPE/cgroup.procs" && exec nsenter -t "$LEADER" -a -- env -i PATH="$IPATH" HOME=/root LANG=C.UTF-8 "$@"',
+          'echo $$ > "$SCOPE/cgroup.procs" && exec nsenter -t "$LEADER" -a -- env -i PATH="$IPATH" HOME=/root LANG=C.UTF-8 timeout --kill-after=5 "$LIMIT" "$@"',
           "sh",
           ...argv,
         ],
         {
           reject: false,
-          timeout: timeoutMs,
-          env: { SCOPE: initScope, LEADER: String(leader), IPATH: PATH },
+          timeout: timeoutMs + 15_000,
+          env: {
+            SCOPE: initScope,
+            LEADER: String(leader),
+            IPATH: PATH,
+            LIMIT: `${Math.ceil(timeoutMs / 1000)}s`,
+          },
           extendEnv: false,
         },
       );
