@@ -1,4 +1,4 @@
-// With APLSPAWN_TEST_CPU=1, test/run.mjs preloads this into every node process of the run
+// With APLSPAWN_TEST_CPU=1, test/run.mjs preloads this (as a data: URL) into every node process of the run
 // (NODE_OPTIONS): a test file's process moves itself into a cpuacct cgroup of its own, so that the
 // CPU of everything it starts is counted there (the CLI runs, their containers, Ansible, sshd of
 // test hosts): aplspawn moves containers in the cgroup2 and named systemd hierarchies only, so

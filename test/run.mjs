@@ -65,7 +65,9 @@ const cpuDir =
 if (cpuDir) {
   mkdirSync(cpuDir);
   process.env.APLSPAWN_TEST_CPU_DIR = cpuDir;
-  process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --import=${join(import.meta.dirname, "cpu-account.mjs")}`;
+  // As a data: URL: node processes the tests start as other users cannot always read the checkout.
+  const preload = readFileSync(join(import.meta.dirname, "cpu-account.mjs"), "utf8");
+  process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --import=data:text/javascript,${encodeURIComponent(preload)}`;
 }
 // node --test would sort the files by name: run() keeps the order above.
 const took = {};
