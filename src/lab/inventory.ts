@@ -100,6 +100,10 @@ function connectionVars(s: InventorySpec, h: InventorySpec["hosts"][number]) {
     ansible_ssh_private_key_file: s.key,
     ansible_ssh_common_args: sshCommonArgs(s.knownHosts, h.proxy),
     ansible_control_path_dir: s.controlPathDir,
+    // Each module goes to the host's Python over the connection: one command per task, where
+    // Ansible would otherwise make a temporary directory, copy the module there, run it and remove
+    // it (the user's sudoers entry allows it without a terminal).
+    ansible_pipelining: "true",
   };
 }
 

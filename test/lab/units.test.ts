@@ -470,6 +470,7 @@ test("inventory command: INI and YAML that real ansible-inventory reads, pinned 
       const h = meta.aplspawn11!;
       assert.equal(h.ansible_host, "10.10.12.11");
       assert.equal(h.ansible_user, "ann");
+      assert.equal(h.ansible_pipelining, "true");
       assert.equal(h.ansible_ssh_private_key_file, `${d.path}/w/inv/id_ed25519`);
       assert.equal(
         h.ansible_ssh_common_args,
