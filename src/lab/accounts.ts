@@ -100,13 +100,8 @@ export function accountProblem(plan: Pick<AccountPlan, "uid" | "gid" | "home">):
   return undefined;
 }
 
-/**
- * The sudoers drop-in that lets the lab's group do anything without a password (Ansible's become),
- * without a terminal too: an image whose sudoers says `requiretty` would refuse the pipelined
- * modules the inventory asks for (src/lab/inventory.ts).
- */
-export const sudoersLine = (group: string) =>
-  `Defaults:%${group} !requiretty\n%${group} ALL=(ALL:ALL) NOPASSWD: ALL\n`;
+/** The sudoers drop-in that lets the lab's group do anything without a password (Ansible's become). */
+export const sudoersLine = (group: string) => `%${group} ALL=(ALL:ALL) NOPASSWD: ALL\n`;
 
 /** The gid of a group in a group file. */
 export function gidOf(groupText: string, name: string): number | undefined {

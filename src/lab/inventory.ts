@@ -102,7 +102,9 @@ function connectionVars(s: InventorySpec, h: InventorySpec["hosts"][number]) {
     ansible_control_path_dir: s.controlPathDir,
     // Each module goes to the host's Python over the connection: one command per task, where
     // Ansible would otherwise make a temporary directory, copy the module there, run it and remove
-    // it (the user's sudoers entry allows it without a terminal).
+    // it. An image whose sudoers says `requiretty` (old RHEL) refuses that to become: its playbooks
+    // set ansible_pipelining=false (group_vars or -e). The user's sudoers entry does not say
+    // `!requiretty`: sudo-rs knows no such option.
     ansible_pipelining: "true",
   };
 }
