@@ -102,14 +102,26 @@ if (cpuDir) {
   console.log(`# CPU of the files, with what they started: ${sum.toFixed(0)} s`);
   for (const [f, s] of used.sort(([, a], [, b]) => b - a))
     console.log(`#   ${s.toFixed(1).padStart(7)} s  ${f}`);
-  for (const e of readdirSync(cpuDir, { withFileTypes: true }))
-    if (e.isDirectory())
+  // What still runs there (an ssh master's ControlPersist, say) goes back to the root group first.
+  const groups = [
+    ...readdirSync(cpuDir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => join(cpuDir, e.name)),
+    cpuDir,
+  ];
+  for (const g of groups)
+    for (let tries = 1; ; tries++) {
+      for (const pid of readFileSync(join(g, "cgroup.procs"), "utf8").split("\n").filter(Boolean))
+        try {
+          writeFileSync(join(CPU_ROOT, "cgroup.procs"), pid);
+        } catch {} // gone meanwhile
       try {
-        rmdirSync(join(cpuDir, e.name));
-      } catch {}
-  try {
-    rmdirSync(cpuDir);
-  } catch {}
+        rmdirSync(g);
+        break;
+      } catch (e) {
+        if (e.code !== "EBUSY" || tries === 5) throw e; // a process forked meanwhile: move it too
+      }
+    }
 }
 if (process.env.APLSPAWN_TEST_TIMINGS)
   writeFileSync(
