@@ -211,7 +211,14 @@ export async function withSystemdHost(
             "systemd-run",
             "--quiet",
             "--collect",
-            ...(opts.asService ? ["--wait", "--pipe"] : ["--scope"]),
+            // A service outlives a killed systemd-run: systemd ends it at the same limit.
+            ...(opts.asService
+              ? [
+                  "--wait",
+                  "--pipe",
+                  `--property=RuntimeMaxSec=${Math.ceil((opts.timeoutMs ?? 600_000) / 1000)}`,
+                ]
+              : ["--scope"]),
             "--",
             ...argv,
           ],
