@@ -38,11 +38,14 @@ const LOCK_DIR_MADE = !existsSync("/run/aplspawn");
 // aplspawn's names in /run. The host-wide lock directory itself stays (root's, 0700, empty, like
 // /run/lock): the files in it are counted.
 const LOCKS = "/run/aplspawn";
+// The registry of user id ranges (src/lab/id-ranges.ts): a claim lives as long as its upper layer,
+// so a test that leaves one behind (a plain down, then its directory removed) is counted too.
+const RANGES = "/var/lib/aplspawn/userns";
 // Another user (the suite as a non-root user, where the real tests skip) cannot list root's 0700
-// lock directory: there is nothing of its own to count there.
-const lockFiles = () => {
+// directories: there is nothing of its own to count there.
+const filesOf = (dir, shown) => {
   try {
-    return readdirSync(LOCKS).map((n) => `aplspawn/${n}`);
+    return readdirSync(dir).map((n) => `${shown}/${n}`);
   } catch (e) {
     if (e.code === "ENOENT" || e.code === "EACCES") return [];
     throw e;
@@ -52,7 +55,8 @@ const inRun = () => [
   ...(existsSync("/run") ? readdirSync("/run") : []).filter(
     (n) => /aplspawn/.test(n) && n !== "aplspawn" && `/run/${n}` !== RAISE,
   ),
-  ...lockFiles(),
+  ...filesOf(LOCKS, "aplspawn"),
+  ...filesOf(RANGES, RANGES),
 ];
 const runBefore = inRun();
 // APLSPAWN_TEST_CPU=1: each file's CPU, with everything it starts (test/cpu-account.mjs), from a
@@ -129,15 +133,16 @@ if (process.env.APLSPAWN_TEST_TIMINGS)
     `${JSON.stringify(Object.fromEntries(Object.entries({ ...known, ...took }).sort()), null, 2)}\n`,
   );
 lowerInotify();
-if (LOCK_DIR_MADE && existsSync(LOCKS) && lockFiles().length === 0)
+if (LOCK_DIR_MADE && existsSync(LOCKS) && filesOf(LOCKS, "aplspawn").length === 0)
   try {
     rmdirSync(LOCKS); // empty only: a lock a run beside this one just made stays
   } catch {}
-// Nothing of aplspawn's may stay in /run once every lab of the run is down: holds, claims, locks,
-// ssh master directories. What was there before the run (a lab of the user's) is not counted.
+// Nothing of aplspawn's may stay in /run once every lab of the run is down (holds, claims, locks,
+// ssh master directories), nor a user id range claim. What was there before the run (a lab of the
+// user's) is not counted.
 const left = inRun().filter((n) => !runBefore.includes(n));
 if (left.length > 0) {
-  console.error(`left in /run by the tests: ${left.join(", ")}`);
+  console.error(`left by the tests (in /run, or a user id range claim): ${left.join(", ")}`);
   process.exitCode = 1;
 }
 // Skipped tests, as node's TAP names them ("ok 3 - title # SKIP reason"), at any depth.

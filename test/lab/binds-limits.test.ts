@@ -8,7 +8,7 @@ import { mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { realHost } from "../../src/host/real-host.js";
 import { cgroupsOf } from "../../src/lab/cgroups.js";
-import { labTest, ok } from "../support/lab.js";
+import { claimsUnder, labTest, ok } from "../support/lab.js";
 
 labTest(
   "binds and limits: ro bind refuses writes, rw bind takes them, a link is refused, a memory hog is OOM-killed inside the container's cgroup, status shows them",
@@ -103,6 +103,9 @@ labTest(
     const locked = await exec(remount);
     assert.notEqual(locked.exitCode, 0, "the container's root remounted the ro bind rw under privateUsers");
     assert.equal(existsSync(join(ro, "remounted")), false);
-    ok(await lab.cli(["run", "down"]), "run down (privateUsers)");
+    // --purge: the container's user id range is given back with its upper layer (a plain down keeps
+    // both, and the claim would outlive the test's directory).
+    ok(await lab.cli(["run", "down", "--purge"]), "run down --purge (privateUsers)");
+    assert.deepEqual([...(await claimsUnder(lab.dir)).values()], [], "user id range claims are left");
   },
 );
