@@ -32,11 +32,8 @@ files.sort((a, b) => cost(b) - cost(a) || a.localeCompare(b));
 // shared with other runs and benches (test/support/inotify.ts).
 const { holdInotify, RAISE } = await import(join(root, "support", "inotify.js"));
 const lowerInotify = holdInotify();
-// The host-wide lock directory aplspawn makes (root's, 0700) goes again if the run made it and it
-// is empty at the end.
-const LOCK_DIR_MADE = !existsSync("/run/aplspawn");
-// aplspawn's names in /run. The host-wide lock directory itself stays (root's, 0700, empty, like
-// /run/lock): the files in it are counted.
+// aplspawn's names in /run, the host-wide lock directory among them (it goes with the last lock
+// released in it), and the files in that directory.
 const LOCKS = "/run/aplspawn";
 // The registry of user id ranges (src/lab/id-ranges.ts): a claim lives as long as its upper layer,
 // so a test that leaves one behind (a plain down, then its directory removed) is counted too.
@@ -53,7 +50,7 @@ const filesOf = (dir, shown) => {
 };
 const inRun = () => [
   ...(existsSync("/run") ? readdirSync("/run") : []).filter(
-    (n) => /aplspawn/.test(n) && n !== "aplspawn" && `/run/${n}` !== RAISE,
+    (n) => /aplspawn/.test(n) && `/run/${n}` !== RAISE,
   ),
   ...filesOf(LOCKS, "aplspawn"),
   ...filesOf(RANGES, RANGES),
@@ -133,13 +130,9 @@ if (process.env.APLSPAWN_TEST_TIMINGS)
     `${JSON.stringify(Object.fromEntries(Object.entries({ ...known, ...took }).sort()), null, 2)}\n`,
   );
 lowerInotify();
-if (LOCK_DIR_MADE && existsSync(LOCKS) && filesOf(LOCKS, "aplspawn").length === 0)
-  try {
-    rmdirSync(LOCKS); // empty only: a lock a run beside this one just made stays
-  } catch {}
-// Nothing of aplspawn's may stay in /run once every lab of the run is down (holds, claims, locks,
-// ssh master directories), nor a user id range claim. What was there before the run (a lab of the
-// user's) is not counted.
+// Nothing of aplspawn's may stay in /run once every lab of the run is down (holds, claims, locks and
+// their directory, ssh master directories), nor a user id range claim. What was there before the
+// run (a lab of the user's) is not counted.
 const left = inRun().filter((n) => !runBefore.includes(n));
 if (left.length > 0) {
   console.error(`left by the tests (in /run, or a user id range claim): ${left.join(", ")}`);

@@ -243,6 +243,11 @@ export interface LockFileOptions {
   waitMs: number;
   /** Remove the file when releasing (while still holding it: a waiter then retries on the new file). */
   removeOnRelease?: boolean;
+  /**
+   * With removeOnRelease: also remove the file's directory when that leaves it empty (a directory
+   * of locks alone, HOST_LOCK_DIR). A taker whose directory went meanwhile makes it again.
+   */
+  removeEmptyDir?: boolean;
   signal?: AbortSignal;
 }
 

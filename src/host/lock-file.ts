@@ -28,13 +28,21 @@ export async function lockFile(path: string, o: LockFileOptions): Promise<HeldLo
   const deadline = Date.now() + o.waitMs;
   for (;;) {
     o.signal?.throwIfAborted();
-    const fd = await openLock(path);
+    let fd: number;
+    try {
+      fd = await openLock(path);
+    } catch (e) {
+      // The directory went with another holder's release (removeEmptyDir): make it again.
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      await privateDir(dirname(path));
+      continue;
+    }
     let locked: boolean;
     try {
       locked = await flock(fd, deadline - Date.now(), o.signal);
       // Locked, but perhaps on a file its last holder removed as it let go (removeOnRelease): that
       // is no lock; the file now at path is the one to take.
-      if (locked && (await sameFile(fd, path))) return held(fd, path, o.removeOnRelease === true);
+      if (locked && (await sameFile(fd, path))) return held(fd, path, o);
     } catch (e) {
       await closeFd(fd);
       throw e;
@@ -123,17 +131,27 @@ async function sameFile(fd: number, path: string): Promise<boolean> {
   return there !== undefined && there.ino === mine.ino && there.dev === mine.dev;
 }
 
-function held(fd: number, path: string, removeOnRelease: boolean): HeldLock {
+function held(fd: number, path: string, o: LockFileOptions): HeldLock {
   let released: Promise<void> | undefined;
   return {
     release() {
       released ??= (async () => {
+        let removed = false;
         try {
           // Removed while still held: whoever waits on this file then finds it gone and retries.
-          if (removeOnRelease && (await sameFile(fd, path))) await fs.rm(path, { force: true });
+          if (o.removeOnRelease && (await sameFile(fd, path))) {
+            await fs.rm(path, { force: true });
+            removed = true;
+          }
         } finally {
           await closeFd(fd);
         }
+        // The directory goes too if that left it empty (rmdir(2) takes only an empty one: a lock
+        // file another holder made there keeps it).
+        if (removed && o.removeEmptyDir)
+          await fs.rmdir(dirname(path)).catch((e: NodeJS.ErrnoException) => {
+            if (!["ENOTEMPTY", "EEXIST", "ENOENT", "EBUSY"].includes(e.code ?? "")) throw e;
+          });
       })();
       return released;
     },

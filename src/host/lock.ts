@@ -9,10 +9,14 @@ import type { HeldLock, Host, LockFileOptions } from "./host.js";
 import { procStat } from "./proc.js";
 
 /**
- * Where the host-wide locks live (claims.lock, holds.lock, loops.lock, userns.lock): root's alone,
- * 0700, made on first use and refused if anyone else could reach it. It stays, empty, like /run/lock.
+ * Where the host-wide locks live (claims.lock, holds.lock, loops.lock, userns.lock, image locks):
+ * root's alone, 0700, made on first use and refused if anyone else could reach it. A lock's file
+ * goes when it is released, and the directory with the last one (HOST_LOCK_OPTIONS).
  */
 export const HOST_LOCK_DIR = "/run/aplspawn";
+
+/** How every host-wide lock is taken: its file, and the directory it leaves empty, go on release. */
+export const HOST_LOCK_OPTIONS = { removeOnRelease: true, removeEmptyDir: true } as const;
 
 // A lock that cannot be taken for a reason of the host (no flock, a directory that is not root's
 // alone) is the user's to fix; an abort is the run's own and passes as it is.
@@ -120,11 +124,11 @@ export async function withHostLock<T>(
   signal: AbortSignal | undefined,
   f: () => Promise<T>,
 ): Promise<T> {
-  // Removed on release (nothing stays in HOST_LOCK_DIR): a waiter that held the old file takes the
-  // new one (Host.lockFile checks the inode); with the few labs that wait here at once, that round is cheap.
+  // Removed on release (nothing stays in HOST_LOCK_DIR, nor the directory): a waiter that held the
+  // old file takes the new one (Host.lockFile checks the inode); with the few labs that wait here at once, that round is cheap.
   const held = await take(host, path, {
     waitMs: 30_000,
-    removeOnRelease: true,
+    ...HOST_LOCK_OPTIONS,
     ...(signal ? { signal } : {}),
   });
   if (!held) throw new LockedError(`${label}: ${path} stayed locked for 30 s`);

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import { errorMessage } from "../errors.js";
 import type { HeldLock } from "../host/host.js";
+import { HOST_LOCK_OPTIONS } from "../host/lock.js";
 import type { TaskContext } from "../runner/task.js";
 
 /**
@@ -68,7 +69,7 @@ export async function withImageLock<T>(
 ): Promise<T> {
   if (ctx.dryRun) return f();
   const path = imageLockPath(image);
-  const opts = { removeOnRelease: true, signal: ctx.signal };
+  const opts = { ...HOST_LOCK_OPTIONS, signal: ctx.signal };
   let held = await ctx.host.lockFile(path, { ...opts, waitMs: 0 });
   if (!held) {
     const t0 = ctx.host.now();
@@ -99,7 +100,7 @@ export async function ifImageUnlocked<T>(
 ): Promise<T | undefined> {
   if (ctx.dryRun) return f();
   const path = imageLockPath(image);
-  const held = await ctx.host.lockFile(path, { removeOnRelease: true, signal: ctx.signal, waitMs: 0 });
+  const held = await ctx.host.lockFile(path, { ...HOST_LOCK_OPTIONS, signal: ctx.signal, waitMs: 0 });
   if (!held) return undefined;
   const mine = await announce(ctx, path, held, what);
   try {

@@ -11,7 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { test } from "node:test";
 import { execa } from "execa";
 import { ExitError } from "../../src/errors.js";
-import { acquireLock, HOST_LOCK_DIR, withHostLock } from "../../src/host/lock.js";
+import { acquireLock, HOST_LOCK_DIR, HOST_LOCK_OPTIONS, withHostLock } from "../../src/host/lock.js";
 import { realHost } from "../../src/host/real-host.js";
 import { imageLockPath } from "../../src/image/store-lock.js";
 import { isRoot, skip, tempDir } from "../support/ns.js";
@@ -108,6 +108,63 @@ test("every host-wide lock in the code lives in /run/aplspawn", async () => {
   for (const p of all) assert.equal(dirname(p), HOST_LOCK_DIR, `${p} is not in ${HOST_LOCK_DIR}`);
 });
 
+// Run in a mount namespace of its own with a tmpfs on /run: HOST_LOCK_DIR is the script's alone,
+// whatever labs of other tests lock meanwhile.
+const DIR_SCRIPT = `
+import { existsSync } from "node:fs";
+import { HOST_LOCK_DIR, HOST_LOCK_OPTIONS, withHostLock } from ${JSON.stringify(resolve(import.meta.dirname, "../../src/host/lock.js"))};
+import { realHost } from ${JSON.stringify(resolve(import.meta.dirname, "../../src/host/real-host.js"))};
+const host = realHost();
+const take = (name, waitMs) => host.lockFile(HOST_LOCK_DIR + "/" + name, { waitMs, ...HOST_LOCK_OPTIONS });
+const out = { before: existsSync(HOST_LOCK_DIR) };
+const a = await take("a.lock", 0);
+const b = await take("b.lock", 0);
+await a.release();
+out.afterFirst = existsSync(HOST_LOCK_DIR);
+const waiting = take("b.lock", 10000);
+await new Promise((r) => setTimeout(r, 300));
+await b.release();
+const c = await waiting;
+out.waiterTook = Boolean(c);
+out.whileHeld = existsSync(HOST_LOCK_DIR);
+await c.release();
+out.afterLast = existsSync(HOST_LOCK_DIR);
+await withHostLock(host, HOST_LOCK_DIR + "/holds.lock", "test", undefined, async () => {
+  out.inside = existsSync(HOST_LOCK_DIR);
+});
+out.afterHostLock = existsSync(HOST_LOCK_DIR);
+console.log(JSON.stringify(out));
+`;
+
+test("the host-wide lock directory goes with the last lock released in it; a taker whose directory went makes it again", {
+  skip,
+}, async () => {
+  const r = await execa(
+    "unshare",
+    [
+      "--mount",
+      "sh",
+      "-c",
+      'mount --make-rprivate / && mount -t tmpfs -o mode=0755 tmpfs /run && exec node --input-type=module -e "$1"',
+      "sh",
+      DIR_SCRIPT,
+    ],
+    { reject: false },
+  );
+  assert.equal(r.exitCode, 0, `${r.stdout}\n${r.stderr}`);
+  assert.deepEqual(JSON.parse(r.stdout), {
+    before: false,
+    // Another lock's file keeps it.
+    afterFirst: true,
+    // Waiting on b, whose holder removed its file and the directory: made again, and taken.
+    waiterTook: true,
+    whileHeld: true,
+    afterLast: false,
+    inside: true,
+    afterHostLock: false,
+  });
+});
+
 test("nobody cannot open, take or block any of aplspawn's locks (the lab's and the host-wide ones), free or held", {
   skip,
 }, async () => {
@@ -126,10 +183,17 @@ test("nobody cannot open, take or block any of aplspawn's locks (the lab's and t
       );
     };
     const { literal } = await lockPathsInCode();
+    // The host-wide directory goes with the last lock released in it: a lock of this test's keeps
+    // it there, as another lab's lock does, so that each free lock is tried in it.
+    const keeper = await host.lockFile(join(HOST_LOCK_DIR, `test-keeper-${process.pid}.lock`), {
+      waitMs: 0,
+      ...HOST_LOCK_OPTIONS,
+    });
+    assert.ok(keeper, "the keeper lock");
     // An image's lock is named for the image file (src/image/store-lock.ts).
     for (const path of [...literal, imageLockPath(join(d.path, "image.img"))]) {
       await withHostLock(host, path, "test", undefined, () => refused(path, "held by root"));
-      // Its directory is there now (made by the first take), the file is not.
+      // Its directory is there (the keeper's), the file is not.
       await refused(path, "free");
       // Nothing of nobody's stays in the way: root takes it again. Not "at once": a host-wide lock
       // (loops.lock) is also taken a moment by labs of other tests running beside this one.
@@ -145,6 +209,7 @@ test("nobody cannot open, take or block any of aplspawn's locks (the lab's and t
     const dir = await stat(HOST_LOCK_DIR);
     assert.equal(dir.uid, 0, `${HOST_LOCK_DIR} is root's`);
     assert.equal(dir.mode & 0o777, 0o700, `${HOST_LOCK_DIR} is 0700`);
+    await keeper.release();
   } finally {
     await d.cleanup();
   }
