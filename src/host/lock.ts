@@ -125,7 +125,8 @@ export async function withHostLock<T>(
   f: () => Promise<T>,
 ): Promise<T> {
   // Removed on release (nothing stays in HOST_LOCK_DIR, nor the directory): a waiter that held the
-  // old file takes the new one (Host.lockFile checks the inode); with the few labs that wait here at once, that round is cheap.
+  // old file takes the new one (Host.lockFile checks the inode); with the few labs that wait here
+  // at once, that round is cheap.
   const held = await take(host, path, {
     waitMs: 30_000,
     ...HOST_LOCK_OPTIONS,

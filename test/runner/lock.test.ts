@@ -170,6 +170,7 @@ test("nobody cannot open, take or block any of aplspawn's locks (the lab's and t
 }, async () => {
   const host = realHost();
   const d = await tempDir("aplspawn-lock-");
+  let keeper: Awaited<ReturnType<typeof host.lockFile>>;
   try {
     // A lab's directory, as the runner makes it (0700).
     const labLock = join(await labDirIn(d.path), "lock");
@@ -185,7 +186,7 @@ test("nobody cannot open, take or block any of aplspawn's locks (the lab's and t
     const { literal } = await lockPathsInCode();
     // The host-wide directory goes with the last lock released in it: a lock of this test's keeps
     // it there, as another lab's lock does, so that each free lock is tried in it.
-    const keeper = await host.lockFile(join(HOST_LOCK_DIR, `test-keeper-${process.pid}.lock`), {
+    keeper = await host.lockFile(join(HOST_LOCK_DIR, `test-keeper-${process.pid}.lock`), {
       waitMs: 0,
       ...HOST_LOCK_OPTIONS,
     });
@@ -209,8 +210,8 @@ test("nobody cannot open, take or block any of aplspawn's locks (the lab's and t
     const dir = await stat(HOST_LOCK_DIR);
     assert.equal(dir.uid, 0, `${HOST_LOCK_DIR} is root's`);
     assert.equal(dir.mode & 0o777, 0o700, `${HOST_LOCK_DIR} is 0700`);
-    await keeper.release();
   } finally {
+    await keeper?.release();
     await d.cleanup();
   }
 });
