@@ -23,7 +23,6 @@ import {
   mkdtempSync,
   openSync,
   readFileSync,
-  rmdirSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -51,8 +50,6 @@ const { values } = parseArgs({
   },
 });
 const parts = new Set(values.parts.split(","));
-// aplspawn's host-wide lock directory goes again at the end if the bench made it and it is empty.
-const lockDirMade = !existsSync("/run/aplspawn");
 const sizes = values.n.split(",").map(Number);
 const runs = Number(values.runs);
 const profiles = values.boot.split(",");
@@ -592,10 +589,6 @@ const lines = [
 if (failures.length) lines.push("", "failed runs (left out of the medians):", ...failures);
 console.log(lines.join("\n"));
 writeFileSync(resolve(here, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
-if (lockDirMade)
-  try {
-    rmdirSync("/run/aplspawn"); // empty only
-  } catch {}
 if (parts.has("labs")) writeFileSync(resolve(here, "plot.svg"), plot(results));
 
 // Time against N for the floor, aplspawn and (where measured) one at a time.
