@@ -57,10 +57,17 @@ export async function lockFile(path: string, o: LockFileOptions): Promise<HeldLo
  * no access for group or others, a directory and not a link to one.
  */
 async function privateDir(dir: string): Promise<void> {
-  await fs.mkdir(dir, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== "EEXIST") throw e;
-  });
-  const st = await fs.lstat(dir);
+  let st: fsCb.Stats | undefined;
+  while (!st) {
+    await fs.mkdir(dir, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== "EEXIST") throw e;
+    });
+    // Gone again between the two (another holder's release removed it, empty): make it again.
+    st = await fs.lstat(dir).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === "ENOENT") return undefined;
+      throw e;
+    });
+  }
   const me = process.geteuid?.() ?? 0;
   const mode = (st.mode & 0o7777).toString(8).padStart(4, "0");
   if (st.isSymbolicLink())
