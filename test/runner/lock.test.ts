@@ -133,10 +133,21 @@ await withHostLock(host, HOST_LOCK_DIR + "/holds.lock", "test", undefined, async
   out.inside = existsSync(HOST_LOCK_DIR);
 });
 out.afterHostLock = existsSync(HOST_LOCK_DIR);
+// Takers of different locks at once, over and over: the directory comes and goes under them.
+const failed = [];
+let rounds = 0;
+await Promise.all(["w0", "w1", "w2", "w3"].map(async (w) => {
+  for (let i = 0; i < 150; i++)
+    await withHostLock(host, HOST_LOCK_DIR + "/" + w + ".lock", "test", undefined, async () => { rounds++; })
+      .catch((e) => failed.push(String(e.message ?? e)));
+}));
+out.rounds = rounds;
+out.failed = [...new Set(failed)];
+out.afterAll = existsSync(HOST_LOCK_DIR);
 console.log(JSON.stringify(out));
 `;
 
-test("the host-wide lock directory goes with the last lock released in it; a taker whose directory went makes it again", {
+test("the host-wide lock directory goes with the last lock released in it; a taker whose directory went makes it again, 4 takers at once 150 times each", {
   skip,
 }, async () => {
   const r = await execa(
@@ -162,6 +173,9 @@ test("the host-wide lock directory goes with the last lock released in it; a tak
     afterLast: false,
     inside: true,
     afterHostLock: false,
+    rounds: 600,
+    failed: [],
+    afterAll: false,
   });
 });
 
