@@ -16,6 +16,7 @@ import { clusterInventory } from "../tasks/cluster/inventory.js";
 import { clusterPurge } from "../tasks/cluster/purge.js";
 import { clusterShares } from "../tasks/cluster/shares.js";
 import { imageGetSteps } from "./getimage.js";
+import { labPython } from "./lab-params.js";
 import { sshKeyStep } from "./lab-steps.js";
 import type { WorkflowBuilder, WorkflowOptions } from "./types.js";
 
@@ -74,6 +75,7 @@ export const clusterUp: WorkflowBuilder = (c, o) => {
         key: `${dir}/id_ed25519`,
         knownHosts: `${dir}/known_hosts`,
         controlPathDir: o.owner ? ownerFiles(c, o.owner.home).controlPathDir : controlPathDir(labDir(c)),
+        ...(labPython(c) ? { python: labPython(c) } : {}),
         ...owner,
       }),
     ],

@@ -2,6 +2,7 @@
 // in one place: src/lab takes these plain values and never the config (config/paths.ts says where
 // things are, config/containers.ts which containers there are; this puts them together).
 import { containerSpecs } from "../config/containers.js";
+import { labImages } from "../config/images.js";
 import { subnetOf } from "../config/ip.js";
 import { imageStore, knownHostsPath, labDir, mergedDir, ownerFiles, sshKeyPath } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
@@ -61,5 +62,15 @@ export function inventorySpec(
     key: sshKeyPath(c),
     knownHosts: knownHostsPath(c),
     controlPathDir: controlPathDir(labDir(c)),
+    ...(labPython(c) ? { python: labPython(c) } : {}),
   };
 }
+
+/**
+ * The Python every container of the lab has: /usr/bin/python3 when no image of the lab sets
+ * image.packages, whose default installs python3 into the layer of an image that lacks it
+ * (tasks/image/packages-layer.ts): what Ansible's discovery finds on the distributions it knows. An
+ * image whose packages the config lists may have no python3 there: Ansible discovers it.
+ */
+export const labPython = (c: Config): string | undefined =>
+  labImages(c).every((img) => img.section.packages === undefined) ? "/usr/bin/python3" : undefined;

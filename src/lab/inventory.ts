@@ -35,6 +35,12 @@ export const inventorySpecSchema = z.object({
    * addresses) would take the next lab's connections and hang them.
    */
   controlPathDir: z.string(),
+  /**
+   * The Python every host runs modules with, when the lab makes sure of it (workflows/lab-params.ts
+   * labPython): Ansible then skips its interpreter discovery, a shell and a Python run on each host
+   * at every play. Unset: Ansible discovers it.
+   */
+  python: z.string().optional(),
 });
 export type InventorySpec = z.infer<typeof inventorySpecSchema>;
 
@@ -100,14 +106,24 @@ function connectionVars(s: InventorySpec, h: InventorySpec["hosts"][number]) {
     ansible_ssh_private_key_file: s.key,
     ansible_ssh_common_args: sshCommonArgs(s.knownHosts, h.proxy),
     ansible_control_path_dir: s.controlPathDir,
-    // Each module goes to the host's Python over the connection: one command per task, where
-    // Ansible would otherwise make a temporary directory, copy the module there, run it and remove
-    // it. An image whose sudoers says `requiretty` (old RHEL) refuses that to become: its playbooks
-    // set ansible_pipelining=false (group_vars or -e). The user's sudoers entry does not say
-    // `!requiretty`: sudo-rs knows no such option.
-    ansible_pipelining: "true",
   };
 }
+
+/**
+ * aplspawn's defaults for how Ansible runs on the lab's hosts, as variables of the lab's group: the
+ * lowest place Ansible reads, so the user's group_vars, host_vars, play vars and -e each override
+ * them (a host variable of the inventory would outrank group_vars).
+ * - ansible_pipelining: each module goes to the host's Python over the connection, one command per
+ *   task, where Ansible would otherwise make a temporary directory, copy the module there, run it
+ *   and remove it. An image whose sudoers says `requiretty` (old RHEL) refuses that to become: set
+ *   ansible_pipelining=false for it. The user's sudoers entry does not say `!requiretty`: sudo-rs
+ *   knows no such option.
+ * - ansible_python_interpreter, when the lab makes sure of it (InventorySpec.python).
+ */
+export const labGroupVars = (s: Pick<InventorySpec, "python">): Record<string, string> => ({
+  ansible_pipelining: "true",
+  ...(s.python ? { ansible_python_interpreter: s.python } : {}),
+});
 
 /**
  * The inventory in the shape `ansible-inventory --list` prints and inventory scripts return:
@@ -127,6 +143,7 @@ export function inventoryList(s: InventorySpec): Record<string, unknown> {
     out[g] = {
       ...(e.hosts.length ? { hosts: e.hosts } : {}),
       ...(e.children.length ? { children: e.children } : {}),
+      ...(g === s.group ? { vars: labGroupVars(s) } : {}),
     };
   out.all = { children: [...groups.keys()].filter((g) => !children.has(g)) };
   return out;
@@ -154,6 +171,7 @@ export function renderInventory(s: InventorySpec): string {
               }
             : {}),
           ...(e.children.length ? { children: Object.fromEntries(e.children.map((k) => [k, {}])) } : {}),
+          ...(g === s.group ? { vars: labGroupVars(s) } : {}),
         },
       ]),
     );
@@ -169,7 +187,8 @@ export function renderInventory(s: InventorySpec): string {
         ...Object.entries(h.vars ?? {}).map(([k, v]) => `${k}=${lit(pythonLiteral(v))}`),
       ].join(" ")}`,
   );
-  const sections = [`[${s.group}]\n${lines.join("\n")}\n`];
+  const groupVars = Object.entries(labGroupVars(s)).map(([k, v]) => `${k}=${lit(v)}`);
+  const sections = [`[${s.group}]\n${lines.join("\n")}\n`, `[${s.group}:vars]\n${groupVars.join("\n")}\n`];
   for (const [g, e] of groups) {
     if (g !== s.group && e.hosts.length) sections.push(`[${g}]\n${e.hosts.join("\n")}\n`);
     if (e.children.length) sections.push(`[${g}:children]\n${e.children.join("\n")}\n`);

@@ -66,11 +66,21 @@ test("without sets, the single-set form is as before: prefix + last octet, the l
   );
   assert.equal(containerSpecs(parseConfig("lab: t\n", "t.yaml")).length, 3);
   assert.deepEqual(namePrefixes(c), ["a-"]);
-  // Its inventory is what it was: one group, aplspawn's variables only.
+  // Its inventory: one group, aplspawn's variables only (the group's defaults in its :vars).
   const ini = renderInventory(inventorySpec(c, "ini"));
   assert.deepEqual(
     ini.split("\n").map((l) => l.split(" ")[0]),
-    ["#", "[aplspawned]", "a-10", "a-11", ""],
+    [
+      "#",
+      "[aplspawned]",
+      "a-10",
+      "a-11",
+      "",
+      "[aplspawned:vars]",
+      'ansible_pipelining="true"',
+      'ansible_python_interpreter="/usr/bin/python3"',
+      "",
+    ],
   );
 });
 

@@ -495,6 +495,54 @@ test("inventory command: INI and YAML that real ansible-inventory reads, pinned 
     );
   }));
 
+test("the inventory's Ansible defaults (pipelining, the lab's Python) are the group's: the user's group_vars override them, as Ansible's docs say; a lab whose images list their packages leaves Python to discovery", () =>
+  withTempDir(async (d) => {
+    const config = join(d.path, "lab.yaml");
+    const inventory = async (format: string, yaml: string) => {
+      await writeFile(config, `workdir: ${d.path}/w\nlab: inv\ncontainers: {count: 1}\n${yaml}`);
+      const file = join(d.path, `inventory.${format}`);
+      const io = {
+        host: realHost(),
+        out: () => {},
+        err: () => {},
+        isTTY: false,
+        env: {},
+        exit: (code: number): never => {
+          throw new Error(`exit ${code}`);
+        },
+      };
+      assert.equal(await main(["-c", config, "inventory", "--format", format, "--output", file], io), 0);
+      const r = await execa("ansible-inventory", ["-i", file, "--host", "aplspawn10"], { reject: false });
+      if (r.exitCode !== 0 && /ENOENT/.test(String(r.message))) return undefined; // ansible not installed
+      assert.equal(r.exitCode, 0, r.stderr);
+      return JSON.parse(r.stdout) as Record<string, unknown>;
+    };
+    for (const format of ["ini", "yaml"]) {
+      const h = await inventory(format, "");
+      if (!h) return;
+      assert.equal(h.ansible_pipelining, "true", format);
+      assert.equal(h.ansible_python_interpreter, "/usr/bin/python3", format);
+      // The pinned host key stays the host's own: no group_vars can turn it off.
+      assert.equal(h.ansible_host_key_checking, "true", format);
+      const listed = await inventory(format, "image: {packages: [openssh-server]}\n");
+      assert.equal(listed?.ansible_python_interpreter, undefined, `${format}: packages listed`);
+      assert.equal(listed?.ansible_pipelining, "true", format);
+    }
+    // The user's group_vars beside the inventory (an image with requiretty, a venv's Python).
+    await writeFile(
+      join(d.path, "group_vars.yml"),
+      "ansible_pipelining: false\nansible_python_interpreter: /opt/venv/bin/python\nansible_host_key_checking: false\n",
+    );
+    await execa("mkdir", [join(d.path, "group_vars")]);
+    await execa("mv", [join(d.path, "group_vars.yml"), join(d.path, "group_vars", "all.yml")]);
+    for (const format of ["ini", "yaml"]) {
+      const h = await inventory(format, "");
+      assert.equal(h?.ansible_pipelining, false, format);
+      assert.equal(h?.ansible_python_interpreter, "/opt/venv/bin/python", format);
+      assert.equal(h?.ansible_host_key_checking, "true", `${format}: a host variable outranks group_vars`);
+    }
+  }));
+
 test("user id ranges: the first range no host user, group, subordinate range or claim uses; one per upper layer, kept while it exists", async () => {
   const h = recordingHost();
   for (const d of ["/etc", "/run", "/l/a/upper", "/l/b/upper", "/l/c/upper"]) await h.fs.mkdir(d);

@@ -199,12 +199,14 @@ export async function joinDatacenter(
   );
   await writeFile(join(dir, "known_hosts"), `${joined.map((j) => j.known).join("\n")}\n`);
   const ssh = `-o UserKnownHostsFile=${dir}/known_hosts -o StrictHostKeyChecking=yes`;
+  // The hosts' Python named, as an inventory of real hosts often does: no interpreter discovery on
+  // each host at every play (a shell and a Python run).
   await writeFile(
     join(dir, "hosts.ini"),
     `[aplspawn_hosts]\n${specs
       .map(
         (x) =>
-          `${x.name} ansible_host=${x.address} ansible_user=root ansible_ssh_private_key_file=${dir}/id ansible_ssh_common_args="${ssh}"`,
+          `${x.name} ansible_host=${x.address} ansible_user=root ansible_ssh_private_key_file=${dir}/id ansible_ssh_common_args="${ssh}" ansible_python_interpreter=/usr/bin/python3`,
       )
       .join("\n")}\n`,
   );
