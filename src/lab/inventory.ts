@@ -10,6 +10,12 @@ import { pinnedOptions } from "./ssh.js";
 export const inventorySpecSchema = z.object({
   format: z.enum(["ini", "yaml"]),
   group: z.string(),
+  /**
+   * The Python every host runs modules with, when the lab makes sure of it (workflows/lab-params.ts
+   * labPython): Ansible then skips its interpreter discovery, a shell and a Python run on each host
+   * at every play. Unset: Ansible discovers it.
+   */
+  python: z.string().optional(),
   hosts: z.array(
     z.object({
       name: z.string(),
@@ -35,12 +41,6 @@ export const inventorySpecSchema = z.object({
    * addresses) would take the next lab's connections and hang them.
    */
   controlPathDir: z.string(),
-  /**
-   * The Python every host runs modules with, when the lab makes sure of it (workflows/lab-params.ts
-   * labPython): Ansible then skips its interpreter discovery, a shell and a Python run on each host
-   * at every play. Unset: Ansible discovers it.
-   */
-  python: z.string().optional(),
 });
 export type InventorySpec = z.infer<typeof inventorySpecSchema>;
 
