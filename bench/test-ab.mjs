@@ -3,13 +3,14 @@
 // a few percent shows only against a baseline measured in the same call, pair by pair.
 // Each run is `node test/run.mjs FILE…` with APLSPAWN_TEST_CPU=1 in one checkout, alone: its CPU is
 // the sum of its files' cpuacct groups (all they started: CLI runs, containers, Ansible), its wall
-// time the run's. The order alternates (A B, B A, …) so a drift of the machine's speed weighs on
-// both. Prints each pair, the medians and the median of the pairs' A/B ratios; a run that fails is
+// time the run's. The order alternates (A B, B A, …) so a drift of the machine's speed, and
+// whatever a run leaves to the next, weigh on both: an even count of pairs balances it (seen: the
+// first of a pair took up to 12 % more CPU with the cluster files). Prints each pair, the medians and the median of the pairs' A/B ratios; a run that fails is
 // printed with its tail and its pair left out. Nothing here judges: no threshold.
 // The baseline: --base DIR, a built checkout; or --base-commit REV, cloned from this repository
 // into a 0700 directory under /var/tmp, `npm ci` and built there, removed at the end.
 // Needs root and `npm run build`. Usage:
-//   node bench/test-ab.mjs --base-commit HEAD~1 --pairs 3 -- lab/provision lab/test-command
+//   node bench/test-ab.mjs --base-commit HEAD~1 --pairs 4 -- lab/provision lab/test-command
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -20,7 +21,7 @@ const { values, positionals } = parseArgs({
   options: {
     base: { type: "string" },
     "base-commit": { type: "string" },
-    pairs: { type: "string", default: "3" },
+    pairs: { type: "string", default: "4" },
   },
 });
 const files = positionals;
