@@ -5,8 +5,9 @@
 // the sum of its files' cpuacct groups (all they started: CLI runs, containers, Ansible), its wall
 // time the run's. The order alternates (A B, B A, …) so a drift of the machine's speed, and
 // whatever a run leaves to the next, weigh on both: an even count of pairs balances it (seen: the
-// first of a pair took up to 12 % more CPU with the cluster files). Prints each pair, the medians and the median of the pairs' A/B ratios; a run that fails is
-// printed with its tail and its pair left out. Nothing here judges: no threshold.
+// first of a pair took about 10 % more CPU with the cluster files). Prints each pair, the medians
+// and the median of the pairs' A/B ratios; a run that fails is printed with its tail and its pair
+// left out. Nothing here judges: no threshold.
 // The baseline: --base DIR, a built checkout; or --base-commit REV, cloned from this repository
 // into a 0700 directory under /var/tmp, `npm ci` and built there, removed at the end.
 // Needs root and `npm run build`. Usage:
