@@ -8,7 +8,6 @@ import { fileURLToPath } from "node:url";
 import { isFileImage, labImages } from "../config/images.js";
 import { labDir, ownerFiles, sshKeyPath } from "../config/paths.js";
 import type { Config } from "../config/schema.js";
-import { controlPathDir } from "../src/lab/inventory.js";
 import type { Owner } from "../src/lab/owner.js";
 import { type Step, task } from "../src/runner/task.js";
 import { type ClusterHostsParams, clusterHosts } from "../tasks/cluster/hosts.js";
@@ -16,7 +15,7 @@ import { clusterInventory } from "../tasks/cluster/inventory.js";
 import { clusterPurge } from "../tasks/cluster/purge.js";
 import { clusterShares } from "../tasks/cluster/shares.js";
 import { imageGetSteps } from "./getimage.js";
-import { labPython } from "./lab-params.js";
+import { inventorySpec } from "./lab-params.js";
 import { sshKeyStep } from "./lab-steps.js";
 import type { WorkflowBuilder, WorkflowOptions } from "./types.js";
 
@@ -46,6 +45,7 @@ export const clusterUp: WorkflowBuilder = (c, o) => {
   const { dir, inventory } = hosts;
   const config: Config = { ...c, cluster: { ...c.cluster!, inventory } };
   const owner = o.owner ? { owner: o.owner } : {};
+  const { hosts: _hosts, ...inventoryDefaults } = inventorySpec(c);
   return {
     name: "up",
     steps: [
@@ -65,17 +65,17 @@ export const clusterUp: WorkflowBuilder = (c, o) => {
         ...hosts,
         ...(o.keepGoing ? { keepGoing: true, prune: packaged("ansible/cluster-prune.yml") } : {}),
       }),
+      // The lab's inventory as one host would write it (inventorySpec), its hosts read from the
+      // split at run, its key and known_hosts the control node's copies.
       task(clusterInventory, "cluster.inventory", {
+        ...inventoryDefaults,
         path: resolve(c.inventory.file),
         dir,
-        format: c.inventory.format,
-        group: c.inventory.group,
-        children: c.inventory.children,
-        user: c.containers.user,
         key: `${dir}/id_ed25519`,
         knownHosts: `${dir}/known_hosts`,
-        controlPathDir: o.owner ? ownerFiles(c, o.owner.home).controlPathDir : controlPathDir(labDir(c)),
-        ...(labPython(c) ? { python: labPython(c) } : {}),
+        controlPathDir: o.owner
+          ? ownerFiles(c, o.owner.home).controlPathDir
+          : inventoryDefaults.controlPathDir,
         ...owner,
       }),
     ],

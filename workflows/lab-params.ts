@@ -62,7 +62,7 @@ export function inventorySpec(
     key: sshKeyPath(c),
     knownHosts: knownHostsPath(c),
     controlPathDir: controlPathDir(labDir(c)),
-    ...(labPython(c) ? { python: labPython(c) } : {}),
+    ...labPython(c),
   };
 }
 
@@ -72,5 +72,5 @@ export function inventorySpec(
  * (tasks/image/packages-layer.ts): what Ansible's discovery finds on the distributions it knows. An
  * image whose packages the config lists may have no python3 there: Ansible discovers it.
  */
-export const labPython = (c: Config): string | undefined =>
-  labImages(c).every((img) => img.section.packages === undefined) ? "/usr/bin/python3" : undefined;
+const labPython = (c: Config): Pick<InventorySpec, "python"> =>
+  labImages(c).every((img) => img.section.packages === undefined) ? { python: "/usr/bin/python3" } : {};

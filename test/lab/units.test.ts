@@ -2,7 +2,7 @@
 // ansible-inventory when installed), mountinfo, nspawn's argv, and what each workflow composes and
 // which journal entries its undo steps select.
 import assert from "node:assert/strict";
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { execa } from "execa";
@@ -439,21 +439,24 @@ test("cleanup removes what is left of the lab but its network and image, then it
   );
 });
 
+/** The CLI's io for a run in this process: its output kept in `out`, an exit thrown. */
+const cliIo = (out: string[]) => ({
+  host: realHost(),
+  out: (s: string) => out.push(s),
+  err: (s: string) => out.push(s),
+  isTTY: false,
+  env: {},
+  exit: (code: number): never => {
+    throw new Error(`exit ${code}`);
+  },
+});
+
 test("inventory command: INI and YAML that real ansible-inventory reads, pinned host keys, no extra flags", () =>
   withTempDir(async (d) => {
     const config = join(d.path, "lab.yaml");
     await writeFile(config, `workdir: ${d.path}/w\nlab: inv\ncontainers: {count: 2, user: ann}\n`);
     const out: string[] = [];
-    const io = {
-      host: realHost(),
-      out: (s: string) => out.push(s),
-      err: (s: string) => out.push(s),
-      isTTY: false,
-      env: {},
-      exit: (code: number): never => {
-        throw new Error(`exit ${code}`);
-      },
-    };
+    const io = cliIo(out);
     for (const format of ["ini", "yaml"]) {
       const file = join(d.path, `inventory.${format}`);
       assert.equal(
@@ -501,17 +504,10 @@ test("the inventory's Ansible defaults (pipelining, the lab's Python) are the gr
     const inventory = async (format: string, yaml: string) => {
       await writeFile(config, `workdir: ${d.path}/w\nlab: inv\ncontainers: {count: 1}\n${yaml}`);
       const file = join(d.path, `inventory.${format}`);
-      const io = {
-        host: realHost(),
-        out: () => {},
-        err: () => {},
-        isTTY: false,
-        env: {},
-        exit: (code: number): never => {
-          throw new Error(`exit ${code}`);
-        },
-      };
-      assert.equal(await main(["-c", config, "inventory", "--format", format, "--output", file], io), 0);
+      assert.equal(
+        await main(["-c", config, "inventory", "--format", format, "--output", file], cliIo([])),
+        0,
+      );
       const r = await execa("ansible-inventory", ["-i", file, "--host", "aplspawn10"], { reject: false });
       if (r.exitCode !== 0 && /ENOENT/.test(String(r.message))) return undefined; // ansible not installed
       assert.equal(r.exitCode, 0, r.stderr);
@@ -529,12 +525,11 @@ test("the inventory's Ansible defaults (pipelining, the lab's Python) are the gr
       assert.equal(listed?.ansible_pipelining, "true", format);
     }
     // The user's group_vars beside the inventory (an image with requiretty, a venv's Python).
+    await mkdir(join(d.path, "group_vars"));
     await writeFile(
-      join(d.path, "group_vars.yml"),
+      join(d.path, "group_vars", "all.yml"),
       "ansible_pipelining: false\nansible_python_interpreter: /opt/venv/bin/python\nansible_host_key_checking: false\n",
     );
-    await execa("mkdir", [join(d.path, "group_vars")]);
-    await execa("mv", [join(d.path, "group_vars.yml"), join(d.path, "group_vars", "all.yml")]);
     for (const format of ["ini", "yaml"]) {
       const h = await inventory(format, "");
       assert.equal(h?.ansible_pipelining, false, format);

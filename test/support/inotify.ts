@@ -50,7 +50,10 @@ function locked<T>(record: string, f: () => T): T {
         continue; // released meanwhile: try again
       }
       const holder = Number(text.trim() || Number.NaN);
-      // Its holder gone (or it had not written its PID yet, long since): the lock is stale.
+      // Stale: its holder is gone, or has held it 10 s (the section it guards takes microseconds;
+      // a holder killed before it wrote its PID leaves an empty file). Two waiters that both find
+      // it stale may both remove it, the second taking the first's new lock: only after a holder
+      // died inside that section.
       if ((Number.isInteger(holder) && !alive(holder)) || tries > 2000) rmSync(lock, { force: true });
       else pause(5);
     }
@@ -70,7 +73,16 @@ function readRaise(record: string): { original: string; pids: number[] } | undef
   } catch {
     return undefined;
   }
-  const r = JSON.parse(text) as { original: unknown; pids: number[] };
+  let r: { original: unknown; pids: number[] };
+  try {
+    r = JSON.parse(text) as typeof r;
+  } catch {
+    // Written whole under the lock, a record is never half there; one that is (an older helper's)
+    // must not be taken for missing, which would record the raised value as the one to put back.
+    throw new Error(
+      `${record} is no record of the inotify raise: put the limit back by hand (Debian's is 128) and remove it`,
+    );
+  }
   return { original: String(r.original), pids: r.pids.filter((p) => p !== process.pid && alive(p)) };
 }
 
