@@ -31,7 +31,15 @@ files.sort((a, b) => cost(b) - cost(a) || a.localeCompare(b));
 // and restore it under each other's booting containers. Raise it once for the whole run instead,
 // shared with other runs and benches (test/support/inotify.ts).
 const { holdInotify, RAISE } = await import(join(root, "support", "inotify.js"));
+// The limit must be as the raise set it when the tests end (each lab fixture checks its own lab's
+// hold; this catches anything else of the run), and, when no other run shared the raise, as the run
+// found it once let go (the raise's bookkeeping once put back its own 8192).
+const LIMIT = "/proc/sys/fs/inotify/max_user_instances";
+const limitNow = () => (existsSync(LIMIT) ? readFileSync(LIMIT, "utf8").trim() : undefined);
+const limitBefore = limitNow();
+const raiseShared = existsSync(RAISE);
 const lowerInotify = holdInotify();
+const limitRaised = limitNow();
 // aplspawn's names in /run, the host-wide lock directory among them (it goes with the last lock
 // released in it), and the files in that directory.
 const LOCKS = "/run/aplspawn";
@@ -129,7 +137,16 @@ if (process.env.APLSPAWN_TEST_TIMINGS)
     process.env.APLSPAWN_TEST_TIMINGS,
     `${JSON.stringify(Object.fromEntries(Object.entries({ ...known, ...took }).sort()), null, 2)}\n`,
   );
+const limitLeft = (now, was, when) => {
+  console.error(
+    `left by the tests: fs.inotify.max_user_instances is ${now}, it was ${was} ${when} (or another run on the host changed it meanwhile)`,
+  );
+  process.exitCode = 1;
+};
+if (limitNow() !== limitRaised) limitLeft(limitNow(), limitRaised, "once the run raised it");
 lowerInotify();
+if (!raiseShared && !existsSync(RAISE) && limitNow() !== limitBefore)
+  limitLeft(limitNow(), limitBefore, "before the run");
 // Nothing of aplspawn's may stay in /run once every lab of the run is down (holds, claims, locks and
 // their directory, ssh master directories), nor a user id range claim. What was there before the
 // run (a lab of the user's) is not counted.
