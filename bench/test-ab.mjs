@@ -60,7 +60,10 @@ function once(dir) {
   const wall = (performance.now() - t0) / 1000;
   const out = `${r.stdout}\n${r.stderr}`;
   const at = out.indexOf("# CPU of the files");
-  const cpu = [...out.slice(at).matchAll(/^#\s+([\d.]+) s {2}\S+$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+  const cpu = [...out.slice(at).matchAll(/^#\s+([\d.]+) s {2}\S+( \(CLI .*\))?$/gm)].reduce(
+    (a, m) => a + Number(m[1]),
+    0,
+  );
   if (r.status !== 0 || at < 0) return { failed: out.split("\n").slice(-15).join("\n") };
   return { cpu, wall };
 }

@@ -1,6 +1,16 @@
 // Runs the compiled test files (dist/test/**/*.test.js) with node's test runner.
 // Arguments filter the files by substring, e.g. `node test/run.mjs runner cli`.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { run } from "node:test";
 import { tap } from "node:test/reporters";
@@ -71,12 +81,38 @@ const cpuDir =
   process.env.APLSPAWN_TEST_CPU === "1" && existsSync(CPU_ROOT)
     ? `${CPU_ROOT}/aplspawn-test-${process.pid}`
     : undefined;
+// The CLI runs' own log (cpu-account.mjs), in a directory of the run's, only root's.
+const cliLogDir = cpuDir && mkdtempSync(join(tmpdir(), "aplspawn-test-cpu-"));
 if (cpuDir) {
   mkdirSync(cpuDir);
   process.env.APLSPAWN_TEST_CPU_DIR = cpuDir;
+  process.env.APLSPAWN_TEST_CPU_LOG = join(cliLogDir, "cli.jsonl");
   // As a data: URL: node processes the tests start as other users cannot always read the checkout.
   const preload = readFileSync(join(import.meta.dirname, "cpu-account.mjs"), "utf8");
   process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --import=data:text/javascript,${encodeURIComponent(preload)}`;
+}
+/** The CLI runs the preload logged, summed by test file and by command (its words, not its options). */
+function cliCosts(log) {
+  const sums = { runs: 0, own: 0, children: 0, spawns: 0, byFile: new Map(), byCommand: new Map() };
+  const lines = existsSync(log) ? readFileSync(log, "utf8").split("\n").filter(Boolean) : [];
+  for (const r of lines.map((l) => JSON.parse(l))) {
+    const words = r.args.filter((a, i) => !a.startsWith("-") && !["-c", "--config"].includes(r.args[i - 1]));
+    const f = sums.byFile.get(r.file) ?? { runs: 0, cpu: 0 };
+    sums.byFile.set(r.file, { runs: f.runs + 1, cpu: f.cpu + r.own + r.children });
+    const key = words.slice(0, ["run", "image", "snapshot"].includes(words[0]) ? 2 : 1).join(" ");
+    const c = sums.byCommand.get(key) ?? { runs: 0, own: 0, children: 0, spawns: 0 };
+    sums.byCommand.set(key, {
+      runs: c.runs + 1,
+      own: c.own + r.own,
+      children: c.children + r.children,
+      spawns: c.spawns + r.spawns,
+    });
+    sums.runs++;
+    sums.own += r.own;
+    sums.children += r.children;
+    sums.spawns += r.spawns;
+  }
+  return sums;
 }
 // node --test would sort the files by name: run() keeps the order above.
 const took = {};
@@ -108,9 +144,26 @@ if (cpuDir) {
     .filter((e) => e.isDirectory())
     .map((e) => [e.name, Number(readFileSync(join(cpuDir, e.name, "cpuacct.usage"), "utf8")) / 1e9]);
   const sum = used.reduce((a, [, s]) => a + s, 0);
-  console.log(`# CPU of the files, with what they started: ${sum.toFixed(0)} s`);
-  for (const [f, s] of used.sort(([, a], [, b]) => b - a))
-    console.log(`#   ${s.toFixed(1).padStart(7)} s  ${f}`);
+  const cli = cliCosts(process.env.APLSPAWN_TEST_CPU_LOG);
+  rmSync(cliLogDir, { recursive: true, force: true });
+  console.log(
+    `# CPU of the files, with what they started: ${sum.toFixed(0)} s (in brackets: their CLI runs, with what those waited for)`,
+  );
+  for (const [f, s] of used.sort(([, a], [, b]) => b - a)) {
+    const c = cli.byFile.get(f);
+    console.log(
+      `#   ${s.toFixed(1).padStart(7)} s  ${f}${c ? ` (CLI ${c.cpu.toFixed(1)} s, ${c.runs} runs)` : ""}`,
+    );
+  }
+  console.log(
+    `# CLI runs: ${cli.runs}, own CPU ${cli.own.toFixed(0)} s, what they waited for ${cli.children.toFixed(0)} s, ${cli.spawns} processes spawned; by command:`,
+  );
+  for (const [k, c] of [...cli.byCommand]
+    .sort(([, a], [, b]) => b.own + b.children - a.own - a.children)
+    .slice(0, 12))
+    console.log(
+      `#   ${k.padEnd(22)} ${String(c.runs).padStart(4)} runs, each: own ${(c.own / c.runs).toFixed(2)} s, waited for ${(c.children / c.runs).toFixed(2)} s, ${Math.round(c.spawns / c.runs)} spawns`,
+    );
   // What still runs there (an ssh master's ControlPersist, say) goes back to the root group first.
   const groups = [
     ...readdirSync(cpuDir, { withFileTypes: true })
