@@ -30,9 +30,9 @@ if (log && /[/\\]cli[/\\](bin|main)\.js$/.test(file)) {
   };
   process.on("exit", () => {
     const own = process.cpuUsage();
-    // cutime and cstime, fields 16 and 17 of /proc/self/stat, in clock ticks (100 a second).
-    const stat = readFileSync("/proc/self/stat", "utf8").split(") ")[1].split(" ");
     try {
+      // cutime and cstime, fields 16 and 17 of /proc/self/stat, in clock ticks (100 a second).
+      const stat = readFileSync("/proc/self/stat", "utf8").split(") ")[1].split(" ");
       appendFileSync(
         log,
         `${JSON.stringify({
@@ -43,6 +43,6 @@ if (log && /[/\\]cli[/\\](bin|main)\.js$/.test(file)) {
           spawns,
         })}\n`,
       );
-    } catch {} // a CLI run as another user: not counted
+    } catch {} // a CLI run as another user (or a run's log gone with it): not counted
   });
 }
