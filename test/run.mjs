@@ -43,11 +43,10 @@ files.sort((a, b) => cost(b) - cost(a) || a.localeCompare(b));
 // fs.inotify.max_user_instances is host-wide: labs of test files running side by side would raise
 // and restore it under each other's booting containers. Raise it once for the whole run instead,
 // shared with other runs and benches (test/support/inotify.ts).
-const { holdInotify, RAISE } = await import(join(root, "support", "inotify.js"));
+const { holdInotify, LIMIT, RAISE } = await import(join(root, "support", "inotify.js"));
 // The limit must be as the raise set it when the tests end (each lab fixture checks its own lab's
 // hold; this catches anything else of the run), and, when no other run shared the raise, as the run
 // found it once let go (the raise's bookkeeping once put back its own 8192).
-const LIMIT = "/proc/sys/fs/inotify/max_user_instances";
 const limitNow = () => (existsSync(LIMIT) ? readFileSync(LIMIT, "utf8").trim() : undefined);
 const limitBefore = limitNow();
 const raiseShared = existsSync(RAISE);

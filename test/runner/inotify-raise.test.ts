@@ -12,20 +12,7 @@ import { test } from "node:test";
 import { execa } from "execa";
 import { skip, tempDir } from "../support/ns.js";
 
-const MODULE = resolve(import.meta.dirname, "../support/inotify.js");
-
-const WORKER = `
-import { readFileSync } from "node:fs";
-import { holdInotify } from ${JSON.stringify(MODULE)};
-const [limit, record, n] = process.argv.slice(1);
-let low = 0;
-for (let i = 0; i < Number(n); i++) {
-  const release = holdInotify({ limit, record });
-  if (readFileSync(limit, "utf8").trim() !== "8192") low++;
-  release();
-}
-console.log(JSON.stringify({ low }));
-`;
+const HOLDS = resolve(import.meta.dirname, "../support/bin/inotify-holds.js");
 
 test("the tests' inotify raise, held and let go by 4 processes at once 200 times each: 8192 while held, the first value after, no record or lock left", {
   skip,
@@ -37,7 +24,7 @@ test("the tests' inotify raise, held and let go by 4 processes at once 200 times
     await writeFile(limit, "128\n");
     const runs = await Promise.all(
       [1, 2, 3, 4].map(() =>
-        execa(process.execPath, ["--input-type=module", "-e", WORKER, limit, record, "200"], {
+        execa(process.execPath, [HOLDS, "--aplspawn-inotify-holds", limit, record, "200"], {
           reject: false,
         }),
       ),

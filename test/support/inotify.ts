@@ -10,7 +10,8 @@
 // booted their hosts at once).
 import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 
-const LIMIT = "/proc/sys/fs/inotify/max_user_instances";
+/** The host's limit (test/run.mjs checks the run leaves it as the raise set it). */
+export const LIMIT = "/proc/sys/fs/inotify/max_user_instances";
 /** The shared record of the raise (test/run.mjs leaves it out of what a run must not leave in /run). */
 export const RAISE = "/run/.aplspawn-test-inotify.json";
 const RAISED = 8192;

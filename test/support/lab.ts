@@ -16,6 +16,7 @@ import { CLAIMS_DIR } from "../../src/image/loop-claims.js";
 import { RANGES_DIR } from "../../src/lab/id-ranges.js";
 import { controlPathDir } from "../../src/lab/inventory.js";
 import { ensureTestImage } from "./image.js";
+import { LIMIT } from "./inotify.js";
 import { CLI, type NsResult, type NsSnapshot, requires, TestNamespace, tempDir, withoutSudo } from "./ns.js";
 import { waitFor } from "./wait.js";
 
@@ -28,10 +29,8 @@ export async function testImage(): Promise<{ path: string; sha256: string; url: 
   return { ...i, url: `file://${i.path}` };
 }
 
-const INOTIFY = "/proc/sys/fs/inotify/max_user_instances";
-
 /** fs.inotify.max_user_instances now. */
-export const inotify = async () => Number((await readFile(INOTIFY, "utf8")).trim());
+export const inotify = async () => Number((await readFile(LIMIT, "utf8")).trim());
 
 /** Sections of a lab's config a test may change: each one's keys go over the lab's defaults. */
 export interface ConfigOverrides {
@@ -361,7 +360,7 @@ async function runLab(
     const loops = (await ns.run("losetup", ["-a"])).stdout.split("\n").filter((l) => l.includes(t.path));
     for (const l of loops) await ns.run("losetup", ["-d", l.split(":")[0] ?? ""]);
     const inotifyAfter = inotifyBefore === undefined ? undefined : await inotify();
-    if (inotifyAfter !== inotifyBefore) await writeFile(INOTIFY, `${inotifyBefore}\n`);
+    if (inotifyAfter !== inotifyBefore) await writeFile(LIMIT, `${inotifyBefore}\n`);
     await ns.destroy();
     await t.cleanup();
     // Residue is a failure of its own, unless the test already failed (its error says more).
